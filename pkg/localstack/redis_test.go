@@ -1,0 +1,120 @@
+package localstack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRedisStopRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+
+	r, err := StartRedis(ctx, RedisConfig{Dir: dir})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	require.Equal(t, fmt.Sprintf("redis://127.0.0.1:%d/0", r.Port()), r.URL())
+	require.NoError(t, ping(ctx, r.Addr()))
+	url := r.URL()
+
+	require.NoError(t, r.Stop(ctx))
+	require.Error(t, ping(ctx, r.Addr()), "redis must be down after Stop")
+	require.NoError(t, r.Stop(ctx), "second Stop is a no-op")
+
+	require.NoError(t, r.Restart(ctx))
+	require.Equal(t, url, r.URL(), "Restart keeps the port")
+	require.NoError(t, ping(ctx, r.Addr()))
+
+	require.NoError(t, r.Stop(ctx))
+	_, err = os.Stat(filepath.Join(dir, "redis.log"))
+	require.NoError(t, err, "server output goes to Dir/redis.log")
+}
+
+func TestStartProcess(t *testing.T) {
+	port, err := FreePort()
+	require.NoError(t, err)
+	tests := []struct {
+		name    string
+		cfg     ProcessConfig
+		wantErr string
+	}{
+		{
+			name:    "missing name",
+			cfg:     ProcessConfig{Path: "/bin/true"},
+			wantErr: "Name is required",
+		},
+		{
+			name:    "missing binary",
+			cfg:     ProcessConfig{Name: "nope", Path: "/nonexistent/nope"},
+			wantErr: "starting nope",
+		},
+		{
+			name:    "exits before ready",
+			cfg:     ProcessConfig{Name: "early", Path: "/bin/sh", Args: []string{"-c", "echo boom; exit 3"}, ReadyAddr: hostPort(port)},
+			wantErr: "boom",
+		},
+		{
+			name: "ready without address",
+			cfg:  ProcessConfig{Name: "sleeper", Path: "/bin/sleep", Args: []string{"60"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			p, err := StartProcess(ctx, tt.cfg)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.NotZero(t, p.Pid())
+			done := p.Done()
+			require.NoError(t, p.Stop(ctx))
+			require.Zero(t, p.Pid())
+			select {
+			case <-done:
+			default:
+				t.Fatal("process still running after Stop")
+			}
+		})
+	}
+}
+
+func TestBinDir(t *testing.T) {
+	root := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(root, "go.work"), []byte("go 1.26\n"), 0o644))
+	nested := filepath.Join(root, "pkg", "deep")
+	require.NoError(t, os.MkdirAll(nested, 0o755))
+	lonely := t.TempDir()
+
+	tests := []struct {
+		name string
+		env  string
+		wd   string
+		want string
+	}{
+		{name: "env wins", env: "/opt/tools", wd: nested, want: "/opt/tools"},
+		{name: "go.work found upward", wd: nested, want: filepath.Join(root, "bin")},
+		{name: "no go.work", wd: lonely, want: filepath.Join(lonely, "bin")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(BinDirEnv, tt.env)
+			t.Chdir(tt.wd)
+			require.Equal(t, tt.want, BinDir())
+		})
+	}
+}
+
+func TestFreePort(t *testing.T) {
+	port, err := FreePort()
+	require.NoError(t, err)
+	require.True(t, portIsFree(port))
+}

@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+type metrics struct {
+	handled *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer, service string) *metrics {
+	m := &metrics{
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "grpc_server_handled_total",
+			Help:        "RPCs completed on the server, by method and status code.",
+			ConstLabels: prometheus.Labels{"service": service},
+		}, []string{"method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:        "grpc_server_handling_seconds",
+			Help:        "Latency of RPCs on the server, by method.",
+			ConstLabels: prometheus.Labels{"service": service},
+			Buckets:     []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1, 5},
+		}, []string{"method"}),
+	}
+	reg.MustRegister(m.handled, m.latency)
+	return m
+}
+
+func (m *metrics) observe(logger *slog.Logger, method string, start time.Time, err error) {
+	code := status.Code(err)
+	m.handled.WithLabelValues(method, code.String()).Inc()
+	m.latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
+	switch code {
+	case codes.OK:
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		logger.Error("rpc failed", "method", method, "code", code.String(), "err", err)
+	default:
+		logger.Debug("rpc refused", "method", method, "code", code.String(), "err", err)
+	}
+}
+
+func (m *metrics) unary(logger *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		m.observe(logger, info.FullMethod, start, err)
+		return resp, err
+	}
+}
+
+func (m *metrics) stream(logger *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		err := handler(srv, ss)
+		m.observe(logger, info.FullMethod, start, err)
+		return err
+	}
+}
+
+func recoverUnary(logger *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				logger.Error("panic in rpc", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
+
+func recoverStream(logger *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				logger.Error("panic in rpc", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return handler(srv, ss)
+	}
+}

@@ -1,0 +1,7 @@
+module github.com/tallyhq/tally/services/gateway
+
+go 1.26.8
+
+require github.com/tallyhq/tally/pkg v0.0.0
+
+replace github.com/tallyhq/tally/pkg => ../../pkg

@@ -1,0 +1,179 @@
+// Package committer batches concurrent ledger writes into shared PostgreSQL transactions (group
+// commit): a durable write is acknowledged only after its batch commits, and one commit (one
+// fsync) serves every write of the batch.
+package committer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tallyhq/tally/services/ledger/internal/ledger"
+	"github.com/tallyhq/tally/services/ledger/internal/store"
+)
+
+// ErrClosed is returned for writes submitted after shutdown began.
+var ErrClosed = errors.New("ledger is shutting down")
+
+// Applier runs a batch in one transaction.
+type Applier interface {
+	Apply(ctx context.Context, reqs []*ledger.Request) (store.Applied, error)
+}
+
+// Config configures a GroupCommitter.
+type Config struct {
+	Store Applier
+	// MaxBatch bounds the requests of one transaction (default 256).
+	MaxBatch int
+	// MaxWait is how long a batch may wait for more requests once it has one (default 0: take
+	// what queued up while the previous batch was committing, wait for nothing more).
+	MaxWait time.Duration
+	// Workers is the number of batches in flight at once (default 2).
+	Workers int
+	// OnCommit runs after each commit, before the writers are answered (cache, event wake-up).
+	OnCommit func(context.Context, store.Applied)
+	Logger   *slog.Logger
+}
+
+type pending struct {
+	req  *ledger.Request
+	done chan store.Outcome
+}
+
+// GroupCommitter is the single write path of the ledger.
+type GroupCommitter struct {
+	cfg     Config
+	queue   chan *pending
+	stopped chan struct{}
+	once    sync.Once
+}
+
+// New returns a GroupCommitter; call Run to start it.
+func New(cfg Config) (*GroupCommitter, error) {
+	if cfg.Store == nil || cfg.Logger == nil {
+		return nil, errors.New("committer: store and logger are required")
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.OnCommit == nil {
+		cfg.OnCommit = func(context.Context, store.Applied) {}
+	}
+	return &GroupCommitter{cfg: cfg, queue: make(chan *pending, cfg.MaxBatch*cfg.Workers*4), stopped: make(chan struct{})}, nil
+}
+
+// Submit queues req and waits for its batch to commit. If ctx ends first the write may still
+// commit; a retry with the same idempotency key returns its result.
+func (g *GroupCommitter) Submit(ctx context.Context, req *ledger.Request) (ledger.Result, error) {
+	p := &pending{req: req, done: make(chan store.Outcome, 1)}
+	select {
+	case <-g.stopped:
+		return ledger.Result{}, ErrClosed
+	default:
+	}
+	select {
+	case g.queue <- p:
+	case <-g.stopped:
+		return ledger.Result{}, ErrClosed
+	case <-ctx.Done():
+		return ledger.Result{}, ctx.Err()
+	}
+	select {
+	case o := <-p.done:
+		return o.Result, o.Err
+	case <-ctx.Done():
+		return ledger.Result{}, ctx.Err()
+	}
+}
+
+// Run commits batches until ctx is done, then answers what is still queued with ErrClosed.
+func (g *GroupCommitter) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range g.cfg.Workers {
+		wg.Go(func() { g.work(ctx) })
+	}
+	<-ctx.Done()
+	g.once.Do(func() { close(g.stopped) })
+	wg.Wait()
+	for {
+		select {
+		case p := <-g.queue:
+			p.done <- store.Outcome{Err: ErrClosed}
+		default:
+			return nil
+		}
+	}
+}
+
+func (g *GroupCommitter) work(ctx context.Context) {
+	batch := make([]*pending, 0, g.cfg.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-g.queue:
+			batch = append(batch, p)
+		}
+		batch = g.fill(batch)
+		// Batches already taken from the queue are finished even during shutdown.
+		g.commit(context.WithoutCancel(ctx), batch)
+	}
+}
+
+func (g *GroupCommitter) fill(batch []*pending) []*pending {
+	var timeout <-chan time.Time
+	if g.cfg.MaxWait > 0 {
+		t := time.NewTimer(g.cfg.MaxWait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for len(batch) < g.cfg.MaxBatch {
+		select {
+		case p := <-g.queue:
+			batch = append(batch, p)
+			continue
+		default:
+		}
+		if timeout == nil {
+			return batch
+		}
+		select {
+		case p := <-g.queue:
+			batch = append(batch, p)
+		case <-timeout:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (g *GroupCommitter) commit(ctx context.Context, batch []*pending) {
+	reqs := make([]*ledger.Request, len(batch))
+	for i, p := range batch {
+		reqs[i] = p.req
+	}
+	applied, err := g.cfg.Store.Apply(ctx, reqs)
+	if err != nil && len(batch) > 1 {
+		// One bad request must not fail its neighbours: retry each on its own.
+		g.cfg.Logger.Warn("ledger batch failed, retrying one by one", "size", len(batch), "err", err)
+		for _, p := range batch {
+			g.commit(ctx, []*pending{p})
+		}
+		return
+	}
+	if err != nil {
+		batch[0].done <- store.Outcome{Err: fmt.Errorf("applying ledger write: %w", err)}
+		return
+	}
+	g.cfg.OnCommit(ctx, applied)
+	for i, p := range batch {
+		p.done <- applied.Outcomes[i]
+	}
+}

@@ -1,0 +1,103 @@
+package grpcapi
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/ledger/internal/ledger"
+)
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+var txKinds = map[ledger.TxKind]ledgerv1.TransactionKind{
+	ledger.TxCredit:     ledgerv1.TransactionKind_TRANSACTION_KIND_CREDIT,
+	ledger.TxDebit:      ledgerv1.TransactionKind_TRANSACTION_KIND_DEBIT,
+	ledger.TxAdjustment: ledgerv1.TransactionKind_TRANSACTION_KIND_ADJUSTMENT,
+	ledger.TxExpiry:     ledgerv1.TransactionKind_TRANSACTION_KIND_EXPIRY,
+	ledger.TxCapture:    ledgerv1.TransactionKind_TRANSACTION_KIND_CAPTURE,
+}
+
+var eventKinds = map[ledger.EventKind]ledgerv1.EventKind{
+	ledger.EventCredit:       ledgerv1.EventKind_EVENT_KIND_CREDIT,
+	ledger.EventDebit:        ledgerv1.EventKind_EVENT_KIND_DEBIT,
+	ledger.EventAdjustment:   ledgerv1.EventKind_EVENT_KIND_ADJUSTMENT,
+	ledger.EventExpiry:       ledgerv1.EventKind_EVENT_KIND_EXPIRY,
+	ledger.EventCapture:      ledgerv1.EventKind_EVENT_KIND_CAPTURE,
+	ledger.EventHoldPlaced:   ledgerv1.EventKind_EVENT_KIND_HOLD_PLACED,
+	ledger.EventHoldReleased: ledgerv1.EventKind_EVENT_KIND_HOLD_RELEASED,
+	ledger.EventHoldExpired:  ledgerv1.EventKind_EVENT_KIND_HOLD_EXPIRED,
+}
+
+var holdStatuses = map[ledger.HoldStatus]ledgerv1.HoldStatus{
+	ledger.HoldActive:   ledgerv1.HoldStatus_HOLD_STATUS_ACTIVE,
+	ledger.HoldCaptured: ledgerv1.HoldStatus_HOLD_STATUS_CAPTURED,
+	ledger.HoldReleased: ledgerv1.HoldStatus_HOLD_STATUS_RELEASED,
+	ledger.HoldExpired:  ledgerv1.HoldStatus_HOLD_STATUS_EXPIRED,
+}
+
+func txToProto(t *ledger.Transaction) *ledgerv1.Transaction {
+	if t == nil {
+		return nil
+	}
+	p := &ledgerv1.Transaction{
+		Id:             t.ID,
+		OrgId:          t.OrgID,
+		Kind:           txKinds[t.Kind],
+		Amount:         money.ToProto(t.Amount, t.Currency),
+		BalanceAfter:   money.ToProto(t.BalanceAfter, t.Currency),
+		Description:    t.Description,
+		Metadata:       t.Metadata,
+		Reason:         t.Reason,
+		Reference:      t.Reference,
+		IdempotencyKey: t.IdempotencyKey,
+		Actor:          t.Actor,
+		HoldId:         t.HoldID,
+		CreatedAt:      ts(t.CreatedAt),
+	}
+	for _, post := range t.Postings {
+		p.Postings = append(p.Postings, &ledgerv1.Posting{Account: post.Account, Amount: money.ToProto(post.Amount, t.Currency)})
+	}
+	return p
+}
+
+func holdToProto(h *ledger.Hold) *ledgerv1.Hold {
+	if h == nil {
+		return nil
+	}
+	p := &ledgerv1.Hold{
+		Id:            h.ID,
+		OrgId:         h.OrgID,
+		Amount:        money.ToProto(h.Amount, h.Currency),
+		Status:        holdStatuses[h.Status],
+		ExpiresAt:     ts(h.ExpiresAt),
+		CreatedAt:     ts(h.CreatedAt),
+		TransactionId: h.TransactionID,
+	}
+	if h.Status == ledger.HoldCaptured {
+		p.Captured = money.ToProto(h.Captured, h.Currency)
+	}
+	return p
+}
+
+func eventToProto(e ledger.Event) *ledgerv1.BalanceEvent {
+	return &ledgerv1.BalanceEvent{
+		Sequence:      e.Seq,
+		OrgId:         e.OrgID,
+		Kind:          eventKinds[e.Kind],
+		TransactionId: e.TransactionID,
+		HoldId:        e.HoldID,
+		Amount:        money.ToProto(e.Amount, e.Currency),
+		Balance:       money.ToProto(e.Balance, e.Currency),
+		Available:     money.ToProto(e.Available, e.Currency),
+		ExpiresAt:     ts(e.ExpiresAt),
+		OccurredAt:    ts(e.OccurredAt),
+	}
+}

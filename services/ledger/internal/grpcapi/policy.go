@@ -1,0 +1,37 @@
+package grpcapi
+
+import (
+	"github.com/tallyhq/tally/pkg/auth"
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+)
+
+func method(name string) string {
+	return "/" + ledgerv1.LedgerService_ServiceDesc.ServiceName + "/" + name
+}
+
+var (
+	members    = []auth.Role{auth.RoleMember, auth.RoleAdmin}
+	memberRead = append([]auth.Role{auth.RoleService, auth.RoleOps}, members...)
+	backends   = []auth.Role{auth.RoleService, auth.RoleOps}
+	opsOnly    = []auth.Role{auth.RoleOps}
+)
+
+// Policy says who may call each LedgerService method. The README's table is generated from it.
+//   - members and admins read their own organization only;
+//   - `service` callers (model backends, the instance controller, our services) check, debit and
+//     hold credits for any organization, but never grant them;
+//   - Credit admits only ops and the payments service; Adjust only ops.
+func Policy() auth.Policy {
+	return auth.Policy{
+		method("GetBalance"):       {Roles: memberRead, OrgScoped: true},
+		method("ListTransactions"): {Roles: memberRead, OrgScoped: true},
+		method("Credit"):           {Roles: opsOnly, Services: []string{"payments"}},
+		method("Debit"):            {Roles: backends},
+		method("Adjust"):           {Roles: opsOnly},
+		method("Authorize"):        {Roles: backends},
+		method("Reserve"):          {Roles: backends},
+		method("Capture"):          {Roles: backends},
+		method("Release"):          {Roles: backends},
+		method("WatchEvents"):      {Roles: append([]auth.Role{auth.RoleService, auth.RoleOps}, members...), OrgScoped: true},
+	}
+}

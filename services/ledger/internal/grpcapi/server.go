@@ -1,0 +1,279 @@
+// Package grpcapi serves tally.ledger.v1.LedgerService: it maps protobuf to the ledger domain and
+// domain errors to gRPC statuses (in errors.go, the one place that does).
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	moneypb "google.golang.org/genproto/googleapis/type/money"
+
+	"github.com/tallyhq/tally/pkg/auth"
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/ledger/internal/app"
+	"github.com/tallyhq/tally/services/ledger/internal/ledger"
+)
+
+// Server implements LedgerServiceServer.
+type Server struct {
+	ledgerv1.UnimplementedLedgerServiceServer
+	app    *app.App
+	logger *slog.Logger
+}
+
+var _ ledgerv1.LedgerServiceServer = (*Server)(nil)
+
+// New returns a Server over a.
+func New(a *app.App, logger *slog.Logger) (*Server, error) {
+	if a == nil || logger == nil {
+		return nil, errors.New("grpcapi: app and logger are required")
+	}
+	return &Server{app: a, logger: logger}, nil
+}
+
+func actor(ctx context.Context) string {
+	if c, ok := auth.FromContext(ctx); ok {
+		return c.Subject
+	}
+	return ""
+}
+
+// amount converts a wire amount; positive says whether zero and negative amounts are refused.
+func amount(m *moneypb.Money, positive bool) (money.Money, error) {
+	v, err := money.FromProto(m)
+	if err != nil {
+		return money.Money{}, fmt.Errorf("%w: amount: %w", ledger.ErrInvalid, err)
+	}
+	if positive && v.Nanos <= 0 {
+		return money.Money{}, fmt.Errorf("%w: amount must be positive", ledger.ErrInvalid)
+	}
+	return v, nil
+}
+
+func holdID(id string) (string, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", fmt.Errorf("%w: hold_id %q is not a UUID", ledger.ErrInvalid, id)
+	}
+	return u.String(), nil
+}
+
+// GetBalance implements LedgerServiceServer.
+func (s *Server) GetBalance(ctx context.Context, req *ledgerv1.GetBalanceRequest) (*ledgerv1.GetBalanceResponse, error) {
+	acct, err := s.app.Balance(ctx, req.GetOrgId())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &ledgerv1.GetBalanceResponse{
+		OrgId:     req.GetOrgId(),
+		Balance:   money.ToProto(acct.Balance, acct.Currency),
+		Available: money.ToProto(acct.Available(time.Now()), acct.Currency),
+		Held:      money.ToProto(acct.Held, acct.Currency),
+		ExpiresAt: ts(acct.ExpiresAt),
+		Version:   acct.Version,
+	}, nil
+}
+
+// Credit implements LedgerServiceServer.
+func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledgerv1.CreditResponse, error) {
+	amt, err := amount(req.GetAmount(), true)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	source := ledger.SourcePayment
+	if req.GetSource() == ledgerv1.CreditSource_CREDIT_SOURCE_GRANT {
+		source = ledger.SourceGrant
+	}
+	res, err := s.app.Write(ctx, &ledger.Request{
+		Op: ledger.OpCredit, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency,
+		IdempotencyKey: req.GetIdempotencyKey(), Reason: req.GetReason(), Reference: req.GetReference(),
+		Source: source, Actor: actor(ctx),
+	})
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &ledgerv1.CreditResponse{
+		Transaction: txToProto(res.Transaction),
+		Balance:     money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency),
+		ExpiresAt:   ts(res.Account.ExpiresAt),
+	}, nil
+}
+
+// Debit implements LedgerServiceServer.
+func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledgerv1.DebitResponse, error) {
+	amt, err := amount(req.GetAmount(), true)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	res, err := s.app.Write(ctx, &ledger.Request{
+		Op: ledger.OpDebit, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency,
+		IdempotencyKey: req.GetIdempotencyKey(), Description: req.GetDescription(), Metadata: req.GetMetadata(),
+		RequireFunds: req.GetRequireFunds(), Actor: actor(ctx),
+	})
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &ledgerv1.DebitResponse{
+		TransactionId: res.Transaction.ID,
+		Balance:       money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency),
+		Transaction:   txToProto(res.Transaction),
+	}, nil
+}
+
+// Adjust implements LedgerServiceServer.
+func (s *Server) Adjust(ctx context.Context, req *ledgerv1.AdjustRequest) (*ledgerv1.AdjustResponse, error) {
+	amt, err := amount(req.GetAmount(), false)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	res, err := s.app.Write(ctx, &ledger.Request{
+		Op: ledger.OpAdjust, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency,
+		IdempotencyKey: req.GetIdempotencyKey(), Reason: req.GetReason(), Actor: actor(ctx),
+	})
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	s.logger.Info("ledger adjustment", "org_id", req.GetOrgId(), "amount", amt.Nanos.String(), "reason", req.GetReason(),
+		"actor", actor(ctx), "transaction_id", res.Transaction.ID)
+	return &ledgerv1.AdjustResponse{
+		Transaction: txToProto(res.Transaction),
+		Balance:     money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency),
+	}, nil
+}
+
+// ListTransactions implements LedgerServiceServer.
+func (s *Server) ListTransactions(ctx context.Context, req *ledgerv1.ListTransactionsRequest) (*ledgerv1.ListTransactionsResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, toStatus(s.logger, fmt.Errorf("%w: page_size must not be negative", ledger.ErrInvalid))
+	case size == 0:
+		size = 50
+	case size > 500:
+		size = 500
+	}
+	var before int64
+	if tok := req.GetPageToken(); tok != "" {
+		n, err := strconv.ParseInt(tok, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, toStatus(s.logger, fmt.Errorf("%w: invalid page_token", ledger.ErrInvalid))
+		}
+		before = n
+	}
+	txs, err := s.app.Transactions(ctx, req.GetOrgId(), size+1, before)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	resp := &ledgerv1.ListTransactionsResponse{}
+	if len(txs) > size {
+		txs = txs[:size]
+		resp.NextPageToken = strconv.FormatInt(txs[size-1].Seq, 10)
+	}
+	for _, t := range txs {
+		resp.Transactions = append(resp.Transactions, txToProto(t))
+	}
+	return resp, nil
+}
+
+// Authorize implements LedgerServiceServer.
+func (s *Server) Authorize(ctx context.Context, req *ledgerv1.AuthorizeRequest) (*ledgerv1.AuthorizeResponse, error) {
+	amt, err := amount(req.GetAmount(), false)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	a, err := s.app.Authorize(ctx, req.GetOrgId(), amt.Nanos, amt.Currency)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &ledgerv1.AuthorizeResponse{Allowed: a.Allowed, Available: money.ToProto(a.Available, a.Currency)}, nil
+}
+
+// Reserve implements LedgerServiceServer.
+func (s *Server) Reserve(ctx context.Context, req *ledgerv1.ReserveRequest) (*ledgerv1.ReserveResponse, error) {
+	amt, err := amount(req.GetAmount(), true)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	ttl := ledger.DefaultHoldTTL
+	if req.GetTtl() != nil {
+		if err := req.GetTtl().CheckValid(); err != nil {
+			return nil, toStatus(s.logger, fmt.Errorf("%w: ttl: %w", ledger.ErrInvalid, err))
+		}
+		ttl = req.GetTtl().AsDuration()
+	}
+	res, err := s.app.Write(ctx, &ledger.Request{
+		Op: ledger.OpReserve, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency, TTL: ttl,
+		IdempotencyKey: req.GetIdempotencyKey(), Description: req.GetDescription(), Actor: actor(ctx),
+	})
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &ledgerv1.ReserveResponse{
+		Hold:      holdToProto(res.Hold),
+		Available: money.ToProto(res.Account.Available(time.Now()), res.Account.Currency),
+	}, nil
+}
+
+// Capture implements LedgerServiceServer.
+func (s *Server) Capture(ctx context.Context, req *ledgerv1.CaptureRequest) (*ledgerv1.CaptureResponse, error) {
+	amt, err := amount(req.GetAmount(), false)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	id, err := holdID(req.GetHoldId())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	res, err := s.app.Write(ctx, &ledger.Request{
+		Op: ledger.OpCapture, HoldID: id, Amount: amt.Nanos, Currency: amt.Currency,
+		IdempotencyKey: req.GetIdempotencyKey(), Description: req.GetDescription(), Metadata: req.GetMetadata(), Actor: actor(ctx),
+	})
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	resp := &ledgerv1.CaptureResponse{Hold: holdToProto(res.Hold), Transaction: txToProto(res.Transaction)}
+	if res.Transaction != nil {
+		resp.Balance = money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency)
+	} else {
+		resp.Balance = money.ToProto(res.Account.Balance, res.Account.Currency)
+	}
+	return resp, nil
+}
+
+// Release implements LedgerServiceServer.
+func (s *Server) Release(ctx context.Context, req *ledgerv1.ReleaseRequest) (*ledgerv1.ReleaseResponse, error) {
+	id, err := holdID(req.GetHoldId())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	res, err := s.app.Write(ctx, &ledger.Request{Op: ledger.OpRelease, HoldID: id, Actor: actor(ctx)})
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &ledgerv1.ReleaseResponse{Hold: holdToProto(res.Hold)}, nil
+}
+
+// WatchEvents implements LedgerServiceServer.
+func (s *Server) WatchEvents(req *ledgerv1.WatchEventsRequest, stream ledgerv1.LedgerService_WatchEventsServer) error {
+	if req.GetAfterSequence() < 0 {
+		return toStatus(s.logger, fmt.Errorf("%w: after_sequence must not be negative", ledger.ErrInvalid))
+	}
+	if org := req.GetOrgId(); org != "" {
+		if err := ledger.ValidateOrgID(org); err != nil {
+			return toStatus(s.logger, err)
+		}
+	}
+	err := s.app.WatchEvents(stream.Context(), req.GetAfterSequence(), req.GetOrgId(), func(e ledger.Event) error {
+		return stream.Send(&ledgerv1.WatchEventsResponse{Event: eventToProto(e)})
+	})
+	if stream.Context().Err() != nil {
+		return nil // the client went away
+	}
+	return toStatus(s.logger, err)
+}

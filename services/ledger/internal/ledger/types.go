@@ -1,0 +1,212 @@
+// Package ledger holds the ledger's domain: accounts, balanced transactions, holds, events and the
+// rules that apply one request to an organization's account. It does no I/O.
+package ledger
+
+import (
+	"errors"
+	"time"
+
+	"github.com/tallyhq/tally/pkg/money"
+)
+
+// Domain errors; grpcapi maps each to one status code.
+var (
+	ErrInsufficientFunds   = errors.New("insufficient available credits")
+	ErrCurrencyMismatch    = errors.New("currency does not match the organization's account")
+	ErrIdempotencyConflict = errors.New("idempotency key already used with other parameters")
+	ErrHoldNotFound        = errors.New("hold not found")
+	ErrHoldNotActive       = errors.New("hold is no longer active")
+	ErrOverflow            = errors.New("amount would overflow the balance")
+	ErrInvalid             = errors.New("invalid request")
+)
+
+// Operation is what a request asks the ledger to do.
+type Operation string
+
+// Operations. The internal ones are issued by the ledger's own sweeps.
+const (
+	OpCredit        Operation = "credit"
+	OpDebit         Operation = "debit"
+	OpAdjust        Operation = "adjust"
+	OpReserve       Operation = "reserve"
+	OpCapture       Operation = "capture"
+	OpRelease       Operation = "release"
+	OpExpireHold    Operation = "expire_hold"    // internal: a hold past its TTL
+	OpExpireCredits Operation = "expire_credits" // internal: credits past their validity
+)
+
+// TxKind is the kind of a ledger transaction.
+type TxKind string
+
+// Transaction kinds.
+const (
+	TxCredit     TxKind = "credit"
+	TxDebit      TxKind = "debit"
+	TxAdjustment TxKind = "adjustment"
+	TxExpiry     TxKind = "expiry"
+	TxCapture    TxKind = "capture"
+)
+
+// EventKind is the kind of a balance event.
+type EventKind string
+
+// Event kinds.
+const (
+	EventCredit       EventKind = "credit"
+	EventDebit        EventKind = "debit"
+	EventAdjustment   EventKind = "adjustment"
+	EventExpiry       EventKind = "expiry"
+	EventCapture      EventKind = "capture"
+	EventHoldPlaced   EventKind = "hold_placed"
+	EventHoldReleased EventKind = "hold_released"
+	EventHoldExpired  EventKind = "hold_expired"
+)
+
+// CreditSource says which platform account pays for a credit.
+type CreditSource string
+
+// Credit sources.
+const (
+	SourcePayment CreditSource = "payment_clearing"
+	SourceGrant   CreditSource = "grants"
+)
+
+// Platform account kinds; each is sharded per currency so no single row is locked by every write.
+const (
+	PlatformRevenue     = "revenue"
+	PlatformExpired     = "expired"
+	PlatformAdjustments = "adjustments"
+)
+
+// HoldStatus is the life cycle of a hold.
+type HoldStatus string
+
+// Hold statuses.
+const (
+	HoldActive   HoldStatus = "active"
+	HoldCaptured HoldStatus = "captured"
+	HoldReleased HoldStatus = "released"
+	HoldExpired  HoldStatus = "expired"
+)
+
+// Request is one write asked of the ledger. Amount is in nanos; Currency "" means the
+// organization's currency.
+type Request struct {
+	Op             Operation
+	OrgID          string
+	Amount         money.Nanos
+	Currency       string
+	IdempotencyKey string
+	Description    string
+	Reason         string
+	Reference      string
+	Metadata       map[string]string
+	RequireFunds   bool
+	Source         CreditSource
+	HoldID         string
+	TTL            time.Duration
+	Actor          string
+}
+
+// Account is an organization's credit account as locked inside a write.
+type Account struct {
+	ID        int64
+	OrgID     string
+	Currency  string
+	Balance   money.Nanos
+	Held      money.Nanos
+	ExpiresAt time.Time // zero when nothing can expire
+	Version   int64
+}
+
+// Available is the balance that can still be spent: balance minus active holds, where a positive
+// balance past its validity counts as zero.
+func (a Account) Available(now time.Time) money.Nanos {
+	bal := a.Balance
+	if a.Expired(now) && bal > 0 {
+		bal = 0
+	}
+	return bal - a.Held
+}
+
+// Expired reports whether the account's credits are past their validity at now.
+func (a Account) Expired(now time.Time) bool {
+	return !a.ExpiresAt.IsZero() && !a.ExpiresAt.After(now)
+}
+
+// Posting is one side of a transaction. Platform postings name their account; org postings carry
+// the account id.
+type Posting struct {
+	AccountID int64
+	Account   string
+	Amount    money.Nanos
+}
+
+// Transaction is one balanced change of an organization's balance.
+type Transaction struct {
+	ID             string
+	Seq            int64
+	OrgID          string
+	Kind           TxKind
+	Amount         money.Nanos // signed change of the org balance
+	BalanceAfter   money.Nanos
+	Currency       string
+	Description    string
+	Metadata       map[string]string
+	Reason         string
+	Reference      string
+	IdempotencyKey string
+	Actor          string
+	HoldID         string
+	CreatedAt      time.Time
+	Postings       []Posting
+}
+
+// Hold sets money aside from the available balance.
+type Hold struct {
+	ID            string
+	OrgID         string
+	Amount        money.Nanos
+	Currency      string
+	Status        HoldStatus
+	Description   string
+	ExpiresAt     time.Time
+	CreatedAt     time.Time
+	EndedAt       time.Time
+	Captured      money.Nanos
+	TransactionID string
+}
+
+// Event is one committed change of an organization's balance or available amount.
+type Event struct {
+	Seq           int64
+	OrgID         string
+	Kind          EventKind
+	TransactionID string
+	HoldID        string
+	Amount        money.Nanos
+	Balance       money.Nanos
+	Available     money.Nanos
+	Currency      string
+	ExpiresAt     time.Time
+	OccurredAt    time.Time
+}
+
+// Result is what a write returns: the transaction and/or hold it made and the account after it.
+type Result struct {
+	Transaction *Transaction
+	Hold        *Hold
+	Account     Account
+	// Replayed is true when the idempotency key was seen before and the original result is returned.
+	Replayed bool
+}
+
+// IdempotencyRecord remembers what a key did.
+type IdempotencyRecord struct {
+	OrgID         string
+	Key           string
+	Operation     Operation
+	RequestHash   []byte
+	TransactionID string
+	HoldID        string
+}

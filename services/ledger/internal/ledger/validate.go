@@ -1,0 +1,119 @@
+package ledger
+
+import (
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits on request fields.
+const (
+	MaxIDLength          = 128
+	MaxKeyLength         = 255
+	MaxTextLength        = 1000
+	MaxMetadataEntries   = 32
+	MaxMetadataKeyLength = 64
+	MaxMetadataValLength = 512
+	MaxHoldTTL           = 24 * time.Hour
+	DefaultHoldTTL       = 15 * time.Minute
+)
+
+// ValidateOrgID checks an organization id: 1 to 128 characters of letters, digits and "-_.:@".
+func ValidateOrgID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: org_id is required", ErrInvalid)
+	}
+	if len(id) > MaxIDLength {
+		return fmt.Errorf("%w: org_id is longer than %d characters", ErrInvalid, MaxIDLength)
+	}
+	for _, r := range id {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':' || r == '@'
+		if !ok {
+			return fmt.Errorf("%w: org_id may hold only letters, digits and -_.:@", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func validateText(name, s string, limit int) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, name)
+	}
+	if len(s) > limit {
+		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalid, name, limit)
+	}
+	return nil
+}
+
+// Validate checks a request before it reaches the database. Amount and currency have already
+// been converted from google.type.Money by the caller.
+func (r *Request) Validate() error {
+	if r.Op != OpCapture && r.Op != OpRelease {
+		if err := ValidateOrgID(r.OrgID); err != nil {
+			return err
+		}
+	}
+	switch r.Op {
+	case OpCredit, OpDebit, OpReserve:
+		if r.Amount <= 0 {
+			return fmt.Errorf("%w: amount must be positive", ErrInvalid)
+		}
+	case OpAdjust:
+		if r.Amount == 0 {
+			return fmt.Errorf("%w: amount must not be zero", ErrInvalid)
+		}
+		if r.Reason == "" {
+			return fmt.Errorf("%w: reason is required for an adjustment", ErrInvalid)
+		}
+	case OpCapture:
+		if r.Amount < 0 {
+			return fmt.Errorf("%w: amount must not be negative", ErrInvalid)
+		}
+	}
+	switch r.Op {
+	case OpCapture, OpRelease:
+		if r.HoldID == "" {
+			return fmt.Errorf("%w: hold_id is required", ErrInvalid)
+		}
+		if err := validateText("hold_id", r.HoldID, MaxIDLength); err != nil {
+			return err
+		}
+	}
+	switch r.Op {
+	case OpCredit, OpDebit, OpReserve, OpCapture:
+		if r.IdempotencyKey == "" {
+			return fmt.Errorf("%w: idempotency_key is required", ErrInvalid)
+		}
+	}
+	if r.Op == OpReserve && (r.TTL <= 0 || r.TTL > MaxHoldTTL) {
+		return fmt.Errorf("%w: ttl must be between 1s and %s", ErrInvalid, MaxHoldTTL)
+	}
+	if r.Source != "" && r.Source != SourcePayment && r.Source != SourceGrant {
+		return fmt.Errorf("%w: unknown credit source %q", ErrInvalid, r.Source)
+	}
+	for name, v := range map[string]string{"idempotency_key": r.IdempotencyKey} {
+		if err := validateText(name, v, MaxKeyLength); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"description", r.Description}, {"reason", r.Reason}, {"reference", r.Reference}} {
+		if err := validateText(f.name, f.v, MaxTextLength); err != nil {
+			return err
+		}
+	}
+	if len(r.Metadata) > MaxMetadataEntries {
+		return fmt.Errorf("%w: at most %d metadata entries", ErrInvalid, MaxMetadataEntries)
+	}
+	for k, v := range r.Metadata {
+		if k == "" {
+			return fmt.Errorf("%w: metadata keys must not be empty", ErrInvalid)
+		}
+		if err := validateText("metadata key", k, MaxMetadataKeyLength); err != nil {
+			return err
+		}
+		if err := validateText("metadata value", v, MaxMetadataValLength); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/ledger/internal/ledger"
+)
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Account reads an organization's account; found is false for an organization never credited
+// or debited.
+func (s *Store) Account(ctx context.Context, orgID string) (acct ledger.Account, found bool, err error) {
+	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountColumns+` FROM accounts WHERE kind = 'org' AND org_id = $1`, orgID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ledger.Account{OrgID: orgID, Currency: s.cfg.DefaultCurrency}, false, nil
+	}
+	if err != nil {
+		return ledger.Account{}, false, fmt.Errorf("reading account: %w", err)
+	}
+	return a, true, nil
+}
+
+// ListTransactions returns up to limit transactions of org with seq below beforeSeq (0 = newest),
+// newest first, with their postings.
+func (s *Store) ListTransactions(ctx context.Context, orgID string, limit int, beforeSeq int64) ([]*ledger.Transaction, error) {
+	if beforeSeq <= 0 {
+		beforeSeq = 1<<63 - 1
+	}
+	return loadTransactions(ctx, s.pool, `WHERE t.org_id = $1 AND t.seq < $2 ORDER BY t.seq DESC LIMIT $3`, orgID, beforeSeq, limit)
+}
+
+func loadTransactions(ctx context.Context, q querier, where string, args ...any) ([]*ledger.Transaction, error) {
+	rows, err := q.Query(ctx, `SELECT t.id::text, t.seq, t.org_id, t.kind, t.amount, t.balance_after, t.currency, t.description,
+t.metadata, t.reason, t.reference, t.idempotency_key, t.actor, coalesce(t.hold_id::text, ''), t.created_at FROM transactions t `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing transactions: %w", err)
+	}
+	var txs []*ledger.Transaction
+	byID := map[string]*ledger.Transaction{}
+	for rows.Next() {
+		var t ledger.Transaction
+		var kind string
+		var amount, after int64
+		var meta []byte
+		if err := rows.Scan(&t.ID, &t.Seq, &t.OrgID, &kind, &amount, &after, &t.Currency, &t.Description, &meta,
+			&t.Reason, &t.Reference, &t.IdempotencyKey, &t.Actor, &t.HoldID, &t.CreatedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("scanning transaction: %w", err)
+		}
+		t.Kind, t.Amount, t.BalanceAfter = ledger.TxKind(kind), money.Nanos(amount), money.Nanos(after)
+		t.CreatedAt = t.CreatedAt.UTC()
+		if err := json.Unmarshal(meta, &t.Metadata); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("decoding metadata: %w", err)
+		}
+		txs = append(txs, &t)
+		byID[t.ID] = &t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing transactions: %w", err)
+	}
+	if len(txs) == 0 {
+		return txs, nil
+	}
+	ids := make([]string, 0, len(txs))
+	for _, t := range txs {
+		ids = append(ids, t.ID)
+	}
+	prow, err := q.Query(ctx, `SELECT p.transaction_id::text, p.account_id, a.name, p.amount FROM postings p JOIN accounts a ON a.id = p.account_id
+WHERE p.transaction_id = ANY($1::text[]::uuid[]) ORDER BY p.transaction_id, p.amount`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("listing postings: %w", err)
+	}
+	defer prow.Close()
+	for prow.Next() {
+		var txID string
+		var p ledger.Posting
+		var amount int64
+		if err := prow.Scan(&txID, &p.AccountID, &p.Account, &amount); err != nil {
+			return nil, fmt.Errorf("scanning posting: %w", err)
+		}
+		p.Amount = money.Nanos(amount)
+		if t := byID[txID]; t != nil {
+			t.Postings = append(t.Postings, p)
+		}
+	}
+	return txs, prow.Err()
+}
+
+// Events returns up to limit outbox events after seq, in sequence order, optionally of one org.
+func (s *Store) Events(ctx context.Context, afterSeq int64, orgID string, limit int) ([]ledger.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, org_id, kind, coalesce(transaction_id::text, ''), coalesce(hold_id::text, ''), amount, balance, available,
+currency, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), (extract(epoch from occurred_at) * 1000000)::bigint
+FROM events WHERE seq > $1 AND ($2 = '' OR org_id = $2) ORDER BY seq LIMIT $3`, afterSeq, orgID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading events: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Event, error) {
+		var e ledger.Event
+		var kind string
+		var amount, bal, avail, exp, occ int64
+		err := r.Scan(&e.Seq, &e.OrgID, &kind, &e.TransactionID, &e.HoldID, &amount, &bal, &avail, &e.Currency, &exp, &occ)
+		e.Kind, e.Amount, e.Balance, e.Available = ledger.EventKind(kind), money.Nanos(amount), money.Nanos(bal), money.Nanos(avail)
+		e.ExpiresAt, e.OccurredAt = fromMicros(exp), fromMicros(occ)
+		return e, err
+	})
+}
+
+// DueHolds lists active holds whose TTL has passed.
+func (s *Store) DueHolds(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM holds WHERE status = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing due holds: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// DueExpiries lists organizations whose credits are past their validity.
+func (s *Store) DueExpiries(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT org_id FROM accounts WHERE kind = 'org' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing due expiries: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// Hold reads one hold.
+func (s *Store) Hold(ctx context.Context, id string) (*ledger.Hold, error) {
+	h, err := scanHold(s.pool.QueryRow(ctx, `SELECT `+holdColumns+` FROM holds WHERE id = $1::uuid`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ledger.ErrHoldNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading hold: %w", err)
+	}
+	return h, nil
+}
+
+// LastEventSeq returns the newest committed event sequence number.
+func (s *Store) LastEventSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.pool.QueryRow(ctx, `SELECT last FROM event_sequence WHERE id = 1`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("reading event sequence: %w", err)
+	}
+	return seq, nil
+}
+
+// Imbalance is an account whose stored balance differs from the sum of its postings.
+type Imbalance struct {
+	Account     string
+	Balance     money.Nanos
+	PostingsSum money.Nanos
+}
+
+// CheckInvariants returns every account whose stored balance differs from the sum of its postings,
+// and the sum of all postings (zero in a consistent ledger).
+func (s *Store) CheckInvariants(ctx context.Context) ([]Imbalance, money.Nanos, error) {
+	rows, err := s.pool.Query(ctx, `SELECT a.name, a.balance, coalesce(sum(p.amount), 0)::bigint FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
+GROUP BY a.id HAVING a.balance <> coalesce(sum(p.amount), 0)`)
+	if err != nil {
+		return nil, 0, fmt.Errorf("checking balances: %w", err)
+	}
+	bad, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Imbalance, error) {
+		var im Imbalance
+		var b, p int64
+		err := r.Scan(&im.Account, &b, &p)
+		im.Balance, im.PostingsSum = money.Nanos(b), money.Nanos(p)
+		return im, err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("checking balances: %w", err)
+	}
+	var total int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(amount), 0)::bigint FROM postings`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("summing postings: %w", err)
+	}
+	return bad, money.Nanos(total), nil
+}
