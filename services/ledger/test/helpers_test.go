@@ -11,7 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
 
 func usd(n money.Nanos) *moneypb.Money { return money.ToProto(n, "USD") }
@@ -63,4 +65,12 @@ GROUP BY a.id HAVING a.balance <> coalesce(sum(p.amount), 0)) x`).Scan(&bad))
 	var orphan int64
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM ledger.transactions t WHERE NOT EXISTS (SELECT 1 FROM ledger.postings p WHERE p.transaction_id = t.id)`).Scan(&orphan))
 	require.Zero(t, orphan, "transactions without postings")
+}
+
+func ledgerAccount(org string, version int64, bal money.Nanos) ledger.Account {
+	return ledger.Account{OrgID: org, Currency: "USD", Version: version, Balance: bal}
+}
+
+func memberClaims(org string) auth.Claims {
+	return auth.Claims{Subject: "member-of-" + org, OrgID: org, Email: "m@example.com", Roles: []auth.Role{auth.RoleMember}}
 }

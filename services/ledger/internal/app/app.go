@@ -42,6 +42,10 @@ type App struct {
 	logger    *slog.Logger
 	committer *committer.GroupCommitter
 	wake      *broadcast
+	// suspect holds organizations whose cache update failed: their cached entry may be stale
+	// (say Redis came back with old data), so Authorize reads PostgreSQL until a write succeeds.
+	suspectMu sync.Mutex
+	suspect   map[string]bool
 }
 
 // New builds an App; Run starts its committer and sweeps.
@@ -58,7 +62,7 @@ func New(cfg Config) (*App, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &App{cfg: cfg, store: cfg.Store, cache: cfg.Cache, logger: cfg.Logger, wake: newBroadcast()}
+	a := &App{cfg: cfg, store: cfg.Store, cache: cfg.Cache, logger: cfg.Logger, wake: newBroadcast(), suspect: map[string]bool{}}
 	gc, err := committer.New(committer.Config{
 		Store:    cfg.Store,
 		MaxBatch: cfg.MaxBatch,
@@ -86,12 +90,9 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) afterCommit(ctx context.Context, applied store.Applied) {
 	if a.cache != nil && len(applied.Accounts) > 0 {
 		cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		if err := a.cache.Set(cctx, applied.Accounts...); err != nil {
-			// The cache is rebuilt from PostgreSQL on a miss and versioned, so a failed update
-			// only costs a slower Authorize; drop the stale entries where Redis still answers.
-			a.logger.Debug("balance cache update failed", "err", err)
-		}
+		err := a.cache.Set(cctx, applied.Accounts...)
 		cancel()
+		a.markCache(err, applied.Accounts...)
 	}
 	if applied.Events > 0 {
 		a.wake.notify()
@@ -145,9 +146,40 @@ func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, c
 	return Authorization{Allowed: avail >= amount, Available: avail, Currency: acct.Currency, FromCache: fromCache}, nil
 }
 
+// markCache records whether the cache holds the latest state of accts.
+func (a *App) markCache(err error, accts ...ledger.Account) {
+	if err != nil {
+		a.logger.Debug("balance cache update failed", "err", err)
+	}
+	a.suspectMu.Lock()
+	defer a.suspectMu.Unlock()
+	for _, acct := range accts {
+		if err != nil {
+			if len(a.suspect) < 1_000_000 {
+				a.suspect[acct.OrgID] = true
+			}
+		} else if len(a.suspect) > 0 {
+			delete(a.suspect, acct.OrgID)
+		}
+	}
+}
+
+func (a *App) isSuspect(orgID string) bool {
+	a.suspectMu.Lock()
+	defer a.suspectMu.Unlock()
+	return a.suspect[orgID]
+}
+
 func (a *App) cachedAccount(ctx context.Context, orgID string) (ledger.Account, bool, error) {
 	if a.cache != nil {
-		acct, ok, err := a.cache.Get(ctx, orgID)
+		var acct ledger.Account
+		var ok bool
+		var err error
+		if a.isSuspect(orgID) {
+			err = errors.New("cached entry may be stale")
+		} else {
+			acct, ok, err = a.cache.Get(ctx, orgID)
+		}
 		if err == nil && ok {
 			return acct, true, nil
 		}
@@ -158,10 +190,8 @@ func (a *App) cachedAccount(ctx context.Context, orgID string) (ledger.Account, 
 		if perr != nil {
 			return ledger.Account{}, false, perr
 		}
-		if err == nil && found {
-			if serr := a.cache.Set(ctx, acct); serr != nil {
-				a.logger.Debug("balance cache fill failed", "err", serr)
-			}
+		if found {
+			a.markCache(a.cache.Set(ctx, acct), acct)
 		}
 		return acct, false, nil
 	}

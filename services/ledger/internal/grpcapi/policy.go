@@ -20,14 +20,15 @@ var (
 //   - members and admins read their own organization only;
 //   - `service` callers (model backends, the instance controller, our services) check, debit and
 //     hold credits for any organization, but never grant them;
-//   - Credit admits only ops and the payments service; Adjust only ops.
+//   - Credit admits only ops and the payments service; Adjust only ops and the payments service
+//     (which takes refunded credits back).
 func Policy() auth.Policy {
 	return auth.Policy{
 		method("GetBalance"):       {Roles: memberRead, OrgScoped: true},
 		method("ListTransactions"): {Roles: memberRead, OrgScoped: true},
 		method("Credit"):           {Roles: opsOnly, Services: []string{"payments"}},
 		method("Debit"):            {Roles: backends},
-		method("Adjust"):           {Roles: opsOnly},
+		method("Adjust"):           {Roles: opsOnly, Services: []string{"payments"}},
 		method("Authorize"):        {Roles: backends},
 		method("Reserve"):          {Roles: backends},
 		method("Capture"):          {Roles: backends},

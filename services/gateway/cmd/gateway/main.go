@@ -1,0 +1,47 @@
+// Command gateway serves tally's REST API (grpc-gateway) on TALLY_GATEWAY_HTTP_ADDR.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tallyhq/tally/pkg/config"
+	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/services/gateway/gateway"
+)
+
+func main() {
+	env := config.FromOS()
+	logger := server.NewLogger(env.String("TALLY_LOG_LEVEL", "info")).With("service", "gateway")
+	addr := env.String("TALLY_GATEWAY_HTTP_ADDR", ":8080")
+	cfg := gateway.Config{
+		LedgerAddr:        env.String("TALLY_LEDGER_ADDR", "localhost:9091"),
+		PricingAddr:       env.String("TALLY_PRICING_ADDR", "localhost:9092"),
+		PaymentsAddr:      env.String("TALLY_PAYMENTS_ADDR", "localhost:9093"),
+		InstancesAddr:     env.String("TALLY_INSTANCES_ADDR", "localhost:9094"),
+		NotificationsAddr: env.String("TALLY_NOTIFICATIONS_ADDR", "localhost:9095"),
+		Logger:            logger,
+	}
+	if err := env.Err(); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway: configuration:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	handler, closeConns, err := gateway.New(ctx, cfg)
+	if err != nil {
+		logger.Error("gateway setup failed", "err", err)
+		os.Exit(1)
+	}
+	defer closeConns()
+	srv := &http.Server{Addr: addr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	if err := server.ServeHTTP(ctx, srv, logger); err != nil {
+		logger.Error("gateway stopped", "err", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,140 @@
+// Package gateway is tally's REST front door: grpc-gateway routes that dial each service like any
+// gRPC client (so authentication, validation and metrics run for REST too), the OpenAPI document,
+// the Stripe webhook endpoint and ETags for the public price list.
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/gen/openapi"
+)
+
+// Config names the gRPC address of each service; an empty address leaves its routes out.
+type Config struct {
+	LedgerAddr        string
+	PricingAddr       string
+	PaymentsAddr      string
+	InstancesAddr     string
+	NotificationsAddr string
+	Logger            *slog.Logger
+}
+
+type registration struct {
+	addr     string
+	register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+}
+
+// New builds the HTTP handler. The returned close function releases the gRPC connections.
+func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
+	if cfg.Logger == nil {
+		return nil, nil, errors.New("gateway: logger is required")
+	}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithMarshalerOption("application/pdf", &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{}}),
+	)
+	var conns []*grpc.ClientConn
+	closeAll := func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}
+	regs := []registration{{cfg.LedgerAddr, ledgerv1.RegisterLedgerServiceHandler}}
+	regs = append(regs, extraRegistrations(cfg)...)
+	for _, r := range regs {
+		if r.addr == "" {
+			continue
+		}
+		conn, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("dialing %s: %w", r.addr, err)
+		}
+		conns = append(conns, conn)
+		if err := r.register(ctx, mux, conn); err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("registering routes for %s: %w", r.addr, err)
+		}
+	}
+	if err := registerExtraRoutes(mux, cfg, conns); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	root := http.NewServeMux()
+	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.Spec)
+	})
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	root.Handle("/", withETag(mux))
+	return root, closeAll, nil
+}
+
+// withETag gives the public price list strong ETags and honours If-None-Match, so the pricing
+// page and the instance form can cache it.
+func withETag(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/v1/pricing/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		if rec.status == http.StatusOK {
+			sum := sha256.Sum256(rec.body)
+			etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+			w.Header().Set("ETag", etag)
+			w.Header().Set("Cache-Control", "public, max-age=60")
+			if match := r.Header.Get("If-None-Match"); match != "" && etagMatches(match, etag) {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+		}
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(rec.body)
+	})
+}
+
+func etagMatches(header, etag string) bool {
+	for _, candidate := range strings.Split(header, ",") {
+		c := strings.TrimSpace(candidate)
+		if c == etag || c == "*" || strings.TrimPrefix(c, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+func (b *bufferedResponse) WriteHeader(code int) { b.status = code }
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	b.body = append(b.body, p...)
+	return len(p), nil
+}

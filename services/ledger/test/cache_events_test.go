@@ -1,0 +1,149 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/testenv"
+	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
+	"github.com/tallyhq/tally/services/ledger/ledgertest"
+)
+
+func TestRedisFlushedAndStopped(t *testing.T) {
+	t.Parallel()
+	rds := testenv.Redis(t)
+	l := ledgertest.Start(t, ledgertest.Options{RedisURL: rds.URL()})
+	ops := l.Client(t, ledgertest.OpsToken(t))
+	svc := l.Client(t, ledgertest.ServiceToken(t, "model-backend"))
+	opts, err := redis.ParseURL(rds.URL())
+	require.NoError(t, err)
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { _ = rdb.Close() })
+
+	credit(t, ops, "r", 10*unit, "seed")
+	authorize := func(amount money.Nanos) *ledgerv1.AuthorizeResponse {
+		t.Helper()
+		r, err := svc.Authorize(t.Context(), &ledgerv1.AuthorizeRequest{OrgId: "r", Amount: usd(amount)})
+		require.NoError(t, err)
+		return r
+	}
+	require.True(t, authorize(10*unit).GetAllowed())
+	require.Equal(t, int64(1), rdb.Exists(t.Context(), balancecache.Key("r")).Val(), "the balance is cached under a {org} hash-tagged key")
+
+	// Flush Redis in the middle of a stream of debits: nothing is lost.
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			_, err := svc.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "r", Amount: usd(10_000_000), IdempotencyKey: fmt.Sprintf("f-%d", i)})
+			require.NoError(t, err)
+		})
+		if i == 100 {
+			require.NoError(t, rdb.FlushAll(t.Context()).Err())
+		}
+	}
+	wg.Wait()
+	require.NoError(t, rdb.FlushAll(t.Context()).Err())
+	a := authorize(unit)
+	require.Equal(t, 8*unit, nanos(t, a.GetAvailable()), "rebuilt from PostgreSQL after a flush")
+	require.Equal(t, int64(1), rdb.Exists(t.Context(), balancecache.Key("r")).Val())
+
+	// Redis down: Authorize answers from PostgreSQL, and never more than is there.
+	require.NoError(t, rds.Stop(t.Context()))
+	_, err = svc.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "r", Amount: usd(3 * unit), IdempotencyKey: "while-down"})
+	require.NoError(t, err)
+	a = authorize(5 * unit)
+	require.True(t, a.GetAllowed())
+	require.Equal(t, 5*unit, nanos(t, a.GetAvailable()))
+	require.False(t, authorize(5*unit+1).GetAllowed(), "a Redis outage must not fail open")
+
+	// Redis back (empty): rebuilt, still exact.
+	require.NoError(t, rds.Restart(t.Context()))
+	require.Eventually(t, func() bool { return nanos(t, authorize(0).GetAvailable()) == 5*unit }, 5*time.Second, 50*time.Millisecond)
+}
+
+func TestCacheNeverTakesAnOlderVersion(t *testing.T) {
+	t.Parallel()
+	opts, err := redis.ParseURL(testenv.RedisURL(t))
+	require.NoError(t, err)
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { _ = rdb.Close() })
+	c := balancecache.New(rdb, time.Hour)
+	newer := ledgerAccount("o", 7, 500)
+	older := ledgerAccount("o", 6, 900)
+	require.NoError(t, c.Set(t.Context(), newer))
+	require.NoError(t, c.Set(t.Context(), older))
+	got, ok, err := c.Get(t.Context(), "o")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(7), got.Version)
+	require.Equal(t, money.Nanos(500), got.Balance)
+}
+
+func TestWatchEventsResumesWithoutGapOrDuplicate(t *testing.T) {
+	t.Parallel()
+	l := ledgertest.Start(t, ledgertest.Options{})
+	ops := l.Client(t, ledgertest.OpsToken(t))
+	watcher := l.Client(t, ledgertest.ServiceToken(t, "notifications"))
+
+	const total = 300
+	writes := make(chan struct{})
+	go func() {
+		defer close(writes)
+		var wg sync.WaitGroup
+		for i := range total {
+			wg.Go(func() {
+				org := fmt.Sprintf("w%d", i%7)
+				_, err := ops.Debit(context.WithoutCancel(t.Context()), &ledgerv1.DebitRequest{OrgId: org, Amount: usd(money.Nanos(i + 1)), IdempotencyKey: fmt.Sprintf("k%d", i)})
+				if err != nil {
+					t.Errorf("debit: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+	}()
+
+	var seen []int64
+	var cursor int64
+	// Read in short sessions, disconnecting after a few events each time, resuming from the cursor.
+	for len(seen) < total {
+		ctx, cancel := context.WithCancel(t.Context())
+		stream, err := watcher.WatchEvents(ctx, &ledgerv1.WatchEventsRequest{AfterSequence: cursor})
+		require.NoError(t, err)
+		for range 37 {
+			msg, err := stream.Recv()
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+			seen = append(seen, msg.GetEvent().GetSequence())
+			cursor = msg.GetEvent().GetSequence()
+			if len(seen) == total {
+				break
+			}
+		}
+		cancel()
+	}
+	<-writes
+	for i, s := range seen {
+		require.Equal(t, int64(i+1), s, "sequence numbers are contiguous, without gap or duplicate")
+	}
+
+	// A member may watch only its own organization.
+	member := l.Client(t, ledgertest.Token(t, memberClaims("w1")))
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	stream, err := member.WatchEvents(ctx, &ledgerv1.WatchEventsRequest{OrgId: "w1"})
+	require.NoError(t, err)
+	msg, err := stream.Recv()
+	require.NoError(t, err)
+	require.Equal(t, "w1", msg.GetEvent().GetOrgId())
+}

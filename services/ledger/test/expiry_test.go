@@ -1,0 +1,62 @@
+package test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tallyhq/tally/pkg/config"
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/testenv"
+	"github.com/tallyhq/tally/services/ledger/ledgertest"
+)
+
+func TestValidityRenewalAndExpiryWithTwoReplicas(t *testing.T) {
+	t.Parallel()
+	validity := config.Period{Duration: 2 * time.Second}
+	db, rds := testenv.PostgresURL(t), testenv.RedisURL(t)
+	opts := ledgertest.Options{DatabaseURL: db, RedisURL: rds, CreditValidity: validity, SweepInterval: 20 * time.Millisecond}
+	a := ledgertest.Start(t, opts)
+	b := ledgertest.Start(t, opts)
+	opsA := a.Client(t, ledgertest.OpsToken(t))
+	opsB := b.Client(t, ledgertest.OpsToken(t))
+	svc := a.Client(t, ledgertest.ServiceToken(t, "model-backend"))
+
+	first := credit(t, opsA, "exp", 5*unit, "topup-1")
+	_, err := svc.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "exp", Amount: usd(unit), IdempotencyKey: "d1"})
+	require.NoError(t, err)
+	time.Sleep(time.Second)
+	// A credit while still valid renews the whole balance: 4 remaining + 3 new, valid from now.
+	second := credit(t, opsB, "exp", 3*unit, "topup-2")
+	require.True(t, second.GetExpiresAt().AsTime().After(first.GetExpiresAt().AsTime()))
+	require.Equal(t, 7*unit, nanos(t, second.GetBalance()))
+	// 1.5s after the first expiry would have hit, nothing expired: the renewal covered it.
+	time.Sleep(1500 * time.Millisecond)
+	require.True(t, time.Now().After(first.GetExpiresAt().AsTime()))
+	if time.Now().Before(second.GetExpiresAt().AsTime()) {
+		require.Equal(t, 7*unit, nanos(t, balance(t, opsA, "exp").GetBalance()))
+	}
+
+	// Then everything expires once, although both replicas sweep every 20ms.
+	require.Eventually(t, func() bool { return nanos(t, balance(t, opsA, "exp").GetBalance()) == 0 }, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // let both sweepers run again
+	list, err := opsB.ListTransactions(t.Context(), &ledgerv1.ListTransactionsRequest{OrgId: "exp", PageSize: 50})
+	require.NoError(t, err)
+	var expiries int
+	for _, tx := range list.GetTransactions() {
+		if tx.GetKind() == ledgerv1.TransactionKind_TRANSACTION_KIND_EXPIRY {
+			expiries++
+			require.Equal(t, -7*unit, nanos(t, tx.GetAmount()))
+		}
+	}
+	require.Equal(t, 1, expiries, "credits expire exactly once")
+	require.Nil(t, balance(t, opsA, "exp").GetExpiresAt())
+
+	// A credit after expiry starts a fresh period with only the new credits.
+	before := time.Now()
+	fresh := credit(t, opsA, "exp", 2*unit, "topup-3")
+	require.Equal(t, 2*unit, nanos(t, fresh.GetBalance()))
+	require.WithinDuration(t, before.Add(2*time.Second), fresh.GetExpiresAt().AsTime(), time.Second)
+	requireBalanced(t, db)
+}
