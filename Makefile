@@ -1,0 +1,109 @@
+# tally — credits, metering and billing. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT    := $(CURDIR)
+BIN     := $(ROOT)/bin
+export PATH := $(BIN):$(PATH)
+export GOFLAGS := -buildvcs=false
+export TALLY_BIN_DIR := $(BIN)
+
+# Pinned tool versions (installed into ./bin by `make tools`).
+BUF_VERSION            := v1.75.0
+PROTOC_GEN_GO_VERSION  := v1.36.12
+PROTOC_GEN_GRPC_VERSION:= v1.6.2
+GRPC_GATEWAY_VERSION   := v2.33.0
+STRIPE_MOCK_VERSION    := v0.203.0
+MAILPIT_VERSION        := v1.27.11
+GOLANGCI_LINT_VERSION  := v2.15.0
+
+MODULES  := pkg $(wildcard services/*)
+SERVICES := $(notdir $(wildcard services/*))
+GO_PKGS  := ./pkg/... $(addsuffix /...,$(addprefix ./,$(wildcard services/*)))
+
+.PHONY: help
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+# --- tools ------------------------------------------------------------------------------------
+# Each tool is built with `go install` outside the project modules, so it cannot move their deps.
+define go-tool
+$(BIN)/$(1):
+	@mkdir -p $(BIN)
+	@echo "installing $(1) $(3)"
+	@cd /tmp && GOBIN=$(BIN) GOWORK=off go install $(2)@$(3)
+endef
+$(eval $(call go-tool,buf,github.com/bufbuild/buf/cmd/buf,$(BUF_VERSION)))
+$(eval $(call go-tool,protoc-gen-go,google.golang.org/protobuf/cmd/protoc-gen-go,$(PROTOC_GEN_GO_VERSION)))
+$(eval $(call go-tool,protoc-gen-go-grpc,google.golang.org/grpc/cmd/protoc-gen-go-grpc,$(PROTOC_GEN_GRPC_VERSION)))
+$(eval $(call go-tool,protoc-gen-grpc-gateway,github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway,$(GRPC_GATEWAY_VERSION)))
+$(eval $(call go-tool,protoc-gen-openapiv2,github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2,$(GRPC_GATEWAY_VERSION)))
+$(eval $(call go-tool,grpcurl,github.com/fullstorydev/grpcurl/cmd/grpcurl,v1.9.4))
+$(eval $(call go-tool,stripe-mock,github.com/stripe/stripe-mock,$(STRIPE_MOCK_VERSION)))
+$(eval $(call go-tool,mailpit,github.com/axllent/mailpit,$(MAILPIT_VERSION)))
+$(eval $(call go-tool,golangci-lint,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION)))
+
+GEN_TOOLS  := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2
+TEST_TOOLS := $(BIN)/stripe-mock $(BIN)/mailpit
+RUN_TOOLS  := $(BIN)/mailpit $(BIN)/grpcurl
+
+.PHONY: tools
+tools: $(GEN_TOOLS) $(TEST_TOOLS) $(RUN_TOOLS) ## Install the pinned tools into ./bin.
+
+# --- code generation ----------------------------------------------------------------------------
+.PHONY: gen
+gen: $(GEN_TOOLS) ## Generate Go, gRPC, grpc-gateway and OpenAPI code from proto/ (offline).
+	buf format -w --path proto/tally
+	buf lint
+	buf generate
+
+.PHONY: check-gen
+check-gen: gen ## Fail when the committed generated code differs from `make gen`.
+	git diff --exit-code -- pkg/gen proto
+	@test -z "$$(git status --porcelain -- pkg/gen proto)" || { git status --porcelain -- pkg/gen proto; exit 1; }
+
+# --- build, run ----------------------------------------------------------------------------------
+.PHONY: build
+build: ## Build every service and the dev tools into ./bin.
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/ ./pkg/cmd/... $(foreach s,$(SERVICES),./services/$(s)/cmd/...)
+
+.PHONY: run
+run: build $(RUN_TOOLS) ## Start PostgreSQL, Redis, mailpit and every service locally (Ctrl-C stops all).
+	$(BIN)/tally-dev
+
+.PHONY: token
+token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=payments).
+	@go run ./pkg/cmd/tally-token $(if $(ORG),-org $(ORG)) $(if $(ROLE),-role $(ROLE)) $(if $(SERVICE),-service $(SERVICE)) $(if $(SUB),-sub $(SUB)) $(if $(EMAIL),-email $(EMAIL))
+
+# --- quality ------------------------------------------------------------------------------------
+.PHONY: test
+test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit and stripe-mock.
+	go vet $(GO_PKGS)
+	go test -count=1 -timeout 20m $(GO_PKGS)
+
+.PHONY: fuzz
+fuzz: ## Fuzz the request validation for a while.
+	go test ./services/ledger/internal/ledger -run '^$$' -fuzz FuzzValidate -fuzztime 30s
+	go test ./pkg/money -run '^$$' -fuzz FuzzFromProto -fuzztime 30s
+
+.PHONY: lint
+lint: $(BIN)/buf ## go vet, gofmt, buf lint and format, golangci-lint when installed.
+	go vet $(GO_PKGS)
+	@out=$$(gofmt -l pkg services | grep -v '^pkg/gen/' || true); test -z "$$out" || { echo "not gofmt-ed:"; echo "$$out"; exit 1; }
+	buf lint
+	buf format -d --exit-code --path proto/tally
+	@if [ -x $(BIN)/golangci-lint ]; then for m in $(MODULES); do (cd $$m && $(BIN)/golangci-lint run ./...); done; else echo "golangci-lint not installed (make $(BIN)/golangci-lint)"; fi
+
+.PHONY: bench
+bench: ## Load-test the ledger over real gRPC on loopback (prints ops/s, p50, p99 per scenario).
+	go run ./services/ledger/cmd/ledger-bench
+
+.PHONY: tidy
+tidy: ## go mod tidy every module.
+	@for m in $(MODULES); do (cd $$m && go mod tidy); done
+
+.PHONY: clean
+clean: ## Remove build output and local data (.data/).
+	rm -rf $(BIN) .data
