@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/gen/openapi"
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 )
 
 // Config names the gRPC address of each service; an empty address leaves its routes out.
@@ -132,7 +132,7 @@ type bufferedResponse struct {
 	body   []byte
 }
 
-func (b *bufferedResponse) Header() http.Header { return b.header }
+func (b *bufferedResponse) Header() http.Header  { return b.header }
 func (b *bufferedResponse) WriteHeader(code int) { b.status = code }
 func (b *bufferedResponse) Write(p []byte) (int, error) {
 	b.body = append(b.body, p...)
