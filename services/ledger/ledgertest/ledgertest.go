@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -68,7 +69,11 @@ func Start(t testing.TB, opts Options) *Ledger {
 		opts.SweepInterval = 100 * time.Millisecond
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		var out io.Writer = io.Discard
+		if os.Getenv("TALLY_TEST_LOG") != "" {
+			out = os.Stderr // TALLY_TEST_LOG=1 shows the ledger's logs while debugging a test
+		}
+		opts.Logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	cfg := service.Config{
 		DatabaseURL:     opts.DatabaseURL,

@@ -261,3 +261,24 @@ func TestBadInput(t *testing.T) {
 	require.Len(t, list.GetTransactions(), 1)
 	_ = auth.RoleOps
 }
+
+// TestConcurrentFirstWritesOpenTheAccountOnce covers the first top-up of a new organization
+// arriving twice at once (overlapping webhook deliveries): both succeed, one account exists.
+func TestConcurrentFirstWritesOpenTheAccountOnce(t *testing.T) {
+	t.Parallel()
+	l := ledgertest.Start(t, ledgertest.Options{})
+	ops := l.Client(t, ledgertest.OpsToken(t))
+	for round := range 5 {
+		org := fmt.Sprintf("new-%d", round)
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				_, err := ops.Credit(t.Context(), &ledgerv1.CreditRequest{OrgId: org, Amount: usd(unit), IdempotencyKey: fmt.Sprintf("k-%d", i%10)})
+				require.NoError(t, err)
+			})
+		}
+		wg.Wait()
+		require.Equal(t, 10*unit, nanos(t, balance(t, ops, org).GetBalance()))
+	}
+	requireBalanced(t, l.DatabaseURL)
+}

@@ -38,6 +38,9 @@ type Store struct {
 	cfg    Config
 	mu     sync.Mutex
 	idByNm map[string]int64 // platform account ids by name
+	// knownOrgs remembers organizations whose account exists (accounts are never deleted), so
+	// batches skip the account insert for them.
+	knownOrgs sync.Map
 }
 
 // New returns a Store over pool, whose search_path is the ledger schema.
@@ -78,21 +81,35 @@ func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // Apply runs reqs in one database transaction and commits it. A request refused by the ledger
 // rules gets its own error in Outcomes and changes nothing; an error return means nothing at all
-// was committed.
+// was committed. The transaction takes two round trips: BEGIN and the locking reads pipelined in
+// one, the writes and COMMIT in the other.
 func (s *Store) Apply(ctx context.Context, reqs []*ledger.Request) (Applied, error) {
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return Applied{}, fmt.Errorf("beginning transaction: %w", err)
+		return Applied{}, fmt.Errorf("acquiring connection: %w", err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if !committed {
+			// Ends the transaction whatever state it is in; a connection left in a transaction is
+			// closed by the pool on release anyway.
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
 
-	if err := resolveHoldOrgs(ctx, tx, reqs); err != nil {
-		return Applied{}, err
-	}
-	accounts, holds, existing, err := s.lock(ctx, tx, reqs)
+	accounts, holds, existing, err := s.lock(ctx, conn.Conn(), reqs)
 	if err != nil {
 		return Applied{}, err
+	}
+	for _, r := range reqs {
+		if r.HoldID != "" {
+			r.OrgID = "" // unknown hold: the batch answers ErrHoldNotFound
+			if h, ok := holds[r.HoldID]; ok {
+				r.OrgID = h.OrgID
+			}
+		}
 	}
 	shard := rand.IntN(s.cfg.PlatformShards)
 	b := ledger.NewBatch(ledger.BatchConfig{
@@ -112,54 +129,18 @@ func (s *Store) Apply(ctx context.Context, reqs []*ledger.Request) (Applied, err
 		out.Outcomes[i] = Outcome{Result: res, Err: err}
 	}
 	if len(b.Touched) == 0 && len(b.Keys) == 0 {
-		return out, nil // nothing to write: replays and refusals only
+		return out, nil // nothing to write: replays and refusals only (the deferred ROLLBACK ends it)
 	}
-	if err := s.write(ctx, tx, b); err != nil {
+	if err := s.write(ctx, conn.Conn(), b); err != nil {
 		return Applied{}, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return Applied{}, fmt.Errorf("committing ledger batch: %w", err)
-	}
+	committed = true
 	for _, org := range b.Touched {
 		a, _ := b.Account(org)
 		out.Accounts = append(out.Accounts, *a)
 	}
 	out.Events = len(b.Events)
 	return out, nil
-}
-
-// resolveHoldOrgs fills in the organization of requests that name a hold.
-func resolveHoldOrgs(ctx context.Context, tx pgx.Tx, reqs []*ledger.Request) error {
-	var ids []string
-	for _, r := range reqs {
-		if r.HoldID != "" {
-			ids = append(ids, r.HoldID)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	rows, err := tx.Query(ctx, `SELECT id::text, org_id FROM holds WHERE id = ANY($1::text[]::uuid[])`, ids)
-	if err != nil {
-		return fmt.Errorf("resolving holds: %w", err)
-	}
-	orgOf := map[string]string{}
-	for rows.Next() {
-		var id, org string
-		if err := rows.Scan(&id, &org); err != nil {
-			return fmt.Errorf("scanning hold: %w", err)
-		}
-		orgOf[id] = org
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("resolving holds: %w", err)
-	}
-	for _, r := range reqs {
-		if r.HoldID != "" {
-			r.OrgID = orgOf[r.HoldID] // "" when unknown: the batch answers ErrHoldNotFound
-		}
-	}
-	return nil
 }
 
 const accountColumns = `id, org_id, currency, balance, held, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), version`
@@ -194,18 +175,24 @@ func opensAccount(op ledger.Operation) bool {
 	return op == ledger.OpCredit || op == ledger.OpDebit || op == ledger.OpAdjust
 }
 
-func (s *Store) lock(ctx context.Context, tx pgx.Tx, reqs []*ledger.Request) (map[string]*ledger.Account, map[string]*ledger.Hold, map[ledger.IdemKey]ledger.Replay, error) {
-	var orgs, newOrgs, newCurrencies, holdIDs, keyOrgs, keys []string
+func (s *Store) lock(ctx context.Context, conn *pgx.Conn, reqs []*ledger.Request) (map[string]*ledger.Account, map[string]*ledger.Hold, map[ledger.IdemKey]ledger.Replay, error) {
+	var orgs, newOrgs, newCurrencies, holdIDs, keys []string
 	seenOrg, seenNew := map[string]bool{}, map[string]bool{}
 	for _, r := range reqs {
-		if r.OrgID == "" {
-			continue
+		if r.HoldID != "" {
+			holdIDs = append(holdIDs, r.HoldID)
+		}
+		if r.IdempotencyKey != "" {
+			keys = append(keys, r.IdempotencyKey)
+		}
+		if r.OrgID == "" || r.HoldID != "" {
+			continue // requests naming a hold act on the hold's organization
 		}
 		if !seenOrg[r.OrgID] {
 			seenOrg[r.OrgID] = true
 			orgs = append(orgs, r.OrgID)
 		}
-		if opensAccount(r.Op) && !seenNew[r.OrgID] {
+		if _, known := s.knownOrgs.Load(r.OrgID); !known && opensAccount(r.Op) && !seenNew[r.OrgID] {
 			seenNew[r.OrgID] = true
 			cur := r.Currency
 			if cur == "" {
@@ -213,33 +200,36 @@ func (s *Store) lock(ctx context.Context, tx pgx.Tx, reqs []*ledger.Request) (ma
 			}
 			newOrgs, newCurrencies = append(newOrgs, r.OrgID), append(newCurrencies, cur)
 		}
-		if r.HoldID != "" {
-			holdIDs = append(holdIDs, r.HoldID)
-		}
-		if r.IdempotencyKey != "" {
-			keyOrgs, keys = append(keyOrgs, r.OrgID), append(keys, r.IdempotencyKey)
-		}
 	}
 	accounts := map[string]*ledger.Account{}
 	holds := map[string]*ledger.Hold{}
 	existing := map[ledger.IdemKey]ledger.Replay{}
-	if len(orgs) == 0 {
-		return accounts, holds, existing, nil
+	if holdIDs == nil {
+		holdIDs = []string{}
 	}
-
-	batch := &pgx.Batch{}
 	if len(newOrgs) > 0 {
-		batch.Queue(`INSERT INTO accounts (name, kind, org_id, currency)
+		// Opened in autocommit, before the batch transaction, so the rows are committed and
+		// visible to the locking read whatever happens to the batch; an account that stays empty
+		// because its first request was refused is harmless.
+		if _, err := s.pool.Exec(ctx, `INSERT INTO accounts (name, kind, org_id, currency)
 SELECT 'org:' || o, 'org', o, c FROM unnest($1::text[], $2::text[]) AS t(o, c)
-ON CONFLICT DO NOTHING`, newOrgs, newCurrencies)
+ON CONFLICT DO NOTHING`, newOrgs, newCurrencies); err != nil {
+			return nil, nil, nil, fmt.Errorf("opening accounts: %w", err)
+		}
 	}
-	batch.Queue(`SELECT `+accountColumns+` FROM accounts WHERE kind = 'org' AND org_id = ANY($1::text[]) ORDER BY id FOR UPDATE`, orgs).Query(func(rows pgx.Rows) error {
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
+	// Accounts are locked in id order, so concurrent batches never deadlock; holds after accounts.
+	batch.Queue(`SELECT `+accountColumns+` FROM accounts WHERE kind = 'org'
+AND (org_id = ANY($1::text[]) OR org_id IN (SELECT h.org_id FROM holds h WHERE h.id = ANY($2::text[]::uuid[])))
+ORDER BY id FOR UPDATE`, orgs, holdIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			a, err := scanAccount(rows)
 			if err != nil {
 				return fmt.Errorf("scanning account: %w", err)
 			}
 			accounts[a.OrgID] = &a
+			s.knownOrgs.Store(a.OrgID, struct{}{})
 		}
 		return rows.Err()
 	})
@@ -258,7 +248,8 @@ ON CONFLICT DO NOTHING`, newOrgs, newCurrencies)
 	var replayTx, replayHolds []string
 	if len(keys) > 0 {
 		batch.Queue(`SELECT k.org_id, k.key, k.operation, k.request_hash, coalesce(k.transaction_id::text, ''), coalesce(k.hold_id::text, '')
-FROM idempotency_keys k JOIN unnest($1::text[], $2::text[]) AS u(o, k2) ON k.org_id = u.o AND k.key = u.k2`, keyOrgs, keys).Query(func(rows pgx.Rows) error {
+FROM idempotency_keys k WHERE k.key = ANY($1::text[])
+AND (k.org_id = ANY($2::text[]) OR k.org_id IN (SELECT h.org_id FROM holds h WHERE h.id = ANY($3::text[]::uuid[])))`, keys, orgs, holdIDs).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var rec ledger.IdempotencyRecord
 				var op string
@@ -277,11 +268,11 @@ FROM idempotency_keys k JOIN unnest($1::text[], $2::text[]) AS u(o, k2) ON k.org
 			return rows.Err()
 		})
 	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, nil, nil, fmt.Errorf("locking accounts: %w", err)
 	}
 	if len(replayTx)+len(replayHolds) > 0 {
-		if err := loadReplays(ctx, tx, existing, replayTx, replayHolds); err != nil {
+		if err := loadReplays(ctx, conn, existing, replayTx, replayHolds); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -393,7 +384,7 @@ SELECT id, name FROM ins UNION ALL SELECT a.id, a.name FROM accounts a JOIN want
 	return ids, nil
 }
 
-func (s *Store) write(ctx context.Context, tx pgx.Tx, b *ledger.Batch) error {
+func (s *Store) write(ctx context.Context, conn *pgx.Conn, b *ledger.Batch) error {
 	var names []string
 	seen := map[string]bool{}
 	for _, t := range b.Transactions {
@@ -522,7 +513,8 @@ FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7:
   WITH ORDINALITY AS u(o, k, t, h, a, b, av, c, e, oc, n)`,
 			int64(n), orgs, kinds, txIDs, holdIDs, amounts, bals, avails, currencies, exps, occurred)
 	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+	batch.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("writing ledger batch: %w", err)
 	}
 	return nil

@@ -1,0 +1,133 @@
+// Package emails renders notification emails: a subject, a text body (text/template) and an
+// HTML body (html/template, which escapes every value) per kind of email.
+package emails
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"net/url"
+	"strings"
+	texttemplate "text/template"
+
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/notifications/internal/notify"
+)
+
+//go:embed templates
+var files embed.FS
+
+// Message is a rendered email.
+type Message struct {
+	Subject string
+	Text    string
+	HTML    string
+}
+
+type kindTemplates struct {
+	text *texttemplate.Template
+	html *htmltemplate.Template
+}
+
+// Renderer renders emails with links into the frontend.
+type Renderer struct {
+	frontendURL string
+	kinds       map[notify.EmailKind]kindTemplates
+}
+
+// NewRenderer parses the templates of every kind. frontendURL is the web app's base URL, e.g.
+// "https://app.tally.dev".
+func NewRenderer(frontendURL string) (*Renderer, error) {
+	u, err := url.Parse(frontendURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("emails: frontend URL %q is not an http(s) URL", frontendURL)
+	}
+	r := &Renderer{frontendURL: strings.TrimRight(frontendURL, "/"), kinds: map[notify.EmailKind]kindTemplates{}}
+	for _, k := range notify.EmailKinds {
+		name := "templates/" + string(k) + ".tmpl"
+		text, err := texttemplate.New(string(k)).Option("missingkey=error").ParseFS(files, name)
+		if err != nil {
+			return nil, fmt.Errorf("emails: parsing %s: %w", name, err)
+		}
+		html, err := htmltemplate.New(string(k)).Option("missingkey=error").ParseFS(files, "templates/layout.html", name)
+		if err != nil {
+			return nil, fmt.Errorf("emails: parsing %s: %w", name, err)
+		}
+		r.kinds[k] = kindTemplates{text: text, html: html}
+	}
+	return r, nil
+}
+
+// view is what the templates see: amounts already formatted as "12.50 USD".
+type view struct {
+	OrgID         string
+	OrgName       string
+	Balance       string
+	Threshold     string
+	Amount        string
+	ExpiresAt     string
+	InstanceID    string
+	Reason        string
+	AddCreditsURL string
+	BillingURL    string
+	SettingsURL   string
+}
+
+// AddCreditsURL returns the link of the Add Credits dialog.
+func (r *Renderer) AddCreditsURL() string { return r.frontendURL + "/billing?add-credits=1" }
+
+// Render renders an email of kind k.
+func (r *Renderer) Render(k notify.EmailKind, d notify.EmailData) (Message, error) {
+	t, ok := r.kinds[k]
+	if !ok {
+		return Message{}, fmt.Errorf("emails: unknown kind %q", k)
+	}
+	v := view{
+		OrgID:         d.OrgID,
+		OrgName:       d.OrgName,
+		Threshold:     format(d.Threshold, d.Currency),
+		Amount:        format(abs(d.Amount), d.Currency), // expiries carry negative amounts
+		InstanceID:    d.InstanceID,
+		Reason:        d.Reason,
+		AddCreditsURL: r.AddCreditsURL(),
+		BillingURL:    r.frontendURL + "/billing",
+		SettingsURL:   r.frontendURL + "/settings/notifications",
+	}
+	if v.OrgName == "" {
+		v.OrgName = d.OrgID
+	}
+	if d.Currency != "" {
+		v.Balance = format(d.Balance, d.Currency)
+	}
+	if !d.ExpiresAt.IsZero() {
+		v.ExpiresAt = d.ExpiresAt.UTC().Format("January 2, 2006 at 15:04 UTC")
+	}
+	var subject, text, html bytes.Buffer
+	if err := t.text.ExecuteTemplate(&subject, "subject", v); err != nil {
+		return Message{}, fmt.Errorf("emails: rendering %s subject: %w", k, err)
+	}
+	if err := t.text.ExecuteTemplate(&text, "text", v); err != nil {
+		return Message{}, fmt.Errorf("emails: rendering %s text: %w", k, err)
+	}
+	if err := t.html.ExecuteTemplate(&html, "layout", v); err != nil {
+		return Message{}, fmt.Errorf("emails: rendering %s html: %w", k, err)
+	}
+	s := strings.Join(strings.Fields(subject.String()), " ")
+	if s == "" {
+		return Message{}, errors.New("emails: empty subject")
+	}
+	return Message{Subject: s, Text: strings.TrimSpace(text.String()) + "\n", HTML: html.String()}, nil
+}
+
+func abs(n money.Nanos) money.Nanos {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+func format(n money.Nanos, currency string) string {
+	return money.Money{Nanos: n, Currency: currency}.String()
+}

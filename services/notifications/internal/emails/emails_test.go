@@ -1,0 +1,64 @@
+package emails_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tallyhq/tally/services/notifications/internal/emails"
+	"github.com/tallyhq/tally/services/notifications/internal/notify"
+)
+
+func TestRenderEveryKind(t *testing.T) {
+	t.Parallel()
+	r, err := emails.NewRenderer("https://app.tally.dev/")
+	require.NoError(t, err)
+	data := notify.EmailData{
+		OrgID: "acme", Currency: "USD", Balance: 12_500_000_000, Threshold: 20_000_000_000, Amount: -3_000_000_000,
+		ExpiresAt: time.Date(2027, 1, 2, 3, 4, 0, 0, time.UTC), InstanceID: "gpu-1", Reason: "out of credits",
+	}
+	for _, k := range notify.EmailKinds {
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			m, err := r.Render(k, data)
+			require.NoError(t, err)
+			require.Contains(t, m.Subject, "acme", "org id stands in for the unknown name")
+			require.NotContains(t, m.Subject, "\n")
+			require.Contains(t, m.Text, "acme")
+			require.Contains(t, m.HTML, "<html")
+			require.Contains(t, m.HTML, "https://app.tally.dev/settings/notifications")
+			require.NotContains(t, m.Text+m.HTML, "-3.00", "amounts are shown as magnitudes")
+		})
+	}
+	m, err := r.Render(notify.KindLowCredit, data)
+	require.NoError(t, err)
+	require.Contains(t, m.Text, "Current balance: 12.50 USD")
+	require.Contains(t, m.Text, "Alert threshold: 20.00 USD")
+	require.Contains(t, m.Text, "https://app.tally.dev/billing?add-credits=1")
+	require.Contains(t, m.HTML, `href="https://app.tally.dev/billing?add-credits=1"`)
+	m, err = r.Render(notify.KindCreditsExpiring, data)
+	require.NoError(t, err)
+	require.Contains(t, m.Subject, "January 2, 2027 at 03:04 UTC")
+}
+
+func TestRenderEscapesHTML(t *testing.T) {
+	t.Parallel()
+	r, err := emails.NewRenderer("http://localhost:3000")
+	require.NoError(t, err)
+	m, err := r.Render(notify.KindRentalSuspended, notify.EmailData{OrgID: "acme", OrgName: `<script>alert(1)</script>`, InstanceID: "i-1", Reason: `"><img src=x>`})
+	require.NoError(t, err)
+	require.NotContains(t, m.HTML, "<script>")
+	require.NotContains(t, m.HTML, "<img")
+	require.Contains(t, m.HTML, "&lt;script&gt;")
+	require.True(t, strings.Contains(m.Text, "<script>"), "the text body is not HTML")
+}
+
+func TestNewRendererRefusesBadURLs(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"", "localhost:3000", "javascript:alert(1)", "ftp://x"} {
+		_, err := emails.NewRenderer(u)
+		require.Error(t, err, u)
+	}
+}

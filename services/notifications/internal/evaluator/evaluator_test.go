@@ -1,0 +1,113 @@
+package evaluator_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/pg"
+	"github.com/tallyhq/tally/pkg/rpcclient"
+	"github.com/tallyhq/tally/pkg/testenv"
+	"github.com/tallyhq/tally/services/ledger/ledgertest"
+	"github.com/tallyhq/tally/services/notifications/internal/evaluator"
+	"github.com/tallyhq/tally/services/notifications/internal/notify"
+	"github.com/tallyhq/tally/services/notifications/internal/store"
+	"github.com/tallyhq/tally/services/notifications/migrations"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// noLease lets every evaluator consume at once, so that only the cursor check and the
+// conditional updates of store.ApplyEvents keep them from sending twice.
+type noLease struct{}
+
+func (noLease) Acquire(ctx context.Context) (context.Context, func(), error) {
+	return ctx, func() {}, nil
+}
+
+// Three evaluators consuming the same stream concurrently, without the lease, still queue exactly
+// one alert per crossing.
+func TestConcurrentEvaluatorsWithoutLeaseQueueOneAlertPerCrossing(t *testing.T) {
+	l := ledgertest.Start(t, ledgertest.Options{})
+	ops := l.Client(t, ledgertest.OpsToken(t))
+	pool, err := pg.Connect(t.Context(), l.DatabaseURL, "notifications", 10)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	require.NoError(t, pg.Migrate(t.Context(), pool, "notifications", migrations.FS))
+	st, err := store.New(pool)
+	require.NoError(t, err)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	const org = "fenced"
+	usd := func(units int64) *ledgerv1.DebitRequest {
+		return &ledgerv1.DebitRequest{OrgId: org, Amount: money.ToProto(money.Nanos(units)*1_000_000_000, "USD")}
+	}
+	_, err = ops.Credit(t.Context(), &ledgerv1.CreditRequest{OrgId: org, Amount: money.ToProto(100_000_000_000, "USD"), IdempotencyKey: "c0"})
+	require.NoError(t, err)
+	_, _, err = st.UpdateSettings(t.Context(), store.Change{
+		Member: store.Member{OrgID: org, MemberID: "alice", AccountEmail: "alice@example.com"},
+		Seed:   &notify.Balance{OrgID: org, Currency: "USD", Balance: 100_000_000_000},
+		Apply: func(cur notify.Settings, _ *notify.Balance) (notify.Preferences, error) {
+			p := cur.Preferences
+			p.LowCreditEnabled, p.Threshold = true, money.Money{Nanos: 50_000_000_000, Currency: "USD"}
+			return p, nil
+		},
+	})
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 3 {
+		ev, err := evaluator.New(evaluator.Config{
+			Ledger: ledgerv1.NewLedgerServiceClient(dial(t, l)), Store: st, Lease: noLease{}, Logger: logger,
+			MaxBatch: 3, RetryDelay: 10 * time.Millisecond,
+		})
+		require.NoError(t, err)
+		wg.Go(func() { _ = ev.Run(ctx) })
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	const crossings = 5
+	n := 0
+	for i := range crossings {
+		for j := range 10 { // 100 → 20 in steps of 8: one crossing of 50
+			req := usd(8)
+			req.IdempotencyKey = "d" + string(rune('a'+i)) + string(rune('a'+j))
+			_, err := ops.Debit(t.Context(), req)
+			require.NoError(t, err)
+			n++
+		}
+		_, err := ops.Credit(t.Context(), &ledgerv1.CreditRequest{OrgId: org, Amount: money.ToProto(80_000_000_000, "USD"), IdempotencyKey: "c" + string(rune('a'+i))})
+		require.NoError(t, err)
+	}
+	var last int64
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT max(seq) FROM ledger.events`).Scan(&last))
+	require.Eventually(t, func() bool {
+		cur, err := st.Cursor(t.Context())
+		return err == nil && cur == last
+	}, time.Minute, 20*time.Millisecond)
+
+	var alerts int
+	var gen int64
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM emails WHERE kind = 'low_credit'`).Scan(&alerts))
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT alert_generation FROM member_settings WHERE member_id = 'alice'`).Scan(&gen))
+	require.Equal(t, crossings, alerts)
+	require.Equal(t, int64(crossings), gen)
+}
+
+func dial(t *testing.T, l *ledgertest.Ledger) *grpc.ClientConn {
+	t.Helper()
+	conn, err := rpcclient.Dial(l.Addr, ledgertest.ServiceToken(t, "notifications"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}

@@ -1,0 +1,60 @@
+package evaluator
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// ReminderStore queues the expiry reminders that are due.
+type ReminderStore interface {
+	QueueExpiryReminders(ctx context.Context, now time.Time, window time.Duration, limit int) (orgs, queued int, err error)
+}
+
+// ExpiryReminders queues, every interval, one "credits expire soon" email per organization
+// expiry date within window (7 days). Every replica may run it: the store shares the due
+// organizations with SKIP LOCKED and records each reminder in the transaction that queues it.
+type ExpiryReminders struct {
+	Store    ReminderStore
+	Interval time.Duration
+	Window   time.Duration
+	Logger   *slog.Logger
+	// Queued is called after reminders were queued (to wake the sender); optional.
+	Queued func()
+}
+
+// Run queues reminders until ctx is done.
+func (r *ExpiryReminders) Run(ctx context.Context) error {
+	if r.Store == nil || r.Logger == nil || r.Interval <= 0 || r.Window <= 0 {
+		return errors.New("evaluator: expiry reminders need a store, a logger, an interval and a window")
+	}
+	t := time.NewTicker(r.Interval)
+	defer t.Stop()
+	for {
+		for {
+			const page = 100
+			orgs, n, err := r.Store.QueueExpiryReminders(ctx, time.Now(), r.Window, page)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.Logger.Warn("queueing expiry reminders failed", "err", err)
+				}
+				break
+			}
+			if n > 0 {
+				r.Logger.Info("expiry reminders queued", "emails", n)
+				if r.Queued != nil {
+					r.Queued()
+				}
+			}
+			if orgs < page {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,294 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tallyhq/tally/services/notifications/internal/notify"
+)
+
+// Cursor returns the sequence of the last ledger event applied.
+func (s *Store) Cursor(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.pool.QueryRow(ctx, `SELECT seq FROM event_cursors WHERE name = $1`, LedgerCursor).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("reading event cursor: %w", err)
+	}
+	return seq, nil
+}
+
+// ApplyResult says what one ApplyEvents call did.
+type ApplyResult struct {
+	// Cursor is the sequence of the last event applied.
+	Cursor int64
+	// Queued counts the emails queued.
+	Queued int
+}
+
+// ApplyEvents applies events, which follow the cursor position from, in one transaction: it
+// stores each organization's latest balance, moves the low-credit alerts of its members through
+// every event in order (queueing an alert per crossing), queues the payment and expiry emails,
+// and advances the cursor. The cursor row is locked first and must still be at from, so two
+// evaluators never apply the same events: the second gets notify.ErrCursorMoved and must resume
+// from the stored cursor. Alert states are written with conditional updates as well.
+func (s *Store) ApplyEvents(ctx context.Context, from int64, events []notify.LedgerEvent) (ApplyResult, error) {
+	if len(events) == 0 {
+		return ApplyResult{Cursor: from}, nil
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var cur int64
+	if err := tx.QueryRow(ctx, `SELECT seq FROM event_cursors WHERE name = $1 FOR UPDATE`, LedgerCursor).Scan(&cur); err != nil {
+		return ApplyResult{}, fmt.Errorf("locking event cursor: %w", err)
+	}
+	if cur != from {
+		return ApplyResult{}, fmt.Errorf("%w: expected %d, found %d", notify.ErrCursorMoved, from, cur)
+	}
+	byOrg := map[string][]notify.LedgerEvent{}
+	last := from
+	for _, e := range events {
+		if e.Seq <= last {
+			return ApplyResult{}, fmt.Errorf("event %d does not follow %d", e.Seq, last)
+		}
+		last = e.Seq
+		byOrg[e.OrgID] = append(byOrg[e.OrgID], e)
+	}
+	orgs := make([]string, 0, len(byOrg))
+	for org := range byOrg {
+		orgs = append(orgs, org)
+	}
+	slices.Sort(orgs)
+	var queued []notify.Email
+	for _, org := range orgs {
+		emails, err := applyOrgEvents(ctx, tx, org, byOrg[org])
+		if err != nil {
+			return ApplyResult{}, err
+		}
+		queued = append(queued, emails...)
+	}
+	n, err := insertEmails(ctx, tx, queued)
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	tag, err := tx.Exec(ctx, `UPDATE event_cursors SET seq = $2, updated_at = now() WHERE name = $1 AND seq = $3`, LedgerCursor, last, from)
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("advancing event cursor: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return ApplyResult{}, fmt.Errorf("%w: cursor no longer at %d", notify.ErrCursorMoved, from)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return ApplyResult{}, fmt.Errorf("committing events: %w", err)
+	}
+	return ApplyResult{Cursor: last, Queued: n}, nil
+}
+
+// applyOrgEvents applies one organization's events (in sequence order) and returns the emails
+// they cause.
+func applyOrgEvents(ctx context.Context, tx pgx.Tx, org string, events []notify.LedgerEvent) ([]notify.Email, error) {
+	e := events[len(events)-1]
+	if _, err := tx.Exec(ctx, `INSERT INTO org_balances (org_id, currency, balance, available, expires_at, last_seq)
+VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id) DO UPDATE SET currency = EXCLUDED.currency, balance = EXCLUDED.balance,
+available = EXCLUDED.available, expires_at = EXCLUDED.expires_at, last_seq = EXCLUDED.last_seq, updated_at = now()`,
+		org, e.Currency, int64(e.Balance), int64(e.Available), nullTime(e.ExpiresAt), e.Seq); err != nil {
+		return nil, fmt.Errorf("storing balance of %s: %w", org, err)
+	}
+	rows, err := tx.Query(ctx, `SELECT `+settingsColumns+` FROM member_settings WHERE org_id = $1 ORDER BY member_id FOR UPDATE`, org)
+	if err != nil {
+		return nil, fmt.Errorf("locking members of %s: %w", org, err)
+	}
+	members, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (notify.Settings, error) { return scanSettings(r) })
+	if err != nil {
+		return nil, fmt.Errorf("reading members of %s: %w", org, err)
+	}
+	if len(members) == 0 {
+		return nil, nil
+	}
+	before := slices.Clone(members)
+	var emails []notify.Email
+	for _, ev := range events {
+		for i := range members {
+			m := &members[i]
+			to := m.Email()
+			if m.LowCreditEnabled && m.Threshold.Currency == ev.Currency {
+				next, fire := notify.Evaluate(m.AlertState, ev.Balance, m.Threshold.Nanos)
+				m.AlertState = next
+				if fire {
+					m.AlertGeneration++
+					if to != "" {
+						emails = append(emails, lowCreditEmail(*m, to, notify.EmailData{
+							OrgID: org, Currency: ev.Currency, Balance: ev.Balance, Threshold: m.Threshold.Nanos, OccurredAt: ev.OccurredAt,
+						}, ev.Seq))
+					}
+				}
+			}
+			kind := eventEmail(ev.Kind)
+			if kind == "" || !m.Wants(kind) || to == "" {
+				continue
+			}
+			emails = append(emails, notify.Email{
+				ID:             uuid.NewString(),
+				IdempotencyKey: notify.EventKey(kind, org, m.MemberID, ev.Seq),
+				Kind:           kind,
+				OrgID:          org,
+				MemberID:       m.MemberID,
+				To:             to,
+				Data: notify.EmailData{
+					OrgID: org, Currency: ev.Currency, Balance: ev.Balance, Amount: ev.Amount, ExpiresAt: ev.ExpiresAt,
+					OccurredAt: ev.OccurredAt, TransactionID: ev.TransactionID,
+				},
+				LedgerSeq: ev.Seq,
+			})
+		}
+	}
+	for i, m := range members {
+		b := before[i]
+		if m.AlertState == b.AlertState && m.AlertGeneration == b.AlertGeneration {
+			continue
+		}
+		tag, err := tx.Exec(ctx, `UPDATE member_settings SET alert_state = $3, alert_generation = $4
+WHERE org_id = $1 AND member_id = $2 AND alert_state = $5 AND alert_generation = $6`,
+			org, m.MemberID, string(m.AlertState), m.AlertGeneration, string(b.AlertState), b.AlertGeneration)
+		if err != nil {
+			return nil, fmt.Errorf("updating alert of %s/%s: %w", org, m.MemberID, err)
+		}
+		if tag.RowsAffected() != 1 {
+			return nil, errors.New("updating alert: state changed under a row lock")
+		}
+	}
+	return emails, nil
+}
+
+// eventEmail returns the opt-in email a ledger event kind causes, or "".
+func eventEmail(k notify.EventKind) notify.EmailKind {
+	switch k {
+	case notify.EventCredit:
+		return notify.KindPaymentSucceeded
+	case notify.EventExpiry:
+		return notify.KindCreditsExpired
+	}
+	return ""
+}
+
+// QueueExpiryReminders queues the "credits expire soon" email for organizations whose positive
+// balance expires within window after now and whose current expiry date has no reminder yet:
+// one reminder per expiry date (a top-up moves the date and so allows a new one). Replicas
+// share the work with SKIP LOCKED. It returns how many organizations it handled (at most limit)
+// and how many emails it queued.
+func (s *Store) QueueExpiryReminders(ctx context.Context, now time.Time, window time.Duration, limit int) (orgs, queued int, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	rows, err := tx.Query(ctx, `SELECT `+balanceColumns+` FROM org_balances
+WHERE expires_at > $1 AND expires_at <= $2 AND balance > 0 AND reminded_expires_at IS DISTINCT FROM expires_at
+ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED`, now, now.Add(window), limit)
+	if err != nil {
+		return 0, 0, fmt.Errorf("listing expiring balances: %w", err)
+	}
+	due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (notify.Balance, error) {
+		b, err := scanBalance(r)
+		if err != nil {
+			return notify.Balance{}, err
+		}
+		return *b, nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading expiring balances: %w", err)
+	}
+	var emails []notify.Email
+	for _, b := range due {
+		rows, err := tx.Query(ctx, `SELECT `+settingsColumns+` FROM member_settings WHERE org_id = $1 AND credits_expiring_enabled ORDER BY member_id`, b.OrgID)
+		if err != nil {
+			return 0, 0, fmt.Errorf("listing members of %s: %w", b.OrgID, err)
+		}
+		members, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (notify.Settings, error) { return scanSettings(r) })
+		if err != nil {
+			return 0, 0, fmt.Errorf("reading members of %s: %w", b.OrgID, err)
+		}
+		for _, m := range members {
+			if m.Email() == "" {
+				continue
+			}
+			emails = append(emails, notify.Email{
+				ID:             uuid.NewString(),
+				IdempotencyKey: notify.ExpiringKey(b.OrgID, m.MemberID, b.ExpiresAt),
+				Kind:           notify.KindCreditsExpiring,
+				OrgID:          b.OrgID,
+				MemberID:       m.MemberID,
+				To:             m.Email(),
+				Data:           notify.EmailData{OrgID: b.OrgID, Currency: b.Currency, Balance: b.Balance, ExpiresAt: b.ExpiresAt},
+				LedgerSeq:      b.Seq,
+			})
+		}
+		if _, err := tx.Exec(ctx, `UPDATE org_balances SET reminded_expires_at = expires_at WHERE org_id = $1`, b.OrgID); err != nil {
+			return 0, 0, fmt.Errorf("recording reminder of %s: %w", b.OrgID, err)
+		}
+	}
+	n, err := insertEmails(ctx, tx, emails)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, 0, fmt.Errorf("committing reminders: %w", err)
+	}
+	return len(due), n, nil
+}
+
+// QueueRentalSuspended queues the rental-suspended email for the organization's opted-in
+// members and returns how many were new (0 when key was seen before).
+func (s *Store) QueueRentalSuspended(ctx context.Context, orgID, instanceID, key, reason string) (int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	rows, err := tx.Query(ctx, `SELECT `+settingsColumns+` FROM member_settings WHERE org_id = $1 AND rental_suspended_enabled ORDER BY member_id`, orgID)
+	if err != nil {
+		return 0, fmt.Errorf("listing members: %w", err)
+	}
+	members, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (notify.Settings, error) { return scanSettings(r) })
+	if err != nil {
+		return 0, fmt.Errorf("reading members: %w", err)
+	}
+	bal, err := scanBalance(tx.QueryRow(ctx, `SELECT `+balanceColumns+` FROM org_balances WHERE org_id = $1`, orgID))
+	if err != nil {
+		return 0, fmt.Errorf("reading balance: %w", err)
+	}
+	data := notify.EmailData{OrgID: orgID, InstanceID: instanceID, Reason: reason, OccurredAt: time.Now().UTC()}
+	if bal != nil {
+		data.Currency, data.Balance = bal.Currency, bal.Balance
+	}
+	var queued []notify.Email
+	for _, m := range members {
+		if m.Email() == "" {
+			continue
+		}
+		queued = append(queued, notify.Email{
+			ID:             uuid.NewString(),
+			IdempotencyKey: notify.RentalSuspendedKey(orgID, m.MemberID, key),
+			Kind:           notify.KindRentalSuspended,
+			OrgID:          orgID,
+			MemberID:       m.MemberID,
+			To:             m.Email(),
+			Data:           data,
+		})
+	}
+	n, err := insertEmails(ctx, tx, queued)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("committing rental notice: %w", err)
+	}
+	return n, nil
+}

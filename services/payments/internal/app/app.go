@@ -1,0 +1,123 @@
+// Package app is the payments application: checkout, webhook processing with its exactly-once
+// fulfilment, reconciliation, refunds, invoices, billing profiles and review items. It depends on
+// the store and on small interfaces for the ledger and the checkout processor (Stripe, or the
+// local test-mode checkout).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/payments/internal/invoice"
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/services/payments/internal/store"
+)
+
+// Processor runs Checkout Sessions and refunds: Stripe, or the local test-mode checkout.
+type Processor interface {
+	Mode() payment.Mode
+	CreateSession(ctx context.Context, req SessionRequest) (CreatedSession, error)
+	// Refund returns the processor's refund id.
+	Refund(ctx context.Context, req RefundRequest) (string, error)
+	// RecentSessions returns the sessions created since since, for reconciliation.
+	RecentSessions(ctx context.Context, since time.Time) ([]payment.Session, error)
+}
+
+// SessionRequest asks a processor for a Checkout Session.
+type SessionRequest struct {
+	PaymentID   string
+	OrgID       string
+	Member      payment.Member
+	AmountMinor int64
+	Currency    string
+}
+
+// CreatedSession is a Checkout Session ready to be paid.
+type CreatedSession struct {
+	ID        string
+	URL       string
+	ExpiresAt time.Time
+}
+
+// RefundRequest asks a processor to refund part of a payment.
+type RefundRequest struct {
+	RefundID        string
+	SessionID       string
+	PaymentIntentID string
+	AmountMinor     int64
+	Currency        string
+	Reason          string
+}
+
+// Ledger is what payments needs from the ledger.
+type Ledger interface {
+	Currency(ctx context.Context, orgID string) (string, error)
+	Available(ctx context.Context, orgID string) (money.Money, error)
+	Credit(ctx context.Context, req CreditRequest) (Credited, error)
+	// TakeBack removes amount (positive) from the organization's balance.
+	TakeBack(ctx context.Context, orgID string, amount money.Money, key, reason string) (string, error)
+}
+
+// CreditRequest is a top-up credit; the same request with the same key credits once.
+type CreditRequest struct {
+	OrgID          string
+	Amount         money.Money
+	IdempotencyKey string
+	Reason         string
+	Reference      string
+}
+
+// Credited is a granted credit.
+type Credited struct {
+	TransactionID string
+	ExpiresAt     time.Time
+}
+
+// Verifier authenticates webhook deliveries.
+type Verifier interface {
+	Verify(payload []byte, signature string) (payment.Event, error)
+}
+
+// Config wires an App.
+type Config struct {
+	Store     *store.Store
+	Ledger    Ledger
+	Processor Processor
+	Verifier  Verifier
+	Seller    invoice.Seller
+	// TopUpMin and TopUpMax bound a top-up, in units of the organization's currency.
+	TopUpMin, TopUpMax money.Nanos
+	// ReconcileLookback is how far back reconciliation looks at Checkout Sessions.
+	ReconcileLookback time.Duration
+	Logger            *slog.Logger
+}
+
+// App is the payments application.
+type App struct {
+	cfg    Config
+	store  *store.Store
+	ledger Ledger
+	proc   Processor
+	logger *slog.Logger
+}
+
+// New returns an App.
+func New(cfg Config) (*App, error) {
+	if cfg.Store == nil || cfg.Ledger == nil || cfg.Processor == nil || cfg.Verifier == nil || cfg.Logger == nil {
+		return nil, errors.New("app: store, ledger, processor, verifier and logger are required")
+	}
+	if cfg.TopUpMin <= 0 || cfg.TopUpMax < cfg.TopUpMin {
+		return nil, fmt.Errorf("app: top-up limits must satisfy 0 < min <= max, got %s and %s", cfg.TopUpMin.Display(), cfg.TopUpMax.Display())
+	}
+	if cfg.ReconcileLookback <= 0 {
+		cfg.ReconcileLookback = 72 * time.Hour
+	}
+	return &App{cfg: cfg, store: cfg.Store, ledger: cfg.Ledger, proc: cfg.Processor, logger: cfg.Logger}, nil
+}
+
+// TestMode reports whether checkouts run on the local test-mode page.
+func (a *App) TestMode() bool { return a.proc.Mode() == payment.ModeLocal }

@@ -1,0 +1,86 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/services/payments/internal/store"
+)
+
+// maxIDLength matches the ledger's limit on organization ids.
+const maxIDLength = 128
+
+// ValidateOrgID checks an organization id like the ledger does.
+func ValidateOrgID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: org_id is required", payment.ErrInvalid)
+	}
+	if len(id) > maxIDLength {
+		return fmt.Errorf("%w: org_id is longer than %d characters", payment.ErrInvalid, maxIDLength)
+	}
+	for _, r := range id {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:@", r)
+		if !ok {
+			return fmt.Errorf("%w: org_id may hold only letters, digits and -_.:@", payment.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// CreateCheckout records a pending payment by member and opens its Checkout Session. The amount
+// is in the organization's currency (an empty currency means that one), within the configured
+// limits, and exact in the currency's minor units.
+func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.Member, amount money.Money) (payment.Payment, error) {
+	if err := ValidateOrgID(orgID); err != nil {
+		return payment.Payment{}, err
+	}
+	if member.ID == "" {
+		return payment.Payment{}, fmt.Errorf("%w: the caller has no member id", payment.ErrInvalid)
+	}
+	currency, err := a.ledger.Currency(ctx, orgID)
+	if err != nil {
+		return payment.Payment{}, err
+	}
+	if currency == "" {
+		currency = "USD"
+	}
+	if amount.Currency == "" {
+		amount.Currency = currency
+	}
+	if amount.Currency != currency {
+		return payment.Payment{}, fmt.Errorf("%w: organization %s pays in %s, not %s", payment.ErrInvalid, orgID, currency, amount.Currency)
+	}
+	if amount.Nanos < a.cfg.TopUpMin || amount.Nanos > a.cfg.TopUpMax {
+		return payment.Payment{}, fmt.Errorf("%w: amount must be between %s and %s %s", payment.ErrInvalid,
+			a.cfg.TopUpMin.Display(), a.cfg.TopUpMax.Display(), currency)
+	}
+	minor, err := payment.ToMinor(amount)
+	if err != nil {
+		return payment.Payment{}, err
+	}
+	p, err := a.store.InsertPayment(ctx, payment.Payment{
+		ID: store.NewID(), OrgID: orgID, Mode: a.proc.Mode(), Amount: amount, AmountMinor: minor, Member: member,
+	})
+	if err != nil {
+		return payment.Payment{}, err
+	}
+	cs, err := a.proc.CreateSession(ctx, SessionRequest{PaymentID: p.ID, OrgID: orgID, Member: member, AmountMinor: minor, Currency: currency})
+	if err != nil {
+		if derr := a.store.DeleteUnstartedPayment(context.WithoutCancel(ctx), p.ID); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return payment.Payment{}, err
+	}
+	p, err = a.store.AttachSession(ctx, p.ID, cs.ID, cs.URL, cs.ExpiresAt)
+	if err != nil {
+		// The session carries the payment id in its metadata: its webhook still finds the payment.
+		return payment.Payment{}, err
+	}
+	a.logger.Info("checkout session created", "payment_id", p.ID, "org_id", orgID, "session_id", cs.ID,
+		"amount", amount.String(), "mode", string(p.Mode))
+	return p, nil
+}

@@ -1,0 +1,304 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tallyhq/tally/services/payments/internal/invoice"
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/services/payments/internal/store"
+)
+
+// Outcomes of a webhook delivery.
+const (
+	OutcomeProcessed = "processed"
+	OutcomeDuplicate = "duplicate"
+	OutcomeIgnored   = "ignored"
+)
+
+// HandleWebhook verifies a Stripe delivery and processes its event once. A delivery with a bad
+// signature changes nothing. An error wrapping payment.ErrUnavailable asks Stripe to retry.
+func (a *App) HandleWebhook(ctx context.Context, payload []byte, signature string) (payment.Event, string, error) {
+	ev, err := a.cfg.Verifier.Verify(payload, signature)
+	if err != nil {
+		return payment.Event{}, "", err
+	}
+	outcome, err := a.HandleEvent(ctx, ev)
+	if err != nil {
+		return ev, "", fmt.Errorf("processing event %s (%s): %w", ev.ID, ev.Type, err)
+	}
+	a.logger.Info("stripe event handled", "event_id", ev.ID, "type", ev.Type, "outcome", outcome)
+	return ev, outcome, nil
+}
+
+// HandleEvent processes a verified event once.
+func (a *App) HandleEvent(ctx context.Context, ev payment.Event) (string, error) {
+	rec := store.EventRecord{ID: ev.ID, Type: ev.Type, Outcome: OutcomeProcessed}
+	switch {
+	case ev.Session != nil:
+		var sig payment.Signal
+		switch ev.Type {
+		case payment.EventCheckoutCompleted:
+			sig = payment.SignalAwaitingPayment
+			if ev.Session.Paid() {
+				sig = payment.SignalPaid
+			}
+		case payment.EventCheckoutAsyncSucceeded:
+			sig = payment.SignalPaid
+		case payment.EventCheckoutAsyncFailed:
+			sig = payment.SignalFailed
+		case payment.EventCheckoutExpired:
+			sig = payment.SignalExpired
+		}
+		return a.applySession(ctx, *ev.Session, sig, rec)
+	case ev.Charge != nil:
+		return a.applyChargeRefunded(ctx, *ev.Charge, rec)
+	case ev.Dispute != nil:
+		return a.applyDispute(ctx, *ev.Dispute, rec)
+	}
+	rec.Outcome = OutcomeIgnored
+	return a.recordOnly(ctx, rec, nil)
+}
+
+func (a *App) recordOnly(ctx context.Context, rec store.EventRecord, review *payment.ReviewItem) (string, error) {
+	if rec.Outcome == "" {
+		rec.Outcome = OutcomeIgnored
+	}
+	fresh, err := a.store.RecordEvent(ctx, rec, review)
+	if err != nil {
+		return "", err
+	}
+	if !fresh {
+		return OutcomeDuplicate, nil
+	}
+	return rec.Outcome, nil
+}
+
+// findPayment finds the payment of a session: by session id, else by the payment id in the
+// session's metadata when that payment has no session yet (its session was created but not
+// recorded).
+func (a *App) findPayment(ctx context.Context, s payment.Session) (payment.Payment, error) {
+	p, err := a.store.PaymentBySession(ctx, s.ID)
+	if err == nil || !errors.Is(err, payment.ErrNotFound) || s.PaymentID == "" {
+		return p, err
+	}
+	p, err = a.store.Payment(ctx, s.OrgID, s.PaymentID)
+	if err != nil {
+		return payment.Payment{}, err
+	}
+	if p.CheckoutSessionID != "" {
+		return payment.Payment{}, fmt.Errorf("payment %s belongs to another session: %w", p.ID, payment.ErrNotFound)
+	}
+	return p, nil
+}
+
+// applySession applies a session signal, from a webhook (rec.ID set) or reconciliation. Paid
+// signals credit through the ledger with the session id as idempotency key, before the status
+// changes: concurrent deliveries both reach the ledger, which credits once, and the payment row
+// lock then lets one of them record the credit and issue the invoice.
+func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.Signal, rec store.EventRecord) (string, error) {
+	p, err := a.findPayment(ctx, s)
+	if errors.Is(err, payment.ErrNotFound) {
+		var review *payment.ReviewItem
+		if rec.ID != "" && sig == payment.SignalPaid && s.PaymentID != "" {
+			review = &payment.ReviewItem{Kind: payment.ReviewUnknownSession, OrgID: s.OrgID, StripeEventID: rec.ID,
+				Detail: fmt.Sprintf("paid checkout session %s names payment %s, which tally does not know", s.ID, s.PaymentID)}
+		}
+		rec.Outcome = OutcomeIgnored
+		if rec.ID == "" {
+			return OutcomeIgnored, nil
+		}
+		return a.recordOnly(ctx, rec, review)
+	}
+	if err != nil {
+		return "", err
+	}
+	if rec.ID != "" {
+		seen, err := a.store.EventSeen(ctx, rec.ID)
+		if err != nil {
+			return "", err
+		}
+		if seen {
+			return OutcomeDuplicate, nil
+		}
+	} else if !payment.Decide(p, sig).Changed(p) {
+		return OutcomeIgnored, nil
+	}
+
+	// Grant the credits outside the transaction; the ledger makes it exactly once.
+	var credited *Credited
+	var refusal *payment.ReviewItem
+	if payment.Decide(p, sig).Credit {
+		if detail := amountMismatch(p, s); detail != "" {
+			refusal = &payment.ReviewItem{Kind: payment.ReviewAmountMismatch, Detail: detail, StripeEventID: rec.ID}
+		} else {
+			c, err := a.ledger.Credit(ctx, a.creditRequest(p, s.ID))
+			switch {
+			case errors.Is(err, payment.ErrRejected):
+				a.logger.Error("ledger refused a paid top-up", "payment_id", p.ID, "session_id", s.ID, "err", err)
+				refusal = &payment.ReviewItem{Kind: payment.ReviewCreditRefused, StripeEventID: rec.ID,
+					Detail: fmt.Sprintf("paid session %s was not credited: %v", s.ID, err)}
+			case err != nil:
+				return "", err
+			default:
+				credited = &c
+			}
+		}
+	}
+
+	now := time.Now()
+	p, fresh, err := a.store.UpdatePayment(ctx, p.ID, rec, func(cur payment.Payment) (*store.Transition, error) {
+		d := payment.Decide(cur, sig)
+		t := &store.Transition{Status: d.Status, AwaitingAsync: d.AwaitingAsync, PaymentIntentID: s.PaymentIntentID,
+			PaymentMethod: s.PaymentMethod, SessionID: s.ID}
+		if d.Review != "" {
+			t.Review = &payment.ReviewItem{Kind: d.Review, StripeEventID: rec.ID, Detail: reviewDetail(cur, d.Review, s.ID)}
+		}
+		if d.Credit {
+			switch {
+			case refusal != nil:
+				t.Status, t.AwaitingAsync, t.Review = cur.Status, cur.AwaitingAsync, refusal
+			case credited == nil:
+				// Decided on a stale read; the next delivery or reconciliation credits.
+				return nil, fmt.Errorf("%w: payment %s changed while crediting", payment.ErrUnavailable, cur.ID)
+			default:
+				t.Credit = &store.Credit{LedgerTransactionID: credited.TransactionID, PaidAt: now, Render: a.invoiceRender(cur, s.ID)}
+			}
+		}
+		return t, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if !fresh {
+		return OutcomeDuplicate, nil
+	}
+	if credited != nil && p.Credited() {
+		a.logger.Info("payment credited", "payment_id", p.ID, "org_id", p.OrgID, "session_id", s.ID,
+			"amount", p.Amount.String(), "invoice", p.InvoiceNumber, "ledger_tx", p.LedgerTransactionID)
+	}
+	return OutcomeProcessed, nil
+}
+
+// creditRequest is the ledger credit of a payment; it is the same request on every delivery, as
+// the ledger's idempotency requires.
+func (a *App) creditRequest(p payment.Payment, sessionID string) CreditRequest {
+	reason := "Top-up via Stripe Checkout"
+	if p.Mode == payment.ModeLocal {
+		reason = "Top-up via test-mode checkout"
+	}
+	return CreditRequest{OrgID: p.OrgID, Amount: p.Amount, IdempotencyKey: sessionID, Reason: reason, Reference: sessionID}
+}
+
+// amountMismatch describes a paid session whose amount differs from what tally asked for.
+func amountMismatch(p payment.Payment, s payment.Session) string {
+	if s.AmountTotal == 0 && s.Currency == "" {
+		return "" // not reported (e.g. some reconciliation listings)
+	}
+	if s.AmountTotal != p.AmountMinor || (s.Currency != "" && s.Currency != p.Amount.Currency) {
+		return fmt.Sprintf("session %s paid %d %s minor units, tally asked for %d %s", s.ID, s.AmountTotal, s.Currency,
+			p.AmountMinor, p.Amount.Currency)
+	}
+	return ""
+}
+
+func reviewDetail(p payment.Payment, kind, ref string) string {
+	switch kind {
+	case payment.ReviewLateFailure:
+		return fmt.Sprintf("the payment of session %s failed after %s of credits were granted; credits were not taken back", ref, p.Amount)
+	case payment.ReviewDispute:
+		return fmt.Sprintf("dispute %s opened on a payment of %s; credits granted: %t", ref, p.Amount, p.Credited())
+	case payment.ReviewExternalRefund:
+		return fmt.Sprintf("charge %s was refunded outside tally; credits were not taken back", ref)
+	}
+	return ref
+}
+
+func (a *App) invoiceRender(p payment.Payment, sessionID string) store.Render {
+	method := "Card (Stripe Checkout)"
+	if p.Mode == payment.ModeLocal {
+		method = "Test-mode checkout (nothing charged)"
+	}
+	return func(number string, issuedAt time.Time, profile payment.BillingProfile) ([]byte, error) {
+		return invoice.Render(invoice.Document{
+			Kind: payment.KindInvoice, Number: number, IssuedAt: issuedAt, PaidAt: issuedAt, Seller: a.cfg.Seller,
+			Customer: profile, Amount: p.Amount, Description: "Credits", PaymentMethod: method, PaidBy: p.Member,
+			Reference: sessionID, TestMode: p.Mode == payment.ModeLocal,
+		})
+	}
+}
+
+// applyChargeRefunded handles charge.refunded: refunds tally issued itself are already accounted
+// for; money refunded outside tally (e.g. from the Stripe dashboard) opens a review item and
+// never takes credits back silently.
+func (a *App) applyChargeRefunded(ctx context.Context, c payment.Charge, rec store.EventRecord) (string, error) {
+	if c.PaymentIntentID == "" {
+		return a.recordOnly(ctx, store.EventRecord{ID: rec.ID, Type: rec.Type, Outcome: OutcomeIgnored}, nil)
+	}
+	p, err := a.store.PaymentByIntent(ctx, c.PaymentIntentID)
+	if errors.Is(err, payment.ErrNotFound) {
+		return a.recordOnly(ctx, store.EventRecord{ID: rec.ID, Type: rec.Type, Outcome: OutcomeIgnored}, nil)
+	}
+	if err != nil {
+		return "", err
+	}
+	ours, err := a.store.RefundedMinor(ctx, p.ID)
+	if err != nil {
+		return "", err
+	}
+	sig := payment.Signal("")
+	if c.AmountRefunded > ours {
+		sig = payment.SignalPartiallyRefunded
+		if c.Refunded || c.AmountRefunded >= p.AmountMinor {
+			sig = payment.SignalRefunded
+		}
+	}
+	_, fresh, err := a.store.UpdatePayment(ctx, p.ID, rec, func(cur payment.Payment) (*store.Transition, error) {
+		if sig == "" {
+			return nil, nil // our own refund
+		}
+		d := payment.Decide(cur, sig)
+		return &store.Transition{Status: d.Status, AwaitingAsync: d.AwaitingAsync, Review: &payment.ReviewItem{
+			Kind: d.Review, StripeEventID: rec.ID,
+			Detail: fmt.Sprintf("charge %s: %d %s minor units refunded, %d of them by tally; credits were not taken back",
+				c.ID, c.AmountRefunded, c.Currency, ours),
+		}}, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if !fresh {
+		return OutcomeDuplicate, nil
+	}
+	return OutcomeProcessed, nil
+}
+
+// applyDispute handles charge.dispute.created: the payment becomes disputed and ops review it.
+func (a *App) applyDispute(ctx context.Context, d payment.Dispute, rec store.EventRecord) (string, error) {
+	p, err := a.store.PaymentByIntent(ctx, d.PaymentIntentID)
+	if d.PaymentIntentID == "" || errors.Is(err, payment.ErrNotFound) {
+		return a.recordOnly(ctx, store.EventRecord{ID: rec.ID, Type: rec.Type, Outcome: OutcomeIgnored}, &payment.ReviewItem{
+			Kind: payment.ReviewDispute, StripeEventID: rec.ID,
+			Detail: fmt.Sprintf("dispute %s on charge %s matches no tally payment", d.ID, d.ChargeID),
+		})
+	}
+	if err != nil {
+		return "", err
+	}
+	_, fresh, err := a.store.UpdatePayment(ctx, p.ID, rec, func(cur payment.Payment) (*store.Transition, error) {
+		dec := payment.Decide(cur, payment.SignalDisputed)
+		return &store.Transition{Status: dec.Status, AwaitingAsync: dec.AwaitingAsync, Review: &payment.ReviewItem{
+			Kind: dec.Review, StripeEventID: rec.ID,
+			Detail: fmt.Sprintf("dispute %s (%s) for %d %s minor units; credits granted: %t", d.ID, d.Reason, d.Amount, d.Currency, cur.Credited()),
+		}}, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if !fresh {
+		return OutcomeDuplicate, nil
+	}
+	return OutcomeProcessed, nil
+}

@@ -1,0 +1,87 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+)
+
+// ListPayments lists an organization's payments newest first; the page token is the last id.
+func (a *App) ListPayments(ctx context.Context, orgID string, limit int, after string) ([]payment.Payment, error) {
+	if err := ValidateOrgID(orgID); err != nil {
+		return nil, err
+	}
+	return a.store.ListPayments(ctx, orgID, limit, after)
+}
+
+// Payment returns an organization's payment with its refunds.
+func (a *App) Payment(ctx context.Context, orgID, id string) (payment.Payment, []payment.Refund, error) {
+	if err := ValidateOrgID(orgID); err != nil {
+		return payment.Payment{}, nil, err
+	}
+	p, err := a.store.Payment(ctx, orgID, id)
+	if err != nil {
+		return payment.Payment{}, nil, err
+	}
+	refunds, err := a.store.Refunds(ctx, p.ID)
+	if err != nil {
+		return payment.Payment{}, nil, err
+	}
+	return p, refunds, nil
+}
+
+// Document returns the invoice of a payment (refundID empty) or the credit note of a refund.
+func (a *App) Document(ctx context.Context, orgID, paymentID, refundID string) (payment.Document, error) {
+	if err := ValidateOrgID(orgID); err != nil {
+		return payment.Document{}, err
+	}
+	return a.store.Document(ctx, orgID, paymentID, refundID)
+}
+
+// BillingProfile returns an organization's billing profile.
+func (a *App) BillingProfile(ctx context.Context, orgID string) (payment.BillingProfile, error) {
+	if err := ValidateOrgID(orgID); err != nil {
+		return payment.BillingProfile{}, err
+	}
+	return a.store.BillingProfile(ctx, orgID)
+}
+
+// UpdateBillingProfile validates and replaces an organization's billing profile.
+func (a *App) UpdateBillingProfile(ctx context.Context, bp payment.BillingProfile) (payment.BillingProfile, error) {
+	if err := ValidateOrgID(bp.OrgID); err != nil {
+		return payment.BillingProfile{}, err
+	}
+	bp.LegalName, bp.Address = strings.TrimSpace(bp.LegalName), strings.TrimSpace(bp.Address)
+	bp.TaxID, bp.Email = strings.TrimSpace(bp.TaxID), strings.TrimSpace(bp.Email)
+	for _, f := range []struct {
+		name, value string
+		limit       int
+	}{{"legal_name", bp.LegalName, 200}, {"address", bp.Address, 1000}, {"tax_id", bp.TaxID, 64}, {"email", bp.Email, 254}} {
+		if len(f.value) > f.limit || !utf8.ValidString(f.value) {
+			return payment.BillingProfile{}, fmt.Errorf("%w: %s must be UTF-8 of at most %d bytes", payment.ErrInvalid, f.name, f.limit)
+		}
+	}
+	if bp.Email != "" {
+		if addr, err := mail.ParseAddress(bp.Email); err != nil || addr.Address != bp.Email {
+			return payment.BillingProfile{}, fmt.Errorf("%w: email %q is not an email address", payment.ErrInvalid, bp.Email)
+		}
+	}
+	return a.store.PutBillingProfile(ctx, bp)
+}
+
+// ReviewItems lists review items newest first.
+func (a *App) ReviewItems(ctx context.Context, includeResolved bool, limit int, after string) ([]payment.ReviewItem, error) {
+	return a.store.ReviewItems(ctx, includeResolved, limit, after)
+}
+
+// ResolveReviewItem closes a review item.
+func (a *App) ResolveReviewItem(ctx context.Context, id, by, resolution string) (payment.ReviewItem, error) {
+	if strings.TrimSpace(resolution) == "" || len(resolution) > maxReasonLength || !utf8.ValidString(resolution) {
+		return payment.ReviewItem{}, fmt.Errorf("%w: resolution is required (at most %d bytes of UTF-8)", payment.ErrInvalid, maxReasonLength)
+	}
+	return a.store.ResolveReviewItem(ctx, id, by, resolution)
+}

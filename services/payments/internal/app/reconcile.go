@@ -1,0 +1,82 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/services/payments/internal/store"
+)
+
+// ReconcileReport says what one reconciliation pass did.
+type ReconcileReport struct {
+	Listed    int
+	Fulfilled int
+	Expired   int
+	Failed    int
+}
+
+// Reconcile asks the processor for recent sessions and applies what their webhooks would have:
+// paid sessions never credited are fulfilled through the same idempotent path, expired ones
+// expire. A lost webhook therefore never loses a customer's money.
+func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	sessions, err := a.proc.RecentSessions(ctx, time.Now().Add(-a.cfg.ReconcileLookback))
+	if err != nil {
+		return ReconcileReport{}, err
+	}
+	rep := ReconcileReport{Listed: len(sessions)}
+	var errs []error
+	for _, s := range sessions {
+		sig := payment.Signal("")
+		switch {
+		case s.Paid():
+			sig = payment.SignalPaid
+		case s.Status == "expired":
+			sig = payment.SignalExpired
+		default:
+			continue
+		}
+		outcome, err := a.applySession(ctx, s, sig, store.EventRecord{})
+		if err != nil {
+			rep.Failed++
+			errs = append(errs, err)
+			continue
+		}
+		if outcome == OutcomeProcessed {
+			if sig == payment.SignalPaid {
+				rep.Fulfilled++
+				a.logger.Warn("reconciliation fulfilled a session whose webhook never arrived", "session_id", s.ID)
+			} else {
+				rep.Expired++
+			}
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// RunReconciler reconciles now and then every interval until ctx is done. Failures are logged and
+// retried on the next tick.
+func (a *App) RunReconciler(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		return nil
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		rep, err := a.Reconcile(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			a.logger.Error("reconciliation failed", "err", err, "listed", rep.Listed, "failed", rep.Failed)
+		case rep.Fulfilled > 0 || rep.Expired > 0:
+			a.logger.Info("reconciliation done", "listed", rep.Listed, "fulfilled", rep.Fulfilled, "expired", rep.Expired)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

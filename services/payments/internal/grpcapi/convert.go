@@ -1,0 +1,79 @@
+package grpcapi
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+)
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+var statuses = map[payment.Status]paymentsv1.PaymentStatus{
+	payment.StatusPending:   paymentsv1.PaymentStatus_PAYMENT_STATUS_PENDING,
+	payment.StatusSucceeded: paymentsv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED,
+	payment.StatusFailed:    paymentsv1.PaymentStatus_PAYMENT_STATUS_FAILED,
+	payment.StatusExpired:   paymentsv1.PaymentStatus_PAYMENT_STATUS_EXPIRED,
+	payment.StatusRefunded:  paymentsv1.PaymentStatus_PAYMENT_STATUS_REFUNDED,
+	payment.StatusDisputed:  paymentsv1.PaymentStatus_PAYMENT_STATUS_DISPUTED,
+}
+
+var refundStatuses = map[payment.RefundStatus]paymentsv1.RefundStatus{
+	payment.RefundPending:   paymentsv1.RefundStatus_REFUND_STATUS_PENDING,
+	payment.RefundSucceeded: paymentsv1.RefundStatus_REFUND_STATUS_SUCCEEDED,
+	payment.RefundFailed:    paymentsv1.RefundStatus_REFUND_STATUS_FAILED,
+}
+
+func paymentToProto(p payment.Payment) *paymentsv1.Payment {
+	return &paymentsv1.Payment{
+		Id:                p.ID,
+		OrgId:             p.OrgID,
+		Amount:            p.Amount.Proto(),
+		Status:            statuses[p.Status],
+		Member:            &paymentsv1.Member{Id: p.Member.ID, Name: p.Member.Name, Email: p.Member.Email},
+		InvoiceNumber:     p.InvoiceNumber,
+		CheckoutSessionId: p.CheckoutSessionID,
+		PaymentMethod:     p.PaymentMethod,
+		CreatedAt:         ts(p.CreatedAt),
+		PaidAt:            ts(p.PaidAt),
+		Refunded:          money.ToProto(p.Refunded, p.Amount.Currency),
+		UnderReview:       p.UnderReview,
+		TestMode:          p.Mode == payment.ModeLocal,
+	}
+}
+
+func refundToProto(r payment.Refund) *paymentsv1.Refund {
+	return &paymentsv1.Refund{
+		Id:                  r.ID,
+		PaymentId:           r.PaymentID,
+		Amount:              r.Amount.Proto(),
+		Status:              refundStatuses[r.Status],
+		Reason:              r.Reason,
+		CreditsTakenBack:    money.ToProto(r.CreditsTakenBack, r.Amount.Currency),
+		CreditsNotRecovered: money.ToProto(r.CreditsNotRecovered, r.Amount.Currency),
+		CreditNoteNumber:    r.CreditNoteNumber,
+		StripeRefundId:      r.StripeRefundID,
+		CreatedAt:           ts(r.CreatedAt),
+	}
+}
+
+func profileToProto(bp payment.BillingProfile) *paymentsv1.BillingProfile {
+	return &paymentsv1.BillingProfile{
+		LegalName: bp.LegalName, Address: bp.Address, TaxId: bp.TaxID, Email: bp.Email, UpdateTime: ts(bp.UpdatedAt),
+	}
+}
+
+func reviewToProto(r payment.ReviewItem) *paymentsv1.ReviewItem {
+	return &paymentsv1.ReviewItem{
+		Id: r.ID, PaymentId: r.PaymentID, OrgId: r.OrgID, Kind: r.Kind, Detail: r.Detail, StripeEventId: r.StripeEventID,
+		CreatedAt: ts(r.CreatedAt), ResolvedAt: ts(r.ResolvedAt), ResolvedBy: r.ResolvedBy, Resolution: r.Resolution,
+	}
+}

@@ -1,0 +1,249 @@
+// Package grpcapi serves tally.payments.v1.PaymentsService: it maps protobuf to the payments
+// domain, domain errors to gRPC statuses (in errors.go, the one place that does) and holds the
+// service's authorization policy.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/google/uuid"
+	"google.golang.org/genproto/googleapis/api/httpbody"
+
+	"github.com/tallyhq/tally/pkg/auth"
+	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/payments/internal/app"
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+)
+
+// Server implements PaymentsServiceServer.
+type Server struct {
+	paymentsv1.UnimplementedPaymentsServiceServer
+	app    *app.App
+	logger *slog.Logger
+}
+
+var _ paymentsv1.PaymentsServiceServer = (*Server)(nil)
+
+// New returns a Server over a.
+func New(a *app.App, logger *slog.Logger) (*Server, error) {
+	if a == nil || logger == nil {
+		return nil, errors.New("grpcapi: app and logger are required")
+	}
+	return &Server{app: a, logger: logger}, nil
+}
+
+func claims(ctx context.Context) auth.Claims {
+	c, _ := auth.FromContext(ctx)
+	return c
+}
+
+// pageSize applies the default (50) and the limit (200).
+func pageSize(n int32) (int, error) {
+	switch {
+	case n < 0:
+		return 0, fmt.Errorf("%w: page_size must not be negative", payment.ErrInvalid)
+	case n == 0:
+		return 50, nil
+	case n > 200:
+		return 200, nil
+	}
+	return int(n), nil
+}
+
+func pageToken(tok string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	u, err := uuid.Parse(tok)
+	if err != nil {
+		return "", fmt.Errorf("%w: invalid page_token", payment.ErrInvalid)
+	}
+	return u.String(), nil
+}
+
+func requireID(name, id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return fmt.Errorf("%w: %s %q is not a UUID", payment.ErrInvalid, name, id)
+	}
+	return nil
+}
+
+// CreateCheckoutSession implements PaymentsServiceServer.
+func (s *Server) CreateCheckoutSession(ctx context.Context, req *paymentsv1.CreateCheckoutSessionRequest) (*paymentsv1.CreateCheckoutSessionResponse, error) {
+	amount, err := money.FromProto(req.GetAmount())
+	if err != nil {
+		return nil, toStatus(s.logger, fmt.Errorf("%w: amount: %w", payment.ErrInvalid, err))
+	}
+	c := claims(ctx)
+	p, err := s.app.CreateCheckout(ctx, req.GetOrgId(), payment.Member{ID: c.Subject, Name: c.Name, Email: c.Email}, amount)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &paymentsv1.CreateCheckoutSessionResponse{Url: p.CheckoutURL, SessionId: p.CheckoutSessionID, PaymentId: p.ID}, nil
+}
+
+// HandleStripeWebhook implements PaymentsServiceServer.
+func (s *Server) HandleStripeWebhook(ctx context.Context, req *paymentsv1.HandleStripeWebhookRequest) (*paymentsv1.HandleStripeWebhookResponse, error) {
+	ev, outcome, err := s.app.HandleWebhook(ctx, req.GetPayload(), req.GetSignature())
+	if err != nil {
+		if errors.Is(err, payment.ErrBadSignature) {
+			s.logger.Warn("stripe webhook rejected", "err", err)
+		}
+		return nil, toStatus(s.logger, err)
+	}
+	return &paymentsv1.HandleStripeWebhookResponse{EventId: ev.ID, Outcome: outcome}, nil
+}
+
+// ListPayments implements PaymentsServiceServer.
+func (s *Server) ListPayments(ctx context.Context, req *paymentsv1.ListPaymentsRequest) (*paymentsv1.ListPaymentsResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	after, err := pageToken(req.GetPageToken())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	ps, err := s.app.ListPayments(ctx, req.GetOrgId(), size+1, after)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	resp := &paymentsv1.ListPaymentsResponse{}
+	if len(ps) > size {
+		ps = ps[:size]
+		resp.NextPageToken = ps[size-1].ID
+	}
+	for _, p := range ps {
+		resp.Payments = append(resp.Payments, paymentToProto(p))
+	}
+	return resp, nil
+}
+
+// GetPayment implements PaymentsServiceServer.
+func (s *Server) GetPayment(ctx context.Context, req *paymentsv1.GetPaymentRequest) (*paymentsv1.GetPaymentResponse, error) {
+	if err := requireID("payment_id", req.GetPaymentId()); err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	p, refunds, err := s.app.Payment(ctx, req.GetOrgId(), req.GetPaymentId())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	resp := &paymentsv1.GetPaymentResponse{Payment: paymentToProto(p)}
+	for _, r := range refunds {
+		resp.Refunds = append(resp.Refunds, refundToProto(r))
+	}
+	return resp, nil
+}
+
+// GetInvoice implements PaymentsServiceServer.
+func (s *Server) GetInvoice(ctx context.Context, req *paymentsv1.GetInvoiceRequest) (*httpbody.HttpBody, error) {
+	return s.document(ctx, req.GetOrgId(), req.GetPaymentId(), "")
+}
+
+// GetCreditNote implements PaymentsServiceServer.
+func (s *Server) GetCreditNote(ctx context.Context, req *paymentsv1.GetCreditNoteRequest) (*httpbody.HttpBody, error) {
+	if err := requireID("refund_id", req.GetRefundId()); err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return s.document(ctx, req.GetOrgId(), req.GetPaymentId(), req.GetRefundId())
+}
+
+func (s *Server) document(ctx context.Context, orgID, paymentID, refundID string) (*httpbody.HttpBody, error) {
+	if err := requireID("payment_id", paymentID); err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	d, err := s.app.Document(ctx, orgID, paymentID, refundID)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &httpbody.HttpBody{ContentType: "application/pdf", Data: d.PDF}, nil
+}
+
+// GetBillingProfile implements PaymentsServiceServer.
+func (s *Server) GetBillingProfile(ctx context.Context, req *paymentsv1.GetBillingProfileRequest) (*paymentsv1.GetBillingProfileResponse, error) {
+	bp, err := s.app.BillingProfile(ctx, req.GetOrgId())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &paymentsv1.GetBillingProfileResponse{Profile: profileToProto(bp)}, nil
+}
+
+// UpdateBillingProfile implements PaymentsServiceServer.
+func (s *Server) UpdateBillingProfile(ctx context.Context, req *paymentsv1.UpdateBillingProfileRequest) (*paymentsv1.UpdateBillingProfileResponse, error) {
+	in := req.GetProfile()
+	if in == nil {
+		return nil, toStatus(s.logger, fmt.Errorf("%w: profile is required", payment.ErrInvalid))
+	}
+	bp, err := s.app.UpdateBillingProfile(ctx, payment.BillingProfile{
+		OrgID: req.GetOrgId(), LegalName: in.GetLegalName(), Address: in.GetAddress(), TaxID: in.GetTaxId(), Email: in.GetEmail(),
+		UpdatedBy: claims(ctx).Subject,
+	})
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &paymentsv1.UpdateBillingProfileResponse{Profile: profileToProto(bp)}, nil
+}
+
+// RefundPayment implements PaymentsServiceServer.
+func (s *Server) RefundPayment(ctx context.Context, req *paymentsv1.RefundPaymentRequest) (*paymentsv1.RefundPaymentResponse, error) {
+	if err := requireID("payment_id", req.GetPaymentId()); err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	var amount money.Money
+	if req.GetAmount() != nil {
+		a, err := money.FromProto(req.GetAmount())
+		if err != nil {
+			return nil, toStatus(s.logger, fmt.Errorf("%w: amount: %w", payment.ErrInvalid, err))
+		}
+		if a.Nanos <= 0 {
+			return nil, toStatus(s.logger, fmt.Errorf("%w: amount must be positive (leave it empty to refund everything)", payment.ErrInvalid))
+		}
+		amount = a
+	}
+	res, err := s.app.Refund(ctx, app.RefundInput{PaymentID: req.GetPaymentId(), Amount: amount, Reason: req.GetReason(), RequestedBy: claims(ctx).Subject})
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &paymentsv1.RefundPaymentResponse{Refund: refundToProto(res.Refund), Payment: paymentToProto(res.Payment)}, nil
+}
+
+// ListReviewItems implements PaymentsServiceServer.
+func (s *Server) ListReviewItems(ctx context.Context, req *paymentsv1.ListReviewItemsRequest) (*paymentsv1.ListReviewItemsResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	after, err := pageToken(req.GetPageToken())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	items, err := s.app.ReviewItems(ctx, req.GetIncludeResolved(), size+1, after)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	resp := &paymentsv1.ListReviewItemsResponse{}
+	if len(items) > size {
+		items = items[:size]
+		resp.NextPageToken = items[size-1].ID
+	}
+	for _, it := range items {
+		resp.Items = append(resp.Items, reviewToProto(it))
+	}
+	return resp, nil
+}
+
+// ResolveReviewItem implements PaymentsServiceServer.
+func (s *Server) ResolveReviewItem(ctx context.Context, req *paymentsv1.ResolveReviewItemRequest) (*paymentsv1.ResolveReviewItemResponse, error) {
+	if err := requireID("review_item_id", req.GetReviewItemId()); err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	it, err := s.app.ResolveReviewItem(ctx, req.GetReviewItemId(), claims(ctx).Subject, req.GetResolution())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return &paymentsv1.ResolveReviewItemResponse{Item: reviewToProto(it)}, nil
+}

@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+)
+
+const refundColumns = `r.id, r.payment_id, p.org_id, r.amount_nanos, p.currency, r.amount_minor, r.status, r.reason, r.requested_by,
+coalesce(r.stripe_refund_id, ''), r.credits_taken_back_nanos, r.credits_not_recovered_nanos,
+coalesce((SELECT d.number FROM documents d WHERE d.refund_id = r.id), ''), r.created_at, r.completed_at`
+
+func scanRefund(row pgx.Row) (payment.Refund, error) {
+	var r payment.Refund
+	var amount, taken, lost int64
+	var status string
+	var completed *time.Time
+	err := row.Scan(&r.ID, &r.PaymentID, &r.OrgID, &amount, &r.Amount.Currency, &r.AmountMinor, &status, &r.Reason, &r.RequestedBy,
+		&r.StripeRefundID, &taken, &lost, &r.CreditNoteNumber, &r.CreatedAt, &completed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return payment.Refund{}, payment.ErrNotFound
+	}
+	if err != nil {
+		return payment.Refund{}, fmt.Errorf("scanning refund: %w", err)
+	}
+	r.Amount.Nanos, r.CreditsTakenBack, r.CreditsNotRecovered = money.Nanos(amount), money.Nanos(taken), money.Nanos(lost)
+	r.Status, r.CompletedAt = payment.RefundStatus(status), deref(completed)
+	return r, nil
+}
+
+// RefundRequest asks for a refund; a zero Amount refunds everything not refunded yet.
+type RefundRequest struct {
+	PaymentID   string
+	Amount      money.Nanos
+	Reason      string
+	RequestedBy string
+	// ToMinor converts the amount to Stripe minor units, refusing inexact amounts.
+	ToMinor func(money.Money) (int64, error)
+}
+
+// BeginRefund locks the payment, checks that the amount is still refundable (pending refunds
+// count, so two refunds cannot both take the same money) and records a pending refund.
+func (s *Store) BeginRefund(ctx context.Context, req RefundRequest) (payment.Refund, payment.Payment, error) {
+	if _, err := uuid.Parse(req.PaymentID); err != nil {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("payment %q: %w", req.PaymentID, payment.ErrNotFound)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments p WHERE p.id = $1 FOR UPDATE OF p`, req.PaymentID))
+	if err != nil {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("locking payment %s: %w", req.PaymentID, err)
+	}
+	if !p.Credited() || p.Status != payment.StatusSucceeded {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("%w: payment %s is %s; only succeeded payments can be refunded",
+			payment.ErrFailedPrecondition, p.ID, p.Status)
+	}
+	var committed int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(sum(amount_nanos), 0)::bigint FROM refunds WHERE payment_id = $1 AND status <> 'failed'`,
+		p.ID).Scan(&committed); err != nil {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("summing refunds: %w", err)
+	}
+	refundable := p.Amount.Nanos - money.Nanos(committed)
+	amount := req.Amount
+	if amount == 0 {
+		amount = refundable
+	}
+	if amount <= 0 || amount > refundable {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("%w: %s of payment %s can still be refunded",
+			payment.ErrFailedPrecondition, money.Money{Nanos: refundable, Currency: p.Amount.Currency}, p.ID)
+	}
+	minor, err := req.ToMinor(money.Money{Nanos: amount, Currency: p.Amount.Currency})
+	if err != nil {
+		return payment.Refund{}, payment.Payment{}, err
+	}
+	id := NewID()
+	_, err = tx.Exec(ctx, `INSERT INTO refunds (id, payment_id, amount_nanos, amount_minor, status, reason, requested_by, created_at)
+VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)`, id, p.ID, int64(amount), minor, req.Reason, req.RequestedBy, s.clock())
+	if err != nil {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("inserting refund: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("committing refund: %w", err)
+	}
+	r, err := s.Refund(ctx, id)
+	return r, p, err
+}
+
+// Refund returns a refund by id.
+func (s *Store) Refund(ctx context.Context, id string) (payment.Refund, error) {
+	r, err := scanRefund(s.pool.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.id = $1`, id))
+	if err != nil {
+		return payment.Refund{}, fmt.Errorf("refund %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Refunds lists the refunds of a payment, oldest first.
+func (s *Store) Refunds(ctx context.Context, paymentID string) ([]payment.Refund, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+refundColumns+` FROM refunds r JOIN payments p ON p.id = r.payment_id
+WHERE r.payment_id = $1 ORDER BY r.id`, paymentID)
+	if err != nil {
+		return nil, fmt.Errorf("listing refunds: %w", err)
+	}
+	defer rows.Close()
+	var out []payment.Refund
+	for rows.Next() {
+		r, err := scanRefund(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing refunds: %w", err)
+	}
+	return out, nil
+}
+
+// RefundedMinor sums the minor units of a payment's refunds that tally issued (pending or done).
+func (s *Store) RefundedMinor(ctx context.Context, paymentID string) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(amount_minor), 0)::bigint FROM refunds WHERE payment_id = $1 AND status <> 'failed'`,
+		paymentID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("summing refunds: %w", err)
+	}
+	return n, nil
+}
+
+// SetStripeRefundID records the Stripe refund of a pending refund.
+func (s *Store) SetStripeRefundID(ctx context.Context, refundID, stripeID string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE refunds SET stripe_refund_id = $2 WHERE id = $1`, refundID, stripeID); err != nil {
+		return fmt.Errorf("recording stripe refund: %w", err)
+	}
+	return nil
+}
+
+// FailRefund marks a pending refund failed: Stripe refused it and nothing was refunded.
+func (s *Store) FailRefund(ctx context.Context, refundID string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE refunds SET status = 'failed', completed_at = $2 WHERE id = $1 AND status = 'pending'`,
+		refundID, s.clock()); err != nil {
+		return fmt.Errorf("failing refund: %w", err)
+	}
+	return nil
+}
+
+// RefundOutcome is what completing a refund did to the organization's credits.
+type RefundOutcome struct {
+	CreditsTakenBack    money.Nanos
+	CreditsNotRecovered money.Nanos
+	Render              Render
+	// Review opens an ops review item (e.g. credits that could not be recovered).
+	Review *payment.ReviewItem
+}
+
+// CompleteRefund marks a refund succeeded, issues its credit note and adds it to the payment's
+// refunded total (a fully refunded payment becomes refunded), in one transaction.
+func (s *Store) CompleteRefund(ctx context.Context, refundID string, out RefundOutcome) (payment.Refund, payment.Payment, error) {
+	r, err := s.Refund(ctx, refundID)
+	if err != nil {
+		return payment.Refund{}, payment.Payment{}, err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments p WHERE p.id = $1 FOR UPDATE OF p`, r.PaymentID))
+	if err != nil {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("locking payment %s: %w", r.PaymentID, err)
+	}
+	now := s.clock()
+	tag, err := tx.Exec(ctx, `UPDATE refunds SET status = 'succeeded', credits_taken_back_nanos = $2, credits_not_recovered_nanos = $3,
+completed_at = $4 WHERE id = $1 AND status = 'pending'`, r.ID, int64(out.CreditsTakenBack), int64(out.CreditsNotRecovered), now)
+	if err != nil {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("completing refund: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("%w: refund %s is not pending", payment.ErrFailedPrecondition, r.ID)
+	}
+	refunded := p.Refunded + r.Amount.Nanos
+	status := p.Status
+	if refunded >= p.Amount.Nanos {
+		status = payment.StatusRefunded
+	}
+	if _, err := tx.Exec(ctx, `UPDATE payments SET refunded_nanos = $2, status = $3, updated_at = $4 WHERE id = $1`,
+		p.ID, int64(refunded), string(status), now); err != nil {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("updating refunded payment: %w", err)
+	}
+	if out.Review != nil {
+		rv := *out.Review
+		rv.PaymentID, rv.OrgID = p.ID, p.OrgID
+		if err := s.insertReview(ctx, tx, rv); err != nil {
+			return payment.Refund{}, payment.Payment{}, err
+		}
+	}
+	if _, err := s.issueDocument(ctx, tx, payment.KindCreditNote, p, r.ID, now, out.Render); err != nil {
+		return payment.Refund{}, payment.Payment{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("committing refund: %w", err)
+	}
+	if r, err = s.Refund(ctx, refundID); err != nil {
+		return payment.Refund{}, payment.Payment{}, err
+	}
+	p, err = s.Payment(ctx, "", r.PaymentID)
+	return r, p, err
+}

@@ -1,0 +1,252 @@
+// Package stripeevent verifies Stripe webhook deliveries and reduces their payloads to the domain's
+// payment.Event. It also builds signed checkout.session.completed deliveries for the local
+// test-mode checkout, so that test mode runs the production code path.
+//
+// Payload objects are decoded into minimal structs of the fields the service uses rather than into
+// stripe-go's full types: an account pinned to another API version must still be understood.
+package stripeevent
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+)
+
+// MaxPayloadBytes bounds a webhook body; Stripe events are far smaller.
+const MaxPayloadBytes = 512 << 10
+
+// Verifier checks signatures with the endpoint secret and a tolerance window.
+type Verifier struct {
+	secret    string
+	tolerance time.Duration
+}
+
+// NewVerifier returns a Verifier; tolerance is how old a signature timestamp may be.
+func NewVerifier(secret string, tolerance time.Duration) (*Verifier, error) {
+	if secret == "" {
+		return nil, fmt.Errorf("stripeevent: webhook secret is required")
+	}
+	if tolerance <= 0 {
+		tolerance = webhook.DefaultTolerance
+	}
+	return &Verifier{secret: secret, tolerance: tolerance}, nil
+}
+
+// Verify checks the Stripe-Signature header over the raw payload and decodes the event. Every
+// failure wraps payment.ErrBadSignature or payment.ErrInvalid.
+func (v *Verifier) Verify(payload []byte, signature string) (payment.Event, error) {
+	if len(payload) > MaxPayloadBytes {
+		return payment.Event{}, fmt.Errorf("%w: payload larger than %d bytes", payment.ErrInvalid, MaxPayloadBytes)
+	}
+	if signature == "" {
+		return payment.Event{}, fmt.Errorf("%w: missing Stripe-Signature", payment.ErrBadSignature)
+	}
+	ev, err := webhook.ConstructEventWithOptions(payload, signature, v.secret, webhook.ConstructEventOptions{
+		Tolerance:                v.tolerance,
+		IgnoreAPIVersionMismatch: true,
+	})
+	switch {
+	case errors.Is(err, webhook.ErrNotSigned), errors.Is(err, webhook.ErrInvalidHeader), errors.Is(err, webhook.ErrNoValidSignature),
+		errors.Is(err, webhook.ErrTooOld):
+		return payment.Event{}, fmt.Errorf("%w: %w", payment.ErrBadSignature, err)
+	case err != nil:
+		// Correctly signed but not an event.
+		return payment.Event{}, fmt.Errorf("%w: %w", payment.ErrInvalid, err)
+	}
+	return decode(ev)
+}
+
+// expandable is a Stripe field holding either an id or the expanded object.
+type expandable string
+
+func (e *expandable) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*e = ""
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*e = expandable(s)
+	default:
+		var obj struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(b, &obj); err != nil {
+			return err
+		}
+		*e = expandable(obj.ID)
+	}
+	return nil
+}
+
+type sessionObject struct {
+	ID                 string            `json:"id"`
+	Status             string            `json:"status"`
+	PaymentStatus      string            `json:"payment_status"`
+	AmountTotal        int64             `json:"amount_total"`
+	Currency           string            `json:"currency"`
+	PaymentIntent      expandable        `json:"payment_intent"`
+	PaymentMethodTypes []string          `json:"payment_method_types"`
+	ClientReferenceID  string            `json:"client_reference_id"`
+	Metadata           map[string]string `json:"metadata"`
+	Created            int64             `json:"created"`
+}
+
+type chargeObject struct {
+	ID             string     `json:"id"`
+	PaymentIntent  expandable `json:"payment_intent"`
+	Amount         int64      `json:"amount"`
+	AmountRefunded int64      `json:"amount_refunded"`
+	Currency       string     `json:"currency"`
+	Refunded       bool       `json:"refunded"`
+}
+
+type disputeObject struct {
+	ID            string     `json:"id"`
+	Charge        expandable `json:"charge"`
+	PaymentIntent expandable `json:"payment_intent"`
+	Amount        int64      `json:"amount"`
+	Currency      string     `json:"currency"`
+	Reason        string     `json:"reason"`
+}
+
+func decode(ev stripe.Event) (payment.Event, error) {
+	if ev.ID == "" {
+		return payment.Event{}, fmt.Errorf("%w: event without id", payment.ErrInvalid)
+	}
+	out := payment.Event{ID: ev.ID, Type: string(ev.Type), Created: time.Unix(ev.Created, 0).UTC()}
+	var raw json.RawMessage
+	if ev.Data != nil {
+		raw = ev.Data.Raw
+	}
+	switch out.Type {
+	case payment.EventCheckoutCompleted, payment.EventCheckoutAsyncSucceeded, payment.EventCheckoutAsyncFailed, payment.EventCheckoutExpired:
+		var o sessionObject
+		if err := unmarshal(raw, &o); err != nil {
+			return payment.Event{}, err
+		}
+		s := sessionFromObject(o)
+		out.Session = &s
+	case payment.EventChargeRefunded:
+		var o chargeObject
+		if err := unmarshal(raw, &o); err != nil {
+			return payment.Event{}, err
+		}
+		out.Charge = &payment.Charge{
+			ID: o.ID, PaymentIntentID: string(o.PaymentIntent), Amount: o.Amount, AmountRefunded: o.AmountRefunded,
+			Currency: strings.ToUpper(o.Currency), Refunded: o.Refunded,
+		}
+	case payment.EventDisputeCreated:
+		var o disputeObject
+		if err := unmarshal(raw, &o); err != nil {
+			return payment.Event{}, err
+		}
+		out.Dispute = &payment.Dispute{
+			ID: o.ID, ChargeID: string(o.Charge), PaymentIntentID: string(o.PaymentIntent), Amount: o.Amount,
+			Currency: strings.ToUpper(o.Currency), Reason: o.Reason,
+		}
+	}
+	return out, nil
+}
+
+func unmarshal(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return fmt.Errorf("%w: event without data.object", payment.ErrInvalid)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%w: decoding data.object: %w", payment.ErrInvalid, err)
+	}
+	return nil
+}
+
+// sessionFromObject reduces a decoded Checkout Session to the domain's view.
+func sessionFromObject(o sessionObject) payment.Session {
+	method := ""
+	if len(o.PaymentMethodTypes) > 0 {
+		method = o.PaymentMethodTypes[0]
+	}
+	s := payment.Session{
+		ID: o.ID, Status: o.Status, PaymentStatus: o.PaymentStatus, AmountTotal: o.AmountTotal,
+		Currency: strings.ToUpper(o.Currency), PaymentIntentID: string(o.PaymentIntent), PaymentMethod: method,
+		PaymentID: o.Metadata[payment.MetaPaymentID], OrgID: o.Metadata[payment.MetaOrgID],
+	}
+	if s.OrgID == "" {
+		s.OrgID = o.ClientReferenceID
+	}
+	if o.Created > 0 {
+		s.Created = time.Unix(o.Created, 0).UTC()
+	}
+	return s
+}
+
+// SessionFromStripe reduces a stripe-go Checkout Session (from the API) to the domain's view.
+func SessionFromStripe(cs *stripe.CheckoutSession) payment.Session {
+	o := sessionObject{
+		ID: cs.ID, Status: string(cs.Status), PaymentStatus: string(cs.PaymentStatus), AmountTotal: cs.AmountTotal,
+		Currency: string(cs.Currency), PaymentMethodTypes: cs.PaymentMethodTypes, ClientReferenceID: cs.ClientReferenceID,
+		Metadata: cs.Metadata, Created: cs.Created,
+	}
+	if cs.PaymentIntent != nil {
+		o.PaymentIntent = expandable(cs.PaymentIntent.ID)
+	}
+	return sessionFromObject(o)
+}
+
+// SessionObject is the JSON shape of a Checkout Session inside an event, for building deliveries.
+type SessionObject struct {
+	ID                 string            `json:"id"`
+	Object             string            `json:"object"`
+	Status             string            `json:"status"`
+	PaymentStatus      string            `json:"payment_status"`
+	Mode               string            `json:"mode"`
+	AmountTotal        int64             `json:"amount_total"`
+	Currency           string            `json:"currency"`
+	PaymentIntent      string            `json:"payment_intent,omitempty"`
+	PaymentMethodTypes []string          `json:"payment_method_types"`
+	ClientReferenceID  string            `json:"client_reference_id"`
+	Metadata           map[string]string `json:"metadata"`
+	Created            int64             `json:"created"`
+	Livemode           bool              `json:"livemode"`
+}
+
+// EventPayload builds the JSON body of a Stripe event of type typ carrying object, as Stripe
+// would send it. An empty id gets a random "evt_test_" one.
+func EventPayload(id, typ string, created time.Time, object any) ([]byte, error) {
+	if id == "" {
+		b := make([]byte, 12)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("generating event id: %w", err)
+		}
+		id = "evt_test_" + hex.EncodeToString(b)
+	}
+	obj, err := json.Marshal(object)
+	if err != nil {
+		return nil, fmt.Errorf("encoding event object: %w", err)
+	}
+	body, err := json.Marshal(map[string]any{
+		"id": id, "object": "event", "type": typ, "api_version": stripe.APIVersion, "created": created.Unix(),
+		"livemode": false, "pending_webhooks": 1, "data": map[string]json.RawMessage{"object": obj},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding event: %w", err)
+	}
+	return body, nil
+}
+
+// Sign returns the Stripe-Signature header of payload signed with secret at time at.
+func Sign(payload []byte, secret string, at time.Time) string {
+	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: secret, Timestamp: at}).Header
+}

@@ -1,0 +1,79 @@
+package stripeevent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+)
+
+const secret = "whsec_unit_test"
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	v, err := NewVerifier(secret, time.Minute)
+	require.NoError(t, err)
+	body, err := EventPayload("evt_1", payment.EventCheckoutCompleted, time.Now(), map[string]any{
+		"id": "cs_1", "object": "checkout.session", "status": "complete", "payment_status": "paid", "amount_total": 1234,
+		"currency": "eur", "client_reference_id": "acme", "payment_method_types": []string{"card"},
+		// An expanded payment intent is read like an id.
+		"payment_intent": map[string]any{"id": "pi_1", "object": "payment_intent"},
+		"metadata":       map[string]string{payment.MetaPaymentID: "p-1"},
+	})
+	require.NoError(t, err)
+
+	ev, err := v.Verify(body, Sign(body, secret, time.Now()))
+	require.NoError(t, err)
+	require.Equal(t, "evt_1", ev.ID)
+	require.Equal(t, payment.Session{ID: "cs_1", Status: "complete", PaymentStatus: "paid", AmountTotal: 1234, Currency: "EUR",
+		PaymentIntentID: "pi_1", PaymentMethod: "card", PaymentID: "p-1", OrgID: "acme"}, *ev.Session)
+
+	for _, tc := range []struct {
+		name, sig string
+		body      []byte
+	}{
+		{"missing", "", body},
+		{"other secret", Sign(body, "whsec_other", time.Now()), body},
+		{"too old", Sign(body, secret, time.Now().Add(-2*time.Minute)), body},
+		{"tampered", Sign(body, secret, time.Now()), append([]byte(nil), append(body[:len(body)-1], ' ', '}')...)},
+		{"not a header", "nonsense", body},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := v.Verify(tc.body, tc.sig)
+			require.ErrorIs(t, err, payment.ErrBadSignature)
+		})
+	}
+
+	huge := make([]byte, MaxPayloadBytes+1)
+	_, err = v.Verify(huge, Sign(huge, secret, time.Now()))
+	require.ErrorIs(t, err, payment.ErrInvalid)
+}
+
+func TestVerifyDecodesChargesAndDisputes(t *testing.T) {
+	t.Parallel()
+	v, err := NewVerifier(secret, 0)
+	require.NoError(t, err)
+	body, err := EventPayload("", payment.EventDisputeCreated, time.Now(), map[string]any{
+		"id": "dp_1", "charge": "ch_1", "payment_intent": "pi_1", "amount": 500, "currency": "usd", "reason": "fraudulent",
+	})
+	require.NoError(t, err)
+	ev, err := v.Verify(body, Sign(body, secret, time.Now()))
+	require.NoError(t, err)
+	require.Equal(t, &payment.Dispute{ID: "dp_1", ChargeID: "ch_1", PaymentIntentID: "pi_1", Amount: 500, Currency: "USD", Reason: "fraudulent"}, ev.Dispute)
+
+	body, err = EventPayload("", payment.EventChargeRefunded, time.Now(), map[string]any{
+		"id": "ch_1", "payment_intent": nil, "amount": 500, "amount_refunded": 200, "currency": "usd",
+	})
+	require.NoError(t, err)
+	ev, err = v.Verify(body, Sign(body, secret, time.Now()))
+	require.NoError(t, err)
+	require.Equal(t, &payment.Charge{ID: "ch_1", Amount: 500, AmountRefunded: 200, Currency: "USD"}, ev.Charge)
+
+	body, err = EventPayload("", payment.EventCheckoutCompleted, time.Now(), "not an object")
+	require.NoError(t, err)
+	_, err = v.Verify(body, Sign(body, secret, time.Now()))
+	require.ErrorIs(t, err, payment.ErrInvalid)
+}

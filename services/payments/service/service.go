@@ -1,0 +1,282 @@
+// Package service assembles the payments service (store, ledger client, checkout processor,
+// webhook verifier, reconciliation, gRPC server and the HTTP listener of the test-mode checkout)
+// from its configuration. cmd/payments runs it; tests start it in-process.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tallyhq/tally/pkg/config"
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/pg"
+	"github.com/tallyhq/tally/pkg/rpcclient"
+	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/services/payments/internal/app"
+	"github.com/tallyhq/tally/services/payments/internal/grpcapi"
+	"github.com/tallyhq/tally/services/payments/internal/invoice"
+	"github.com/tallyhq/tally/services/payments/internal/ledgerclient"
+	"github.com/tallyhq/tally/services/payments/internal/localcheckout"
+	"github.com/tallyhq/tally/services/payments/internal/store"
+	"github.com/tallyhq/tally/services/payments/internal/stripeapi"
+	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
+	"github.com/tallyhq/tally/services/payments/migrations"
+)
+
+// DevWebhookSecret signs the local test-mode deliveries when STRIPE_WEBHOOK_SECRET is unset.
+const DevWebhookSecret = "whsec_tally_dev_secret"
+
+// Config is the payments service's configuration; Load reads it from the environment.
+type Config struct {
+	GRPCAddr    string
+	MetricsAddr string
+	// HTTPAddr serves the test-mode checkout page (and /healthz); empty turns it off.
+	HTTPAddr string
+	// PublicURL is where browsers reach HTTPAddr.
+	PublicURL   string
+	DatabaseURL string
+	DBMaxConns  int32
+	Auth        server.AuthConfig
+	LedgerAddr  string
+	// LedgerToken is the service token (sub service:payments) presented to the ledger.
+	LedgerToken string
+	// StripeSecretKey selects Stripe Checkout; empty selects the local test-mode checkout.
+	StripeSecretKey     string
+	StripeWebhookSecret string
+	// StripeAPIURL overrides Stripe's API base URL (stripe-mock).
+	StripeAPIURL     string
+	WebhookTolerance time.Duration
+	// WebhookURL receives the test-mode checkout's deliveries (the gateway's webhook route).
+	WebhookURL        string
+	SuccessURL        string
+	CancelURL         string
+	TopUpMin          money.Nanos
+	TopUpMax          money.Nanos
+	ReconcileInterval time.Duration
+	ReconcileLookback time.Duration
+	SellerName        string
+	SellerAddress     string
+	SellerTaxID       string
+	SellerEmail       string
+	// HTTPListener, when set, is used instead of listening on HTTPAddr (tests use 127.0.0.1:0).
+	HTTPListener net.Listener
+}
+
+// Load reads the configuration from e (see the README's configuration table).
+func Load(e *config.Env) (Config, error) {
+	c := Config{
+		GRPCAddr:            e.String("TALLY_PAYMENTS_GRPC_ADDR", ":9093"),
+		MetricsAddr:         e.String("TALLY_PAYMENTS_METRICS_ADDR", ""),
+		HTTPAddr:            e.String("TALLY_PAYMENTS_HTTP_ADDR", ":8093"),
+		PublicURL:           e.String("TALLY_PAYMENTS_PUBLIC_URL", "http://localhost:8093"),
+		DatabaseURL:         e.Required("DATABASE_URL"),
+		DBMaxConns:          int32(e.Int("TALLY_PAYMENTS_DB_MAX_CONNS", 10)),
+		Auth:                server.LoadAuthConfig(e),
+		LedgerAddr:          e.String("TALLY_LEDGER_ADDR", "localhost:9091"),
+		StripeSecretKey:     e.String("STRIPE_SECRET_KEY", ""),
+		StripeWebhookSecret: e.String("STRIPE_WEBHOOK_SECRET", ""),
+		StripeAPIURL:        e.String("TALLY_STRIPE_API_URL", ""),
+		WebhookTolerance:    e.Duration("TALLY_STRIPE_WEBHOOK_TOLERANCE", 5*time.Minute),
+		WebhookURL:          e.String("TALLY_WEBHOOK_URL", "http://localhost:8080/v1/webhooks/stripe"),
+		SuccessURL:          e.String("TALLY_BILLING_SUCCESS_URL", "http://localhost:3000/billing?checkout=success"),
+		CancelURL:           e.String("TALLY_BILLING_CANCEL_URL", "http://localhost:3000/billing?checkout=cancel"),
+		ReconcileInterval:   e.Duration("TALLY_RECONCILE_INTERVAL", 5*time.Minute),
+		ReconcileLookback:   e.Duration("TALLY_RECONCILE_LOOKBACK", 72*time.Hour),
+		SellerName:          e.String("TALLY_SELLER_NAME", "Tally"),
+		SellerAddress:       e.String("TALLY_SELLER_ADDRESS", ""),
+		SellerTaxID:         e.String("TALLY_SELLER_TAX_ID", ""),
+		SellerEmail:         e.String("TALLY_SELLER_EMAIL", ""),
+	}
+	minS, maxS := e.String("TALLY_TOPUP_MIN", "5"), e.String("TALLY_TOPUP_MAX", "10000")
+	var errs []error
+	if err := e.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	var err error
+	if c.TopUpMin, err = money.ParseDecimal(minS); err != nil {
+		errs = append(errs, fmt.Errorf("TALLY_TOPUP_MIN: %w", err))
+	}
+	if c.TopUpMax, err = money.ParseDecimal(maxS); err != nil {
+		errs = append(errs, fmt.Errorf("TALLY_TOPUP_MAX: %w", err))
+	}
+	if c.StripeWebhookSecret == "" {
+		if c.StripeSecretKey != "" {
+			errs = append(errs, errors.New("STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set"))
+		}
+		c.StripeWebhookSecret = DevWebhookSecret
+	}
+	if len(errs) == 0 {
+		if c.LedgerToken, err = server.ServiceToken(e, c.Auth, "payments"); err != nil {
+			errs = append(errs, fmt.Errorf("minting the ledger service token: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.TopUpMin <= 0 || c.TopUpMax < c.TopUpMin:
+		return fmt.Errorf("TALLY_TOPUP_MIN and TALLY_TOPUP_MAX must satisfy 0 < min <= max")
+	case c.WebhookTolerance <= 0:
+		return errors.New("TALLY_STRIPE_WEBHOOK_TOLERANCE must be positive")
+	case c.ReconcileInterval < 0:
+		return errors.New("TALLY_RECONCILE_INTERVAL must not be negative (0 turns reconciliation off)")
+	}
+	return nil
+}
+
+// Service is an assembled payments service.
+type Service struct {
+	cfg     Config
+	logger  *slog.Logger
+	app     *app.App
+	grpc    *server.Server
+	handler http.Handler
+	closers []func()
+}
+
+// New connects to PostgreSQL (applying migrations) and the ledger, and assembles the service.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err error) {
+	s := &Service{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	pool, err := pg.Connect(ctx, cfg.DatabaseURL, "payments", cfg.DBMaxConns)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, pool.Close)
+	if err := pg.Migrate(ctx, pool, "payments", migrations.FS); err != nil {
+		return nil, err
+	}
+	st, err := store.New(pool)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := rpcclient.Dial(cfg.LedgerAddr, cfg.LedgerToken)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = conn.Close() })
+	ledger, err := ledgerclient.New(ledgerv1.NewLedgerServiceClient(conn))
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := stripeevent.NewVerifier(cfg.StripeWebhookSecret, cfg.WebhookTolerance)
+	if err != nil {
+		return nil, err
+	}
+	var proc app.Processor
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	if cfg.StripeSecretKey != "" {
+		proc, err = stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIURL: cfg.StripeAPIURL,
+			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		local, err := localcheckout.New(localcheckout.Config{Sessions: st, PublicURL: cfg.PublicURL, WebhookURL: cfg.WebhookURL,
+			WebhookSecret: cfg.StripeWebhookSecret, SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/checkout/test/", local.Handler())
+		proc = local
+		logger.Warn("STRIPE_SECRET_KEY is not set: checkouts use the local TEST MODE page", "url", cfg.PublicURL+"/checkout/test/")
+	}
+	s.handler = mux
+	s.app, err = app.New(app.Config{
+		Store: st, Ledger: ledger, Processor: proc, Verifier: verifier,
+		Seller:   invoice.Seller{Name: cfg.SellerName, Address: cfg.SellerAddress, TaxID: cfg.SellerTaxID, Email: cfg.SellerEmail},
+		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, ReconcileLookback: cfg.ReconcileLookback, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	authVerifier, err := server.NewVerifier(ctx, cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Verifier: authVerifier, Policy: grpcapi.Policy()})
+	if err != nil {
+		return nil, err
+	}
+	api, err := grpcapi.New(s.app, logger)
+	if err != nil {
+		return nil, err
+	}
+	paymentsv1.RegisterPaymentsServiceServer(s.grpc.GRPC(), api)
+	return s, nil
+}
+
+// Reconcile runs one reconciliation pass now.
+func (s *Service) Reconcile(ctx context.Context) (app.ReconcileReport, error) {
+	return s.app.Reconcile(ctx)
+}
+
+// Serve serves gRPC on lis, the HTTP listener, metrics and the reconciliation job until ctx is
+// done, then stops gracefully.
+func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.grpc.Serve(gctx, lis) })
+	g.Go(func() error { return server.ServeMetrics(gctx, s.cfg.MetricsAddr, s.grpc.Registry(), s.logger) })
+	g.Go(func() error { return s.serveHTTP(gctx) })
+	g.Go(func() error { return s.app.RunReconciler(gctx, s.cfg.ReconcileInterval) })
+	return g.Wait()
+}
+
+func (s *Service) serveHTTP(ctx context.Context) error {
+	srv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: s.handler, ReadHeaderTimeout: 5 * time.Second}
+	if s.cfg.HTTPListener == nil {
+		if s.cfg.HTTPAddr == "" {
+			return nil
+		}
+		return server.ServeHTTP(ctx, srv, s.logger)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.cfg.HTTPListener) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutting down http server: %w", err)
+	}
+	return nil
+}
+
+// Close releases the database pool and the ledger connection.
+func (s *Service) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// Run serves the payments service on lis until ctx is done.
+func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
+	s, err := New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Serve(ctx, lis)
+}

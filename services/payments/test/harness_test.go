@@ -1,0 +1,322 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ledongthuc/pdf"
+	"github.com/stretchr/testify/require"
+	moneypb "google.golang.org/genproto/googleapis/type/money"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/tallyhq/tally/pkg/auth"
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/rpcclient"
+	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/testenv"
+	"github.com/tallyhq/tally/services/ledger/ledgertest"
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
+	"github.com/tallyhq/tally/services/payments/service"
+)
+
+const (
+	webhookSecret = "whsec_payments_test_secret"
+	unit          = money.Nanos(money.NanosPerUnit)
+	successURL    = "http://frontend.test/billing?checkout=success"
+	cancelURL     = "http://frontend.test/billing?checkout=cancel"
+)
+
+// options select how the payments service under test runs.
+type options struct {
+	// stripe runs against stripe-mock; otherwise the local test-mode checkout is used.
+	stripe bool
+	// dropWebhooks makes the test-mode webhook endpoint lose every delivery.
+	dropWebhooks bool
+	// ledger shares a ledger between services; a fresh one when nil.
+	ledger *ledgertest.Ledger
+}
+
+// env is a running payments service with its ledger.
+type env struct {
+	t         *testing.T
+	svc       *service.Service
+	addr      string
+	httpURL   string
+	ledger    *ledgertest.Ledger
+	ledgerOps ledgerv1.LedgerServiceClient
+	dbURL     string
+	public    paymentsv1.PaymentsServiceClient
+	delivered atomic.Int64
+}
+
+func start(t *testing.T, o options) *env {
+	t.Helper()
+	e := &env{t: t, ledger: o.ledger}
+	if e.ledger == nil {
+		e.ledger = ledgertest.Start(t, ledgertest.Options{})
+	}
+	e.ledgerOps = e.ledger.Client(t, ledgertest.OpsToken(t))
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	e.addr, e.httpURL = lis.Addr().String(), "http://"+httpLis.Addr().String()
+	e.public = e.client(t, "")
+
+	// The webhook endpoint mirrors the gateway: raw body and Stripe-Signature to the RPC.
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o.dropWebhooks {
+			http.Error(w, "lost", http.StatusServiceUnavailable)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		_, err = e.public.HandleStripeWebhook(r.Context(), &paymentsv1.HandleStripeWebhookRequest{Payload: body, Signature: r.Header.Get("Stripe-Signature")})
+		switch status.Code(err) {
+		case codes.OK:
+			e.delivered.Add(1)
+			w.WriteHeader(http.StatusOK)
+		case codes.InvalidArgument:
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		default:
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(hook.Close)
+
+	cfg := service.Config{
+		DatabaseURL:         testenv.PostgresURL(t),
+		DBMaxConns:          20,
+		Auth:                server.AuthConfig{JWTSecret: ledgertest.Secret},
+		LedgerAddr:          e.ledger.Addr,
+		LedgerToken:         ledgertest.ServiceToken(t, "payments"),
+		StripeWebhookSecret: webhookSecret,
+		WebhookTolerance:    5 * time.Minute,
+		WebhookURL:          hook.URL,
+		PublicURL:           e.httpURL,
+		HTTPListener:        httpLis,
+		SuccessURL:          successURL,
+		CancelURL:           cancelURL,
+		TopUpMin:            5 * unit,
+		TopUpMax:            10_000 * unit,
+		ReconcileLookback:   72 * time.Hour,
+		SellerName:          "Tally Test GmbH",
+		SellerAddress:       "1 Ledger Street\nBerlin",
+		SellerTaxID:         "DE123456789",
+		SellerEmail:         "billing@tally.test",
+	}
+	e.dbURL = cfg.DatabaseURL
+	if o.stripe {
+		cfg.StripeSecretKey = "sk_test_123"
+		cfg.StripeAPIURL = testenv.StripeMock(t).URL()
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := service.New(ctx, cfg, logger)
+	require.NoError(t, err)
+	e.svc = svc
+	done := make(chan error, 1)
+	go func() { done <- svc.Serve(ctx, lis) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		svc.Close()
+	})
+	waitHealthy(t, e.addr)
+	return e
+}
+
+func waitHealthy(t *testing.T, addr string) {
+	t.Helper()
+	conn, err := rpcclient.Dial(addr, "")
+	require.NoError(t, err)
+	defer func() { _ = conn.Close() }()
+	hc := grpc_health_v1.NewHealthClient(conn)
+	for range 500 {
+		resp, err := hc.Check(t.Context(), &grpc_health_v1.HealthCheckRequest{})
+		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.FailNow(t, "payments did not become healthy")
+}
+
+func (e *env) client(t *testing.T, token string) paymentsv1.PaymentsServiceClient {
+	t.Helper()
+	conn, err := rpcclient.Dial(e.addr, token)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return paymentsv1.NewPaymentsServiceClient(conn)
+}
+
+// member is a client acting as a member of org (role admin when admin is set).
+func (e *env) member(t *testing.T, org string, admin bool) paymentsv1.PaymentsServiceClient {
+	role := auth.RoleMember
+	if admin {
+		role = auth.RoleAdmin
+	}
+	return e.client(t, ledgertest.Token(t, auth.Claims{Subject: "user-" + org, OrgID: org, Name: "Ann " + org,
+		Email: "ann@" + org + ".test", Roles: []auth.Role{role}}))
+}
+
+// memberToken is the token of org's member.
+func memberToken(t *testing.T, org string) string {
+	return ledgertest.Token(t, auth.Claims{Subject: "user-" + org, OrgID: org, Name: "Ann " + org,
+		Email: "ann@" + org + ".test", Roles: []auth.Role{auth.RoleMember}})
+}
+
+func (e *env) ops(t *testing.T) paymentsv1.PaymentsServiceClient {
+	return e.client(t, ledgertest.OpsToken(t))
+}
+
+func usd(n money.Nanos) *moneypb.Money { return money.ToProto(n, "USD") }
+
+// checkout starts a top-up of amount for org as its member.
+func (e *env) checkout(t *testing.T, org string, amount money.Nanos) *paymentsv1.CreateCheckoutSessionResponse {
+	t.Helper()
+	resp, err := e.member(t, org, false).CreateCheckoutSession(t.Context(), &paymentsv1.CreateCheckoutSessionRequest{OrgId: org, Amount: usd(amount)})
+	require.NoError(t, err)
+	require.NotEmpty(t, resp.GetSessionId())
+	require.NotEmpty(t, resp.GetUrl())
+	return resp
+}
+
+// event builds a signed-to-be Stripe event body about a session of org.
+type sessionEvent struct {
+	id, typ, paymentStatus string
+	org                    string
+	cs                     *paymentsv1.CreateCheckoutSessionResponse
+	amountMinor            int64
+}
+
+func (s sessionEvent) payload(t *testing.T) []byte {
+	t.Helper()
+	status := "complete"
+	switch s.typ {
+	case payment.EventCheckoutExpired:
+		status = "expired"
+	}
+	body, err := stripeevent.EventPayload(s.id, s.typ, time.Now(), stripeevent.SessionObject{
+		ID: s.cs.GetSessionId(), Object: "checkout.session", Status: status, PaymentStatus: s.paymentStatus, Mode: "payment",
+		AmountTotal: s.amountMinor, Currency: "usd", PaymentIntent: "pi_" + s.cs.GetPaymentId()[:8],
+		PaymentMethodTypes: []string{"card"}, ClientReferenceID: s.org,
+		Metadata: map[string]string{payment.MetaPaymentID: s.cs.GetPaymentId(), payment.MetaOrgID: s.org},
+	})
+	require.NoError(t, err)
+	return body
+}
+
+// deliver sends payload signed with the test secret now, as Stripe would.
+func (e *env) deliver(t *testing.T, payload []byte) (*paymentsv1.HandleStripeWebhookResponse, error) {
+	t.Helper()
+	return e.deliverSigned(t, payload, stripeevent.Sign(payload, webhookSecret, time.Now()))
+}
+
+// deliverSigned delivers like Stripe: a retryable failure (Unavailable) is retried.
+func (e *env) deliverSigned(t *testing.T, payload []byte, sig string) (*paymentsv1.HandleStripeWebhookResponse, error) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		resp, err := e.public.HandleStripeWebhook(t.Context(), &paymentsv1.HandleStripeWebhookRequest{Payload: payload, Signature: sig})
+		if status.Code(err) != codes.Unavailable || attempt == 20 {
+			return resp, err
+		}
+		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+	}
+}
+
+func (e *env) mustDeliver(t *testing.T, payload []byte, outcome string) {
+	t.Helper()
+	resp, err := e.deliver(t, payload)
+	require.NoError(t, err)
+	require.Equal(t, outcome, resp.GetOutcome())
+}
+
+func (e *env) balance(t *testing.T, org string) *ledgerv1.GetBalanceResponse {
+	t.Helper()
+	b, err := e.ledgerOps.GetBalance(t.Context(), &ledgerv1.GetBalanceRequest{OrgId: org})
+	require.NoError(t, err)
+	return b
+}
+
+func nanos(t *testing.T, m *moneypb.Money) money.Nanos {
+	t.Helper()
+	v, err := money.FromProto(m)
+	require.NoError(t, err)
+	return v.Nanos
+}
+
+// credits counts the ledger credits of org.
+func (e *env) credits(t *testing.T, org string) int {
+	t.Helper()
+	list, err := e.ledgerOps.ListTransactions(t.Context(), &ledgerv1.ListTransactionsRequest{OrgId: org, PageSize: 500})
+	require.NoError(t, err)
+	n := 0
+	for _, tx := range list.GetTransactions() {
+		if tx.GetKind() == ledgerv1.TransactionKind_TRANSACTION_KIND_CREDIT {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *env) payment(t *testing.T, org, id string) *paymentsv1.Payment {
+	t.Helper()
+	resp, err := e.ops(t).GetPayment(t.Context(), &paymentsv1.GetPaymentRequest{OrgId: org, PaymentId: id})
+	require.NoError(t, err)
+	return resp.GetPayment()
+}
+
+func (e *env) reviewItems(t *testing.T) []*paymentsv1.ReviewItem {
+	t.Helper()
+	resp, err := e.ops(t).ListReviewItems(t.Context(), &paymentsv1.ListReviewItemsRequest{})
+	require.NoError(t, err)
+	return resp.GetItems()
+}
+
+func requireCode(t *testing.T, err error, code codes.Code) {
+	t.Helper()
+	require.Error(t, err)
+	require.Equal(t, code.String(), status.Code(err).String(), "error: %v", err)
+}
+
+// pdfText checks that b is a well-formed PDF and returns its text.
+func pdfText(t *testing.T, b []byte) string {
+	t.Helper()
+	require.True(t, bytes.HasPrefix(b, []byte("%PDF-")), "not a PDF")
+	r, err := pdf.NewReader(bytes.NewReader(b), int64(len(b)))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, r.NumPage(), 1)
+	txt, err := r.GetPlainText()
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	_, err = io.Copy(&buf, txt)
+	require.NoError(t, err)
+	return buf.String()
+}
+
+// noRedirectClient is an HTTP client that shows redirects instead of following them.
+func noRedirectClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func year() string { return fmt.Sprint(time.Now().UTC().Year()) }

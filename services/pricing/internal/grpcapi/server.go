@@ -1,0 +1,289 @@
+// Package grpcapi serves tally.pricing.v1.PricingService: proto ↔ domain mapping (the catalog
+// conversions live in pkg/catalog), the one error → status mapping and the auth policy.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/catalog"
+	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/pricing/internal/app"
+	"github.com/tallyhq/tally/services/pricing/internal/pricing"
+)
+
+// Config wires a Server.
+type Config struct {
+	App    *app.App
+	Logger *slog.Logger
+	// Shutdown ends every WatchCatalog stream when done, so that a graceful stop does not wait
+	// for streams that never end on their own. Required.
+	Shutdown context.Context
+	// Heartbeat is how often an idle WatchCatalog stream gets a message without a snapshot
+	// (default 15s), so clients can detect dead connections.
+	Heartbeat time.Duration
+}
+
+// Server implements pricingv1.PricingServiceServer.
+type Server struct {
+	pricingv1.UnimplementedPricingServiceServer
+	app       *app.App
+	logger    *slog.Logger
+	shutdown  context.Context
+	heartbeat time.Duration
+	// snapshot caches the wire form of the newest catalog, shared by every stream.
+	snapshot atomic.Pointer[pricingv1.CatalogSnapshot]
+}
+
+var _ pricingv1.PricingServiceServer = (*Server)(nil)
+
+// New builds a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.App == nil || cfg.Logger == nil || cfg.Shutdown == nil {
+		return nil, errors.New("grpcapi: app, logger and shutdown are required")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	return &Server{app: cfg.App, logger: cfg.Logger, shutdown: cfg.Shutdown, heartbeat: cfg.Heartbeat}, nil
+}
+
+// Register registers the service on g.
+func (s *Server) Register(g *grpc.Server) { pricingv1.RegisterPricingServiceServer(g, s) }
+
+// atOrNow reads an optional time field.
+func (s *Server) atOrNow(field string, ts *timestamppb.Timestamp) (time.Time, error) {
+	if ts == nil {
+		return s.app.Now(), nil
+	}
+	if err := ts.CheckValid(); err != nil {
+		return time.Time{}, status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
+	}
+	return ts.AsTime(), nil
+}
+
+func requireID(field, id string) error {
+	if id == "" {
+		return status.Errorf(codes.InvalidArgument, "%s is required", field)
+	}
+	return nil
+}
+
+func modelsProto(vs []catalog.ModelVersion) []*pricingv1.ModelPrice {
+	out := make([]*pricingv1.ModelPrice, len(vs))
+	for i, v := range vs {
+		out[i] = v.Proto()
+	}
+	return out
+}
+
+func instancesProto(vs []catalog.InstanceVersion) []*pricingv1.InstancePrice {
+	out := make([]*pricingv1.InstancePrice, len(vs))
+	for i, v := range vs {
+		out[i] = v.Proto()
+	}
+	return out
+}
+
+// ListModelPrices implements PricingService.ListModelPrices.
+func (s *Server) ListModelPrices(_ context.Context, req *pricingv1.ListModelPricesRequest) (*pricingv1.ListModelPricesResponse, error) {
+	at, err := s.atOrNow("at", req.GetAt())
+	if err != nil {
+		return nil, err
+	}
+	c := s.app.Catalog()
+	current, upcoming := c.ModelsAt(at)
+	return &pricingv1.ListModelPricesResponse{
+		Models:         modelsProto(current),
+		Scheduled:      modelsProto(upcoming),
+		CatalogVersion: c.Version(),
+		At:             timestamppb.New(at),
+	}, nil
+}
+
+// GetModelPrice implements PricingService.GetModelPrice.
+func (s *Server) GetModelPrice(_ context.Context, req *pricingv1.GetModelPriceRequest) (*pricingv1.GetModelPriceResponse, error) {
+	if err := requireID("model_id", req.GetModelId()); err != nil {
+		return nil, err
+	}
+	at, err := s.atOrNow("at", req.GetAt())
+	if err != nil {
+		return nil, err
+	}
+	c := s.app.Catalog()
+	v, err := c.Model(req.GetModelId(), at)
+	if err != nil {
+		return nil, toStatus(s.logger, "GetModelPrice", err)
+	}
+	return &pricingv1.GetModelPriceResponse{
+		Price:          v.Proto(),
+		Scheduled:      modelsProto(c.ScheduledModel(req.GetModelId(), at)),
+		CatalogVersion: c.Version(),
+	}, nil
+}
+
+// ListInstancePrices implements PricingService.ListInstancePrices.
+func (s *Server) ListInstancePrices(_ context.Context, req *pricingv1.ListInstancePricesRequest) (*pricingv1.ListInstancePricesResponse, error) {
+	at, err := s.atOrNow("at", req.GetAt())
+	if err != nil {
+		return nil, err
+	}
+	c := s.app.Catalog()
+	current, upcoming := c.InstancesAt(at)
+	return &pricingv1.ListInstancePricesResponse{
+		Instances:      instancesProto(current),
+		Scheduled:      instancesProto(upcoming),
+		CatalogVersion: c.Version(),
+		At:             timestamppb.New(at),
+	}, nil
+}
+
+// Quote implements PricingService.Quote.
+func (s *Server) Quote(_ context.Context, req *pricingv1.QuoteRequest) (*pricingv1.QuoteResponse, error) {
+	if err := requireID("model_id", req.GetModelId()); err != nil {
+		return nil, err
+	}
+	at, err := s.atOrNow("at", req.GetAt())
+	if err != nil {
+		return nil, err
+	}
+	usage, err := catalog.ParseUsage(req.GetUsage())
+	if err != nil {
+		return nil, toStatus(s.logger, "Quote", err)
+	}
+	q, err := s.app.Quote(req.GetModelId(), usage, at)
+	if err != nil {
+		return nil, toStatus(s.logger, "Quote", err)
+	}
+	return q.Proto(), nil
+}
+
+// audit builds the audit record of a change from the caller's token and the request.
+func audit(ctx context.Context, reason, key string) pricing.Audit {
+	claims, _ := auth.FromContext(ctx)
+	return pricing.Audit{Actor: claims.Subject, Reason: reason, IdempotencyKey: key}
+}
+
+// optionalTime reads an optional time field, zero when unset.
+func optionalTime(field string, ts *timestamppb.Timestamp) (time.Time, error) {
+	if ts == nil {
+		return time.Time{}, nil
+	}
+	if err := ts.CheckValid(); err != nil {
+		return time.Time{}, status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
+	}
+	return ts.AsTime(), nil
+}
+
+// SetModelPrice implements PricingService.SetModelPrice.
+func (s *Server) SetModelPrice(ctx context.Context, req *pricingv1.SetModelPriceRequest) (*pricingv1.SetModelPriceResponse, error) {
+	eff, err := optionalTime("effective_from", req.GetEffectiveFrom())
+	if err != nil {
+		return nil, err
+	}
+	dims, currency, err := catalog.DimensionsFromProto(req.GetDimensions())
+	if err != nil {
+		return nil, toStatus(s.logger, "SetModelPrice", err)
+	}
+	v, replayed, err := s.app.SetModelPrice(ctx, pricing.ModelChange{
+		Version: catalog.ModelVersion{
+			ModelID:       req.GetModelId(),
+			DisplayName:   req.GetDisplayName(),
+			Modality:      catalog.ModalityFromProto(req.GetModality()),
+			Currency:      currency,
+			Dimensions:    dims,
+			EffectiveFrom: eff,
+		},
+		Audit: audit(ctx, req.GetReason(), req.GetIdempotencyKey()),
+	})
+	if err != nil {
+		return nil, toStatus(s.logger, "SetModelPrice", err)
+	}
+	return &pricingv1.SetModelPriceResponse{Price: v.Proto(), CatalogVersion: v.CatalogVersion, Replayed: replayed}, nil
+}
+
+// SetInstancePrice implements PricingService.SetInstancePrice.
+func (s *Server) SetInstancePrice(ctx context.Context, req *pricingv1.SetInstancePriceRequest) (*pricingv1.SetInstancePriceResponse, error) {
+	eff, err := optionalTime("effective_from", req.GetEffectiveFrom())
+	if err != nil {
+		return nil, err
+	}
+	price, err := money.FromProto(req.GetHourlyPrice())
+	if err != nil {
+		return nil, toStatus(s.logger, "SetInstancePrice", fmt.Errorf("%w: hourly_price: %w", pricing.ErrInvalid, err))
+	}
+	v, replayed, err := s.app.SetInstancePrice(ctx, pricing.InstanceChange{
+		Version: catalog.InstanceVersion{
+			InstanceTypeID: req.GetInstanceTypeId(),
+			Description:    req.GetDescription(),
+			GPU:            req.GetGpu(),
+			GPUCount:       req.GetGpuCount(),
+			VCPU:           req.GetVcpu(),
+			MemoryGiB:      req.GetMemoryGib(),
+			HourlyPrice:    price.Nanos,
+			Currency:       price.Currency,
+			Available:      req.Available == nil || req.GetAvailable(),
+			EffectiveFrom:  eff,
+		},
+		Audit: audit(ctx, req.GetReason(), req.GetIdempotencyKey()),
+	})
+	if err != nil {
+		return nil, toStatus(s.logger, "SetInstancePrice", err)
+	}
+	return &pricingv1.SetInstancePriceResponse{Price: v.Proto(), CatalogVersion: v.CatalogVersion, Replayed: replayed}, nil
+}
+
+// WatchCatalog implements PricingService.WatchCatalog: a snapshot at once when the caller's
+// version is older than the current one, then one after every change, and a heartbeat when idle.
+func (s *Server) WatchCatalog(req *pricingv1.WatchCatalogRequest, stream grpc.ServerStreamingServer[pricingv1.WatchCatalogResponse]) error {
+	known := req.GetKnownCatalogVersion()
+	if known < 0 {
+		return status.Error(codes.InvalidArgument, "known_catalog_version must not be negative")
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.shutdown, cancel)
+	defer stop()
+	for {
+		wctx, wcancel := context.WithTimeout(ctx, s.heartbeat)
+		c, err := s.app.Wait(wctx, known)
+		wcancel()
+		var msg *pricingv1.WatchCatalogResponse
+		switch {
+		case err == nil:
+			msg = &pricingv1.WatchCatalogResponse{CatalogVersion: c.Version(), Snapshot: s.snapshotOf(c)}
+			known = c.Version()
+		case ctx.Err() != nil:
+			if s.shutdown.Err() != nil {
+				return status.Error(codes.Unavailable, "pricing server shutting down; reconnect")
+			}
+			return status.FromContextError(ctx.Err()).Err()
+		default:
+			msg = &pricingv1.WatchCatalogResponse{CatalogVersion: s.app.Catalog().Version()}
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+	}
+}
+
+// snapshotOf returns the wire form of c, converted once per catalog version.
+func (s *Server) snapshotOf(c *catalog.Catalog) *pricingv1.CatalogSnapshot {
+	if p := s.snapshot.Load(); p != nil && p.GetCatalogVersion() == c.Version() {
+		return p
+	}
+	p := c.Proto()
+	s.snapshot.Store(p)
+	return p
+}
