@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,7 @@ type Config struct {
 }
 
 type registration struct {
+	name     string
 	addr     string
 	register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
 }
@@ -43,19 +45,20 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		return nil, nil, errors.New("gateway: logger is required")
 	}
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		// HTTPBodyMarshaler serves google.api.HttpBody responses (invoice PDFs) as their own
+		// content type and everything else as JSON.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
-		runtime.WithMarshalerOption("application/pdf", &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{}}),
+		}}),
 	)
-	var conns []*grpc.ClientConn
+	conns := map[string]*grpc.ClientConn{}
 	closeAll := func() {
 		for _, c := range conns {
 			_ = c.Close()
 		}
 	}
-	regs := []registration{{cfg.LedgerAddr, ledgerv1.RegisterLedgerServiceHandler}}
+	regs := []registration{{name: "ledger", addr: cfg.LedgerAddr, register: ledgerv1.RegisterLedgerServiceHandler}}
 	regs = append(regs, extraRegistrations(cfg)...)
 	for _, r := range regs {
 		if r.addr == "" {
@@ -66,7 +69,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 			closeAll()
 			return nil, nil, fmt.Errorf("dialing %s: %w", r.addr, err)
 		}
-		conns = append(conns, conn)
+		conns[r.name] = conn
 		if err := r.register(ctx, mux, conn); err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("registering routes for %s: %w", r.addr, err)
@@ -102,7 +105,7 @@ func withETag(next http.Handler) http.Handler {
 			w.Header()[k] = v
 		}
 		if rec.status == http.StatusOK {
-			sum := sha256.Sum256(rec.body)
+			sum := sha256.Sum256(withoutRequestTime(rec.body))
 			etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 			w.Header().Set("ETag", etag)
 			w.Header().Set("Cache-Control", "public, max-age=60")
@@ -114,6 +117,21 @@ func withETag(next http.Handler) http.Handler {
 		w.WriteHeader(rec.status)
 		_, _ = w.Write(rec.body)
 	})
+}
+
+// withoutRequestTime drops the top-level "at" of a price list, which echoes the time asked
+// about: two reads of an unchanged list then share an ETag.
+func withoutRequestTime(body []byte) []byte {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return body
+	}
+	delete(doc, "at")
+	canonical, err := json.Marshal(doc) // map keys are sorted: deterministic
+	if err != nil {
+		return body
+	}
+	return canonical
 }
 
 func etagMatches(header, etag string) bool {

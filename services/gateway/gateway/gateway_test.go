@@ -112,3 +112,10 @@ func TestOpenAPIDocument(t *testing.T) {
 	require.Contains(t, doc.Paths, "/v1/orgs/{orgId}/balance")
 	require.Contains(t, doc.Paths, "/v1/orgs/{orgId}/transactions")
 }
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}

@@ -1,16 +1,62 @@
 package gateway
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
+
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
+	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
+	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
 )
 
 // extraRegistrations lists the routes of the services other than the ledger.
-func extraRegistrations(_ Config) []registration {
-	return nil
+func extraRegistrations(cfg Config) []registration {
+	return []registration{
+		{name: "pricing", addr: cfg.PricingAddr, register: pricingv1.RegisterPricingServiceHandler},
+		{name: "payments", addr: cfg.PaymentsAddr, register: paymentsv1.RegisterPaymentsServiceHandler},
+		{name: "notifications", addr: cfg.NotificationsAddr, register: notificationsv1.RegisterNotificationsServiceHandler},
+	}
 }
 
-// registerExtraRoutes adds hand-written routes (the Stripe webhook).
-func registerExtraRoutes(_ *runtime.ServeMux, _ Config, _ []*grpc.ClientConn) error {
-	return nil
+// maxWebhookBody bounds a Stripe event body; Stripe's are a few kilobytes.
+const maxWebhookBody = 1 << 20
+
+// registerExtraRoutes adds the hand-written routes: the Stripe webhook, which needs the raw body
+// and the Stripe-Signature header (the signature, not a bearer token, authenticates it).
+func registerExtraRoutes(mux *runtime.ServeMux, _ Config, conns map[string]*grpc.ClientConn) error {
+	conn, ok := conns["payments"]
+	if !ok {
+		return nil
+	}
+	payments := paymentsv1.NewPaymentsServiceClient(conn)
+	return mux.HandlePath(http.MethodPost, "/v1/webhooks/stripe", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"code": 3, "message": "unreadable body"})
+			return
+		}
+		resp, err := payments.HandleStripeWebhook(r.Context(), &paymentsv1.HandleStripeWebhookRequest{
+			Payload:   body,
+			Signature: r.Header.Get("Stripe-Signature"),
+		})
+		if err != nil {
+			// InvalidArgument (bad signature, stale event) → 400; Unavailable → 503 so that Stripe
+			// retries; anything else not 2xx is retried by Stripe as well.
+			st := status.Convert(err)
+			writeJSON(w, runtime.HTTPStatusFromCode(st.Code()), map[string]any{"code": int(st.Code()), "message": st.Message()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"eventId": resp.GetEventId(), "outcome": resp.GetOutcome()})
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
 }
