@@ -41,6 +41,9 @@ type Options struct {
 	SweepInterval time.Duration
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+	// PricingAddr is a pricing service to follow (see pricingtest); usage debits are refused
+	// without one.
+	PricingAddr string
 }
 
 // Ledger is a running ledger replica.
@@ -86,6 +89,8 @@ func Start(t testing.TB, opts Options) *Ledger {
 		CommitWorkers:   2,
 		PlatformShards:  4,
 		DBMaxConns:      20,
+		PricingAddr:     opts.PricingAddr,
+		ServiceToken:    ServiceToken(t, "ledger"),
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

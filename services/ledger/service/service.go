@@ -14,10 +14,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
+	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
@@ -41,6 +44,10 @@ type Config struct {
 	CommitWorkers   int
 	PlatformShards  int
 	DBMaxConns      int32
+	// PricingAddr is the pricing service followed for usage-priced debits; empty refuses them.
+	PricingAddr string
+	// ServiceToken is presented to the pricing service (sub service:ledger).
+	ServiceToken string
 }
 
 // Load reads the configuration from e (see the README's configuration table).
@@ -59,10 +66,16 @@ func Load(e *config.Env) (Config, error) {
 		CommitWorkers:   e.Int("TALLY_COMMIT_WORKERS", 2),
 		PlatformShards:  e.Int("TALLY_PLATFORM_SHARDS", 16),
 		DBMaxConns:      int32(e.Int("TALLY_LEDGER_DB_MAX_CONNS", 20)),
+		PricingAddr:     e.String("TALLY_PRICING_ADDR", "localhost:9092"),
 	}
 	if err := e.Err(); err != nil {
 		return Config{}, err
 	}
+	tok, err := server.ServiceToken(e, c.Auth, "ledger")
+	if err != nil {
+		return Config{}, fmt.Errorf("minting the ledger's service token: %w", err)
+	}
+	c.ServiceToken = tok
 	if !money.IsKnownCurrency(c.DefaultCurrency) {
 		return Config{}, fmt.Errorf("TALLY_DEFAULT_CURRENCY: unknown currency %q", c.DefaultCurrency)
 	}
@@ -98,11 +111,27 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	} else {
 		logger.Warn("REDIS_URL is not set: Authorize reads PostgreSQL on every call")
 	}
-	a, err := app.New(app.Config{
+	var watcher *catalog.Watcher
+	if cfg.PricingAddr != "" {
+		conn, err := rpcclient.Dial(cfg.PricingAddr, cfg.ServiceToken)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = conn.Close() }()
+		watcher, err = catalog.NewWatcher(catalog.WatcherConfig{Client: pricingv1.NewPricingServiceClient(conn), Logger: logger})
+		if err != nil {
+			return err
+		}
+	}
+	appCfg := app.Config{
 		Store: st, Cache: cache, Logger: logger,
 		MaxBatch: cfg.CommitMaxBatch, MaxWait: cfg.CommitMaxWait, Workers: cfg.CommitWorkers,
 		SweepInterval: cfg.SweepInterval,
-	})
+	}
+	if watcher != nil {
+		appCfg.Pricer = watcher
+	}
+	a, err := app.New(appCfg)
 	if err != nil {
 		return err
 	}
@@ -126,6 +155,16 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	g.Go(func() error { return server.ServeMetrics(gctx, cfg.MetricsAddr, srv.Registry(), logger) })
 	appDone := make(chan error, 1)
 	go func() { appDone <- a.Run(appCtx) }()
+	if watcher != nil {
+		// Usage debits answer Unavailable until the first price list arrives; the ledger serves
+		// amount debits meanwhile.
+		g.Go(func() error {
+			if err := watcher.Run(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("following the price list: %w", err)
+			}
+			return nil
+		})
+	}
 	err = g.Wait()
 	// The committer stops after the server: in-flight writes finish before shutdown completes.
 	stopApp()

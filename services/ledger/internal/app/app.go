@@ -32,6 +32,8 @@ type Config struct {
 	// EventPollInterval bounds how late a watcher sees another replica's events (default 250ms).
 	EventPollInterval time.Duration
 	Now               func() time.Time
+	// Pricer prices usage-based debits; nil refuses them.
+	Pricer Pricer
 }
 
 // App is the ledger.
@@ -101,6 +103,16 @@ func (a *App) afterCommit(ctx context.Context, applied store.Applied) {
 
 // Write applies one request through the group committer.
 func (a *App) Write(ctx context.Context, req *ledger.Request) (ledger.Result, error) {
+	if req.Usage != nil {
+		if req.Amount != 0 {
+			return ledger.Result{}, fmt.Errorf("%w: send either amount or usage, not both", ledger.ErrInvalid)
+		}
+		m, pricing, err := a.price(req.Usage)
+		if err != nil {
+			return ledger.Result{}, err
+		}
+		req.Amount, req.Currency, req.Pricing = m.Nanos, m.Currency, pricing
+	}
 	if err := req.Validate(); err != nil {
 		return ledger.Result{}, err
 	}
@@ -123,6 +135,17 @@ type Authorization struct {
 	Currency  string
 	// FromCache says whether Redis answered.
 	FromCache bool
+	// Amount is what was checked: the amount asked or the price of the usage estimate.
+	Amount money.Nanos
+}
+
+// AuthorizeUsage is Authorize for an estimate of usage, priced like a usage debit.
+func (a *App) AuthorizeUsage(ctx context.Context, orgID string, u *ledger.Usage) (Authorization, error) {
+	m, _, err := a.price(u)
+	if err != nil {
+		return Authorization{}, err
+	}
+	return a.Authorize(ctx, orgID, m.Nanos, m.Currency)
 }
 
 // Authorize says whether org can afford amount now. It reads the Redis cache; on a miss it
@@ -143,7 +166,7 @@ func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, c
 		return Authorization{}, fmt.Errorf("%w: %s account, %s requested", ledger.ErrCurrencyMismatch, acct.Currency, currency)
 	}
 	avail := acct.Available(a.cfg.Now())
-	return Authorization{Allowed: avail >= amount, Available: avail, Currency: acct.Currency, FromCache: fromCache}, nil
+	return Authorization{Allowed: avail >= amount, Available: avail, Currency: acct.Currency, FromCache: fromCache, Amount: amount}, nil
 }
 
 // markCache records whether the cache holds the latest state of accts.

@@ -65,6 +65,14 @@ func txToProto(t *ledger.Transaction) *ledgerv1.Transaction {
 	for _, post := range t.Postings {
 		p.Postings = append(p.Postings, &ledgerv1.Posting{Account: post.Account, Amount: money.ToProto(post.Amount, t.Currency)})
 	}
+	if u := t.Pricing; u != nil {
+		p.PricedUsage = &ledgerv1.PricedUsage{ModelId: u.ModelID, PriceVersionId: u.PriceVersionID, CatalogVersion: u.CatalogVersion, OccurredAt: ts(u.OccurredAt)}
+		for _, l := range u.Lines {
+			p.PricedUsage.Lines = append(p.PricedUsage.Lines, &ledgerv1.UsageLine{
+				Unit: l.Unit, Quantity: l.Quantity, UnitPrice: money.ToProto(l.UnitPrice, t.Currency), Per: l.Per, Amount: money.ToProto(l.Amount, t.Currency),
+			})
+		}
+	}
 	return p
 }
 

@@ -8,7 +8,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/committer"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
@@ -28,8 +30,14 @@ func toStatus(logger *slog.Logger, err error) error {
 		errors.Is(err, money.ErrMissing), errors.Is(err, money.ErrUnknownCurrency), errors.Is(err, money.ErrNanosOutOfRange),
 		errors.Is(err, money.ErrSignMismatch), errors.Is(err, money.ErrOverflow):
 		code = codes.InvalidArgument
-	case errors.Is(err, ledger.ErrInsufficientFunds), errors.Is(err, ledger.ErrHoldNotActive):
+	case errors.Is(err, catalog.ErrUnknownDimension), errors.Is(err, catalog.ErrInvalidQuantity), errors.Is(err, catalog.ErrTimeTooFarAhead):
+		code = codes.InvalidArgument
+	case errors.Is(err, catalog.ErrUnknownModel):
+		code = codes.NotFound
+	case errors.Is(err, ledger.ErrInsufficientFunds), errors.Is(err, ledger.ErrHoldNotActive), errors.Is(err, catalog.ErrNoPriceInForce):
 		code = codes.FailedPrecondition
+	case errors.Is(err, app.ErrPricingUnavailable):
+		code = codes.Unavailable
 	case errors.Is(err, ledger.ErrIdempotencyConflict):
 		code = codes.AlreadyExists
 	case errors.Is(err, ledger.ErrHoldNotFound):

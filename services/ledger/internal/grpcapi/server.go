@@ -107,15 +107,23 @@ func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledg
 
 // Debit implements LedgerServiceServer.
 func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledgerv1.DebitResponse, error) {
-	amt, err := amount(req.GetAmount(), true)
-	if err != nil {
-		return nil, toStatus(s.logger, err)
+	r := &ledger.Request{
+		Op: ledger.OpDebit, OrgID: req.GetOrgId(), IdempotencyKey: req.GetIdempotencyKey(),
+		Description: req.GetDescription(), Metadata: req.GetMetadata(), RequireFunds: req.GetRequireFunds(), Actor: actor(ctx),
 	}
-	res, err := s.app.Write(ctx, &ledger.Request{
-		Op: ledger.OpDebit, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency,
-		IdempotencyKey: req.GetIdempotencyKey(), Description: req.GetDescription(), Metadata: req.GetMetadata(),
-		RequireFunds: req.GetRequireFunds(), Actor: actor(ctx),
-	})
+	if req.GetUsage() != nil {
+		if req.GetAmount() != nil {
+			return nil, toStatus(s.logger, fmt.Errorf("%w: send either amount or usage, not both", ledger.ErrInvalid))
+		}
+		r.Usage = usageFromProto(req.GetUsage())
+	} else {
+		amt, err := amount(req.GetAmount(), true)
+		if err != nil {
+			return nil, toStatus(s.logger, err)
+		}
+		r.Amount, r.Currency = amt.Nanos, amt.Currency
+	}
+	res, err := s.app.Write(ctx, r)
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
@@ -183,15 +191,32 @@ func (s *Server) ListTransactions(ctx context.Context, req *ledgerv1.ListTransac
 
 // Authorize implements LedgerServiceServer.
 func (s *Server) Authorize(ctx context.Context, req *ledgerv1.AuthorizeRequest) (*ledgerv1.AuthorizeResponse, error) {
-	amt, err := amount(req.GetAmount(), false)
+	var a app.Authorization
+	var err error
+	if req.GetUsage() != nil {
+		if req.GetAmount() != nil {
+			return nil, toStatus(s.logger, fmt.Errorf("%w: send either amount or usage, not both", ledger.ErrInvalid))
+		}
+		a, err = s.app.AuthorizeUsage(ctx, req.GetOrgId(), usageFromProto(req.GetUsage()))
+	} else {
+		amt, aerr := amount(req.GetAmount(), false)
+		if aerr != nil {
+			return nil, toStatus(s.logger, aerr)
+		}
+		a, err = s.app.Authorize(ctx, req.GetOrgId(), amt.Nanos, amt.Currency)
+	}
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
-	a, err := s.app.Authorize(ctx, req.GetOrgId(), amt.Nanos, amt.Currency)
-	if err != nil {
-		return nil, toStatus(s.logger, err)
+	return &ledgerv1.AuthorizeResponse{Allowed: a.Allowed, Available: money.ToProto(a.Available, a.Currency), Amount: money.ToProto(a.Amount, a.Currency)}, nil
+}
+
+func usageFromProto(u *ledgerv1.Usage) *ledger.Usage {
+	out := &ledger.Usage{ModelID: u.GetModelId(), Quantities: u.GetQuantities()}
+	if u.GetOccurredAt() != nil {
+		out.OccurredAt = u.GetOccurredAt().AsTime()
 	}
-	return &ledgerv1.AuthorizeResponse{Allowed: a.Allowed, Available: money.ToProto(a.Available, a.Currency)}, nil
+	return out
 }
 
 // Reserve implements LedgerServiceServer.

@@ -205,6 +205,7 @@ func (b *Batch) move(acct *Account, req *Request, kind TxKind, ev EventKind, del
 		Actor:          req.Actor,
 		HoldID:         holdID,
 		CreatedAt:      b.now,
+		Pricing:        req.Pricing,
 		Postings: []Posting{
 			{AccountID: acct.ID, Account: "org:" + acct.OrgID, Amount: delta},
 			{Account: platform, Amount: -delta},
@@ -355,8 +356,25 @@ func RequestHash(r *Request) []byte {
 	}
 	field(string(r.Op))
 	field(r.OrgID)
-	_ = binary.Write(h, binary.BigEndian, int64(r.Amount))
-	field(r.Currency)
+	if r.Usage != nil {
+		// A usage debit is identified by the usage as sent, not by its price: a retry after a
+		// price change is still the same call.
+		field("usage")
+		field(r.Usage.ModelID)
+		_ = binary.Write(h, binary.BigEndian, r.Usage.OccurredAt.UnixNano())
+		units := make([]string, 0, len(r.Usage.Quantities))
+		for u := range r.Usage.Quantities {
+			units = append(units, u)
+		}
+		sort.Strings(units)
+		for _, u := range units {
+			field(u)
+			field(r.Usage.Quantities[u])
+		}
+	} else {
+		_ = binary.Write(h, binary.BigEndian, int64(r.Amount))
+		field(r.Currency)
+	}
 	field(r.Description)
 	field(r.Reason)
 	field(r.Reference)

@@ -106,6 +106,36 @@ type Request struct {
 	HoldID         string
 	TTL            time.Duration
 	Actor          string
+	// Usage, on a debit, is what the caller sent instead of an amount; Pricing is the price the
+	// ledger computed for it (Amount and Currency then hold its total).
+	Usage   *Usage
+	Pricing *PricedUsage
+}
+
+// Usage is what a call used, as the caller sent it.
+type Usage struct {
+	ModelID    string
+	Quantities map[string]string
+	// OccurredAt is zero when the caller did not say (then: now).
+	OccurredAt time.Time
+}
+
+// PricedUsage explains a usage-priced charge.
+type PricedUsage struct {
+	ModelID        string      `json:"model_id"`
+	PriceVersionID string      `json:"price_version_id"`
+	CatalogVersion int64       `json:"catalog_version"`
+	OccurredAt     time.Time   `json:"occurred_at"`
+	Lines          []UsageLine `json:"lines"`
+}
+
+// UsageLine is one unit of a priced usage.
+type UsageLine struct {
+	Unit      string      `json:"unit"`
+	Quantity  string      `json:"quantity"`
+	UnitPrice money.Nanos `json:"unit_price"`
+	Per       int64       `json:"per"`
+	Amount    money.Nanos `json:"amount"`
 }
 
 // Account is an organization's credit account as locked inside a write.
@@ -160,6 +190,7 @@ type Transaction struct {
 	HoldID         string
 	CreatedAt      time.Time
 	Postings       []Posting
+	Pricing        *PricedUsage
 }
 
 // Hold sets money aside from the available balance.

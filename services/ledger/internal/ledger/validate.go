@@ -45,6 +45,34 @@ func validateText(name, s string, limit int) error {
 	return nil
 }
 
+// MaxUsageUnits bounds the units of one usage.
+const MaxUsageUnits = 32
+
+// ValidateUsage checks the shape of a usage; the price list checks units and quantities.
+func ValidateUsage(u *Usage) error {
+	if u.ModelID == "" {
+		return fmt.Errorf("%w: usage.model_id is required", ErrInvalid)
+	}
+	if err := validateText("usage.model_id", u.ModelID, MaxIDLength); err != nil {
+		return err
+	}
+	if len(u.Quantities) == 0 {
+		return fmt.Errorf("%w: usage.quantities must name at least one unit", ErrInvalid)
+	}
+	if len(u.Quantities) > MaxUsageUnits {
+		return fmt.Errorf("%w: at most %d usage units", ErrInvalid, MaxUsageUnits)
+	}
+	for unit, q := range u.Quantities {
+		if err := validateText("usage unit", unit, MaxMetadataKeyLength); err != nil {
+			return err
+		}
+		if err := validateText("usage quantity", q, 64); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Validate checks a request before it reaches the database. Amount and currency have already
 // been converted from google.type.Money by the caller.
 func (r *Request) Validate() error {
@@ -87,6 +115,14 @@ func (r *Request) Validate() error {
 	}
 	if r.Op == OpReserve && (r.TTL <= 0 || r.TTL > MaxHoldTTL) {
 		return fmt.Errorf("%w: ttl must be between 1s and %s", ErrInvalid, MaxHoldTTL)
+	}
+	if r.Usage != nil {
+		if r.Op != OpDebit {
+			return fmt.Errorf("%w: usage is accepted on debits only", ErrInvalid)
+		}
+		if err := ValidateUsage(r.Usage); err != nil {
+			return err
+		}
 	}
 	if r.Source != "" && r.Source != SourcePayment && r.Source != SourceGrant {
 		return fmt.Errorf("%w: unknown credit source %q", ErrInvalid, r.Source)

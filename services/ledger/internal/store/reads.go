@@ -44,7 +44,8 @@ func (s *Store) ListTransactions(ctx context.Context, orgID string, limit int, b
 
 func loadTransactions(ctx context.Context, q querier, where string, args ...any) ([]*ledger.Transaction, error) {
 	rows, err := q.Query(ctx, `SELECT t.id::text, t.seq, t.org_id, t.kind, t.amount, t.balance_after, t.currency, t.description,
-t.metadata, t.reason, t.reference, t.idempotency_key, t.actor, coalesce(t.hold_id::text, ''), t.created_at FROM transactions t `+where, args...)
+t.metadata, t.reason, t.reference, t.idempotency_key, t.actor, coalesce(t.hold_id::text, ''), t.created_at, coalesce(t.pricing::text, '')
+FROM transactions t `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing transactions: %w", err)
 	}
@@ -55,8 +56,9 @@ t.metadata, t.reason, t.reference, t.idempotency_key, t.actor, coalesce(t.hold_i
 		var kind string
 		var amount, after int64
 		var meta []byte
+		var pricing string
 		if err := rows.Scan(&t.ID, &t.Seq, &t.OrgID, &kind, &amount, &after, &t.Currency, &t.Description, &meta,
-			&t.Reason, &t.Reference, &t.IdempotencyKey, &t.Actor, &t.HoldID, &t.CreatedAt); err != nil {
+			&t.Reason, &t.Reference, &t.IdempotencyKey, &t.Actor, &t.HoldID, &t.CreatedAt, &pricing); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("scanning transaction: %w", err)
 		}
@@ -65,6 +67,13 @@ t.metadata, t.reason, t.reference, t.idempotency_key, t.actor, coalesce(t.hold_i
 		if err := json.Unmarshal(meta, &t.Metadata); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("decoding metadata: %w", err)
+		}
+		if pricing != "" {
+			t.Pricing = &ledger.PricedUsage{}
+			if err := json.Unmarshal([]byte(pricing), t.Pricing); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("decoding pricing: %w", err)
+			}
 		}
 		txs = append(txs, &t)
 		byID[t.ID] = &t

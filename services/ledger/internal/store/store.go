@@ -414,7 +414,7 @@ SELECT o, k, op, h, NULLIF(t, '')::uuid, NULLIF(hd, '')::uuid FROM unnest($1::te
 	if len(b.Transactions) > 0 {
 		n := len(b.Transactions)
 		txIDs, orgs, kinds, currencies := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		descs, metas, reasons, refs, keys, actors, holdIDs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		descs, metas, reasons, refs, keys, actors, holdIDs, pricings := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		amounts, after, created := make([]int64, n), make([]int64, n), make([]int64, n)
 		var pTx []string
 		var pAcct, pAmt []int64
@@ -430,6 +430,13 @@ SELECT o, k, op, h, NULLIF(t, '')::uuid, NULLIF(hd, '')::uuid FROM unnest($1::te
 			txIDs[i], orgs[i], kinds[i], currencies[i] = t.ID, t.OrgID, string(t.Kind), t.Currency
 			descs[i], metas[i], reasons[i], refs[i], keys[i], actors[i], holdIDs[i] = t.Description, string(meta), t.Reason, t.Reference, t.IdempotencyKey, t.Actor, t.HoldID
 			amounts[i], after[i], created[i] = int64(t.Amount), int64(t.BalanceAfter), toMicros(t.CreatedAt)
+			if t.Pricing != nil {
+				p, err := json.Marshal(t.Pricing)
+				if err != nil {
+					return fmt.Errorf("encoding pricing: %w", err)
+				}
+				pricings[i] = string(p)
+			}
 			for j := range t.Postings {
 				p := &t.Postings[j]
 				if p.AccountID == 0 {
@@ -439,11 +446,11 @@ SELECT o, k, op, h, NULLIF(t, '')::uuid, NULLIF(hd, '')::uuid FROM unnest($1::te
 				pTx, pAcct, pAmt = append(pTx, t.ID), append(pAcct, p.AccountID), append(pAmt, int64(p.Amount))
 			}
 		}
-		batch.Queue(`INSERT INTO transactions (id, org_id, kind, amount, balance_after, currency, description, metadata, reason, reference, idempotency_key, actor, hold_id, created_at)
-SELECT id::uuid, o, k, a, ba, c, d, m::jsonb, r, ref, ik, ac, NULLIF(h, '')::uuid, 'epoch'::timestamptz + ca * interval '1 microsecond'
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[])
-  WITH ORDINALITY AS u(id, o, k, a, ba, c, d, m, r, ref, ik, ac, h, ca, n)
-ORDER BY u.n`, txIDs, orgs, kinds, amounts, after, currencies, descs, metas, reasons, refs, keys, actors, holdIDs, created)
+		batch.Queue(`INSERT INTO transactions (id, org_id, kind, amount, balance_after, currency, description, metadata, reason, reference, idempotency_key, actor, hold_id, created_at, pricing)
+SELECT id::uuid, o, k, a, ba, c, d, m::jsonb, r, ref, ik, ac, NULLIF(h, '')::uuid, 'epoch'::timestamptz + ca * interval '1 microsecond', NULLIF(p, '')::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[])
+  WITH ORDINALITY AS u(id, o, k, a, ba, c, d, m, r, ref, ik, ac, h, ca, p, n)
+ORDER BY u.n`, txIDs, orgs, kinds, amounts, after, currencies, descs, metas, reasons, refs, keys, actors, holdIDs, created, pricings)
 		batch.Queue(`INSERT INTO postings (transaction_id, account_id, amount)
 SELECT t::uuid, a, v FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(t, a, v)`, pTx, pAcct, pAmt)
 		var platIDs, platDeltas []int64

@@ -539,14 +539,17 @@ func (x *CreditResponse) GetExpiresAt() *timestamppb.Timestamp {
 }
 
 type DebitRequest struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	OrgId          string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	Amount         *money.Money           `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
-	IdempotencyKey string                 `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	Description    string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	Metadata       map[string]string      `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// The charge; leave unset and send usage to have the ledger price the call.
+	Amount         *money.Money      `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	IdempotencyKey string            `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	Description    string            `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Metadata       map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Refuse with FailedPrecondition instead of going below zero.
-	RequireFunds  bool `protobuf:"varint,6,opt,name=require_funds,json=requireFunds,proto3" json:"require_funds,omitempty"`
+	RequireFunds bool `protobuf:"varint,6,opt,name=require_funds,json=requireFunds,proto3" json:"require_funds,omitempty"`
+	// Usage to price with the price list in force when it happened; exactly one of amount and usage.
+	Usage         *Usage `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -623,6 +626,233 @@ func (x *DebitRequest) GetRequireFunds() bool {
 	return false
 }
 
+func (x *DebitRequest) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+// Usage is what a call used, priced by the ledger from its copy of the public price list.
+type Usage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A model of the price list, e.g. "llama-3.1-8b-instruct".
+	ModelId string `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	// Quantity per billable unit, as decimal strings: {"input_tokens": "1200", "output_tokens": "350"}.
+	Quantities map[string]string `protobuf:"bytes,2,rep,name=quantities,proto3" json:"quantities,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// When the usage happened; the price in force then applies. Default: now.
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Usage) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *Usage) GetQuantities() map[string]string {
+	if x != nil {
+		return x.Quantities
+	}
+	return nil
+}
+
+func (x *Usage) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+// PricedUsage explains a usage-priced charge: the price version and one line per unit.
+type PricedUsage struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ModelId string                 `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	// The price version the charge was priced with.
+	PriceVersionId string                 `protobuf:"bytes,2,opt,name=price_version_id,json=priceVersionId,proto3" json:"price_version_id,omitempty"`
+	CatalogVersion int64                  `protobuf:"varint,3,opt,name=catalog_version,json=catalogVersion,proto3" json:"catalog_version,omitempty"`
+	OccurredAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Lines          []*UsageLine           `protobuf:"bytes,5,rep,name=lines,proto3" json:"lines,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PricedUsage) Reset() {
+	*x = PricedUsage{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PricedUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PricedUsage) ProtoMessage() {}
+
+func (x *PricedUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PricedUsage.ProtoReflect.Descriptor instead.
+func (*PricedUsage) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PricedUsage) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *PricedUsage) GetPriceVersionId() string {
+	if x != nil {
+		return x.PriceVersionId
+	}
+	return ""
+}
+
+func (x *PricedUsage) GetCatalogVersion() int64 {
+	if x != nil {
+		return x.CatalogVersion
+	}
+	return 0
+}
+
+func (x *PricedUsage) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *PricedUsage) GetLines() []*UsageLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+// UsageLine is the charge of one unit of a usage: quantity × unit_price / per, rounded up to the
+// nano for display; the transaction amount is the exact sum rounded up once.
+type UsageLine struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Unit          string                 `protobuf:"bytes,1,opt,name=unit,proto3" json:"unit,omitempty"`
+	Quantity      string                 `protobuf:"bytes,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	UnitPrice     *money.Money           `protobuf:"bytes,3,opt,name=unit_price,json=unitPrice,proto3" json:"unit_price,omitempty"`
+	Per           int64                  `protobuf:"varint,4,opt,name=per,proto3" json:"per,omitempty"`
+	Amount        *money.Money           `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageLine) Reset() {
+	*x = UsageLine{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageLine) ProtoMessage() {}
+
+func (x *UsageLine) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageLine.ProtoReflect.Descriptor instead.
+func (*UsageLine) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UsageLine) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *UsageLine) GetQuantity() string {
+	if x != nil {
+		return x.Quantity
+	}
+	return ""
+}
+
+func (x *UsageLine) GetUnitPrice() *money.Money {
+	if x != nil {
+		return x.UnitPrice
+	}
+	return nil
+}
+
+func (x *UsageLine) GetPer() int64 {
+	if x != nil {
+		return x.Per
+	}
+	return 0
+}
+
+func (x *UsageLine) GetAmount() *money.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
 type DebitResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TransactionId string                 `protobuf:"bytes,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
@@ -634,7 +864,7 @@ type DebitResponse struct {
 
 func (x *DebitResponse) Reset() {
 	*x = DebitResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[5]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +876,7 @@ func (x *DebitResponse) String() string {
 func (*DebitResponse) ProtoMessage() {}
 
 func (x *DebitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[5]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +889,7 @@ func (x *DebitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DebitResponse.ProtoReflect.Descriptor instead.
 func (*DebitResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{5}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DebitResponse) GetTransactionId() string {
@@ -697,7 +927,7 @@ type AdjustRequest struct {
 
 func (x *AdjustRequest) Reset() {
 	*x = AdjustRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[6]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +939,7 @@ func (x *AdjustRequest) String() string {
 func (*AdjustRequest) ProtoMessage() {}
 
 func (x *AdjustRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[6]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +952,7 @@ func (x *AdjustRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustRequest.ProtoReflect.Descriptor instead.
 func (*AdjustRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{6}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AdjustRequest) GetOrgId() string {
@@ -763,7 +993,7 @@ type AdjustResponse struct {
 
 func (x *AdjustResponse) Reset() {
 	*x = AdjustResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[7]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +1005,7 @@ func (x *AdjustResponse) String() string {
 func (*AdjustResponse) ProtoMessage() {}
 
 func (x *AdjustResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[7]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +1018,7 @@ func (x *AdjustResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustResponse.ProtoReflect.Descriptor instead.
 func (*AdjustResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{7}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AdjustResponse) GetTransaction() *Transaction {
@@ -817,7 +1047,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[8]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +1059,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[8]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +1072,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{8}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListTransactionsRequest) GetOrgId() string {
@@ -876,7 +1106,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[9]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1118,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[9]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1131,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{9}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
@@ -933,17 +1163,19 @@ type Transaction struct {
 	Reference      string            `protobuf:"bytes,9,opt,name=reference,proto3" json:"reference,omitempty"`
 	IdempotencyKey string            `protobuf:"bytes,10,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// Who asked for it (token subject).
-	Actor         string                 `protobuf:"bytes,11,opt,name=actor,proto3" json:"actor,omitempty"`
-	HoldId        string                 `protobuf:"bytes,12,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	Postings      []*Posting             `protobuf:"bytes,14,rep,name=postings,proto3" json:"postings,omitempty"`
+	Actor     string                 `protobuf:"bytes,11,opt,name=actor,proto3" json:"actor,omitempty"`
+	HoldId    string                 `protobuf:"bytes,12,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Postings  []*Posting             `protobuf:"bytes,14,rep,name=postings,proto3" json:"postings,omitempty"`
+	// Set on usage-priced debits.
+	PricedUsage   *PricedUsage `protobuf:"bytes,15,opt,name=priced_usage,json=pricedUsage,proto3" json:"priced_usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Transaction) Reset() {
 	*x = Transaction{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[10]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1187,7 @@ func (x *Transaction) String() string {
 func (*Transaction) ProtoMessage() {}
 
 func (x *Transaction) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[10]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1200,7 @@ func (x *Transaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transaction.ProtoReflect.Descriptor instead.
 func (*Transaction) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{10}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Transaction) GetId() string {
@@ -1069,6 +1301,13 @@ func (x *Transaction) GetPostings() []*Posting {
 	return nil
 }
 
+func (x *Transaction) GetPricedUsage() *PricedUsage {
+	if x != nil {
+		return x.PricedUsage
+	}
+	return nil
+}
+
 // Posting is one side of a transaction; the postings of a transaction sum to zero.
 type Posting struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1081,7 +1320,7 @@ type Posting struct {
 
 func (x *Posting) Reset() {
 	*x = Posting{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[11]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1332,7 @@ func (x *Posting) String() string {
 func (*Posting) ProtoMessage() {}
 
 func (x *Posting) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[11]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1345,7 @@ func (x *Posting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Posting.ProtoReflect.Descriptor instead.
 func (*Posting) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{11}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Posting) GetAccount() string {
@@ -1124,16 +1363,18 @@ func (x *Posting) GetAmount() *money.Money {
 }
 
 type AuthorizeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	Amount        *money.Money           `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// The expected charge; or leave unset and send an estimate of the usage.
+	Amount        *money.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	Usage         *Usage       `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthorizeRequest) Reset() {
 	*x = AuthorizeRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1386,7 @@ func (x *AuthorizeRequest) String() string {
 func (*AuthorizeRequest) ProtoMessage() {}
 
 func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1399,7 @@ func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeRequest.ProtoReflect.Descriptor instead.
 func (*AuthorizeRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AuthorizeRequest) GetOrgId() string {
@@ -1175,17 +1416,26 @@ func (x *AuthorizeRequest) GetAmount() *money.Money {
 	return nil
 }
 
+func (x *AuthorizeRequest) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
 type AuthorizeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Allowed       bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
-	Available     *money.Money           `protobuf:"bytes,2,opt,name=available,proto3" json:"available,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Allowed   bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	Available *money.Money           `protobuf:"bytes,2,opt,name=available,proto3" json:"available,omitempty"`
+	// The amount checked: the request's amount or the price of its usage estimate.
+	Amount        *money.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthorizeResponse) Reset() {
 	*x = AuthorizeResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1447,7 @@ func (x *AuthorizeResponse) String() string {
 func (*AuthorizeResponse) ProtoMessage() {}
 
 func (x *AuthorizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1460,7 @@ func (x *AuthorizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeResponse.ProtoReflect.Descriptor instead.
 func (*AuthorizeResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AuthorizeResponse) GetAllowed() bool {
@@ -1223,6 +1473,13 @@ func (x *AuthorizeResponse) GetAllowed() bool {
 func (x *AuthorizeResponse) GetAvailable() *money.Money {
 	if x != nil {
 		return x.Available
+	}
+	return nil
+}
+
+func (x *AuthorizeResponse) GetAmount() *money.Money {
+	if x != nil {
+		return x.Amount
 	}
 	return nil
 }
@@ -1241,7 +1498,7 @@ type ReserveRequest struct {
 
 func (x *ReserveRequest) Reset() {
 	*x = ReserveRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1510,7 @@ func (x *ReserveRequest) String() string {
 func (*ReserveRequest) ProtoMessage() {}
 
 func (x *ReserveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1523,7 @@ func (x *ReserveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveRequest.ProtoReflect.Descriptor instead.
 func (*ReserveRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReserveRequest) GetOrgId() string {
@@ -1314,7 +1571,7 @@ type ReserveResponse struct {
 
 func (x *ReserveResponse) Reset() {
 	*x = ReserveResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1583,7 @@ func (x *ReserveResponse) String() string {
 func (*ReserveResponse) ProtoMessage() {}
 
 func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1596,7 @@ func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveResponse.ProtoReflect.Descriptor instead.
 func (*ReserveResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{15}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReserveResponse) GetHold() *Hold {
@@ -1370,7 +1627,7 @@ type CaptureRequest struct {
 
 func (x *CaptureRequest) Reset() {
 	*x = CaptureRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1639,7 @@ func (x *CaptureRequest) String() string {
 func (*CaptureRequest) ProtoMessage() {}
 
 func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1652,7 @@ func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
 func (*CaptureRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{16}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CaptureRequest) GetHoldId() string {
@@ -1444,7 +1701,7 @@ type CaptureResponse struct {
 
 func (x *CaptureResponse) Reset() {
 	*x = CaptureResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1713,7 @@ func (x *CaptureResponse) String() string {
 func (*CaptureResponse) ProtoMessage() {}
 
 func (x *CaptureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1726,7 @@ func (x *CaptureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureResponse.ProtoReflect.Descriptor instead.
 func (*CaptureResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{17}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CaptureResponse) GetHold() *Hold {
@@ -1502,7 +1759,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1771,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1784,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{18}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReleaseRequest) GetHoldId() string {
@@ -1546,7 +1803,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1815,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1828,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{19}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReleaseResponse) GetHold() *Hold {
@@ -1599,7 +1856,7 @@ type Hold struct {
 
 func (x *Hold) Reset() {
 	*x = Hold{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1868,7 @@ func (x *Hold) String() string {
 func (*Hold) ProtoMessage() {}
 
 func (x *Hold) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1881,7 @@ func (x *Hold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hold.ProtoReflect.Descriptor instead.
 func (*Hold) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{20}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Hold) GetId() string {
@@ -1695,7 +1952,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1964,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1977,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{21}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchEventsRequest) GetAfterSequence() int64 {
@@ -1747,7 +2004,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +2016,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +2029,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{22}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WatchEventsResponse) GetEvent() *BalanceEvent {
@@ -1801,7 +2058,7 @@ type BalanceEvent struct {
 
 func (x *BalanceEvent) Reset() {
 	*x = BalanceEvent{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +2070,7 @@ func (x *BalanceEvent) String() string {
 func (*BalanceEvent) ProtoMessage() {}
 
 func (x *BalanceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +2083,7 @@ func (x *BalanceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BalanceEvent.ProtoReflect.Descriptor instead.
 func (*BalanceEvent) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{23}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BalanceEvent) GetSequence() int64 {
@@ -1925,17 +2182,42 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\vtransaction\x18\x01 \x01(\v2\x1c.tally.ledger.v1.TransactionR\vtransaction\x12,\n" +
 	"\abalance\x18\x02 \x01(\v2\x12.google.type.MoneyR\abalance\x129\n" +
 	"\n" +
-	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc7\x02\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xf5\x02\n" +
 	"\fDebitRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12'\n" +
 	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12G\n" +
 	"\bmetadata\x18\x05 \x03(\v2+.tally.ledger.v1.DebitRequest.MetadataEntryR\bmetadata\x12#\n" +
-	"\rrequire_funds\x18\x06 \x01(\bR\frequireFunds\x1a;\n" +
+	"\rrequire_funds\x18\x06 \x01(\bR\frequireFunds\x12,\n" +
+	"\x05usage\x18\a \x01(\v2\x16.tally.ledger.v1.UsageR\x05usage\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe6\x01\n" +
+	"\x05Usage\x12\x19\n" +
+	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x12F\n" +
+	"\n" +
+	"quantities\x18\x02 \x03(\v2&.tally.ledger.v1.Usage.QuantitiesEntryR\n" +
+	"quantities\x12;\n" +
+	"\voccurred_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x1a=\n" +
+	"\x0fQuantitiesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xea\x01\n" +
+	"\vPricedUsage\x12\x19\n" +
+	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x12(\n" +
+	"\x10price_version_id\x18\x02 \x01(\tR\x0epriceVersionId\x12'\n" +
+	"\x0fcatalog_version\x18\x03 \x01(\x03R\x0ecatalogVersion\x12;\n" +
+	"\voccurred_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x120\n" +
+	"\x05lines\x18\x05 \x03(\v2\x1a.tally.ledger.v1.UsageLineR\x05lines\"\xac\x01\n" +
+	"\tUsageLine\x12\x12\n" +
+	"\x04unit\x18\x01 \x01(\tR\x04unit\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\tR\bquantity\x121\n" +
+	"\n" +
+	"unit_price\x18\x03 \x01(\v2\x12.google.type.MoneyR\tunitPrice\x12\x10\n" +
+	"\x03per\x18\x04 \x01(\x03R\x03per\x12*\n" +
+	"\x06amount\x18\x05 \x01(\v2\x12.google.type.MoneyR\x06amount\"\xa4\x01\n" +
 	"\rDebitResponse\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12,\n" +
 	"\abalance\x18\x02 \x01(\v2\x12.google.type.MoneyR\abalance\x12>\n" +
@@ -1955,7 +2237,7 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x84\x01\n" +
 	"\x18ListTransactionsResponse\x12@\n" +
 	"\ftransactions\x18\x01 \x03(\v2\x1c.tally.ledger.v1.TransactionR\ftransactions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf5\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb6\x05\n" +
 	"\vTransaction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x124\n" +
@@ -1972,19 +2254,22 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\ahold_id\x18\f \x01(\tR\x06holdId\x129\n" +
 	"\n" +
 	"created_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x124\n" +
-	"\bpostings\x18\x0e \x03(\v2\x18.tally.ledger.v1.PostingR\bpostings\x1a;\n" +
+	"\bpostings\x18\x0e \x03(\v2\x18.tally.ledger.v1.PostingR\bpostings\x12?\n" +
+	"\fpriced_usage\x18\x0f \x01(\v2\x1c.tally.ledger.v1.PricedUsageR\vpricedUsage\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"O\n" +
 	"\aPosting\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12*\n" +
-	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\"U\n" +
+	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\"\x83\x01\n" +
 	"\x10AuthorizeRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
-	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\"_\n" +
+	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12,\n" +
+	"\x05usage\x18\x03 \x01(\v2\x16.tally.ledger.v1.UsageR\x05usage\"\x8b\x01\n" +
 	"\x11AuthorizeResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x120\n" +
-	"\tavailable\x18\x02 \x01(\v2\x12.google.type.MoneyR\tavailable\"\xcb\x01\n" +
+	"\tavailable\x18\x02 \x01(\v2\x12.google.type.MoneyR\tavailable\x12*\n" +
+	"\x06amount\x18\x03 \x01(\v2\x12.google.type.MoneyR\x06amount\"\xcb\x01\n" +
 	"\x0eReserveRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12+\n" +
@@ -2095,7 +2380,7 @@ func file_tally_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_ledger_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(TransactionKind)(0),             // 0: tally.ledger.v1.TransactionKind
 	(CreditSource)(0),                // 1: tally.ledger.v1.CreditSource
@@ -2106,106 +2391,120 @@ var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(*CreditRequest)(nil),            // 6: tally.ledger.v1.CreditRequest
 	(*CreditResponse)(nil),           // 7: tally.ledger.v1.CreditResponse
 	(*DebitRequest)(nil),             // 8: tally.ledger.v1.DebitRequest
-	(*DebitResponse)(nil),            // 9: tally.ledger.v1.DebitResponse
-	(*AdjustRequest)(nil),            // 10: tally.ledger.v1.AdjustRequest
-	(*AdjustResponse)(nil),           // 11: tally.ledger.v1.AdjustResponse
-	(*ListTransactionsRequest)(nil),  // 12: tally.ledger.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil), // 13: tally.ledger.v1.ListTransactionsResponse
-	(*Transaction)(nil),              // 14: tally.ledger.v1.Transaction
-	(*Posting)(nil),                  // 15: tally.ledger.v1.Posting
-	(*AuthorizeRequest)(nil),         // 16: tally.ledger.v1.AuthorizeRequest
-	(*AuthorizeResponse)(nil),        // 17: tally.ledger.v1.AuthorizeResponse
-	(*ReserveRequest)(nil),           // 18: tally.ledger.v1.ReserveRequest
-	(*ReserveResponse)(nil),          // 19: tally.ledger.v1.ReserveResponse
-	(*CaptureRequest)(nil),           // 20: tally.ledger.v1.CaptureRequest
-	(*CaptureResponse)(nil),          // 21: tally.ledger.v1.CaptureResponse
-	(*ReleaseRequest)(nil),           // 22: tally.ledger.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),          // 23: tally.ledger.v1.ReleaseResponse
-	(*Hold)(nil),                     // 24: tally.ledger.v1.Hold
-	(*WatchEventsRequest)(nil),       // 25: tally.ledger.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),      // 26: tally.ledger.v1.WatchEventsResponse
-	(*BalanceEvent)(nil),             // 27: tally.ledger.v1.BalanceEvent
-	nil,                              // 28: tally.ledger.v1.DebitRequest.MetadataEntry
-	nil,                              // 29: tally.ledger.v1.Transaction.MetadataEntry
-	nil,                              // 30: tally.ledger.v1.CaptureRequest.MetadataEntry
-	(*money.Money)(nil),              // 31: google.type.Money
-	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 33: google.protobuf.Duration
+	(*Usage)(nil),                    // 9: tally.ledger.v1.Usage
+	(*PricedUsage)(nil),              // 10: tally.ledger.v1.PricedUsage
+	(*UsageLine)(nil),                // 11: tally.ledger.v1.UsageLine
+	(*DebitResponse)(nil),            // 12: tally.ledger.v1.DebitResponse
+	(*AdjustRequest)(nil),            // 13: tally.ledger.v1.AdjustRequest
+	(*AdjustResponse)(nil),           // 14: tally.ledger.v1.AdjustResponse
+	(*ListTransactionsRequest)(nil),  // 15: tally.ledger.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil), // 16: tally.ledger.v1.ListTransactionsResponse
+	(*Transaction)(nil),              // 17: tally.ledger.v1.Transaction
+	(*Posting)(nil),                  // 18: tally.ledger.v1.Posting
+	(*AuthorizeRequest)(nil),         // 19: tally.ledger.v1.AuthorizeRequest
+	(*AuthorizeResponse)(nil),        // 20: tally.ledger.v1.AuthorizeResponse
+	(*ReserveRequest)(nil),           // 21: tally.ledger.v1.ReserveRequest
+	(*ReserveResponse)(nil),          // 22: tally.ledger.v1.ReserveResponse
+	(*CaptureRequest)(nil),           // 23: tally.ledger.v1.CaptureRequest
+	(*CaptureResponse)(nil),          // 24: tally.ledger.v1.CaptureResponse
+	(*ReleaseRequest)(nil),           // 25: tally.ledger.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),          // 26: tally.ledger.v1.ReleaseResponse
+	(*Hold)(nil),                     // 27: tally.ledger.v1.Hold
+	(*WatchEventsRequest)(nil),       // 28: tally.ledger.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),      // 29: tally.ledger.v1.WatchEventsResponse
+	(*BalanceEvent)(nil),             // 30: tally.ledger.v1.BalanceEvent
+	nil,                              // 31: tally.ledger.v1.DebitRequest.MetadataEntry
+	nil,                              // 32: tally.ledger.v1.Usage.QuantitiesEntry
+	nil,                              // 33: tally.ledger.v1.Transaction.MetadataEntry
+	nil,                              // 34: tally.ledger.v1.CaptureRequest.MetadataEntry
+	(*money.Money)(nil),              // 35: google.type.Money
+	(*timestamppb.Timestamp)(nil),    // 36: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 37: google.protobuf.Duration
 }
 var file_tally_ledger_v1_ledger_proto_depIdxs = []int32{
-	31, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
-	31, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
-	31, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
-	32, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
-	31, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
+	35, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
+	35, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
+	35, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
+	36, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
 	1,  // 5: tally.ledger.v1.CreditRequest.source:type_name -> tally.ledger.v1.CreditSource
-	14, // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	31, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
-	32, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
-	31, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
-	28, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
-	31, // 11: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
-	14, // 12: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	31, // 13: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
-	14, // 14: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	31, // 15: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
-	14, // 16: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
-	0,  // 17: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
-	31, // 18: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
-	31, // 19: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
-	29, // 20: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
-	32, // 21: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
-	15, // 22: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
-	31, // 23: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
-	31, // 24: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
-	31, // 25: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
-	31, // 26: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
-	33, // 27: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
-	24, // 28: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
-	31, // 29: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
-	31, // 30: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
-	30, // 31: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
-	24, // 32: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
-	14, // 33: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	31, // 34: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
-	24, // 35: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
-	31, // 36: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
-	2,  // 37: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
-	32, // 38: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
-	32, // 39: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	31, // 40: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
-	27, // 41: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
-	3,  // 42: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
-	31, // 43: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
-	31, // 44: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
-	31, // 45: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
-	32, // 46: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
-	32, // 47: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	4,  // 48: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
-	6,  // 49: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
-	8,  // 50: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
-	10, // 51: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
-	12, // 52: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
-	16, // 53: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
-	18, // 54: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
-	20, // 55: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
-	22, // 56: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
-	25, // 57: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
-	5,  // 58: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
-	7,  // 59: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
-	9,  // 60: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
-	11, // 61: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
-	13, // 62: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
-	17, // 63: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
-	19, // 64: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
-	21, // 65: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
-	23, // 66: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
-	26, // 67: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
-	58, // [58:68] is the sub-list for method output_type
-	48, // [48:58] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	17, // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	35, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
+	36, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
+	31, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
+	9,  // 11: tally.ledger.v1.DebitRequest.usage:type_name -> tally.ledger.v1.Usage
+	32, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
+	36, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
+	36, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
+	11, // 15: tally.ledger.v1.PricedUsage.lines:type_name -> tally.ledger.v1.UsageLine
+	35, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
+	35, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
+	35, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
+	17, // 19: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	35, // 20: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
+	17, // 21: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	35, // 22: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
+	17, // 23: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
+	0,  // 24: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
+	35, // 25: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
+	35, // 26: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
+	33, // 27: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
+	36, // 28: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	18, // 29: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
+	10, // 30: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
+	35, // 31: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
+	35, // 32: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
+	9,  // 33: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
+	35, // 34: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
+	35, // 35: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
+	35, // 36: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
+	37, // 37: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
+	27, // 38: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
+	35, // 39: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
+	35, // 40: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
+	34, // 41: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
+	27, // 42: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
+	17, // 43: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	35, // 44: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
+	27, // 45: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
+	35, // 46: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
+	2,  // 47: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
+	36, // 48: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 49: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	35, // 50: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
+	30, // 51: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
+	3,  // 52: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
+	35, // 53: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
+	35, // 54: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
+	35, // 55: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
+	36, // 56: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 57: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	4,  // 58: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
+	6,  // 59: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
+	8,  // 60: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
+	13, // 61: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
+	15, // 62: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
+	19, // 63: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
+	21, // 64: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
+	23, // 65: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
+	25, // 66: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
+	28, // 67: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
+	5,  // 68: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
+	7,  // 69: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
+	12, // 70: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
+	14, // 71: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
+	16, // 72: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
+	20, // 73: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
+	22, // 74: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
+	24, // 75: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
+	26, // 76: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
+	29, // 77: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
+	68, // [68:78] is the sub-list for method output_type
+	58, // [58:68] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_tally_ledger_v1_ledger_proto_init() }
@@ -2219,7 +2518,7 @@ func file_tally_ledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_ledger_v1_ledger_proto_rawDesc), len(file_tally_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   27,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,259 @@
+// Package rental is the instances-metering domain: a rental of a dedicated instance, its billing
+// periods, the charge of one period and the events a rental emits. It does no I/O.
+//
+// Billing rule: the hourly price in force when metering starts is locked for the rental. Period n
+// covers [StartedAt + n×Period, StartedAt + (n+1)×Period) and is charged in full at its start,
+// PeriodPrice = HourlyPrice × Period / 1h rounded up to the nano (money.MulDivCeil), with the
+// ledger idempotency key "rental:<instance_id>:<n>".
+package rental
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"time"
+
+	"github.com/tallyhq/tally/pkg/money"
+)
+
+// Domain errors; grpcapi maps each to one status code.
+var (
+	ErrInvalid = errors.New("invalid request")
+	// ErrNotFound: no rental for the instance (or not one of the caller's organization).
+	ErrNotFound = errors.New("rental not found")
+	// ErrConflict: the instance is already metered for another organization or instance type,
+	// or the idempotency key was used with other parameters.
+	ErrConflict = errors.New("instance already metered with other parameters")
+	// ErrEnded: the instance's rental has ended; an instance id is metered once.
+	ErrEnded = errors.New("the instance's rental has ended")
+	// ErrInsufficientCredits: the organization cannot pay the period.
+	ErrInsufficientCredits = errors.New("insufficient credits for the billing period")
+	// ErrNotRentable: the instance type exists but cannot be rented now (unavailable, or no
+	// price in force).
+	ErrNotRentable = errors.New("instance type cannot be rented now")
+	// ErrCatalogNotReady: no price catalog has been received from the pricing service yet.
+	ErrCatalogNotReady = errors.New("price catalog not loaded yet")
+	// ErrChargeRefused: the ledger refused a charge for a reason other than funds (such as an
+	// account in another currency); retrying will not help.
+	ErrChargeRefused = errors.New("the ledger refused the charge")
+)
+
+// State is the life cycle of a rental.
+type State string
+
+// States of a rental.
+const (
+	StateRunning   State = "running"
+	StateSuspended State = "suspended_insufficient_credits"
+	StateStopped   State = "stopped"
+)
+
+// Limits on identifiers.
+const (
+	MaxIDLength  = 128
+	MaxKeyLength = 128
+)
+
+// Rental is the metering of one rented instance.
+type Rental struct {
+	ID             int64
+	InstanceID     string
+	OrgID          string
+	InstanceType   string
+	PriceVersionID string
+	HourlyPrice    money.Nanos
+	Currency       string
+	Period         time.Duration
+	PeriodPrice    money.Nanos
+	IdempotencyKey string
+	State          State
+	StartedAt      time.Time
+	StoppedAt      time.Time // zero unless stopped
+	SuspendedAt    time.Time // zero unless suspended
+	PeriodsCharged int64
+	TotalCharged   money.Nanos
+}
+
+// PeriodStart returns the start of period n. Periods are counted from StartedAt, never from the
+// time a charge happened, so a late scheduler never makes the boundaries drift.
+func (r *Rental) PeriodStart(n int64) time.Time {
+	return r.StartedAt.Add(time.Duration(n) * r.Period)
+}
+
+// NextPeriodAt returns the start of the next period to charge, or zero when nothing more will be
+// charged: a suspended rental, or a stopped one whose last started period is charged.
+func (r *Rental) NextPeriodAt() time.Time {
+	next := r.PeriodStart(r.PeriodsCharged)
+	switch r.State {
+	case StateRunning:
+		return next
+	case StateStopped:
+		if next.Before(r.StoppedAt) {
+			return next
+		}
+	}
+	return time.Time{}
+}
+
+// DuePeriods returns how many periods are due at now beyond those charged: for a running rental
+// every period started at or before now, for a stopped one every period started before the stop.
+func (r *Rental) DuePeriods(now time.Time) int64 {
+	var until time.Time
+	switch r.State {
+	case StateRunning:
+		until = now
+	case StateStopped:
+		until = r.StoppedAt.Add(-time.Nanosecond)
+		if now.Before(until) {
+			until = now
+		}
+	default:
+		return 0
+	}
+	if until.Before(r.StartedAt) {
+		return 0
+	}
+	started := int64(until.Sub(r.StartedAt)/r.Period) + 1
+	return max(started-r.PeriodsCharged, 0)
+}
+
+// ChargeKey is the ledger idempotency key of period n: a retry after a crash replays the charge.
+func ChargeKey(instanceID string, n int64) string {
+	return "rental:" + instanceID + ":" + strconv.FormatInt(n, 10)
+}
+
+// ChargeDescription is the ledger description of period n; deterministic, so that a retry sends
+// the same request.
+func (r *Rental) ChargeDescription(n int64) string {
+	return fmt.Sprintf("instance %s (%s), billing period %d", r.InstanceID, r.InstanceType, n)
+}
+
+// ChargeMetadata is the ledger metadata of period n.
+func (r *Rental) ChargeMetadata(n int64) map[string]string {
+	return map[string]string{"instance_id": r.InstanceID, "instance_type": r.InstanceType, "period": strconv.FormatInt(n, 10)}
+}
+
+// PeriodPrice returns what one period of length period costs at hourly: hourly × period / 1h,
+// rounded up to the nano once (the platform's rounding rule).
+func PeriodPrice(hourly money.Nanos, period time.Duration) (money.Nanos, error) {
+	if period <= 0 {
+		return 0, fmt.Errorf("%w: billing period must be positive", ErrInvalid)
+	}
+	return money.MulDivCeil(new(big.Rat).SetInt64(int64(period)), hourly, int64(time.Hour))
+}
+
+// ValidateID checks an instance or organization id: 1 to 128 characters of letters, digits and
+// "-_.:@", starting with a letter or digit.
+func ValidateID(field, id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: %s is required", ErrInvalid, field)
+	}
+	if len(id) > MaxIDLength {
+		return fmt.Errorf("%w: %s is longer than %d characters", ErrInvalid, field, MaxIDLength)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '-' || c == '_' || c == '.' || c == ':' || c == '@'):
+		default:
+			return fmt.Errorf("%w: %s may hold only letters, digits and -_.:@ and must start with a letter or digit", ErrInvalid, field)
+		}
+	}
+	return nil
+}
+
+// ValidateKey checks an idempotency key: 1 to 128 printable ASCII characters.
+func ValidateKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("%w: idempotency_key is required", ErrInvalid)
+	}
+	if len(key) > MaxKeyLength {
+		return fmt.Errorf("%w: idempotency_key is longer than %d characters", ErrInvalid, MaxKeyLength)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return fmt.Errorf("%w: idempotency_key may hold only printable ASCII without spaces", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// Charge is one period charged through the ledger.
+type Charge struct {
+	Period        int64
+	Amount        money.Nanos
+	TransactionID string // empty when the ledger only reported the key as used
+	// Grace says the period was charged into the grace allowance, below zero.
+	Grace bool
+}
+
+// Outcome is what one charging pass did to a rental; the store applies it with the rental locked.
+type Outcome struct {
+	Charges []Charge
+	// Suspended: the next period could not be paid.
+	Suspended bool
+	// RefusedPeriod is the period that could not be paid when Suspended.
+	RefusedPeriod int64
+}
+
+// Apply returns r after the outcome at now.
+func (r Rental) Apply(o Outcome, now time.Time) Rental {
+	for _, c := range o.Charges {
+		r.PeriodsCharged++
+		r.TotalCharged += c.Amount
+	}
+	if o.Suspended && r.State == StateRunning {
+		r.State = StateSuspended
+		r.SuspendedAt = now
+	}
+	return r
+}
+
+// EventKind is the kind of a rental event.
+type EventKind string
+
+// Event kinds.
+const (
+	EventStarted       EventKind = "started"
+	EventPeriodCharged EventKind = "period_charged"
+	EventSuspended     EventKind = "suspended_insufficient_credits"
+	EventStopped       EventKind = "stopped"
+)
+
+// Event is one committed change of a rental, from the outbox.
+type Event struct {
+	Seq           int64
+	Kind          EventKind
+	InstanceID    string
+	OrgID         string
+	InstanceType  string
+	Period        int64
+	Amount        money.Nanos
+	Currency      string
+	TransactionID string
+	OccurredAt    time.Time
+}
+
+// Events returns the events of outcome o applied to r (as it was before) at now.
+func (r *Rental) Events(o Outcome, now time.Time) []Event {
+	base := Event{InstanceID: r.InstanceID, OrgID: r.OrgID, InstanceType: r.InstanceType, Currency: r.Currency, OccurredAt: now}
+	out := make([]Event, 0, len(o.Charges)+1)
+	for _, c := range o.Charges {
+		e := base
+		e.Kind, e.Period, e.Amount, e.TransactionID = EventPeriodCharged, c.Period, c.Amount, c.TransactionID
+		out = append(out, e)
+	}
+	if o.Suspended && r.State == StateRunning {
+		e := base
+		e.Kind, e.Period, e.Amount = EventSuspended, o.RefusedPeriod, r.PeriodPrice
+		out = append(out, e)
+	}
+	return out
+}
+
+// Event returns an event of kind about r at now.
+func (r *Rental) Event(kind EventKind, now time.Time) Event {
+	return Event{Kind: kind, InstanceID: r.InstanceID, OrgID: r.OrgID, InstanceType: r.InstanceType, Currency: r.Currency, OccurredAt: now}
+}
