@@ -11,6 +11,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Role is a coarse permission carried in a token's roles claim.
@@ -38,6 +39,8 @@ type Claims struct {
 	Email   string
 	Name    string
 	Roles   []Role
+	// ExpiresAt is the token's exp; zero for claims that did not come from a token.
+	ExpiresAt time.Time
 }
 
 // Has reports whether the claims carry role r.

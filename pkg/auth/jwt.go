@@ -100,13 +100,17 @@ func (tc *tokenClaims) claims() (Claims, error) {
 	if tc.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: sub is empty", jwt.ErrTokenInvalidSubject)
 	}
-	return Claims{
+	c := Claims{
 		Subject: tc.Subject,
 		OrgID:   tc.OrgID,
 		Email:   tc.Email,
 		Name:    tc.Name,
 		Roles:   tc.Roles,
-	}, nil
+	}
+	if tc.ExpiresAt != nil {
+		c.ExpiresAt = tc.ExpiresAt.Time
+	}
+	return c, nil
 }
 
 // parse verifies raw with p, resolving keys with keyFunc.

@@ -26,15 +26,23 @@ func LoadAuthConfig(e *config.Env) AuthConfig {
 	return AuthConfig{JWKSURL: e.String("TALLY_JWKS_URL", ""), JWTSecret: e.String("TALLY_JWT_SECRET", DevJWTSecret)}
 }
 
-// NewVerifier returns the JWKS verifier when a JWKS URL is configured, else the HS256 one.
+// NewVerifier returns the JWKS verifier when a JWKS URL is configured, else the HS256 one,
+// remembering verified tokens until their exp (see auth.NewCachingVerifier).
 func NewVerifier(ctx context.Context, cfg AuthConfig) (auth.Verifier, error) {
-	if cfg.JWKSURL != "" {
-		return auth.NewJWKSVerifier(ctx, cfg.JWKSURL, &http.Client{Timeout: 10 * time.Second}, time.Hour)
-	}
-	if cfg.JWTSecret == "" {
+	var v auth.Verifier
+	var err error
+	switch {
+	case cfg.JWKSURL != "":
+		v, err = auth.NewJWKSVerifier(ctx, cfg.JWKSURL, &http.Client{Timeout: 10 * time.Second}, time.Hour)
+	case cfg.JWTSecret == "":
 		return nil, errors.New("TALLY_JWT_SECRET or TALLY_JWKS_URL is required")
+	default:
+		v, err = auth.NewHS256Verifier([]byte(cfg.JWTSecret))
 	}
-	return auth.NewHS256Verifier([]byte(cfg.JWTSecret))
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewCachingVerifier(v, 0), nil
 }
 
 // ServiceToken mints the token a service presents to the others (sub "service:<name>", role

@@ -33,6 +33,7 @@ import (
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/ledger/service"
+	pricing "github.com/tallyhq/tally/services/pricing/service"
 )
 
 const secret = "ledger-bench-secret-0123456789"
@@ -82,6 +83,22 @@ func run(ctx context.Context, cfg benchConfig) error {
 	}
 	defer func() { _ = rds.Stop(context.WithoutCancel(ctx)) }()
 
+	// The pricing service, for usage-priced debits (the ledger follows its price list in memory).
+	pricingLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	pctx, stopPricing := context.WithCancel(ctx)
+	pricingDone := make(chan error, 1)
+	go func() {
+		pricingDone <- pricing.Run(pctx, pricing.Config{DatabaseURL: pg.URL(), PollInterval: 200 * time.Millisecond, Auth: server.AuthConfig{JWTSecret: secret}}, pricingLis, logger)
+	}()
+	defer func() { stopPricing(); <-pricingDone }()
+	ledgerToken, err := auth.Mint([]byte(secret), auth.Claims{Subject: "service:ledger", Roles: []auth.Role{auth.RoleService}}, time.Hour)
+	if err != nil {
+		return err
+	}
+
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -93,6 +110,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 			DatabaseURL: pg.URL(), RedisURL: rds.URL(), Auth: server.AuthConfig{JWTSecret: secret},
 			DefaultCurrency: "USD", CreditValidity: config.Period{Months: 3}, SweepInterval: time.Second,
 			CommitMaxBatch: 256, CommitWorkers: 2, PlatformShards: 16, DBMaxConns: 20,
+			PricingAddr: pricingLis.Addr().String(), ServiceToken: ledgerToken,
 		}, lis, logger)
 	}()
 	defer func() { stopLedger(); <-done }()
@@ -134,6 +152,10 @@ func run(ctx context.Context, cfg benchConfig) error {
 			return err
 		}
 	}
+	usage := &ledgerv1.Usage{ModelId: "llama-3.1-8b-instruct", Quantities: map[string]string{"input_tokens": "1200", "output_tokens": "350"}}
+	if err := waitPriceList(ctx, ledger(0), usage); err != nil {
+		return err
+	}
 
 	var seq atomic.Int64
 	scenarios := []struct {
@@ -157,6 +179,11 @@ func run(ctx context.Context, cfg benchConfig) error {
 			_, err := ledger(w).Debit(ctx, &ledgerv1.DebitRequest{OrgId: org, Amount: money.ToProto(2500, "USD"), IdempotencyKey: fmt.Sprintf("s-%d", seq.Add(1)), Description: "bench call"})
 			return err
 		}},
+		{"Debit (usage-priced)", func(ctx context.Context, w int, r *rand.Rand) error {
+			org := fmt.Sprintf("org-%05d", r.IntN(cfg.orgs))
+			_, err := ledger(w).Debit(ctx, &ledgerv1.DebitRequest{OrgId: org, Usage: usage, IdempotencyKey: fmt.Sprintf("u-%d", seq.Add(1)), Description: "bench call"})
+			return err
+		}},
 	}
 	fmt.Printf("%d callers over %d connections, %s per scenario after %s warm-up, GOMAXPROCS=%d\n",
 		cfg.callers, cfg.conns, cfg.duration, cfg.warmup, runtimeProcs())
@@ -172,7 +199,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var ceiling float64
+	var ceiling, amountDebit float64
 	for i, sc := range scenarios {
 		if i > 0 && cfg.only != "" && !strings.Contains(sc.name, cfg.only) {
 			continue
@@ -184,7 +211,16 @@ func run(ctx context.Context, cfg benchConfig) error {
 		if i == 0 {
 			ceiling = res.opsPerSec
 		}
-		fmt.Printf("%-24s %12.0f %10s %10s %8.0f%%\n", sc.name, res.opsPerSec, round(res.p50), round(res.p99), 100*res.opsPerSec/ceiling)
+		extra := ""
+		switch sc.name {
+		case "Debit (10,000 orgs)":
+			amountDebit = res.opsPerSec
+		case "Debit (usage-priced)":
+			if amountDebit > 0 {
+				extra = fmt.Sprintf("   %.0f%% of amount debits", 100*res.opsPerSec/amountDebit)
+			}
+		}
+		fmt.Printf("%-24s %12.0f %10s %10s %8.0f%%%s\n", sc.name, res.opsPerSec, round(res.p50), round(res.p99), 100*res.opsPerSec/ceiling, extra)
 	}
 	return nil
 }
@@ -274,6 +310,21 @@ func parallel(ctx context.Context, width, n int, f func(int) error) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// waitPriceList waits until the ledger has received the price list.
+func waitPriceList(ctx context.Context, c ledgerv1.LedgerServiceClient, usage *ledgerv1.Usage) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := c.Authorize(ctx, &ledgerv1.AuthorizeRequest{OrgId: "authz", Usage: usage})
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the ledger never received the price list: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func waitServing(ctx context.Context, conn *grpc.ClientConn) error {
