@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -43,10 +44,11 @@ type pending struct {
 	done chan store.Outcome
 }
 
-// GroupCommitter is the single write path of the ledger.
+// GroupCommitter is the single write path of the ledger. Writes are spread over the workers by
+// organization, so two batches of one replica never wait on each other's row locks.
 type GroupCommitter struct {
 	cfg     Config
-	queue   chan *pending
+	queues  []chan *pending
 	stopped chan struct{}
 	once    sync.Once
 }
@@ -65,7 +67,11 @@ func New(cfg Config) (*GroupCommitter, error) {
 	if cfg.OnCommit == nil {
 		cfg.OnCommit = func(context.Context, store.Applied) {}
 	}
-	return &GroupCommitter{cfg: cfg, queue: make(chan *pending, cfg.MaxBatch*cfg.Workers*4), stopped: make(chan struct{})}, nil
+	g := &GroupCommitter{cfg: cfg, stopped: make(chan struct{})}
+	for range cfg.Workers {
+		g.queues = append(g.queues, make(chan *pending, cfg.MaxBatch*4))
+	}
+	return g, nil
 }
 
 // Submit queues req and waits for its batch to commit. If ctx ends first the write may still
@@ -78,7 +84,7 @@ func (g *GroupCommitter) Submit(ctx context.Context, req *ledger.Request) (ledge
 	default:
 	}
 	select {
-	case g.queue <- p:
+	case g.queue(req) <- p:
 	case <-g.stopped:
 		return ledger.Result{}, ErrClosed
 	case <-ctx.Done():
@@ -92,42 +98,57 @@ func (g *GroupCommitter) Submit(ctx context.Context, req *ledger.Request) (ledge
 	}
 }
 
+// queue picks the worker of req's organization (of its hold when it names one).
+func (g *GroupCommitter) queue(req *ledger.Request) chan *pending {
+	key := req.OrgID
+	if req.HoldID != "" {
+		key = req.HoldID
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return g.queues[h.Sum32()%uint32(len(g.queues))]
+}
+
 // Run commits batches until ctx is done, then answers what is still queued with ErrClosed.
 func (g *GroupCommitter) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for range g.cfg.Workers {
-		wg.Go(func() { g.work(ctx) })
+	for _, q := range g.queues {
+		wg.Go(func() { g.work(ctx, q) })
 	}
 	<-ctx.Done()
 	g.once.Do(func() { close(g.stopped) })
 	wg.Wait()
-	for {
-		select {
-		case p := <-g.queue:
-			p.done <- store.Outcome{Err: ErrClosed}
-		default:
-			return nil
+	for _, q := range g.queues {
+	drain:
+		for {
+			select {
+			case p := <-q:
+				p.done <- store.Outcome{Err: ErrClosed}
+			default:
+				break drain
+			}
 		}
 	}
+	return nil
 }
 
-func (g *GroupCommitter) work(ctx context.Context) {
+func (g *GroupCommitter) work(ctx context.Context, queue chan *pending) {
 	batch := make([]*pending, 0, g.cfg.MaxBatch)
 	for {
 		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return
-		case p := <-g.queue:
+		case p := <-queue:
 			batch = append(batch, p)
 		}
-		batch = g.fill(batch)
+		batch = g.fill(queue, batch)
 		// Batches already taken from the queue are finished even during shutdown.
 		g.commit(context.WithoutCancel(ctx), batch)
 	}
 }
 
-func (g *GroupCommitter) fill(batch []*pending) []*pending {
+func (g *GroupCommitter) fill(queue chan *pending, batch []*pending) []*pending {
 	var timeout <-chan time.Time
 	if g.cfg.MaxWait > 0 {
 		t := time.NewTimer(g.cfg.MaxWait)
@@ -136,7 +157,7 @@ func (g *GroupCommitter) fill(batch []*pending) []*pending {
 	}
 	for len(batch) < g.cfg.MaxBatch {
 		select {
-		case p := <-g.queue:
+		case p := <-queue:
 			batch = append(batch, p)
 			continue
 		default:
@@ -145,7 +166,7 @@ func (g *GroupCommitter) fill(batch []*pending) []*pending {
 			return batch
 		}
 		select {
-		case p := <-g.queue:
+		case p := <-queue:
 			batch = append(batch, p)
 		case <-timeout:
 			return batch

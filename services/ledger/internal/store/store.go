@@ -176,7 +176,7 @@ func opensAccount(op ledger.Operation) bool {
 }
 
 func (s *Store) lock(ctx context.Context, conn *pgx.Conn, reqs []*ledger.Request) (map[string]*ledger.Account, map[string]*ledger.Hold, map[ledger.IdemKey]ledger.Replay, error) {
-	var orgs, newOrgs, newCurrencies, holdIDs, keys []string
+	var orgs, newOrgs, newCurrencies, holdIDs, keys, keyOrgs, keyHolds []string
 	seenOrg, seenNew := map[string]bool{}, map[string]bool{}
 	for _, r := range reqs {
 		if r.HoldID != "" {
@@ -184,6 +184,11 @@ func (s *Store) lock(ctx context.Context, conn *pgx.Conn, reqs []*ledger.Request
 		}
 		if r.IdempotencyKey != "" {
 			keys = append(keys, r.IdempotencyKey)
+			if r.HoldID != "" {
+				keyOrgs, keyHolds = append(keyOrgs, ""), append(keyHolds, r.HoldID)
+			} else {
+				keyOrgs, keyHolds = append(keyOrgs, r.OrgID), append(keyHolds, "")
+			}
 		}
 		if r.OrgID == "" || r.HoldID != "" {
 			continue // requests naming a hold act on the hold's organization
@@ -220,8 +225,9 @@ ON CONFLICT DO NOTHING`, newOrgs, newCurrencies); err != nil {
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
 	// Accounts are locked in id order, so concurrent batches never deadlock; holds after accounts.
+	// One "= ANY" over the organizations named and those of the holds named keeps it an index scan.
 	batch.Queue(`SELECT `+accountColumns+` FROM accounts WHERE kind = 'org'
-AND (org_id = ANY($1::text[]) OR org_id IN (SELECT h.org_id FROM holds h WHERE h.id = ANY($2::text[]::uuid[])))
+AND org_id = ANY($1::text[] || ARRAY(SELECT h.org_id FROM holds h WHERE h.id = ANY($2::text[]::uuid[])))
 ORDER BY id FOR UPDATE`, orgs, holdIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			a, err := scanAccount(rows)
@@ -247,9 +253,11 @@ ORDER BY id FOR UPDATE`, orgs, holdIDs).Query(func(rows pgx.Rows) error {
 	}
 	var replayTx, replayHolds []string
 	if len(keys) > 0 {
+		// Looked up by primary key (org_id, key); a request naming a hold uses the hold's org.
 		batch.Queue(`SELECT k.org_id, k.key, k.operation, k.request_hash, coalesce(k.transaction_id::text, ''), coalesce(k.hold_id::text, '')
-FROM idempotency_keys k WHERE k.key = ANY($1::text[])
-AND (k.org_id = ANY($2::text[]) OR k.org_id IN (SELECT h.org_id FROM holds h WHERE h.id = ANY($3::text[]::uuid[])))`, keys, orgs, holdIDs).Query(func(rows pgx.Rows) error {
+FROM idempotency_keys k
+WHERE (k.org_id, k.key) IN (SELECT u.o, u.k FROM unnest($1::text[], $2::text[]) AS u(o, k) WHERE u.o <> ''
+    UNION ALL SELECT h.org_id, u.k FROM unnest($2::text[], $3::text[]) AS u(k, hid) JOIN holds h ON u.hid <> '' AND h.id = u.hid::uuid)`, keyOrgs, keys, keyHolds).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var rec ledger.IdempotencyRecord
 				var op string
