@@ -149,6 +149,9 @@ func run(ctx context.Context, logger *slog.Logger) (err error) {
 	fmt.Println("tally is running — Ctrl-C stops everything")
 	fmt.Println(strings.Join(lines, "\n"))
 	fmt.Println("  REST API             http://localhost:8080  (OpenAPI: http://localhost:8080/openapi.json)")
+	if os.Getenv("STRIPE_SECRET_KEY") == "" {
+		fmt.Println("  test-mode checkout   http://localhost:8093  (no STRIPE_SECRET_KEY: payments serves a local checkout page)")
+	}
 	if mailUI != "" {
 		fmt.Println("  emails (mailpit)     " + mailUI)
 	}
