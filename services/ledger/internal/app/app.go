@@ -41,6 +41,7 @@ type App struct {
 	cfg       Config
 	store     *store.Store
 	cache     *balancecache.Cache
+	reader    *cacheReader
 	logger    *slog.Logger
 	committer *committer.GroupCommitter
 	wake      *broadcast
@@ -65,6 +66,9 @@ func New(cfg Config) (*App, error) {
 		cfg.Now = time.Now
 	}
 	a := &App{cfg: cfg, store: cfg.Store, cache: cfg.Cache, logger: cfg.Logger, wake: newBroadcast(), suspect: map[string]bool{}}
+	if cfg.Cache != nil {
+		a.reader = newCacheReader(cfg.Cache)
+	}
 	gc, err := committer.New(committer.Config{
 		Store:    cfg.Store,
 		MaxBatch: cfg.MaxBatch,
@@ -84,6 +88,9 @@ func New(cfg Config) (*App, error) {
 func (a *App) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sweep(ctx) })
+	if a.reader != nil {
+		wg.Go(func() { a.reader.run(ctx) })
+	}
 	err := a.committer.Run(ctx)
 	wg.Wait()
 	return err
@@ -201,7 +208,7 @@ func (a *App) cachedAccount(ctx context.Context, orgID string) (ledger.Account, 
 		if a.isSuspect(orgID) {
 			err = errors.New("cached entry may be stale")
 		} else {
-			acct, ok, err = a.cache.Get(ctx, orgID)
+			acct, ok, err = a.reader.get(ctx, orgID)
 		}
 		if err == nil && ok {
 			return acct, true, nil

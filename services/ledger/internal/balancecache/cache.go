@@ -47,11 +47,39 @@ func Key(orgID string) string { return "tally:ledger:{" + orgID + "}:balance" }
 
 // Get returns the cached account of org; ok is false on a miss.
 func (c *Cache) Get(ctx context.Context, orgID string) (acct ledger.Account, ok bool, err error) {
-	vals, err := c.rdb.HMGet(ctx, Key(orgID), "v", "b", "h", "c", "e", "id").Result()
+	accts, found, err := c.GetMany(ctx, []string{orgID})
 	if err != nil {
-		return ledger.Account{}, false, fmt.Errorf("reading cached balance: %w", err)
+		return ledger.Account{}, false, err
 	}
-	if vals[0] == nil {
+	return accts[0], found[0], nil
+}
+
+var fields = []string{"v", "b", "h", "c", "e", "id"}
+
+// GetMany reads the cached accounts of orgIDs in one pipeline (one round trip).
+func (c *Cache) GetMany(ctx context.Context, orgIDs []string) ([]ledger.Account, []bool, error) {
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(orgIDs))
+	for i, org := range orgIDs {
+		cmds[i] = pipe.HMGet(ctx, Key(org), fields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, fmt.Errorf("reading cached balances: %w", err)
+	}
+	accts := make([]ledger.Account, len(orgIDs))
+	found := make([]bool, len(orgIDs))
+	for i, cmd := range cmds {
+		a, ok, err := decode(orgIDs[i], cmd.Val())
+		if err != nil {
+			return nil, nil, err
+		}
+		accts[i], found[i] = a, ok
+	}
+	return accts, found, nil
+}
+
+func decode(orgID string, vals []any) (ledger.Account, bool, error) {
+	if len(vals) != len(fields) || vals[0] == nil {
 		return ledger.Account{}, false, nil
 	}
 	var nums [4]int64 // v, b, h, e
@@ -64,7 +92,8 @@ func (c *Cache) Get(ctx context.Context, orgID string) (acct ledger.Account, ok 
 		nums[i] = n
 	}
 	cur, _ := vals[3].(string)
-	id, _ := strconv.ParseInt(fmt.Sprint(vals[5]), 10, 64)
+	idStr, _ := vals[5].(string)
+	id, _ := strconv.ParseInt(idStr, 10, 64)
 	a := ledger.Account{ID: id, OrgID: orgID, Version: nums[0], Balance: money.Nanos(nums[1]), Held: money.Nanos(nums[2]), Currency: cur}
 	if nums[3] != 0 {
 		a.ExpiresAt = time.UnixMicro(nums[3]).UTC()
