@@ -75,7 +75,8 @@ run: build $(RUN_TOOLS) ## Start PostgreSQL, Redis, mailpit and every service lo
 
 .PHONY: token
 token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=payments).
-	@go run ./pkg/cmd/tally-token $(if $(ORG),-org $(ORG)) $(if $(ROLE),-role $(ROLE)) $(if $(SERVICE),-service $(SERVICE)) $(if $(SUB),-sub $(SUB)) $(if $(EMAIL),-email $(EMAIL))
+	@go run ./pkg/cmd/tally-token $(if $(ORG),-org $(ORG)) $(if $(ROLE),-role $(ROLE)) $(if $(EMAIL),-email $(EMAIL)) \
+		$(if $(SERVICE),-service $(SERVICE),-sub $(or $(SUB),dev-$(or $(ROLE),member)))
 
 # --- quality ------------------------------------------------------------------------------------
 .PHONY: test
