@@ -258,6 +258,19 @@ func TestOptInEmails(t *testing.T) {
 	require.Contains(t, subjects["expiring"], "(25.00 USD) expire on")
 	require.Contains(t, subjects["expired"], "25.00 USD of credits of "+org+" expired")
 	require.Contains(t, subjects["suspended"], "gpu-42")
+
+	// Credits granted by ops are not a payment: no "Payment received" email for them.
+	_, err := s.ops.Credit(t.Context(), &ledgerv1.CreditRequest{OrgId: org, Amount: usd(t, "5"), IdempotencyKey: randomID(t, "grant"),
+		Reason: "goodwill", Source: ledgerv1.CreditSource_CREDIT_SOURCE_GRANT})
+	require.NoError(t, err)
+	s.settle(t)
+	var payments int
+	for _, m := range messagesTo(t, s.mail, admin.email) {
+		if strings.HasPrefix(m.Subject, "Payment received") {
+			payments++
+		}
+	}
+	require.Equal(t, 1, payments)
 	require.Contains(t, subjects["suspended"], "Reason: balance exhausted")
 }
 

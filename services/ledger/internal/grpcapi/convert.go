@@ -107,5 +107,11 @@ func eventToProto(e ledger.Event) *ledgerv1.BalanceEvent {
 		Available:     money.ToProto(e.Available, e.Currency),
 		ExpiresAt:     ts(e.ExpiresAt),
 		OccurredAt:    ts(e.OccurredAt),
+		CreditSource:  creditSources[e.CreditSource],
 	}
+}
+
+var creditSources = map[ledger.CreditSource]ledgerv1.CreditSource{
+	ledger.SourcePayment: ledgerv1.CreditSource_CREDIT_SOURCE_PAYMENT,
+	ledger.SourceGrant:   ledgerv1.CreditSource_CREDIT_SOURCE_GRANT,
 }

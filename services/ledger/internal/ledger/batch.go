@@ -179,7 +179,11 @@ func (b *Batch) credit(acct *Account, req *Request) (Result, error) {
 	// Any credit renews the validity of the whole balance; an expired balance was already moved
 	// out by expireIfDue, so the same rule starts a fresh period.
 	acct.ExpiresAt = b.validity.AddTo(b.now)
-	return b.move(acct, req, TxCredit, EventCredit, req.Amount, b.platformAccount(string(source), acct.Currency), "")
+	res, err := b.move(acct, req, TxCredit, EventCredit, req.Amount, b.platformAccount(string(source), acct.Currency), "")
+	if err == nil {
+		b.Events[len(b.Events)-1].CreditSource = source
+	}
+	return res, err
 }
 
 // move books delta on the org account against the platform account and records the transaction.

@@ -221,6 +221,8 @@ type Event struct {
 	Currency      string
 	ExpiresAt     time.Time
 	OccurredAt    time.Time
+	// CreditSource is set on credit events.
+	CreditSource CreditSource
 }
 
 // Result is what a write returns: the transaction and/or hold it made and the account after it.

@@ -112,16 +112,18 @@ WHERE p.transaction_id = ANY($1::text[]::uuid[]) ORDER BY p.transaction_id, p.am
 // Events returns up to limit outbox events after seq, in sequence order, optionally of one org.
 func (s *Store) Events(ctx context.Context, afterSeq int64, orgID string, limit int) ([]ledger.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT seq, org_id, kind, coalesce(transaction_id::text, ''), coalesce(hold_id::text, ''), amount, balance, available,
-currency, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), (extract(epoch from occurred_at) * 1000000)::bigint
+currency, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), (extract(epoch from occurred_at) * 1000000)::bigint,
+coalesce(credit_source, '')
 FROM events WHERE seq > $1 AND ($2 = '' OR org_id = $2) ORDER BY seq LIMIT $3`, afterSeq, orgID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading events: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Event, error) {
 		var e ledger.Event
-		var kind string
+		var kind, source string
 		var amount, bal, avail, exp, occ int64
-		err := r.Scan(&e.Seq, &e.OrgID, &kind, &e.TransactionID, &e.HoldID, &amount, &bal, &avail, &e.Currency, &exp, &occ)
+		err := r.Scan(&e.Seq, &e.OrgID, &kind, &e.TransactionID, &e.HoldID, &amount, &bal, &avail, &e.Currency, &exp, &occ, &source)
+		e.CreditSource = ledger.CreditSource(source)
 		e.Kind, e.Amount, e.Balance, e.Available = ledger.EventKind(kind), money.Nanos(amount), money.Nanos(bal), money.Nanos(avail)
 		e.ExpiresAt, e.OccurredAt = fromMicros(exp), fromMicros(occ)
 		return e, err

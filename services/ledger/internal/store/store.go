@@ -511,22 +511,22 @@ FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]
 	}
 	if len(b.Events) > 0 {
 		n := len(b.Events)
-		orgs, kinds, txIDs, holdIDs, currencies := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		orgs, kinds, txIDs, holdIDs, currencies, sources := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		amounts, bals, avails, exps, occurred := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		for i, e := range b.Events {
-			orgs[i], kinds[i], txIDs[i], holdIDs[i], currencies[i] = e.OrgID, string(e.Kind), e.TransactionID, e.HoldID, e.Currency
+			orgs[i], kinds[i], txIDs[i], holdIDs[i], currencies[i], sources[i] = e.OrgID, string(e.Kind), e.TransactionID, e.HoldID, e.Currency, string(e.CreditSource)
 			amounts[i], bals[i], avails[i], exps[i], occurred[i] = int64(e.Amount), int64(e.Balance), int64(e.Available), toMicros(e.ExpiresAt), toMicros(e.OccurredAt)
 		}
 		// Last statement before commit: the event_sequence row lock is held only until commit,
 		// so sequence numbers are handed out in commit order.
 		batch.Queue(`WITH s AS (UPDATE event_sequence SET last = last + $1 WHERE id = 1 RETURNING last)
-INSERT INTO events (seq, org_id, kind, transaction_id, hold_id, amount, balance, available, currency, expires_at, occurred_at)
+INSERT INTO events (seq, org_id, kind, transaction_id, hold_id, amount, balance, available, currency, expires_at, occurred_at, credit_source)
 SELECT s.last - $1 + u.n, u.o, u.k, NULLIF(u.t, '')::uuid, NULLIF(u.h, '')::uuid, u.a, u.b, u.av, u.c,
     CASE WHEN u.e = 0 THEN NULL ELSE 'epoch'::timestamptz + u.e * interval '1 microsecond' END,
-    'epoch'::timestamptz + u.oc * interval '1 microsecond'
-FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[])
-  WITH ORDINALITY AS u(o, k, t, h, a, b, av, c, e, oc, n)`,
-			int64(n), orgs, kinds, txIDs, holdIDs, amounts, bals, avails, currencies, exps, occurred)
+    'epoch'::timestamptz + u.oc * interval '1 microsecond', NULLIF(u.src, '')
+FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::text[])
+  WITH ORDINALITY AS u(o, k, t, h, a, b, av, c, e, oc, src, n)`,
+			int64(n), orgs, kinds, txIDs, holdIDs, amounts, bals, avails, currencies, exps, occurred, sources)
 	}
 	batch.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, batch).Close(); err != nil {

@@ -207,6 +207,9 @@ func FromProto(p *ledgerv1.BalanceEvent) (notify.LedgerEvent, error) {
 	if e.Kind == "" {
 		e.Kind = notify.EventKind(p.GetKind().String())
 	}
+	if p.GetKind() == ledgerv1.EventKind_EVENT_KIND_CREDIT && p.GetCreditSource() == ledgerv1.CreditSource_CREDIT_SOURCE_GRANT {
+		e.Kind = notify.EventGrant // free credits from ops: no "payment succeeded" email
+	}
 	if e.Available, err = optional(p.GetAvailable()); err != nil {
 		return notify.LedgerEvent{}, fmt.Errorf("event %d available: %w", p.GetSequence(), err)
 	}

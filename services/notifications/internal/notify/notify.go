@@ -222,6 +222,8 @@ type EventKind string
 // Ledger event kinds the service acts on; the others only update the balance.
 const (
 	EventCredit EventKind = "credit"
+	// EventGrant is a credit granted by ops rather than paid.
+	EventGrant  EventKind = "grant"
 	EventExpiry EventKind = "expiry"
 )
 
