@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
@@ -20,6 +21,7 @@ func extraRegistrations(cfg Config) []registration {
 		{name: "pricing", addr: cfg.PricingAddr, register: pricingv1.RegisterPricingServiceHandler},
 		{name: "payments", addr: cfg.PaymentsAddr, register: paymentsv1.RegisterPaymentsServiceHandler},
 		{name: "notifications", addr: cfg.NotificationsAddr, register: notificationsv1.RegisterNotificationsServiceHandler},
+		{name: "instances", addr: cfg.InstancesAddr, register: instancesv1.RegisterInstanceMeteringServiceHandler},
 	}
 }
 

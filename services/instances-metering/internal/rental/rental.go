@@ -89,7 +89,8 @@ func (r *Rental) NextPeriodAt() time.Time {
 	case StateRunning:
 		return next
 	case StateStopped:
-		if next.Before(r.StoppedAt) {
+		// A rental suspended before it stopped owes nothing more.
+		if r.SuspendedAt.IsZero() && next.Before(r.StoppedAt) {
 			return next
 		}
 	}
@@ -97,13 +98,17 @@ func (r *Rental) NextPeriodAt() time.Time {
 }
 
 // DuePeriods returns how many periods are due at now beyond those charged: for a running rental
-// every period started at or before now, for a stopped one every period started before the stop.
+// every period started at or before now, for a stopped one every period started before the stop
+// (periods the scheduler had not reached yet when it stopped), none for a suspended one.
 func (r *Rental) DuePeriods(now time.Time) int64 {
 	var until time.Time
 	switch r.State {
 	case StateRunning:
 		until = now
 	case StateStopped:
+		if !r.SuspendedAt.IsZero() {
+			return 0
+		}
 		until = r.StoppedAt.Add(-time.Nanosecond)
 		if now.Before(until) {
 			until = now

@@ -1,0 +1,118 @@
+// Package grpcapi serves tally.instances.v1.InstanceMeteringService: it maps protobuf to the
+// metering domain and domain errors to gRPC statuses (in errors.go, the one place that does).
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
+	"github.com/tallyhq/tally/services/instances-metering/internal/metering"
+	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
+)
+
+// Server implements InstanceMeteringServiceServer.
+type Server struct {
+	instancesv1.UnimplementedInstanceMeteringServiceServer
+	meter  *metering.Meter
+	logger *slog.Logger
+}
+
+var _ instancesv1.InstanceMeteringServiceServer = (*Server)(nil)
+
+// New returns a Server over m.
+func New(m *metering.Meter, logger *slog.Logger) (*Server, error) {
+	if m == nil || logger == nil {
+		return nil, errors.New("grpcapi: meter and logger are required")
+	}
+	return &Server{meter: m, logger: logger}, nil
+}
+
+// StartMetering implements InstanceMeteringServiceServer.
+func (s *Server) StartMetering(ctx context.Context, req *instancesv1.StartMeteringRequest) (*instancesv1.StartMeteringResponse, error) {
+	r, replayed, err := s.meter.Start(ctx, metering.StartRequest{
+		InstanceID: req.GetInstanceId(), OrgID: req.GetOrgId(), InstanceType: req.GetInstanceType(), IdempotencyKey: req.GetIdempotencyKey(),
+	})
+	if err != nil {
+		return nil, toStatus(s.logger, "StartMetering", err)
+	}
+	return &instancesv1.StartMeteringResponse{Rental: rentalToProto(r), Replayed: replayed}, nil
+}
+
+// StopMetering implements InstanceMeteringServiceServer.
+func (s *Server) StopMetering(ctx context.Context, req *instancesv1.StopMeteringRequest) (*instancesv1.StopMeteringResponse, error) {
+	r, err := s.meter.Stop(ctx, req.GetInstanceId())
+	if err != nil {
+		return nil, toStatus(s.logger, "StopMetering", err)
+	}
+	return &instancesv1.StopMeteringResponse{Rental: rentalToProto(r)}, nil
+}
+
+// GetRental implements InstanceMeteringServiceServer. A rental of another organization than the
+// one named is not found, so its existence does not leak.
+func (s *Server) GetRental(ctx context.Context, req *instancesv1.GetRentalRequest) (*instancesv1.GetRentalResponse, error) {
+	if org := req.GetOrgId(); org != "" {
+		if err := rental.ValidateID("org_id", org); err != nil {
+			return nil, toStatus(s.logger, "GetRental", err)
+		}
+	}
+	r, err := s.meter.Get(ctx, req.GetInstanceId())
+	if err == nil && req.GetOrgId() != "" && r.OrgID != req.GetOrgId() {
+		err = fmt.Errorf("%w: instance %q in organization %q", rental.ErrNotFound, req.GetInstanceId(), req.GetOrgId())
+	}
+	if err != nil {
+		return nil, toStatus(s.logger, "GetRental", err)
+	}
+	return &instancesv1.GetRentalResponse{Rental: rentalToProto(r)}, nil
+}
+
+// ListRentals implements InstanceMeteringServiceServer.
+func (s *Server) ListRentals(ctx context.Context, req *instancesv1.ListRentalsRequest) (*instancesv1.ListRentalsResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, toStatus(s.logger, "ListRentals", fmt.Errorf("%w: page_size must not be negative", rental.ErrInvalid))
+	case size == 0:
+		size = 50
+	case size > 500:
+		size = 500
+	}
+	var before int64
+	if tok := req.GetPageToken(); tok != "" {
+		n, err := strconv.ParseInt(tok, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, toStatus(s.logger, "ListRentals", fmt.Errorf("%w: invalid page_token", rental.ErrInvalid))
+		}
+		before = n
+	}
+	rs, err := s.meter.List(ctx, req.GetOrgId(), size+1, before)
+	if err != nil {
+		return nil, toStatus(s.logger, "ListRentals", err)
+	}
+	resp := &instancesv1.ListRentalsResponse{}
+	if len(rs) > size {
+		rs = rs[:size]
+		resp.NextPageToken = strconv.FormatInt(rs[size-1].ID, 10)
+	}
+	for _, r := range rs {
+		resp.Rentals = append(resp.Rentals, rentalToProto(r))
+	}
+	return resp, nil
+}
+
+// WatchInstanceEvents implements InstanceMeteringServiceServer.
+func (s *Server) WatchInstanceEvents(req *instancesv1.WatchInstanceEventsRequest, stream instancesv1.InstanceMeteringService_WatchInstanceEventsServer) error {
+	if req.GetAfterSequence() < 0 {
+		return toStatus(s.logger, "WatchInstanceEvents", fmt.Errorf("%w: after_sequence must not be negative", rental.ErrInvalid))
+	}
+	err := s.meter.WatchEvents(stream.Context(), req.GetAfterSequence(), func(e rental.Event) error {
+		return stream.Send(&instancesv1.WatchInstanceEventsResponse{Event: eventToProto(e)})
+	})
+	if stream.Context().Err() != nil {
+		return nil // the client went away
+	}
+	return toStatus(s.logger, "WatchInstanceEvents", err)
+}
