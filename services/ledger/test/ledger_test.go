@@ -12,6 +12,7 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
 
@@ -281,4 +282,25 @@ func TestConcurrentFirstWritesOpenTheAccountOnce(t *testing.T) {
 		require.Equal(t, 10*unit, nanos(t, balance(t, ops, org).GetBalance()))
 	}
 	requireBalanced(t, l.DatabaseURL)
+}
+
+// TestPlatformAccountsCreatedConcurrently opens the sharded platform accounts of a currency from
+// two replicas at once: every write succeeds whichever replica creates each shard.
+func TestPlatformAccountsCreatedConcurrently(t *testing.T) {
+	t.Parallel()
+	db := testenv.PostgresURL(t)
+	a := ledgertest.Start(t, ledgertest.Options{DatabaseURL: db})
+	b := ledgertest.Start(t, ledgertest.Options{DatabaseURL: db})
+	clients := []ledgerv1.LedgerServiceClient{a.Client(t, ledgertest.OpsToken(t)), b.Client(t, ledgertest.OpsToken(t))}
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			m := usd(unit)
+			m.CurrencyCode = "EUR"
+			_, err := clients[i%2].Credit(t.Context(), &ledgerv1.CreditRequest{OrgId: fmt.Sprintf("eu-%d", i), Amount: m, IdempotencyKey: "first"})
+			require.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	requireBalanced(t, db)
 }

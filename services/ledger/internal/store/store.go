@@ -378,16 +378,44 @@ SELECT id, name FROM ins UNION ALL SELECT a.id, a.name FROM accounts a JOIN want
 	if err != nil {
 		return nil, fmt.Errorf("ensuring platform accounts: %w", err)
 	}
+	got := map[string]int64{}
+	for _, v := range found {
+		got[v.name] = v.id
+	}
+	// A name inserted concurrently by another replica or worker is invisible to the statement
+	// above (its snapshot predates that commit, the insert waited and did nothing): read again.
+	var late []string
+	for _, n := range missing {
+		if _, ok := got[n]; !ok {
+			late = append(late, n)
+		}
+	}
+	if len(late) > 0 {
+		rows, err := s.pool.Query(ctx, `SELECT id, name FROM accounts WHERE name = ANY($1::text[])`, late)
+		if err != nil {
+			return nil, fmt.Errorf("reading platform accounts: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var name string
+			if err := rows.Scan(&id, &name); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("reading platform accounts: %w", err)
+			}
+			got[name] = id
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("reading platform accounts: %w", err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, v := range found {
-		s.idByNm[v.name] = v.id
-		ids[v.name] = v.id
-	}
 	for _, n := range missing {
-		if _, ok := ids[n]; !ok {
+		id, ok := got[n]
+		if !ok {
 			return nil, fmt.Errorf("platform account %s could not be created", n)
 		}
+		s.idByNm[n], ids[n] = id, id
 	}
 	return ids, nil
 }
