@@ -29,6 +29,9 @@ func Connect(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.ConnConfig.RuntimeParams["application_name"] = "tally-" + schema
+	// Batch statements take arrays of any length: plan each execution for its real arguments
+	// rather than a generic plan that guesses the array sizes (and may pick sequential scans).
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}

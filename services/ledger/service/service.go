@@ -63,7 +63,7 @@ func Load(e *config.Env) (Config, error) {
 		SweepInterval:   e.Duration("TALLY_LEDGER_SWEEP_INTERVAL", time.Second),
 		CommitMaxBatch:  e.Int("TALLY_COMMIT_MAX_BATCH", 256),
 		CommitMaxWait:   e.Duration("TALLY_COMMIT_MAX_WAIT", 0),
-		CommitWorkers:   e.Int("TALLY_COMMIT_WORKERS", 2),
+		CommitWorkers:   e.Int("TALLY_COMMIT_WORKERS", 1),
 		PlatformShards:  e.Int("TALLY_PLATFORM_SHARDS", 16),
 		DBMaxConns:      int32(e.Int("TALLY_LEDGER_DB_MAX_CONNS", 20)),
 		PricingAddr:     e.String("TALLY_PRICING_ADDR", "localhost:9092"),

@@ -47,10 +47,12 @@ func main() {
 	dataDir := flag.String("data", "", "data directory (default <repo>/.data/bench)")
 	only := flag.String("only", "", "run only the scenarios whose name contains this (the ceiling always runs)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured scenarios to this file")
+	workers := flag.Int("workers", 1, "the ledger's commit workers (TALLY_COMMIT_WORKERS)")
+	maxWait := flag.Duration("maxwait", 0, "the ledger's commit wait (TALLY_COMMIT_MAX_WAIT)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile}); err != nil {
+	if err := run(ctx, benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait}); err != nil {
 		fmt.Fprintln(os.Stderr, "ledger-bench:", err)
 		os.Exit(1)
 	}
@@ -63,6 +65,8 @@ type benchConfig struct {
 	dataDir          string
 	only             string
 	cpuProfile       string
+	workers          int
+	maxWait          time.Duration
 }
 
 func run(ctx context.Context, cfg benchConfig) error {
@@ -109,7 +113,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 		done <- service.Run(sctx, service.Config{
 			DatabaseURL: pg.URL(), RedisURL: rds.URL(), Auth: server.AuthConfig{JWTSecret: secret},
 			DefaultCurrency: "USD", CreditValidity: config.Period{Months: 3}, SweepInterval: time.Second,
-			CommitMaxBatch: 256, CommitWorkers: 2, PlatformShards: 16, DBMaxConns: 20,
+			CommitMaxBatch: 256, CommitWorkers: cfg.workers, CommitMaxWait: cfg.maxWait, PlatformShards: 16, DBMaxConns: 20,
 			PricingAddr: pricingLis.Addr().String(), ServiceToken: ledgerToken,
 		}, lis, logger)
 	}()
