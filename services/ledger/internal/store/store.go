@@ -483,7 +483,7 @@ SELECT o, k, op, h, NULLIF(t, '')::uuid, NULLIF(hd, '')::uuid FROM unnest($1::te
 			}
 		}
 		batch.Queue(`INSERT INTO transactions (id, org_id, kind, amount, balance_after, currency, description, metadata, reason, reference, idempotency_key, actor, hold_id, created_at, pricing)
-SELECT id::uuid, o, k, a, ba, c, d, m::jsonb, r, ref, ik, ac, NULLIF(h, '')::uuid, 'epoch'::timestamptz + ca * interval '1 microsecond', NULLIF(p, '')::jsonb
+SELECT id::uuid, o, k, a, ba, c, d, m::jsonb, r, ref, ik, ac, NULLIF(h, '')::uuid, 'epoch'::timestamptz + ca * interval '1 microsecond', NULLIF(p, '')::json
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[])
   WITH ORDINALITY AS u(id, o, k, a, ba, c, d, m, r, ref, ik, ac, h, ca, p, n)
 ORDER BY u.n`, txIDs, orgs, kinds, amounts, after, currencies, descs, metas, reasons, refs, keys, actors, holdIDs, created, pricings)
