@@ -33,6 +33,7 @@ import (
 	"github.com/tallyhq/tally/pkg/config"
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/loadgen"
 	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
@@ -182,7 +183,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 
 	org := func(i int) string { return fmt.Sprintf("org-%05d", i) }
 	progress("crediting %d organizations…", cfg.rentals)
-	if err := parallel(ctx, 64, cfg.rentals, func(i int) error {
+	if err := loadgen.Parallel(ctx, 64, cfg.rentals, func(i int) error {
 		_, err := ledger.Credit(ctx, &ledgerv1.CreditRequest{OrgId: org(i), Amount: money.ToProto(1_000_000*money.NanosPerUnit, "USD"), IdempotencyKey: "seed"})
 		return err
 	}); err != nil {
@@ -191,7 +192,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 	progress("starting %d rentals…", cfg.rentals)
 	var price money.Nanos
 	began := time.Now()
-	if err := parallel(ctx, 64, cfg.rentals, func(i int) error {
+	if err := loadgen.Parallel(ctx, 64, cfg.rentals, func(i int) error {
 		resp, err := meter.StartMetering(ctx, &instancesv1.StartMeteringRequest{
 			InstanceId: fmt.Sprintf("i-%05d", i), OrgId: org(i), InstanceType: "gpu-a10g-small", IdempotencyKey: "start",
 		})
@@ -245,31 +246,6 @@ func run(ctx context.Context, cfg benchConfig) error {
 	fmt.Printf("rentals charged per second at a boundary: %.0f/s (%d rentals in %.2f s)\n",
 		float64(cfg.rentals)/median.Seconds(), cfg.rentals, median.Seconds())
 	return nil
-}
-
-func parallel(ctx context.Context, width, n int, f func(int) error) error {
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	errs := make([]error, width)
-	for w := range width {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := f(i); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	return ctx.Err()
 }
 
 func waitServing(ctx context.Context, addr string) error {

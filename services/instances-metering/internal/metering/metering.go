@@ -12,6 +12,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/outbox"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 	"github.com/tallyhq/tally/services/instances-metering/internal/store"
 )
@@ -99,7 +100,7 @@ type Meter struct {
 	// sequence wakes the event sequencer after a local commit.
 	sequence chan struct{}
 	// wake wakes the event watchers after events were sequenced.
-	wake *broadcast
+	wake *outbox.Broadcast
 }
 
 // New builds a Meter; Run starts its scheduler.
@@ -141,7 +142,7 @@ func New(cfg Config) (*Meter, error) {
 		cfg.Now = time.Now
 	}
 	return &Meter{cfg: cfg, store: cfg.Store, logger: cfg.Logger, kick: make(chan struct{}, 1),
-		sequence: make(chan struct{}, 1), wake: newBroadcast()}, nil
+		sequence: make(chan struct{}, 1), wake: outbox.NewBroadcast()}, nil
 }
 
 // ValidatePeriod checks a billing period: at least 1ms and a whole number of microseconds, the

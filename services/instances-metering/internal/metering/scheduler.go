@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/outbox"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 	"github.com/tallyhq/tally/services/instances-metering/internal/store"
 )
@@ -171,7 +172,7 @@ func (m *Meter) sequenceEvents(ctx context.Context) {
 			m.logger.Warn("sequencing events failed", "err", err)
 		}
 		if n > 0 {
-			m.wake.notify()
+			m.wake.Notify()
 		}
 		if n == page {
 			continue
@@ -192,52 +193,10 @@ func (m *Meter) sequenceEvents(ctx context.Context) {
 // send fails. It reads the outbox, so a reconnect with the last seen sequence loses and repeats
 // nothing.
 func (m *Meter) WatchEvents(ctx context.Context, afterSeq int64, send func(rental.Event) error) error {
-	const page = 500
-	cursor := afterSeq
-	for {
-		wake := m.wake.wait()
-		events, err := m.store.Events(ctx, cursor, page)
-		if err != nil {
-			return err
-		}
-		for _, e := range events {
-			if err := send(e); err != nil {
-				return err
-			}
-			cursor = e.Seq
-		}
-		if len(events) == page {
-			continue
-		}
-		t := time.NewTimer(m.cfg.EventPollInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
-// broadcast wakes every waiter at once.
-type broadcast struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
-
-func (b *broadcast) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ch
-}
-
-func (b *broadcast) notify() {
-	b.mu.Lock()
-	close(b.ch)
-	b.ch = make(chan struct{})
-	b.mu.Unlock()
+	return outbox.Follow[rental.Event]{
+		Fetch: m.store.Events,
+		Seq:   func(e rental.Event) int64 { return e.Seq },
+		Wake:  m.wake,
+		Poll:  m.cfg.EventPollInterval,
+	}.Run(ctx, afterSeq, send)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/loadgen"
 	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
@@ -148,7 +149,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 		_, err := ledger(0).Credit(ctx, &ledgerv1.CreditRequest{OrgId: org, Amount: money.ToProto(1_000_000*money.NanosPerUnit, "USD"), IdempotencyKey: "seed"})
 		return err
 	}
-	if err := parallel(ctx, 64, cfg.orgs, func(i int) error { return seed(fmt.Sprintf("org-%05d", i)) }); err != nil {
+	if err := loadgen.Parallel(ctx, 64, cfg.orgs, func(i int) error { return seed(fmt.Sprintf("org-%05d", i)) }); err != nil {
 		return err
 	}
 	for _, org := range []string{"hot", "authz"} {
@@ -287,33 +288,6 @@ func measure(ctx context.Context, cfg benchConfig, call func(context.Context, in
 		p50:       all[len(all)/2],
 		p99:       all[len(all)*99/100],
 	}, nil
-}
-
-func parallel(ctx context.Context, width, n int, f func(int) error) error {
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	errs := make([]error, width)
-	for w := range width {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := f(i); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return ctx.Err()
 }
 
 // waitPriceList waits until the ledger has received the price list.

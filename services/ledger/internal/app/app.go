@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/outbox"
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
 	"github.com/tallyhq/tally/services/ledger/internal/committer"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
@@ -44,7 +45,7 @@ type App struct {
 	reader    *cacheReader
 	logger    *slog.Logger
 	committer *committer.GroupCommitter
-	wake      *broadcast
+	wake      *outbox.Broadcast
 	// suspect holds organizations whose cache update failed: their cached entry may be stale
 	// (say Redis came back with old data), so Authorize reads PostgreSQL until a write succeeds.
 	suspectMu sync.Mutex
@@ -65,7 +66,7 @@ func New(cfg Config) (*App, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &App{cfg: cfg, store: cfg.Store, cache: cfg.Cache, logger: cfg.Logger, wake: newBroadcast(), suspect: map[string]bool{}}
+	a := &App{cfg: cfg, store: cfg.Store, cache: cfg.Cache, logger: cfg.Logger, wake: outbox.NewBroadcast(), suspect: map[string]bool{}}
 	if cfg.Cache != nil {
 		a.reader = newCacheReader(cfg.Cache)
 	}
@@ -104,7 +105,7 @@ func (a *App) afterCommit(ctx context.Context, applied store.Applied) {
 		a.markCache(err, applied.Accounts...)
 	}
 	if applied.Events > 0 {
-		a.wake.notify()
+		a.wake.Notify()
 	}
 }
 
@@ -246,33 +247,14 @@ func (a *App) Hold(ctx context.Context, id string) (*ledger.Hold, error) {
 // order, until ctx is done or send fails. It resumes from the outbox, so a reconnect with the
 // last seen sequence loses and repeats nothing.
 func (a *App) WatchEvents(ctx context.Context, afterSeq int64, orgID string, send func(ledger.Event) error) error {
-	const page = 500
-	cursor := afterSeq
-	for {
-		wake := a.wake.wait()
-		events, err := a.store.Events(ctx, cursor, orgID, page)
-		if err != nil {
-			return err
-		}
-		for _, e := range events {
-			if err := send(e); err != nil {
-				return err
-			}
-			cursor = e.Seq
-		}
-		if len(events) == page {
-			continue
-		}
-		t := time.NewTimer(a.cfg.EventPollInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
+	return outbox.Follow[ledger.Event]{
+		Fetch: func(ctx context.Context, after int64, limit int) ([]ledger.Event, error) {
+			return a.store.Events(ctx, after, orgID, limit)
+		},
+		Seq:  func(e ledger.Event) int64 { return e.Seq },
+		Wake: a.wake,
+		Poll: a.cfg.EventPollInterval,
+	}.Run(ctx, afterSeq, send)
 }
 
 // sweep releases holds past their TTL and expires credits past their validity. Each is an
@@ -321,25 +303,4 @@ func (a *App) SweepOnce(ctx context.Context) error {
 		a.logger.Info("sweep done", "holds_expired", len(holds), "orgs_expired", len(orgs))
 	}
 	return errors.Join(errs...)
-}
-
-// broadcast wakes every waiter at once.
-type broadcast struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
-
-func (b *broadcast) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ch
-}
-
-func (b *broadcast) notify() {
-	b.mu.Lock()
-	close(b.ch)
-	b.ch = make(chan struct{})
-	b.mu.Unlock()
 }
