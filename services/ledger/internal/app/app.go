@@ -141,8 +141,6 @@ type Authorization struct {
 	Allowed   bool
 	Available money.Nanos
 	Currency  string
-	// FromCache says whether Redis answered.
-	FromCache bool
 	// Amount is what was checked: the amount asked or the price of the usage estimate.
 	Amount money.Nanos
 }
@@ -166,7 +164,7 @@ func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, c
 	if amount < 0 {
 		return Authorization{}, fmt.Errorf("%w: amount must not be negative", ledger.ErrInvalid)
 	}
-	acct, fromCache, err := a.cachedAccount(ctx, orgID)
+	acct, err := a.cachedAccount(ctx, orgID)
 	if err != nil {
 		return Authorization{}, err
 	}
@@ -174,7 +172,7 @@ func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, c
 		return Authorization{}, fmt.Errorf("%w: %s account, %s requested", ledger.ErrCurrencyMismatch, acct.Currency, currency)
 	}
 	avail := acct.Available(a.cfg.Now())
-	return Authorization{Allowed: avail >= amount, Available: avail, Currency: acct.Currency, FromCache: fromCache, Amount: amount}, nil
+	return Authorization{Allowed: avail >= amount, Available: avail, Currency: acct.Currency, Amount: amount}, nil
 }
 
 // markCache records whether the cache holds the latest state of accts.
@@ -201,33 +199,28 @@ func (a *App) isSuspect(orgID string) bool {
 	return a.suspect[orgID]
 }
 
-func (a *App) cachedAccount(ctx context.Context, orgID string) (ledger.Account, bool, error) {
-	if a.cache != nil {
-		var acct ledger.Account
-		var ok bool
-		var err error
-		if a.isSuspect(orgID) {
-			err = errors.New("cached entry may be stale")
-		} else {
-			acct, ok, err = a.reader.get(ctx, orgID)
-		}
+func (a *App) cachedAccount(ctx context.Context, orgID string) (ledger.Account, error) {
+	if a.cache == nil {
+		acct, _, err := a.store.Account(ctx, orgID)
+		return acct, err
+	}
+	if !a.isSuspect(orgID) {
+		acct, ok, err := a.reader.get(ctx, orgID)
 		if err == nil && ok {
-			return acct, true, nil
+			return acct, nil
 		}
 		if err != nil {
 			a.logger.Debug("balance cache unavailable, reading postgres", "err", err)
 		}
-		acct, found, perr := a.store.Account(ctx, orgID)
-		if perr != nil {
-			return ledger.Account{}, false, perr
-		}
-		if found {
-			a.markCache(a.cache.Set(ctx, acct), acct)
-		}
-		return acct, false, nil
 	}
-	acct, _, err := a.store.Account(ctx, orgID)
-	return acct, false, err
+	acct, found, err := a.store.Account(ctx, orgID)
+	if err != nil {
+		return ledger.Account{}, err
+	}
+	if found {
+		a.markCache(a.cache.Set(ctx, acct), acct)
+	}
+	return acct, nil
 }
 
 // Transactions lists an organization's transactions, newest first.
@@ -236,11 +229,6 @@ func (a *App) Transactions(ctx context.Context, orgID string, limit int, beforeS
 		return nil, err
 	}
 	return a.store.ListTransactions(ctx, orgID, limit, beforeSeq)
-}
-
-// Hold reads one hold.
-func (a *App) Hold(ctx context.Context, id string) (*ledger.Hold, error) {
-	return a.store.Hold(ctx, id)
 }
 
 // WatchEvents calls send for every event after afterSeq (of orgID when set), in sequence

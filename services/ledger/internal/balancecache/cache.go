@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -131,5 +132,5 @@ func (c *Cache) Set(ctx context.Context, accts ...ledger.Account) error {
 }
 
 func isNoScript(err error) bool {
-	return err != nil && len(err.Error()) >= 8 && err.Error()[:8] == "NOSCRIPT"
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }

@@ -32,7 +32,7 @@ type Config struct {
 	// MaxWait is how long a batch may wait for more requests once it has one (default 0: take
 	// what queued up while the previous batch was committing, wait for nothing more).
 	MaxWait time.Duration
-	// Workers is the number of batches in flight at once (default 2).
+	// Workers is the number of batches in flight at once (default 1).
 	Workers int
 	// OnCommit runs after each commit, before the writers are answered (cache, event wake-up).
 	OnCommit func(context.Context, store.Applied)
@@ -62,7 +62,7 @@ func New(cfg Config) (*GroupCommitter, error) {
 		cfg.MaxBatch = 256
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 2
+		cfg.Workers = 1
 	}
 	if cfg.OnCommit == nil {
 		cfg.OnCommit = func(context.Context, store.Applied) {}
