@@ -44,6 +44,9 @@ type Config struct {
 	CommitWorkers   int
 	PlatformShards  int
 	DBMaxConns      int32
+	// MaxRequestAmount bounds the amount of every request (TALLY_MAX_REQUEST_AMOUNT); the zero
+	// Limit is the default maximum.
+	MaxRequestAmount money.Limit
 	// PricingAddr is the pricing service followed for usage-priced debits; empty refuses them.
 	PricingAddr string
 	// ServiceToken is presented to the pricing service (sub service:ledger).
@@ -53,20 +56,21 @@ type Config struct {
 // Load reads the configuration from e (see the README's configuration table).
 func Load(e *config.Env) (Config, error) {
 	c := Config{
-		GRPCAddr:        e.String("TALLY_LEDGER_GRPC_ADDR", ":9091"),
-		MetricsAddr:     e.String("TALLY_LEDGER_METRICS_ADDR", ""),
-		DatabaseURL:     e.Required("DATABASE_URL"),
-		RedisURL:        e.String("REDIS_URL", ""),
-		Auth:            server.LoadAuthConfig(e),
-		DefaultCurrency: e.String("TALLY_DEFAULT_CURRENCY", "USD"),
-		CreditValidity:  e.Period("TALLY_CREDIT_VALIDITY", config.Period{Months: 3}),
-		SweepInterval:   e.Duration("TALLY_LEDGER_SWEEP_INTERVAL", time.Second),
-		CommitMaxBatch:  e.Int("TALLY_COMMIT_MAX_BATCH", 256),
-		CommitMaxWait:   e.Duration("TALLY_COMMIT_MAX_WAIT", 0),
-		CommitWorkers:   e.Int("TALLY_COMMIT_WORKERS", 1),
-		PlatformShards:  e.Int("TALLY_PLATFORM_SHARDS", 16),
-		DBMaxConns:      int32(e.Int("TALLY_LEDGER_DB_MAX_CONNS", 20)),
-		PricingAddr:     e.String("TALLY_PRICING_ADDR", "localhost:9092"),
+		GRPCAddr:         e.String("TALLY_LEDGER_GRPC_ADDR", ":9091"),
+		MetricsAddr:      e.String("TALLY_LEDGER_METRICS_ADDR", ""),
+		DatabaseURL:      e.Required("DATABASE_URL"),
+		RedisURL:         e.String("REDIS_URL", ""),
+		Auth:             server.LoadAuthConfig(e),
+		DefaultCurrency:  e.String("TALLY_DEFAULT_CURRENCY", "USD"),
+		CreditValidity:   e.Period("TALLY_CREDIT_VALIDITY", config.Period{Months: 3}),
+		SweepInterval:    e.Duration("TALLY_LEDGER_SWEEP_INTERVAL", time.Second),
+		CommitMaxBatch:   e.Int("TALLY_COMMIT_MAX_BATCH", 256),
+		CommitMaxWait:    e.Duration("TALLY_COMMIT_MAX_WAIT", 0),
+		CommitWorkers:    e.Int("TALLY_COMMIT_WORKERS", 1),
+		PlatformShards:   e.Int("TALLY_PLATFORM_SHARDS", 16),
+		DBMaxConns:       int32(e.Int("TALLY_LEDGER_DB_MAX_CONNS", 20)),
+		PricingAddr:      e.String("TALLY_PRICING_ADDR", "localhost:9092"),
+		MaxRequestAmount: e.MaxRequestAmount(),
 	}
 	if err := e.Err(); err != nil {
 		return Config{}, err
@@ -126,7 +130,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	appCfg := app.Config{
 		Store: st, Cache: cache, Logger: logger,
 		MaxBatch: cfg.CommitMaxBatch, MaxWait: cfg.CommitMaxWait, Workers: cfg.CommitWorkers,
-		SweepInterval: cfg.SweepInterval,
+		SweepInterval: cfg.SweepInterval, MaxRequestAmount: cfg.MaxRequestAmount,
 	}
 	if watcher != nil {
 		appCfg.Pricer = watcher
