@@ -161,8 +161,8 @@ func TestBatchRefusesOverflowAlone(t *testing.T) {
 			check: func(t *testing.T, _ *Batch, acct *Account) { require.Equal(t, minI+1, acct.Balance) },
 		},
 		{
-			name: "debit whose available amount would pass int64 min",
-			acct: Account{Balance: -8_900_000_000_000_000_000, Held: 300_000_000_000_000_000},
+			name:  "debit whose available amount would pass int64 min",
+			acct:  Account{Balance: -8_900_000_000_000_000_000, Held: 300_000_000_000_000_000},
 			holds: []*Hold{{ID: "h1", Amount: 300_000_000_000_000_000, Status: HoldActive, ExpiresAt: valid}},
 			steps: []step{
 				{Request{Op: OpDebit, Amount: 100_000_000_000_000_000, IdempotencyKey: "d1"}, ErrOverflow},

@@ -127,7 +127,7 @@ func TestApplyRefusesOverflowForThatRequestAlone(t *testing.T) {
 	}
 	// Revenue took three debits of int64 max in one batch: beyond int64, summed exactly.
 	require.Equal(t, sumOf(maxI, maxI, maxI).String(), platformBalance(t, pool, "platform:revenue:USD:00").String())
-	require.Equal(t, sumOf(-(minI + 1), 1).String(), platformBalance(t, pool, "platform:adjustments:USD:00").String())
+	require.Equal(t, sumOf(-(minI+1), 1).String(), platformBalance(t, pool, "platform:adjustments:USD:00").String())
 	requireConsistent(t, pool)
 
 	// The next batch posts to rows already past int64 and still commits.
