@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tallyhq/tally/pkg/config"
+	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/pricing/internal/app"
@@ -30,17 +31,21 @@ type Config struct {
 	SeedFile     string // empty: the embedded seed/catalog.yaml
 	PollInterval time.Duration
 	Auth         server.AuthConfig
+	// MaxRequestAmount bounds every price (TALLY_MAX_REQUEST_AMOUNT); the zero Limit is the
+	// default maximum.
+	MaxRequestAmount money.Limit
 }
 
 // Load reads the configuration from e (see the README's configuration table).
 func Load(e *config.Env) (Config, error) {
 	c := Config{
-		DatabaseURL:  e.Required("DATABASE_URL"),
-		GRPCAddr:     e.String("TALLY_PRICING_GRPC_ADDR", ":9092"),
-		MetricsAddr:  e.String("TALLY_PRICING_METRICS_ADDR", ""),
-		SeedFile:     e.String("TALLY_PRICING_SEED_FILE", ""),
-		PollInterval: e.Duration("TALLY_PRICING_POLL_INTERVAL", 200*time.Millisecond),
-		Auth:         server.LoadAuthConfig(e),
+		DatabaseURL:      e.Required("DATABASE_URL"),
+		GRPCAddr:         e.String("TALLY_PRICING_GRPC_ADDR", ":9092"),
+		MetricsAddr:      e.String("TALLY_PRICING_METRICS_ADDR", ""),
+		SeedFile:         e.String("TALLY_PRICING_SEED_FILE", ""),
+		PollInterval:     e.Duration("TALLY_PRICING_POLL_INTERVAL", 200*time.Millisecond),
+		Auth:             server.LoadAuthConfig(e),
+		MaxRequestAmount: e.MaxRequestAmount(),
 	}
 	if err := e.Err(); err != nil {
 		return Config{}, err
@@ -68,7 +73,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	a, err := app.New(app.Config{Store: st, Logger: logger, PollInterval: cfg.PollInterval})
+	a, err := app.New(app.Config{Store: st, Logger: logger, PollInterval: cfg.PollInterval, MaxRequestAmount: cfg.MaxRequestAmount})
 	if err != nil {
 		return err
 	}
