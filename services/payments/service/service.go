@@ -110,7 +110,7 @@ func Load(e *config.Env) (Config, error) {
 		SellerEmail:         e.String("TALLY_SELLER_EMAIL", ""),
 	}
 	minS, maxS := e.String("TALLY_TOPUP_MIN", "5"), e.String("TALLY_TOPUP_MAX", "10000")
-	limitS := e.String(payment.MaxRequestAmountKey, payment.Decimal(payment.DefaultMaxRequestAmount))
+	limitS := e.String(payment.MaxRequestAmountKey, payment.DefaultMaxRequestAmount.Decimal())
 	c.TestMode = e.Bool(TestModeKey, e.Development() && c.StripeSecretKey == "")
 	var errs []error
 	if err := e.Err(); err != nil {
@@ -171,7 +171,7 @@ func (c Config) validate() error {
 	case c.MaxRequestAmount <= 0:
 		return fmt.Errorf("%s must be positive", payment.MaxRequestAmountKey)
 	case c.TopUpMax > c.MaxRequestAmount:
-		return fmt.Errorf("TALLY_TOPUP_MAX must not exceed %s (%s)", payment.MaxRequestAmountKey, payment.Decimal(c.MaxRequestAmount))
+		return fmt.Errorf("TALLY_TOPUP_MAX must not exceed %s (%s)", payment.MaxRequestAmountKey, c.MaxRequestAmount.Decimal())
 	case c.WebhookTolerance <= 0:
 		return errors.New("TALLY_STRIPE_WEBHOOK_TOLERANCE must be positive")
 	case c.ReconcileInterval < 0:

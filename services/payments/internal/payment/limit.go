@@ -2,29 +2,26 @@ package payment
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/tallyhq/tally/pkg/money"
 )
 
 // MaxRequestAmountKey names the per-request maximum amount setting, shared with the ledger.
-const MaxRequestAmountKey = "TALLY_MAX_REQUEST_AMOUNT"
+const MaxRequestAmountKey = money.MaxRequestAmountKey
 
 // DefaultMaxRequestAmount is the per-request maximum when TALLY_MAX_REQUEST_AMOUNT is unset:
 // 1,000,000 units of the currency.
-const DefaultMaxRequestAmount = 1_000_000 * money.Nanos(money.NanosPerUnit)
+const DefaultMaxRequestAmount = money.DefaultMaxRequestAmount
 
 // CheckRequestAmount refuses an amount above the per-request maximum with ErrInvalid naming the
-// limit and its setting.
+// limit and its setting (the rule of money.Limit, shared with the ledger and pricing).
 func CheckRequestAmount(amount, limit money.Nanos) error {
-	if amount > limit {
-		return fmt.Errorf("%w: amount exceeds the per-request maximum of %s (%s)", ErrInvalid, Decimal(limit), MaxRequestAmountKey)
+	l, err := money.NewLimit(limit)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err := l.Check("amount", amount); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
-}
-
-// Decimal formats n as a plain decimal without trailing zeros: 1000000, 2500.5.
-func Decimal(n money.Nanos) string {
-	s := strings.TrimRight(n.String(), "0")
-	return strings.TrimSuffix(s, ".")
 }
