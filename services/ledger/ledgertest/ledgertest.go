@@ -90,7 +90,6 @@ func Start(t testing.TB, opts Options) *Ledger {
 		PlatformShards:  4,
 		DBMaxConns:      20,
 		PricingAddr:     opts.PricingAddr,
-		ServiceToken:    ServiceToken(t, "ledger"),
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -46,9 +46,8 @@ type Config struct {
 	DatabaseURL string
 	DBMaxConns  int32
 	Auth        server.AuthConfig
-	LedgerAddr  string
-	// LedgerToken is the service token (sub service:payments) presented to the ledger.
-	LedgerToken string
+	// LedgerAddr is the ledger, called with the service's own identity (service:payments, see Auth).
+	LedgerAddr string
 	// StripeSecretKey selects Stripe Checkout; empty selects the local test-mode checkout.
 	StripeSecretKey     string
 	StripeWebhookSecret string
@@ -114,11 +113,6 @@ func Load(e *config.Env) (Config, error) {
 		}
 		c.StripeWebhookSecret = DevWebhookSecret
 	}
-	if len(errs) == 0 {
-		if c.LedgerToken, err = server.ServiceToken(e, c.Auth, "payments"); err != nil {
-			errs = append(errs, fmt.Errorf("minting the ledger service token: %w", err))
-		}
-	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
@@ -167,7 +161,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	conn, err := rpcclient.Dial(cfg.LedgerAddr, cfg.LedgerToken)
+	authn, err := server.NewAuth(ctx, cfg.Auth, "payments", logger)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity())
 	if err != nil {
 		return nil, err
 	}
@@ -208,11 +206,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	authVerifier, err := server.NewVerifier(ctx, cfg.Auth)
-	if err != nil {
-		return nil, err
-	}
-	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Verifier: authVerifier, Policy: grpcapi.Policy()})
+	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
 	if err != nil {
 		return nil, err
 	}
