@@ -50,10 +50,11 @@ type AuthConfig struct {
 	// the tokens a service mints. Required with a JWKS outside development.
 	Issuer   string
 	Audience string
-	// MaxLifetime is the longest validity (exp − iat) of an accepted token; default 24h.
+	// MaxLifetime is the longest validity (exp − iat) of an accepted token; zero means 24h.
 	MaxLifetime time.Duration
-	// JWKSRefresh is how often the JWKS is fetched again (default 5m): a removed key stops being
-	// accepted within it. JWKSMinRefetch is the least time between two fetches (default 5s).
+	// JWKSRefresh is how often the JWKS is fetched again (zero means 5m): a removed key stops
+	// being accepted within it. JWKSMinRefetch is the least time between two fetches (zero
+	// means 5s).
 	JWKSRefresh    time.Duration
 	JWKSMinRefetch time.Duration
 	// The service's own identity (token subject service:<name>, role service). In HS256 mode it
@@ -164,6 +165,20 @@ func (c AuthConfig) validate(needIdentity bool) error {
 	return errors.Join(errs...)
 }
 
+// withDefaults returns c with the defaults in place of zero durations (a Config built in code).
+func (c AuthConfig) withDefaults() AuthConfig {
+	if c.MaxLifetime == 0 {
+		c.MaxLifetime = auth.DefaultMaxLifetime
+	}
+	if c.JWKSRefresh == 0 {
+		c.JWKSRefresh = auth.DefaultJWKSRefresh
+	}
+	if c.JWKSMinRefetch == 0 {
+		c.JWKSMinRefetch = auth.DefaultJWKSMinRefetch
+	}
+	return c
+}
+
 // verifyOptions are the token checks of c.
 func (c AuthConfig) verifyOptions() []auth.Option {
 	opts := []auth.Option{auth.WithMaxLifetime(c.MaxLifetime)}
@@ -197,11 +212,9 @@ func NewAuth(ctx context.Context, cfg AuthConfig, service string, logger *slog.L
 	if service == "" || logger == nil {
 		return nil, errors.New("new auth: service and logger are required")
 	}
+	cfg = cfg.withDefaults()
 	if err := cfg.validate(false); err != nil {
 		return nil, fmt.Errorf("new auth: %w", err)
-	}
-	if cfg.MaxLifetime <= 0 {
-		cfg.MaxLifetime = auth.DefaultMaxLifetime
 	}
 	client := cfg.HTTPClient
 	if client == nil {
