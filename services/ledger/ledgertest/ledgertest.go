@@ -44,6 +44,8 @@ type Options struct {
 	// PricingAddr is a pricing service to follow (see pricingtest); usage debits are refused
 	// without one.
 	PricingAddr string
+	// Auth replaces the HS256 verification with Secret (e.g. a JWKS of authtest.Provider).
+	Auth *server.AuthConfig
 }
 
 // Ledger is a running ledger replica.
@@ -78,10 +80,14 @@ func Start(t testing.TB, opts Options) *Ledger {
 		}
 		opts.Logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	authCfg := server.AuthConfig{JWTSecret: Secret}
+	if opts.Auth != nil {
+		authCfg = *opts.Auth
+	}
 	cfg := service.Config{
 		DatabaseURL:     opts.DatabaseURL,
 		RedisURL:        opts.RedisURL,
-		Auth:            server.AuthConfig{JWTSecret: Secret},
+		Auth:            authCfg,
 		DefaultCurrency: "USD",
 		CreditValidity:  opts.CreditValidity,
 		SweepInterval:   opts.SweepInterval,
