@@ -261,11 +261,11 @@ func TestAttackProductionIdentity(t *testing.T) {
 	attacks := map[string]string{
 		"forged with another key under a published kid": forgeKey.Sign(t, "es-1", claims),
 		"HS256 with the RSA public key as secret":       confusedTok,
-		"alg none":                                      unsignedTok,
-		"another issuer":                                idp.Sign(t, "es-1", foreignIss),
-		"another audience":                              idp.Sign(t, "rs-1", foreignAud),
-		"case-folded roles":                             idp.Sign(t, "es-1", mapWith(idp.Claims(auth.Claims{Subject: "mallory"}, time.Hour), "ROLES", []string{"ops"})),
-		"a year-long token":                             idp.Sign(t, "es-1", idp.Claims(opsClaims, 365*24*time.Hour)),
+		"alg none":          unsignedTok,
+		"another issuer":    idp.Sign(t, "es-1", foreignIss),
+		"another audience":  idp.Sign(t, "rs-1", foreignAud),
+		"case-folded roles": idp.Sign(t, "es-1", mapWith(idp.Claims(auth.Claims{Subject: "mallory"}, time.Hour), "ROLES", []string{"ops"})),
+		"a year-long token": idp.Sign(t, "es-1", idp.Claims(opsClaims, 365*24*time.Hour)),
 	}
 	for name, tok := range attacks {
 		t.Run(name, func(t *testing.T) {
