@@ -22,6 +22,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/auth"
 )
@@ -223,6 +225,10 @@ func TestJWKSVerifierStartsWithoutKeys(t *testing.T) {
 	_, err := v.Verify(t.Context(), token)
 	require.ErrorIs(t, err, auth.ErrUnavailable)
 	require.Contains(t, logs.String(), `"level":"WARN","msg":"fetching the JWKS failed, keeping the previous keys"`)
+	conn := startServer(t, v, testPolicy())
+	err = conn.Invoke(auth.OutgoingContext(t.Context(), token), mMembers, &orgReq{}, &echo{})
+	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	require.Equal(t, "tokens cannot be verified yet, retry later", status.Convert(err).Message(), "no JWKS URL, no status, no dial error")
 
 	srv.serve(ecJWK(t, "ec-1", &key.PublicKey))
 	waitReady(t, v)
