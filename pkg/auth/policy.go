@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Rule says who may call one gRPC method.
@@ -86,7 +88,7 @@ func checkOrg(claims *Claims, fullMethod string, req any) error {
 	}
 	org := r.GetOrgId()
 	if org == "" || claims.OrgID == "" || org != claims.OrgID {
-		return status.Errorf(codes.PermissionDenied, "organization %q is not yours", org)
+		return status.Errorf(codes.PermissionDenied, "organization %s is not yours", textcheck.Quote(org))
 	}
 	return nil
 }
