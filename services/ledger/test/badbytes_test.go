@@ -47,7 +47,7 @@ func TestAttack_BadBytes(t *testing.T) {
 				Reason: "welcome credits", Reference: "ticket-7", Source: ledgerv1.CreditSource_CREDIT_SOURCE_GRANT}},
 			"Debit": {Token: backend, Request: &ledgerv1.DebitRequest{OrgId: "acme", Amount: usd(unit), IdempotencyKey: "call-1",
 				Description: "chat completion", Metadata: map[string]string{"request_id": "r-1"}}},
-			"Adjust": {Token: ops, Request: &ledgerv1.AdjustRequest{OrgId: "acme", Amount: usd(-unit), Reason: "correction", IdempotencyKey: "adj-1"}},
+			"Adjust":           {Token: ops, Request: &ledgerv1.AdjustRequest{OrgId: "acme", Amount: usd(-unit), Reason: "correction", IdempotencyKey: "adj-1"}},
 			"ListTransactions": {Token: member, Request: &ledgerv1.ListTransactionsRequest{OrgId: "acme", PageSize: 10}},
 			"Authorize":        {Token: backend, Request: &ledgerv1.AuthorizeRequest{OrgId: "acme", Amount: usd(unit)}},
 			"Reserve": {Token: backend, Request: &ledgerv1.ReserveRequest{OrgId: "acme", Amount: usd(unit), IdempotencyKey: "stream-1",

@@ -28,17 +28,29 @@ type writeRPC struct {
 func writeRPCs() []writeRPC {
 	return []writeRPC{
 		{"Credit", func() proto.Message { return &ledgerv1.CreditRequest{} },
-			func(m proto.Message) (*ledger.Request, error) { return creditRequest(m.(*ledgerv1.CreditRequest), "ops") }},
+			func(m proto.Message) (*ledger.Request, error) {
+				return creditRequest(m.(*ledgerv1.CreditRequest), "ops")
+			}},
 		{"Debit", func() proto.Message { return &ledgerv1.DebitRequest{} },
-			func(m proto.Message) (*ledger.Request, error) { return debitRequest(m.(*ledgerv1.DebitRequest), "backend") }},
+			func(m proto.Message) (*ledger.Request, error) {
+				return debitRequest(m.(*ledgerv1.DebitRequest), "backend")
+			}},
 		{"Adjust", func() proto.Message { return &ledgerv1.AdjustRequest{} },
-			func(m proto.Message) (*ledger.Request, error) { return adjustRequest(m.(*ledgerv1.AdjustRequest), "ops") }},
+			func(m proto.Message) (*ledger.Request, error) {
+				return adjustRequest(m.(*ledgerv1.AdjustRequest), "ops")
+			}},
 		{"Reserve", func() proto.Message { return &ledgerv1.ReserveRequest{} },
-			func(m proto.Message) (*ledger.Request, error) { return reserveRequest(m.(*ledgerv1.ReserveRequest), "backend") }},
+			func(m proto.Message) (*ledger.Request, error) {
+				return reserveRequest(m.(*ledgerv1.ReserveRequest), "backend")
+			}},
 		{"Capture", func() proto.Message { return &ledgerv1.CaptureRequest{} },
-			func(m proto.Message) (*ledger.Request, error) { return captureRequest(m.(*ledgerv1.CaptureRequest), "backend") }},
+			func(m proto.Message) (*ledger.Request, error) {
+				return captureRequest(m.(*ledgerv1.CaptureRequest), "backend")
+			}},
 		{"Release", func() proto.Message { return &ledgerv1.ReleaseRequest{} },
-			func(m proto.Message) (*ledger.Request, error) { return releaseRequest(m.(*ledgerv1.ReleaseRequest), "backend") }},
+			func(m proto.Message) (*ledger.Request, error) {
+				return releaseRequest(m.(*ledgerv1.ReleaseRequest), "backend")
+			}},
 	}
 }
 
