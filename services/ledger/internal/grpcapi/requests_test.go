@@ -25,32 +25,23 @@ type writeRPC struct {
 	convert func(proto.Message) (*ledger.Request, error)
 }
 
+// rpc describes the write RPC name whose request T maps to a ledger.Request with convert.
+func rpc[T proto.Message](name string, convert func(T, string) (*ledger.Request, error)) writeRPC {
+	return writeRPC{
+		name:    name,
+		request: func() proto.Message { var zero T; return zero.ProtoReflect().New().Interface() },
+		convert: func(m proto.Message) (*ledger.Request, error) { return convert(m.(T), "fuzz-caller") },
+	}
+}
+
 func writeRPCs() []writeRPC {
 	return []writeRPC{
-		{"Credit", func() proto.Message { return &ledgerv1.CreditRequest{} },
-			func(m proto.Message) (*ledger.Request, error) {
-				return creditRequest(m.(*ledgerv1.CreditRequest), "ops")
-			}},
-		{"Debit", func() proto.Message { return &ledgerv1.DebitRequest{} },
-			func(m proto.Message) (*ledger.Request, error) {
-				return debitRequest(m.(*ledgerv1.DebitRequest), "backend")
-			}},
-		{"Adjust", func() proto.Message { return &ledgerv1.AdjustRequest{} },
-			func(m proto.Message) (*ledger.Request, error) {
-				return adjustRequest(m.(*ledgerv1.AdjustRequest), "ops")
-			}},
-		{"Reserve", func() proto.Message { return &ledgerv1.ReserveRequest{} },
-			func(m proto.Message) (*ledger.Request, error) {
-				return reserveRequest(m.(*ledgerv1.ReserveRequest), "backend")
-			}},
-		{"Capture", func() proto.Message { return &ledgerv1.CaptureRequest{} },
-			func(m proto.Message) (*ledger.Request, error) {
-				return captureRequest(m.(*ledgerv1.CaptureRequest), "backend")
-			}},
-		{"Release", func() proto.Message { return &ledgerv1.ReleaseRequest{} },
-			func(m proto.Message) (*ledger.Request, error) {
-				return releaseRequest(m.(*ledgerv1.ReleaseRequest), "backend")
-			}},
+		rpc("Credit", creditRequest),
+		rpc("Debit", debitRequest),
+		rpc("Adjust", adjustRequest),
+		rpc("Reserve", reserveRequest),
+		rpc("Capture", captureRequest),
+		rpc("Release", releaseRequest),
 	}
 }
 
