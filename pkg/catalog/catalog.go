@@ -181,8 +181,8 @@ func validateName(field, s string, required bool) error {
 	if required && strings.TrimSpace(s) == "" {
 		return fmt.Errorf("%w: %s is required", ErrInvalidPrice, field)
 	}
-	if len(s) > maxNameLen {
-		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidPrice, field, maxNameLen)
+	if err := textcheck.FreeText(field, s, maxNameLen); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidPrice, err)
 	}
 	return nil
 }

@@ -82,7 +82,7 @@ func ParseUsage(m map[string]string) (Usage, error) {
 	for unit, s := range m {
 		q, err := ParseQuantity(s)
 		if err != nil {
-			return nil, fmt.Errorf("usage %s: %w", unit, err)
+			return nil, fmt.Errorf("usage %s: %w", textcheck.Quote(unit), err)
 		}
 		u[unit] = q
 	}
