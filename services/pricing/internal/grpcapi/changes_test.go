@@ -75,7 +75,9 @@ func TestPriceChangeValidation(t *testing.T) {
 		{"invalid effective_from", model(func(r *pricingv1.SetModelPriceRequest) { r.EffectiveFrom = &timestamppb.Timestamp{Nanos: -1} }), "effective_from is not a valid time"},
 		{"control character in gpu", instance(func(r *pricingv1.SetInstancePriceRequest) { r.Gpu = "H100\x1b[2J" }), "gpu contains a control character (U+001B)"},
 		{"CR in description", instance(func(r *pricingv1.SetInstancePriceRequest) { r.Description = "a\r\nb" }), "description contains a control character (U+000D)"},
-		{"lower-case hourly currency", instance(func(r *pricingv1.SetInstancePriceRequest) { r.HourlyPrice = &moneypb.Money{CurrencyCode: "eur", Units: 1} }),
+		{"lower-case hourly currency", instance(func(r *pricingv1.SetInstancePriceRequest) {
+			r.HourlyPrice = &moneypb.Money{CurrencyCode: "eur", Units: 1}
+		}),
 			`hourly_price: unknown currency "eur"`},
 	}
 	logger := slog.New(slog.DiscardHandler)
