@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
@@ -34,8 +33,8 @@ type RefundResult struct {
 // taken back from the organization (never more than it has available; the rest is reported in
 // the refund) and a credit note is issued.
 func (a *App) Refund(ctx context.Context, in RefundInput) (RefundResult, error) {
-	if in.Reason == "" || len(in.Reason) > maxReasonLength || !utf8.ValidString(in.Reason) {
-		return RefundResult{}, fmt.Errorf("%w: reason is required (at most %d bytes of UTF-8)", payment.ErrInvalid, maxReasonLength)
+	if err := ValidateReason("reason", in.Reason); err != nil {
+		return RefundResult{}, err
 	}
 	if in.Amount.Nanos < 0 {
 		return RefundResult{}, fmt.Errorf("%w: amount must be positive", payment.ErrInvalid)

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
@@ -49,7 +50,7 @@ type RefundRequest struct {
 // count, so two refunds cannot both take the same money) and records a pending refund.
 func (s *Store) BeginRefund(ctx context.Context, req RefundRequest) (payment.Refund, payment.Payment, error) {
 	if _, err := uuid.Parse(req.PaymentID); err != nil {
-		return payment.Refund{}, payment.Payment{}, fmt.Errorf("payment %q: %w", req.PaymentID, payment.ErrNotFound)
+		return payment.Refund{}, payment.Payment{}, fmt.Errorf("payment %s: %w", textcheck.Quote(req.PaymentID), payment.ErrNotFound)
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
