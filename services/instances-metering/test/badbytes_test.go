@@ -28,6 +28,9 @@ func TestAttack_BadBytes(t *testing.T) {
 	_, err = ctl.StopMetering(t.Context(), &instancesv1.StopMeteringRequest{InstanceId: "i-1"})
 	require.NoError(t, err)
 
+	rows := textchecktest.RowCounts(s.ledger.DatabaseURL, "instances")
+	require.Eventually(t, func() bool { return rows(t)["pending_events"] == 0 }, wait, tick, "the rental's events are published")
+
 	conn, err := rpcclient.Dial(m.Addr, "")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
@@ -35,7 +38,7 @@ func TestAttack_BadBytes(t *testing.T) {
 	textchecktest.Attack(t, textchecktest.Target{
 		Service: instancesv1.File_tally_instances_v1_instances_proto.Services().ByName("InstanceMeteringService"),
 		Conn:    conn,
-		Rows:    textchecktest.RowCounts(s.ledger.DatabaseURL, "instances"),
+		Rows:    rows,
 		Calls: map[string]textchecktest.Call{
 			// An organization without credits: the valid request is refused for its funds and writes nothing.
 			"StartMetering": {Token: controller, Request: &instancesv1.StartMeteringRequest{InstanceId: "i-2", OrgId: "broke",
