@@ -88,9 +88,9 @@ type Config struct {
 	LedgerTimeout time.Duration
 	StripeTimeout time.Duration
 	SellerName    string
-	SellerAddress     string
-	SellerTaxID       string
-	SellerEmail       string
+	SellerAddress string
+	SellerTaxID   string
+	SellerEmail   string
 	// HTTPListener, when set, is used instead of listening on HTTPAddr (tests use 127.0.0.1:0).
 	// Outside test mode it is closed unused.
 	HTTPListener net.Listener
