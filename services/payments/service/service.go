@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
@@ -263,7 +265,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	conn, err := rpcclient.Dial(cfg.LedgerAddr, cfg.LedgerToken)
+	// Reconnect within a second of the ledger coming back (gRPC's default backoff grows to two
+	// minutes): paid webhooks and the retry worker wait for it.
+	conn, err := rpcclient.Dial(cfg.LedgerAddr, cfg.LedgerToken, grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	}))
 	if err != nil {
 		return nil, err
 	}
