@@ -138,7 +138,7 @@ func (a *App) carryOutRefund(ctx context.Context, c store.RefundClaim, detach bo
 	if detach {
 		parent = context.WithoutCancel(ctx)
 	}
-	work, cancel := context.WithTimeout(parent, a.cfg.Lease*7/8)
+	work, cancel := context.WithTimeout(parent, a.workTimeout())
 	defer cancel()
 	res, err := a.refund(work, c.Refund, c.Payment)
 	if err == nil && res.Refund.Status != payment.RefundPending {

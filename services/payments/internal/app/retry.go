@@ -44,17 +44,16 @@ func (a *App) RetryPending(ctx context.Context) (RetryReport, error) {
 }
 
 func (a *App) retryFulfilments(ctx context.Context, rep *RetryReport) error {
-	due, err := a.store.ClaimFulfilments(ctx, a.cfg.RetryBatch, a.cfg.Lease)
+	cctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	due, err := a.store.ClaimFulfilments(cctx, a.cfg.RetryBatch, a.cfg.Lease)
+	cancel()
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, p := range due {
 		log := a.logger.With("payment_id", p.ID, "org_id", p.OrgID, "session_id", p.CheckoutSessionID)
-		res, err := a.credit(ctx, p, fulfilment{sig: payment.SignalPaid, facts: store.SessionFacts{SessionID: p.CheckoutSessionID}}, "")
-		if err == nil {
-			_, err = a.recordFulfilment(ctx, p, res, store.EventRecord{})
-		}
+		res, err := a.retryFulfilment(ctx, p)
 		switch {
 		case err != nil:
 			rep.Failed++
@@ -69,10 +68,26 @@ func (a *App) retryFulfilments(ctx context.Context, rep *RetryReport) error {
 	return errors.Join(errs...)
 }
 
+// retryFulfilment credits a claimed payment and records it, within the lease.
+func (a *App) retryFulfilment(ctx context.Context, p payment.Payment) (fulfilment, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.workTimeout())
+	defer cancel()
+	res, err := a.credit(ctx, p, fulfilment{sig: payment.SignalPaid, facts: store.SessionFacts{SessionID: p.CheckoutSessionID}}, "")
+	if err == nil {
+		_, err = a.recordFulfilment(ctx, p, res, store.EventRecord{})
+	}
+	return res, err
+}
+
+// workTimeout bounds the work done under a lease, so that it ends before the lease lapses.
+func (a *App) workTimeout() time.Duration { return a.cfg.Lease * 7 / 8 }
+
 // resumeRefunds carries on the pending refunds nobody works on: with dueOnly those whose retry
 // time has come (the retry worker), else all of them (reconciliation).
 func (a *App) resumeRefunds(ctx context.Context, rep *RetryReport, dueOnly bool) error {
-	ids, err := a.store.ClaimRefunds(ctx, a.cfg.RetryBatch, a.cfg.Lease, dueOnly)
+	cctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	ids, err := a.store.ClaimRefunds(cctx, a.cfg.RetryBatch, a.cfg.Lease, dueOnly)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -97,7 +112,9 @@ func (a *App) resumeRefunds(ctx context.Context, rep *RetryReport, dueOnly bool)
 
 // resumeRefund carries a claimed pending refund on.
 func (a *App) resumeRefund(ctx context.Context, id string) (RefundResult, error) {
-	r, err := a.store.Refund(ctx, id)
+	lctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	r, err := a.store.Refund(lctx, id)
+	cancel()
 	if err == nil {
 		var p payment.Payment
 		if p, err = a.store.Payment(ctx, "", r.PaymentID); err == nil {
