@@ -171,6 +171,9 @@ func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (
 	// 1. The money. Local test-mode payments moved no money, so there is nothing to refund.
 	processorID := "re_test_local_" + r.ID
 	if p.Mode == payment.ModeStripe {
+		if a.proc.Mode() != payment.ModeStripe {
+			return RefundResult{}, fmt.Errorf("%w: refunding a Stripe payment needs STRIPE_SECRET_KEY", payment.ErrFailedPrecondition)
+		}
 		pr, err := a.processorRefund(ctx, r, p)
 		if err != nil {
 			if errors.Is(err, payment.ErrRejected) {

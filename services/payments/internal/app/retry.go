@@ -86,7 +86,7 @@ func (a *App) workTimeout() time.Duration { return a.cfg.Lease * 7 / 8 }
 // time has come (the retry worker), else all of them (reconciliation).
 func (a *App) resumeRefunds(ctx context.Context, rep *RetryReport, dueOnly bool) error {
 	cctx, cancel := context.WithTimeout(ctx, recordTimeout)
-	ids, err := a.store.ClaimRefunds(cctx, a.cfg.RetryBatch, a.cfg.Lease, dueOnly)
+	ids, err := a.store.ClaimRefunds(cctx, a.cfg.RetryBatch, a.cfg.Lease, dueOnly, a.proc.Mode() == payment.ModeStripe)
 	cancel()
 	if err != nil {
 		return err

@@ -91,13 +91,15 @@ WHERE id = $1 AND credited_at IS NULL AND fulfil_after IS NOT NULL`, id, r.At.UT
 // ClaimRefunds claims up to limit pending refunds nobody holds, for lease (the lease a request
 // takes in BeginRefund, so requests and replicas exclude each other), and returns their ids.
 // With dueOnly, only refunds whose retry time has come are claimed; without it (reconciliation)
-// every pending refund nobody holds.
-func (s *Store) ClaimRefunds(ctx context.Context, limit int, lease time.Duration, dueOnly bool) ([]string, error) {
+// every pending refund nobody holds. Refunds of Stripe payments are claimed only withStripe (a
+// test-mode service cannot carry them out).
+func (s *Store) ClaimRefunds(ctx context.Context, limit int, lease time.Duration, dueOnly, withStripe bool) ([]string, error) {
 	now := s.clock()
 	rows, err := s.pool.Query(ctx, `WITH due AS (
-SELECT id FROM refunds WHERE status = 'pending' AND (lease_until IS NULL OR lease_until <= $1) AND (NOT $4 OR retry_at <= $1)
-ORDER BY retry_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-UPDATE refunds r SET lease_until = $3 FROM due WHERE r.id = due.id RETURNING r.id`, now, limit, now.Add(lease), dueOnly)
+SELECT r.id FROM refunds r JOIN payments p ON p.id = r.payment_id
+WHERE r.status = 'pending' AND (r.lease_until IS NULL OR r.lease_until <= $1) AND (NOT $4 OR r.retry_at <= $1) AND ($5 OR p.mode = 'local')
+ORDER BY r.retry_at LIMIT $2 FOR UPDATE OF r SKIP LOCKED)
+UPDATE refunds r SET lease_until = $3 FROM due WHERE r.id = due.id RETURNING r.id`, now, limit, now.Add(lease), dueOnly, withStripe)
 	if err != nil {
 		return nil, fmt.Errorf("claiming pending refunds: %w", err)
 	}
