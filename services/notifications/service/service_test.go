@@ -23,6 +23,7 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, 7*24*time.Hour, c.ExpiryNotice)
 		require.NotEmpty(t, c.ServiceToken)
 		require.Equal(t, 2, c.SendWorkers)
+		require.Equal(t, 2*time.Minute, c.ClaimLease)
 	})
 	t.Run("explicit SMTP", func(t *testing.T) {
 		t.Parallel()
@@ -37,12 +38,13 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, "tok", c.ServiceToken)
 	})
 	for name, env := range map[string]map[string]string{
-		"missing database":  {},
-		"bad TLS mode":      {"DATABASE_URL": "postgres://x/y", "TALLY_SMTP_TLS": "ssl"},
-		"bad port":          {"DATABASE_URL": "postgres://x/y", "TALLY_SMTP_PORT": "70000"},
-		"negative workers":  {"DATABASE_URL": "postgres://x/y", "TALLY_NOTIFICATIONS_SEND_WORKERS": "-1"},
-		"retry max < base":  {"DATABASE_URL": "postgres://x/y", "TALLY_NOTIFICATIONS_RETRY_BASE": "1m", "TALLY_NOTIFICATIONS_RETRY_MAX": "1s"},
-		"unparsable number": {"DATABASE_URL": "postgres://x/y", "TALLY_NOTIFICATIONS_MAX_ATTEMPTS": "many"},
+		"missing database":              {},
+		"bad TLS mode":                  {"DATABASE_URL": "postgres://x/y", "TALLY_SMTP_TLS": "ssl"},
+		"bad port":                      {"DATABASE_URL": "postgres://x/y", "TALLY_SMTP_PORT": "70000"},
+		"negative workers":              {"DATABASE_URL": "postgres://x/y", "TALLY_NOTIFICATIONS_SEND_WORKERS": "-1"},
+		"retry max < base":              {"DATABASE_URL": "postgres://x/y", "TALLY_NOTIFICATIONS_RETRY_BASE": "1m", "TALLY_NOTIFICATIONS_RETRY_MAX": "1s"},
+		"unparsable number":             {"DATABASE_URL": "postgres://x/y", "TALLY_NOTIFICATIONS_MAX_ATTEMPTS": "many"},
+		"lease below two SMTP timeouts": {"DATABASE_URL": "postgres://x/y", "TALLY_SMTP_TIMEOUT": "30s", "TALLY_NOTIFICATIONS_CLAIM_LEASE": "59s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
