@@ -141,13 +141,19 @@ type gate struct {
 	freezeBefore bool
 	reached      chan struct{}
 	open         chan struct{}
-	once         sync.Once
+	once, thaw   sync.Once
 	txID         atomic.Value // string: what the frozen replica's debit returned
 }
 
-func newGate(key string, freezeBefore bool) *gate {
-	return &gate{key: key, freezeBefore: freezeBefore, reached: make(chan struct{}), open: make(chan struct{})}
+// newGate returns a closed gate on key; it opens at the end of the test at the latest.
+func newGate(t *testing.T, key string, freezeBefore bool) *gate {
+	g := &gate{key: key, freezeBefore: freezeBefore, reached: make(chan struct{}), open: make(chan struct{})}
+	t.Cleanup(g.release)
+	return g
 }
+
+// release lets the frozen replica go on.
+func (g *gate) release() { g.thaw.Do(func() { close(g.open) }) }
 
 func (g *gate) wrap(l metering.Ledger) metering.Ledger { g.Ledger = l; return g }
 
@@ -242,7 +248,7 @@ func TestAClaimedButUnrecordedChargeIsCompletedOnceByAnotherReplica(t *testing.T
 			instance := "i-" + org
 			s.credit(t, org, 100*unit)
 			clock := newTestClock()
-			g := newGate(rental.ChargeKey(instance, tt.period), tt.freezeBefore)
+			g := newGate(t, rental.ChargeKey(instance, tt.period), tt.freezeBefore)
 			a := s.newReplica(t, "meter-a-"+org, clock, replicaOptions{wrap: g.wrap})
 			b := s.newReplica(t, "meter-b-"+org, clock, replicaOptions{})
 
@@ -276,7 +282,7 @@ func TestAClaimedButUnrecordedChargeIsCompletedOnceByAnotherReplica(t *testing.T
 			require.Empty(t, c.claimedBy)
 
 			// a wakes up: its record is fenced out, nothing changes.
-			close(g.open)
+			g.release()
 			select {
 			case err := <-frozen:
 				require.NoError(t, err, "a's late record ends quietly")
@@ -307,7 +313,7 @@ func TestStopTakesOverAChargeInProgress(t *testing.T) {
 	s := newStack(t)
 	s.credit(t, "acme", 100*unit)
 	clock := newTestClock()
-	g := newGate(rental.ChargeKey("i-stop", 1), false)
+	g := newGate(t, rental.ChargeKey("i-stop", 1), false)
 	a := s.newReplica(t, "meter-a", clock, replicaOptions{wrap: g.wrap})
 	b := s.newReplica(t, "meter-b", clock, replicaOptions{})
 	_, _, err := a.meter.Start(t.Context(), metering.StartRequest{InstanceID: "i-stop", OrgID: "acme", InstanceType: a10g, IdempotencyKey: "k"})
@@ -323,7 +329,7 @@ func TestStopTakesOverAChargeInProgress(t *testing.T) {
 	require.Equal(t, int64(2), stopped.PeriodsCharged)
 	require.True(t, stopped.NextPeriodAt().IsZero())
 
-	close(g.open)
+	g.release()
 	require.NoError(t, <-frozen)
 	c := s.claimRow(t, "i-stop")
 	require.Equal(t, string(rental.StateStopped), c.state)
