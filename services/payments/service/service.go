@@ -69,6 +69,8 @@ type Config struct {
 	SellerEmail       string
 	// HTTPListener, when set, is used instead of listening on HTTPAddr (tests use 127.0.0.1:0).
 	HTTPListener net.Listener
+	// HTTPLimits bound the requests of the HTTP listener (TALLY_HTTP_*); zero fields take the defaults.
+	HTTPLimits server.HTTPLimits
 }
 
 // Load reads the configuration from e (see the README's configuration table).
@@ -98,10 +100,13 @@ func Load(e *config.Env) (Config, error) {
 	}
 	minS, maxS := e.String("TALLY_TOPUP_MIN", "5"), e.String("TALLY_TOPUP_MAX", "10000")
 	var errs []error
+	var err error
+	if c.HTTPLimits, err = server.LoadHTTPLimits(e); err != nil {
+		errs = append(errs, err)
+	}
 	if err := e.Err(); err != nil {
 		errs = append(errs, err)
 	}
-	var err error
 	if c.TopUpMin, err = money.ParseDecimal(minS); err != nil {
 		errs = append(errs, fmt.Errorf("TALLY_TOPUP_MIN: %w", err))
 	}
@@ -241,7 +246,7 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 }
 
 func (s *Service) serveHTTP(ctx context.Context) error {
-	srv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: s.handler, ReadHeaderTimeout: 5 * time.Second}
+	srv := s.cfg.HTTPLimits.Server(s.cfg.HTTPAddr, s.handler, s.logger)
 	if s.cfg.HTTPListener == nil {
 		if s.cfg.HTTPAddr == "" {
 			return nil
