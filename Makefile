@@ -85,9 +85,12 @@ test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit
 	go test -count=1 -timeout 20m $(GO_PKGS)
 
 .PHONY: fuzz
-fuzz: ## Fuzz the request validation for a while.
+fuzz: $(TEST_TOOLS) ## Fuzz the request validation, then the whole REST API (TALLY_RESTFUZZ_REQUESTS, _DURATION, _SEED).
 	go test ./services/ledger/internal/ledger -run '^$$' -fuzz FuzzValidate -fuzztime 30s
 	go test ./pkg/money -run '^$$' -fuzz FuzzFromProto -fuzztime 30s
+	TALLY_RESTFUZZ_REQUESTS=$${TALLY_RESTFUZZ_REQUESTS:-100000} TALLY_RESTFUZZ_DURATION=$${TALLY_RESTFUZZ_DURATION:-10m} \
+		TALLY_RESTFUZZ_SEED=$${TALLY_RESTFUZZ_SEED:-random} \
+		go test -count=1 -timeout 30m -v -run '^TestRESTFuzz$$' ./services/gateway/restfuzz
 
 .PHONY: lint
 lint: $(BIN)/buf ## go vet, gofmt, buf lint and format, golangci-lint when installed.
