@@ -134,6 +134,23 @@ func Add(a, b Nanos) (Nanos, error) {
 	return s, nil
 }
 
+// Sub returns a-b or ErrOverflow.
+func Sub(a, b Nanos) (Nanos, error) {
+	d := a - b
+	if (b > 0 && d > a) || (b < 0 && d < a) {
+		return 0, ErrOverflow
+	}
+	return d, nil
+}
+
+// Neg returns -a or ErrOverflow (for math.MinInt64, which has no positive counterpart).
+func Neg(a Nanos) (Nanos, error) {
+	if a == math.MinInt64 {
+		return 0, ErrOverflow
+	}
+	return -a, nil
+}
+
 // MulDivCeil returns ceil(quantity × price / per) exactly, the platform's one rounding rule:
 // a charge computed from a price quoted per `per` units is rounded up to the next nano.
 // quantity and per must be positive or zero; per must not be zero.

@@ -56,7 +56,7 @@ func startStack(t *testing.T) stack {
 		DBMaxConns:          10,
 		Auth:                server.AuthConfig{JWTSecret: ledgertest.Secret},
 		LedgerAddr:          l.Addr,
-		LedgerToken:         ledgertest.ServiceToken(t, "payments"),
+		TestMode:            true,
 		StripeWebhookSecret: payments.DevWebhookSecret,
 		WebhookTolerance:    5 * time.Minute,
 		WebhookURL:          gw.URL + "/v1/webhooks/stripe",

@@ -180,7 +180,7 @@ func startStack(t *testing.T) *stack {
 	notifLis := listen(t)
 	notifCfg := notifications.Config{
 		DatabaseURL: testenv.PostgresURL(t), Auth: auth, LedgerAddr: s.ledger.Addr,
-		ServiceToken: ledgertest.ServiceToken(t, "notifications"), FrontendURL: "https://app.tally.test",
+		FrontendURL: "https://app.tally.test",
 		SendWorkers: 1, PollInterval: 100 * time.Millisecond, RetryBase: 100 * time.Millisecond, RetryMax: time.Second, MaxAttempts: 5,
 		LeaseInterval: 200 * time.Millisecond, EventBatch: 500, ReminderInterval: time.Second, ExpiryNotice: 7 * 24 * time.Hour, DBMaxConns: 10,
 	}
@@ -196,7 +196,7 @@ func startStack(t *testing.T) *stack {
 	instCfg := instances.Config{
 		DatabaseURL: testenv.PostgresURL(t), DBMaxConns: 8, Auth: auth,
 		LedgerAddr: s.ledger.Addr, PricingAddr: s.grpcAddrs["pricing"], NotificationsAddr: s.grpcAddrs["notifications"],
-		ServiceToken: ledgertest.ServiceToken(t, instances.ServiceName), BillingPeriod: time.Hour, PollInterval: 500 * time.Millisecond,
+		BillingPeriod: time.Hour, PollInterval: 500 * time.Millisecond,
 	}
 	runService(t, "instances-metering", func(ctx context.Context) error {
 		return instances.Run(ctx, instCfg, instLis, logs.logger("instances-metering"))
@@ -206,7 +206,6 @@ func startStack(t *testing.T) *stack {
 	payLis, payHTTP := listen(t), listen(t)
 	payCfg := payments.Config{
 		DatabaseURL: testenv.PostgresURL(t), DBMaxConns: 10, Auth: auth, LedgerAddr: s.ledger.Addr,
-		LedgerToken:     ledgertest.ServiceToken(t, "payments"),
 		StripeSecretKey: "sk_test_123", StripeAPIURL: testenv.StripeMock(t).URL(), StripeWebhookSecret: webhookSecret,
 		WebhookTolerance: 5 * time.Minute, WebhookURL: "http://127.0.0.1:1/v1/webhooks/stripe",
 		PublicURL: "http://" + payHTTP.Addr().String(), HTTPListener: payHTTP,

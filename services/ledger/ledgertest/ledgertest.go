@@ -21,6 +21,7 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/testenv"
@@ -44,6 +45,12 @@ type Options struct {
 	// PricingAddr is a pricing service to follow (see pricingtest); usage debits are refused
 	// without one.
 	PricingAddr string
+	// MaxRequestAmount is the per-request maximum (TALLY_MAX_REQUEST_AMOUNT); 0 is the default.
+	MaxRequestAmount money.Nanos
+	// PlatformShards is the number of rows per platform account (default 4).
+	PlatformShards int
+	// Auth replaces the HS256 verification with Secret (e.g. a JWKS of authtest.Provider).
+	Auth *server.AuthConfig
 }
 
 // Ledger is a running ledger replica.
@@ -71,6 +78,15 @@ func Start(t testing.TB, opts Options) *Ledger {
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = 100 * time.Millisecond
 	}
+	if opts.PlatformShards == 0 {
+		opts.PlatformShards = 4
+	}
+	var limit money.Limit
+	if opts.MaxRequestAmount != 0 {
+		var err error
+		limit, err = money.NewLimit(opts.MaxRequestAmount)
+		require.NoError(t, err)
+	}
 	if opts.Logger == nil {
 		var out io.Writer = io.Discard
 		if os.Getenv("TALLY_TEST_LOG") != "" {
@@ -78,19 +94,23 @@ func Start(t testing.TB, opts Options) *Ledger {
 		}
 		opts.Logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	authCfg := server.AuthConfig{JWTSecret: Secret}
+	if opts.Auth != nil {
+		authCfg = *opts.Auth
+	}
 	cfg := service.Config{
 		DatabaseURL:     opts.DatabaseURL,
 		RedisURL:        opts.RedisURL,
-		Auth:            server.AuthConfig{JWTSecret: Secret},
+		Auth:            authCfg,
 		DefaultCurrency: "USD",
 		CreditValidity:  opts.CreditValidity,
 		SweepInterval:   opts.SweepInterval,
 		CommitMaxBatch:  256,
 		CommitWorkers:   2,
-		PlatformShards:  4,
+		PlatformShards:  opts.PlatformShards,
 		DBMaxConns:      20,
 		PricingAddr:     opts.PricingAddr,
-		ServiceToken:    ServiceToken(t, "ledger"),
+		MaxRequestAmount: limit,
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

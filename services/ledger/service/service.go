@@ -44,38 +44,36 @@ type Config struct {
 	CommitWorkers   int
 	PlatformShards  int
 	DBMaxConns      int32
-	// PricingAddr is the pricing service followed for usage-priced debits; empty refuses them.
+	// MaxRequestAmount bounds the amount of every request (TALLY_MAX_REQUEST_AMOUNT); the zero
+	// Limit is the default maximum.
+	MaxRequestAmount money.Limit
+	// PricingAddr is the pricing service followed for usage-priced debits (with the ledger's
+	// own identity, service:ledger); empty refuses them.
 	PricingAddr string
-	// ServiceToken is presented to the pricing service (sub service:ledger).
-	ServiceToken string
 }
 
 // Load reads the configuration from e (see the README's configuration table).
 func Load(e *config.Env) (Config, error) {
 	c := Config{
-		GRPCAddr:        e.String("TALLY_LEDGER_GRPC_ADDR", ":9091"),
-		MetricsAddr:     e.String("TALLY_LEDGER_METRICS_ADDR", ""),
-		DatabaseURL:     e.Required("DATABASE_URL"),
-		RedisURL:        e.String("REDIS_URL", ""),
-		Auth:            server.LoadAuthConfig(e),
-		DefaultCurrency: e.String("TALLY_DEFAULT_CURRENCY", "USD"),
-		CreditValidity:  e.Period("TALLY_CREDIT_VALIDITY", config.Period{Months: 3}),
-		SweepInterval:   e.Duration("TALLY_LEDGER_SWEEP_INTERVAL", time.Second),
-		CommitMaxBatch:  e.Int("TALLY_COMMIT_MAX_BATCH", 256),
-		CommitMaxWait:   e.Duration("TALLY_COMMIT_MAX_WAIT", 0),
-		CommitWorkers:   e.Int("TALLY_COMMIT_WORKERS", 1),
-		PlatformShards:  e.Int("TALLY_PLATFORM_SHARDS", 16),
-		DBMaxConns:      int32(e.Int("TALLY_LEDGER_DB_MAX_CONNS", 20)),
-		PricingAddr:     e.String("TALLY_PRICING_ADDR", "localhost:9092"),
+		GRPCAddr:         e.String("TALLY_LEDGER_GRPC_ADDR", ":9091"),
+		MetricsAddr:      e.String("TALLY_LEDGER_METRICS_ADDR", ""),
+		DatabaseURL:      e.Required("DATABASE_URL"),
+		RedisURL:         e.String("REDIS_URL", ""),
+		Auth:             server.LoadAuthConfig(e),
+		DefaultCurrency:  e.String("TALLY_DEFAULT_CURRENCY", "USD"),
+		CreditValidity:   e.Period("TALLY_CREDIT_VALIDITY", config.Period{Months: 3}),
+		SweepInterval:    e.Duration("TALLY_LEDGER_SWEEP_INTERVAL", time.Second),
+		CommitMaxBatch:   e.Int("TALLY_COMMIT_MAX_BATCH", 256),
+		CommitMaxWait:    e.Duration("TALLY_COMMIT_MAX_WAIT", 0),
+		CommitWorkers:    e.Int("TALLY_COMMIT_WORKERS", 1),
+		PlatformShards:   e.Int("TALLY_PLATFORM_SHARDS", 16),
+		DBMaxConns:       int32(e.Int("TALLY_LEDGER_DB_MAX_CONNS", 20)),
+		PricingAddr:      e.String("TALLY_PRICING_ADDR", "localhost:9092"),
+		MaxRequestAmount: e.MaxRequestAmount(),
 	}
 	if err := e.Err(); err != nil {
 		return Config{}, err
 	}
-	tok, err := server.ServiceToken(e, c.Auth, "ledger")
-	if err != nil {
-		return Config{}, fmt.Errorf("minting the ledger's service token: %w", err)
-	}
-	c.ServiceToken = tok
 	if !money.IsKnownCurrency(c.DefaultCurrency) {
 		return Config{}, fmt.Errorf("TALLY_DEFAULT_CURRENCY: unknown currency %q", c.DefaultCurrency)
 	}
@@ -111,9 +109,13 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	} else {
 		logger.Warn("REDIS_URL is not set: Authorize reads PostgreSQL on every call")
 	}
+	authn, err := server.NewAuth(ctx, cfg.Auth, "ledger", logger)
+	if err != nil {
+		return err
+	}
 	var watcher *catalog.Watcher
 	if cfg.PricingAddr != "" {
-		conn, err := rpcclient.Dial(cfg.PricingAddr, cfg.ServiceToken)
+		conn, err := rpcclient.DialSource(cfg.PricingAddr, authn.Identity())
 		if err != nil {
 			return err
 		}
@@ -126,7 +128,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	appCfg := app.Config{
 		Store: st, Cache: cache, Logger: logger,
 		MaxBatch: cfg.CommitMaxBatch, MaxWait: cfg.CommitMaxWait, Workers: cfg.CommitWorkers,
-		SweepInterval: cfg.SweepInterval,
+		SweepInterval: cfg.SweepInterval, MaxRequestAmount: cfg.MaxRequestAmount,
 	}
 	if watcher != nil {
 		appCfg.Pricer = watcher
@@ -135,11 +137,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	verifier, err := server.NewVerifier(ctx, cfg.Auth)
-	if err != nil {
-		return err
-	}
-	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Verifier: verifier, Policy: grpcapi.Policy()})
+	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func TestCreditDebitAndBalance(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, -10*unit-2500, nanos(t, d2.GetBalance()))
 
-	adj, err := ops.Adjust(t.Context(), &ledgerv1.AdjustRequest{OrgId: "acme", Amount: usd(15 * unit), Reason: "goodwill after outage"})
+	adj, err := ops.Adjust(t.Context(), &ledgerv1.AdjustRequest{OrgId: "acme", Amount: usd(15 * unit), Reason: "goodwill after outage", IdempotencyKey: "goodwill-1"})
 	require.NoError(t, err)
 	require.Equal(t, 5*unit-2500, nanos(t, adj.GetBalance()))
 
@@ -166,7 +166,7 @@ func TestRandomMixKeepsBalanceEqualToPostings(t *testing.T) {
 				_, err = ops.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: org, Amount: usd(amt), IdempotencyKey: fmt.Sprintf("d-%d", i)})
 				delta = -amt
 			case 3:
-				_, err = ops.Adjust(t.Context(), &ledgerv1.AdjustRequest{OrgId: org, Amount: usd(-amt), Reason: "correction"})
+				_, err = ops.Adjust(t.Context(), &ledgerv1.AdjustRequest{OrgId: org, Amount: usd(-amt), Reason: "correction", IdempotencyKey: fmt.Sprintf("a-%d", i)})
 				delta = -amt
 			}
 			require.NoError(t, err)
@@ -229,7 +229,7 @@ func TestBadInput(t *testing.T) {
 			return err
 		}, codes.InvalidArgument},
 		{"adjust without reason", func() error {
-			_, err := ops.Adjust(t.Context(), &ledgerv1.AdjustRequest{OrgId: "bad", Amount: usd(1)})
+			_, err := ops.Adjust(t.Context(), &ledgerv1.AdjustRequest{OrgId: "bad", Amount: usd(1), IdempotencyKey: "k"})
 			return err
 		}, codes.InvalidArgument},
 		{"nanos out of range", func() error {

@@ -26,30 +26,40 @@ import (
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
 	"github.com/tallyhq/tally/services/payments/internal/ledgerclient"
 	"github.com/tallyhq/tally/services/payments/internal/localcheckout"
+	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 	"github.com/tallyhq/tally/services/payments/internal/stripeapi"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
 	"github.com/tallyhq/tally/services/payments/migrations"
 )
 
-// DevWebhookSecret signs the local test-mode deliveries when STRIPE_WEBHOOK_SECRET is unset.
+// DevWebhookSecret signs the local test-mode deliveries when STRIPE_WEBHOOK_SECRET is unset. It
+// is public, so it is accepted in test mode only.
 const DevWebhookSecret = "whsec_tally_dev_secret"
+
+// TestModeKey asks for the local test-mode checkout (no Stripe keys, nothing charged). It
+// defaults to true in development (TALLY_ENV=development) when STRIPE_SECRET_KEY is unset, and to
+// false otherwise.
+const TestModeKey = "TALLY_PAYMENTS_TEST_MODE"
 
 // Config is the payments service's configuration; Load reads it from the environment.
 type Config struct {
 	GRPCAddr    string
 	MetricsAddr string
-	// HTTPAddr serves the test-mode checkout page (and /healthz); empty turns it off.
+	// HTTPAddr serves the test-mode checkout page (and /healthz) in test mode; empty turns it
+	// off. Outside test mode there is no HTTP listener.
 	HTTPAddr string
 	// PublicURL is where browsers reach HTTPAddr.
 	PublicURL   string
 	DatabaseURL string
 	DBMaxConns  int32
 	Auth        server.AuthConfig
-	LedgerAddr  string
-	// LedgerToken is the service token (sub service:payments) presented to the ledger.
-	LedgerToken string
-	// StripeSecretKey selects Stripe Checkout; empty selects the local test-mode checkout.
+	// LedgerAddr is the ledger, called with the service's own identity (service:payments, see Auth).
+	LedgerAddr string
+	// TestMode runs checkouts on the local test-mode page (nothing charged) instead of Stripe
+	// Checkout; it excludes StripeSecretKey. Outside test mode StripeSecretKey and
+	// StripeWebhookSecret are required.
+	TestMode            bool
 	StripeSecretKey     string
 	StripeWebhookSecret string
 	// StripeAPIURL overrides Stripe's API base URL (stripe-mock).
@@ -61,6 +71,7 @@ type Config struct {
 	CancelURL         string
 	TopUpMin          money.Nanos
 	TopUpMax          money.Nanos
+	MaxRequestAmount  money.Nanos // per request (TALLY_MAX_REQUEST_AMOUNT); zero is payment.DefaultMaxRequestAmount
 	ReconcileInterval time.Duration
 	ReconcileLookback time.Duration
 	SellerName        string
@@ -68,6 +79,7 @@ type Config struct {
 	SellerTaxID       string
 	SellerEmail       string
 	// HTTPListener, when set, is used instead of listening on HTTPAddr (tests use 127.0.0.1:0).
+	// Outside test mode it is closed unused.
 	HTTPListener net.Listener
 	// HTTPLimits bound the requests of the HTTP listener (TALLY_HTTP_*); zero fields take the defaults.
 	HTTPLimits server.HTTPLimits
@@ -99,6 +111,8 @@ func Load(e *config.Env) (Config, error) {
 		SellerEmail:         e.String("TALLY_SELLER_EMAIL", ""),
 	}
 	minS, maxS := e.String("TALLY_TOPUP_MIN", "5"), e.String("TALLY_TOPUP_MAX", "10000")
+	limitS := e.String(payment.MaxRequestAmountKey, payment.DefaultMaxRequestAmount.Decimal())
+	c.TestMode = e.Bool(TestModeKey, e.Development() && c.StripeSecretKey == "")
 	var errs []error
 	var err error
 	if c.HTTPLimits, err = server.LoadHTTPLimits(e); err != nil {
@@ -107,22 +121,20 @@ func Load(e *config.Env) (Config, error) {
 	if err := e.Err(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.MaxRequestAmount, err = money.ParseDecimal(limitS); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", payment.MaxRequestAmountKey, err))
+	}
 	if c.TopUpMin, err = money.ParseDecimal(minS); err != nil {
 		errs = append(errs, fmt.Errorf("TALLY_TOPUP_MIN: %w", err))
 	}
 	if c.TopUpMax, err = money.ParseDecimal(maxS); err != nil {
 		errs = append(errs, fmt.Errorf("TALLY_TOPUP_MAX: %w", err))
 	}
-	if c.StripeWebhookSecret == "" {
-		if c.StripeSecretKey != "" {
-			errs = append(errs, errors.New("STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set"))
-		}
+	if c.TestMode && c.StripeWebhookSecret == "" {
 		c.StripeWebhookSecret = DevWebhookSecret
 	}
-	if len(errs) == 0 {
-		if c.LedgerToken, err = server.ServiceToken(e, c.Auth, "payments"); err != nil {
-			errs = append(errs, fmt.Errorf("minting the ledger service token: %w", err))
-		}
+	if err := c.checkMode(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
@@ -130,10 +142,35 @@ func Load(e *config.Env) (Config, error) {
 	return c, c.validate()
 }
 
+// checkMode refuses to run outside test mode without both Stripe secrets (fail closed), and the
+// public development webhook secret outside test mode.
+func (c Config) checkMode() error {
+	switch {
+	case c.TestMode && c.StripeSecretKey != "":
+		return fmt.Errorf("%s=true and STRIPE_SECRET_KEY exclude each other: unset one of them", TestModeKey)
+	case c.TestMode:
+		return nil
+	case c.StripeSecretKey == "" && c.StripeWebhookSecret == "":
+		return fmt.Errorf("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are required (or set %s=true for the local test-mode checkout that charges nothing)",
+			TestModeKey)
+	case c.StripeSecretKey == "":
+		return fmt.Errorf("STRIPE_SECRET_KEY is required (or set %s=true for the local test-mode checkout that charges nothing)", TestModeKey)
+	case c.StripeWebhookSecret == "":
+		return errors.New("STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set")
+	case c.StripeWebhookSecret == DevWebhookSecret:
+		return fmt.Errorf("STRIPE_WEBHOOK_SECRET must not be the public development secret outside test mode (%s)", TestModeKey)
+	}
+	return nil
+}
+
 func (c Config) validate() error {
 	switch {
 	case c.TopUpMin <= 0 || c.TopUpMax < c.TopUpMin:
 		return fmt.Errorf("TALLY_TOPUP_MIN and TALLY_TOPUP_MAX must satisfy 0 < min <= max")
+	case c.MaxRequestAmount <= 0:
+		return fmt.Errorf("%s must be positive", payment.MaxRequestAmountKey)
+	case c.TopUpMax > c.MaxRequestAmount:
+		return fmt.Errorf("TALLY_TOPUP_MAX must not exceed %s (%s)", payment.MaxRequestAmountKey, c.MaxRequestAmount.Decimal())
 	case c.WebhookTolerance <= 0:
 		return errors.New("TALLY_STRIPE_WEBHOOK_TOLERANCE must be positive")
 	case c.ReconcileInterval < 0:
@@ -154,6 +191,12 @@ type Service struct {
 
 // New connects to PostgreSQL (applying migrations) and the ledger, and assembles the service.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err error) {
+	if err := cfg.checkMode(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxRequestAmount == 0 {
+		cfg.MaxRequestAmount = payment.DefaultMaxRequestAmount
+	}
 	s := &Service{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
@@ -172,7 +215,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	conn, err := rpcclient.Dial(cfg.LedgerAddr, cfg.LedgerToken)
+	authn, err := server.NewAuth(ctx, cfg.Auth, "payments", logger)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity())
 	if err != nil {
 		return nil, err
 	}
@@ -186,38 +233,37 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, err
 	}
 	var proc app.Processor
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	if cfg.StripeSecretKey != "" {
-		proc, err = stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIURL: cfg.StripeAPIURL,
-			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Logger: logger})
-		if err != nil {
-			return nil, err
-		}
-	} else {
+	if cfg.TestMode {
+		// The test-mode page, and the HTTP listener serving it, exist in test mode only: it
+		// grants credits for nothing.
 		local, err := localcheckout.New(localcheckout.Config{Sessions: st, PublicURL: cfg.PublicURL, WebhookURL: cfg.WebhookURL,
 			WebhookSecret: cfg.StripeWebhookSecret, SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Logger: logger})
 		if err != nil {
 			return nil, err
 		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 		mux.Handle("/checkout/test/", local.Handler())
+		s.handler = mux
 		proc = local
-		logger.Warn("STRIPE_SECRET_KEY is not set: checkouts use the local TEST MODE page", "url", cfg.PublicURL+"/checkout/test/")
+		logger.Warn("payments runs in TEST MODE: checkouts use the local page and charge nothing", "url", cfg.PublicURL+"/checkout/test/")
+	} else {
+		proc, err = stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIURL: cfg.StripeAPIURL,
+			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
 	}
-	s.handler = mux
 	s.app, err = app.New(app.Config{
 		Store: st, Ledger: ledger, Processor: proc, Verifier: verifier,
 		Seller:   invoice.Seller{Name: cfg.SellerName, Address: cfg.SellerAddress, TaxID: cfg.SellerTaxID, Email: cfg.SellerEmail},
-		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, ReconcileLookback: cfg.ReconcileLookback, Logger: logger,
+		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, MaxRequestAmount: cfg.MaxRequestAmount,
+		ReconcileLookback: cfg.ReconcileLookback, Logger: logger,
 	})
 	if err != nil {
 		return nil, err
 	}
-	authVerifier, err := server.NewVerifier(ctx, cfg.Auth)
-	if err != nil {
-		return nil, err
-	}
-	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Verifier: authVerifier, Policy: grpcapi.Policy()})
+	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
 	if err != nil {
 		return nil, err
 	}
@@ -234,8 +280,8 @@ func (s *Service) Reconcile(ctx context.Context) (app.ReconcileReport, error) {
 	return s.app.Reconcile(ctx)
 }
 
-// Serve serves gRPC on lis, the HTTP listener, metrics and the reconciliation job until ctx is
-// done, then stops gracefully.
+// Serve serves gRPC on lis, the HTTP listener (test mode only), metrics and the reconciliation
+// job until ctx is done, then stops gracefully.
 func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.grpc.Serve(gctx, lis) })
@@ -246,6 +292,13 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 }
 
 func (s *Service) serveHTTP(ctx context.Context) error {
+	if s.handler == nil {
+		// Not in test mode: nothing to serve over HTTP.
+		if s.cfg.HTTPListener != nil {
+			_ = s.cfg.HTTPListener.Close()
+		}
+		return nil
+	}
 	srv := s.cfg.HTTPLimits.Server(s.cfg.HTTPAddr, s.handler, s.logger)
 	if s.cfg.HTTPListener == nil {
 		if s.cfg.HTTPAddr == "" {

@@ -8,36 +8,100 @@ import (
 
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/pkg/server"
 )
 
 func TestLoad(t *testing.T) {
 	t.Parallel()
-	cfg, err := Load(config.FromMap(map[string]string{"DATABASE_URL": "postgres://x/y"}))
+	cfg, err := Load(config.FromMap(map[string]string{"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development"}))
 	require.NoError(t, err)
 	require.Equal(t, ":9093", cfg.GRPCAddr)
 	require.Equal(t, ":8093", cfg.HTTPAddr)
 	require.Equal(t, "http://localhost:8093", cfg.PublicURL)
+	require.True(t, cfg.TestMode, "development without a Stripe key runs the test-mode checkout")
 	require.Equal(t, DevWebhookSecret, cfg.StripeWebhookSecret)
 	require.Equal(t, "http://localhost:8080/v1/webhooks/stripe", cfg.WebhookURL)
 	require.Equal(t, 5*money.Nanos(money.NanosPerUnit), cfg.TopUpMin)
 	require.Equal(t, 10_000*money.Nanos(money.NanosPerUnit), cfg.TopUpMax)
+	require.Equal(t, payment.DefaultMaxRequestAmount, cfg.MaxRequestAmount)
 	require.Equal(t, 5*time.Minute, cfg.ReconcileInterval)
-	require.NotEmpty(t, cfg.LedgerToken)
+	require.Equal(t, server.DevJWTSecret, cfg.Auth.JWTSecret)
 
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
 	}{
-		{"no database", map[string]string{}},
-		{"stripe key without webhook secret", map[string]string{"DATABASE_URL": "postgres://x/y", "STRIPE_SECRET_KEY": "sk_test_1"}},
-		{"bad minimum", map[string]string{"DATABASE_URL": "postgres://x/y", "TALLY_TOPUP_MIN": "five"}},
-		{"max below min", map[string]string{"DATABASE_URL": "postgres://x/y", "TALLY_TOPUP_MIN": "50", "TALLY_TOPUP_MAX": "10"}},
-		{"bad interval", map[string]string{"DATABASE_URL": "postgres://x/y", "TALLY_RECONCILE_INTERVAL": "often"}},
+		{"no database", map[string]string{"TALLY_ENV": "development"}},
+		{"stripe key without webhook secret", map[string]string{"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "STRIPE_SECRET_KEY": "sk_test_1"}},
+		{"bad minimum", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_TOPUP_MIN": "five"}},
+		{"max below min", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_TOPUP_MIN": "50", "TALLY_TOPUP_MAX": "10"}},
+		{"bad interval", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_RECONCILE_INTERVAL": "often"}},
+		{"bad request maximum", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_MAX_REQUEST_AMOUNT": "1e6"}},
+		{"zero request maximum", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_MAX_REQUEST_AMOUNT": "0"}},
+		{"top-up maximum above the request maximum", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y",
+			"TALLY_MAX_REQUEST_AMOUNT": "100", "TALLY_TOPUP_MAX": "200"}},
+		{"bad test mode", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", TestModeKey: "sometimes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := Load(config.FromMap(tc.env))
 			require.Error(t, err)
+		})
+	}
+}
+
+// TestLoadStripeModes is the fail-closed rule: outside test mode both Stripe secrets are
+// required, the public development webhook secret is refused, and test mode is the default only
+// in development without a Stripe key.
+func TestLoadStripeModes(t *testing.T) {
+	t.Parallel()
+	const db = "postgres://x/y"
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		testMode bool
+		err      string
+	}{
+		{name: "production without secrets", env: map[string]string{},
+			err: "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are required"},
+		{name: "production with a key only", env: map[string]string{"STRIPE_SECRET_KEY": "sk_live_1"},
+			err: "STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set"},
+		{name: "production with a webhook secret only", env: map[string]string{"STRIPE_WEBHOOK_SECRET": "whsec_1"},
+			err: "STRIPE_SECRET_KEY is required"},
+		{name: "production with the development webhook secret", env: map[string]string{"STRIPE_SECRET_KEY": "sk_live_1",
+			"STRIPE_WEBHOOK_SECRET": DevWebhookSecret}, err: "must not be the public development secret"},
+		{name: "production with both secrets", env: map[string]string{"STRIPE_SECRET_KEY": "sk_live_1", "STRIPE_WEBHOOK_SECRET": "whsec_1"}},
+		{name: "production asking for test mode", env: map[string]string{TestModeKey: "true"}, testMode: true},
+		{name: "test mode with a key", env: map[string]string{TestModeKey: "true", "STRIPE_SECRET_KEY": "sk_test_1"},
+			err: "exclude each other"},
+		{name: "development without secrets", env: map[string]string{"TALLY_ENV": "development"}, testMode: true},
+		{name: "development with both secrets", env: map[string]string{"TALLY_ENV": "development", "STRIPE_SECRET_KEY": "sk_test_1",
+			"STRIPE_WEBHOOK_SECRET": "whsec_1"}},
+		{name: "development with a key only", env: map[string]string{"TALLY_ENV": "development", "STRIPE_SECRET_KEY": "sk_test_1"},
+			err: "STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set"},
+		{name: "development refusing test mode", env: map[string]string{"TALLY_ENV": "development", TestModeKey: "false"},
+			err: "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are required"},
+		{name: "unknown environment", env: map[string]string{"TALLY_ENV": "staging", TestModeKey: "true"}, err: "TALLY_ENV"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"DATABASE_URL": db, "TALLY_JWT_SECRET": "a-production-secret-of-at-least-32-bytes"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			cfg, err := Load(config.FromMap(env))
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.testMode, cfg.TestMode)
+			if cfg.TestMode {
+				require.Equal(t, DevWebhookSecret, cfg.StripeWebhookSecret)
+			} else {
+				require.Equal(t, "whsec_1", cfg.StripeWebhookSecret)
+			}
 		})
 	}
 }

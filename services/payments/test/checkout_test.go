@@ -232,14 +232,14 @@ func TestRefunds(t *testing.T) {
 		app.OutcomeProcessed)
 	ops := e.ops(t)
 
-	_, err := e.member(t, "acme", true).RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Reason: "x"})
+	_, err := e.member(t, "acme", true).RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Reason: "x", IdempotencyKey: "refund-1"})
 	requireCode(t, err, codes.PermissionDenied)
-	_, err = ops.RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(10 * unit)})
+	_, err = ops.RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(10 * unit), IdempotencyKey: "refund-2"})
 	requireCode(t, err, codes.InvalidArgument) // no reason
-	_, err = ops.RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(60 * unit), Reason: "too much"})
+	_, err = ops.RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(60 * unit), Reason: "too much", IdempotencyKey: "refund-3"})
 	requireCode(t, err, codes.FailedPrecondition)
 
-	r1, err := ops.RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(20 * unit), Reason: "customer asked"})
+	r1, err := ops.RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(20 * unit), Reason: "customer asked", IdempotencyKey: "refund-4"})
 	require.NoError(t, err)
 	require.Equal(t, paymentsv1.RefundStatus_REFUND_STATUS_SUCCEEDED, r1.GetRefund().GetStatus())
 	require.True(t, strings.HasPrefix(r1.GetRefund().GetStripeRefundId(), "re_"))
@@ -266,7 +266,7 @@ func TestRefunds(t *testing.T) {
 	backend := e.ledger.Client(t, ledgertest.ServiceToken(t, "model-backend"))
 	_, err = backend.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "acme", Amount: usd(25 * unit), IdempotencyKey: "usage-1", Description: "usage"})
 	require.NoError(t, err)
-	r2, err := ops.RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Reason: "closing the account"})
+	r2, err := ops.RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Reason: "closing the account", IdempotencyKey: "refund-5"})
 	require.NoError(t, err)
 	require.Equal(t, 30*unit, nanos(t, r2.GetRefund().GetAmount()))
 	require.Equal(t, 5*unit, nanos(t, r2.GetRefund().GetCreditsTakenBack()))
@@ -275,7 +275,7 @@ func TestRefunds(t *testing.T) {
 	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_REFUNDED, r2.GetPayment().GetStatus())
 	require.Zero(t, nanos(t, e.balance(t, "acme").GetBalance()))
 
-	_, err = ops.RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Reason: "again"})
+	_, err = ops.RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Reason: "again", IdempotencyKey: "refund-6"})
 	requireCode(t, err, codes.FailedPrecondition)
 	got, err := ops.GetPayment(t.Context(), &paymentsv1.GetPaymentRequest{OrgId: "acme", PaymentId: cs.GetPaymentId()})
 	require.NoError(t, err)

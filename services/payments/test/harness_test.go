@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,6 +50,46 @@ type options struct {
 	dropWebhooks bool
 	// ledger shares a ledger between services; a fresh one when nil.
 	ledger *ledgertest.Ledger
+	// dbURL shares a database between services; a fresh one when empty.
+	dbURL string
+	// stripeURL is where Stripe API calls go; stripe-mock when empty.
+	stripeURL string
+	// logs, when set, records every log message of the service.
+	logs *logRecorder
+}
+
+// logRecorder is a slog.Handler that records the messages logged at any level and passes errors
+// on to stderr.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs map[string]int
+	next slog.Handler
+}
+
+func newLogRecorder() *logRecorder {
+	return &logRecorder{msgs: map[string]int{}, next: slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})}
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *logRecorder) Handle(ctx context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.msgs[r.Message]++
+	l.mu.Unlock()
+	if l.next.Enabled(ctx, r.Level) {
+		return l.next.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+// count is how often msg was logged.
+func (l *logRecorder) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.msgs[msg]
 }
 
 // env is a running payments service with its ledger.
@@ -103,12 +144,14 @@ func start(t *testing.T, o options) *env {
 	}))
 	t.Cleanup(hook.Close)
 
+	if o.dbURL == "" {
+		o.dbURL = testenv.PostgresURL(t)
+	}
 	cfg := service.Config{
-		DatabaseURL:         testenv.PostgresURL(t),
+		DatabaseURL:         o.dbURL,
 		DBMaxConns:          20,
 		Auth:                server.AuthConfig{JWTSecret: ledgertest.Secret},
 		LedgerAddr:          e.ledger.Addr,
-		LedgerToken:         ledgertest.ServiceToken(t, "payments"),
 		StripeWebhookSecret: webhookSecret,
 		WebhookTolerance:    5 * time.Minute,
 		WebhookURL:          hook.URL,
@@ -127,9 +170,17 @@ func start(t *testing.T, o options) *env {
 	e.dbURL = cfg.DatabaseURL
 	if o.stripe {
 		cfg.StripeSecretKey = "sk_test_123"
-		cfg.StripeAPIURL = testenv.StripeMock(t).URL()
+		cfg.StripeAPIURL = o.stripeURL
+		if cfg.StripeAPIURL == "" {
+			cfg.StripeAPIURL = testenv.StripeMock(t).URL()
+		}
+	} else {
+		cfg.TestMode = true
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	if o.logs != nil {
+		logger = slog.New(o.logs)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := service.New(ctx, cfg, logger)
 	require.NoError(t, err)

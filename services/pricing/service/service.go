@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tallyhq/tally/pkg/config"
+	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/pricing/internal/app"
@@ -30,6 +31,9 @@ type Config struct {
 	SeedFile     string // empty: the embedded seed/catalog.yaml
 	PollInterval time.Duration
 	Auth         server.AuthConfig
+	// MaxRequestAmount bounds every price (TALLY_MAX_REQUEST_AMOUNT); the zero Limit is the
+	// default maximum.
+	MaxRequestAmount money.Limit
 }
 
 // Load reads the configuration from e (see the README's configuration table).
@@ -40,7 +44,8 @@ func Load(e *config.Env) (Config, error) {
 		MetricsAddr:  e.String("TALLY_PRICING_METRICS_ADDR", ""),
 		SeedFile:     e.String("TALLY_PRICING_SEED_FILE", ""),
 		PollInterval: e.Duration("TALLY_PRICING_POLL_INTERVAL", 200*time.Millisecond),
-		Auth:         server.LoadAuthConfig(e),
+		Auth:         server.LoadVerifierConfig(e),
+		MaxRequestAmount: e.MaxRequestAmount(),
 	}
 	if err := e.Err(); err != nil {
 		return Config{}, err
@@ -68,7 +73,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	a, err := app.New(app.Config{Store: st, Logger: logger, PollInterval: cfg.PollInterval})
+	a, err := app.New(app.Config{Store: st, Logger: logger, PollInterval: cfg.PollInterval, MaxRequestAmount: cfg.MaxRequestAmount})
 	if err != nil {
 		return err
 	}
@@ -82,11 +87,11 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if _, err := a.LoadSeed(ctx, seedData, seedSource); err != nil {
 		return err
 	}
-	verifier, err := server.NewVerifier(ctx, cfg.Auth)
+	authn, err := server.NewAuth(ctx, cfg.Auth, "pricing", logger)
 	if err != nil {
-		return fmt.Errorf("building token verifier: %w", err)
+		return err
 	}
-	srv, err := server.New(server.Config{Name: "pricing", Logger: logger, Verifier: verifier, Policy: grpcapi.Policy()})
+	srv, err := server.New(server.Config{Name: "pricing", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
 	if err != nil {
 		return err
 	}

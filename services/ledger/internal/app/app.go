@@ -35,6 +35,9 @@ type Config struct {
 	Now               func() time.Time
 	// Pricer prices usage-based debits; nil refuses them.
 	Pricer Pricer
+	// MaxRequestAmount bounds the amount of every write and Authorize (TALLY_MAX_REQUEST_AMOUNT;
+	// the zero Limit is the default maximum).
+	MaxRequestAmount money.Limit
 }
 
 // App is the ledger.
@@ -124,6 +127,12 @@ func (a *App) Write(ctx context.Context, req *ledger.Request) (ledger.Result, er
 	if err := req.Validate(); err != nil {
 		return ledger.Result{}, err
 	}
+	if err := req.CheckLimit(a.cfg.MaxRequestAmount); err != nil {
+		return ledger.Result{}, err
+	}
+	if err := req.CheckKeyNamespace(); err != nil {
+		return ledger.Result{}, err
+	}
 	return a.committer.Submit(ctx, req)
 }
 
@@ -151,6 +160,9 @@ func (a *App) AuthorizeUsage(ctx context.Context, orgID string, u *ledger.Usage)
 	if err != nil {
 		return Authorization{}, err
 	}
+	if err := a.cfg.MaxRequestAmount.Check("the priced usage estimate", m.Nanos); err != nil {
+		return Authorization{}, fmt.Errorf("%w: %w", ledger.ErrInvalid, err)
+	}
 	return a.Authorize(ctx, orgID, m.Nanos, m.Currency)
 }
 
@@ -163,6 +175,9 @@ func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, c
 	}
 	if amount < 0 {
 		return Authorization{}, fmt.Errorf("%w: amount must not be negative", ledger.ErrInvalid)
+	}
+	if err := a.cfg.MaxRequestAmount.Check("amount", amount); err != nil {
+		return Authorization{}, fmt.Errorf("%w: %w", ledger.ErrInvalid, err)
 	}
 	acct, err := a.cachedAccount(ctx, orgID)
 	if err != nil {

@@ -28,7 +28,7 @@ func toStatus(logger *slog.Logger, err error) error {
 	switch {
 	case errors.Is(err, ledger.ErrInvalid), errors.Is(err, ledger.ErrCurrencyMismatch), errors.Is(err, ledger.ErrOverflow),
 		errors.Is(err, money.ErrMissing), errors.Is(err, money.ErrUnknownCurrency), errors.Is(err, money.ErrNanosOutOfRange),
-		errors.Is(err, money.ErrSignMismatch), errors.Is(err, money.ErrOverflow):
+		errors.Is(err, money.ErrSignMismatch), errors.Is(err, money.ErrOverflow), errors.Is(err, money.ErrOverLimit):
 		code = codes.InvalidArgument
 	case errors.Is(err, catalog.ErrUnknownDimension), errors.Is(err, catalog.ErrInvalidQuantity), errors.Is(err, catalog.ErrTimeTooFarAhead):
 		code = codes.InvalidArgument

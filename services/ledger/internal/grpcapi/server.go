@@ -44,6 +44,14 @@ func actor(ctx context.Context) string {
 	return ""
 }
 
+// callerService is the internal service the caller's token identifies, "" for other callers.
+func callerService(ctx context.Context) string {
+	if c, ok := auth.FromContext(ctx); ok {
+		return c.ServiceName()
+	}
+	return ""
+}
+
 // amount converts a wire amount; positive says whether zero and negative amounts are refused.
 func amount(m *moneypb.Money, positive bool) (money.Money, error) {
 	v, err := money.FromProto(m)
@@ -93,7 +101,7 @@ func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledg
 	res, err := s.app.Write(ctx, &ledger.Request{
 		Op: ledger.OpCredit, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency,
 		IdempotencyKey: req.GetIdempotencyKey(), Reason: req.GetReason(), Reference: req.GetReference(),
-		Source: source, Actor: actor(ctx),
+		Source: source, Actor: actor(ctx), CallerService: callerService(ctx),
 	})
 	if err != nil {
 		return nil, toStatus(s.logger, err)
@@ -109,7 +117,7 @@ func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledg
 func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledgerv1.DebitResponse, error) {
 	r := &ledger.Request{
 		Op: ledger.OpDebit, OrgID: req.GetOrgId(), IdempotencyKey: req.GetIdempotencyKey(),
-		Description: req.GetDescription(), Metadata: req.GetMetadata(), RequireFunds: req.GetRequireFunds(), Actor: actor(ctx),
+		Description: req.GetDescription(), Metadata: req.GetMetadata(), RequireFunds: req.GetRequireFunds(), Actor: actor(ctx), CallerService: callerService(ctx),
 	}
 	if req.GetUsage() != nil {
 		if req.GetAmount() != nil {
@@ -142,7 +150,7 @@ func (s *Server) Adjust(ctx context.Context, req *ledgerv1.AdjustRequest) (*ledg
 	}
 	res, err := s.app.Write(ctx, &ledger.Request{
 		Op: ledger.OpAdjust, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency,
-		IdempotencyKey: req.GetIdempotencyKey(), Reason: req.GetReason(), Actor: actor(ctx),
+		IdempotencyKey: req.GetIdempotencyKey(), Reason: req.GetReason(), Actor: actor(ctx), CallerService: callerService(ctx),
 	})
 	if err != nil {
 		return nil, toStatus(s.logger, err)
@@ -234,7 +242,7 @@ func (s *Server) Reserve(ctx context.Context, req *ledgerv1.ReserveRequest) (*le
 	}
 	res, err := s.app.Write(ctx, &ledger.Request{
 		Op: ledger.OpReserve, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency, TTL: ttl,
-		IdempotencyKey: req.GetIdempotencyKey(), Description: req.GetDescription(), Actor: actor(ctx),
+		IdempotencyKey: req.GetIdempotencyKey(), Description: req.GetDescription(), Actor: actor(ctx), CallerService: callerService(ctx),
 	})
 	if err != nil {
 		return nil, toStatus(s.logger, err)
@@ -257,7 +265,7 @@ func (s *Server) Capture(ctx context.Context, req *ledgerv1.CaptureRequest) (*le
 	}
 	res, err := s.app.Write(ctx, &ledger.Request{
 		Op: ledger.OpCapture, HoldID: id, Amount: amt.Nanos, Currency: amt.Currency,
-		IdempotencyKey: req.GetIdempotencyKey(), Description: req.GetDescription(), Metadata: req.GetMetadata(), Actor: actor(ctx),
+		IdempotencyKey: req.GetIdempotencyKey(), Description: req.GetDescription(), Metadata: req.GetMetadata(), Actor: actor(ctx), CallerService: callerService(ctx),
 	})
 	if err != nil {
 		return nil, toStatus(s.logger, err)
@@ -277,7 +285,7 @@ func (s *Server) Release(ctx context.Context, req *ledgerv1.ReleaseRequest) (*le
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
-	res, err := s.app.Write(ctx, &ledger.Request{Op: ledger.OpRelease, HoldID: id, Actor: actor(ctx)})
+	res, err := s.app.Write(ctx, &ledger.Request{Op: ledger.OpRelease, HoldID: id, Actor: actor(ctx), CallerService: callerService(ctx)})
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}

@@ -176,6 +176,10 @@ func (b *Batch) credit(acct *Account, req *Request) (Result, error) {
 	if source == "" {
 		source = SourcePayment
 	}
+	// Decided before anything changes, so a refused credit leaves the validity as it was.
+	if _, err := balanceAfter(acct.Balance, req.Amount, acct.Held); err != nil {
+		return Result{}, err
+	}
 	// Any credit renews the validity of the whole balance; an expired balance was already moved
 	// out by expireIfDue, so the same rule starts a fresh period.
 	acct.ExpiresAt = b.validity.AddTo(b.now)
@@ -186,11 +190,29 @@ func (b *Batch) credit(acct *Account, req *Request) (Result, error) {
 	return res, err
 }
 
-// move books delta on the org account against the platform account and records the transaction.
-func (b *Batch) move(acct *Account, req *Request, kind TxKind, ev EventKind, delta money.Nanos, platform, holdID string) (Result, error) {
-	bal, err := money.Add(acct.Balance, delta)
+// balanceAfter returns balance+delta, or ErrOverflow when the change would take the balance, the
+// available amount (balance - held) or the platform's counter-entry (-delta) beyond the int64
+// range of nanos. Every change of an organization's balance is decided by it before it is made.
+func balanceAfter(balance, delta, held money.Nanos) (money.Nanos, error) {
+	if _, err := money.Neg(delta); err != nil {
+		return 0, ErrOverflow
+	}
+	bal, err := money.Add(balance, delta)
 	if err != nil {
-		return Result{}, ErrOverflow
+		return 0, ErrOverflow
+	}
+	if _, err := money.Sub(bal, held); err != nil {
+		return 0, ErrOverflow
+	}
+	return bal, nil
+}
+
+// move books delta on the org account against the platform account and records the transaction.
+// A change that would overflow is refused before anything changes.
+func (b *Batch) move(acct *Account, req *Request, kind TxKind, ev EventKind, delta money.Nanos, platform, holdID string) (Result, error) {
+	bal, err := balanceAfter(acct.Balance, delta, acct.Held)
+	if err != nil {
+		return Result{}, err
 	}
 	acct.Balance = bal
 	acct.Version++
@@ -227,6 +249,13 @@ func (b *Batch) reserve(acct *Account, req *Request) (Result, error) {
 	if avail := acct.Available(b.now); avail < req.Amount {
 		return Result{}, fmt.Errorf("%w: %s available, %s asked", ErrInsufficientFunds, avail, req.Amount)
 	}
+	held, err := money.Add(acct.Held, req.Amount)
+	if err != nil {
+		return Result{}, ErrOverflow
+	}
+	if _, err := balanceAfter(acct.Balance, 0, held); err != nil {
+		return Result{}, err
+	}
 	h := &Hold{
 		ID:          b.newID(),
 		OrgID:       acct.OrgID,
@@ -237,7 +266,7 @@ func (b *Batch) reserve(acct *Account, req *Request) (Result, error) {
 		ExpiresAt:   b.now.Add(req.TTL),
 		CreatedAt:   b.now,
 	}
-	acct.Held += req.Amount
+	acct.Held = held
 	acct.Version++
 	b.NewHolds = append(b.NewHolds, h)
 	b.holds[h.ID] = h
@@ -255,6 +284,11 @@ func (b *Batch) capture(acct *Account, req *Request) (Result, error) {
 	}
 	if !h.ExpiresAt.After(b.now) {
 		return Result{}, fmt.Errorf("%w: it expired at %s", ErrHoldNotActive, h.ExpiresAt.Format(time.RFC3339))
+	}
+	// The charge is decided against the balance without this hold before the hold changes, so a
+	// refused capture leaves the hold active and the account as it was.
+	if _, err := balanceAfter(acct.Balance, -req.Amount, acct.Held-h.Amount); err != nil {
+		return Result{}, err
 	}
 	acct.Held -= h.Amount
 	h.Status, h.EndedAt, h.Captured = HoldCaptured, b.now, req.Amount

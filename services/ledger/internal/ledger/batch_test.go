@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -94,4 +95,151 @@ func TestBatchRequireFundsCountsHolds(t *testing.T) {
 	_, err = b.Apply(&Request{Op: OpDebit, OrgID: "a", Amount: 40, IdempotencyKey: "k2", RequireFunds: true})
 	require.NoError(t, err)
 	require.Len(t, b.Keys, 1, "a refused request leaves no idempotency key behind")
+}
+
+// TestBatchRefusesOverflowAlone applies batches in which one request would take an organization's
+// balance, held or available amount beyond int64: that request alone is refused with ErrOverflow
+// and leaves nothing behind (no transaction, key, event, hold change or validity renewal), and
+// the requests around it in the same batch are applied.
+func TestBatchRefusesOverflowAlone(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	valid := now.Add(time.Hour)
+	const maxI, minI = money.Nanos(math.MaxInt64), money.Nanos(math.MinInt64)
+	type step struct {
+		req     Request
+		wantErr error
+	}
+	tests := []struct {
+		name  string
+		acct  Account
+		holds []*Hold
+		steps []step
+		check func(t *testing.T, b *Batch, acct *Account)
+	}{
+		{
+			name: "credit past int64 max keeps the validity",
+			acct: Account{Balance: maxI - 10, ExpiresAt: valid},
+			steps: []step{
+				{Request{Op: OpCredit, Amount: 5, IdempotencyKey: "c1"}, nil},
+				{Request{Op: OpCredit, Amount: 6, IdempotencyKey: "c2"}, ErrOverflow},
+				{Request{Op: OpDebit, Amount: 1, IdempotencyKey: "d1"}, nil},
+			},
+			check: func(t *testing.T, _ *Batch, acct *Account) {
+				require.Equal(t, maxI-6, acct.Balance)
+				require.Equal(t, now.AddDate(0, 3, 0), acct.ExpiresAt, "renewed by c1 only")
+			},
+		},
+		{
+			name: "refused credit alone does not renew",
+			acct: Account{Balance: maxI, ExpiresAt: valid},
+			steps: []step{
+				{Request{Op: OpCredit, Amount: 1, IdempotencyKey: "c1"}, ErrOverflow},
+				{Request{Op: OpDebit, Amount: 1, IdempotencyKey: "d1"}, nil},
+			},
+			check: func(t *testing.T, _ *Batch, acct *Account) {
+				require.Equal(t, valid, acct.ExpiresAt)
+			},
+		},
+		{
+			name: "debit past int64 min",
+			acct: Account{Balance: minI + 10},
+			steps: []step{
+				{Request{Op: OpDebit, Amount: 11, IdempotencyKey: "d1"}, ErrOverflow},
+				{Request{Op: OpDebit, Amount: 10, IdempotencyKey: "d2"}, nil},
+				{Request{Op: OpDebit, Amount: 1, IdempotencyKey: "d3"}, ErrOverflow},
+			},
+			check: func(t *testing.T, _ *Batch, acct *Account) { require.Equal(t, minI, acct.Balance) },
+		},
+		{
+			name: "adjustment of int64 min has no counter-entry",
+			acct: Account{Balance: 0},
+			steps: []step{
+				{Request{Op: OpAdjust, Amount: minI, Reason: "r", IdempotencyKey: "a1"}, ErrOverflow},
+				{Request{Op: OpAdjust, Amount: minI + 1, Reason: "r", IdempotencyKey: "a2"}, nil},
+			},
+			check: func(t *testing.T, _ *Batch, acct *Account) { require.Equal(t, minI+1, acct.Balance) },
+		},
+		{
+			name:  "debit whose available amount would pass int64 min",
+			acct:  Account{Balance: -8_900_000_000_000_000_000, Held: 300_000_000_000_000_000},
+			holds: []*Hold{{ID: "h1", Amount: 300_000_000_000_000_000, Status: HoldActive, ExpiresAt: valid}},
+			steps: []step{
+				{Request{Op: OpDebit, Amount: 100_000_000_000_000_000, IdempotencyKey: "d1"}, ErrOverflow},
+				{Request{Op: OpDebit, Amount: 1_000_000, IdempotencyKey: "d2"}, nil},
+			},
+			check: func(t *testing.T, _ *Batch, acct *Account) {
+				require.Equal(t, money.Nanos(-8_900_000_000_001_000_000), acct.Balance)
+				require.Equal(t, money.Nanos(300_000_000_000_000_000), acct.Held)
+			},
+		},
+		{
+			name:  "capture past int64 min leaves the hold active",
+			acct:  Account{Balance: minI + 1000, Held: 100},
+			holds: []*Hold{{ID: "h1", Amount: 100, Status: HoldActive, ExpiresAt: valid}},
+			steps: []step{
+				{Request{Op: OpCapture, HoldID: "h1", Amount: 1001, IdempotencyKey: "cap1"}, ErrOverflow},
+				{Request{Op: OpCapture, HoldID: "h1", Amount: 1000, IdempotencyKey: "cap2"}, nil},
+			},
+			check: func(t *testing.T, b *Batch, acct *Account) {
+				require.Equal(t, minI, acct.Balance)
+				require.Zero(t, acct.Held)
+				require.Equal(t, HoldCaptured, b.ChangedHolds["h1"].Status)
+				require.Equal(t, money.Nanos(1000), b.ChangedHolds["h1"].Captured)
+			},
+		},
+		{
+			name:  "refused capture alone changes no hold",
+			acct:  Account{Balance: minI + 1000, Held: 100},
+			holds: []*Hold{{ID: "h1", Amount: 100, Status: HoldActive, ExpiresAt: valid}},
+			steps: []step{
+				{Request{Op: OpCapture, HoldID: "h1", Amount: maxI, IdempotencyKey: "cap1"}, ErrOverflow},
+				{Request{Op: OpReserve, Amount: 1, TTL: time.Minute, IdempotencyKey: "r1"}, ErrInsufficientFunds},
+			},
+			check: func(t *testing.T, b *Batch, acct *Account) {
+				require.Empty(t, b.ChangedHolds)
+				require.Equal(t, money.Nanos(100), acct.Held)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			acct := tt.acct
+			acct.OrgID, acct.Currency = "a", "USD"
+			initial := acct
+			b := newTestBatch(now, &acct)
+			for _, h := range tt.holds {
+				h.OrgID, h.Currency = "a", "USD"
+				b.holds[h.ID] = h
+			}
+			accepted := map[string]bool{}
+			for i, s := range tt.steps {
+				req := s.req
+				req.OrgID = "a"
+				_, err := b.Apply(&req)
+				if s.wantErr != nil {
+					require.ErrorIs(t, err, s.wantErr, "step %d", i)
+					continue
+				}
+				require.NoError(t, err, "step %d", i)
+				accepted[req.IdempotencyKey] = true
+			}
+			var delta money.Nanos
+			for _, tx := range b.Transactions {
+				require.True(t, accepted[tx.IdempotencyKey], "transaction of refused key %q", tx.IdempotencyKey)
+				require.Len(t, tx.Postings, 2)
+				require.Equal(t, tx.Amount, tx.Postings[0].Amount)
+				require.Equal(t, -tx.Amount, tx.Postings[1].Amount, "balanced, without wrapping")
+				delta += tx.Amount
+			}
+			require.Equal(t, initial.Balance+delta, acct.Balance, "balance = initial + accepted transactions")
+			require.Len(t, b.Keys, len(accepted), "only accepted requests leave a key")
+			for _, k := range b.Keys {
+				require.True(t, accepted[k.Key])
+			}
+			require.Len(t, b.Events, len(accepted), "one event per accepted request")
+			tt.check(t, b, &acct)
+		})
+	}
 }

@@ -4,6 +4,7 @@ package ledger
 
 import (
 	"errors"
+	"math"
 	"time"
 
 	"github.com/tallyhq/tally/pkg/money"
@@ -16,7 +17,7 @@ var (
 	ErrIdempotencyConflict = errors.New("idempotency key already used with other parameters")
 	ErrHoldNotFound        = errors.New("hold not found")
 	ErrHoldNotActive       = errors.New("hold is no longer active")
-	ErrOverflow            = errors.New("amount would overflow the balance")
+	ErrOverflow            = errors.New("the amount would take the balance beyond the int64 range of nanos")
 	ErrInvalid             = errors.New("invalid request")
 )
 
@@ -106,6 +107,10 @@ type Request struct {
 	HoldID         string
 	TTL            time.Duration
 	Actor          string
+	// CallerService is the internal service the caller's token identifies (subject
+	// "service:<name>" with the service role), "" for every other caller. Only that service may
+	// use the idempotency-key namespaces tally reserves for it (see CheckKeyNamespace).
+	CallerService string
 	// Usage, on a debit, is what the caller sent instead of an amount; Pricing is the price the
 	// ledger computed for it (Amount and Currency then hold its total).
 	Usage   *Usage
@@ -150,13 +155,18 @@ type Account struct {
 }
 
 // Available is the balance that can still be spent: balance minus active holds, where a positive
-// balance past its validity counts as zero.
+// balance past its validity counts as zero. The batch never accepts a change after which this
+// leaves the int64 range; a state that would (written before that rule) reads as the lowest value.
 func (a Account) Available(now time.Time) money.Nanos {
 	bal := a.Balance
 	if a.Expired(now) && bal > 0 {
 		bal = 0
 	}
-	return bal - a.Held
+	avail, err := money.Sub(bal, a.Held)
+	if err != nil {
+		return math.MinInt64
+	}
+	return avail
 }
 
 // Expired reports whether the account's credits are past their validity at now.

@@ -108,7 +108,7 @@ func (r *Request) Validate() error {
 		}
 	}
 	switch r.Op {
-	case OpCredit, OpDebit, OpReserve, OpCapture:
+	case OpCredit, OpDebit, OpAdjust, OpReserve, OpCapture:
 		if r.IdempotencyKey == "" {
 			return fmt.Errorf("%w: idempotency_key is required", ErrInvalid)
 		}

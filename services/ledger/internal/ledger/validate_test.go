@@ -38,6 +38,7 @@ func TestValidate(t *testing.T) {
 		}, false},
 		{"adjust without reason", func(r *Request) { r.Op, r.IdempotencyKey = OpAdjust, "" }, false},
 		{"negative adjust with reason", func(r *Request) { r.Op, r.Amount, r.Reason = OpAdjust, -5, "fix" }, true},
+		{"adjust without key", func(r *Request) { r.Op, r.Reason, r.IdempotencyKey = OpAdjust, "fix", "" }, false},
 		{"reserve without ttl", func(r *Request) { r.Op = OpReserve }, false},
 		{"reserve ttl too long", func(r *Request) { r.Op, r.TTL = OpReserve, 25*time.Hour }, false},
 		{"reserve", func(r *Request) { r.Op, r.TTL = OpReserve, time.Minute }, true},
@@ -83,8 +84,8 @@ func FuzzValidate(f *testing.F) {
 				t.Fatalf("accepted %s with amount %d key %q", op, amount, key)
 			}
 		case OpAdjust:
-			if r.Amount == 0 || r.Reason == "" {
-				t.Fatalf("accepted adjust with amount %d reason %q", amount, reason)
+			if r.Amount == 0 || r.Reason == "" || r.IdempotencyKey == "" {
+				t.Fatalf("accepted adjust with amount %d reason %q key %q", amount, reason, key)
 			}
 		}
 		if len(r.IdempotencyKey) > MaxKeyLength || len(r.Description) > MaxTextLength {

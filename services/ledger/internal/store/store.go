@@ -143,7 +143,9 @@ func (s *Store) Apply(ctx context.Context, reqs []*ledger.Request) (Applied, err
 	return out, nil
 }
 
-const accountColumns = `id, org_id, currency, balance, held, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), version`
+// accountColumns reads an organization's account. balance is numeric (platform rows may exceed
+// int64); an organization's row is kept within int64 by a CHECK constraint, so the cast is exact.
+const accountColumns = `id, org_id, currency, balance::bigint, held, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), version`
 
 func scanAccount(row pgx.Row) (ledger.Account, error) {
 	var a ledger.Account
@@ -453,8 +455,7 @@ SELECT o, k, op, h, NULLIF(t, '')::uuid, NULLIF(hd, '')::uuid FROM unnest($1::te
 		descs, metas, reasons, refs, keys, actors, holdIDs, pricings := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		amounts, after, created := make([]int64, n), make([]int64, n), make([]int64, n)
 		var pTx []string
-		var pAcct, pAmt []int64
-		platform := map[int64]int64{}
+		var pAcct, pAmt, platAcct, platAmt []int64
 		for i, t := range b.Transactions {
 			meta, err := json.Marshal(t.Metadata)
 			if err != nil {
@@ -477,7 +478,7 @@ SELECT o, k, op, h, NULLIF(t, '')::uuid, NULLIF(hd, '')::uuid FROM unnest($1::te
 				p := &t.Postings[j]
 				if p.AccountID == 0 {
 					p.AccountID = ids[p.Account]
-					platform[p.AccountID] += int64(p.Amount)
+					platAcct, platAmt = append(platAcct, p.AccountID), append(platAmt, int64(p.Amount))
 				}
 				pTx, pAcct, pAmt = append(pTx, t.ID), append(pAcct, p.AccountID), append(pAmt, int64(p.Amount))
 			}
@@ -489,15 +490,12 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::
 ORDER BY u.n`, txIDs, orgs, kinds, amounts, after, currencies, descs, metas, reasons, refs, keys, actors, holdIDs, created, pricings)
 		batch.Queue(`INSERT INTO postings (transaction_id, account_id, amount)
 SELECT t::uuid, a, v FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(t, a, v)`, pTx, pAcct, pAmt)
-		var platIDs, platDeltas []int64
-		for id, d := range platform {
-			if d != 0 {
-				platIDs, platDeltas = append(platIDs, id), append(platDeltas, d)
-			}
-		}
-		if len(platIDs) > 0 {
+		if len(platAcct) > 0 {
+			// Summed in SQL as numeric, exactly: a batch's postings to one platform row may add up
+			// beyond int64, and so may the row's balance (see the migration that made it numeric).
 			batch.Queue(`UPDATE accounts SET balance = accounts.balance + u.d, version = accounts.version + 1
-FROM unnest($1::bigint[], $2::bigint[]) AS u(id, d) WHERE accounts.id = u.id`, platIDs, platDeltas)
+FROM (SELECT p.id, sum(p.v) AS d FROM unnest($1::bigint[], $2::bigint[]) AS p(id, v) GROUP BY p.id HAVING sum(p.v) <> 0) AS u
+WHERE accounts.id = u.id`, platAcct, platAmt)
 		}
 	}
 	if len(b.NewHolds) > 0 {

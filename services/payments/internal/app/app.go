@@ -91,6 +91,8 @@ type Config struct {
 	Seller    invoice.Seller
 	// TopUpMin and TopUpMax bound a top-up, in units of the organization's currency.
 	TopUpMin, TopUpMax money.Nanos
+	// MaxRequestAmount bounds the amount of any one request (TALLY_MAX_REQUEST_AMOUNT).
+	MaxRequestAmount money.Nanos
 	// ReconcileLookback is how far back reconciliation looks at Checkout Sessions.
 	ReconcileLookback time.Duration
 	Logger            *slog.Logger
@@ -112,6 +114,9 @@ func New(cfg Config) (*App, error) {
 	}
 	if cfg.TopUpMin <= 0 || cfg.TopUpMax < cfg.TopUpMin {
 		return nil, fmt.Errorf("app: top-up limits must satisfy 0 < min <= max, got %s and %s", cfg.TopUpMin.Display(), cfg.TopUpMax.Display())
+	}
+	if cfg.MaxRequestAmount <= 0 {
+		return nil, errors.New("app: the per-request maximum amount must be positive")
 	}
 	if cfg.ReconcileLookback <= 0 {
 		cfg.ReconcileLookback = 72 * time.Hour

@@ -54,6 +54,9 @@ func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.M
 	if amount.Currency != currency {
 		return payment.Payment{}, fmt.Errorf("%w: organization %s pays in %s, not %s", payment.ErrInvalid, orgID, currency, amount.Currency)
 	}
+	if err := payment.CheckRequestAmount(amount.Nanos, a.cfg.MaxRequestAmount); err != nil {
+		return payment.Payment{}, err
+	}
 	if amount.Nanos < a.cfg.TopUpMin || amount.Nanos > a.cfg.TopUpMax {
 		return payment.Payment{}, fmt.Errorf("%w: amount must be between %s and %s %s", payment.ErrInvalid,
 			a.cfg.TopUpMin.Display(), a.cfg.TopUpMax.Display(), currency)

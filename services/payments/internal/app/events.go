@@ -95,7 +95,7 @@ func (a *App) findPayment(ctx context.Context, s payment.Session) (payment.Payme
 }
 
 // applySession applies a session signal, from a webhook (rec.ID set) or reconciliation. Paid
-// signals credit through the ledger with the session id as idempotency key, before the status
+// signals credit through the ledger with the key "checkout:<session id>", before the status
 // changes: concurrent deliveries both reach the ledger, which credits once, and the payment row
 // lock then lets one of them record the credit and issue the invoice.
 func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.Signal, rec store.EventRecord) (string, error) {
@@ -189,15 +189,17 @@ func (a *App) creditRequest(p payment.Payment, sessionID string) CreditRequest {
 	if p.Mode == payment.ModeLocal {
 		reason = "Top-up via test-mode checkout"
 	}
-	return CreditRequest{OrgID: p.OrgID, Amount: p.Amount, IdempotencyKey: sessionID, Reason: reason, Reference: sessionID}
+	return CreditRequest{OrgID: p.OrgID, Amount: p.Amount, IdempotencyKey: CheckoutLedgerKey(sessionID), Reason: reason, Reference: sessionID}
 }
 
-// amountMismatch describes a paid session whose amount differs from what tally asked for.
+// amountMismatch describes a paid session whose amount differs from what tally asked for. The
+// check is never skipped: a session that reports no amount or no currency is a mismatch too.
 func amountMismatch(p payment.Payment, s payment.Session) string {
-	if s.AmountTotal == 0 && s.Currency == "" {
-		return "" // not reported (e.g. some reconciliation listings)
+	if s.AmountTotal <= 0 || s.Currency == "" {
+		return fmt.Sprintf("session %s reported no amount paid (amount_total %d, currency %q), tally asked for %d %s minor units",
+			s.ID, s.AmountTotal, s.Currency, p.AmountMinor, p.Amount.Currency)
 	}
-	if s.AmountTotal != p.AmountMinor || (s.Currency != "" && s.Currency != p.Amount.Currency) {
+	if s.AmountTotal != p.AmountMinor || s.Currency != p.Amount.Currency {
 		return fmt.Sprintf("session %s paid %d %s minor units, tally asked for %d %s", s.ID, s.AmountTotal, s.Currency,
 			p.AmountMinor, p.Amount.Currency)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tallyhq/tally/pkg/money"
@@ -16,12 +17,30 @@ import (
 // maxReasonLength bounds free-text reasons.
 const maxReasonLength = 500
 
+// maxKeyLength bounds idempotency keys, like the ledger's.
+const maxKeyLength = 255
+
+const (
+	// refundLease is how long a request owns a pending refund: a retry with the same key waits
+	// that long at most for it before carrying the refund on itself.
+	refundLease = 2 * time.Minute
+	// refundWork bounds carrying a refund out (Stripe, ledger, credit note), within the lease.
+	refundWork = refundLease - 15*time.Second
+	// refundPoll is how often a retry looks whether the request it waits for is done.
+	refundPoll = 50 * time.Millisecond
+	// releaseTimeout bounds giving a lease up after a failure.
+	releaseTimeout = 5 * time.Second
+)
+
 // RefundInput asks for a refund; a zero Amount refunds everything not refunded yet.
 type RefundInput struct {
 	PaymentID   string
 	Amount      money.Money
 	Reason      string
 	RequestedBy string
+	// IdempotencyKey is required: the same key with the same payment, amount and reason is the
+	// same refund.
+	IdempotencyKey string
 }
 
 // RefundResult is a completed refund.
@@ -30,15 +49,42 @@ type RefundResult struct {
 	Payment payment.Payment
 }
 
+// validateKey checks an idempotency key: required, at most maxKeyLength bytes of printable UTF-8.
+func validateKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("%w: idempotency_key is required", payment.ErrInvalid)
+	}
+	if len(key) > maxKeyLength || !utf8.ValidString(key) {
+		return fmt.Errorf("%w: idempotency_key must be at most %d bytes of UTF-8", payment.ErrInvalid, maxKeyLength)
+	}
+	for _, r := range key {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%w: idempotency_key must hold printable characters only", payment.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // Refund refunds (part of) a payment: the processor refunds the money, the refunded credits are
 // taken back from the organization (never more than it has available; the rest is reported in
 // the refund) and a credit note is issued.
+//
+// Refunds are idempotent by in.IdempotencyKey. A retry of a completed refund returns it; a retry
+// while another request carries the refund out waits for that one; a retry after a request gave up
+// (an outage, a crash) carries the refund on with the same Stripe and ledger idempotency keys, so
+// that the money moves once and the credits are taken back once.
 func (a *App) Refund(ctx context.Context, in RefundInput) (RefundResult, error) {
+	if err := validateKey(in.IdempotencyKey); err != nil {
+		return RefundResult{}, err
+	}
 	if in.Reason == "" || len(in.Reason) > maxReasonLength || !utf8.ValidString(in.Reason) {
 		return RefundResult{}, fmt.Errorf("%w: reason is required (at most %d bytes of UTF-8)", payment.ErrInvalid, maxReasonLength)
 	}
 	if in.Amount.Nanos < 0 {
 		return RefundResult{}, fmt.Errorf("%w: amount must be positive", payment.ErrInvalid)
+	}
+	if err := payment.CheckRequestAmount(in.Amount.Nanos, a.cfg.MaxRequestAmount); err != nil {
+		return RefundResult{}, err
 	}
 	cur, err := a.store.Payment(ctx, "", in.PaymentID)
 	if err != nil {
@@ -50,60 +96,131 @@ func (a *App) Refund(ctx context.Context, in RefundInput) (RefundResult, error) 
 	if cur.Mode == payment.ModeStripe && a.proc.Mode() != payment.ModeStripe {
 		return RefundResult{}, fmt.Errorf("%w: refunding a Stripe payment needs STRIPE_SECRET_KEY", payment.ErrFailedPrecondition)
 	}
-	r, p, err := a.store.BeginRefund(ctx, store.RefundRequest{
-		PaymentID: in.PaymentID, Amount: in.Amount.Nanos, Reason: in.Reason, RequestedBy: in.RequestedBy, ToMinor: payment.ToMinor,
-	})
-	if err != nil {
-		return RefundResult{}, err
+	req := store.RefundRequest{
+		PaymentID: in.PaymentID, Amount: in.Amount.Nanos, Reason: in.Reason, RequestedBy: in.RequestedBy,
+		IdempotencyKey: in.IdempotencyKey, Lease: refundLease, ToMinor: payment.ToMinor,
 	}
+	var poll *time.Timer
+	for {
+		c, err := a.store.BeginRefund(ctx, req)
+		if err != nil {
+			return RefundResult{}, err
+		}
+		switch {
+		case c.Refund.Status == payment.RefundSucceeded:
+			return RefundResult{Refund: c.Refund, Payment: c.Payment}, nil
+		case c.Refund.Status == payment.RefundFailed:
+			return RefundResult{}, fmt.Errorf("%w: refund %s of this idempotency key was refused by Stripe and refunded nothing",
+				payment.ErrFailedPrecondition, c.Refund.ID)
+		case c.Claimed:
+			return a.carryOutRefund(ctx, c)
+		}
+		// Another request carries this refund out: wait until it is done or its lease lapses.
+		wait := min(refundPoll, max(time.Until(c.LeaseUntil), time.Millisecond))
+		if poll == nil {
+			a.logger.Debug("refund in progress elsewhere, waiting for it", "refund_id", c.Refund.ID, "lease_until", c.LeaseUntil)
+			poll = time.NewTimer(wait)
+			defer poll.Stop()
+		} else {
+			poll.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return RefundResult{}, fmt.Errorf("waiting for refund %s in progress: %w", c.Refund.ID, ctx.Err())
+		case <-poll.C:
+		}
+	}
+}
+
+// carryOutRefund moves the money and the credits of a claimed pending refund and completes it.
+// The work goes on when the caller goes away (within refundWork); on failure the lease is given
+// up, so that a retry with the same key resumes at once.
+func (a *App) carryOutRefund(ctx context.Context, c store.RefundClaim) (RefundResult, error) {
+	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundWork)
+	defer cancel()
+	res, err := a.refund(work, c.Refund, c.Payment)
+	if err != nil {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer rcancel()
+		if rerr := a.store.ReleaseRefund(rctx, c.Refund.ID); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return res, err
+}
+
+func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (RefundResult, error) {
 	log := a.logger.With("refund_id", r.ID, "payment_id", p.ID, "org_id", p.OrgID)
 
 	// 1. The money. Local test-mode payments moved no money, so there is nothing to refund.
-	processorID := "re_test_local_" + r.ID
-	if p.Mode == payment.ModeStripe {
-		processorID, err = a.proc.Refund(ctx, RefundRequest{
-			RefundID: r.ID, SessionID: p.CheckoutSessionID, PaymentIntentID: p.PaymentIntentID,
-			AmountMinor: r.AmountMinor, Currency: p.Amount.Currency, Reason: in.Reason,
-		})
-		if errors.Is(err, payment.ErrRejected) {
-			if ferr := a.store.FailRefund(context.WithoutCancel(ctx), r.ID); ferr != nil {
-				err = errors.Join(err, ferr)
+	processorID := r.StripeRefundID
+	if processorID == "" {
+		processorID = "re_test_local_" + r.ID
+		if p.Mode == payment.ModeStripe {
+			var err error
+			processorID, err = a.proc.Refund(ctx, RefundRequest{
+				RefundID: r.ID, SessionID: p.CheckoutSessionID, PaymentIntentID: p.PaymentIntentID,
+				AmountMinor: r.AmountMinor, Currency: p.Amount.Currency, Reason: r.Reason,
+			})
+			if errors.Is(err, payment.ErrRejected) {
+				if ferr := a.store.FailRefund(ctx, r.ID); ferr != nil {
+					err = errors.Join(err, ferr)
+				}
+				return RefundResult{}, err
 			}
+			if err != nil {
+				// Stripe may or may not have refunded: the refund stays pending; a retry with the same
+				// key asks Stripe again with the same idempotency key.
+				rerr := a.store.AddReviewItem(ctx, payment.ReviewItem{PaymentID: p.ID, OrgID: p.OrgID,
+					Kind: payment.ReviewRefundPartial, Detail: fmt.Sprintf("refund %s: Stripe did not answer (%v); retry it with its idempotency key or check the dashboard", r.ID, err)})
+				return RefundResult{}, errors.Join(err, rerr)
+			}
+		}
+		if err := a.store.SetStripeRefundID(ctx, r.ID, processorID); err != nil {
 			return RefundResult{}, err
 		}
-		if err != nil {
-			// Stripe may or may not have refunded: keep the refund pending for ops.
-			rerr := a.store.AddReviewItem(context.WithoutCancel(ctx), payment.ReviewItem{PaymentID: p.ID, OrgID: p.OrgID,
-				Kind: payment.ReviewRefundPartial, Detail: fmt.Sprintf("refund %s: Stripe did not answer (%v); check the dashboard", r.ID, err)})
-			return RefundResult{}, errors.Join(err, rerr)
-		}
-	}
-	if err := a.store.SetStripeRefundID(ctx, r.ID, processorID); err != nil {
-		return RefundResult{}, err
 	}
 
-	// 2. The credits: never more than remain available.
+	// 2. The credits: never more than remain available, decided once.
 	out := store.RefundOutcome{}
-	take, err := a.recoverable(ctx, p.OrgID, r.Amount)
-	if err == nil && take > 0 {
-		_, err = a.ledger.TakeBack(ctx, p.OrgID, money.Money{Nanos: take, Currency: r.Amount.Currency}, "refund:"+r.ID,
-			fmt.Sprintf("refund %s of payment %s: %s", r.ID, p.ID, in.Reason))
+	take, notTaken := r.TakeBack, error(nil)
+	if !r.TakeBackDecided {
+		avail, err := a.recoverable(ctx, p.OrgID, r.Amount)
+		switch {
+		case errors.Is(err, payment.ErrRejected):
+			avail, notTaken = 0, err
+		case err != nil:
+			return RefundResult{}, a.creditsPending(ctx, r, p, err)
+		}
+		if take, err = a.store.DecideTakeBack(ctx, r.ID, avail); err != nil {
+			return RefundResult{}, err
+		}
 	}
-	if err != nil {
-		log.Error("refunded credits could not be taken back", "err", err)
-		take = 0
+	if take > 0 {
+		_, err := a.ledger.TakeBack(ctx, p.OrgID, money.Money{Nanos: take, Currency: r.Amount.Currency}, RefundLedgerKey(r.ID),
+			fmt.Sprintf("refund %s of payment %s: %s", r.ID, p.ID, r.Reason))
+		switch {
+		case errors.Is(err, payment.ErrRejected):
+			take, notTaken = 0, err
+		case err != nil:
+			// Maybe taken back: a retry sends the same adjustment with the same key.
+			return RefundResult{}, a.creditsPending(ctx, r, p, err)
+		}
+	}
+	if notTaken != nil {
+		log.Error("refunded credits could not be taken back", "err", notTaken)
 		out.Review = &payment.ReviewItem{Kind: payment.ReviewRefundPartial,
-			Detail: fmt.Sprintf("refund %s: %s refunded but the credits could not be taken back: %v", r.ID, r.Amount, err)}
+			Detail: fmt.Sprintf("refund %s: %s refunded but the credits could not be taken back: %v", r.ID, r.Amount, notTaken)}
 	}
 	out.CreditsTakenBack, out.CreditsNotRecovered = take, r.Amount.Nanos-take
 	out.Render = func(number string, issuedAt time.Time, profile payment.BillingProfile) ([]byte, error) {
 		return invoice.Render(invoice.Document{
 			Kind: payment.KindCreditNote, Number: number, IssuedAt: issuedAt, Seller: a.cfg.Seller, Customer: profile,
 			Amount: r.Amount, Description: "Credits refunded", Reference: processorID, CreditsInvoice: p.InvoiceNumber,
-			Reason: in.Reason, PaidBy: p.Member, TestMode: p.Mode == payment.ModeLocal,
+			Reason: r.Reason, PaidBy: p.Member, TestMode: p.Mode == payment.ModeLocal,
 		})
 	}
-	r, p, err = a.store.CompleteRefund(ctx, r.ID, out)
+	r, p, err := a.store.CompleteRefund(ctx, r.ID, out)
 	if err != nil {
 		return RefundResult{}, err
 	}
@@ -111,6 +228,22 @@ func (a *App) Refund(ctx context.Context, in RefundInput) (RefundResult, error) 
 		"credits_not_recovered", r.CreditsNotRecovered.Display(), "credit_note", r.CreditNoteNumber)
 	return RefundResult{Refund: r, Payment: p}, nil
 }
+
+// creditsPending opens a review item for a refund whose money moved but whose credits the ledger
+// could not take back yet (cause), and returns cause.
+func (a *App) creditsPending(ctx context.Context, r payment.Refund, p payment.Payment, cause error) error {
+	rerr := a.store.AddReviewItem(ctx, payment.ReviewItem{PaymentID: p.ID, OrgID: p.OrgID, Kind: payment.ReviewRefundPartial,
+		Detail: fmt.Sprintf("refund %s: %s refunded, the credits are not taken back yet (%v); retry it with its idempotency key", r.ID, r.Amount, cause)})
+	return errors.Join(cause, rerr)
+}
+
+// RefundLedgerKey is the ledger idempotency key of a refund's take-back, in the "refund:"
+// namespace the ledger reserves for the payments service.
+func RefundLedgerKey(refundID string) string { return "refund:" + refundID }
+
+// CheckoutLedgerKey is the ledger idempotency key of a checkout session's credit, in the
+// "checkout:" namespace the ledger reserves for the payments service.
+func CheckoutLedgerKey(sessionID string) string { return "checkout:" + sessionID }
 
 // recoverable is how much of amount can be taken back: what the organization still has available
 // (credits already spent, held or expired are not).

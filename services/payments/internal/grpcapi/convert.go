@@ -62,6 +62,7 @@ func refundToProto(r payment.Refund) *paymentsv1.Refund {
 		CreditNoteNumber:    r.CreditNoteNumber,
 		StripeRefundId:      r.StripeRefundID,
 		CreatedAt:           ts(r.CreatedAt),
+		IdempotencyKey:      r.IdempotencyKey,
 	}
 }
 

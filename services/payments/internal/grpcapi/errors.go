@@ -31,6 +31,8 @@ func toStatus(logger *slog.Logger, err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, payment.ErrNotFound):
 		code = codes.NotFound
+	case errors.Is(err, payment.ErrAlreadyExists):
+		code = codes.AlreadyExists
 	case errors.Is(err, payment.ErrFailedPrecondition), errors.Is(err, payment.ErrRejected):
 		code = codes.FailedPrecondition
 	case errors.Is(err, payment.ErrUnavailable):

@@ -204,7 +204,8 @@ func (s *Server) RefundPayment(ctx context.Context, req *paymentsv1.RefundPaymen
 		}
 		amount = a
 	}
-	res, err := s.app.Refund(ctx, app.RefundInput{PaymentID: req.GetPaymentId(), Amount: amount, Reason: req.GetReason(), RequestedBy: claims(ctx).Subject})
+	res, err := s.app.Refund(ctx, app.RefundInput{PaymentID: req.GetPaymentId(), Amount: amount, Reason: req.GetReason(),
+		RequestedBy: claims(ctx).Subject, IdempotencyKey: req.GetIdempotencyKey()})
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}

@@ -23,6 +23,8 @@ var (
 	ErrUnavailable = errors.New("dependency unavailable")
 	// ErrRejected is a dependency that refused a request for good (retrying will not help).
 	ErrRejected = errors.New("rejected by dependency")
+	// ErrAlreadyExists is an idempotency key already used with other parameters.
+	ErrAlreadyExists = errors.New("already exists")
 )
 
 // Status is the life cycle of a payment.
@@ -114,6 +116,20 @@ type Refund struct {
 	CreditNoteNumber    string
 	CreatedAt           time.Time
 	CompletedAt         time.Time
+	// IdempotencyKey is the key the refund was requested with; Requested the amount asked for
+	// (0: everything not refunded yet). With PaymentID and Reason they are what a retry must repeat.
+	IdempotencyKey string
+	Requested      money.Nanos
+	// TakeBack is the credits decided to be taken back, once TakeBackDecided: a resumed refund
+	// sends the ledger the same adjustment.
+	TakeBack        money.Nanos
+	TakeBackDecided bool
+}
+
+// SameRequest reports whether a refund request repeats the one r was created by: the same
+// payment, requested amount and reason.
+func (r Refund) SameRequest(paymentID string, requested money.Nanos, reason string) bool {
+	return r.PaymentID == paymentID && r.Requested == requested && r.Reason == reason
 }
 
 // BillingProfile holds the customer details printed on an organization's invoices.

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,7 +32,8 @@ type Verifier struct {
 	tolerance time.Duration
 }
 
-// NewVerifier returns a Verifier; tolerance is how old a signature timestamp may be.
+// NewVerifier returns a Verifier; tolerance is how far a signature timestamp may be from now, in
+// the past (a replayed delivery) or in the future (a delivery signed ahead of time).
 func NewVerifier(secret string, tolerance time.Duration) (*Verifier, error) {
 	if secret == "" {
 		return nil, fmt.Errorf("stripeevent: webhook secret is required")
@@ -51,6 +53,16 @@ func (v *Verifier) Verify(payload []byte, signature string) (payment.Event, erro
 	if signature == "" {
 		return payment.Event{}, fmt.Errorf("%w: missing Stripe-Signature", payment.ErrBadSignature)
 	}
+	// stripe-go refuses timestamps older than the tolerance only; one dated ahead would stay
+	// valid until then, so it is refused here as well.
+	signedAt, err := signatureTime(signature)
+	if err != nil {
+		return payment.Event{}, err
+	}
+	if ahead := time.Until(signedAt); ahead > v.tolerance {
+		return payment.Event{}, fmt.Errorf("%w: signature timestamp is %s in the future, beyond the tolerance of %s",
+			payment.ErrBadSignature, ahead.Truncate(time.Second), v.tolerance)
+	}
 	ev, err := webhook.ConstructEventWithOptions(payload, signature, v.secret, webhook.ConstructEventOptions{
 		Tolerance:                v.tolerance,
 		IgnoreAPIVersionMismatch: true,
@@ -64,6 +76,28 @@ func (v *Verifier) Verify(payload []byte, signature string) (payment.Event, erro
 		return payment.Event{}, fmt.Errorf("%w: %w", payment.ErrInvalid, err)
 	}
 	return decode(ev)
+}
+
+// signatureTime reads the timestamp of a Stripe-Signature header ("t=1700000000,v1=…"), which
+// must carry exactly one.
+func signatureTime(header string) (time.Time, error) {
+	var at time.Time
+	n := 0
+	for pair := range strings.SplitSeq(header, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok || k != "t" {
+			continue
+		}
+		secs, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%w: the signature timestamp is not a number", payment.ErrBadSignature)
+		}
+		at, n = time.Unix(secs, 0), n+1
+	}
+	if n != 1 {
+		return time.Time{}, fmt.Errorf("%w: the signature header must carry exactly one timestamp", payment.ErrBadSignature)
+	}
+	return at, nil
 }
 
 // expandable is a Stripe field holding either an id or the expanded object.

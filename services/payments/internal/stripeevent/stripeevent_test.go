@@ -37,7 +37,10 @@ func TestVerify(t *testing.T) {
 		{"missing", "", body},
 		{"other secret", Sign(body, "whsec_other", time.Now()), body},
 		{"too old", Sign(body, secret, time.Now().Add(-2*time.Minute)), body},
-		{"tampered", Sign(body, secret, time.Now()), append([]byte(nil), append(body[:len(body)-1], ' ', '}')...)},
+		{"dated in the future", Sign(body, secret, time.Now().Add(2*time.Minute)), body},
+		{"far in the future", Sign(body, secret, time.Now().Add(30*24*time.Hour)), body},
+		{"two timestamps", "t=1," + Sign(body, secret, time.Now()), body},
+		{"tampered", Sign(body, secret, time.Now()), append(append([]byte(nil), body[:len(body)-1]...), ' ', '}')},
 		{"not a header", "nonsense", body},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,6 +49,10 @@ func TestVerify(t *testing.T) {
 			require.ErrorIs(t, err, payment.ErrBadSignature)
 		})
 	}
+
+	// A clock slightly ahead of ours, within the tolerance, is accepted.
+	_, err = v.Verify(body, Sign(body, secret, time.Now().Add(30*time.Second)))
+	require.NoError(t, err)
 
 	huge := make([]byte, MaxPayloadBytes+1)
 	_, err = v.Verify(huge, Sign(huge, secret, time.Now()))

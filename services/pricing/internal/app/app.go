@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/catalog"
+	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/pricing/internal/pricing"
 )
 
@@ -34,6 +35,9 @@ type Config struct {
 	PollInterval time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// MaxRequestAmount bounds every price (TALLY_MAX_REQUEST_AMOUNT); the zero Limit is the
+	// default maximum.
+	MaxRequestAmount money.Limit
 }
 
 // App is the pricing service.
@@ -153,6 +157,9 @@ func (a *App) SetModelPrice(ctx context.Context, ch pricing.ModelChange) (catalo
 	if err != nil {
 		return catalog.ModelVersion{}, false, err
 	}
+	if err := ch.CheckLimit(a.cfg.MaxRequestAmount); err != nil {
+		return catalog.ModelVersion{}, false, err
+	}
 	v, replayed, err := a.cfg.Store.SetModelPrice(ctx, ch, hash)
 	if err != nil {
 		return catalog.ModelVersion{}, false, err
@@ -165,6 +172,9 @@ func (a *App) SetModelPrice(ctx context.Context, ch pricing.ModelChange) (catalo
 func (a *App) SetInstancePrice(ctx context.Context, ch pricing.InstanceChange) (catalog.InstanceVersion, bool, error) {
 	ch, hash, err := ch.Prepare(a.Now())
 	if err != nil {
+		return catalog.InstanceVersion{}, false, err
+	}
+	if err := ch.CheckLimit(a.cfg.MaxRequestAmount); err != nil {
 		return catalog.InstanceVersion{}, false, err
 	}
 	v, replayed, err := a.cfg.Store.SetInstancePrice(ctx, ch, hash)

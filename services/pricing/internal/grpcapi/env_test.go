@@ -15,6 +15,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/auth"
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
+	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
@@ -61,6 +62,8 @@ type replica struct {
 type replicaOptions struct {
 	heartbeat time.Duration
 	seedData  []byte
+	// maxRequestAmount is TALLY_MAX_REQUEST_AMOUNT; the zero Limit is the default.
+	maxRequestAmount money.Limit
 }
 
 // startReplica runs a pricing server on dbURL the way cmd/pricing does, on 127.0.0.1:0.
@@ -73,7 +76,7 @@ func startReplica(t *testing.T, dbURL string, clk *clock, opts replicaOptions) *
 	require.NoError(t, pg.Migrate(ctx, pool, "pricing", migrations.FS))
 	st, err := store.New(pool, clk.Now)
 	require.NoError(t, err)
-	a, err := app.New(app.Config{Store: st, Logger: logger, Now: clk.Now})
+	a, err := app.New(app.Config{Store: st, Logger: logger, Now: clk.Now, MaxRequestAmount: opts.maxRequestAmount})
 	require.NoError(t, err)
 	data := opts.seedData
 	if data == nil {

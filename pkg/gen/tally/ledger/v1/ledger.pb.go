@@ -919,7 +919,8 @@ type AdjustRequest struct {
 	// Signed: positive adds credits, negative removes them.
 	Amount *money.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	Reason string       `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Optional; when empty every call is a new adjustment.
+	// Required: a retry with the same key and parameters returns the original transaction; the
+	// same key with other parameters is ALREADY_EXISTS.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

@@ -46,7 +46,7 @@ type LedgerServiceClient interface {
 	// Debit records a charge. Usage that already happened is recorded even below zero
 	// unless require_funds is set.
 	Debit(ctx context.Context, in *DebitRequest, opts ...grpc.CallOption) (*DebitResponse, error)
-	// Adjust is an audited ops correction with a signed amount and a mandatory reason.
+	// Adjust is an audited ops correction: a signed amount, a mandatory reason and idempotency key.
 	Adjust(ctx context.Context, in *AdjustRequest, opts ...grpc.CallOption) (*AdjustResponse, error)
 	// ListTransactions lists an organization's transactions, newest first.
 	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error)
@@ -194,7 +194,7 @@ type LedgerServiceServer interface {
 	// Debit records a charge. Usage that already happened is recorded even below zero
 	// unless require_funds is set.
 	Debit(context.Context, *DebitRequest) (*DebitResponse, error)
-	// Adjust is an audited ops correction with a signed amount and a mandatory reason.
+	// Adjust is an audited ops correction: a signed amount, a mandatory reason and idempotency key.
 	Adjust(context.Context, *AdjustRequest) (*AdjustResponse, error)
 	// ListTransactions lists an organization's transactions, newest first.
 	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error)

@@ -1181,8 +1181,10 @@ type Refund struct {
 	CreditNoteNumber    string                 `protobuf:"bytes,8,opt,name=credit_note_number,json=creditNoteNumber,proto3" json:"credit_note_number,omitempty"`
 	StripeRefundId      string                 `protobuf:"bytes,9,opt,name=stripe_refund_id,json=stripeRefundId,proto3" json:"stripe_refund_id,omitempty"`
 	CreatedAt           *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The idempotency key the refund was requested with.
+	IdempotencyKey string `protobuf:"bytes,11,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Refund) Reset() {
@@ -1285,14 +1287,25 @@ func (x *Refund) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Refund) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
 type RefundPaymentRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	PaymentId string                 `protobuf:"bytes,1,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
-	// Empty refunds everything not yet refunded.
-	Amount        *money.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
-	Reason        string       `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Empty refunds everything not yet refunded. At most TALLY_MAX_REQUEST_AMOUNT.
+	Amount *money.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	Reason string       `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Required, at most 255 bytes. A retry with the same key and the same payment, amount and reason
+	// returns the same refund (no second Stripe refund, no second ledger adjustment), also while the
+	// first request is still in flight; the same key with other parameters is AlreadyExists.
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RefundPaymentRequest) Reset() {
@@ -1342,6 +1355,13 @@ func (x *RefundPaymentRequest) GetAmount() *money.Money {
 func (x *RefundPaymentRequest) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *RefundPaymentRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
 	}
 	return ""
 }
@@ -1805,7 +1825,7 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12;\n" +
 	"\aprofile\x18\x02 \x01(\v2!.tally.payments.v1.BillingProfileR\aprofile\"[\n" +
 	"\x1cUpdateBillingProfileResponse\x12;\n" +
-	"\aprofile\x18\x01 \x01(\v2!.tally.payments.v1.BillingProfileR\aprofile\"\xd1\x03\n" +
+	"\aprofile\x18\x01 \x01(\v2!.tally.payments.v1.BillingProfileR\aprofile\"\xfa\x03\n" +
 	"\x06Refund\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1819,12 +1839,14 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	"\x10stripe_refund_id\x18\t \x01(\tR\x0estripeRefundId\x129\n" +
 	"\n" +
 	"created_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"y\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12'\n" +
+	"\x0fidempotency_key\x18\v \x01(\tR\x0eidempotencyKey\"\xa2\x01\n" +
 	"\x14RefundPaymentRequest\x12\x1d\n" +
 	"\n" +
 	"payment_id\x18\x01 \x01(\tR\tpaymentId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x80\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12'\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"\x80\x01\n" +
 	"\x15RefundPaymentResponse\x121\n" +
 	"\x06refund\x18\x01 \x01(\v2\x19.tally.payments.v1.RefundR\x06refund\x124\n" +
 	"\apayment\x18\x02 \x01(\v2\x1a.tally.payments.v1.PaymentR\apayment\"\xdf\x02\n" +

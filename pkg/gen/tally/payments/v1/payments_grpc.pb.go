@@ -65,7 +65,8 @@ type PaymentsServiceClient interface {
 	// already issued keep the details they were issued with.
 	UpdateBillingProfile(ctx context.Context, in *UpdateBillingProfileRequest, opts ...grpc.CallOption) (*UpdateBillingProfileResponse, error)
 	// RefundPayment refunds (part of) a payment through Stripe, takes the refunded credits back from
-	// the organization (never more than remain; the rest is reported) and issues a credit note. Ops only.
+	// the organization (never more than remain; the rest is reported) and issues a credit note. Ops
+	// only. Idempotent: the request's idempotency_key is required.
 	RefundPayment(ctx context.Context, in *RefundPaymentRequest, opts ...grpc.CallOption) (*RefundPaymentResponse, error)
 	// ListReviewItems lists what needs an ops decision: late failures, disputes and refunds made
 	// after credits were granted, credits the ledger refused. Ops only.
@@ -224,7 +225,8 @@ type PaymentsServiceServer interface {
 	// already issued keep the details they were issued with.
 	UpdateBillingProfile(context.Context, *UpdateBillingProfileRequest) (*UpdateBillingProfileResponse, error)
 	// RefundPayment refunds (part of) a payment through Stripe, takes the refunded credits back from
-	// the organization (never more than remain; the rest is reported) and issues a credit note. Ops only.
+	// the organization (never more than remain; the rest is reported) and issues a credit note. Ops
+	// only. Idempotent: the request's idempotency_key is required.
 	RefundPayment(context.Context, *RefundPaymentRequest) (*RefundPaymentResponse, error)
 	// ListReviewItems lists what needs an ops decision: late failures, disputes and refunds made
 	// after credits were granted, credits the ledger refused. Ops only.

@@ -1,0 +1,97 @@
+package test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tallyhq/tally/pkg/testenv"
+)
+
+// stripeProxy is a real HTTP proxy in front of stripe-mock that records the refunds tally asks
+// Stripe for, and can make the next ones fail the way a Stripe outage does.
+type stripeProxy struct {
+	URL string
+
+	mu sync.Mutex
+	// refundKeys are the Idempotency-Key headers of every POST /v1/refunds, in order.
+	refundKeys []string
+	// failRefunds is how many of the next refund calls answer 500 (without a retry hint).
+	failRefunds int
+	// hold, while open, keeps refund calls waiting.
+	hold chan struct{}
+}
+
+func startStripeProxy(t *testing.T) *stripeProxy {
+	t.Helper()
+	target, err := url.Parse(testenv.StripeMock(t).URL())
+	require.NoError(t, err)
+	p := &stripeProxy{}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/refunds" {
+			p.mu.Lock()
+			p.refundKeys = append(p.refundKeys, r.Header.Get("Idempotency-Key"))
+			fail := p.failRefunds > 0
+			if fail {
+				p.failRefunds--
+			}
+			hold := p.hold
+			p.mu.Unlock()
+			if hold != nil {
+				select {
+				case <-hold:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			if fail {
+				w.Header().Set("Stripe-Should-Retry", "false")
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = w.Write([]byte(`{"error":{"type":"api_error","message":"outage"}}`))
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL
+	return p
+}
+
+// refunds returns the idempotency keys of the refund calls so far.
+func (p *stripeProxy) refunds() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.refundKeys...)
+}
+
+// holdRefunds keeps refund calls waiting until the returned function is called.
+func (p *stripeProxy) holdRefunds() (release func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	hold := make(chan struct{})
+	p.hold = hold
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			p.hold = nil
+			p.mu.Unlock()
+			close(hold)
+		})
+	}
+}
+
+// failNextRefunds makes the next n refund calls fail.
+func (p *stripeProxy) failNextRefunds(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failRefunds = n
+}
