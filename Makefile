@@ -84,10 +84,23 @@ test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit
 	go vet $(GO_PKGS)
 	go test -count=1 -timeout 20m $(GO_PKGS)
 
+FUZZTIME ?= 30s
+# package:target pairs; each target also runs its seed corpus in `make test`.
+FUZZ_TARGETS := \
+	./services/ledger/internal/ledger:FuzzValidate \
+	./services/ledger/internal/grpcapi:FuzzWriteRequests \
+	./services/pricing/internal/grpcapi:FuzzPriceChanges \
+	./services/payments/internal/grpcapi:FuzzWriteRequests \
+	./services/notifications/internal/grpcapi:FuzzWriteRequests \
+	./services/instances-metering/internal/grpcapi:FuzzWriteRequests \
+	./services/gateway/gateway:FuzzStrictJSON \
+	./pkg/server:FuzzRequestCodec \
+	./pkg/textcheck:FuzzText \
+	./pkg/money:FuzzFromProto
+
 .PHONY: fuzz
-fuzz: $(TEST_TOOLS) ## Fuzz the request validation, then the whole REST API (TALLY_RESTFUZZ_REQUESTS, _DURATION, _SEED).
-	go test ./services/ledger/internal/ledger -run '^$$' -fuzz FuzzValidate -fuzztime 30s
-	go test ./pkg/money -run '^$$' -fuzz FuzzFromProto -fuzztime 30s
+fuzz: $(TEST_TOOLS) ## Fuzz every write RPC's validation (FUZZTIME=30s each), then the REST API (TALLY_RESTFUZZ_REQUESTS, _DURATION, _SEED).
+	@for t in $(FUZZ_TARGETS); do echo "fuzz $$t"; go test "$${t%%:*}" -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) || exit 1; done
 	TALLY_RESTFUZZ_REQUESTS=$${TALLY_RESTFUZZ_REQUESTS:-100000} TALLY_RESTFUZZ_DURATION=$${TALLY_RESTFUZZ_DURATION:-10m} \
 		TALLY_RESTFUZZ_SEED=$${TALLY_RESTFUZZ_SEED:-random} \
 		go test -count=1 -timeout 30m -v -run '^TestRESTFuzz$$' ./services/gateway/restfuzz

@@ -90,15 +90,18 @@ func New(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(append(grpcLimitOptions(),
 		// Reused stream workers keep their grown stacks: no stack copying on every call.
 		grpc.NumStreamWorkers(uint32(8*runtime.GOMAXPROCS(0))),
+		grpc.ForceServerCodecV2(newRequestCodec()), // see requestcheck.go
 		grpc.ChainUnaryInterceptor(
 			recoverUnary(cfg.Logger),
 			m.unary(cfg.Logger),
+			checkRequestsUnary(),
 			s.readyUnary,
 			auth.UnaryServerInterceptor(cfg.Verifier, cfg.Policy),
 		),
 		grpc.ChainStreamInterceptor(
 			recoverStream(cfg.Logger),
 			m.stream(cfg.Logger),
+			checkRequestsStream(),
 			s.readyStream,
 			auth.StreamServerInterceptor(cfg.Verifier, cfg.Policy),
 		),

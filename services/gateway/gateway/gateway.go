@@ -52,10 +52,11 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 	mux := runtime.NewServeMux(
 		// HTTPBodyMarshaler serves google.api.HttpBody responses (invoice PDFs) as their own
 		// content type and everything else as JSON.
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+		// strictJSON (strict.go) refuses integers written as 1e3 or 1.0 in request bodies.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: strictJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}}),
+		}}}),
 		runtime.WithErrorHandler(restErr.handler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithForwardResponseOption(refuseOversizedBody),
@@ -98,7 +99,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	root.Handle("/", withETag(mux))
+	root.Handle("/", withCleanURL(withETag(mux)))
 	return cfg.Limits.Handler(root), closeAll, nil
 }
 

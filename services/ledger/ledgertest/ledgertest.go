@@ -99,17 +99,17 @@ func Start(t testing.TB, opts Options) *Ledger {
 		authCfg = *opts.Auth
 	}
 	cfg := service.Config{
-		DatabaseURL:     opts.DatabaseURL,
-		RedisURL:        opts.RedisURL,
-		Auth:            authCfg,
-		DefaultCurrency: "USD",
-		CreditValidity:  opts.CreditValidity,
-		SweepInterval:   opts.SweepInterval,
-		CommitMaxBatch:  256,
-		CommitWorkers:   2,
-		PlatformShards:  opts.PlatformShards,
-		DBMaxConns:      20,
-		PricingAddr:     opts.PricingAddr,
+		DatabaseURL:      opts.DatabaseURL,
+		RedisURL:         opts.RedisURL,
+		Auth:             authCfg,
+		DefaultCurrency:  "USD",
+		CreditValidity:   opts.CreditValidity,
+		SweepInterval:    opts.SweepInterval,
+		CommitMaxBatch:   256,
+		CommitWorkers:    2,
+		PlatformShards:   opts.PlatformShards,
+		DBMaxConns:       20,
+		PricingAddr:      opts.PricingAddr,
 		MaxRequestAmount: limit,
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

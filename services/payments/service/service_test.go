@@ -8,8 +8,8 @@ import (
 
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
 func TestLoad(t *testing.T) {

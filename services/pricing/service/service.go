@@ -39,12 +39,12 @@ type Config struct {
 // Load reads the configuration from e (see the README's configuration table).
 func Load(e *config.Env) (Config, error) {
 	c := Config{
-		DatabaseURL:  e.Required("DATABASE_URL"),
-		GRPCAddr:     e.String("TALLY_PRICING_GRPC_ADDR", ":9092"),
-		MetricsAddr:  e.String("TALLY_PRICING_METRICS_ADDR", ""),
-		SeedFile:     e.String("TALLY_PRICING_SEED_FILE", ""),
-		PollInterval: e.Duration("TALLY_PRICING_POLL_INTERVAL", 200*time.Millisecond),
-		Auth:         server.LoadVerifierConfig(e),
+		DatabaseURL:      e.Required("DATABASE_URL"),
+		GRPCAddr:         e.String("TALLY_PRICING_GRPC_ADDR", ":9092"),
+		MetricsAddr:      e.String("TALLY_PRICING_METRICS_ADDR", ""),
+		SeedFile:         e.String("TALLY_PRICING_SEED_FILE", ""),
+		PollInterval:     e.Duration("TALLY_PRICING_POLL_INTERVAL", 200*time.Millisecond),
+		Auth:             server.LoadVerifierConfig(e),
 		MaxRequestAmount: e.MaxRequestAmount(),
 	}
 	if err := e.Err(); err != nil {
