@@ -211,6 +211,11 @@ func judge(resp *http.Response, body []byte) string {
 	if resp.StatusCode < 400 {
 		return ""
 	}
+	if resp.StatusCode == http.StatusRequestHeaderFieldsTooLarge {
+		// net/http itself refuses headers over MaxHeaderBytes before any handler runs, with a
+		// plain-text body of its own: refused, not answered by tally.
+		return ""
+	}
 	if len(body) > maxErrorBody {
 		return "error body too long (echoes input)"
 	}

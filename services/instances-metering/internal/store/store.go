@@ -107,7 +107,7 @@ func (s *Store) get(ctx context.Context, query, instanceID string) (rental.Renta
 // when beforeID > 0.
 func (s *Store) List(ctx context.Context, orgID string, limit int, beforeID int64) ([]rental.Rental, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+rentalColumns+` FROM rentals
-WHERE org_id = $1 AND ($2 = 0 OR id < $2) AND `+visible+` ORDER BY id DESC LIMIT $3`, orgID, beforeID, limit)
+WHERE org_id = $1 AND ($2::bigint = 0 OR id < $2::bigint) AND `+visible+` ORDER BY id DESC LIMIT $3`, orgID, beforeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing rentals: %w", err)
 	}

@@ -139,7 +139,7 @@ func openTransactions(t *testing.T, pool *pgxpool.Pool, app string) int {
 	t.Helper()
 	var n int
 	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
-WHERE application_name = $1 AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`, app).Scan(&n))
+WHERE application_name = $1 AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'`, app).Scan(&n))
 	return n
 }
 
