@@ -5,6 +5,7 @@ package ledgertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
@@ -49,6 +51,17 @@ type Options struct {
 	MaxRequestAmount money.Nanos
 	// PlatformShards is the number of rows per platform account (default 4).
 	PlatformShards int
+	// Metrics serves the replica's Prometheus metrics (see Ledger.MetricsURL).
+	Metrics bool
+	// DBTimeout, CommitRetryFor, RedisTimeout, BalanceCacheTTL, EpochInterval, EpochMaxAge and
+	// ReplicaTimeout are the ledger's settings of the same names (its defaults when zero).
+	DBTimeout       time.Duration
+	CommitRetryFor  time.Duration
+	RedisTimeout    time.Duration
+	BalanceCacheTTL time.Duration
+	EpochInterval   time.Duration
+	EpochMaxAge     time.Duration
+	ReplicaTimeout  time.Duration
 }
 
 // Ledger is a running ledger replica.
@@ -56,6 +69,8 @@ type Ledger struct {
 	Addr        string
 	DatabaseURL string
 	RedisURL    string
+	// MetricsURL is the replica's /metrics when Options.Metrics is set.
+	MetricsURL string
 	stop        context.CancelFunc
 	done        chan error
 	stopOnce    sync.Once
@@ -106,11 +121,25 @@ func Start(t testing.TB, opts Options) *Ledger {
 		PricingAddr:      opts.PricingAddr,
 		ServiceToken:     ServiceToken(t, "ledger"),
 		MaxRequestAmount: limit,
+		DBTimeout:        opts.DBTimeout,
+		CommitRetryFor:   opts.CommitRetryFor,
+		RedisTimeout:     opts.RedisTimeout,
+		BalanceCacheTTL:  opts.BalanceCacheTTL,
+		EpochInterval:    opts.EpochInterval,
+		EpochMaxAge:      opts.EpochMaxAge,
+		ReplicaTimeout:   opts.ReplicaTimeout,
+	}
+	var metricsURL string
+	if opts.Metrics {
+		port, err := localstack.FreePort()
+		require.NoError(t, err)
+		cfg.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		metricsURL = "http://" + cfg.MetricsAddr + "/metrics"
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Ledger{Addr: lis.Addr().String(), DatabaseURL: opts.DatabaseURL, RedisURL: opts.RedisURL, stop: cancel, done: make(chan error, 1)}
+	l := &Ledger{Addr: lis.Addr().String(), DatabaseURL: opts.DatabaseURL, RedisURL: opts.RedisURL, MetricsURL: metricsURL, stop: cancel, done: make(chan error, 1)}
 	go func() { l.done <- service.Run(ctx, cfg, lis, opts.Logger) }()
 	t.Cleanup(func() { l.Stop(t) })
 	waitHealthy(t, l)

@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
-	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
 
 // cacheReader coalesces the cache reads of concurrent Authorize calls into pipelines: one Redis
@@ -23,9 +22,9 @@ type cacheRead struct {
 }
 
 type cacheReply struct {
-	acct ledger.Account
-	ok   bool
-	err  error
+	entry balancecache.Entry
+	ok    bool
+	err   error
 }
 
 const (
@@ -72,29 +71,29 @@ func (r *cacheReader) serve(batch []cacheRead) {
 	for i, b := range batch {
 		orgs[i] = b.org
 	}
-	// The batch outlives any single caller: bounded by the client's own timeouts instead.
-	accts, found, err := r.cache.GetMany(context.WithoutCancel(batch[0].ctx), orgs)
+	// The batch outlives any single caller: bounded by the cache's own timeout instead.
+	entries, found, err := r.cache.GetMany(context.WithoutCancel(batch[0].ctx), orgs)
 	for i, b := range batch {
 		if err != nil {
 			b.reply <- cacheReply{err: err}
 			continue
 		}
-		b.reply <- cacheReply{acct: accts[i], ok: found[i]}
+		b.reply <- cacheReply{entry: entries[i], ok: found[i]}
 	}
 }
 
 // get reads org through the next pipeline.
-func (r *cacheReader) get(ctx context.Context, org string) (ledger.Account, bool, error) {
+func (r *cacheReader) get(ctx context.Context, org string) (balancecache.Entry, bool, error) {
 	reply := make(chan cacheReply, 1)
 	select {
 	case r.reqs <- cacheRead{ctx: ctx, org: org, reply: reply}:
 	case <-ctx.Done():
-		return ledger.Account{}, false, ctx.Err()
+		return balancecache.Entry{}, false, ctx.Err()
 	}
 	select {
 	case rep := <-reply:
-		return rep.acct, rep.ok, rep.err
+		return rep.entry, rep.ok, rep.err
 	case <-ctx.Done():
-		return ledger.Account{}, false, ctx.Err()
+		return balancecache.Entry{}, false, ctx.Err()
 	}
 }
