@@ -71,9 +71,9 @@ type Ledger struct {
 	RedisURL    string
 	// MetricsURL is the replica's /metrics when Options.Metrics is set.
 	MetricsURL string
-	stop        context.CancelFunc
-	done        chan error
-	stopOnce    sync.Once
+	stop       context.CancelFunc
+	done       chan error
+	stopOnce   sync.Once
 }
 
 // Start runs a ledger replica until the test ends (or Stop).
