@@ -298,7 +298,11 @@ func TestAuthorizeOverspendIsBoundedByCallsInFlight(t *testing.T) {
 	for _, fault := range []func(){
 		func() { require.NoError(t, p.rdb.FlushAll(t.Context()).Err()) },
 		func() { require.NoError(t, rds.Pause()); waitAcked(t, &acked, 10); require.NoError(t, rds.Resume()) },
-		func() { require.NoError(t, rds.Stop(t.Context())); waitAcked(t, &acked, 10); require.NoError(t, rds.Restart(t.Context())) },
+		func() {
+			require.NoError(t, rds.Stop(t.Context()))
+			waitAcked(t, &acked, 10)
+			require.NoError(t, rds.Restart(t.Context()))
+		},
 	} {
 		waitAcked(t, &acked, 30)
 		fault()
