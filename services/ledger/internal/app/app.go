@@ -62,7 +62,8 @@ type App struct {
 	cfg       Config
 	store     *store.Store
 	cache     *balancecache.Cache
-	reader    *cacheReader
+	reader    *batchReader[cachedEntry]
+	dbReader  *batchReader[dbAccount]
 	updater   *cacheUpdater
 	keeper    *epochKeeper
 	metrics   *metrics
@@ -115,8 +116,19 @@ func New(cfg Config) (*App, error) {
 	}
 	a.metrics = m
 	onUnknown := func() {}
+	a.dbReader = newBatchReader(dbReadBatch, dbReadWorkers, a.readAccounts)
 	if cfg.Cache != nil {
-		a.reader = newCacheReader(cfg.Cache)
+		a.reader = newBatchReader(cacheReadBatch, cacheReadWorkers, func(ctx context.Context, orgs []string) ([]cachedEntry, error) {
+			entries, found, err := cfg.Cache.GetMany(ctx, orgs)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]cachedEntry, len(orgs))
+			for i := range orgs {
+				out[i] = cachedEntry{entry: entries[i], found: found[i]}
+			}
+			return out, nil
+		})
 		a.keeper = newEpochKeeper(cfg.Store, cfg.ReplicaID, cfg.EpochInterval, cfg.EpochMaxAge, cfg.ReplicaTimeout, cfg.Logger, m)
 		a.updater = newCacheUpdater(cfg.Cache, cfg.CacheQueue, a.keeper.invalidate, cfg.Logger, m)
 		onUnknown = func() { a.keeper.invalidate(reasonCommitUnknown) }
@@ -143,6 +155,7 @@ func New(cfg Config) (*App, error) {
 func (a *App) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sweep(ctx) })
+	wg.Go(func() { a.dbReader.run(ctx) })
 	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCache()
 	var cacheWG sync.WaitGroup
@@ -278,17 +291,51 @@ func (a *App) authorizedAccount(ctx context.Context, orgID string) (ledger.Accou
 		}
 		why = reason
 	}
-	sent := time.Now()
-	acct, found, epoch, err := a.store.AccountForCache(ctx, orgID)
+	r, err := a.dbReader.get(ctx, orgID)
 	if err != nil {
 		return ledger.Account{}, err
 	}
 	a.metrics.authorize.WithLabelValues(sourceDB, why).Inc()
-	if found && a.cache != nil {
-		a.keeper.observe(epoch, sent)
-		a.updater.submit(epoch, false, acct)
+	if r.found && a.cache != nil {
+		a.keeper.observe(r.epoch, r.sent)
+		a.updater.submit(r.epoch, false, r.acct)
 	}
-	return acct, nil
+	return r.acct, nil
+}
+
+// Batches of Authorize reads (see batchReader).
+const (
+	cacheReadBatch   = 128
+	cacheReadWorkers = 2
+	dbReadBatch      = 128
+	dbReadWorkers    = 4
+)
+
+type cachedEntry struct {
+	entry balancecache.Entry
+	found bool
+}
+
+// dbAccount is an account read by Authorize's fallback, with the cache epoch read in the same
+// statement and when that statement was sent.
+type dbAccount struct {
+	acct  ledger.Account
+	found bool
+	epoch int64
+	sent  time.Time
+}
+
+func (a *App) readAccounts(ctx context.Context, orgs []string) ([]dbAccount, error) {
+	sent := time.Now()
+	accts, found, epoch, err := a.store.AccountsForCache(ctx, orgs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dbAccount, len(orgs))
+	for i := range orgs {
+		out[i] = dbAccount{acct: accts[i], found: found[i], epoch: epoch, sent: sent}
+	}
+	return out, nil
 }
 
 // fromCache returns the cached account of org when it is proven fresh (source cache), or the
@@ -297,16 +344,17 @@ func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account,
 	if _, ok := a.keeper.current(); !ok {
 		return ledger.Account{}, sourceDB, whyEpochUnknown, nil
 	}
-	e, found, err := a.reader.get(ctx, orgID)
+	c, err := a.reader.get(ctx, orgID)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return ledger.Account{}, "", "", ctx.Err()
 	case err != nil:
 		a.logger.Debug("balance cache unavailable, reading postgres", "err", err)
 		return ledger.Account{}, sourceDB, whyCacheUnavailable, nil
-	case !found:
+	case !c.found:
 		return ledger.Account{}, sourceDB, whyMiss, nil
 	}
+	e := c.entry
 	// This replica's own newest state wins over an older entry: it is committed, and Redis may
 	// not have it yet.
 	why := whyFresh

@@ -106,4 +106,15 @@ func TestApplyReportsEveryLockedAccountForTheCache(t *testing.T) {
 	_, found, _, err = st.AccountForCache(ctx, "nobody")
 	require.NoError(t, err)
 	require.False(t, found)
+
+	// Many at once (Authorize's batched fallback), in the order asked, repeats included.
+	accts, founds, e, err := st.AccountsForCache(ctx, []string{"a", "nobody", "b", "a"})
+	require.NoError(t, err)
+	require.Equal(t, epoch, e)
+	require.Equal(t, []bool{true, false, true, true}, founds)
+	require.Equal(t, acct, accts[0])
+	require.Equal(t, acct, accts[3])
+	require.Equal(t, "nobody", accts[1].OrgID)
+	require.Equal(t, "USD", accts[1].Currency)
+	require.Equal(t, int64(10), int64(accts[2].Balance))
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -30,21 +29,48 @@ func (s *Store) Account(ctx context.Context, orgID string) (acct ledger.Account,
 // AccountForCache reads an organization's account like Account, with the balance-cache epoch
 // read in the same statement (so never newer than the epoch current when the account was read).
 // The epoch is 0 when the account is not found.
-func (s *Store) AccountForCache(parent context.Context, orgID string) (acct ledger.Account, found bool, epoch int64, err error) {
+func (s *Store) AccountForCache(ctx context.Context, orgID string) (acct ledger.Account, found bool, epoch int64, err error) {
+	accts, founds, epoch, err := s.AccountsForCache(ctx, []string{orgID})
+	if err != nil {
+		return ledger.Account{}, false, 0, err
+	}
+	return accts[0], founds[0], epoch, nil
+}
+
+// AccountsForCache is AccountForCache for many organizations in one statement: the accounts of
+// orgIDs in their order (found false, and the default currency, for those never credited or
+// debited). The epoch is 0 when none is found.
+func (s *Store) AccountsForCache(parent context.Context, orgIDs []string) (accts []ledger.Account, found []bool, epoch int64, err error) {
 	ctx, cancel := s.deadline(parent)
 	defer cancel()
-	row := s.pool.QueryRow(ctx, `SELECT `+accountColumns+`, (SELECT epoch FROM cache_epoch WHERE id = 1)
-FROM accounts WHERE kind = 'org' AND org_id = $1`, orgID)
-	var bal, held, expMicros int64
-	err = row.Scan(&acct.ID, &acct.OrgID, &acct.Currency, &bal, &held, &expMicros, &acct.Version, &epoch)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ledger.Account{OrgID: orgID, Currency: s.cfg.DefaultCurrency}, false, 0, nil
-	}
+	rows, err := s.pool.Query(ctx, `SELECT `+accountColumns+`, (SELECT epoch FROM cache_epoch WHERE id = 1)
+FROM accounts WHERE kind = 'org' AND org_id = ANY($1::text[])`, orgIDs)
 	if err != nil {
-		return ledger.Account{}, false, 0, fail(parent, fmt.Errorf("reading account: %w", err))
+		return nil, nil, 0, fail(parent, fmt.Errorf("reading accounts: %w", err))
 	}
-	acct.Balance, acct.Held, acct.ExpiresAt = money.Nanos(bal), money.Nanos(held), fromMicros(expMicros)
-	return acct, true, epoch, nil
+	byOrg := make(map[string]ledger.Account, len(orgIDs))
+	for rows.Next() {
+		var a ledger.Account
+		var bal, held, expMicros int64
+		if err := rows.Scan(&a.ID, &a.OrgID, &a.Currency, &bal, &held, &expMicros, &a.Version, &epoch); err != nil {
+			rows.Close()
+			return nil, nil, 0, fail(parent, fmt.Errorf("scanning account: %w", err))
+		}
+		a.Balance, a.Held, a.ExpiresAt = money.Nanos(bal), money.Nanos(held), fromMicros(expMicros)
+		byOrg[a.OrgID] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, 0, fail(parent, fmt.Errorf("reading accounts: %w", err))
+	}
+	accts, found = make([]ledger.Account, len(orgIDs)), make([]bool, len(orgIDs))
+	for i, org := range orgIDs {
+		a, ok := byOrg[org]
+		if !ok {
+			a = ledger.Account{OrgID: org, Currency: s.cfg.DefaultCurrency}
+		}
+		accts[i], found[i] = a, ok
+	}
+	return accts, found, epoch, nil
 }
 
 // ListTransactions returns up to limit transactions of org with seq below beforeSeq (0 = newest),
