@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -144,9 +145,12 @@ func (u *cacheUpdater) flush(ctx context.Context) bool {
 				u.logger.Warn("balance cache write failed; Authorize reads PostgreSQL for what it may have missed", "err", err)
 			}
 			// Invalidated before the states leave "writing", so this replica never answers from
-			// the older entries Redis may still hold. A failed rebuild too: a write that timed
-			// out may still land later, after a newer entry was evicted or flushed.
-			u.invalidate(reasonWriteFailed)
+			// the older entries Redis may still hold. A failed rebuild too, unless it was never
+			// sent (breaker open): a write that timed out may still land later, after a newer
+			// entry was evicted or flushed.
+			if required || !errors.Is(err, balancecache.ErrUnavailable) {
+				u.invalidate(reasonWriteFailed)
+			}
 			if required {
 				ok = false
 			}
