@@ -176,6 +176,23 @@ func (p *Postgres) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Restart starts the server again on the same port with the same data, stopping it first
+// (pg_ctl stop -m fast) when it is running. Tests use Stop then Restart to simulate an outage.
+func (p *Postgres) Restart(ctx context.Context) error {
+	if err := p.Stop(ctx); err != nil {
+		return fmt.Errorf("restarting postgres: %w", err)
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	if err := p.start(ctx); err != nil {
+		return fmt.Errorf("restarting postgres: %w", err)
+	}
+	if err := p.ensureDatabase(ctx, DefaultDatabase); err != nil {
+		return fmt.Errorf("restarting postgres: %w", err)
+	}
+	return nil
+}
+
 // hasCluster reports whether the data dir already holds a cluster, and
 // fails when it holds anything else.
 func (p *Postgres) hasCluster() (bool, error) {

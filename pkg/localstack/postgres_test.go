@@ -58,6 +58,26 @@ func TestStartPostgresReusesCluster(t *testing.T) {
 	require.NoError(t, pg2.Stop(ctx))
 }
 
+func TestPostgresRestartKeepsPortAndData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	pg, err := StartPostgres(ctx, PostgresConfig{Dir: filepath.Join(t.TempDir(), "pg")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pg.Stop(context.Background()) })
+	execSQL(ctx, t, pg.URL(), "CREATE TABLE marker (v text)", "INSERT INTO marker VALUES ('kept')")
+	port := pg.Port()
+
+	require.NoError(t, pg.Stop(ctx))
+	_, err = pgx.Connect(ctx, pg.URL())
+	require.Error(t, err, "server must be down after Stop")
+	require.NoError(t, pg.Restart(ctx), "Restart starts a stopped server")
+	require.Equal(t, port, pg.Port())
+	require.Equal(t, "kept", queryString(ctx, t, pg.URL(), "SELECT v FROM marker"))
+
+	require.NoError(t, pg.Restart(ctx), "Restart stops a running server first")
+	require.Equal(t, "kept", queryString(ctx, t, pg.URL(), "SELECT v FROM marker"))
+}
+
 func TestStartPostgresRejectsForeignDir(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hi"), 0o644))

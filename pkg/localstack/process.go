@@ -184,6 +184,7 @@ func (p *Process) Stop(ctx context.Context) error {
 	}
 
 	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a paused process handles the SIGTERM too
 	grace := time.NewTimer(stopGrace)
 	defer grace.Stop()
 	select {

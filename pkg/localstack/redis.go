@@ -3,6 +3,7 @@ package localstack
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -98,6 +100,33 @@ func (r *Redis) Addr() string {
 // Port returns the server's TCP port.
 func (r *Redis) Port() int {
 	return r.port
+}
+
+// Pid returns the process id of the running server, or 0 when it is stopped.
+func (r *Redis) Pid() int {
+	return r.proc.Pid()
+}
+
+// Pause stops the server with SIGSTOP: it keeps its port and its data but answers nothing, like
+// a stalled or partitioned server, until Resume.
+func (r *Redis) Pause() error {
+	return r.signal(syscall.SIGSTOP)
+}
+
+// Resume continues a server paused by Pause (SIGCONT).
+func (r *Redis) Resume() error {
+	return r.signal(syscall.SIGCONT)
+}
+
+func (r *Redis) signal(sig syscall.Signal) error {
+	pid := r.proc.Pid()
+	if pid == 0 {
+		return errors.New("redis is not running")
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("signalling redis (%s): %w", sig, err)
+	}
+	return nil
 }
 
 // Stop kills the server and waits until its port is closed. It is a no-op

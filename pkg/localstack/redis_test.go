@@ -3,6 +3,7 @@ package localstack
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -34,6 +35,37 @@ func TestRedisStopRestart(t *testing.T) {
 	require.NoError(t, r.Stop(ctx))
 	_, err = os.Stat(filepath.Join(dir, "redis.log"))
 	require.NoError(t, err, "server output goes to Dir/redis.log")
+}
+
+func TestRedisPauseResume(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	r, err := StartRedis(ctx, RedisConfig{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	require.NotZero(t, r.Pid())
+
+	require.NoError(t, r.Pause())
+	// Paused: the kernel still accepts the connection, but nothing answers.
+	conn, err := net.DialTimeout("tcp", r.Addr(), time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(200*time.Millisecond)))
+	_, err = conn.Write([]byte("PING\r\n"))
+	require.NoError(t, err)
+	_, err = conn.Read(make([]byte, 16))
+	var netErr net.Error
+	require.ErrorAs(t, err, &netErr)
+	require.True(t, netErr.Timeout(), "a paused server does not answer: %v", err)
+
+	require.NoError(t, r.Resume())
+	require.NoError(t, ping(ctx, r.Addr()))
+
+	// Stop also ends a paused server.
+	require.NoError(t, r.Pause())
+	require.NoError(t, r.Stop(ctx))
+	require.Zero(t, r.Pid())
+	require.Error(t, r.Pause(), "nothing to pause once stopped")
 }
 
 func TestStartProcess(t *testing.T) {

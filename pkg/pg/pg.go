@@ -5,14 +5,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 )
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -20,20 +26,48 @@ var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 // Connect opens a pool whose connections use schema as their search_path, so each service keeps
 // its tables in its own schema of a shared database.
 func Connect(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
-	if !schemaName.MatchString(schema) {
-		return nil, fmt.Errorf("invalid schema name %q", schema)
+	return Open(ctx, Options{URL: url, Schema: schema, MaxConns: maxConns})
+}
+
+// Options configures Open.
+type Options struct {
+	URL    string
+	Schema string
+	// MaxConns is the pool size (pgxpool's default when 0).
+	MaxConns int32
+	// StatementTimeout is the server-side statement_timeout of every connection (none when 0);
+	// callers still put their own deadline on each call, this is the database's guard.
+	StatementTimeout time.Duration
+	// ConnectTimeout bounds dialing and authenticating one connection (none when 0), so an
+	// unreachable server fails a call quickly instead of hanging until its deadline.
+	ConnectTimeout time.Duration
+}
+
+// Open opens a pool like Connect, with the timeouts of o.
+func Open(ctx context.Context, o Options) (*pgxpool.Pool, error) {
+	if !schemaName.MatchString(o.Schema) {
+		return nil, fmt.Errorf("invalid schema name %q", o.Schema)
 	}
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := pgxpool.ParseConfig(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parsing database url: %w", err)
 	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.ConnConfig.RuntimeParams["application_name"] = "tally-" + schema
+	cfg.ConnConfig.RuntimeParams["search_path"] = o.Schema
+	cfg.ConnConfig.RuntimeParams["application_name"] = "tally-" + o.Schema
 	// Batch statements take arrays of any length: plan each execution for its real arguments
 	// rather than a generic plan that guesses the array sizes (and may pick sequential scans).
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
+	if o.StatementTimeout > 0 {
+		ms := strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = ms
+		// A transaction left open by a client that went away must not hold its row locks longer.
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = ms
+	}
+	if o.ConnectTimeout > 0 {
+		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -63,6 +97,12 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS)
 		return fmt.Errorf("acquiring connection: %w", err)
 	}
 	defer conn.Release()
+	// A migration may rewrite a large table and the lock waits for another replica's migrations:
+	// neither is bound by the pool's statement timeout.
+	if _, err := conn.Exec(ctx, "SET statement_timeout = 0"); err != nil {
+		return fmt.Errorf("preparing migrations: %w", err)
+	}
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "RESET statement_timeout") }()
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext('tally.migrate.' || $1))", schema); err != nil {
 		return fmt.Errorf("locking migrations: %w", err)
 	}
@@ -108,6 +148,39 @@ CREATE TABLE IF NOT EXISTS %[1]s.schema_migrations (version text PRIMARY KEY, ap
 func IsUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// IsUnavailable reports whether err says the database could not be reached or could not serve
+// the call (connection refused, lost or timed out; the server shutting down, starting up, out of
+// connections or cancelling the statement on its timeout), as opposed to an error in the data or
+// the SQL. Calls failing this way may succeed when retried later.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", // admin_shutdown, crash_shutdown, cannot_connect_now
+			"53300", "53400", // too_many_connections, configuration_limit_exceeded
+			"57014",          // query_canceled: statement_timeout
+			"55P03",          // lock_not_available: lock_timeout
+			"25006",          // read_only_sql_transaction: connected to a standby
+			"40001", "40P01": // serialization_failure, deadlock_detected
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr), pgconn.Timeout(err), pgconn.SafeToRetry(err),
+		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, puddle.ErrClosedPool):
+		return true
+	}
+	return false
 }
 
 // IsSerializationFailure reports whether err is a serialization failure or a deadlock, both of

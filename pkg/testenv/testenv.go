@@ -102,6 +102,32 @@ func PostgresURL(t testing.TB) string {
 	return dbURL
 }
 
+// PrivatePostgres starts a PostgreSQL cluster of the calling test's own (not the shared one), for
+// tests that stop, restart or stall the server; it is stopped when the test ends. Its URL points
+// at the "tally" database. Starting a cluster takes a few seconds: use PostgresURL unless the
+// test needs to take the server down.
+func PrivatePostgres(t testing.TB) *localstack.Postgres {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "pg")
+	pg, err := localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: dir, Logger: logger()})
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := pg.Stop(ctx); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+		if pg.Dir() != dir {
+			_ = os.RemoveAll(pg.Dir()) // fallback data dir
+		}
+	})
+	return pg
+}
+
 // dropDatabase drops database name, ignoring errors: the cluster is thrown
 // away at the end of the run anyway.
 func dropDatabase(admin, name string) {

@@ -57,6 +57,38 @@ func TestPostgresURLDropsDatabaseAfterTest(t *testing.T) {
 	require.ErrorContains(t, err, "does not exist")
 }
 
+func TestPrivatePostgresCanBeStoppedAlone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	shared := testenv.PostgresURL(t)
+	var private string
+	t.Run("inner", func(t *testing.T) {
+		pg := testenv.PrivatePostgres(t)
+		private = pg.URL()
+		require.NotEqual(t, shared, private)
+		conn, err := pgx.Connect(ctx, private)
+		require.NoError(t, err)
+		_, err = conn.Exec(ctx, "CREATE TABLE kept (id int)")
+		require.NoError(t, err)
+		require.NoError(t, conn.Close(ctx))
+
+		require.NoError(t, pg.Stop(ctx))
+		// The shared cluster is untouched by the private one going down.
+		conn, err = pgx.Connect(ctx, shared)
+		require.NoError(t, err)
+		require.NoError(t, conn.Close(ctx))
+
+		require.NoError(t, pg.Restart(ctx))
+		conn, err = pgx.Connect(ctx, private)
+		require.NoError(t, err)
+		_, err = conn.Exec(ctx, "SELECT * FROM kept")
+		require.NoError(t, err, "the data survives the restart")
+		require.NoError(t, conn.Close(ctx))
+	})
+	_, err := pgx.Connect(ctx, private)
+	require.Error(t, err, "stopped when its test ends")
+}
+
 func TestRedisIsPrivate(t *testing.T) {
 	a, b := testenv.Redis(t), testenv.Redis(t)
 	require.NotEqual(t, a.URL(), b.URL())

@@ -5,6 +5,7 @@ package ledgertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
@@ -51,6 +53,17 @@ type Options struct {
 	PlatformShards int
 	// Auth replaces the HS256 verification with Secret (e.g. a JWKS of authtest.Provider).
 	Auth *server.AuthConfig
+	// Metrics serves the replica's Prometheus metrics (see Ledger.MetricsURL).
+	Metrics bool
+	// DBTimeout, CommitRetryFor, RedisTimeout, BalanceCacheTTL, EpochInterval, EpochMaxAge and
+	// ReplicaTimeout are the ledger's settings of the same names (its defaults when zero).
+	DBTimeout       time.Duration
+	CommitRetryFor  time.Duration
+	RedisTimeout    time.Duration
+	BalanceCacheTTL time.Duration
+	EpochInterval   time.Duration
+	EpochMaxAge     time.Duration
+	ReplicaTimeout  time.Duration
 }
 
 // Ledger is a running ledger replica.
@@ -58,9 +71,11 @@ type Ledger struct {
 	Addr        string
 	DatabaseURL string
 	RedisURL    string
-	stop        context.CancelFunc
-	done        chan error
-	stopOnce    sync.Once
+	// MetricsURL is the replica's /metrics when Options.Metrics is set.
+	MetricsURL string
+	stop       context.CancelFunc
+	done       chan error
+	stopOnce   sync.Once
 }
 
 // Start runs a ledger replica until the test ends (or Stop).
@@ -111,11 +126,25 @@ func Start(t testing.TB, opts Options) *Ledger {
 		DBMaxConns:       20,
 		PricingAddr:      opts.PricingAddr,
 		MaxRequestAmount: limit,
+		DBTimeout:        opts.DBTimeout,
+		CommitRetryFor:   opts.CommitRetryFor,
+		RedisTimeout:     opts.RedisTimeout,
+		BalanceCacheTTL:  opts.BalanceCacheTTL,
+		EpochInterval:    opts.EpochInterval,
+		EpochMaxAge:      opts.EpochMaxAge,
+		ReplicaTimeout:   opts.ReplicaTimeout,
+	}
+	var metricsURL string
+	if opts.Metrics {
+		port, err := localstack.FreePort()
+		require.NoError(t, err)
+		cfg.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		metricsURL = "http://" + cfg.MetricsAddr + "/metrics"
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Ledger{Addr: lis.Addr().String(), DatabaseURL: opts.DatabaseURL, RedisURL: opts.RedisURL, stop: cancel, done: make(chan error, 1)}
+	l := &Ledger{Addr: lis.Addr().String(), DatabaseURL: opts.DatabaseURL, RedisURL: opts.RedisURL, MetricsURL: metricsURL, stop: cancel, done: make(chan error, 1)}
 	go func() { l.done <- service.Run(ctx, cfg, lis, opts.Logger) }()
 	t.Cleanup(func() { l.Stop(t) })
 	waitHealthy(t, l)

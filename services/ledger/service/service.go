@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tallyhq/tally/pkg/catalog"
@@ -50,26 +50,49 @@ type Config struct {
 	// PricingAddr is the pricing service followed for usage-priced debits (with the ledger's
 	// own identity, service:ledger); empty refuses them.
 	PricingAddr string
+	// DBTimeout bounds every PostgreSQL call and is the server-side statement_timeout (default 5s).
+	DBTimeout time.Duration
+	// CommitRetryFor is how long a write batch is retried through a database outage (default 2s).
+	CommitRetryFor time.Duration
+	// RedisTimeout bounds every Redis call (default 50ms).
+	RedisTimeout time.Duration
+	// BalanceCacheTTL is how long a cache entry lives after its last write (default 60s).
+	BalanceCacheTTL time.Duration
+	// BalanceCacheQueue bounds the organizations waiting in the cache updater (default 65536).
+	BalanceCacheQueue int
+	// EpochInterval, EpochMaxAge and ReplicaTimeout tune the proof of cache freshness (defaults
+	// 100ms, 250ms, 2s; see internal/app/freshness.go).
+	EpochInterval  time.Duration
+	EpochMaxAge    time.Duration
+	ReplicaTimeout time.Duration
 }
 
 // Load reads the configuration from e (see the README's configuration table).
 func Load(e *config.Env) (Config, error) {
 	c := Config{
-		GRPCAddr:         e.String("TALLY_LEDGER_GRPC_ADDR", ":9091"),
-		MetricsAddr:      e.String("TALLY_LEDGER_METRICS_ADDR", ""),
-		DatabaseURL:      e.Required("DATABASE_URL"),
-		RedisURL:         e.String("REDIS_URL", ""),
-		Auth:             server.LoadAuthConfig(e),
-		DefaultCurrency:  e.String("TALLY_DEFAULT_CURRENCY", "USD"),
-		CreditValidity:   e.Period("TALLY_CREDIT_VALIDITY", config.Period{Months: 3}),
-		SweepInterval:    e.Duration("TALLY_LEDGER_SWEEP_INTERVAL", time.Second),
-		CommitMaxBatch:   e.Int("TALLY_COMMIT_MAX_BATCH", 256),
-		CommitMaxWait:    e.Duration("TALLY_COMMIT_MAX_WAIT", 0),
-		CommitWorkers:    e.Int("TALLY_COMMIT_WORKERS", 1),
-		PlatformShards:   e.Int("TALLY_PLATFORM_SHARDS", 16),
-		DBMaxConns:       int32(e.Int("TALLY_LEDGER_DB_MAX_CONNS", 20)),
-		PricingAddr:      e.String("TALLY_PRICING_ADDR", "localhost:9092"),
-		MaxRequestAmount: e.MaxRequestAmount(),
+		GRPCAddr:          e.String("TALLY_LEDGER_GRPC_ADDR", ":9091"),
+		MetricsAddr:       e.String("TALLY_LEDGER_METRICS_ADDR", ""),
+		DatabaseURL:       e.Required("DATABASE_URL"),
+		RedisURL:          e.String("REDIS_URL", ""),
+		Auth:              server.LoadAuthConfig(e),
+		DefaultCurrency:   e.String("TALLY_DEFAULT_CURRENCY", "USD"),
+		CreditValidity:    e.Period("TALLY_CREDIT_VALIDITY", config.Period{Months: 3}),
+		SweepInterval:     e.Duration("TALLY_LEDGER_SWEEP_INTERVAL", time.Second),
+		CommitMaxBatch:    e.Int("TALLY_COMMIT_MAX_BATCH", 256),
+		CommitMaxWait:     e.Duration("TALLY_COMMIT_MAX_WAIT", 0),
+		CommitWorkers:     e.Int("TALLY_COMMIT_WORKERS", 1),
+		PlatformShards:    e.Int("TALLY_PLATFORM_SHARDS", 16),
+		DBMaxConns:        int32(e.Int("TALLY_LEDGER_DB_MAX_CONNS", 20)),
+		PricingAddr:       e.String("TALLY_PRICING_ADDR", "localhost:9092"),
+		MaxRequestAmount:  e.MaxRequestAmount(),
+		DBTimeout:         e.Duration("TALLY_LEDGER_DB_TIMEOUT", 5*time.Second),
+		CommitRetryFor:    e.Duration("TALLY_COMMIT_RETRY_FOR", 2*time.Second),
+		RedisTimeout:      e.Duration("TALLY_REDIS_TIMEOUT", 50*time.Millisecond),
+		BalanceCacheTTL:   e.Duration("TALLY_BALANCE_CACHE_TTL", time.Minute),
+		BalanceCacheQueue: e.Int("TALLY_BALANCE_CACHE_QUEUE", 65536),
+		EpochInterval:     e.Duration("TALLY_BALANCE_CACHE_EPOCH_INTERVAL", 100*time.Millisecond),
+		EpochMaxAge:       e.Duration("TALLY_BALANCE_CACHE_EPOCH_MAX_AGE", 250*time.Millisecond),
+		ReplicaTimeout:    e.Duration("TALLY_LEDGER_REPLICA_TIMEOUT", 2*time.Second),
 	}
 	if err := e.Err(); err != nil {
 		return Config{}, err
@@ -77,12 +100,32 @@ func Load(e *config.Env) (Config, error) {
 	if !money.IsKnownCurrency(c.DefaultCurrency) {
 		return Config{}, fmt.Errorf("TALLY_DEFAULT_CURRENCY: unknown currency %q", c.DefaultCurrency)
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"TALLY_LEDGER_DB_TIMEOUT", c.DBTimeout}, {"TALLY_COMMIT_RETRY_FOR", c.CommitRetryFor}, {"TALLY_REDIS_TIMEOUT", c.RedisTimeout},
+		{"TALLY_BALANCE_CACHE_TTL", c.BalanceCacheTTL}, {"TALLY_BALANCE_CACHE_EPOCH_INTERVAL", c.EpochInterval},
+		{"TALLY_BALANCE_CACHE_EPOCH_MAX_AGE", c.EpochMaxAge}, {"TALLY_LEDGER_REPLICA_TIMEOUT", c.ReplicaTimeout}} {
+		if d.v <= 0 {
+			return Config{}, fmt.Errorf("%s must be positive", d.name)
+		}
+	}
+	if c.BalanceCacheQueue <= 0 {
+		return Config{}, errors.New("TALLY_BALANCE_CACHE_QUEUE must be positive")
+	}
+	if c.EpochMaxAge <= c.EpochInterval || c.ReplicaTimeout <= c.EpochMaxAge {
+		return Config{}, errors.New("the cache epoch needs TALLY_BALANCE_CACHE_EPOCH_INTERVAL < TALLY_BALANCE_CACHE_EPOCH_MAX_AGE < TALLY_LEDGER_REPLICA_TIMEOUT")
+	}
 	return c, nil
 }
 
 // Run serves the ledger on lis until ctx is done, then stops gracefully.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
-	pool, err := pg.Connect(ctx, cfg.DatabaseURL, "ledger", cfg.DBMaxConns)
+	dbTimeout := cfg.DBTimeout
+	if dbTimeout <= 0 {
+		dbTimeout = 5 * time.Second
+	}
+	pool, err := pg.Open(ctx, pg.Options{URL: cfg.DatabaseURL, Schema: "ledger", MaxConns: cfg.DBMaxConns, StatementTimeout: dbTimeout, ConnectTimeout: dbTimeout})
 	if err != nil {
 		return err
 	}
@@ -90,28 +133,39 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err := pg.Migrate(ctx, pool, "ledger", migrations.FS); err != nil {
 		return err
 	}
-	st, err := store.New(pool, store.Config{Validity: cfg.CreditValidity, DefaultCurrency: cfg.DefaultCurrency, PlatformShards: cfg.PlatformShards})
+	st, err := store.New(pool, store.Config{Validity: cfg.CreditValidity, DefaultCurrency: cfg.DefaultCurrency, PlatformShards: cfg.PlatformShards, Timeout: dbTimeout})
 	if err != nil {
 		return err
-	}
-	var cache *balancecache.Cache
-	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return fmt.Errorf("parsing REDIS_URL: %w", err)
-		}
-		// Fail fast when Redis is down: Authorize then reads PostgreSQL.
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond, -1
-		opts.PoolSize = 64
-		rdb := redis.NewClient(opts)
-		defer func() { _ = rdb.Close() }()
-		cache = balancecache.New(rdb, 24*time.Hour)
-	} else {
-		logger.Warn("REDIS_URL is not set: Authorize reads PostgreSQL on every call")
 	}
 	authn, err := server.NewAuth(ctx, cfg.Auth, "ledger", logger)
 	if err != nil {
 		return err
+	}
+	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
+	if err != nil {
+		return err
+	}
+	// The Redis client reports a new server to the app, which does not exist yet when the
+	// client is made; nothing connects before the app runs, and the app's first act is a bump.
+	var ledgerApp atomic.Pointer[app.App]
+	var cache *balancecache.Cache
+	if cfg.RedisURL != "" {
+		rdb, err := balancecache.NewClient(balancecache.ClientConfig{
+			URL:     cfg.RedisURL,
+			Timeout: cfg.RedisTimeout,
+			OnNewServer: func() {
+				if a := ledgerApp.Load(); a != nil {
+					a.RedisServerChanged()
+				}
+			},
+		})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rdb.Close() }()
+		cache = balancecache.New(rdb, balancecache.Config{TTL: cfg.BalanceCacheTTL, Timeout: cfg.RedisTimeout})
+	} else {
+		logger.Warn("REDIS_URL is not set: Authorize reads PostgreSQL on every call")
 	}
 	var watcher *catalog.Watcher
 	if cfg.PricingAddr != "" {
@@ -126,9 +180,10 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		}
 	}
 	appCfg := app.Config{
-		Store: st, Cache: cache, Logger: logger,
-		MaxBatch: cfg.CommitMaxBatch, MaxWait: cfg.CommitMaxWait, Workers: cfg.CommitWorkers,
+		Store: st, Cache: cache, Logger: logger, Metrics: srv.Registry(),
+		MaxBatch: cfg.CommitMaxBatch, MaxWait: cfg.CommitMaxWait, Workers: cfg.CommitWorkers, CommitRetryFor: cfg.CommitRetryFor,
 		SweepInterval: cfg.SweepInterval, MaxRequestAmount: cfg.MaxRequestAmount,
+		EpochInterval: cfg.EpochInterval, EpochMaxAge: cfg.EpochMaxAge, ReplicaTimeout: cfg.ReplicaTimeout, CacheQueue: cfg.BalanceCacheQueue,
 	}
 	if watcher != nil {
 		appCfg.Pricer = watcher
@@ -137,10 +192,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
-	if err != nil {
-		return err
-	}
+	ledgerApp.Store(a)
 	api, err := grpcapi.New(a, logger)
 	if err != nil {
 		return err

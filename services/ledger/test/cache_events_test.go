@@ -37,7 +37,8 @@ func TestRedisFlushedAndStopped(t *testing.T) {
 		return r
 	}
 	require.True(t, authorize(10*unit).GetAllowed())
-	require.Equal(t, int64(1), rdb.Exists(t.Context(), balancecache.Key("r")).Val(), "the balance is cached under a {org} hash-tagged key")
+	cached := func() bool { return rdb.Exists(t.Context(), balancecache.Key("r")).Val() == 1 }
+	require.Eventually(t, cached, 5*time.Second, 5*time.Millisecond, "the balance is cached under a {org} hash-tagged key")
 
 	// Flush Redis in the middle of a stream of debits: nothing is lost.
 	var wg sync.WaitGroup
@@ -54,7 +55,7 @@ func TestRedisFlushedAndStopped(t *testing.T) {
 	require.NoError(t, rdb.FlushAll(t.Context()).Err())
 	a := authorize(unit)
 	require.Equal(t, 8*unit, nanos(t, a.GetAvailable()), "rebuilt from PostgreSQL after a flush")
-	require.Equal(t, int64(1), rdb.Exists(t.Context(), balancecache.Key("r")).Val())
+	require.Eventually(t, cached, 5*time.Second, 5*time.Millisecond)
 
 	// Redis down: Authorize answers from PostgreSQL, and never more than is there.
 	require.NoError(t, rds.Stop(t.Context()))
@@ -76,16 +77,31 @@ func TestCacheNeverTakesAnOlderVersion(t *testing.T) {
 	require.NoError(t, err)
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	c := balancecache.New(rdb, time.Hour)
-	newer := ledgerAccount("o", 7, 500)
-	older := ledgerAccount("o", 6, 900)
+	c := balancecache.New(rdb, balancecache.Config{TTL: time.Hour, Timeout: time.Second})
+	newer := balancecache.Entry{Account: ledgerAccount("o", 7, 500), Epoch: 3}
+	older := balancecache.Entry{Account: ledgerAccount("o", 6, 900), Epoch: 4}
 	require.NoError(t, c.Set(t.Context(), newer))
 	require.NoError(t, c.Set(t.Context(), older))
 	got, ok, err := c.Get(t.Context(), "o")
 	require.NoError(t, err)
 	require.True(t, ok)
-	require.Equal(t, int64(7), got.Version)
-	require.Equal(t, money.Nanos(500), got.Balance)
+	require.Equal(t, newer, got, "an older version never replaces a newer one, whatever its stamp")
+
+	// The same version under a newer epoch is a re-stamp of the same state; an older stamp is not.
+	restamped := balancecache.Entry{Account: ledgerAccount("o", 7, 500), Epoch: 5}
+	require.NoError(t, c.Set(t.Context(), restamped))
+	require.NoError(t, c.Set(t.Context(), newer))
+	got, _, err = c.Get(t.Context(), "o")
+	require.NoError(t, err)
+	require.Equal(t, restamped, got)
+
+	// A newer version always lands, even under an older stamp (it retires a stale entry).
+	next := balancecache.Entry{Account: ledgerAccount("o", 8, 100), Epoch: 2}
+	require.NoError(t, c.Set(t.Context(), next))
+	got, _, err = c.Get(t.Context(), "o")
+	require.NoError(t, err)
+	require.Equal(t, next, got)
+	require.LessOrEqual(t, rdb.PTTL(t.Context(), balancecache.Key("o")).Val(), time.Hour, "entries expire")
 }
 
 func TestWatchEventsResumesWithoutGapOrDuplicate(t *testing.T) {

@@ -1,29 +1,39 @@
 // Command ledger-bench is `make bench`: it starts a private, durable PostgreSQL and a Redis, runs
 // the ledger on loopback, and drives it over real gRPC with 64 concurrent callers, printing
 // ops/s, p50 and p99 per scenario and each scenario's ratio to a no-op gRPC call (the ceiling).
+// The last scenarios run with Redis stopped, then paused (SIGSTOP), and print their ratio to the
+// same scenario with Redis up and how soon the cache serves again once Redis is back; a final
+// PostgreSQL restart prints how soon debits commit again.
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/config"
@@ -51,6 +61,8 @@ func main() {
 	workers := flag.Int("workers", 1, "the ledger's commit workers (TALLY_COMMIT_WORKERS)")
 	maxWait := flag.Duration("maxwait", 0, "the ledger's commit wait (TALLY_COMMIT_MAX_WAIT)")
 	flag.Parse()
+	// go-redis logs every failed dial; the ledger reports a Redis outage itself, once.
+	redis.SetLogger(discardRedisLog{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait}); err != nil {
@@ -103,6 +115,11 @@ func run(ctx context.Context, cfg benchConfig) error {
 	if err != nil {
 		return err
 	}
+	metricsPort, err := localstack.FreePort()
+	if err != nil {
+		return err
+	}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	sctx, stopLedger := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
@@ -110,7 +127,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 			DatabaseURL: pg.URL(), RedisURL: rds.URL(), Auth: server.AuthConfig{JWTSecret: secret},
 			DefaultCurrency: "USD", CreditValidity: config.Period{Months: 3}, SweepInterval: time.Second,
 			CommitMaxBatch: 256, CommitWorkers: cfg.workers, CommitMaxWait: cfg.maxWait, PlatformShards: 16, DBMaxConns: 20,
-			PricingAddr: pricingLis.Addr().String(),
+			PricingAddr: pricingLis.Addr().String(), MetricsAddr: metricsAddr,
 		}, lis, logger)
 	}()
 	defer func() { stopLedger(); <-done }()
@@ -163,32 +180,43 @@ func run(ctx context.Context, cfg benchConfig) error {
 		_, err := ledger(w).Debit(ctx, &ledgerv1.DebitRequest{OrgId: org, Amount: money.ToProto(2500, "USD"), IdempotencyKey: fmt.Sprintf("s-%d", seq.Add(1)), Description: "bench call"})
 		return err
 	}
+	authorize := func(ctx context.Context, w int, _ *rand.Rand) error {
+		_, err := ledger(w).Authorize(ctx, &ledgerv1.AuthorizeRequest{OrgId: "authz", Amount: money.ToProto(2500, "USD")})
+		return err
+	}
+	// Redis faults: the scenario runs with Redis stopped or paused; afterwards Redis is brought
+	// back and the time until Authorize is served from the cache again is measured.
+	type fault struct{ down, up func() error }
+	stopped := &fault{func() error { return rds.Stop(ctx) }, func() error { return rds.Restart(ctx) }}
+	paused := &fault{rds.Pause, rds.Resume}
 	scenarios := []struct {
-		name string
-		call func(ctx context.Context, worker int, r *rand.Rand) error
+		name  string
+		call  func(ctx context.Context, worker int, r *rand.Rand) error
+		fault *fault
 	}{
 		{"no-op gRPC (ceiling)", func(ctx context.Context, w int, _ *rand.Rand) error {
 			_, err := health(w).Check(ctx, &grpc_health_v1.HealthCheckRequest{})
 			return err
-		}},
-		{"Authorize", func(ctx context.Context, w int, _ *rand.Rand) error {
-			_, err := ledger(w).Authorize(ctx, &ledgerv1.AuthorizeRequest{OrgId: "authz", Amount: money.ToProto(2500, "USD")})
-			return err
-		}},
+		}, nil},
+		{"Authorize", authorize, nil},
 		{"Debit (one hot org)", func(ctx context.Context, w int, _ *rand.Rand) error {
 			_, err := ledger(w).Debit(ctx, &ledgerv1.DebitRequest{OrgId: "hot", Amount: money.ToProto(2500, "USD"), IdempotencyKey: fmt.Sprintf("h-%d", seq.Add(1)), Description: "bench call"})
 			return err
-		}},
-		{"Debit (10,000 orgs)", amountScenario},
+		}, nil},
+		{"Debit (10,000 orgs)", amountScenario, nil},
 		{"Debit (usage-priced)", func(ctx context.Context, w int, r *rand.Rand) error {
 			org := fmt.Sprintf("org-%05d", r.IntN(cfg.orgs))
 			_, err := ledger(w).Debit(ctx, &ledgerv1.DebitRequest{OrgId: org, Usage: usage, IdempotencyKey: fmt.Sprintf("u-%d", seq.Add(1)), Description: "bench call"})
 			return err
-		}},
+		}, nil},
+		{"Authorize (Redis stopped)", authorize, stopped},
+		{"Debit (10,000 orgs, Redis stopped)", amountScenario, stopped},
+		{"Authorize (Redis paused)", authorize, paused},
+		{"Debit (10,000 orgs, Redis paused)", amountScenario, paused},
 	}
 	fmt.Printf("%d callers over %d connections, %s per scenario after %s warm-up, GOMAXPROCS=%d\n",
 		cfg.callers, cfg.conns, cfg.duration, cfg.warmup, runtimeProcs())
-	fmt.Printf("%-24s %12s %10s %10s %9s\n", "scenario", "ops/s", "p50", "p99", "ceiling")
+	fmt.Printf("%-36s %12s %10s %10s %9s\n", "scenario", "ops/s", "p50", "p99", "ceiling")
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
 		if err != nil {
@@ -205,6 +233,17 @@ func run(ctx context.Context, cfg benchConfig) error {
 		if i > 0 && cfg.only != "" && !strings.Contains(sc.name, cfg.only) {
 			continue
 		}
+		var up result
+		if sc.fault != nil {
+			// The same calls with Redis up, right before: this shared machine drifts too much
+			// for a comparison with the earlier scenarios.
+			if up, err = measure(ctx, cfg, sc.call); err != nil {
+				return fmt.Errorf("%s with Redis up: %w", sc.name, err)
+			}
+			if err := sc.fault.down(); err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+		}
 		res, err := measure(ctx, cfg, sc.call)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
@@ -213,6 +252,17 @@ func run(ctx context.Context, cfg benchConfig) error {
 			ceiling = res.opsPerSec
 		}
 		extra := ""
+		if sc.fault != nil {
+			if err := sc.fault.up(); err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			back, err := cacheRecovery(ctx, ledger(0), "http://"+metricsAddr+"/metrics")
+			if err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			extra = fmt.Sprintf("   %.0f%% of Redis up (%.0f ops/s, p99 %s just before); cache serves again %s after Redis is back",
+				100*res.opsPerSec/up.opsPerSec, up.opsPerSec, round(up.p99), round(back))
+		}
 		switch sc.name {
 		case "Debit (10,000 orgs)":
 			amountDebit = res.opsPerSec
@@ -228,9 +278,88 @@ func run(ctx context.Context, cfg benchConfig) error {
 				extra = fmt.Sprintf("   %.0f%% of amount debits (%.0f and %.0f ops/s before and after)", 100*res.opsPerSec/mean, amountDebit, again.opsPerSec)
 			}
 		}
-		fmt.Printf("%-24s %12.0f %10s %10s %8.0f%%%s\n", sc.name, res.opsPerSec, round(res.p50), round(res.p99), 100*res.opsPerSec/ceiling, extra)
+		fmt.Printf("%-36s %12.0f %10s %10s %8.0f%%%s\n", sc.name, res.opsPerSec, round(res.p50), round(res.p99), 100*res.opsPerSec/ceiling, extra)
+	}
+	if cfg.only == "" || strings.Contains("PostgreSQL restart", cfg.only) {
+		back, took, err := postgresRecovery(ctx, pg, ledger(0), &seq)
+		if err != nil {
+			return fmt.Errorf("PostgreSQL restart: %w", err)
+		}
+		fmt.Printf("PostgreSQL restart (%s): debits commit again %s after it accepts connections\n", round(took), round(back))
 	}
 	return nil
+}
+
+// cacheRecovery measures how long after Redis is back Authorize is answered from the cache
+// again (tally_ledger_authorize_source_total{source="cache"} moves).
+func cacheRecovery(ctx context.Context, c ledgerv1.LedgerServiceClient, metricsURL string) (time.Duration, error) {
+	start := time.Now()
+	before, err := cacheAnswers(ctx, metricsURL)
+	if err != nil {
+		return 0, err
+	}
+	for time.Since(start) < time.Minute {
+		if _, err := c.Authorize(ctx, &ledgerv1.AuthorizeRequest{OrgId: "authz", Amount: money.ToProto(2500, "USD")}); err != nil {
+			return 0, err
+		}
+		n, err := cacheAnswers(ctx, metricsURL)
+		if err != nil {
+			return 0, err
+		}
+		if n > before {
+			return time.Since(start), nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0, errors.New("Authorize never answered from the cache again")
+}
+
+// cacheAnswers sums the ledger's Authorize answers taken from the cache.
+func cacheAnswers(ctx context.Context, metricsURL string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "tally_ledger_authorize_source_total{") && strings.Contains(line, `source="cache"`) {
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if err != nil {
+				return 0, err
+			}
+			sum += v
+		}
+	}
+	return sum, sc.Err()
+}
+
+// postgresRecovery restarts PostgreSQL and measures how long after it accepts connections
+// again a debit commits (took: the restart itself).
+func postgresRecovery(ctx context.Context, pg *localstack.Postgres, c ledgerv1.LedgerServiceClient, seq *atomic.Int64) (back, took time.Duration, err error) {
+	began := time.Now()
+	if err := pg.Restart(ctx); err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	took = start.Sub(began)
+	for time.Since(start) < time.Minute {
+		_, err := c.Debit(ctx, &ledgerv1.DebitRequest{OrgId: "hot", Amount: money.ToProto(2500, "USD"), IdempotencyKey: fmt.Sprintf("pg-%d", seq.Add(1))})
+		if err == nil {
+			return time.Since(start), took, nil
+		}
+		if status.Code(err) != codes.Unavailable {
+			return 0, 0, fmt.Errorf("a debit after the restart failed with %v, not Unavailable", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0, 0, errors.New("debits never committed again")
 }
 
 type result struct {
@@ -331,3 +460,7 @@ func round(d time.Duration) string {
 		return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000)
 	}
 }
+
+type discardRedisLog struct{}
+
+func (discardRedisLog) Printf(context.Context, string, ...any) {}

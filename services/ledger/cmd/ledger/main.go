@@ -2,10 +2,21 @@
 package main
 
 import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/ledger/service"
 )
 
 func main() {
+	// go-redis logs every failed dial of its own; the ledger logs a Redis outage once, as a
+	// warning, and says when the cache is writable again.
+	redis.SetLogger(discardRedisLog{})
 	server.Main("ledger", service.Load, func(c service.Config) string { return c.GRPCAddr }, service.Run)
 }
+
+type discardRedisLog struct{}
+
+func (discardRedisLog) Printf(context.Context, string, ...any) {}

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/outbox"
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
@@ -24,6 +27,20 @@ type Config struct {
 	// Cache may be nil: Authorize then reads PostgreSQL.
 	Cache  *balancecache.Cache
 	Logger *slog.Logger
+	// Metrics registers the ledger's metrics (the server's registry); nil registers nothing.
+	Metrics prometheus.Registerer
+	// ReplicaID names this replica in the cache epoch's heartbeats (a new UUID when empty).
+	ReplicaID string
+	// EpochInterval is how often the replica reads the cache epoch (default 100ms); a reading
+	// older than EpochMaxAge (default 250ms) proves nothing. ReplicaTimeout (default 2s) is how
+	// long a replica may miss its heartbeats before the others presume it lost. See freshness.go.
+	EpochInterval  time.Duration
+	EpochMaxAge    time.Duration
+	ReplicaTimeout time.Duration
+	// CacheQueue bounds the organizations waiting in the cache updater (default 65536).
+	CacheQueue int
+	// CommitRetryFor is how long a batch is retried through a database outage (default 2s).
+	CommitRetryFor time.Duration
 	// Commit settings; see committer.Config.
 	MaxBatch int
 	MaxWait  time.Duration
@@ -45,14 +62,14 @@ type App struct {
 	cfg       Config
 	store     *store.Store
 	cache     *balancecache.Cache
-	reader    *cacheReader
+	reader    *batchReader[cachedEntry]
+	dbReader  *batchReader[dbAccount]
+	updater   *cacheUpdater
+	keeper    *epochKeeper
+	metrics   *metrics
 	logger    *slog.Logger
 	committer *committer.GroupCommitter
 	wake      *outbox.Broadcast
-	// suspect holds organizations whose cache update failed: their cached entry may be stale
-	// (say Redis came back with old data), so Authorize reads PostgreSQL until a write succeeds.
-	suspectMu sync.Mutex
-	suspect   map[string]bool
 }
 
 // New builds an App; Run starts its committer and sweeps.
@@ -69,17 +86,62 @@ func New(cfg Config) (*App, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &App{cfg: cfg, store: cfg.Store, cache: cfg.Cache, logger: cfg.Logger, wake: outbox.NewBroadcast(), suspect: map[string]bool{}}
+	if cfg.ReplicaID == "" {
+		cfg.ReplicaID = uuid.NewString()
+	}
+	if cfg.EpochInterval <= 0 {
+		cfg.EpochInterval = 100 * time.Millisecond
+	}
+	if cfg.EpochMaxAge <= 0 {
+		cfg.EpochMaxAge = 250 * time.Millisecond
+	}
+	if cfg.ReplicaTimeout <= 0 {
+		cfg.ReplicaTimeout = 2 * time.Second
+	}
+	if cfg.EpochMaxAge <= cfg.EpochInterval || cfg.ReplicaTimeout <= cfg.EpochMaxAge {
+		return nil, errors.New("app: the cache epoch needs EpochInterval < EpochMaxAge < ReplicaTimeout")
+	}
+	if cfg.CacheQueue <= 0 {
+		cfg.CacheQueue = 65536
+	}
+	a := &App{cfg: cfg, store: cfg.Store, cache: cfg.Cache, logger: cfg.Logger, wake: outbox.NewBroadcast()}
+	m, err := newMetrics(cfg.Metrics, func() float64 {
+		if a.updater == nil {
+			return 0
+		}
+		return a.updater.queued()
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = m
+	onUnknown := func() {}
+	a.dbReader = newBatchReader(dbReadBatch, dbReadWorkers, a.readAccounts)
 	if cfg.Cache != nil {
-		a.reader = newCacheReader(cfg.Cache)
+		a.reader = newBatchReader(cacheReadBatch, cacheReadWorkers, func(ctx context.Context, orgs []string) ([]cachedEntry, error) {
+			entries, found, err := cfg.Cache.GetMany(ctx, orgs)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]cachedEntry, len(orgs))
+			for i := range orgs {
+				out[i] = cachedEntry{entry: entries[i], found: found[i]}
+			}
+			return out, nil
+		})
+		a.keeper = newEpochKeeper(cfg.Store, cfg.ReplicaID, cfg.EpochInterval, cfg.EpochMaxAge, cfg.ReplicaTimeout, cfg.Logger, m)
+		a.updater = newCacheUpdater(cfg.Cache, cfg.CacheQueue, a.keeper.invalidate, cfg.Logger, m)
+		onUnknown = func() { a.keeper.invalidate(reasonCommitUnknown) }
 	}
 	gc, err := committer.New(committer.Config{
-		Store:    cfg.Store,
-		MaxBatch: cfg.MaxBatch,
-		MaxWait:  cfg.MaxWait,
-		Workers:  cfg.Workers,
-		OnCommit: a.afterCommit,
-		Logger:   cfg.Logger,
+		Store:            cfg.Store,
+		MaxBatch:         cfg.MaxBatch,
+		MaxWait:          cfg.MaxWait,
+		Workers:          cfg.Workers,
+		RetryFor:         cfg.CommitRetryFor,
+		OnCommit:         a.afterCommit,
+		OnUnknownOutcome: onUnknown,
+		Logger:           cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -88,24 +150,48 @@ func New(cfg Config) (*App, error) {
 	return a, nil
 }
 
-// Run runs the group committer and the sweeps until ctx is done.
+// Run runs the group committer, the sweeps and the cache's updater and epoch keeper until ctx
+// is done. The cache's last states are written once nothing commits any more.
 func (a *App) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sweep(ctx) })
-	if a.reader != nil {
+	wg.Go(func() { a.dbReader.run(ctx) })
+	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCache()
+	var cacheWG sync.WaitGroup
+	if a.cache != nil {
 		wg.Go(func() { a.reader.run(ctx) })
+		cacheWG.Go(func() { a.updater.run(cacheCtx) })
+		cacheWG.Go(func() { a.keeper.run(cacheCtx) })
 	}
 	err := a.committer.Run(ctx)
 	wg.Wait()
+	stopCache()
+	cacheWG.Wait()
+	if a.cache != nil {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if !a.updater.flush(fctx) {
+			a.keeper.invalidate(reasonShutdownFailed)
+		}
+		a.keeper.leave(fctx)
+	}
 	return err
 }
 
-func (a *App) afterCommit(ctx context.Context, applied store.Applied) {
-	if a.cache != nil && len(applied.Accounts) > 0 {
-		cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		err := a.cache.Set(cctx, applied.Accounts...)
-		cancel()
-		a.markCache(err, applied.Accounts...)
+// RedisServerChanged tells the ledger that its Redis client reached another server than before
+// (balancecache.ClientConfig.OnNewServer): every entry may be older than PostgreSQL.
+func (a *App) RedisServerChanged() {
+	if a.keeper != nil {
+		a.keeper.invalidate(reasonRedisServer)
+	}
+}
+
+// afterCommit runs after each commit, before the writers are answered: it queues the
+// committed states for the cache (no Redis call on the commit path) and wakes event watchers.
+func (a *App) afterCommit(_ context.Context, applied store.Applied) {
+	if a.updater != nil && len(applied.Accounts) > 0 {
+		a.updater.submit(applied.CacheEpoch, true, applied.Accounts...)
 	}
 	if applied.Events > 0 {
 		a.wake.Notify()
@@ -166,9 +252,10 @@ func (a *App) AuthorizeUsage(ctx context.Context, orgID string, u *ledger.Usage)
 	return a.Authorize(ctx, orgID, m.Nanos, m.Currency)
 }
 
-// Authorize says whether org can afford amount now. It reads the Redis cache; on a miss it
-// rebuilds the entry from PostgreSQL, and when Redis is down it reads PostgreSQL: it never
-// answers without a source.
+// Authorize says whether org can afford amount now. It answers from the Redis cache only with
+// an entry it can prove fresh (see freshness.go), else from PostgreSQL (rebuilding the entry):
+// it never answers from a value older than what PostgreSQL held when the entry was checked, but
+// for the writes in flight.
 func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, currency string) (Authorization, error) {
 	if err := ledger.ValidateOrgID(orgID); err != nil {
 		return Authorization{}, err
@@ -179,7 +266,7 @@ func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, c
 	if err := a.cfg.MaxRequestAmount.Check("amount", amount); err != nil {
 		return Authorization{}, fmt.Errorf("%w: %w", ledger.ErrInvalid, err)
 	}
-	acct, err := a.cachedAccount(ctx, orgID)
+	acct, err := a.authorizedAccount(ctx, orgID)
 	if err != nil {
 		return Authorization{}, err
 	}
@@ -190,52 +277,99 @@ func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, c
 	return Authorization{Allowed: avail >= amount, Available: avail, Currency: acct.Currency, Amount: amount}, nil
 }
 
-// markCache records whether the cache holds the latest state of accts.
-func (a *App) markCache(err error, accts ...ledger.Account) {
-	if err != nil {
-		a.logger.Debug("balance cache update failed", "err", err)
-	}
-	a.suspectMu.Lock()
-	defer a.suspectMu.Unlock()
-	for _, acct := range accts {
+// authorizedAccount returns the account Authorize decides on, and counts where it came from.
+func (a *App) authorizedAccount(ctx context.Context, orgID string) (ledger.Account, error) {
+	why := whyNoCache
+	if a.cache != nil {
+		acct, source, reason, err := a.fromCache(ctx, orgID)
 		if err != nil {
-			if len(a.suspect) < 1_000_000 {
-				a.suspect[acct.OrgID] = true
-			}
-		} else if len(a.suspect) > 0 {
-			delete(a.suspect, acct.OrgID)
+			return ledger.Account{}, err
 		}
-	}
-}
-
-func (a *App) isSuspect(orgID string) bool {
-	a.suspectMu.Lock()
-	defer a.suspectMu.Unlock()
-	return a.suspect[orgID]
-}
-
-func (a *App) cachedAccount(ctx context.Context, orgID string) (ledger.Account, error) {
-	if a.cache == nil {
-		acct, _, err := a.store.Account(ctx, orgID)
-		return acct, err
-	}
-	if !a.isSuspect(orgID) {
-		acct, ok, err := a.reader.get(ctx, orgID)
-		if err == nil && ok {
+		if source == sourceCache {
+			a.metrics.authorize.WithLabelValues(sourceCache, reason).Inc()
 			return acct, nil
 		}
-		if err != nil {
-			a.logger.Debug("balance cache unavailable, reading postgres", "err", err)
-		}
+		why = reason
 	}
-	acct, found, err := a.store.Account(ctx, orgID)
+	r, err := a.dbReader.get(ctx, orgID)
 	if err != nil {
 		return ledger.Account{}, err
 	}
-	if found {
-		a.markCache(a.cache.Set(ctx, acct), acct)
+	a.metrics.authorize.WithLabelValues(sourceDB, why).Inc()
+	if r.found && a.cache != nil {
+		a.keeper.observe(r.epoch, r.sent)
+		a.updater.submit(r.epoch, false, r.acct)
 	}
-	return acct, nil
+	return r.acct, nil
+}
+
+// Batches of Authorize reads (see batchReader).
+const (
+	cacheReadBatch   = 128
+	cacheReadWorkers = 2
+	dbReadBatch      = 128
+	dbReadWorkers    = 4
+)
+
+type cachedEntry struct {
+	entry balancecache.Entry
+	found bool
+}
+
+// dbAccount is an account read by Authorize's fallback, with the cache epoch read in the same
+// statement and when that statement was sent.
+type dbAccount struct {
+	acct  ledger.Account
+	found bool
+	epoch int64
+	sent  time.Time
+}
+
+func (a *App) readAccounts(ctx context.Context, orgs []string) ([]dbAccount, error) {
+	sent := time.Now()
+	accts, found, epoch, err := a.store.AccountsForCache(ctx, orgs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dbAccount, len(orgs))
+	for i := range orgs {
+		out[i] = dbAccount{acct: accts[i], found: found[i], epoch: epoch, sent: sent}
+	}
+	return out, nil
+}
+
+// fromCache returns the cached account of org when it is proven fresh (source cache), or the
+// reason it is not (source db).
+func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account, source, reason string, err error) {
+	if _, ok := a.keeper.current(); !ok {
+		return ledger.Account{}, sourceDB, whyEpochUnknown, nil
+	}
+	c, err := a.reader.get(ctx, orgID)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return ledger.Account{}, "", "", ctx.Err()
+	case err != nil:
+		a.logger.Debug("balance cache unavailable, reading postgres", "err", err)
+		return ledger.Account{}, sourceDB, whyCacheUnavailable, nil
+	case !c.found:
+		return ledger.Account{}, sourceDB, whyMiss, nil
+	}
+	e := c.entry
+	// This replica's own newest state wins over an older entry: it is committed, and Redis may
+	// not have it yet.
+	why := whyFresh
+	if p, ok := a.updater.lookup(orgID); ok && newer(p, e) {
+		e, why = p, whyPending
+	}
+	// Judged now that the answer is in: the reading must still be recent and unchanged.
+	epoch, ok := a.keeper.current()
+	switch {
+	case !ok:
+		return ledger.Account{}, sourceDB, whyEpochUnknown, nil
+	case e.Epoch != epoch:
+		return ledger.Account{}, sourceDB, whyStale, nil
+	}
+	return e.Account, sourceCache, why, nil
 }
 
 // Transactions lists an organization's transactions, newest first.

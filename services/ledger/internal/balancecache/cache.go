@@ -1,6 +1,8 @@
 // Package balancecache keeps a copy of each organization's balance in Redis for the per-call
-// Authorize check. Entries are versioned: an older version never overwrites a newer one. Redis
-// never holds the only copy: a miss is rebuilt from PostgreSQL.
+// Authorize check. Entries are versioned (an older version never overwrites a newer one) and
+// stamped with the cache epoch their state was read under; whether an entry may be trusted is
+// decided by the ledger (internal/app), never here. Redis never holds the only copy: a miss is
+// rebuilt from PostgreSQL.
 package balancecache
 
 import (
@@ -9,6 +11,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,120 +21,206 @@ import (
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
 
-// setIfNewer stores the fields when ARGV[1] (the version) is newer than the stored one.
+// ErrUnavailable is returned without a call to Redis while recent calls have failed (the
+// breaker is open), so an outage costs callers nothing but the fallback to PostgreSQL.
+var ErrUnavailable = errors.New("the balance cache is unavailable")
+
+// setIfNewer stores the entry when its version (ARGV[1]) is newer than the stored one, or equal
+// with a newer epoch stamp (ARGV[8]); either way the key lives ARGV[7] ms more.
 var setIfNewer = redis.NewScript(`
-local v = redis.call('HGET', KEYS[1], 'v')
-if v and tonumber(v) >= tonumber(ARGV[1]) then
+local cur = redis.call('HMGET', KEYS[1], 'v', 'ep')
+local v, ep = tonumber(cur[1]), tonumber(cur[2]) or 0
+local nv, nep = tonumber(ARGV[1]), tonumber(ARGV[8])
+if v and (v > nv or (v == nv and ep >= nep)) then
   redis.call('PEXPIRE', KEYS[1], ARGV[7])
   return 0
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2], 'h', ARGV[3], 'c', ARGV[4], 'e', ARGV[5], 'id', ARGV[6])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2], 'h', ARGV[3], 'c', ARGV[4], 'e', ARGV[5], 'id', ARGV[6], 'ep', ARGV[8])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 return 1
 `)
 
-// Cache is the Redis balance cache.
-type Cache struct {
-	rdb redis.UniversalClient
-	ttl time.Duration
+// Config configures a Cache.
+type Config struct {
+	// TTL is how long an entry lives after its last write (default 60s).
+	TTL time.Duration
+	// Timeout bounds every call to Redis (default 50ms).
+	Timeout time.Duration
 }
 
-// New returns a Cache; entries live ttl after their last write (default 24h).
-func New(rdb redis.UniversalClient, ttl time.Duration) *Cache {
-	if ttl <= 0 {
-		ttl = 24 * time.Hour
+// Entry is one cached account with the cache epoch it was stamped with.
+type Entry struct {
+	Account ledger.Account
+	Epoch   int64
+}
+
+// Cache is the Redis balance cache.
+type Cache struct {
+	rdb     redis.UniversalClient
+	cfg     Config
+	breaker breaker
+}
+
+// New returns a Cache over rdb.
+func New(rdb redis.UniversalClient, cfg Config) *Cache {
+	if cfg.TTL <= 0 {
+		cfg.TTL = time.Minute
 	}
-	return &Cache{rdb: rdb, ttl: ttl}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 50 * time.Millisecond
+	}
+	return &Cache{rdb: rdb, cfg: cfg}
 }
 
 // Key is the Redis key of org; the {org} hash tag keeps an org's keys on one cluster slot.
 func Key(orgID string) string { return "tally:ledger:{" + orgID + "}:balance" }
 
-// Get returns the cached account of org; ok is false on a miss.
-func (c *Cache) Get(ctx context.Context, orgID string) (acct ledger.Account, ok bool, err error) {
-	accts, found, err := c.GetMany(ctx, []string{orgID})
+// Get returns the cached entry of org; ok is false on a miss.
+func (c *Cache) Get(ctx context.Context, orgID string) (e Entry, ok bool, err error) {
+	entries, found, err := c.GetMany(ctx, []string{orgID})
 	if err != nil {
-		return ledger.Account{}, false, err
+		return Entry{}, false, err
 	}
-	return accts[0], found[0], nil
+	return entries[0], found[0], nil
 }
 
-var fields = []string{"v", "b", "h", "c", "e", "id"}
+var fields = []string{"v", "b", "h", "c", "e", "id", "ep"}
 
-// GetMany reads the cached accounts of orgIDs in one pipeline (one round trip).
-func (c *Cache) GetMany(ctx context.Context, orgIDs []string) ([]ledger.Account, []bool, error) {
+// GetMany reads the cached entries of orgIDs in one pipeline (one round trip), within the
+// cache's timeout.
+func (c *Cache) GetMany(ctx context.Context, orgIDs []string) ([]Entry, []bool, error) {
+	if !c.breaker.allow() {
+		return nil, nil, ErrUnavailable
+	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
 	pipe := c.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(orgIDs))
 	for i, org := range orgIDs {
 		cmds[i] = pipe.HMGet(ctx, Key(org), fields...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	_, err := pipe.Exec(ctx)
+	c.record(parent, err)
+	if err != nil {
 		return nil, nil, fmt.Errorf("reading cached balances: %w", err)
 	}
-	accts := make([]ledger.Account, len(orgIDs))
+	entries := make([]Entry, len(orgIDs))
 	found := make([]bool, len(orgIDs))
 	for i, cmd := range cmds {
-		a, ok, err := decode(orgIDs[i], cmd.Val())
-		if err != nil {
-			return nil, nil, err
-		}
-		accts[i], found[i] = a, ok
+		entries[i], found[i] = decode(orgIDs[i], cmd.Val())
 	}
-	return accts, found, nil
+	return entries, found, nil
 }
 
-func decode(orgID string, vals []any) (ledger.Account, bool, error) {
+// decode reads an entry; an incomplete or corrupt one counts as a miss.
+func decode(orgID string, vals []any) (Entry, bool) {
 	if len(vals) != len(fields) || vals[0] == nil {
-		return ledger.Account{}, false, nil
+		return Entry{}, false
 	}
-	var nums [4]int64 // v, b, h, e
-	for i, idx := range []int{0, 1, 2, 4} {
+	var nums [5]int64 // v, b, h, e, id
+	for i, idx := range []int{0, 1, 2, 4, 5} {
 		s, _ := vals[idx].(string)
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return ledger.Account{}, false, errors.New("corrupt cached balance")
+			return Entry{}, false
 		}
 		nums[i] = n
 	}
 	cur, _ := vals[3].(string)
-	idStr, _ := vals[5].(string)
-	id, _ := strconv.ParseInt(idStr, 10, 64)
-	a := ledger.Account{ID: id, OrgID: orgID, Version: nums[0], Balance: money.Nanos(nums[1]), Held: money.Nanos(nums[2]), Currency: cur}
+	epStr, _ := vals[6].(string)
+	epoch, _ := strconv.ParseInt(epStr, 10, 64) // an entry without a stamp is epoch 0: never current
+	a := ledger.Account{ID: nums[4], OrgID: orgID, Version: nums[0], Balance: money.Nanos(nums[1]), Held: money.Nanos(nums[2]), Currency: cur}
 	if nums[3] != 0 {
 		a.ExpiresAt = time.UnixMicro(nums[3]).UTC()
 	}
-	return a, true, nil
+	return Entry{Account: a, Epoch: epoch}, true
 }
 
-// Set stores accounts whose version is newer than the cached one, in one pipeline.
-func (c *Cache) Set(ctx context.Context, accts ...ledger.Account) error {
-	if len(accts) == 0 {
+// Set stores the entries newer than the cached ones (by version, then by epoch) in one
+// pipeline, within the cache's timeout. An error means any of them may or may not be stored.
+func (c *Cache) Set(ctx context.Context, entries ...Entry) error {
+	if len(entries) == 0 {
 		return nil
 	}
-	pipe := c.rdb.Pipeline()
-	for _, a := range accts {
-		var exp int64
-		if !a.ExpiresAt.IsZero() {
-			exp = a.ExpiresAt.UnixMicro()
-		}
-		setIfNewer.Run(ctx, pipe, []string{Key(a.OrgID)}, a.Version, int64(a.Balance), int64(a.Held), a.Currency, exp, a.ID, c.ttl.Milliseconds())
+	if !c.breaker.allow() {
+		return ErrUnavailable
 	}
-	_, err := pipe.Exec(ctx)
-	if err != nil && errors.Is(err, redis.Nil) {
-		err = nil
-	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	err := c.set(ctx, entries)
 	if err != nil && isNoScript(err) {
-		if lerr := setIfNewer.Load(ctx, c.rdb).Err(); lerr != nil {
-			return fmt.Errorf("loading cache script: %w", lerr)
+		if err = setIfNewer.Load(ctx, c.rdb).Err(); err == nil {
+			err = c.set(ctx, entries)
 		}
-		return c.Set(ctx, accts...)
 	}
+	c.record(parent, err)
 	if err != nil {
 		return fmt.Errorf("writing cached balances: %w", err)
 	}
 	return nil
 }
 
+func (c *Cache) set(ctx context.Context, entries []Entry) error {
+	pipe := c.rdb.Pipeline()
+	for _, e := range entries {
+		a := e.Account
+		var exp int64
+		if !a.ExpiresAt.IsZero() {
+			exp = a.ExpiresAt.UnixMicro()
+		}
+		setIfNewer.Run(ctx, pipe, []string{Key(a.OrgID)}, a.Version, int64(a.Balance), int64(a.Held), a.Currency, exp, a.ID, c.cfg.TTL.Milliseconds(), e.Epoch)
+	}
+	_, err := pipe.Exec(ctx)
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
+}
+
+// record feeds the breaker with the outcome of a call, unless the caller itself gave up.
+func (c *Cache) record(parent context.Context, err error) {
+	if parent.Err() == nil {
+		c.breaker.record(err)
+	}
+}
+
 func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// breaker fails calls fast while Redis is failing: after a failure it opens for a backoff
+// (doubling from minOpen to maxOpen), then lets calls through again; a success closes it.
+type breaker struct {
+	openUntil atomic.Int64 // unix nanos; 0 when closed
+	mu        sync.Mutex
+	backoff   time.Duration
+}
+
+const (
+	minOpen = 25 * time.Millisecond
+	// maxOpen bounds how late the cache is used again after Redis comes back.
+	maxOpen = 500 * time.Millisecond
+)
+
+func (b *breaker) allow() bool {
+	until := b.openUntil.Load()
+	return until == 0 || time.Now().UnixNano() >= until
+}
+
+func (b *breaker) record(err error) {
+	if err == nil {
+		if b.openUntil.Load() != 0 {
+			b.mu.Lock()
+			b.openUntil.Store(0)
+			b.backoff = 0
+			b.mu.Unlock()
+		}
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.backoff = min(max(2*b.backoff, minOpen), maxOpen)
+	b.openUntil.Store(time.Now().Add(b.backoff).UnixNano())
 }

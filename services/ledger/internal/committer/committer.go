@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
@@ -36,8 +37,19 @@ type Config struct {
 	Workers int
 	// OnCommit runs after each commit, before the writers are answered (cache, event wake-up).
 	OnCommit func(context.Context, store.Applied)
-	Logger   *slog.Logger
+	// RetryFor is how long a batch is retried when the database is unavailable (default 2s): a
+	// PostgreSQL restart within it is invisible to the writers. Each retry is safe whatever the
+	// attempt before did: what committed replays through its idempotency keys.
+	RetryFor time.Duration
+	// OnUnknownOutcome runs when a batch fails after an attempt whose COMMIT went unanswered:
+	// it may have committed without anyone updating the cache.
+	OnUnknownOutcome func()
+	Logger           *slog.Logger
 }
+
+// probeEvery spaces the writes let through while the database is down: the others are
+// refused at once instead of queueing behind a batch that cannot commit.
+const probeEvery = 100 * time.Millisecond
 
 type pending struct {
 	req  *ledger.Request
@@ -51,6 +63,10 @@ type GroupCommitter struct {
 	queues  []chan *pending
 	stopped chan struct{}
 	once    sync.Once
+	// down is set when a batch failed for want of the database and cleared by the next commit;
+	// nextProbe is when the next write may try (unix nanos).
+	down      atomic.Bool
+	nextProbe atomic.Int64
 }
 
 // New returns a GroupCommitter; call Run to start it.
@@ -66,6 +82,12 @@ func New(cfg Config) (*GroupCommitter, error) {
 	}
 	if cfg.OnCommit == nil {
 		cfg.OnCommit = func(context.Context, store.Applied) {}
+	}
+	if cfg.OnUnknownOutcome == nil {
+		cfg.OnUnknownOutcome = func() {}
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = 2 * time.Second
 	}
 	g := &GroupCommitter{cfg: cfg, stopped: make(chan struct{})}
 	for range cfg.Workers {
@@ -83,6 +105,9 @@ func (g *GroupCommitter) Submit(ctx context.Context, req *ledger.Request) (ledge
 		return ledger.Result{}, ErrClosed
 	default:
 	}
+	if !g.admit() {
+		return ledger.Result{}, fmt.Errorf("%w: writes are refused until it is back", ledger.ErrUnavailable)
+	}
 	select {
 	case g.queue(req) <- p:
 	case <-g.stopped:
@@ -95,6 +120,30 @@ func (g *GroupCommitter) Submit(ctx context.Context, req *ledger.Request) (ledge
 		return o.Result, o.Err
 	case <-ctx.Done():
 		return ledger.Result{}, ctx.Err()
+	}
+}
+
+// admit says whether a write may be queued: always, unless the database is down, when one
+// write per probeEvery goes through to find out whether it is back.
+func (g *GroupCommitter) admit() bool {
+	if !g.down.Load() {
+		return true
+	}
+	next := g.nextProbe.Load()
+	now := time.Now().UnixNano()
+	return now >= next && g.nextProbe.CompareAndSwap(next, now+int64(probeEvery))
+}
+
+func (g *GroupCommitter) markDown() {
+	g.nextProbe.Store(time.Now().Add(probeEvery).UnixNano())
+	if !g.down.Swap(true) {
+		g.cfg.Logger.Warn("ledger database unavailable: refusing writes until it is back")
+	}
+}
+
+func (g *GroupCommitter) markUp() {
+	if g.down.Load() && g.down.Swap(false) {
+		g.cfg.Logger.Info("ledger database available again")
 	}
 }
 
@@ -180,7 +229,13 @@ func (g *GroupCommitter) commit(ctx context.Context, batch []*pending) {
 	for i, p := range batch {
 		reqs[i] = p.req
 	}
-	applied, err := g.cfg.Store.Apply(ctx, reqs)
+	applied, err := g.apply(ctx, reqs)
+	if errors.Is(err, ledger.ErrUnavailable) {
+		for _, p := range batch {
+			p.done <- store.Outcome{Err: fmt.Errorf("applying ledger write: %w", err)}
+		}
+		return
+	}
 	if err != nil && len(batch) > 1 {
 		// One bad request must not fail its neighbours: retry each on its own.
 		g.cfg.Logger.Warn("ledger batch failed, retrying one by one", "size", len(batch), "err", err)
@@ -196,5 +251,35 @@ func (g *GroupCommitter) commit(ctx context.Context, batch []*pending) {
 	g.cfg.OnCommit(ctx, applied)
 	for i, p := range batch {
 		p.done <- applied.Outcomes[i]
+	}
+}
+
+// apply runs a batch, retrying it while the database is unavailable, for up to RetryFor (not at
+// all once the database is known to be down: the writers are answered at once).
+func (g *GroupCommitter) apply(ctx context.Context, reqs []*ledger.Request) (store.Applied, error) {
+	start := time.Now()
+	backoff := 5 * time.Millisecond
+	unknown := false
+	for attempt := 1; ; attempt++ {
+		applied, err := g.cfg.Store.Apply(ctx, reqs)
+		if err == nil {
+			g.markUp()
+			return applied, nil
+		}
+		if !errors.Is(err, ledger.ErrUnavailable) {
+			return store.Applied{}, err
+		}
+		unknown = unknown || errors.Is(err, store.ErrOutcomeUnknown)
+		if g.down.Load() || time.Since(start)+backoff > g.cfg.RetryFor {
+			g.markDown()
+			if unknown {
+				g.cfg.OnUnknownOutcome()
+			}
+			return store.Applied{}, err
+		}
+		g.cfg.Logger.Debug("ledger batch hit an unavailable database, retrying", "attempt", attempt, "size", len(reqs), "err", err)
+		t := time.NewTimer(backoff)
+		<-t.C
+		backoff = min(2*backoff, 200*time.Millisecond)
 	}
 }

@@ -19,6 +19,9 @@ var (
 	ErrHoldNotActive       = errors.New("hold is no longer active")
 	ErrOverflow            = errors.New("the amount would take the balance beyond the int64 range of nanos")
 	ErrInvalid             = errors.New("invalid request")
+	// ErrUnavailable marks a failure to reach or use a dependency (PostgreSQL) rather than a
+	// refusal of the request: the same request may succeed when retried.
+	ErrUnavailable = errors.New("the ledger's database is unavailable")
 )
 
 // Operation is what a request asks the ledger to do.

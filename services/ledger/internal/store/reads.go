@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,23 +22,67 @@ type querier interface {
 // Account reads an organization's account; found is false for an organization never credited
 // or debited.
 func (s *Store) Account(ctx context.Context, orgID string) (acct ledger.Account, found bool, err error) {
-	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountColumns+` FROM accounts WHERE kind = 'org' AND org_id = $1`, orgID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ledger.Account{OrgID: orgID, Currency: s.cfg.DefaultCurrency}, false, nil
-	}
+	acct, found, _, err = s.AccountForCache(ctx, orgID)
+	return acct, found, err
+}
+
+// AccountForCache reads an organization's account like Account, with the balance-cache epoch
+// read in the same statement (so never newer than the epoch current when the account was read).
+// The epoch is 0 when the account is not found.
+func (s *Store) AccountForCache(ctx context.Context, orgID string) (acct ledger.Account, found bool, epoch int64, err error) {
+	accts, founds, epoch, err := s.AccountsForCache(ctx, []string{orgID})
 	if err != nil {
-		return ledger.Account{}, false, fmt.Errorf("reading account: %w", err)
+		return ledger.Account{}, false, 0, err
 	}
-	return a, true, nil
+	return accts[0], founds[0], epoch, nil
+}
+
+// AccountsForCache is AccountForCache for many organizations in one statement: the accounts of
+// orgIDs in their order (found false, and the default currency, for those never credited or
+// debited). The epoch is 0 when none is found.
+func (s *Store) AccountsForCache(parent context.Context, orgIDs []string) (accts []ledger.Account, found []bool, epoch int64, err error) {
+	ctx, cancel := s.deadline(parent)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT `+accountColumns+`, (SELECT epoch FROM cache_epoch WHERE id = 1)
+FROM accounts WHERE kind = 'org' AND org_id = ANY($1::text[])`, orgIDs)
+	if err != nil {
+		return nil, nil, 0, fail(parent, fmt.Errorf("reading accounts: %w", err))
+	}
+	byOrg := make(map[string]ledger.Account, len(orgIDs))
+	for rows.Next() {
+		var a ledger.Account
+		var bal, held, expMicros int64
+		if err := rows.Scan(&a.ID, &a.OrgID, &a.Currency, &bal, &held, &expMicros, &a.Version, &epoch); err != nil {
+			rows.Close()
+			return nil, nil, 0, fail(parent, fmt.Errorf("scanning account: %w", err))
+		}
+		a.Balance, a.Held, a.ExpiresAt = money.Nanos(bal), money.Nanos(held), fromMicros(expMicros)
+		byOrg[a.OrgID] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, 0, fail(parent, fmt.Errorf("reading accounts: %w", err))
+	}
+	accts, found = make([]ledger.Account, len(orgIDs)), make([]bool, len(orgIDs))
+	for i, org := range orgIDs {
+		a, ok := byOrg[org]
+		if !ok {
+			a = ledger.Account{OrgID: org, Currency: s.cfg.DefaultCurrency}
+		}
+		accts[i], found[i] = a, ok
+	}
+	return accts, found, epoch, nil
 }
 
 // ListTransactions returns up to limit transactions of org with seq below beforeSeq (0 = newest),
 // newest first, with their postings.
-func (s *Store) ListTransactions(ctx context.Context, orgID string, limit int, beforeSeq int64) ([]*ledger.Transaction, error) {
+func (s *Store) ListTransactions(parent context.Context, orgID string, limit int, beforeSeq int64) ([]*ledger.Transaction, error) {
 	if beforeSeq <= 0 {
 		beforeSeq = 1<<63 - 1
 	}
-	return loadTransactions(ctx, s.pool, `WHERE t.org_id = $1 AND t.seq < $2 ORDER BY t.seq DESC LIMIT $3`, orgID, beforeSeq, limit)
+	ctx, cancel := s.deadline(parent)
+	defer cancel()
+	txs, err := loadTransactions(ctx, s.pool, `WHERE t.org_id = $1 AND t.seq < $2 ORDER BY t.seq DESC LIMIT $3`, orgID, beforeSeq, limit)
+	return txs, fail(parent, err)
 }
 
 func loadTransactions(ctx context.Context, q querier, where string, args ...any) ([]*ledger.Transaction, error) {
@@ -110,7 +153,14 @@ WHERE p.transaction_id = ANY($1::text[]::uuid[]) ORDER BY p.transaction_id, p.am
 }
 
 // Events returns up to limit outbox events after seq, in sequence order, optionally of one org.
-func (s *Store) Events(ctx context.Context, afterSeq int64, orgID string, limit int) ([]ledger.Event, error) {
+func (s *Store) Events(parent context.Context, afterSeq int64, orgID string, limit int) ([]ledger.Event, error) {
+	ctx, cancel := s.deadline(parent)
+	defer cancel()
+	events, err := s.events(ctx, afterSeq, orgID, limit)
+	return events, fail(parent, err)
+}
+
+func (s *Store) events(ctx context.Context, afterSeq int64, orgID string, limit int) ([]ledger.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT seq, org_id, kind, coalesce(transaction_id::text, ''), coalesce(hold_id::text, ''), amount, balance, available,
 currency, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), (extract(epoch from occurred_at) * 1000000)::bigint,
 coalesce(credit_source, '')
@@ -131,19 +181,25 @@ FROM events WHERE seq > $1 AND ($2 = '' OR org_id = $2) ORDER BY seq LIMIT $3`, 
 }
 
 // DueHolds lists active holds whose TTL has passed.
-func (s *Store) DueHolds(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id::text FROM holds WHERE status = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`, now, limit)
-	if err != nil {
-		return nil, fmt.Errorf("listing due holds: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+func (s *Store) DueHolds(parent context.Context, now time.Time, limit int) ([]string, error) {
+	return s.ids(parent, "listing due holds", `SELECT id::text FROM holds WHERE status = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`, now, limit)
 }
 
 // DueExpiries lists organizations whose credits are past their validity.
-func (s *Store) DueExpiries(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT org_id FROM accounts WHERE kind = 'org' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`, now, limit)
+func (s *Store) DueExpiries(parent context.Context, now time.Time, limit int) ([]string, error) {
+	return s.ids(parent, "listing due expiries", `SELECT org_id FROM accounts WHERE kind = 'org' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`, now, limit)
+}
+
+func (s *Store) ids(parent context.Context, what, sql string, args ...any) ([]string, error) {
+	ctx, cancel := s.deadline(parent)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("listing due expiries: %w", err)
+		return nil, fail(parent, fmt.Errorf("%s: %w", what, err))
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fail(parent, fmt.Errorf("%s: %w", what, err))
+	}
+	return ids, nil
 }

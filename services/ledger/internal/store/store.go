@@ -15,10 +15,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
 
@@ -30,7 +32,14 @@ type Config struct {
 	PlatformShards int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Timeout bounds every call to PostgreSQL, a whole batch transaction included (default 5s).
+	Timeout time.Duration
 }
+
+// ErrOutcomeUnknown marks a batch whose COMMIT was sent but whose answer never came: it may or
+// may not have committed. Running the same requests again resolves it: their idempotency keys
+// replay whatever did commit, and the ledger's own key-less requests re-check under lock.
+var ErrOutcomeUnknown = errors.New("the outcome of the ledger batch is unknown")
 
 // Store is the PostgreSQL ledger.
 type Store struct {
@@ -60,6 +69,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Store, error) {
 	if cfg.Validity == (config.Period{}) {
 		cfg.Validity = config.Period{Months: 3}
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
 	return &Store{pool: pool, cfg: cfg, idByNm: map[string]int64{}}, nil
 }
 
@@ -72,9 +84,33 @@ type Outcome struct {
 // Applied is what a committed batch did.
 type Applied struct {
 	Outcomes []Outcome
-	// Accounts are the final states of the accounts the batch changed.
+	// Accounts are the states, as committed, of every account the batch locked: the ones it
+	// changed and the ones it only replayed or refused, so any request refreshes the cache.
 	Accounts []ledger.Account
-	Events   int
+	// CacheEpoch is the balance-cache epoch read in the batch transaction before its accounts
+	// were locked: never newer than the epoch current when Accounts were committed.
+	CacheEpoch int64
+	Events     int
+}
+
+// deadline bounds one call to PostgreSQL.
+func (s *Store) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.Timeout)
+}
+
+// fail classifies err from a call made under parent: the caller's own cancellation or deadline
+// stays what it is; an unreachable, restarting or timed-out database becomes ledger.ErrUnavailable.
+func fail(parent context.Context, err error) error {
+	if err == nil || errors.Is(err, ledger.ErrUnavailable) {
+		return err
+	}
+	if perr := parent.Err(); perr != nil {
+		return fmt.Errorf("%w: %w", perr, err)
+	}
+	if pg.IsUnavailable(err) {
+		return fmt.Errorf("%w: %w", ledger.ErrUnavailable, err)
+	}
+	return err
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
@@ -83,11 +119,16 @@ func newID() string { return uuid.Must(uuid.NewV7()).String() }
 // rules gets its own error in Outcomes and changes nothing; an error return means nothing at all
 // was committed. The transaction takes two round trips: BEGIN and the locking reads pipelined in
 // one, the writes and COMMIT in the other.
-func (s *Store) Apply(ctx context.Context, reqs []*ledger.Request) (Applied, error) {
+//
+// A failure before COMMIT was sent leaves nothing behind. A lost answer to the COMMIT is
+// ErrOutcomeUnknown (and ledger.ErrUnavailable): the batch may have committed.
+func (s *Store) Apply(parent context.Context, reqs []*ledger.Request) (Applied, error) {
+	ctx, cancel := s.deadline(parent)
+	defer cancel()
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return Applied{}, fmt.Errorf("acquiring connection: %w", err)
+		return Applied{}, fail(parent, fmt.Errorf("acquiring connection: %w", err))
 	}
 	defer conn.Release()
 	committed := false
@@ -95,14 +136,17 @@ func (s *Store) Apply(ctx context.Context, reqs []*ledger.Request) (Applied, err
 		if !committed {
 			// Ends the transaction whatever state it is in; a connection left in a transaction is
 			// closed by the pool on release anyway.
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+			rctx, cancel := s.deadline(context.WithoutCancel(ctx))
+			defer cancel()
+			_, _ = conn.Exec(rctx, "ROLLBACK")
 		}
 	}()
 
-	accounts, holds, existing, err := s.lock(ctx, conn.Conn(), reqs)
+	lk, err := s.lock(ctx, conn.Conn(), reqs)
 	if err != nil {
-		return Applied{}, err
+		return Applied{}, fail(parent, err)
 	}
+	accounts, holds, existing := lk.accounts, lk.holds, lk.existing
 	for _, r := range reqs {
 		if r.HoldID != "" {
 			r.OrgID = "" // unknown hold: the batch answers ErrHoldNotFound
@@ -123,22 +167,34 @@ func (s *Store) Apply(ctx context.Context, reqs []*ledger.Request) (Applied, err
 		Holds:    holds,
 		Existing: existing,
 	})
-	out := Applied{Outcomes: make([]Outcome, len(reqs))}
+	out := Applied{Outcomes: make([]Outcome, len(reqs)), CacheEpoch: lk.epoch}
 	for i, r := range reqs {
 		res, err := b.Apply(r)
 		out.Outcomes[i] = Outcome{Result: res, Err: err}
 	}
-	if len(b.Touched) == 0 && len(b.Keys) == 0 {
-		return out, nil // nothing to write: replays and refusals only (the deferred ROLLBACK ends it)
+	// The locked accounts end in the state this transaction leaves them in (the batch changes
+	// them in place), which is what PostgreSQL holds once it commits or rolls back.
+	lockedAccounts := func() []ledger.Account {
+		accts := make([]ledger.Account, 0, len(accounts))
+		for _, a := range accounts {
+			accts = append(accts, *a)
+		}
+		return accts
 	}
-	if err := s.write(ctx, conn.Conn(), b); err != nil {
+	if len(b.Touched) == 0 && len(b.Keys) == 0 {
+		// Nothing to write: replays and refusals only (the deferred ROLLBACK ends it).
+		out.Accounts = lockedAccounts()
+		return out, nil
+	}
+	if sent, err := s.write(ctx, conn.Conn(), b); err != nil {
+		err = fail(parent, err)
+		if sent && errors.Is(err, ledger.ErrUnavailable) && !pgconn.SafeToRetry(err) {
+			err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
 		return Applied{}, err
 	}
 	committed = true
-	for _, org := range b.Touched {
-		a, _ := b.Account(org)
-		out.Accounts = append(out.Accounts, *a)
-	}
+	out.Accounts = lockedAccounts()
 	out.Events = len(b.Events)
 	return out, nil
 }
@@ -177,7 +233,15 @@ func opensAccount(op ledger.Operation) bool {
 	return op == ledger.OpCredit || op == ledger.OpDebit || op == ledger.OpAdjust
 }
 
-func (s *Store) lock(ctx context.Context, conn *pgx.Conn, reqs []*ledger.Request) (map[string]*ledger.Account, map[string]*ledger.Hold, map[ledger.IdemKey]ledger.Replay, error) {
+// locked is what a batch transaction read under its locks.
+type locked struct {
+	accounts map[string]*ledger.Account
+	holds    map[string]*ledger.Hold
+	existing map[ledger.IdemKey]ledger.Replay
+	epoch    int64
+}
+
+func (s *Store) lock(ctx context.Context, conn *pgx.Conn, reqs []*ledger.Request) (locked, error) {
 	var orgs, newOrgs, newCurrencies, holdIDs, keys, keyOrgs, keyHolds []string
 	seenOrg, seenNew := map[string]bool{}, map[string]bool{}
 	for _, r := range reqs {
@@ -221,11 +285,19 @@ func (s *Store) lock(ctx context.Context, conn *pgx.Conn, reqs []*ledger.Request
 		if _, err := s.pool.Exec(ctx, `INSERT INTO accounts (name, kind, org_id, currency)
 SELECT 'org:' || o, 'org', o, c FROM unnest($1::text[], $2::text[]) AS t(o, c)
 ON CONFLICT DO NOTHING`, newOrgs, newCurrencies); err != nil {
-			return nil, nil, nil, fmt.Errorf("opening accounts: %w", err)
+			return locked{}, fmt.Errorf("opening accounts: %w", err)
 		}
 	}
+	var epoch int64
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
+	// Read before the accounts: the epoch a cache entry of their state may be stamped with.
+	batch.Queue(`SELECT epoch FROM cache_epoch WHERE id = 1`).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&epoch); err != nil {
+			return fmt.Errorf("reading the cache epoch: %w", err)
+		}
+		return nil
+	})
 	// Accounts are locked in id order, so concurrent batches never deadlock; holds after accounts.
 	// One "= ANY" over the organizations named and those of the holds named keeps it an index scan.
 	batch.Queue(`SELECT `+accountColumns+` FROM accounts WHERE kind = 'org'
@@ -279,14 +351,14 @@ WHERE (k.org_id, k.key) IN (SELECT u.o, u.k FROM unnest($1::text[], $2::text[]) 
 		})
 	}
 	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
-		return nil, nil, nil, fmt.Errorf("locking accounts: %w", err)
+		return locked{}, fmt.Errorf("locking accounts: %w", err)
 	}
 	if len(replayTx)+len(replayHolds) > 0 {
 		if err := loadReplays(ctx, conn, existing, replayTx, replayHolds); err != nil {
-			return nil, nil, nil, err
+			return locked{}, err
 		}
 	}
-	return accounts, holds, existing, nil
+	return locked{accounts: accounts, holds: holds, existing: existing, epoch: epoch}, nil
 }
 
 func loadReplays(ctx context.Context, q querier, existing map[ledger.IdemKey]ledger.Replay, txIDs, holdIDs []string) error {
@@ -422,7 +494,9 @@ SELECT id, name FROM ins UNION ALL SELECT a.id, a.name FROM accounts a JOIN want
 	return ids, nil
 }
 
-func (s *Store) write(ctx context.Context, conn *pgx.Conn, b *ledger.Batch) error {
+// write sends the batch's rows and its COMMIT; sent says whether the COMMIT went out (before
+// that, a failure certainly committed nothing).
+func (s *Store) write(ctx context.Context, conn *pgx.Conn, b *ledger.Batch) (sent bool, err error) {
 	var names []string
 	seen := map[string]bool{}
 	for _, t := range b.Transactions {
@@ -435,7 +509,7 @@ func (s *Store) write(ctx context.Context, conn *pgx.Conn, b *ledger.Batch) erro
 	}
 	ids, err := s.platformIDs(ctx, names)
 	if err != nil {
-		return err
+		return false, err
 	}
 	batch := &pgx.Batch{}
 	if len(b.Keys) > 0 {
@@ -459,7 +533,7 @@ SELECT o, k, op, h, NULLIF(t, '')::uuid, NULLIF(hd, '')::uuid FROM unnest($1::te
 		for i, t := range b.Transactions {
 			meta, err := json.Marshal(t.Metadata)
 			if err != nil {
-				return fmt.Errorf("encoding metadata: %w", err)
+				return false, fmt.Errorf("encoding metadata: %w", err)
 			}
 			if t.Metadata == nil {
 				meta = []byte("{}")
@@ -470,7 +544,7 @@ SELECT o, k, op, h, NULLIF(t, '')::uuid, NULLIF(hd, '')::uuid FROM unnest($1::te
 			if t.Pricing != nil {
 				p, err := json.Marshal(t.Pricing)
 				if err != nil {
-					return fmt.Errorf("encoding pricing: %w", err)
+					return false, fmt.Errorf("encoding pricing: %w", err)
 				}
 				pricings[i] = string(p)
 			}
@@ -556,7 +630,7 @@ FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7:
 	}
 	batch.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
-		return fmt.Errorf("writing ledger batch: %w", err)
+		return true, fmt.Errorf("writing ledger batch: %w", err)
 	}
-	return nil
+	return true, nil
 }

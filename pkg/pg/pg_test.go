@@ -1,0 +1,105 @@
+package pg_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tallyhq/tally/pkg/pg"
+	"github.com/tallyhq/tally/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func TestOpenSetsTimeouts(t *testing.T) {
+	t.Parallel()
+	url := testenv.PostgresURL(t)
+	for _, tc := range []struct {
+		name string
+		opts pg.Options
+		want string
+	}{
+		{"none by default", pg.Options{URL: url, Schema: "svc"}, "0"},
+		{"statement timeout", pg.Options{URL: url, Schema: "svc", StatementTimeout: 1500 * time.Millisecond}, "1500ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool, err := pg.Open(t.Context(), tc.opts)
+			require.NoError(t, err)
+			defer pool.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			var got string
+			require.NoError(t, pool.QueryRow(ctx, "SHOW statement_timeout").Scan(&got))
+			require.Equal(t, tc.want, got)
+		})
+	}
+
+	// A statement over the timeout is cancelled by the server, and that counts as unavailable.
+	pool, err := pg.Open(t.Context(), pg.Options{URL: url, Schema: "svc", StatementTimeout: 50 * time.Millisecond})
+	require.NoError(t, err)
+	defer pool.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err = pool.Exec(ctx, "SELECT pg_sleep(5)")
+	require.Error(t, err)
+	require.True(t, pg.IsUnavailable(err), "%v", err)
+
+	// Migrations are not bound by it (a migration may take long).
+	require.NoError(t, pg.Migrate(t.Context(), pool, "svc", fstest.MapFS{
+		"20260101000000_slow.up.sql": {Data: []byte("SELECT pg_sleep(0.2); CREATE TABLE t (id int)")},
+	}))
+	var after string
+	require.NoError(t, pool.QueryRow(ctx, "SHOW statement_timeout").Scan(&after))
+	require.Equal(t, "50ms", after, "the migrations' connection gets its timeout back")
+}
+
+func TestIsUnavailable(t *testing.T) {
+	t.Parallel()
+	// A real connection attempt to a port nobody listens on.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := lis.Addr().String()
+	require.NoError(t, lis.Close())
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, refused := pgx.Connect(ctx, "postgres://postgres@"+addr+"/x?sslmode=disable&connect_timeout=5")
+	require.Error(t, refused)
+
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"connection refused", refused, true},
+		{"wrapped connection refused", fmt.Errorf("reading account: %w", refused), true},
+		{"server shutting down", &pgconn.PgError{Code: "57P01"}, true},
+		{"server starting up", &pgconn.PgError{Code: "57P03"}, true},
+		{"connection exception class", &pgconn.PgError{Code: "08006"}, true},
+		{"too many connections", &pgconn.PgError{Code: "53300"}, true},
+		{"statement timeout", &pgconn.PgError{Code: "57014"}, true},
+		{"serialization failure", &pgconn.PgError{Code: "40001"}, true},
+		{"unique violation is the data's fault", &pgconn.PgError{Code: "23505"}, false},
+		{"check violation is the data's fault", &pgconn.PgError{Code: "23514"}, false},
+		{"syntax error is the code's fault", &pgconn.PgError{Code: "42601"}, false},
+		{"connection lost mid-read", fmt.Errorf("writing ledger batch: %w", io.ErrUnexpectedEOF), true},
+		{"conn closed", fmt.Errorf("x: %w", pgconn.ErrConnClosed), true},
+		{"own deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), true},
+		{"no rows is an answer", pgx.ErrNoRows, false},
+		{"any other error", errors.New("scanning account: cannot scan NULL"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, pg.IsUnavailable(tc.err), "%v", tc.err)
+		})
+	}
+}
