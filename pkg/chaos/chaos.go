@@ -42,10 +42,10 @@ type Options struct {
 // DefaultLoad returns the traffic of the full suite, or of the short one.
 func DefaultLoad(short bool) LoadConfig {
 	if short {
-		return LoadConfig{DebitWorkers: 24, AuthorizeWorkers: 4, MaxDebits: 8000, AuthorizeRate: 40,
+		return LoadConfig{DebitWorkers: 24, AuthorizeWorkers: 4, MaxDebits: 15000, AuthorizeRate: 40,
 			RetryStorm: 0.05, Orgs: 8, TopUpWorkers: 2, TopUpRate: 3, MaxTopUps: 60, EmailCredits: 5}
 	}
-	return LoadConfig{DebitWorkers: 24, AuthorizeWorkers: 4, MaxDebits: 40000, AuthorizeRate: 100,
+	return LoadConfig{DebitWorkers: 24, AuthorizeWorkers: 4, MaxDebits: 60000, AuthorizeRate: 100,
 		RetryStorm: 0.05, Orgs: 16, TopUpWorkers: 2, TopUpRate: 5, MaxTopUps: 200, EmailCredits: 10}
 }
 

@@ -347,7 +347,7 @@ func (r *run) checkRefunds(ctx context.Context, v *violations, seen map[string]i
 // checkEmails checks the "payment succeeded" emails of the mail organizations: one per paid
 // credit, none left pending, each sent one in mailpit.
 func (r *run) checkEmails(ctx context.Context, v *violations, seen map[string]int) error {
-	expected, err := r.count(ctx, `SELECT count(*) FROM ledger.events WHERE org_id LIKE $1 AND kind = 'credit' AND credit_source = 'payment'`,
+	expected, err := r.count(ctx, `SELECT count(*) FROM ledger.events WHERE org_id LIKE $1 AND kind = 'credit' AND credit_source = 'payment_clearing'`,
 		r.tag+"-m%")
 	if err != nil {
 		return fmt.Errorf("counting paid credits: %w", err)
@@ -397,6 +397,7 @@ func (r *run) checkEmails(ctx context.Context, v *violations, seen map[string]in
 			resent++
 		}
 	}
+	r.note("%d paid credits to organizations with a subscriber, %d emails queued", expected, len(emails))
 	if resent > 0 {
 		r.note("%d emails reached the mailbox more than once (SMTP delivery is at least once; same Message-ID)", resent)
 	}

@@ -298,7 +298,7 @@ func (r *run) waitEmails(ctx context.Context, deadline time.Time) error {
 		if err != nil {
 			return fmt.Errorf("reading the emails: %w", err)
 		}
-		paid, err := r.count(ctx, `SELECT count(*) FROM ledger.events WHERE org_id LIKE $1 AND kind = 'credit' AND credit_source = 'payment'`, r.tag+"-m%")
+		paid, err := r.count(ctx, `SELECT count(*) FROM ledger.events WHERE org_id LIKE $1 AND kind = 'credit' AND credit_source = 'payment_clearing'`, r.tag+"-m%")
 		if err != nil {
 			return fmt.Errorf("reading the events: %w", err)
 		}
