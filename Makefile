@@ -84,10 +84,23 @@ test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit
 	go vet $(GO_PKGS)
 	go test -count=1 -timeout 20m $(GO_PKGS)
 
+FUZZTIME ?= 30s
+# package:target pairs; each target also runs its seed corpus in `make test`.
+FUZZ_TARGETS := \
+	./services/ledger/internal/ledger:FuzzValidate \
+	./services/ledger/internal/grpcapi:FuzzWriteRequests \
+	./services/pricing/internal/grpcapi:FuzzPriceChanges \
+	./services/payments/internal/grpcapi:FuzzWriteRequests \
+	./services/notifications/internal/grpcapi:FuzzWriteRequests \
+	./services/instances-metering/internal/grpcapi:FuzzWriteRequests \
+	./services/gateway/gateway:FuzzStrictJSON \
+	./pkg/server:FuzzRequestCodec \
+	./pkg/textcheck:FuzzText \
+	./pkg/money:FuzzFromProto
+
 .PHONY: fuzz
-fuzz: ## Fuzz the request validation for a while.
-	go test ./services/ledger/internal/ledger -run '^$$' -fuzz FuzzValidate -fuzztime 30s
-	go test ./pkg/money -run '^$$' -fuzz FuzzFromProto -fuzztime 30s
+fuzz: ## Fuzz the request validation of every write RPC for a while (FUZZTIME=30s each).
+	@for t in $(FUZZ_TARGETS); do echo "fuzz $$t"; go test "$${t%%:*}" -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) || exit 1; done
 
 .PHONY: lint
 lint: $(BIN)/buf ## go vet, gofmt, buf lint and format, golangci-lint when installed.

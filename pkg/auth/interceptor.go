@@ -11,9 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// isOpsMethod reports whether fullMethod belongs to a service always reachable without a token:
+// IsOpsMethod reports whether fullMethod belongs to a service always reachable without a token:
 // health checks and server reflection, used by ops tooling.
-func isOpsMethod(fullMethod string) bool {
+func IsOpsMethod(fullMethod string) bool {
 	service, _, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
 	if !ok {
 		return false
@@ -25,8 +25,41 @@ func isOpsMethod(fullMethod string) bool {
 	return false
 }
 
-// errNoToken reports a call without an authorization header.
-var errNoToken = errors.New("missing bearer token")
+// refusal is a status error for the caller: its message is plain (never library text, keys or
+// method names) and Error returns only that message, so wrapping it leaks nothing. The detail
+// is for the server's logs (see RefusalDetail).
+type refusal struct {
+	st     *status.Status
+	detail error
+}
+
+// refuse returns a refusal with code and msg for the caller and detail for the logs.
+func refuse(code codes.Code, msg string, detail error) error {
+	return &refusal{st: status.New(code, msg), detail: detail}
+}
+
+// Error returns the caller's message.
+func (r *refusal) Error() string { return r.st.Message() }
+
+// GRPCStatus returns the status sent to the caller.
+func (r *refusal) GRPCStatus() *status.Status { return r.st }
+
+// RefusalDetail returns why the interceptors or the policy refused a call, for logs: the
+// verification error of an invalid token, the method and subject of a denied call. It returns
+// nil for other errors.
+func RefusalDetail(err error) error {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.detail
+	}
+	return nil
+}
+
+// Errors of the authorization header, safe to show the caller.
+var (
+	errNoToken   = errors.New("missing bearer token")
+	errNotBearer = errors.New("authorization header is not one bearer token")
+)
 
 // bearerToken extracts the token of the "authorization: Bearer <jwt>" metadata of ctx.
 func bearerToken(ctx context.Context) (string, error) {
@@ -36,12 +69,12 @@ func bearerToken(ctx context.Context) (string, error) {
 		return "", errNoToken
 	}
 	if len(values) > 1 {
-		return "", errors.New("more than one authorization header")
+		return "", errNotBearer
 	}
 	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
-		return "", errors.New("authorization header is not a bearer token")
+		return "", errNotBearer
 	}
 	return token, nil
 }
@@ -50,12 +83,12 @@ func bearerToken(ctx context.Context) (string, error) {
 // check to the caller. It returns the context to use (with claims when a valid token was sent) and
 // whether the request's organization must match the caller's.
 func authenticate(ctx context.Context, v Verifier, p Policy, fullMethod string) (context.Context, *Claims, bool, error) {
-	if isOpsMethod(fullMethod) {
+	if IsOpsMethod(fullMethod) {
 		return ctx, nil, false, nil
 	}
 	rule, ok := p[fullMethod]
 	if !ok {
-		return ctx, nil, false, status.Errorf(codes.PermissionDenied, "method %s not in policy", fullMethod)
+		return ctx, nil, false, notInPolicy(fullMethod)
 	}
 	var claims *Claims
 	token, err := bearerToken(ctx)
@@ -71,10 +104,15 @@ func authenticate(ctx context.Context, v Verifier, p Policy, fullMethod string) 
 		}
 	}
 	if err != nil && !rule.Public {
-		if errors.Is(err, errNoToken) {
-			return ctx, nil, false, status.Errorf(codes.Unauthenticated, "method %s: %v", fullMethod, err)
+		switch {
+		case errors.Is(err, errNoToken):
+			return ctx, nil, false, refuse(codes.Unauthenticated, errNoToken.Error(), nil)
+		case errors.Is(err, errNotBearer):
+			return ctx, nil, false, refuse(codes.Unauthenticated, err.Error(), nil)
+		case errors.Is(err, ErrUnavailable):
+			return ctx, nil, false, refuse(codes.Unavailable, "tokens cannot be verified yet, retry later", err)
 		}
-		return ctx, nil, false, status.Errorf(codes.Unauthenticated, "method %s: invalid token: %v", fullMethod, err)
+		return ctx, nil, false, refuse(codes.Unauthenticated, "invalid token", err)
 	}
 	orgBound, err := p.admit(claims, fullMethod)
 	if err != nil {

@@ -3,6 +3,8 @@ package auth_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -258,4 +260,62 @@ func TestInterceptorsOpsMethods(t *testing.T) {
 			require.Equal(t, tt.wantCode, status.Code(err), "stream err: %v", err)
 		})
 	}
+}
+
+// failingVerifier refuses every token with err.
+type failingVerifier struct{ err error }
+
+func (f failingVerifier) Verify(context.Context, string) (auth.Claims, error) {
+	return auth.Claims{}, f.err
+}
+
+// TestInterceptorMessagesArePlain: callers learn the code and a plain reason, never the
+// verification error (JWT library text, the JWKS URL, a dial error), the method or their input.
+func TestInterceptorMessagesArePlain(t *testing.T) {
+	hs, err := auth.NewHS256Verifier([]byte(testSecretText))
+	require.NoError(t, err)
+	internal := errors.New(`fetch JWKS: Get "http://10.0.0.7:8443/jwks": dial tcp 10.0.0.7:8443: connect: connection refused`)
+	tests := []struct {
+		name     string
+		verifier auth.Verifier
+		method   string
+		token    string
+		wantCode codes.Code
+		wantMsg  string
+	}{
+		{name: "no token", verifier: hs, method: mMembers, wantCode: codes.Unauthenticated, wantMsg: "missing bearer token"},
+		{name: "expired", verifier: hs, method: mMembers, token: signed(t, jwt.SigningMethodHS256, []byte(testSecretText), "", standardClaims(-2*time.Hour)), wantCode: codes.Unauthenticated, wantMsg: "invalid token"},
+		{name: "case-folded claim", verifier: hs, method: mMembers, token: signed(t, jwt.SigningMethodHS256, []byte(testSecretText), "", withClaims(map[string]any{"ROLES": []string{"ops"}})), wantCode: codes.Unauthenticated, wantMsg: "invalid token"},
+		{name: "duplicated claim", verifier: hs, method: mMembers, token: signedRaw(hs256Header, payload(`"roles":["ops"]`)), wantCode: codes.Unauthenticated, wantMsg: "invalid token"},
+		{name: "garbage", verifier: hs, method: mMembers, token: "a.b.c", wantCode: codes.Unauthenticated, wantMsg: "invalid token"},
+		{name: "JWKS unreachable", verifier: failingVerifier{fmt.Errorf("%w: %w", auth.ErrUnavailable, internal)}, method: mMembers, token: "x.y.z", wantCode: codes.Unavailable, wantMsg: "tokens cannot be verified yet, retry later"},
+		{name: "JWKS error", verifier: failingVerifier{internal}, method: mMembers, token: "x.y.z", wantCode: codes.Unauthenticated, wantMsg: "invalid token"},
+		{name: "not in policy", verifier: hs, method: "/tally.test.v1.TestService/Missing", wantCode: codes.PermissionDenied, wantMsg: "no caller may call this method"},
+		{name: "other organization", verifier: hs, method: mOrgRead, token: mint(t, *member("acme")), wantCode: codes.PermissionDenied, wantMsg: "the organization is not yours"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn := startServer(t, tt.verifier, testPolicy())
+			ctx := t.Context()
+			if tt.token != "" {
+				ctx = auth.OutgoingContext(ctx, tt.token)
+			}
+			err := conn.Invoke(ctx, tt.method, &orgReq{OrgId: "globex-0123456789"}, &echo{})
+			require.Equal(t, tt.wantCode, status.Code(err), "err: %v", err)
+			require.Equal(t, tt.wantMsg, status.Convert(err).Message())
+		})
+	}
+}
+
+func TestRefusalDetailIsForLogs(t *testing.T) {
+	v, err := auth.NewHS256Verifier([]byte(testSecretText))
+	require.NoError(t, err)
+	unary := auth.UnaryServerInterceptor(v, testPolicy())
+	ctx := auth.OutgoingContext(t.Context(), "x")
+	md, _ := metadata.FromOutgoingContext(ctx)
+	_, err = unary(metadata.NewIncomingContext(t.Context(), md), &orgReq{}, &grpc.UnaryServerInfo{FullMethod: mMembers},
+		func(context.Context, any) (any, error) { return nil, nil })
+	require.EqualError(t, err, "invalid token", "wrapping the error leaks nothing")
+	require.ErrorContains(t, auth.RefusalDetail(fmt.Errorf("handler: %w", err)), "three dot-separated segments")
+	require.NoError(t, auth.RefusalDetail(errors.New("other")))
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -10,83 +11,137 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
+	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Limits applied to JWKS documents.
+// Defaults of a JWKSVerifier.
 const (
-	maxJWKSBytes      = 1 << 20
-	minRSABits        = 2048
-	defaultJWKSPeriod = time.Hour
+	// DefaultJWKSRefresh is how often the keys are fetched again: a key removed from the JWKS is
+	// refused at most this long after its removal.
+	DefaultJWKSRefresh = 5 * time.Minute
+	// DefaultJWKSMinRefetch is the least time between two fetches: tokens naming an unknown kid
+	// (a key just published, or made up) share the next fetch and cannot force more.
+	DefaultJWKSMinRefetch = 5 * time.Second
+	// defaultJWKSFetchTimeout bounds one fetch.
+	defaultJWKSFetchTimeout = 10 * time.Second
 )
 
-// jwksVerifier verifies RS256 and ES256 tokens against keys published as a JWKS document.
-type jwksVerifier struct {
-	url        string
-	client     *http.Client
-	parser     *jwt.Parser
-	now        func() time.Time
-	minRefetch time.Duration
+// Limits applied to JWKS documents.
+const (
+	maxJWKSBytes = 1 << 20
+	minRSABits   = 2048
+)
 
-	// fetchMu serializes fetches; mu guards keys and lastFetch.
-	fetchMu   sync.Mutex
-	mu        sync.RWMutex
-	keys      map[string]any
-	lastFetch time.Time
+// errUnknownKid reports a token naming a key the JWKS does not hold.
+var errUnknownKid = errors.New("unknown kid")
+
+// JWKSConfig configures a JWKSVerifier.
+type JWKSConfig struct {
+	// URL of the JWKS document. Required.
+	URL string
+	// Client fetches it; nil means a client without a timeout of its own (each fetch has
+	// FetchTimeout).
+	Client *http.Client
+	// Refresh is how often the keys are fetched again (default DefaultJWKSRefresh).
+	Refresh time.Duration
+	// MinRefetch is the least time between two fetches (default DefaultJWKSMinRefetch).
+	MinRefetch time.Duration
+	// FetchTimeout bounds one fetch (default 10s).
+	FetchTimeout time.Duration
+	// Logger receives fetch failures (warn) and key changes (info); nil discards.
+	Logger *slog.Logger
 }
 
-// NewJWKSVerifier returns a Verifier for RS256 and ES256 tokens whose kid names a key in the JWKS
-// document at url. The document is fetched once before returning, then every refresh (default 1h
-// when refresh <= 0) until ctx is done, and again when a token names an unknown kid, at most once
-// per WithRefetchInterval. A nil client means http.DefaultClient.
-func NewJWKSVerifier(ctx context.Context, url string, client *http.Client, refresh time.Duration, opts ...Option) (Verifier, error) {
-	if url == "" {
+// JWKSVerifier verifies RS256 and ES256 tokens against keys published as a JWKS document,
+// fetched in the background: every Refresh, and when a token names an unknown kid, at most once
+// per MinRefetch (concurrent requests share one fetch). Until the first fetch succeeds it is not
+// Ready and Verify fails with ErrUnavailable; a failed fetch keeps the previous keys, is logged
+// at warn and counted (FetchFailures), and never reaches the caller.
+type JWKSVerifier struct {
+	cfg      JWKSConfig
+	opts     options
+	parser   *jwt.Parser
+	state    atomic.Pointer[keySet]
+	demand   chan struct{}
+	failures atomic.Uint64
+}
+
+// keySet is the outcome of the latest fetch attempt.
+type keySet struct {
+	// keys by kid; nil until a fetch succeeded.
+	keys map[string]any
+	// version changes whenever the keys do.
+	version uint64
+	// started is when the attempt began; zero before the first one.
+	started time.Time
+	// err is the attempt's failure, if any.
+	err error
+	// next is closed when the next attempt completes.
+	next chan struct{}
+}
+
+// NewJWKSVerifier returns a verifier for the JWKS at cfg.URL and starts fetching it in the
+// background until ctx is done. It does not wait for the keys: see Ready.
+func NewJWKSVerifier(ctx context.Context, cfg JWKSConfig, opts ...Option) (*JWKSVerifier, error) {
+	if cfg.URL == "" {
 		return nil, errors.New("new JWKS verifier: url is required")
 	}
-	if client == nil {
-		client = http.DefaultClient
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{}
 	}
-	if refresh <= 0 {
-		refresh = defaultJWKSPeriod
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = DefaultJWKSRefresh
+	}
+	if cfg.MinRefetch <= 0 {
+		cfg.MinRefetch = DefaultJWKSMinRefetch
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = defaultJWKSFetchTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	o := buildOptions(opts)
-	v := &jwksVerifier{
-		url:        url,
-		client:     client,
-		parser:     o.parser(jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg()),
-		now:        o.now,
-		minRefetch: o.minRefetch,
+	v := &JWKSVerifier{
+		cfg:    cfg,
+		opts:   o,
+		parser: o.parser(jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg()),
+		demand: make(chan struct{}, 1),
 	}
-	if err := v.refetch(ctx); err != nil {
-		return nil, fmt.Errorf("new JWKS verifier: %w", err)
-	}
-	go v.refreshLoop(ctx, refresh)
+	v.state.Store(&keySet{next: make(chan struct{})})
+	go v.run(ctx)
 	return v, nil
 }
 
-// refreshLoop refetches the keys every period until ctx is done; failures keep the old keys.
-func (v *jwksVerifier) refreshLoop(ctx context.Context, period time.Duration) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = v.refetch(ctx) // Keep serving the previous keys; the next tick or unknown kid retries.
-		}
+// Ready returns nil once keys have been fetched, else why not.
+func (v *JWKSVerifier) Ready() error {
+	st := v.state.Load()
+	switch {
+	case st.keys != nil:
+		return nil
+	case st.err != nil:
+		return fmt.Errorf("%w: fetching the JWKS: %w", ErrUnavailable, st.err)
 	}
+	return fmt.Errorf("%w: the JWKS has not been fetched yet", ErrUnavailable)
 }
 
-// Verify checks token's signature with the key named by its kid header and its standard claims.
-func (v *jwksVerifier) Verify(ctx context.Context, token string) (Claims, error) {
-	return parse(v.parser, token, func(t *jwt.Token) (any, error) {
+// FetchFailures returns how many JWKS fetches failed since the verifier started.
+func (v *JWKSVerifier) FetchFailures() uint64 { return v.failures.Load() }
+
+// keySetVersion changes whenever the keys do (see NewCachingVerifier).
+func (v *JWKSVerifier) keySetVersion() uint64 { return v.state.Load().version }
+
+// Verify checks token's signature with the key named by its kid header and its claims.
+func (v *JWKSVerifier) Verify(ctx context.Context, token string) (Claims, error) {
+	return v.opts.verify(v.parser, token, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		if kid == "" {
 			return nil, errors.New("token has no kid header")
@@ -96,7 +151,7 @@ func (v *jwksVerifier) Verify(ctx context.Context, token string) (Claims, error)
 			return nil, err
 		}
 		if err := checkKeyMethod(key, t.Method); err != nil {
-			return nil, fmt.Errorf("key %q: %w", kid, err)
+			return nil, fmt.Errorf("key %s: %w", shortName(kid), err)
 		}
 		return key, nil
 	})
@@ -117,85 +172,162 @@ func checkKeyMethod(key any, m jwt.SigningMethod) error {
 	return fmt.Errorf("alg %s does not match key type %T", m.Alg(), key)
 }
 
-// key returns the key named kid, refetching the JWKS once if it is unknown and the rate limit allows.
-func (v *jwksVerifier) key(ctx context.Context, kid string) (any, error) {
-	if k, ok := v.lookup(kid); ok {
-		return k, nil
+// key returns the key named kid. An unknown kid waits for a fetch that starts after this call
+// (so a key published a moment ago is found), bounded by ctx and by MinRefetch + FetchTimeout.
+func (v *JWKSVerifier) key(ctx context.Context, kid string) (any, error) {
+	arrived := time.Now()
+	var timeout <-chan time.Time
+	for {
+		st := v.state.Load()
+		if k, ok := st.keys[kid]; ok {
+			return k, nil
+		}
+		if st.keys == nil {
+			v.askFetch()
+			return nil, v.Ready()
+		}
+		if !st.started.Before(arrived) {
+			return nil, fmt.Errorf("%w %s", errUnknownKid, shortName(kid))
+		}
+		v.askFetch()
+		if timeout == nil {
+			t := time.NewTimer(v.cfg.MinRefetch + v.cfg.FetchTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-st.next:
+		case <-timeout:
+			return nil, fmt.Errorf("%w %s: no fetch in time", errUnknownKid, shortName(kid))
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w %s: %w", errUnknownKid, shortName(kid), ctx.Err())
+		}
 	}
-	v.fetchMu.Lock()
-	defer v.fetchMu.Unlock()
-	// Another caller may have fetched while we waited.
-	if k, ok := v.lookup(kid); ok {
-		return k, nil
-	}
-	v.mu.RLock()
-	recent := v.now().Sub(v.lastFetch) < v.minRefetch
-	v.mu.RUnlock()
-	if recent {
-		return nil, fmt.Errorf("unknown kid %q", kid)
-	}
-	if err := v.fetchLocked(ctx); err != nil {
-		return nil, fmt.Errorf("unknown kid %q: %w", kid, err)
-	}
-	if k, ok := v.lookup(kid); ok {
-		return k, nil
-	}
-	return nil, fmt.Errorf("unknown kid %q", kid)
 }
 
-// lookup returns the cached key named kid.
-func (v *jwksVerifier) lookup(kid string) (any, bool) {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	k, ok := v.keys[kid]
-	return k, ok
+// askFetch asks the background loop for a fetch; requests made while one is pending share it.
+func (v *JWKSVerifier) askFetch() {
+	select {
+	case v.demand <- struct{}{}:
+	default:
+	}
 }
 
-// refetch fetches the JWKS document and replaces the cached keys.
-func (v *jwksVerifier) refetch(ctx context.Context) error {
-	v.fetchMu.Lock()
-	defer v.fetchMu.Unlock()
-	return v.fetchLocked(ctx)
+// run fetches the keys at once, then every Refresh and on demand, never twice within
+// MinRefetch. After a failure it retries sooner: MinRefetch, doubling up to Refresh.
+func (v *JWKSVerifier) run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var last time.Time
+	retry := v.cfg.MinRefetch
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-v.demand:
+			if wait := time.Until(last.Add(v.cfg.MinRefetch)); wait > 0 {
+				pause := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					pause.Stop()
+					return
+				case <-pause.C:
+				case <-timer.C:
+				}
+				pause.Stop()
+			}
+		}
+		last = time.Now()
+		if v.fetchOnce(ctx, last) {
+			retry = v.cfg.MinRefetch
+			timer.Reset(v.cfg.Refresh)
+			continue
+		}
+		timer.Reset(retry)
+		retry = min(2*retry, v.cfg.Refresh)
+	}
 }
 
-// fetchLocked fetches the JWKS document; the caller holds fetchMu. Failures count for the rate limit.
-func (v *jwksVerifier) fetchLocked(ctx context.Context) error {
-	keys, err := v.fetch(ctx)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.lastFetch = v.now()
+// fetchOnce fetches the JWKS and publishes the outcome; it reports success.
+func (v *JWKSVerifier) fetchOnce(ctx context.Context, started time.Time) bool {
+	fctx, cancel := context.WithTimeout(ctx, v.cfg.FetchTimeout)
+	keys, err := v.fetch(fctx)
+	cancel()
+	if ctx.Err() != nil {
+		return false // shutting down: nobody needs the outcome
+	}
+	old := v.state.Load()
+	next := &keySet{keys: old.keys, version: old.version, started: started, err: err, next: make(chan struct{})}
 	if err != nil {
-		return err
+		n := v.failures.Add(1)
+		v.cfg.Logger.Warn("fetching the JWKS failed, keeping the previous keys", "url", v.cfg.URL, "err", err, "failures", n, "have_keys", old.keys != nil)
+	} else {
+		if !sameKeys(old.keys, keys) {
+			next.version++
+			v.cfg.Logger.Info("JWKS keys changed", "url", v.cfg.URL, "kids", kids(keys))
+		}
+		next.keys = keys
 	}
-	v.keys = keys
-	return nil
+	v.state.Store(next)
+	close(old.next)
+	return err == nil
+}
+
+// sameKeys reports whether a and b hold the same keys under the same kids.
+func sameKeys(a, b map[string]any) bool {
+	if a == nil || len(a) != len(b) {
+		return false
+	}
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	for kid, ka := range a {
+		kb, ok := b[kid]
+		if !ok {
+			return false
+		}
+		e, ok := ka.(equaler)
+		if !ok || !e.Equal(kb) {
+			return false
+		}
+	}
+	return true
+}
+
+// kids returns the sorted kids of keys, for logs.
+func kids(keys map[string]any) []string {
+	out := make([]string, 0, len(keys))
+	for kid := range keys {
+		out = append(out, kid)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // fetch downloads and parses the JWKS document.
-func (v *jwksVerifier) fetch(ctx context.Context) (map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.url, nil)
+func (v *JWKSVerifier) fetch(ctx context.Context) (map[string]any, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.cfg.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetch JWKS: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := v.client.Do(req)
+	resp, err := v.cfg.Client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("fetch JWKS: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch JWKS %s: status %s", v.url, resp.Status)
+		return nil, fmt.Errorf("fetch JWKS: status %s", resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("fetch JWKS %s: %w", v.url, err)
+		return nil, fmt.Errorf("fetch JWKS: %w", err)
 	}
 	if len(body) > maxJWKSBytes {
-		return nil, fmt.Errorf("fetch JWKS %s: document exceeds %d bytes", v.url, maxJWKSBytes)
+		return nil, fmt.Errorf("fetch JWKS: document exceeds %d bytes", maxJWKSBytes)
 	}
 	keys, err := parseJWKS(body)
 	if err != nil {
-		return nil, fmt.Errorf("fetch JWKS %s: %w", v.url, err)
+		return nil, fmt.Errorf("fetch JWKS: %w", err)
 	}
 	return keys, nil
 }

@@ -1,6 +1,8 @@
 package auth_test
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +10,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -18,25 +22,32 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/auth"
 )
 
-// jwksServer serves a replaceable JWKS document and counts fetches.
+// jwksServer serves a replaceable JWKS document (or a failure status) and counts fetches.
 type jwksServer struct {
 	*httptest.Server
-	hits atomic.Int64
-	mu   sync.Mutex
-	keys []map[string]string
+	hits   atomic.Int64
+	mu     sync.Mutex
+	keys   []map[string]string
+	status int
 }
 
 func newJWKSServer(t *testing.T, keys ...map[string]string) *jwksServer {
 	t.Helper()
-	s := &jwksServer{keys: keys}
+	s := &jwksServer{keys: keys, status: http.StatusOK}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		s.hits.Add(1)
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.status != http.StatusOK {
+			http.Error(w, "down", s.status)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": s.keys})
 	}))
@@ -49,6 +60,14 @@ func (s *jwksServer) serve(keys ...map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys = keys
+	s.status = http.StatusOK
+}
+
+// fail makes the server answer status.
+func (s *jwksServer) fail(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status = status
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
@@ -84,6 +103,39 @@ func newECKey(t *testing.T) *ecdsa.PrivateKey {
 	return k
 }
 
+// logBuffer collects JSON log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// newJWKS returns a verifier of srv, ready (its first fetch done) unless the server fails.
+func newJWKS(t *testing.T, srv *jwksServer, cfg auth.JWKSConfig, opts ...auth.Option) *auth.JWKSVerifier {
+	t.Helper()
+	cfg.URL, cfg.Client = srv.URL, srv.Client()
+	v, err := auth.NewJWKSVerifier(t.Context(), cfg, opts...)
+	require.NoError(t, err)
+	return v
+}
+
+// waitReady waits until v has keys.
+func waitReady(t *testing.T, v *auth.JWKSVerifier) {
+	t.Helper()
+	require.Eventually(t, func() bool { return v.Ready() == nil }, 10*time.Second, 5*time.Millisecond, "JWKS verifier never got keys")
+}
+
 func TestJWKSVerifier(t *testing.T) {
 	rsaKey, ecKey, otherEC := newRSAKey(t), newECKey(t), newECKey(t)
 	srv := newJWKSServer(t,
@@ -92,8 +144,8 @@ func TestJWKSVerifier(t *testing.T) {
 		map[string]string{"kty": "oct", "kid": "hmac", "k": b64([]byte("0123456789abcdef"))},
 		map[string]string{"kty": "EC", "kid": "bad-ec", "crv": "P-256", "x": b64(make([]byte, 32)), "y": b64(make([]byte, 32))},
 	)
-	v, err := auth.NewJWKSVerifier(t.Context(), srv.URL, srv.Client(), time.Hour)
-	require.NoError(t, err)
+	v := newJWKS(t, srv, auth.JWKSConfig{Refresh: time.Hour, MinRefetch: 20 * time.Millisecond})
+	waitReady(t, v)
 
 	rsaDER := x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey)
 	tests := []struct {
@@ -111,6 +163,8 @@ func TestJWKSVerifier(t *testing.T) {
 		{name: "alg none", token: signed(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "rsa-1", standardClaims(0)), wantErr: "signing method none is invalid"},
 		{name: "no kid", token: signed(t, jwt.SigningMethodRS256, rsaKey, "", standardClaims(0)), wantErr: "no kid"},
 		{name: "invalid EC point skipped", token: signed(t, jwt.SigningMethodES256, ecKey, "bad-ec", standardClaims(0)), wantErr: `unknown kid "bad-ec"`},
+		{name: "case-folded claim", token: signed(t, jwt.SigningMethodES256, ecKey, "ec-1", withClaims(map[string]any{"Roles": []string{"ops"}})), wantErr: "case-sensitive"},
+		{name: "lifetime above the maximum", token: signed(t, jwt.SigningMethodES256, ecKey, "ec-1", withClaims(map[string]any{"exp": time.Now().Add(48 * time.Hour).Unix()})), wantErr: "maximum lifetime"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,88 +181,180 @@ func TestJWKSVerifier(t *testing.T) {
 	}
 }
 
-func TestJWKSVerifierRotationRefetchesWithRateLimit(t *testing.T) {
-	oldKey, newKey := newRSAKey(t), newECKey(t)
-	srv := newJWKSServer(t, rsaJWK("rsa-1", &oldKey.PublicKey))
-	var skew atomic.Int64
-	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	v, err := auth.NewJWKSVerifier(t.Context(), srv.URL, srv.Client(), time.Hour,
-		auth.WithClock(clock), auth.WithRefetchInterval(30*time.Second))
-	require.NoError(t, err)
-	require.EqualValues(t, 1, srv.hits.Load())
-
-	oldToken := signed(t, jwt.SigningMethodRS256, oldKey, "rsa-1", standardClaims(0))
-	newToken := signed(t, jwt.SigningMethodES256, newKey, "ec-2", standardClaims(0))
-	_, err = v.Verify(t.Context(), oldToken)
-	require.NoError(t, err)
-
-	srv.serve(ecJWK(t, "ec-2", &newKey.PublicKey))
-
-	steps := []struct {
-		name     string
-		advance  time.Duration
-		token    string
-		wantErr  string
-		wantHits int64
+func TestJWKSVerifierIssuerAndAudience(t *testing.T) {
+	key := newECKey(t)
+	srv := newJWKSServer(t, ecJWK(t, "ec-1", &key.PublicKey))
+	v := newJWKS(t, srv, auth.JWKSConfig{}, auth.WithIssuer("https://id.tally.test"), auth.WithAudience("tally"))
+	waitReady(t, v)
+	tests := []struct {
+		name    string
+		set     map[string]any
+		wantErr string
 	}{
-		{name: "unknown kid right after a fetch is rate limited", token: newToken, wantErr: `unknown kid "ec-2"`, wantHits: 1},
-		{name: "unknown kid after the interval refetches", advance: 31 * time.Second, token: newToken, wantHits: 2},
-		{name: "cached key needs no fetch", token: newToken, wantHits: 2},
-		{name: "retired key is rejected without hammering", token: oldToken, wantErr: `unknown kid "rsa-1"`, wantHits: 2},
+		{name: "matching", set: map[string]any{"iss": "https://id.tally.test", "aud": []string{"other", "tally"}}},
+		{name: "no issuer", set: map[string]any{"aud": "tally"}, wantErr: "iss claim is required"},
+		{name: "another issuer", set: map[string]any{"iss": "https://evil.test", "aud": "tally"}, wantErr: "invalid issuer"},
+		{name: "no audience", set: map[string]any{"iss": "https://id.tally.test"}, wantErr: "aud claim is required"},
+		{name: "another audience", set: map[string]any{"iss": "https://id.tally.test", "aud": "billing"}, wantErr: "invalid audience"},
 	}
-	for _, st := range steps {
-		t.Run(st.name, func(t *testing.T) {
-			skew.Add(int64(st.advance))
-			_, err := v.Verify(t.Context(), st.token)
-			if st.wantErr != "" {
-				require.ErrorContains(t, err, st.wantErr)
-			} else {
-				require.NoError(t, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := v.Verify(t.Context(), signed(t, jwt.SigningMethodES256, key, "ec-1", withClaims(tt.set)))
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
 			}
-			require.Equal(t, st.wantHits, srv.hits.Load())
+			require.NoError(t, err)
 		})
 	}
+}
+
+// TestJWKSVerifierStartsWithoutKeys: a JWKS unreachable at start leaves the verifier not ready
+// (ErrUnavailable, failures logged at warn and counted) until the keys arrive.
+func TestJWKSVerifierStartsWithoutKeys(t *testing.T) {
+	key := newECKey(t)
+	srv := newJWKSServer(t, ecJWK(t, "ec-1", &key.PublicKey))
+	srv.fail(http.StatusServiceUnavailable)
+	var logs logBuffer
+	v := newJWKS(t, srv, auth.JWKSConfig{MinRefetch: 10 * time.Millisecond, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	token := signed(t, jwt.SigningMethodES256, key, "ec-1", standardClaims(0))
+
+	require.Eventually(t, func() bool { return v.FetchFailures() >= 2 }, 10*time.Second, 5*time.Millisecond, "failed fetches are retried and counted")
+	require.ErrorIs(t, v.Ready(), auth.ErrUnavailable)
+	require.ErrorContains(t, v.Ready(), "503")
+	_, err := v.Verify(t.Context(), token)
+	require.ErrorIs(t, err, auth.ErrUnavailable)
+	require.Contains(t, logs.String(), `"level":"WARN","msg":"fetching the JWKS failed, keeping the previous keys"`)
+	conn := startServer(t, v, testPolicy())
+	err = conn.Invoke(auth.OutgoingContext(t.Context(), token), mMembers, &orgReq{}, &echo{})
+	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	require.Equal(t, "tokens cannot be verified yet, retry later", status.Convert(err).Message(), "no JWKS URL, no status, no dial error")
+
+	srv.serve(ecJWK(t, "ec-1", &key.PublicKey))
+	waitReady(t, v)
+	_, err = v.Verify(t.Context(), token)
+	require.NoError(t, err)
+
+	// Once keys are known, a failing JWKS keeps them.
+	srv.fail(http.StatusInternalServerError)
+	failures := v.FetchFailures()
+	_, err = v.Verify(t.Context(), signed(t, jwt.SigningMethodES256, key, "made-up", standardClaims(0)))
+	require.ErrorContains(t, err, "unknown kid")
+	require.Greater(t, v.FetchFailures(), failures)
+	require.NoError(t, v.Ready())
+	_, err = v.Verify(t.Context(), token)
+	require.NoError(t, err)
+}
+
+func TestJWKSVerifierNotReadyReasons(t *testing.T) {
+	smallRSA, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
+	tests := []struct {
+		name    string
+		keys    []map[string]string
+		wantErr string
+	}{
+		{name: "only unusable keys", keys: []map[string]string{rsaJWK("small", &smallRSA.PublicKey)}, wantErr: "below 2048"},
+		{name: "no keys", wantErr: "no usable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newJWKSServer(t, tt.keys...)
+			v := newJWKS(t, srv, auth.JWKSConfig{})
+			require.Eventually(t, func() bool { return v.FetchFailures() > 0 }, 10*time.Second, 5*time.Millisecond)
+			require.ErrorContains(t, v.Ready(), tt.wantErr)
+		})
+	}
+	_, err = auth.NewJWKSVerifier(t.Context(), auth.JWKSConfig{})
+	require.ErrorContains(t, err, "url is required")
+}
+
+// TestJWKSVerifierNewKeyWithoutBlindWindow: a key published right after a fetch is accepted on the
+// first try — the request waits for the next fetch instead of being refused.
+func TestJWKSVerifierNewKeyWithoutBlindWindow(t *testing.T) {
+	oldKey, newKey := newRSAKey(t), newECKey(t)
+	srv := newJWKSServer(t, rsaJWK("rsa-1", &oldKey.PublicKey))
+	v := newJWKS(t, srv, auth.JWKSConfig{Refresh: time.Hour, MinRefetch: 200 * time.Millisecond})
+	waitReady(t, v)
+	require.EqualValues(t, 1, srv.hits.Load())
+
+	srv.serve(rsaJWK("rsa-1", &oldKey.PublicKey), ecJWK(t, "ec-2", &newKey.PublicKey))
+	_, err := v.Verify(t.Context(), signed(t, jwt.SigningMethodES256, newKey, "ec-2", standardClaims(0)))
+	require.NoError(t, err)
+	require.EqualValues(t, 2, srv.hits.Load())
+
+	_, err = v.Verify(t.Context(), signed(t, jwt.SigningMethodES256, newKey, "ec-2", standardClaims(0)))
+	require.NoError(t, err)
+	require.EqualValues(t, 2, srv.hits.Load(), "a known key needs no fetch")
+}
+
+// TestJWKSVerifierMadeUpKidsCannotForceFetches: concurrent requests naming made-up kids share
+// fetches, and never cause more than one per MinRefetch.
+func TestJWKSVerifierMadeUpKidsCannotForceFetches(t *testing.T) {
+	key := newECKey(t)
+	srv := newJWKSServer(t, ecJWK(t, "ec-1", &key.PublicKey))
+	const minRefetch = 100 * time.Millisecond
+	v := newJWKS(t, srv, auth.JWKSConfig{Refresh: time.Hour, MinRefetch: minRefetch})
+	waitReady(t, v)
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	for i := range 200 {
+		wg.Go(func() {
+			tok := signed(t, jwt.SigningMethodES256, key, fmt.Sprintf("made-up-%d", i), standardClaims(0))
+			if _, err := v.Verify(t.Context(), tok); err != nil {
+				refused.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	require.EqualValues(t, 200, refused.Load())
+	fetches := srv.hits.Load() - 1
+	require.GreaterOrEqual(t, fetches, int64(1), "an unknown kid is looked up in a fresh fetch")
+	require.LessOrEqual(t, fetches, int64(elapsed/minRefetch)+1, "200 made-up kids in %s caused %d fetches", elapsed, fetches)
+}
+
+// TestJWKSVerifierRemovedKeyRefused: a key removed from the JWKS stops being accepted within the
+// refresh interval, also for tokens the caching verifier has already seen; tokens of the keys
+// that remain keep working.
+func TestJWKSVerifierRemovedKeyRefused(t *testing.T) {
+	kept, removed := newECKey(t), newRSAKey(t)
+	srv := newJWKSServer(t, ecJWK(t, "kept", &kept.PublicKey), rsaJWK("removed", &removed.PublicKey))
+	jwks := newJWKS(t, srv, auth.JWKSConfig{Refresh: 50 * time.Millisecond, MinRefetch: 10 * time.Millisecond})
+	waitReady(t, jwks)
+	v := auth.NewCachingVerifier(jwks, 0)
+	keptTok := signed(t, jwt.SigningMethodES256, kept, "kept", standardClaims(0))
+	removedTok := signed(t, jwt.SigningMethodRS256, removed, "removed", standardClaims(0))
+	for _, tok := range []string{keptTok, removedTok} {
+		_, err := v.Verify(t.Context(), tok)
+		require.NoError(t, err)
+	}
+
+	srv.serve(ecJWK(t, "kept", &kept.PublicKey))
+	require.Eventually(t, func() bool {
+		_, err := v.Verify(t.Context(), removedTok)
+		return err != nil
+	}, 10*time.Second, 10*time.Millisecond, "a cached token of a removed key is refused after the next refresh")
+	_, err := v.Verify(t.Context(), removedTok)
+	require.ErrorContains(t, err, `unknown kid "removed"`)
+	_, err = v.Verify(t.Context(), keptTok)
+	require.NoError(t, err)
 }
 
 func TestJWKSVerifierPeriodicRefresh(t *testing.T) {
 	oldKey, newKey := newECKey(t), newECKey(t)
 	srv := newJWKSServer(t, ecJWK(t, "ec-1", &oldKey.PublicKey))
-	v, err := auth.NewJWKSVerifier(t.Context(), srv.URL, srv.Client(), 10*time.Millisecond,
-		auth.WithRefetchInterval(time.Hour))
-	require.NoError(t, err)
+	v := newJWKS(t, srv, auth.JWKSConfig{Refresh: 10 * time.Millisecond, MinRefetch: 5 * time.Millisecond})
+	waitReady(t, v)
 
 	srv.serve(ecJWK(t, "ec-2", &newKey.PublicKey))
 	token := signed(t, jwt.SigningMethodES256, newKey, "ec-2", standardClaims(0))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
 	require.Eventually(t, func() bool {
-		_, err := v.Verify(t.Context(), token)
+		_, err := v.Verify(ctx, token)
 		return err == nil
 	}, 5*time.Second, 10*time.Millisecond)
-}
-
-func TestNewJWKSVerifierErrors(t *testing.T) {
-	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "down", http.StatusInternalServerError)
-	}))
-	t.Cleanup(failing.Close)
-	smallRSA, err := rsa.GenerateKey(rand.Reader, 1024)
-	require.NoError(t, err)
-	onlyBad := newJWKSServer(t, rsaJWK("small", &smallRSA.PublicKey))
-	empty := newJWKSServer(t)
-
-	tests := []struct {
-		name    string
-		url     string
-		wantErr string
-	}{
-		{name: "no url", wantErr: "url is required"},
-		{name: "server error", url: failing.URL, wantErr: "500"},
-		{name: "only unusable keys", url: onlyBad.URL, wantErr: "below 2048"},
-		{name: "no keys", url: empty.URL, wantErr: "no usable"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := auth.NewJWKSVerifier(t.Context(), tt.url, nil, time.Hour)
-			require.ErrorContains(t, err, tt.wantErr)
-		})
-	}
 }

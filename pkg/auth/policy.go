@@ -2,11 +2,11 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // Rule says who may call one gRPC method.
@@ -50,13 +50,13 @@ func (p Policy) Check(_ context.Context, claims *Claims, fullMethod string, req 
 func (p Policy) admit(claims *Claims, fullMethod string) (orgBound bool, err error) {
 	rule, ok := p[fullMethod]
 	if !ok {
-		return false, status.Errorf(codes.PermissionDenied, "method %s not in policy", fullMethod)
+		return false, notInPolicy(fullMethod)
 	}
 	if rule.Public {
 		return false, nil
 	}
 	if claims == nil {
-		return false, status.Errorf(codes.Unauthenticated, "method %s requires a bearer token", fullMethod)
+		return false, refuse(codes.Unauthenticated, errNoToken.Error(), nil)
 	}
 	// Service and ops callers admitted by the rule act for any organization.
 	if name := claims.ServiceName(); name != "" && slices.Contains(rule.Services, name) {
@@ -73,7 +73,7 @@ func (p Policy) admit(claims *Claims, fullMethod string) (orgBound bool, err err
 		admitted = true
 	}
 	if !admitted {
-		return false, status.Errorf(codes.PermissionDenied, "caller %q may not call %s", claims.Subject, fullMethod)
+		return false, refuse(codes.PermissionDenied, "your roles may not call this method", fmt.Errorf("caller %q may not call %s", claims.Subject, fullMethod))
 	}
 	return rule.OrgScoped, nil
 }
@@ -82,13 +82,18 @@ func (p Policy) admit(claims *Claims, fullMethod string) (orgBound bool, err err
 func checkOrg(claims *Claims, fullMethod string, req any) error {
 	r, ok := req.(orgRequest)
 	if !ok {
-		return status.Errorf(codes.PermissionDenied, "method %s is organization-scoped but the request names no organization", fullMethod)
+		return refuse(codes.PermissionDenied, "the request names no organization", fmt.Errorf("method %s is organization-scoped", fullMethod))
 	}
 	org := r.GetOrgId()
 	if org == "" || claims.OrgID == "" || org != claims.OrgID {
-		return status.Errorf(codes.PermissionDenied, "organization %q is not yours", org)
+		return refuse(codes.PermissionDenied, "the organization is not yours", fmt.Errorf("caller %q of organization %q asked for %q", claims.Subject, claims.OrgID, org))
 	}
 	return nil
+}
+
+// notInPolicy refuses a method the policy does not list.
+func notInPolicy(fullMethod string) error {
+	return refuse(codes.PermissionDenied, "no caller may call this method", fmt.Errorf("method %s is not in the policy", fullMethod))
 }
 
 // PolicyRow is one rule of a Policy, for documentation and tests.

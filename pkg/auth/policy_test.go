@@ -72,18 +72,20 @@ func TestPolicyCheck(t *testing.T) {
 		req      any
 		wantCode codes.Code
 		wantMsg  string
+		// wantDetail is in the detail logged by the server, never in the caller's message.
+		wantDetail string
 	}{
-		{name: "method not in policy", claims: admin("acme"), method: mMissing, wantCode: codes.PermissionDenied, wantMsg: "not in policy"},
-		{name: "method not in policy without token", method: mMissing, wantCode: codes.PermissionDenied, wantMsg: "not in policy"},
+		{name: "method not in policy", claims: admin("acme"), method: mMissing, wantCode: codes.PermissionDenied, wantMsg: "no caller may call this method", wantDetail: mMissing},
+		{name: "method not in policy without token", method: mMissing, wantCode: codes.PermissionDenied, wantMsg: "no caller may call this method"},
 		{name: "public without token", method: mPublic},
 		{name: "public with token", claims: member("acme"), method: mPublic},
-		{name: "missing token", method: mMembers, wantCode: codes.Unauthenticated},
+		{name: "missing token", method: mMembers, wantCode: codes.Unauthenticated, wantMsg: "missing bearer token"},
 		{name: "member admitted", claims: member("acme"), method: mMembers},
-		{name: "wrong role", claims: member("acme"), method: mAdminOnly, wantCode: codes.PermissionDenied, wantMsg: mAdminOnly},
+		{name: "wrong role", claims: member("acme"), method: mAdminOnly, wantCode: codes.PermissionDenied, wantMsg: "your roles may not call this method", wantDetail: mAdminOnly},
 		{name: "admin admitted", claims: admin("acme"), method: mAdminOnly},
-		{name: "ops only where listed", claims: ops(), method: mMembers, wantCode: codes.PermissionDenied, wantMsg: mMembers},
+		{name: "ops only where listed", claims: ops(), method: mMembers, wantCode: codes.PermissionDenied, wantMsg: "your roles may not call this method", wantDetail: `caller "ops-1" may not call ` + mMembers},
 		{name: "service admitted by name", claims: service("payments"), method: mInternal},
-		{name: "other service refused", claims: service("ledger"), method: mInternal, wantCode: codes.PermissionDenied, wantMsg: mInternal},
+		{name: "other service refused", claims: service("ledger"), method: mInternal, wantCode: codes.PermissionDenied, wantDetail: mInternal},
 		{name: "users refused by service-only rule", claims: admin("acme"), method: mInternal, wantCode: codes.PermissionDenied},
 		{
 			name:   "service subject without service role refused",
@@ -94,7 +96,7 @@ func TestPolicyCheck(t *testing.T) {
 		{name: "service role not listed", claims: service("ledger"), method: mMembers, wantCode: codes.PermissionDenied},
 		{name: "member in own org", claims: member("acme"), method: mOrgRead, req: &orgReq{OrgId: "acme"}},
 		{name: "admin in own org", claims: admin("acme"), method: mOrgRead, req: &orgReq{OrgId: "acme"}},
-		{name: "member in other org", claims: member("acme"), method: mOrgRead, req: &orgReq{OrgId: "globex"}, wantCode: codes.PermissionDenied, wantMsg: `organization "globex" is not yours`},
+		{name: "member in other org", claims: member("acme"), method: mOrgRead, req: &orgReq{OrgId: "globex"}, wantCode: codes.PermissionDenied, wantMsg: "the organization is not yours", wantDetail: `asked for "globex"`},
 		{name: "admin in other org", claims: admin("acme"), method: mOrgRead, req: &orgReq{OrgId: "globex"}, wantCode: codes.PermissionDenied, wantMsg: "is not yours"},
 		{name: "member with empty request org", claims: member("acme"), method: mOrgRead, req: &orgReq{}, wantCode: codes.PermissionDenied, wantMsg: "is not yours"},
 		{name: "member without org claim", claims: member(""), method: mOrgRead, req: &orgReq{}, wantCode: codes.PermissionDenied, wantMsg: "is not yours"},
@@ -117,8 +119,14 @@ func TestPolicyCheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			err := p.Check(t.Context(), tt.claims, tt.method, tt.req)
 			require.Equal(t, tt.wantCode, status.Code(err), "err: %v", err)
+			msg := status.Convert(err).Message()
 			if tt.wantMsg != "" {
-				require.Contains(t, status.Convert(err).Message(), tt.wantMsg)
+				require.Contains(t, msg, tt.wantMsg)
+			}
+			require.NotContains(t, msg, "/tally.", "messages name no method")
+			require.NotContains(t, msg, "globex", "messages do not echo the request")
+			if tt.wantDetail != "" {
+				require.ErrorContains(t, auth.RefusalDetail(err), tt.wantDetail)
 			}
 		})
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Errors of lookups and quotes. They are wrapped with context; test them with errors.Is.
@@ -143,7 +144,7 @@ func ValidateID(id string) error {
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
 		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '-'):
 		default:
-			return fmt.Errorf("%w: id %q may hold only a-z, 0-9, '.', '_', ':' and '-' and must start with a letter or digit", ErrInvalidPrice, id)
+			return fmt.Errorf("%w: id %s may hold only a-z, 0-9, '.', '_', ':' and '-' and must start with a letter or digit", ErrInvalidPrice, textcheck.Quote(id))
 		}
 	}
 	return nil
@@ -157,7 +158,7 @@ func ValidateUnit(unit string) error {
 	for i := 0; i < len(unit); i++ {
 		c := unit[i]
 		if !(c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '_')) {
-			return fmt.Errorf("%w: unit %q may hold only a-z, 0-9 and '_' and must start with a letter", ErrInvalidPrice, unit)
+			return fmt.Errorf("%w: unit %s may hold only a-z, 0-9 and '_' and must start with a letter", ErrInvalidPrice, textcheck.Quote(unit))
 		}
 	}
 	return nil
@@ -168,7 +169,7 @@ func validateCommon(currency string, effectiveFrom time.Time) error {
 		return fmt.Errorf("%w: a currency code is required", ErrInvalidPrice)
 	}
 	if !money.IsKnownCurrency(currency) {
-		return fmt.Errorf("%w: unknown currency %q", ErrInvalidPrice, currency)
+		return fmt.Errorf("%w: unknown currency %s", ErrInvalidPrice, textcheck.Quote(currency))
 	}
 	if effectiveFrom.IsZero() {
 		return fmt.Errorf("%w: effective_from is required", ErrInvalidPrice)
@@ -180,8 +181,8 @@ func validateName(field, s string, required bool) error {
 	if required && strings.TrimSpace(s) == "" {
 		return fmt.Errorf("%w: %s is required", ErrInvalidPrice, field)
 	}
-	if len(s) > maxNameLen {
-		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidPrice, field, maxNameLen)
+	if err := textcheck.FreeText(field, s, maxNameLen); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidPrice, err)
 	}
 	return nil
 }
@@ -197,7 +198,7 @@ func (v ModelVersion) Validate() error {
 		return err
 	}
 	if !v.Modality.Valid() {
-		return fmt.Errorf("%w: unknown modality %q", ErrInvalidPrice, v.Modality)
+		return fmt.Errorf("%w: unknown modality %s", ErrInvalidPrice, textcheck.Quote(string(v.Modality)))
 	}
 	if len(v.Dimensions) == 0 || len(v.Dimensions) > maxDimensions {
 		return fmt.Errorf("%w: a model needs 1 to %d dimensions", ErrInvalidPrice, maxDimensions)
@@ -210,7 +211,7 @@ func (v ModelVersion) Validate() error {
 			return err
 		}
 		if slices.ContainsFunc(v.Dimensions[:i], func(o Dimension) bool { return o.Unit == d.Unit }) {
-			return fmt.Errorf("%w: unit %q appears twice", ErrInvalidPrice, d.Unit)
+			return fmt.Errorf("%w: unit %s appears twice", ErrInvalidPrice, textcheck.Quote(d.Unit))
 		}
 		if d.Price < 0 {
 			return fmt.Errorf("%w: price of %s must not be negative", ErrInvalidPrice, d.Unit)
@@ -363,11 +364,11 @@ func instanceEffective(v *InstanceVersion) time.Time { return v.EffectiveFrom }
 func (c *Catalog) Model(modelID string, at time.Time) (ModelVersion, error) {
 	vs, ok := c.models[modelID]
 	if !ok {
-		return ModelVersion{}, fmt.Errorf("%w %q", ErrUnknownModel, modelID)
+		return ModelVersion{}, fmt.Errorf("%w %s", ErrUnknownModel, textcheck.Quote(modelID))
 	}
 	i := inForce(vs, modelEffective, at)
 	if i < 0 {
-		return ModelVersion{}, fmt.Errorf("%w for model %q at %s (first price from %s)", ErrNoPriceInForce, modelID,
+		return ModelVersion{}, fmt.Errorf("%w for model %s at %s (first price from %s)", ErrNoPriceInForce, textcheck.Quote(modelID),
 			at.UTC().Format(time.RFC3339Nano), vs[0].EffectiveFrom.UTC().Format(time.RFC3339))
 	}
 	return vs[i], nil
@@ -407,11 +408,11 @@ func (c *Catalog) ModelVersions() []ModelVersion {
 func (c *Catalog) InstancePrice(typeID string, at time.Time) (InstanceVersion, error) {
 	vs, ok := c.instances[typeID]
 	if !ok {
-		return InstanceVersion{}, fmt.Errorf("%w %q", ErrUnknownInstanceType, typeID)
+		return InstanceVersion{}, fmt.Errorf("%w %s", ErrUnknownInstanceType, textcheck.Quote(typeID))
 	}
 	i := inForce(vs, instanceEffective, at)
 	if i < 0 {
-		return InstanceVersion{}, fmt.Errorf("%w for instance type %q at %s", ErrNoPriceInForce, typeID, at.UTC().Format(time.RFC3339Nano))
+		return InstanceVersion{}, fmt.Errorf("%w for instance type %s at %s", ErrNoPriceInForce, textcheck.Quote(typeID), at.UTC().Format(time.RFC3339Nano))
 	}
 	return vs[i], nil
 }

@@ -8,6 +8,7 @@ import (
 
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Proto returns the wire enum of m, MODALITY_UNSPECIFIED when m is unknown.
@@ -84,12 +85,12 @@ func DimensionsFromProto(ps []*pricingv1.PriceDimension) ([]Dimension, string, e
 	for i, p := range ps {
 		m, err := money.FromProto(p.GetPrice())
 		if err != nil {
-			return nil, "", fmt.Errorf("%w: price of %q: %w", ErrInvalidPrice, p.GetUnit(), err)
+			return nil, "", fmt.Errorf("%w: price of %s: %w", ErrInvalidPrice, textcheck.Quote(p.GetUnit()), err)
 		}
 		if i == 0 {
 			currency = m.Currency
 		} else if m.Currency != currency {
-			return nil, "", fmt.Errorf("%w: dimensions priced in %q and %q; a model has one currency", ErrInvalidPrice, currency, m.Currency)
+			return nil, "", fmt.Errorf("%w: dimensions priced in %s and %s; a model has one currency", ErrInvalidPrice, textcheck.Quote(currency), textcheck.Quote(m.Currency))
 		}
 		dims[i] = Dimension{Unit: p.GetUnit(), Price: m.Nanos, Per: p.GetPer()}
 	}
@@ -100,7 +101,7 @@ func DimensionsFromProto(ps []*pricingv1.PriceDimension) ([]Dimension, string, e
 func ModelVersionFromProto(p *pricingv1.ModelPrice) (ModelVersion, error) {
 	dims, currency, err := DimensionsFromProto(p.GetDimensions())
 	if err != nil {
-		return ModelVersion{}, fmt.Errorf("model %q: %w", p.GetModelId(), err)
+		return ModelVersion{}, fmt.Errorf("model %s: %w", textcheck.Quote(p.GetModelId()), err)
 	}
 	eff, err := timeFromProto("effective_from", p.GetEffectiveFrom())
 	if err != nil {
@@ -145,7 +146,7 @@ func (v InstanceVersion) Proto() *pricingv1.InstancePrice {
 func InstanceVersionFromProto(p *pricingv1.InstancePrice) (InstanceVersion, error) {
 	price, err := money.FromProto(p.GetHourlyPrice())
 	if err != nil {
-		return InstanceVersion{}, fmt.Errorf("%w: hourly price of %q: %w", ErrInvalidPrice, p.GetInstanceTypeId(), err)
+		return InstanceVersion{}, fmt.Errorf("%w: hourly price of %s: %w", ErrInvalidPrice, textcheck.Quote(p.GetInstanceTypeId()), err)
 	}
 	eff, err := timeFromProto("effective_from", p.GetEffectiveFrom())
 	if err != nil {

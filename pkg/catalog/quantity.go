@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // MaxQuantity bounds one usage quantity: anything larger is a bug or an attack, not usage.
@@ -34,26 +36,26 @@ func ParseQuantity(s string) (Quantity, error) {
 		if s[i] == '.' {
 			intPart, frac = s[:i], s[i+1:]
 			if frac == "" {
-				return Quantity{}, fmt.Errorf("%w %q: no digits after the dot", ErrInvalidQuantity, s)
+				return Quantity{}, fmt.Errorf("%w %s: no digits after the dot", ErrInvalidQuantity, textcheck.Quote(s))
 			}
 			break
 		}
 	}
 	if intPart == "" {
-		return Quantity{}, fmt.Errorf("%w %q: not a non-negative decimal", ErrInvalidQuantity, s)
+		return Quantity{}, fmt.Errorf("%w %s: not a non-negative decimal", ErrInvalidQuantity, textcheck.Quote(s))
 	}
 	if len(frac) > 9 {
-		return Quantity{}, fmt.Errorf("%w %q: more than 9 fractional digits", ErrInvalidQuantity, s)
+		return Quantity{}, fmt.Errorf("%w %s: more than 9 fractional digits", ErrInvalidQuantity, textcheck.Quote(s))
 	}
 	var whole int64
 	for i := 0; i < len(intPart); i++ {
 		c := intPart[i]
 		if c < '0' || c > '9' {
-			return Quantity{}, fmt.Errorf("%w %q: not a non-negative decimal", ErrInvalidQuantity, s)
+			return Quantity{}, fmt.Errorf("%w %s: not a non-negative decimal", ErrInvalidQuantity, textcheck.Quote(s))
 		}
 		whole = whole*10 + int64(c-'0')
 		if whole > MaxQuantity {
-			return Quantity{}, fmt.Errorf("%w %q: above %d", ErrInvalidQuantity, s, int64(MaxQuantity))
+			return Quantity{}, fmt.Errorf("%w %s: above %d", ErrInvalidQuantity, textcheck.Quote(s), int64(MaxQuantity))
 		}
 	}
 	var nano int32
@@ -62,14 +64,14 @@ func ParseQuantity(s string) (Quantity, error) {
 		if i < len(frac) {
 			c := frac[i]
 			if c < '0' || c > '9' {
-				return Quantity{}, fmt.Errorf("%w %q: not a non-negative decimal", ErrInvalidQuantity, s)
+				return Quantity{}, fmt.Errorf("%w %s: not a non-negative decimal", ErrInvalidQuantity, textcheck.Quote(s))
 			}
 			nano += int32(c - '0')
 		}
 	}
 	q := Quantity{whole: whole, nano: nano}
 	if err := q.check(); err != nil {
-		return Quantity{}, fmt.Errorf("%w %q: above %d", ErrInvalidQuantity, s, int64(MaxQuantity))
+		return Quantity{}, fmt.Errorf("%w %s: above %d", ErrInvalidQuantity, textcheck.Quote(s), int64(MaxQuantity))
 	}
 	return q, nil
 }
@@ -80,7 +82,7 @@ func ParseUsage(m map[string]string) (Usage, error) {
 	for unit, s := range m {
 		q, err := ParseQuantity(s)
 		if err != nil {
-			return nil, fmt.Errorf("usage %s: %w", unit, err)
+			return nil, fmt.Errorf("usage %s: %w", textcheck.Quote(unit), err)
 		}
 		u[unit] = q
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Quote is the price of a usage of one model at one time.
@@ -76,12 +77,12 @@ func (c *Catalog) Quote(modelID string, usage Usage, at time.Time) (Quote, error
 	if len(q.Lines) != len(usage) {
 		for unit := range usage {
 			if !v.hasUnit(unit) {
-				return Quote{}, fmt.Errorf("%w %q for model %q (billed units: %s)", ErrUnknownDimension, unit, modelID, v.units())
+				return Quote{}, fmt.Errorf("%w %s for model %s (billed units: %s)", ErrUnknownDimension, textcheck.Quote(unit), textcheck.Quote(modelID), v.units())
 			}
 		}
 	}
 	if err := priceLines(q.Lines, &q.Total); err != nil {
-		return Quote{}, fmt.Errorf("pricing usage of %q: %w", modelID, err)
+		return Quote{}, fmt.Errorf("pricing usage of %s: %w", textcheck.Quote(modelID), err)
 	}
 	return q, nil
 }

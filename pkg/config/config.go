@@ -122,6 +122,13 @@ func (e *Env) Period(key string, def Period) Period {
 	return p
 }
 
+// Invalid records a problem found in the values read, reported by Err with the others.
+func (e *Env) Invalid(err error) {
+	if err != nil {
+		e.errs = append(e.errs, err)
+	}
+}
+
 // Err returns every problem met so far, joined, or nil.
 func (e *Env) Err() error { return errors.Join(e.errs...) }
 

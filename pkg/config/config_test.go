@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -51,4 +52,13 @@ func TestPeriod(t *testing.T) {
 			require.Equal(t, tt.want, p.AddTo(tt.from))
 		})
 	}
+}
+
+func TestEnvInvalid(t *testing.T) {
+	t.Parallel()
+	e := FromMap(map[string]string{})
+	e.Invalid(nil)
+	require.NoError(t, e.Err())
+	e.Invalid(errors.New("TALLY_X: contradicts TALLY_Y"))
+	require.EqualError(t, e.Err(), "TALLY_X: contradicts TALLY_Y")
 }

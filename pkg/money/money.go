@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	moneypb "google.golang.org/genproto/googleapis/type/money"
+
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // NanosPerUnit is the number of nanos in one currency unit.
@@ -43,9 +45,10 @@ func FromProto(m *moneypb.Money) (Money, error) {
 	if m == nil {
 		return Money{}, ErrMissing
 	}
-	cur := strings.ToUpper(m.GetCurrencyCode())
+	// Exactly as ISO 4217 spells it: "usd" is refused, not guessed.
+	cur := m.GetCurrencyCode()
 	if cur != "" && !IsKnownCurrency(cur) {
-		return Money{}, fmt.Errorf("%w %q", ErrUnknownCurrency, m.GetCurrencyCode())
+		return Money{}, fmt.Errorf("%w %s (an upper-case ISO 4217 code such as USD)", ErrUnknownCurrency, textcheck.Quote(cur))
 	}
 	units, nanos := m.GetUnits(), int64(m.GetNanos())
 	if nanos <= -NanosPerUnit || nanos >= NanosPerUnit {
@@ -113,14 +116,14 @@ func ParseDecimal(s string) (Nanos, error) {
 	}
 	r, ok := new(big.Rat).SetString(s)
 	if !ok || strings.ContainsAny(s, "eE/") {
-		return 0, fmt.Errorf("%w %q", ErrInvalidDecimal, s)
+		return 0, fmt.Errorf("%w %s", ErrInvalidDecimal, textcheck.Quote(s))
 	}
 	r.Mul(r, big.NewRat(NanosPerUnit, 1))
 	if !r.IsInt() {
-		return 0, fmt.Errorf("%w %q: more than 9 fractional digits", ErrInvalidDecimal, s)
+		return 0, fmt.Errorf("%w %s: more than 9 fractional digits", ErrInvalidDecimal, textcheck.Quote(s))
 	}
 	if !r.Num().IsInt64() {
-		return 0, fmt.Errorf("%w %q", ErrOverflow, s)
+		return 0, fmt.Errorf("%w %s", ErrOverflow, textcheck.Quote(s))
 	}
 	return Nanos(r.Num().Int64()), nil
 }

@@ -18,7 +18,9 @@ func TestFromProto(t *testing.T) {
 		wantErr error
 	}{
 		{"whole units", &moneypb.Money{CurrencyCode: "USD", Units: 12}, 12 * NanosPerUnit, nil},
-		{"sub-cent", &moneypb.Money{CurrencyCode: "usd", Nanos: 2500}, 2500, nil},
+		{"sub-cent", &moneypb.Money{CurrencyCode: "USD", Nanos: 2500}, 2500, nil},
+		{"lower-case currency", &moneypb.Money{CurrencyCode: "usd", Nanos: 2500}, 0, ErrUnknownCurrency},
+		{"mixed-case currency", &moneypb.Money{CurrencyCode: "Usd", Nanos: 2500}, 0, ErrUnknownCurrency},
 		{"negative", &moneypb.Money{CurrencyCode: "EUR", Units: -1, Nanos: -750_000_000}, -1_750_000_000, nil},
 		{"largest", &moneypb.Money{CurrencyCode: "USD", Units: 9_223_372_036, Nanos: 854_775_807}, math.MaxInt64, nil},
 		{"empty currency kept empty", &moneypb.Money{Units: 1}, NanosPerUnit, nil},

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tallyhq/tally/pkg/auth"
 )
 
 type metrics struct {
@@ -44,6 +46,10 @@ func (m *metrics) observe(logger *slog.Logger, method string, start time.Time, e
 	case codes.Internal, codes.Unknown, codes.DataLoss:
 		logger.Error("rpc failed", "method", method, "code", code.String(), "err", err)
 	default:
+		if detail := auth.RefusalDetail(err); detail != nil {
+			logger.Debug("rpc refused", "method", method, "code", code.String(), "err", err, "detail", detail)
+			return
+		}
 		logger.Debug("rpc refused", "method", method, "code", code.String(), "err", err)
 	}
 }

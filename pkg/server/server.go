@@ -13,24 +13,33 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/auth"
 )
 
+// readinessInterval is how often a server checks whether it is ready.
+const readinessInterval = 250 * time.Millisecond
+
 // Config configures a Server.
 type Config struct {
 	// Name of the service, used in logs and metrics.
-	Name     string
-	Logger   *slog.Logger
+	Name   string
+	Logger *slog.Logger
+	// Auth verifies callers and tells whether the service is ready (its JWKS keys and its own
+	// identity); or set Verifier alone.
+	Auth     *Auth
 	Verifier auth.Verifier
 	Policy   auth.Policy
 	// ShutdownTimeout bounds the graceful stop; in-flight calls past it are cut. Default 10s.
@@ -45,18 +54,30 @@ type Server struct {
 	health          *health.Server
 	registry        *prometheus.Registry
 	shutdownTimeout time.Duration
+	// readiness returns why the service cannot serve yet; ready is its latest outcome.
+	readiness func() error
+	ready     atomic.Bool
 }
 
 // New builds a Server. Register services on GRPC() before calling Serve.
 func New(cfg Config) (*Server, error) {
+	readiness := func() error { return nil }
+	if cfg.Auth != nil {
+		cfg.Verifier, readiness = cfg.Auth.Verifier(), cfg.Auth.Ready
+	} else if r, ok := cfg.Verifier.(interface{ Ready() error }); ok {
+		readiness = r.Ready
+	}
 	if cfg.Name == "" || cfg.Logger == nil || cfg.Verifier == nil || cfg.Policy == nil {
-		return nil, errors.New("server: name, logger, verifier and policy are required")
+		return nil, errors.New("server: name, logger, verifier (or auth) and policy are required")
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Auth != nil {
+		reg.MustRegister(cfg.Auth.collectors()...)
+	}
 	m := newMetrics(reg, cfg.Name)
 	s := &Server{
 		name:            cfg.Name,
@@ -64,18 +85,24 @@ func New(cfg Config) (*Server, error) {
 		registry:        reg,
 		health:          health.NewServer(),
 		shutdownTimeout: cfg.ShutdownTimeout,
+		readiness:       readiness,
 	}
 	s.grpc = grpc.NewServer(
 		// Reused stream workers keep their grown stacks: no stack copying on every call.
 		grpc.NumStreamWorkers(uint32(8*runtime.GOMAXPROCS(0))),
+		grpc.ForceServerCodecV2(newRequestCodec()), // see requestcheck.go
 		grpc.ChainUnaryInterceptor(
 			recoverUnary(cfg.Logger),
 			m.unary(cfg.Logger),
+			checkRequestsUnary(),
+			s.readyUnary,
 			auth.UnaryServerInterceptor(cfg.Verifier, cfg.Policy),
 		),
 		grpc.ChainStreamInterceptor(
 			recoverStream(cfg.Logger),
 			m.stream(cfg.Logger),
+			checkRequestsStream(),
+			s.readyStream,
 			auth.StreamServerInterceptor(cfg.Verifier, cfg.Policy),
 		),
 	)
@@ -90,21 +117,27 @@ func (s *Server) GRPC() *grpc.Server { return s.grpc }
 // Registry returns the Prometheus registry of this server, for service-specific metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
 
-// Serve marks every registered service healthy and serves lis until ctx is done, then stops
-// gracefully: health goes NOT_SERVING, in-flight calls finish within the shutdown timeout.
+// Serve serves lis until ctx is done, then stops gracefully: health goes NOT_SERVING, in-flight
+// calls finish within the shutdown timeout. Health reports SERVING for every registered service
+// while the service is ready (see Config.Auth) and NOT_SERVING otherwise; calls other than
+// health and reflection get Unavailable meanwhile.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	for name := range s.grpc.GetServiceInfo() {
-		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.checkReadiness()
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(lis) }()
 	s.logger.Info("grpc server listening", "service", s.name, "addr", lis.Addr().String())
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { s.watchReadiness(watchCtx); close(watched) }()
 	select {
 	case err := <-errc:
+		stopWatch()
+		<-watched
 		return fmt.Errorf("serving grpc: %w", err)
 	case <-ctx.Done():
 	}
+	stopWatch()
+	<-watched
 	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
@@ -116,6 +149,62 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	}
 	s.logger.Info("grpc server stopped", "service", s.name)
 	return nil
+}
+
+// watchReadiness checks readiness every readinessInterval until ctx is done.
+func (s *Server) watchReadiness(ctx context.Context) {
+	t := time.NewTicker(readinessInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.checkReadiness()
+		}
+	}
+}
+
+// checkReadiness updates the health status and the call gate, logging changes.
+func (s *Server) checkReadiness() {
+	err := s.readiness()
+	ready := err == nil
+	was := s.ready.Swap(ready)
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ready {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	for name := range s.grpc.GetServiceInfo() {
+		s.health.SetServingStatus(name, st)
+	}
+	s.health.SetServingStatus("", st)
+	switch {
+	case ready && !was:
+		s.logger.Info("service ready", "service", s.name)
+	case !ready && was:
+		s.logger.Warn("service not ready", "service", s.name, "err", err)
+	case !ready:
+		s.logger.Debug("service not ready", "service", s.name, "err", err)
+	}
+}
+
+// errNotReady refuses calls while the service is not ready.
+var errNotReady = status.Error(codes.Unavailable, "the service is not ready yet, retry later")
+
+// readyUnary refuses unary calls with Unavailable while the service is not ready.
+func (s *Server) readyUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !s.ready.Load() && !auth.IsOpsMethod(info.FullMethod) {
+		return nil, errNotReady
+	}
+	return handler(ctx, req)
+}
+
+// readyStream refuses streaming calls with Unavailable while the service is not ready.
+func (s *Server) readyStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if !s.ready.Load() && !auth.IsOpsMethod(info.FullMethod) {
+		return errNotReady
+	}
+	return handler(srv, ss)
 }
 
 // ServeMetrics serves /metrics of reg on addr until ctx is done. An empty addr disables it.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/server"
 )
@@ -108,6 +109,11 @@ func run(ctx context.Context, logger *slog.Logger) (err error) {
 		host, port, _ := net.SplitHostPort(mp.SMTPAddr())
 		env["TALLY_SMTP_HOST"], env["TALLY_SMTP_PORT"], env["TALLY_SMTP_TLS"] = host, port, "none"
 		mailUI = mp.HTTPURL()
+	}
+	// The services get the development conveniences (the built-in secrets, the test-mode
+	// checkout) unless TALLY_ENV says otherwise.
+	if os.Getenv(config.ModeKey) == "" {
+		env[config.ModeKey] = string(config.Development)
 	}
 	secret := os.Getenv("TALLY_JWT_SECRET")
 	if secret == "" {

@@ -5,8 +5,11 @@
 //	tally-token -org acme -role member,admin -sub user-1 -email a@b.c -name "Ada" -ttl 24h
 //	tally-token -service payments
 //
-// The token is signed with $TALLY_JWT_SECRET, or with an insecure development secret (and a
-// warning on stderr) when the variable is unset.
+// The token is signed with $TALLY_JWT_SECRET, or with the public development secret (and a
+// warning on stderr) when the variable is unset: services accept that one only with
+// TALLY_ENV=development. The lifetime may not exceed $TALLY_JWT_MAX_LIFETIME (default 24h), the
+// longest services accept; $TALLY_JWT_ISSUER and $TALLY_JWT_AUDIENCE, when set, become the iss
+// and aud claims services then require.
 package main
 
 import (
@@ -19,12 +22,15 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/server"
 )
 
-// Secret settings.
+// The environment variables read, as the services read them.
 const (
-	secretEnv = "TALLY_JWT_SECRET"
-	devSecret = "tally-dev-secret-change-me"
+	secretEnv      = "TALLY_JWT_SECRET"
+	maxLifetimeEnv = "TALLY_JWT_MAX_LIFETIME"
+	issuerEnv      = "TALLY_JWT_ISSUER"
+	audienceEnv    = "TALLY_JWT_AUDIENCE"
 )
 
 func main() {
@@ -47,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 		sub     = fs.String("sub", "", "subject (user id); required unless -service is set")
 		email   = fs.String("email", "", "email claim")
 		name    = fs.String("name", "", "name claim")
-		ttl     = fs.Duration("ttl", 24*time.Hour, "token lifetime")
+		ttl     = fs.Duration("ttl", 24*time.Hour, "token lifetime, at most $"+maxLifetimeEnv+" (default 24h)")
 		service = fs.String("service", "", "mint an internal service identity (sub=service:<name>, role service)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -84,10 +90,24 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 
 	secret := getenv(secretEnv)
 	if secret == "" {
-		secret = devSecret
-		fmt.Fprintf(stderr, "tally-token: warning: %s is not set; using the insecure development secret\n", secretEnv)
+		secret = server.DevJWTSecret
+		fmt.Fprintf(stderr, "tally-token: warning: %s is not set; using the public development secret (accepted only with TALLY_ENV=development)\n", secretEnv)
 	}
-	token, err := auth.Mint([]byte(secret), c, *ttl)
+	opts := []auth.Option{}
+	if v := getenv(maxLifetimeEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s: %q is not a positive duration", maxLifetimeEnv, v)
+		}
+		opts = append(opts, auth.WithMaxLifetime(d))
+	}
+	if v := getenv(issuerEnv); v != "" {
+		opts = append(opts, auth.WithIssuer(v))
+	}
+	if v := getenv(audienceEnv); v != "" {
+		opts = append(opts, auth.WithAudience(v))
+	}
+	token, err := auth.Mint([]byte(secret), c, *ttl, opts...)
 	if err != nil {
 		return fmt.Errorf("mint: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/server"
 )
 
 func TestRun(t *testing.T) {
@@ -17,6 +18,7 @@ func TestRun(t *testing.T) {
 		name        string
 		args        []string
 		env         string
+		extraEnv    map[string]string
 		want        auth.Claims
 		wantWarning bool
 		wantErr     string
@@ -54,7 +56,14 @@ func TestRun(t *testing.T) {
 		{name: "missing subject", args: []string{"-org", "acme"}, env: secret, wantErr: "-sub or -service is required"},
 		{name: "unknown role", args: []string{"-sub", "u", "-role", "root"}, env: secret, wantErr: `unknown role "root"`},
 		{name: "sub with service", args: []string{"-sub", "u", "-service", "payments"}, env: secret, wantErr: "mutually exclusive"},
-		{name: "short secret", args: []string{"-sub", "u"}, env: "short", wantErr: "at least 16 bytes"},
+		{name: "short secret", args: []string{"-sub", "u"}, env: "short", wantErr: "at least 32 bytes"},
+		{name: "ttl above the maximum lifetime", args: []string{"-sub", "u", "-ttl", "25h"}, env: secret, wantErr: "exceeds the maximum token lifetime 24h0m0s"},
+		{
+			name: "maximum lifetime raised", args: []string{"-sub", "u", "-ttl", "48h"}, env: secret,
+			extraEnv: map[string]string{maxLifetimeEnv: "72h"},
+			want:     auth.Claims{Subject: "u", Roles: []auth.Role{auth.RoleMember}},
+		},
+		{name: "bad maximum lifetime", args: []string{"-sub", "u"}, env: secret, extraEnv: map[string]string{maxLifetimeEnv: "a day"}, wantErr: "not a positive duration"},
 		{name: "bad ttl", args: []string{"-sub", "u", "-ttl", "-1h"}, env: secret, wantErr: "ttl must be positive"},
 		{name: "stray argument", args: []string{"-sub", "u", "extra"}, env: secret, wantErr: "unexpected arguments"},
 	}
@@ -62,8 +71,10 @@ func TestRun(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			getenv := func(key string) string {
-				require.Equal(t, secretEnv, key)
-				return tt.env
+				if key == secretEnv {
+					return tt.env
+				}
+				return tt.extraEnv[key]
 			}
 			err := run(tt.args, &stdout, &stderr, getenv)
 			if tt.wantErr != "" {
@@ -75,9 +86,9 @@ func TestRun(t *testing.T) {
 
 			key := tt.env
 			if key == "" {
-				key = devSecret
+				key = server.DevJWTSecret
 			}
-			v, err := auth.NewHS256Verifier([]byte(key))
+			v, err := auth.NewHS256Verifier([]byte(key), auth.WithMaxLifetime(72*time.Hour))
 			require.NoError(t, err)
 			got, err := v.Verify(t.Context(), strings.TrimSpace(stdout.String()))
 			require.NoError(t, err)
@@ -88,9 +99,31 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestRunIssuerAndAudience(t *testing.T) {
+	const secret = "a-test-secret-of-32-bytes-length"
+	env := map[string]string{secretEnv: secret, issuerEnv: "https://id.tally.test", audienceEnv: "tally"}
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"-sub", "u"}, &stdout, &stderr, func(k string) string { return env[k] }))
+	tok := strings.TrimSpace(stdout.String())
+
+	v, err := auth.NewHS256Verifier([]byte(secret), auth.WithIssuer("https://id.tally.test"), auth.WithAudience("tally"))
+	require.NoError(t, err)
+	_, err = v.Verify(t.Context(), tok)
+	require.NoError(t, err)
+	other, err := auth.NewHS256Verifier([]byte(secret), auth.WithAudience("another"))
+	require.NoError(t, err)
+	_, err = other.Verify(t.Context(), tok)
+	require.ErrorContains(t, err, "invalid audience")
+}
+
 func TestRunTokenExpiresAfterTTL(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	getenv := func(string) string { return "a-test-secret-of-32-bytes-length" }
+	getenv := func(k string) string {
+		if k == secretEnv {
+			return "a-test-secret-of-32-bytes-length"
+		}
+		return ""
+	}
 	require.NoError(t, run([]string{"-sub", "u", "-ttl", "1m"}, &stdout, &stderr, getenv))
 
 	later := func() time.Time { return time.Now().Add(2 * time.Minute) }

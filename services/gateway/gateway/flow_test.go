@@ -31,6 +31,8 @@ type stack struct {
 	gw          *httptest.Server
 	checkoutURL string
 	pricing     *pricingtest.Pricing
+	ledger      *ledgertest.Ledger
+	paymentsDB  string
 }
 
 func startStack(t *testing.T) stack {
@@ -56,7 +58,6 @@ func startStack(t *testing.T) stack {
 		DBMaxConns:          10,
 		Auth:                server.AuthConfig{JWTSecret: ledgertest.Secret},
 		LedgerAddr:          l.Addr,
-		LedgerToken:         ledgertest.ServiceToken(t, "payments"),
 		TestMode:            true,
 		StripeWebhookSecret: payments.DevWebhookSecret,
 		WebhookTolerance:    5 * time.Minute,
@@ -81,7 +82,7 @@ func startStack(t *testing.T) stack {
 	require.NoError(t, err)
 	t.Cleanup(closeConns)
 	handler.Store(h)
-	return stack{gw: gw, checkoutURL: cfg.PublicURL, pricing: p}
+	return stack{gw: gw, checkoutURL: cfg.PublicURL, pricing: p, ledger: l, paymentsDB: cfg.DatabaseURL}
 }
 
 // TestTopUpFlowEndToEnd walks the product's top-up: checkout session → local checkout page → Pay

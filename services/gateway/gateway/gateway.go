@@ -47,10 +47,11 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 	mux := runtime.NewServeMux(
 		// HTTPBodyMarshaler serves google.api.HttpBody responses (invoice PDFs) as their own
 		// content type and everything else as JSON.
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+		// strictJSON (strict.go) refuses integers written as 1e3 or 1.0 in request bodies.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: strictJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}}),
+		}}}),
 	)
 	conns := map[string]*grpc.ClientConn{}
 	closeAll := func() {
@@ -87,7 +88,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	root.Handle("/", withETag(mux))
+	root.Handle("/", withCleanURL(withETag(mux)))
 	return root, closeAll, nil
 }
 

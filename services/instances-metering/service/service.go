@@ -43,10 +43,9 @@ type Config struct {
 	Auth        server.AuthConfig
 	LedgerAddr  string
 	PricingAddr string
-	// NotificationsAddr, when set, receives suspension notices.
+	// NotificationsAddr, when set, receives suspension notices. The service calls the ledger,
+	// pricing and notifications with its own identity, service:instances-metering (see Auth).
 	NotificationsAddr string
-	// ServiceToken is presented to the ledger, pricing and notifications services.
-	ServiceToken string
 	// BillingPeriod is the period of new rentals (default 1h).
 	BillingPeriod time.Duration
 	// Grace lets a rental run into a negative balance down to -Grace (default 0).
@@ -88,9 +87,6 @@ func Load(e *config.Env) (Config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
-	if c.ServiceToken, err = server.ServiceToken(e, c.Auth, ServiceName); err != nil {
-		return Config{}, fmt.Errorf("minting the service token: %w", err)
-	}
 	return c, nil
 }
 
@@ -98,8 +94,9 @@ func Load(e *config.Env) (Config, error) {
 // mid-batch: the batch's transaction rolls back and the next run replays its ledger debits by
 // idempotency key, so nothing is charged twice or lost.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
-	if cfg.ServiceToken == "" {
-		return errors.New("service: a service token is required")
+	authn, err := server.NewAuth(ctx, cfg.Auth, ServiceName, logger)
+	if err != nil {
+		return err
 	}
 	pool, err := pg.Connect(ctx, cfg.DatabaseURL, "instances", cfg.DBMaxConns)
 	if err != nil {
@@ -113,7 +110,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	ledgerConn, err := rpcclient.Dial(cfg.LedgerAddr, cfg.ServiceToken)
+	ledgerConn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity())
 	if err != nil {
 		return err
 	}
@@ -122,7 +119,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	pricingConn, err := rpcclient.Dial(cfg.PricingAddr, cfg.ServiceToken)
+	pricingConn, err := rpcclient.DialSource(cfg.PricingAddr, authn.Identity())
 	if err != nil {
 		return err
 	}
@@ -133,7 +130,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	}
 	var notifier metering.Notifier
 	if cfg.NotificationsAddr != "" {
-		conn, err := rpcclient.Dial(cfg.NotificationsAddr, cfg.ServiceToken)
+		conn, err := rpcclient.DialSource(cfg.NotificationsAddr, authn.Identity())
 		if err != nil {
 			return err
 		}
@@ -152,11 +149,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	verifier, err := server.NewVerifier(ctx, cfg.Auth)
-	if err != nil {
-		return err
-	}
-	srv, err := server.New(server.Config{Name: ServiceName, Logger: logger, Verifier: verifier, Policy: grpcapi.Policy()})
+	srv, err := server.New(server.Config{Name: ServiceName, Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
 	if err != nil {
 		return err
 	}

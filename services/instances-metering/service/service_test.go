@@ -8,11 +8,12 @@ import (
 
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/server"
 )
 
 func TestLoad(t *testing.T) {
 	t.Parallel()
-	base := map[string]string{"DATABASE_URL": "postgres://localhost/tally"}
+	base := map[string]string{"DATABASE_URL": "postgres://localhost/tally", "TALLY_ENV": "development"}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for k, v := range base {
@@ -31,16 +32,16 @@ func TestLoad(t *testing.T) {
 	require.Equal(t, "localhost:9091", cfg.LedgerAddr)
 	require.Equal(t, "localhost:9092", cfg.PricingAddr)
 	require.Empty(t, cfg.NotificationsAddr)
-	require.NotEmpty(t, cfg.ServiceToken)
+	require.Equal(t, server.DevJWTSecret, cfg.Auth.JWTSecret, "development signs the service's own tokens with the built-in secret")
 
-	cfg, err = Load(config.FromMap(with("TALLY_INSTANCE_BILLING_PERIOD", "1s", "TALLY_INSTANCE_GRACE", "2.5", "TALLY_SERVICE_TOKEN", "tok")))
+	cfg, err = Load(config.FromMap(with("TALLY_INSTANCE_BILLING_PERIOD", "1s", "TALLY_INSTANCE_GRACE", "2.5")))
 	require.NoError(t, err)
 	require.Equal(t, time.Second, cfg.BillingPeriod)
 	require.Equal(t, money.Nanos(2_500_000_000), cfg.Grace)
-	require.Equal(t, "tok", cfg.ServiceToken)
 
 	for name, env := range map[string]map[string]string{
-		"no database":                {},
+		"no database":                {"TALLY_ENV": "development"},
+		"production without secret":  with("TALLY_ENV", "production"),
 		"negative grace":             with("TALLY_INSTANCE_GRACE", "-1"),
 		"grace not a number":         with("TALLY_INSTANCE_GRACE", "lots"),
 		"period below 1ms":           with("TALLY_INSTANCE_BILLING_PERIOD", "10us"),

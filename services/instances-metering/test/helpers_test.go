@@ -88,7 +88,6 @@ func (s *stack) startMeter(t *testing.T, opts meterOptions) *meter {
 		DatabaseURL: s.ledger.DatabaseURL, DBMaxConns: 16,
 		Auth:       server.AuthConfig{JWTSecret: ledgertest.Secret},
 		LedgerAddr: s.ledger.Addr, PricingAddr: s.pricing.Addr, NotificationsAddr: opts.NotificationsAddr,
-		ServiceToken:  ledgertest.ServiceToken(t, service.ServiceName),
 		BillingPeriod: period, Grace: opts.Grace, PollInterval: 200 * time.Millisecond,
 	}
 	var out io.Writer = io.Discard

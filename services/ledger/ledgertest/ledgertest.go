@@ -49,6 +49,8 @@ type Options struct {
 	MaxRequestAmount money.Nanos
 	// PlatformShards is the number of rows per platform account (default 4).
 	PlatformShards int
+	// Auth replaces the HS256 verification with Secret (e.g. a JWKS of authtest.Provider).
+	Auth *server.AuthConfig
 }
 
 // Ledger is a running ledger replica.
@@ -92,10 +94,14 @@ func Start(t testing.TB, opts Options) *Ledger {
 		}
 		opts.Logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	authCfg := server.AuthConfig{JWTSecret: Secret}
+	if opts.Auth != nil {
+		authCfg = *opts.Auth
+	}
 	cfg := service.Config{
 		DatabaseURL:      opts.DatabaseURL,
 		RedisURL:         opts.RedisURL,
-		Auth:             server.AuthConfig{JWTSecret: Secret},
+		Auth:             authCfg,
 		DefaultCurrency:  "USD",
 		CreditValidity:   opts.CreditValidity,
 		SweepInterval:    opts.SweepInterval,
@@ -104,7 +110,6 @@ func Start(t testing.TB, opts Options) *Ledger {
 		PlatformShards:   opts.PlatformShards,
 		DBMaxConns:       20,
 		PricingAddr:      opts.PricingAddr,
-		ServiceToken:     ServiceToken(t, "ledger"),
 		MaxRequestAmount: limit,
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -47,10 +47,9 @@ type Config struct {
 	// MaxRequestAmount bounds the amount of every request (TALLY_MAX_REQUEST_AMOUNT); the zero
 	// Limit is the default maximum.
 	MaxRequestAmount money.Limit
-	// PricingAddr is the pricing service followed for usage-priced debits; empty refuses them.
+	// PricingAddr is the pricing service followed for usage-priced debits (with the ledger's
+	// own identity, service:ledger); empty refuses them.
 	PricingAddr string
-	// ServiceToken is presented to the pricing service (sub service:ledger).
-	ServiceToken string
 }
 
 // Load reads the configuration from e (see the README's configuration table).
@@ -75,11 +74,6 @@ func Load(e *config.Env) (Config, error) {
 	if err := e.Err(); err != nil {
 		return Config{}, err
 	}
-	tok, err := server.ServiceToken(e, c.Auth, "ledger")
-	if err != nil {
-		return Config{}, fmt.Errorf("minting the ledger's service token: %w", err)
-	}
-	c.ServiceToken = tok
 	if !money.IsKnownCurrency(c.DefaultCurrency) {
 		return Config{}, fmt.Errorf("TALLY_DEFAULT_CURRENCY: unknown currency %q", c.DefaultCurrency)
 	}
@@ -115,9 +109,13 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	} else {
 		logger.Warn("REDIS_URL is not set: Authorize reads PostgreSQL on every call")
 	}
+	authn, err := server.NewAuth(ctx, cfg.Auth, "ledger", logger)
+	if err != nil {
+		return err
+	}
 	var watcher *catalog.Watcher
 	if cfg.PricingAddr != "" {
-		conn, err := rpcclient.Dial(cfg.PricingAddr, cfg.ServiceToken)
+		conn, err := rpcclient.DialSource(cfg.PricingAddr, authn.Identity())
 		if err != nil {
 			return err
 		}
@@ -139,11 +137,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	verifier, err := server.NewVerifier(ctx, cfg.Auth)
-	if err != nil {
-		return err
-	}
-	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Verifier: verifier, Policy: grpcapi.Policy()})
+	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ func TestHolds(t *testing.T) {
 	require.Equal(t, 2*unit, nanos(t, balance(t, ops, "h").GetAvailable()))
 
 	// A hold past its TTL is released by the sweep.
-	r4, err := svc.Reserve(t.Context(), &ledgerv1.ReserveRequest{OrgId: "h", Amount: usd(unit), IdempotencyKey: "stream-4", Ttl: durationpb.New(300 * time.Millisecond)})
+	r4, err := svc.Reserve(t.Context(), &ledgerv1.ReserveRequest{OrgId: "h", Amount: usd(unit), IdempotencyKey: "stream-4", Ttl: durationpb.New(time.Second)})
 	require.NoError(t, err)
 	require.Equal(t, unit, nanos(t, balance(t, ops, "h").GetAvailable()))
 	require.Eventually(t, func() bool { return nanos(t, balance(t, ops, "h").GetHeld()) == 0 }, 10*time.Second, 50*time.Millisecond)

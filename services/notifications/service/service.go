@@ -38,9 +38,9 @@ type Config struct {
 	MetricsAddr string
 	DatabaseURL string
 	Auth        server.AuthConfig
-	// LedgerAddr is the ledger's gRPC address; ServiceToken is presented to it.
-	LedgerAddr   string
-	ServiceToken string
+	// LedgerAddr is the ledger's gRPC address, called with the service's own identity
+	// (service:notifications, see Auth).
+	LedgerAddr string
 	// FrontendURL is the web app's base URL, for the links in emails.
 	FrontendURL string
 	SMTP        sender.SMTPConfig
@@ -99,9 +99,6 @@ func Load(e *config.Env) (Config, error) {
 		return Config{}, fmt.Errorf("TALLY_SMTP_TLS: %w", err)
 	}
 	c.SMTP.TLS = mode
-	if c.ServiceToken, err = server.ServiceToken(e, c.Auth, "notifications"); err != nil {
-		return Config{}, fmt.Errorf("minting the service token: %w", err)
-	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -122,9 +119,6 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAttempts < 1 || c.EventBatch < 1 {
 		errs = append(errs, errors.New("TALLY_NOTIFICATIONS_MAX_ATTEMPTS and TALLY_NOTIFICATIONS_EVENT_BATCH must be positive"))
-	}
-	if c.ServiceToken == "" {
-		errs = append(errs, errors.New("a service token is required (TALLY_JWT_SECRET or TALLY_SERVICE_TOKEN)"))
 	}
 	return errors.Join(errs...)
 }
@@ -150,18 +144,18 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	conn, err := rpcclient.Dial(cfg.LedgerAddr, cfg.ServiceToken)
+	authn, err := server.NewAuth(ctx, cfg.Auth, "notifications", logger)
+	if err != nil {
+		return err
+	}
+	conn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity())
 	if err != nil {
 		return err
 	}
 	defer func() { _ = conn.Close() }()
 	ledger := ledgerv1.NewLedgerServiceClient(conn)
 
-	verifier, err := server.NewVerifier(ctx, cfg.Auth)
-	if err != nil {
-		return err
-	}
-	srv, err := server.New(server.Config{Name: "notifications", Logger: logger, Verifier: verifier, Policy: grpcapi.Policy()})
+	srv, err := server.New(server.Config{Name: "notifications", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
 	if err != nil {
 		return err
 	}

@@ -88,11 +88,10 @@ func (s *stack) start(t *testing.T, mutate ...func(*service.Config)) *replica {
 	p, err := strconv.Atoi(port)
 	require.NoError(t, err)
 	cfg := service.Config{
-		DatabaseURL:  s.dbURL,
-		Auth:         server.AuthConfig{JWTSecret: ledgertest.Secret},
-		LedgerAddr:   s.ledger.Addr,
-		ServiceToken: ledgertest.ServiceToken(t, "notifications"),
-		FrontendURL:  frontendURL,
+		DatabaseURL: s.dbURL,
+		Auth:        server.AuthConfig{JWTSecret: ledgertest.Secret},
+		LedgerAddr:  s.ledger.Addr,
+		FrontendURL: frontendURL,
 		SMTP: sender.SMTPConfig{
 			Host: host, Port: p, TLS: sender.TLSNone, From: "Tally <notifications@tally.test>", Timeout: 5 * time.Second,
 		},

@@ -54,9 +54,8 @@ type Config struct {
 	DatabaseURL string
 	DBMaxConns  int32
 	Auth        server.AuthConfig
-	LedgerAddr  string
-	// LedgerToken is the service token (sub service:payments) presented to the ledger.
-	LedgerToken string
+	// LedgerAddr is the ledger, called with the service's own identity (service:payments, see Auth).
+	LedgerAddr string
 	// TestMode runs checkouts on the local test-mode page (nothing charged) instead of Stripe
 	// Checkout; it excludes StripeSecretKey. Outside test mode StripeSecretKey and
 	// StripeWebhookSecret are required.
@@ -131,11 +130,6 @@ func Load(e *config.Env) (Config, error) {
 	}
 	if err := c.checkMode(); err != nil {
 		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
-		if c.LedgerToken, err = server.ServiceToken(e, c.Auth, "payments"); err != nil {
-			errs = append(errs, fmt.Errorf("minting the ledger service token: %w", err))
-		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
@@ -216,7 +210,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	conn, err := rpcclient.Dial(cfg.LedgerAddr, cfg.LedgerToken)
+	authn, err := server.NewAuth(ctx, cfg.Auth, "payments", logger)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity())
 	if err != nil {
 		return nil, err
 	}
@@ -260,11 +258,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	authVerifier, err := server.NewVerifier(ctx, cfg.Auth)
-	if err != nil {
-		return nil, err
-	}
-	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Verifier: authVerifier, Policy: grpcapi.Policy()})
+	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
 	if err != nil {
 		return nil, err
 	}

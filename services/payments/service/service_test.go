@@ -8,6 +8,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
@@ -25,13 +26,14 @@ func TestLoad(t *testing.T) {
 	require.Equal(t, 10_000*money.Nanos(money.NanosPerUnit), cfg.TopUpMax)
 	require.Equal(t, payment.DefaultMaxRequestAmount, cfg.MaxRequestAmount)
 	require.Equal(t, 5*time.Minute, cfg.ReconcileInterval)
-	require.NotEmpty(t, cfg.LedgerToken)
+	require.Equal(t, server.DevJWTSecret, cfg.Auth.JWTSecret)
 
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
 	}{
 		{"no database", map[string]string{"TALLY_ENV": "development"}},
+		{"stripe key without webhook secret", map[string]string{"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "STRIPE_SECRET_KEY": "sk_test_1"}},
 		{"bad minimum", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_TOPUP_MIN": "five"}},
 		{"max below min", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_TOPUP_MIN": "50", "TALLY_TOPUP_MAX": "10"}},
 		{"bad interval", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_RECONCILE_INTERVAL": "often"}},

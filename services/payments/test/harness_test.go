@@ -152,7 +152,6 @@ func start(t *testing.T, o options) *env {
 		DBMaxConns:          20,
 		Auth:                server.AuthConfig{JWTSecret: ledgertest.Secret},
 		LedgerAddr:          e.ledger.Addr,
-		LedgerToken:         ledgertest.ServiceToken(t, "payments"),
 		StripeWebhookSecret: webhookSecret,
 		WebhookTolerance:    5 * time.Minute,
 		WebhookURL:          hook.URL,

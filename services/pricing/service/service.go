@@ -44,7 +44,7 @@ func Load(e *config.Env) (Config, error) {
 		MetricsAddr:      e.String("TALLY_PRICING_METRICS_ADDR", ""),
 		SeedFile:         e.String("TALLY_PRICING_SEED_FILE", ""),
 		PollInterval:     e.Duration("TALLY_PRICING_POLL_INTERVAL", 200*time.Millisecond),
-		Auth:             server.LoadAuthConfig(e),
+		Auth:             server.LoadVerifierConfig(e),
 		MaxRequestAmount: e.MaxRequestAmount(),
 	}
 	if err := e.Err(); err != nil {
@@ -87,11 +87,11 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if _, err := a.LoadSeed(ctx, seedData, seedSource); err != nil {
 		return err
 	}
-	verifier, err := server.NewVerifier(ctx, cfg.Auth)
+	authn, err := server.NewAuth(ctx, cfg.Auth, "pricing", logger)
 	if err != nil {
-		return fmt.Errorf("building token verifier: %w", err)
+		return err
 	}
-	srv, err := server.New(server.Config{Name: "pricing", Logger: logger, Verifier: verifier, Policy: grpcapi.Policy()})
+	srv, err := server.New(server.Config{Name: "pricing", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
 	if err != nil {
 		return err
 	}

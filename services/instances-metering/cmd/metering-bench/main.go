@@ -158,7 +158,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 	meterAddr, err := serve("instances-metering", func(lis net.Listener) error {
 		return meterservice.Run(sctx, meterservice.Config{
 			DatabaseURL: pg.URL(), DBMaxConns: 32, Auth: authCfg, LedgerAddr: ledgerAddr, PricingAddr: pricingAddr,
-			ServiceToken: serviceToken, BillingPeriod: cfg.period, PollInterval: 10 * time.Millisecond, Now: clk.now,
+			BillingPeriod: cfg.period, PollInterval: 10 * time.Millisecond, Now: clk.now,
 			Workers: cfg.workers, BatchSize: cfg.batch, Concurrency: cfg.concurrency,
 		}, lis, logger)
 	})

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/instances-metering/internal/metering"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 )
@@ -31,11 +32,16 @@ func New(m *metering.Meter, logger *slog.Logger) (*Server, error) {
 	return &Server{meter: m, logger: logger}, nil
 }
 
+// startRequest maps a StartMeteringRequest; metering.StartRequest.Validate checks it.
+func startRequest(req *instancesv1.StartMeteringRequest) metering.StartRequest {
+	return metering.StartRequest{
+		InstanceID: req.GetInstanceId(), OrgID: req.GetOrgId(), InstanceType: req.GetInstanceType(), IdempotencyKey: req.GetIdempotencyKey(),
+	}
+}
+
 // StartMetering implements InstanceMeteringServiceServer.
 func (s *Server) StartMetering(ctx context.Context, req *instancesv1.StartMeteringRequest) (*instancesv1.StartMeteringResponse, error) {
-	r, replayed, err := s.meter.Start(ctx, metering.StartRequest{
-		InstanceID: req.GetInstanceId(), OrgID: req.GetOrgId(), InstanceType: req.GetInstanceType(), IdempotencyKey: req.GetIdempotencyKey(),
-	})
+	r, replayed, err := s.meter.Start(ctx, startRequest(req))
 	if err != nil {
 		return nil, toStatus(s.logger, "StartMetering", err)
 	}
@@ -61,7 +67,7 @@ func (s *Server) GetRental(ctx context.Context, req *instancesv1.GetRentalReques
 	}
 	r, err := s.meter.Get(ctx, req.GetInstanceId())
 	if err == nil && req.GetOrgId() != "" && r.OrgID != req.GetOrgId() {
-		err = fmt.Errorf("%w: instance %q in organization %q", rental.ErrNotFound, req.GetInstanceId(), req.GetOrgId())
+		err = fmt.Errorf("%w: instance %s in organization %s", rental.ErrNotFound, textcheck.Quote(req.GetInstanceId()), textcheck.Quote(req.GetOrgId()))
 	}
 	if err != nil {
 		return nil, toStatus(s.logger, "GetRental", err)

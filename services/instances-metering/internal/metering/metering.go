@@ -13,6 +13,7 @@ import (
 	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/outbox"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 	"github.com/tallyhq/tally/services/instances-metering/internal/store"
 )
@@ -165,19 +166,24 @@ type StartRequest struct {
 	IdempotencyKey string
 }
 
+// Validate checks what can be checked of a start request alone: the ids and the key.
+func (r StartRequest) Validate() error {
+	if err := rental.ValidateID("instance_id", r.InstanceID); err != nil {
+		return err
+	}
+	if err := rental.ValidateID("org_id", r.OrgID); err != nil {
+		return err
+	}
+	if err := catalog.ValidateID(r.InstanceType); err != nil {
+		return fmt.Errorf("%w: instance_type: %w", rental.ErrInvalid, err)
+	}
+	return rental.ValidateKey(r.IdempotencyKey)
+}
+
 // Start locks the hourly price in force now for the instance and charges its first period.
 // replayed says the rental existed already and is returned unchanged.
 func (m *Meter) Start(ctx context.Context, req StartRequest) (_ rental.Rental, replayed bool, err error) {
-	if err := rental.ValidateID("instance_id", req.InstanceID); err != nil {
-		return rental.Rental{}, false, err
-	}
-	if err := rental.ValidateID("org_id", req.OrgID); err != nil {
-		return rental.Rental{}, false, err
-	}
-	if err := catalog.ValidateID(req.InstanceType); err != nil {
-		return rental.Rental{}, false, fmt.Errorf("%w: instance_type: %w", rental.ErrInvalid, err)
-	}
-	if err := rental.ValidateKey(req.IdempotencyKey); err != nil {
+	if err := req.Validate(); err != nil {
 		return rental.Rental{}, false, err
 	}
 	// A retry returns the rental even when the type can no longer be rented.
@@ -205,7 +211,7 @@ func (m *Meter) Start(ctx context.Context, req StartRequest) (_ rental.Rental, r
 	case err != nil:
 		return rental.Rental{}, false, fmt.Errorf("pricing the instance: %w", err)
 	case !v.Available:
-		return rental.Rental{}, false, fmt.Errorf("%w: instance type %q is not available", rental.ErrNotRentable, req.InstanceType)
+		return rental.Rental{}, false, fmt.Errorf("%w: instance type %s is not available", rental.ErrNotRentable, textcheck.Quote(req.InstanceType))
 	}
 	price, err := rental.PeriodPrice(v.HourlyPrice, m.cfg.Period)
 	if err != nil {
@@ -236,12 +242,12 @@ func (m *Meter) Start(ctx context.Context, req StartRequest) (_ rental.Rental, r
 func matchExisting(r rental.Rental, req StartRequest) (rental.Rental, bool, error) {
 	switch {
 	case r.OrgID != req.OrgID || r.InstanceType != req.InstanceType:
-		return rental.Rental{}, false, fmt.Errorf("%w: instance %q is metered for organization %q as %q", rental.ErrConflict,
-			r.InstanceID, r.OrgID, r.InstanceType)
+		return rental.Rental{}, false, fmt.Errorf("%w: instance %s is metered for organization %s as %s", rental.ErrConflict,
+			textcheck.Quote(r.InstanceID), textcheck.Quote(r.OrgID), textcheck.Quote(r.InstanceType))
 	case r.IdempotencyKey == req.IdempotencyKey, r.State == rental.StateRunning:
 		return r, true, nil
 	}
-	return rental.Rental{}, false, fmt.Errorf("%w: instance %q is %s", rental.ErrEnded, r.InstanceID, r.State)
+	return rental.Rental{}, false, fmt.Errorf("%w: instance %s is %s", rental.ErrEnded, textcheck.Quote(r.InstanceID), r.State)
 }
 
 // Stop ends the rental of an instance. Periods that started before now and were not charged yet

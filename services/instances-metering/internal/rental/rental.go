@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Domain errors; grpcapi maps each to one status code.
@@ -154,8 +155,8 @@ func ValidateID(field, id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: %s is required", ErrInvalid, field)
 	}
-	if len(id) > MaxIDLength {
-		return fmt.Errorf("%w: %s is longer than %d characters", ErrInvalid, field, MaxIDLength)
+	if err := textcheck.Identifier(field, id, MaxIDLength); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
@@ -174,13 +175,8 @@ func ValidateKey(key string) error {
 	if key == "" {
 		return fmt.Errorf("%w: idempotency_key is required", ErrInvalid)
 	}
-	if len(key) > MaxKeyLength {
-		return fmt.Errorf("%w: idempotency_key is longer than %d characters", ErrInvalid, MaxKeyLength)
-	}
-	for i := 0; i < len(key); i++ {
-		if key[i] < 0x21 || key[i] > 0x7e {
-			return fmt.Errorf("%w: idempotency_key may hold only printable ASCII without spaces", ErrInvalid)
-		}
+	if err := textcheck.Identifier("idempotency_key", key, MaxKeyLength); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

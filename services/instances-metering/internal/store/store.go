@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 )
 
@@ -79,7 +80,7 @@ func collectRentals(rows pgx.Rows) ([]rental.Rental, error) {
 func (s *Store) Get(ctx context.Context, instanceID string) (rental.Rental, error) {
 	r, err := scanRental(s.pool.QueryRow(ctx, `SELECT `+rentalColumns+` FROM rentals WHERE instance_id = $1`, instanceID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return rental.Rental{}, fmt.Errorf("%w: instance %q", rental.ErrNotFound, instanceID)
+		return rental.Rental{}, fmt.Errorf("%w: instance %s", rental.ErrNotFound, textcheck.Quote(instanceID))
 	}
 	if err != nil {
 		return rental.Rental{}, fmt.Errorf("reading rental %q: %w", instanceID, err)
@@ -152,7 +153,7 @@ ON CONFLICT (instance_id) DO NOTHING RETURNING id`,
 		return rental.Rental{}, false, err
 	}
 	if out.Suspended {
-		return rental.Rental{}, false, fmt.Errorf("%w: first period of instance %q", rental.ErrInsufficientCredits, r.InstanceID)
+		return rental.Rental{}, false, fmt.Errorf("%w: first period of instance %s", rental.ErrInsufficientCredits, textcheck.Quote(r.InstanceID))
 	}
 	after := r.Apply(out, now)
 	events := append([]rental.Event{r.Event(rental.EventStarted, now)}, r.Events(out, now)...)
@@ -176,7 +177,7 @@ func (s *Store) Stop(ctx context.Context, instanceID string, now time.Time, char
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	r, err := scanRental(tx.QueryRow(ctx, `SELECT `+rentalColumns+` FROM rentals WHERE instance_id = $1 FOR UPDATE`, instanceID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return rental.Rental{}, fmt.Errorf("%w: instance %q", rental.ErrNotFound, instanceID)
+		return rental.Rental{}, fmt.Errorf("%w: instance %s", rental.ErrNotFound, textcheck.Quote(instanceID))
 	}
 	if err != nil {
 		return rental.Rental{}, fmt.Errorf("locking rental %q: %w", instanceID, err)

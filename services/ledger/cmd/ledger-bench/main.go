@@ -37,7 +37,7 @@ import (
 	pricing "github.com/tallyhq/tally/services/pricing/service"
 )
 
-const secret = "ledger-bench-secret-0123456789"
+const secret = "ledger-bench-secret-0123456789abcdef"
 
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "measured time per scenario")
@@ -99,11 +99,6 @@ func run(ctx context.Context, cfg benchConfig) error {
 		pricingDone <- pricing.Run(pctx, pricing.Config{DatabaseURL: pg.URL(), PollInterval: 200 * time.Millisecond, Auth: server.AuthConfig{JWTSecret: secret}}, pricingLis, logger)
 	}()
 	defer func() { stopPricing(); <-pricingDone }()
-	ledgerToken, err := auth.Mint([]byte(secret), auth.Claims{Subject: "service:ledger", Roles: []auth.Role{auth.RoleService}}, time.Hour)
-	if err != nil {
-		return err
-	}
-
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -115,7 +110,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 			DatabaseURL: pg.URL(), RedisURL: rds.URL(), Auth: server.AuthConfig{JWTSecret: secret},
 			DefaultCurrency: "USD", CreditValidity: config.Period{Months: 3}, SweepInterval: time.Second,
 			CommitMaxBatch: 256, CommitWorkers: cfg.workers, CommitMaxWait: cfg.maxWait, PlatformShards: 16, DBMaxConns: 20,
-			PricingAddr: pricingLis.Addr().String(), ServiceToken: ledgerToken,
+			PricingAddr: pricingLis.Addr().String(),
 		}, lis, logger)
 	}()
 	defer func() { stopLedger(); <-done }()

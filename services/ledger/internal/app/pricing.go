@@ -40,6 +40,10 @@ func (a *App) price(u *ledger.Usage) (money.Money, *ledger.PricedUsage, error) {
 	if err := catalog.CheckUsageTime(at, now); err != nil {
 		return money.Money{}, nil, err
 	}
+	if at.Before(now.Add(-ledger.MaxUsageAge)) {
+		return money.Money{}, nil, fmt.Errorf("%w: usage.occurred_at lies more than %d days in the past; charge older usage with an amount",
+			ledger.ErrInvalid, ledger.MaxUsageAge/(24*time.Hour))
+	}
 	usage, err := catalog.ParseUsage(u.Quantities)
 	if err != nil {
 		return money.Money{}, nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
@@ -67,7 +68,7 @@ func amount(m *moneypb.Money, positive bool) (money.Money, error) {
 func holdID(id string) (string, error) {
 	u, err := uuid.Parse(id)
 	if err != nil {
-		return "", fmt.Errorf("%w: hold_id %q is not a UUID", ledger.ErrInvalid, id)
+		return "", fmt.Errorf("%w: hold_id %s is not a UUID", ledger.ErrInvalid, textcheck.Quote(id))
 	}
 	return u.String(), nil
 }
@@ -90,19 +91,12 @@ func (s *Server) GetBalance(ctx context.Context, req *ledgerv1.GetBalanceRequest
 
 // Credit implements LedgerServiceServer.
 func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledgerv1.CreditResponse, error) {
-	amt, err := amount(req.GetAmount(), true)
+	r, err := creditRequest(req, actor(ctx))
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
-	source := ledger.SourcePayment
-	if req.GetSource() == ledgerv1.CreditSource_CREDIT_SOURCE_GRANT {
-		source = ledger.SourceGrant
-	}
-	res, err := s.app.Write(ctx, &ledger.Request{
-		Op: ledger.OpCredit, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency,
-		IdempotencyKey: req.GetIdempotencyKey(), Reason: req.GetReason(), Reference: req.GetReference(),
-		Source: source, Actor: actor(ctx), CallerService: callerService(ctx),
-	})
+	r.CallerService = callerService(ctx)
+	res, err := s.app.Write(ctx, r)
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
@@ -115,22 +109,11 @@ func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledg
 
 // Debit implements LedgerServiceServer.
 func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledgerv1.DebitResponse, error) {
-	r := &ledger.Request{
-		Op: ledger.OpDebit, OrgID: req.GetOrgId(), IdempotencyKey: req.GetIdempotencyKey(),
-		Description: req.GetDescription(), Metadata: req.GetMetadata(), RequireFunds: req.GetRequireFunds(), Actor: actor(ctx), CallerService: callerService(ctx),
+	r, err := debitRequest(req, actor(ctx))
+	if err != nil {
+		return nil, toStatus(s.logger, err)
 	}
-	if req.GetUsage() != nil {
-		if req.GetAmount() != nil {
-			return nil, toStatus(s.logger, fmt.Errorf("%w: send either amount or usage, not both", ledger.ErrInvalid))
-		}
-		r.Usage = usageFromProto(req.GetUsage())
-	} else {
-		amt, err := amount(req.GetAmount(), true)
-		if err != nil {
-			return nil, toStatus(s.logger, err)
-		}
-		r.Amount, r.Currency = amt.Nanos, amt.Currency
-	}
+	r.CallerService = callerService(ctx)
 	res, err := s.app.Write(ctx, r)
 	if err != nil {
 		return nil, toStatus(s.logger, err)
@@ -144,18 +127,16 @@ func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledger
 
 // Adjust implements LedgerServiceServer.
 func (s *Server) Adjust(ctx context.Context, req *ledgerv1.AdjustRequest) (*ledgerv1.AdjustResponse, error) {
-	amt, err := amount(req.GetAmount(), false)
+	r, err := adjustRequest(req, actor(ctx))
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
-	res, err := s.app.Write(ctx, &ledger.Request{
-		Op: ledger.OpAdjust, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency,
-		IdempotencyKey: req.GetIdempotencyKey(), Reason: req.GetReason(), Actor: actor(ctx), CallerService: callerService(ctx),
-	})
+	r.CallerService = callerService(ctx)
+	res, err := s.app.Write(ctx, r)
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
-	s.logger.Info("ledger adjustment", "org_id", req.GetOrgId(), "amount", amt.Nanos.String(), "reason", req.GetReason(),
+	s.logger.Info("ledger adjustment", "org_id", req.GetOrgId(), "amount", r.Amount.String(), "reason", req.GetReason(),
 		"actor", actor(ctx), "transaction_id", res.Transaction.ID)
 	return &ledgerv1.AdjustResponse{
 		Transaction: txToProto(res.Transaction),
@@ -205,7 +186,11 @@ func (s *Server) Authorize(ctx context.Context, req *ledgerv1.AuthorizeRequest) 
 		if req.GetAmount() != nil {
 			return nil, toStatus(s.logger, fmt.Errorf("%w: send either amount or usage, not both", ledger.ErrInvalid))
 		}
-		a, err = s.app.AuthorizeUsage(ctx, req.GetOrgId(), usageFromProto(req.GetUsage()))
+		u, uerr := usageFromProto(req.GetUsage())
+		if uerr != nil {
+			return nil, toStatus(s.logger, uerr)
+		}
+		a, err = s.app.AuthorizeUsage(ctx, req.GetOrgId(), u)
 	} else {
 		amt, aerr := amount(req.GetAmount(), false)
 		if aerr != nil {
@@ -219,31 +204,14 @@ func (s *Server) Authorize(ctx context.Context, req *ledgerv1.AuthorizeRequest) 
 	return &ledgerv1.AuthorizeResponse{Allowed: a.Allowed, Available: money.ToProto(a.Available, a.Currency), Amount: money.ToProto(a.Amount, a.Currency)}, nil
 }
 
-func usageFromProto(u *ledgerv1.Usage) *ledger.Usage {
-	out := &ledger.Usage{ModelID: u.GetModelId(), Quantities: u.GetQuantities()}
-	if u.GetOccurredAt() != nil {
-		out.OccurredAt = u.GetOccurredAt().AsTime()
-	}
-	return out
-}
-
 // Reserve implements LedgerServiceServer.
 func (s *Server) Reserve(ctx context.Context, req *ledgerv1.ReserveRequest) (*ledgerv1.ReserveResponse, error) {
-	amt, err := amount(req.GetAmount(), true)
+	r, err := reserveRequest(req, actor(ctx))
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
-	ttl := ledger.DefaultHoldTTL
-	if req.GetTtl() != nil {
-		if err := req.GetTtl().CheckValid(); err != nil {
-			return nil, toStatus(s.logger, fmt.Errorf("%w: ttl: %w", ledger.ErrInvalid, err))
-		}
-		ttl = req.GetTtl().AsDuration()
-	}
-	res, err := s.app.Write(ctx, &ledger.Request{
-		Op: ledger.OpReserve, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency, TTL: ttl,
-		IdempotencyKey: req.GetIdempotencyKey(), Description: req.GetDescription(), Actor: actor(ctx), CallerService: callerService(ctx),
-	})
+	r.CallerService = callerService(ctx)
+	res, err := s.app.Write(ctx, r)
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
@@ -255,18 +223,12 @@ func (s *Server) Reserve(ctx context.Context, req *ledgerv1.ReserveRequest) (*le
 
 // Capture implements LedgerServiceServer.
 func (s *Server) Capture(ctx context.Context, req *ledgerv1.CaptureRequest) (*ledgerv1.CaptureResponse, error) {
-	amt, err := amount(req.GetAmount(), false)
+	r, err := captureRequest(req, actor(ctx))
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
-	id, err := holdID(req.GetHoldId())
-	if err != nil {
-		return nil, toStatus(s.logger, err)
-	}
-	res, err := s.app.Write(ctx, &ledger.Request{
-		Op: ledger.OpCapture, HoldID: id, Amount: amt.Nanos, Currency: amt.Currency,
-		IdempotencyKey: req.GetIdempotencyKey(), Description: req.GetDescription(), Metadata: req.GetMetadata(), Actor: actor(ctx), CallerService: callerService(ctx),
-	})
+	r.CallerService = callerService(ctx)
+	res, err := s.app.Write(ctx, r)
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
@@ -281,11 +243,12 @@ func (s *Server) Capture(ctx context.Context, req *ledgerv1.CaptureRequest) (*le
 
 // Release implements LedgerServiceServer.
 func (s *Server) Release(ctx context.Context, req *ledgerv1.ReleaseRequest) (*ledgerv1.ReleaseResponse, error) {
-	id, err := holdID(req.GetHoldId())
+	r, err := releaseRequest(req, actor(ctx))
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
-	res, err := s.app.Write(ctx, &ledger.Request{Op: ledger.OpRelease, HoldID: id, Actor: actor(ctx), CallerService: callerService(ctx)})
+	r.CallerService = callerService(ctx)
+	res, err := s.app.Write(ctx, r)
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}

@@ -3,7 +3,8 @@ package ledger
 import (
 	"fmt"
 	"time"
-	"unicode/utf8"
+
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Limits on request fields.
@@ -14,8 +15,12 @@ const (
 	MaxMetadataEntries   = 32
 	MaxMetadataKeyLength = 64
 	MaxMetadataValLength = 512
+	MinHoldTTL           = time.Second
 	MaxHoldTTL           = 24 * time.Hour
 	DefaultHoldTTL       = 15 * time.Minute
+	// MaxUsageAge is how old a usage may be when it is debited: a month of billing and a few
+	// days of slack. Older usage is charged with an amount.
+	MaxUsageAge = 35 * 24 * time.Hour
 )
 
 // ValidateOrgID checks an organization id: 1 to 128 characters of letters, digits and "-_.:@".
@@ -23,8 +28,8 @@ func ValidateOrgID(id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: org_id is required", ErrInvalid)
 	}
-	if len(id) > MaxIDLength {
-		return fmt.Errorf("%w: org_id is longer than %d characters", ErrInvalid, MaxIDLength)
+	if err := identifier("org_id", id, MaxIDLength); err != nil {
+		return err
 	}
 	for _, r := range id {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':' || r == '@'
@@ -35,12 +40,18 @@ func ValidateOrgID(id string) error {
 	return nil
 }
 
-func validateText(name, s string, limit int) error {
-	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, name)
+// identifier applies the platform's rule for identifiers and keys (pkg/textcheck).
+func identifier(field, s string, limit int) error {
+	if err := textcheck.Identifier(field, s, limit); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if len(s) > limit {
-		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalid, name, limit)
+	return nil
+}
+
+// freeText applies the platform's rule for free text (pkg/textcheck).
+func freeText(field, s string, limit int) error {
+	if err := textcheck.FreeText(field, s, limit); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
@@ -53,7 +64,7 @@ func ValidateUsage(u *Usage) error {
 	if u.ModelID == "" {
 		return fmt.Errorf("%w: usage.model_id is required", ErrInvalid)
 	}
-	if err := validateText("usage.model_id", u.ModelID, MaxIDLength); err != nil {
+	if err := identifier("usage.model_id", u.ModelID, MaxIDLength); err != nil {
 		return err
 	}
 	if len(u.Quantities) == 0 {
@@ -63,10 +74,10 @@ func ValidateUsage(u *Usage) error {
 		return fmt.Errorf("%w: at most %d usage units", ErrInvalid, MaxUsageUnits)
 	}
 	for unit, q := range u.Quantities {
-		if err := validateText("usage unit", unit, MaxMetadataKeyLength); err != nil {
+		if err := identifier("usage.quantities key", unit, MaxMetadataKeyLength); err != nil {
 			return err
 		}
-		if err := validateText("usage quantity", q, 64); err != nil {
+		if err := identifier("usage.quantities value", q, 64); err != nil {
 			return err
 		}
 	}
@@ -103,7 +114,7 @@ func (r *Request) Validate() error {
 		if r.HoldID == "" {
 			return fmt.Errorf("%w: hold_id is required", ErrInvalid)
 		}
-		if err := validateText("hold_id", r.HoldID, MaxIDLength); err != nil {
+		if err := identifier("hold_id", r.HoldID, MaxIDLength); err != nil {
 			return err
 		}
 	}
@@ -113,8 +124,8 @@ func (r *Request) Validate() error {
 			return fmt.Errorf("%w: idempotency_key is required", ErrInvalid)
 		}
 	}
-	if r.Op == OpReserve && (r.TTL <= 0 || r.TTL > MaxHoldTTL) {
-		return fmt.Errorf("%w: ttl must be between 1s and %s", ErrInvalid, MaxHoldTTL)
+	if r.Op == OpReserve && (r.TTL < MinHoldTTL || r.TTL > MaxHoldTTL) {
+		return fmt.Errorf("%w: ttl must be between %s and %s", ErrInvalid, MinHoldTTL, MaxHoldTTL)
 	}
 	if r.Usage != nil {
 		if r.Op != OpDebit {
@@ -125,15 +136,13 @@ func (r *Request) Validate() error {
 		}
 	}
 	if r.Source != "" && r.Source != SourcePayment && r.Source != SourceGrant {
-		return fmt.Errorf("%w: unknown credit source %q", ErrInvalid, r.Source)
+		return fmt.Errorf("%w: unknown credit source %s", ErrInvalid, textcheck.Quote(string(r.Source)))
 	}
-	for name, v := range map[string]string{"idempotency_key": r.IdempotencyKey} {
-		if err := validateText(name, v, MaxKeyLength); err != nil {
-			return err
-		}
+	if err := identifier("idempotency_key", r.IdempotencyKey, MaxKeyLength); err != nil {
+		return err
 	}
 	for _, f := range []struct{ name, v string }{{"description", r.Description}, {"reason", r.Reason}, {"reference", r.Reference}} {
-		if err := validateText(f.name, f.v, MaxTextLength); err != nil {
+		if err := freeText(f.name, f.v, MaxTextLength); err != nil {
 			return err
 		}
 	}
@@ -144,10 +153,10 @@ func (r *Request) Validate() error {
 		if k == "" {
 			return fmt.Errorf("%w: metadata keys must not be empty", ErrInvalid)
 		}
-		if err := validateText("metadata key", k, MaxMetadataKeyLength); err != nil {
+		if err := identifier("metadata key", k, MaxMetadataKeyLength); err != nil {
 			return err
 		}
-		if err := validateText("metadata value", v, MaxMetadataValLength); err != nil {
+		if err := freeText("metadata value", v, MaxMetadataValLength); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
 )
 
@@ -50,7 +51,7 @@ func patchFromProto(s *notificationsv1.NotificationSettings, mask []string) (pat
 			known = known || sp == path
 		}
 		if !known {
-			return patch{}, fmt.Errorf("%w: update_mask: %q is not a settable field (one of %s)", notify.ErrInvalid, path, strings.Join(settablePaths, ", "))
+			return patch{}, fmt.Errorf("%w: update_mask: %s is not a settable field (one of %s)", notify.ErrInvalid, textcheck.Quote(path), strings.Join(settablePaths, ", "))
 		}
 		p.paths[path] = true
 	}

@@ -14,6 +14,7 @@ import (
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
 	"github.com/tallyhq/tally/services/notifications/internal/store"
 )
@@ -65,6 +66,13 @@ func New(cfg Config) (*Server, error) {
 // me is the member_id alias of the caller.
 const me = "me"
 
+// Limits of request fields, in bytes.
+const (
+	maxMemberIDLength = 256
+	maxKeyLength      = 200
+	maxReasonLength   = 500
+)
+
 // caller resolves the member a settings call is about: "me" (or empty) is the caller; another
 // id is refused unless othersAllowed and the caller is ops.
 func caller(ctx context.Context, orgID, memberID string, othersAllowed bool) (store.Member, error) {
@@ -78,12 +86,12 @@ func caller(ctx context.Context, orgID, memberID string, othersAllowed bool) (st
 	isMember := c.Has(auth.RoleMember) || c.Has(auth.RoleAdmin)
 	if memberID == "" || memberID == me {
 		if !isMember || c.OrgID != orgID {
-			return store.Member{}, fmt.Errorf("%w: member_id %q names no member of %q for this caller; pass a member id", notify.ErrInvalid, me, orgID)
+			return store.Member{}, fmt.Errorf("%w: member_id %q names no member of %s for this caller; pass a member id", notify.ErrInvalid, me, textcheck.Quote(orgID))
 		}
 		memberID = c.Subject
 	}
-	if len(memberID) > 256 {
-		return store.Member{}, fmt.Errorf("%w: member_id is longer than 256 characters", notify.ErrInvalid)
+	if err := textcheck.Identifier("member_id", memberID, maxMemberIDLength); err != nil {
+		return store.Member{}, fmt.Errorf("%w: %w", notify.ErrInvalid, err)
 	}
 	if isMember && c.OrgID == orgID && memberID == c.Subject {
 		return store.Member{OrgID: orgID, MemberID: memberID, IsAdmin: c.Has(auth.RoleAdmin), AccountEmail: c.Email}, nil
@@ -212,11 +220,14 @@ func validateRentalSuspended(req *notificationsv1.NotifyRentalSuspendedRequest) 
 	if err := notify.ValidateID("instance_id", req.GetInstanceId()); err != nil {
 		return err
 	}
-	if k := req.GetIdempotencyKey(); k == "" || len(k) > 200 {
-		return fmt.Errorf("%w: idempotency_key is required (at most 200 characters)", notify.ErrInvalid)
+	if req.GetIdempotencyKey() == "" {
+		return fmt.Errorf("%w: idempotency_key is required", notify.ErrInvalid)
 	}
-	if len(req.GetReason()) > 500 {
-		return fmt.Errorf("%w: reason is longer than 500 characters", notify.ErrInvalid)
+	if err := textcheck.Identifier("idempotency_key", req.GetIdempotencyKey(), maxKeyLength); err != nil {
+		return fmt.Errorf("%w: %w", notify.ErrInvalid, err)
+	}
+	if err := textcheck.FreeText("reason", req.GetReason(), maxReasonLength); err != nil {
+		return fmt.Errorf("%w: %w", notify.ErrInvalid, err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Domain errors; grpcapi maps them to gRPC status codes.
@@ -185,12 +186,12 @@ func ValidatePreferences(p Preferences, accountEmail, orgCurrency string) error 
 
 // ValidateEmail checks a bare email address such as "ada@example.com".
 func ValidateEmail(s string) error {
-	if len(s) > 254 {
-		return fmt.Errorf("%w: email is longer than 254 characters", ErrInvalid)
+	if err := textcheck.FreeText("email", s, 254); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || a.Name != "" {
-		return fmt.Errorf("%w: email %q is not a bare address like ada@example.com", ErrInvalid, s)
+		return fmt.Errorf("%w: email %s is not a bare address like ada@example.com", ErrInvalid, textcheck.Quote(s))
 	}
 	return nil
 }
@@ -201,8 +202,8 @@ func ValidateID(field, id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: %s is required", ErrInvalid, field)
 	}
-	if len(id) > MaxIDLength {
-		return fmt.Errorf("%w: %s is longer than %d characters", ErrInvalid, field, MaxIDLength)
+	if err := textcheck.Identifier(field, id, MaxIDLength); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	for _, r := range id {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:@", r)

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
 )
 
@@ -134,7 +135,7 @@ func (s *Store) EnsureSettings(ctx context.Context, m Member) (notify.Settings, 
 func (s *Store) Settings(ctx context.Context, orgID, memberID string) (notify.Settings, *notify.Balance, error) {
 	st, err := scanSettings(s.pool.QueryRow(ctx, `SELECT `+settingsColumns+` FROM member_settings WHERE org_id = $1 AND member_id = $2`, orgID, memberID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return notify.Settings{}, nil, fmt.Errorf("%w: member %q has no notification settings in %q", notify.ErrNotFound, memberID, orgID)
+		return notify.Settings{}, nil, fmt.Errorf("%w: member %s has no notification settings in %s", notify.ErrNotFound, textcheck.Quote(memberID), textcheck.Quote(orgID))
 	}
 	if err != nil {
 		return notify.Settings{}, nil, fmt.Errorf("reading settings: %w", err)

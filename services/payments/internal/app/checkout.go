@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
@@ -19,8 +20,8 @@ func ValidateOrgID(id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: org_id is required", payment.ErrInvalid)
 	}
-	if len(id) > maxIDLength {
-		return fmt.Errorf("%w: org_id is longer than %d characters", payment.ErrInvalid, maxIDLength)
+	if err := textcheck.Identifier("org_id", id, maxIDLength); err != nil {
+		return fmt.Errorf("%w: %w", payment.ErrInvalid, err)
 	}
 	for _, r := range id {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:@", r)

@@ -2,10 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
-	"net/mail"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
@@ -52,23 +48,9 @@ func (a *App) BillingProfile(ctx context.Context, orgID string) (payment.Billing
 
 // UpdateBillingProfile validates and replaces an organization's billing profile.
 func (a *App) UpdateBillingProfile(ctx context.Context, bp payment.BillingProfile) (payment.BillingProfile, error) {
-	if err := ValidateOrgID(bp.OrgID); err != nil {
+	bp, err := ValidateBillingProfile(bp)
+	if err != nil {
 		return payment.BillingProfile{}, err
-	}
-	bp.LegalName, bp.Address = strings.TrimSpace(bp.LegalName), strings.TrimSpace(bp.Address)
-	bp.TaxID, bp.Email = strings.TrimSpace(bp.TaxID), strings.TrimSpace(bp.Email)
-	for _, f := range []struct {
-		name, value string
-		limit       int
-	}{{"legal_name", bp.LegalName, 200}, {"address", bp.Address, 1000}, {"tax_id", bp.TaxID, 64}, {"email", bp.Email, 254}} {
-		if len(f.value) > f.limit || !utf8.ValidString(f.value) {
-			return payment.BillingProfile{}, fmt.Errorf("%w: %s must be UTF-8 of at most %d bytes", payment.ErrInvalid, f.name, f.limit)
-		}
-	}
-	if bp.Email != "" {
-		if addr, err := mail.ParseAddress(bp.Email); err != nil || addr.Address != bp.Email {
-			return payment.BillingProfile{}, fmt.Errorf("%w: email %q is not an email address", payment.ErrInvalid, bp.Email)
-		}
 	}
 	return a.store.PutBillingProfile(ctx, bp)
 }
@@ -80,8 +62,8 @@ func (a *App) ReviewItems(ctx context.Context, includeResolved bool, limit int, 
 
 // ResolveReviewItem closes a review item.
 func (a *App) ResolveReviewItem(ctx context.Context, id, by, resolution string) (payment.ReviewItem, error) {
-	if strings.TrimSpace(resolution) == "" || len(resolution) > maxReasonLength || !utf8.ValidString(resolution) {
-		return payment.ReviewItem{}, fmt.Errorf("%w: resolution is required (at most %d bytes of UTF-8)", payment.ErrInvalid, maxReasonLength)
+	if err := ValidateReason("resolution", resolution); err != nil {
+		return payment.ReviewItem{}, err
 	}
 	return a.store.ResolveReviewItem(ctx, id, by, resolution)
 }

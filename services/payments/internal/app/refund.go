@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
@@ -54,13 +53,8 @@ func validateKey(key string) error {
 	if key == "" {
 		return fmt.Errorf("%w: idempotency_key is required", payment.ErrInvalid)
 	}
-	if len(key) > maxKeyLength || !utf8.ValidString(key) {
-		return fmt.Errorf("%w: idempotency_key must be at most %d bytes of UTF-8", payment.ErrInvalid, maxKeyLength)
-	}
-	for _, r := range key {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%w: idempotency_key must hold printable characters only", payment.ErrInvalid)
-		}
+	if err := textcheck.Identifier("idempotency_key", key, maxKeyLength); err != nil {
+		return fmt.Errorf("%w: %w", payment.ErrInvalid, err)
 	}
 	return nil
 }
@@ -77,8 +71,8 @@ func (a *App) Refund(ctx context.Context, in RefundInput) (RefundResult, error) 
 	if err := validateKey(in.IdempotencyKey); err != nil {
 		return RefundResult{}, err
 	}
-	if in.Reason == "" || len(in.Reason) > maxReasonLength || !utf8.ValidString(in.Reason) {
-		return RefundResult{}, fmt.Errorf("%w: reason is required (at most %d bytes of UTF-8)", payment.ErrInvalid, maxReasonLength)
+	if err := ValidateReason("reason", in.Reason); err != nil {
+		return RefundResult{}, err
 	}
 	if in.Amount.Nanos < 0 {
 		return RefundResult{}, fmt.Errorf("%w: amount must be positive", payment.ErrInvalid)

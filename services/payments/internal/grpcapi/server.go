@@ -14,7 +14,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/auth"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
-	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/app"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
@@ -67,16 +67,16 @@ func pageToken(tok string) (string, error) {
 
 func requireID(name, id string) error {
 	if _, err := uuid.Parse(id); err != nil {
-		return fmt.Errorf("%w: %s %q is not a UUID", payment.ErrInvalid, name, id)
+		return fmt.Errorf("%w: %s %s is not a UUID", payment.ErrInvalid, name, textcheck.Quote(id))
 	}
 	return nil
 }
 
 // CreateCheckoutSession implements PaymentsServiceServer.
 func (s *Server) CreateCheckoutSession(ctx context.Context, req *paymentsv1.CreateCheckoutSessionRequest) (*paymentsv1.CreateCheckoutSessionResponse, error) {
-	amount, err := money.FromProto(req.GetAmount())
+	amount, err := checkoutInput(req)
 	if err != nil {
-		return nil, toStatus(s.logger, fmt.Errorf("%w: amount: %w", payment.ErrInvalid, err))
+		return nil, toStatus(s.logger, err)
 	}
 	c := claims(ctx)
 	p, err := s.app.CreateCheckout(ctx, req.GetOrgId(), payment.Member{ID: c.Subject, Name: c.Name, Email: c.Email}, amount)
@@ -174,14 +174,11 @@ func (s *Server) GetBillingProfile(ctx context.Context, req *paymentsv1.GetBilli
 
 // UpdateBillingProfile implements PaymentsServiceServer.
 func (s *Server) UpdateBillingProfile(ctx context.Context, req *paymentsv1.UpdateBillingProfileRequest) (*paymentsv1.UpdateBillingProfileResponse, error) {
-	in := req.GetProfile()
-	if in == nil {
-		return nil, toStatus(s.logger, fmt.Errorf("%w: profile is required", payment.ErrInvalid))
+	in, err := billingProfileInput(req, claims(ctx).Subject)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
 	}
-	bp, err := s.app.UpdateBillingProfile(ctx, payment.BillingProfile{
-		OrgID: req.GetOrgId(), LegalName: in.GetLegalName(), Address: in.GetAddress(), TaxID: in.GetTaxId(), Email: in.GetEmail(),
-		UpdatedBy: claims(ctx).Subject,
-	})
+	bp, err := s.app.UpdateBillingProfile(ctx, in)
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
@@ -190,22 +187,11 @@ func (s *Server) UpdateBillingProfile(ctx context.Context, req *paymentsv1.Updat
 
 // RefundPayment implements PaymentsServiceServer.
 func (s *Server) RefundPayment(ctx context.Context, req *paymentsv1.RefundPaymentRequest) (*paymentsv1.RefundPaymentResponse, error) {
-	if err := requireID("payment_id", req.GetPaymentId()); err != nil {
+	in, err := refundInput(req, claims(ctx).Subject)
+	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
-	var amount money.Money
-	if req.GetAmount() != nil {
-		a, err := money.FromProto(req.GetAmount())
-		if err != nil {
-			return nil, toStatus(s.logger, fmt.Errorf("%w: amount: %w", payment.ErrInvalid, err))
-		}
-		if a.Nanos <= 0 {
-			return nil, toStatus(s.logger, fmt.Errorf("%w: amount must be positive (leave it empty to refund everything)", payment.ErrInvalid))
-		}
-		amount = a
-	}
-	res, err := s.app.Refund(ctx, app.RefundInput{PaymentID: req.GetPaymentId(), Amount: amount, Reason: req.GetReason(),
-		RequestedBy: claims(ctx).Subject, IdempotencyKey: req.GetIdempotencyKey()})
+	res, err := s.app.Refund(ctx, in)
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
@@ -239,7 +225,7 @@ func (s *Server) ListReviewItems(ctx context.Context, req *paymentsv1.ListReview
 
 // ResolveReviewItem implements PaymentsServiceServer.
 func (s *Server) ResolveReviewItem(ctx context.Context, req *paymentsv1.ResolveReviewItemRequest) (*paymentsv1.ResolveReviewItemResponse, error) {
-	if err := requireID("review_item_id", req.GetReviewItemId()); err != nil {
+	if err := resolveInput(req); err != nil {
 		return nil, toStatus(s.logger, err)
 	}
 	it, err := s.app.ResolveReviewItem(ctx, req.GetReviewItemId(), claims(ctx).Subject, req.GetResolution())

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
@@ -86,7 +87,7 @@ AND ($2::uuid IS NULL OR id < $2::uuid) ORDER BY id DESC LIMIT $3`, includeResol
 // ResolveReviewItem closes an open review item.
 func (s *Store) ResolveReviewItem(ctx context.Context, id, by, resolution string) (payment.ReviewItem, error) {
 	if _, err := uuid.Parse(id); err != nil {
-		return payment.ReviewItem{}, fmt.Errorf("review item %q: %w", id, payment.ErrNotFound)
+		return payment.ReviewItem{}, fmt.Errorf("review item %s: %w", textcheck.Quote(id), payment.ErrNotFound)
 	}
 	r, err := scanReview(s.pool.QueryRow(ctx, `UPDATE review_items SET resolved_at = coalesce(resolved_at, $2),
 resolved_by = CASE WHEN resolved_at IS NULL THEN $3 ELSE resolved_by END,

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
@@ -85,7 +86,7 @@ type RefundClaim struct {
 // (pending refunds count, so two refunds cannot both take the same money).
 func (s *Store) BeginRefund(ctx context.Context, req RefundRequest) (RefundClaim, error) {
 	if _, err := uuid.Parse(req.PaymentID); err != nil {
-		return RefundClaim{}, fmt.Errorf("payment %q: %w", req.PaymentID, payment.ErrNotFound)
+		return RefundClaim{}, fmt.Errorf("payment %s: %w", textcheck.Quote(req.PaymentID), payment.ErrNotFound)
 	}
 	if req.IdempotencyKey == "" || req.Lease <= 0 {
 		return RefundClaim{}, fmt.Errorf("%w: a refund needs an idempotency key and a lease", payment.ErrInvalid)

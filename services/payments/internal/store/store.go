@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
@@ -131,7 +132,7 @@ AND NOT EXISTS (SELECT 1 FROM stripe_events e WHERE e.payment_id = payments.id)`
 // Payment returns a payment by id; a non-empty orgID must match (else ErrNotFound).
 func (s *Store) Payment(ctx context.Context, orgID, id string) (payment.Payment, error) {
 	if _, err := uuid.Parse(id); err != nil {
-		return payment.Payment{}, fmt.Errorf("payment %q: %w", id, payment.ErrNotFound)
+		return payment.Payment{}, fmt.Errorf("payment %s: %w", textcheck.Quote(id), payment.ErrNotFound)
 	}
 	p, err := scanPayment(s.pool.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments p WHERE p.id = $1 AND ($2 = '' OR p.org_id = $2)`, id, orgID))
 	if err != nil {
@@ -328,12 +329,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, NewID(), string(kin
 // credit note of that refund. A non-empty orgID must match.
 func (s *Store) Document(ctx context.Context, orgID, paymentID, refundID string) (payment.Document, error) {
 	if _, err := uuid.Parse(paymentID); err != nil {
-		return payment.Document{}, fmt.Errorf("payment %q: %w", paymentID, payment.ErrNotFound)
+		return payment.Document{}, fmt.Errorf("payment %s: %w", textcheck.Quote(paymentID), payment.ErrNotFound)
 	}
 	kind := payment.KindInvoice
 	if refundID != "" {
 		if _, err := uuid.Parse(refundID); err != nil {
-			return payment.Document{}, fmt.Errorf("refund %q: %w", refundID, payment.ErrNotFound)
+			return payment.Document{}, fmt.Errorf("refund %s: %w", textcheck.Quote(refundID), payment.ErrNotFound)
 		}
 		kind = payment.KindCreditNote
 	}

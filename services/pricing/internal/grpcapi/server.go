@@ -5,7 +5,6 @@ package grpcapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -18,9 +17,8 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/catalog"
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
-	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/pricing/internal/app"
-	"github.com/tallyhq/tally/services/pricing/internal/pricing"
 )
 
 // Config wires a Server.
@@ -68,14 +66,20 @@ func (s *Server) atOrNow(field string, ts *timestamppb.Timestamp) (time.Time, er
 		return s.app.Now(), nil
 	}
 	if err := ts.CheckValid(); err != nil {
-		return time.Time{}, status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
+		return time.Time{}, status.Errorf(codes.InvalidArgument, "%s is not a valid time", field)
 	}
 	return ts.AsTime(), nil
 }
 
+// maxIDLen is the longest model or instance type id (catalog.ValidateID).
+const maxIDLen = 128
+
 func requireID(field, id string) error {
 	if id == "" {
 		return status.Errorf(codes.InvalidArgument, "%s is required", field)
+	}
+	if err := textcheck.Identifier(field, id, maxIDLen); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	return nil
 }
@@ -169,44 +173,19 @@ func (s *Server) Quote(_ context.Context, req *pricingv1.QuoteRequest) (*pricing
 	return q.Proto(), nil
 }
 
-// audit builds the audit record of a change from the caller's token and the request.
-func audit(ctx context.Context, reason, key string) pricing.Audit {
+// actor is the subject of the caller's token, recorded with every change.
+func actor(ctx context.Context) string {
 	claims, _ := auth.FromContext(ctx)
-	return pricing.Audit{Actor: claims.Subject, Reason: reason, IdempotencyKey: key}
-}
-
-// optionalTime reads an optional time field, zero when unset.
-func optionalTime(field string, ts *timestamppb.Timestamp) (time.Time, error) {
-	if ts == nil {
-		return time.Time{}, nil
-	}
-	if err := ts.CheckValid(); err != nil {
-		return time.Time{}, status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
-	}
-	return ts.AsTime(), nil
+	return claims.Subject
 }
 
 // SetModelPrice implements PricingService.SetModelPrice.
 func (s *Server) SetModelPrice(ctx context.Context, req *pricingv1.SetModelPriceRequest) (*pricingv1.SetModelPriceResponse, error) {
-	eff, err := optionalTime("effective_from", req.GetEffectiveFrom())
-	if err != nil {
-		return nil, err
-	}
-	dims, currency, err := catalog.DimensionsFromProto(req.GetDimensions())
+	change, err := modelChange(req, actor(ctx))
 	if err != nil {
 		return nil, toStatus(s.logger, "SetModelPrice", err)
 	}
-	v, replayed, err := s.app.SetModelPrice(ctx, pricing.ModelChange{
-		Version: catalog.ModelVersion{
-			ModelID:       req.GetModelId(),
-			DisplayName:   req.GetDisplayName(),
-			Modality:      catalog.ModalityFromProto(req.GetModality()),
-			Currency:      currency,
-			Dimensions:    dims,
-			EffectiveFrom: eff,
-		},
-		Audit: audit(ctx, req.GetReason(), req.GetIdempotencyKey()),
-	})
+	v, replayed, err := s.app.SetModelPrice(ctx, change)
 	if err != nil {
 		return nil, toStatus(s.logger, "SetModelPrice", err)
 	}
@@ -215,29 +194,11 @@ func (s *Server) SetModelPrice(ctx context.Context, req *pricingv1.SetModelPrice
 
 // SetInstancePrice implements PricingService.SetInstancePrice.
 func (s *Server) SetInstancePrice(ctx context.Context, req *pricingv1.SetInstancePriceRequest) (*pricingv1.SetInstancePriceResponse, error) {
-	eff, err := optionalTime("effective_from", req.GetEffectiveFrom())
+	change, err := instanceChange(req, actor(ctx))
 	if err != nil {
-		return nil, err
+		return nil, toStatus(s.logger, "SetInstancePrice", err)
 	}
-	price, err := money.FromProto(req.GetHourlyPrice())
-	if err != nil {
-		return nil, toStatus(s.logger, "SetInstancePrice", fmt.Errorf("%w: hourly_price: %w", pricing.ErrInvalid, err))
-	}
-	v, replayed, err := s.app.SetInstancePrice(ctx, pricing.InstanceChange{
-		Version: catalog.InstanceVersion{
-			InstanceTypeID: req.GetInstanceTypeId(),
-			Description:    req.GetDescription(),
-			GPU:            req.GetGpu(),
-			GPUCount:       req.GetGpuCount(),
-			VCPU:           req.GetVcpu(),
-			MemoryGiB:      req.GetMemoryGib(),
-			HourlyPrice:    price.Nanos,
-			Currency:       price.Currency,
-			Available:      req.Available == nil || req.GetAvailable(),
-			EffectiveFrom:  eff,
-		},
-		Audit: audit(ctx, req.GetReason(), req.GetIdempotencyKey()),
-	})
+	v, replayed, err := s.app.SetInstancePrice(ctx, change)
 	if err != nil {
 		return nil, toStatus(s.logger, "SetInstancePrice", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/catalog"
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Errors of price changes; catalog errors (catalog.ErrInvalidPrice …) pass through unchanged.
@@ -45,12 +46,14 @@ func (a Audit) validate() error {
 		return fmt.Errorf("%w: the caller has no identity", ErrInvalid)
 	case strings.TrimSpace(a.Reason) == "":
 		return fmt.Errorf("%w: reason is required", ErrInvalid)
-	case len(a.Reason) > maxReasonLen:
-		return fmt.Errorf("%w: reason is longer than %d bytes", ErrInvalid, maxReasonLen)
-	case strings.TrimSpace(a.IdempotencyKey) == "":
+	case a.IdempotencyKey == "":
 		return fmt.Errorf("%w: idempotency_key is required", ErrInvalid)
-	case len(a.IdempotencyKey) > maxKeyLen:
-		return fmt.Errorf("%w: idempotency_key is longer than %d bytes", ErrInvalid, maxKeyLen)
+	}
+	if err := textcheck.FreeText("reason", a.Reason, maxReasonLen); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err := textcheck.Identifier("idempotency_key", a.IdempotencyKey, maxKeyLen); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

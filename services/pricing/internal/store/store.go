@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tallyhq/tally/pkg/catalog"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/pricing/internal/pricing"
 )
 
@@ -178,7 +179,7 @@ func (s *Store) inChange(ctx context.Context, c change, write func(tx pgx.Tx, ve
 		case err == nil && prevHash == c.hash:
 			return prevID, prevVersion, true, nil // the deferred rollback undoes the bump
 		case err == nil:
-			return "", 0, false, fmt.Errorf("%w: key %q", pricing.ErrIdempotencyConflict, c.audit.IdempotencyKey)
+			return "", 0, false, fmt.Errorf("%w: key %s", pricing.ErrIdempotencyConflict, textcheck.Quote(c.audit.IdempotencyKey))
 		case !errors.Is(err, pgx.ErrNoRows):
 			return "", 0, false, fmt.Errorf("reading idempotency key: %w", err)
 		}

@@ -640,7 +640,8 @@ type Usage struct {
 	ModelId string `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
 	// Quantity per billable unit, as decimal strings: {"input_tokens": "1200", "output_tokens": "350"}.
 	Quantities map[string]string `protobuf:"bytes,2,rep,name=quantities,proto3" json:"quantities,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// When the usage happened; the price in force then applies. Default: now.
+	// When the usage happened; the price in force then applies. Default: now. At most 24 hours
+	// ahead (clock drift) and 35 days back (older usage is charged with an amount).
 	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1489,7 +1490,7 @@ type ReserveRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	OrgId  string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
 	Amount *money.Money           `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
-	// How long the hold lives before it is released automatically. Default 15 minutes, at most 24 hours.
+	// How long the hold lives before it is released automatically: 1 second to 24 hours, default 15 minutes.
 	Ttl            *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	IdempotencyKey string               `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Description    string               `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
