@@ -52,7 +52,7 @@ type Scenario struct {
 func Scenarios() []Scenario {
 	return []Scenario{
 		{Name: "baseline", Fault: "none: the normal rates", Inject: injectNothing},
-		{Name: "ledger-kill", Fault: "ledger kill -9 under load, repeatedly (3 times short, 6 full), each organization untouched after its kill", Short: true, Inject: injectLedgerKills},
+		{Name: "ledger-kill", Fault: "ledger kill -9 under load, repeatedly (4 times short, 6 full), each organization untouched after its kill", Short: true, Inject: injectLedgerKills},
 		{Name: "redis-kill", Fault: "Redis killed for 5s, back empty", Inject: injectRedisKill},
 		{Name: "redis-pause", Fault: "Redis paused (SIGSTOP) for 5s", Inject: injectRedisPause},
 		{Name: "redis-snapshot", Fault: "Redis restored from an older snapshot (SAVE, more writes, kill, old dump.rdb back)", Short: true, Inject: injectRedisSnapshot},
@@ -107,7 +107,7 @@ func (r *run) killService(ctx context.Context, name string, killed func()) error
 // ledgerKills is how often ledger-kill kills the ledger.
 func ledgerKills(short bool) int {
 	if short {
-		return 3
+		return 4
 	}
 	return 6
 }

@@ -79,18 +79,21 @@ func run(ctx context.Context, short bool, only, dir string, keep bool, bin strin
 	}
 	start := time.Now()
 	rep, err := chaos.Run(ctx, opts)
-	fmt.Printf("chaos: %s in %s; logs and data in %s\n", map[bool]string{true: "passed", false: "failed"}[err == nil && rep.OK()],
-		time.Since(start).Round(time.Second), dir)
-	if err != nil {
+	took := time.Since(start).Round(time.Second)
+	switch {
+	case err != nil:
+		fmt.Printf("chaos: could not run (%s); logs and data in %s\n", took, dir)
 		return 2, err
-	}
-	if !rep.OK() {
+	case !rep.OK():
+		fmt.Printf("chaos: failed in %s; logs and data in %s\n", took, dir)
 		return 1, nil
+	case keep:
+		fmt.Printf("chaos: passed in %s; logs and data in %s\n", took, dir)
+		return 0, nil
 	}
-	if !keep {
-		if err := os.RemoveAll(dir); err != nil {
-			return 0, fmt.Errorf("removing %s: %w", dir, err)
-		}
+	fmt.Printf("chaos: passed in %s\n", took)
+	if err := os.RemoveAll(dir); err != nil {
+		return 0, fmt.Errorf("removing %s: %w", dir, err)
 	}
 	return 0, nil
 }
