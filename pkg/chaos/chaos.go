@@ -179,9 +179,9 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		// The next scenario starts from a running platform.
-		if err := stack.WaitRunning(ctx, time.Minute); err != nil {
-			return rep, err
+		// The next scenario starts from a whole platform.
+		if err := stack.Heal(ctx); err != nil {
+			return rep, fmt.Errorf("restoring the platform after %s: %w", sc.Name, err)
 		}
 	}
 	fmt.Fprintln(out)

@@ -347,6 +347,30 @@ func (s *Stack) WaitRunning(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// Heal undoes whatever a scenario left behind (it may have stopped half-way): the proxy passes,
+// Redis and mailpit run and answer, PostgreSQL runs, and every service is up.
+func (s *Stack) Heal(ctx context.Context) error {
+	var errs []error
+	errs = append(errs, s.Stripe.SetMode(ProxyPass), s.Redis.Resume(), s.Mail.Resume())
+	if !s.redisRunning() {
+		errs = append(errs, s.Redis.Start(ctx))
+	}
+	if !s.PG.Running() {
+		errs = append(errs, s.PG.Start(ctx))
+	}
+	errs = append(errs, s.WaitRunning(ctx, time.Minute))
+	return errors.Join(errs...)
+}
+
+func (s *Stack) redisRunning() bool {
+	conn, err := net.DialTimeout("tcp", s.Redis.Addr(), time.Second)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
+
 func (s *Stack) dialClients() error {
 	ops, err := s.Token(auth.Claims{Subject: "chaos-ops", Roles: []auth.Role{auth.RoleOps}})
 	if err != nil {

@@ -190,6 +190,17 @@ func (p *Postgres) StopImmediate(ctx context.Context) error {
 	return nil
 }
 
+// Running reports whether the server's postmaster is alive.
+func (p *Postgres) Running() bool {
+	data, err := os.ReadFile(filepath.Join(p.dir, "postmaster.pid"))
+	if err != nil {
+		return false
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(first))
+	return pid > 0 && isPostgresProcess(pid)
+}
+
 // Start starts a stopped server again on the same port and waits until it
 // accepts connections (after crash recovery, if it was stopped immediately).
 func (p *Postgres) Start(ctx context.Context) error {

@@ -58,7 +58,9 @@ func TestStartPostgresReusesCluster(t *testing.T) {
 
 	// A crash (immediate stop) and a start on the same port: committed data survives recovery.
 	execSQL(ctx, t, pg2.URL(), "INSERT INTO marker VALUES ('committed before the crash')")
+	require.True(t, pg2.Running())
 	require.NoError(t, pg2.StopImmediate(ctx))
+	require.False(t, pg2.Running())
 	_, err = pgx.Connect(ctx, pg2.URL())
 	require.Error(t, err, "server must be down after StopImmediate")
 	require.NoError(t, pg2.StopImmediate(ctx), "a stopped server stays stopped")

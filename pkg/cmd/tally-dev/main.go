@@ -303,8 +303,12 @@ func checkPorts(services []service) error {
 			_ = l.Close()
 		}
 	}
-	if len(busy) > 0 {
-		return fmt.Errorf("port %s already in use by another program (a tally stack of another checkout?): "+
+	switch {
+	case len(busy) == 1:
+		return fmt.Errorf("port %s is already in use by another program (a tally stack of another checkout?): "+
+			"stop it first; nothing was started", busy[0])
+	case len(busy) > 1:
+		return fmt.Errorf("ports %s are already in use by another program (a tally stack of another checkout?): "+
 			"stop it first; nothing was started", strings.Join(busy, ", "))
 	}
 	return nil

@@ -186,7 +186,7 @@ func TestRunFailsLoudlyWhenAPortIsTaken(t *testing.T) {
 
 	err = run(t.Context(), f.cfg)
 	require.Error(t, err)
-	require.Contains(t, err.Error(), fmt.Sprintf("port %d (gateway) already in use", gateway.port))
+	require.Contains(t, err.Error(), fmt.Sprintf("port %d (gateway) is already in use", gateway.port))
 	require.Contains(t, err.Error(), "nothing was started")
 	require.NotContains(t, f.out.String(), "tally is running")
 	require.Nil(t, f.proc("ledger"), "the ledger was not started either")
