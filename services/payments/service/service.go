@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
@@ -74,10 +76,22 @@ type Config struct {
 	MaxRequestAmount  money.Nanos // per request (TALLY_MAX_REQUEST_AMOUNT); zero is payment.DefaultMaxRequestAmount
 	ReconcileInterval time.Duration
 	ReconcileLookback time.Duration
-	SellerName        string
-	SellerAddress     string
-	SellerTaxID       string
-	SellerEmail       string
+	// RetryInterval is how often the retry worker looks for due work (paid payments not credited
+	// yet, pending refunds); RetryBackoff is the wait after a first failed attempt, doubling up to
+	// RetryMaxBackoff. WorkLease is how long a request or a worker owns a fulfilment or refund it
+	// works on before another may take it over. Zero values take the defaults.
+	RetryInterval   time.Duration
+	RetryBackoff    time.Duration
+	RetryMaxBackoff time.Duration
+	WorkLease       time.Duration
+	// LedgerTimeout and StripeTimeout are the deadlines of each ledger and Stripe call (zero: the
+	// defaults).
+	LedgerTimeout time.Duration
+	StripeTimeout time.Duration
+	SellerName    string
+	SellerAddress string
+	SellerTaxID   string
+	SellerEmail   string
 	// HTTPListener, when set, is used instead of listening on HTTPAddr (tests use 127.0.0.1:0).
 	// Outside test mode it is closed unused.
 	HTTPListener net.Listener
@@ -103,6 +117,12 @@ func Load(e *config.Env) (Config, error) {
 		CancelURL:           e.String("TALLY_BILLING_CANCEL_URL", "http://localhost:3000/billing?checkout=cancel"),
 		ReconcileInterval:   e.Duration("TALLY_RECONCILE_INTERVAL", 5*time.Minute),
 		ReconcileLookback:   e.Duration("TALLY_RECONCILE_LOOKBACK", 72*time.Hour),
+		RetryInterval:       e.Duration("TALLY_PAYMENTS_RETRY_INTERVAL", app.DefaultRetryEvery),
+		RetryBackoff:        e.Duration("TALLY_PAYMENTS_RETRY_BACKOFF", app.DefaultBackoff),
+		RetryMaxBackoff:     e.Duration("TALLY_PAYMENTS_RETRY_MAX_BACKOFF", app.DefaultMaxBackoff),
+		WorkLease:           e.Duration("TALLY_PAYMENTS_WORK_LEASE", app.DefaultLease),
+		LedgerTimeout:       e.Duration("TALLY_PAYMENTS_LEDGER_TIMEOUT", ledgerclient.DefaultTimeout),
+		StripeTimeout:       e.Duration("TALLY_STRIPE_TIMEOUT", stripeapi.DefaultTimeout),
 		SellerName:          e.String("TALLY_SELLER_NAME", "Tally"),
 		SellerAddress:       e.String("TALLY_SELLER_ADDRESS", ""),
 		SellerTaxID:         e.String("TALLY_SELLER_TAX_ID", ""),
@@ -170,8 +190,36 @@ func (c Config) validate() error {
 		return errors.New("TALLY_STRIPE_WEBHOOK_TOLERANCE must be positive")
 	case c.ReconcileInterval < 0:
 		return errors.New("TALLY_RECONCILE_INTERVAL must not be negative (0 turns reconciliation off)")
+	case c.RetryInterval <= 0:
+		return errors.New("TALLY_PAYMENTS_RETRY_INTERVAL must be positive: the retry worker cannot be turned off")
+	case c.RetryBackoff <= 0 || c.RetryMaxBackoff < c.RetryBackoff:
+		return errors.New("TALLY_PAYMENTS_RETRY_BACKOFF and TALLY_PAYMENTS_RETRY_MAX_BACKOFF must satisfy 0 < backoff <= max")
+	case c.LedgerTimeout <= 0 || c.StripeTimeout <= 0:
+		return errors.New("TALLY_PAYMENTS_LEDGER_TIMEOUT and TALLY_STRIPE_TIMEOUT must be positive")
+	case c.WorkLease <= c.StripeTimeout+2*c.LedgerTimeout:
+		return fmt.Errorf("TALLY_PAYMENTS_WORK_LEASE (%s) must exceed TALLY_STRIPE_TIMEOUT + 2 × TALLY_PAYMENTS_LEDGER_TIMEOUT (%s): a refund calls Stripe and the ledger twice under one lease",
+			c.WorkLease, c.StripeTimeout+2*c.LedgerTimeout)
 	}
 	return nil
+}
+
+// withDefaults fills the zero retry and timeout settings of a Config built in code.
+func (c Config) withDefaults() Config {
+	if c.MaxRequestAmount == 0 {
+		c.MaxRequestAmount = payment.DefaultMaxRequestAmount
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.RetryInterval, app.DefaultRetryEvery)
+	def(&c.RetryBackoff, app.DefaultBackoff)
+	def(&c.RetryMaxBackoff, max(app.DefaultMaxBackoff, c.RetryBackoff))
+	def(&c.WorkLease, app.DefaultLease)
+	def(&c.LedgerTimeout, ledgerclient.DefaultTimeout)
+	def(&c.StripeTimeout, stripeapi.DefaultTimeout)
+	return c
 }
 
 // Service is an assembled payments service.
@@ -189,8 +237,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err := cfg.checkMode(); err != nil {
 		return nil, err
 	}
-	if cfg.MaxRequestAmount == 0 {
-		cfg.MaxRequestAmount = payment.DefaultMaxRequestAmount
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	s := &Service{cfg: cfg, logger: logger}
 	defer func() {
@@ -214,12 +263,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	conn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity())
+	// Reconnect within a second of the ledger coming back (gRPC's default backoff grows to two
+	// minutes): paid webhooks and the retry worker wait for it.
+	conn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity(), grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	}))
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { _ = conn.Close() })
-	ledger, err := ledgerclient.New(ledgerv1.NewLedgerServiceClient(conn))
+	ledger, err := ledgerclient.New(ledgerv1.NewLedgerServiceClient(conn), cfg.LedgerTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +298,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		logger.Warn("payments runs in TEST MODE: checkouts use the local page and charge nothing", "url", cfg.PublicURL+"/checkout/test/")
 	} else {
 		proc, err = stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIURL: cfg.StripeAPIURL,
-			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Logger: logger})
+			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Timeout: cfg.StripeTimeout, Logger: logger})
 		if err != nil {
 			return nil, err
 		}
@@ -253,7 +307,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		Store: st, Ledger: ledger, Processor: proc, Verifier: verifier,
 		Seller:   invoice.Seller{Name: cfg.SellerName, Address: cfg.SellerAddress, TaxID: cfg.SellerTaxID, Email: cfg.SellerEmail},
 		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, MaxRequestAmount: cfg.MaxRequestAmount,
-		ReconcileLookback: cfg.ReconcileLookback, Logger: logger,
+		ReconcileLookback: cfg.ReconcileLookback, Backoff: payment.Backoff{Base: cfg.RetryBackoff, Max: cfg.RetryMaxBackoff},
+		Lease: cfg.WorkLease, Logger: logger,
 	})
 	if err != nil {
 		return nil, err
@@ -275,14 +330,20 @@ func (s *Service) Reconcile(ctx context.Context) (app.ReconcileReport, error) {
 	return s.app.Reconcile(ctx)
 }
 
-// Serve serves gRPC on lis, the HTTP listener (test mode only), metrics and the reconciliation
-// job until ctx is done, then stops gracefully.
+// RetryPending runs one pass of the retry worker now.
+func (s *Service) RetryPending(ctx context.Context) (app.RetryReport, error) {
+	return s.app.RetryPending(ctx)
+}
+
+// Serve serves gRPC on lis, the HTTP listener (test mode only), metrics, the reconciliation job
+// and the retry worker until ctx is done, then stops gracefully.
 func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.grpc.Serve(gctx, lis) })
 	g.Go(func() error { return server.ServeMetrics(gctx, s.cfg.MetricsAddr, s.grpc.Registry(), s.logger) })
 	g.Go(func() error { return s.serveHTTP(gctx) })
 	g.Go(func() error { return s.app.RunReconciler(gctx, s.cfg.ReconcileInterval) })
+	g.Go(func() error { return s.app.RunRetrier(gctx, s.cfg.RetryInterval) })
 	return g.Wait()
 }
 

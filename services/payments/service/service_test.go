@@ -105,3 +105,56 @@ func TestLoadStripeModes(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadRetrySettings reads the retry worker's settings, the ones the fault suite sets to drive
+// it fast, and refuses combinations that would leave money in limbo (no worker) or let a lease
+// lapse under work still in progress.
+func TestLoadRetrySettings(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development"}
+	cfg, err := Load(config.FromMap(base))
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, cfg.RetryInterval)
+	require.Equal(t, 5*time.Second, cfg.RetryBackoff)
+	require.Equal(t, 5*time.Minute, cfg.RetryMaxBackoff)
+	require.Equal(t, 2*time.Minute, cfg.WorkLease)
+	require.Equal(t, 10*time.Second, cfg.LedgerTimeout)
+	require.Equal(t, 30*time.Second, cfg.StripeTimeout)
+
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		err  string
+	}{
+		{name: "fast, as the fault suite runs it", env: map[string]string{"TALLY_PAYMENTS_RETRY_INTERVAL": "100ms",
+			"TALLY_PAYMENTS_RETRY_BACKOFF": "100ms", "TALLY_PAYMENTS_RETRY_MAX_BACKOFF": "1s", "TALLY_PAYMENTS_WORK_LEASE": "5s",
+			"TALLY_PAYMENTS_LEDGER_TIMEOUT": "1s", "TALLY_STRIPE_TIMEOUT": "2s"}},
+		{name: "no retry worker", env: map[string]string{"TALLY_PAYMENTS_RETRY_INTERVAL": "0s"}, err: "cannot be turned off"},
+		{name: "no backoff", env: map[string]string{"TALLY_PAYMENTS_RETRY_BACKOFF": "0s"}, err: "0 < backoff <= max"},
+		{name: "maximum below the backoff", env: map[string]string{"TALLY_PAYMENTS_RETRY_BACKOFF": "10s",
+			"TALLY_PAYMENTS_RETRY_MAX_BACKOFF": "1s"}, err: "0 < backoff <= max"},
+		{name: "no ledger deadline", env: map[string]string{"TALLY_PAYMENTS_LEDGER_TIMEOUT": "0s"}, err: "must be positive"},
+		{name: "a lease shorter than the work", env: map[string]string{"TALLY_PAYMENTS_WORK_LEASE": "40s"},
+			err: "TALLY_PAYMENTS_WORK_LEASE (40s) must exceed"},
+		{name: "not a duration", env: map[string]string{"TALLY_PAYMENTS_RETRY_INTERVAL": "often"}, err: "TALLY_PAYMENTS_RETRY_INTERVAL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{}
+			for k, v := range base {
+				env[k] = v
+			}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			cfg, err := Load(config.FromMap(env))
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, 100*time.Millisecond, cfg.RetryInterval)
+			require.Equal(t, 5*time.Second, cfg.WorkLease)
+		})
+	}
+}

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ledongthuc/pdf"
 	"github.com/stretchr/testify/require"
 	moneypb "google.golang.org/genproto/googleapis/type/money"
@@ -56,6 +59,10 @@ type options struct {
 	stripeURL string
 	// logs, when set, records every log message of the service.
 	logs *logRecorder
+	// ledgerAddr is where payments reaches the ledger (a fault proxy); ledger.Addr when empty.
+	ledgerAddr string
+	// retry is the retry worker's interval and first backoff; the production defaults when zero.
+	retry time.Duration
 }
 
 // logRecorder is a slog.Handler that records the messages logged at any level and passes errors
@@ -103,6 +110,13 @@ type env struct {
 	dbURL     string
 	public    paymentsv1.PaymentsServiceClient
 	delivered atomic.Int64
+	// hookURL is the webhook endpoint, answering like the gateway's route.
+	hookURL string
+	// stop stops the service before the test ends (a restart); calling it twice is fine.
+	stop func()
+	// sqlPool reads the database directly (see sql).
+	sqlOnce sync.Once
+	sqlPool *pgxpool.Pool
 }
 
 func start(t *testing.T, o options) *env {
@@ -132,17 +146,16 @@ func start(t *testing.T, o options) *env {
 			return
 		}
 		_, err = e.public.HandleStripeWebhook(r.Context(), &paymentsv1.HandleStripeWebhookRequest{Payload: body, Signature: r.Header.Get("Stripe-Signature")})
-		switch status.Code(err) {
-		case codes.OK:
+		if err == nil {
 			e.delivered.Add(1)
 			w.WriteHeader(http.StatusOK)
-		case codes.InvalidArgument:
-			http.Error(w, err.Error(), http.StatusBadRequest)
-		default:
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
 		}
+		// The gateway's mapping: InvalidArgument 400, Unavailable 503, Internal 500...
+		http.Error(w, err.Error(), runtime.HTTPStatusFromCode(status.Code(err)))
 	}))
 	t.Cleanup(hook.Close)
+	e.hookURL = hook.URL
 
 	if o.dbURL == "" {
 		o.dbURL = testenv.PostgresURL(t)
@@ -151,7 +164,10 @@ func start(t *testing.T, o options) *env {
 		DatabaseURL:         o.dbURL,
 		DBMaxConns:          20,
 		Auth:                server.AuthConfig{JWTSecret: ledgertest.Secret},
-		LedgerAddr:          e.ledger.Addr,
+		LedgerAddr:          cmp.Or(o.ledgerAddr, e.ledger.Addr),
+		RetryInterval:       o.retry,
+		RetryBackoff:        o.retry,
+		RetryMaxBackoff:     4 * o.retry,
 		StripeWebhookSecret: webhookSecret,
 		WebhookTolerance:    5 * time.Minute,
 		WebhookURL:          hook.URL,
@@ -187,11 +203,15 @@ func start(t *testing.T, o options) *env {
 	e.svc = svc
 	done := make(chan error, 1)
 	go func() { done <- svc.Serve(ctx, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		svc.Close()
-	})
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(t, <-done)
+			svc.Close()
+		})
+	}
+	t.Cleanup(e.stop)
 	waitHealthy(t, e.addr)
 	return e
 }

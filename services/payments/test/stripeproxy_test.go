@@ -1,10 +1,15 @@
 package test
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -25,6 +30,11 @@ type stripeProxy struct {
 	failRefunds int
 	// hold, while open, keeps refund calls waiting.
 	hold chan struct{}
+	// refundStatus, when set, replaces the status of the refunds Stripe answers with (created or
+	// read), as a refund in flight at Stripe and its settlement would show.
+	refundStatus string
+	// refundReads counts GET /v1/refunds/{id}.
+	refundReads int
 }
 
 func startStripeProxy(t *testing.T) *stripeProxy {
@@ -33,7 +43,13 @@ func startStripeProxy(t *testing.T) *stripeProxy {
 	require.NoError(t, err)
 	p := &stripeProxy{}
 	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = p.rewriteRefund
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/refunds/") {
+			p.mu.Lock()
+			p.refundReads++
+			p.mu.Unlock()
+		}
 		if r.Method == http.MethodPost && r.URL.Path == "/v1/refunds" {
 			p.mu.Lock()
 			p.refundKeys = append(p.refundKeys, r.Header.Get("Idempotency-Key"))
@@ -63,6 +79,49 @@ func startStripeProxy(t *testing.T) *stripeProxy {
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
 	return p
+}
+
+// rewriteRefund applies refundStatus to a refund in a response.
+func (p *stripeProxy) rewriteRefund(resp *http.Response) error {
+	p.mu.Lock()
+	st := p.refundStatus
+	p.mu.Unlock()
+	if st == "" || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Request.URL.Path, "/v1/refunds") {
+		return nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	var obj map[string]any
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return err
+	}
+	if obj["object"] == "refund" {
+		obj["status"] = st
+		if body, err = json.Marshal(obj); err != nil {
+			return err
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
+}
+
+// setRefundStatus makes Stripe report refunds with status st from now on ("" for stripe-mock's own).
+func (p *stripeProxy) setRefundStatus(st string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refundStatus = st
+}
+
+// reads is how often a refund was read back.
+func (p *stripeProxy) reads() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refundReads
 }
 
 // refunds returns the idempotency keys of the refund calls so far.

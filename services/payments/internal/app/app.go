@@ -21,8 +21,14 @@ import (
 type Processor interface {
 	Mode() payment.Mode
 	CreateSession(ctx context.Context, req SessionRequest) (CreatedSession, error)
-	// Refund returns the processor's refund id.
-	Refund(ctx context.Context, req RefundRequest) (string, error)
+	// Refund asks for a refund with the idempotency key "refund:<refund id>": a retried call
+	// reaches the same processor refund.
+	Refund(ctx context.Context, req RefundRequest) (ProcessorRefund, error)
+	// RefundStatus reads a processor refund, to follow one in flight.
+	RefundStatus(ctx context.Context, processorRefundID string) (ProcessorRefund, error)
+	// FindRefund looks for the processor refund made for req.RefundID (by its metadata), for a
+	// refund older than the processor keeps idempotency keys; found is false when there is none.
+	FindRefund(ctx context.Context, req RefundRequest) (r ProcessorRefund, found bool, err error)
 	// RecentSessions returns the sessions created since since, for reconciliation.
 	RecentSessions(ctx context.Context, since time.Time) ([]payment.Session, error)
 }
@@ -53,7 +59,14 @@ type RefundRequest struct {
 	Reason          string
 }
 
-// Ledger is what payments needs from the ledger.
+// ProcessorRefund is a refund at the processor.
+type ProcessorRefund struct {
+	ID     string
+	Status payment.ProcessorRefundStatus
+}
+
+// Ledger is what payments needs from the ledger. Its errors wrap payment.ErrRejected for a
+// definitive refusal and payment.ErrUnavailable for anything worth retrying.
 type Ledger interface {
 	Currency(ctx context.Context, orgID string) (string, error)
 	Available(ctx context.Context, orgID string) (money.Money, error)
@@ -95,8 +108,25 @@ type Config struct {
 	MaxRequestAmount money.Nanos
 	// ReconcileLookback is how far back reconciliation looks at Checkout Sessions.
 	ReconcileLookback time.Duration
-	Logger            *slog.Logger
+	// Backoff spaces the retries of fulfilments and refunds that failed on a dependency.
+	Backoff payment.Backoff
+	// Lease is how long a request or the retry worker owns the fulfilment or refund it works on
+	// before another one may take it over; it must exceed the deadlines of that work's calls.
+	Lease time.Duration
+	// RetryBatch bounds the work one retry pass claims.
+	RetryBatch int
+	Logger     *slog.Logger
 }
+
+// Defaults of the retry settings.
+const (
+	DefaultLease        = 2 * time.Minute
+	DefaultBackoff      = 5 * time.Second
+	DefaultMaxBackoff   = 5 * time.Minute
+	DefaultRetryBatch   = 20
+	DefaultRetryEvery   = 5 * time.Second
+	defaultLookbackDays = 3
+)
 
 // App is the payments application.
 type App struct {
@@ -119,7 +149,19 @@ func New(cfg Config) (*App, error) {
 		return nil, errors.New("app: the per-request maximum amount must be positive")
 	}
 	if cfg.ReconcileLookback <= 0 {
-		cfg.ReconcileLookback = 72 * time.Hour
+		cfg.ReconcileLookback = defaultLookbackDays * 24 * time.Hour
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Backoff.Base <= 0 {
+		cfg.Backoff.Base = DefaultBackoff
+	}
+	if cfg.Backoff.Max < cfg.Backoff.Base {
+		cfg.Backoff.Max = max(DefaultMaxBackoff, cfg.Backoff.Base)
+	}
+	if cfg.RetryBatch <= 0 {
+		cfg.RetryBatch = DefaultRetryBatch
 	}
 	return &App{cfg: cfg, store: cfg.Store, ledger: cfg.Ledger, proc: cfg.Processor, logger: cfg.Logger}, nil
 }

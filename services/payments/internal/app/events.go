@@ -94,10 +94,17 @@ func (a *App) findPayment(ctx context.Context, s payment.Session) (payment.Payme
 	return p, nil
 }
 
-// applySession applies a session signal, from a webhook (rec.ID set) or reconciliation. Paid
-// signals credit through the ledger with the key "checkout:<session id>", before the status
-// changes: concurrent deliveries both reach the ledger, which credits once, and the payment row
-// lock then lets one of them record the credit and issue the invoice.
+// applySession applies a session signal, from a webhook (rec.ID set) or reconciliation.
+//
+// A paid signal is acknowledged only once its effect is durable: the payment is first marked due
+// for fulfilment (so that the retry worker credits it whatever happens next), then credited
+// through the ledger with the key "checkout:<session id>", outside any transaction, and the credit
+// is recorded with the event. A definitive refusal (the amount does not match, the ledger refuses
+// the credit for good) is recorded as a review item with the event. Anything else — the ledger
+// unavailable, our own token refused, a deadline — returns an error wrapping
+// payment.ErrUnavailable and records no event, so that Stripe delivers it again; the retry worker
+// does not wait for that. Concurrent deliveries all reach the ledger, which credits once, and the
+// payment row lock lets one of them record the credit and issue the invoice.
 func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.Signal, rec store.EventRecord) (string, error) {
 	p, err := a.findPayment(ctx, s)
 	if errors.Is(err, payment.ErrNotFound) {
@@ -127,44 +134,85 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 		return OutcomeIgnored, nil
 	}
 
-	// Grant the credits outside the transaction; the ledger makes it exactly once.
-	var credited *Credited
-	var refusal *payment.ReviewItem
+	res := fulfilment{sig: sig, facts: store.SessionFacts{SessionID: s.ID, PaymentIntentID: s.PaymentIntentID, PaymentMethod: s.PaymentMethod}}
 	if payment.Decide(p, sig).Credit {
 		if detail := amountMismatch(p, s); detail != "" {
-			refusal = &payment.ReviewItem{Kind: payment.ReviewAmountMismatch, Detail: detail, StripeEventID: rec.ID}
+			res.refusal = &payment.ReviewItem{Kind: payment.ReviewAmountMismatch, Detail: detail, StripeEventID: rec.ID}
 		} else {
-			c, err := a.ledger.Credit(ctx, a.creditRequest(p, s.ID))
-			switch {
-			case errors.Is(err, payment.ErrRejected):
-				a.logger.Error("ledger refused a paid top-up", "payment_id", p.ID, "session_id", s.ID, "err", err)
-				refusal = &payment.ReviewItem{Kind: payment.ReviewCreditRefused, StripeEventID: rec.ID,
-					Detail: fmt.Sprintf("paid session %s was not credited: %v", s.ID, err)}
-			case err != nil:
+			if err := a.store.MarkFulfilmentDue(ctx, p.ID, res.facts, time.Now().Add(a.cfg.Lease)); err != nil {
 				return "", err
-			default:
-				credited = &c
+			}
+			if res, err = a.credit(ctx, p, res, rec.ID); err != nil {
+				return "", err
 			}
 		}
 	}
+	return a.recordFulfilment(ctx, p, res, rec)
+}
 
+// fulfilment is the outcome of a session signal for a payment, to be recorded.
+type fulfilment struct {
+	sig   payment.Signal
+	facts store.SessionFacts
+	// credited is the ledger credit granted; refusal the review item of a credit refused for good.
+	credited *Credited
+	refusal  *payment.ReviewItem
+}
+
+// credit grants a paid payment's credits through the ledger (the same request on every attempt,
+// as the ledger's idempotency requires) and returns res with the credit or the refusal. A failure
+// worth retrying is recorded on the payment (the retry worker tries again after a backoff) and
+// returned, wrapping payment.ErrUnavailable.
+func (a *App) credit(ctx context.Context, p payment.Payment, res fulfilment, eventID string) (fulfilment, error) {
+	c, err := a.ledger.Credit(ctx, a.creditRequest(p, res.facts.SessionID))
+	switch {
+	case err == nil:
+		res.credited = &c
+		return res, nil
+	case errors.Is(err, payment.ErrRejected):
+		a.logger.Error("ledger refused a paid top-up", "payment_id", p.ID, "session_id", res.facts.SessionID, "err", err)
+		res.refusal = &payment.ReviewItem{Kind: payment.ReviewCreditRefused, StripeEventID: eventID,
+			Detail: fmt.Sprintf("paid session %s was not credited: %v", res.facts.SessionID, err)}
+		return res, nil
+	}
+	if !errors.Is(err, payment.ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", payment.ErrUnavailable, err)
+	}
+	failures := p.FulfilAttempts + 1
+	retry := store.Retry{Failures: failures, At: time.Now().Add(a.cfg.Backoff.Delay(failures)), Cause: err.Error()}
+	a.logger.Warn("crediting a paid payment failed, retrying later", "payment_id", p.ID, "session_id", res.facts.SessionID,
+		"failures", failures, "retry_at", retry.At, "err", err)
+	// Recorded even when the caller went away: the worker must not wait for the lease instead.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if rerr := a.store.FulfilmentFailed(rctx, p.ID, retry); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	return res, err
+}
+
+// recordFulfilment writes the outcome of a session signal under the payment's row lock, with the
+// event when there is one: fresh is false (OutcomeDuplicate) when another delivery recorded the
+// event first.
+func (a *App) recordFulfilment(ctx context.Context, p payment.Payment, res fulfilment, rec store.EventRecord) (string, error) {
 	now := time.Now()
+	sessionID := res.facts.SessionID
 	p, fresh, err := a.store.UpdatePayment(ctx, p.ID, rec, func(cur payment.Payment) (*store.Transition, error) {
-		d := payment.Decide(cur, sig)
-		t := &store.Transition{Status: d.Status, AwaitingAsync: d.AwaitingAsync, PaymentIntentID: s.PaymentIntentID,
-			PaymentMethod: s.PaymentMethod, SessionID: s.ID}
+		d := payment.Decide(cur, res.sig)
+		t := &store.Transition{Status: d.Status, AwaitingAsync: d.AwaitingAsync, PaymentIntentID: res.facts.PaymentIntentID,
+			PaymentMethod: res.facts.PaymentMethod, SessionID: sessionID}
 		if d.Review != "" {
-			t.Review = &payment.ReviewItem{Kind: d.Review, StripeEventID: rec.ID, Detail: reviewDetail(cur, d.Review, s.ID)}
+			t.Review = &payment.ReviewItem{Kind: d.Review, StripeEventID: rec.ID, Detail: reviewDetail(cur, d.Review, sessionID)}
 		}
 		if d.Credit {
 			switch {
-			case refusal != nil:
-				t.Status, t.AwaitingAsync, t.Review = cur.Status, cur.AwaitingAsync, refusal
-			case credited == nil:
-				// Decided on a stale read; the next delivery or reconciliation credits.
+			case res.refusal != nil:
+				t.Status, t.AwaitingAsync, t.Review, t.FulfilmentDone = cur.Status, cur.AwaitingAsync, res.refusal, true
+			case res.credited == nil:
+				// Decided on a stale read; the next delivery, reconciliation or the retry worker credits.
 				return nil, fmt.Errorf("%w: payment %s changed while crediting", payment.ErrUnavailable, cur.ID)
 			default:
-				t.Credit = &store.Credit{LedgerTransactionID: credited.TransactionID, PaidAt: now, Render: a.invoiceRender(cur, s.ID)}
+				t.Credit = &store.Credit{LedgerTransactionID: res.credited.TransactionID, PaidAt: now, Render: a.invoiceRender(cur, sessionID)}
 			}
 		}
 		return t, nil
@@ -175,8 +223,8 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 	if !fresh {
 		return OutcomeDuplicate, nil
 	}
-	if credited != nil && p.Credited() {
-		a.logger.Info("payment credited", "payment_id", p.ID, "org_id", p.OrgID, "session_id", s.ID,
+	if res.credited != nil && p.Credited() {
+		a.logger.Info("payment credited", "payment_id", p.ID, "org_id", p.OrgID, "session_id", sessionID,
 			"amount", p.Amount.String(), "invoice", p.InvoiceNumber, "ledger_tx", p.LedgerTransactionID)
 	}
 	return OutcomeProcessed, nil

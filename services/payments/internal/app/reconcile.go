@@ -15,17 +15,29 @@ type ReconcileReport struct {
 	Fulfilled int
 	Expired   int
 	Failed    int
+	// Refunds is what the pass did with the pending refunds.
+	Refunds RetryReport
 }
 
 // Reconcile asks the processor for recent sessions and applies what their webhooks would have:
 // paid sessions never credited are fulfilled through the same idempotent path, expired ones
-// expire. A lost webhook therefore never loses a customer's money.
+// expire. A lost webhook therefore never loses a customer's money. It also carries on the pending
+// refunds nobody works on (a batch, oldest retry time first), whatever their backoff: a refund in
+// flight at Stripe completes or fails locally as Stripe settled it, one Stripe never received is
+// asked for again with its idempotency key.
 func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	var rep ReconcileReport
+	refundsErr := a.resumeRefunds(ctx, &rep.Refunds, false)
+	sessionsErr := a.reconcileSessions(ctx, &rep)
+	return rep, errors.Join(sessionsErr, refundsErr)
+}
+
+func (a *App) reconcileSessions(ctx context.Context, rep *ReconcileReport) error {
 	sessions, err := a.proc.RecentSessions(ctx, time.Now().Add(-a.cfg.ReconcileLookback))
 	if err != nil {
-		return ReconcileReport{}, err
+		return err
 	}
-	rep := ReconcileReport{Listed: len(sessions)}
+	rep.Listed = len(sessions)
 	var errs []error
 	for _, s := range sessions {
 		sig := payment.Signal("")
@@ -52,7 +64,7 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			}
 		}
 	}
-	return rep, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // RunReconciler reconciles now and then every interval until ctx is done. Failures are logged and
@@ -70,8 +82,9 @@ func (a *App) RunReconciler(ctx context.Context, interval time.Duration) error {
 			return nil
 		case err != nil:
 			a.logger.Error("reconciliation failed", "err", err, "listed", rep.Listed, "failed", rep.Failed)
-		case rep.Fulfilled > 0 || rep.Expired > 0:
-			a.logger.Info("reconciliation done", "listed", rep.Listed, "fulfilled", rep.Fulfilled, "expired", rep.Expired)
+		case rep.Fulfilled > 0 || rep.Expired > 0 || rep.Refunds.Busy():
+			a.logger.Info("reconciliation done", "listed", rep.Listed, "fulfilled", rep.Fulfilled, "expired", rep.Expired,
+				"refunds_completed", rep.Refunds.RefundsCompleted, "refunds_failed", rep.Refunds.RefundsFailed)
 		}
 		select {
 		case <-ctx.Done():

@@ -20,15 +20,11 @@ const maxReasonLength = 500
 const maxKeyLength = 255
 
 const (
-	// refundLease is how long a request owns a pending refund: a retry with the same key waits
-	// that long at most for it before carrying the refund on itself.
-	refundLease = 2 * time.Minute
-	// refundWork bounds carrying a refund out (Stripe, ledger, credit note), within the lease.
-	refundWork = refundLease - 15*time.Second
 	// refundPoll is how often a retry looks whether the request it waits for is done.
 	refundPoll = 50 * time.Millisecond
-	// releaseTimeout bounds giving a lease up after a failure.
-	releaseTimeout = 5 * time.Second
+	// stripeKeyWindow is how long Stripe surely keeps an idempotency key (it keeps them 24 hours):
+	// a refund older than that is looked up at Stripe before it is asked for again.
+	stripeKeyWindow = 23 * time.Hour
 )
 
 // RefundInput asks for a refund; a zero Amount refunds everything not refunded yet.
@@ -92,7 +88,7 @@ func (a *App) Refund(ctx context.Context, in RefundInput) (RefundResult, error) 
 	}
 	req := store.RefundRequest{
 		PaymentID: in.PaymentID, Amount: in.Amount.Nanos, Reason: in.Reason, RequestedBy: in.RequestedBy,
-		IdempotencyKey: in.IdempotencyKey, Lease: refundLease, ToMinor: payment.ToMinor,
+		IdempotencyKey: in.IdempotencyKey, Lease: a.cfg.Lease, ToMinor: payment.ToMinor,
 	}
 	var poll *time.Timer
 	for {
@@ -107,7 +103,7 @@ func (a *App) Refund(ctx context.Context, in RefundInput) (RefundResult, error) 
 			return RefundResult{}, fmt.Errorf("%w: refund %s of this idempotency key was refused by Stripe and refunded nothing",
 				payment.ErrFailedPrecondition, c.Refund.ID)
 		case c.Claimed:
-			return a.carryOutRefund(ctx, c)
+			return a.carryOutRefund(ctx, c, true)
 		}
 		// Another request carries this refund out: wait until it is done or its lease lapses.
 		wait := min(refundPoll, max(time.Until(c.LeaseUntil), time.Millisecond))
@@ -126,53 +122,80 @@ func (a *App) Refund(ctx context.Context, in RefundInput) (RefundResult, error) 
 	}
 }
 
-// carryOutRefund moves the money and the credits of a claimed pending refund and completes it.
-// The work goes on when the caller goes away (within refundWork); on failure the lease is given
-// up, so that a retry with the same key resumes at once.
-func (a *App) carryOutRefund(ctx context.Context, c store.RefundClaim) (RefundResult, error) {
-	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundWork)
+// carryOutRefund moves the money and the credits of a claimed pending refund and completes it,
+// within the lease. A request's refund goes on when the caller goes away (detach); the retry
+// worker's stops with it. When the refund cannot be finished now (a dependency failed, or the
+// refund is still in flight at Stripe) the lease is given up with a retry time for the worker, so
+// that a retry with the same key resumes at once and the worker after a backoff.
+func (a *App) carryOutRefund(ctx context.Context, c store.RefundClaim, detach bool) (RefundResult, error) {
+	parent := ctx
+	if detach {
+		parent = context.WithoutCancel(ctx)
+	}
+	work, cancel := context.WithTimeout(parent, a.workTimeout())
 	defer cancel()
 	res, err := a.refund(work, c.Refund, c.Payment)
+	if err == nil && res.Refund.Status != payment.RefundPending {
+		return res, nil
+	}
+	cause := "in flight at Stripe"
 	if err != nil {
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-		defer rcancel()
-		if rerr := a.store.ReleaseRefund(rctx, c.Refund.ID); rerr != nil {
-			err = errors.Join(err, rerr)
+		if errors.Is(err, payment.ErrRejected) {
+			return res, err // failed, nothing to retry
 		}
+		cause = err.Error()
+	}
+	failures := c.Refund.Attempts + 1
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer rcancel()
+	if rerr := a.store.RetryRefundLater(rctx, c.Refund.ID, store.Retry{Failures: failures,
+		At: time.Now().Add(a.cfg.Backoff.Delay(failures)), Cause: cause}); rerr != nil {
+		err = errors.Join(err, rerr)
 	}
 	return res, err
 }
 
+// refund carries a pending refund out: the money at the processor, then — once the processor
+// returned it — the credits at the ledger, then the credit note. Each step is resumable: the
+// processor refund and the ledger adjustment are keyed by the refund, the credits to take back
+// are decided once. It returns the refund still pending while the processor has not settled it.
 func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (RefundResult, error) {
 	log := a.logger.With("refund_id", r.ID, "payment_id", p.ID, "org_id", p.OrgID)
 
 	// 1. The money. Local test-mode payments moved no money, so there is nothing to refund.
-	processorID := r.StripeRefundID
-	if processorID == "" {
-		processorID = "re_test_local_" + r.ID
-		if p.Mode == payment.ModeStripe {
-			var err error
-			processorID, err = a.proc.Refund(ctx, RefundRequest{
-				RefundID: r.ID, SessionID: p.CheckoutSessionID, PaymentIntentID: p.PaymentIntentID,
-				AmountMinor: r.AmountMinor, Currency: p.Amount.Currency, Reason: r.Reason,
-			})
-			if errors.Is(err, payment.ErrRejected) {
-				if ferr := a.store.FailRefund(ctx, r.ID); ferr != nil {
-					err = errors.Join(err, ferr)
-				}
-				return RefundResult{}, err
-			}
-			if err != nil {
-				// Stripe may or may not have refunded: the refund stays pending; a retry with the same
-				// key asks Stripe again with the same idempotency key.
-				rerr := a.store.AddReviewItem(ctx, payment.ReviewItem{PaymentID: p.ID, OrgID: p.OrgID,
-					Kind: payment.ReviewRefundPartial, Detail: fmt.Sprintf("refund %s: Stripe did not answer (%v); retry it with its idempotency key or check the dashboard", r.ID, err)})
-				return RefundResult{}, errors.Join(err, rerr)
-			}
+	processorID := "re_test_local_" + r.ID
+	if p.Mode == payment.ModeStripe {
+		if a.proc.Mode() != payment.ModeStripe {
+			return RefundResult{}, fmt.Errorf("%w: refunding a Stripe payment needs STRIPE_SECRET_KEY", payment.ErrFailedPrecondition)
 		}
-		if err := a.store.SetStripeRefundID(ctx, r.ID, processorID); err != nil {
+		pr, err := a.processorRefund(ctx, r, p)
+		if err != nil {
+			if errors.Is(err, payment.ErrRejected) {
+				return RefundResult{}, a.failRefund(ctx, r, err)
+			}
+			// Stripe may or may not have refunded: the refund stays pending; the retry worker (or a
+			// retry with the same key) asks Stripe again with the same idempotency key.
+			rerr := a.store.AddReviewItem(ctx, payment.ReviewItem{PaymentID: p.ID, OrgID: p.OrgID, Kind: payment.ReviewRefundPartial,
+				Detail: fmt.Sprintf("refund %s: Stripe did not answer (%v); tally retries it with its idempotency key", r.ID, err)})
+			return RefundResult{}, errors.Join(err, rerr)
+		}
+		if err := a.store.SetStripeRefund(ctx, r.ID, pr.ID, pr.Status); err != nil {
 			return RefundResult{}, err
 		}
+		switch pr.Status.Settlement() {
+		case payment.Refused:
+			return RefundResult{}, a.failRefund(ctx, r, fmt.Errorf("%w: Stripe refund %s is %s", payment.ErrRejected, pr.ID, pr.Status))
+		case payment.InFlight:
+			log.Info("refund in flight at Stripe", "stripe_refund_id", pr.ID, "stripe_status", string(pr.Status))
+			cur, err := a.store.Refund(ctx, r.ID)
+			if err != nil {
+				return RefundResult{}, err
+			}
+			return RefundResult{Refund: cur, Payment: p}, nil
+		}
+		processorID = pr.ID
+	} else if err := a.store.SetStripeRefund(ctx, r.ID, processorID, payment.ProcessorRefundSucceeded); err != nil {
+		return RefundResult{}, err
 	}
 
 	// 2. The credits: never more than remain available, decided once.
@@ -221,6 +244,37 @@ func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (
 	log.Info("payment refunded", "amount", r.Amount.String(), "credits_taken_back", r.CreditsTakenBack.Display(),
 		"credits_not_recovered", r.CreditsNotRecovered.Display(), "credit_note", r.CreditNoteNumber)
 	return RefundResult{Refund: r, Payment: p}, nil
+}
+
+// processorRefund returns the processor's refund of r: asked for with r's idempotency key when
+// none is known yet — after looking for it first when r is older than Stripe keeps keys, so that
+// a refund Stripe made is never made twice — and read again while it is in flight.
+func (a *App) processorRefund(ctx context.Context, r payment.Refund, p payment.Payment) (ProcessorRefund, error) {
+	if r.StripeRefundID != "" {
+		if r.StripeStatus.Settlement() == payment.Settled {
+			return ProcessorRefund{ID: r.StripeRefundID, Status: r.StripeStatus}, nil
+		}
+		return a.proc.RefundStatus(ctx, r.StripeRefundID)
+	}
+	req := RefundRequest{RefundID: r.ID, SessionID: p.CheckoutSessionID, PaymentIntentID: p.PaymentIntentID,
+		AmountMinor: r.AmountMinor, Currency: p.Amount.Currency, Reason: r.Reason}
+	if time.Since(r.CreatedAt) > stripeKeyWindow {
+		found, ok, err := a.proc.FindRefund(ctx, req)
+		if err != nil || ok {
+			return found, err
+		}
+	}
+	return a.proc.Refund(ctx, req)
+}
+
+// failRefund marks r failed (the processor refused it: nothing was refunded, nothing is taken
+// back) and returns cause.
+func (a *App) failRefund(ctx context.Context, r payment.Refund, cause error) error {
+	a.logger.Warn("refund refused by Stripe", "refund_id", r.ID, "payment_id", r.PaymentID, "err", cause)
+	if ferr := a.store.FailRefund(ctx, r.ID); ferr != nil {
+		return errors.Join(cause, ferr)
+	}
+	return cause
 }
 
 // creditsPending opens a review item for a refund whose money moved but whose credits the ledger

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -42,9 +44,34 @@ func toStatus(logger *slog.Logger, err error) error {
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
+	case databaseUnreachable(err):
+		logger.Warn("database unavailable", "err", err)
+		return status.Error(codes.Unavailable, "a dependency is unavailable, retry later")
 	default:
 		logger.Error("payments call failed", "err", err)
 		return status.Error(codes.Internal, "internal error")
 	}
 	return status.Error(code, err.Error())
+}
+
+// databaseUnreachable reports whether err is PostgreSQL being out of reach rather than a wrong
+// query: no connection, a connection lost, the server shutting down or out of connections. The
+// caller is told to retry (a webhook answers 503, so Stripe does).
+func databaseUnreachable(err error) bool {
+	var connect *pgconn.ConnectError
+	if errors.As(err, &connect) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// 08: connection exception; 53: insufficient resources; 57: operator intervention
+		// (admin shutdown, crash shutdown, cannot connect now).
+		switch pgErr.Code[:min(2, len(pgErr.Code))] {
+		case "08", "53", "57":
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr)
 }

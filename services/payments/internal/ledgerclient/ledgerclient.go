@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,23 +18,36 @@ import (
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
+// DefaultTimeout is the deadline of each ledger call when New is given none.
+const DefaultTimeout = 10 * time.Second
+
 // Client calls the ledger.
 type Client struct {
-	c ledgerv1.LedgerServiceClient
+	c       ledgerv1.LedgerServiceClient
+	timeout time.Duration
 }
 
 var _ app.Ledger = (*Client)(nil)
 
-// New returns a Client over c.
-func New(c ledgerv1.LedgerServiceClient) (*Client, error) {
+// New returns a Client over c whose every call has its own deadline of timeout (DefaultTimeout
+// when zero), within the caller's.
+func New(c ledgerv1.LedgerServiceClient, timeout time.Duration) (*Client, error) {
 	if c == nil {
 		return nil, errors.New("ledgerclient: client is required")
 	}
-	return &Client{c: c}, nil
+	if timeout < 0 {
+		return nil, errors.New("ledgerclient: timeout must not be negative")
+	}
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	return &Client{c: c, timeout: timeout}, nil
 }
 
 // Currency implements app.Ledger.
 func (c *Client) Currency(ctx context.Context, orgID string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	b, err := c.c.GetBalance(ctx, &ledgerv1.GetBalanceRequest{OrgId: orgID})
 	if err != nil {
 		return "", classify("reading the organization's currency", err)
@@ -43,6 +57,8 @@ func (c *Client) Currency(ctx context.Context, orgID string) (string, error) {
 
 // Available implements app.Ledger.
 func (c *Client) Available(ctx context.Context, orgID string) (money.Money, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	b, err := c.c.GetBalance(ctx, &ledgerv1.GetBalanceRequest{OrgId: orgID})
 	if err != nil {
 		return money.Money{}, classify("reading the balance", err)
@@ -56,6 +72,8 @@ func (c *Client) Available(ctx context.Context, orgID string) (money.Money, erro
 
 // Credit implements app.Ledger.
 func (c *Client) Credit(ctx context.Context, req app.CreditRequest) (app.Credited, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	r, err := c.c.Credit(ctx, &ledgerv1.CreditRequest{
 		OrgId: req.OrgID, Amount: req.Amount.Proto(), IdempotencyKey: req.IdempotencyKey, Reason: req.Reason,
 		Reference: req.Reference, Source: ledgerv1.CreditSource_CREDIT_SOURCE_PAYMENT,
@@ -72,6 +90,8 @@ func (c *Client) Credit(ctx context.Context, req app.CreditRequest) (app.Credite
 
 // TakeBack implements app.Ledger with a negative, audited adjustment.
 func (c *Client) TakeBack(ctx context.Context, orgID string, amount money.Money, key, reason string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	r, err := c.c.Adjust(ctx, &ledgerv1.AdjustRequest{
 		OrgId: orgID, Amount: money.ToProto(-amount.Nanos, amount.Currency), Reason: reason, IdempotencyKey: key,
 	})
@@ -81,13 +101,33 @@ func (c *Client) TakeBack(ctx context.Context, orgID string, amount money.Money,
 	return r.GetTransaction().GetId(), nil
 }
 
-// classify wraps ledger errors: refusals (payment.ErrRejected) will not succeed on retry;
-// anything else (payment.ErrUnavailable) may.
+// classify is the one place where ledger errors are judged. Only the ledger's definitive
+// business refusals — the request itself is wrong (InvalidArgument, OutOfRange), the state does
+// not allow it (FailedPrecondition), the idempotency key is bound to another request
+// (AlreadyExists), what it names does not exist (NotFound) — wrap payment.ErrRejected: retrying
+// cannot help, the caller records the refusal. Everything else wraps payment.ErrUnavailable and is
+// retried: the ledger down or overloaded (Unavailable, ResourceExhausted, Aborted), a deadline,
+// a failure inside the ledger (Internal, Unknown), and above all a refusal of our own credentials
+// (Unauthenticated, PermissionDenied: payments' service token expired or rotated) — that is
+// payments' problem to fix, never a reason to drop a paid top-up.
 func classify(what string, err error) error {
-	switch status.Code(err) {
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.AlreadyExists, codes.PermissionDenied,
-		codes.Unauthenticated, codes.NotFound, codes.OutOfRange:
+	if Permanent(err) {
 		return fmt.Errorf("ledger %s: %w: %s", what, payment.ErrRejected, status.Convert(err).Message())
 	}
 	return fmt.Errorf("ledger %s: %w: %w", what, payment.ErrUnavailable, err)
+}
+
+// Permanent reports whether a ledger error is a definitive business refusal (see classify).
+func Permanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	if _, ok := status.FromError(err); !ok {
+		return false // not an answer of the ledger: a local or network failure
+	}
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound:
+		return true
+	}
+	return false
 }

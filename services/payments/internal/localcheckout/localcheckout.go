@@ -89,8 +89,18 @@ func (c *Checkout) CreateSession(_ context.Context, _ app.SessionRequest) (app.C
 }
 
 // Refund implements app.Processor: test-mode payments moved no money.
-func (c *Checkout) Refund(_ context.Context, req app.RefundRequest) (string, error) {
-	return "re_test_local_" + req.RefundID, nil
+func (c *Checkout) Refund(_ context.Context, req app.RefundRequest) (app.ProcessorRefund, error) {
+	return app.ProcessorRefund{ID: "re_test_local_" + req.RefundID, Status: payment.ProcessorRefundSucceeded}, nil
+}
+
+// RefundStatus implements app.Processor: local refunds succeed at once.
+func (c *Checkout) RefundStatus(_ context.Context, id string) (app.ProcessorRefund, error) {
+	return app.ProcessorRefund{ID: id, Status: payment.ProcessorRefundSucceeded}, nil
+}
+
+// FindRefund implements app.Processor: local refunds are never lost.
+func (c *Checkout) FindRefund(_ context.Context, req app.RefundRequest) (app.ProcessorRefund, bool, error) {
+	return app.ProcessorRefund{ID: "re_test_local_" + req.RefundID, Status: payment.ProcessorRefundSucceeded}, true, nil
 }
 
 // RecentSessions implements app.Processor: the sessions paid on the page but never credited, and

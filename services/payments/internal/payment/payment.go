@@ -85,6 +85,11 @@ type Payment struct {
 	ExpiresAt           time.Time
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	// FulfilAfter, while set on a payment not credited yet, is when the retry worker credits it:
+	// it was found paid and the ledger has not confirmed the credit. FulfilAttempts counts the
+	// attempts that failed on a dependency.
+	FulfilAfter    time.Time
+	FulfilAttempts int
 }
 
 // Credited reports whether the payment's credits were granted.
@@ -124,6 +129,13 @@ type Refund struct {
 	// sends the ledger the same adjustment.
 	TakeBack        money.Nanos
 	TakeBackDecided bool
+	// StripeStatus is the processor's status of StripeRefundID as last seen.
+	StripeStatus ProcessorRefundStatus
+	// Attempts counts the attempts to carry the refund out that failed on a dependency, LastError
+	// the last of them; RetryAt is when the retry worker tries again.
+	Attempts  int
+	LastError string
+	RetryAt   time.Time
 }
 
 // SameRequest reports whether a refund request repeats the one r was created by: the same

@@ -21,7 +21,7 @@ const uniqueViolation = "23505"
 const refundColumns = `r.id, r.payment_id, p.org_id, r.amount_nanos, p.currency, r.amount_minor, r.status, r.reason, r.requested_by,
 coalesce(r.stripe_refund_id, ''), r.credits_taken_back_nanos, r.credits_not_recovered_nanos,
 coalesce((SELECT d.number FROM documents d WHERE d.refund_id = r.id), ''), r.created_at, r.completed_at,
-r.idempotency_key, r.requested_nanos, r.take_back_nanos, r.lease_until`
+r.idempotency_key, r.requested_nanos, r.take_back_nanos, r.stripe_status, r.attempts, r.last_error, r.retry_at, r.lease_until`
 
 func scanRefund(row pgx.Row) (payment.Refund, error) {
 	r, _, err := scanRefundLease(row)
@@ -33,11 +33,11 @@ func scanRefundLease(row pgx.Row) (payment.Refund, time.Time, error) {
 	var r payment.Refund
 	var amount, taken, lost, requested int64
 	var takeBack *int64
-	var status string
+	var status, stripeStatus string
 	var completed, lease *time.Time
 	err := row.Scan(&r.ID, &r.PaymentID, &r.OrgID, &amount, &r.Amount.Currency, &r.AmountMinor, &status, &r.Reason, &r.RequestedBy,
 		&r.StripeRefundID, &taken, &lost, &r.CreditNoteNumber, &r.CreatedAt, &completed,
-		&r.IdempotencyKey, &requested, &takeBack, &lease)
+		&r.IdempotencyKey, &requested, &takeBack, &stripeStatus, &r.Attempts, &r.LastError, &r.RetryAt, &lease)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.Refund{}, time.Time{}, payment.ErrNotFound
 	}
@@ -46,6 +46,7 @@ func scanRefundLease(row pgx.Row) (payment.Refund, time.Time, error) {
 	}
 	r.Amount.Nanos, r.CreditsTakenBack, r.CreditsNotRecovered = money.Nanos(amount), money.Nanos(taken), money.Nanos(lost)
 	r.Status, r.CompletedAt, r.Requested = payment.RefundStatus(status), deref(completed), money.Nanos(requested)
+	r.StripeStatus, r.RetryAt = payment.ProcessorRefundStatus(stripeStatus), r.RetryAt.UTC()
 	if takeBack != nil {
 		r.TakeBack, r.TakeBackDecided = money.Nanos(*takeBack), true
 	}
@@ -135,8 +136,8 @@ WHERE r.idempotency_key = $1 FOR UPDATE OF r`, req.IdempotencyKey))
 	}
 	id := NewID()
 	_, err = tx.Exec(ctx, `INSERT INTO refunds (id, payment_id, amount_nanos, amount_minor, status, reason, requested_by, created_at,
-idempotency_key, requested_nanos, lease_until)
-VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10)`, id, p.ID, int64(amount), minor, req.Reason, req.RequestedBy, now,
+idempotency_key, requested_nanos, lease_until, retry_at)
+VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $7)`, id, p.ID, int64(amount), minor, req.Reason, req.RequestedBy, now,
 		req.IdempotencyKey, int64(req.Amount), now.Add(req.Lease))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
@@ -178,14 +179,6 @@ func (s *Store) repeatRefund(ctx context.Context, tx pgx.Tx, req RefundRequest, 
 	}
 	c.Claimed = true
 	return c, nil
-}
-
-// ReleaseRefund gives up the lease on a pending refund, so that a retry carries it on at once.
-func (s *Store) ReleaseRefund(ctx context.Context, refundID string) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE refunds SET lease_until = NULL WHERE id = $1 AND status = 'pending'`, refundID); err != nil {
-		return fmt.Errorf("releasing refund %s: %w", refundID, err)
-	}
-	return nil
 }
 
 // DecideTakeBack records how many credits a pending refund takes back, unless that was decided
@@ -244,17 +237,19 @@ func (s *Store) RefundedMinor(ctx context.Context, paymentID string) (int64, err
 	return n, nil
 }
 
-// SetStripeRefundID records the processor's refund of a pending refund (the first one recorded
-// stays: a resumed refund reaches the same Stripe refund through its idempotency key).
-func (s *Store) SetStripeRefundID(ctx context.Context, refundID, stripeID string) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE refunds SET stripe_refund_id = coalesce(stripe_refund_id, $2) WHERE id = $1`,
-		refundID, stripeID); err != nil {
+// SetStripeRefund records the processor's refund of a pending refund and its status (the first
+// refund id recorded stays: a resumed refund reaches the same Stripe refund through its
+// idempotency key).
+func (s *Store) SetStripeRefund(ctx context.Context, refundID, stripeID string, status payment.ProcessorRefundStatus) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE refunds SET stripe_refund_id = coalesce(stripe_refund_id, $2), stripe_status = $3
+WHERE id = $1 AND status = 'pending'`, refundID, stripeID, string(status)); err != nil {
 		return fmt.Errorf("recording stripe refund: %w", err)
 	}
 	return nil
 }
 
-// FailRefund marks a pending refund failed: Stripe refused it and nothing was refunded.
+// FailRefund marks a pending refund failed: Stripe refused it and nothing was refunded; it no
+// longer counts against what can be refunded.
 func (s *Store) FailRefund(ctx context.Context, refundID string) error {
 	if _, err := s.pool.Exec(ctx, `UPDATE refunds SET status = 'failed', completed_at = $2, lease_until = NULL WHERE id = $1 AND status = 'pending'`,
 		refundID, s.clock()); err != nil {

@@ -49,17 +49,17 @@ p.member_name, p.member_email, coalesce(p.checkout_session_id, ''), p.checkout_u
 p.payment_method, p.awaiting_async, p.local_paid_at, p.credited_at, coalesce(p.ledger_transaction_id, ''), p.paid_at,
 p.refunded_nanos, p.expires_at, p.created_at, p.updated_at,
 coalesce((SELECT d.number FROM documents d WHERE d.payment_id = p.id AND d.kind = 'invoice'), ''),
-EXISTS (SELECT 1 FROM review_items r WHERE r.payment_id = p.id AND r.resolved_at IS NULL)`
+EXISTS (SELECT 1 FROM review_items r WHERE r.payment_id = p.id AND r.resolved_at IS NULL), p.fulfil_after, p.fulfil_attempts`
 
 func scanPayment(row pgx.Row) (payment.Payment, error) {
 	var p payment.Payment
 	var mode, status string
 	var amount, refunded int64
-	var localPaid, credited, paid, expires *time.Time
+	var localPaid, credited, paid, expires, fulfil *time.Time
 	err := row.Scan(&p.ID, &p.OrgID, &mode, &amount, &p.AmountMinor, &p.Amount.Currency, &status, &p.Member.ID,
 		&p.Member.Name, &p.Member.Email, &p.CheckoutSessionID, &p.CheckoutURL, &p.PaymentIntentID,
 		&p.PaymentMethod, &p.AwaitingAsync, &localPaid, &credited, &p.LedgerTransactionID, &paid,
-		&refunded, &expires, &p.CreatedAt, &p.UpdatedAt, &p.InvoiceNumber, &p.UnderReview)
+		&refunded, &expires, &p.CreatedAt, &p.UpdatedAt, &p.InvoiceNumber, &p.UnderReview, &fulfil, &p.FulfilAttempts)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.Payment{}, payment.ErrNotFound
 	}
@@ -69,6 +69,7 @@ func scanPayment(row pgx.Row) (payment.Payment, error) {
 	p.Mode, p.Status = payment.Mode(mode), payment.Status(status)
 	p.Amount.Nanos, p.Refunded = money.Nanos(amount), money.Nanos(refunded)
 	p.LocalPaidAt, p.CreditedAt, p.PaidAt, p.ExpiresAt = deref(localPaid), deref(credited), deref(paid), deref(expires)
+	p.FulfilAfter = deref(fulfil)
 	return p, nil
 }
 

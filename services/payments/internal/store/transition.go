@@ -23,6 +23,9 @@ type Transition struct {
 	SessionID string
 	// Review opens an ops review item for the payment.
 	Review *payment.ReviewItem
+	// FulfilmentDone ends a due fulfilment: the payment was credited, or its credit definitively
+	// refused (with a review item).
+	FulfilmentDone bool
 }
 
 // Credit is a ledger credit granted for a payment.
@@ -83,9 +86,10 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, p payment.Payment, t Trans
 	_, err := tx.Exec(ctx, `UPDATE payments SET status = $2, awaiting_async = $3,
 ledger_transaction_id = coalesce(ledger_transaction_id, $4), credited_at = coalesce(credited_at, $5), paid_at = coalesce(paid_at, $6),
 payment_intent_id = coalesce(payment_intent_id, $7), payment_method = CASE WHEN payment_method = '' THEN $8 ELSE payment_method END,
-checkout_session_id = coalesce(checkout_session_id, $9), updated_at = $10 WHERE id = $1`,
+checkout_session_id = coalesce(checkout_session_id, $9), updated_at = $10,
+fulfil_after = CASE WHEN $11 THEN NULL ELSE fulfil_after END WHERE id = $1`,
 		p.ID, string(t.Status), t.AwaitingAsync, ledgerTx, creditedAt, paidAt, nullString(t.PaymentIntentID), t.PaymentMethod,
-		nullString(t.SessionID), now)
+		nullString(t.SessionID), now, t.FulfilmentDone || t.Credit != nil)
 	if err != nil {
 		return fmt.Errorf("updating payment %s: %w", p.ID, err)
 	}

@@ -23,6 +23,12 @@ import (
 // maxListed bounds one reconciliation listing.
 const maxListed = 10_000
 
+// DefaultTimeout is the deadline of each Stripe call when Config.Timeout is zero.
+const DefaultTimeout = 30 * time.Second
+
+// listPages is how many pages' worth of Timeout a listing may take.
+const listPages = 10
+
 // Config configures a Processor.
 type Config struct {
 	SecretKey string
@@ -30,7 +36,10 @@ type Config struct {
 	APIURL     string
 	SuccessURL string
 	CancelURL  string
-	Logger     *slog.Logger
+	// Timeout is the deadline of each call, Stripe-go's own retries included (DefaultTimeout when
+	// zero); a listing gets listPages times as long.
+	Timeout time.Duration
+	Logger  *slog.Logger
 }
 
 // Processor runs checkouts through Stripe.
@@ -47,8 +56,14 @@ func New(cfg Config) (*Processor, error) {
 	if cfg.SecretKey == "" || cfg.SuccessURL == "" || cfg.CancelURL == "" || cfg.Logger == nil {
 		return nil, errors.New("stripeapi: secret key, success and cancel URLs and logger are required")
 	}
+	if cfg.Timeout < 0 {
+		return nil, errors.New("stripeapi: timeout must not be negative")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	bc := &stripe.BackendConfig{
-		HTTPClient:        &http.Client{Timeout: 30 * time.Second},
+		HTTPClient:        &http.Client{Timeout: cfg.Timeout},
 		LeveledLogger:     leveledLogger{cfg.Logger},
 		MaxNetworkRetries: stripe.Int64(2),
 		EnableTelemetry:   stripe.Bool(false),
@@ -101,6 +116,8 @@ func (p *Processor) CreateSession(ctx context.Context, req app.SessionRequest) (
 	if req.Member.Email != "" {
 		params.CustomerEmail = stripe.String(req.Member.Email)
 	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
 	params.Context = ctx
 	params.SetIdempotencyKey("checkout:" + req.PaymentID)
 	cs, err := p.api.CheckoutSessions.New(params)
@@ -115,20 +132,13 @@ func (p *Processor) CreateSession(ctx context.Context, req app.SessionRequest) (
 }
 
 // Refund implements app.Processor. The refund id is the idempotency key, so a retried call
-// refunds once.
-func (p *Processor) Refund(ctx context.Context, req app.RefundRequest) (string, error) {
-	intent := req.PaymentIntentID
-	if intent == "" {
-		gp := &stripe.CheckoutSessionParams{}
-		gp.Context = ctx
-		cs, err := p.api.CheckoutSessions.Get(req.SessionID, gp)
-		if err != nil {
-			return "", classify("reading checkout session", err)
-		}
-		if cs.PaymentIntent == nil || cs.PaymentIntent.ID == "" {
-			return "", fmt.Errorf("%w: checkout session %s has no payment intent", payment.ErrRejected, req.SessionID)
-		}
-		intent = cs.PaymentIntent.ID
+// refunds once (within the 24 hours Stripe keeps keys; app looks older refunds up first).
+func (p *Processor) Refund(ctx context.Context, req app.RefundRequest) (app.ProcessorRefund, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	intent, err := p.intent(ctx, req)
+	if err != nil {
+		return app.ProcessorRefund{}, err
 	}
 	params := &stripe.RefundParams{
 		PaymentIntent: stripe.String(intent),
@@ -136,20 +146,82 @@ func (p *Processor) Refund(ctx context.Context, req app.RefundRequest) (string, 
 		Reason:        stripe.String(string(stripe.RefundReasonRequestedByCustomer)),
 	}
 	params.Context = ctx
-	params.AddMetadata("tally_refund_id", req.RefundID)
+	params.AddMetadata(metaRefundID, req.RefundID)
 	params.AddMetadata("tally_reason", truncate(req.Reason, 450))
 	params.SetIdempotencyKey("refund:" + req.RefundID)
 	r, err := p.api.Refunds.New(params)
 	if err != nil {
-		return "", classify("creating refund", err)
+		return app.ProcessorRefund{}, classify("creating refund", err)
 	}
-	return r.ID, nil
+	return processorRefund(r), nil
+}
+
+// metaRefundID names tally's refund in the metadata of a Stripe refund.
+const metaRefundID = "tally_refund_id"
+
+// RefundStatus implements app.Processor.
+func (p *Processor) RefundStatus(ctx context.Context, id string) (app.ProcessorRefund, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	params := &stripe.RefundParams{}
+	params.Context = ctx
+	r, err := p.api.Refunds.Get(id, params)
+	if err != nil {
+		return app.ProcessorRefund{}, classify("reading refund", err)
+	}
+	return processorRefund(r), nil
+}
+
+// FindRefund implements app.Processor: the refunds of the payment's intent, by their metadata.
+func (p *Processor) FindRefund(ctx context.Context, req app.RefundRequest) (app.ProcessorRefund, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, listPages*p.cfg.Timeout)
+	defer cancel()
+	intent, err := p.intent(ctx, req)
+	if err != nil {
+		return app.ProcessorRefund{}, false, err
+	}
+	params := &stripe.RefundListParams{PaymentIntent: stripe.String(intent)}
+	params.Limit = stripe.Int64(100)
+	params.Context = ctx
+	it := p.api.Refunds.List(params)
+	for it.Next() {
+		if r := it.Refund(); r.Metadata[metaRefundID] == req.RefundID {
+			return processorRefund(r), true, nil
+		}
+	}
+	if err := it.Err(); err != nil {
+		return app.ProcessorRefund{}, false, classify("listing refunds", err)
+	}
+	return app.ProcessorRefund{}, false, nil
+}
+
+// intent is the payment intent of req's payment, read from its Checkout Session when not known.
+func (p *Processor) intent(ctx context.Context, req app.RefundRequest) (string, error) {
+	if req.PaymentIntentID != "" {
+		return req.PaymentIntentID, nil
+	}
+	gp := &stripe.CheckoutSessionParams{}
+	gp.Context = ctx
+	cs, err := p.api.CheckoutSessions.Get(req.SessionID, gp)
+	if err != nil {
+		return "", classify("reading checkout session", err)
+	}
+	if cs.PaymentIntent == nil || cs.PaymentIntent.ID == "" {
+		return "", fmt.Errorf("%w: checkout session %s has no payment intent", payment.ErrRejected, req.SessionID)
+	}
+	return cs.PaymentIntent.ID, nil
+}
+
+func processorRefund(r *stripe.Refund) app.ProcessorRefund {
+	return app.ProcessorRefund{ID: r.ID, Status: payment.ProcessorRefundStatus(r.Status)}
 }
 
 // RecentSessions implements app.Processor: the Checkout Sessions created since since.
 func (p *Processor) RecentSessions(ctx context.Context, since time.Time) ([]payment.Session, error) {
 	params := &stripe.CheckoutSessionListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: since.Unix()}}
 	params.Limit = stripe.Int64(100)
+	ctx, cancel := context.WithTimeout(ctx, listPages*p.cfg.Timeout)
+	defer cancel()
 	params.Context = ctx
 	it := p.api.CheckoutSessions.List(params)
 	var out []payment.Session
@@ -166,14 +238,31 @@ func (p *Processor) RecentSessions(ctx context.Context, since time.Time) ([]paym
 	return out, nil
 }
 
-// classify wraps a Stripe error as retryable (payment.ErrUnavailable) or final (payment.ErrRejected).
+// classify is the one place where Stripe errors are judged: a request Stripe refuses for good
+// (400 invalid request, 402 card error, 404 no such object) wraps payment.ErrRejected; anything
+// else wraps payment.ErrUnavailable and is retried — network failures and timeouts, 5xx, 409
+// (idempotent request in progress), 429, and 401/403: our own API key refused (rotated, revoked,
+// restricted), which is ours to fix, never a reason to give a refund up.
 func classify(what string, err error) error {
-	var se *stripe.Error
-	if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != http.StatusTooManyRequests &&
-		se.HTTPStatusCode != http.StatusConflict {
+	if Permanent(err) {
+		var se *stripe.Error
+		errors.As(err, &se)
 		return fmt.Errorf("%s: %w: %s", what, payment.ErrRejected, se.Msg)
 	}
 	return fmt.Errorf("%s: %w: %w", what, payment.ErrUnavailable, err)
+}
+
+// Permanent reports whether a Stripe error is a definitive refusal (see classify).
+func Permanent(err error) bool {
+	var se *stripe.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.HTTPStatusCode {
+	case http.StatusBadRequest, http.StatusPaymentRequired, http.StatusNotFound:
+		return true
+	}
+	return false
 }
 
 func truncate(s string, n int) string {
