@@ -174,7 +174,8 @@ func (l *limiter) wait(ctx context.Context) bool {
 }
 
 // retryable reports whether a call that failed with code may have an unknown outcome or may work
-// when retried: the outages a client retries with the same key.
+// when retried: the outages a client retries with the same key. Internal is retried too, so that
+// the suite learns the outcome, but it is counted as a violation (an outage must be Unavailable).
 func retryable(code codes.Code) bool {
 	switch code {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted, codes.Unknown,

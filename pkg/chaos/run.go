@@ -19,7 +19,7 @@ import (
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
 )
 
-// Phases of a scenario.
+// Timing is the phases of a scenario.
 type Timing struct {
 	// Warm is the traffic before the fault (the normal rate is measured there).
 	Warm time.Duration

@@ -265,6 +265,14 @@ func (s *Stack) env(name string) map[string]string {
 		e["STRIPE_WEBHOOK_SECRET"] = s.webhook
 		e["TALLY_STRIPE_API_URL"] = s.Stripe.URL()
 		e["TALLY_WEBHOOK_URL"] = s.GatewayURL() + "/v1/webhooks/stripe"
+		// The retry worker at the pace payments documents for the fault suite: a credit or a
+		// refund left behind is retried within about a second of its dependency being back.
+		e["TALLY_PAYMENTS_RETRY_INTERVAL"] = "100ms"
+		e["TALLY_PAYMENTS_RETRY_BACKOFF"] = "100ms"
+		e["TALLY_PAYMENTS_RETRY_MAX_BACKOFF"] = "1s"
+		e["TALLY_PAYMENTS_WORK_LEASE"] = "5s"
+		e["TALLY_PAYMENTS_LEDGER_TIMEOUT"] = "1s"
+		e["TALLY_STRIPE_TIMEOUT"] = "2s"
 	case "notifications":
 		host, port, _ := net.SplitHostPort(s.Mail.SMTPAddr())
 		e["TALLY_NOTIFICATIONS_GRPC_ADDR"] = s.addrs["notifications"]
