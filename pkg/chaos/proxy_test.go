@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -85,4 +86,53 @@ func TestFaultProxy(t *testing.T) {
 			require.Equal(t, "r1", got.Form.Get("metadata[tally_refund_id]"))
 		})
 	}
+}
+
+func TestTCPProxy(t *testing.T) {
+	t.Parallel()
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	p, err := StartTCPProxy(echo.Addr().String())
+	require.NoError(t, err)
+	defer p.Close()
+
+	roundTrip := func(t *testing.T) time.Duration {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", p.Addr(), time.Second)
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+		start := time.Now()
+		_, err = c.Write([]byte("PING\r\n"))
+		require.NoError(t, err)
+		buf := make([]byte, 6)
+		_, err = io.ReadFull(c, buf)
+		require.NoError(t, err)
+		require.Equal(t, "PING\r\n", string(buf))
+		return time.Since(start)
+	}
+	roundTrip(t)
+	p.SetLatency(150 * time.Millisecond)
+	require.GreaterOrEqual(t, roundTrip(t), 150*time.Millisecond, "the latency delays what clients send")
+
+	// A target that is gone drops the client's connection.
+	require.NoError(t, echo.Close())
+	c, err := net.DialTimeout("tcp", p.Addr(), time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF)
 }

@@ -65,22 +65,24 @@ type StackConfig struct {
 // Stack is the platform under test: PostgreSQL (fsync on), Redis, stripe-mock behind a fault
 // proxy, mailpit and every service as a separate, supervised process.
 type Stack struct {
-	cfg      StackConfig
-	logger   *slog.Logger
-	binDir   string
-	secret   string
-	webhook  string // STRIPE_WEBHOOK_SECRET
-	addrs    map[string]string
-	PG       *localstack.Postgres
-	Redis    *localstack.Redis
-	Mail     *localstack.Mailpit
-	stripe   *localstack.StripeMock
-	Stripe   *FaultProxy
-	DB       *pgxpool.Pool
-	mu       sync.Mutex
-	services map[string]*localstack.Process
-	events   []localstack.ProcessEvent
-	conns    []*grpc.ClientConn
+	cfg     StackConfig
+	logger  *slog.Logger
+	binDir  string
+	secret  string
+	webhook string // STRIPE_WEBHOOK_SECRET
+	addrs   map[string]string
+	PG      *localstack.Postgres
+	Redis   *localstack.Redis
+	// RedisProxy is how the ledger reaches Redis (latency can be injected there).
+	RedisProxy *TCPProxy
+	Mail       *localstack.Mailpit
+	stripe     *localstack.StripeMock
+	Stripe     *FaultProxy
+	DB         *pgxpool.Pool
+	mu         sync.Mutex
+	services   map[string]*localstack.Process
+	events     []localstack.ProcessEvent
+	conns      []*grpc.ClientConn
 
 	// Clients of the suite: ledger as ops and as a model backend, payments as ops.
 	LedgerOps     ledgerv1.LedgerServiceClient
@@ -139,6 +141,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		return nil, err
 	}
 	if s.Redis, err = localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.Dir, "redis"), Logger: s.logger}); err != nil {
+		return nil, err
+	}
+	if s.RedisProxy, err = StartTCPProxy(s.Redis.Addr()); err != nil {
 		return nil, err
 	}
 	if s.stripe, err = localstack.StartStripeMock(ctx, localstack.StripeMockConfig{Bin: filepath.Join(cfg.ToolsDir, "stripe-mock"),
@@ -253,7 +258,7 @@ func (s *Stack) env(name string) map[string]string {
 	}
 	switch name {
 	case "ledger":
-		e["REDIS_URL"] = s.Redis.URL()
+		e["REDIS_URL"] = "redis://" + s.RedisProxy.Addr() + "/0"
 		e["TALLY_LEDGER_GRPC_ADDR"] = s.addrs["ledger"]
 		e["TALLY_LEDGER_METRICS_ADDR"] = s.addrs["ledger-metrics"]
 	case "pricing":
@@ -359,6 +364,7 @@ func (s *Stack) WaitRunning(ctx context.Context, timeout time.Duration) error {
 // Redis and mailpit run and answer, PostgreSQL runs, and every service is up.
 func (s *Stack) Heal(ctx context.Context) error {
 	var errs []error
+	s.RedisProxy.SetLatency(0)
 	errs = append(errs, s.Stripe.SetMode(ProxyPass), s.Redis.Resume(), s.Mail.Resume())
 	if !s.redisRunning() {
 		errs = append(errs, s.Redis.Start(ctx))
@@ -490,6 +496,9 @@ func (s *Stack) Stop(ctx context.Context) {
 	}
 	if s.stripe != nil {
 		_ = s.stripe.Stop(ctx)
+	}
+	if s.RedisProxy != nil {
+		s.RedisProxy.Close()
 	}
 	if s.Redis != nil {
 		_ = s.Redis.Resume()

@@ -65,3 +65,18 @@ func listensOn(pid, port int) (listening, ok bool) {
 	}
 	return false, true
 }
+
+// processState returns the state letter of pid (R, S, T, Z, ...) from /proc; ok is false when
+// /proc cannot tell.
+func processState(pid int) (state byte, ok bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The format is "pid (comm) state ..."; comm may contain spaces.
+	closing := strings.LastIndexByte(string(stat), ')')
+	if closing < 0 || closing+2 >= len(stat) {
+		return 0, false
+	}
+	return stat[closing+2], true
+}

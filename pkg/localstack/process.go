@@ -352,9 +352,27 @@ func (p *Process) Signal(sig os.Signal) error {
 	return nil
 }
 
-// Pause stops the process with SIGSTOP: it keeps its sockets open but
-// answers nothing until Resume.
-func (p *Process) Pause() error { return p.Signal(syscall.SIGSTOP) }
+// Pause stops the process with SIGSTOP and waits until it is stopped: it
+// keeps its sockets open but answers nothing until Resume.
+func (p *Process) Pause() error {
+	pid := p.Pid()
+	if err := p.Signal(syscall.SIGSTOP); err != nil || pid == 0 {
+		return err
+	}
+	// The signal is delivered asynchronously; a loaded machine may let the
+	// process run on for a moment.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		state, ok := processState(pid)
+		if !ok || state == 'T' || state == 't' {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pausing %s: still in state %c after SIGSTOP", p.cfg.Name, state)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // Resume continues a paused process (SIGCONT).
 func (p *Process) Resume() error { return p.Signal(syscall.SIGCONT) }
