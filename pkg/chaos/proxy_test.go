@@ -108,24 +108,26 @@ func TestTCPProxy(t *testing.T) {
 	require.NoError(t, err)
 	defer p.Close()
 
-	roundTrip := func(t *testing.T) time.Duration {
+	roundTrip := func(t *testing.T, msg string) time.Duration {
 		t.Helper()
 		c, err := net.DialTimeout("tcp", p.Addr(), time.Second)
 		require.NoError(t, err)
 		defer c.Close()
 		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
 		start := time.Now()
-		_, err = c.Write([]byte("PING\r\n"))
+		_, err = c.Write([]byte(msg))
 		require.NoError(t, err)
-		buf := make([]byte, 6)
+		buf := make([]byte, len(msg))
 		_, err = io.ReadFull(c, buf)
 		require.NoError(t, err)
-		require.Equal(t, "PING\r\n", string(buf))
+		require.Equal(t, msg, string(buf))
 		return time.Since(start)
 	}
-	roundTrip(t)
-	p.SetLatency(150 * time.Millisecond)
-	require.GreaterOrEqual(t, roundTrip(t), 150*time.Millisecond, "the latency delays what clients send")
+	roundTrip(t, "COMMIT\x00")
+	p.DelayReplies([]byte("COMMIT\x00"), 150*time.Millisecond)
+	require.GreaterOrEqual(t, roundTrip(t, "C....COMMIT\x00"), 150*time.Millisecond, "a matching reply is held back")
+	roundTrip(t, "SELECT 1\x00") // any other goes through
+	p.DelayReplies(nil, 0)
 
 	// A target that is gone drops the client's connection.
 	require.NoError(t, echo.Close())

@@ -172,8 +172,12 @@ func execute(ctx context.Context, stack *Stack, sc Scenario, tag string, short b
 	r := &run{stack: stack, sc: sc, tag: tag, short: short, load: load, timing: timing, grace: grace, rec: newRecorder(), grant: grant,
 		members: map[string]paymentsv1.PaymentsServiceClient{}}
 	res := Result{Scenario: sc.Name, Fault: sc.Fault}
-	for i := range max(1, load.Orgs) {
-		r.debitOrgs = append(r.debitOrgs, fmt.Sprintf("%s-d%02d", tag, i))
+	orgs := load.Orgs
+	if sc.Orgs != nil {
+		orgs = sc.Orgs(short, load)
+	}
+	for i := range max(1, orgs) {
+		r.debitOrgs = append(r.debitOrgs, fmt.Sprintf("%s-d%03d", tag, i))
 	}
 	if sc.Payments {
 		for i := range 4 {

@@ -38,7 +38,9 @@ type Scenario struct {
 	// "payment succeeded" emails go out over SMTP.
 	Payments, Emails bool
 	// TopUps runs the background top-up traffic (with Payments).
-	TopUps   bool
+	TopUps bool
+	// Orgs, when set, is the number of debit organizations instead of LoadConfig.Orgs.
+	Orgs     func(short bool, load LoadConfig) int
 	Recovery Recovery
 	// Inject runs after the warm-up and returns once the fault is lifted (r.lift marks the
 	// moment; returning marks it otherwise). It calls r.observe once the fault visibly took
@@ -52,7 +54,8 @@ type Scenario struct {
 func Scenarios() []Scenario {
 	return []Scenario{
 		{Name: "baseline", Fault: "none: the normal rates", Inject: injectNothing},
-		{Name: "ledger-kill", Fault: "ledger kill -9 under load, repeatedly (4 times short, 6 full), Redis 20ms away, each organization untouched after its kill", Short: true, Inject: injectLedgerKills},
+		{Name: "ledger-kill", Fault: "ledger kill -9 under load, repeatedly (4 times short, 6 full), commits acknowledged 150ms late, each organization untouched after its kill",
+			Short: true, Orgs: ledgerKillOrgs, Inject: injectLedgerKills},
 		{Name: "redis-kill", Fault: "Redis killed for 5s, back empty", Inject: injectRedisKill},
 		{Name: "redis-pause", Fault: "Redis paused (SIGSTOP) for 5s", Inject: injectRedisPause},
 		{Name: "redis-snapshot", Fault: "Redis restored from an older snapshot (SAVE, more writes, kill, old dump.rdb back)", Short: true, Inject: injectRedisSnapshot},
@@ -117,12 +120,13 @@ func injectLedgerKills(ctx context.Context, r *run) error {
 	// kill and nothing afterwards. A debit committed but not yet in the cache when the ledger
 	// dies is retried by its client after the restart and answered from the stored result: if
 	// that replay leaves the cache stale, nothing else corrects it, and the quiet probes find it.
-	// Writes to Redis are slowed down meanwhile, so that a kill is likely to land between a
-	// batch's commit and its cache update.
+	// PostgreSQL's acknowledgments of the ledger's commits are held back meanwhile (a slow
+	// synchronous replica), so that each kill is likely to land between a batch's commit and its
+	// cache update.
 	kills := ledgerKills(r.short)
 	groups := splitOrgs(r.debitOrgs, kills)
-	r.stack.RedisProxy.SetLatency(cacheLatency)
-	defer r.stack.RedisProxy.SetLatency(0)
+	r.stack.PGProxy.DelayReplies(commitComplete, commitDelay)
+	defer r.stack.PGProxy.DelayReplies(nil, 0)
 	for i, group := range groups {
 		r.setActive(group)
 		if err := r.hold(ctx, 1500*time.Millisecond); err != nil {
@@ -138,13 +142,23 @@ func injectLedgerKills(ctx context.Context, r *run) error {
 			return err
 		}
 	}
-	r.observe("ledger killed %d times with debits in flight and %s of latency to Redis, restarted by its supervisor (%d restarts)",
-		kills, cacheLatency, r.stack.Service("ledger").Restarts())
+	r.observe("ledger killed %d times with debits in flight and commit acknowledgments %s late, restarted by its supervisor (%d restarts)",
+		kills, commitDelay, r.stack.Service("ledger").Restarts())
 	return nil
 }
 
-// cacheLatency is the latency ledger-kill adds to everything the ledger sends Redis.
-const cacheLatency = 20 * time.Millisecond
+// ledgerKillOrgs gives each kill its own organizations, as many as there are debit callers: a
+// debit committed but not cached when the ledger dies stays stale only if no other debit of its
+// organization commits afterwards, so each organization should have about one debit in flight.
+func ledgerKillOrgs(short bool, load LoadConfig) int {
+	return ledgerKills(short) * max(1, load.DebitWorkers)
+}
+
+// commitComplete is PostgreSQL's CommandComplete message of a COMMIT ('C', length 11, "COMMIT").
+var commitComplete = []byte("C\x00\x00\x00\x0bCOMMIT\x00")
+
+// commitDelay is how long ledger-kill holds back each commit's acknowledgment.
+const commitDelay = 150 * time.Millisecond
 
 // splitOrgs splits orgs into n groups of at least one.
 func splitOrgs(orgs []string, n int) [][]string {

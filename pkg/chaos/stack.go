@@ -73,16 +73,16 @@ type Stack struct {
 	addrs   map[string]string
 	PG      *localstack.Postgres
 	Redis   *localstack.Redis
-	// RedisProxy is how the ledger reaches Redis (latency can be injected there).
-	RedisProxy *TCPProxy
-	Mail       *localstack.Mailpit
-	stripe     *localstack.StripeMock
-	Stripe     *FaultProxy
-	DB         *pgxpool.Pool
-	mu         sync.Mutex
-	services   map[string]*localstack.Process
-	events     []localstack.ProcessEvent
-	conns      []*grpc.ClientConn
+	// PGProxy is how the ledger reaches PostgreSQL (replies can be held back there).
+	PGProxy  *TCPProxy
+	Mail     *localstack.Mailpit
+	stripe   *localstack.StripeMock
+	Stripe   *FaultProxy
+	DB       *pgxpool.Pool
+	mu       sync.Mutex
+	services map[string]*localstack.Process
+	events   []localstack.ProcessEvent
+	conns    []*grpc.ClientConn
 
 	// Clients of the suite: ledger as ops and as a model backend, payments as ops.
 	LedgerOps     ledgerv1.LedgerServiceClient
@@ -143,9 +143,6 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	if s.Redis, err = localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.Dir, "redis"), Logger: s.logger}); err != nil {
 		return nil, err
 	}
-	if s.RedisProxy, err = StartTCPProxy(s.Redis.Addr()); err != nil {
-		return nil, err
-	}
 	if s.stripe, err = localstack.StartStripeMock(ctx, localstack.StripeMockConfig{Bin: filepath.Join(cfg.ToolsDir, "stripe-mock"),
 		LogFile: filepath.Join(cfg.Dir, "logs", "stripe-mock.log"), Logger: s.logger}); err != nil {
 		return nil, err
@@ -159,6 +156,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	}
 	if s.DB, err = pgxpool.New(ctx, s.PG.URL()); err != nil {
 		return nil, fmt.Errorf("connecting to postgres: %w", err)
+	}
+	if s.PGProxy, err = StartTCPProxy("127.0.0.1:" + strconv.Itoa(s.PG.Port())); err != nil {
+		return nil, err
 	}
 
 	for _, name := range append(serviceNames, "instances") {
@@ -258,7 +258,8 @@ func (s *Stack) env(name string) map[string]string {
 	}
 	switch name {
 	case "ledger":
-		e["REDIS_URL"] = "redis://" + s.RedisProxy.Addr() + "/0"
+		e["DATABASE_URL"] = fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", s.PGProxy.Addr(), localstack.DefaultDatabase)
+		e["REDIS_URL"] = s.Redis.URL()
 		e["TALLY_LEDGER_GRPC_ADDR"] = s.addrs["ledger"]
 		e["TALLY_LEDGER_METRICS_ADDR"] = s.addrs["ledger-metrics"]
 	case "pricing":
@@ -364,7 +365,7 @@ func (s *Stack) WaitRunning(ctx context.Context, timeout time.Duration) error {
 // Redis and mailpit run and answer, PostgreSQL runs, and every service is up.
 func (s *Stack) Heal(ctx context.Context) error {
 	var errs []error
-	s.RedisProxy.SetLatency(0)
+	s.PGProxy.DelayReplies(nil, 0)
 	errs = append(errs, s.Stripe.SetMode(ProxyPass), s.Redis.Resume(), s.Mail.Resume())
 	if !s.redisRunning() {
 		errs = append(errs, s.Redis.Start(ctx))
@@ -487,6 +488,9 @@ func (s *Stack) Stop(ctx context.Context) {
 	if s.DB != nil {
 		s.DB.Close()
 	}
+	if s.PGProxy != nil {
+		s.PGProxy.Close()
+	}
 	if s.Mail != nil {
 		_ = s.Mail.Resume()
 		_ = s.Mail.Stop(ctx)
@@ -496,9 +500,6 @@ func (s *Stack) Stop(ctx context.Context) {
 	}
 	if s.stripe != nil {
 		_ = s.stripe.Stop(ctx)
-	}
-	if s.RedisProxy != nil {
-		s.RedisProxy.Close()
 	}
 	if s.Redis != nil {
 		_ = s.Redis.Resume()

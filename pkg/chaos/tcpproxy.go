@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -9,13 +10,14 @@ import (
 	"time"
 )
 
-// TCPProxy is a real TCP proxy on loopback that can slow down what its clients send: the ledger
-// reaches Redis through it, so that a scenario can widen the moment between a batch's commit and
+// TCPProxy is a real TCP proxy on loopback that can hold back some of the server's replies: the
+// ledger reaches PostgreSQL through it, so that a scenario can delay the acknowledgments of its
+// commits (as a slow synchronous replica would) and kill the ledger between a batch's commit and
 // its cache update.
 type TCPProxy struct {
-	lis     net.Listener
-	target  string
-	latency atomic.Int64 // nanoseconds added before each chunk sent upstream
+	lis    net.Listener
+	target string
+	delay  atomic.Pointer[replyDelay]
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -36,8 +38,21 @@ func StartTCPProxy(target string) (*TCPProxy, error) {
 // Addr is the proxy's host:port.
 func (p *TCPProxy) Addr() string { return p.lis.Addr().String() }
 
-// SetLatency delays everything the clients send by d from now on (0: none).
-func (p *TCPProxy) SetLatency(d time.Duration) { p.latency.Store(int64(d)) }
+// replyDelay holds back the replies that contain match.
+type replyDelay struct {
+	match []byte
+	d     time.Duration
+}
+
+// DelayReplies holds back by d, from now on, every chunk the server sends that contains match;
+// d = 0 stops it.
+func (p *TCPProxy) DelayReplies(match []byte, d time.Duration) {
+	if d <= 0 {
+		p.delay.Store(nil)
+		return
+	}
+	p.delay.Store(&replyDelay{match: append([]byte(nil), match...), d: d})
+}
 
 // Close stops the proxy and drops its connections.
 func (p *TCPProxy) Close() {
@@ -92,14 +107,18 @@ func (p *TCPProxy) forward(client net.Conn) {
 	defer p.untrack(up)
 	done := make(chan struct{}, 2)
 	go func() {
+		_, _ = io.Copy(up, client)
+		done <- struct{}{}
+	}()
+	go func() {
 		buf := make([]byte, 32<<10)
 		for {
-			n, err := client.Read(buf)
+			n, err := up.Read(buf)
 			if n > 0 {
-				if d := time.Duration(p.latency.Load()); d > 0 {
-					time.Sleep(d) // the injected latency itself
+				if d := p.delay.Load(); d != nil && bytes.Contains(buf[:n], d.match) {
+					time.Sleep(d.d) // the injected delay itself
 				}
-				if _, werr := up.Write(buf[:n]); werr != nil {
+				if _, werr := client.Write(buf[:n]); werr != nil {
 					break
 				}
 			}
@@ -107,10 +126,6 @@ func (p *TCPProxy) forward(client net.Conn) {
 				break
 			}
 		}
-		done <- struct{}{}
-	}()
-	go func() {
-		_, _ = io.Copy(client, up)
 		done <- struct{}{}
 	}()
 	<-done
