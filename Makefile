@@ -103,8 +103,11 @@ chaos: build $(TEST_TOOLS) ## Fault-injection suite on the real binaries (SHORT=
 	$(BIN)/tally-chaos -bin $(BIN) $(if $(SHORT),-short) $(if $(SCENARIOS),-scenarios $(SCENARIOS))
 
 .PHONY: fuzz
-fuzz: ## Fuzz the request validation of every write RPC for a while (FUZZTIME=30s each).
+fuzz: $(TEST_TOOLS) ## Fuzz every write RPC's validation (FUZZTIME=30s each), then the REST API (TALLY_RESTFUZZ_REQUESTS, _DURATION, _SEED).
 	@for t in $(FUZZ_TARGETS); do echo "fuzz $$t"; go test "$${t%%:*}" -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) || exit 1; done
+	TALLY_RESTFUZZ_REQUESTS=$${TALLY_RESTFUZZ_REQUESTS:-100000} TALLY_RESTFUZZ_DURATION=$${TALLY_RESTFUZZ_DURATION:-10m} \
+		TALLY_RESTFUZZ_SEED=$${TALLY_RESTFUZZ_SEED:-random} \
+		go test -count=1 -timeout 30m -v -run '^TestRESTFuzz$$' ./services/gateway/restfuzz
 
 .PHONY: lint
 lint: $(BIN)/buf ## go vet, gofmt, buf lint and format, golangci-lint when installed.

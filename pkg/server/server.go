@@ -87,7 +87,7 @@ func New(cfg Config) (*Server, error) {
 		shutdownTimeout: cfg.ShutdownTimeout,
 		readiness:       readiness,
 	}
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append(grpcLimitOptions(),
 		// Reused stream workers keep their grown stacks: no stack copying on every call.
 		grpc.NumStreamWorkers(uint32(8*runtime.GOMAXPROCS(0))),
 		grpc.ForceServerCodecV2(newRequestCodec()), // see requestcheck.go
@@ -105,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 			s.readyStream,
 			auth.StreamServerInterceptor(cfg.Verifier, cfg.Policy),
 		),
-	)
+	)...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil
@@ -214,8 +214,7 @@ func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	return ServeHTTP(ctx, srv, logger)
+	return ServeHTTP(ctx, DefaultHTTPLimits().Server(addr, mux, logger), logger)
 }
 
 // ServeHTTP runs srv until ctx is done, then shuts it down gracefully.

@@ -13,6 +13,9 @@ replace github.com/tallyhq/tally/services/ledger => ../ledger
 require (
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
 	github.com/stretchr/testify v1.12.1
+	github.com/stripe/stripe-go/v76 v76.25.0
+	github.com/tallyhq/tally/services/instances-metering v0.0.0
+	github.com/tallyhq/tally/services/notifications v0.0.0
 	github.com/tallyhq/tally/services/payments v0.0.0
 	github.com/tallyhq/tally/services/pricing v0.0.0
 	google.golang.org/grpc v1.85.0
@@ -35,9 +38,10 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
-	github.com/stripe/stripe-go/v76 v76.25.0 // indirect
+	github.com/wneessen/go-mail v0.8.1 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
@@ -49,6 +53,8 @@ require (
 )
 
 replace (
+	github.com/tallyhq/tally/services/instances-metering => ../instances-metering
+	github.com/tallyhq/tally/services/notifications => ../notifications
 	github.com/tallyhq/tally/services/payments => ../payments
 	github.com/tallyhq/tally/services/pricing => ../pricing
 )

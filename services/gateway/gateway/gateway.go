@@ -21,6 +21,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/gen/openapi"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/server"
 )
 
 // Config names the gRPC address of each service; an empty address leaves its routes out.
@@ -31,6 +32,9 @@ type Config struct {
 	InstancesAddr     string
 	NotificationsAddr string
 	Logger            *slog.Logger
+	// Limits bound every request (body size, handler deadline); zero fields take the defaults.
+	// cmd/gateway serves the handler with the same limits' timeouts (HTTPLimits.Server).
+	Limits server.HTTPLimits
 }
 
 type registration struct {
@@ -44,6 +48,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 	if cfg.Logger == nil {
 		return nil, nil, errors.New("gateway: logger is required")
 	}
+	restErr := restErrors{limits: cfg.Limits, logger: cfg.Logger}
 	mux := runtime.NewServeMux(
 		// HTTPBodyMarshaler serves google.api.HttpBody responses (invoice PDFs) as their own
 		// content type and everything else as JSON.
@@ -52,6 +57,12 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}}}),
+		runtime.WithErrorHandler(restErr.handler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithForwardResponseOption(refuseOversizedBody),
+		// No POST-as-GET with form bodies and no X-HTTP-Method-Override: one route, one method.
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithDisableHTTPMethodOverride(),
 	)
 	conns := map[string]*grpc.ClientConn{}
 	closeAll := func() {
@@ -65,7 +76,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		if r.addr == "" {
 			continue
 		}
-		conn, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), server.ClientMessageLimits())
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("dialing %s: %w", r.addr, err)
@@ -76,7 +87,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 			return nil, nil, fmt.Errorf("registering routes for %s: %w", r.addr, err)
 		}
 	}
-	if err := registerExtraRoutes(mux, cfg, conns); err != nil {
+	if err := registerExtraRoutes(mux, restErr, conns); err != nil {
 		closeAll()
 		return nil, nil, err
 	}
@@ -89,7 +100,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	root.Handle("/", withCleanURL(withETag(mux)))
-	return root, closeAll, nil
+	return cfg.Limits.Handler(root), closeAll, nil
 }
 
 // withETag gives the public price list strong ETags and honours If-None-Match, so the pricing

@@ -7,12 +7,14 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
+	"github.com/tallyhq/tally/pkg/server"
 )
 
 // extraRegistrations lists the routes of the services other than the ledger.
@@ -25,21 +27,22 @@ func extraRegistrations(cfg Config) []registration {
 	}
 }
 
-// maxWebhookBody bounds a Stripe event body; Stripe's are a few kilobytes.
-const maxWebhookBody = 1 << 20
-
 // registerExtraRoutes adds the hand-written routes: the Stripe webhook, which needs the raw body
-// and the Stripe-Signature header (the signature, not a bearer token, authenticates it).
-func registerExtraRoutes(mux *runtime.ServeMux, _ Config, conns map[string]*grpc.ClientConn) error {
+// and the Stripe-Signature header (the signature, not a bearer token, authenticates it). Its body
+// is bounded like every other (HTTPLimits.Handler around the whole gateway).
+func registerExtraRoutes(mux *runtime.ServeMux, restErr restErrors, conns map[string]*grpc.ClientConn) error {
 	conn, ok := conns["payments"]
 	if !ok {
 		return nil
 	}
 	payments := paymentsv1.NewPaymentsServiceClient(conn)
 	return mux.HandlePath(http.MethodPost, "/v1/webhooks/stripe", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"code": 3, "message": "unreadable body"})
+			if server.BodyError(r.Context()) == nil {
+				err = status.Error(codes.InvalidArgument, "unreadable body")
+			}
+			restErr.write(w, r, err)
 			return
 		}
 		resp, err := payments.HandleStripeWebhook(r.Context(), &paymentsv1.HandleStripeWebhookRequest{
@@ -49,8 +52,7 @@ func registerExtraRoutes(mux *runtime.ServeMux, _ Config, conns map[string]*grpc
 		if err != nil {
 			// InvalidArgument (bad signature, stale event) → 400; Unavailable → 503 so that Stripe
 			// retries; anything else not 2xx is retried by Stripe as well.
-			st := status.Convert(err)
-			writeJSON(w, runtime.HTTPStatusFromCode(st.Code()), map[string]any{"code": int(st.Code()), "message": st.Message()})
+			restErr.write(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"eventId": resp.GetEventId(), "outcome": resp.GetOutcome()})

@@ -52,6 +52,11 @@ type Config struct {
 	Grace money.Nanos
 	// PollInterval bounds how late rentals started on other replicas are seen (default 1s).
 	PollInterval time.Duration
+	// ClaimLease is how long a replica's claim on rentals holds before another may take them
+	// over (default 1m).
+	ClaimLease time.Duration
+	// Replica names this replica in its claims (default: host name and a random suffix).
+	Replica string
 	// Scheduler tuning; zero values take metering's defaults.
 	BatchSize, Workers, Concurrency int
 	// Now is the meter's clock (default time.Now); the benchmark moves it to a boundary.
@@ -71,6 +76,8 @@ func Load(e *config.Env) (Config, error) {
 		NotificationsAddr: e.String("TALLY_NOTIFICATIONS_ADDR", ""),
 		BillingPeriod:     e.Duration("TALLY_INSTANCE_BILLING_PERIOD", time.Hour),
 		PollInterval:      e.Duration("TALLY_INSTANCE_POLL_INTERVAL", time.Second),
+		ClaimLease:        e.Duration("TALLY_INSTANCE_CLAIM_LEASE", time.Minute),
+		Replica:           e.String("TALLY_INSTANCE_REPLICA", ""),
 	}
 	grace := e.String("TALLY_INSTANCE_GRACE", "0")
 	errs := []error{e.Err()}
@@ -84,6 +91,9 @@ func Load(e *config.Env) (Config, error) {
 	if c.PollInterval <= 0 {
 		errs = append(errs, errors.New("TALLY_INSTANCE_POLL_INTERVAL must be positive"))
 	}
+	if c.ClaimLease < 40*time.Second {
+		errs = append(errs, errors.New("TALLY_INSTANCE_CLAIM_LEASE must be at least 40s (four ledger call timeouts)"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
@@ -91,8 +101,9 @@ func Load(e *config.Env) (Config, error) {
 }
 
 // Run serves the service on lis until ctx is done. Cancelling ctx also stops the scheduler
-// mid-batch: the batch's transaction rolls back and the next run replays its ledger debits by
-// idempotency key, so nothing is charged twice or lost.
+// mid-batch: the ledger calls in flight end, what they did is recorded and the claims released;
+// a replica killed outright leaves its claims to expire, and whoever claims the rentals next
+// replays the same ledger debits by idempotency key, so nothing is charged twice or lost.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
 	authn, err := server.NewAuth(ctx, cfg.Auth, ServiceName, logger)
 	if err != nil {
@@ -143,7 +154,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	}
 	meter, err := metering.New(metering.Config{
 		Store: st, Ledger: ledger, Prices: prices, Notifier: notifier, Logger: logger,
-		Period: cfg.BillingPeriod, Grace: cfg.Grace, PollInterval: cfg.PollInterval,
+		Period: cfg.BillingPeriod, Grace: cfg.Grace, PollInterval: cfg.PollInterval, ClaimLease: cfg.ClaimLease, Replica: cfg.Replica,
 		BatchSize: cfg.BatchSize, Workers: cfg.Workers, Concurrency: cfg.Concurrency, Now: cfg.Now,
 	})
 	if err != nil {

@@ -33,6 +33,7 @@ func TestLoad(t *testing.T) {
 	require.Equal(t, "localhost:9092", cfg.PricingAddr)
 	require.Empty(t, cfg.NotificationsAddr)
 	require.Equal(t, server.DevJWTSecret, cfg.Auth.JWTSecret, "development signs the service's own tokens with the built-in secret")
+	require.Equal(t, time.Minute, cfg.ClaimLease)
 
 	cfg, err = Load(config.FromMap(with("TALLY_INSTANCE_BILLING_PERIOD", "1s", "TALLY_INSTANCE_GRACE", "2.5")))
 	require.NoError(t, err)
@@ -48,6 +49,7 @@ func TestLoad(t *testing.T) {
 		"period with nanoseconds":    with("TALLY_INSTANCE_BILLING_PERIOD", "1.0000001s"),
 		"period not a duration":      with("TALLY_INSTANCE_BILLING_PERIOD", "hourly"),
 		"poll interval not positive": with("TALLY_INSTANCE_POLL_INTERVAL", "0s"),
+		"claim lease too short":      with("TALLY_INSTANCE_CLAIM_LEASE", "10s"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(config.FromMap(env))

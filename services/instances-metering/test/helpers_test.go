@@ -55,13 +55,18 @@ type stack struct {
 	pricing *pricingtest.Pricing
 	// ops reads and credits the ledger.
 	ops ledgerv1.LedgerServiceClient
+	// pool reads the database directly.
+	pool *pgxpool.Pool
 }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	l := ledgertest.Start(t, ledgertest.Options{})
 	p := pricingtest.Start(t, pricingtest.Options{Secret: ledgertest.Secret})
-	return &stack{ledger: l, pricing: p, ops: l.Client(t, ledgertest.OpsToken(t))}
+	pool, err := pgxpool.New(t.Context(), l.DatabaseURL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return &stack{ledger: l, pricing: p, ops: l.Client(t, ledgertest.OpsToken(t)), pool: pool}
 }
 
 // meterOptions tune one meter replica.

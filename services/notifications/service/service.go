@@ -5,10 +5,13 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -51,6 +54,11 @@ type Config struct {
 	RetryBase    time.Duration
 	RetryMax     time.Duration
 	MaxAttempts  int
+	// ClaimLease is how long a sender holds an email it is sending before another may take it
+	// over (default 2m, at least twice the SMTP timeout).
+	ClaimLease time.Duration
+	// Replica names this replica in its claims (default: host name and a random suffix).
+	Replica string
 	// LeaseInterval is how often a standby replica tries the evaluator lease and the holder
 	// checks it.
 	LeaseInterval time.Duration
@@ -84,6 +92,8 @@ func Load(e *config.Env) (Config, error) {
 		RetryBase:        e.Duration("TALLY_NOTIFICATIONS_RETRY_BASE", 5*time.Second),
 		RetryMax:         e.Duration("TALLY_NOTIFICATIONS_RETRY_MAX", 30*time.Minute),
 		MaxAttempts:      e.Int("TALLY_NOTIFICATIONS_MAX_ATTEMPTS", 20),
+		ClaimLease:       e.Duration("TALLY_NOTIFICATIONS_CLAIM_LEASE", 2*time.Minute),
+		Replica:          e.String("TALLY_NOTIFICATIONS_REPLICA", ""),
 		LeaseInterval:    e.Duration("TALLY_NOTIFICATIONS_LEASE_INTERVAL", 2*time.Second),
 		EventBatch:       e.Int("TALLY_NOTIFICATIONS_EVENT_BATCH", 500),
 		ReminderInterval: e.Duration("TALLY_NOTIFICATIONS_REMINDER_INTERVAL", time.Minute),
@@ -117,10 +127,32 @@ func (c Config) Validate() error {
 	if c.PollInterval <= 0 || c.RetryBase <= 0 || c.RetryMax < c.RetryBase || c.LeaseInterval <= 0 || c.ReminderInterval <= 0 || c.ExpiryNotice <= 0 {
 		errs = append(errs, errors.New("intervals must be positive and TALLY_NOTIFICATIONS_RETRY_MAX at least TALLY_NOTIFICATIONS_RETRY_BASE"))
 	}
+	if c.ClaimLease != 0 && c.ClaimLease < 2*smtpTimeout(c.SMTP.Timeout) {
+		errs = append(errs, errors.New("TALLY_NOTIFICATIONS_CLAIM_LEASE must be at least twice TALLY_SMTP_TIMEOUT"))
+	}
 	if c.MaxAttempts < 1 || c.EventBatch < 1 {
 		errs = append(errs, errors.New("TALLY_NOTIFICATIONS_MAX_ATTEMPTS and TALLY_NOTIFICATIONS_EVENT_BATCH must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// smtpTimeout is the SMTP timeout in force (default 15s).
+func smtpTimeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 15 * time.Second
+	}
+	return d
+}
+
+// replicaName names a replica by its host and a random suffix.
+func replicaName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "notifications"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
 }
 
 // Run serves the notifications service on lis until ctx is done, then stops gracefully.
@@ -170,10 +202,18 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	wake := func() {}
 	var snd *sender.Sender
 	if cfg.SendWorkers > 0 {
+		lease := cfg.ClaimLease
+		if lease == 0 {
+			lease = max(2*time.Minute, 2*smtpTimeout(cfg.SMTP.Timeout))
+		}
+		replica := cfg.Replica
+		if replica == "" {
+			replica = replicaName()
+		}
 		snd, err = sender.New(sender.Config{
 			SMTP: cfg.SMTP, Outbox: st, Renderer: renderer, Logger: logger.With("component", "sender"),
 			Workers: cfg.SendWorkers, PollInterval: cfg.PollInterval, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
-			MaxAttempts: cfg.MaxAttempts, Sent: attempts,
+			MaxAttempts: cfg.MaxAttempts, ClaimLease: lease, Replica: replica, Sent: attempts,
 		})
 		if err != nil {
 			return err

@@ -24,6 +24,7 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, 7*24*time.Hour, c.ExpiryNotice)
 		require.Equal(t, server.DevJWTSecret, c.Auth.JWTSecret)
 		require.Equal(t, 2, c.SendWorkers)
+		require.Equal(t, 2*time.Minute, c.ClaimLease)
 	})
 	t.Run("explicit SMTP", func(t *testing.T) {
 		t.Parallel()
@@ -36,13 +37,14 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, 0, c.SendWorkers)
 	})
 	for name, env := range map[string]map[string]string{
-		"missing database":  {"TALLY_ENV": "development"},
-		"no secret":         {"DATABASE_URL": "postgres://x/y"},
-		"bad TLS mode":      {"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "TALLY_SMTP_TLS": "ssl"},
-		"bad port":          {"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "TALLY_SMTP_PORT": "70000"},
-		"negative workers":  {"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "TALLY_NOTIFICATIONS_SEND_WORKERS": "-1"},
-		"retry max < base":  {"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "TALLY_NOTIFICATIONS_RETRY_BASE": "1m", "TALLY_NOTIFICATIONS_RETRY_MAX": "1s"},
-		"unparsable number": {"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "TALLY_NOTIFICATIONS_MAX_ATTEMPTS": "many"},
+		"missing database":              {"TALLY_ENV": "development"},
+		"no secret":                     {"DATABASE_URL": "postgres://x/y"},
+		"bad TLS mode":                  {"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "TALLY_SMTP_TLS": "ssl"},
+		"bad port":                      {"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "TALLY_SMTP_PORT": "70000"},
+		"negative workers":              {"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "TALLY_NOTIFICATIONS_SEND_WORKERS": "-1"},
+		"retry max < base":              {"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "TALLY_NOTIFICATIONS_RETRY_BASE": "1m", "TALLY_NOTIFICATIONS_RETRY_MAX": "1s"},
+		"unparsable number":             {"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "TALLY_NOTIFICATIONS_MAX_ATTEMPTS": "many"},
+		"lease below two SMTP timeouts": {"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development", "TALLY_SMTP_TIMEOUT": "30s", "TALLY_NOTIFICATIONS_CLAIM_LEASE": "59s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

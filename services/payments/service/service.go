@@ -95,6 +95,8 @@ type Config struct {
 	// HTTPListener, when set, is used instead of listening on HTTPAddr (tests use 127.0.0.1:0).
 	// Outside test mode it is closed unused.
 	HTTPListener net.Listener
+	// HTTPLimits bound the requests of the HTTP listener (TALLY_HTTP_*); zero fields take the defaults.
+	HTTPLimits server.HTTPLimits
 }
 
 // Load reads the configuration from e (see the README's configuration table).
@@ -132,10 +134,13 @@ func Load(e *config.Env) (Config, error) {
 	limitS := e.String(payment.MaxRequestAmountKey, payment.DefaultMaxRequestAmount.Decimal())
 	c.TestMode = e.Bool(TestModeKey, e.Development() && c.StripeSecretKey == "")
 	var errs []error
+	var err error
+	if c.HTTPLimits, err = server.LoadHTTPLimits(e); err != nil {
+		errs = append(errs, err)
+	}
 	if err := e.Err(); err != nil {
 		errs = append(errs, err)
 	}
-	var err error
 	if c.MaxRequestAmount, err = money.ParseDecimal(limitS); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", payment.MaxRequestAmountKey, err))
 	}
@@ -355,7 +360,7 @@ func (s *Service) serveHTTP(ctx context.Context) error {
 		}
 		return nil
 	}
-	srv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: s.handler, ReadHeaderTimeout: 5 * time.Second}
+	srv := s.cfg.HTTPLimits.Server(s.cfg.HTTPAddr, s.handler, s.logger)
 	if s.cfg.HTTPListener == nil {
 		if s.cfg.HTTPAddr == "" {
 			return nil

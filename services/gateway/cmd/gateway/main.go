@@ -3,12 +3,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/server"
@@ -19,6 +18,7 @@ func main() {
 	env := config.FromOS()
 	logger := server.NewLogger(env.String("TALLY_LOG_LEVEL", "info")).With("service", "gateway")
 	addr := env.String("TALLY_GATEWAY_HTTP_ADDR", ":8080")
+	limits, limitsErr := server.LoadHTTPLimits(env)
 	cfg := gateway.Config{
 		LedgerAddr:        env.String("TALLY_LEDGER_ADDR", "localhost:9091"),
 		PricingAddr:       env.String("TALLY_PRICING_ADDR", "localhost:9092"),
@@ -26,8 +26,9 @@ func main() {
 		InstancesAddr:     env.String("TALLY_INSTANCES_ADDR", "localhost:9094"),
 		NotificationsAddr: env.String("TALLY_NOTIFICATIONS_ADDR", "localhost:9095"),
 		Logger:            logger,
+		Limits:            limits,
 	}
-	if err := env.Err(); err != nil {
+	if err := errors.Join(env.Err(), limitsErr); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway: configuration:", err)
 		os.Exit(2)
 	}
@@ -39,7 +40,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer closeConns()
-	srv := &http.Server{Addr: addr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := limits.Server(addr, handler, logger)
 	if err := server.ServeHTTP(ctx, srv, logger); err != nil {
 		logger.Error("gateway stopped", "err", err)
 		os.Exit(1)

@@ -33,7 +33,7 @@ func toStatus(logger *slog.Logger, method string, err error) error {
 	case errors.Is(err, rental.ErrInsufficientCredits), errors.Is(err, rental.ErrEnded),
 		errors.Is(err, rental.ErrNotRentable), errors.Is(err, rental.ErrChargeRefused):
 		code = codes.FailedPrecondition
-	case errors.Is(err, rental.ErrCatalogNotReady), errors.Is(err, metering.ErrLedgerUnavailable):
+	case errors.Is(err, rental.ErrCatalogNotReady), errors.Is(err, metering.ErrLedgerUnavailable), errors.Is(err, rental.ErrStarting):
 		code = codes.Unavailable
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled

@@ -1,14 +1,27 @@
 // Package metering is the instances-metering service's use cases: starting and stopping rentals,
 // the scheduler that charges every rental at each period boundary, the event stream and the
 // delivery of suspension notices.
+//
+// No transaction is open across a call to the ledger or the notifications service: every charge
+// goes claim → commit → call → record. A rental is claimed (a lease with a token, committed),
+// the ledger is called with its own deadline and no transaction open, and the outcome is
+// recorded with the claim released in a new short transaction that only applies while the claim
+// is still this one. A replica that dies between the call and the record leaves its claim to
+// expire; whoever claims the rental next sends the same debits again (idempotency key
+// rental:<instance>:<n>), the ledger replays them, and each period is recorded exactly once.
 package metering
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/money"
@@ -88,7 +101,14 @@ type Config struct {
 	EventPollInterval time.Duration
 	// LedgerTimeout bounds one ledger call (default 10s).
 	LedgerTimeout time.Duration
-	Now           func() time.Time
+	// ClaimLease is how long a claim on rentals holds before another replica may take them
+	// over (default 1m). The ledger calls of a claim stop after three quarters of it, so that
+	// the outcome is normally recorded before the lease ends; it must be at least four
+	// LedgerTimeouts (a grace charge makes three calls).
+	ClaimLease time.Duration
+	// Replica names this replica in its claims (default: host name and a random suffix).
+	Replica string
+	Now     func() time.Time
 }
 
 // Meter meters rentals.
@@ -139,11 +159,43 @@ func New(cfg Config) (*Meter, error) {
 	if cfg.LedgerTimeout <= 0 {
 		cfg.LedgerTimeout = 10 * time.Second
 	}
+	if cfg.ClaimLease == 0 {
+		cfg.ClaimLease = time.Minute
+	}
+	if cfg.ClaimLease < 4*cfg.LedgerTimeout {
+		return nil, fmt.Errorf("metering: claim lease %s must be at least 4 ledger timeouts (%s)", cfg.ClaimLease, 4*cfg.LedgerTimeout)
+	}
+	if cfg.Replica == "" {
+		cfg.Replica = replicaName()
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	return &Meter{cfg: cfg, store: cfg.Store, logger: cfg.Logger, kick: make(chan struct{}, 1),
 		sequence: make(chan struct{}, 1), wake: outbox.NewBroadcast()}, nil
+}
+
+// replicaName names a replica by its host and a random suffix.
+func replicaName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "instances-metering"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// claim returns a new claim of this replica for work charging the periods started by horizon.
+func (m *Meter) claim(horizon time.Time) store.Claim {
+	return store.Claim{Token: uuid.NewString(), Owner: m.cfg.Replica, Horizon: horizon, Expires: horizon.Add(m.cfg.ClaimLease)}
+}
+
+// callContext returns the context of the ledger calls made under a claim: detached from the
+// caller (a claimed charge runs to its end, so that a client hanging up does not leave it in
+// doubt) and ending after three quarters of the lease, before another replica may take over.
+func (m *Meter) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), m.cfg.ClaimLease*3/4)
 }
 
 // ValidatePeriod checks a billing period: at least 1ms and a whole number of microseconds, the
@@ -187,10 +239,10 @@ func (m *Meter) Start(ctx context.Context, req StartRequest) (_ rental.Rental, r
 		return rental.Rental{}, false, err
 	}
 	// A retry returns the rental even when the type can no longer be rented.
-	existing, err := m.store.Get(ctx, req.InstanceID)
+	existing, err := m.store.Lookup(ctx, req.InstanceID)
 	switch {
 	case err == nil:
-		return matchExisting(existing, req)
+		return m.existingStart(ctx, existing, req)
 	case !errors.Is(err, rental.ErrNotFound):
 		return rental.Rental{}, false, err
 	}
@@ -220,22 +272,121 @@ func (m *Meter) Start(ctx context.Context, req StartRequest) (_ rental.Rental, r
 	r := rental.Rental{
 		InstanceID: req.InstanceID, OrgID: req.OrgID, InstanceType: req.InstanceType, PriceVersionID: v.ID,
 		HourlyPrice: v.HourlyPrice, Currency: v.Currency, Period: m.cfg.Period, PeriodPrice: price,
-		IdempotencyKey: req.IdempotencyKey, State: rental.StateRunning, StartedAt: now,
+		IdempotencyKey: req.IdempotencyKey, State: rental.StateStarting, StartedAt: now,
 	}
-	stored, inserted, err := m.store.Start(ctx, r, now, func(ctx context.Context, r rental.Rental) (rental.Outcome, error) {
-		return m.charge(ctx, r, now)
-	})
+	// Claim: the rental is inserted as starting under this replica's claim and committed; the
+	// first period is charged with no transaction open.
+	c := m.claim(now)
+	stored, inserted, err := m.store.InsertStarting(ctx, r, c)
 	if err != nil {
 		return rental.Rental{}, false, err
 	}
 	if !inserted {
-		return matchExisting(stored, req)
+		return m.existingStart(ctx, stored, req)
+	}
+	started, err := m.completeStart(ctx, stored, c)
+	if err != nil {
+		return rental.Rental{}, false, err
 	}
 	m.logger.Info("rental started", "instance_id", r.InstanceID, "org_id", r.OrgID, "instance_type", r.InstanceType,
 		"hourly_price", r.HourlyPrice.Display(), "currency", r.Currency, "period", r.Period.String())
+	return started, false, nil
+}
+
+// existingStart decides what a start of an instance that already has a rental returns. A rental
+// still starting whose claim has lapsed (its start failed or its replica died) is completed now.
+func (m *Meter) existingStart(ctx context.Context, r rental.Rental, req StartRequest) (rental.Rental, bool, error) {
+	if r.State != rental.StateStarting {
+		return matchExisting(r, req)
+	}
+	if r.OrgID != req.OrgID || r.InstanceType != req.InstanceType {
+		return matchExisting(r, req)
+	}
+	started, err := m.resumeStart(ctx, r.InstanceID)
+	if err != nil {
+		return rental.Rental{}, false, err
+	}
+	return matchExisting(started, req)
+}
+
+// resumeStart completes the start of a starting rental whose claim has lapsed; while another
+// claim holds it, the start is still being decided there (rental.ErrStarting).
+func (m *Meter) resumeStart(ctx context.Context, instanceID string) (rental.Rental, error) {
+	c := m.claim(m.now())
+	r, ok, err := m.store.ClaimStart(ctx, instanceID, c)
+	if err != nil {
+		return rental.Rental{}, err
+	}
+	if !ok {
+		cur, err := m.store.Lookup(ctx, instanceID)
+		switch {
+		case errors.Is(err, rental.ErrNotFound):
+			return rental.Rental{}, fmt.Errorf("%w: the start of instance %q was refused", rental.ErrNotFound, instanceID)
+		case err != nil:
+			return rental.Rental{}, err
+		case cur.State != rental.StateStarting:
+			return cur, nil
+		}
+		return rental.Rental{}, fmt.Errorf("%w: instance %q; retry", rental.ErrStarting, instanceID)
+	}
+	return m.completeStart(ctx, r, c)
+}
+
+// completeStart charges the first period (and any due since) of a starting rental claimed with
+// c, then records the outcome: the rental runs, or it is removed when the ledger refuses the
+// first period (rental.ErrInsufficientCredits or rental.ErrChargeRefused). When the ledger's
+// answer is unknown (it is unavailable or timed out), the rental stays starting: the retry of
+// the start, a stop or the scheduler completes it, replaying the same debit.
+func (m *Meter) completeStart(ctx context.Context, r rental.Rental, c store.Claim) (rental.Rental, error) {
+	cctx, cancel := m.callContext(ctx)
+	out, cerr := m.charge(cctx, r, c.Horizon)
+	cancel()
+	rec := m.settle(r, out, cerr, c.Horizon)
+	recorded, err := m.store.Record(ctx, c.Horizon, c.Token, []store.Record{rec})
+	if err != nil {
+		return rental.Rental{}, fmt.Errorf("recording the start of %q: %w", r.InstanceID, err)
+	}
+	if !recorded[0] {
+		// The lease ran out and another replica took the start over: its record stands.
+		m.logger.Warn("start taken over by another replica", "instance_id", r.InstanceID)
+		cur, err := m.store.Lookup(ctx, r.InstanceID)
+		switch {
+		case errors.Is(err, rental.ErrNotFound):
+			return rental.Rental{}, fmt.Errorf("%w: first period of instance %q", rental.ErrInsufficientCredits, r.InstanceID)
+		case err != nil:
+			return rental.Rental{}, err
+		case cur.State == rental.StateStarting:
+			return rental.Rental{}, fmt.Errorf("%w: instance %q; retry", rental.ErrStarting, r.InstanceID)
+		}
+		return cur, nil
+	}
+	switch {
+	case rec.Delete && cerr != nil:
+		return rental.Rental{}, cerr
+	case rec.Delete:
+		return rental.Rental{}, fmt.Errorf("%w: first period of instance %q", rental.ErrInsufficientCredits, r.InstanceID)
+	case rec.After.State == rental.StateStarting:
+		return rental.Rental{}, fmt.Errorf("the start of instance %q is pending, retry: %w", r.InstanceID, cerr)
+	}
 	signal(m.sequence)
 	signal(m.kick)
-	return stored, false, nil
+	return rec.After, nil
+}
+
+// settle decides what to record for rental r after charging it at now: the outcome applied with
+// its events, or the removal of a rental whose start the ledger refused. A failed charge keeps
+// the rental from being claimed again for a poll interval.
+func (m *Meter) settle(r rental.Rental, out rental.Outcome, err error, now time.Time) store.Record {
+	if r.StartRefused(out) || (r.State == rental.StateStarting && len(out.Charges) == 0 && errors.Is(err, rental.ErrChargeRefused)) {
+		return store.Record{After: r, Delete: true}
+	}
+	after, events := r.Transition(out, now)
+	rec := store.Record{After: after, Charges: out.Charges, Events: events,
+		Notice: out.Suspended && r.Charging() && after.State == rental.StateSuspended}
+	if err != nil {
+		rec.RetryAt = now.Add(m.cfg.PollInterval)
+	}
+	return rec
 }
 
 // matchExisting decides what a start of an instance that already has a rental returns.
@@ -251,25 +402,75 @@ func matchExisting(r rental.Rental, req StartRequest) (rental.Rental, bool, erro
 }
 
 // Stop ends the rental of an instance. Periods that started before now and were not charged yet
-// (the scheduler was behind) are charged; nothing later ever is.
+// (the scheduler was behind) are charged; nothing later ever is. The stop itself is committed
+// first (with a claim when periods are owed), then the owed periods are charged with no
+// transaction open and recorded; if that fails, the stop stands and the scheduler charges them.
 func (m *Meter) Stop(ctx context.Context, instanceID string) (rental.Rental, error) {
 	if err := rental.ValidateID("instance_id", instanceID); err != nil {
 		return rental.Rental{}, err
 	}
-	now := m.now()
-	r, err := m.store.Stop(ctx, instanceID, now, func(ctx context.Context, r rental.Rental) rental.Outcome {
-		out, err := m.charge(ctx, r, now)
-		if err != nil {
-			// The stop stands; the scheduler charges the rest.
-			m.logger.Warn("charging the last periods of a stopped rental failed", "instance_id", r.InstanceID, "err", err)
-		}
-		return out
-	})
+	cur, err := m.store.Lookup(ctx, instanceID)
 	if err != nil {
 		return rental.Rental{}, err
 	}
+	if cur.State == rental.StateStarting {
+		// Its start is in doubt: decide it first, as a start followed by this stop.
+		if _, err := m.resumeStart(ctx, instanceID); err != nil {
+			if errors.Is(err, rental.ErrInsufficientCredits) || errors.Is(err, rental.ErrChargeRefused) {
+				return rental.Rental{}, fmt.Errorf("%w: instance %q never started: %w", rental.ErrNotFound, instanceID, err)
+			}
+			return rental.Rental{}, err
+		}
+	}
+	now := m.now()
+	c := m.claim(now)
+	owes := false
+	r, err := m.store.UpdateRental(ctx, instanceID, func(cur rental.Rental, held store.Held) (*store.Change, error) {
+		switch cur.State {
+		case rental.StateStarting:
+			return nil, fmt.Errorf("%w: instance %q; retry", rental.ErrStarting, instanceID)
+		case rental.StateStopped:
+			return nil, nil
+		}
+		at := now
+		if held.Live(now) && !held.Horizon.Before(at) {
+			// A replica is charging up to its horizon (a clock ahead of ours): stop after it,
+			// so that nothing it charges starts after the stop.
+			at = held.Horizon.Add(time.Microsecond)
+		}
+		stopped, events := cur.Stop(at, now)
+		change := &store.Change{After: stopped, Events: events}
+		if owes = !stopped.NextPeriodAt().IsZero(); owes {
+			// Take the rental over: a scheduler's claim on it is fenced out, and its debits are
+			// the same keys as ours, replayed by the ledger.
+			c.Horizon = at
+			change.Claim = &c
+		}
+		return change, nil
+	})
+	if err != nil || !owes {
+		if err == nil {
+			signal(m.sequence)
+		}
+		return r, err
+	}
+	cctx, cancel := m.callContext(ctx)
+	out, cerr := m.charge(cctx, r, c.Horizon)
+	cancel()
+	if cerr != nil {
+		// The stop stands; the scheduler charges the rest.
+		m.logger.Warn("charging the last periods of a stopped rental failed", "instance_id", r.InstanceID, "err", cerr)
+	}
+	rec := m.settle(r, out, cerr, now)
+	recorded, err := m.store.Record(ctx, now, c.Token, []store.Record{rec})
+	if err != nil {
+		return rental.Rental{}, fmt.Errorf("recording the last periods of %q: %w", instanceID, err)
+	}
 	signal(m.sequence)
-	return r, nil
+	if !recorded[0] {
+		return m.store.Get(ctx, instanceID)
+	}
+	return rec.After, nil
 }
 
 // signal wakes the goroutine waiting on ch, if it is not already woken.
@@ -303,7 +504,7 @@ func (m *Meter) List(ctx context.Context, orgID string, limit int, beforeID int6
 func (m *Meter) charge(ctx context.Context, r rental.Rental, now time.Time) (rental.Outcome, error) {
 	var out rental.Outcome
 	due := min(r.DuePeriods(now), m.cfg.MaxPeriodsPerPass)
-	running := r.State == rental.StateRunning
+	running := r.Charging()
 	for i := range due {
 		n := r.PeriodsCharged + i
 		if r.PeriodPrice == 0 {

@@ -3,7 +3,9 @@ package metering
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tallyhq/tally/pkg/outbox"
@@ -65,9 +67,11 @@ func (m *Meter) schedule(ctx context.Context) {
 	}
 }
 
-// ChargeDueOnce charges every rental due now: Workers transactions at a time each claim a batch
-// of due rentals no other transaction holds, until none is left. Per-rental failures are logged
-// and retried at the next pass; the error reports a failed batch.
+// ChargeDueOnce charges every rental due now: Workers at a time, each claims a batch of due
+// rentals that no live claim holds (committed), charges them through the ledger with no
+// transaction open, and records the outcomes with the claims released, until none is left.
+// Per-rental failures are logged and retried a poll interval later; the error reports them and
+// failed batches.
 func (m *Meter) ChargeDueOnce(ctx context.Context) error {
 	now := m.now()
 	var wg sync.WaitGroup
@@ -75,13 +79,12 @@ func (m *Meter) ChargeDueOnce(ctx context.Context) error {
 	for w := range m.cfg.Workers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				n, err := m.store.ChargeDue(ctx, now, m.cfg.BatchSize, m.chargeBatch(now))
+				n, err := m.chargeBatch(ctx, now)
 				if err != nil {
 					errs[w] = err
-					return
-				}
-				if n > 0 {
-					signal(m.sequence)
+					if !errors.Is(err, errChargesFailed) {
+						return
+					}
 				}
 				if n < m.cfg.BatchSize {
 					return
@@ -93,45 +96,69 @@ func (m *Meter) ChargeDueOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// chargeBatch charges locked rentals concurrently (the ledger group-commits concurrent debits).
-func (m *Meter) chargeBatch(now time.Time) store.BatchChargeFunc {
-	return func(ctx context.Context, rs []rental.Rental) []rental.Outcome {
-		outs := make([]rental.Outcome, len(rs))
-		sem := make(chan struct{}, m.cfg.Concurrency)
-		var wg sync.WaitGroup
-		failed := 0
-		var mu sync.Mutex
-		for i, r := range rs {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				out, err := m.charge(ctx, r, now)
-				outs[i] = out
-				if err != nil && ctx.Err() == nil {
-					mu.Lock()
-					failed++
-					first := failed == 1
-					mu.Unlock()
-					if first {
-						m.logger.Warn("charging a rental failed; retried at the next pass", "instance_id", r.InstanceID, "err", err)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if failed > 1 {
-			m.logger.Warn("charging rentals failed; retried at the next pass", "failed", failed, "batch", len(rs))
-		}
-		charged := 0
-		for _, o := range outs {
-			charged += len(o.Charges)
-		}
-		if charged > 0 {
-			m.logger.Debug("charge batch done", "rentals", len(rs), "periods", charged)
-		}
-		return outs
+// chargeBatch claims up to BatchSize due rentals, charges them concurrently (the ledger
+// group-commits concurrent debits) and records the outcomes. It returns how many it claimed.
+func (m *Meter) chargeBatch(ctx context.Context, now time.Time) (int, error) {
+	c := m.claim(now)
+	rs, err := m.store.ClaimDue(ctx, m.cfg.BatchSize, c)
+	if err != nil || len(rs) == 0 {
+		return 0, err
 	}
+	cctx, cancel := m.callContext(ctx)
+	defer cancel()
+	// A stop of the service ends the calls; what they did is still recorded.
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	records := make([]store.Record, len(rs))
+	sem := make(chan struct{}, m.cfg.Concurrency)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i, r := range rs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out, err := m.charge(cctx, r, now)
+			records[i] = m.settle(r, out, err, now)
+			if err != nil && ctx.Err() == nil && failed.Add(1) == 1 {
+				m.logger.Warn("charging a rental failed; retried at the next pass", "instance_id", r.InstanceID, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	recorded, err := m.store.Record(ctx, now, c.Token, records)
+	if err != nil {
+		// The claims expire and the next claimer replays the debits.
+		return 0, fmt.Errorf("recording a charge batch: %w", err)
+	}
+	charged, lost := 0, 0
+	for i, rec := range records {
+		if !recorded[i] {
+			lost++
+			continue
+		}
+		charged += len(rec.Charges)
+	}
+	if lost > 0 {
+		m.logger.Warn("claims taken over by another replica before their record", "rentals", lost, "batch", len(rs))
+	}
+	if charged > 0 || lost < len(rs) {
+		signal(m.sequence)
+	}
+	if charged > 0 {
+		m.logger.Debug("charge batch done", "rentals", len(rs), "periods", charged)
+	}
+	if n := failed.Load(); n > 0 {
+		if n > 1 {
+			m.logger.Warn("charging rentals failed; retried at the next pass", "failed", n, "batch", len(rs))
+		}
+		return len(rs), fmt.Errorf("%w: %d of %d rentals not charged", errChargesFailed, n, len(rs))
+	}
+	return len(rs), nil
 }
+
+// errChargesFailed reports rentals whose charge failed in a pass (they are retried a poll
+// interval later).
+var errChargesFailed = errors.New("charges failed")
 
 // deliverNotices sends queued suspension notices to the notifications service, retrying with
 // backoff until delivered. The notifications service deduplicates by idempotency key, so a
@@ -145,7 +172,7 @@ func (m *Meter) deliverNotices(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		_, err := m.store.DeliverNotices(ctx, m.now(), 50, func(ctx context.Context, n store.Notice) error {
+		_, err := m.store.DeliverNotices(ctx, m.now(), 50, m.cfg.ClaimLease, func(ctx context.Context, n store.Notice) error {
 			ctx, cancel := context.WithTimeout(ctx, m.cfg.LedgerTimeout)
 			defer cancel()
 			return m.cfg.Notifier.RentalSuspended(ctx, n.OrgID, n.InstanceID, "rental-suspended:"+n.InstanceID, n.Reason)

@@ -38,13 +38,18 @@ var (
 	// ErrChargeRefused: the ledger refused a charge for a reason other than funds (such as an
 	// account in another currency); retrying will not help.
 	ErrChargeRefused = errors.New("the ledger refused the charge")
+	// ErrStarting: the instance's start is still being decided (its first period is being
+	// charged, or its outcome is unknown and will be completed); retry shortly.
+	ErrStarting = errors.New("the instance's rental is still starting")
 )
 
 // State is the life cycle of a rental.
 type State string
 
-// States of a rental.
+// States of a rental. A rental is starting from its insert until its first period is recorded;
+// only the metering service itself sees it in that state.
 const (
+	StateStarting  State = "starting"
 	StateRunning   State = "running"
 	StateSuspended State = "suspended_insufficient_credits"
 	StateStopped   State = "stopped"
@@ -87,7 +92,7 @@ func (r *Rental) PeriodStart(n int64) time.Time {
 func (r *Rental) NextPeriodAt() time.Time {
 	next := r.PeriodStart(r.PeriodsCharged)
 	switch r.State {
-	case StateRunning:
+	case StateStarting, StateRunning:
 		return next
 	case StateStopped:
 		// A rental suspended before it stopped owes nothing more.
@@ -98,13 +103,13 @@ func (r *Rental) NextPeriodAt() time.Time {
 	return time.Time{}
 }
 
-// DuePeriods returns how many periods are due at now beyond those charged: for a running rental
-// every period started at or before now, for a stopped one every period started before the stop
+// DuePeriods returns how many periods are due at now beyond those charged: for a running (or
+// starting) rental every period started at or before now, for a stopped one every period started before the stop
 // (periods the scheduler had not reached yet when it stopped), none for a suspended one.
 func (r *Rental) DuePeriods(now time.Time) int64 {
 	var until time.Time
 	switch r.State {
-	case StateRunning:
+	case StateStarting, StateRunning:
 		until = now
 	case StateStopped:
 		if !r.SuspendedAt.IsZero() {
@@ -190,7 +195,8 @@ type Charge struct {
 	Grace bool
 }
 
-// Outcome is what one charging pass did to a rental; the store applies it with the rental locked.
+// Outcome is what one charging pass did to a rental; it is recorded after the ledger calls, in
+// the transaction that releases the rental's claim.
 type Outcome struct {
 	Charges []Charge
 	// Suspended: the next period could not be paid.
@@ -199,11 +205,24 @@ type Outcome struct {
 	RefusedPeriod int64
 }
 
-// Apply returns r after the outcome at now.
+// Charging reports whether r's periods are charged as a running rental's, requiring funds (or
+// fitting the grace): a running rental, or a starting one (its first period decides the start).
+func (r *Rental) Charging() bool { return r.State == StateRunning || r.State == StateStarting }
+
+// StartRefused reports whether outcome o refuses the start of r: nothing could be charged and
+// the first period could not be paid.
+func (r *Rental) StartRefused(o Outcome) bool {
+	return r.State == StateStarting && len(o.Charges) == 0 && o.Suspended
+}
+
+// Apply returns r after the outcome at now. A starting rental whose first period is paid runs.
 func (r Rental) Apply(o Outcome, now time.Time) Rental {
 	for _, c := range o.Charges {
 		r.PeriodsCharged++
 		r.TotalCharged += c.Amount
+	}
+	if r.State == StateStarting && len(o.Charges) > 0 {
+		r.State = StateRunning
 	}
 	if o.Suspended && r.State == StateRunning {
 		r.State = StateSuspended
@@ -246,12 +265,39 @@ func (r *Rental) Events(o Outcome, now time.Time) []Event {
 		e.Kind, e.Period, e.Amount, e.TransactionID = EventPeriodCharged, c.Period, c.Amount, c.TransactionID
 		out = append(out, e)
 	}
-	if o.Suspended && r.State == StateRunning {
+	if o.Suspended && r.Charging() {
 		e := base
 		e.Kind, e.Period, e.Amount = EventSuspended, o.RefusedPeriod, r.PeriodPrice
 		out = append(out, e)
 	}
 	return out
+}
+
+// Transition returns r after outcome o at now with the events of the change, in order: STARTED
+// when a starting rental's first period is paid, one PERIOD_CHARGED per charge, SUSPENDED when a
+// period cannot be paid, and STOPPED when a stopped rental is left owing nothing more.
+func (r Rental) Transition(o Outcome, now time.Time) (Rental, []Event) {
+	after := r.Apply(o, now)
+	var events []Event
+	if r.State == StateStarting && after.State != StateStarting {
+		events = append(events, r.Event(EventStarted, now))
+	}
+	events = append(events, r.Events(o, now)...)
+	if r.State == StateStopped && !r.NextPeriodAt().IsZero() && after.NextPeriodAt().IsZero() {
+		events = append(events, after.Event(EventStopped, now))
+	}
+	return after, events
+}
+
+// Stop returns r stopped at at: it is charged nothing for periods starting at or after at. The
+// STOPPED event comes with it when it owes nothing more, else with the record of its last
+// periods (see Transition).
+func (r Rental) Stop(at, now time.Time) (Rental, []Event) {
+	r.State, r.StoppedAt = StateStopped, at
+	if r.NextPeriodAt().IsZero() {
+		return r, []Event{r.Event(EventStopped, now)}
+	}
+	return r, nil
 }
 
 // Event returns an event of kind about r at now.

@@ -117,3 +117,91 @@ func TestValidation(t *testing.T) {
 	}
 	require.Equal(t, "rental:i-1:12", ChargeKey("i-1", 12))
 }
+
+func TestTransitionEmitsTheEventsOfEachChange(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	base := Rental{InstanceID: "i-1", OrgID: "acme", InstanceType: "cpu-8x32", Currency: "USD", PeriodPrice: 7,
+		StartedAt: now.Add(-90 * time.Minute), Period: time.Hour}
+	charge := func(periods ...int64) Outcome {
+		var o Outcome
+		for _, p := range periods {
+			o.Charges = append(o.Charges, Charge{Period: p, Amount: 7})
+		}
+		return o
+	}
+	tests := []struct {
+		name      string
+		mutate    func(r *Rental)
+		outcome   Outcome
+		wantState State
+		want      []EventKind
+	}{
+		{"a start whose first period is paid runs", func(r *Rental) { r.State = StateStarting }, charge(0),
+			StateRunning, []EventKind{EventStarted, EventPeriodCharged}},
+		{"a start completed late catches up", func(r *Rental) { r.State = StateStarting }, charge(0, 1),
+			StateRunning, []EventKind{EventStarted, EventPeriodCharged, EventPeriodCharged}},
+		{"a start completed late, then suspended", func(r *Rental) { r.State = StateStarting },
+			Outcome{Charges: []Charge{{Period: 0, Amount: 7}}, Suspended: true, RefusedPeriod: 1},
+			StateSuspended, []EventKind{EventStarted, EventPeriodCharged, EventSuspended}},
+		{"a start not decided yet stays starting", func(r *Rental) { r.State = StateStarting }, Outcome{},
+			StateStarting, nil},
+		{"a running rental's boundary", func(r *Rental) { r.State, r.PeriodsCharged = StateRunning, 1 }, charge(1),
+			StateRunning, []EventKind{EventPeriodCharged}},
+		{"a stopped rental's last owed period", func(r *Rental) {
+			r.State, r.StoppedAt, r.PeriodsCharged = StateStopped, now.Add(-10*time.Minute), 1
+		}, charge(1), StateStopped, []EventKind{EventPeriodCharged, EventStopped}},
+		{"a stopped rental still owing after a failed charge", func(r *Rental) {
+			r.State, r.StoppedAt, r.PeriodsCharged = StateStopped, now.Add(-10*time.Minute), 0
+		}, charge(0), StateStopped, []EventKind{EventPeriodCharged}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := base
+			tt.mutate(&r)
+			after, events := r.Transition(tt.outcome, now)
+			require.Equal(t, tt.wantState, after.State)
+			var kinds []EventKind
+			for _, e := range events {
+				kinds = append(kinds, e.Kind)
+			}
+			require.Equal(t, tt.want, kinds)
+		})
+	}
+
+	refused := base
+	refused.State = StateStarting
+	require.True(t, refused.StartRefused(Outcome{Suspended: true}))
+	require.False(t, refused.StartRefused(charge(0)))
+	running := base
+	running.State = StateRunning
+	require.False(t, running.StartRefused(Outcome{Suspended: true}))
+}
+
+func TestStopEmitsStoppedOnceNothingIsOwed(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		r       Rental
+		at      time.Time
+		owes    bool
+		stopped bool
+	}{
+		{"every started period charged", Rental{State: StateRunning, PeriodsCharged: 2}, start.Add(90 * time.Minute), false, true},
+		{"the scheduler was behind", Rental{State: StateRunning, PeriodsCharged: 1}, start.Add(90 * time.Minute), true, false},
+		{"at a boundary owes nothing for the period starting then", Rental{State: StateRunning, PeriodsCharged: 2}, start.Add(2 * time.Hour), false, true},
+		{"suspended owes nothing more", Rental{State: StateSuspended, SuspendedAt: start.Add(time.Hour), PeriodsCharged: 1}, start.Add(3 * time.Hour), false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.r
+			r.StartedAt, r.Period = start, time.Hour
+			after, events := r.Stop(tt.at, tt.at)
+			require.Equal(t, StateStopped, after.State)
+			require.Equal(t, tt.at, after.StoppedAt)
+			require.Equal(t, tt.owes, !after.NextPeriodAt().IsZero())
+			require.Equal(t, tt.stopped, len(events) == 1 && events[0].Kind == EventStopped)
+		})
+	}
+}

@@ -51,7 +51,7 @@ func patchFromProto(s *notificationsv1.NotificationSettings, mask []string) (pat
 			known = known || sp == path
 		}
 		if !known {
-			return patch{}, fmt.Errorf("%w: update_mask: %s is not a settable field (one of %s)", notify.ErrInvalid, textcheck.Quote(path), strings.Join(settablePaths, ", "))
+			return patch{}, fmt.Errorf("%w: update_mask: %s is not a settable field", notify.ErrInvalid, textcheck.Quote(path))
 		}
 		p.paths[path] = true
 	}

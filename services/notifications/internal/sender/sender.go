@@ -1,7 +1,8 @@
 // Package sender delivers queued emails over SMTP (github.com/wneessen/go-mail). Workers claim
-// one due email at a time with FOR UPDATE SKIP LOCKED, so replicas never send an email
-// concurrently; failures are retried with exponential backoff; every attempt of an email
-// carries the same Message-ID, derived from the email's id.
+// one due email at a time (a lease, committed before the SMTP exchange, so no transaction is
+// open while the server answers; replicas never send an email concurrently while its lease
+// holds); failures are retried with exponential backoff; every attempt of an email carries the
+// same Message-ID, derived from the email's id.
 package sender
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	"github.com/tallyhq/tally/services/notifications/internal/emails"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
+	"github.com/tallyhq/tally/services/notifications/internal/store"
 )
 
 // TLSMode says how the SMTP connection is secured.
@@ -59,7 +61,7 @@ type SMTPConfig struct {
 
 // Outbox is the queue the sender drains.
 type Outbox interface {
-	DeliverNext(ctx context.Context, now time.Time, deliver func(context.Context, notify.Delivery) notify.Attempt) (bool, error)
+	DeliverNext(ctx context.Context, now time.Time, c store.EmailClaim, deliver func(context.Context, notify.Delivery) notify.Attempt) (bool, error)
 }
 
 // Config configures a Sender.
@@ -79,6 +81,11 @@ type Config struct {
 	RetryMax  time.Duration
 	// MaxAttempts marks an email failed after that many failed attempts.
 	MaxAttempts int
+	// ClaimLease is how long a worker holds an email it is sending before another may take it
+	// over (and send it again, with the same Message-ID); at least twice the SMTP timeout.
+	ClaimLease time.Duration
+	// Replica names this replica in its claims (emails.claimed_by).
+	Replica string
 	// Sent counts attempts by kind and result ("sent", "retry", "failed"); optional.
 	Sent *prometheus.CounterVec
 }
@@ -99,6 +106,12 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Workers < 1 || cfg.PollInterval <= 0 || cfg.RetryBase <= 0 || cfg.RetryMax < cfg.RetryBase || cfg.MaxAttempts < 1 {
 		return nil, errors.New("sender: workers, poll interval, retry delays and max attempts must be positive")
 	}
+	if cfg.ClaimLease < 2*smtpTimeout(cfg.SMTP) {
+		return nil, fmt.Errorf("sender: claim lease %s must be at least twice the SMTP timeout %s", cfg.ClaimLease, smtpTimeout(cfg.SMTP))
+	}
+	if cfg.Replica == "" {
+		return nil, errors.New("sender: replica name is required")
+	}
 	from, err := mail.ParseAddress(cfg.SMTP.From)
 	if err != nil {
 		return nil, fmt.Errorf("sender: from address %q: %w", cfg.SMTP.From, err)
@@ -114,11 +127,7 @@ func newClient(c SMTPConfig) (*gomail.Client, error) {
 	if c.Host == "" || c.Port <= 0 || c.Port > 65535 {
 		return nil, fmt.Errorf("sender: SMTP host and port are required, got %q:%d", c.Host, c.Port)
 	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 15 * time.Second
-	}
-	opts := []gomail.Option{gomail.WithPort(c.Port), gomail.WithTimeout(timeout)}
+	opts := []gomail.Option{gomail.WithPort(c.Port), gomail.WithTimeout(smtpTimeout(c))}
 	switch c.TLS {
 	case TLSNone:
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
@@ -137,6 +146,14 @@ func newClient(c SMTPConfig) (*gomail.Client, error) {
 		return nil, fmt.Errorf("sender: configuring SMTP client: %w", err)
 	}
 	return client, nil
+}
+
+// smtpTimeout is the bound of connecting and of each SMTP command (default 15s).
+func smtpTimeout(c SMTPConfig) time.Duration {
+	if c.Timeout <= 0 {
+		return 15 * time.Second
+	}
+	return c.Timeout
 }
 
 // Wake tells an idle worker that emails were queued.
@@ -166,12 +183,14 @@ func (s *Sender) work(ctx context.Context) {
 		return
 	}
 	// A claimed email is sent to the end even when shutdown begins meanwhile (go-mail's
-	// timeout bounds each SMTP command), so a stop does not turn a send into a retry.
+	// timeout bounds connecting and each SMTP command), so a stop does not turn a send into a
+	// retry.
 	deliver := func(ctx context.Context, d notify.Delivery) notify.Attempt {
 		return s.deliver(context.WithoutCancel(ctx), client, d)
 	}
+	claim := store.EmailClaim{Owner: s.cfg.Replica, Lease: s.cfg.ClaimLease}
 	for ctx.Err() == nil {
-		claimed, err := s.cfg.Outbox.DeliverNext(ctx, time.Now(), deliver)
+		claimed, err := s.cfg.Outbox.DeliverNext(ctx, time.Now(), claim, deliver)
 		if err != nil && ctx.Err() == nil {
 			s.cfg.Logger.Warn("email delivery failed", "err", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
@@ -36,46 +37,54 @@ func scanDelivery(row pgx.Row) (notify.Delivery, error) {
 	return d, nil
 }
 
-// DeliverNext claims the oldest due pending email with FOR UPDATE SKIP LOCKED, calls deliver
-// with it while the row stays locked (so no other replica sends it meanwhile), and records the
-// attempt in the same transaction. It reports false when nothing was due.
+// EmailClaim is how a sender claims an email: its name (shown while it holds the email) and the
+// lease after which another sender may take the email over.
+type EmailClaim struct {
+	Owner string
+	Lease time.Duration
+}
+
+// DeliverNext delivers the oldest due pending email: claim → commit → call → record. It claims
+// the email (FOR UPDATE SKIP LOCKED inside the claiming statement, so concurrent senders take
+// different emails) by pushing its next attempt to the end of the lease, with a fresh token, and
+// commits; it calls deliver with no transaction open; then it records the attempt in a new short
+// transaction. It reports false when nothing was due.
 //
-// A crash after the SMTP server accepted the email but before the commit leaves the email
-// pending: it is sent again with the same Message-ID (at-least-once delivery).
-func (s *Store) DeliverNext(ctx context.Context, now time.Time, deliver func(context.Context, notify.Delivery) notify.Attempt) (bool, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return false, fmt.Errorf("beginning transaction: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	d, err := scanDelivery(tx.QueryRow(ctx, `SELECT `+emailColumns+` FROM emails
-WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, now))
+// A sender that dies after the SMTP server accepted the email but before the record leaves it
+// pending: once the lease ends it is sent again with the same Message-ID (at-least-once
+// delivery). A sent email is recorded as sent whoever claims it now; a failure is recorded only
+// while the claim is still the one that failed, so a sender whose lease ran out cannot mark an
+// email failed or push back its retry under a newer claim.
+func (s *Store) DeliverNext(ctx context.Context, now time.Time, c EmailClaim, deliver func(context.Context, notify.Delivery) notify.Attempt) (bool, error) {
+	token := uuid.NewString()
+	d, err := scanDelivery(s.pool.QueryRow(ctx, `UPDATE emails SET claim_token = $3::text::uuid, claimed_by = $4, next_attempt_at = $2,
+attempts = attempts + 1
+WHERE id = (SELECT id FROM emails WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING `+emailColumns, now, now.Add(c.Lease), token, c.Owner))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("claiming email: %w", err)
 	}
+	d.Attempts-- // the attempts made before this one
 	a := deliver(ctx, d)
 	// The attempt is recorded even when ctx ends meanwhile: the server may have the email.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	switch {
 	case a.Err == nil:
-		_, err = tx.Exec(wctx, `UPDATE emails SET status = 'sent', attempts = attempts + 1, message_id = $2, last_error = '', sent_at = now()
-WHERE id = $1`, d.ID, a.MessageID)
+		_, err = s.pool.Exec(wctx, `UPDATE emails SET status = 'sent', message_id = $2, last_error = '', sent_at = now(),
+claim_token = NULL, claimed_by = NULL WHERE id = $1 AND status = 'pending'`, d.ID, a.MessageID)
 	case a.GiveUp:
-		_, err = tx.Exec(wctx, `UPDATE emails SET status = 'failed', attempts = attempts + 1, message_id = $2, last_error = $3 WHERE id = $1`,
-			d.ID, a.MessageID, truncate(a.Err.Error(), 1000))
+		_, err = s.pool.Exec(wctx, `UPDATE emails SET status = 'failed', message_id = $2, last_error = $3, claim_token = NULL, claimed_by = NULL
+WHERE id = $1 AND status = 'pending' AND claim_token = $4::text::uuid`, d.ID, a.MessageID, truncate(a.Err.Error(), 1000), token)
 	default:
-		_, err = tx.Exec(wctx, `UPDATE emails SET attempts = attempts + 1, message_id = $2, last_error = $3, next_attempt_at = $4 WHERE id = $1`,
-			d.ID, a.MessageID, truncate(a.Err.Error(), 1000), a.RetryAt)
+		_, err = s.pool.Exec(wctx, `UPDATE emails SET message_id = $2, last_error = $3, next_attempt_at = $4, claim_token = NULL, claimed_by = NULL
+WHERE id = $1 AND status = 'pending' AND claim_token = $5::text::uuid`, d.ID, a.MessageID, truncate(a.Err.Error(), 1000), a.RetryAt, token)
 	}
 	if err != nil {
 		return true, fmt.Errorf("recording delivery of %s: %w", d.ID, err)
-	}
-	if err := tx.Commit(wctx); err != nil {
-		return true, fmt.Errorf("committing delivery of %s: %w", d.ID, err)
 	}
 	return true, nil
 }

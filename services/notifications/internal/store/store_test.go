@@ -2,12 +2,15 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tallyhq/tally/pkg/pg"
@@ -19,7 +22,16 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
+// claim is the senders' claim in these tests.
+var claim = store.EmailClaim{Owner: "test-sender", Lease: time.Minute}
+
 func newStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, _ := newStoreWithPool(t)
+	return st
+}
+
+func newStoreWithPool(t *testing.T) (*store.Store, *pgxpool.Pool) {
 	t.Helper()
 	pool, err := pg.Connect(t.Context(), testenv.PostgresURL(t), "notifications", 20)
 	require.NoError(t, err)
@@ -27,7 +39,7 @@ func newStore(t *testing.T) *store.Store {
 	require.NoError(t, pg.Migrate(t.Context(), pool, "notifications", migrations.FS))
 	st, err := store.New(pool)
 	require.NoError(t, err)
-	return st
+	return st, pool
 }
 
 // Concurrent senders (as on several replicas) claim with SKIP LOCKED: every email is handed to
@@ -59,7 +71,7 @@ func TestDeliverNextHandsEachEmailToOneSender(t *testing.T) {
 	for range 6 {
 		wg.Go(func() {
 			for {
-				claimed, err := st.DeliverNext(t.Context(), time.Now(), deliver)
+				claimed, err := st.DeliverNext(t.Context(), time.Now(), claim, deliver)
 				if err != nil {
 					t.Error(err)
 					return
@@ -90,24 +102,24 @@ func TestDeliverNextRecordsRetriesAndFailures(t *testing.T) {
 
 	now := time.Now()
 	retryAt := now.Add(time.Hour)
-	claimed, err := st.DeliverNext(t.Context(), now, func(context.Context, notify.Delivery) notify.Attempt {
+	claimed, err := st.DeliverNext(t.Context(), now, claim, func(context.Context, notify.Delivery) notify.Attempt {
 		return notify.Attempt{MessageID: "m", Err: fmt.Errorf("421 try later"), RetryAt: retryAt}
 	})
 	require.NoError(t, err)
 	require.True(t, claimed)
-	claimed, err = st.DeliverNext(t.Context(), now.Add(time.Minute), func(context.Context, notify.Delivery) notify.Attempt {
+	claimed, err = st.DeliverNext(t.Context(), now.Add(time.Minute), claim, func(context.Context, notify.Delivery) notify.Attempt {
 		t.Fatal("not due yet")
 		return notify.Attempt{}
 	})
 	require.NoError(t, err)
 	require.False(t, claimed)
-	claimed, err = st.DeliverNext(t.Context(), retryAt.Add(time.Second), func(_ context.Context, d notify.Delivery) notify.Attempt {
+	claimed, err = st.DeliverNext(t.Context(), retryAt.Add(time.Second), claim, func(_ context.Context, d notify.Delivery) notify.Attempt {
 		require.Equal(t, 1, d.Attempts)
 		return notify.Attempt{MessageID: "m", Err: fmt.Errorf("550 no such user"), GiveUp: true}
 	})
 	require.NoError(t, err)
 	require.True(t, claimed)
-	claimed, err = st.DeliverNext(t.Context(), retryAt.Add(time.Hour), func(context.Context, notify.Delivery) notify.Attempt {
+	claimed, err = st.DeliverNext(t.Context(), retryAt.Add(time.Hour), claim, func(context.Context, notify.Delivery) notify.Attempt {
 		t.Fatal("a failed email is not retried")
 		return notify.Attempt{}
 	})
@@ -119,4 +131,102 @@ func TestDeliverNextRecordsRetriesAndFailures(t *testing.T) {
 	require.Equal(t, notify.StatusFailed, ds[0].Status)
 	require.Equal(t, 2, ds[0].Attempts)
 	require.Equal(t, "550 no such user", ds[0].LastError)
+}
+
+// openTransactions counts the sessions of application app, other than this one, that are inside
+// a transaction.
+func openTransactions(t *testing.T, pool *pgxpool.Pool, app string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+WHERE application_name = $1 AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'`, app).Scan(&n))
+	return n
+}
+
+// A sender that claimed an email and then froze (or died) in the SMTP exchange holds no
+// transaction and no row lock; once its lease ends another sender sends the same email (same
+// id, so the same Message-ID), and whatever the first one records late cannot undo or fail
+// what the second one did.
+func TestAClaimedButUnrecordedEmailIsTakenOverAfterTheLease(t *testing.T) {
+	tests := []struct {
+		name string
+		// second is the outcome of the sender taking over, late the frozen sender's.
+		second, late notify.Attempt
+		want         notify.DeliveryStatus
+	}{
+		{"taken over and sent, late success", notify.Attempt{}, notify.Attempt{}, notify.StatusSent},
+		{"taken over and sent, late give-up", notify.Attempt{}, notify.Attempt{Err: errors.New("550 refused"), GiveUp: true}, notify.StatusSent},
+		{"taken over and sent, late retry", notify.Attempt{}, notify.Attempt{Err: errors.New("421 later"), RetryAt: time.Now()}, notify.StatusSent},
+		{"taken over and retried, late give-up is fenced out", notify.Attempt{Err: errors.New("421 later"), RetryAt: time.Now().Add(time.Hour)},
+			notify.Attempt{Err: errors.New("550 refused"), GiveUp: true}, notify.StatusPending},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, pool := newStoreWithPool(t)
+			org := "acme"
+			_, _, err := st.EnsureSettings(t.Context(), store.Member{OrgID: org, MemberID: "admin", IsAdmin: true, AccountEmail: "a@example.com"})
+			require.NoError(t, err)
+			n, err := st.QueueRentalSuspended(t.Context(), org, "gpu-1", "k", "")
+			require.NoError(t, err)
+			require.Equal(t, 1, n)
+
+			now := time.Now()
+			frozen, open := make(chan notify.Delivery, 1), make(chan struct{})
+			var thaw sync.Once
+			release := func() { thaw.Do(func() { close(open) }) }
+			t.Cleanup(release) // a failing test still lets the frozen sender end
+			first := make(chan error, 1)
+			go func() {
+				_, err := st.DeliverNext(context.Background(), now, claim, func(_ context.Context, d notify.Delivery) notify.Attempt {
+					frozen <- d
+					<-open
+					a := tt.late
+					a.MessageID = d.ID + "@test"
+					return a
+				})
+				first <- err
+			}()
+			var d1 notify.Delivery
+			select {
+			case d1 = <-frozen:
+			case <-time.After(time.Minute):
+				require.FailNow(t, "the first sender never called deliver")
+			}
+			require.Zero(t, openTransactions(t, pool, "tally-notifications"), "a transaction is open during the SMTP exchange")
+			require.NoError(t, pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+				_, err := tx.Exec(t.Context(), `SELECT 1 FROM emails WHERE id = $1 FOR UPDATE NOWAIT`, d1.ID)
+				return err
+			}), "the email's row is locked during the SMTP exchange")
+
+			// Within the lease, nobody else takes it.
+			claimed, err := st.DeliverNext(t.Context(), now.Add(claim.Lease-time.Second), claim, func(context.Context, notify.Delivery) notify.Attempt {
+				t.Error("an email under a live claim was handed out")
+				return notify.Attempt{}
+			})
+			require.NoError(t, err)
+			require.False(t, claimed)
+			// After it, another sender takes it over: the same email, the same Message-ID.
+			claimed, err = st.DeliverNext(t.Context(), now.Add(claim.Lease+time.Second), claim, func(_ context.Context, d notify.Delivery) notify.Attempt {
+				require.Equal(t, d1.ID, d.ID)
+				require.Equal(t, 1, d.Attempts, "the first sender's claim counts as an attempt")
+				a := tt.second
+				a.MessageID = d.ID + "@test"
+				return a
+			})
+			require.NoError(t, err)
+			require.True(t, claimed)
+
+			release()
+			require.NoError(t, <-first)
+			ds, err := st.ListDeliveries(t.Context(), notify.DeliveryFilter{Limit: 10})
+			require.NoError(t, err)
+			require.Len(t, ds, 1)
+			require.Equal(t, tt.want, ds[0].Status)
+			require.Equal(t, 2, ds[0].Attempts)
+			require.Equal(t, d1.ID+"@test", ds[0].MessageID)
+			if tt.want == notify.StatusPending {
+				require.WithinDuration(t, tt.second.RetryAt, ds[0].NextAttemptAt, time.Millisecond, "the newer claim's retry stands")
+			}
+		})
+	}
 }

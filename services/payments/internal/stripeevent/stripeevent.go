@@ -20,6 +20,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
@@ -72,10 +73,52 @@ func (v *Verifier) Verify(payload []byte, signature string) (payment.Event, erro
 		errors.Is(err, webhook.ErrTooOld):
 		return payment.Event{}, fmt.Errorf("%w: %w", payment.ErrBadSignature, err)
 	case err != nil:
-		// Correctly signed but not an event.
-		return payment.Event{}, fmt.Errorf("%w: %w", payment.ErrInvalid, err)
+		// Correctly signed but not an event; stripe-go's parser text stays out of the answer.
+		return payment.Event{}, fmt.Errorf("%w: the payload is not a Stripe event", payment.ErrInvalid)
 	}
-	return decode(ev)
+	out, err := decode(ev)
+	if err != nil {
+		return payment.Event{}, err
+	}
+	if err := checkText(out); err != nil {
+		return payment.Event{}, err
+	}
+	return out, nil
+}
+
+// maxStripeID bounds the ids read from an event (Stripe's are far shorter).
+const maxStripeID = 255
+
+// checkText holds the fields tally reads from a signed event to the platform's text rule
+// (pkg/textcheck), so a NUL or a control character never reaches PostgreSQL: ids are printable
+// ASCII, a dispute reason printable text.
+func checkText(ev payment.Event) error {
+	ids := []struct{ field, v string }{{"id", ev.ID}, {"type", ev.Type}}
+	var reason string
+	if s := ev.Session; s != nil {
+		ids = append(ids, []struct{ field, v string }{{"data.object.id", s.ID}, {"data.object.status", s.Status},
+			{"data.object.payment_status", s.PaymentStatus}, {"data.object.currency", s.Currency},
+			{"data.object.payment_intent", s.PaymentIntentID}, {"data.object.payment_method_types", s.PaymentMethod},
+			{"data.object.metadata", s.PaymentID}, {"data.object.metadata", s.OrgID}}...)
+	}
+	if c := ev.Charge; c != nil {
+		ids = append(ids, []struct{ field, v string }{{"data.object.id", c.ID}, {"data.object.payment_intent", c.PaymentIntentID},
+			{"data.object.currency", c.Currency}}...)
+	}
+	if d := ev.Dispute; d != nil {
+		ids = append(ids, []struct{ field, v string }{{"data.object.id", d.ID}, {"data.object.charge", d.ChargeID},
+			{"data.object.payment_intent", d.PaymentIntentID}, {"data.object.currency", d.Currency}}...)
+		reason = d.Reason
+	}
+	for _, f := range ids {
+		if err := textcheck.Identifier(f.field, f.v, maxStripeID); err != nil {
+			return fmt.Errorf("%w: %w", payment.ErrInvalid, err)
+		}
+	}
+	if err := textcheck.FreeText("data.object.reason", reason, 1000); err != nil {
+		return fmt.Errorf("%w: %w", payment.ErrInvalid, err)
+	}
+	return nil
 }
 
 // signatureTime reads the timestamp of a Stripe-Signature header ("t=1700000000,v1=…"), which
@@ -201,7 +244,7 @@ func unmarshal(raw json.RawMessage, v any) error {
 		return fmt.Errorf("%w: event without data.object", payment.ErrInvalid)
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("%w: decoding data.object: %w", payment.ErrInvalid, err)
+		return fmt.Errorf("%w: data.object does not have the shape of its event type", payment.ErrInvalid)
 	}
 	return nil
 }

@@ -54,6 +54,38 @@ func TestVerify(t *testing.T) {
 	_, err = v.Verify(body, Sign(body, secret, time.Now().Add(30*time.Second)))
 	require.NoError(t, err)
 
+	// Correctly signed, but holding bytes no field of tally may hold, or not an event at all: the
+	// caller's mistake (ErrInvalid), with no library text in the message.
+	for name, payload := range map[string]func() []byte{
+		"NUL in the event id": func() []byte {
+			b, err := EventPayload("evt_\x00", payment.EventCheckoutCompleted, time.Now(), map[string]any{"id": "cs_1", "object": "checkout.session"})
+			require.NoError(t, err)
+			return b
+		},
+		"bidi override in the session id": func() []byte {
+			b, err := EventPayload("evt_2", payment.EventCheckoutCompleted, time.Now(), map[string]any{"id": "cs_\u202e1", "object": "checkout.session"})
+			require.NoError(t, err)
+			return b
+		},
+		"control character in a dispute reason": func() []byte {
+			b, err := EventPayload("evt_3", payment.EventDisputeCreated, time.Now(), map[string]any{"id": "dp_1", "object": "dispute", "reason": "fraud\x1b[2J"})
+			require.NoError(t, err)
+			return b
+		},
+		"not JSON": func() []byte { return []byte(`{"id": "evt_4", `) },
+		"data.object of another shape": func() []byte {
+			b, err := EventPayload("evt_5", payment.EventCheckoutCompleted, time.Now(), map[string]any{"id": 12, "object": "checkout.session"})
+			require.NoError(t, err)
+			return b
+		},
+	} {
+		body := payload()
+		_, err := v.Verify(body, Sign(body, secret, time.Now()))
+		require.ErrorIs(t, err, payment.ErrInvalid, name)
+		require.NotContains(t, err.Error(), "json", name)
+		require.NotContains(t, err.Error(), "\x00", name)
+	}
+
 	huge := make([]byte, MaxPayloadBytes+1)
 	_, err = v.Verify(huge, Sign(huge, secret, time.Now()))
 	require.ErrorIs(t, err, payment.ErrInvalid)
