@@ -98,6 +98,10 @@ FUZZ_TARGETS := \
 	./pkg/textcheck:FuzzText \
 	./pkg/money:FuzzFromProto
 
+.PHONY: chaos
+chaos: build $(TEST_TOOLS) ## Fault-injection suite on the real binaries (SHORT=1, SCENARIOS=a,b; README: Faults).
+	$(BIN)/tally-chaos -bin $(BIN) $(if $(SHORT),-short) $(if $(SCENARIOS),-scenarios $(SCENARIOS))
+
 .PHONY: fuzz
 fuzz: $(TEST_TOOLS) ## Fuzz every write RPC's validation (FUZZTIME=30s each), then the REST API (TALLY_RESTFUZZ_REQUESTS, _DURATION, _SEED).
 	@for t in $(FUZZ_TARGETS); do echo "fuzz $$t"; go test "$${t%%:*}" -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) || exit 1; done

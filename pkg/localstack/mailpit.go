@@ -122,3 +122,10 @@ func (m *Mailpit) Stop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Pause stops mailpit with SIGSTOP: SMTP clients connect but get no answer
+// until Resume (a stalled mail server).
+func (m *Mailpit) Pause() error { return m.proc.Pause() }
+
+// Resume continues a paused mailpit.
+func (m *Mailpit) Resume() error { return m.proc.Resume() }

@@ -193,6 +193,45 @@ func (p *Postgres) Restart(ctx context.Context) error {
 	return nil
 }
 
+// StopImmediate stops the server the way a crash would (pg_ctl stop -m
+// immediate: no checkpoint, crash recovery on the next start) and waits until
+// it has exited. Start brings it back.
+func (p *Postgres) StopImmediate(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(p.dir, "postmaster.pid")); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := p.tools.run(ctx, "pg_ctl", "stop", "-D", p.dir, "-m", "immediate", "-w", "-t", "60", "-s"); err != nil {
+		return fmt.Errorf("stopping postgres immediately: %w", err)
+	}
+	p.logger.Info("postgres stopped immediately")
+	return nil
+}
+
+// Running reports whether the server's postmaster is alive.
+func (p *Postgres) Running() bool {
+	data, err := os.ReadFile(filepath.Join(p.dir, "postmaster.pid"))
+	if err != nil {
+		return false
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(first))
+	return pid > 0 && isPostgresProcess(pid)
+}
+
+// Start starts a stopped server again on the same port and waits until it
+// accepts connections (after crash recovery, if it was stopped immediately).
+func (p *Postgres) Start(ctx context.Context) error {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	if err := p.clearStalePid(ctx); err != nil {
+		return fmt.Errorf("starting postgres again: %w", err)
+	}
+	if err := p.start(ctx); err != nil {
+		return fmt.Errorf("starting postgres again: %w", err)
+	}
+	return nil
+}
+
 // hasCluster reports whether the data dir already holds a cluster, and
 // fails when it holds anything else.
 func (p *Postgres) hasCluster() (bool, error) {

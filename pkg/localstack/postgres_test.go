@@ -55,6 +55,18 @@ func TestStartPostgresReusesCluster(t *testing.T) {
 	require.Equal(t, firstPort, pg2.Port())
 	require.Equal(t, "kept", queryString(ctx, t, pg2.URL(), "SELECT v FROM marker"))
 	require.Equal(t, "on", queryString(ctx, t, pg2.URL(), "SHOW fsync"))
+
+	// A crash (immediate stop) and a start on the same port: committed data survives recovery.
+	execSQL(ctx, t, pg2.URL(), "INSERT INTO marker VALUES ('committed before the crash')")
+	require.True(t, pg2.Running())
+	require.NoError(t, pg2.StopImmediate(ctx))
+	require.False(t, pg2.Running())
+	_, err = pgx.Connect(ctx, pg2.URL())
+	require.Error(t, err, "server must be down after StopImmediate")
+	require.NoError(t, pg2.StopImmediate(ctx), "a stopped server stays stopped")
+	require.NoError(t, pg2.Start(ctx))
+	require.Equal(t, firstPort, pg2.Port())
+	require.Equal(t, "2", queryString(ctx, t, pg2.URL(), "SELECT count(*)::text FROM marker"))
 	require.NoError(t, pg2.Stop(ctx))
 }
 

@@ -3,7 +3,6 @@ package localstack
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -20,7 +18,8 @@ import (
 type RedisConfig struct {
 	// Dir is the server's working directory; its redis.log receives the
 	// server output. Empty means the system temp directory and no log file.
-	// Persistence is disabled, so nothing else is written there.
+	// Automatic persistence is disabled: only Save writes dump.rdb there, and
+	// a start loads the dump.rdb it finds there.
 	Dir string
 	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
 	Port int
@@ -33,6 +32,7 @@ type RedisConfig struct {
 // Redis is a private redis-server started by StartRedis.
 type Redis struct {
 	port int
+	dir  string // empty when RedisConfig.Dir was
 	proc *Process
 }
 
@@ -80,6 +80,9 @@ func StartRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		return nil, fmt.Errorf("starting redis: %w", err)
 	}
 	r := &Redis{port: port, proc: proc}
+	if cfg.Dir != "" {
+		r.dir = dir
+	}
 	if err := r.waitPing(ctx); err != nil {
 		_ = proc.Stop(context.Background())
 		return nil, fmt.Errorf("starting redis: %w", err)
@@ -107,28 +110,6 @@ func (r *Redis) Pid() int {
 	return r.proc.Pid()
 }
 
-// Pause stops the server with SIGSTOP: it keeps its port and its data but answers nothing, like
-// a stalled or partitioned server, until Resume.
-func (r *Redis) Pause() error {
-	return r.signal(syscall.SIGSTOP)
-}
-
-// Resume continues a server paused by Pause (SIGCONT).
-func (r *Redis) Resume() error {
-	return r.signal(syscall.SIGCONT)
-}
-
-func (r *Redis) signal(sig syscall.Signal) error {
-	pid := r.proc.Pid()
-	if pid == 0 {
-		return errors.New("redis is not running")
-	}
-	if err := syscall.Kill(pid, sig); err != nil {
-		return fmt.Errorf("signalling redis (%s): %w", sig, err)
-	}
-	return nil
-}
-
 // Stop kills the server and waits until its port is closed. It is a no-op
 // when the server is already stopped.
 func (r *Redis) Stop(ctx context.Context) error {
@@ -151,6 +132,59 @@ func (r *Redis) Restart(ctx context.Context) error {
 	return nil
 }
 
+// Kill kills the server with SIGKILL (no shutdown save) and waits until it
+// has exited. Start brings it back on the same port.
+func (r *Redis) Kill(ctx context.Context) error {
+	if err := r.proc.Kill(ctx); err != nil {
+		return fmt.Errorf("killing redis: %w", err)
+	}
+	return nil
+}
+
+// Start starts a killed server again on the same port and waits until it
+// answers PING. It loads Dir/dump.rdb when there is one.
+func (r *Redis) Start(ctx context.Context) error {
+	if err := r.proc.Start(ctx); err != nil {
+		return fmt.Errorf("starting redis again: %w", err)
+	}
+	if err := r.waitPing(ctx); err != nil {
+		return fmt.Errorf("starting redis again: %w", err)
+	}
+	return nil
+}
+
+// Pause stops the server with SIGSTOP: it keeps its port, its data and its
+// connections but answers nothing, like a stalled or partitioned server, until
+// Resume (it waits until the process is stopped).
+func (r *Redis) Pause() error { return r.proc.Pause() }
+
+// Resume continues a paused server.
+func (r *Redis) Resume() error { return r.proc.Resume() }
+
+// DumpFile returns the path of the snapshot Save writes and Start loads;
+// empty when the server has no Dir of its own.
+func (r *Redis) DumpFile() string {
+	if r.dir == "" {
+		return ""
+	}
+	return filepath.Join(r.dir, "dump.rdb")
+}
+
+// Save writes a snapshot of the data set to DumpFile (the SAVE command).
+func (r *Redis) Save(ctx context.Context) error {
+	if r.dir == "" {
+		return fmt.Errorf("saving redis: the server has no Dir of its own")
+	}
+	reply, err := command(ctx, r.Addr(), "SAVE")
+	if err != nil {
+		return fmt.Errorf("saving redis: %w", err)
+	}
+	if reply != "+OK" {
+		return fmt.Errorf("saving redis: unexpected reply %q", reply)
+	}
+	return nil
+}
+
 // waitPing waits until the server answers PING with PONG.
 func (r *Redis) waitPing(ctx context.Context) error {
 	ctx, cancel := withDefaultTimeout(ctx)
@@ -163,24 +197,43 @@ func (r *Redis) waitPing(ctx context.Context) error {
 
 // ping sends an inline PING command to addr and expects +PONG.
 func ping(ctx context.Context, addr string) error {
-	d := net.Dialer{Timeout: time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	line, err := command(ctx, addr, "PING")
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
-		return err
-	}
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line = strings.TrimSpace(line); line != "+PONG" {
+	if line != "+PONG" {
 		return fmt.Errorf("unexpected reply to PING: %q", line)
 	}
 	return nil
+}
+
+// commandTimeout bounds one command sent by command.
+const commandTimeout = 30 * time.Second
+
+// command sends one inline command (words without spaces) to the Redis
+// server at addr and returns the first line of its reply, e.g. "+OK".
+func command(ctx context.Context, addr string, words ...string) (string, error) {
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(commandTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		return "", err
+	}
+	if _, err := conn.Write([]byte(strings.Join(words, " ") + "\r\n")); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(line), nil
 }

@@ -150,3 +150,52 @@ func TestFreePort(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, portIsFree(port))
 }
+
+// TestRedisRestoredFromAnOlderSnapshot goes back in time the way the fault suite does: SAVE, keep
+// the dump, write more, kill, put the old dump back, start.
+func TestRedisRestoredFromAnOlderSnapshot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	r, err := StartRedis(ctx, RedisConfig{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	do := func(words ...string) string {
+		t.Helper()
+		reply, err := command(ctx, r.Addr(), words...)
+		require.NoError(t, err)
+		return reply
+	}
+
+	require.Equal(t, "+OK", do("SET", "a", "1"))
+	require.NoError(t, r.Save(ctx))
+	old, err := os.ReadFile(r.DumpFile())
+	require.NoError(t, err)
+	require.Equal(t, "+OK", do("SET", "b", "2"))
+	require.Equal(t, ":2", do("DBSIZE"))
+
+	require.NoError(t, r.Kill(ctx))
+	require.Error(t, ping(ctx, r.Addr()))
+	require.NoError(t, os.WriteFile(r.DumpFile(), old, 0o644))
+	require.NoError(t, r.Start(ctx))
+	require.Equal(t, ":1", do("DBSIZE"), "the older snapshot is back")
+
+	require.NoError(t, r.Pause())
+	pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer pcancel()
+	_, err = command(pctx, r.Addr(), "PING")
+	require.Error(t, err, "a paused server answers nothing")
+	require.NoError(t, r.Resume())
+	require.NoError(t, ping(ctx, r.Addr()))
+
+	// Without a dump the server starts empty.
+	require.NoError(t, r.Kill(ctx))
+	require.NoError(t, os.Remove(r.DumpFile()))
+	require.NoError(t, r.Start(ctx))
+	require.Equal(t, ":0", do("DBSIZE"))
+
+	noDir, err := StartRedis(ctx, RedisConfig{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = noDir.Stop(context.Background()) })
+	require.Error(t, noDir.Save(ctx), "no snapshot into the shared temp dir")
+	require.Empty(t, noDir.DumpFile())
+}

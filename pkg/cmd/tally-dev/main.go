@@ -1,16 +1,19 @@
-// Command tally-dev is `make run`: it starts the whole platform on this machine and stops it
-// cleanly on Ctrl-C.
+// Command tally-dev is `make run`: it starts the whole platform on this machine, keeps it running
+// and stops it cleanly on Ctrl-C.
 //
 // It starts a private PostgreSQL and Redis under .data/ unless DATABASE_URL / REDIS_URL are set, a
 // local SMTP catcher (mailpit) unless TALLY_SMTP_HOST is set, then every service binary found in
 // bin/ on its default port (each applies its own migrations), and prints the URLs and development
-// tokens.
+// tokens. A service that dies is restarted with backoff, and every exit and restart is printed.
+// Only one stack runs per checkout (a lock in .data/), and a port taken by another program stops
+// the start before anything was started.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,47 +31,121 @@ import (
 	"github.com/tallyhq/tally/pkg/server"
 )
 
-// service is one binary of the platform and the port it serves on.
+// service is one binary of the platform, the port it serves on and the variable that sets it.
 type service struct {
-	name string
-	port int
-	http bool
+	name    string
+	port    int
+	http    bool
+	addrEnv string
+	// extra are other ports the service listens on (payments' test-mode checkout page).
+	extra []int
 }
 
 // platform lists the services in start order: the ledger and pricing first, the gateway last.
-func platform() []service {
+// testMode says whether payments serves the local checkout page (on 8093).
+func platform(testMode bool) []service {
+	payments := service{"payments", 9093, false, "TALLY_PAYMENTS_GRPC_ADDR", nil}
+	if testMode {
+		payments.extra = []int{8093}
+	}
 	return []service{
-		{"ledger", 9091, false},
-		{"pricing", 9092, false},
-		{"payments", 9093, false},
-		{"instances-metering", 9094, false},
-		{"notifications", 9095, false},
-		{"gateway", 8080, true},
+		{"ledger", 9091, false, "TALLY_LEDGER_GRPC_ADDR", nil},
+		{"pricing", 9092, false, "TALLY_PRICING_GRPC_ADDR", nil},
+		payments,
+		{"instances-metering", 9094, false, "TALLY_INSTANCES_GRPC_ADDR", nil},
+		{"notifications", 9095, false, "TALLY_NOTIFICATIONS_GRPC_ADDR", nil},
+		{"gateway", 8080, true, "TALLY_GATEWAY_HTTP_ADDR", nil},
 	}
 }
 
 type stopper interface{ Stop(context.Context) error }
 
+// devConfig is what run needs from its surroundings; main fills it from the checkout and the
+// environment, tests with fakes.
+type devConfig struct {
+	binDir  string
+	dataDir string
+	// services to start; nil means platform().
+	services []service
+	getenv   func(string) string
+	out      io.Writer
+	logger   *slog.Logger
+	// restart is the supervisors' backoff.
+	restart localstack.RestartPolicy
+	// started, when set, is told about each service process (tests).
+	started func(name string, p *localstack.Process)
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := run(ctx, logger); err != nil {
+	binDir := localstack.BinDir()
+	cfg := devConfig{
+		binDir:  binDir,
+		dataDir: filepath.Join(filepath.Dir(binDir), ".data"),
+		getenv:  os.Getenv,
+		out:     os.Stdout,
+		logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		restart: localstack.RestartPolicy{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, StableAfter: time.Minute},
+	}
+	if err := run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "tally-dev:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, logger *slog.Logger) (err error) {
-	binDir := localstack.BinDir()
-	root := filepath.Dir(binDir)
-	data := filepath.Join(root, ".data")
-	if err := os.MkdirAll(filepath.Join(data, "logs"), 0o755); err != nil {
-		return fmt.Errorf("creating .data: %w", err)
+// lockName is the lock file of a running stack, under the data directory.
+const lockName = "tally-dev.lock"
+
+func run(ctx context.Context, cfg devConfig) (err error) {
+	// One stack per checkout: a second one would restart the first one's PostgreSQL under it
+	// and fight over the ports. Nothing is touched before the lock is held.
+	lock, err := localstack.Lock(filepath.Join(cfg.dataDir, lockName))
+	var locked *localstack.LockedError
+	if errors.As(err, &locked) {
+		holder := "another tally-dev"
+		if locked.Pid > 0 {
+			holder = fmt.Sprintf("tally-dev (pid %d)", locked.Pid)
+		}
+		return fmt.Errorf("a tally stack is already running from this checkout: %s holds %s. "+
+			"Stop it (Ctrl-C in its terminal) before starting another; nothing was started or changed", holder, locked.Path)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lock.Unlock() }()
+
+	env := map[string]string{}
+	// The services get the development conveniences (the built-in secrets, the test-mode
+	// checkout) unless TALLY_ENV says otherwise.
+	if cfg.getenv(config.ModeKey) == "" {
+		env[config.ModeKey] = string(config.Development)
+	}
+	testMode := cfg.getenv("STRIPE_SECRET_KEY") == ""
+	services := cfg.services
+	if services == nil {
+		services = platform(testMode)
+	}
+	var present []service
+	for _, s := range services {
+		if _, err := os.Stat(filepath.Join(cfg.binDir, s.name)); err != nil {
+			fmt.Fprintf(cfg.out, "tally-dev: %s is not built (no %s), skipping it\n", s.name, filepath.Join(cfg.binDir, s.name))
+			continue
+		}
+		present = append(present, s)
+	}
+	// A port taken by another program: say so before starting anything, instead of a service
+	// that cannot bind while the other program answers in its place.
+	if err := checkPorts(present); err != nil {
+		return err
+	}
+
+	if err := os.MkdirAll(filepath.Join(cfg.dataDir, "logs"), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", cfg.dataDir, err)
 	}
 	var started []stopper
 	defer func() {
-		fmt.Println("\nstopping…")
+		fmt.Fprintln(cfg.out, "\nstopping…")
 		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		for i := len(started) - 1; i >= 0; i-- {
@@ -75,13 +153,12 @@ func run(ctx context.Context, logger *slog.Logger) (err error) {
 				err = errors.Join(err, serr)
 			}
 		}
-		fmt.Println("stopped")
+		fmt.Fprintln(cfg.out, "stopped")
 	}()
 
-	env := map[string]string{}
-	dbURL := os.Getenv("DATABASE_URL")
+	dbURL := cfg.getenv("DATABASE_URL")
 	if dbURL == "" {
-		pg, err := localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: filepath.Join(data, "pg"), Durable: true, Logger: logger})
+		pg, err := localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: filepath.Join(cfg.dataDir, "pg"), Durable: true, Logger: cfg.logger})
 		if err != nil {
 			return err
 		}
@@ -89,9 +166,9 @@ func run(ctx context.Context, logger *slog.Logger) (err error) {
 		dbURL = pg.URL()
 	}
 	env["DATABASE_URL"] = dbURL
-	redisURL := os.Getenv("REDIS_URL")
+	redisURL := cfg.getenv("REDIS_URL")
 	if redisURL == "" {
-		r, err := localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(data, "redis"), Logger: logger})
+		r, err := localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.dataDir, "redis"), Logger: cfg.logger})
 		if err != nil {
 			return err
 		}
@@ -100,8 +177,9 @@ func run(ctx context.Context, logger *slog.Logger) (err error) {
 	}
 	env["REDIS_URL"] = redisURL
 	mailUI := ""
-	if os.Getenv("TALLY_SMTP_HOST") == "" {
-		mp, err := localstack.StartMailpit(ctx, localstack.MailpitConfig{SMTPPort: freeOr(1025), HTTPPort: freeOr(8025), Dir: filepath.Join(data, "mailpit"), Logger: logger})
+	if cfg.getenv("TALLY_SMTP_HOST") == "" {
+		mp, err := localstack.StartMailpit(ctx, localstack.MailpitConfig{SMTPPort: freeOr(1025), HTTPPort: freeOr(8025),
+			Dir: filepath.Join(cfg.dataDir, "mailpit"), Logger: cfg.logger})
 		if err != nil {
 			return err
 		}
@@ -110,35 +188,34 @@ func run(ctx context.Context, logger *slog.Logger) (err error) {
 		env["TALLY_SMTP_HOST"], env["TALLY_SMTP_PORT"], env["TALLY_SMTP_TLS"] = host, port, "none"
 		mailUI = mp.HTTPURL()
 	}
-	// The services get the development conveniences (the built-in secrets, the test-mode
-	// checkout) unless TALLY_ENV says otherwise.
-	if os.Getenv(config.ModeKey) == "" {
-		env[config.ModeKey] = string(config.Development)
-	}
-	secret := os.Getenv("TALLY_JWT_SECRET")
+	secret := cfg.getenv("TALLY_JWT_SECRET")
 	if secret == "" {
 		secret = server.DevJWTSecret
 		env["TALLY_JWT_SECRET"] = secret
 	}
 
+	events := &eventPrinter{out: cfg.out}
+	policy := cfg.restart
+	policy.OnEvent = events.print
 	var lines []string
-	for _, s := range platform() {
-		bin := filepath.Join(binDir, s.name)
-		if _, err := os.Stat(bin); err != nil {
-			continue // not built (yet)
-		}
+	for _, s := range present {
+		list := append(envList(env), s.addrEnv+"=:"+strconv.Itoa(s.port))
 		p, err := localstack.StartProcess(ctx, localstack.ProcessConfig{
 			Name:      s.name,
-			Path:      bin,
-			Env:       envList(env),
+			Path:      filepath.Join(cfg.binDir, s.name),
+			Env:       list,
 			ReadyAddr: "127.0.0.1:" + strconv.Itoa(s.port),
-			LogFile:   filepath.Join(data, "logs", s.name+".log"),
-			Logger:    logger,
+			LogFile:   filepath.Join(cfg.dataDir, "logs", s.name+".log"),
+			Restart:   &policy,
+			Logger:    cfg.logger,
 		})
 		if err != nil {
-			return fmt.Errorf("starting %s (see .data/logs/%s.log): %w", s.name, s.name, err)
+			return fmt.Errorf("starting %s (see %s): %w", s.name, filepath.Join(cfg.dataDir, "logs", s.name+".log"), err)
 		}
 		started = append(started, p)
+		if cfg.started != nil {
+			cfg.started(s.name, p)
+		}
 		kind := "gRPC"
 		if s.http {
 			kind = "HTTP"
@@ -152,33 +229,88 @@ func run(ctx context.Context, logger *slog.Logger) (err error) {
 		"ops":            {Subject: "ops-dev", Email: "ops@tally.test", Name: "Ops", Roles: []auth.Role{auth.RoleOps}},
 		"model backend":  {Subject: "backend-dev", Roles: []auth.Role{auth.RoleService}},
 	}
-	fmt.Println("tally is running — Ctrl-C stops everything")
-	fmt.Println(strings.Join(lines, "\n"))
-	fmt.Println("  REST API             http://localhost:8080  (OpenAPI: http://localhost:8080/openapi.json)")
-	if os.Getenv("STRIPE_SECRET_KEY") == "" {
-		fmt.Println("  test-mode checkout   http://localhost:8093  (no STRIPE_SECRET_KEY: payments serves a local checkout page)")
+	out := cfg.out
+	fmt.Fprintln(out, "tally is running — Ctrl-C stops everything; a service that dies is restarted (shown here)")
+	fmt.Fprintln(out, strings.Join(lines, "\n"))
+	fmt.Fprintln(out, "  REST API             http://localhost:8080  (OpenAPI: http://localhost:8080/openapi.json)")
+	if testMode {
+		fmt.Fprintln(out, "  test-mode checkout   http://localhost:8093  (no STRIPE_SECRET_KEY: payments serves a local checkout page)")
 	}
 	if mailUI != "" {
-		fmt.Println("  emails (mailpit)     " + mailUI)
+		fmt.Fprintln(out, "  emails (mailpit)     "+mailUI)
 	}
-	fmt.Println("  DATABASE_URL         " + dbURL)
-	fmt.Println("  REDIS_URL            " + redisURL)
-	fmt.Println("  logs                 .data/logs/")
-	fmt.Println("development tokens (24h):")
+	fmt.Fprintln(out, "  DATABASE_URL         "+dbURL)
+	fmt.Fprintln(out, "  REDIS_URL            "+redisURL)
+	fmt.Fprintln(out, "  logs                 "+filepath.Join(cfg.dataDir, "logs"))
+	fmt.Fprintln(out, "development tokens (24h):")
 	for _, name := range []string{"member of acme", "admin of acme", "ops", "model backend"} {
 		tok, err := auth.Mint([]byte(secret), tokens[name], 24*time.Hour)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("  %-15s %s\n", name, tok)
+		fmt.Fprintf(out, "  %-15s %s\n", name, tok)
 	}
-	if f, err := os.Create(filepath.Join(data, "dev-token")); err == nil {
+	if f, err := os.Create(filepath.Join(cfg.dataDir, "dev-token")); err == nil {
 		tok, _ := auth.Mint([]byte(secret), tokens["ops"], 24*time.Hour)
 		_, _ = f.WriteString(tok + "\n")
 		_ = f.Close()
-		fmt.Println("  (the ops token is also in .data/dev-token)")
+		fmt.Fprintln(out, "  (the ops token is also in .data/dev-token)")
 	}
+	events.ready()
 	<-ctx.Done()
+	return nil
+}
+
+// eventPrinter shows the supervisors' exits and restarts; those of the start-up are shown once
+// the banner is out.
+type eventPrinter struct {
+	out     io.Writer
+	mu      sync.Mutex
+	started bool
+	held    []localstack.ProcessEvent
+}
+
+func (e *eventPrinter) print(ev localstack.ProcessEvent) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started {
+		e.held = append(e.held, ev)
+		return
+	}
+	fmt.Fprintf(e.out, "%s tally-dev: %s\n", time.Now().Format("15:04:05"), ev)
+}
+
+func (e *eventPrinter) ready() {
+	e.mu.Lock()
+	held := e.held
+	e.started, e.held = true, nil
+	e.mu.Unlock()
+	for _, ev := range held {
+		e.print(ev)
+	}
+}
+
+// checkPorts fails, naming every one, when a port of the services is taken.
+func checkPorts(services []service) error {
+	var busy []string
+	for _, s := range services {
+		for _, port := range append([]int{s.port}, s.extra...) {
+			l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+			if err != nil {
+				busy = append(busy, fmt.Sprintf("%d (%s)", port, s.name))
+				continue
+			}
+			_ = l.Close()
+		}
+	}
+	switch {
+	case len(busy) == 1:
+		return fmt.Errorf("port %s is already in use by another program (a tally stack of another checkout?): "+
+			"stop it first; nothing was started", busy[0])
+	case len(busy) > 1:
+		return fmt.Errorf("ports %s are already in use by another program (a tally stack of another checkout?): "+
+			"stop it first; nothing was started", strings.Join(busy, ", "))
+	}
 	return nil
 }
 

@@ -1,0 +1,532 @@
+package chaos
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+
+	"github.com/tallyhq/tally/pkg/auth"
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
+	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
+	"github.com/tallyhq/tally/pkg/localstack"
+	"github.com/tallyhq/tally/pkg/rpcclient"
+)
+
+// The services the suite runs, in start order (the ledger follows pricing; the gateway dials the
+// others). instances-metering is not part of it: none of the faults is about rentals.
+var serviceNames = []string{"pricing", "ledger", "payments", "notifications", "gateway"}
+
+// servicePackages are the main packages built for the suite.
+var servicePackages = map[string]string{
+	"pricing":       "./services/pricing/cmd/pricing",
+	"ledger":        "./services/ledger/cmd/ledger",
+	"payments":      "./services/payments/cmd/payments",
+	"notifications": "./services/notifications/cmd/notifications",
+	"gateway":       "./services/gateway/cmd/gateway",
+}
+
+// stripeSecretKey is what payments presents to the Stripe API (stripe-mock accepts any test key).
+const stripeSecretKey = "sk_test_tallychaos"
+
+// tokenTTL is the lifetime of the tokens the suite's clients present.
+const tokenTTL = 12 * time.Hour
+
+// StackConfig configures StartStack.
+type StackConfig struct {
+	// Dir holds everything of the run: bin/, pg/, redis/, mailpit/, logs/. Required.
+	Dir string
+	// BinDir holds prebuilt service binaries; empty builds them into Dir/bin from Root.
+	BinDir string
+	// Root is the repository (the directory of go.work); empty finds it from the working directory.
+	Root string
+	// ToolsDir holds stripe-mock and mailpit; empty is localstack.BinDir().
+	ToolsDir string
+	// Logger receives the servers' lifecycle messages; nil discards them.
+	Logger *slog.Logger
+	// Progress receives one line per step; nil discards them.
+	Progress io.Writer
+}
+
+// Stack is the platform under test: PostgreSQL (fsync on), Redis, stripe-mock behind a fault
+// proxy, mailpit and every service as a separate, supervised process.
+type Stack struct {
+	cfg     StackConfig
+	logger  *slog.Logger
+	binDir  string
+	secret  string
+	webhook string // STRIPE_WEBHOOK_SECRET
+	addrs   map[string]string
+	PG      *localstack.Postgres
+	Redis   *localstack.Redis
+	// PGProxy is how the ledger reaches PostgreSQL (replies can be held back there).
+	PGProxy  *TCPProxy
+	Mail     *localstack.Mailpit
+	stripe   *localstack.StripeMock
+	Stripe   *FaultProxy
+	DB       *pgxpool.Pool
+	mu       sync.Mutex
+	services map[string]*localstack.Process
+	events   []localstack.ProcessEvent
+	conns    []*grpc.ClientConn
+
+	// Clients of the suite: ledger as ops and as a model backend, payments as ops.
+	LedgerOps     ledgerv1.LedgerServiceClient
+	LedgerBackend ledgerv1.LedgerServiceClient
+	PaymentsOps   paymentsv1.PaymentsServiceClient
+}
+
+// StartStack builds the services (unless BinDir is set) and starts the whole platform.
+func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("chaos: StackConfig.Dir is required")
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	if cfg.ToolsDir == "" {
+		cfg.ToolsDir = localstack.BinDir()
+	}
+	s := &Stack{cfg: cfg, logger: orDiscard(cfg.Logger), addrs: map[string]string{}, services: map[string]*localstack.Process{}}
+	defer func() {
+		if err != nil {
+			s.Stop(context.WithoutCancel(ctx))
+		}
+	}()
+	if s.secret, err = randomHex(24); err != nil {
+		return nil, err
+	}
+	hook, err := randomHex(16)
+	if err != nil {
+		return nil, err
+	}
+	s.webhook = "whsec_chaos_" + hook
+	for _, sub := range []string{"logs"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", sub, err)
+		}
+	}
+
+	s.binDir = cfg.BinDir
+	if s.binDir == "" {
+		s.binDir = filepath.Join(cfg.Dir, "bin")
+		root := cfg.Root
+		if root == "" {
+			if root, err = findRoot(); err != nil {
+				return nil, err
+			}
+		}
+		s.progress("building the services into %s", s.binDir)
+		if err := Build(ctx, root, s.binDir); err != nil {
+			return nil, err
+		}
+	}
+
+	s.progress("starting PostgreSQL (fsync on), Redis, stripe-mock, mailpit")
+	if s.PG, err = localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: filepath.Join(cfg.Dir, "pg"), Durable: true, Logger: s.logger}); err != nil {
+		return nil, err
+	}
+	if s.Redis, err = localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.Dir, "redis"), Logger: s.logger}); err != nil {
+		return nil, err
+	}
+	if s.stripe, err = localstack.StartStripeMock(ctx, localstack.StripeMockConfig{Bin: filepath.Join(cfg.ToolsDir, "stripe-mock"),
+		LogFile: filepath.Join(cfg.Dir, "logs", "stripe-mock.log"), Logger: s.logger}); err != nil {
+		return nil, err
+	}
+	if s.Stripe, err = StartFaultProxy(s.stripe.URL()); err != nil {
+		return nil, err
+	}
+	if s.Mail, err = localstack.StartMailpit(ctx, localstack.MailpitConfig{Bin: filepath.Join(cfg.ToolsDir, "mailpit"),
+		Dir: filepath.Join(cfg.Dir, "mailpit"), Logger: s.logger}); err != nil {
+		return nil, err
+	}
+	if s.DB, err = pgxpool.New(ctx, s.PG.URL()); err != nil {
+		return nil, fmt.Errorf("connecting to postgres: %w", err)
+	}
+	if s.PGProxy, err = StartTCPProxy("127.0.0.1:" + strconv.Itoa(s.PG.Port())); err != nil {
+		return nil, err
+	}
+
+	for _, name := range append(serviceNames, "instances") {
+		port, err := localstack.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		s.addrs[name] = "127.0.0.1:" + strconv.Itoa(port)
+	}
+	for _, extra := range []string{"ledger-metrics", "payments-http"} {
+		port, err := localstack.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		s.addrs[extra] = "127.0.0.1:" + strconv.Itoa(port)
+	}
+	for _, name := range serviceNames {
+		s.progress("starting %s on %s", name, s.addrs[name])
+		if err := s.startService(ctx, name, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.dialClients(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Build builds the service binaries of the repository at root into out.
+func Build(ctx context.Context, root, out string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", out, err)
+	}
+	args := []string{"build", "-o", out + string(filepath.Separator)}
+	for _, name := range serviceNames {
+		args = append(args, servicePackages[name])
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
+	if output, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the services: %w\n%s", err, output)
+	}
+	return nil
+}
+
+// findRoot returns the directory of the go.work file above the working directory.
+func findRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("finding the repository: %w", err)
+	}
+	for dir := wd; ; {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.work above %s: run from the repository or pass the service binaries", wd)
+		}
+		dir = parent
+	}
+}
+
+// Addr returns the listen address of a service ("ledger", "payments", ...).
+func (s *Stack) Addr(name string) string { return s.addrs[name] }
+
+// GatewayURL is the base URL of the REST gateway.
+func (s *Stack) GatewayURL() string { return "http://" + s.addrs["gateway"] }
+
+// Service returns the process of a service.
+func (s *Stack) Service(name string) *localstack.Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.services[name]
+}
+
+// Events returns the supervisor's exits and restarts so far.
+func (s *Stack) Events() []localstack.ProcessEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]localstack.ProcessEvent(nil), s.events...)
+}
+
+// env returns the environment of a service. The platform runs in production mode (TALLY_ENV
+// unset): a real secret, Stripe keys, no development conveniences.
+func (s *Stack) env(name string) map[string]string {
+	e := map[string]string{
+		"DATABASE_URL":             s.PG.URL(),
+		"TALLY_JWT_SECRET":         s.secret,
+		"TALLY_LOG_LEVEL":          "info",
+		"TALLY_LEDGER_ADDR":        s.addrs["ledger"],
+		"TALLY_PRICING_ADDR":       s.addrs["pricing"],
+		"TALLY_PAYMENTS_ADDR":      s.addrs["payments"],
+		"TALLY_NOTIFICATIONS_ADDR": s.addrs["notifications"],
+		"TALLY_INSTANCES_ADDR":     s.addrs["instances"],
+	}
+	switch name {
+	case "ledger":
+		e["DATABASE_URL"] = fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", s.PGProxy.Addr(), localstack.DefaultDatabase)
+		e["REDIS_URL"] = s.Redis.URL()
+		e["TALLY_LEDGER_GRPC_ADDR"] = s.addrs["ledger"]
+		e["TALLY_LEDGER_METRICS_ADDR"] = s.addrs["ledger-metrics"]
+	case "pricing":
+		e["TALLY_PRICING_GRPC_ADDR"] = s.addrs["pricing"]
+	case "payments":
+		e["TALLY_PAYMENTS_GRPC_ADDR"] = s.addrs["payments"]
+		e["TALLY_PAYMENTS_HTTP_ADDR"] = s.addrs["payments-http"]
+		e["STRIPE_SECRET_KEY"] = stripeSecretKey
+		e["STRIPE_WEBHOOK_SECRET"] = s.webhook
+		e["TALLY_STRIPE_API_URL"] = s.Stripe.URL()
+		e["TALLY_WEBHOOK_URL"] = s.GatewayURL() + "/v1/webhooks/stripe"
+		// The retry worker at the pace payments documents for the fault suite: a credit or a
+		// refund left behind is retried within about a second of its dependency being back.
+		e["TALLY_PAYMENTS_RETRY_INTERVAL"] = "100ms"
+		e["TALLY_PAYMENTS_RETRY_BACKOFF"] = "100ms"
+		e["TALLY_PAYMENTS_RETRY_MAX_BACKOFF"] = "1s"
+		e["TALLY_PAYMENTS_WORK_LEASE"] = "5s"
+		e["TALLY_PAYMENTS_LEDGER_TIMEOUT"] = "1s"
+		e["TALLY_STRIPE_TIMEOUT"] = "2s"
+	case "notifications":
+		host, port, _ := net.SplitHostPort(s.Mail.SMTPAddr())
+		e["TALLY_NOTIFICATIONS_GRPC_ADDR"] = s.addrs["notifications"]
+		e["TALLY_SMTP_HOST"], e["TALLY_SMTP_PORT"], e["TALLY_SMTP_TLS"] = host, port, "none"
+		e["TALLY_SMTP_TIMEOUT"] = "2s"
+		e["TALLY_NOTIFICATIONS_POLL_INTERVAL"] = "200ms"
+		e["TALLY_NOTIFICATIONS_RETRY_BASE"] = "200ms"
+		e["TALLY_NOTIFICATIONS_RETRY_MAX"] = "2s"
+	case "gateway":
+		e["TALLY_GATEWAY_HTTP_ADDR"] = s.addrs["gateway"]
+	}
+	return e
+}
+
+// startService starts a service as a supervised process (restarted with backoff when it dies),
+// with extra added to its environment.
+func (s *Stack) startService(ctx context.Context, name string, extra map[string]string) error {
+	env := s.env(name)
+	for k, v := range extra {
+		env[k] = v
+	}
+	list := make([]string, 0, len(env))
+	for k, v := range env {
+		list = append(list, k+"="+v)
+	}
+	p, err := localstack.StartProcess(ctx, localstack.ProcessConfig{
+		Name:      name,
+		Path:      filepath.Join(s.binDir, name),
+		Env:       list,
+		ReadyAddr: s.addrs[name],
+		LogFile:   filepath.Join(s.cfg.Dir, "logs", name+".log"),
+		Logger:    s.logger,
+		Restart: &localstack.RestartPolicy{MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second,
+			OnEvent: func(ev localstack.ProcessEvent) {
+				s.mu.Lock()
+				s.events = append(s.events, ev)
+				s.mu.Unlock()
+			}},
+	})
+	if err != nil {
+		return fmt.Errorf("starting %s (log: %s): %w", name, filepath.Join(s.cfg.Dir, "logs", name+".log"), err)
+	}
+	s.mu.Lock()
+	s.services[name] = p
+	s.mu.Unlock()
+	return nil
+}
+
+// ReplaceService stops a service and starts it again with extra added to its environment (nil:
+// the normal one).
+func (s *Stack) ReplaceService(ctx context.Context, name string, extra map[string]string) error {
+	if err := s.Service(name).Stop(ctx); err != nil {
+		return err
+	}
+	return s.startService(ctx, name, extra)
+}
+
+// WaitRunning waits until the supervisor has brought every service back after a kill.
+func (s *Stack) WaitRunning(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		down := ""
+		for _, name := range serviceNames {
+			if !s.Service(name).Running() {
+				down = name
+				break
+			}
+		}
+		if down == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s is not running again: %w", down, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Heal undoes whatever a scenario left behind (it may have stopped half-way): the proxy passes,
+// Redis and mailpit run and answer, PostgreSQL runs, and every service is up.
+func (s *Stack) Heal(ctx context.Context) error {
+	var errs []error
+	s.PGProxy.DelayReplies(nil, 0)
+	errs = append(errs, s.Stripe.SetMode(ProxyPass), s.Redis.Resume(), s.Mail.Resume())
+	if !s.redisRunning() {
+		errs = append(errs, s.Redis.Start(ctx))
+	}
+	if !s.PG.Running() {
+		errs = append(errs, s.PG.Start(ctx))
+	}
+	errs = append(errs, s.WaitRunning(ctx, time.Minute))
+	return errors.Join(errs...)
+}
+
+func (s *Stack) redisRunning() bool {
+	conn, err := net.DialTimeout("tcp", s.Redis.Addr(), time.Second)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
+
+func (s *Stack) dialClients() error {
+	ops, err := s.Token(auth.Claims{Subject: "chaos-ops", Roles: []auth.Role{auth.RoleOps}})
+	if err != nil {
+		return err
+	}
+	backend, err := s.Token(auth.Claims{Subject: "chaos-backend", Roles: []auth.Role{auth.RoleService}})
+	if err != nil {
+		return err
+	}
+	dial := func(addr, token string) (*grpc.ClientConn, error) {
+		conn, err := rpcclient.Dial(addr, token)
+		if err != nil {
+			return nil, err
+		}
+		s.conns = append(s.conns, conn)
+		return conn, nil
+	}
+	conn, err := dial(s.addrs["ledger"], ops)
+	if err != nil {
+		return err
+	}
+	s.LedgerOps = ledgerv1.NewLedgerServiceClient(conn)
+	if conn, err = dial(s.addrs["ledger"], backend); err != nil {
+		return err
+	}
+	s.LedgerBackend = ledgerv1.NewLedgerServiceClient(conn)
+	if conn, err = dial(s.addrs["payments"], ops); err != nil {
+		return err
+	}
+	s.PaymentsOps = paymentsv1.NewPaymentsServiceClient(conn)
+	return nil
+}
+
+// Token mints a token for c signed with the stack's secret.
+func (s *Stack) Token(c auth.Claims) (string, error) {
+	return s.TokenFor(c, tokenTTL)
+}
+
+// TokenFor mints a token for c valid for ttl.
+func (s *Stack) TokenFor(c auth.Claims, ttl time.Duration) (string, error) {
+	tok, err := auth.Mint([]byte(s.secret), c, ttl)
+	if err != nil {
+		return "", fmt.Errorf("minting a token for %s: %w", c.Subject, err)
+	}
+	return tok, nil
+}
+
+// MemberPayments returns a payments client acting as a member of org.
+func (s *Stack) MemberPayments(org string) (paymentsv1.PaymentsServiceClient, error) {
+	conn, err := s.memberConn(s.addrs["payments"], org, auth.RoleMember)
+	if err != nil {
+		return nil, err
+	}
+	return paymentsv1.NewPaymentsServiceClient(conn), nil
+}
+
+// AdminNotifications returns a notifications client acting as the admin of org.
+func (s *Stack) AdminNotifications(org string) (notificationsv1.NotificationsServiceClient, error) {
+	conn, err := s.memberConn(s.addrs["notifications"], org, auth.RoleAdmin)
+	if err != nil {
+		return nil, err
+	}
+	return notificationsv1.NewNotificationsServiceClient(conn), nil
+}
+
+func (s *Stack) memberConn(addr, org string, role auth.Role) (*grpc.ClientConn, error) {
+	tok, err := s.Token(auth.Claims{Subject: string(role) + "-" + org, OrgID: org, Email: string(role) + "@" + org + ".test",
+		Name: "Chaos " + string(role), Roles: []auth.Role{role}})
+	if err != nil {
+		return nil, err
+	}
+	conn, err := rpcclient.Dial(addr, tok)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.conns = append(s.conns, conn)
+	s.mu.Unlock()
+	return conn, nil
+}
+
+// Stop stops everything, services first.
+func (s *Stack) Stop(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	for i := len(serviceNames) - 1; i >= 0; i-- {
+		if p := s.Service(serviceNames[i]); p != nil {
+			if err := p.Stop(ctx); err != nil {
+				s.logger.Warn("stopping service", "service", serviceNames[i], "err", err)
+			}
+		}
+	}
+	if s.DB != nil {
+		s.DB.Close()
+	}
+	if s.PGProxy != nil {
+		s.PGProxy.Close()
+	}
+	if s.Mail != nil {
+		_ = s.Mail.Resume()
+		_ = s.Mail.Stop(ctx)
+	}
+	if s.Stripe != nil {
+		s.Stripe.Close()
+	}
+	if s.stripe != nil {
+		_ = s.stripe.Stop(ctx)
+	}
+	if s.Redis != nil {
+		_ = s.Redis.Resume()
+		_ = s.Redis.Stop(ctx)
+	}
+	if s.PG != nil {
+		if err := s.PG.Stop(ctx); err != nil {
+			s.logger.Warn("stopping postgres", "err", err)
+		}
+	}
+}
+
+func (s *Stack) progress(format string, args ...any) {
+	fmt.Fprintf(s.cfg.Progress, "chaos: "+format+"\n", args...)
+}
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random bytes: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

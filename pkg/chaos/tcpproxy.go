@@ -1,0 +1,132 @@
+package chaos
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// TCPProxy is a real TCP proxy on loopback that can hold back some of the server's replies: the
+// ledger reaches PostgreSQL through it, so that a scenario can delay the acknowledgments of its
+// commits (as a slow synchronous replica would) and kill the ledger between a batch's commit and
+// its cache update.
+type TCPProxy struct {
+	lis    net.Listener
+	target string
+	delay  atomic.Pointer[replyDelay]
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+// StartTCPProxy listens on a free loopback port and forwards every connection to target.
+func StartTCPProxy(target string) (*TCPProxy, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("tcp proxy: %w", err)
+	}
+	p := &TCPProxy{lis: lis, target: target, conns: map[net.Conn]struct{}{}}
+	go p.accept()
+	return p, nil
+}
+
+// Addr is the proxy's host:port.
+func (p *TCPProxy) Addr() string { return p.lis.Addr().String() }
+
+// replyDelay holds back the replies that contain match.
+type replyDelay struct {
+	match []byte
+	d     time.Duration
+}
+
+// DelayReplies holds back by d, from now on, every chunk the server sends that contains match;
+// d = 0 stops it.
+func (p *TCPProxy) DelayReplies(match []byte, d time.Duration) {
+	if d <= 0 {
+		p.delay.Store(nil)
+		return
+	}
+	p.delay.Store(&replyDelay{match: append([]byte(nil), match...), d: d})
+}
+
+// Close stops the proxy and drops its connections.
+func (p *TCPProxy) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	_ = p.lis.Close()
+	for c := range p.conns {
+		_ = c.Close()
+	}
+}
+
+func (p *TCPProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *TCPProxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.conns, c)
+}
+
+func (p *TCPProxy) accept() {
+	for {
+		client, err := p.lis.Accept()
+		if err != nil {
+			return
+		}
+		go p.forward(client)
+	}
+}
+
+// forward copies between client and a new connection to the target until either side ends; a
+// target that refuses the connection drops the client's (as a dead server would).
+func (p *TCPProxy) forward(client net.Conn) {
+	defer client.Close()
+	up, err := net.DialTimeout("tcp", p.target, time.Second)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	if !p.track(client) || !p.track(up) {
+		return
+	}
+	defer p.untrack(client)
+	defer p.untrack(up)
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.Copy(up, client)
+		done <- struct{}{}
+	}()
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := up.Read(buf)
+			if n > 0 {
+				if d := p.delay.Load(); d != nil && bytes.Contains(buf[:n], d.match) {
+					time.Sleep(d.d) // the injected delay itself
+				}
+				if _, werr := client.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		done <- struct{}{}
+	}()
+	<-done
+}
