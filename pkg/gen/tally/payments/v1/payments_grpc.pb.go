@@ -66,7 +66,9 @@ type PaymentsServiceClient interface {
 	UpdateBillingProfile(ctx context.Context, in *UpdateBillingProfileRequest, opts ...grpc.CallOption) (*UpdateBillingProfileResponse, error)
 	// RefundPayment refunds (part of) a payment through Stripe, takes the refunded credits back from
 	// the organization (never more than remain; the rest is reported) and issues a credit note. Ops
-	// only. Idempotent: the request's idempotency_key is required.
+	// only. Idempotent: the request's idempotency_key is required. The refund may come back PENDING
+	// (Stripe unreachable, or the refund still in flight at Stripe): tally then carries it out with
+	// the same keys until it succeeds or fails, and a retry of the request returns its state.
 	RefundPayment(ctx context.Context, in *RefundPaymentRequest, opts ...grpc.CallOption) (*RefundPaymentResponse, error)
 	// ListReviewItems lists what needs an ops decision: late failures, disputes and refunds made
 	// after credits were granted, credits the ledger refused. Ops only.
@@ -226,7 +228,9 @@ type PaymentsServiceServer interface {
 	UpdateBillingProfile(context.Context, *UpdateBillingProfileRequest) (*UpdateBillingProfileResponse, error)
 	// RefundPayment refunds (part of) a payment through Stripe, takes the refunded credits back from
 	// the organization (never more than remain; the rest is reported) and issues a credit note. Ops
-	// only. Idempotent: the request's idempotency_key is required.
+	// only. Idempotent: the request's idempotency_key is required. The refund may come back PENDING
+	// (Stripe unreachable, or the refund still in flight at Stripe): tally then carries it out with
+	// the same keys until it succeeds or fails, and a retry of the request returns its state.
 	RefundPayment(context.Context, *RefundPaymentRequest) (*RefundPaymentResponse, error)
 	// ListReviewItems lists what needs an ops decision: late failures, disputes and refunds made
 	// after credits were granted, credits the ledger refused. Ops only.
