@@ -56,6 +56,9 @@ type Config struct {
 	CommitRetryFor time.Duration
 	// RedisTimeout bounds every Redis call (default 50ms).
 	RedisTimeout time.Duration
+	// RedisReadTimeout bounds Authorize's cache reads (default 10ms, at most RedisTimeout); a
+	// read past it falls back to PostgreSQL.
+	RedisReadTimeout time.Duration
 	// BalanceCacheTTL is how long a cache entry lives after its last write (default 60s).
 	BalanceCacheTTL time.Duration
 	// BalanceCacheQueue bounds the organizations waiting in the cache updater (default 65536).
@@ -88,6 +91,7 @@ func Load(e *config.Env) (Config, error) {
 		DBTimeout:         e.Duration("TALLY_LEDGER_DB_TIMEOUT", 5*time.Second),
 		CommitRetryFor:    e.Duration("TALLY_COMMIT_RETRY_FOR", 2*time.Second),
 		RedisTimeout:      e.Duration("TALLY_REDIS_TIMEOUT", 50*time.Millisecond),
+		RedisReadTimeout:  e.Duration("TALLY_REDIS_READ_TIMEOUT", 10*time.Millisecond),
 		BalanceCacheTTL:   e.Duration("TALLY_BALANCE_CACHE_TTL", time.Minute),
 		BalanceCacheQueue: e.Int("TALLY_BALANCE_CACHE_QUEUE", 65536),
 		EpochInterval:     e.Duration("TALLY_BALANCE_CACHE_EPOCH_INTERVAL", 100*time.Millisecond),
@@ -104,6 +108,7 @@ func Load(e *config.Env) (Config, error) {
 		name string
 		v    time.Duration
 	}{{"TALLY_LEDGER_DB_TIMEOUT", c.DBTimeout}, {"TALLY_COMMIT_RETRY_FOR", c.CommitRetryFor}, {"TALLY_REDIS_TIMEOUT", c.RedisTimeout},
+		{"TALLY_REDIS_READ_TIMEOUT", c.RedisReadTimeout},
 		{"TALLY_BALANCE_CACHE_TTL", c.BalanceCacheTTL}, {"TALLY_BALANCE_CACHE_EPOCH_INTERVAL", c.EpochInterval},
 		{"TALLY_BALANCE_CACHE_EPOCH_MAX_AGE", c.EpochMaxAge}, {"TALLY_LEDGER_REPLICA_TIMEOUT", c.ReplicaTimeout}} {
 		if d.v <= 0 {
@@ -163,7 +168,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 			return err
 		}
 		defer func() { _ = rdb.Close() }()
-		cache = balancecache.New(rdb, balancecache.Config{TTL: cfg.BalanceCacheTTL, Timeout: cfg.RedisTimeout})
+		cache = balancecache.New(rdb, balancecache.Config{TTL: cfg.BalanceCacheTTL, Timeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisReadTimeout})
 	} else {
 		logger.Warn("REDIS_URL is not set: Authorize reads PostgreSQL on every call")
 	}

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -144,13 +143,11 @@ func (u *cacheUpdater) flush(ctx context.Context) bool {
 			if !u.failing.Swap(true) {
 				u.logger.Warn("balance cache write failed; Authorize reads PostgreSQL for what it may have missed", "err", err)
 			}
-			// Invalidated before the states leave "writing", so this replica never answers from
-			// the older entries Redis may still hold. A failed rebuild too, unless it was never
-			// sent (breaker open): a write that timed out may still land later, after a newer
-			// entry was evicted or flushed.
-			if required || !errors.Is(err, balancecache.ErrUnavailable) {
-				u.invalidate(reasonWriteFailed)
-			}
+			// Invalidated before the states leave "writing", so no replica answers from the older
+			// entries Redis may still hold — also when the write was never sent (breaker open,
+			// perhaps opened by a failed read): Redis then certainly keeps the older entry, stamped
+			// with the current epoch. Requests are coalesced into one bump per epoch round.
+			u.invalidate(reasonWriteFailed)
 			if required {
 				ok = false
 			}

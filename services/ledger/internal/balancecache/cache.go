@@ -46,6 +46,9 @@ type Config struct {
 	TTL time.Duration
 	// Timeout bounds every call to Redis (default 50ms).
 	Timeout time.Duration
+	// ReadTimeout bounds the reads of Authorize (default 10ms, at most Timeout): a read that
+	// misses it falls back to PostgreSQL, so a stalled Redis costs a call at most this much.
+	ReadTimeout time.Duration
 }
 
 // Entry is one cached account with the cache epoch it was stamped with.
@@ -69,6 +72,10 @@ func New(rdb redis.UniversalClient, cfg Config) *Cache {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 50 * time.Millisecond
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 10 * time.Millisecond
+	}
+	cfg.ReadTimeout = min(cfg.ReadTimeout, cfg.Timeout)
 	return &Cache{rdb: rdb, cfg: cfg}
 }
 
@@ -87,13 +94,13 @@ func (c *Cache) Get(ctx context.Context, orgID string) (e Entry, ok bool, err er
 var fields = []string{"v", "b", "h", "c", "e", "id", "ep"}
 
 // GetMany reads the cached entries of orgIDs in one pipeline (one round trip), within the
-// cache's timeout.
+// cache's read timeout.
 func (c *Cache) GetMany(ctx context.Context, orgIDs []string) ([]Entry, []bool, error) {
 	if !c.breaker.allow() {
 		return nil, nil, ErrUnavailable
 	}
 	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadTimeout)
 	defer cancel()
 	pipe := c.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(orgIDs))
@@ -181,9 +188,8 @@ func (c *Cache) set(ctx context.Context, entries []Entry) error {
 
 // record feeds the breaker with the outcome of a call, unless the caller itself gave up.
 func (c *Cache) record(parent context.Context, err error) {
-	if parent.Err() == nil {
-		c.breaker.record(err)
-	}
+	// A call its caller gave up on says nothing about Redis, but it may have been the probe.
+	c.breaker.record(err, parent.Err() == nil)
 }
 
 func isNoScript(err error) bool {
@@ -191,9 +197,12 @@ func isNoScript(err error) bool {
 }
 
 // breaker fails calls fast while Redis is failing: after a failure it opens for a backoff
-// (doubling from minOpen to maxOpen), then lets calls through again; a success closes it.
+// (doubling from minOpen to maxOpen), then lets ONE call through to probe Redis (half open)
+// while the others keep failing fast; the probe's success closes it, its failure opens it again.
+// Only the probe, not every call in flight, pays a stalled Redis's timeout.
 type breaker struct {
 	openUntil atomic.Int64 // unix nanos; 0 when closed
+	probing   atomic.Bool  // a half-open probe is in flight
 	mu        sync.Mutex
 	backoff   time.Duration
 }
@@ -206,10 +215,21 @@ const (
 
 func (b *breaker) allow() bool {
 	until := b.openUntil.Load()
-	return until == 0 || time.Now().UnixNano() >= until
+	if until == 0 {
+		return true
+	}
+	if time.Now().UnixNano() < until {
+		return false
+	}
+	return b.probing.CompareAndSwap(false, true)
 }
 
-func (b *breaker) record(err error) {
+// record ends a call: counts says whether its outcome tells anything about Redis.
+func (b *breaker) record(err error, counts bool) {
+	defer b.probing.Store(false)
+	if !counts {
+		return
+	}
 	if err == nil {
 		if b.openUntil.Load() != 0 {
 			b.mu.Lock()
