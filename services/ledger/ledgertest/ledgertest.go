@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"testing"
@@ -148,7 +149,25 @@ func Start(t testing.TB, opts Options) *Ledger {
 	go func() { l.done <- service.Run(ctx, cfg, lis, opts.Logger) }()
 	t.Cleanup(func() { l.Stop(t) })
 	waitHealthy(t, l)
+	if metricsURL != "" {
+		waitMetrics(t, metricsURL)
+	}
 	return l
+}
+
+// waitMetrics waits until the replica's /metrics answers: its HTTP server starts beside the gRPC
+// server, so health alone does not say it is listening yet.
+func waitMetrics(t testing.TB, url string) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	require.Eventually(t, func() bool {
+		resp, err := client.Get(url)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 10*time.Millisecond, "the ledger's /metrics at %s never answered", url)
 }
 
 func waitHealthy(t testing.TB, l *Ledger) {
