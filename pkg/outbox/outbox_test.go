@@ -54,6 +54,19 @@ func TestFollowResumesWithoutGapOrDuplicate(t *testing.T) {
 	})
 	require.ErrorIs(t, err, stop)
 	ctx, cancel := context.WithCancel(t.Context())
+	// idle is signalled when the resumed follower has read a short page, after which it waits: the events
+	// appended then can only reach it through the wake-up (it takes the wake-up before reading).
+	idle := make(chan struct{}, 1)
+	f.Fetch = func(ctx context.Context, after int64, limit int) ([]int64, error) {
+		out, err := box.fetch(ctx, after, limit)
+		if err == nil && len(out) < limit {
+			select {
+			case idle <- struct{}{}:
+			default:
+			}
+		}
+		return out, err
+	}
 	done := make(chan error, 1)
 	go func() {
 		done <- f.Run(ctx, seen[len(seen)-1], func(e int64) error {
@@ -64,7 +77,11 @@ func TestFollowResumesWithoutGapOrDuplicate(t *testing.T) {
 			return nil
 		})
 	}()
-	time.Sleep(10 * time.Millisecond)
+	select {
+	case <-idle:
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "the resumed follower never caught up")
+	}
 	box.append(10)
 	wake.Notify() // the poll interval is an hour: only the wake-up can deliver these
 	require.ErrorIs(t, <-done, context.Canceled)

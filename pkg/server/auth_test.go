@@ -151,8 +151,10 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-// pricingStub admits calls and answers Unimplemented: reaching it proves a call was admitted.
-type pricingStub struct {
+// handlerlessPricing is a pricing server without handlers: every call the interceptors admit
+// reaches gRPC's own answer for a method without a handler (codes.Unimplemented), which proves it
+// was admitted. No test needs a handler here.
+type handlerlessPricing struct {
 	pricingv1.UnimplementedPricingServiceServer
 }
 
@@ -168,7 +170,7 @@ func startServer(t *testing.T, a *server.Auth, logger *slog.Logger) *testServer 
 	policy := auth.Policy{pricingv1.PricingService_ListModelPrices_FullMethodName: {Roles: []auth.Role{auth.RoleMember}}}
 	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: a, Policy: policy})
 	require.NoError(t, err)
-	pricingv1.RegisterPricingServiceServer(srv.GRPC(), pricingStub{})
+	pricingv1.RegisterPricingServiceServer(srv.GRPC(), handlerlessPricing{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())

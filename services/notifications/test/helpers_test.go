@@ -282,8 +282,7 @@ func waitMessages(t *testing.T, m mailbox, addr string, n int) {
 }
 
 // settle waits until the service has applied every ledger event and has no email left to send,
-// then lets in-flight SMTP transactions land, so that counting messages afterwards also proves
-// that nothing more arrives.
+// and until mailpit lists every email recorded as sent.
 func (s *stack) settle(t *testing.T) {
 	t.Helper()
 	require.Eventually(t, func() bool {
@@ -299,7 +298,21 @@ func (s *stack) settle(t *testing.T) {
 		}
 		return cursor == last && pending == 0
 	}, waitFor, tick, "service did not settle")
-	time.Sleep(500 * time.Millisecond)
+	// An email is recorded sent once the SMTP server accepted it; wait until mailpit lists every
+	// one of them, so that counting messages afterwards also proves that nothing more arrives.
+	rows, err := s.db.Query(t.Context(), `SELECT to_address, count(*) FROM notifications.emails WHERE status = 'sent' GROUP BY to_address`)
+	require.NoError(t, err)
+	sent := map[string]int{}
+	for rows.Next() {
+		var addr string
+		var n int
+		require.NoError(t, rows.Scan(&addr, &n))
+		sent[addr] = n
+	}
+	require.NoError(t, rows.Err())
+	for addr, n := range sent {
+		waitMessages(t, s.mail, addr, n)
+	}
 }
 
 // requireMessages settles and asserts that addr received exactly n messages.

@@ -222,14 +222,10 @@ func waitHealthy(t *testing.T, addr string) {
 	require.NoError(t, err)
 	defer func() { _ = conn.Close() }()
 	hc := grpc_health_v1.NewHealthClient(conn)
-	for range 500 {
+	require.Eventually(t, func() bool {
 		resp, err := hc.Check(t.Context(), &grpc_health_v1.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	require.FailNow(t, "payments did not become healthy")
+		return err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING
+	}, 5*time.Second, 10*time.Millisecond, "payments did not become healthy")
 }
 
 func (e *env) client(t *testing.T, token string) paymentsv1.PaymentsServiceClient {
@@ -306,12 +302,17 @@ func (e *env) deliver(t *testing.T, payload []byte) (*paymentsv1.HandleStripeWeb
 // deliverSigned delivers like Stripe: a retryable failure (Unavailable) is retried.
 func (e *env) deliverSigned(t *testing.T, payload []byte, sig string) (*paymentsv1.HandleStripeWebhookResponse, error) {
 	t.Helper()
-	for attempt := 0; ; attempt++ {
+	// Until the answer is no longer Unavailable, or for at most a few seconds (the last answer is
+	// returned either way), every 20ms.
+	deadline := time.Now().Add(4 * time.Second)
+	retry := time.NewTicker(20 * time.Millisecond)
+	defer retry.Stop()
+	for {
 		resp, err := e.public.HandleStripeWebhook(t.Context(), &paymentsv1.HandleStripeWebhookRequest{Payload: payload, Signature: sig})
-		if status.Code(err) != codes.Unavailable || attempt == 20 {
+		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
 			return resp, err
 		}
-		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+		<-retry.C
 	}
 }
 

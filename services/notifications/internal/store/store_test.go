@@ -60,11 +60,21 @@ func TestDeliverNextHandsEachEmailToOneSender(t *testing.T) {
 
 	var mu sync.Mutex
 	handed := map[string]int{}
+	// looked is signalled whenever a sender's DeliverNext returns: a delivery holds its claim
+	// until another sender has looked meanwhile (or, for the last ones, none is left to look).
+	looked := make(chan struct{}, 1)
 	deliver := func(_ context.Context, d notify.Delivery) notify.Attempt {
 		mu.Lock()
 		handed[d.ID]++
 		mu.Unlock()
-		time.Sleep(5 * time.Millisecond) // hold the claim while the others look
+		select {
+		case <-looked: // a look from before this claim does not count
+		default:
+		}
+		select {
+		case <-looked:
+		case <-time.After(100 * time.Millisecond):
+		}
 		return notify.Attempt{MessageID: d.ID + "@test"}
 	}
 	var wg sync.WaitGroup
@@ -72,6 +82,10 @@ func TestDeliverNextHandsEachEmailToOneSender(t *testing.T) {
 		wg.Go(func() {
 			for {
 				claimed, err := st.DeliverNext(t.Context(), time.Now(), claim, deliver)
+				select {
+				case looked <- struct{}{}:
+				default:
+				}
 				if err != nil {
 					t.Error(err)
 					return
