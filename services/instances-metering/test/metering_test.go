@@ -44,8 +44,9 @@ func TestChargesEveryStartedPeriodExactlyOnce(t *testing.T) {
 	n := money.Nanos(stopped.GetPeriodsCharged())
 	require.Equal(t, 100*unit-n*a10gPeriod, s.balance(t, "acme"))
 
-	// Stop is final: give the scheduler a few boundaries to misbehave, then look again.
-	time.Sleep(3 * period)
+	// Stop is final: give the scheduler a few boundaries to misbehave, then look again. A witness
+	// rental of another organization on the same meter proves three boundaries were processed.
+	s.awaitBoundaries(t, c, "i-exact-witness", 3)
 	again := stop(t, c, "i-exact")
 	require.True(t, proto.Equal(stopped, again), "a second stop returns the same rental:\n%v\n%v", stopped, again)
 	s.requireChargedExactly(t, get(t, c, "i-exact"))
@@ -67,14 +68,16 @@ func TestKilledMeterCatchesUpWithoutDoubleOrMissingCharge(t *testing.T) {
 		waitCharged(t, m.controller(t), ids[0], int64(2+3*cycle))
 		// Kill the meter just after a boundary of the first rental, while the batch of that
 		// boundary is being charged.
-		next := first.GetStartedAt().AsTime()
-		for !next.After(time.Now()) {
-			next = next.Add(period)
-		}
-		time.Sleep(time.Until(next) + 3*time.Millisecond)
+		// The next boundary is reached once the meter has charged it to the first rental.
+		charged := s.periodsCharged(t, first.GetInstanceId())
+		require.Eventually(t, func() bool {
+			return s.periodsCharged(t, first.GetInstanceId()) > charged
+		}, wait, time.Millisecond, "%s never charged the boundary after period %d", first.GetInstanceId(), charged)
 		m.Kill(t)
-		// Down for more than two boundaries: they are missed, then caught up.
-		time.Sleep(2*period + period/2)
+		// Down for more than two boundaries: they are missed, then caught up. Every running
+		// rental has at least two due, uncharged boundaries by the database's clock.
+		require.Eventually(t, func() bool { return s.missedBoundaries(t, len(ids), 2) }, wait, tick,
+			"boundaries were not missed while the meter was down (cycle %d)", cycle)
 		restartedAt := time.Now()
 		m = s.startMeter(t, meterOptions{})
 		for _, id := range ids {
@@ -215,7 +218,9 @@ func TestInsufficientCreditsSuspendTheRentalAndEmitTheEvent(t *testing.T) {
 
 	// Nothing more is charged, even after the organization tops up; stopping charges nothing.
 	s.credit(t, "poor", unit)
-	time.Sleep(2 * period)
+	// A witness rental of another organization on the same meter proves two boundaries passed
+	// and were processed by the scheduler after the top-up.
+	s.awaitBoundaries(t, c, "i-poor-witness", 2)
 	stopped := stop(t, c, "i-poor")
 	require.Equal(t, instancesv1.RentalState_RENTAL_STATE_STOPPED, stopped.GetState())
 	require.Equal(t, int64(3), stopped.GetPeriodsCharged())
@@ -298,4 +303,37 @@ func (n *notifications) calls() []*notificationsv1.NotifyRentalSuspendedRequest 
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]*notificationsv1.NotifyRentalSuspendedRequest(nil), n.got...)
+}
+
+// awaitBoundaries starts a witness rental of its own organization on c, waits until the
+// scheduler has charged n boundaries after its start, and stops it: proof that n boundaries
+// passed and were processed by the meter since the call.
+func (s *stack) awaitBoundaries(t *testing.T, c instancesv1.InstanceMeteringServiceClient, witness string, n int64) {
+	t.Helper()
+	org := "org-" + witness
+	s.credit(t, org, 100*unit)
+	start(t, c, witness, org, a10g)
+	waitCharged(t, c, witness, n+1)
+	stop(t, c, witness)
+}
+
+// periodsCharged reads a rental's periods charged straight from PostgreSQL.
+func (s *stack) periodsCharged(t *testing.T, instanceID string) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, s.pool.QueryRow(t.Context(),
+		`SELECT periods_charged FROM instances.rentals WHERE instance_id = $1`, instanceID).Scan(&n))
+	return n
+}
+
+// missedBoundaries reports whether exactly want rentals are running and each has at least k
+// boundaries due (by the database's clock) and not charged.
+func (s *stack) missedBoundaries(t *testing.T, want int, k int) bool {
+	t.Helper()
+	var running, behind int
+	require.NoError(t, s.pool.QueryRow(t.Context(), `SELECT count(*),
+count(*) FILTER (WHERE next_charge_at + ($1::bigint - 1) * (period_ns / 1000) * interval '1 microsecond' < now())
+FROM instances.rentals WHERE state = 'running'`, k).Scan(&running, &behind))
+	require.Equal(t, want, running)
+	return behind == running
 }
