@@ -81,8 +81,10 @@ func TestUsagePricedDebits(t *testing.T) {
 
 	// A price change is picked up within a second; usage from before it keeps the old price.
 	before := time.Now()
-	time.Sleep(10 * time.Millisecond)
+	// The change takes effect "now", stored to the microsecond: wait until that is after before.
+	require.Eventually(t, func() bool { return time.Now().Truncate(time.Microsecond).After(before) }, time.Second, time.Millisecond)
 	changed := setLLMPrice(t, prices, "raise", 3*unit, 6*unit, time.Time{})
+	require.True(t, changed.GetPrice().GetEffectiveFrom().AsTime().After(before), "the change takes effect after before")
 	var newCharge *ledgerv1.DebitResponse
 	require.Eventually(t, func() bool {
 		r, err := svc.Debit(t.Context(), usageDebit("u", "probe-"+time.Now().Format(time.RFC3339Nano), map[string]string{"input_tokens": "1000000"}, time.Time{}))
@@ -123,7 +125,11 @@ func TestUsagePricedDebits(t *testing.T) {
 	}
 	_, err = prices.SetModelPrice(t.Context(), newModel)
 	require.NoError(t, err)
-	time.Sleep(time.Second)
+	// Wait until the ledger has the price list with the new model (Authorize changes nothing).
+	require.Eventually(t, func() bool {
+		_, err := svc.Authorize(t.Context(), &ledgerv1.AuthorizeRequest{OrgId: "u", Usage: &ledgerv1.Usage{ModelId: "brand-new-model", Quantities: map[string]string{"requests": "1"}}})
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "the new model reaches the ledger")
 
 	bad := []struct {
 		name string
