@@ -18,6 +18,7 @@ require (
 	github.com/tallyhq/tally/services/notifications v0.0.0
 	github.com/tallyhq/tally/services/payments v0.0.0
 	github.com/tallyhq/tally/services/pricing v0.0.0
+	go.yaml.in/yaml/v3 v3.0.5
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
@@ -40,7 +41,6 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/wneessen/go-mail v0.8.1 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
