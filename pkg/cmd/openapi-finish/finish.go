@@ -243,7 +243,13 @@ func finishResponses(op *yaml.Node, id string, cfg Config, media map[string]bool
 	for i := 0; i < len(responses.Content); i += 2 {
 		code, resp := responses.Content[i].Value, responses.Content[i+1]
 		content := get(resp, "content")
-		if content == nil || get(content, "*/*") == nil {
+		if content == nil {
+			continue
+		}
+		if mt, ok := cfg.Media[id]; ok && get(content, mt) != nil {
+			media[id] = true // finished already
+		}
+		if get(content, "*/*") == nil {
 			continue
 		}
 		mt, ok := cfg.Media[id]

@@ -5,6 +5,7 @@ package openapi
 import (
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -59,4 +60,40 @@ func Operations() ([]Operation, error) {
 	}
 	slices.SortFunc(ops, func(a, b Operation) int { return strings.Compare(a.ID, b.ID) })
 	return ops, nil
+}
+
+// CheckPolicy compares the document's operations of the gRPC service (its full name, e.g.
+// "tally.pricing.v1.PricingService") with the service's auth policy: rule reports whether the
+// policy lists fullMethod and whether it admits callers without a token. It fails when the
+// document has no operation of the service, when an operation's method is not in the policy, and
+// when an operation is public (`security: []`) in one but not in the other.
+func CheckPolicy(service string, rule func(fullMethod string) (listed, public bool)) error {
+	ops, err := Operations()
+	if err != nil {
+		return err
+	}
+	short := service[strings.LastIndex(service, ".")+1:]
+	var errs []error
+	found := 0
+	for _, op := range ops {
+		method, ok := strings.CutPrefix(op.ID, short+"_")
+		if !ok {
+			continue
+		}
+		found++
+		fullMethod := "/" + service + "/" + method
+		listed, public := rule(fullMethod)
+		switch {
+		case !listed:
+			errs = append(errs, fmt.Errorf("%s (%s %s) is not in the policy", fullMethod, op.Method, op.Path))
+		case public && !op.Public:
+			errs = append(errs, fmt.Errorf("%s is public, but the document asks %s %s for a bearer token: add %s to openapi-finish's Config.Public", fullMethod, op.Method, op.Path, op.ID))
+		case !public && op.Public:
+			errs = append(errs, fmt.Errorf("%s needs a token, but the document marks %s %s public: remove %s from openapi-finish's Config.Public", fullMethod, op.Method, op.Path, op.ID))
+		}
+	}
+	if found == 0 {
+		errs = append(errs, fmt.Errorf("the document has no operation of %s", service))
+	}
+	return errors.Join(errs...)
 }
