@@ -40,7 +40,7 @@ type Config struct {
 var Tally = Config{
 	Title:             "tally",
 	ServerURL:         "http://localhost:8080",
-	ServerDescription: "The local gateway that `make run` starts (REST API, this document, the console).",
+	ServerDescription: "The local gateway that `make run` starts (TALLY_ENV=development).",
 	BearerDescription: "A JWT (HS256 in development: `make token ORG=acme ROLE=member`; RS256/ES256 from the " +
 		"configured JWKS in production) sent as `Authorization: Bearer <token>`. The browser console " +
 		"signs in through the gateway's session cookie instead.",
