@@ -35,6 +35,8 @@ type sessionProxy struct {
 	// state maps a session id to the fields Stripe reports for it.
 	state map[string]map[string]any
 	reads int
+	// wallet, when set, is the card wallet of every payment intent's latest charge.
+	wallet string
 }
 
 func startSessionProxy(t *testing.T) *sessionProxy {
@@ -76,14 +78,23 @@ func startSessionProxy(t *testing.T) *sessionProxy {
 // rewrite makes a session read back report the state set for it (and its own id: stripe-mock
 // answers with a fixture's).
 func (p *sessionProxy) rewrite(resp *http.Response) error {
-	if resp.Request.Method != http.MethodGet || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Request.URL.Path, "/v1/checkout/sessions/") {
+	if resp.Request.Method != http.MethodGet || resp.StatusCode != http.StatusOK {
 		return nil
 	}
-	id := strings.TrimPrefix(resp.Request.URL.Path, "/v1/checkout/sessions/")
+	var id string
+	var st map[string]any
 	p.mu.Lock()
-	st, ok := p.state[id]
+	switch path := resp.Request.URL.Path; {
+	case strings.HasPrefix(path, "/v1/checkout/sessions/"):
+		id = strings.TrimPrefix(path, "/v1/checkout/sessions/")
+		st = p.state[id]
+	case strings.HasPrefix(path, "/v1/payment_intents/") && p.wallet != "":
+		id = strings.TrimPrefix(path, "/v1/payment_intents/")
+		st = map[string]any{"latest_charge": map[string]any{"id": "ch_wallet", "object": "charge",
+			"payment_method_details": map[string]any{"type": "card", "card": map[string]any{"wallet": map[string]any{"type": p.wallet}}}}}
+	}
 	p.mu.Unlock()
-	if !ok {
+	if st == nil {
 		return nil
 	}
 	body, err := io.ReadAll(resp.Body)
@@ -113,6 +124,12 @@ func (p *sessionProxy) report(sessionID string, fields map[string]any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.state[sessionID] = fields
+}
+
+func (p *sessionProxy) setWallet(w string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wallet = w
 }
 
 func (p *sessionProxy) creations() []url.Values {
@@ -157,6 +174,22 @@ func TestStripeCheckoutSessionURLsAndExpiry(t *testing.T) {
 
 	p := e.payment(t, "acme", cs.GetPaymentId())
 	require.Equal(t, expires, p.GetExpiresAt().AsTime().Unix(), "the payment records the expiry Stripe was asked for")
+}
+
+// TestStripeRecordsTheCardWallet pays a Stripe session with Google Pay: the payment records method
+// card and wallet google_pay, read from the payment intent's charge after the credit.
+func TestStripeRecordsTheCardWallet(t *testing.T) {
+	t.Parallel()
+	proxy := startSessionProxy(t)
+	proxy.setWallet("google_pay")
+	e := start(t, options{stripe: true, stripeURL: proxy.URL})
+	cs := e.checkout(t, "acme", 20*unit)
+	e.mustDeliver(t, sessionEvent{typ: payment.EventCheckoutCompleted, paymentStatus: "paid", org: "acme", cs: cs, amountMinor: 2000}.payload(t),
+		app.OutcomeProcessed)
+	p := e.payment(t, "acme", cs.GetPaymentId())
+	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED, p.GetStatus())
+	require.Equal(t, "card", p.GetPaymentMethod())
+	require.Equal(t, "google_pay", p.GetPaymentWallet())
 }
 
 // TestStripeExpiredWebhookExpiresOnce is the checkout.session.expired path: the payment becomes

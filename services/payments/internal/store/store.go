@@ -222,6 +222,16 @@ WHERE checkout_session_id = $1 AND mode = 'local' AND status = 'pending' AND (ex
 	return p, nil
 }
 
+// SetPaymentWallet records the card wallet of a payment that has none recorded yet.
+func (s *Store) SetPaymentWallet(ctx context.Context, id, wallet string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE payments SET payment_wallet = $2, updated_at = $3 WHERE id = $1 AND payment_wallet = ''`,
+		id, wallet, s.clock())
+	if err != nil {
+		return fmt.Errorf("recording the wallet of payment %s: %w", id, err)
+	}
+	return nil
+}
+
 // PendingPastExpiry lists up to limit pending payments whose Checkout Session expired before
 // before and that nothing settled: not credited, not paid on the test-mode page, not due for
 // fulfilment. The expiry sweep asks the processor about each.
