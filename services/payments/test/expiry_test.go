@@ -366,3 +366,17 @@ func TestGetCheckoutOptions(t *testing.T) {
 	_, err = e.public.GetCheckoutOptions(t.Context(), &paymentsv1.GetCheckoutOptionsRequest{OrgId: "acme"})
 	requireCode(t, err, codes.Unauthenticated)
 }
+
+// TestExpirySweepKeepsToItsMode runs a test-mode service on the database of a Stripe-mode one: it
+// never expires a Stripe payment on its own record (only Stripe can say a session expired).
+func TestExpirySweepKeepsToItsMode(t *testing.T) {
+	t.Parallel()
+	live := start(t, options{stripe: true})
+	cs := live.checkout(t, "acme", 10*unit)
+	live.expireNow(t, cs.GetPaymentId())
+	local := start(t, options{ledger: live.ledger, dbURL: live.dbURL})
+	rep, err := local.svc.SweepExpired(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, rep.Checked)
+	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_PENDING, live.payment(t, "acme", cs.GetPaymentId()).GetStatus())
+}

@@ -178,6 +178,8 @@ type pageData struct {
 	CancelURL string
 	Payable   bool
 	Paid      bool
+	// State is what the page says of a session it no longer takes payment for.
+	State     string
 	ExpiresAt string
 }
 
@@ -189,7 +191,10 @@ func (c *Checkout) show(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := pageData{P: p, Amount: payment.FormatMinor(p.Amount), PayURL: "/checkout/test/" + id + "/pay", CancelURL: c.cfg.CancelURL,
-		Payable: payable(p), Paid: !p.LocalPaidAt.IsZero()}
+		Payable: payable(p), Paid: !p.LocalPaidAt.IsZero(), State: string(p.Status)}
+	if p.Status == payment.StatusPending && !data.Paid && !data.Payable {
+		data.State = string(payment.StatusExpired) // past its expiry, before the sweep saw it
+	}
 	if !p.ExpiresAt.IsZero() {
 		data.ExpiresAt = p.ExpiresAt.UTC().Format("January 2, 2006 at 15:04 UTC")
 	}
@@ -338,7 +343,7 @@ button:focus-visible, a:focus-visible { outline: 3px solid #1f6feb; outline-offs
   </form>
   <a class="cancel" href="{{.CancelURL}}">Cancel</a>
   {{else}}
-  <p role="status">This checkout session is <strong>{{.P.Status}}</strong>{{if .Paid}} and was paid{{end}}: it can no longer be paid.</p>
+  <p role="status">This checkout session is <strong>{{.State}}</strong>{{if .Paid}} and was paid{{end}}: it can no longer be paid.</p>
   <a class="cancel" href="{{.CancelURL}}">Back to Billing</a>
   {{end}}
   <p class="note">STRIPE_SECRET_KEY is not set, so tally runs its local checkout. Either choice sends a
