@@ -203,8 +203,14 @@ func (c *Checkout) show(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, err, "rendering page", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	// A pay page is never framed (clickjacking) and loads nothing; its form posts to itself and
+	// is then redirected to the console, so form-action stays unrestricted.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
 	_, _ = w.Write(buf.Bytes())
 }
 
@@ -321,7 +327,7 @@ button:focus-visible, a:focus-visible { outline: 3px solid #1f6feb; outline-offs
 </style>
 </head>
 <body>
-<p class="banner" role="note">TEST MODE &mdash; nothing is charged</p>
+<header class="banner">TEST MODE &mdash; nothing is charged</header>
 <main>
   <h1>Add Credits</h1>
   <p class="amount" id="amount">{{.Amount}}</p>
