@@ -37,6 +37,8 @@ type sessionProxy struct {
 	reads int
 	// wallet, when set, is the card wallet of every payment intent's latest charge.
 	wallet string
+	// listed, when set, is the one session a listing of sessions returns (fields over stripe-mock's).
+	listed map[string]any
 }
 
 func startSessionProxy(t *testing.T) *sessionProxy {
@@ -93,7 +95,21 @@ func (p *sessionProxy) rewrite(resp *http.Response) error {
 		st = map[string]any{"latest_charge": map[string]any{"id": "ch_wallet", "object": "charge",
 			"payment_method_details": map[string]any{"type": "card", "card": map[string]any{"wallet": map[string]any{"type": p.wallet}}}}}
 	}
+	listed := p.listed
 	p.mu.Unlock()
+	if resp.Request.URL.Path == "/v1/checkout/sessions" && listed != nil {
+		return rewriteJSON(resp, func(obj map[string]any) {
+			data, _ := obj["data"].([]any)
+			if len(data) == 0 {
+				return
+			}
+			first, _ := data[0].(map[string]any)
+			for k, v := range listed {
+				first[k] = v
+			}
+			obj["data"], obj["has_more"] = []any{first}, false
+		})
+	}
 	if st == nil {
 		return nil
 	}
@@ -124,6 +140,34 @@ func (p *sessionProxy) report(sessionID string, fields map[string]any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.state[sessionID] = fields
+}
+
+// rewriteJSON edits a JSON response body with edit.
+func rewriteJSON(resp *http.Response, edit func(map[string]any)) error {
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	var obj map[string]any
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return err
+	}
+	edit(obj)
+	if body, err = json.Marshal(obj); err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
+}
+
+// list makes a listing of sessions return one session with these fields.
+func (p *sessionProxy) list(fields map[string]any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.listed = fields
 }
 
 func (p *sessionProxy) setWallet(w string) {
@@ -379,4 +423,35 @@ func TestExpirySweepKeepsToItsMode(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, rep.Checked)
 	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_PENDING, live.payment(t, "acme", cs.GetPaymentId()).GetStatus())
+}
+
+// TestReconciliationReviewsPaidAfterExpiryOnce has Stripe list as paid a session tally saw
+// expire: reconciliation opens one review item, never a credit, and does not reopen it on the
+// next passes once ops resolved it.
+func TestReconciliationReviewsPaidAfterExpiryOnce(t *testing.T) {
+	t.Parallel()
+	proxy := startSessionProxy(t)
+	e := start(t, options{stripe: true, stripeURL: proxy.URL})
+	cs := e.checkout(t, "acme", 10*unit)
+	e.mustDeliver(t, sessionEvent{typ: payment.EventCheckoutExpired, paymentStatus: "unpaid", org: "acme", cs: cs}.payload(t), app.OutcomeProcessed)
+	proxy.list(map[string]any{"id": cs.GetSessionId(), "status": "complete", "payment_status": "paid", "amount_total": 1000, "currency": "usd",
+		"created": time.Now().Unix(), "metadata": map[string]string{payment.MetaPaymentID: cs.GetPaymentId(), payment.MetaOrgID: "acme"}})
+
+	_, err := e.svc.Reconcile(t.Context())
+	require.NoError(t, err)
+	items := e.reviewItems(t)
+	require.Len(t, items, 1)
+	require.Equal(t, payment.ReviewPaidAfterExpiry, items[0].GetKind())
+	_, err = e.ops(t).ResolveReviewItem(t.Context(), &paymentsv1.ResolveReviewItemRequest{ReviewItemId: items[0].GetId(), Resolution: "refunded at Stripe"})
+	require.NoError(t, err)
+
+	for range 2 {
+		_, err = e.svc.Reconcile(t.Context())
+		require.NoError(t, err)
+	}
+	all, err := e.ops(t).ListReviewItems(t.Context(), &paymentsv1.ListReviewItemsRequest{IncludeResolved: true})
+	require.NoError(t, err)
+	require.Len(t, all.GetItems(), 1, "resolved, not reopened")
+	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_EXPIRED, e.payment(t, "acme", cs.GetPaymentId()).GetStatus())
+	require.Zero(t, e.credits(t, "acme"))
 }

@@ -130,8 +130,14 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 		if seen {
 			return OutcomeDuplicate, nil
 		}
-	} else if !payment.Decide(p, sig).Changed(p) {
+	} else if d := payment.Decide(p, sig); !d.Changed(p) {
 		return OutcomeIgnored, nil
+	} else if d.Review == payment.ReviewPaidAfterExpiry {
+		// Reconciliation sees the same session on every pass: one review item, even once resolved.
+		opened, err := a.store.ReviewOpened(ctx, p.ID, d.Review)
+		if err != nil || opened {
+			return OutcomeIgnored, err
+		}
 	}
 
 	res := fulfilment{sig: sig, facts: store.SessionFacts{SessionID: s.ID, PaymentIntentID: s.PaymentIntentID, PaymentMethod: s.PaymentMethod}}
