@@ -183,9 +183,15 @@ type pageData struct {
 	ExpiresAt string
 }
 
+// pageTimeout bounds the database work behind one page request; a payment's webhook delivery has
+// the HTTP client's own timeout.
+const pageTimeout = 5 * time.Second
+
 func (c *Checkout) show(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("session_id")
-	p, err := c.cfg.Sessions.PaymentBySession(r.Context(), id)
+	ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
+	defer cancel()
+	p, err := c.cfg.Sessions.PaymentBySession(ctx, id)
 	if err != nil || p.Mode != payment.ModeLocal {
 		c.fail(w, err, "checkout session not found", http.StatusNotFound)
 		return
@@ -221,7 +227,9 @@ func payable(p payment.Payment) bool {
 
 func (c *Checkout) pay(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("session_id")
-	p, err := c.cfg.Sessions.PaymentBySession(r.Context(), id)
+	dbctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
+	defer cancel()
+	p, err := c.cfg.Sessions.PaymentBySession(dbctx, id)
 	if err != nil || p.Mode != payment.ModeLocal {
 		c.fail(w, err, "checkout session not found", http.StatusNotFound)
 		return
@@ -238,7 +246,7 @@ func (c *Checkout) pay(w http.ResponseWriter, r *http.Request) {
 	}
 	// The mark is conditional on the session being pending and unexpired in the same statement,
 	// so the expiry sweep and a payment never both win.
-	p, err = c.cfg.Sessions.MarkLocalPaid(r.Context(), id, choice.method, choice.wallet)
+	p, err = c.cfg.Sessions.MarkLocalPaid(dbctx, id, choice.method, choice.wallet)
 	if errors.Is(err, payment.ErrFailedPrecondition) {
 		http.Error(w, "this checkout session can no longer be paid ("+string(p.Status)+")", http.StatusConflict)
 		return
