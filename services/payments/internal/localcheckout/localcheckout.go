@@ -95,6 +95,9 @@ func (c *Checkout) CreateSession(_ context.Context, req app.SessionRequest) (app
 // Session implements app.Processor from the page's own record of the session.
 func (c *Checkout) Session(ctx context.Context, sessionID string) (payment.Session, error) {
 	p, err := c.cfg.Sessions.PaymentBySession(ctx, sessionID)
+	if err == nil && p.Mode != payment.ModeLocal {
+		err = fmt.Errorf("session %s is not a test-mode session: %w", sessionID, payment.ErrNotFound)
+	}
 	if errors.Is(err, payment.ErrNotFound) {
 		return payment.Session{}, fmt.Errorf("%w: %w", payment.ErrRejected, err)
 	}
@@ -165,10 +168,15 @@ func (c *Checkout) Handler() http.Handler {
 	return mux
 }
 
-// Choices of the page: what the member clicks, and what Stripe would record for it.
-var choices = map[string]struct{ method, wallet string }{
-	"card":       {payment.MethodCard, ""},
-	"google_pay": {payment.MethodCard, payment.WalletGooglePay},
+// choice maps a button of the page to what Stripe would record for it: Google Pay is a card wallet.
+func choice(button string) (method, wallet string, ok bool) {
+	switch button {
+	case "card":
+		return payment.MethodCard, "", true
+	case "google_pay":
+		return payment.MethodCard, payment.WalletGooglePay, true
+	}
+	return "", "", false
 }
 
 type pageData struct {
@@ -235,7 +243,7 @@ func (c *Checkout) pay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
-	choice, ok := choices[r.PostFormValue("method")]
+	method, wallet, ok := choice(r.PostFormValue("method"))
 	if !ok {
 		http.Error(w, `choose a payment method: "card" or "google_pay"`, http.StatusBadRequest)
 		return
@@ -246,7 +254,7 @@ func (c *Checkout) pay(w http.ResponseWriter, r *http.Request) {
 	}
 	// The mark is conditional on the session being pending and unexpired in the same statement,
 	// so the expiry sweep and a payment never both win.
-	p, err = c.cfg.Sessions.MarkLocalPaid(dbctx, id, choice.method, choice.wallet)
+	p, err = c.cfg.Sessions.MarkLocalPaid(dbctx, id, method, wallet)
 	if errors.Is(err, payment.ErrFailedPrecondition) {
 		http.Error(w, "this checkout session can no longer be paid ("+string(p.Status)+")", http.StatusConflict)
 		return
