@@ -234,11 +234,13 @@ func (s *Store) SetPaymentWallet(ctx context.Context, id, wallet string) error {
 
 // PendingPastExpiry lists up to limit pending payments of mode whose Checkout Session expired
 // before before and that nothing settled: not credited, not paid on the test-mode page, not due
-// for fulfilment. The expiry sweep asks the processor of that mode about each.
+// for fulfilment, not completed and awaiting an asynchronous payment (such a session no longer
+// expires: its payment succeeds or fails). The expiry sweep asks the processor of that mode
+// about each.
 func (s *Store) PendingPastExpiry(ctx context.Context, mode payment.Mode, before time.Time, limit int) ([]payment.Payment, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+paymentColumns+` FROM payments p WHERE p.status = 'pending' AND p.credited_at IS NULL
 AND p.expires_at IS NOT NULL AND p.expires_at < $1 AND p.checkout_session_id IS NOT NULL AND p.local_paid_at IS NULL
-AND p.fulfil_after IS NULL AND p.mode = $3 ORDER BY p.expires_at LIMIT $2`, before.UTC(), limit, string(mode))
+AND p.fulfil_after IS NULL AND NOT p.awaiting_async AND p.mode = $3 ORDER BY p.expires_at LIMIT $2`, before.UTC(), limit, string(mode))
 	if err != nil {
 		return nil, fmt.Errorf("listing payments past their expiry: %w", err)
 	}
