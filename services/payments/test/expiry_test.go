@@ -455,3 +455,48 @@ func TestReconciliationReviewsPaidAfterExpiryOnce(t *testing.T) {
 	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_EXPIRED, e.payment(t, "acme", cs.GetPaymentId()).GetStatus())
 	require.Zero(t, e.credits(t, "acme"))
 }
+
+// TestExpiryRacesPaymentSafely delivers, for each of several sessions, an expired event and a
+// paid one at the same time (Stripe never sends both; a clock-skewed sweep could race a late
+// payment the same way). Whichever wins, a payment is either credited once and succeeded, or
+// expired with nothing credited: never both, never twice.
+func TestExpiryRacesPaymentSafely(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{stripe: true})
+	const n = 8
+	sessions := make([]*paymentsv1.CreateCheckoutSessionResponse, n)
+	for i := range sessions {
+		sessions[i] = e.checkout(t, "acme", 10*unit)
+	}
+	var wg sync.WaitGroup
+	for _, cs := range sessions {
+		for _, ev := range [][]byte{
+			sessionEvent{typ: payment.EventCheckoutExpired, paymentStatus: "unpaid", org: "acme", cs: cs}.payload(t),
+			sessionEvent{typ: payment.EventCheckoutCompleted, paymentStatus: "paid", org: "acme", cs: cs, amountMinor: 1000}.payload(t),
+		} {
+			wg.Go(func() {
+				resp, err := e.deliver(t, ev)
+				if err != nil || resp.GetOutcome() != app.OutcomeProcessed {
+					t.Errorf("delivery: outcome %q, err %v", resp.GetOutcome(), err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	succeeded := 0
+	for _, cs := range sessions {
+		p := e.payment(t, "acme", cs.GetPaymentId())
+		switch p.GetStatus() {
+		case paymentsv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED:
+			succeeded++
+			require.NotEmpty(t, p.GetInvoiceNumber())
+		case paymentsv1.PaymentStatus_PAYMENT_STATUS_EXPIRED:
+			require.Empty(t, p.GetInvoiceNumber())
+			require.True(t, p.GetUnderReview(), "the money reported for it is reviewed")
+		default:
+			require.Failf(t, "unsettled payment", "%s is %s", p.GetId(), p.GetStatus())
+		}
+	}
+	require.Equal(t, succeeded, e.credits(t, "acme"), "one credit per succeeded payment, none for the expired ones")
+	require.Equal(t, money.Nanos(succeeded)*10*unit, nanos(t, e.balance(t, "acme").GetBalance()))
+}
