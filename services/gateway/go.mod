@@ -13,6 +13,7 @@ replace github.com/tallyhq/tally/services/ledger => ../ledger
 require (
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
+	github.com/oauth2-proxy/mockoidc v0.0.0-20261103160011-e06ed0b7cb7f
 	github.com/stretchr/testify v1.12.1
 	github.com/stripe/stripe-go/v76 v76.25.0
 	github.com/tallyhq/tally/services/instances-metering v0.0.0

@@ -170,13 +170,17 @@ type Flow struct {
 }
 
 // AuthCodeURL returns where to send the browser to sign in for flow (its state, nonce and PKCE
-// verifier, made by NewFlow).
-func (c *Client) AuthCodeURL(ctx context.Context, flow Flow) (string, error) {
+// verifier, made by NewFlow); loginHint, when not empty, tells the provider who signs in.
+func (c *Client) AuthCodeURL(ctx context.Context, flow Flow, loginHint string) (string, error) {
 	oc, _, err := c.discover(ctx)
 	if err != nil {
 		return "", err
 	}
-	return oc.AuthCodeURL(flow.State, gooidc.Nonce(flow.Nonce), oauth2.S256ChallengeOption(flow.Verifier)), nil
+	opts := []oauth2.AuthCodeOption{gooidc.Nonce(flow.Nonce), oauth2.S256ChallengeOption(flow.Verifier)}
+	if loginHint != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", loginHint))
+	}
+	return oc.AuthCodeURL(flow.State, opts...), nil
 }
 
 // NewFlow returns a fresh state, nonce and PKCE verifier for a sign-in returning to returnTo.

@@ -129,7 +129,11 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "sign-in flow not created", err)
 		return
 	}
-	target, err := s.cfg.OIDC.AuthCodeURL(r.Context(), flow)
+	hint := r.URL.Query().Get("login_hint")
+	if len(hint) > 256 || strings.ContainsFunc(hint, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		hint = ""
+	}
+	target, err := s.cfg.OIDC.AuthCodeURL(r.Context(), flow, hint)
 	if err != nil {
 		s.log.Warn("sign-in unavailable", "err", err)
 		server.WriteHTTPError(w, http.StatusServiceUnavailable, codes.Unavailable, "the identity provider is unavailable, retry later")
