@@ -161,6 +161,10 @@ func newFixture(t *testing.T) fixture {
 	require.NoError(t, err)
 	seen := make(chan string, 64)
 	h := a.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Cookie") != "" {
+			seen <- "cookie reached the services"
+			return
+		}
 		seen <- r.Header.Get("Authorization")
 		w.WriteHeader(http.StatusOK)
 	}))
