@@ -80,12 +80,14 @@ func TestExchange(t *testing.T) {
 			require.Equal(t, exp, g.Expiry)
 			require.Equal(t, iat, g.IssuedAt)
 
-			renewed, err := c.Refresh(t.Context(), g.Claims.Subject, g.RefreshToken)
+			renewed, err := c.Refresh(t.Context(), g.Claims, g.RefreshToken)
 			require.NoError(t, err)
 			require.Equal(t, g.Claims, renewed.Claims)
-			_, err = c.Refresh(t.Context(), "someone-else", g.RefreshToken)
+			someoneElse := g.Claims
+			someoneElse.Subject = "someone-else"
+			_, err = c.Refresh(t.Context(), someoneElse, g.RefreshToken)
 			require.ErrorIs(t, err, oidc.ErrRefused)
-			_, err = c.Refresh(t.Context(), g.Claims.Subject, "forged")
+			_, err = c.Refresh(t.Context(), g.Claims, "forged")
 			require.ErrorIs(t, err, oidc.ErrRefused)
 		})
 	}
