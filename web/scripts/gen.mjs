@@ -6,7 +6,7 @@ import path from 'node:path';
 import openapiTS, { astToString } from 'openapi-typescript';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const spec = path.resolve(here, '../../pkg/gen/openapi/openapi.yaml');
+const spec = process.env.TALLY_OPENAPI_SPEC ?? path.resolve(here, '../../pkg/gen/openapi/openapi.yaml');
 const out = path.resolve(here, '../src/api/schema.d.ts');
 const check = process.argv.includes('--check');
 

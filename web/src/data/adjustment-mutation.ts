@@ -6,6 +6,6 @@ import type { AdjustRequest } from '../api/types';
 export function useAdjustmentMutation() {
   return useMutation({
     mutationFn: ({ org, body }: { org: string; body: AdjustRequest }) =>
-      unwrap(api.POST('/v1/orgs/{org_id}/adjustments', { params: { path: { org_id: org } }, body })),
+      unwrap(api.POST('/v1/orgs/{orgId}/adjustments', { params: { path: { orgId: org } }, body })),
   });
 }

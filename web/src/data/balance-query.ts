@@ -7,7 +7,7 @@ export function useBalanceQuery(org: string, pollMs = 5_000) {
   return useQuery({
     queryKey: keys.balance(org),
     queryFn: ({ signal }) =>
-      unwrap(api.GET('/v1/orgs/{org_id}/balance', { params: { path: { org_id: org } }, signal })),
+      unwrap(api.GET('/v1/orgs/{orgId}/balance', { params: { path: { orgId: org } }, signal })),
     enabled: org !== '',
     refetchInterval: pollMs,
     refetchOnWindowFocus: true,

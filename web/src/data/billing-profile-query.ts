@@ -6,7 +6,7 @@ export function useBillingProfileQuery(org: string) {
   return useQuery({
     queryKey: keys.billingProfile(org),
     queryFn: ({ signal }) =>
-      unwrap(api.GET('/v1/orgs/{org_id}/billing-profile', { params: { path: { org_id: org } }, signal })),
+      unwrap(api.GET('/v1/orgs/{orgId}/billing-profile', { params: { path: { orgId: org } }, signal })),
     enabled: org !== '',
   });
 }

@@ -9,8 +9,8 @@ export function useBillingProfileUpdateMutation(org: string) {
   return useMutation({
     mutationFn: (profile: BillingProfile) =>
       unwrap(
-        api.PUT('/v1/orgs/{org_id}/billing-profile', {
-          params: { path: { org_id: org } },
+        api.PUT('/v1/orgs/{orgId}/billing-profile', {
+          params: { path: { orgId: org } },
           body: profile,
         }),
       ),

@@ -7,7 +7,7 @@ export function useCheckoutOptionsQuery(org: string, enabled = true) {
   return useQuery({
     queryKey: keys.checkoutOptions(org),
     queryFn: ({ signal }) =>
-      unwrap(api.GET('/v1/orgs/{org_id}/checkout-options', { params: { path: { org_id: org } }, signal })),
+      unwrap(api.GET('/v1/orgs/{orgId}/checkout-options', { params: { path: { orgId: org } }, signal })),
     enabled: enabled && org !== '',
     staleTime: 5 * 60_000,
   });

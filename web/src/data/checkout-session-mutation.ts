@@ -7,8 +7,8 @@ export function useCheckoutSessionMutation(org: string) {
   return useMutation({
     mutationFn: (amount: Money) =>
       unwrap(
-        api.POST('/v1/orgs/{org_id}/checkout-sessions', {
-          params: { path: { org_id: org } },
+        api.POST('/v1/orgs/{orgId}/checkout-sessions', {
+          params: { path: { orgId: org } },
           body: { amount },
         }),
       ),

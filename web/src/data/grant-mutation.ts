@@ -6,6 +6,6 @@ import type { CreditRequest } from '../api/types';
 export function useGrantMutation() {
   return useMutation({
     mutationFn: ({ org, body }: { org: string; body: CreditRequest }) =>
-      unwrap(api.POST('/v1/orgs/{org_id}/credits', { params: { path: { org_id: org } }, body })),
+      unwrap(api.POST('/v1/orgs/{orgId}/credits', { params: { path: { orgId: org } }, body })),
   });
 }

@@ -8,8 +8,8 @@ export function useNotificationSettingsQuery(org: string) {
     queryKey: keys.notificationSettings(org),
     queryFn: ({ signal }) =>
       unwrap(
-        api.GET('/v1/orgs/{org_id}/members/{member_id}/notification-settings', {
-          params: { path: { org_id: org, member_id: 'me' } },
+        api.GET('/v1/orgs/{orgId}/members/{memberId}/notification-settings', {
+          params: { path: { orgId: org, memberId: 'me' } },
           signal,
         }),
       ),

@@ -8,8 +8,8 @@ export function useNotificationSettingsUpdateMutation(org: string) {
   return useMutation({
     mutationFn: (settings: NotificationSettings) =>
       unwrap(
-        api.PUT('/v1/orgs/{org_id}/members/{member_id}/notification-settings', {
-          params: { path: { org_id: org, member_id: 'me' } },
+        api.PUT('/v1/orgs/{orgId}/members/{memberId}/notification-settings', {
+          params: { path: { orgId: org, memberId: 'me' } },
           body: settings,
         }),
       ),

@@ -8,8 +8,8 @@ export function usePaymentQuery(org: string, paymentId: string, enabled: boolean
     queryKey: keys.payment(org, paymentId),
     queryFn: ({ signal }) =>
       unwrap(
-        api.GET('/v1/orgs/{org_id}/payments/{payment_id}', {
-          params: { path: { org_id: org, payment_id: paymentId } },
+        api.GET('/v1/orgs/{orgId}/payments/{paymentId}', {
+          params: { path: { orgId: org, paymentId } },
           signal,
         }),
       ),

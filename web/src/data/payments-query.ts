@@ -10,8 +10,8 @@ export function usePaymentsQuery(org: string, pageToken: string, pollMs: number 
     queryKey: keys.payments(org, pageToken),
     queryFn: ({ signal }) =>
       unwrap(
-        api.GET('/v1/orgs/{org_id}/payments', {
-          params: { path: { org_id: org }, query: { pageSize: PAYMENTS_PAGE_SIZE, pageToken } },
+        api.GET('/v1/orgs/{orgId}/payments', {
+          params: { path: { orgId: org }, query: { pageSize: PAYMENTS_PAGE_SIZE, pageToken } },
           signal,
         }),
       ),

@@ -6,6 +6,6 @@ import type { RefundRequest } from '../api/types';
 export function useRefundMutation() {
   return useMutation({
     mutationFn: ({ paymentId, body }: { paymentId: string; body: RefundRequest }) =>
-      unwrap(api.POST('/v1/payments/{payment_id}/refunds', { params: { path: { payment_id: paymentId } }, body })),
+      unwrap(api.POST('/v1/payments/{paymentId}/refunds', { params: { path: { paymentId } }, body })),
   });
 }

@@ -9,8 +9,8 @@ export function useRentalsQuery(org: string, pageToken: string) {
     queryKey: keys.rentals(org, pageToken),
     queryFn: ({ signal }) =>
       unwrap(
-        api.GET('/v1/orgs/{org_id}/rentals', {
-          params: { path: { org_id: org }, query: { pageSize: RENTALS_PAGE_SIZE, pageToken } },
+        api.GET('/v1/orgs/{orgId}/rentals', {
+          params: { path: { orgId: org }, query: { pageSize: RENTALS_PAGE_SIZE, pageToken } },
           signal,
         }),
       ),

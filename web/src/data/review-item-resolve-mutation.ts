@@ -7,8 +7,8 @@ export function useReviewItemResolveMutation() {
   return useMutation({
     mutationFn: ({ id, resolution }: { id: string; resolution: string }) =>
       unwrap(
-        api.POST('/v1/payment-review-items/{review_item_id}/resolve', {
-          params: { path: { review_item_id: id } },
+        api.POST('/v1/payment-review-items/{reviewItemId}/resolve', {
+          params: { path: { reviewItemId: id } },
           body: { resolution },
         }),
       ),

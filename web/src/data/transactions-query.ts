@@ -10,8 +10,8 @@ export function useTransactionsQuery(org: string, pageToken: string) {
     queryKey: keys.transactions(org, pageToken),
     queryFn: ({ signal }) =>
       unwrap(
-        api.GET('/v1/orgs/{org_id}/transactions', {
-          params: { path: { org_id: org }, query: { pageSize: TRANSACTIONS_PAGE_SIZE, pageToken } },
+        api.GET('/v1/orgs/{orgId}/transactions', {
+          params: { path: { orgId: org }, query: { pageSize: TRANSACTIONS_PAGE_SIZE, pageToken } },
           signal,
         }),
       ),

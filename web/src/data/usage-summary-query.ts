@@ -8,8 +8,8 @@ export function useUsageSummaryQuery(org: string, days = 30) {
     queryKey: keys.usageSummary(org, days),
     queryFn: ({ signal }) =>
       unwrap(
-        api.GET('/v1/orgs/{org_id}/usage-summary', {
-          params: { path: { org_id: org }, query: { days } },
+        api.GET('/v1/orgs/{orgId}/usage-summary', {
+          params: { path: { orgId: org }, query: { days } },
           signal,
         }),
       ),

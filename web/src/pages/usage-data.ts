@@ -2,7 +2,7 @@
 import type { ResponseOf } from '../api/types';
 import { fromNanos, toDecimalString, toNanos, type Money } from '../money';
 
-export type UsageSummary = ResponseOf<'/v1/orgs/{org_id}/usage-summary', 'get'>;
+export type UsageSummary = ResponseOf<'/v1/orgs/{orgId}/usage-summary', 'get'>;
 export type UsageKind = 'model' | 'instance';
 
 export interface UsageRow {
