@@ -86,6 +86,20 @@ func (s *Server) CreateCheckoutSession(ctx context.Context, req *paymentsv1.Crea
 	return &paymentsv1.CreateCheckoutSessionResponse{Url: p.CheckoutURL, SessionId: p.CheckoutSessionID, PaymentId: p.ID}, nil
 }
 
+// GetCheckoutOptions implements PaymentsServiceServer.
+func (s *Server) GetCheckoutOptions(ctx context.Context, req *paymentsv1.GetCheckoutOptionsRequest) (*paymentsv1.GetCheckoutOptionsResponse, error) {
+	o, err := s.app.CheckoutOptions(ctx, req.GetOrgId())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	resp := &paymentsv1.GetCheckoutOptionsResponse{MinAmount: o.Min.Proto(), MaxAmount: o.Max.Proto(), CurrencyCode: o.Currency,
+		ValidityMonths: int32(o.ValidityMonths)}
+	for _, p := range o.Presets {
+		resp.Presets = append(resp.Presets, p.Proto())
+	}
+	return resp, nil
+}
+
 // HandleStripeWebhook implements PaymentsServiceServer.
 func (s *Server) HandleStripeWebhook(ctx context.Context, req *paymentsv1.HandleStripeWebhookRequest) (*paymentsv1.HandleStripeWebhookResponse, error) {
 	ev, outcome, err := s.app.HandleWebhook(ctx, req.GetPayload(), req.GetSignature())
@@ -132,6 +146,7 @@ func (s *Server) GetPayment(ctx context.Context, req *paymentsv1.GetPaymentReque
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
+	p.Refunds = refunds
 	resp := &paymentsv1.GetPaymentResponse{Payment: paymentToProto(p)}
 	for _, r := range refunds {
 		resp.Refunds = append(resp.Refunds, refundToProto(r))
