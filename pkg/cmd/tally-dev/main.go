@@ -65,6 +65,8 @@ type stopper interface{ Stop(context.Context) error }
 type devConfig struct {
 	binDir  string
 	dataDir string
+	// consoleDir holds the built console (web/dist), served by the gateway.
+	consoleDir string
 	// services to start; nil means platform().
 	services []service
 	getenv   func(string) string
@@ -83,16 +85,21 @@ func main() {
 	cfg := devConfig{
 		binDir:  binDir,
 		dataDir: filepath.Join(filepath.Dir(binDir), ".data"),
-		getenv:  os.Getenv,
-		out:     os.Stdout,
-		logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-		restart: localstack.RestartPolicy{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, StableAfter: time.Minute},
+		// The console is built by `make web` into web/dist; the gateway says so until it exists.
+		consoleDir: filepath.Join(filepath.Dir(binDir), "web", "dist"),
+		getenv:     os.Getenv,
+		out:        os.Stdout,
+		logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		restart:    localstack.RestartPolicy{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, StableAfter: time.Minute},
 	}
 	if err := run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "tally-dev:", err)
 		os.Exit(1)
 	}
 }
+
+// consoleURL is where the gateway serves the console in development.
+const consoleURL = "http://localhost:8080"
 
 // lockName is the lock file of a running stack, under the data directory.
 const lockName = "tally-dev.lock"
@@ -120,6 +127,12 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 	// checkout) unless TALLY_ENV says otherwise.
 	if cfg.getenv(config.ModeKey) == "" {
 		env[config.ModeKey] = string(config.Development)
+	}
+	// The gateway serves the console; payments and notifications link to it.
+	for k, v := range map[string]string{"TALLY_CONSOLE_DIR": cfg.consoleDir, "TALLY_CONSOLE_URL": consoleURL} {
+		if cfg.getenv(k) == "" && v != "" {
+			env[k] = v
+		}
 	}
 	testMode := cfg.getenv("STRIPE_SECRET_KEY") == ""
 	services := cfg.services
@@ -223,15 +236,10 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 		lines = append(lines, fmt.Sprintf("  %-20s %s localhost:%d", s.name, kind, s.port))
 	}
 
-	tokens := map[string]auth.Claims{
-		"member of acme": {Subject: "user-ada", OrgID: "acme", Email: "ada@acme.test", Name: "Ada Lovelace", Roles: []auth.Role{auth.RoleMember}},
-		"admin of acme":  {Subject: "user-grace", OrgID: "acme", Email: "grace@acme.test", Name: "Grace Hopper", Roles: []auth.Role{auth.RoleAdmin}},
-		"ops":            {Subject: "ops-dev", Email: "ops@tally.test", Name: "Ops", Roles: []auth.Role{auth.RoleOps}},
-		"model backend":  {Subject: "backend-dev", Roles: []auth.Role{auth.RoleService}},
-	}
 	out := cfg.out
 	fmt.Fprintln(out, "tally is running — Ctrl-C stops everything; a service that dies is restarted (shown here)")
 	fmt.Fprintln(out, strings.Join(lines, "\n"))
+	fmt.Fprintln(out, "  console              "+consoleURL+"/")
 	fmt.Fprintln(out, "  REST API             http://localhost:8080  (OpenAPI: http://localhost:8080/openapi.json)")
 	if testMode {
 		fmt.Fprintln(out, "  test-mode checkout   http://localhost:8093  (no STRIPE_SECRET_KEY: payments serves a local checkout page)")
@@ -243,16 +251,19 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 	fmt.Fprintln(out, "  REDIS_URL            "+redisURL)
 	fmt.Fprintln(out, "  logs                 "+filepath.Join(cfg.dataDir, "logs"))
 	fmt.Fprintln(out, "development tokens (24h):")
-	for _, name := range []string{"member of acme", "admin of acme", "ops", "model backend"} {
-		tok, err := auth.Mint([]byte(secret), tokens[name], 24*time.Hour)
+	var opsToken string
+	for _, u := range auth.DevUsers() {
+		tok, err := auth.Mint([]byte(secret), u.Claims, 24*time.Hour)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "  %-15s %s\n", name, tok)
+		if u.Key == "ops" {
+			opsToken = tok
+		}
+		fmt.Fprintf(out, "  %-15s %s\n", u.Label, tok)
 	}
 	if f, err := os.Create(filepath.Join(cfg.dataDir, "dev-token")); err == nil {
-		tok, _ := auth.Mint([]byte(secret), tokens["ops"], 24*time.Hour)
-		_, _ = f.WriteString(tok + "\n")
+		_, _ = f.WriteString(opsToken + "\n")
 		_ = f.Close()
 		fmt.Fprintln(out, "  (the ops token is also in .data/dev-token)")
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
@@ -175,8 +177,16 @@ func (s *Server) document(ctx context.Context, orgID, paymentID, refundID string
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
+	// The gateway names the download after the document's number (Content-Disposition).
+	if err := grpc.SetHeader(ctx, metadata.Pairs(DocumentNumberHeader, d.Number)); err != nil {
+		s.logger.Warn("document number header not set", "err", err)
+	}
 	return &httpbody.HttpBody{ContentType: "application/pdf", Data: d.PDF}, nil
 }
+
+// DocumentNumberHeader is the response header metadata carrying the number of an invoice or a
+// credit note returned by GetInvoice or GetCreditNote.
+const DocumentNumberHeader = "x-tally-document-number"
 
 // GetBillingProfile implements PaymentsServiceServer.
 func (s *Server) GetBillingProfile(ctx context.Context, req *paymentsv1.GetBillingProfileRequest) (*paymentsv1.GetBillingProfileResponse, error) {
