@@ -17,6 +17,7 @@ GRPC_GATEWAY_VERSION   := v2.33.0
 STRIPE_MOCK_VERSION    := v0.203.0
 MAILPIT_VERSION        := v1.27.11
 GOLANGCI_LINT_VERSION  := v2.15.0
+GNOSTIC_VERSION        := v0.7.1
 
 MODULES  := pkg $(wildcard services/*)
 SERVICES := $(notdir $(wildcard services/*))
@@ -38,13 +39,13 @@ $(eval $(call go-tool,buf,github.com/bufbuild/buf/cmd/buf,$(BUF_VERSION)))
 $(eval $(call go-tool,protoc-gen-go,google.golang.org/protobuf/cmd/protoc-gen-go,$(PROTOC_GEN_GO_VERSION)))
 $(eval $(call go-tool,protoc-gen-go-grpc,google.golang.org/grpc/cmd/protoc-gen-go-grpc,$(PROTOC_GEN_GRPC_VERSION)))
 $(eval $(call go-tool,protoc-gen-grpc-gateway,github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway,$(GRPC_GATEWAY_VERSION)))
-$(eval $(call go-tool,protoc-gen-openapiv2,github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2,$(GRPC_GATEWAY_VERSION)))
+$(eval $(call go-tool,protoc-gen-openapi,github.com/google/gnostic/cmd/protoc-gen-openapi,$(GNOSTIC_VERSION)))
 $(eval $(call go-tool,grpcurl,github.com/fullstorydev/grpcurl/cmd/grpcurl,v1.9.4))
 $(eval $(call go-tool,stripe-mock,github.com/stripe/stripe-mock,$(STRIPE_MOCK_VERSION)))
 $(eval $(call go-tool,mailpit,github.com/axllent/mailpit,$(MAILPIT_VERSION)))
 $(eval $(call go-tool,golangci-lint,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION)))
 
-GEN_TOOLS  := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2
+GEN_TOOLS  := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapi
 TEST_TOOLS := $(BIN)/stripe-mock $(BIN)/mailpit
 RUN_TOOLS  := $(BIN)/mailpit $(BIN)/grpcurl
 
@@ -53,10 +54,11 @@ tools: $(GEN_TOOLS) $(TEST_TOOLS) $(RUN_TOOLS) ## Install the pinned tools into 
 
 # --- code generation ----------------------------------------------------------------------------
 .PHONY: gen
-gen: $(GEN_TOOLS) ## Generate Go, gRPC, grpc-gateway and OpenAPI code from proto/ (offline).
+gen: $(GEN_TOOLS) ## Generate Go, gRPC, grpc-gateway and the OpenAPI 3 document from proto/ (offline).
 	buf format -w --path proto/tally
 	buf lint
 	buf generate
+	go run ./pkg/cmd/openapi-finish -yaml pkg/gen/openapi/openapi.yaml -json pkg/gen/openapi/openapi.json
 
 .PHONY: check-gen
 check-gen: gen ## Fail when the committed generated code differs from `make gen`.
@@ -125,12 +127,18 @@ fuzz: $(TEST_TOOLS) ## Fuzz every write RPC's validation (FUZZTIME=30s each), th
 		go test -count=1 -timeout 30m -v -run '^TestRESTFuzz$$' ./services/gateway/restfuzz
 
 .PHONY: lint
-lint: $(BIN)/buf ## go vet, gofmt, buf lint and format, golangci-lint when installed.
+lint: $(BIN)/buf lint-openapi ## go vet, gofmt, buf lint and format, the OpenAPI lint, golangci-lint when installed.
 	go vet $(GO_PKGS)
 	@out=$$(gofmt -l pkg services | grep -v '^pkg/gen/' || true); test -z "$$out" || { echo "not gofmt-ed:"; echo "$$out"; exit 1; }
 	buf lint
 	buf format -d --exit-code --path proto/tally
 	@if [ -x $(BIN)/golangci-lint ]; then for m in $(MODULES); do (cd $$m && $(BIN)/golangci-lint run ./...); done; else echo "golangci-lint not installed (make $(BIN)/golangci-lint)"; fi
+
+# @redocly/cli is pinned in tools/openapi-lint (package.json + package-lock.json); rules: redocly.yaml.
+.PHONY: lint-openapi
+lint-openapi: ## Lint the OpenAPI 3 document with @redocly/cli (recommended rules, 0 errors).
+	npm ci --prefix tools/openapi-lint --no-audit --no-fund
+	cd tools/openapi-lint && npx --no-install redocly lint --config redocly.yaml ../../pkg/gen/openapi/openapi.yaml
 
 .PHONY: bench
 bench: ## Load-test the ledger over real gRPC on loopback, then rental charging at a period boundary.
