@@ -118,8 +118,9 @@ lint: $(BIN)/buf ## go vet, gofmt, buf lint and format, golangci-lint when insta
 	@if [ -x $(BIN)/golangci-lint ]; then for m in $(MODULES); do (cd $$m && $(BIN)/golangci-lint run ./...); done; else echo "golangci-lint not installed (make $(BIN)/golangci-lint)"; fi
 
 .PHONY: bench
-bench: ## Load-test the ledger over real gRPC on loopback, then rental charging at a period boundary.
+bench: ## Load-test the ledger over real gRPC on loopback, its usage summary over 1M charges, then rental charging at a period boundary.
 	go run ./services/ledger/cmd/ledger-bench
+	go run ./services/ledger/cmd/usage-bench
 	go run ./services/instances-metering/cmd/metering-bench
 
 .PHONY: tidy
