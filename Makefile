@@ -67,13 +67,27 @@ check-gen: gen ## Fail when the committed generated code differs from `make gen`
 
 # --- build, run ----------------------------------------------------------------------------------
 .PHONY: build
-build: ## Build every service and the dev tools into ./bin.
+build: web ## Build every service and the dev tools into ./bin, and the console into web/dist.
 	@mkdir -p $(BIN)
 	go build -o $(BIN)/ ./pkg/cmd/... $(foreach s,$(SERVICES),./services/$(s)/cmd/...)
 
 .PHONY: run
-run: build $(RUN_TOOLS) ## Start PostgreSQL, Redis, mailpit and every service locally (Ctrl-C stops all).
+run: build web $(RUN_TOOLS) ## Start PostgreSQL, Redis, mailpit and every service locally (Ctrl-C stops all).
 	$(BIN)/tally-dev
+
+# --- the console (web/) ----------------------------------------------------------------------------
+# npm ci runs again only when a lockfile changed (npm writes node_modules/.package-lock.json).
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: web
+web: web/node_modules/.package-lock.json ## Build the console into web/dist (the gateway serves it); prints the bundle size.
+	cd web && npm run build
+
+.PHONY: web-test
+web-test: web/node_modules/.package-lock.json ## Console unit tests (Vitest) and the check that the API client matches the OpenAPI document.
+	cd web && npx tsc -b && npx vitest run && npm run check-gen
 
 .PHONY: token
 token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=payments).
@@ -82,7 +96,8 @@ token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=
 
 # --- quality ------------------------------------------------------------------------------------
 .PHONY: test
-test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit and stripe-mock.
+test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit and stripe-mock, and the console's.
+	$(MAKE) web-test
 	go vet $(GO_PKGS)
 	go test -count=1 -timeout 20m $(GO_PKGS)
 
@@ -126,8 +141,9 @@ lint-openapi: ## Lint the OpenAPI 3 document with @redocly/cli (recommended rule
 	cd tools/openapi-lint && npx --no-install redocly lint --config redocly.yaml ../../pkg/gen/openapi/openapi.yaml
 
 .PHONY: bench
-bench: ## Load-test the ledger over real gRPC on loopback, then rental charging at a period boundary.
+bench: ## Load-test the ledger over real gRPC on loopback, its usage summary over 1M charges, then rental charging at a period boundary.
 	go run ./services/ledger/cmd/ledger-bench
+	go run ./services/ledger/cmd/usage-bench
 	go run ./services/instances-metering/cmd/metering-bench
 
 .PHONY: tidy
@@ -135,5 +151,5 @@ tidy: ## go mod tidy every module.
 	@for m in $(MODULES); do (cd $$m && go mod tidy); done
 
 .PHONY: clean
-clean: ## Remove build output and local data (.data/).
-	rm -rf $(BIN) .data
+clean: ## Remove build output (./bin, web/dist) and local data (.data/).
+	rm -rf $(BIN) .data web/dist
