@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/catalog"
+	"github.com/tallyhq/tally/pkg/ids"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/textcheck"
@@ -68,6 +71,24 @@ func cases() []errorCase {
 		{Name: "a dependency's deadline while the caller waits is unavailable", Err: dependency,
 			Code: codes.Unavailable, Level: slog.LevelWarn},
 		{Name: "a dependency canceled while the caller waits is unavailable", Err: fmt.Errorf("%s: %w", secret, context.Canceled),
+			Code: codes.Unavailable, Level: slog.LevelWarn},
+		{Name: "an invalid identifier is the caller's", Err: ids.OrgID("-acme"),
+			Code: codes.InvalidArgument, Level: slog.LevelDebug},
+		{Name: "a malformed ledger reply is internal", Err: fmt.Errorf("reading balance: %w", &ledgerclient.Error{Op: "balance", Msg: secret, Kind: ledgerclient.ErrBadReply}),
+			Code: codes.Internal, Message: masked, Level: slog.LevelError},
+		{Name: "a malformed ledger reply wrapping a money error is never the caller's", Err: fmt.Errorf("%w: %w", ledgerclient.ErrBadReply, money.ErrUnknownCurrency),
+			Code: codes.Internal, Message: masked, Level: slog.LevelError},
+		{Name: "the ledger unavailable is unavailable", Err: fmt.Errorf("crediting: %w", &ledgerclient.Error{Op: "credit", Code: codes.Internal, Msg: secret, Kind: ledgerclient.ErrUnavailable}),
+			Code: codes.Unavailable, Level: slog.LevelWarn},
+		{Name: "the ledger refusing our credentials is unavailable", Err: &ledgerclient.Error{Op: "balance", Code: codes.Unauthenticated, Msg: secret, Kind: ledgerclient.ErrUnavailable, Credentials: true},
+			Code: codes.Unavailable, Level: slog.LevelWarn},
+		{Name: "a deadline of the ledger client is unavailable", Err: ledgerclient.Classify("debit", fmt.Errorf("%s: %w", secret, context.DeadlineExceeded)),
+			Code: codes.Unavailable, Level: slog.LevelWarn},
+		{Name: "the caller's deadline during a ledger call", Caller: timedOut, Err: ledgerclient.Classify("debit", fmt.Errorf("%s: %w", secret, context.DeadlineExceeded)),
+			Code: codes.DeadlineExceeded, Level: slog.LevelDebug},
+		{Name: "a ledger refusal is a failed precondition", Err: &ledgerclient.Error{Op: "debit", Code: codes.FailedPrecondition, Msg: "insufficient funds", Kind: ledgerclient.ErrFailedPrecondition},
+			Code: codes.FailedPrecondition, Level: slog.LevelDebug},
+		{Name: "the database out of reach is unavailable", Err: fmt.Errorf("loading: %w", &pgconn.PgError{Code: "57P01", Message: secret}),
 			Code: codes.Unavailable, Level: slog.LevelWarn},
 		{Name: "invalid text is the caller's", Err: fmt.Errorf("member_id: %w", textcheck.ErrInvalid),
 			Code: codes.InvalidArgument, Message: "member_id: invalid text", Level: slog.LevelDebug},
