@@ -268,6 +268,7 @@ func TestInternalLoggedOnce(t *testing.T) {
 
 	errorsLogged := s.logs.at(slog.LevelError)
 	require.Len(t, errorsLogged, 2, "%v", errorsLogged)
+	require.Equal(t, "rpc failed", errorsLogged[0]["msg"])
 	require.Equal(t, ledgerv1.LedgerService_GetBalance_FullMethodName, errorsLogged[0]["method"])
 	require.Equal(t, rid, errorsLogged[0]["request_id"])
 	require.Equal(t, "boom", errorsLogged[0]["err"])
@@ -276,6 +277,7 @@ func TestInternalLoggedOnce(t *testing.T) {
 	warned := s.logs.at(slog.LevelWarn)
 	require.Len(t, warned, 1, "the service table's level")
 	require.Equal(t, "refused-1", warned[0]["request_id"])
+	require.Equal(t, "rpc refused", warned[0]["msg"], "\"rpc failed\" is only ever an internal error")
 }
 
 // TestStatusOfContextErrors requires a context error to be the caller's only while the caller's
