@@ -26,8 +26,8 @@ import (
 // requestID is the request id of every case's call.
 const requestID = "servertest-request"
 
-// secret is in the text of errors whose text must not reach the caller.
-const secret = "db-7.internal:5432 password=hunter2"
+// secret is in the text of errors whose text must not reach the caller (an address, a query).
+const secret = "db-7.internal:5432 SELECT balance FROM ledger.accounts"
 
 // masked is the text of an Internal answer to the call of a case.
 const masked = "internal error (request " + requestID + ")"
