@@ -52,7 +52,7 @@ func authConfigCases(t *testing.T) []authConfigCase {
 		for k, v := range base {
 			m[k] = v
 		}
-		for i := 0; i < len(kv); i += 2 {
+		for i := 0; i+1 < len(kv); i += 2 {
 			m[kv[i]] = kv[i+1]
 		}
 		return m
@@ -180,7 +180,7 @@ func startServer(t *testing.T, a *server.Auth, logger *slog.Logger) *testServer 
 	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: a, Policy: policy})
 	require.NoError(t, err)
 	pricingv1.RegisterPricingServiceServer(srv.GRPC(), handlerlessPricing{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

@@ -56,7 +56,7 @@ func TestRunStopsAfterServeWorkersLast(t *testing.T) {
 		afterStarted <- ctx
 		return untilDone(ev, "committer")(ctx)
 	}
-	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	httpLis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(http.ResponseWriter, *http.Request) {})
@@ -128,9 +128,9 @@ func TestRunFirstErrorWins(t *testing.T) {
 // TestRunRefusesAnIncompleteConfig requires the listeners closed when Run cannot start.
 func TestRunRefusesAnIncompleteConfig(t *testing.T) {
 	t.Parallel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	httpLis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	err = server.Run(t.Context(), server.RunConfig{Listener: lis, Logger: quiet,
 		HTTP: []server.HTTPServer{{Server: &http.Server{}, Listener: httpLis}}}) //nolint:gosec // test server

@@ -94,8 +94,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(append(grpcLimitOptions(),
 		// Reused stream workers keep their grown stacks: no stack copying on every call.
-		grpc.NumStreamWorkers(uint32(8*runtime.GOMAXPROCS(0))),
-		grpc.ForceServerCodecV2(newRequestCodec()), // see requestcheck.go
+		grpc.NumStreamWorkers(uint32(8*runtime.GOMAXPROCS(0))), //nolint:gosec // GOMAXPROCS is small and positive
+		grpc.ForceServerCodecV2(newRequestCodec()),             // see requestcheck.go
 		grpc.ChainUnaryInterceptor(
 			recoverUnary(cfg.Logger),
 			requestIDUnary,
