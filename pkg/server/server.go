@@ -228,7 +228,7 @@ func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 
 // ServeHTTP listens on srv.Addr and runs srv until ctx is done, then shuts it down gracefully.
 func ServeHTTP(ctx context.Context, srv *http.Server, logger *slog.Logger) error {
-	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", srv.Addr)
+	lis, err := (&net.ListenConfig{}).Listen(context.WithoutCancel(ctx), "tcp", srv.Addr) // a done ctx serves and stops
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", srv.Addr, err)
 	}
