@@ -16,17 +16,17 @@ import (
 	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/config"
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
-	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/services/instances-metering/internal/app"
 	"github.com/tallyhq/tally/services/instances-metering/internal/grpcapi"
-	"github.com/tallyhq/tally/services/instances-metering/internal/ledgerclient"
-	"github.com/tallyhq/tally/services/instances-metering/internal/metering"
 	"github.com/tallyhq/tally/services/instances-metering/internal/notifyclient"
+	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 	"github.com/tallyhq/tally/services/instances-metering/internal/store"
 	"github.com/tallyhq/tally/services/instances-metering/migrations"
 )
@@ -57,7 +57,9 @@ type Config struct {
 	ClaimLease time.Duration
 	// Replica names this replica in its claims (default: host name and a random suffix).
 	Replica string
-	// Scheduler tuning; zero values take metering's defaults.
+	// LedgerTimeout is the deadline of each ledger call (default 10s).
+	LedgerTimeout time.Duration
+	// Scheduler tuning; zero values take the app's defaults.
 	BatchSize, Workers, Concurrency int
 	// Now is the meter's clock (default time.Now); the benchmark moves it to a boundary.
 	Now func() time.Time
@@ -85,7 +87,7 @@ func Load(e *config.Env) (Config, error) {
 	if c.Grace, err = money.ParseDecimal(grace); err != nil || c.Grace < 0 {
 		errs = append(errs, fmt.Errorf("TALLY_INSTANCE_GRACE: %q is not a non-negative decimal amount", grace))
 	}
-	if err := metering.ValidatePeriod(c.BillingPeriod); err != nil {
+	if err := app.ValidatePeriod(c.BillingPeriod); err != nil {
 		errs = append(errs, fmt.Errorf("TALLY_INSTANCE_BILLING_PERIOD: %w", err))
 	}
 	if c.PollInterval <= 0 {
@@ -121,12 +123,16 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
+	ledgerTimeout := cfg.LedgerTimeout
+	if ledgerTimeout == 0 {
+		ledgerTimeout = ledgerclient.DefaultTimeout
+	}
 	ledgerConn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity())
 	if err != nil {
 		return err
 	}
 	defer func() { _ = ledgerConn.Close() }()
-	ledger, err := ledgerclient.New(ledgerv1.NewLedgerServiceClient(ledgerConn))
+	ledger, err := ledgerclient.New(ledgerclient.Config{Conn: ledgerConn, Timeout: ledgerTimeout})
 	if err != nil {
 		return err
 	}
@@ -139,7 +145,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	var notifier metering.Notifier
+	var notifier rental.Notifier
 	if cfg.NotificationsAddr != "" {
 		conn, err := rpcclient.DialSource(cfg.NotificationsAddr, authn.Identity())
 		if err != nil {
@@ -152,10 +158,11 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	} else {
 		logger.Info("TALLY_NOTIFICATIONS_ADDR is not set: suspension notices stay queued")
 	}
-	meter, err := metering.New(metering.Config{
+	meter, err := app.New(app.Config{
 		Store: st, Ledger: ledger, Prices: prices, Notifier: notifier, Logger: logger,
 		Period: cfg.BillingPeriod, Grace: cfg.Grace, PollInterval: cfg.PollInterval, ClaimLease: cfg.ClaimLease, Replica: cfg.Replica,
-		BatchSize: cfg.BatchSize, Workers: cfg.Workers, Concurrency: cfg.Concurrency, Now: cfg.Now,
+		LedgerTimeout: ledgerTimeout,
+		BatchSize:     cfg.BatchSize, Workers: cfg.Workers, Concurrency: cfg.Concurrency, Now: cfg.Now,
 	})
 	if err != nil {
 		return err

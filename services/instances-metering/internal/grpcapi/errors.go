@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/catalog"
-	"github.com/tallyhq/tally/services/instances-metering/internal/metering"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 )
 
@@ -33,7 +33,7 @@ func toStatus(logger *slog.Logger, method string, err error) error {
 	case errors.Is(err, rental.ErrInsufficientCredits), errors.Is(err, rental.ErrEnded),
 		errors.Is(err, rental.ErrNotRentable), errors.Is(err, rental.ErrChargeRefused):
 		code = codes.FailedPrecondition
-	case errors.Is(err, rental.ErrCatalogNotReady), errors.Is(err, metering.ErrLedgerUnavailable), errors.Is(err, rental.ErrStarting):
+	case errors.Is(err, rental.ErrCatalogNotReady), errors.Is(err, ledgerclient.ErrUnavailable), errors.Is(err, rental.ErrStarting):
 		code = codes.Unavailable
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled

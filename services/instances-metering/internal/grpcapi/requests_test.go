@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/catalog"
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
+	pkgids "github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 )
@@ -23,7 +25,11 @@ func checkWrite(m proto.Message) (map[string]string, error) {
 		return map[string]string{"instance_id": r.InstanceID, "org_id": r.OrgID, "instance_type": r.InstanceType,
 			"idempotency_key": r.IdempotencyKey}, r.Validate()
 	case *instancesv1.StopMeteringRequest:
-		return map[string]string{"instance_id": req.GetInstanceId()}, rental.ValidateID("instance_id", req.GetInstanceId())
+		err := pkgids.ID("instance_id", req.GetInstanceId())
+		if err != nil {
+			err = fmt.Errorf("%w: %w", rental.ErrInvalid, err)
+		}
+		return map[string]string{"instance_id": req.GetInstanceId()}, err
 	}
 	panic("not a write request")
 }
@@ -100,7 +106,7 @@ func FuzzWriteRequests(f *testing.F) {
 			return
 		}
 		for field, v := range ids {
-			if err := textcheck.Identifier(field, v, rental.MaxKeyLength); err != nil {
+			if err := textcheck.Identifier(field, v, pkgids.MaxKeyLength); err != nil {
 				t.Fatalf("%T accepted: %v", m, err)
 			}
 		}

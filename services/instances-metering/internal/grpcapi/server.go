@@ -10,31 +10,32 @@ import (
 	"strconv"
 
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/textcheck"
-	"github.com/tallyhq/tally/services/instances-metering/internal/metering"
+	"github.com/tallyhq/tally/services/instances-metering/internal/app"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 )
 
 // Server implements InstanceMeteringServiceServer.
 type Server struct {
 	instancesv1.UnimplementedInstanceMeteringServiceServer
-	meter  *metering.Meter
+	meter  *app.Meter
 	logger *slog.Logger
 }
 
 var _ instancesv1.InstanceMeteringServiceServer = (*Server)(nil)
 
 // New returns a Server over m.
-func New(m *metering.Meter, logger *slog.Logger) (*Server, error) {
+func New(m *app.Meter, logger *slog.Logger) (*Server, error) {
 	if m == nil || logger == nil {
 		return nil, errors.New("grpcapi: meter and logger are required")
 	}
 	return &Server{meter: m, logger: logger}, nil
 }
 
-// startRequest maps a StartMeteringRequest; metering.StartRequest.Validate checks it.
-func startRequest(req *instancesv1.StartMeteringRequest) metering.StartRequest {
-	return metering.StartRequest{
+// startRequest maps a StartMeteringRequest; app.StartRequest.Validate checks it.
+func startRequest(req *instancesv1.StartMeteringRequest) app.StartRequest {
+	return app.StartRequest{
 		InstanceID: req.GetInstanceId(), OrgID: req.GetOrgId(), InstanceType: req.GetInstanceType(), IdempotencyKey: req.GetIdempotencyKey(),
 	}
 }
@@ -61,8 +62,8 @@ func (s *Server) StopMetering(ctx context.Context, req *instancesv1.StopMetering
 // one named is not found, so its existence does not leak.
 func (s *Server) GetRental(ctx context.Context, req *instancesv1.GetRentalRequest) (*instancesv1.GetRentalResponse, error) {
 	if org := req.GetOrgId(); org != "" {
-		if err := rental.ValidateID("org_id", org); err != nil {
-			return nil, toStatus(s.logger, "GetRental", err)
+		if err := ids.OrgID(org); err != nil {
+			return nil, toStatus(s.logger, "GetRental", fmt.Errorf("%w: %w", rental.ErrInvalid, err))
 		}
 	}
 	r, err := s.meter.Get(ctx, req.GetInstanceId())
