@@ -34,6 +34,9 @@ type Config struct {
 	// MaxRequestAmount bounds every price (TALLY_MAX_REQUEST_AMOUNT); the zero Limit is the
 	// default maximum.
 	MaxRequestAmount money.Limit
+	// Now is the business clock of the store and the app (when prices take effect, quotes'
+	// "now"); time.Now when nil.
+	Now func() time.Time
 }
 
 // Load reads the configuration from e (see the README's configuration table).
@@ -69,11 +72,11 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err := pg.Migrate(ctx, pool, "pricing", migrations.FS); err != nil {
 		return err
 	}
-	st, err := store.New(pool, nil)
+	st, err := store.New(pool, cfg.Now)
 	if err != nil {
 		return err
 	}
-	a, err := app.New(app.Config{Store: st, Logger: logger, PollInterval: cfg.PollInterval, MaxRequestAmount: cfg.MaxRequestAmount})
+	a, err := app.New(app.Config{Store: st, Logger: logger, Now: cfg.Now, PollInterval: cfg.PollInterval, MaxRequestAmount: cfg.MaxRequestAmount})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
 	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/pricing/internal/app"
+	"github.com/tallyhq/tally/services/pricing/internal/pricing"
 )
 
 // Config wires a Server.
@@ -66,7 +68,7 @@ func (s *Server) atOrNow(field string, ts *timestamppb.Timestamp) (time.Time, er
 		return s.app.Now(), nil
 	}
 	if err := ts.CheckValid(); err != nil {
-		return time.Time{}, status.Errorf(codes.InvalidArgument, "%s is not a valid time", field)
+		return time.Time{}, fmt.Errorf("%w: %s is not a valid time", pricing.ErrInvalid, field)
 	}
 	return ts.AsTime(), nil
 }
@@ -76,10 +78,10 @@ const maxIDLen = 128
 
 func requireID(field, id string) error {
 	if id == "" {
-		return status.Errorf(codes.InvalidArgument, "%s is required", field)
+		return fmt.Errorf("%w: %s is required", pricing.ErrInvalid, field)
 	}
 	if err := textcheck.Identifier(field, id, maxIDLen); err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
+		return fmt.Errorf("%w: %w", pricing.ErrInvalid, err)
 	}
 	return nil
 }
@@ -104,7 +106,7 @@ func instancesProto(vs []catalog.InstanceVersion) []*pricingv1.InstancePrice {
 func (s *Server) ListModelPrices(_ context.Context, req *pricingv1.ListModelPricesRequest) (*pricingv1.ListModelPricesResponse, error) {
 	at, err := s.atOrNow("at", req.GetAt())
 	if err != nil {
-		return nil, err
+		return nil, toStatus(s.logger, "ListModelPrices", err)
 	}
 	c := s.app.Catalog()
 	current, upcoming := c.ModelsAt(at)
@@ -119,11 +121,11 @@ func (s *Server) ListModelPrices(_ context.Context, req *pricingv1.ListModelPric
 // GetModelPrice implements PricingService.GetModelPrice.
 func (s *Server) GetModelPrice(_ context.Context, req *pricingv1.GetModelPriceRequest) (*pricingv1.GetModelPriceResponse, error) {
 	if err := requireID("model_id", req.GetModelId()); err != nil {
-		return nil, err
+		return nil, toStatus(s.logger, "GetModelPrice", err)
 	}
 	at, err := s.atOrNow("at", req.GetAt())
 	if err != nil {
-		return nil, err
+		return nil, toStatus(s.logger, "GetModelPrice", err)
 	}
 	c := s.app.Catalog()
 	v, err := c.Model(req.GetModelId(), at)
@@ -141,7 +143,7 @@ func (s *Server) GetModelPrice(_ context.Context, req *pricingv1.GetModelPriceRe
 func (s *Server) ListInstancePrices(_ context.Context, req *pricingv1.ListInstancePricesRequest) (*pricingv1.ListInstancePricesResponse, error) {
 	at, err := s.atOrNow("at", req.GetAt())
 	if err != nil {
-		return nil, err
+		return nil, toStatus(s.logger, "ListInstancePrices", err)
 	}
 	c := s.app.Catalog()
 	current, upcoming := c.InstancesAt(at)
@@ -156,11 +158,11 @@ func (s *Server) ListInstancePrices(_ context.Context, req *pricingv1.ListInstan
 // Quote implements PricingService.Quote.
 func (s *Server) Quote(_ context.Context, req *pricingv1.QuoteRequest) (*pricingv1.QuoteResponse, error) {
 	if err := requireID("model_id", req.GetModelId()); err != nil {
-		return nil, err
+		return nil, toStatus(s.logger, "Quote", err)
 	}
 	at, err := s.atOrNow("at", req.GetAt())
 	if err != nil {
-		return nil, err
+		return nil, toStatus(s.logger, "Quote", err)
 	}
 	usage, err := catalog.ParseUsage(req.GetUsage())
 	if err != nil {
@@ -210,7 +212,7 @@ func (s *Server) SetInstancePrice(ctx context.Context, req *pricingv1.SetInstanc
 func (s *Server) WatchCatalog(req *pricingv1.WatchCatalogRequest, stream grpc.ServerStreamingServer[pricingv1.WatchCatalogResponse]) error {
 	known := req.GetKnownCatalogVersion()
 	if known < 0 {
-		return status.Error(codes.InvalidArgument, "known_catalog_version must not be negative")
+		return toStatus(s.logger, "WatchCatalog", fmt.Errorf("%w: known_catalog_version must not be negative", pricing.ErrInvalid))
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
