@@ -30,8 +30,18 @@ import (
 // secret is a production-grade HS256 secret for the tests.
 const secret = "server-test-secret-0123456789abcdef"
 
-func TestLoadAuthConfig(t *testing.T) {
-	t.Parallel()
+// authConfigCase is a case of TestLoadAuthConfig.
+type authConfigCase struct {
+	name     string
+	env      map[string]string
+	verifier bool // LoadVerifierConfig: no identity of its own needed
+	want     func(*testing.T, server.AuthConfig)
+	wantErr  string
+}
+
+// authConfigCases are the cases of TestLoadAuthConfig.
+func authConfigCases(t *testing.T) []authConfigCase {
+	t.Helper()
 	static, err := auth.Mint([]byte(secret), auth.Claims{Subject: "service:ledger", Roles: []auth.Role{auth.RoleService}}, time.Hour)
 	require.NoError(t, err)
 	prodJWKS := map[string]string{
@@ -47,13 +57,7 @@ func TestLoadAuthConfig(t *testing.T) {
 		}
 		return m
 	}
-	tests := []struct {
-		name     string
-		env      map[string]string
-		verifier bool // LoadVerifierConfig: no identity of its own needed
-		want     func(*testing.T, server.AuthConfig)
-		wantErr  string
-	}{
+	return []authConfigCase{
 		{
 			name:    "production without a secret fails closed",
 			env:     map[string]string{},
@@ -102,6 +106,11 @@ func TestLoadAuthConfig(t *testing.T) {
 		{name: "development JWKS over http without issuer", env: map[string]string{"TALLY_ENV": "development", "TALLY_JWKS_URL": "http://localhost:8000/jwks", "TALLY_SERVICE_TOKEN_FILE": "/t"}},
 		{name: "durations positive", env: map[string]string{"TALLY_JWT_SECRET": secret, "TALLY_JWKS_MIN_REFETCH": "0s"}, wantErr: "must be positive"},
 	}
+}
+
+func TestLoadAuthConfig(t *testing.T) {
+	t.Parallel()
+	tests := authConfigCases(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
