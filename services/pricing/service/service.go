@@ -94,12 +94,12 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Name: "pricing", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
+	srv, err := server.New(server.Config{Name: "pricing", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	api, err := grpcapi.New(grpcapi.Config{App: a, Logger: logger, Shutdown: gctx})
+	api, err := grpcapi.New(grpcapi.Config{App: a, Shutdown: gctx})
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,10 @@ package grpcapi
 
 import (
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/pkg/catalog"
@@ -58,7 +56,6 @@ func TestWriteRequestValidation(t *testing.T) {
 		{"stop", &instancesv1.StopMeteringRequest{InstanceId: "i-1"}, ""},
 		{"stop with a control character", &instancesv1.StopMeteringRequest{InstanceId: "i-\x7f"}, "instance_id contains a control character (U+007F)"},
 	}
-	logger := slog.New(slog.DiscardHandler)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -69,7 +66,7 @@ func TestWriteRequestValidation(t *testing.T) {
 				}
 				return
 			}
-			st := status.Convert(toStatus(logger, "test", err))
+			st, _ := Errors.Status(t.Context(), err)
 			if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tt.wantErr) {
 				t.Fatalf("got %v %q, want InvalidArgument with %q", st.Code(), st.Message(), tt.wantErr)
 			}
@@ -91,7 +88,6 @@ func FuzzWriteRequests(f *testing.F) {
 		}
 		f.Add(uint8(i), b)
 	}
-	logger := slog.New(slog.DiscardHandler)
 	requests := []proto.Message{&instancesv1.StartMeteringRequest{}, &instancesv1.StopMeteringRequest{}}
 	f.Fuzz(func(t *testing.T, op uint8, wire []byte) {
 		m := proto.Clone(requests[int(op)%len(requests)])
@@ -100,7 +96,7 @@ func FuzzWriteRequests(f *testing.F) {
 		}
 		ids, err := checkWrite(m)
 		if err != nil {
-			if code := status.Code(toStatus(logger, "fuzz", err)); code != codes.InvalidArgument {
+			if code := Errors.Code(err); code != codes.InvalidArgument {
 				t.Fatalf("%T refused with %v: %v", m, code, err)
 			}
 			return

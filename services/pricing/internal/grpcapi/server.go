@@ -6,13 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tallyhq/tally/pkg/auth"
@@ -25,8 +22,7 @@ import (
 
 // Config wires a Server.
 type Config struct {
-	App    *app.App
-	Logger *slog.Logger
+	App *app.App
 	// Shutdown ends every WatchCatalog stream when done, so that a graceful stop does not wait
 	// for streams that never end on their own. Required.
 	Shutdown context.Context
@@ -39,7 +35,6 @@ type Config struct {
 type Server struct {
 	pricingv1.UnimplementedPricingServiceServer
 	app       *app.App
-	logger    *slog.Logger
 	shutdown  context.Context
 	heartbeat time.Duration
 	// snapshot caches the wire form of the newest catalog, shared by every stream.
@@ -50,13 +45,13 @@ var _ pricingv1.PricingServiceServer = (*Server)(nil)
 
 // New builds a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.App == nil || cfg.Logger == nil || cfg.Shutdown == nil {
-		return nil, errors.New("grpcapi: app, logger and shutdown are required")
+	if cfg.App == nil || cfg.Shutdown == nil {
+		return nil, errors.New("grpcapi: app and shutdown are required")
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
-	return &Server{app: cfg.App, logger: cfg.Logger, shutdown: cfg.Shutdown, heartbeat: cfg.Heartbeat}, nil
+	return &Server{app: cfg.App, shutdown: cfg.Shutdown, heartbeat: cfg.Heartbeat}, nil
 }
 
 // Register registers the service on g.
@@ -106,7 +101,7 @@ func instancesProto(vs []catalog.InstanceVersion) []*pricingv1.InstancePrice {
 func (s *Server) ListModelPrices(_ context.Context, req *pricingv1.ListModelPricesRequest) (*pricingv1.ListModelPricesResponse, error) {
 	at, err := s.atOrNow("at", req.GetAt())
 	if err != nil {
-		return nil, toStatus(s.logger, "ListModelPrices", err)
+		return nil, err
 	}
 	c := s.app.Catalog()
 	current, upcoming := c.ModelsAt(at)
@@ -121,16 +116,16 @@ func (s *Server) ListModelPrices(_ context.Context, req *pricingv1.ListModelPric
 // GetModelPrice implements PricingService.GetModelPrice.
 func (s *Server) GetModelPrice(_ context.Context, req *pricingv1.GetModelPriceRequest) (*pricingv1.GetModelPriceResponse, error) {
 	if err := requireID("model_id", req.GetModelId()); err != nil {
-		return nil, toStatus(s.logger, "GetModelPrice", err)
+		return nil, err
 	}
 	at, err := s.atOrNow("at", req.GetAt())
 	if err != nil {
-		return nil, toStatus(s.logger, "GetModelPrice", err)
+		return nil, err
 	}
 	c := s.app.Catalog()
 	v, err := c.Model(req.GetModelId(), at)
 	if err != nil {
-		return nil, toStatus(s.logger, "GetModelPrice", err)
+		return nil, err
 	}
 	return &pricingv1.GetModelPriceResponse{
 		Price:          v.Proto(),
@@ -143,7 +138,7 @@ func (s *Server) GetModelPrice(_ context.Context, req *pricingv1.GetModelPriceRe
 func (s *Server) ListInstancePrices(_ context.Context, req *pricingv1.ListInstancePricesRequest) (*pricingv1.ListInstancePricesResponse, error) {
 	at, err := s.atOrNow("at", req.GetAt())
 	if err != nil {
-		return nil, toStatus(s.logger, "ListInstancePrices", err)
+		return nil, err
 	}
 	c := s.app.Catalog()
 	current, upcoming := c.InstancesAt(at)
@@ -158,19 +153,19 @@ func (s *Server) ListInstancePrices(_ context.Context, req *pricingv1.ListInstan
 // Quote implements PricingService.Quote.
 func (s *Server) Quote(_ context.Context, req *pricingv1.QuoteRequest) (*pricingv1.QuoteResponse, error) {
 	if err := requireID("model_id", req.GetModelId()); err != nil {
-		return nil, toStatus(s.logger, "Quote", err)
+		return nil, err
 	}
 	at, err := s.atOrNow("at", req.GetAt())
 	if err != nil {
-		return nil, toStatus(s.logger, "Quote", err)
+		return nil, err
 	}
 	usage, err := catalog.ParseUsage(req.GetUsage())
 	if err != nil {
-		return nil, toStatus(s.logger, "Quote", err)
+		return nil, err
 	}
 	q, err := s.app.Quote(req.GetModelId(), usage, at)
 	if err != nil {
-		return nil, toStatus(s.logger, "Quote", err)
+		return nil, err
 	}
 	return q.Proto(), nil
 }
@@ -185,11 +180,11 @@ func actor(ctx context.Context) string {
 func (s *Server) SetModelPrice(ctx context.Context, req *pricingv1.SetModelPriceRequest) (*pricingv1.SetModelPriceResponse, error) {
 	change, err := modelChange(req, actor(ctx))
 	if err != nil {
-		return nil, toStatus(s.logger, "SetModelPrice", err)
+		return nil, err
 	}
 	v, replayed, err := s.app.SetModelPrice(ctx, change)
 	if err != nil {
-		return nil, toStatus(s.logger, "SetModelPrice", err)
+		return nil, err
 	}
 	return &pricingv1.SetModelPriceResponse{Price: v.Proto(), CatalogVersion: v.CatalogVersion, Replayed: replayed}, nil
 }
@@ -198,11 +193,11 @@ func (s *Server) SetModelPrice(ctx context.Context, req *pricingv1.SetModelPrice
 func (s *Server) SetInstancePrice(ctx context.Context, req *pricingv1.SetInstancePriceRequest) (*pricingv1.SetInstancePriceResponse, error) {
 	change, err := instanceChange(req, actor(ctx))
 	if err != nil {
-		return nil, toStatus(s.logger, "SetInstancePrice", err)
+		return nil, err
 	}
 	v, replayed, err := s.app.SetInstancePrice(ctx, change)
 	if err != nil {
-		return nil, toStatus(s.logger, "SetInstancePrice", err)
+		return nil, err
 	}
 	return &pricingv1.SetInstancePriceResponse{Price: v.Proto(), CatalogVersion: v.CatalogVersion, Replayed: replayed}, nil
 }
@@ -212,7 +207,7 @@ func (s *Server) SetInstancePrice(ctx context.Context, req *pricingv1.SetInstanc
 func (s *Server) WatchCatalog(req *pricingv1.WatchCatalogRequest, stream grpc.ServerStreamingServer[pricingv1.WatchCatalogResponse]) error {
 	known := req.GetKnownCatalogVersion()
 	if known < 0 {
-		return toStatus(s.logger, "WatchCatalog", fmt.Errorf("%w: known_catalog_version must not be negative", pricing.ErrInvalid))
+		return fmt.Errorf("%w: known_catalog_version must not be negative", pricing.ErrInvalid)
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -229,9 +224,9 @@ func (s *Server) WatchCatalog(req *pricingv1.WatchCatalogRequest, stream grpc.Se
 			known = c.Version()
 		case ctx.Err() != nil:
 			if s.shutdown.Err() != nil {
-				return status.Error(codes.Unavailable, "pricing server shutting down; reconnect")
+				return errShuttingDown
 			}
-			return status.FromContextError(ctx.Err()).Err()
+			return ctx.Err()
 		default:
 			msg = &pricingv1.WatchCatalogResponse{CatalogVersion: s.app.Catalog().Version()}
 		}
