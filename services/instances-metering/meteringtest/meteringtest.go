@@ -23,7 +23,7 @@ import (
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/testenv"
-	"github.com/tallyhq/tally/services/instances-metering/service"
+	"github.com/tallyhq/tally/services/instances-metering/internal/service"
 )
 
 // Options tune a test metering replica; zero values take test-friendly defaults.

@@ -21,7 +21,7 @@ import (
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/testenv"
-	"github.com/tallyhq/tally/services/pricing/service"
+	"github.com/tallyhq/tally/services/pricing/internal/service"
 )
 
 // Options tune a test pricing service.
