@@ -100,7 +100,7 @@ func (s *stack) newReplica(t *testing.T, name string, clock *clock.Manual, opts 
 	pconn, err := rpcclient.Dial(s.pricing.Addr, ledgertest.ServiceToken(t, "instances-metering"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pconn.Close() })
-	var out io.Writer = io.Discard
+	out := io.Discard
 	if os.Getenv("TALLY_TEST_LOG") != "" {
 		out = os.Stderr
 	}

@@ -76,7 +76,7 @@ type meter struct{ *meteringtest.Meter }
 // or the end of the test.
 func (s *stack) startMeter(t *testing.T, opts meterOptions) *meter {
 	t.Helper()
-	var out io.Writer = io.Discard
+	out := io.Discard
 	if os.Getenv("TALLY_TEST_LOG") != "" {
 		out = os.Stderr
 	}
