@@ -11,8 +11,9 @@ import (
 	"net"
 	"time"
 
-	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
+	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/config"
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
@@ -123,45 +124,20 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	ledgerTimeout := cfg.LedgerTimeout
-	if ledgerTimeout == 0 {
-		ledgerTimeout = ledgerclient.DefaultTimeout
+	var conns connections
+	defer conns.close()
+	if cfg.LedgerTimeout == 0 {
+		cfg.LedgerTimeout = ledgerclient.DefaultTimeout
 	}
-	ledgerConn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity())
+	d := dialer{cfg: cfg, identity: authn.Identity(), conns: &conns, logger: logger}
+	ledger, prices, notifier, err := d.dialAll()
 	if err != nil {
 		return err
-	}
-	defer func() { _ = ledgerConn.Close() }()
-	ledger, err := ledgerclient.New(ledgerclient.Config{Conn: ledgerConn, Timeout: ledgerTimeout})
-	if err != nil {
-		return err
-	}
-	pricingConn, err := rpcclient.DialSource(cfg.PricingAddr, authn.Identity())
-	if err != nil {
-		return err
-	}
-	defer func() { _ = pricingConn.Close() }()
-	prices, err := catalog.NewWatcher(catalog.WatcherConfig{Client: pricingv1.NewPricingServiceClient(pricingConn), Logger: logger})
-	if err != nil {
-		return err
-	}
-	var notifier rental.Notifier
-	if cfg.NotificationsAddr != "" {
-		conn, err := rpcclient.DialSource(cfg.NotificationsAddr, authn.Identity())
-		if err != nil {
-			return err
-		}
-		defer func() { _ = conn.Close() }()
-		if notifier, err = notifyclient.New(notificationsv1.NewNotificationsServiceClient(conn)); err != nil {
-			return err
-		}
-	} else {
-		logger.Info("TALLY_NOTIFICATIONS_ADDR is not set: suspension notices stay queued")
 	}
 	meter, err := app.New(app.Config{
 		Store: st, Ledger: ledger, Prices: prices, Notifier: notifier, Logger: logger,
 		Period: cfg.BillingPeriod, Grace: cfg.Grace, PollInterval: cfg.PollInterval, ClaimLease: cfg.ClaimLease, Replica: cfg.Replica,
-		LedgerTimeout: ledgerTimeout,
+		LedgerTimeout: cfg.LedgerTimeout,
 		BatchSize:     cfg.BatchSize, Workers: cfg.Workers, Concurrency: cfg.Concurrency, Now: cfg.Now,
 	})
 	if err != nil {
@@ -176,11 +152,68 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	instancesv1.RegisterInstanceMeteringServiceServer(srv.GRPC(), api)
+	return server.Run(ctx, server.RunConfig{
+		GRPC: srv, Listener: lis, MetricsAddr: cfg.MetricsAddr, Logger: logger,
+		Workers: []server.Worker{{Name: "catalog watcher", Run: prices.Run}, {Name: "meter", Run: meter.Run}},
+	})
+}
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Serve(gctx, lis) })
-	g.Go(func() error { return server.ServeMetrics(gctx, cfg.MetricsAddr, srv.Registry(), logger) })
-	g.Go(func() error { return prices.Run(gctx) })
-	g.Go(func() error { return meter.Run(gctx) })
-	return g.Wait()
+// connections are the client connections of a Run, closed when it returns.
+type connections []*grpc.ClientConn
+
+func (c *connections) close() {
+	for _, conn := range *c {
+		_ = conn.Close()
+	}
+}
+
+// dialer dials the services metering calls, with the service's own identity.
+type dialer struct {
+	cfg      Config
+	identity auth.TokenSource
+	conns    *connections
+	logger   *slog.Logger
+}
+
+func (d dialer) dial(addr string) (*grpc.ClientConn, error) {
+	conn, err := rpcclient.DialSource(addr, d.identity)
+	if err != nil {
+		return nil, err
+	}
+	*d.conns = append(*d.conns, conn)
+	return conn, nil
+}
+
+// dialAll returns the ledger client, the price catalog watcher and the notifier (nil without
+// TALLY_NOTIFICATIONS_ADDR).
+func (d dialer) dialAll() (*ledgerclient.Client, *catalog.Watcher, rental.Notifier, error) {
+	ledgerConn, err := d.dial(d.cfg.LedgerAddr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ledger, err := ledgerclient.New(ledgerclient.Config{Conn: ledgerConn, Timeout: d.cfg.LedgerTimeout})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pricingConn, err := d.dial(d.cfg.PricingAddr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	prices, err := catalog.NewWatcher(catalog.WatcherConfig{Client: pricingv1.NewPricingServiceClient(pricingConn), Logger: d.logger})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if d.cfg.NotificationsAddr == "" {
+		d.logger.Info("TALLY_NOTIFICATIONS_ADDR is not set: suspension notices stay queued")
+		return ledger, prices, nil, nil
+	}
+	conn, err := d.dial(d.cfg.NotificationsAddr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	notifier, err := notifyclient.New(notificationsv1.NewNotificationsServiceClient(conn))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return ledger, prices, notifier, nil
 }

@@ -10,8 +10,6 @@ import (
 	"os"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
@@ -98,14 +96,24 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	api, err := grpcapi.New(grpcapi.Config{App: a, Shutdown: gctx})
+	// shutdown ends the WatchCatalog streams as soon as the server starts stopping, so that its
+	// graceful stop does not wait for streams that never end on their own.
+	shutdown, endStreams := context.WithCancel(ctx)
+	defer endStreams()
+	api, err := grpcapi.New(grpcapi.Config{App: a, Shutdown: shutdown})
 	if err != nil {
 		return err
 	}
 	api.Register(srv.GRPC())
-	g.Go(func() error { return srv.Serve(gctx, lis) })
-	g.Go(func() error { return server.ServeMetrics(gctx, cfg.MetricsAddr, srv.Registry(), logger) })
-	g.Go(func() error { return a.Run(gctx) })
-	return g.Wait()
+	return server.Run(ctx, server.RunConfig{
+		GRPC: srv, Listener: lis, MetricsAddr: cfg.MetricsAddr, Logger: logger,
+		Workers: []server.Worker{
+			{Name: "catalog poller", Run: a.Run},
+			{Name: "stream shutdown", Run: func(ctx context.Context) error {
+				<-ctx.Done()
+				endStreams()
+				return ctx.Err()
+			}},
+		},
+	})
 }
