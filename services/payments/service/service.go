@@ -365,7 +365,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	var proc app.Processor
+	var proc payment.Processor
 	if cfg.TestMode {
 		// The test-mode page, and the HTTP listener serving it, exist in test mode only: it
 		// grants credits for nothing.

@@ -17,59 +17,6 @@ import (
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
 
-// Processor runs Checkout Sessions and refunds: Stripe, or the local test-mode checkout.
-type Processor interface {
-	Mode() payment.Mode
-	CreateSession(ctx context.Context, req SessionRequest) (CreatedSession, error)
-	// Refund asks for a refund with the idempotency key "refund:<refund id>": a retried call
-	// reaches the same processor refund.
-	Refund(ctx context.Context, req RefundRequest) (ProcessorRefund, error)
-	// RefundStatus reads a processor refund, to follow one in flight.
-	RefundStatus(ctx context.Context, processorRefundID string) (ProcessorRefund, error)
-	// FindRefund looks for the processor refund made for req.RefundID (by its metadata), for a
-	// refund older than the processor keeps idempotency keys; found is false when there is none.
-	FindRefund(ctx context.Context, req RefundRequest) (r ProcessorRefund, found bool, err error)
-	// RecentSessions returns the sessions created since since, for reconciliation.
-	RecentSessions(ctx context.Context, since time.Time) ([]payment.Session, error)
-	// Session returns the current state of one Checkout Session, for the expiry sweep; a session
-	// the processor does not know wraps payment.ErrRejected.
-	Session(ctx context.Context, sessionID string) (payment.Session, error)
-}
-
-// SessionRequest asks a processor for a Checkout Session.
-type SessionRequest struct {
-	PaymentID   string
-	OrgID       string
-	Member      payment.Member
-	AmountMinor int64
-	Currency    string
-	// ExpiresAt is when the session stops being payable (Stripe: 30 minutes to 24 hours ahead).
-	ExpiresAt time.Time
-}
-
-// CreatedSession is a Checkout Session ready to be paid.
-type CreatedSession struct {
-	ID        string
-	URL       string
-	ExpiresAt time.Time
-}
-
-// RefundRequest asks a processor to refund part of a payment.
-type RefundRequest struct {
-	RefundID        string
-	SessionID       string
-	PaymentIntentID string
-	AmountMinor     int64
-	Currency        string
-	Reason          string
-}
-
-// ProcessorRefund is a refund at the processor.
-type ProcessorRefund struct {
-	ID     string
-	Status payment.ProcessorRefundStatus
-}
-
 // Ledger is what payments needs from the ledger. Its errors wrap payment.ErrRejected for a
 // definitive refusal and payment.ErrUnavailable for anything worth retrying.
 type Ledger interface {
@@ -104,7 +51,7 @@ type Verifier interface {
 type Config struct {
 	Store     *store.Store
 	Ledger    Ledger
-	Processor Processor
+	Processor payment.Processor
 	Verifier  Verifier
 	Seller    invoice.Seller
 	// TopUpMin and TopUpMax bound a top-up, in units of the organization's currency; TopUpPresets
@@ -146,7 +93,7 @@ type App struct {
 	cfg    Config
 	store  *store.Store
 	ledger Ledger
-	proc   Processor
+	proc   payment.Processor
 	logger *slog.Logger
 }
 

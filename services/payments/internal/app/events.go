@@ -242,17 +242,11 @@ func (a *App) recordFulfilment(ctx context.Context, p payment.Payment, res fulfi
 	return OutcomeProcessed, nil
 }
 
-// WalletReader is a processor that can tell which card wallet (Google Pay, Apple Pay) paid a
-// payment intent; Stripe's Checkout Session does not say.
-type WalletReader interface {
-	PaymentWallet(ctx context.Context, paymentIntentID string) (string, error)
-}
-
 // recordWallet records the card wallet of a credited payment when the processor can tell it,
 // after the credit and outside any transaction. It is informational: a failure is logged and the
 // payment keeps an empty wallet.
 func (a *App) recordWallet(ctx context.Context, p payment.Payment) {
-	wr, ok := a.proc.(WalletReader)
+	wr, ok := a.proc.(payment.WalletReader)
 	if !ok || p.PaymentWallet != "" || p.PaymentIntentID == "" || p.PaymentMethod != payment.MethodCard {
 		return
 	}

@@ -249,14 +249,14 @@ func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (
 // processorRefund returns the processor's refund of r: asked for with r's idempotency key when
 // none is known yet — after looking for it first when r is older than Stripe keeps keys, so that
 // a refund Stripe made is never made twice — and read again while it is in flight.
-func (a *App) processorRefund(ctx context.Context, r payment.Refund, p payment.Payment) (ProcessorRefund, error) {
+func (a *App) processorRefund(ctx context.Context, r payment.Refund, p payment.Payment) (payment.ProcessorRefund, error) {
 	if r.StripeRefundID != "" {
 		if r.StripeStatus.Settlement() == payment.Settled {
-			return ProcessorRefund{ID: r.StripeRefundID, Status: r.StripeStatus}, nil
+			return payment.ProcessorRefund{ID: r.StripeRefundID, Status: r.StripeStatus}, nil
 		}
 		return a.proc.RefundStatus(ctx, r.StripeRefundID)
 	}
-	req := RefundRequest{RefundID: r.ID, SessionID: p.CheckoutSessionID, PaymentIntentID: p.PaymentIntentID,
+	req := payment.RefundRequest{RefundID: r.ID, SessionID: p.CheckoutSessionID, PaymentIntentID: p.PaymentIntentID,
 		AmountMinor: r.AmountMinor, Currency: p.Amount.Currency, Reason: r.Reason}
 	if time.Since(r.CreatedAt) > stripeKeyWindow {
 		found, ok, err := a.proc.FindRefund(ctx, req)

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tallyhq/tally/services/payments/internal/app"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
 )
@@ -57,7 +56,7 @@ type Checkout struct {
 	page *template.Template
 }
 
-var _ app.Processor = (*Checkout)(nil)
+var _ payment.Processor = (*Checkout)(nil)
 
 // New returns a Checkout.
 func New(cfg Config) (*Checkout, error) {
@@ -76,23 +75,23 @@ func New(cfg Config) (*Checkout, error) {
 	return &Checkout{cfg: cfg, page: page}, nil
 }
 
-// Mode implements app.Processor.
+// Mode implements payment.Processor.
 func (c *Checkout) Mode() payment.Mode { return payment.ModeLocal }
 
-// CreateSession implements app.Processor with a local session id and page URL.
-func (c *Checkout) CreateSession(_ context.Context, req app.SessionRequest) (app.CreatedSession, error) {
+// CreateSession implements payment.Processor with a local session id and page URL.
+func (c *Checkout) CreateSession(_ context.Context, req payment.SessionRequest) (payment.CreatedSession, error) {
 	if req.ExpiresAt.IsZero() {
-		return app.CreatedSession{}, errors.New("localcheckout: a session needs an expiry")
+		return payment.CreatedSession{}, errors.New("localcheckout: a session needs an expiry")
 	}
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
-		return app.CreatedSession{}, fmt.Errorf("generating session id: %w", err)
+		return payment.CreatedSession{}, fmt.Errorf("generating session id: %w", err)
 	}
 	id := "cs_test_local_" + hex.EncodeToString(b)
-	return app.CreatedSession{ID: id, URL: c.cfg.PublicURL + "/checkout/test/" + id, ExpiresAt: req.ExpiresAt}, nil
+	return payment.CreatedSession{ID: id, URL: c.cfg.PublicURL + "/checkout/test/" + id, ExpiresAt: req.ExpiresAt}, nil
 }
 
-// Session implements app.Processor from the page's own record of the session.
+// Session implements payment.Processor from the page's own record of the session.
 func (c *Checkout) Session(ctx context.Context, sessionID string) (payment.Session, error) {
 	p, err := c.cfg.Sessions.PaymentBySession(ctx, sessionID)
 	if err == nil && p.Mode != payment.ModeLocal {
@@ -107,22 +106,22 @@ func (c *Checkout) Session(ctx context.Context, sessionID string) (payment.Sessi
 	return session(p), nil
 }
 
-// Refund implements app.Processor: test-mode payments moved no money.
-func (c *Checkout) Refund(_ context.Context, req app.RefundRequest) (app.ProcessorRefund, error) {
-	return app.ProcessorRefund{ID: "re_test_local_" + req.RefundID, Status: payment.ProcessorRefundSucceeded}, nil
+// Refund implements payment.Processor: test-mode payments moved no money.
+func (c *Checkout) Refund(_ context.Context, req payment.RefundRequest) (payment.ProcessorRefund, error) {
+	return payment.ProcessorRefund{ID: "re_test_local_" + req.RefundID, Status: payment.ProcessorRefundSucceeded}, nil
 }
 
-// RefundStatus implements app.Processor: local refunds succeed at once.
-func (c *Checkout) RefundStatus(_ context.Context, id string) (app.ProcessorRefund, error) {
-	return app.ProcessorRefund{ID: id, Status: payment.ProcessorRefundSucceeded}, nil
+// RefundStatus implements payment.Processor: local refunds succeed at once.
+func (c *Checkout) RefundStatus(_ context.Context, id string) (payment.ProcessorRefund, error) {
+	return payment.ProcessorRefund{ID: id, Status: payment.ProcessorRefundSucceeded}, nil
 }
 
-// FindRefund implements app.Processor: local refunds are never lost.
-func (c *Checkout) FindRefund(_ context.Context, req app.RefundRequest) (app.ProcessorRefund, bool, error) {
-	return app.ProcessorRefund{ID: "re_test_local_" + req.RefundID, Status: payment.ProcessorRefundSucceeded}, true, nil
+// FindRefund implements payment.Processor: local refunds are never lost.
+func (c *Checkout) FindRefund(_ context.Context, req payment.RefundRequest) (payment.ProcessorRefund, bool, error) {
+	return payment.ProcessorRefund{ID: "re_test_local_" + req.RefundID, Status: payment.ProcessorRefundSucceeded}, true, nil
 }
 
-// RecentSessions implements app.Processor: the sessions paid on the page but never credited, and
+// RecentSessions implements payment.Processor: the sessions paid on the page but never credited, and
 // the unpaid ones past their expiry.
 func (c *Checkout) RecentSessions(ctx context.Context, _ time.Time) ([]payment.Session, error) {
 	ps, err := c.cfg.Sessions.LocalToReconcile(ctx, maxListed)
