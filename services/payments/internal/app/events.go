@@ -122,6 +122,8 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 	if err != nil {
 		return "", err
 	}
+	// Decided once on the unlocked read; recordFulfilment decides again on the locked row.
+	d := payment.Decide(p, sig)
 	if rec.ID != "" {
 		seen, err := a.store.EventSeen(ctx, rec.ID)
 		if err != nil {
@@ -130,7 +132,7 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 		if seen {
 			return OutcomeDuplicate, nil
 		}
-	} else if d := payment.Decide(p, sig); !d.Changed(p) {
+	} else if !d.Changed(p) {
 		return OutcomeIgnored, nil
 	} else if d.Review == payment.ReviewPaidAfterExpiry {
 		// Reconciliation sees the same session on every pass: one review item, even once resolved.
@@ -141,7 +143,7 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 	}
 
 	res := fulfilment{sig: sig, facts: store.SessionFacts{SessionID: s.ID, PaymentIntentID: s.PaymentIntentID, PaymentMethod: s.PaymentMethod}}
-	if payment.Decide(p, sig).Credit {
+	if d.Credit {
 		if detail := amountMismatch(p, s); detail != "" {
 			res.refusal = &payment.ReviewItem{Kind: payment.ReviewAmountMismatch, Detail: detail, StripeEventID: rec.ID}
 		} else {
