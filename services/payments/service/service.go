@@ -111,6 +111,9 @@ type Config struct {
 	HTTPListener net.Listener
 	// HTTPLimits bound the requests of the HTTP listener (TALLY_HTTP_*); zero fields take the defaults.
 	HTTPLimits server.HTTPLimits
+	// Now is the business clock of the app, the store and the test-mode checkout (expiries,
+	// backoffs, leases, payment and invoice times); nil is time.Now. Timeouts stay real-time.
+	Now func() time.Time
 }
 
 // Load reads the configuration from e (see the README's configuration table).
@@ -339,7 +342,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err := pg.Migrate(ctx, pool, "payments", migrations.FS); err != nil {
 		return nil, err
 	}
-	st, err := store.New(pool)
+	st, err := store.New(pool, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +373,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		// The test-mode page, and the HTTP listener serving it, exist in test mode only: it
 		// grants credits for nothing.
 		local, err := localcheckout.New(localcheckout.Config{Sessions: st, PublicURL: cfg.PublicURL, WebhookURL: cfg.WebhookURL,
-			WebhookSecret: cfg.StripeWebhookSecret, SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(), Logger: logger})
+			WebhookSecret: cfg.StripeWebhookSecret, SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(), Logger: logger, Now: cfg.Now})
 		if err != nil {
 			return nil, err
 		}
@@ -393,7 +396,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, TopUpPresets: cfg.TopUpPresets, MaxRequestAmount: cfg.MaxRequestAmount,
 		CheckoutExpiry: cfg.CheckoutExpiry, ValidityMonths: validityMonths(cfg.CreditValidity),
 		ReconcileLookback: cfg.ReconcileLookback, Backoff: payment.Backoff{Base: cfg.RetryBackoff, Max: cfg.RetryMaxBackoff},
-		Lease: cfg.WorkLease, Logger: logger,
+		Lease: cfg.WorkLease, Logger: logger, Now: cfg.Now,
 	})
 	if err != nil {
 		return nil, err

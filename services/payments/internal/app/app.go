@@ -76,6 +76,8 @@ type Config struct {
 	// RetryBatch bounds the work one retry pass claims.
 	RetryBatch int
 	Logger     *slog.Logger
+	// Now is the business clock (expiries, backoffs, leases, payment times); nil is time.Now.
+	Now func() time.Time
 }
 
 // Defaults of the retry settings.
@@ -129,11 +131,17 @@ func New(cfg Config) (*App, error) {
 	if cfg.Backoff.Max < cfg.Backoff.Base {
 		cfg.Backoff.Max = max(DefaultMaxBackoff, cfg.Backoff.Base)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.RetryBatch <= 0 {
 		cfg.RetryBatch = DefaultRetryBatch
 	}
 	return &App{cfg: cfg, store: cfg.Store, ledger: cfg.Ledger, proc: cfg.Processor, logger: cfg.Logger}, nil
 }
+
+// now is the business clock.
+func (a *App) now() time.Time { return a.cfg.Now() }
 
 // TestMode reports whether checkouts run on the local test-mode page.
 func (a *App) TestMode() bool { return a.proc.Mode() == payment.ModeLocal }

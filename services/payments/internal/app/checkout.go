@@ -71,7 +71,7 @@ func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.M
 		return payment.Payment{}, err
 	}
 	cs, err := a.proc.CreateSession(ctx, payment.SessionRequest{PaymentID: p.ID, OrgID: orgID, Member: member, AmountMinor: minor, Currency: currency,
-		ExpiresAt: time.Now().Add(a.cfg.CheckoutExpiry).UTC().Truncate(time.Second)})
+		ExpiresAt: a.now().Add(a.cfg.CheckoutExpiry).UTC().Truncate(time.Second)})
 	if err != nil {
 		if derr := a.store.DeleteUnstartedPayment(context.WithoutCancel(ctx), p.ID); derr != nil {
 			err = errors.Join(err, derr)

@@ -147,7 +147,7 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 		if detail := amountMismatch(p, s); detail != "" {
 			res.refusal = &payment.ReviewItem{Kind: payment.ReviewAmountMismatch, Detail: detail, StripeEventID: rec.ID}
 		} else {
-			marked, err := a.store.MarkFulfilmentDue(ctx, p.ID, res.facts, time.Now().Add(a.cfg.Lease))
+			marked, err := a.store.MarkFulfilmentDue(ctx, p.ID, res.facts, a.now().Add(a.cfg.Lease))
 			if err != nil {
 				return "", err
 			}
@@ -192,7 +192,7 @@ func (a *App) credit(ctx context.Context, p payment.Payment, res fulfilment, eve
 		err = fmt.Errorf("%w: %w", payment.ErrUnavailable, err)
 	}
 	failures := p.FulfilAttempts + 1
-	retry := store.Retry{Failures: failures, At: time.Now().Add(a.cfg.Backoff.Delay(failures)), Cause: err.Error()}
+	retry := store.Retry{Failures: failures, At: a.now().Add(a.cfg.Backoff.Delay(failures)), Cause: err.Error()}
 	a.logger.Warn("crediting a paid payment failed, retrying later", "payment_id", p.ID, "session_id", res.facts.SessionID,
 		"failures", failures, "retry_at", retry.At, "err", err)
 	// Recorded even when the caller went away: the worker must not wait for the lease instead.
@@ -208,7 +208,7 @@ func (a *App) credit(ctx context.Context, p payment.Payment, res fulfilment, eve
 // event when there is one: fresh is false (OutcomeDuplicate) when another delivery recorded the
 // event first.
 func (a *App) recordFulfilment(ctx context.Context, p payment.Payment, res fulfilment, rec store.EventRecord) (string, error) {
-	now := time.Now()
+	now := a.now()
 	sessionID := res.facts.SessionID
 	p, fresh, err := a.store.UpdatePayment(ctx, p.ID, rec, func(cur payment.Payment) (*store.Transition, error) {
 		d := payment.Decide(cur, res.sig)

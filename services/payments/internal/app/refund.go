@@ -149,7 +149,7 @@ func (a *App) carryOutRefund(ctx context.Context, c store.RefundClaim, detach bo
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer rcancel()
 	if rerr := a.store.RetryRefundLater(rctx, c.Refund.ID, store.Retry{Failures: failures,
-		At: time.Now().Add(a.cfg.Backoff.Delay(failures)), Cause: cause}); rerr != nil {
+		At: a.now().Add(a.cfg.Backoff.Delay(failures)), Cause: cause}); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	return res, err
