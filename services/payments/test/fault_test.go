@@ -227,6 +227,9 @@ func TestFault_LedgerDownDuringPaidWebhooks(t *testing.T) {
 			return replicas[1].payment(t, p.org, p.cs.GetPaymentId()).GetStatus() == paymentsv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED
 		}, 30*time.Second, 10*time.Millisecond)
 	}
+	// The worker logs after recording the credit, so the last line may trail the status.
+	require.Eventually(t, func() bool { return logs.count("retry worker credited a paid payment") >= n }, 10*time.Second,
+		10*time.Millisecond)
 	require.Equal(t, n, logs.count("retry worker credited a paid payment"), "each payment was credited by one replica")
 
 	invoices := map[string]bool{}
