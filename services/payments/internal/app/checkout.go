@@ -4,31 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
 
-// maxIDLength matches the ledger's limit on organization ids.
-const maxIDLength = 128
-
-// ValidateOrgID checks an organization id like the ledger does.
+// ValidateOrgID checks an organization id by the platform's rule (pkg/ids).
 func ValidateOrgID(id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: org_id is required", payment.ErrInvalid)
-	}
-	if err := textcheck.Identifier("org_id", id, maxIDLength); err != nil {
+	if err := ids.OrgID(id); err != nil {
 		return fmt.Errorf("%w: %w", payment.ErrInvalid, err)
-	}
-	for _, r := range id {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:@", r)
-		if !ok {
-			return fmt.Errorf("%w: org_id may hold only letters, digits and -_.:@", payment.ErrInvalid)
-		}
 	}
 	return nil
 }

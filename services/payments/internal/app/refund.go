@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
@@ -15,9 +15,6 @@ import (
 
 // maxReasonLength bounds free-text reasons.
 const maxReasonLength = 500
-
-// maxKeyLength bounds idempotency keys, like the ledger's.
-const maxKeyLength = 255
 
 const (
 	// refundPoll is how often a retry looks whether the request it waits for is done.
@@ -44,12 +41,9 @@ type RefundResult struct {
 	Payment payment.Payment
 }
 
-// validateKey checks an idempotency key: required, at most maxKeyLength bytes of printable UTF-8.
+// validateKey checks an idempotency key by the platform's rule (pkg/ids).
 func validateKey(key string) error {
-	if key == "" {
-		return fmt.Errorf("%w: idempotency_key is required", payment.ErrInvalid)
-	}
-	if err := textcheck.Identifier("idempotency_key", key, maxKeyLength); err != nil {
+	if err := ids.IdempotencyKey("idempotency_key", key); err != nil {
 		return fmt.Errorf("%w: %w", payment.ErrInvalid, err)
 	}
 	return nil

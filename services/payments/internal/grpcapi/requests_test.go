@@ -70,6 +70,7 @@ func TestWriteRequestValidation(t *testing.T) {
 		{"checkout lower-case currency", &paymentsv1.CreateCheckoutSessionRequest{OrgId: "acme", Amount: &moneypb.Money{CurrencyCode: "usd", Units: 25}},
 			`unknown currency "usd"`},
 		{"checkout org with a space", &paymentsv1.CreateCheckoutSessionRequest{OrgId: "ac me", Amount: &moneypb.Money{Units: 25}}, "org_id must not contain spaces"},
+		{"checkout org with a leading dash", &paymentsv1.CreateCheckoutSessionRequest{OrgId: "-acme", Amount: &moneypb.Money{Units: 25}}, "org_id must start with a letter or digit"},
 		{"profile", profile(&paymentsv1.BillingProfile{LegalName: "Müller & Söhne GmbH", Address: "Hauptstraße 1\n10115 Berlin", TaxId: "DE 123 456 789", Email: "a@b.test"}), ""},
 		{"profile with bidi name", profile(&paymentsv1.BillingProfile{LegalName: "Acme\u202Ecorp"}), "legal_name contains a bidirectional control character (U+202E)"},
 		{"profile name on two lines", profile(&paymentsv1.BillingProfile{LegalName: "Acme\nEvil"}), "legal_name must be a single line"},

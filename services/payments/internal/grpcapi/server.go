@@ -9,14 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
-	"github.com/tallyhq/tally/pkg/textcheck"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/services/payments/internal/app"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
@@ -60,16 +59,16 @@ func pageToken(tok string) (string, error) {
 	if tok == "" {
 		return "", nil
 	}
-	u, err := uuid.Parse(tok)
+	u, err := ids.UUID("page_token", tok)
 	if err != nil {
 		return "", fmt.Errorf("%w: invalid page_token", payment.ErrInvalid)
 	}
-	return u.String(), nil
+	return u, nil
 }
 
 func requireID(name, id string) error {
-	if _, err := uuid.Parse(id); err != nil {
-		return fmt.Errorf("%w: %s %s is not a UUID", payment.ErrInvalid, name, textcheck.Quote(id))
+	if _, err := ids.UUID(name, id); err != nil {
+		return fmt.Errorf("%w: %w", payment.ErrInvalid, err)
 	}
 	return nil
 }
