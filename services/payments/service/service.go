@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/backoff"
 
 	"github.com/tallyhq/tally/pkg/config"
-	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
@@ -27,7 +27,6 @@ import (
 	"github.com/tallyhq/tally/services/payments/internal/app"
 	"github.com/tallyhq/tally/services/payments/internal/grpcapi"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
-	"github.com/tallyhq/tally/services/payments/internal/ledgerclient"
 	"github.com/tallyhq/tally/services/payments/internal/localcheckout"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
@@ -360,7 +359,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { _ = conn.Close() })
-	ledger, err := ledgerclient.New(ledgerv1.NewLedgerServiceClient(conn), cfg.LedgerTimeout)
+	ledger, err := ledgerclient.New(ledgerclient.Config{Conn: conn, Timeout: cfg.LedgerTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -401,7 +400,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
+	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
 	if err != nil {
 		return nil, err
 	}

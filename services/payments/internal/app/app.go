@@ -11,35 +11,34 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
 
-// Ledger is what payments needs from the ledger. Its errors wrap payment.ErrRejected for a
-// definitive refusal and payment.ErrUnavailable for anything worth retrying.
+// Ledger is what payments needs from the ledger (pkg/ledgerclient). Its errors are
+// ledgerclient's: ErrRefused for a definitive refusal (see ledgerError), ErrUnavailable and
+// ErrBadReply for anything worth retrying.
 type Ledger interface {
-	Currency(ctx context.Context, orgID string) (string, error)
-	Available(ctx context.Context, orgID string) (money.Money, error)
-	Credit(ctx context.Context, req CreditRequest) (Credited, error)
-	// TakeBack removes amount (positive) from the organization's balance.
-	TakeBack(ctx context.Context, orgID string, amount money.Money, key, reason string) (string, error)
+	Balance(ctx context.Context, orgID string) (ledgerclient.Balance, error)
+	Credit(ctx context.Context, r ledgerclient.Credit) (ledgerclient.Credited, error)
+	Adjust(ctx context.Context, r ledgerclient.Adjust) (string, error)
 }
 
-// CreditRequest is a top-up credit; the same request with the same key credits once.
-type CreditRequest struct {
-	OrgID          string
-	Amount         money.Money
-	IdempotencyKey string
-	Reason         string
-	Reference      string
-}
+var _ Ledger = (*ledgerclient.Client)(nil)
 
-// Credited is a granted credit.
-type Credited struct {
-	TransactionID string
-	ExpiresAt     time.Time
+// ledgerError makes a definitive refusal of the ledger a payment.ErrRejected: retrying cannot
+// help, the caller records the refusal. Every other ledger error is kept as it is and is worth
+// retrying: the ledger unavailable or refusing our own token (payments' problem, never a reason
+// to drop a paid top-up), a malformed reply (a bug or version skew: Internal to the caller, the
+// retry worker tries again), the caller's context.
+func ledgerError(err error) error {
+	if err != nil && errors.Is(err, ledgerclient.ErrRefused) {
+		return fmt.Errorf("%w: %w", payment.ErrRejected, err)
+	}
+	return err
 }
 
 // Verifier authenticates webhook deliveries.

@@ -78,10 +78,11 @@ func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.M
 // orgCurrency is the organization's currency as the ledger keeps it (USD for an organization the
 // ledger has not seen yet).
 func (a *App) orgCurrency(ctx context.Context, orgID string) (string, error) {
-	currency, err := a.ledger.Currency(ctx, orgID)
+	b, err := a.ledger.Balance(ctx, orgID)
 	if err != nil {
-		return "", err
+		return "", ledgerError(err)
 	}
+	currency := b.Currency
 	if currency == "" {
 		currency = "USD"
 	}

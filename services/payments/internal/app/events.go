@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
@@ -19,7 +20,7 @@ const (
 )
 
 // HandleWebhook verifies a Stripe delivery and processes its event once. A delivery with a bad
-// signature changes nothing. An error wrapping payment.ErrUnavailable asks Stripe to retry.
+// signature changes nothing. An error (an outage, a malformed ledger reply) asks Stripe to retry.
 func (a *App) HandleWebhook(ctx context.Context, payload []byte, signature string) (payment.Event, string, error) {
 	ev, err := a.cfg.Verifier.Verify(payload, signature)
 	if err != nil {
@@ -101,9 +102,9 @@ func (a *App) findPayment(ctx context.Context, s payment.Session) (payment.Payme
 // through the ledger with the key "checkout:<session id>", outside any transaction, and the credit
 // is recorded with the event. A definitive refusal (the amount does not match, the ledger refuses
 // the credit for good) is recorded as a review item with the event. Anything else — the ledger
-// unavailable, our own token refused, a deadline — returns an error wrapping
-// payment.ErrUnavailable and records no event, so that Stripe delivers it again; the retry worker
-// does not wait for that. Concurrent deliveries all reach the ledger, which credits once, and the
+// unavailable, our own token refused, a deadline, a malformed reply — returns the error (an
+// outage answers Unavailable, a malformed reply Internal) and records no event, so that Stripe
+// delivers it again; the retry worker does not wait for that. Concurrent deliveries all reach the ledger, which credits once, and the
 // payment row lock lets one of them record the credit and issue the invoice.
 func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.Signal, rec store.EventRecord) (string, error) {
 	p, err := a.findPayment(ctx, s)
@@ -168,16 +169,18 @@ type fulfilment struct {
 	sig   payment.Signal
 	facts store.SessionFacts
 	// credited is the ledger credit granted; refusal the review item of a credit refused for good.
-	credited *Credited
+	credited *ledgerclient.Credited
 	refusal  *payment.ReviewItem
 }
 
 // credit grants a paid payment's credits through the ledger (the same request on every attempt,
 // as the ledger's idempotency requires) and returns res with the credit or the refusal. A failure
-// worth retrying is recorded on the payment (the retry worker tries again after a backoff) and
-// returned, wrapping payment.ErrUnavailable.
+// worth retrying (the ledger unavailable, our own token refused, a malformed reply) is recorded
+// on the payment (the retry worker tries again after a backoff) and returned: Unavailable, or
+// Internal for a malformed reply, so that Stripe delivers the event again either way.
 func (a *App) credit(ctx context.Context, p payment.Payment, res fulfilment, eventID string) (fulfilment, error) {
 	c, err := a.ledger.Credit(ctx, a.creditRequest(p, res.facts.SessionID))
+	err = ledgerError(err)
 	switch {
 	case err == nil:
 		res.credited = &c
@@ -187,9 +190,6 @@ func (a *App) credit(ctx context.Context, p payment.Payment, res fulfilment, eve
 		res.refusal = &payment.ReviewItem{Kind: payment.ReviewCreditRefused, StripeEventID: eventID,
 			Detail: fmt.Sprintf("paid session %s was not credited: %v", res.facts.SessionID, err)}
 		return res, nil
-	}
-	if !errors.Is(err, payment.ErrUnavailable) {
-		err = fmt.Errorf("%w: %w", payment.ErrUnavailable, err)
 	}
 	failures := p.FulfilAttempts + 1
 	retry := store.Retry{Failures: failures, At: a.now().Add(a.cfg.Backoff.Delay(failures)), Cause: err.Error()}
@@ -265,12 +265,13 @@ func (a *App) recordWallet(ctx context.Context, p payment.Payment) {
 
 // creditRequest is the ledger credit of a payment; it is the same request on every delivery, as
 // the ledger's idempotency requires.
-func (a *App) creditRequest(p payment.Payment, sessionID string) CreditRequest {
+func (a *App) creditRequest(p payment.Payment, sessionID string) ledgerclient.Credit {
 	reason := "Top-up via Stripe Checkout"
 	if p.Mode == payment.ModeLocal {
 		reason = "Top-up via test-mode checkout"
 	}
-	return CreditRequest{OrgID: p.OrgID, Amount: p.Amount, IdempotencyKey: CheckoutLedgerKey(sessionID), Reason: reason, Reference: sessionID}
+	return ledgerclient.Credit{OrgID: p.OrgID, Amount: p.Amount, IdempotencyKey: CheckoutLedgerKey(sessionID), Reason: reason,
+		Reference: sessionID, Source: ledgerclient.CreditSourcePayment}
 }
 
 // amountMismatch describes a paid session whose amount differs from what tally asked for. The

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/ids"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
@@ -208,8 +209,10 @@ func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (
 		}
 	}
 	if take > 0 {
-		_, err := a.ledger.TakeBack(ctx, p.OrgID, money.Money{Nanos: take, Currency: r.Amount.Currency}, RefundLedgerKey(r.ID),
-			fmt.Sprintf("refund %s of payment %s: %s", r.ID, p.ID, r.Reason))
+		// A negative, audited adjustment.
+		_, err := a.ledger.Adjust(ctx, ledgerclient.Adjust{OrgID: p.OrgID, Amount: money.Money{Nanos: -take, Currency: r.Amount.Currency},
+			IdempotencyKey: RefundLedgerKey(r.ID), Reason: fmt.Sprintf("refund %s of payment %s: %s", r.ID, p.ID, r.Reason)})
+		err = ledgerError(err)
 		switch {
 		case errors.Is(err, payment.ErrRejected):
 			take, notTaken = 0, err
@@ -290,12 +293,12 @@ func CheckoutLedgerKey(sessionID string) string { return "checkout:" + sessionID
 // recoverable is how much of amount can be taken back: what the organization still has available
 // (credits already spent, held or expired are not).
 func (a *App) recoverable(ctx context.Context, orgID string, amount money.Money) (money.Nanos, error) {
-	avail, err := a.ledger.Available(ctx, orgID)
+	b, err := a.ledger.Balance(ctx, orgID)
 	if err != nil {
-		return 0, err
+		return 0, ledgerError(err)
 	}
-	if avail.Currency != "" && avail.Currency != amount.Currency {
-		return 0, fmt.Errorf("%w: organization balance is in %s, refund in %s", payment.ErrRejected, avail.Currency, amount.Currency)
+	if b.Currency != "" && b.Currency != amount.Currency {
+		return 0, fmt.Errorf("%w: organization balance is in %s, refund in %s", payment.ErrRejected, b.Currency, amount.Currency)
 	}
-	return max(0, min(avail.Nanos, amount.Nanos)), nil
+	return max(0, min(b.Available, amount.Nanos)), nil
 }
