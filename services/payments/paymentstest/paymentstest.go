@@ -59,6 +59,9 @@ type Options struct {
 	// WebhookURL receives the test-mode checkout's deliveries; empty serves the harness's own
 	// endpoint, which forwards them to HandleStripeWebhook as the gateway's route does.
 	WebhookURL string
+	// Auth replaces the HS256 verification with ledgertest.Secret (e.g. a JWKS of
+	// authtest.Provider).
+	Auth *server.AuthConfig
 	// Logger defaults to errors on stderr (all levels with TALLY_TEST_LOG set).
 	Logger *slog.Logger
 	// Now is the business clock (service.Config.Now); nil is time.Now.
@@ -92,7 +95,7 @@ func Config(o Options) service.Config {
 	cfg := service.Config{
 		DatabaseURL:         o.DatabaseURL,
 		DBMaxConns:          20,
-		Auth:                server.AuthConfig{JWTSecret: ledgertest.Secret},
+		Auth:                *cmp.Or(o.Auth, &server.AuthConfig{JWTSecret: ledgertest.Secret}),
 		LedgerAddr:          o.LedgerAddr,
 		StripeWebhookSecret: WebhookSecret,
 		WebhookTolerance:    5 * time.Minute,

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
@@ -435,47 +434,26 @@ func (s *Service) RetryPending(ctx context.Context) (app.RetryReport, error) {
 	return s.app.RetryPending(ctx)
 }
 
-// Serve serves gRPC on lis, the HTTP listener (test mode only), metrics, the reconciliation job
-// and the retry worker until ctx is done, then stops gracefully.
+// Serve serves gRPC on lis, the HTTP listener (test mode only), metrics, the reconciliation job,
+// the retry worker and the expiry sweep until ctx is done, then stops gracefully (server.Run).
 func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.grpc.Serve(gctx, lis) })
-	g.Go(func() error { return server.ServeMetrics(gctx, s.cfg.MetricsAddr, s.grpc.Registry(), s.logger) })
-	g.Go(func() error { return s.serveHTTP(gctx) })
-	g.Go(func() error { return s.app.RunReconciler(gctx, s.cfg.ReconcileInterval) })
-	g.Go(func() error { return s.app.RunRetrier(gctx, s.cfg.RetryInterval) })
-	g.Go(func() error { return s.app.RunExpirySweep(gctx, s.cfg.ExpirySweepInterval) })
-	return g.Wait()
-}
-
-func (s *Service) serveHTTP(ctx context.Context) error {
-	if s.handler == nil {
+	var httpServers []server.HTTPServer
+	switch {
+	case s.handler != nil && (s.cfg.HTTPListener != nil || s.cfg.HTTPAddr != ""):
+		httpServers = append(httpServers, server.HTTPServer{
+			Server: s.cfg.HTTPLimits.Server(s.cfg.HTTPAddr, s.handler, s.logger), Listener: s.cfg.HTTPListener})
+	case s.cfg.HTTPListener != nil:
 		// Not in test mode: nothing to serve over HTTP.
-		if s.cfg.HTTPListener != nil {
-			_ = s.cfg.HTTPListener.Close()
-		}
-		return nil
+		_ = s.cfg.HTTPListener.Close()
 	}
-	srv := s.cfg.HTTPLimits.Server(s.cfg.HTTPAddr, s.handler, s.logger)
-	if s.cfg.HTTPListener == nil {
-		if s.cfg.HTTPAddr == "" {
-			return nil
-		}
-		return server.ServeHTTP(ctx, srv, s.logger)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.cfg.HTTPListener) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving http: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutting down http server: %w", err)
-	}
-	return nil
+	return server.Run(ctx, server.RunConfig{
+		GRPC: s.grpc, Listener: lis, MetricsAddr: s.cfg.MetricsAddr, HTTP: httpServers, Logger: s.logger,
+		Workers: []server.Worker{
+			{Name: "reconciler", Run: func(ctx context.Context) error { return s.app.RunReconciler(ctx, s.cfg.ReconcileInterval) }},
+			{Name: "retry worker", Run: func(ctx context.Context) error { return s.app.RunRetrier(ctx, s.cfg.RetryInterval) }},
+			{Name: "expiry sweep", Run: func(ctx context.Context) error { return s.app.RunExpirySweep(ctx, s.cfg.ExpirySweepInterval) }},
+		},
+	})
 }
 
 // Close releases the database pool and the ledger connection.

@@ -12,19 +12,11 @@ import (
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
 
-// ValidateOrgID checks an organization id by the platform's rule (pkg/ids).
-func ValidateOrgID(id string) error {
-	if err := ids.OrgID(id); err != nil {
-		return fmt.Errorf("%w: %w", payment.ErrInvalid, err)
-	}
-	return nil
-}
-
 // CreateCheckout records a pending payment by member and opens its Checkout Session. The amount
 // is in the organization's currency (an empty currency means that one), within the configured
 // limits, and exact in the currency's minor units.
 func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.Member, amount money.Money) (payment.Payment, error) {
-	if err := ValidateOrgID(orgID); err != nil {
+	if err := ids.OrgID(orgID); err != nil {
 		return payment.Payment{}, err
 	}
 	if member.ID == "" {
@@ -92,7 +84,7 @@ func (a *App) orgCurrency(ctx context.Context, orgID string) (string, error) {
 // CheckoutOptions returns what CreateCheckout accepts from orgID's members: its limits and the
 // suggested amounts in the organization's currency, and how long credits stay valid.
 func (a *App) CheckoutOptions(ctx context.Context, orgID string) (payment.CheckoutOptions, error) {
-	if err := ValidateOrgID(orgID); err != nil {
+	if err := ids.OrgID(orgID); err != nil {
 		return payment.CheckoutOptions{}, err
 	}
 	currency, err := a.orgCurrency(ctx, orgID)

@@ -66,13 +66,6 @@ func pageToken(tok string) (string, error) {
 	return u, nil
 }
 
-func requireID(name, id string) error {
-	if _, err := ids.UUID(name, id); err != nil {
-		return fmt.Errorf("%w: %w", payment.ErrInvalid, err)
-	}
-	return nil
-}
-
 // CreateCheckoutSession implements PaymentsServiceServer.
 func (s *Server) CreateCheckoutSession(ctx context.Context, req *paymentsv1.CreateCheckoutSessionRequest) (*paymentsv1.CreateCheckoutSessionResponse, error) {
 	amount, err := checkoutInput(req)
@@ -137,7 +130,7 @@ func (s *Server) ListPayments(ctx context.Context, req *paymentsv1.ListPaymentsR
 
 // GetPayment implements PaymentsServiceServer.
 func (s *Server) GetPayment(ctx context.Context, req *paymentsv1.GetPaymentRequest) (*paymentsv1.GetPaymentResponse, error) {
-	if err := requireID("payment_id", req.GetPaymentId()); err != nil {
+	if _, err := ids.UUID("payment_id", req.GetPaymentId()); err != nil {
 		return nil, err
 	}
 	p, refunds, err := s.app.Payment(ctx, req.GetOrgId(), req.GetPaymentId())
@@ -159,14 +152,14 @@ func (s *Server) GetInvoice(ctx context.Context, req *paymentsv1.GetInvoiceReque
 
 // GetCreditNote implements PaymentsServiceServer.
 func (s *Server) GetCreditNote(ctx context.Context, req *paymentsv1.GetCreditNoteRequest) (*httpbody.HttpBody, error) {
-	if err := requireID("refund_id", req.GetRefundId()); err != nil {
+	if _, err := ids.UUID("refund_id", req.GetRefundId()); err != nil {
 		return nil, err
 	}
 	return s.document(ctx, req.GetOrgId(), req.GetPaymentId(), req.GetRefundId())
 }
 
 func (s *Server) document(ctx context.Context, orgID, paymentID, refundID string) (*httpbody.HttpBody, error) {
-	if err := requireID("payment_id", paymentID); err != nil {
+	if _, err := ids.UUID("payment_id", paymentID); err != nil {
 		return nil, err
 	}
 	d, err := s.app.Document(ctx, orgID, paymentID, refundID)
