@@ -30,7 +30,7 @@ import (
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	"github.com/tallyhq/tally/services/payments/internal/app"
-	"github.com/tallyhq/tally/services/payments/service"
+	"github.com/tallyhq/tally/services/payments/internal/service"
 )
 
 // Test settings of every harness: the webhook secret signing deliveries and the console the

@@ -31,9 +31,9 @@ import (
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/services/payments/internal/service"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
 	"github.com/tallyhq/tally/services/payments/paymentstest"
-	"github.com/tallyhq/tally/services/payments/service"
 )
 
 const (

@@ -16,9 +16,9 @@ import (
 	"github.com/tallyhq/tally/pkg/ledgerclient/ledgerclienttest"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/services/payments/internal/service"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
 	"github.com/tallyhq/tally/services/payments/paymentstest"
-	"github.com/tallyhq/tally/services/payments/service"
 )
 
 // requireInternal requires err to be Internal, masked: nothing of the ledger's reply reaches the
