@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/tallyhq/tally/pkg/ids"
@@ -157,40 +158,13 @@ func (a *App) carryOutRefund(ctx context.Context, c store.RefundClaim, detach bo
 func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (RefundResult, error) {
 	log := a.logger.With("refund_id", r.ID, "payment_id", p.ID, "org_id", p.OrgID)
 
-	// 1. The money. Local test-mode payments moved no money, so there is nothing to refund.
-	processorID := "re_test_local_" + r.ID
-	if p.Mode == payment.ModeStripe {
-		if a.proc.Mode() != payment.ModeStripe {
-			return RefundResult{}, fmt.Errorf("%w: refunding a Stripe payment needs STRIPE_SECRET_KEY", payment.ErrFailedPrecondition)
-		}
-		pr, err := a.processorRefund(ctx, r, p)
-		if err != nil {
-			if errors.Is(err, payment.ErrRejected) {
-				return RefundResult{}, a.failRefund(ctx, r, err)
-			}
-			// Stripe may or may not have refunded: the refund stays pending; the retry worker (or a
-			// retry with the same key) asks Stripe again with the same idempotency key.
-			rerr := a.store.AddReviewItem(ctx, payment.ReviewItem{PaymentID: p.ID, OrgID: p.OrgID, Kind: payment.ReviewRefundPartial,
-				Detail: fmt.Sprintf("refund %s: Stripe did not answer (%v); tally retries it with its idempotency key", r.ID, err)})
-			return RefundResult{}, errors.Join(err, rerr)
-		}
-		if err := a.store.SetStripeRefund(ctx, r.ID, pr.ID, pr.Status); err != nil {
-			return RefundResult{}, err
-		}
-		switch pr.Status.Settlement() {
-		case payment.Refused:
-			return RefundResult{}, a.failRefund(ctx, r, fmt.Errorf("%w: Stripe refund %s is %s", payment.ErrRejected, pr.ID, pr.Status))
-		case payment.InFlight:
-			log.Info("refund in flight at Stripe", "stripe_refund_id", pr.ID, "stripe_status", string(pr.Status))
-			cur, err := a.store.Refund(ctx, r.ID)
-			if err != nil {
-				return RefundResult{}, err
-			}
-			return RefundResult{Refund: cur, Payment: p}, nil
-		}
-		processorID = pr.ID
-	} else if err := a.store.SetStripeRefund(ctx, r.ID, processorID, payment.ProcessorRefundSucceeded); err != nil {
+	// 1. The money.
+	processorID, pending, err := a.refundMoney(ctx, r, p, log)
+	if err != nil {
 		return RefundResult{}, err
+	}
+	if pending != nil {
+		return *pending, nil
 	}
 
 	// 2. The credits: never more than remain available, decided once.
@@ -234,13 +208,55 @@ func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (
 			Reason: r.Reason, PaidBy: p.Member, TestMode: p.Mode == payment.ModeLocal,
 		})
 	}
-	r, p, err := a.store.CompleteRefund(ctx, r.ID, out)
+	r, p, err = a.store.CompleteRefund(ctx, r.ID, out)
 	if err != nil {
 		return RefundResult{}, err
 	}
 	log.Info("payment refunded", "amount", r.Amount.String(), "credits_taken_back", r.CreditsTakenBack.Display(),
 		"credits_not_recovered", r.CreditsNotRecovered.Display(), "credit_note", r.CreditNoteNumber)
 	return RefundResult{Refund: r, Payment: p}, nil
+}
+
+// refundMoney is the first step of refund: the money at the processor. It returns the
+// processor's refund id once the money is returned, or pending while the processor has not
+// settled it. Local test-mode payments moved no money, so there is nothing to refund.
+func (a *App) refundMoney(ctx context.Context, r payment.Refund, p payment.Payment, log *slog.Logger) (string, *RefundResult, error) {
+	processorID := "re_test_local_" + r.ID
+	if p.Mode == payment.ModeStripe {
+		if a.proc.Mode() != payment.ModeStripe {
+			return "", nil, fmt.Errorf("%w: refunding a Stripe payment needs STRIPE_SECRET_KEY", payment.ErrFailedPrecondition)
+		}
+		pr, err := a.processorRefund(ctx, r, p)
+		if err != nil {
+			if errors.Is(err, payment.ErrRejected) {
+				return "", nil, a.failRefund(ctx, r, err)
+			}
+			// Stripe may or may not have refunded: the refund stays pending; the retry worker (or a
+			// retry with the same key) asks Stripe again with the same idempotency key.
+			rerr := a.store.AddReviewItem(ctx, payment.ReviewItem{PaymentID: p.ID, OrgID: p.OrgID, Kind: payment.ReviewRefundPartial,
+				Detail: fmt.Sprintf("refund %s: Stripe did not answer (%v); tally retries it with its idempotency key", r.ID, err)})
+			return "", nil, errors.Join(err, rerr)
+		}
+		if err := a.store.SetStripeRefund(ctx, r.ID, pr.ID, pr.Status); err != nil {
+			return "", nil, err
+		}
+		switch pr.Status.Settlement() {
+		case payment.Refused:
+			return "", nil, a.failRefund(ctx, r, fmt.Errorf("%w: Stripe refund %s is %s", payment.ErrRejected, pr.ID, pr.Status))
+		case payment.InFlight:
+			log.Info("refund in flight at Stripe", "stripe_refund_id", pr.ID, "stripe_status", string(pr.Status))
+			cur, err := a.store.Refund(ctx, r.ID)
+			if err != nil {
+				return "", nil, err
+			}
+			return "", &RefundResult{Refund: cur, Payment: p}, nil
+		}
+		processorID = pr.ID
+	} else if err := a.store.SetStripeRefund(ctx, r.ID, processorID, payment.ProcessorRefundSucceeded); err != nil {
+		return "", nil, err
+	}
+	return processorID, nil, nil
+
 }
 
 // processorRefund returns the processor's refund of r: asked for with r's idempotency key when

@@ -332,15 +332,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 			s.Close()
 		}
 	}()
-	pool, err := pg.Connect(ctx, cfg.DatabaseURL, "payments", cfg.DBMaxConns)
-	if err != nil {
-		return nil, err
-	}
-	s.closers = append(s.closers, pool.Close)
-	if err := pg.Migrate(ctx, pool, "payments", migrations.FS); err != nil {
-		return nil, err
-	}
-	st, err := store.New(pool, cfg.Now)
+	st, err := s.newStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -348,55 +340,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	// Reconnect within a second of the ledger coming back (gRPC's default backoff grows to two
-	// minutes): paid webhooks and the retry worker wait for it.
-	conn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity(), grpc.WithConnectParams(grpc.ConnectParams{
-		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-		MinConnectTimeout: 5 * time.Second,
-	}))
+	ledger, err := s.dialLedger(authn)
 	if err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, func() { _ = conn.Close() })
-	ledger, err := ledgerclient.New(ledgerclient.Config{Conn: conn, Timeout: cfg.LedgerTimeout})
+	proc, err := s.newProcessor(st)
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := stripeevent.NewVerifier(cfg.StripeWebhookSecret, cfg.WebhookTolerance)
-	if err != nil {
-		return nil, err
-	}
-	var proc payment.Processor
-	if cfg.TestMode {
-		// The test-mode page, and the HTTP listener serving it, exist in test mode only: it
-		// grants credits for nothing.
-		local, err := localcheckout.New(localcheckout.Config{Sessions: st, PublicURL: cfg.PublicURL, WebhookURL: cfg.WebhookURL,
-			WebhookSecret: cfg.StripeWebhookSecret, SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(), Logger: logger, Now: cfg.Now})
-		if err != nil {
-			return nil, err
-		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-		mux.Handle("/checkout/test/", local.Handler())
-		s.handler = mux
-		proc = local
-		logger.Warn("payments runs in TEST MODE: checkouts use the local page and charge nothing", "url", cfg.PublicURL+"/checkout/test/")
-	} else {
-		proc, err = stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIURL: cfg.StripeAPIURL,
-			SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(), Timeout: cfg.StripeTimeout, Logger: logger})
-		if err != nil {
-			return nil, err
-		}
-	}
-	s.app, err = app.New(app.Config{
-		Store: st, Ledger: ledger, Processor: proc, Verifier: verifier,
-		Seller:   invoice.Seller{Name: cfg.SellerName, Address: cfg.SellerAddress, TaxID: cfg.SellerTaxID, Email: cfg.SellerEmail},
-		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, TopUpPresets: cfg.TopUpPresets, MaxRequestAmount: cfg.MaxRequestAmount,
-		CheckoutExpiry: cfg.CheckoutExpiry, ValidityMonths: validityMonths(cfg.CreditValidity),
-		ReconcileLookback: cfg.ReconcileLookback, Backoff: payment.Backoff{Base: cfg.RetryBackoff, Max: cfg.RetryMaxBackoff},
-		Lease: cfg.WorkLease, Logger: logger, Now: cfg.Now,
-	})
-	if err != nil {
+	if s.app, err = s.newApp(st, ledger, proc); err != nil {
 		return nil, err
 	}
 	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
@@ -409,6 +361,73 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}
 	paymentsv1.RegisterPaymentsServiceServer(s.grpc.GRPC(), api)
 	return s, nil
+}
+
+// newStore connects to PostgreSQL and applies the migrations.
+func (s *Service) newStore(ctx context.Context) (*store.Store, error) {
+	pool, err := pg.Connect(ctx, s.cfg.DatabaseURL, "payments", s.cfg.DBMaxConns)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, pool.Close)
+	if err := pg.Migrate(ctx, pool, "payments", migrations.FS); err != nil {
+		return nil, err
+	}
+	return store.New(pool, s.cfg.Now)
+}
+
+// dialLedger connects to the ledger with the service's own identity.
+func (s *Service) dialLedger(authn *server.Auth) (*ledgerclient.Client, error) {
+	// Reconnect within a second of the ledger coming back (gRPC's default backoff grows to two
+	// minutes): paid webhooks and the retry worker wait for it.
+	conn, err := rpcclient.DialSource(s.cfg.LedgerAddr, authn.Identity(), grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	}))
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = conn.Close() })
+	return ledgerclient.New(ledgerclient.Config{Conn: conn, Timeout: s.cfg.LedgerTimeout})
+}
+
+// newProcessor is Stripe, or in test mode the local checkout with the handler of its page.
+func (s *Service) newProcessor(st *store.Store) (payment.Processor, error) {
+	cfg := s.cfg
+	if !cfg.TestMode {
+		return stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIURL: cfg.StripeAPIURL,
+			SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(), Timeout: cfg.StripeTimeout, Logger: s.logger})
+	}
+	// The test-mode page, and the HTTP listener serving it, exist in test mode only: it grants
+	// credits for nothing.
+	local, err := localcheckout.New(localcheckout.Config{Sessions: st, PublicURL: cfg.PublicURL, WebhookURL: cfg.WebhookURL,
+		WebhookSecret: cfg.StripeWebhookSecret, SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(), Logger: s.logger, Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.Handle("/checkout/test/", local.Handler())
+	s.handler = mux
+	s.logger.Warn("payments runs in TEST MODE: checkouts use the local page and charge nothing", "url", cfg.PublicURL+"/checkout/test/")
+	return local, nil
+}
+
+// newApp builds the application over its dependencies.
+func (s *Service) newApp(st *store.Store, ledger app.Ledger, proc payment.Processor) (*app.App, error) {
+	cfg := s.cfg
+	verifier, err := stripeevent.NewVerifier(cfg.StripeWebhookSecret, cfg.WebhookTolerance)
+	if err != nil {
+		return nil, err
+	}
+	return app.New(app.Config{
+		Store: st, Ledger: ledger, Processor: proc, Verifier: verifier,
+		Seller:   invoice.Seller{Name: cfg.SellerName, Address: cfg.SellerAddress, TaxID: cfg.SellerTaxID, Email: cfg.SellerEmail},
+		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, TopUpPresets: cfg.TopUpPresets, MaxRequestAmount: cfg.MaxRequestAmount,
+		CheckoutExpiry: cfg.CheckoutExpiry, ValidityMonths: validityMonths(cfg.CreditValidity),
+		ReconcileLookback: cfg.ReconcileLookback, Backoff: payment.Backoff{Base: cfg.RetryBackoff, Max: cfg.RetryMaxBackoff},
+		Lease: cfg.WorkLease, Logger: s.logger, Now: cfg.Now,
+	})
 }
 
 // validityMonths is a credit validity in whole calendar months, 0 when it is not one.
