@@ -24,8 +24,8 @@ import (
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/services/notifications/internal/app"
 	"github.com/tallyhq/tally/services/notifications/internal/emails"
-	"github.com/tallyhq/tally/services/notifications/internal/evaluator"
 	"github.com/tallyhq/tally/services/notifications/internal/grpcapi"
 	"github.com/tallyhq/tally/services/notifications/internal/sender"
 	"github.com/tallyhq/tally/services/notifications/internal/store"
@@ -68,6 +68,9 @@ type Config struct {
 	ReminderInterval time.Duration
 	ExpiryNotice     time.Duration
 	DBMaxConns       int32
+	// Now is the business clock (nil: time.Now): alert and notice times, expiry reminders, email
+	// claims and retries. Timers and leases stay on real time.
+	Now func() time.Time
 }
 
 // Load reads the configuration from e (see the README's configuration table).
@@ -185,7 +188,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	defer func() { _ = conn.Close() }()
-	ledger := ledgerv1.NewLedgerServiceClient(conn)
+	ledger := app.Ledger{Client: ledgerv1.NewLedgerServiceClient(conn)}
 
 	srv, err := server.New(server.Config{Name: "notifications", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
 	if err != nil {
@@ -200,43 +203,34 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	srv.Registry().MustRegister(attempts, cursor)
 
 	wake := func() {}
-	var snd *sender.Sender
+	var send *app.SendLoop
 	if cfg.SendWorkers > 0 {
-		lease := cfg.ClaimLease
-		if lease == 0 {
-			lease = max(2*time.Minute, 2*smtpTimeout(cfg.SMTP.Timeout))
-		}
-		replica := cfg.Replica
-		if replica == "" {
-			replica = replicaName()
-		}
-		snd, err = sender.New(sender.Config{
-			SMTP: cfg.SMTP, Outbox: st, Renderer: renderer, Logger: logger.With("component", "sender"),
-			Workers: cfg.SendWorkers, PollInterval: cfg.PollInterval, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
-			MaxAttempts: cfg.MaxAttempts, ClaimLease: lease, Replica: replica, Sent: attempts,
-		})
-		if err != nil {
+		if send, err = newSendLoop(cfg, st, renderer, attempts, logger.With("component", "sender")); err != nil {
 			return err
 		}
-		wake = snd.Wake
+		wake = send.Wake
 	} else {
 		logger.Warn("TALLY_NOTIFICATIONS_SEND_WORKERS is 0: this replica queues emails but sends none")
 	}
-	lease, err := evaluator.NewAdvisoryLease(pool, "tally.notifications.evaluator", cfg.LeaseInterval, logger.With("component", "evaluator"))
+	lease, err := store.NewAdvisoryLease(pool, "tally.notifications.evaluator", cfg.LeaseInterval, logger.With("component", "evaluator"))
 	if err != nil {
 		return err
 	}
-	ev, err := evaluator.New(evaluator.Config{
+	follower, err := app.NewFollower(app.FollowerConfig{
 		Ledger: ledger, Store: st, Lease: lease, Logger: logger.With("component", "evaluator"),
 		MaxBatch: cfg.EventBatch, RetryDelay: time.Second, Queued: wake, Cursor: cursor,
 	})
 	if err != nil {
 		return err
 	}
-	reminders := &evaluator.ExpiryReminders{
-		Store: st, Interval: cfg.ReminderInterval, Window: cfg.ExpiryNotice, Logger: logger.With("component", "reminders"), Queued: wake,
+	reminders := &app.ExpiryReminders{
+		Store: st, Interval: cfg.ReminderInterval, Window: cfg.ExpiryNotice, Logger: logger.With("component", "reminders"), Now: cfg.Now, Queued: wake,
 	}
-	api, err := grpcapi.New(grpcapi.Config{Store: st, Ledger: grpcapi.LedgerBalances{Client: ledger}, Logger: logger, Queued: wake})
+	uc, err := app.New(app.Config{Store: st, Ledger: ledger, Logger: logger, Now: cfg.Now, Queued: wake})
+	if err != nil {
+		return err
+	}
+	api, err := grpcapi.New(grpcapi.Config{App: uc, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -245,10 +239,34 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, lis) })
 	g.Go(func() error { return server.ServeMetrics(gctx, cfg.MetricsAddr, srv.Registry(), logger) })
-	g.Go(func() error { return ev.Run(gctx) })
+	g.Go(func() error { return follower.Run(gctx) })
 	g.Go(func() error { return reminders.Run(gctx) })
-	if snd != nil {
-		g.Go(func() error { return snd.Run(gctx) })
+	if send != nil {
+		g.Go(func() error { return send.Run(gctx) })
 	}
 	return g.Wait()
+}
+
+// newSendLoop builds the SMTP mailer and the send loop over it.
+func newSendLoop(cfg Config, st *store.Store, renderer *emails.Renderer, attempts *prometheus.CounterVec, logger *slog.Logger) (*app.SendLoop, error) {
+	mailer, err := sender.New(sender.Config{SMTP: cfg.SMTP, Renderer: renderer})
+	if err != nil {
+		return nil, err
+	}
+	lease := cfg.ClaimLease
+	if lease == 0 {
+		lease = max(2*time.Minute, 2*mailer.Timeout())
+	}
+	if lease < 2*mailer.Timeout() {
+		return nil, fmt.Errorf("sender: claim lease %s must be at least twice the SMTP timeout %s", lease, mailer.Timeout())
+	}
+	replica := cfg.Replica
+	if replica == "" {
+		replica = replicaName()
+	}
+	return app.NewSendLoop(app.SendConfig{
+		Outbox: st, Dial: func() (app.MailConn, error) { return mailer.Conn() }, Logger: logger, Now: cfg.Now,
+		Workers: cfg.SendWorkers, PollInterval: cfg.PollInterval, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
+		MaxAttempts: cfg.MaxAttempts, ClaimLease: lease, Replica: replica, Sent: attempts,
+	})
 }
