@@ -5,22 +5,19 @@ package service
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/tallyhq/tally/pkg/config"
-	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
@@ -147,20 +144,10 @@ func smtpTimeout(d time.Duration) time.Duration {
 	return d
 }
 
-// replicaName names a replica by its host and a random suffix.
-func replicaName() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "notifications"
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return host + "-" + hex.EncodeToString(b)
-}
-
 // Run serves the notifications service on lis until ctx is done, then stops gracefully.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
+		_ = lis.Close()
 		return err
 	}
 	pool, err := pg.Connect(ctx, cfg.DatabaseURL, Schema, cfg.DBMaxConns)
@@ -175,10 +162,6 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	renderer, err := emails.NewRenderer(cfg.ConsoleURL)
-	if err != nil {
-		return err
-	}
 	authn, err := server.NewAuth(ctx, cfg.Auth, "notifications", logger)
 	if err != nil {
 		return err
@@ -188,45 +171,19 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	defer func() { _ = conn.Close() }()
-	ledger := app.Ledger{Client: ledgerv1.NewLedgerServiceClient(conn)}
-
-	srv, err := server.New(server.Config{Name: "notifications", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
+	lc, err := ledgerclient.New(ledgerclient.Config{Conn: conn, Timeout: 5 * time.Second})
 	if err != nil {
 		return err
 	}
-	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tally_notifications_email_attempts_total", Help: "Email delivery attempts by kind and result (sent, retry, failed).",
-	}, []string{"kind", "result"})
-	cursor := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "tally_notifications_ledger_cursor", Help: "Sequence of the last ledger event applied by this replica.",
-	})
-	srv.Registry().MustRegister(attempts, cursor)
-
-	wake := func() {}
-	var send *app.SendLoop
-	if cfg.SendWorkers > 0 {
-		if send, err = newSendLoop(cfg, st, renderer, attempts, logger.With("component", "sender")); err != nil {
-			return err
-		}
-		wake = send.Wake
-	} else {
-		logger.Warn("TALLY_NOTIFICATIONS_SEND_WORKERS is 0: this replica queues emails but sends none")
-	}
-	lease, err := store.NewAdvisoryLease(pool, "tally.notifications.evaluator", cfg.LeaseInterval, logger.With("component", "evaluator"))
+	srv, err := server.New(server.Config{Name: "notifications", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
 	if err != nil {
 		return err
 	}
-	follower, err := app.NewFollower(app.FollowerConfig{
-		Ledger: ledger, Store: st, Lease: lease, Logger: logger.With("component", "evaluator"),
-		MaxBatch: cfg.EventBatch, RetryDelay: time.Second, Queued: wake, Cursor: cursor,
-	})
+	workers, err := newWorkers(cfg, st, pool, app.Ledger{Client: lc}, srv, logger)
 	if err != nil {
 		return err
 	}
-	reminders := &app.ExpiryReminders{
-		Store: st, Interval: cfg.ReminderInterval, Window: cfg.ExpiryNotice, Logger: logger.With("component", "reminders"), Now: cfg.Now, Queued: wake,
-	}
-	uc, err := app.New(app.Config{Store: st, Ledger: ledger, Logger: logger, Now: cfg.Now, Queued: wake})
+	uc, err := app.New(app.Config{Store: st, Ledger: app.Ledger{Client: lc}, Logger: logger, Now: cfg.Now, Queued: workers.wake})
 	if err != nil {
 		return err
 	}
@@ -235,20 +192,60 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	notificationsv1.RegisterNotificationsServiceServer(srv.GRPC(), api)
+	return server.Run(ctx, server.RunConfig{GRPC: srv, Listener: lis, MetricsAddr: cfg.MetricsAddr, Workers: workers.list, Logger: logger})
+}
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Serve(gctx, lis) })
-	g.Go(func() error { return server.ServeMetrics(gctx, cfg.MetricsAddr, srv.Registry(), logger) })
-	g.Go(func() error { return follower.Run(gctx) })
-	g.Go(func() error { return reminders.Run(gctx) })
-	if send != nil {
-		g.Go(func() error { return send.Run(gctx) })
+// workers are the background loops of a replica and the function that wakes its senders.
+type workers struct {
+	list []server.Worker
+	wake func()
+}
+
+// newWorkers builds the event follower, the expiry reminders and, unless SendWorkers is 0, the
+// send loop, with their metrics registered on srv.
+func newWorkers(cfg Config, st *store.Store, pool *pgxpool.Pool, ledger app.Ledger, srv *server.Server, logger *slog.Logger) (workers, error) {
+	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tally_notifications_email_attempts_total", Help: "Email delivery attempts by kind and result (sent, retry, failed).",
+	}, []string{"kind", "result"})
+	cursor := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tally_notifications_ledger_cursor", Help: "Sequence of the last ledger event applied by this replica.",
+	})
+	srv.Registry().MustRegister(attempts, cursor)
+	w := workers{wake: func() {}}
+	if cfg.SendWorkers > 0 {
+		send, err := newSendLoop(cfg, st, attempts, logger.With("component", "sender"))
+		if err != nil {
+			return workers{}, err
+		}
+		w.wake = send.Wake
+		w.list = append(w.list, server.Worker{Name: "sender", Run: send.Run})
+	} else {
+		logger.Warn("TALLY_NOTIFICATIONS_SEND_WORKERS is 0: this replica queues emails but sends none")
 	}
-	return g.Wait()
+	lease, err := store.NewAdvisoryLease(pool, "tally.notifications.evaluator", cfg.LeaseInterval, logger.With("component", "evaluator"))
+	if err != nil {
+		return workers{}, err
+	}
+	follower, err := app.NewFollower(app.FollowerConfig{
+		Ledger: ledger, Store: st, Lease: lease, Logger: logger.With("component", "evaluator"),
+		MaxBatch: cfg.EventBatch, RetryDelay: time.Second, Queued: w.wake, Cursor: cursor,
+	})
+	if err != nil {
+		return workers{}, err
+	}
+	reminders := &app.ExpiryReminders{
+		Store: st, Interval: cfg.ReminderInterval, Window: cfg.ExpiryNotice, Logger: logger.With("component", "reminders"), Now: cfg.Now, Queued: w.wake,
+	}
+	w.list = append(w.list, server.Worker{Name: "evaluator", Run: follower.Run}, server.Worker{Name: "reminders", Run: reminders.Run})
+	return w, nil
 }
 
 // newSendLoop builds the SMTP mailer and the send loop over it.
-func newSendLoop(cfg Config, st *store.Store, renderer *emails.Renderer, attempts *prometheus.CounterVec, logger *slog.Logger) (*app.SendLoop, error) {
+func newSendLoop(cfg Config, st *store.Store, attempts *prometheus.CounterVec, logger *slog.Logger) (*app.SendLoop, error) {
+	renderer, err := emails.NewRenderer(cfg.ConsoleURL)
+	if err != nil {
+		return nil, err
+	}
 	mailer, err := sender.New(sender.Config{SMTP: cfg.SMTP, Renderer: renderer})
 	if err != nil {
 		return nil, err
@@ -262,7 +259,7 @@ func newSendLoop(cfg Config, st *store.Store, renderer *emails.Renderer, attempt
 	}
 	replica := cfg.Replica
 	if replica == "" {
-		replica = replicaName()
+		replica = config.ReplicaName("notifications")
 	}
 	return app.NewSendLoop(app.SendConfig{
 		Outbox: st, Dial: func() (app.MailConn, error) { return mailer.Conn() }, Logger: logger, Now: cfg.Now,

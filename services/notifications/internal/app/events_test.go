@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
@@ -53,7 +53,7 @@ func TestConcurrentEvaluatorsWithoutLeaseQueueOneAlertPerCrossing(t *testing.T) 
 	}
 	_, err = ops.Credit(t.Context(), &ledgerv1.CreditRequest{OrgId: org, Amount: money.ToProto(100_000_000_000, "USD"), IdempotencyKey: "c0"})
 	require.NoError(t, err)
-	a, err := app.New(app.Config{Store: st, Ledger: app.Ledger{Client: ops}, Logger: logger})
+	a, err := app.New(app.Config{Store: st, Ledger: ledger(t, l), Logger: logger})
 	require.NoError(t, err)
 	_, _, err = a.UpdateSettings(t.Context(), notify.Member{OrgID: org, MemberID: "alice", AccountEmail: "alice@example.com"}, app.SettingsEdit{
 		Apply: func(p notify.Preferences) notify.Preferences {
@@ -68,7 +68,7 @@ func TestConcurrentEvaluatorsWithoutLeaseQueueOneAlertPerCrossing(t *testing.T) 
 	var wg sync.WaitGroup
 	for range 3 {
 		ev, err := app.NewFollower(app.FollowerConfig{
-			Ledger: app.Ledger{Client: ledgerv1.NewLedgerServiceClient(dial(t, l))}, Store: st, Lease: noLease{}, Logger: logger,
+			Ledger: ledger(t, l), Store: st, Lease: noLease{}, Logger: logger,
 			MaxBatch: 3, RetryDelay: 10 * time.Millisecond,
 		})
 		require.NoError(t, err)
@@ -104,10 +104,13 @@ func TestConcurrentEvaluatorsWithoutLeaseQueueOneAlertPerCrossing(t *testing.T) 
 	require.Equal(t, int64(crossings), gen)
 }
 
-func dial(t *testing.T, l *ledgertest.Ledger) *grpc.ClientConn {
+// ledger is the ledger as the notifications service calls it.
+func ledger(t *testing.T, l *ledgertest.Ledger) app.Ledger {
 	t.Helper()
 	conn, err := rpcclient.Dial(l.Addr, ledgertest.ServiceToken(t, "notifications"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	c, err := ledgerclient.New(ledgerclient.Config{Conn: conn})
+	require.NoError(t, err)
+	return app.Ledger{Client: c}
 }

@@ -4,19 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
-	moneypb "google.golang.org/genproto/googleapis/type/money"
-
-	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
-	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
 )
 
-// Ledger reads balances and events from the ledger's gRPC API: it is both the Balances and the
-// Events of the use cases.
+// Ledger reads balances and events with pkg/ledgerclient: it is both the Balances and the
+// Events of the use cases. A ledger outage (ledgerclient.ErrUnavailable, our own credentials
+// refused included) is notify.ErrUnavailable; a reply that cannot be decoded stays
+// ledgerclient.ErrBadReply, which no rule maps: Internal, never the caller's InvalidArgument.
 type Ledger struct {
-	Client ledgerv1.LedgerServiceClient
+	Client *ledgerclient.Client
 }
 
 var (
@@ -26,106 +24,50 @@ var (
 
 // Balance implements Balances.
 func (l Ledger) Balance(ctx context.Context, orgID string) (notify.Balance, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	resp, err := l.Client.GetBalance(ctx, &ledgerv1.GetBalanceRequest{OrgId: orgID})
+	b, err := l.Client.Balance(ctx, orgID)
 	if err != nil {
-		// %v, not %w: the ledger's status code is not this call's.
-		return notify.Balance{}, fmt.Errorf("%w: reading the balance of %s from the ledger: %v", notify.ErrUnavailable, orgID, err)
+		return notify.Balance{}, outage(fmt.Errorf("reading the balance of %s: %w", orgID, err))
 	}
-	bal, err := money.FromProto(resp.GetBalance())
-	if err != nil {
-		return notify.Balance{}, fmt.Errorf("ledger balance of %s: %w", orgID, err)
-	}
-	avail, err := money.FromProto(resp.GetAvailable())
-	if err != nil {
-		return notify.Balance{}, fmt.Errorf("ledger available of %s: %w", orgID, err)
-	}
-	b := notify.Balance{OrgID: orgID, Currency: bal.Currency, Balance: bal.Nanos, Available: avail.Nanos}
-	if resp.GetExpiresAt() != nil {
-		b.ExpiresAt = resp.GetExpiresAt().AsTime()
-	}
-	return b, nil
+	return notify.Balance{OrgID: b.OrgID, Currency: b.Currency, Balance: b.Balance, Available: b.Available, ExpiresAt: b.ExpiresAt}, nil
 }
 
 // Watch implements Events.
 func (l Ledger) Watch(ctx context.Context, after int64) (EventStream, error) {
-	stream, err := l.Client.WatchEvents(ctx, &ledgerv1.WatchEventsRequest{AfterSequence: after})
+	s, err := l.Client.Watch(ctx, after)
 	if err != nil {
-		return nil, err
+		return nil, outage(err)
 	}
-	return ledgerStream{stream}, nil
+	return ledgerStream{s}, nil
 }
 
 type ledgerStream struct {
-	stream ledgerv1.LedgerService_WatchEventsClient
+	s *ledgerclient.Stream
 }
 
 func (s ledgerStream) Recv() (notify.LedgerEvent, error) {
-	resp, err := s.stream.Recv()
+	e, err := s.s.Recv()
 	if err != nil {
-		return notify.LedgerEvent{}, err
+		return notify.LedgerEvent{}, outage(err)
 	}
-	e, err := FromProto(resp.GetEvent())
-	if err != nil {
-		return notify.LedgerEvent{}, fmt.Errorf("ledger event: %w", err)
-	}
-	return e, nil
+	return EventOf(e), nil
 }
 
-var eventKinds = map[ledgerv1.EventKind]notify.EventKind{
-	ledgerv1.EventKind_EVENT_KIND_CREDIT:        "credit",
-	ledgerv1.EventKind_EVENT_KIND_DEBIT:         "debit",
-	ledgerv1.EventKind_EVENT_KIND_ADJUSTMENT:    "adjustment",
-	ledgerv1.EventKind_EVENT_KIND_EXPIRY:        "expiry",
-	ledgerv1.EventKind_EVENT_KIND_CAPTURE:       "capture",
-	ledgerv1.EventKind_EVENT_KIND_HOLD_PLACED:   "hold_placed",
-	ledgerv1.EventKind_EVENT_KIND_HOLD_RELEASED: "hold_released",
-	ledgerv1.EventKind_EVENT_KIND_HOLD_EXPIRED:  "hold_expired",
+// EventOf returns the domain view of a ledger event: a credit of free credits is a grant.
+func EventOf(e ledgerclient.Event) notify.LedgerEvent {
+	kind := notify.EventKind(e.Kind)
+	if e.Kind == ledgerclient.EventCredit && e.Grant {
+		kind = notify.EventGrant // free credits from ops: no "payment succeeded" email
+	}
+	return notify.LedgerEvent{
+		Seq: e.Seq, OrgID: e.OrgID, Kind: kind, TransactionID: e.TransactionID, Currency: e.Currency,
+		Amount: e.Amount, Balance: e.Balance, Available: e.Available, ExpiresAt: e.ExpiresAt, OccurredAt: e.OccurredAt,
+	}
 }
 
-// FromProto converts a ledger event.
-func FromProto(p *ledgerv1.BalanceEvent) (notify.LedgerEvent, error) {
-	if p == nil || p.GetSequence() <= 0 || p.GetOrgId() == "" {
-		return notify.LedgerEvent{}, errors.New("event without sequence or organization")
+// outage marks a ledger outage as notify.ErrUnavailable; other errors pass unchanged.
+func outage(err error) error {
+	if errors.Is(err, ledgerclient.ErrUnavailable) {
+		return fmt.Errorf("%w: %w", notify.ErrUnavailable, err)
 	}
-	bal, err := money.FromProto(p.GetBalance())
-	if err != nil {
-		return notify.LedgerEvent{}, fmt.Errorf("event %d balance: %w", p.GetSequence(), err)
-	}
-	e := notify.LedgerEvent{
-		Seq:           p.GetSequence(),
-		OrgID:         p.GetOrgId(),
-		Kind:          eventKinds[p.GetKind()],
-		TransactionID: p.GetTransactionId(),
-		Currency:      bal.Currency,
-		Balance:       bal.Nanos,
-	}
-	if e.Kind == "" {
-		e.Kind = notify.EventKind(p.GetKind().String())
-	}
-	if p.GetKind() == ledgerv1.EventKind_EVENT_KIND_CREDIT && p.GetCreditSource() == ledgerv1.CreditSource_CREDIT_SOURCE_GRANT {
-		e.Kind = notify.EventGrant // free credits from ops: no "payment succeeded" email
-	}
-	if e.Available, err = optional(p.GetAvailable()); err != nil {
-		return notify.LedgerEvent{}, fmt.Errorf("event %d available: %w", p.GetSequence(), err)
-	}
-	if e.Amount, err = optional(p.GetAmount()); err != nil {
-		return notify.LedgerEvent{}, fmt.Errorf("event %d amount: %w", p.GetSequence(), err)
-	}
-	if p.GetExpiresAt() != nil {
-		e.ExpiresAt = p.GetExpiresAt().AsTime()
-	}
-	if p.GetOccurredAt() != nil {
-		e.OccurredAt = p.GetOccurredAt().AsTime()
-	}
-	return e, nil
-}
-
-func optional(m *moneypb.Money) (money.Nanos, error) {
-	if m == nil {
-		return 0, nil
-	}
-	v, err := money.FromProto(m)
-	return v.Nanos, err
+	return err
 }

@@ -68,7 +68,7 @@ func (a *App) seed(ctx context.Context, orgID string, edit SettingsEdit) (*notif
 		return nil, err
 	}
 	b, err := a.cfg.Ledger.Balance(ctx, orgID)
-	if err != nil {
+	if err != nil || b.Currency == "" { // "": never credited, nothing to compare with
 		return nil, err
 	}
 	return &b, nil

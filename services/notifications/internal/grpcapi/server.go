@@ -1,6 +1,6 @@
 // Package grpcapi serves tally.notifications.v1.NotificationsService: it maps protobuf to the
-// notifications domain, resolves the calling member, and maps domain errors to gRPC statuses
-// (in errors.go, the one place that does).
+// notifications domain and resolves the calling member. Handlers return domain errors; the
+// server's error interceptor maps them with the table in errors.go.
 package grpcapi
 
 import (
@@ -11,6 +11,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/auth"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/notifications/internal/app"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
@@ -51,17 +52,13 @@ func New(cfg Config) (*Server, error) {
 // me is the member_id alias of the caller.
 const me = "me"
 
-// Limits of request fields, in bytes.
-const (
-	maxMemberIDLength = 256
-	maxKeyLength      = 200
-	maxReasonLength   = 500
-)
+// maxReasonLength bounds a suspension reason, in bytes.
+const maxReasonLength = 500
 
 // caller resolves the member a settings call is about: "me" (or empty) is the caller; another
 // id is refused unless othersAllowed and the caller is ops.
 func caller(ctx context.Context, orgID, memberID string, othersAllowed bool) (notify.Member, error) {
-	if err := notify.ValidateID("org_id", orgID); err != nil {
+	if err := ids.OrgID(orgID); err != nil {
 		return notify.Member{}, err
 	}
 	c, ok := auth.FromContext(ctx)
@@ -75,8 +72,8 @@ func caller(ctx context.Context, orgID, memberID string, othersAllowed bool) (no
 		}
 		memberID = c.Subject
 	}
-	if err := textcheck.Identifier("member_id", memberID, maxMemberIDLength); err != nil {
-		return notify.Member{}, fmt.Errorf("%w: %w", notify.ErrInvalid, err)
+	if err := ids.MemberID("member_id", memberID); err != nil {
+		return notify.Member{}, err
 	}
 	if isMember && c.OrgID == orgID && memberID == c.Subject {
 		return notify.Member{OrgID: orgID, MemberID: memberID, IsAdmin: c.Has(auth.RoleAdmin), AccountEmail: c.Email}, nil
@@ -91,12 +88,12 @@ func caller(ctx context.Context, orgID, memberID string, othersAllowed bool) (no
 func (s *Server) GetNotificationSettings(ctx context.Context, req *notificationsv1.GetNotificationSettingsRequest) (*notificationsv1.GetNotificationSettingsResponse, error) {
 	m, err := caller(ctx, req.GetOrgId(), req.GetMemberId(), true)
 	if err != nil {
-		return nil, toStatus(s.cfg.Logger, err)
+		return nil, err
 	}
 	c, _ := auth.FromContext(ctx)
 	st, bal, err := s.cfg.App.Settings(ctx, m, m.MemberID == c.Subject && c.OrgID == m.OrgID)
 	if err != nil {
-		return nil, toStatus(s.cfg.Logger, err)
+		return nil, err
 	}
 	return &notificationsv1.GetNotificationSettingsResponse{Settings: settingsToProto(st, bal)}, nil
 }
@@ -105,15 +102,15 @@ func (s *Server) GetNotificationSettings(ctx context.Context, req *notifications
 func (s *Server) UpdateNotificationSettings(ctx context.Context, req *notificationsv1.UpdateNotificationSettingsRequest) (*notificationsv1.UpdateNotificationSettingsResponse, error) {
 	m, err := caller(ctx, req.GetOrgId(), req.GetMemberId(), false)
 	if err != nil {
-		return nil, toStatus(s.cfg.Logger, err)
+		return nil, err
 	}
 	patch, err := patchFromProto(req.GetSettings(), req.GetUpdateMask().GetPaths())
 	if err != nil {
-		return nil, toStatus(s.cfg.Logger, err)
+		return nil, err
 	}
 	st, bal, err := s.cfg.App.UpdateSettings(ctx, m, app.SettingsEdit{Apply: patch.apply, TouchesAlert: patch.touchesAlert()})
 	if err != nil {
-		return nil, toStatus(s.cfg.Logger, err)
+		return nil, err
 	}
 	return &notificationsv1.UpdateNotificationSettingsResponse{Settings: settingsToProto(st, bal)}, nil
 }
@@ -122,13 +119,13 @@ func (s *Server) UpdateNotificationSettings(ctx context.Context, req *notificati
 func (s *Server) ListDeliveries(ctx context.Context, req *notificationsv1.ListDeliveriesRequest) (*notificationsv1.ListDeliveriesResponse, error) {
 	f, err := deliveryFilter(req)
 	if err != nil {
-		return nil, toStatus(s.cfg.Logger, err)
+		return nil, err
 	}
 	limit := f.Limit
 	f.Limit++ // one more tells whether there is a next page
 	ds, err := s.cfg.App.ListDeliveries(ctx, f)
 	if err != nil {
-		return nil, toStatus(s.cfg.Logger, err)
+		return nil, err
 	}
 	resp := &notificationsv1.ListDeliveriesResponse{}
 	if len(ds) > limit {
@@ -145,32 +142,29 @@ func (s *Server) ListDeliveries(ctx context.Context, req *notificationsv1.ListDe
 // NotifyRentalSuspended implements NotificationsServiceServer.
 func (s *Server) NotifyRentalSuspended(ctx context.Context, req *notificationsv1.NotifyRentalSuspendedRequest) (*notificationsv1.NotifyRentalSuspendedResponse, error) {
 	if err := validateRentalSuspended(req); err != nil {
-		return nil, toStatus(s.cfg.Logger, err)
+		return nil, err
 	}
 	n, err := s.cfg.App.NotifyRentalSuspended(ctx, notify.RentalSuspended{
 		OrgID: req.GetOrgId(), InstanceID: req.GetInstanceId(), Key: req.GetIdempotencyKey(), Reason: req.GetReason(),
 	})
 	if err != nil {
-		return nil, toStatus(s.cfg.Logger, err)
+		return nil, err
 	}
 	return &notificationsv1.NotifyRentalSuspendedResponse{Queued: int32(n)}, nil
 }
 
 func validateRentalSuspended(req *notificationsv1.NotifyRentalSuspendedRequest) error {
-	if err := notify.ValidateID("org_id", req.GetOrgId()); err != nil {
+	if err := ids.OrgID(req.GetOrgId()); err != nil {
 		return err
 	}
-	if err := notify.ValidateID("instance_id", req.GetInstanceId()); err != nil {
+	if err := ids.ID("instance_id", req.GetInstanceId()); err != nil {
 		return err
 	}
-	if req.GetIdempotencyKey() == "" {
-		return fmt.Errorf("%w: idempotency_key is required", notify.ErrInvalid)
-	}
-	if err := textcheck.Identifier("idempotency_key", req.GetIdempotencyKey(), maxKeyLength); err != nil {
-		return fmt.Errorf("%w: %w", notify.ErrInvalid, err)
+	if err := ids.IdempotencyKey("idempotency_key", req.GetIdempotencyKey()); err != nil {
+		return err
 	}
 	if err := textcheck.FreeText("reason", req.GetReason(), maxReasonLength); err != nil {
-		return fmt.Errorf("%w: %w", notify.ErrInvalid, err)
+		return err
 	}
 	return nil
 }
