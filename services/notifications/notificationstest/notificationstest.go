@@ -21,7 +21,7 @@ import (
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/notifications/internal/sender"
-	"github.com/tallyhq/tally/services/notifications/service"
+	"github.com/tallyhq/tally/services/notifications/internal/service"
 )
 
 // ConsoleURL is the console base URL of the emails' links unless Options.ConsoleURL is set.

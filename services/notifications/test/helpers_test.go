@@ -24,8 +24,8 @@ import (
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
+	"github.com/tallyhq/tally/services/notifications/internal/service"
 	"github.com/tallyhq/tally/services/notifications/notificationstest"
-	"github.com/tallyhq/tally/services/notifications/service"
 )
 
 // Generous bounds for asynchronous delivery; they only cap how long a failing test waits.
