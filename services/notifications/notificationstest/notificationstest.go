@@ -40,7 +40,8 @@ type Options struct {
 	SMTPAddr string
 	// ConsoleURL is the console base URL of the emails' links (default ConsoleURL).
 	ConsoleURL string
-	// Now is the business clock (nil: time.Now).
+	// Now is the business clock (nil: time.Now), e.g. a clock.Manual: alert and notice times and
+	// which credits expire soon. Email claims and retries stay on real time.
 	Now func() time.Time
 	// Logger receives the replica's logs (default: discarded).
 	Logger *slog.Logger

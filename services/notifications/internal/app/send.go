@@ -33,7 +33,8 @@ type SendConfig struct {
 	// Dial returns a worker's SMTP client.
 	Dial   func() (MailConn, error)
 	Logger *slog.Logger
-	// Now is the business clock (nil: time.Now).
+	// Now is the clock of claims and retries (nil: time.Now). It must agree with the
+	// database's, which stamps queued emails due: not the business clock of Config.Now.
 	Now func() time.Time
 	// Workers is the number of concurrent senders; at least 1.
 	Workers int

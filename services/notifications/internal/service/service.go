@@ -66,8 +66,9 @@ type Config struct {
 	ReminderInterval time.Duration
 	ExpiryNotice     time.Duration
 	DBMaxConns       int32
-	// Now is the business clock (nil: time.Now): alert and notice times, expiry reminders, email
-	// claims and retries. Timers and leases stay on real time.
+	// Now is the business clock (nil: time.Now): when alerts and notices happen and which
+	// credits expire soon. Timers, leases, email claims and retries stay on real time, as the
+	// database stamps queued emails due with its own clock.
 	Now func() time.Time
 }
 
@@ -263,7 +264,7 @@ func newSendLoop(cfg Config, st *store.Store, attempts *prometheus.CounterVec, l
 		replica = config.ReplicaName("notifications")
 	}
 	return app.NewSendLoop(app.SendConfig{
-		Outbox: st, Dial: func() (app.MailConn, error) { return mailer.Conn() }, Logger: logger, Now: cfg.Now,
+		Outbox: st, Dial: func() (app.MailConn, error) { return mailer.Conn() }, Logger: logger,
 		Workers: cfg.SendWorkers, PollInterval: cfg.PollInterval, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		MaxAttempts: cfg.MaxAttempts, ClaimLease: lease, Replica: replica, Sent: attempts,
 	})
