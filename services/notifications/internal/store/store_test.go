@@ -175,6 +175,17 @@ WHERE application_name = $1 AND pid <> pg_backend_pid() AND state LIKE 'idle in 
 	return n
 }
 
+// requireUnlocked requires that no session holds a transaction open or the row of email id, as
+// while a sender is in an SMTP exchange.
+func requireUnlocked(t *testing.T, pool *pgxpool.Pool, id string) {
+	t.Helper()
+	require.Zero(t, openTransactions(t, pool, "tally-notifications"), "a transaction is open during the SMTP exchange")
+	require.NoError(t, pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(t.Context(), `SELECT 1 FROM emails WHERE id = $1 FOR UPDATE NOWAIT`, id)
+		return err
+	}), "the email's row is locked during the SMTP exchange")
+}
+
 // A sender that claimed an email and then froze (or died) in the SMTP exchange holds no
 // transaction and no row lock; once its lease ends another sender sends the same email (same
 // id, so the same Message-ID), and whatever the first one records late cannot undo or fail
@@ -202,60 +213,37 @@ func TestAClaimedButUnrecordedEmailIsTakenOverAfterTheLease(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, 1, n)
 
+			// The first sender claims (committed) and freezes before recording.
 			now := time.Now()
-			frozen, open := make(chan notify.Delivery, 1), make(chan struct{})
-			var thaw sync.Once
-			release := func() { thaw.Do(func() { close(open) }) }
-			t.Cleanup(release) // a failing test still lets the frozen sender end
-			first := make(chan error, 1)
-			go func() {
-				_, err := deliverNext(context.Background(), st, now, claim, func(_ context.Context, d notify.Delivery) notify.Attempt {
-					frozen <- d
-					<-open
-					a := tt.late
-					a.MessageID = d.ID + "@test"
-					return a
-				})
-				first <- err
-			}()
-			var d1 notify.Delivery
-			select {
-			case d1 = <-frozen:
-			case <-time.After(time.Minute):
-				require.FailNow(t, "the first sender never called deliver")
-			}
-			require.Zero(t, openTransactions(t, pool, "tally-notifications"), "a transaction is open during the SMTP exchange")
-			require.NoError(t, pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
-				_, err := tx.Exec(t.Context(), `SELECT 1 FROM emails WHERE id = $1 FOR UPDATE NOWAIT`, d1.ID)
-				return err
-			}), "the email's row is locked during the SMTP exchange")
+			first, ok, err := st.ClaimEmail(t.Context(), now, claim)
+			require.NoError(t, err)
+			require.True(t, ok)
+			requireUnlocked(t, pool, first.ID)
 
 			// Within the lease, nobody else takes it.
-			claimed, err := deliverNext(t.Context(), st, now.Add(claim.Lease-time.Second), claim, func(context.Context, notify.Delivery) notify.Attempt {
-				t.Error("an email under a live claim was handed out")
-				return notify.Attempt{}
-			})
+			_, ok, err = st.ClaimEmail(t.Context(), now.Add(claim.Lease-time.Second), claim)
 			require.NoError(t, err)
-			require.False(t, claimed)
+			require.False(t, ok, "an email under a live claim was handed out")
 			// After it, another sender takes it over: the same email, the same Message-ID.
-			claimed, err = deliverNext(t.Context(), st, now.Add(claim.Lease+time.Second), claim, func(_ context.Context, d notify.Delivery) notify.Attempt {
-				require.Equal(t, d1.ID, d.ID)
-				require.Equal(t, 1, d.Attempts, "the first sender's claim counts as an attempt")
-				a := tt.second
-				a.MessageID = d.ID + "@test"
-				return a
-			})
+			second, ok, err := st.ClaimEmail(t.Context(), now.Add(claim.Lease+time.Second), claim)
 			require.NoError(t, err)
-			require.True(t, claimed)
+			require.True(t, ok)
+			require.Equal(t, first.ID, second.ID)
+			require.Equal(t, 1, second.Attempts, "the first sender's claim counts as an attempt")
+			a := tt.second
+			a.MessageID = second.ID + "@test"
+			require.NoError(t, st.RecordAttempt(t.Context(), second, a))
 
-			release()
-			require.NoError(t, <-first)
+			// The frozen sender thaws and records late.
+			late := tt.late
+			late.MessageID = first.ID + "@test"
+			require.NoError(t, st.RecordAttempt(t.Context(), first, late))
 			ds, err := st.ListDeliveries(t.Context(), notify.DeliveryFilter{Limit: 10})
 			require.NoError(t, err)
 			require.Len(t, ds, 1)
 			require.Equal(t, tt.want, ds[0].Status)
 			require.Equal(t, 2, ds[0].Attempts)
-			require.Equal(t, d1.ID+"@test", ds[0].MessageID)
+			require.Equal(t, first.ID+"@test", ds[0].MessageID)
 			if tt.want == notify.StatusPending {
 				require.WithinDuration(t, tt.second.RetryAt, ds[0].NextAttemptAt, time.Millisecond, "the newer claim's retry stands")
 			}
