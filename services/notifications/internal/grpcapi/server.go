@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
@@ -29,8 +28,7 @@ var _ App = (*app.App)(nil)
 
 // Config configures a Server.
 type Config struct {
-	App    App
-	Logger *slog.Logger
+	App App
 }
 
 // Server implements NotificationsServiceServer.
@@ -43,8 +41,8 @@ var _ notificationsv1.NotificationsServiceServer = (*Server)(nil)
 
 // New returns a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.App == nil || cfg.Logger == nil {
-		return nil, errors.New("grpcapi: app and logger are required")
+	if cfg.App == nil {
+		return nil, errors.New("grpcapi: app is required")
 	}
 	return &Server{cfg: cfg}, nil
 }

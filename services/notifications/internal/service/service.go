@@ -189,7 +189,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	api, err := grpcapi.New(grpcapi.Config{App: uc, Logger: logger})
+	api, err := grpcapi.New(grpcapi.Config{App: uc})
 	if err != nil {
 		return err
 	}
