@@ -23,7 +23,7 @@ type stalledSMTP struct {
 
 func startStalledSMTP(t *testing.T) *stalledSMTP {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	s := &stalledSMTP{addr: lis.Addr().String(), accepted: make(chan struct{}, 1024)}
 	var mu sync.Mutex

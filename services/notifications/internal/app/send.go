@@ -166,12 +166,13 @@ func (s *SendLoop) count(k notify.EmailKind, result string) {
 }
 
 // Backoff returns the delay before the next attempt after attempts failed ones: base doubled
-// per further failure, capped at max, minus up to 20% jitter so replicas spread their retries.
-func Backoff(attempts int, base, max time.Duration) time.Duration {
+// per further failure, capped at ceiling, minus up to 20% jitter so replicas spread their
+// retries.
+func Backoff(attempts int, base, ceiling time.Duration) time.Duration {
 	d := base
-	for i := 1; i < attempts && d < max; i++ {
+	for i := 1; i < attempts && d < ceiling; i++ {
 		d *= 2
 	}
-	d = min(d, max)
-	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+	d = min(d, ceiling)
+	return d - time.Duration(rand.Int64N(int64(d)/5+1)) //nolint:gosec // jitter, not a secret
 }

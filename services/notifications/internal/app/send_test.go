@@ -11,7 +11,7 @@ import (
 
 func TestBackoff(t *testing.T) {
 	t.Parallel()
-	base, max := time.Second, time.Minute
+	base, ceiling := time.Second, time.Minute
 	cases := []struct {
 		attempts int
 		nominal  time.Duration
@@ -20,7 +20,7 @@ func TestBackoff(t *testing.T) {
 	}
 	for _, tc := range cases {
 		for range 20 {
-			d := app.Backoff(tc.attempts, base, max)
+			d := app.Backoff(tc.attempts, base, ceiling)
 			require.LessOrEqual(t, d, tc.nominal, "attempts %d", tc.attempts)
 			require.GreaterOrEqual(t, d, tc.nominal*4/5, "attempts %d", tc.attempts)
 		}
