@@ -25,7 +25,7 @@ type Store interface {
 }
 
 // Balances reads an organization's balance from the ledger, for organizations whose events the
-// service has not seen yet. A ledger that cannot answer is notify.ErrUnavailable.
+// service has not seen yet.
 type Balances interface {
 	Balance(ctx context.Context, orgID string) (notify.Balance, error)
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/tallyhq/tally/pkg/ledgerclient"
@@ -10,9 +9,9 @@ import (
 )
 
 // Ledger reads balances and events with pkg/ledgerclient: it is both the Balances and the
-// Events of the use cases. A ledger outage (ledgerclient.ErrUnavailable, our own credentials
-// refused included) is notify.ErrUnavailable; a reply that cannot be decoded stays
-// ledgerclient.ErrBadReply, which no rule maps: Internal, never the caller's InvalidArgument.
+// Events of the use cases. Its errors are ledgerclient's, which server.CommonErrors maps the same
+// way for every service: an outage (our own credentials refused included) is Unavailable, a
+// reply that cannot be decoded (ErrBadReply) Internal, never the caller's InvalidArgument.
 type Ledger struct {
 	Client *ledgerclient.Client
 }
@@ -26,7 +25,7 @@ var (
 func (l Ledger) Balance(ctx context.Context, orgID string) (notify.Balance, error) {
 	b, err := l.Client.Balance(ctx, orgID)
 	if err != nil {
-		return notify.Balance{}, outage(fmt.Errorf("reading the balance of %s: %w", orgID, err))
+		return notify.Balance{}, fmt.Errorf("reading the balance of %s: %w", orgID, err)
 	}
 	return notify.Balance{OrgID: b.OrgID, Currency: b.Currency, Balance: b.Balance, Available: b.Available, ExpiresAt: b.ExpiresAt}, nil
 }
@@ -35,7 +34,7 @@ func (l Ledger) Balance(ctx context.Context, orgID string) (notify.Balance, erro
 func (l Ledger) Watch(ctx context.Context, after int64) (EventStream, error) {
 	s, err := l.Client.Watch(ctx, after)
 	if err != nil {
-		return nil, outage(err)
+		return nil, err
 	}
 	return ledgerStream{s}, nil
 }
@@ -47,7 +46,7 @@ type ledgerStream struct {
 func (s ledgerStream) Recv() (notify.LedgerEvent, error) {
 	e, err := s.s.Recv()
 	if err != nil {
-		return notify.LedgerEvent{}, outage(err)
+		return notify.LedgerEvent{}, err
 	}
 	return EventOf(e), nil
 }
@@ -62,12 +61,4 @@ func EventOf(e ledgerclient.Event) notify.LedgerEvent {
 		Seq: e.Seq, OrgID: e.OrgID, Kind: kind, TransactionID: e.TransactionID, Currency: e.Currency,
 		Amount: e.Amount, Balance: e.Balance, Available: e.Available, ExpiresAt: e.ExpiresAt, OccurredAt: e.OccurredAt,
 	}
-}
-
-// outage marks a ledger outage as notify.ErrUnavailable; other errors pass unchanged.
-func outage(err error) error {
-	if errors.Is(err, ledgerclient.ErrUnavailable) {
-		return fmt.Errorf("%w: %w", notify.ErrUnavailable, err)
-	}
-	return err
 }

@@ -1,22 +1,17 @@
 package grpcapi
 
 import (
-	"log/slog"
-
 	"google.golang.org/grpc/codes"
 
-	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
 )
 
-// Errors maps the notifications errors to gRPC statuses (before server.CommonErrors; anything
-// else, such as a malformed ledger reply, is Internal, logged once and masked).
+// Errors maps the notifications errors to gRPC statuses. server.CommonErrors follows: ids and
+// text checks, money, and the ledger's errors (an outage is Unavailable, a malformed reply
+// Internal); anything else is Internal, logged once and masked.
 var Errors = server.ErrorTable{
 	{Is: notify.ErrInvalid, Code: codes.InvalidArgument},
-	{Is: ids.ErrInvalid, Code: codes.InvalidArgument},
 	{Is: notify.ErrPermissionDenied, Code: codes.PermissionDenied},
 	{Is: notify.ErrNotFound, Code: codes.NotFound},
-	// The ledger's text (and address) stays in the log.
-	{Is: notify.ErrUnavailable, Code: codes.Unavailable, Message: "the ledger is unavailable, retry later", Level: slog.LevelWarn},
 }

@@ -23,7 +23,8 @@ func TestErrorsConformToTheSharedCases(t *testing.T) {
 	servertest.CheckErrorTable(t, grpcapi.Errors)
 }
 
-// The notifications errors, and the ledger's as the app passes them on (app.Ledger).
+// The notifications errors, and the ledger's as the app passes them on (app.Ledger, with
+// server.CommonErrors).
 func TestErrors(t *testing.T) {
 	t.Parallel()
 	const ledgerText = "ledger.internal:9091 said no"
@@ -39,11 +40,11 @@ func TestErrors(t *testing.T) {
 		{"invalid id", ids.OrgID("-acme"), codes.InvalidArgument},
 		{"another member's settings", fmt.Errorf("%w: not yours", notify.ErrPermissionDenied), codes.PermissionDenied},
 		{"no settings", fmt.Errorf("%w: member bob", notify.ErrNotFound), codes.NotFound},
-		{"ledger down", fmt.Errorf("%w: %w", notify.ErrUnavailable, unavailable), codes.Unavailable},
-		{"our token refused by the ledger", fmt.Errorf("%w: %w", notify.ErrUnavailable, credentials), codes.Unavailable},
+		{"ledger down", fmt.Errorf("reading the balance of acme: %w", unavailable), codes.Unavailable},
+		{"our token refused by the ledger", fmt.Errorf("reading the balance of acme: %w", credentials), codes.Unavailable},
 		{"malformed ledger reply", fmt.Errorf("reading the balance of acme: %w", badReply), codes.Internal},
 		{"malformed ledger reply from the stream", fmt.Errorf("receiving ledger events: %w", badReply), codes.Internal},
-		{"a ledger refusal is not the caller's", &ledgerclient.Error{Op: "balance", Code: codes.InvalidArgument, Msg: ledgerText, Kind: ledgerclient.ErrRefused}, codes.Internal},
+		{"a ledger refusal is no InvalidArgument", &ledgerclient.Error{Op: "balance", Code: codes.InvalidArgument, Msg: ledgerText, Kind: ledgerclient.ErrRefused}, codes.FailedPrecondition},
 		{"unknown", errors.New("boom"), codes.Internal},
 	}
 	for _, tc := range cases {

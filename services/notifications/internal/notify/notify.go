@@ -16,8 +16,6 @@ import (
 var (
 	ErrInvalid          = errors.New("invalid argument")
 	ErrPermissionDenied = errors.New("permission denied")
-	// ErrUnavailable means a dependency (the ledger) could not answer; the caller may retry.
-	ErrUnavailable = errors.New("unavailable")
 	// ErrCursorMoved means another evaluator advanced the event cursor first.
 	ErrCursorMoved = errors.New("event cursor moved")
 )
