@@ -70,6 +70,10 @@ type Config struct {
 	ReplicaTimeout time.Duration
 	// UsageInterval is how often the usage summary follows new events (default 250ms).
 	UsageInterval time.Duration
+	// Now is the business clock (credit validity and expiry, holds' TTLs, available balances,
+	// usage windows and prices in force); time.Now when nil. Timeouts, retries, breakers and the
+	// cache's freshness proof stay on real time.
+	Now func() time.Time
 }
 
 // Load reads the configuration from e (see the README's configuration table).
@@ -142,7 +146,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err := pg.Migrate(ctx, pool, "ledger", migrations.FS); err != nil {
 		return err
 	}
-	st, err := store.New(pool, store.Config{Validity: cfg.CreditValidity, DefaultCurrency: cfg.DefaultCurrency, PlatformShards: cfg.PlatformShards, Timeout: dbTimeout})
+	st, err := store.New(pool, store.Config{DefaultCurrency: cfg.DefaultCurrency, Timeout: dbTimeout})
 	if err != nil {
 		return err
 	}
@@ -193,7 +197,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		MaxBatch: cfg.CommitMaxBatch, MaxWait: cfg.CommitMaxWait, Workers: cfg.CommitWorkers, CommitRetryFor: cfg.CommitRetryFor,
 		SweepInterval: cfg.SweepInterval, MaxRequestAmount: cfg.MaxRequestAmount,
 		EpochInterval: cfg.EpochInterval, EpochMaxAge: cfg.EpochMaxAge, ReplicaTimeout: cfg.ReplicaTimeout, CacheQueue: cfg.BalanceCacheQueue,
-		UsageInterval: cfg.UsageInterval,
+		UsageInterval: cfg.UsageInterval, Now: cfg.Now, CreditValidity: cfg.CreditValidity, PlatformShards: cfg.PlatformShards,
 	}
 	if watcher != nil {
 		appCfg.Pricer = watcher

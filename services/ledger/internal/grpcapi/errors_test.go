@@ -17,7 +17,6 @@ import (
 	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/committer"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
-	"github.com/tallyhq/tally/services/ledger/internal/store"
 )
 
 func TestToStatusOutagesAreUnavailableWithRetryInfo(t *testing.T) {
@@ -30,7 +29,7 @@ func TestToStatusOutagesAreUnavailableWithRetryInfo(t *testing.T) {
 		retryable bool
 	}{
 		{"database down", fmt.Errorf("reading account: %w: %s", ledger.ErrUnavailable, internals), codes.Unavailable, true},
-		{"commit unanswered", fmt.Errorf("applying ledger write: %w: %w: %w", store.ErrOutcomeUnknown, ledger.ErrUnavailable, io.ErrUnexpectedEOF), codes.Unavailable, true},
+		{"commit unanswered", fmt.Errorf("applying ledger write: %w: %w: %w", ledger.ErrOutcomeUnknown, ledger.ErrUnavailable, io.ErrUnexpectedEOF), codes.Unavailable, true},
 		// The ledger's own deadline on a database call is an outage, not the caller's deadline.
 		{"database timed out", fmt.Errorf("%w: reading account: %w", ledger.ErrUnavailable, context.DeadlineExceeded), codes.Unavailable, true},
 		{"shutting down", committer.ErrClosed, codes.Unavailable, true},

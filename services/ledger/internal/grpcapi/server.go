@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"time"
 
 	"github.com/google/uuid"
 	moneypb "google.golang.org/genproto/googleapis/type/money"
@@ -82,7 +81,7 @@ func (s *Server) GetBalance(ctx context.Context, req *ledgerv1.GetBalanceRequest
 	return &ledgerv1.GetBalanceResponse{
 		OrgId:     req.GetOrgId(),
 		Balance:   money.ToProto(acct.Balance, acct.Currency),
-		Available: money.ToProto(acct.Available(time.Now()), acct.Currency),
+		Available: money.ToProto(acct.Available(s.app.Now()), acct.Currency),
 		Held:      money.ToProto(acct.Held, acct.Currency),
 		ExpiresAt: ts(acct.ExpiresAt),
 		Version:   acct.Version,
@@ -237,7 +236,7 @@ func (s *Server) Reserve(ctx context.Context, req *ledgerv1.ReserveRequest) (*le
 	}
 	return &ledgerv1.ReserveResponse{
 		Hold:      holdToProto(res.Hold),
-		Available: money.ToProto(res.Account.Available(time.Now()), res.Account.Currency),
+		Available: money.ToProto(res.Account.Available(s.app.Now()), res.Account.Currency),
 	}, nil
 }
 

@@ -44,7 +44,7 @@ func TestUpdateUsageExactlyOnce(t *testing.T) {
 		reqs = append(reqs, r)
 	}
 	for i := 0; i < len(reqs); i += 16 {
-		_, err := st.Apply(t.Context(), reqs[i:min(i+16, len(reqs))])
+		_, err := apply(t.Context(), st, reqs[i:min(i+16, len(reqs))])
 		require.NoError(t, err)
 	}
 	_, newest, err := st.UsageCursor(t.Context())
