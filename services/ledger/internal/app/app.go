@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tallyhq/tally/pkg/config"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/outbox"
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
@@ -240,7 +241,7 @@ func (a *App) Write(ctx context.Context, req *ledger.Request) (ledger.Result, er
 
 // Balance reads an organization's account from PostgreSQL (the source of truth).
 func (a *App) Balance(ctx context.Context, orgID string) (ledger.Account, error) {
-	if err := ledger.ValidateOrgID(orgID); err != nil {
+	if err := ledger.Invalid(ids.OrgID(orgID)); err != nil {
 		return ledger.Account{}, err
 	}
 	acct, _, err := a.store.Account(ctx, orgID)
@@ -273,7 +274,7 @@ func (a *App) AuthorizeUsage(ctx context.Context, orgID string, u *ledger.Usage)
 // it never answers from a value older than what PostgreSQL held when the entry was checked, but
 // for the writes in flight.
 func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, currency string) (Authorization, error) {
-	if err := ledger.ValidateOrgID(orgID); err != nil {
+	if err := ledger.Invalid(ids.OrgID(orgID)); err != nil {
 		return Authorization{}, err
 	}
 	if amount < 0 {
@@ -390,7 +391,7 @@ func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account,
 
 // Transactions lists an organization's transactions, newest first, of one kind when kind is set.
 func (a *App) Transactions(ctx context.Context, orgID string, limit int, beforeSeq int64, kind ledger.TxKind) ([]*ledger.Transaction, error) {
-	if err := ledger.ValidateOrgID(orgID); err != nil {
+	if err := ledger.Invalid(ids.OrgID(orgID)); err != nil {
 		return nil, err
 	}
 	return a.store.ListTransactions(ctx, orgID, limit, beforeSeq, kind)

@@ -9,13 +9,12 @@ import (
 	"log/slog"
 	"strconv"
 
-	"github.com/google/uuid"
 	moneypb "google.golang.org/genproto/googleapis/type/money"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
@@ -62,14 +61,6 @@ func amount(m *moneypb.Money, positive bool) (money.Money, error) {
 		return money.Money{}, fmt.Errorf("%w: amount must be positive", ledger.ErrInvalid)
 	}
 	return v, nil
-}
-
-func holdID(id string) (string, error) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return "", fmt.Errorf("%w: hold_id %s is not a UUID", ledger.ErrInvalid, textcheck.Quote(id))
-	}
-	return u.String(), nil
 }
 
 // GetBalance implements LedgerServiceServer.
@@ -280,7 +271,7 @@ func (s *Server) WatchEvents(req *ledgerv1.WatchEventsRequest, stream ledgerv1.L
 		return toStatus(s.logger, fmt.Errorf("%w: after_sequence must not be negative", ledger.ErrInvalid))
 	}
 	if org := req.GetOrgId(); org != "" {
-		if err := ledger.ValidateOrgID(org); err != nil {
+		if err := ledger.Invalid(ids.OrgID(org)); err != nil {
 			return toStatus(s.logger, err)
 		}
 	}
