@@ -154,7 +154,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
+	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
 	if err != nil {
 		return err
 	}

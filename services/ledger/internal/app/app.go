@@ -23,6 +23,9 @@ import (
 	"github.com/tallyhq/tally/services/ledger/internal/store"
 )
 
+// ErrShuttingDown is returned for writes submitted after shutdown began.
+var ErrShuttingDown = committer.ErrClosed
+
 // Config wires an App.
 type Config struct {
 	Store *store.Store
