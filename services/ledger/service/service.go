@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
@@ -132,24 +130,14 @@ func Load(e *config.Env) (Config, error) {
 	return c, nil
 }
 
-// Run serves the ledger on lis until ctx is done, then stops gracefully.
+// Run serves the ledger on lis until ctx is done, then stops gracefully. The committer stops
+// after the gRPC server: in-flight writes finish before shutdown completes.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
-	dbTimeout := cfg.DBTimeout
-	if dbTimeout <= 0 {
-		dbTimeout = 5 * time.Second
-	}
-	pool, err := pg.Open(ctx, pg.Options{URL: cfg.DatabaseURL, Schema: "ledger", MaxConns: cfg.DBMaxConns, StatementTimeout: dbTimeout, ConnectTimeout: dbTimeout})
+	st, closeDB, err := newStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := pg.Migrate(ctx, pool, "ledger", migrations.FS); err != nil {
-		return err
-	}
-	st, err := store.New(pool, store.Config{DefaultCurrency: cfg.DefaultCurrency, Timeout: dbTimeout})
-	if err != nil {
-		return err
-	}
+	defer closeDB()
 	authn, err := server.NewAuth(ctx, cfg.Auth, "ledger", logger)
 	if err != nil {
 		return err
@@ -161,48 +149,21 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	// The Redis client reports a new server to the app, which does not exist yet when the
 	// client is made; nothing connects before the app runs, and the app's first act is a bump.
 	var ledgerApp atomic.Pointer[app.App]
-	var cache *balancecache.Cache
-	if cfg.RedisURL != "" {
-		rdb, err := balancecache.NewClient(balancecache.ClientConfig{
-			URL:     cfg.RedisURL,
-			Timeout: cfg.RedisTimeout,
-			OnNewServer: func() {
-				if a := ledgerApp.Load(); a != nil {
-					a.RedisServerChanged()
-				}
-			},
-		})
-		if err != nil {
-			return err
+	cache, closeCache, err := newCache(cfg, logger, func() {
+		if a := ledgerApp.Load(); a != nil {
+			a.RedisServerChanged()
 		}
-		defer func() { _ = rdb.Close() }()
-		cache = balancecache.New(rdb, balancecache.Config{TTL: cfg.BalanceCacheTTL, Timeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisReadTimeout})
-	} else {
-		logger.Warn("REDIS_URL is not set: Authorize reads PostgreSQL on every call")
+	})
+	if err != nil {
+		return err
 	}
-	var watcher *catalog.Watcher
-	if cfg.PricingAddr != "" {
-		conn, err := rpcclient.DialSource(cfg.PricingAddr, authn.Identity())
-		if err != nil {
-			return err
-		}
-		defer func() { _ = conn.Close() }()
-		watcher, err = catalog.NewWatcher(catalog.WatcherConfig{Client: pricingv1.NewPricingServiceClient(conn), Logger: logger})
-		if err != nil {
-			return err
-		}
+	defer closeCache()
+	watcher, closePricing, err := newPricer(cfg, authn, logger)
+	if err != nil {
+		return err
 	}
-	appCfg := app.Config{
-		Store: st, Cache: cache, Logger: logger, Metrics: srv.Registry(),
-		MaxBatch: cfg.CommitMaxBatch, MaxWait: cfg.CommitMaxWait, Workers: cfg.CommitWorkers, CommitRetryFor: cfg.CommitRetryFor,
-		SweepInterval: cfg.SweepInterval, MaxRequestAmount: cfg.MaxRequestAmount,
-		EpochInterval: cfg.EpochInterval, EpochMaxAge: cfg.EpochMaxAge, ReplicaTimeout: cfg.ReplicaTimeout, CacheQueue: cfg.BalanceCacheQueue,
-		UsageInterval: cfg.UsageInterval, Now: cfg.Now, CreditValidity: cfg.CreditValidity, PlatformShards: cfg.PlatformShards,
-	}
-	if watcher != nil {
-		appCfg.Pricer = watcher
-	}
-	a, err := app.New(appCfg)
+	defer closePricing()
+	a, err := app.New(appConfig(cfg, st, cache, watcher, logger, srv))
 	if err != nil {
 		return err
 	}
@@ -212,28 +173,85 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	ledgerv1.RegisterLedgerServiceServer(srv.GRPC(), api)
-
-	g, gctx := errgroup.WithContext(ctx)
-	appCtx, stopApp := context.WithCancel(context.WithoutCancel(ctx))
-	g.Go(func() error { return srv.Serve(gctx, lis) })
-	g.Go(func() error { return server.ServeMetrics(gctx, cfg.MetricsAddr, srv.Registry(), logger) })
-	appDone := make(chan error, 1)
-	go func() { appDone <- a.Run(appCtx) }()
+	workers := []server.Worker{{Name: "ledger app", Run: a.Run, AfterServe: true}}
 	if watcher != nil {
 		// Usage debits answer Unavailable until the first price list arrives; the ledger serves
 		// amount debits meanwhile.
-		g.Go(func() error {
-			if err := watcher.Run(gctx); err != nil && gctx.Err() == nil {
-				return fmt.Errorf("following the price list: %w", err)
+		workers = append(workers, server.Worker{Name: "following the price list", Run: func(ctx context.Context) error {
+			if err := watcher.Run(ctx); err != nil && ctx.Err() == nil {
+				return err
 			}
 			return nil
-		})
+		}})
 	}
-	err = g.Wait()
-	// The committer stops after the server: in-flight writes finish before shutdown completes.
-	stopApp()
-	if aerr := <-appDone; aerr != nil && !errors.Is(aerr, context.Canceled) {
-		err = errors.Join(err, aerr)
+	return server.Run(ctx, server.RunConfig{GRPC: srv, Listener: lis, MetricsAddr: cfg.MetricsAddr, Workers: workers, Logger: logger})
+}
+
+// newStore opens the ledger's database, migrates it and returns its store.
+func newStore(ctx context.Context, cfg Config) (*store.Store, func(), error) {
+	dbTimeout := cfg.DBTimeout
+	if dbTimeout <= 0 {
+		dbTimeout = 5 * time.Second
 	}
-	return err
+	pool, err := pg.Open(ctx, pg.Options{URL: cfg.DatabaseURL, Schema: "ledger", MaxConns: cfg.DBMaxConns, StatementTimeout: dbTimeout, ConnectTimeout: dbTimeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := pg.Migrate(ctx, pool, "ledger", migrations.FS); err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	st, err := store.New(pool, store.Config{DefaultCurrency: cfg.DefaultCurrency, Timeout: dbTimeout})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return st, pool.Close, nil
+}
+
+// newCache returns the Redis balance cache, or nil without REDIS_URL.
+func newCache(cfg Config, logger *slog.Logger, onNewServer func()) (*balancecache.Cache, func(), error) {
+	if cfg.RedisURL == "" {
+		logger.Warn("REDIS_URL is not set: Authorize reads PostgreSQL on every call")
+		return nil, func() {}, nil
+	}
+	rdb, err := balancecache.NewClient(balancecache.ClientConfig{URL: cfg.RedisURL, Timeout: cfg.RedisTimeout, OnNewServer: onNewServer})
+	if err != nil {
+		return nil, nil, err
+	}
+	cache := balancecache.New(rdb, balancecache.Config{TTL: cfg.BalanceCacheTTL, Timeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisReadTimeout})
+	return cache, func() { _ = rdb.Close() }, nil
+}
+
+// newPricer returns the follower of the pricing service's price list, or nil without
+// TALLY_PRICING_ADDR.
+func newPricer(cfg Config, authn *server.Auth, logger *slog.Logger) (*catalog.Watcher, func(), error) {
+	if cfg.PricingAddr == "" {
+		return nil, func() {}, nil
+	}
+	conn, err := rpcclient.DialSource(cfg.PricingAddr, authn.Identity())
+	if err != nil {
+		return nil, nil, err
+	}
+	watcher, err := catalog.NewWatcher(catalog.WatcherConfig{Client: pricingv1.NewPricingServiceClient(conn), Logger: logger})
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	return watcher, func() { _ = conn.Close() }, nil
+}
+
+// appConfig is the app's configuration for cfg.
+func appConfig(cfg Config, st *store.Store, cache *balancecache.Cache, watcher *catalog.Watcher, logger *slog.Logger, srv *server.Server) app.Config {
+	c := app.Config{
+		Store: st, Cache: cache, Logger: logger, Metrics: srv.Registry(),
+		MaxBatch: cfg.CommitMaxBatch, MaxWait: cfg.CommitMaxWait, Workers: cfg.CommitWorkers, CommitRetryFor: cfg.CommitRetryFor,
+		SweepInterval: cfg.SweepInterval, MaxRequestAmount: cfg.MaxRequestAmount,
+		EpochInterval: cfg.EpochInterval, EpochMaxAge: cfg.EpochMaxAge, ReplicaTimeout: cfg.ReplicaTimeout, CacheQueue: cfg.BalanceCacheQueue,
+		UsageInterval: cfg.UsageInterval, Now: cfg.Now, CreditValidity: cfg.CreditValidity, PlatformShards: cfg.PlatformShards,
+	}
+	if watcher != nil {
+		c.Pricer = watcher
+	}
+	return c
 }
