@@ -29,7 +29,7 @@ import (
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/pkg/textcheck/textchecktest"
-	"github.com/tallyhq/tally/services/ledger/service"
+	"github.com/tallyhq/tally/services/ledger/internal/service"
 )
 
 // Secret signs the tokens of test ledgers.
