@@ -274,28 +274,7 @@ WHERE kind IN ('debit', 'capture')`)
 
 	// A follower transaction that fails after its upserts (here: moving the cursor) is rolled
 	// back whole and retried: its page is counted once when it finally commits.
-	before := expectedUsage(t, pool, "u", "2000-01-01")
-	_, err = pool.Exec(t.Context(), `CREATE SEQUENCE ledger.usage_failures;
-CREATE FUNCTION ledger.fail_usage() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM nextval('ledger.usage_failures'); RAISE EXCEPTION 'injected failure'; END $$;
-CREATE TRIGGER fail_usage BEFORE UPDATE ON ledger.usage_cursor FOR EACH ROW EXECUTE FUNCTION ledger.fail_usage()`)
-	require.NoError(t, err)
-	for range 30 {
-		wa.write(true)
-	}
-	require.Eventually(t, func() bool { // sequences are not transactional: the attempts show
-		var n int64
-		return pool.QueryRow(t.Context(), `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ledger.usage_failures`).Scan(&n) == nil && n >= 5
-	}, 30*time.Second, 5*time.Millisecond, "the follower never retried")
-	var stored string
-	require.NoError(t, pool.QueryRow(t.Context(), `SELECT coalesce(sum(amount), 0)::text FROM ledger.usage_daily WHERE org_id = 'u'`).Scan(&stored))
-	storedBefore := new(big.Int)
-	for _, c := range before {
-		storedBefore.Add(storedBefore, c.amount)
-	}
-	require.Equal(t, storedBefore.String(), stored, "nothing of the failed pages was kept")
-	_, err = pool.Exec(t.Context(), `DROP TRIGGER fail_usage ON ledger.usage_cursor`)
-	require.NoError(t, err)
+	failUsagePagesOnce(t, pool, wa)
 	waitUsageCounted(t, pool)
 	requireSummaryMatches(t, pool, summary(t, member, "u", 90), 90)
 
@@ -313,6 +292,35 @@ CREATE TRIGGER fail_usage BEFORE UPDATE ON ledger.usage_cursor FOR EACH ROW EXEC
 	waitUsageCounted(t, pool)
 	requireSummaryMatches(t, pool, summary(t, c.Client(t, ledgertest.OpsToken(t)), "u", 90), 90)
 	requireBalanced(t, dbURL)
+}
+
+// failUsagePagesOnce makes every follower transaction of pool's ledger fail after its upserts
+// (on moving the cursor) while w writes 30 more changes, checks that nothing of the failed pages
+// was kept, and lets the followers succeed again.
+func failUsagePagesOnce(t *testing.T, pool *pgxpool.Pool, w *usageWriter) {
+	t.Helper()
+	before := expectedUsage(t, pool, "u", "2000-01-01")
+	_, err := pool.Exec(t.Context(), `CREATE SEQUENCE ledger.usage_failures;
+CREATE FUNCTION ledger.fail_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM nextval('ledger.usage_failures'); RAISE EXCEPTION 'injected failure'; END $$;
+CREATE TRIGGER fail_usage BEFORE UPDATE ON ledger.usage_cursor FOR EACH ROW EXECUTE FUNCTION ledger.fail_usage()`)
+	require.NoError(t, err)
+	for range 30 {
+		w.write(true)
+	}
+	require.Eventually(t, func() bool { // sequences are not transactional: the attempts show
+		var n int64
+		return pool.QueryRow(t.Context(), `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ledger.usage_failures`).Scan(&n) == nil && n >= 5
+	}, 30*time.Second, 5*time.Millisecond, "the follower never retried")
+	var stored string
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT coalesce(sum(amount), 0)::text FROM ledger.usage_daily WHERE org_id = 'u'`).Scan(&stored))
+	storedBefore := new(big.Int)
+	for _, c := range before {
+		storedBefore.Add(storedBefore, c.amount)
+	}
+	require.Equal(t, storedBefore.String(), stored, "nothing of the failed pages was kept")
+	_, err = pool.Exec(t.Context(), `DROP TRIGGER fail_usage ON ledger.usage_cursor`)
+	require.NoError(t, err)
 }
 
 // rebuild empties the usage table and rewinds its cursor to the first event, under the cursor's
