@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tallyhq/tally/pkg/config"
+	"github.com/tallyhq/tally/services/ledger/internal/committer"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 	"github.com/tallyhq/tally/services/ledger/internal/store"
 )
@@ -67,3 +68,5 @@ func (b *Batches) Apply(ctx context.Context, reqs []*ledger.Request) (ledger.App
 	applied.Outcomes = outcomes
 	return applied, nil
 }
+
+var _ committer.Applier = (*Batches)(nil)
