@@ -141,9 +141,9 @@ func (e errorMapper) mapError(ctx context.Context, method string, err error) err
 	if detail := auth.RefusalDetail(err); detail != nil {
 		attrs = append(attrs, "detail", detail)
 	}
-	msg := "rpc refused"
-	if level >= slog.LevelWarn {
-		msg = "rpc failed"
+	msg := "rpc refused" // the caller's mistake, or an outage (Warn)
+	if level >= slog.LevelError {
+		msg = "rpc failed" // ours: Internal (tests watch for this message)
 	}
 	e.logger.Log(ctx, level, msg, attrs...)
 	if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok { //nolint:errorlint // as in Status

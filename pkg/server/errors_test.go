@@ -56,6 +56,8 @@ func (l *failingLedger) GetBalance(ctx context.Context, req *ledgerv1.GetBalance
 	case "record":
 		l.recorded <- server.RequestID(ctx)
 		return &ledgerv1.GetBalanceResponse{}, nil
+	case "panic":
+		panic("handler bug")
 	case "slow":
 		l.entered <- struct{}{}
 		<-l.release
@@ -140,9 +142,9 @@ func newErrorsServer(t *testing.T, table server.ErrorTable, errs map[string]erro
 	return srv, lis, &errorsServer{client: ledgerv1.NewLedgerServiceClient(conn), logs: logs, ledger: l}
 }
 
-// call calls GetBalance for org with request id rid ("" sends none) and returns the error and
-// the request id echoed in the response header.
-func (s *errorsServer) call(t *testing.T, org, rid string) (error, string) {
+// call calls GetBalance for org with request id rid ("" sends none) and returns the request id
+// echoed in the response header and the error.
+func (s *errorsServer) call(t *testing.T, org, rid string) (string, error) {
 	t.Helper()
 	ctx := t.Context()
 	if rid != "" {
@@ -152,7 +154,7 @@ func (s *errorsServer) call(t *testing.T, org, rid string) (error, string) {
 	_, err := s.client.GetBalance(ctx, &ledgerv1.GetBalanceRequest{OrgId: org}, grpc.Header(&header))
 	echoed := header.Get(server.RequestIDHeader)
 	require.Len(t, echoed, 1, "the request id is echoed even on errors (%q: %v)", rid, err)
-	return err, echoed[0]
+	return echoed[0], err
 }
 
 // sampleError returns an error rule r matches, wrapped as a handler would.
@@ -182,7 +184,7 @@ func TestCommonErrorsOverTheWire(t *testing.T) {
 	for i, r := range server.CommonErrors {
 		org := fmt.Sprint("row-", i)
 		t.Run(fmt.Sprintf("%s %v", org, r.Is), func(t *testing.T) {
-			err, rid := s.call(t, org, org)
+			rid, err := s.call(t, org, org)
 			require.Equal(t, org, rid)
 			st := status.Convert(err)
 			require.Equal(t, r.Code, st.Code(), "%v", err)
@@ -234,7 +236,7 @@ func TestErrorMapping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.org, func(t *testing.T) {
-			err, _ := s.call(t, tt.org, "rid-"+tt.org)
+			_, err := s.call(t, tt.org, "rid-"+tt.org)
 			require.Equal(t, tt.code, status.Code(err), "%v", err)
 			require.Equal(t, tt.msg, status.Convert(err).Message())
 		})
@@ -249,7 +251,7 @@ func TestInternalLoggedOnce(t *testing.T) {
 		"unknown": errors.New("boom"),
 		"domain":  errDomain,
 	})
-	err, rid := s.call(t, "unknown", "")
+	rid, err := s.call(t, "unknown", "")
 	require.Equal(t, codes.Internal, status.Code(err))
 	require.Regexp(t, `^[0-9a-f]{32}$`, rid, "a new id without one from the caller")
 	require.Equal(t, "internal error (request "+rid+")", status.Convert(err).Message())
@@ -263,11 +265,12 @@ func TestInternalLoggedOnce(t *testing.T) {
 	require.NoError(t, herr)
 	require.Equal(t, []string{"watch-1"}, header.Get(server.RequestIDHeader))
 
-	err, _ = s.call(t, "domain", "refused-1")
+	_, err = s.call(t, "domain", "refused-1")
 	require.Equal(t, codes.NotFound, status.Code(err))
 
 	errorsLogged := s.logs.at(slog.LevelError)
 	require.Len(t, errorsLogged, 2, "%v", errorsLogged)
+	require.Equal(t, "rpc failed", errorsLogged[0]["msg"])
 	require.Equal(t, ledgerv1.LedgerService_GetBalance_FullMethodName, errorsLogged[0]["method"])
 	require.Equal(t, rid, errorsLogged[0]["request_id"])
 	require.Equal(t, "boom", errorsLogged[0]["err"])
@@ -276,6 +279,22 @@ func TestInternalLoggedOnce(t *testing.T) {
 	warned := s.logs.at(slog.LevelWarn)
 	require.Len(t, warned, 1, "the service table's level")
 	require.Equal(t, "refused-1", warned[0]["request_id"])
+	require.Equal(t, "rpc refused", warned[0]["msg"], "\"rpc failed\" is only ever an internal error")
+}
+
+// TestPanicIsInternalWithRequestID requires a panicking handler answered Internal with the
+// request id, and the panic logged once at Error with it.
+func TestPanicIsInternalWithRequestID(t *testing.T) {
+	t.Parallel()
+	s := startErrorsServer(t, nil, nil)
+	rid, err := s.call(t, "panic", "panic-1")
+	require.Equal(t, "panic-1", rid)
+	require.Equal(t, codes.Internal, status.Code(err))
+	require.Equal(t, "internal error (request panic-1)", status.Convert(err).Message())
+	logged := s.logs.at(slog.LevelError)
+	require.Len(t, logged, 1, "%v", logged)
+	require.Equal(t, "panic in rpc", logged[0]["msg"])
+	require.Equal(t, "panic-1", logged[0]["request_id"])
 }
 
 // TestStatusOfContextErrors requires a context error to be the caller's only while the caller's
@@ -329,7 +348,7 @@ func TestRequestID(t *testing.T) {
 		{sent: "slash/and$dollar"}, // grpc-go itself refuses to send control or non-ASCII bytes
 	}
 	for _, tt := range tests {
-		_, rid := s.call(t, "record", tt.sent)
+		rid, _ := s.call(t, "record", tt.sent)
 		require.Equal(t, rid, <-s.ledger.recorded, "the handler sees the echoed id")
 		if tt.kept {
 			require.Equal(t, tt.sent, rid)
@@ -337,7 +356,7 @@ func TestRequestID(t *testing.T) {
 			require.Regexp(t, newID, rid, "%q replaced", tt.sent)
 		}
 	}
-	_, rid := s.call(t, "forward", "chain-7")
+	rid, _ := s.call(t, "forward", "chain-7")
 	require.Equal(t, "chain-7", rid)
 	require.Equal(t, "chain-7", <-s.ledger.recorded, "rpcclient forwards the id")
 }

@@ -56,7 +56,7 @@ func TestRunStopsAfterServeWorkersLast(t *testing.T) {
 		afterStarted <- ctx
 		return untilDone(ev, "committer")(ctx)
 	}
-	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	httpLis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(http.ResponseWriter, *http.Request) {})
@@ -128,17 +128,21 @@ func TestRunFirstErrorWins(t *testing.T) {
 // TestRunRefusesAnIncompleteConfig requires the listeners closed when Run cannot start.
 func TestRunRefusesAnIncompleteConfig(t *testing.T) {
 	t.Parallel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	httpLis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	err = server.Run(t.Context(), server.RunConfig{Listener: lis, Logger: quiet,
 		HTTP: []server.HTTPServer{{Server: &http.Server{}, Listener: httpLis}}}) //nolint:gosec // test server
-	require.Error(t, err)
+	require.EqualError(t, err, "server: run needs a gRPC server, its listener and a logger")
 	_, err = lis.Accept()
 	require.Error(t, err, "closed")
 	_, err = httpLis.Accept()
 	require.Error(t, err, "closed")
+
+	srv, grpcLis, _ := newErrorsServer(t, nil, nil)
+	err = server.Run(t.Context(), server.RunConfig{GRPC: srv, Listener: grpcLis, Logger: quiet, Workers: []server.Worker{{Name: "sweeper"}}})
+	require.EqualError(t, err, `server: worker "sweeper" needs a name and a Run function`)
 }
 
 // TestRunServes requires calls served, with CommonErrors alone when the server has no table.

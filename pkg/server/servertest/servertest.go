@@ -26,8 +26,8 @@ import (
 // requestID is the request id of every case's call.
 const requestID = "servertest-request"
 
-// secret is in the text of errors whose text must not reach the caller.
-const secret = "db-7.internal:5432 password=hunter2"
+// cause is in the text of errors whose text must not reach the caller (an address, a query).
+const cause = "db-7.internal:5432 SELECT balance FROM ledger.accounts"
 
 // masked is the text of an Internal answer to the call of a case.
 const masked = "internal error (request " + requestID + ")"
@@ -48,7 +48,7 @@ type errorCase struct {
 	Err    error
 	Code   codes.Code
 	// Message is the exact text the caller reads; "" only requires that no text of Err's cause
-	// (the secret) reaches the caller.
+	// (the cause) reaches the caller.
 	Message string
 	// Level is the least level of the call's log line.
 	Level slog.Level
@@ -56,39 +56,39 @@ type errorCase struct {
 
 // cases are the shared conformance cases.
 func cases() []errorCase {
-	dependency := fmt.Errorf("calling %s: %w", secret, context.DeadlineExceeded)
+	dependency := fmt.Errorf("calling %s: %w", cause, context.DeadlineExceeded)
 	return []errorCase{
 		{Name: "a status made by the handler passes", Err: status.Error(codes.NotFound, "no such hold"),
 			Code: codes.NotFound, Message: "no such hold", Level: slog.LevelDebug},
-		{Name: "a wrapped dependency status is internal", Err: fmt.Errorf("calling pricing: %w", status.Error(codes.NotFound, secret)),
+		{Name: "a wrapped dependency status is internal", Err: fmt.Errorf("calling pricing: %w", status.Error(codes.NotFound, cause)),
 			Code: codes.Internal, Message: masked, Level: slog.LevelError},
-		{Name: "an unknown error is internal and masked", Err: fmt.Errorf("querying %s: %w", secret, errors.New("boom")),
+		{Name: "an unknown error is internal and masked", Err: fmt.Errorf("querying %s: %w", cause, errors.New("boom")),
 			Code: codes.Internal, Message: masked, Level: slog.LevelError},
-		{Name: "the caller canceled", Caller: canceled, Err: fmt.Errorf("querying %s: %w", secret, context.Canceled),
+		{Name: "the caller canceled", Caller: canceled, Err: fmt.Errorf("querying %s: %w", cause, context.Canceled),
 			Code: codes.Canceled, Level: slog.LevelDebug},
 		{Name: "the caller's deadline passed", Caller: timedOut, Err: dependency,
 			Code: codes.DeadlineExceeded, Level: slog.LevelDebug},
 		{Name: "a dependency's deadline while the caller waits is unavailable", Err: dependency,
 			Code: codes.Unavailable, Level: slog.LevelWarn},
-		{Name: "a dependency canceled while the caller waits is unavailable", Err: fmt.Errorf("%s: %w", secret, context.Canceled),
+		{Name: "a dependency canceled while the caller waits is unavailable", Err: fmt.Errorf("%s: %w", cause, context.Canceled),
 			Code: codes.Unavailable, Level: slog.LevelWarn},
 		{Name: "an invalid identifier is the caller's", Err: ids.OrgID("-acme"),
 			Code: codes.InvalidArgument, Level: slog.LevelDebug},
-		{Name: "a malformed ledger reply is internal", Err: fmt.Errorf("reading balance: %w", &ledgerclient.Error{Op: "balance", Msg: secret, Kind: ledgerclient.ErrBadReply}),
+		{Name: "a malformed ledger reply is internal", Err: fmt.Errorf("reading balance: %w", &ledgerclient.Error{Op: "balance", Msg: cause, Kind: ledgerclient.ErrBadReply}),
 			Code: codes.Internal, Message: masked, Level: slog.LevelError},
 		{Name: "a malformed ledger reply wrapping a money error is never the caller's", Err: fmt.Errorf("%w: %w", ledgerclient.ErrBadReply, money.ErrUnknownCurrency),
 			Code: codes.Internal, Message: masked, Level: slog.LevelError},
-		{Name: "the ledger unavailable is unavailable", Err: fmt.Errorf("crediting: %w", &ledgerclient.Error{Op: "credit", Code: codes.Internal, Msg: secret, Kind: ledgerclient.ErrUnavailable}),
+		{Name: "the ledger unavailable is unavailable", Err: fmt.Errorf("crediting: %w", &ledgerclient.Error{Op: "credit", Code: codes.Internal, Msg: cause, Kind: ledgerclient.ErrUnavailable}),
 			Code: codes.Unavailable, Level: slog.LevelWarn},
-		{Name: "the ledger refusing our credentials is unavailable", Err: &ledgerclient.Error{Op: "balance", Code: codes.Unauthenticated, Msg: secret, Kind: ledgerclient.ErrUnavailable, Credentials: true},
+		{Name: "the ledger refusing our credentials is unavailable", Err: &ledgerclient.Error{Op: "balance", Code: codes.Unauthenticated, Msg: cause, Kind: ledgerclient.ErrUnavailable, Credentials: true},
 			Code: codes.Unavailable, Level: slog.LevelWarn},
-		{Name: "a deadline of the ledger client is unavailable", Err: ledgerclient.Classify("debit", fmt.Errorf("%s: %w", secret, context.DeadlineExceeded)),
+		{Name: "a deadline of the ledger client is unavailable", Err: ledgerclient.Classify("debit", fmt.Errorf("%s: %w", cause, context.DeadlineExceeded)),
 			Code: codes.Unavailable, Level: slog.LevelWarn},
-		{Name: "the caller's deadline during a ledger call", Caller: timedOut, Err: ledgerclient.Classify("debit", fmt.Errorf("%s: %w", secret, context.DeadlineExceeded)),
+		{Name: "the caller's deadline during a ledger call", Caller: timedOut, Err: ledgerclient.Classify("debit", fmt.Errorf("%s: %w", cause, context.DeadlineExceeded)),
 			Code: codes.DeadlineExceeded, Level: slog.LevelDebug},
 		{Name: "a ledger refusal is a failed precondition", Err: &ledgerclient.Error{Op: "debit", Code: codes.FailedPrecondition, Msg: "insufficient funds", Kind: ledgerclient.ErrFailedPrecondition},
 			Code: codes.FailedPrecondition, Level: slog.LevelDebug},
-		{Name: "the database out of reach is unavailable", Err: fmt.Errorf("loading: %w", &pgconn.PgError{Code: "57P01", Message: secret}),
+		{Name: "the database out of reach is unavailable", Err: fmt.Errorf("loading: %w", &pgconn.PgError{Code: "57P01", Message: cause}),
 			Code: codes.Unavailable, Level: slog.LevelWarn},
 		{Name: "invalid text is the caller's", Err: fmt.Errorf("member_id: %w", textcheck.ErrInvalid),
 			Code: codes.InvalidArgument, Message: "member_id: invalid text", Level: slog.LevelDebug},
@@ -131,7 +131,7 @@ func checkCase(table server.ErrorTable, c errorCase) error {
 	if c.Message != "" && st.Message() != c.Message {
 		problems = append(problems, fmt.Sprintf("message %q, want %q", st.Message(), c.Message))
 	}
-	if strings.Contains(st.Message(), secret) {
+	if strings.Contains(st.Message(), cause) {
 		problems = append(problems, fmt.Sprintf("message %q leaks the cause", st.Message()))
 	}
 	if level < c.Level {
