@@ -234,10 +234,7 @@ func TestUsageSummary(t *testing.T) {
 	credit(t, opsA, "u", 1_000_000*unit, "seed")
 	credit(t, opsA, "neighbour", 1_000_000*unit, "seed")
 	svcA := a.Client(t, ledgertest.ServiceToken(t, "model-backend"))
-	require.Eventually(t, func() bool { // the ledger follows the price list
-		_, err := svcA.Authorize(t.Context(), &ledgerv1.AuthorizeRequest{OrgId: "u", Usage: &ledgerv1.Usage{ModelId: llm, Quantities: map[string]string{"input_tokens": "1"}}})
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond)
+	waitPriceList(t, svcA)
 	writers := func(l *ledgertest.Ledger, org string) *usageWriter {
 		return &usageWriter{t: t, rng: rng, org: org, svc: l.Client(t, ledgertest.ServiceToken(t, "model-backend")),
 			rentals: l.Client(t, ledgertest.ServiceToken(t, "instances-metering")), ops: l.Client(t, ledgertest.OpsToken(t))}
@@ -284,6 +281,7 @@ WHERE kind IN ('debit', 'capture')`)
 		wa.write(true)
 	}
 	c := ledgertest.Start(t, ledgertest.Options{DatabaseURL: dbURL, RedisURL: redisURL, PricingAddr: p.Addr})
+	waitPriceList(t, c.Client(t, ledgertest.ServiceToken(t, "model-backend")))
 	wc := writers(c, "u")
 	wc.n = 2_000_000
 	for range 30 {
@@ -292,6 +290,16 @@ WHERE kind IN ('debit', 'capture')`)
 	waitUsageCounted(t, pool)
 	requireSummaryMatches(t, pool, summary(t, c.Client(t, ledgertest.OpsToken(t)), "u", 90), 90)
 	requireBalanced(t, dbURL)
+}
+
+// waitPriceList waits until the ledger svc calls follows the price list: until then it refuses
+// usage debits with Unavailable.
+func waitPriceList(t *testing.T, svc ledgerv1.LedgerServiceClient) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		_, err := svc.Authorize(t.Context(), &ledgerv1.AuthorizeRequest{OrgId: "u", Usage: &ledgerv1.Usage{ModelId: llm, Quantities: map[string]string{"input_tokens": "1"}}})
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "the ledger follows the price list")
 }
 
 // failUsagePagesOnce makes every follower transaction of pool's ledger fail after its upserts
