@@ -140,7 +140,7 @@ func New(ctx context.Context, opts Options) (*Ledger, error) {
 	}
 	logger := opts.Logger
 	if logger == nil {
-		var out io.Writer = io.Discard
+		out := io.Writer(io.Discard)
 		if os.Getenv("TALLY_TEST_LOG") != "" {
 			out = os.Stderr // TALLY_TEST_LOG=1 shows the ledger's logs while debugging a test
 		}
@@ -216,7 +216,11 @@ func waitMetrics(t testing.TB, url string) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
 	require.Eventually(t, func() bool {
-		resp, err := client.Get(url)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+		if err != nil {
+			return false
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			return false
 		}
@@ -250,7 +254,7 @@ func (l *Ledger) waitHealthy(ctx context.Context) error {
 			l.done <- err
 			return fmt.Errorf("ledger exited before becoming healthy: %w", err)
 		case <-ctx.Done():
-			return fmt.Errorf("ledger did not become healthy: %w (last check: %v)", ctx.Err(), err)
+			return fmt.Errorf("ledger did not become healthy: %w", errors.Join(ctx.Err(), err))
 		case <-tick.C:
 		}
 	}

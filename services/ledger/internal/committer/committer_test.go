@@ -61,7 +61,7 @@ func start(t *testing.T, st committer.Applier, retryFor time.Duration, onUnknown
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- gc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 	return gc
 }
 
@@ -153,7 +153,7 @@ func TestCommitterCallsOnCommitBeforeAnswering(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- gc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
 	_, err = gc.Submit(t.Context(), debit("k"))
 	require.NoError(t, err)
 	mu.Lock()
