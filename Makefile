@@ -70,8 +70,29 @@ build: ## Build every service and the dev tools into ./bin.
 	go build -o $(BIN)/ ./pkg/cmd/... $(foreach s,$(SERVICES),./services/$(s)/cmd/...)
 
 .PHONY: run
-run: build $(RUN_TOOLS) ## Start PostgreSQL, Redis, mailpit and every service locally (Ctrl-C stops all).
+run: build web $(RUN_TOOLS) ## Start PostgreSQL, Redis, mailpit and every service locally (Ctrl-C stops all).
 	$(BIN)/tally-dev
+
+# --- the console (web/) ----------------------------------------------------------------------------
+# npm ci runs again only when a lockfile changed (npm writes node_modules/.package-lock.json).
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: web
+web: web/node_modules/.package-lock.json ## Build the console into web/dist (the gateway serves it).
+	cd web && npm run build
+
+# The browser suite has its own package (Playwright, axe-core) and lockfile; Playwright downloads no
+# browser: it drives Debian's /usr/bin/chromium.
+E2E_DIR := web/e2e
+$(E2E_DIR)/node_modules/.package-lock.json: $(E2E_DIR)/package-lock.json
+	cd $(E2E_DIR) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: e2e
+e2e: build web $(RUN_TOOLS) $(E2E_DIR)/node_modules/.package-lock.json ## Browser end-to-end suite: headless Chromium through the help page on a private stack (web/e2e).
+	cd $(E2E_DIR) && npx tsc --noEmit && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npx playwright test
 
 .PHONY: token
 token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=payments).
@@ -80,9 +101,10 @@ token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=
 
 # --- quality ------------------------------------------------------------------------------------
 .PHONY: test
-test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit and stripe-mock.
+test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit and stripe-mock, then the browser suite.
 	go vet $(GO_PKGS)
 	go test -count=1 -timeout 20m $(GO_PKGS)
+	$(MAKE) e2e
 
 FUZZTIME ?= 30s
 # package:target pairs; each target also runs its seed corpus in `make test`.
