@@ -59,7 +59,7 @@ test('16 a member of another organization is refused acme\'s data, and acme\'s m
   const res = await page.goto(invoice);
   expect(res?.status()).toBe(403);
   expect(res?.headers()['content-type']).toContain('application/json');
-  await expect(page.locator('body')).toContainText(/permission|forbidden/i);
+  await expect(page.locator('body')).toContainText(/not yours|permission|forbidden/i);
   await shot(page, '16-other-org-refused');
 
   // And a member's console refuses the ops tools with a visible forbidden state.
