@@ -466,3 +466,10 @@ func (s *ClientCredentialsSource) do(req *http.Request) ([]byte, int, error) {
 	}
 	return body, resp.StatusCode, nil
 }
+
+// UnverifiedExpiry reads the iat (zero when absent) and exp of a JWT without verifying it: for
+// the holder of a token learning when to renew it (the gateway's sessions), never for admitting
+// a caller, which is Verify's job.
+func UnverifiedExpiry(token string) (iat, exp time.Time, err error) {
+	return tokenExpiry(token)
+}

@@ -135,6 +135,8 @@ type stopper interface{ Stop(context.Context) error }
 type devConfig struct {
 	binDir  string
 	dataDir string
+	// consoleDir holds the built console (web/dist), served by the gateway.
+	consoleDir string
 	// services to start; nil means platform(). Their ports are shifted by portOffset.
 	services   []service
 	portOffset int
@@ -160,6 +162,8 @@ func main() {
 		binDir:     binDir,
 		dataDir:    dataDir,
 		portOffset: offset,
+		// The console is built by `make web` into web/dist; the gateway says so until it exists.
+		consoleDir: filepath.Join(filepath.Dir(binDir), "web", "dist"),
 		getenv:     os.Getenv,
 		out:        os.Stdout,
 		logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
@@ -198,6 +202,13 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 	// checkout) unless TALLY_ENV says otherwise.
 	if cfg.getenv(config.ModeKey) == "" {
 		env[config.ModeKey] = string(config.Development)
+	}
+	// The gateway serves the console; payments and notifications link to it.
+	// (TALLY_CONSOLE_URL follows the gateway's port, below.)
+	for k, v := range map[string]string{"TALLY_CONSOLE_DIR": cfg.consoleDir} {
+		if cfg.getenv(k) == "" && v != "" {
+			env[k] = v
+		}
 	}
 	testMode := cfg.getenv("STRIPE_SECRET_KEY") == ""
 	services := cfg.services
@@ -314,18 +325,12 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 		lines = append(lines, fmt.Sprintf("  %-20s %s localhost:%d", s.name, kind, s.port))
 	}
 
-	tokens := map[string]auth.Claims{
-		"member of acme": {Subject: "user-ada", OrgID: "acme", Email: "ada@acme.test", Name: "Ada Lovelace", Roles: []auth.Role{auth.RoleMember}},
-		"admin of acme":  {Subject: "user-grace", OrgID: "acme", Email: "grace@acme.test", Name: "Grace Hopper", Roles: []auth.Role{auth.RoleAdmin}},
-		"ops":            {Subject: "ops-dev", Email: "ops@tally.test", Name: "Ops", Roles: []auth.Role{auth.RoleOps}},
-		"model backend":  {Subject: "backend-dev", Roles: []auth.Role{auth.RoleService}},
-	}
 	out := cfg.out
 	fmt.Fprintln(out, "tally is running — Ctrl-C stops everything; a service that dies is restarted (shown here)")
 	fmt.Fprintln(out, strings.Join(lines, "\n"))
 	if info.GatewayURL != "" {
-		fmt.Fprintf(out, "  REST API             %s  (OpenAPI: %s/openapi.json)\n", info.GatewayURL, info.GatewayURL)
 		fmt.Fprintf(out, "  console              %s/\n", info.ConsoleURL)
+		fmt.Fprintf(out, "  REST API             %s  (OpenAPI: %s/openapi.json)\n", info.GatewayURL, info.GatewayURL)
 	}
 	if info.CheckoutURL != "" {
 		fmt.Fprintf(out, "  test-mode checkout   %s  (no STRIPE_SECRET_KEY: payments serves a local checkout page)\n", info.CheckoutURL)
@@ -337,16 +342,19 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 	fmt.Fprintln(out, "  REDIS_URL            "+redisURL)
 	fmt.Fprintln(out, "  logs                 "+filepath.Join(cfg.dataDir, "logs"))
 	fmt.Fprintln(out, "development tokens (24h):")
-	for _, name := range []string{"member of acme", "admin of acme", "ops", "model backend"} {
-		tok, err := auth.Mint([]byte(secret), tokens[name], 24*time.Hour)
+	var opsToken string
+	for _, u := range auth.DevUsers() {
+		tok, err := auth.Mint([]byte(secret), u.Claims, 24*time.Hour)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "  %-15s %s\n", name, tok)
+		if u.Key == "ops" {
+			opsToken = tok
+		}
+		fmt.Fprintf(out, "  %-15s %s\n", u.Label, tok)
 	}
 	if f, err := os.Create(filepath.Join(cfg.dataDir, "dev-token")); err == nil {
-		tok, _ := auth.Mint([]byte(secret), tokens["ops"], 24*time.Hour)
-		_, _ = f.WriteString(tok + "\n")
+		_, _ = f.WriteString(opsToken + "\n")
 		_ = f.Close()
 		fmt.Fprintln(out, "  (the ops token is also in "+filepath.Join(cfg.dataDir, "dev-token")+")")
 	}

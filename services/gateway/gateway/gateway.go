@@ -1,6 +1,8 @@
 // Package gateway is tally's REST front door: grpc-gateway routes that dial each service like any
 // gRPC client (so authentication, validation and metrics run for REST too), the OpenAPI document,
-// the Stripe webhook endpoint and ETags for the public price list.
+// the Stripe webhook endpoint and ETags for the public price list. It is also the console's
+// backend: the sign-in routes and the session cookie (package signin), the console's files
+// (package console), CORS (package cors) and PDF downloads named after their document.
 package gateway
 
 import (
@@ -22,6 +24,9 @@ import (
 	"github.com/tallyhq/tally/pkg/gen/openapi"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/services/gateway/console"
+	"github.com/tallyhq/tally/services/gateway/cors"
+	"github.com/tallyhq/tally/services/gateway/signin"
 )
 
 // Config names the gRPC address of each service; an empty address leaves its routes out.
@@ -35,6 +40,26 @@ type Config struct {
 	// Limits bound every request (body size, handler deadline); zero fields take the defaults.
 	// cmd/gateway serves the handler with the same limits' timeouts (HTTPLimits.Server).
 	Limits server.HTTPLimits
+	// SignIn serves /auth/ and authenticates REST calls by the session cookie; nil leaves both
+	// out (bearer tokens only).
+	SignIn *signin.Service
+	// ConsoleDir is the built console served for every path outside the API (TALLY_CONSOLE_DIR);
+	// empty serves no console.
+	ConsoleDir string
+	// CORSOrigins are the exact origins whose pages may call the API (TALLY_CORS_ORIGINS).
+	CORSOrigins []string
+}
+
+// apiPrefixes never fall back to the console's index.html.
+var apiPrefixes = []string{"/v1/", "/auth/", "/openapi.", "/healthz"}
+
+func isAPIPath(p string) bool {
+	for _, prefix := range apiPrefixes {
+		if strings.HasPrefix(p, prefix) || p == strings.TrimSuffix(prefix, "/") {
+			return true
+		}
+	}
+	return false
 }
 
 type registration struct {
@@ -60,6 +85,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		runtime.WithErrorHandler(restErr.handler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithForwardResponseOption(refuseOversizedBody),
+		runtime.WithForwardResponseOption(documentDisposition),
 		// No POST-as-GET with form bodies and no X-HTTP-Method-Override: one route, one method.
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
@@ -99,8 +125,29 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	root.Handle("/", withCleanURL(withETag(mux)))
-	return cfg.Limits.Handler(root), closeAll, nil
+	var rest http.Handler = withCleanURL(withETag(mux))
+	if cfg.SignIn != nil {
+		rest = cfg.SignIn.Authenticate(rest)
+		cfg.SignIn.Register(root)
+	}
+	root.Handle("/v1/", rest)
+	fallback := rest
+	if cfg.ConsoleDir != "" {
+		pages, err := console.New(cfg.ConsoleDir)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		fallback = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if isAPIPath(r.URL.Path) || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+				rest.ServeHTTP(w, r)
+				return
+			}
+			pages.ServeHTTP(w, r)
+		})
+	}
+	root.Handle("/", fallback)
+	return cfg.Limits.Handler(cors.Handler(cfg.CORSOrigins, root)), closeAll, nil
 }
 
 // withETag gives the public price list strong ETags and honours If-None-Match, so the pricing

@@ -44,9 +44,9 @@ type Config struct {
 	// LedgerAddr is the ledger's gRPC address, called with the service's own identity
 	// (service:notifications, see Auth).
 	LedgerAddr string
-	// FrontendURL is the web app's base URL, for the links in emails.
-	FrontendURL string
-	SMTP        sender.SMTPConfig
+	// ConsoleURL is the web console's base URL (TALLY_CONSOLE_URL), for the links in emails.
+	ConsoleURL string
+	SMTP       sender.SMTPConfig
 	// SendWorkers is the number of concurrent SMTP senders; 0 runs no sender in this replica
 	// (emails stay queued for the replicas that have one).
 	SendWorkers  int
@@ -78,7 +78,7 @@ func Load(e *config.Env) (Config, error) {
 		DatabaseURL: e.Required("DATABASE_URL"),
 		Auth:        server.LoadAuthConfig(e),
 		LedgerAddr:  e.String("TALLY_LEDGER_ADDR", "localhost:9091"),
-		FrontendURL: e.String("TALLY_FRONTEND_URL", "http://localhost:3000"),
+		ConsoleURL:  e.ConsoleURL(),
 		SMTP: sender.SMTPConfig{
 			Host:     e.String("TALLY_SMTP_HOST", "localhost"),
 			Port:     e.Int("TALLY_SMTP_PORT", 1025),
@@ -172,7 +172,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	renderer, err := emails.NewRenderer(cfg.FrontendURL)
+	renderer, err := emails.NewRenderer(cfg.ConsoleURL)
 	if err != nil {
 		return err
 	}

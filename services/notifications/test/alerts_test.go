@@ -57,8 +57,9 @@ func TestBurstOfDebitsCrossingOnceSendsOneEmail(t *testing.T) {
 	require.Contains(t, m.Subject, "Low credit balance for "+org)
 	require.Contains(t, m.Text, "Alert threshold: 50.00 USD")
 	require.Contains(t, m.Text, "Current balance: ")
-	require.Contains(t, m.Text, frontendURL+"/billing?add-credits=1")
-	require.Contains(t, m.HTML, `href="`+frontendURL+`/billing?add-credits=1"`)
+	require.Contains(t, m.Text, "Add credits: "+consoleURL+"/billing\n")
+	require.Contains(t, m.HTML, `href="`+consoleURL+`/billing"`)
+	require.Contains(t, m.HTML, `href="`+consoleURL+`/settings/notifications"`)
 	require.Contains(t, m.HTML, "Add Credits")
 
 	// The Message-ID is derived from the queued email's unique id.
@@ -254,7 +255,7 @@ func TestOptInEmails(t *testing.T) {
 	}
 	require.Len(t, subjects, 4, "one email of each kind: %v", msgs)
 	require.Contains(t, subjects["payment"], "25.00 USD of credits were added to "+org)
-	require.Contains(t, subjects["payment"], frontendURL+"/billing")
+	require.Contains(t, subjects["payment"], consoleURL+"/billing")
 	require.Contains(t, subjects["expiring"], "(25.00 USD) expire on")
 	require.Contains(t, subjects["expired"], "25.00 USD of credits of "+org+" expired")
 	require.Contains(t, subjects["suspended"], "gpu-42")

@@ -45,7 +45,7 @@ const (
 	tick    = 50 * time.Millisecond
 )
 
-const frontendURL = "https://app.tally.test"
+const consoleURL = "https://app.tally.test"
 
 // mailbox is an SMTP server with mailpit's HTTP API.
 type mailbox interface {
@@ -91,7 +91,7 @@ func (s *stack) start(t *testing.T, mutate ...func(*service.Config)) *replica {
 		DatabaseURL: s.dbURL,
 		Auth:        server.AuthConfig{JWTSecret: ledgertest.Secret},
 		LedgerAddr:  s.ledger.Addr,
-		FrontendURL: frontendURL,
+		ConsoleURL:  consoleURL,
 		SMTP: sender.SMTPConfig{
 			Host: host, Port: p, TLS: sender.TLSNone, From: "Tally <notifications@tally.test>", Timeout: 5 * time.Second,
 		},

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -68,14 +69,27 @@ type Config struct {
 	StripeAPIURL     string
 	WebhookTolerance time.Duration
 	// WebhookURL receives the test-mode checkout's deliveries (the gateway's webhook route).
-	WebhookURL        string
-	SuccessURL        string
-	CancelURL         string
-	TopUpMin          money.Nanos
-	TopUpMax          money.Nanos
-	MaxRequestAmount  money.Nanos // per request (TALLY_MAX_REQUEST_AMOUNT); zero is payment.DefaultMaxRequestAmount
-	ReconcileInterval time.Duration
-	ReconcileLookback time.Duration
+	WebhookURL string
+	// ConsoleURL is the web console's base URL (TALLY_CONSOLE_URL): Checkout returns members to
+	// its Billing page (SuccessURL, CancelURL).
+	ConsoleURL string
+	TopUpMin   money.Nanos
+	TopUpMax   money.Nanos
+	// TopUpPresets are the amounts the Add Credits dialog suggests (TALLY_TOPUP_PRESETS); nil takes
+	// the defaults that fit the limits.
+	TopUpPresets     []money.Nanos
+	MaxRequestAmount money.Nanos // per request (TALLY_MAX_REQUEST_AMOUNT); zero is payment.DefaultMaxRequestAmount
+	// CheckoutExpiry is how long a Checkout Session stays payable (TALLY_CHECKOUT_EXPIRY, 30m to
+	// 24h); zero is payment.DefaultCheckoutExpiry.
+	CheckoutExpiry time.Duration
+	// CreditValidity is the ledger's credit validity (TALLY_CREDIT_VALIDITY, the ledger's own
+	// setting), shown by GetCheckoutOptions; zero is three months.
+	CreditValidity config.Period
+	// ExpirySweepInterval is how often abandoned checkouts past their expiry are settled; zero is
+	// app.DefaultExpirySweepEvery.
+	ExpirySweepInterval time.Duration
+	ReconcileInterval   time.Duration
+	ReconcileLookback   time.Duration
 	// RetryInterval is how often the retry worker looks for due work (paid payments not credited
 	// yet, pending refunds); RetryBackoff is the wait after a first failed attempt, doubling up to
 	// RetryMaxBackoff. WorkLease is how long a request or a worker owns a fulfilment or refund it
@@ -115,8 +129,10 @@ func Load(e *config.Env) (Config, error) {
 		StripeAPIURL:        e.String("TALLY_STRIPE_API_URL", ""),
 		WebhookTolerance:    e.Duration("TALLY_STRIPE_WEBHOOK_TOLERANCE", 5*time.Minute),
 		WebhookURL:          e.String("TALLY_WEBHOOK_URL", "http://localhost:8080/v1/webhooks/stripe"),
-		SuccessURL:          e.String("TALLY_BILLING_SUCCESS_URL", "http://localhost:3000/billing?checkout=success"),
-		CancelURL:           e.String("TALLY_BILLING_CANCEL_URL", "http://localhost:3000/billing?checkout=cancel"),
+		ConsoleURL:          e.ConsoleURL(),
+		CheckoutExpiry:      e.Duration("TALLY_CHECKOUT_EXPIRY", payment.DefaultCheckoutExpiry),
+		CreditValidity:      e.Period("TALLY_CREDIT_VALIDITY", config.Period{Months: 3}),
+		ExpirySweepInterval: e.Duration("TALLY_PAYMENTS_EXPIRY_SWEEP_INTERVAL", app.DefaultExpirySweepEvery),
 		ReconcileInterval:   e.Duration("TALLY_RECONCILE_INTERVAL", 5*time.Minute),
 		ReconcileLookback:   e.Duration("TALLY_RECONCILE_LOOKBACK", 72*time.Hour),
 		RetryInterval:       e.Duration("TALLY_PAYMENTS_RETRY_INTERVAL", app.DefaultRetryEvery),
@@ -131,6 +147,7 @@ func Load(e *config.Env) (Config, error) {
 		SellerEmail:         e.String("TALLY_SELLER_EMAIL", ""),
 	}
 	minS, maxS := e.String("TALLY_TOPUP_MIN", "5"), e.String("TALLY_TOPUP_MAX", "10000")
+	presetsS := e.String("TALLY_TOPUP_PRESETS", "")
 	limitS := e.String(payment.MaxRequestAmountKey, payment.DefaultMaxRequestAmount.Decimal())
 	c.TestMode = e.Bool(TestModeKey, e.Development() && c.StripeSecretKey == "")
 	var errs []error
@@ -149,6 +166,16 @@ func Load(e *config.Env) (Config, error) {
 	}
 	if c.TopUpMax, err = money.ParseDecimal(maxS); err != nil {
 		errs = append(errs, fmt.Errorf("TALLY_TOPUP_MAX: %w", err))
+	}
+	if presetsS != "" {
+		for _, f := range strings.Split(presetsS, ",") {
+			n, err := money.ParseDecimal(strings.TrimSpace(f))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("TALLY_TOPUP_PRESETS: %w", err))
+				break
+			}
+			c.TopUpPresets = append(c.TopUpPresets, n)
+		}
 	}
 	if c.TestMode && c.StripeWebhookSecret == "" {
 		c.StripeWebhookSecret = DevWebhookSecret
@@ -191,6 +218,14 @@ func (c Config) validate() error {
 		return fmt.Errorf("%s must be positive", payment.MaxRequestAmountKey)
 	case c.TopUpMax > c.MaxRequestAmount:
 		return fmt.Errorf("TALLY_TOPUP_MAX must not exceed %s (%s)", payment.MaxRequestAmountKey, c.MaxRequestAmount.Decimal())
+	case c.TopUpPresets != nil && payment.CheckPresets(c.TopUpPresets, c.TopUpMin, c.TopUpMax) != nil:
+		return fmt.Errorf("TALLY_TOPUP_PRESETS: %w", payment.CheckPresets(c.TopUpPresets, c.TopUpMin, c.TopUpMax))
+	case c.CheckoutExpiry != 0 && payment.CheckCheckoutExpiry(c.CheckoutExpiry) != nil:
+		return fmt.Errorf("TALLY_CHECKOUT_EXPIRY: %w", payment.CheckCheckoutExpiry(c.CheckoutExpiry))
+	case c.ExpirySweepInterval < 0:
+		return errors.New("TALLY_PAYMENTS_EXPIRY_SWEEP_INTERVAL must be positive: abandoned checkouts must not stay pending")
+	case c.ConsoleURL == "":
+		return fmt.Errorf("%s is required", config.ConsoleURLKey)
 	case c.WebhookTolerance <= 0:
 		return errors.New("TALLY_STRIPE_WEBHOOK_TOLERANCE must be positive")
 	case c.ReconcileInterval < 0:
@@ -208,8 +243,47 @@ func (c Config) validate() error {
 	return nil
 }
 
+// SuccessURL is where Checkout sends a member who paid: the console's Billing page, told which
+// session ({CHECKOUT_SESSION_ID} is filled in by Stripe and by the test-mode page).
+func (c Config) SuccessURL() string {
+	return c.ConsoleURL + "/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}"
+}
+
+// CancelURL is where Checkout sends a member who gave up.
+func (c Config) CancelURL() string { return c.ConsoleURL + "/billing?checkout=cancelled" }
+
+// defaultPresets are payment.DefaultPresets within [minimum, maximum], or the limits themselves
+// when none is.
+func defaultPresets(minimum, maximum money.Nanos) []money.Nanos {
+	var out []money.Nanos
+	for _, p := range payment.DefaultPresets {
+		if p >= minimum && p <= maximum {
+			out = append(out, p)
+		}
+	}
+	switch {
+	case len(out) > 0:
+		return out
+	case minimum == maximum:
+		return []money.Nanos{minimum}
+	}
+	return []money.Nanos{minimum, maximum}
+}
+
 // withDefaults fills the zero retry and timeout settings of a Config built in code.
 func (c Config) withDefaults() Config {
+	if c.TopUpPresets == nil {
+		c.TopUpPresets = defaultPresets(c.TopUpMin, c.TopUpMax)
+	}
+	if c.CheckoutExpiry == 0 {
+		c.CheckoutExpiry = payment.DefaultCheckoutExpiry
+	}
+	if c.CreditValidity == (config.Period{}) {
+		c.CreditValidity = config.Period{Months: 3}
+	}
+	if c.ExpirySweepInterval == 0 {
+		c.ExpirySweepInterval = app.DefaultExpirySweepEvery
+	}
 	if c.MaxRequestAmount == 0 {
 		c.MaxRequestAmount = payment.DefaultMaxRequestAmount
 	}
@@ -246,6 +320,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	consoleURL, err := config.ParseConsoleURL(cfg.ConsoleURL, true) // Load checked the mode's rule
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", config.ConsoleURLKey, err)
+	}
+	cfg.ConsoleURL = consoleURL
 	s := &Service{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
@@ -291,7 +370,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		// The test-mode page, and the HTTP listener serving it, exist in test mode only: it
 		// grants credits for nothing.
 		local, err := localcheckout.New(localcheckout.Config{Sessions: st, PublicURL: cfg.PublicURL, WebhookURL: cfg.WebhookURL,
-			WebhookSecret: cfg.StripeWebhookSecret, SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Logger: logger})
+			WebhookSecret: cfg.StripeWebhookSecret, SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(), Logger: logger})
 		if err != nil {
 			return nil, err
 		}
@@ -303,7 +382,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		logger.Warn("payments runs in TEST MODE: checkouts use the local page and charge nothing", "url", cfg.PublicURL+"/checkout/test/")
 	} else {
 		proc, err = stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIURL: cfg.StripeAPIURL,
-			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Timeout: cfg.StripeTimeout, Logger: logger})
+			SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(), Timeout: cfg.StripeTimeout, Logger: logger})
 		if err != nil {
 			return nil, err
 		}
@@ -311,7 +390,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	s.app, err = app.New(app.Config{
 		Store: st, Ledger: ledger, Processor: proc, Verifier: verifier,
 		Seller:   invoice.Seller{Name: cfg.SellerName, Address: cfg.SellerAddress, TaxID: cfg.SellerTaxID, Email: cfg.SellerEmail},
-		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, MaxRequestAmount: cfg.MaxRequestAmount,
+		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, TopUpPresets: cfg.TopUpPresets, MaxRequestAmount: cfg.MaxRequestAmount,
+		CheckoutExpiry: cfg.CheckoutExpiry, ValidityMonths: validityMonths(cfg.CreditValidity),
 		ReconcileLookback: cfg.ReconcileLookback, Backoff: payment.Backoff{Base: cfg.RetryBackoff, Max: cfg.RetryMaxBackoff},
 		Lease: cfg.WorkLease, Logger: logger,
 	})
@@ -328,6 +408,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}
 	paymentsv1.RegisterPaymentsServiceServer(s.grpc.GRPC(), api)
 	return s, nil
+}
+
+// validityMonths is a credit validity in whole calendar months, 0 when it is not one.
+func validityMonths(p config.Period) int {
+	if p.Duration != 0 {
+		return 0
+	}
+	return p.Months
+}
+
+// SweepExpired runs one pass of the expiry sweep now.
+func (s *Service) SweepExpired(ctx context.Context) (app.ExpiryReport, error) {
+	return s.app.SweepExpired(ctx)
 }
 
 // Reconcile runs one reconciliation pass now.
@@ -349,6 +442,7 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 	g.Go(func() error { return s.serveHTTP(gctx) })
 	g.Go(func() error { return s.app.RunReconciler(gctx, s.cfg.ReconcileInterval) })
 	g.Go(func() error { return s.app.RunRetrier(gctx, s.cfg.RetryInterval) })
+	g.Go(func() error { return s.app.RunExpirySweep(gctx, s.cfg.ExpirySweepInterval) })
 	return g.Wait()
 }
 

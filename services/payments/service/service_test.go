@@ -27,6 +27,21 @@ func TestLoad(t *testing.T) {
 	require.Equal(t, payment.DefaultMaxRequestAmount, cfg.MaxRequestAmount)
 	require.Equal(t, 5*time.Minute, cfg.ReconcileInterval)
 	require.Equal(t, server.DevJWTSecret, cfg.Auth.JWTSecret)
+	require.Equal(t, "http://localhost:8080", cfg.ConsoleURL)
+	require.Equal(t, "http://localhost:8080/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}", cfg.SuccessURL())
+	require.Equal(t, "http://localhost:8080/billing?checkout=cancelled", cfg.CancelURL())
+	require.Equal(t, payment.DefaultCheckoutExpiry, cfg.CheckoutExpiry)
+	require.Equal(t, config.Period{Months: 3}, cfg.CreditValidity)
+	require.Nil(t, cfg.TopUpPresets, "the defaults that fit the limits")
+	require.Equal(t, []money.Nanos{10e9, 25e9, 50e9, 100e9}, cfg.withDefaults().TopUpPresets)
+
+	cfg, err = Load(config.FromMap(map[string]string{"DATABASE_URL": "postgres://x/y", "TALLY_ENV": "development",
+		"TALLY_CONSOLE_URL": "https://console.tally.test/", "TALLY_TOPUP_PRESETS": "20, 50,100.5", "TALLY_CHECKOUT_EXPIRY": "30m"}))
+	require.NoError(t, err)
+	require.Equal(t, "https://console.tally.test/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}", cfg.SuccessURL())
+	require.Equal(t, []money.Nanos{20e9, 50e9, 100_500_000_000}, cfg.TopUpPresets)
+	require.Equal(t, 30*time.Minute, cfg.CheckoutExpiry)
+	require.Equal(t, []money.Nanos{200e9, 10_000e9}, defaultPresets(200e9, 10_000e9), "limits above the defaults")
 
 	for _, tc := range []struct {
 		name string
@@ -42,6 +57,14 @@ func TestLoad(t *testing.T) {
 		{"top-up maximum above the request maximum", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y",
 			"TALLY_MAX_REQUEST_AMOUNT": "100", "TALLY_TOPUP_MAX": "200"}},
 		{"bad test mode", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", TestModeKey: "sometimes"}},
+		{"relative console URL", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_CONSOLE_URL": "/billing"}},
+		{"plain http console in production", map[string]string{"DATABASE_URL": "postgres://x/y", TestModeKey: "true",
+			"TALLY_CONSOLE_URL": "http://console.tally.test"}},
+		{"preset above the maximum", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_TOPUP_PRESETS": "10,20000"}},
+		{"presets not ascending", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_TOPUP_PRESETS": "50,10"}},
+		{"bad preset", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_TOPUP_PRESETS": "ten"}},
+		{"checkout expiry below Stripe's minimum", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_CHECKOUT_EXPIRY": "10m"}},
+		{"checkout expiry above Stripe's maximum", map[string]string{"TALLY_ENV": "development", "DATABASE_URL": "postgres://x/y", "TALLY_CHECKOUT_EXPIRY": "25h"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -21,24 +21,10 @@ import (
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
-// payOnPage opens the test-mode checkout page of cs and presses Pay.
+// payOnPage opens the test-mode checkout page of cs and pays with its Credit Card button.
 func payOnPage(t *testing.T, cs *paymentsv1.CreateCheckoutSessionResponse) {
 	t.Helper()
-	hc := noRedirectClient()
-	page, err := hc.Get(cs.GetUrl())
-	require.NoError(t, err)
-	body, err := io.ReadAll(page.Body)
-	require.NoError(t, page.Body.Close())
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, page.StatusCode)
-	require.Contains(t, string(body), "TEST MODE")
-	require.Contains(t, string(body), cs.GetSessionId())
-
-	resp, err := hc.PostForm(cs.GetUrl()+"/pay", url.Values{})
-	require.NoError(t, err)
-	require.NoError(t, resp.Body.Close())
-	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
-	require.Equal(t, successURL, resp.Header.Get("Location"))
+	payWith(t, cs, "Credit Card")
 }
 
 func TestLocalTestModeCheckoutEndToEnd(t *testing.T) {
@@ -71,7 +57,7 @@ func TestLocalTestModeCheckoutEndToEnd(t *testing.T) {
 	require.NoError(t, page.Body.Close())
 	require.NoError(t, err)
 	require.NotContains(t, string(body), "/pay\"")
-	resp, err := noRedirectClient().PostForm(cs.GetUrl()+"/pay", url.Values{})
+	resp, err := noRedirectClient().PostForm(cs.GetUrl()+"/pay", url.Values{"method": {"card"}})
 	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
 	require.Equal(t, http.StatusConflict, resp.StatusCode)
@@ -133,7 +119,7 @@ func TestReconciliationExpiresStaleLocalSessions(t *testing.T) {
 	require.Equal(t, app.ReconcileReport{Listed: 1, Expired: 1}, rep)
 	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_EXPIRED, e.payment(t, "acme", stale.GetPaymentId()).GetStatus())
 	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_PENDING, e.payment(t, "acme", fresh.GetPaymentId()).GetStatus())
-	resp, err := noRedirectClient().PostForm(stale.GetUrl()+"/pay", url.Values{})
+	resp, err := noRedirectClient().PostForm(stale.GetUrl()+"/pay", url.Values{"method": {"card"}})
 	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
 	require.Equal(t, http.StatusConflict, resp.StatusCode)

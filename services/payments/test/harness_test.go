@@ -41,9 +41,14 @@ import (
 const (
 	webhookSecret = "whsec_payments_test_secret"
 	unit          = money.Nanos(money.NanosPerUnit)
-	successURL    = "http://frontend.test/billing?checkout=success"
-	cancelURL     = "http://frontend.test/billing?checkout=cancel"
+	consoleURL    = "http://console.test"
+	cancelURL     = consoleURL + "/billing?checkout=cancelled"
 )
+
+// successURL is where Checkout returns a member who paid session sessionID.
+func successURL(sessionID string) string {
+	return consoleURL + "/billing?checkout=success&session_id=" + sessionID
+}
 
 // options select how the payments service under test runs.
 type options struct {
@@ -173,8 +178,7 @@ func start(t *testing.T, o options) *env {
 		WebhookURL:          hook.URL,
 		PublicURL:           e.httpURL,
 		HTTPListener:        httpLis,
-		SuccessURL:          successURL,
-		CancelURL:           cancelURL,
+		ConsoleURL:          consoleURL,
 		TopUpMin:            5 * unit,
 		TopUpMax:            10_000 * unit,
 		ReconcileLookback:   72 * time.Hour,

@@ -42,7 +42,14 @@ func TestRESTRoutes(t *testing.T) {
 		return resp, b
 	}
 
-	resp, body := do(http.MethodPost, "/v1/orgs/acme/checkout-sessions", `{"amount": {"units": "42", "currency_code": "USD"}}`)
+	resp, body := do(http.MethodGet, "/v1/orgs/acme/checkout-options", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.JSONEq(t, `{"minAmount": {"currencyCode": "USD", "units": "5", "nanos": 0}, "maxAmount": {"currencyCode": "USD", "units": "10000", "nanos": 0},
+		"presets": [{"currencyCode": "USD", "units": "10", "nanos": 0}, {"currencyCode": "USD", "units": "25", "nanos": 0},
+			{"currencyCode": "USD", "units": "50", "nanos": 0}, {"currencyCode": "USD", "units": "100", "nanos": 0}],
+		"currencyCode": "USD", "validityMonths": 3}`, string(body))
+
+	resp, body = do(http.MethodPost, "/v1/orgs/acme/checkout-sessions", `{"amount": {"units": "42", "currency_code": "USD"}}`)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	var cs struct {
 		URL       string `json:"url"`
@@ -65,5 +72,7 @@ func TestRESTRoutes(t *testing.T) {
 	require.True(t, bytes.HasPrefix(body, []byte("%PDF-")))
 
 	resp, _ = do(http.MethodGet, "/v1/orgs/globex/payments", "")
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	resp, _ = do(http.MethodGet, "/v1/orgs/globex/checkout-options", "")
 	require.Equal(t, http.StatusForbidden, resp.StatusCode)
 }

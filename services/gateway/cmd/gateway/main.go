@@ -1,4 +1,5 @@
-// Command gateway serves tally's REST API (grpc-gateway) on TALLY_GATEWAY_HTTP_ADDR.
+// Command gateway serves tally's REST API (grpc-gateway) on TALLY_GATEWAY_HTTP_ADDR, and the
+// console: its files (TALLY_CONSOLE_DIR), sign-in and sessions, CORS (see web.go).
 package main
 
 import (
@@ -7,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/tallyhq/tally/pkg/config"
@@ -19,6 +21,7 @@ func main() {
 	logger := server.NewLogger(env.String("TALLY_LOG_LEVEL", "info")).With("service", "gateway")
 	addr := env.String("TALLY_GATEWAY_HTTP_ADDR", ":8080")
 	limits, limitsErr := server.LoadHTTPLimits(env)
+	web := loadWeb(env, logger)
 	cfg := gateway.Config{
 		LedgerAddr:        env.String("TALLY_LEDGER_ADDR", "localhost:9091"),
 		PricingAddr:       env.String("TALLY_PRICING_ADDR", "localhost:9092"),
@@ -27,9 +30,13 @@ func main() {
 		NotificationsAddr: env.String("TALLY_NOTIFICATIONS_ADDR", "localhost:9095"),
 		Logger:            logger,
 		Limits:            limits,
+		SignIn:            web.signIn,
+		ConsoleDir:        web.consoleDir,
+		CORSOrigins:       web.corsOrigins,
 	}
 	if err := errors.Join(env.Err(), limitsErr); err != nil {
-		fmt.Fprintln(os.Stderr, "gateway: configuration:", err)
+		// One line, whatever the number of problems.
+		fmt.Fprintln(os.Stderr, "gateway: configuration:", strings.ReplaceAll(err.Error(), "\n", "; "))
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
-	"net/url"
 	"strings"
 	texttemplate "text/template"
 
+	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
 )
@@ -31,20 +31,21 @@ type kindTemplates struct {
 	html *htmltemplate.Template
 }
 
-// Renderer renders emails with links into the frontend.
+// Renderer renders emails with links into the web console.
 type Renderer struct {
-	frontendURL string
-	kinds       map[notify.EmailKind]kindTemplates
+	consoleURL string
+	kinds      map[notify.EmailKind]kindTemplates
 }
 
-// NewRenderer parses the templates of every kind. frontendURL is the web app's base URL, e.g.
-// "https://app.tally.dev".
-func NewRenderer(frontendURL string) (*Renderer, error) {
-	u, err := url.Parse(frontendURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("emails: frontend URL %q is not an http(s) URL", frontendURL)
+// NewRenderer parses the templates of every kind. consoleURL is the web console's base URL, e.g.
+// "https://console.tally.dev" (TALLY_CONSOLE_URL).
+func NewRenderer(consoleURL string) (*Renderer, error) {
+	// The mode's https rule is config.Env.ConsoleURL's; here any absolute http(s) URL goes.
+	base, err := config.ParseConsoleURL(consoleURL, true)
+	if err != nil {
+		return nil, fmt.Errorf("emails: console URL: %w", err)
 	}
-	r := &Renderer{frontendURL: strings.TrimRight(frontendURL, "/"), kinds: map[notify.EmailKind]kindTemplates{}}
+	r := &Renderer{consoleURL: base, kinds: map[notify.EmailKind]kindTemplates{}}
 	for _, k := range notify.EmailKinds {
 		name := "templates/" + string(k) + ".tmpl"
 		text, err := texttemplate.New(string(k)).Option("missingkey=error").ParseFS(files, name)
@@ -73,10 +74,18 @@ type view struct {
 	AddCreditsURL string
 	BillingURL    string
 	SettingsURL   string
+	InstancesURL  string
 }
 
-// AddCreditsURL returns the link of the Add Credits dialog.
-func (r *Renderer) AddCreditsURL() string { return r.frontendURL + "/billing?add-credits=1" }
+// Links into the console, relative to its base URL: Add Credits is reached from the Billing page.
+const (
+	BillingPath   = "/billing"
+	SettingsPath  = "/settings/notifications"
+	InstancesPath = "/instances"
+)
+
+// AddCreditsURL returns the link behind "Add Credits": the console's Billing page.
+func (r *Renderer) AddCreditsURL() string { return r.consoleURL + BillingPath }
 
 // Render renders an email of kind k.
 func (r *Renderer) Render(k notify.EmailKind, d notify.EmailData) (Message, error) {
@@ -92,8 +101,9 @@ func (r *Renderer) Render(k notify.EmailKind, d notify.EmailData) (Message, erro
 		InstanceID:    d.InstanceID,
 		Reason:        d.Reason,
 		AddCreditsURL: r.AddCreditsURL(),
-		BillingURL:    r.frontendURL + "/billing",
-		SettingsURL:   r.frontendURL + "/settings/notifications",
+		BillingURL:    r.consoleURL + BillingPath,
+		SettingsURL:   r.consoleURL + SettingsPath,
+		InstancesURL:  r.consoleURL + InstancesPath,
 	}
 	if v.OrgName == "" {
 		v.OrgName = d.OrgID

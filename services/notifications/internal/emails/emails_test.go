@@ -36,16 +36,44 @@ func TestRenderEveryKind(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, m.Text, "Current balance: 12.50 USD")
 	require.Contains(t, m.Text, "Alert threshold: 20.00 USD")
-	require.Contains(t, m.Text, "https://app.tally.dev/billing?add-credits=1")
-	require.Contains(t, m.HTML, `href="https://app.tally.dev/billing?add-credits=1"`)
 	m, err = r.Render(notify.KindCreditsExpiring, data)
 	require.NoError(t, err)
 	require.Contains(t, m.Subject, "January 2, 2027 at 03:04 UTC")
 }
 
+// TestRenderLinksToConsole checks the one link each email leads to, in the text and the HTML
+// body, and the settings link every email ends with.
+func TestRenderLinksToConsole(t *testing.T) {
+	t.Parallel()
+	r, err := emails.NewRenderer("http://localhost:8080")
+	require.NoError(t, err)
+	data := notify.EmailData{OrgID: "acme", Currency: "USD", Balance: 1, Threshold: 2, Amount: 3,
+		ExpiresAt: time.Date(2027, 1, 2, 3, 4, 0, 0, time.UTC), InstanceID: "gpu-1"}
+	for _, tc := range []struct {
+		kind notify.EmailKind
+		link string
+	}{
+		{notify.KindLowCredit, "http://localhost:8080/billing"},
+		{notify.KindCreditsExpiring, "http://localhost:8080/billing"},
+		{notify.KindCreditsExpired, "http://localhost:8080/billing"},
+		{notify.KindPaymentSucceeded, "http://localhost:8080/billing"},
+		{notify.KindRentalSuspended, "http://localhost:8080/instances"},
+	} {
+		t.Run(string(tc.kind), func(t *testing.T) {
+			t.Parallel()
+			m, err := r.Render(tc.kind, data)
+			require.NoError(t, err)
+			require.Contains(t, m.Text, tc.link+"\n")
+			require.Contains(t, m.HTML, `href="`+tc.link+`"`)
+			require.Contains(t, m.HTML, `href="http://localhost:8080/settings/notifications"`)
+			require.NotContains(t, m.Text+m.HTML, "3000")
+		})
+	}
+}
+
 func TestRenderEscapesHTML(t *testing.T) {
 	t.Parallel()
-	r, err := emails.NewRenderer("http://localhost:3000")
+	r, err := emails.NewRenderer("http://localhost:8080")
 	require.NoError(t, err)
 	m, err := r.Render(notify.KindRentalSuspended, notify.EmailData{OrgID: "acme", OrgName: `<script>alert(1)</script>`, InstanceID: "i-1", Reason: `"><img src=x>`})
 	require.NoError(t, err)
@@ -57,7 +85,7 @@ func TestRenderEscapesHTML(t *testing.T) {
 
 func TestNewRendererRefusesBadURLs(t *testing.T) {
 	t.Parallel()
-	for _, u := range []string{"", "localhost:3000", "javascript:alert(1)", "ftp://x"} {
+	for _, u := range []string{"", "localhost:8080", "/billing", "javascript:alert(1)", "ftp://x", "https://x.test/?q=1"} {
 		_, err := emails.NewRenderer(u)
 		require.Error(t, err, u)
 	}

@@ -31,6 +31,9 @@ type Processor interface {
 	FindRefund(ctx context.Context, req RefundRequest) (r ProcessorRefund, found bool, err error)
 	// RecentSessions returns the sessions created since since, for reconciliation.
 	RecentSessions(ctx context.Context, since time.Time) ([]payment.Session, error)
+	// Session returns the current state of one Checkout Session, for the expiry sweep; a session
+	// the processor does not know wraps payment.ErrRejected.
+	Session(ctx context.Context, sessionID string) (payment.Session, error)
 }
 
 // SessionRequest asks a processor for a Checkout Session.
@@ -40,6 +43,8 @@ type SessionRequest struct {
 	Member      payment.Member
 	AmountMinor int64
 	Currency    string
+	// ExpiresAt is when the session stops being payable (Stripe: 30 minutes to 24 hours ahead).
+	ExpiresAt time.Time
 }
 
 // CreatedSession is a Checkout Session ready to be paid.
@@ -102,8 +107,16 @@ type Config struct {
 	Processor Processor
 	Verifier  Verifier
 	Seller    invoice.Seller
-	// TopUpMin and TopUpMax bound a top-up, in units of the organization's currency.
+	// TopUpMin and TopUpMax bound a top-up, in units of the organization's currency; TopUpPresets
+	// are the amounts the Add Credits dialog suggests, ascending and within them.
 	TopUpMin, TopUpMax money.Nanos
+	TopUpPresets       []money.Nanos
+	// CheckoutExpiry is how long a Checkout Session stays payable (payment.MinCheckoutExpiry to
+	// payment.MaxCheckoutExpiry); DefaultCheckoutExpiry when zero.
+	CheckoutExpiry time.Duration
+	// ValidityMonths is how many calendar months the ledger keeps credits valid (0: not a whole
+	// number of months).
+	ValidityMonths int
 	// MaxRequestAmount bounds the amount of any one request (TALLY_MAX_REQUEST_AMOUNT).
 	MaxRequestAmount money.Nanos
 	// ReconcileLookback is how far back reconciliation looks at Checkout Sessions.
@@ -147,6 +160,15 @@ func New(cfg Config) (*App, error) {
 	}
 	if cfg.MaxRequestAmount <= 0 {
 		return nil, errors.New("app: the per-request maximum amount must be positive")
+	}
+	if err := payment.CheckPresets(cfg.TopUpPresets, cfg.TopUpMin, cfg.TopUpMax); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if cfg.CheckoutExpiry == 0 {
+		cfg.CheckoutExpiry = payment.DefaultCheckoutExpiry
+	}
+	if err := payment.CheckCheckoutExpiry(cfg.CheckoutExpiry); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
 	}
 	if cfg.ReconcileLookback <= 0 {
 		cfg.ReconcileLookback = defaultLookbackDays * 24 * time.Hour

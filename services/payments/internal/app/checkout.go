@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/textcheck"
@@ -42,12 +43,9 @@ func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.M
 	if member.ID == "" {
 		return payment.Payment{}, fmt.Errorf("%w: the caller has no member id", payment.ErrInvalid)
 	}
-	currency, err := a.ledger.Currency(ctx, orgID)
+	currency, err := a.orgCurrency(ctx, orgID)
 	if err != nil {
 		return payment.Payment{}, err
-	}
-	if currency == "" {
-		currency = "USD"
 	}
 	if amount.Currency == "" {
 		amount.Currency = currency
@@ -72,7 +70,8 @@ func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.M
 	if err != nil {
 		return payment.Payment{}, err
 	}
-	cs, err := a.proc.CreateSession(ctx, SessionRequest{PaymentID: p.ID, OrgID: orgID, Member: member, AmountMinor: minor, Currency: currency})
+	cs, err := a.proc.CreateSession(ctx, SessionRequest{PaymentID: p.ID, OrgID: orgID, Member: member, AmountMinor: minor, Currency: currency,
+		ExpiresAt: time.Now().Add(a.cfg.CheckoutExpiry).UTC().Truncate(time.Second)})
 	if err != nil {
 		if derr := a.store.DeleteUnstartedPayment(context.WithoutCancel(ctx), p.ID); derr != nil {
 			err = errors.Join(err, derr)
@@ -87,4 +86,40 @@ func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.M
 	a.logger.Info("checkout session created", "payment_id", p.ID, "org_id", orgID, "session_id", cs.ID,
 		"amount", amount.String(), "mode", string(p.Mode))
 	return p, nil
+}
+
+// orgCurrency is the organization's currency as the ledger keeps it (USD for an organization the
+// ledger has not seen yet).
+func (a *App) orgCurrency(ctx context.Context, orgID string) (string, error) {
+	currency, err := a.ledger.Currency(ctx, orgID)
+	if err != nil {
+		return "", err
+	}
+	if currency == "" {
+		currency = "USD"
+	}
+	return currency, nil
+}
+
+// CheckoutOptions returns what CreateCheckout accepts from orgID's members: its limits and the
+// suggested amounts in the organization's currency, and how long credits stay valid.
+func (a *App) CheckoutOptions(ctx context.Context, orgID string) (payment.CheckoutOptions, error) {
+	if err := ValidateOrgID(orgID); err != nil {
+		return payment.CheckoutOptions{}, err
+	}
+	currency, err := a.orgCurrency(ctx, orgID)
+	if err != nil {
+		return payment.CheckoutOptions{}, err
+	}
+	in := func(n money.Nanos) money.Money { return money.Money{Nanos: n, Currency: currency} }
+	o := payment.CheckoutOptions{Currency: currency, Min: in(a.cfg.TopUpMin), Max: in(min(a.cfg.TopUpMax, a.cfg.MaxRequestAmount)),
+		ValidityMonths: a.cfg.ValidityMonths}
+	for _, p := range a.cfg.TopUpPresets {
+		// A preset the currency cannot charge exactly (none of the defaults) is left out rather
+		// than offered and refused.
+		if _, err := payment.ToMinor(in(p)); err == nil {
+			o.Presets = append(o.Presets, in(p))
+		}
+	}
+	return o, nil
 }

@@ -139,11 +139,16 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 		if detail := amountMismatch(p, s); detail != "" {
 			res.refusal = &payment.ReviewItem{Kind: payment.ReviewAmountMismatch, Detail: detail, StripeEventID: rec.ID}
 		} else {
-			if err := a.store.MarkFulfilmentDue(ctx, p.ID, res.facts, time.Now().Add(a.cfg.Lease)); err != nil {
+			marked, err := a.store.MarkFulfilmentDue(ctx, p.ID, res.facts, time.Now().Add(a.cfg.Lease))
+			if err != nil {
 				return "", err
 			}
-			if res, err = a.credit(ctx, p, res, rec.ID); err != nil {
-				return "", err
+			// Unmarked, the payment was credited or expired meanwhile: recordFulfilment decides
+			// again on the locked row, without a credit.
+			if marked {
+				if res, err = a.credit(ctx, p, res, rec.ID); err != nil {
+					return "", err
+				}
 			}
 		}
 	}
@@ -200,7 +205,7 @@ func (a *App) recordFulfilment(ctx context.Context, p payment.Payment, res fulfi
 	p, fresh, err := a.store.UpdatePayment(ctx, p.ID, rec, func(cur payment.Payment) (*store.Transition, error) {
 		d := payment.Decide(cur, res.sig)
 		t := &store.Transition{Status: d.Status, AwaitingAsync: d.AwaitingAsync, PaymentIntentID: res.facts.PaymentIntentID,
-			PaymentMethod: res.facts.PaymentMethod, SessionID: sessionID}
+			PaymentMethod: res.facts.PaymentMethod, PaymentWallet: res.facts.PaymentWallet, SessionID: sessionID}
 		if d.Review != "" {
 			t.Review = &payment.ReviewItem{Kind: d.Review, StripeEventID: rec.ID, Detail: reviewDetail(cur, d.Review, sessionID)}
 		}
@@ -262,6 +267,8 @@ func reviewDetail(p payment.Payment, kind, ref string) string {
 		return fmt.Sprintf("dispute %s opened on a payment of %s; credits granted: %t", ref, p.Amount, p.Credited())
 	case payment.ReviewExternalRefund:
 		return fmt.Sprintf("charge %s was refunded outside tally; credits were not taken back", ref)
+	case payment.ReviewPaidAfterExpiry:
+		return fmt.Sprintf("checkout session %s was reported paid (%s) after tally saw it expire; nothing was credited", ref, p.Amount)
 	}
 	return ref
 }

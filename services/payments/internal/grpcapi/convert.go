@@ -33,7 +33,7 @@ var refundStatuses = map[payment.RefundStatus]paymentsv1.RefundStatus{
 }
 
 func paymentToProto(p payment.Payment) *paymentsv1.Payment {
-	return &paymentsv1.Payment{
+	out := &paymentsv1.Payment{
 		Id:                p.ID,
 		OrgId:             p.OrgID,
 		Amount:            p.Amount.Proto(),
@@ -47,7 +47,13 @@ func paymentToProto(p payment.Payment) *paymentsv1.Payment {
 		Refunded:          money.ToProto(p.Refunded, p.Amount.Currency),
 		UnderReview:       p.UnderReview,
 		TestMode:          p.Mode == payment.ModeLocal,
+		PaymentWallet:     p.PaymentWallet,
+		ExpiresAt:         ts(p.ExpiresAt),
 	}
+	for _, r := range p.Refunds {
+		out.Refunds = append(out.Refunds, refundToProto(r))
+	}
+	return out
 }
 
 func refundToProto(r payment.Refund) *paymentsv1.Refund {

@@ -17,13 +17,14 @@ var (
 )
 
 // Policy says who may call each PaymentsService method:
-//   - members and admins start top-ups and read their own organization's payments, invoices and
+//   - members and admins start top-ups (and read the checkout options) and read their own organization's payments, invoices and
 //     billing profile; admins (and ops) edit the billing profile;
 //   - the webhook is public: the Stripe signature over the raw body is its authentication;
 //   - refunds and review items are for ops.
 func Policy() auth.Policy {
 	return auth.Policy{
 		method("CreateCheckoutSession"): {Roles: members, OrgScoped: true},
+		method("GetCheckoutOptions"):    {Roles: members, OrgScoped: true},
 		method("HandleStripeWebhook"):   {Public: true},
 		method("ListPayments"):          {Roles: memberRead, OrgScoped: true},
 		method("GetPayment"):            {Roles: memberRead, OrgScoped: true},

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
@@ -86,6 +88,20 @@ func (s *Server) CreateCheckoutSession(ctx context.Context, req *paymentsv1.Crea
 	return &paymentsv1.CreateCheckoutSessionResponse{Url: p.CheckoutURL, SessionId: p.CheckoutSessionID, PaymentId: p.ID}, nil
 }
 
+// GetCheckoutOptions implements PaymentsServiceServer.
+func (s *Server) GetCheckoutOptions(ctx context.Context, req *paymentsv1.GetCheckoutOptionsRequest) (*paymentsv1.GetCheckoutOptionsResponse, error) {
+	o, err := s.app.CheckoutOptions(ctx, req.GetOrgId())
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	resp := &paymentsv1.GetCheckoutOptionsResponse{MinAmount: o.Min.Proto(), MaxAmount: o.Max.Proto(), CurrencyCode: o.Currency,
+		ValidityMonths: int32(o.ValidityMonths)}
+	for _, p := range o.Presets {
+		resp.Presets = append(resp.Presets, p.Proto())
+	}
+	return resp, nil
+}
+
 // HandleStripeWebhook implements PaymentsServiceServer.
 func (s *Server) HandleStripeWebhook(ctx context.Context, req *paymentsv1.HandleStripeWebhookRequest) (*paymentsv1.HandleStripeWebhookResponse, error) {
 	ev, outcome, err := s.app.HandleWebhook(ctx, req.GetPayload(), req.GetSignature())
@@ -132,6 +148,7 @@ func (s *Server) GetPayment(ctx context.Context, req *paymentsv1.GetPaymentReque
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
+	p.Refunds = refunds
 	resp := &paymentsv1.GetPaymentResponse{Payment: paymentToProto(p)}
 	for _, r := range refunds {
 		resp.Refunds = append(resp.Refunds, refundToProto(r))
@@ -160,8 +177,16 @@ func (s *Server) document(ctx context.Context, orgID, paymentID, refundID string
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}
+	// The gateway names the download after the document's number (Content-Disposition).
+	if err := grpc.SetHeader(ctx, metadata.Pairs(DocumentNumberHeader, d.Number)); err != nil {
+		s.logger.Warn("document number header not set", "err", err)
+	}
 	return &httpbody.HttpBody{ContentType: "application/pdf", Data: d.PDF}, nil
 }
+
+// DocumentNumberHeader is the response header metadata carrying the number of an invoice or a
+// credit note returned by GetInvoice or GetCreditNote.
+const DocumentNumberHeader = "x-tally-document-number"
 
 // GetBillingProfile implements PaymentsServiceServer.
 func (s *Server) GetBillingProfile(ctx context.Context, req *paymentsv1.GetBillingProfileRequest) (*paymentsv1.GetBillingProfileResponse, error) {

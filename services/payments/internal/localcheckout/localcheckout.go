@@ -1,7 +1,9 @@
 // Package localcheckout is the checkout used when STRIPE_SECRET_KEY is unset: a page served by the
-// payments service, clearly marked TEST MODE, whose Pay button marks the session paid and delivers
-// a properly signed checkout.session.completed to the webhook endpoint — the production path.
-// Reconciliation finds sessions paid here whose webhook was lost.
+// payments service, clearly marked TEST MODE, that offers the choices Stripe Checkout offers tally's
+// members — Credit Card and Google Pay (a card wallet, as at Stripe) — either of which marks the
+// session paid and delivers a properly signed checkout.session.completed to the webhook endpoint,
+// the production path, then returns to the success URL. Reconciliation finds sessions paid here
+// whose webhook was lost; the expiry sweep expires the sessions left unpaid past their expiry.
 package localcheckout
 
 import (
@@ -15,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -23,16 +26,13 @@ import (
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
 )
 
-// sessionTTL is how long a local checkout session stays payable.
-const sessionTTL = 24 * time.Hour
-
 // maxListed bounds one reconciliation pass.
 const maxListed = 1000
 
 // Sessions is the storage the local checkout needs.
 type Sessions interface {
 	PaymentBySession(ctx context.Context, sessionID string) (payment.Payment, error)
-	MarkLocalPaid(ctx context.Context, sessionID string) (payment.Payment, error)
+	MarkLocalPaid(ctx context.Context, sessionID, method, wallet string) (payment.Payment, error)
 	LocalToReconcile(ctx context.Context, limit int) ([]payment.Payment, error)
 }
 
@@ -44,10 +44,11 @@ type Config struct {
 	// WebhookURL receives the signed deliveries (the gateway's /v1/webhooks/stripe).
 	WebhookURL    string
 	WebhookSecret string
-	SuccessURL    string
-	CancelURL     string
-	HTTPClient    *http.Client
-	Logger        *slog.Logger
+	// SuccessURL may hold {CHECKOUT_SESSION_ID}, replaced by the session id as Stripe does.
+	SuccessURL string
+	CancelURL  string
+	HTTPClient *http.Client
+	Logger     *slog.Logger
 }
 
 // Checkout is the local test-mode processor and its page.
@@ -79,13 +80,28 @@ func New(cfg Config) (*Checkout, error) {
 func (c *Checkout) Mode() payment.Mode { return payment.ModeLocal }
 
 // CreateSession implements app.Processor with a local session id and page URL.
-func (c *Checkout) CreateSession(_ context.Context, _ app.SessionRequest) (app.CreatedSession, error) {
+func (c *Checkout) CreateSession(_ context.Context, req app.SessionRequest) (app.CreatedSession, error) {
+	if req.ExpiresAt.IsZero() {
+		return app.CreatedSession{}, errors.New("localcheckout: a session needs an expiry")
+	}
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
 		return app.CreatedSession{}, fmt.Errorf("generating session id: %w", err)
 	}
 	id := "cs_test_local_" + hex.EncodeToString(b)
-	return app.CreatedSession{ID: id, URL: c.cfg.PublicURL + "/checkout/test/" + id, ExpiresAt: time.Now().Add(sessionTTL).UTC()}, nil
+	return app.CreatedSession{ID: id, URL: c.cfg.PublicURL + "/checkout/test/" + id, ExpiresAt: req.ExpiresAt}, nil
+}
+
+// Session implements app.Processor from the page's own record of the session.
+func (c *Checkout) Session(ctx context.Context, sessionID string) (payment.Session, error) {
+	p, err := c.cfg.Sessions.PaymentBySession(ctx, sessionID)
+	if errors.Is(err, payment.ErrNotFound) {
+		return payment.Session{}, fmt.Errorf("%w: %w", payment.ErrRejected, err)
+	}
+	if err != nil {
+		return payment.Session{}, err
+	}
+	return session(p), nil
 }
 
 // Refund implements app.Processor: test-mode payments moved no money.
@@ -122,12 +138,12 @@ func (c *Checkout) RecentSessions(ctx context.Context, _ time.Time) ([]payment.S
 func session(p payment.Payment) payment.Session {
 	s := payment.Session{
 		ID: p.CheckoutSessionID, Status: "open", PaymentStatus: "unpaid", AmountTotal: p.AmountMinor, Currency: p.Amount.Currency,
-		PaymentIntentID: intentID(p.CheckoutSessionID), PaymentMethod: "card", PaymentID: p.ID, OrgID: p.OrgID, Created: p.CreatedAt,
+		PaymentIntentID: intentID(p.CheckoutSessionID), PaymentMethod: payment.MethodCard, PaymentID: p.ID, OrgID: p.OrgID, Created: p.CreatedAt,
 	}
 	switch {
 	case !p.LocalPaidAt.IsZero():
 		s.Status, s.PaymentStatus = "complete", "paid"
-	case !p.ExpiresAt.IsZero() && time.Now().After(p.ExpiresAt):
+	case p.Status == payment.StatusExpired || !p.ExpiresAt.IsZero() && time.Now().After(p.ExpiresAt):
 		s.Status, s.PaymentIntentID = "expired", ""
 	}
 	return s
@@ -137,7 +153,8 @@ func intentID(sessionID string) string {
 	return "pi_test_local_" + strings.TrimPrefix(sessionID, "cs_test_local_")
 }
 
-// Handler serves GET /checkout/test/{session_id} (the page), POST .../pay and POST .../cancel.
+// Handler serves GET /checkout/test/{session_id} (the page), POST .../pay (form field method:
+// "card" or "google_pay") and POST .../cancel.
 func (c *Checkout) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /checkout/test/{session_id}", c.show)
@@ -148,12 +165,20 @@ func (c *Checkout) Handler() http.Handler {
 	return mux
 }
 
+// Choices of the page: what the member clicks, and what Stripe would record for it.
+var choices = map[string]struct{ method, wallet string }{
+	"card":       {payment.MethodCard, ""},
+	"google_pay": {payment.MethodCard, payment.WalletGooglePay},
+}
+
 type pageData struct {
-	P       payment.Payment
-	Amount  string
-	PayURL  string
-	Cancel  string
-	Payable bool
+	P         payment.Payment
+	Amount    string
+	PayURL    string
+	CancelURL string
+	Payable   bool
+	Paid      bool
+	ExpiresAt string
 }
 
 func (c *Checkout) show(w http.ResponseWriter, r *http.Request) {
@@ -163,9 +188,11 @@ func (c *Checkout) show(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, err, "checkout session not found", http.StatusNotFound)
 		return
 	}
-	base := "/checkout/test/" + id
-	data := pageData{P: p, Amount: payment.FormatMinor(p.Amount), PayURL: base + "/pay", Cancel: base + "/cancel",
-		Payable: p.Status == payment.StatusPending && p.LocalPaidAt.IsZero()}
+	data := pageData{P: p, Amount: payment.FormatMinor(p.Amount), PayURL: "/checkout/test/" + id + "/pay", CancelURL: c.cfg.CancelURL,
+		Payable: payable(p), Paid: !p.LocalPaidAt.IsZero()}
+	if !p.ExpiresAt.IsZero() {
+		data.ExpiresAt = p.ExpiresAt.UTC().Format("January 2, 2006 at 15:04 UTC")
+	}
 	var buf bytes.Buffer
 	if err := c.page.Execute(&buf, data); err != nil {
 		c.fail(w, err, "rendering page", http.StatusInternalServerError)
@@ -176,6 +203,11 @@ func (c *Checkout) show(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf.Bytes())
 }
 
+// payable reports whether the page may still take p's payment.
+func payable(p payment.Payment) bool {
+	return p.Status == payment.StatusPending && p.LocalPaidAt.IsZero() && (p.ExpiresAt.IsZero() || time.Now().Before(p.ExpiresAt))
+}
+
 func (c *Checkout) pay(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("session_id")
 	p, err := c.cfg.Sessions.PaymentBySession(r.Context(), id)
@@ -183,11 +215,24 @@ func (c *Checkout) pay(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, err, "checkout session not found", http.StatusNotFound)
 		return
 	}
-	if p.Status != payment.StatusPending || (!p.ExpiresAt.IsZero() && time.Now().After(p.ExpiresAt)) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	choice, ok := choices[r.PostFormValue("method")]
+	if !ok {
+		http.Error(w, `choose a payment method: "card" or "google_pay"`, http.StatusBadRequest)
+		return
+	}
+	if !payable(p) {
 		http.Error(w, "this checkout session can no longer be paid ("+string(p.Status)+")", http.StatusConflict)
 		return
 	}
-	if p, err = c.cfg.Sessions.MarkLocalPaid(r.Context(), id); err != nil {
+	// The mark is conditional on the session being pending and unexpired in the same statement,
+	// so the expiry sweep and a payment never both win.
+	p, err = c.cfg.Sessions.MarkLocalPaid(r.Context(), id, choice.method, choice.wallet)
+	if errors.Is(err, payment.ErrFailedPrecondition) {
+		http.Error(w, "this checkout session can no longer be paid ("+string(p.Status)+")", http.StatusConflict)
+		return
+	}
+	if err != nil {
 		c.fail(w, err, "marking the session paid", http.StatusInternalServerError)
 		return
 	}
@@ -196,7 +241,12 @@ func (c *Checkout) pay(w http.ResponseWriter, r *http.Request) {
 	if err := c.deliver(r.Context(), p); err != nil {
 		c.cfg.Logger.Warn("test-mode webhook delivery failed; reconciliation will fulfil the session", "session_id", id, "err", err)
 	}
-	http.Redirect(w, r, c.cfg.SuccessURL, http.StatusSeeOther)
+	http.Redirect(w, r, SuccessURL(c.cfg.SuccessURL, id), http.StatusSeeOther)
+}
+
+// SuccessURL fills the {CHECKOUT_SESSION_ID} template variable of a success URL as Stripe does.
+func SuccessURL(template, sessionID string) string {
+	return strings.ReplaceAll(template, "{CHECKOUT_SESSION_ID}", url.QueryEscape(sessionID))
 }
 
 // deliver POSTs a signed checkout.session.completed for p to the webhook endpoint.
@@ -206,7 +256,7 @@ func (c *Checkout) deliver(ctx context.Context, p payment.Payment) error {
 	body, err := stripeevent.EventPayload("", payment.EventCheckoutCompleted, now, stripeevent.SessionObject{
 		ID: s.ID, Object: "checkout.session", Status: s.Status, PaymentStatus: s.PaymentStatus, Mode: "payment",
 		AmountTotal: s.AmountTotal, Currency: strings.ToLower(s.Currency), PaymentIntent: s.PaymentIntentID,
-		PaymentMethodTypes: []string{"card"}, ClientReferenceID: p.OrgID, Created: p.CreatedAt.Unix(),
+		PaymentMethodTypes: []string{payment.MethodCard}, ClientReferenceID: p.OrgID, Created: p.CreatedAt.Unix(),
 		Metadata: map[string]string{payment.MetaPaymentID: p.ID, payment.MetaOrgID: p.OrgID, payment.MetaMemberID: p.Member.ID},
 	})
 	if err != nil {
@@ -238,44 +288,62 @@ func (c *Checkout) fail(w http.ResponseWriter, err error, msg string, code int) 
 	http.Error(w, msg, code)
 }
 
+// pageHTML is the test-mode checkout page: a landmark structure, a labelled group of real
+// buttons (one per payment method, each a form submit), the amount as text and a Cancel link.
 const pageHTML = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>TEST MODE checkout - tally</title>
+<title>Pay {{.Amount}} - TEST MODE checkout - tally</title>
 <style>
-body { font-family: system-ui, sans-serif; background: #f6f6f8; margin: 0; }
-.banner { background: #b00020; color: #fff; text-align: center; padding: .6rem; font-weight: 700; letter-spacing: .08em; }
-.card { max-width: 26rem; margin: 3rem auto; background: #fff; border-radius: .75rem; padding: 2rem; box-shadow: 0 2px 12px rgba(0,0,0,.08); }
+body { font-family: system-ui, sans-serif; background: #f6f6f8; color: #1a1a1a; margin: 0; }
+.banner { background: #b00020; color: #fff; text-align: center; padding: .6rem; font-weight: 700; letter-spacing: .08em; margin: 0; }
+main { max-width: 26rem; margin: 2rem auto; background: #fff; border-radius: .75rem; padding: 2rem; box-shadow: 0 2px 12px rgba(0,0,0,.08); }
+h1 { font-size: 1.1rem; font-weight: 600; margin: 0; }
 .amount { font-size: 2.2rem; font-weight: 700; margin: .5rem 0 1.5rem; }
-dl { display: grid; grid-template-columns: auto 1fr; gap: .3rem 1rem; color: #444; }
+dl { display: grid; grid-template-columns: auto 1fr; gap: .3rem 1rem; color: #333; }
 dt { font-weight: 600; }
-button { width: 100%; padding: .8rem; font-size: 1rem; border: 0; border-radius: .5rem; cursor: pointer; margin-top: .75rem; }
-.pay { background: #635bff; color: #fff; }
-.cancel { background: #e8e8ee; color: #333; }
-.note { color: #777; font-size: .85rem; margin-top: 1.5rem; }
+dd { margin: 0; overflow-wrap: anywhere; }
+fieldset { border: 0; padding: 0; margin: 1.5rem 0 0; }
+legend { font-weight: 600; margin-bottom: .25rem; }
+button { display: block; width: 100%; padding: .8rem; font-size: 1rem; border: 0; border-radius: .5rem; cursor: pointer; margin-top: .75rem; }
+button:focus-visible, a:focus-visible { outline: 3px solid #1f6feb; outline-offset: 2px; }
+.card { background: #4b44d6; color: #fff; }
+.gpay { background: #000; color: #fff; }
+.cancel { display: inline-block; margin-top: 1.25rem; color: #3a3a3a; }
+.note { color: #555; font-size: .85rem; margin-top: 1.5rem; }
 </style>
 </head>
 <body>
-<div class="banner">TEST MODE &mdash; no card is charged</div>
-<div class="card">
-  <div>Add credits</div>
-  <div class="amount">{{.Amount}}</div>
+<p class="banner" role="note">TEST MODE &mdash; nothing is charged</p>
+<main>
+  <h1>Add Credits</h1>
+  <p class="amount" id="amount">{{.Amount}}</p>
   <dl>
     <dt>Organization</dt><dd>{{.P.OrgID}}</dd>
-    <dt>Paid by</dt><dd>{{.P.Member.Name}} {{if .P.Member.Email}}&lt;{{.P.Member.Email}}&gt;{{end}}</dd>
+    <dt>Paid by</dt><dd>{{.P.Member.Name}}{{if .P.Member.Email}} &lt;{{.P.Member.Email}}&gt;{{end}}</dd>
     <dt>Session</dt><dd><code>{{.P.CheckoutSessionID}}</code></dd>
+    {{- if .ExpiresAt}}
+    <dt>Pay before</dt><dd>{{.ExpiresAt}}</dd>
+    {{- end}}
   </dl>
   {{if .Payable}}
-  <form method="post" action="{{.PayURL}}"><button class="pay" type="submit">Pay {{.Amount}}</button></form>
-  <form method="post" action="{{.Cancel}}"><button class="cancel" type="submit">Cancel</button></form>
+  <form method="post" action="{{.PayURL}}">
+    <fieldset aria-describedby="amount">
+      <legend>Pay {{.Amount}} with</legend>
+      <button class="card" type="submit" name="method" value="card">Credit Card</button>
+      <button class="gpay" type="submit" name="method" value="google_pay">Google Pay</button>
+    </fieldset>
+  </form>
+  <a class="cancel" href="{{.CancelURL}}">Cancel</a>
   {{else}}
-  <p>This session is <strong>{{.P.Status}}</strong>{{if not .P.LocalPaidAt.IsZero}} and was paid{{end}}.</p>
+  <p role="status">This checkout session is <strong>{{.P.Status}}</strong>{{if .Paid}} and was paid{{end}}: it can no longer be paid.</p>
+  <a class="cancel" href="{{.CancelURL}}">Back to Billing</a>
   {{end}}
-  <p class="note">STRIPE_SECRET_KEY is not set, so tally runs its local checkout. Pay sends a signed
-  checkout.session.completed webhook, exactly as Stripe would.</p>
-</div>
+  <p class="note">STRIPE_SECRET_KEY is not set, so tally runs its local checkout. Either choice sends a
+  signed checkout.session.completed webhook, exactly as Stripe would, and nothing is charged.</p>
+</main>
 </body>
 </html>
 `

@@ -70,7 +70,10 @@ type Payment struct {
 	CheckoutSessionID string
 	CheckoutURL       string
 	PaymentIntentID   string
-	PaymentMethod     string
+	// PaymentMethod is how it was paid ("card"); PaymentWallet the card wallet it went through
+	// ("google_pay", "apple_pay"), empty for a card entered by hand or when unknown.
+	PaymentMethod string
+	PaymentWallet string
 	// AwaitingAsync is set when Checkout completed but the payment is still processing.
 	AwaitingAsync bool
 	// LocalPaidAt is when the local test-mode checkout page was paid (ModeLocal only).
@@ -90,7 +93,15 @@ type Payment struct {
 	// attempts that failed on a dependency.
 	FulfilAfter    time.Time
 	FulfilAttempts int
+	// Refunds are the payment's refunds, oldest first, when the query that returned it asked for them.
+	Refunds []Refund
 }
+
+// Payment methods and card wallets as Stripe names them.
+const (
+	MethodCard      = "card"
+	WalletGooglePay = "google_pay"
+)
 
 // Credited reports whether the payment's credits were granted.
 func (p Payment) Credited() bool { return !p.CreditedAt.IsZero() }
@@ -194,6 +205,9 @@ const (
 	ReviewCreditRefused  = "credit_refused"
 	ReviewUnknownSession = "unknown_session"
 	ReviewRefundPartial  = "refund_incomplete"
+	// ReviewPaidAfterExpiry is money reported received for a Checkout Session tally had seen
+	// expire: it is not credited automatically.
+	ReviewPaidAfterExpiry = "paid_after_expiry"
 )
 
 // ReviewItem is something ops must decide on: nothing is voided automatically.

@@ -40,9 +40,12 @@ func (d Decision) Changed(p Payment) bool {
 }
 
 // Decide applies signal s to p. It tolerates any order of events: credits are granted once, by the
-// first paid signal, whatever came before it (money received always wins over expired or failed);
-// signals that would take back granted credits (late failures, disputes, refunds made outside
-// tally) never change the ledger and open a review item instead.
+// first paid signal (money received wins over an earlier asynchronous failure). An expired payment
+// never grants credits: Stripe cannot complete a Checkout Session once it expired, so money
+// reported for one afterwards is an anomaly that opens a review item instead; a payment known to be
+// paid (paid on the test-mode page, or due for fulfilment) never expires. Signals that would take
+// back granted credits (late failures, disputes, refunds made outside tally) never change the
+// ledger and open a review item instead.
 func Decide(p Payment, s Signal) Decision {
 	d := Decision{Status: p.Status, AwaitingAsync: p.AwaitingAsync}
 	switch s {
@@ -50,9 +53,13 @@ func Decide(p Payment, s Signal) Decision {
 		if p.Credited() {
 			return d // e.g. completed after async_payment_succeeded, or a duplicate
 		}
+		if p.Status == StatusExpired {
+			d.Review = ReviewPaidAfterExpiry
+			return d
+		}
 		d.Credit, d.AwaitingAsync = true, false
 		switch p.Status {
-		case StatusPending, StatusFailed, StatusExpired:
+		case StatusPending, StatusFailed:
 			d.Status = StatusSucceeded
 		}
 	case SignalAwaitingPayment:
@@ -67,7 +74,7 @@ func Decide(p Payment, s Signal) Decision {
 			d.Status, d.AwaitingAsync = StatusFailed, false
 		}
 	case SignalExpired:
-		if p.Status == StatusPending && !p.Credited() {
+		if p.Status == StatusPending && !p.Credited() && p.LocalPaidAt.IsZero() && p.FulfilAfter.IsZero() {
 			d.Status, d.AwaitingAsync = StatusExpired, false
 		}
 	case SignalRefunded:
@@ -76,6 +83,10 @@ func Decide(p Payment, s Signal) Decision {
 		d.Review = ReviewExternalRefund
 	case SignalDisputed:
 		d.Status, d.Review = StatusDisputed, ReviewDispute
+	}
+	if p.Status == StatusExpired {
+		// Only a review item can follow an expiry: the payment stays expired, never credited.
+		d.Status = StatusExpired
 	}
 	return d
 }

@@ -227,6 +227,31 @@ WHERE r.payment_id = $1 ORDER BY r.id`, paymentID)
 	return out, nil
 }
 
+// RefundsOf lists the refunds of the payments ids, oldest first, by payment id.
+func (s *Store) RefundsOf(ctx context.Context, ids []string) (map[string][]payment.Refund, error) {
+	out := map[string][]payment.Refund{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+refundColumns+` FROM refunds r JOIN payments p ON p.id = r.payment_id
+WHERE r.payment_id = ANY($1::uuid[]) ORDER BY r.id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("listing refunds: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRefund(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[r.PaymentID] = append(out[r.PaymentID], r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing refunds: %w", err)
+	}
+	return out, nil
+}
+
 // RefundedMinor sums the minor units of a payment's refunds that tally issued (pending or done).
 func (s *Store) RefundedMinor(ctx context.Context, paymentID string) (int64, error) {
 	var n int64

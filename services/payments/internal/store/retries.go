@@ -17,20 +17,25 @@ type SessionFacts struct {
 	SessionID       string
 	PaymentIntentID string
 	PaymentMethod   string
+	PaymentWallet   string
 }
 
 // MarkFulfilmentDue records that payment id is paid and its credit is due, before the ledger is
 // asked for it: until it is credited (or the credit is definitively refused) the retry worker
-// credits it from until on, whoever started it. It is a no-op for a credited payment.
-func (s *Store) MarkFulfilmentDue(ctx context.Context, id string, f SessionFacts, until time.Time) error {
-	_, err := s.pool.Exec(ctx, `UPDATE payments SET fulfil_after = $2,
+// credits it from until on, whoever started it. It reports false, changing nothing, for a payment
+// already credited or expired: only a payment marked due may be sent to the ledger, and a marked
+// payment no longer expires (see payment.Decide), so the expiry sweep and a late payment never
+// both win.
+func (s *Store) MarkFulfilmentDue(ctx context.Context, id string, f SessionFacts, until time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE payments SET fulfil_after = $2,
 payment_intent_id = coalesce(payment_intent_id, $3), payment_method = CASE WHEN payment_method = '' THEN $4 ELSE payment_method END,
-checkout_session_id = coalesce(checkout_session_id, $5), updated_at = $6 WHERE id = $1 AND credited_at IS NULL`,
+checkout_session_id = coalesce(checkout_session_id, $5), updated_at = $6
+WHERE id = $1 AND credited_at IS NULL AND status <> 'expired'`,
 		id, until.UTC(), nullString(f.PaymentIntentID), f.PaymentMethod, nullString(f.SessionID), s.clock())
 	if err != nil {
-		return fmt.Errorf("marking payment %s due for fulfilment: %w", id, err)
+		return false, fmt.Errorf("marking payment %s due for fulfilment: %w", id, err)
 	}
-	return nil
+	return tag.RowsAffected() == 1, nil
 }
 
 // ClaimFulfilments claims up to limit payments whose credit is due, for lease: their next attempt

@@ -49,7 +49,8 @@ p.member_name, p.member_email, coalesce(p.checkout_session_id, ''), p.checkout_u
 p.payment_method, p.awaiting_async, p.local_paid_at, p.credited_at, coalesce(p.ledger_transaction_id, ''), p.paid_at,
 p.refunded_nanos, p.expires_at, p.created_at, p.updated_at,
 coalesce((SELECT d.number FROM documents d WHERE d.payment_id = p.id AND d.kind = 'invoice'), ''),
-EXISTS (SELECT 1 FROM review_items r WHERE r.payment_id = p.id AND r.resolved_at IS NULL), p.fulfil_after, p.fulfil_attempts`
+EXISTS (SELECT 1 FROM review_items r WHERE r.payment_id = p.id AND r.resolved_at IS NULL), p.fulfil_after, p.fulfil_attempts,
+p.payment_wallet`
 
 func scanPayment(row pgx.Row) (payment.Payment, error) {
 	var p payment.Payment
@@ -59,7 +60,8 @@ func scanPayment(row pgx.Row) (payment.Payment, error) {
 	err := row.Scan(&p.ID, &p.OrgID, &mode, &amount, &p.AmountMinor, &p.Amount.Currency, &status, &p.Member.ID,
 		&p.Member.Name, &p.Member.Email, &p.CheckoutSessionID, &p.CheckoutURL, &p.PaymentIntentID,
 		&p.PaymentMethod, &p.AwaitingAsync, &localPaid, &credited, &p.LedgerTransactionID, &paid,
-		&refunded, &expires, &p.CreatedAt, &p.UpdatedAt, &p.InvoiceNumber, &p.UnderReview, &fulfil, &p.FulfilAttempts)
+		&refunded, &expires, &p.CreatedAt, &p.UpdatedAt, &p.InvoiceNumber, &p.UnderReview, &fulfil, &p.FulfilAttempts,
+		&p.PaymentWallet)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.Payment{}, payment.ErrNotFound
 	}
@@ -162,7 +164,7 @@ ORDER BY p.id DESC LIMIT 1`, intentID))
 }
 
 // ListPayments lists an organization's payments newest first, older than the payment beforeID
-// when set (ids are time-ordered UUIDv7).
+// when set (ids are time-ordered UUIDv7), each with its refunds.
 func (s *Store) ListPayments(ctx context.Context, orgID string, limit int, beforeID string) ([]payment.Payment, error) {
 	var before *string
 	if beforeID != "" {
@@ -173,6 +175,68 @@ AND ($2::uuid IS NULL OR p.id < $2::uuid) ORDER BY p.id DESC LIMIT $3`, orgID, b
 	if err != nil {
 		return nil, fmt.Errorf("listing payments: %w", err)
 	}
+	out, err := collectPayments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("listing payments: %w", err)
+	}
+	ids := make([]string, 0, len(out))
+	for _, p := range out {
+		if p.Credited() { // only a credited payment can be refunded
+			ids = append(ids, p.ID)
+		}
+	}
+	refunds, err := s.RefundsOf(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Refunds = refunds[out[i].ID]
+	}
+	return out, nil
+}
+
+// MarkLocalPaid records that the local test-mode checkout page was paid with method and wallet
+// (wallet may be empty). Only a pending session before its expiry can be paid: ErrNotFound when
+// the session is unknown or not local, ErrFailedPrecondition when it can no longer be paid.
+// Marking twice keeps the first time and method.
+func (s *Store) MarkLocalPaid(ctx context.Context, sessionID, method, wallet string) (payment.Payment, error) {
+	now := s.clock()
+	tag, err := s.pool.Exec(ctx, `UPDATE payments SET local_paid_at = coalesce(local_paid_at, $2), updated_at = $2,
+payment_method = CASE WHEN local_paid_at IS NULL THEN $3 ELSE payment_method END,
+payment_wallet = CASE WHEN local_paid_at IS NULL THEN $4 ELSE payment_wallet END
+WHERE checkout_session_id = $1 AND mode = 'local' AND status = 'pending' AND (expires_at IS NULL OR expires_at > $2)`,
+		sessionID, now, method, wallet)
+	if err != nil {
+		return payment.Payment{}, fmt.Errorf("marking local session paid: %w", err)
+	}
+	p, err := s.PaymentBySession(ctx, sessionID)
+	if err != nil {
+		return payment.Payment{}, err
+	}
+	if p.Mode != payment.ModeLocal {
+		return payment.Payment{}, fmt.Errorf("local session %s: %w", sessionID, payment.ErrNotFound)
+	}
+	if tag.RowsAffected() == 0 {
+		return p, fmt.Errorf("%w: checkout session %s is %s and can no longer be paid", payment.ErrFailedPrecondition, sessionID, p.Status)
+	}
+	return p, nil
+}
+
+// PendingPastExpiry lists up to limit pending payments whose Checkout Session expired before
+// before and that nothing settled: not credited, not paid on the test-mode page, not due for
+// fulfilment. The expiry sweep asks the processor about each.
+func (s *Store) PendingPastExpiry(ctx context.Context, before time.Time, limit int) ([]payment.Payment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+paymentColumns+` FROM payments p WHERE p.status = 'pending' AND p.credited_at IS NULL
+AND p.expires_at IS NOT NULL AND p.expires_at < $1 AND p.checkout_session_id IS NOT NULL AND p.local_paid_at IS NULL
+AND p.fulfil_after IS NULL ORDER BY p.expires_at LIMIT $2`, before.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing payments past their expiry: %w", err)
+	}
+	return collectPayments(rows)
+}
+
+// collectPayments scans and closes rows of paymentColumns.
+func collectPayments(rows pgx.Rows) ([]payment.Payment, error) {
 	defer rows.Close()
 	var out []payment.Payment
 	for rows.Next() {
@@ -183,23 +247,9 @@ AND ($2::uuid IS NULL OR p.id < $2::uuid) ORDER BY p.id DESC LIMIT $3`, orgID, b
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing payments: %w", err)
+		return nil, fmt.Errorf("reading payments: %w", err)
 	}
 	return out, nil
-}
-
-// MarkLocalPaid records that the local test-mode checkout page was paid (ErrNotFound when the
-// session is unknown or not local). Marking twice keeps the first time.
-func (s *Store) MarkLocalPaid(ctx context.Context, sessionID string) (payment.Payment, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE payments SET local_paid_at = coalesce(local_paid_at, $2), updated_at = $2
-WHERE checkout_session_id = $1 AND mode = 'local'`, sessionID, s.clock())
-	if err != nil {
-		return payment.Payment{}, fmt.Errorf("marking local session paid: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return payment.Payment{}, fmt.Errorf("local session %s: %w", sessionID, payment.ErrNotFound)
-	}
-	return s.PaymentBySession(ctx, sessionID)
 }
 
 // LocalToReconcile lists the local test-mode payments reconciliation must look at: paid on the
@@ -210,19 +260,7 @@ AND (p.local_paid_at IS NOT NULL OR (p.status = 'pending' AND p.expires_at < $2)
 	if err != nil {
 		return nil, fmt.Errorf("listing paid local sessions: %w", err)
 	}
-	defer rows.Close()
-	var out []payment.Payment
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing paid local sessions: %w", err)
-	}
-	return out, nil
+	return collectPayments(rows)
 }
 
 // EventSeen reports whether a Stripe event was already processed.

@@ -19,6 +19,7 @@ type Transition struct {
 	// PaymentIntentID and PaymentMethod are recorded when learned and not known yet.
 	PaymentIntentID string
 	PaymentMethod   string
+	PaymentWallet   string
 	// SessionID attaches the Checkout Session when the payment has none yet.
 	SessionID string
 	// Review opens an ops review item for the payment.
@@ -87,9 +88,10 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, p payment.Payment, t Trans
 ledger_transaction_id = coalesce(ledger_transaction_id, $4), credited_at = coalesce(credited_at, $5), paid_at = coalesce(paid_at, $6),
 payment_intent_id = coalesce(payment_intent_id, $7), payment_method = CASE WHEN payment_method = '' THEN $8 ELSE payment_method END,
 checkout_session_id = coalesce(checkout_session_id, $9), updated_at = $10,
-fulfil_after = CASE WHEN $11 THEN NULL ELSE fulfil_after END WHERE id = $1`,
+fulfil_after = CASE WHEN $11 THEN NULL ELSE fulfil_after END,
+payment_wallet = CASE WHEN payment_wallet = '' THEN $12 ELSE payment_wallet END WHERE id = $1`,
 		p.ID, string(t.Status), t.AwaitingAsync, ledgerTx, creditedAt, paidAt, nullString(t.PaymentIntentID), t.PaymentMethod,
-		nullString(t.SessionID), now, t.FulfilmentDone || t.Credit != nil)
+		nullString(t.SessionID), now, t.FulfilmentDone || t.Credit != nil, t.PaymentWallet)
 	if err != nil {
 		return fmt.Errorf("updating payment %s: %w", p.ID, err)
 	}

@@ -113,6 +113,9 @@ func (p *Processor) CreateSession(ctx context.Context, req app.SessionRequest) (
 		},
 	}
 	params.Metadata = meta
+	if !req.ExpiresAt.IsZero() {
+		params.ExpiresAt = stripe.Int64(req.ExpiresAt.Unix())
+	}
 	if req.Member.Email != "" {
 		params.CustomerEmail = stripe.String(req.Member.Email)
 	}
@@ -124,11 +127,26 @@ func (p *Processor) CreateSession(ctx context.Context, req app.SessionRequest) (
 	if err != nil {
 		return app.CreatedSession{}, classify("creating checkout session", err)
 	}
-	out := app.CreatedSession{ID: cs.ID, URL: cs.URL}
-	if cs.ExpiresAt > 0 {
+	// The expiry asked for is the one recorded: Stripe echoes it, and stripe-mock answers with a
+	// fixture's.
+	out := app.CreatedSession{ID: cs.ID, URL: cs.URL, ExpiresAt: req.ExpiresAt}
+	if out.ExpiresAt.IsZero() && cs.ExpiresAt > 0 {
 		out.ExpiresAt = time.Unix(cs.ExpiresAt, 0).UTC()
 	}
 	return out, nil
+}
+
+// Session implements app.Processor: the Checkout Session as Stripe has it now.
+func (p *Processor) Session(ctx context.Context, sessionID string) (payment.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	params := &stripe.CheckoutSessionParams{}
+	params.Context = ctx
+	cs, err := p.api.CheckoutSessions.Get(sessionID, params)
+	if err != nil {
+		return payment.Session{}, classify("reading checkout session", err)
+	}
+	return stripeevent.SessionFromStripe(cs), nil
 }
 
 // Refund implements app.Processor. The refund id is the idempotency key, so a retried call

@@ -31,12 +31,14 @@ type PaymentStatus int32
 const (
 	PaymentStatus_PAYMENT_STATUS_UNSPECIFIED PaymentStatus = 0
 	// Checkout started; no money received yet (also while an asynchronous payment is processing).
+	// A pending payment whose Checkout Session expires becomes EXPIRED.
 	PaymentStatus_PAYMENT_STATUS_PENDING PaymentStatus = 1
 	// Paid and credited.
 	PaymentStatus_PAYMENT_STATUS_SUCCEEDED PaymentStatus = 2
 	// The asynchronous payment failed; nothing was credited.
 	PaymentStatus_PAYMENT_STATUS_FAILED PaymentStatus = 3
-	// The Checkout Session expired unpaid.
+	// The Checkout Session expired unpaid (abandoned checkout): nothing was charged or credited, and
+	// nothing is credited later either (a payment reported after the expiry opens a review item).
 	PaymentStatus_PAYMENT_STATUS_EXPIRED PaymentStatus = 4
 	// Fully refunded.
 	PaymentStatus_PAYMENT_STATUS_REFUNDED PaymentStatus = 5
@@ -218,7 +220,7 @@ type Payment struct {
 	// Number of the invoice, once the payment succeeded.
 	InvoiceNumber     string `protobuf:"bytes,6,opt,name=invoice_number,json=invoiceNumber,proto3" json:"invoice_number,omitempty"`
 	CheckoutSessionId string `protobuf:"bytes,7,opt,name=checkout_session_id,json=checkoutSessionId,proto3" json:"checkout_session_id,omitempty"`
-	// How it was paid, e.g. "card".
+	// How it was paid, e.g. "card"; empty until paid.
 	PaymentMethod string                 `protobuf:"bytes,8,opt,name=payment_method,json=paymentMethod,proto3" json:"payment_method,omitempty"`
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	PaidAt        *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=paid_at,json=paidAt,proto3" json:"paid_at,omitempty"`
@@ -227,7 +229,14 @@ type Payment struct {
 	// Whether an ops review item is open for this payment.
 	UnderReview bool `protobuf:"varint,12,opt,name=under_review,json=underReview,proto3" json:"under_review,omitempty"`
 	// Whether the checkout ran in test mode (no Stripe keys, nothing was charged).
-	TestMode      bool `protobuf:"varint,13,opt,name=test_mode,json=testMode,proto3" json:"test_mode,omitempty"`
+	TestMode bool `protobuf:"varint,13,opt,name=test_mode,json=testMode,proto3" json:"test_mode,omitempty"`
+	// The card wallet the card payment went through, e.g. "google_pay" or "apple_pay"; empty for a
+	// card entered by hand or when unknown.
+	PaymentWallet string `protobuf:"bytes,14,opt,name=payment_wallet,json=paymentWallet,proto3" json:"payment_wallet,omitempty"`
+	// When the Checkout Session stops being payable; a pending payment becomes EXPIRED after it.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The refunds of the payment, oldest first, each with its credit note number once issued.
+	Refunds       []*Refund `protobuf:"bytes,16,rep,name=refunds,proto3" json:"refunds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,6 +362,27 @@ func (x *Payment) GetTestMode() bool {
 	return false
 }
 
+func (x *Payment) GetPaymentWallet() string {
+	if x != nil {
+		return x.PaymentWallet
+	}
+	return ""
+}
+
+func (x *Payment) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Payment) GetRefunds() []*Refund {
+	if x != nil {
+		return x.Refunds
+	}
+	return nil
+}
+
 type CreateCheckoutSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
@@ -467,6 +497,131 @@ func (x *CreateCheckoutSessionResponse) GetPaymentId() string {
 	return ""
 }
 
+type GetCheckoutOptionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCheckoutOptionsRequest) Reset() {
+	*x = GetCheckoutOptionsRequest{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCheckoutOptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCheckoutOptionsRequest) ProtoMessage() {}
+
+func (x *GetCheckoutOptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCheckoutOptionsRequest.ProtoReflect.Descriptor instead.
+func (*GetCheckoutOptionsRequest) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetCheckoutOptionsRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+type GetCheckoutOptionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The smallest and largest amount CreateCheckoutSession accepts, in the organization's currency.
+	MinAmount *money.Money `protobuf:"bytes,1,opt,name=min_amount,json=minAmount,proto3" json:"min_amount,omitempty"`
+	MaxAmount *money.Money `protobuf:"bytes,2,opt,name=max_amount,json=maxAmount,proto3" json:"max_amount,omitempty"`
+	// Suggested amounts, ascending, each within [min_amount, max_amount].
+	Presets []*money.Money `protobuf:"bytes,3,rep,name=presets,proto3" json:"presets,omitempty"`
+	// The organization's currency (ISO 4217), the one every amount above is in.
+	CurrencyCode string `protobuf:"bytes,4,opt,name=currency_code,json=currencyCode,proto3" json:"currency_code,omitempty"`
+	// How many calendar months credits stay valid; any top-up renews the validity of the whole
+	// balance. 0 when the configured validity is not a whole number of months.
+	ValidityMonths int32 `protobuf:"varint,5,opt,name=validity_months,json=validityMonths,proto3" json:"validity_months,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetCheckoutOptionsResponse) Reset() {
+	*x = GetCheckoutOptionsResponse{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCheckoutOptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCheckoutOptionsResponse) ProtoMessage() {}
+
+func (x *GetCheckoutOptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCheckoutOptionsResponse.ProtoReflect.Descriptor instead.
+func (*GetCheckoutOptionsResponse) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetCheckoutOptionsResponse) GetMinAmount() *money.Money {
+	if x != nil {
+		return x.MinAmount
+	}
+	return nil
+}
+
+func (x *GetCheckoutOptionsResponse) GetMaxAmount() *money.Money {
+	if x != nil {
+		return x.MaxAmount
+	}
+	return nil
+}
+
+func (x *GetCheckoutOptionsResponse) GetPresets() []*money.Money {
+	if x != nil {
+		return x.Presets
+	}
+	return nil
+}
+
+func (x *GetCheckoutOptionsResponse) GetCurrencyCode() string {
+	if x != nil {
+		return x.CurrencyCode
+	}
+	return ""
+}
+
+func (x *GetCheckoutOptionsResponse) GetValidityMonths() int32 {
+	if x != nil {
+		return x.ValidityMonths
+	}
+	return 0
+}
+
 type HandleStripeWebhookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The raw request body, exactly as Stripe sent it.
@@ -479,7 +634,7 @@ type HandleStripeWebhookRequest struct {
 
 func (x *HandleStripeWebhookRequest) Reset() {
 	*x = HandleStripeWebhookRequest{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[4]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +646,7 @@ func (x *HandleStripeWebhookRequest) String() string {
 func (*HandleStripeWebhookRequest) ProtoMessage() {}
 
 func (x *HandleStripeWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[4]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +659,7 @@ func (x *HandleStripeWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleStripeWebhookRequest.ProtoReflect.Descriptor instead.
 func (*HandleStripeWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{4}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HandleStripeWebhookRequest) GetPayload() []byte {
@@ -532,7 +687,7 @@ type HandleStripeWebhookResponse struct {
 
 func (x *HandleStripeWebhookResponse) Reset() {
 	*x = HandleStripeWebhookResponse{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[5]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +699,7 @@ func (x *HandleStripeWebhookResponse) String() string {
 func (*HandleStripeWebhookResponse) ProtoMessage() {}
 
 func (x *HandleStripeWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[5]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +712,7 @@ func (x *HandleStripeWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleStripeWebhookResponse.ProtoReflect.Descriptor instead.
 func (*HandleStripeWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{5}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HandleStripeWebhookResponse) GetEventId() string {
@@ -586,7 +741,7 @@ type ListPaymentsRequest struct {
 
 func (x *ListPaymentsRequest) Reset() {
 	*x = ListPaymentsRequest{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[6]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +753,7 @@ func (x *ListPaymentsRequest) String() string {
 func (*ListPaymentsRequest) ProtoMessage() {}
 
 func (x *ListPaymentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[6]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +766,7 @@ func (x *ListPaymentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPaymentsRequest.ProtoReflect.Descriptor instead.
 func (*ListPaymentsRequest) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{6}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListPaymentsRequest) GetOrgId() string {
@@ -645,7 +800,7 @@ type ListPaymentsResponse struct {
 
 func (x *ListPaymentsResponse) Reset() {
 	*x = ListPaymentsResponse{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[7]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +812,7 @@ func (x *ListPaymentsResponse) String() string {
 func (*ListPaymentsResponse) ProtoMessage() {}
 
 func (x *ListPaymentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[7]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +825,7 @@ func (x *ListPaymentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPaymentsResponse.ProtoReflect.Descriptor instead.
 func (*ListPaymentsResponse) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{7}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListPaymentsResponse) GetPayments() []*Payment {
@@ -697,7 +852,7 @@ type GetPaymentRequest struct {
 
 func (x *GetPaymentRequest) Reset() {
 	*x = GetPaymentRequest{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[8]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +864,7 @@ func (x *GetPaymentRequest) String() string {
 func (*GetPaymentRequest) ProtoMessage() {}
 
 func (x *GetPaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[8]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +877,7 @@ func (x *GetPaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPaymentRequest.ProtoReflect.Descriptor instead.
 func (*GetPaymentRequest) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{8}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetPaymentRequest) GetOrgId() string {
@@ -749,7 +904,7 @@ type GetPaymentResponse struct {
 
 func (x *GetPaymentResponse) Reset() {
 	*x = GetPaymentResponse{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[9]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +916,7 @@ func (x *GetPaymentResponse) String() string {
 func (*GetPaymentResponse) ProtoMessage() {}
 
 func (x *GetPaymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[9]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +929,7 @@ func (x *GetPaymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPaymentResponse.ProtoReflect.Descriptor instead.
 func (*GetPaymentResponse) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{9}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetPaymentResponse) GetPayment() *Payment {
@@ -801,7 +956,7 @@ type GetInvoiceRequest struct {
 
 func (x *GetInvoiceRequest) Reset() {
 	*x = GetInvoiceRequest{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[10]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +968,7 @@ func (x *GetInvoiceRequest) String() string {
 func (*GetInvoiceRequest) ProtoMessage() {}
 
 func (x *GetInvoiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[10]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +981,7 @@ func (x *GetInvoiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInvoiceRequest.ProtoReflect.Descriptor instead.
 func (*GetInvoiceRequest) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{10}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetInvoiceRequest) GetOrgId() string {
@@ -854,7 +1009,7 @@ type GetCreditNoteRequest struct {
 
 func (x *GetCreditNoteRequest) Reset() {
 	*x = GetCreditNoteRequest{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[11]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1021,7 @@ func (x *GetCreditNoteRequest) String() string {
 func (*GetCreditNoteRequest) ProtoMessage() {}
 
 func (x *GetCreditNoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[11]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1034,7 @@ func (x *GetCreditNoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCreditNoteRequest.ProtoReflect.Descriptor instead.
 func (*GetCreditNoteRequest) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{11}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetCreditNoteRequest) GetOrgId() string {
@@ -919,7 +1074,7 @@ type BillingProfile struct {
 
 func (x *BillingProfile) Reset() {
 	*x = BillingProfile{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[12]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1086,7 @@ func (x *BillingProfile) String() string {
 func (*BillingProfile) ProtoMessage() {}
 
 func (x *BillingProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[12]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1099,7 @@ func (x *BillingProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BillingProfile.ProtoReflect.Descriptor instead.
 func (*BillingProfile) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{12}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BillingProfile) GetLegalName() string {
@@ -991,7 +1146,7 @@ type GetBillingProfileRequest struct {
 
 func (x *GetBillingProfileRequest) Reset() {
 	*x = GetBillingProfileRequest{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[13]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1158,7 @@ func (x *GetBillingProfileRequest) String() string {
 func (*GetBillingProfileRequest) ProtoMessage() {}
 
 func (x *GetBillingProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[13]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1171,7 @@ func (x *GetBillingProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBillingProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetBillingProfileRequest) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{13}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetBillingProfileRequest) GetOrgId() string {
@@ -1035,7 +1190,7 @@ type GetBillingProfileResponse struct {
 
 func (x *GetBillingProfileResponse) Reset() {
 	*x = GetBillingProfileResponse{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[14]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1202,7 @@ func (x *GetBillingProfileResponse) String() string {
 func (*GetBillingProfileResponse) ProtoMessage() {}
 
 func (x *GetBillingProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[14]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1215,7 @@ func (x *GetBillingProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBillingProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetBillingProfileResponse) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{14}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetBillingProfileResponse) GetProfile() *BillingProfile {
@@ -1080,7 +1235,7 @@ type UpdateBillingProfileRequest struct {
 
 func (x *UpdateBillingProfileRequest) Reset() {
 	*x = UpdateBillingProfileRequest{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[15]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1247,7 @@ func (x *UpdateBillingProfileRequest) String() string {
 func (*UpdateBillingProfileRequest) ProtoMessage() {}
 
 func (x *UpdateBillingProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[15]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1260,7 @@ func (x *UpdateBillingProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBillingProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateBillingProfileRequest) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{15}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateBillingProfileRequest) GetOrgId() string {
@@ -1131,7 +1286,7 @@ type UpdateBillingProfileResponse struct {
 
 func (x *UpdateBillingProfileResponse) Reset() {
 	*x = UpdateBillingProfileResponse{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[16]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1298,7 @@ func (x *UpdateBillingProfileResponse) String() string {
 func (*UpdateBillingProfileResponse) ProtoMessage() {}
 
 func (x *UpdateBillingProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[16]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1311,7 @@ func (x *UpdateBillingProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBillingProfileResponse.ProtoReflect.Descriptor instead.
 func (*UpdateBillingProfileResponse) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{16}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateBillingProfileResponse) GetProfile() *BillingProfile {
@@ -1189,7 +1344,7 @@ type Refund struct {
 
 func (x *Refund) Reset() {
 	*x = Refund{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[17]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1356,7 @@ func (x *Refund) String() string {
 func (*Refund) ProtoMessage() {}
 
 func (x *Refund) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[17]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1369,7 @@ func (x *Refund) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refund.ProtoReflect.Descriptor instead.
 func (*Refund) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{17}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Refund) GetId() string {
@@ -1310,7 +1465,7 @@ type RefundPaymentRequest struct {
 
 func (x *RefundPaymentRequest) Reset() {
 	*x = RefundPaymentRequest{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[18]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1477,7 @@ func (x *RefundPaymentRequest) String() string {
 func (*RefundPaymentRequest) ProtoMessage() {}
 
 func (x *RefundPaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[18]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1490,7 @@ func (x *RefundPaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundPaymentRequest.ProtoReflect.Descriptor instead.
 func (*RefundPaymentRequest) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{18}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RefundPaymentRequest) GetPaymentId() string {
@@ -1376,7 +1531,7 @@ type RefundPaymentResponse struct {
 
 func (x *RefundPaymentResponse) Reset() {
 	*x = RefundPaymentResponse{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[19]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1543,7 @@ func (x *RefundPaymentResponse) String() string {
 func (*RefundPaymentResponse) ProtoMessage() {}
 
 func (x *RefundPaymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[19]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1556,7 @@ func (x *RefundPaymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundPaymentResponse.ProtoReflect.Descriptor instead.
 func (*RefundPaymentResponse) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{19}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RefundPaymentResponse) GetRefund() *Refund {
@@ -1438,7 +1593,7 @@ type ReviewItem struct {
 
 func (x *ReviewItem) Reset() {
 	*x = ReviewItem{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[20]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1605,7 @@ func (x *ReviewItem) String() string {
 func (*ReviewItem) ProtoMessage() {}
 
 func (x *ReviewItem) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[20]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1618,7 @@ func (x *ReviewItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewItem.ProtoReflect.Descriptor instead.
 func (*ReviewItem) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{20}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReviewItem) GetId() string {
@@ -1548,7 +1703,7 @@ type ListReviewItemsRequest struct {
 
 func (x *ListReviewItemsRequest) Reset() {
 	*x = ListReviewItemsRequest{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[21]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1715,7 @@ func (x *ListReviewItemsRequest) String() string {
 func (*ListReviewItemsRequest) ProtoMessage() {}
 
 func (x *ListReviewItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[21]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1728,7 @@ func (x *ListReviewItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReviewItemsRequest.ProtoReflect.Descriptor instead.
 func (*ListReviewItemsRequest) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{21}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListReviewItemsRequest) GetPageSize() int32 {
@@ -1607,7 +1762,7 @@ type ListReviewItemsResponse struct {
 
 func (x *ListReviewItemsResponse) Reset() {
 	*x = ListReviewItemsResponse{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[22]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +1774,7 @@ func (x *ListReviewItemsResponse) String() string {
 func (*ListReviewItemsResponse) ProtoMessage() {}
 
 func (x *ListReviewItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[22]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +1787,7 @@ func (x *ListReviewItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReviewItemsResponse.ProtoReflect.Descriptor instead.
 func (*ListReviewItemsResponse) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{22}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListReviewItemsResponse) GetItems() []*ReviewItem {
@@ -1659,7 +1814,7 @@ type ResolveReviewItemRequest struct {
 
 func (x *ResolveReviewItemRequest) Reset() {
 	*x = ResolveReviewItemRequest{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[23]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1826,7 @@ func (x *ResolveReviewItemRequest) String() string {
 func (*ResolveReviewItemRequest) ProtoMessage() {}
 
 func (x *ResolveReviewItemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[23]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1839,7 @@ func (x *ResolveReviewItemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveReviewItemRequest.ProtoReflect.Descriptor instead.
 func (*ResolveReviewItemRequest) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{23}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ResolveReviewItemRequest) GetReviewItemId() string {
@@ -1710,7 +1865,7 @@ type ResolveReviewItemResponse struct {
 
 func (x *ResolveReviewItemResponse) Reset() {
 	*x = ResolveReviewItemResponse{}
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[24]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1877,7 @@ func (x *ResolveReviewItemResponse) String() string {
 func (*ResolveReviewItemResponse) ProtoMessage() {}
 
 func (x *ResolveReviewItemResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_payments_v1_payments_proto_msgTypes[24]
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1890,7 @@ func (x *ResolveReviewItemResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveReviewItemResponse.ProtoReflect.Descriptor instead.
 func (*ResolveReviewItemResponse) Descriptor() ([]byte, []int) {
-	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{24}
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ResolveReviewItemResponse) GetItem() *ReviewItem {
@@ -1753,7 +1908,7 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05email\x18\x03 \x01(\tR\x05email\"\xa7\x04\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\"\xbe\x05\n" +
 	"\aPayment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12*\n" +
@@ -1769,7 +1924,11 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x06paidAt\x12.\n" +
 	"\brefunded\x18\v \x01(\v2\x12.google.type.MoneyR\brefunded\x12!\n" +
 	"\funder_review\x18\f \x01(\bR\vunderReview\x12\x1b\n" +
-	"\ttest_mode\x18\r \x01(\bR\btestMode\"a\n" +
+	"\ttest_mode\x18\r \x01(\bR\btestMode\x12%\n" +
+	"\x0epayment_wallet\x18\x0e \x01(\tR\rpaymentWallet\x129\n" +
+	"\n" +
+	"expires_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x123\n" +
+	"\arefunds\x18\x10 \x03(\v2\x19.tally.payments.v1.RefundR\arefunds\"a\n" +
 	"\x1cCreateCheckoutSessionRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\"o\n" +
@@ -1778,7 +1937,17 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x1d\n" +
 	"\n" +
-	"payment_id\x18\x03 \x01(\tR\tpaymentId\"T\n" +
+	"payment_id\x18\x03 \x01(\tR\tpaymentId\"2\n" +
+	"\x19GetCheckoutOptionsRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\"\xfe\x01\n" +
+	"\x1aGetCheckoutOptionsResponse\x121\n" +
+	"\n" +
+	"min_amount\x18\x01 \x01(\v2\x12.google.type.MoneyR\tminAmount\x121\n" +
+	"\n" +
+	"max_amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\tmaxAmount\x12,\n" +
+	"\apresets\x18\x03 \x03(\v2\x12.google.type.MoneyR\apresets\x12#\n" +
+	"\rcurrency_code\x18\x04 \x01(\tR\fcurrencyCode\x12'\n" +
+	"\x0fvalidity_months\x18\x05 \x01(\x05R\x0evalidityMonths\"T\n" +
 	"\x1aHandleStripeWebhookRequest\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\tR\tsignature\"R\n" +
@@ -1896,9 +2065,10 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	"\x19REFUND_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15REFUND_STATUS_PENDING\x10\x01\x12\x1b\n" +
 	"\x17REFUND_STATUS_SUCCEEDED\x10\x02\x12\x18\n" +
-	"\x14REFUND_STATUS_FAILED\x10\x032\xff\f\n" +
+	"\x14REFUND_STATUS_FAILED\x10\x032\x9f\x0e\n" +
 	"\x0fPaymentsService\x12\xaa\x01\n" +
-	"\x15CreateCheckoutSession\x12/.tally.payments.v1.CreateCheckoutSessionRequest\x1a0.tally.payments.v1.CreateCheckoutSessionResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/orgs/{org_id}/checkout-sessions\x12t\n" +
+	"\x15CreateCheckoutSession\x12/.tally.payments.v1.CreateCheckoutSessionRequest\x1a0.tally.payments.v1.CreateCheckoutSessionResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/orgs/{org_id}/checkout-sessions\x12\x9d\x01\n" +
+	"\x12GetCheckoutOptions\x12,.tally.payments.v1.GetCheckoutOptionsRequest\x1a-.tally.payments.v1.GetCheckoutOptionsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/orgs/{org_id}/checkout-options\x12t\n" +
 	"\x13HandleStripeWebhook\x12-.tally.payments.v1.HandleStripeWebhookRequest\x1a..tally.payments.v1.HandleStripeWebhookResponse\x12\x83\x01\n" +
 	"\fListPayments\x12&.tally.payments.v1.ListPaymentsRequest\x1a'.tally.payments.v1.ListPaymentsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/orgs/{org_id}/payments\x12\x8a\x01\n" +
 	"\n" +
@@ -1925,7 +2095,7 @@ func file_tally_payments_v1_payments_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_payments_v1_payments_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tally_payments_v1_payments_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_tally_payments_v1_payments_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_tally_payments_v1_payments_proto_goTypes = []any{
 	(PaymentStatus)(0),                    // 0: tally.payments.v1.PaymentStatus
 	(RefundStatus)(0),                     // 1: tally.payments.v1.RefundStatus
@@ -1933,85 +2103,94 @@ var file_tally_payments_v1_payments_proto_goTypes = []any{
 	(*Payment)(nil),                       // 3: tally.payments.v1.Payment
 	(*CreateCheckoutSessionRequest)(nil),  // 4: tally.payments.v1.CreateCheckoutSessionRequest
 	(*CreateCheckoutSessionResponse)(nil), // 5: tally.payments.v1.CreateCheckoutSessionResponse
-	(*HandleStripeWebhookRequest)(nil),    // 6: tally.payments.v1.HandleStripeWebhookRequest
-	(*HandleStripeWebhookResponse)(nil),   // 7: tally.payments.v1.HandleStripeWebhookResponse
-	(*ListPaymentsRequest)(nil),           // 8: tally.payments.v1.ListPaymentsRequest
-	(*ListPaymentsResponse)(nil),          // 9: tally.payments.v1.ListPaymentsResponse
-	(*GetPaymentRequest)(nil),             // 10: tally.payments.v1.GetPaymentRequest
-	(*GetPaymentResponse)(nil),            // 11: tally.payments.v1.GetPaymentResponse
-	(*GetInvoiceRequest)(nil),             // 12: tally.payments.v1.GetInvoiceRequest
-	(*GetCreditNoteRequest)(nil),          // 13: tally.payments.v1.GetCreditNoteRequest
-	(*BillingProfile)(nil),                // 14: tally.payments.v1.BillingProfile
-	(*GetBillingProfileRequest)(nil),      // 15: tally.payments.v1.GetBillingProfileRequest
-	(*GetBillingProfileResponse)(nil),     // 16: tally.payments.v1.GetBillingProfileResponse
-	(*UpdateBillingProfileRequest)(nil),   // 17: tally.payments.v1.UpdateBillingProfileRequest
-	(*UpdateBillingProfileResponse)(nil),  // 18: tally.payments.v1.UpdateBillingProfileResponse
-	(*Refund)(nil),                        // 19: tally.payments.v1.Refund
-	(*RefundPaymentRequest)(nil),          // 20: tally.payments.v1.RefundPaymentRequest
-	(*RefundPaymentResponse)(nil),         // 21: tally.payments.v1.RefundPaymentResponse
-	(*ReviewItem)(nil),                    // 22: tally.payments.v1.ReviewItem
-	(*ListReviewItemsRequest)(nil),        // 23: tally.payments.v1.ListReviewItemsRequest
-	(*ListReviewItemsResponse)(nil),       // 24: tally.payments.v1.ListReviewItemsResponse
-	(*ResolveReviewItemRequest)(nil),      // 25: tally.payments.v1.ResolveReviewItemRequest
-	(*ResolveReviewItemResponse)(nil),     // 26: tally.payments.v1.ResolveReviewItemResponse
-	(*money.Money)(nil),                   // 27: google.type.Money
-	(*timestamppb.Timestamp)(nil),         // 28: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),             // 29: google.api.HttpBody
+	(*GetCheckoutOptionsRequest)(nil),     // 6: tally.payments.v1.GetCheckoutOptionsRequest
+	(*GetCheckoutOptionsResponse)(nil),    // 7: tally.payments.v1.GetCheckoutOptionsResponse
+	(*HandleStripeWebhookRequest)(nil),    // 8: tally.payments.v1.HandleStripeWebhookRequest
+	(*HandleStripeWebhookResponse)(nil),   // 9: tally.payments.v1.HandleStripeWebhookResponse
+	(*ListPaymentsRequest)(nil),           // 10: tally.payments.v1.ListPaymentsRequest
+	(*ListPaymentsResponse)(nil),          // 11: tally.payments.v1.ListPaymentsResponse
+	(*GetPaymentRequest)(nil),             // 12: tally.payments.v1.GetPaymentRequest
+	(*GetPaymentResponse)(nil),            // 13: tally.payments.v1.GetPaymentResponse
+	(*GetInvoiceRequest)(nil),             // 14: tally.payments.v1.GetInvoiceRequest
+	(*GetCreditNoteRequest)(nil),          // 15: tally.payments.v1.GetCreditNoteRequest
+	(*BillingProfile)(nil),                // 16: tally.payments.v1.BillingProfile
+	(*GetBillingProfileRequest)(nil),      // 17: tally.payments.v1.GetBillingProfileRequest
+	(*GetBillingProfileResponse)(nil),     // 18: tally.payments.v1.GetBillingProfileResponse
+	(*UpdateBillingProfileRequest)(nil),   // 19: tally.payments.v1.UpdateBillingProfileRequest
+	(*UpdateBillingProfileResponse)(nil),  // 20: tally.payments.v1.UpdateBillingProfileResponse
+	(*Refund)(nil),                        // 21: tally.payments.v1.Refund
+	(*RefundPaymentRequest)(nil),          // 22: tally.payments.v1.RefundPaymentRequest
+	(*RefundPaymentResponse)(nil),         // 23: tally.payments.v1.RefundPaymentResponse
+	(*ReviewItem)(nil),                    // 24: tally.payments.v1.ReviewItem
+	(*ListReviewItemsRequest)(nil),        // 25: tally.payments.v1.ListReviewItemsRequest
+	(*ListReviewItemsResponse)(nil),       // 26: tally.payments.v1.ListReviewItemsResponse
+	(*ResolveReviewItemRequest)(nil),      // 27: tally.payments.v1.ResolveReviewItemRequest
+	(*ResolveReviewItemResponse)(nil),     // 28: tally.payments.v1.ResolveReviewItemResponse
+	(*money.Money)(nil),                   // 29: google.type.Money
+	(*timestamppb.Timestamp)(nil),         // 30: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),             // 31: google.api.HttpBody
 }
 var file_tally_payments_v1_payments_proto_depIdxs = []int32{
-	27, // 0: tally.payments.v1.Payment.amount:type_name -> google.type.Money
+	29, // 0: tally.payments.v1.Payment.amount:type_name -> google.type.Money
 	0,  // 1: tally.payments.v1.Payment.status:type_name -> tally.payments.v1.PaymentStatus
 	2,  // 2: tally.payments.v1.Payment.member:type_name -> tally.payments.v1.Member
-	28, // 3: tally.payments.v1.Payment.created_at:type_name -> google.protobuf.Timestamp
-	28, // 4: tally.payments.v1.Payment.paid_at:type_name -> google.protobuf.Timestamp
-	27, // 5: tally.payments.v1.Payment.refunded:type_name -> google.type.Money
-	27, // 6: tally.payments.v1.CreateCheckoutSessionRequest.amount:type_name -> google.type.Money
-	3,  // 7: tally.payments.v1.ListPaymentsResponse.payments:type_name -> tally.payments.v1.Payment
-	3,  // 8: tally.payments.v1.GetPaymentResponse.payment:type_name -> tally.payments.v1.Payment
-	19, // 9: tally.payments.v1.GetPaymentResponse.refunds:type_name -> tally.payments.v1.Refund
-	28, // 10: tally.payments.v1.BillingProfile.update_time:type_name -> google.protobuf.Timestamp
-	14, // 11: tally.payments.v1.GetBillingProfileResponse.profile:type_name -> tally.payments.v1.BillingProfile
-	14, // 12: tally.payments.v1.UpdateBillingProfileRequest.profile:type_name -> tally.payments.v1.BillingProfile
-	14, // 13: tally.payments.v1.UpdateBillingProfileResponse.profile:type_name -> tally.payments.v1.BillingProfile
-	27, // 14: tally.payments.v1.Refund.amount:type_name -> google.type.Money
-	1,  // 15: tally.payments.v1.Refund.status:type_name -> tally.payments.v1.RefundStatus
-	27, // 16: tally.payments.v1.Refund.credits_taken_back:type_name -> google.type.Money
-	27, // 17: tally.payments.v1.Refund.credits_not_recovered:type_name -> google.type.Money
-	28, // 18: tally.payments.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
-	27, // 19: tally.payments.v1.RefundPaymentRequest.amount:type_name -> google.type.Money
-	19, // 20: tally.payments.v1.RefundPaymentResponse.refund:type_name -> tally.payments.v1.Refund
-	3,  // 21: tally.payments.v1.RefundPaymentResponse.payment:type_name -> tally.payments.v1.Payment
-	28, // 22: tally.payments.v1.ReviewItem.created_at:type_name -> google.protobuf.Timestamp
-	28, // 23: tally.payments.v1.ReviewItem.resolved_at:type_name -> google.protobuf.Timestamp
-	22, // 24: tally.payments.v1.ListReviewItemsResponse.items:type_name -> tally.payments.v1.ReviewItem
-	22, // 25: tally.payments.v1.ResolveReviewItemResponse.item:type_name -> tally.payments.v1.ReviewItem
-	4,  // 26: tally.payments.v1.PaymentsService.CreateCheckoutSession:input_type -> tally.payments.v1.CreateCheckoutSessionRequest
-	6,  // 27: tally.payments.v1.PaymentsService.HandleStripeWebhook:input_type -> tally.payments.v1.HandleStripeWebhookRequest
-	8,  // 28: tally.payments.v1.PaymentsService.ListPayments:input_type -> tally.payments.v1.ListPaymentsRequest
-	10, // 29: tally.payments.v1.PaymentsService.GetPayment:input_type -> tally.payments.v1.GetPaymentRequest
-	12, // 30: tally.payments.v1.PaymentsService.GetInvoice:input_type -> tally.payments.v1.GetInvoiceRequest
-	13, // 31: tally.payments.v1.PaymentsService.GetCreditNote:input_type -> tally.payments.v1.GetCreditNoteRequest
-	15, // 32: tally.payments.v1.PaymentsService.GetBillingProfile:input_type -> tally.payments.v1.GetBillingProfileRequest
-	17, // 33: tally.payments.v1.PaymentsService.UpdateBillingProfile:input_type -> tally.payments.v1.UpdateBillingProfileRequest
-	20, // 34: tally.payments.v1.PaymentsService.RefundPayment:input_type -> tally.payments.v1.RefundPaymentRequest
-	23, // 35: tally.payments.v1.PaymentsService.ListReviewItems:input_type -> tally.payments.v1.ListReviewItemsRequest
-	25, // 36: tally.payments.v1.PaymentsService.ResolveReviewItem:input_type -> tally.payments.v1.ResolveReviewItemRequest
-	5,  // 37: tally.payments.v1.PaymentsService.CreateCheckoutSession:output_type -> tally.payments.v1.CreateCheckoutSessionResponse
-	7,  // 38: tally.payments.v1.PaymentsService.HandleStripeWebhook:output_type -> tally.payments.v1.HandleStripeWebhookResponse
-	9,  // 39: tally.payments.v1.PaymentsService.ListPayments:output_type -> tally.payments.v1.ListPaymentsResponse
-	11, // 40: tally.payments.v1.PaymentsService.GetPayment:output_type -> tally.payments.v1.GetPaymentResponse
-	29, // 41: tally.payments.v1.PaymentsService.GetInvoice:output_type -> google.api.HttpBody
-	29, // 42: tally.payments.v1.PaymentsService.GetCreditNote:output_type -> google.api.HttpBody
-	16, // 43: tally.payments.v1.PaymentsService.GetBillingProfile:output_type -> tally.payments.v1.GetBillingProfileResponse
-	18, // 44: tally.payments.v1.PaymentsService.UpdateBillingProfile:output_type -> tally.payments.v1.UpdateBillingProfileResponse
-	21, // 45: tally.payments.v1.PaymentsService.RefundPayment:output_type -> tally.payments.v1.RefundPaymentResponse
-	24, // 46: tally.payments.v1.PaymentsService.ListReviewItems:output_type -> tally.payments.v1.ListReviewItemsResponse
-	26, // 47: tally.payments.v1.PaymentsService.ResolveReviewItem:output_type -> tally.payments.v1.ResolveReviewItemResponse
-	37, // [37:48] is the sub-list for method output_type
-	26, // [26:37] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	30, // 3: tally.payments.v1.Payment.created_at:type_name -> google.protobuf.Timestamp
+	30, // 4: tally.payments.v1.Payment.paid_at:type_name -> google.protobuf.Timestamp
+	29, // 5: tally.payments.v1.Payment.refunded:type_name -> google.type.Money
+	30, // 6: tally.payments.v1.Payment.expires_at:type_name -> google.protobuf.Timestamp
+	21, // 7: tally.payments.v1.Payment.refunds:type_name -> tally.payments.v1.Refund
+	29, // 8: tally.payments.v1.CreateCheckoutSessionRequest.amount:type_name -> google.type.Money
+	29, // 9: tally.payments.v1.GetCheckoutOptionsResponse.min_amount:type_name -> google.type.Money
+	29, // 10: tally.payments.v1.GetCheckoutOptionsResponse.max_amount:type_name -> google.type.Money
+	29, // 11: tally.payments.v1.GetCheckoutOptionsResponse.presets:type_name -> google.type.Money
+	3,  // 12: tally.payments.v1.ListPaymentsResponse.payments:type_name -> tally.payments.v1.Payment
+	3,  // 13: tally.payments.v1.GetPaymentResponse.payment:type_name -> tally.payments.v1.Payment
+	21, // 14: tally.payments.v1.GetPaymentResponse.refunds:type_name -> tally.payments.v1.Refund
+	30, // 15: tally.payments.v1.BillingProfile.update_time:type_name -> google.protobuf.Timestamp
+	16, // 16: tally.payments.v1.GetBillingProfileResponse.profile:type_name -> tally.payments.v1.BillingProfile
+	16, // 17: tally.payments.v1.UpdateBillingProfileRequest.profile:type_name -> tally.payments.v1.BillingProfile
+	16, // 18: tally.payments.v1.UpdateBillingProfileResponse.profile:type_name -> tally.payments.v1.BillingProfile
+	29, // 19: tally.payments.v1.Refund.amount:type_name -> google.type.Money
+	1,  // 20: tally.payments.v1.Refund.status:type_name -> tally.payments.v1.RefundStatus
+	29, // 21: tally.payments.v1.Refund.credits_taken_back:type_name -> google.type.Money
+	29, // 22: tally.payments.v1.Refund.credits_not_recovered:type_name -> google.type.Money
+	30, // 23: tally.payments.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	29, // 24: tally.payments.v1.RefundPaymentRequest.amount:type_name -> google.type.Money
+	21, // 25: tally.payments.v1.RefundPaymentResponse.refund:type_name -> tally.payments.v1.Refund
+	3,  // 26: tally.payments.v1.RefundPaymentResponse.payment:type_name -> tally.payments.v1.Payment
+	30, // 27: tally.payments.v1.ReviewItem.created_at:type_name -> google.protobuf.Timestamp
+	30, // 28: tally.payments.v1.ReviewItem.resolved_at:type_name -> google.protobuf.Timestamp
+	24, // 29: tally.payments.v1.ListReviewItemsResponse.items:type_name -> tally.payments.v1.ReviewItem
+	24, // 30: tally.payments.v1.ResolveReviewItemResponse.item:type_name -> tally.payments.v1.ReviewItem
+	4,  // 31: tally.payments.v1.PaymentsService.CreateCheckoutSession:input_type -> tally.payments.v1.CreateCheckoutSessionRequest
+	6,  // 32: tally.payments.v1.PaymentsService.GetCheckoutOptions:input_type -> tally.payments.v1.GetCheckoutOptionsRequest
+	8,  // 33: tally.payments.v1.PaymentsService.HandleStripeWebhook:input_type -> tally.payments.v1.HandleStripeWebhookRequest
+	10, // 34: tally.payments.v1.PaymentsService.ListPayments:input_type -> tally.payments.v1.ListPaymentsRequest
+	12, // 35: tally.payments.v1.PaymentsService.GetPayment:input_type -> tally.payments.v1.GetPaymentRequest
+	14, // 36: tally.payments.v1.PaymentsService.GetInvoice:input_type -> tally.payments.v1.GetInvoiceRequest
+	15, // 37: tally.payments.v1.PaymentsService.GetCreditNote:input_type -> tally.payments.v1.GetCreditNoteRequest
+	17, // 38: tally.payments.v1.PaymentsService.GetBillingProfile:input_type -> tally.payments.v1.GetBillingProfileRequest
+	19, // 39: tally.payments.v1.PaymentsService.UpdateBillingProfile:input_type -> tally.payments.v1.UpdateBillingProfileRequest
+	22, // 40: tally.payments.v1.PaymentsService.RefundPayment:input_type -> tally.payments.v1.RefundPaymentRequest
+	25, // 41: tally.payments.v1.PaymentsService.ListReviewItems:input_type -> tally.payments.v1.ListReviewItemsRequest
+	27, // 42: tally.payments.v1.PaymentsService.ResolveReviewItem:input_type -> tally.payments.v1.ResolveReviewItemRequest
+	5,  // 43: tally.payments.v1.PaymentsService.CreateCheckoutSession:output_type -> tally.payments.v1.CreateCheckoutSessionResponse
+	7,  // 44: tally.payments.v1.PaymentsService.GetCheckoutOptions:output_type -> tally.payments.v1.GetCheckoutOptionsResponse
+	9,  // 45: tally.payments.v1.PaymentsService.HandleStripeWebhook:output_type -> tally.payments.v1.HandleStripeWebhookResponse
+	11, // 46: tally.payments.v1.PaymentsService.ListPayments:output_type -> tally.payments.v1.ListPaymentsResponse
+	13, // 47: tally.payments.v1.PaymentsService.GetPayment:output_type -> tally.payments.v1.GetPaymentResponse
+	31, // 48: tally.payments.v1.PaymentsService.GetInvoice:output_type -> google.api.HttpBody
+	31, // 49: tally.payments.v1.PaymentsService.GetCreditNote:output_type -> google.api.HttpBody
+	18, // 50: tally.payments.v1.PaymentsService.GetBillingProfile:output_type -> tally.payments.v1.GetBillingProfileResponse
+	20, // 51: tally.payments.v1.PaymentsService.UpdateBillingProfile:output_type -> tally.payments.v1.UpdateBillingProfileResponse
+	23, // 52: tally.payments.v1.PaymentsService.RefundPayment:output_type -> tally.payments.v1.RefundPaymentResponse
+	26, // 53: tally.payments.v1.PaymentsService.ListReviewItems:output_type -> tally.payments.v1.ListReviewItemsResponse
+	28, // 54: tally.payments.v1.PaymentsService.ResolveReviewItem:output_type -> tally.payments.v1.ResolveReviewItemResponse
+	43, // [43:55] is the sub-list for method output_type
+	31, // [31:43] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_tally_payments_v1_payments_proto_init() }
@@ -2025,7 +2204,7 @@ func file_tally_payments_v1_payments_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_payments_v1_payments_proto_rawDesc), len(file_tally_payments_v1_payments_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	PaymentsService_CreateCheckoutSession_FullMethodName = "/tally.payments.v1.PaymentsService/CreateCheckoutSession"
+	PaymentsService_GetCheckoutOptions_FullMethodName    = "/tally.payments.v1.PaymentsService/GetCheckoutOptions"
 	PaymentsService_HandleStripeWebhook_FullMethodName   = "/tally.payments.v1.PaymentsService/HandleStripeWebhook"
 	PaymentsService_ListPayments_FullMethodName          = "/tally.payments.v1.PaymentsService/ListPayments"
 	PaymentsService_GetPayment_FullMethodName            = "/tally.payments.v1.PaymentsService/GetPayment"
@@ -43,11 +44,15 @@ type PaymentsServiceClient interface {
 	// CreateCheckoutSession starts a top-up: it records a pending payment for the calling member and
 	// returns the Stripe Checkout URL (or the local test-mode checkout page without Stripe keys).
 	CreateCheckoutSession(ctx context.Context, in *CreateCheckoutSessionRequest, opts ...grpc.CallOption) (*CreateCheckoutSessionResponse, error)
+	// GetCheckoutOptions returns what the Add Credits dialog offers an organization's members: the
+	// smallest and largest top-up CreateCheckoutSession accepts, a few suggested amounts within them,
+	// the organization's currency and how long credits stay valid.
+	GetCheckoutOptions(ctx context.Context, in *GetCheckoutOptionsRequest, opts ...grpc.CallOption) (*GetCheckoutOptionsResponse, error)
 	// HandleStripeWebhook processes one Stripe webhook delivery. The gateway maps
 	// POST /v1/webhooks/stripe to it with the raw body and the Stripe-Signature header; the
 	// signature is the authentication. Unsigned, forged or stale events are InvalidArgument.
 	HandleStripeWebhook(ctx context.Context, in *HandleStripeWebhookRequest, opts ...grpc.CallOption) (*HandleStripeWebhookResponse, error)
-	// ListPayments lists an organization's payments, newest first.
+	// ListPayments lists an organization's payments, newest first, page_size at a time.
 	ListPayments(ctx context.Context, in *ListPaymentsRequest, opts ...grpc.CallOption) (*ListPaymentsResponse, error)
 	// GetPayment returns one payment of an organization.
 	GetPayment(ctx context.Context, in *GetPaymentRequest, opts ...grpc.CallOption) (*GetPaymentResponse, error)
@@ -89,6 +94,16 @@ func (c *paymentsServiceClient) CreateCheckoutSession(ctx context.Context, in *C
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateCheckoutSessionResponse)
 	err := c.cc.Invoke(ctx, PaymentsService_CreateCheckoutSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *paymentsServiceClient) GetCheckoutOptions(ctx context.Context, in *GetCheckoutOptionsRequest, opts ...grpc.CallOption) (*GetCheckoutOptionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCheckoutOptionsResponse)
+	err := c.cc.Invoke(ctx, PaymentsService_GetCheckoutOptions_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -205,11 +220,15 @@ type PaymentsServiceServer interface {
 	// CreateCheckoutSession starts a top-up: it records a pending payment for the calling member and
 	// returns the Stripe Checkout URL (or the local test-mode checkout page without Stripe keys).
 	CreateCheckoutSession(context.Context, *CreateCheckoutSessionRequest) (*CreateCheckoutSessionResponse, error)
+	// GetCheckoutOptions returns what the Add Credits dialog offers an organization's members: the
+	// smallest and largest top-up CreateCheckoutSession accepts, a few suggested amounts within them,
+	// the organization's currency and how long credits stay valid.
+	GetCheckoutOptions(context.Context, *GetCheckoutOptionsRequest) (*GetCheckoutOptionsResponse, error)
 	// HandleStripeWebhook processes one Stripe webhook delivery. The gateway maps
 	// POST /v1/webhooks/stripe to it with the raw body and the Stripe-Signature header; the
 	// signature is the authentication. Unsigned, forged or stale events are InvalidArgument.
 	HandleStripeWebhook(context.Context, *HandleStripeWebhookRequest) (*HandleStripeWebhookResponse, error)
-	// ListPayments lists an organization's payments, newest first.
+	// ListPayments lists an organization's payments, newest first, page_size at a time.
 	ListPayments(context.Context, *ListPaymentsRequest) (*ListPaymentsResponse, error)
 	// GetPayment returns one payment of an organization.
 	GetPayment(context.Context, *GetPaymentRequest) (*GetPaymentResponse, error)
@@ -249,6 +268,9 @@ type UnimplementedPaymentsServiceServer struct{}
 
 func (UnimplementedPaymentsServiceServer) CreateCheckoutSession(context.Context, *CreateCheckoutSessionRequest) (*CreateCheckoutSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateCheckoutSession not implemented")
+}
+func (UnimplementedPaymentsServiceServer) GetCheckoutOptions(context.Context, *GetCheckoutOptionsRequest) (*GetCheckoutOptionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCheckoutOptions not implemented")
 }
 func (UnimplementedPaymentsServiceServer) HandleStripeWebhook(context.Context, *HandleStripeWebhookRequest) (*HandleStripeWebhookResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method HandleStripeWebhook not implemented")
@@ -315,6 +337,24 @@ func _PaymentsService_CreateCheckoutSession_Handler(srv interface{}, ctx context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(PaymentsServiceServer).CreateCheckoutSession(ctx, req.(*CreateCheckoutSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PaymentsService_GetCheckoutOptions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCheckoutOptionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentsServiceServer).GetCheckoutOptions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PaymentsService_GetCheckoutOptions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentsServiceServer).GetCheckoutOptions(ctx, req.(*GetCheckoutOptionsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -509,6 +549,10 @@ var PaymentsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateCheckoutSession",
 			Handler:    _PaymentsService_CreateCheckoutSession_Handler,
+		},
+		{
+			MethodName: "GetCheckoutOptions",
+			Handler:    _PaymentsService_GetCheckoutOptions_Handler,
 		},
 		{
 			MethodName: "HandleStripeWebhook",

@@ -1,0 +1,122 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/services/payments/internal/store"
+)
+
+// expiryGrace is how long after a session's expiry the sweep waits for its webhook first.
+const expiryGrace = time.Minute
+
+// DefaultExpirySweepEvery is how often the expiry sweep runs by default.
+const DefaultExpirySweepEvery = time.Minute
+
+// ExpiryReport says what one expiry sweep did.
+type ExpiryReport struct {
+	// Checked payments were past their session's expiry; Expired of them became EXPIRED, Paid
+	// turned out paid and went through fulfilment, Open are still open at the processor (its
+	// expiry lags) and are looked at again on the next sweep.
+	Checked, Expired, Paid, Open int
+	// Failed counts the payments whose session could not be read or settled; the next sweep
+	// tries again.
+	Failed int
+}
+
+// SweepExpired settles the abandoned checkouts no webhook settled: pending payments past their
+// session's expiry (plus a grace for the webhook). Each session is read from the processor
+// (Stripe, or the test-mode page's own record), outside any transaction, and what it says is
+// applied like its webhook would be: an expired session expires the payment, a paid one is
+// fulfilled through the usual idempotent path. A payment is never expired on tally's clock alone:
+// only the processor can say that a session can no longer be paid.
+func (a *App) SweepExpired(ctx context.Context) (ExpiryReport, error) {
+	var rep ExpiryReport
+	lctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	due, err := a.store.PendingPastExpiry(lctx, time.Now().Add(-expiryGrace), a.cfg.RetryBatch)
+	cancel()
+	if err != nil {
+		return rep, err
+	}
+	var errs []error
+	for _, p := range due {
+		rep.Checked++
+		outcome, err := a.sweepOne(ctx, p)
+		switch {
+		case err != nil:
+			rep.Failed++
+			errs = append(errs, fmt.Errorf("sweeping payment %s: %w", p.ID, err))
+		case outcome == payment.SignalExpired:
+			rep.Expired++
+		case outcome == payment.SignalPaid:
+			rep.Paid++
+		default:
+			rep.Open++
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// sweepOne asks the processor about p's session and applies its state; it returns the signal
+// applied ("" when the session is still open).
+func (a *App) sweepOne(ctx context.Context, p payment.Payment) (payment.Signal, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.workTimeout())
+	defer cancel()
+	s, err := a.proc.Session(ctx, p.CheckoutSessionID)
+	switch {
+	case errors.Is(err, payment.ErrRejected):
+		// The processor does not know the session (e.g. test data removed): nobody can pay it.
+		a.logger.Warn("processor does not know an expired checkout session; expiring its payment", "payment_id", p.ID,
+			"session_id", p.CheckoutSessionID, "err", err)
+		s = payment.Session{ID: p.CheckoutSessionID, Status: "expired", PaymentID: p.ID, OrgID: p.OrgID}
+	case err != nil:
+		return "", err
+	}
+	var sig payment.Signal
+	switch {
+	case s.Paid():
+		sig = payment.SignalPaid
+	case s.Status == "expired":
+		sig = payment.SignalExpired
+	default:
+		return "", nil
+	}
+	if _, err := a.applySession(ctx, s, sig, store.EventRecord{}); err != nil {
+		return "", err
+	}
+	if sig == payment.SignalExpired {
+		a.logger.Info("abandoned checkout expired", "payment_id", p.ID, "org_id", p.OrgID, "session_id", p.CheckoutSessionID)
+	} else {
+		a.logger.Warn("expiry sweep found a paid session whose webhook never arrived", "payment_id", p.ID, "session_id", p.CheckoutSessionID)
+	}
+	return sig, nil
+}
+
+// RunExpirySweep sweeps now and then every interval until ctx is done. Failures are logged and
+// retried on the next tick.
+func (a *App) RunExpirySweep(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		return errors.New("app: the expiry sweep interval must be positive")
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		rep, err := a.SweepExpired(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			a.logger.Error("expiry sweep failed", "err", err, "checked", rep.Checked, "failed", rep.Failed)
+		case rep.Expired > 0 || rep.Paid > 0:
+			a.logger.Info("expiry sweep done", "checked", rep.Checked, "expired", rep.Expired, "paid", rep.Paid, "open", rep.Open)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,64 @@
+import { describe, expect, it, vi } from 'vitest';
+import { screen, waitFor } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { ada, json, renderApp, stubFetch, usd } from './helpers';
+import { nav } from '../src/nav';
+
+const quiet = {
+  'GET /v1/orgs/acme/usage-summary': () => json({ days: [], totals: [] }),
+  'GET /v1/orgs/acme/transactions': () => json({}),
+};
+
+describe('Header', () => {
+  it('sends a visitor without a session to the sign-in page with the path to return to', async () => {
+    const assign = vi.spyOn(nav, 'assign').mockImplementation(() => undefined);
+    stubFetch({ 'GET /auth/me': () => json({ code: 'unauthenticated', message: 'sign in' }, 401) });
+    renderApp('/billing?checkout=success');
+    // MemoryRouter does not move window.location; the login URL is built from it.
+    await waitFor(() => expect(assign).toHaveBeenCalledWith(`/auth/login?return_to=${encodeURIComponent('/')}`));
+  });
+
+  it('shows the organization, the member and the balance with its expiry in a menu button', async () => {
+    stubFetch(quiet);
+    renderApp('/usage');
+    const balance = await screen.findByRole('button', { name: 'Balance $42.50, expires Mar 1, 2027' });
+    expect(balance).toHaveAttribute('aria-haspopup', 'menu');
+    expect(screen.getByText('acme')).toBeInTheDocument();
+    expect(screen.getByText('Ada Lovelace')).toBeInTheDocument();
+    expect(screen.getByRole('banner')).toBeInTheDocument();
+    expect(screen.getByRole('navigation', { name: 'Main' })).toBeInTheDocument();
+    expect(screen.getByRole('main')).toBeInTheDocument();
+    await userEvent.click(balance);
+    expect(await screen.findByRole('menuitem', { name: 'Add Credits' })).toBeInTheDocument();
+    expect(screen.getByRole('menuitem', { name: 'Billing' })).toBeInTheDocument();
+    expect(screen.getByRole('menuitem', { name: 'Pricing' })).toBeInTheDocument();
+  });
+
+  it('shows a Low balance badge under the Low Credit Alert threshold', async () => {
+    stubFetch({
+      ...quiet,
+      'GET /v1/orgs/acme/members/me/notification-settings': () =>
+        json({ settings: { lowCreditAlertEnabled: true, lowCreditThreshold: usd('50') } }),
+    });
+    renderApp('/usage');
+    expect(await screen.findByText('Low balance')).toBeInTheDocument();
+    expect(screen.getByRole('button', { name: /Balance \$42.50, expires Mar 1, 2027, Low balance/ })).toBeInTheDocument();
+  });
+
+  it('opens Settings from the profile menu and signs out', async () => {
+    const assign = vi.spyOn(nav, 'assign').mockImplementation(() => undefined);
+    const calls = stubFetch({
+      ...quiet,
+      'GET /v1/orgs/acme/members/me/notification-settings': () => json({ settings: {} }),
+      'POST /auth/logout': () => new Response(null, { status: 204 }),
+    });
+    renderApp('/usage');
+    await userEvent.click(await screen.findByRole('button', { name: 'Profile: Ada Lovelace' }));
+    await userEvent.click(await screen.findByRole('menuitem', { name: 'Settings' }));
+    expect(await screen.findByRole('heading', { level: 2, name: 'Notifications' })).toBeInTheDocument();
+    await userEvent.click(screen.getByRole('button', { name: 'Profile: Ada Lovelace' }));
+    await userEvent.click(await screen.findByRole('menuitem', { name: 'Sign out' }));
+    await waitFor(() => expect(assign).toHaveBeenCalled());
+    expect(calls.requests.find((r) => r.method === 'POST')!.headers.get('X-CSRF-Token')).toBe(ada.csrfToken);
+  });
+});
