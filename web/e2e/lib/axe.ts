@@ -7,7 +7,7 @@ interface Violation {
   id: string;
   impact?: string | null;
   help: string;
-  nodes: { target: unknown[]; failureSummary?: string }[];
+  nodes: { target: unknown[]; html?: string; failureSummary?: string }[];
 }
 
 export async function expectAccessible(page: Page, what: string): Promise<void> {
@@ -16,9 +16,9 @@ export async function expectAccessible(page: Page, what: string): Promise<void> 
   const violations = await page.evaluate(async () => {
     const w = window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: Violation[] }> } };
     const r = await w.axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })) }));
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, html: n.html, failureSummary: n.failureSummary })) }));
   });
   const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  const report = bad.map((v) => `${v.impact} ${v.id}: ${v.help}\n${v.nodes.map((n) => `    ${JSON.stringify(n.target)} ${n.failureSummary ?? ''}`).join('\n')}`).join('\n');
+  const report = bad.map((v) => `${v.impact} ${v.id}: ${v.help}\n${v.nodes.map((n) => `    ${JSON.stringify(n.target)} ${(n.html ?? '').slice(0, 300)}\n      ${n.failureSummary ?? ''}`).join('\n')}`).join('\n');
   expect(bad.map((v) => `${v.impact} ${v.id}`), `axe-core on ${what} (${page.url()}):\n${report}`).toEqual([]);
 }
