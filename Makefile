@@ -17,6 +17,7 @@ GRPC_GATEWAY_VERSION   := v2.33.0
 STRIPE_MOCK_VERSION    := v0.203.0
 MAILPIT_VERSION        := v1.27.11
 GOLANGCI_LINT_VERSION  := v2.15.0
+GNOSTIC_VERSION        := v0.7.1
 
 MODULES  := pkg $(wildcard services/*)
 SERVICES := $(notdir $(wildcard services/*))
@@ -38,13 +39,13 @@ $(eval $(call go-tool,buf,github.com/bufbuild/buf/cmd/buf,$(BUF_VERSION)))
 $(eval $(call go-tool,protoc-gen-go,google.golang.org/protobuf/cmd/protoc-gen-go,$(PROTOC_GEN_GO_VERSION)))
 $(eval $(call go-tool,protoc-gen-go-grpc,google.golang.org/grpc/cmd/protoc-gen-go-grpc,$(PROTOC_GEN_GRPC_VERSION)))
 $(eval $(call go-tool,protoc-gen-grpc-gateway,github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway,$(GRPC_GATEWAY_VERSION)))
-$(eval $(call go-tool,protoc-gen-openapiv2,github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2,$(GRPC_GATEWAY_VERSION)))
+$(eval $(call go-tool,protoc-gen-openapi,github.com/google/gnostic/cmd/protoc-gen-openapi,$(GNOSTIC_VERSION)))
 $(eval $(call go-tool,grpcurl,github.com/fullstorydev/grpcurl/cmd/grpcurl,v1.9.4))
 $(eval $(call go-tool,stripe-mock,github.com/stripe/stripe-mock,$(STRIPE_MOCK_VERSION)))
 $(eval $(call go-tool,mailpit,github.com/axllent/mailpit,$(MAILPIT_VERSION)))
 $(eval $(call go-tool,golangci-lint,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION)))
 
-GEN_TOOLS  := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2
+GEN_TOOLS  := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapi
 TEST_TOOLS := $(BIN)/stripe-mock $(BIN)/mailpit
 RUN_TOOLS  := $(BIN)/mailpit $(BIN)/grpcurl
 
@@ -53,10 +54,11 @@ tools: $(GEN_TOOLS) $(TEST_TOOLS) $(RUN_TOOLS) ## Install the pinned tools into 
 
 # --- code generation ----------------------------------------------------------------------------
 .PHONY: gen
-gen: $(GEN_TOOLS) ## Generate Go, gRPC, grpc-gateway and OpenAPI code from proto/ (offline).
+gen: $(GEN_TOOLS) ## Generate Go, gRPC, grpc-gateway and the OpenAPI 3 document from proto/ (offline).
 	buf format -w --path proto/tally
 	buf lint
 	buf generate
+	go run ./pkg/cmd/openapi-finish -yaml pkg/gen/openapi/openapi.yaml -json pkg/gen/openapi/openapi.json
 
 .PHONY: check-gen
 check-gen: gen ## Fail when the committed generated code differs from `make gen`.
@@ -65,12 +67,12 @@ check-gen: gen ## Fail when the committed generated code differs from `make gen`
 
 # --- build, run ----------------------------------------------------------------------------------
 .PHONY: build
-build: ## Build every service and the dev tools into ./bin.
+build: web ## Build every service and the dev tools into ./bin, and the console into web/dist.
 	@mkdir -p $(BIN)
 	go build -o $(BIN)/ ./pkg/cmd/... $(foreach s,$(SERVICES),./services/$(s)/cmd/...)
 
 .PHONY: run
-run: build web $(RUN_TOOLS) ## Start PostgreSQL, Redis, mailpit and every service locally (Ctrl-C stops all).
+run: build $(RUN_TOOLS) ## Start PostgreSQL, Redis, mailpit and every service locally (Ctrl-C stops all).
 	$(BIN)/tally-dev
 
 # --- the console (web/) ----------------------------------------------------------------------------
@@ -80,8 +82,12 @@ web/node_modules/.package-lock.json: web/package-lock.json
 	@touch $@
 
 .PHONY: web
-web: web/node_modules/.package-lock.json ## Build the console into web/dist (the gateway serves it).
+web: web/node_modules/.package-lock.json ## Build the console into web/dist (the gateway serves it); prints the bundle size.
 	cd web && npm run build
+
+.PHONY: web-test
+web-test: web/node_modules/.package-lock.json ## Console unit tests (Vitest) and the check that the API client matches the OpenAPI document.
+	cd web && npx tsc -b && npx vitest run && npm run check-gen
 
 # The browser suite has its own package (Playwright, axe-core) and lockfile; Playwright downloads no
 # browser: it drives Debian's /usr/bin/chromium.
@@ -91,7 +97,7 @@ $(E2E_DIR)/node_modules/.package-lock.json: $(E2E_DIR)/package-lock.json
 	@touch $@
 
 .PHONY: e2e
-e2e: build web $(RUN_TOOLS) $(E2E_DIR)/node_modules/.package-lock.json ## Browser end-to-end suite: headless Chromium through the help page on a private stack (web/e2e).
+e2e: build $(RUN_TOOLS) $(E2E_DIR)/node_modules/.package-lock.json ## Browser end-to-end suite: headless Chromium through the help page on a private stack (web/e2e).
 	cd $(E2E_DIR) && npx tsc --noEmit && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npx playwright test
 
 .PHONY: token
@@ -101,7 +107,8 @@ token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=
 
 # --- quality ------------------------------------------------------------------------------------
 .PHONY: test
-test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit and stripe-mock, then the browser suite.
+test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit and stripe-mock, the console's, then the browser suite.
+	$(MAKE) web-test
 	go vet $(GO_PKGS)
 	go test -count=1 -timeout 20m $(GO_PKGS)
 	$(MAKE) e2e
@@ -132,12 +139,18 @@ fuzz: $(TEST_TOOLS) ## Fuzz every write RPC's validation (FUZZTIME=30s each), th
 		go test -count=1 -timeout 30m -v -run '^TestRESTFuzz$$' ./services/gateway/restfuzz
 
 .PHONY: lint
-lint: $(BIN)/buf ## go vet, gofmt, buf lint and format, golangci-lint when installed.
+lint: $(BIN)/buf lint-openapi ## go vet, gofmt, buf lint and format, the OpenAPI lint, golangci-lint when installed.
 	go vet $(GO_PKGS)
 	@out=$$(gofmt -l pkg services | grep -v '^pkg/gen/' || true); test -z "$$out" || { echo "not gofmt-ed:"; echo "$$out"; exit 1; }
 	buf lint
 	buf format -d --exit-code --path proto/tally
 	@if [ -x $(BIN)/golangci-lint ]; then for m in $(MODULES); do (cd $$m && $(BIN)/golangci-lint run ./...); done; else echo "golangci-lint not installed (make $(BIN)/golangci-lint)"; fi
+
+# @redocly/cli is pinned in tools/openapi-lint (package.json + package-lock.json); rules: redocly.yaml.
+.PHONY: lint-openapi
+lint-openapi: ## Lint the OpenAPI 3 document with @redocly/cli (recommended rules, 0 errors).
+	npm ci --prefix tools/openapi-lint --no-audit --no-fund
+	cd tools/openapi-lint && npx --no-install redocly lint --config redocly.yaml ../../pkg/gen/openapi/openapi.yaml
 
 .PHONY: bench
 bench: ## Load-test the ledger over real gRPC on loopback, then rental charging at a period boundary.

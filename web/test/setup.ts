@@ -1,6 +1,9 @@
 import '@testing-library/jest-dom/vitest';
 import { afterEach, vi } from 'vitest';
-import { cleanup } from '@testing-library/react';
+import { cleanup, configure } from '@testing-library/react';
+
+// The machine runs test files in parallel on few cores: give async queries room.
+configure({ asyncUtilTimeout: 4000 });
 
 process.env.TZ = 'UTC';
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/testenv"
@@ -99,18 +100,65 @@ func TestRESTAuthAndBalance(t *testing.T) {
 func TestOpenAPIDocument(t *testing.T) {
 	t.Parallel()
 	srv, _ := startGateway(t)
-	resp, err := http.Get(srv.URL + "/openapi.json")
-	require.NoError(t, err)
-	defer func() { _ = resp.Body.Close() }()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var doc struct {
-		Swagger string                    `json:"swagger"`
-		Paths   map[string]map[string]any `json:"paths"`
+	get := func(t *testing.T, path string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer func() { _ = resp.Body.Close() }()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp, body
 	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&doc))
-	require.Equal(t, "2.0", doc.Swagger)
-	require.Contains(t, doc.Paths, "/v1/orgs/{orgId}/balance")
-	require.Contains(t, doc.Paths, "/v1/orgs/{orgId}/transactions")
+	type document struct {
+		OpenAPI string `json:"openapi" yaml:"openapi"`
+		Info    struct {
+			Title   string `json:"title" yaml:"title"`
+			Version string `json:"version" yaml:"version"`
+		} `json:"info" yaml:"info"`
+		Servers []struct {
+			URL string `json:"url" yaml:"url"`
+		} `json:"servers" yaml:"servers"`
+		Security   []map[string][]string                `json:"security" yaml:"security"`
+		Paths      map[string]map[string]map[string]any `json:"paths" yaml:"paths"`
+		Components struct {
+			SecuritySchemes map[string]map[string]string `json:"securitySchemes" yaml:"securitySchemes"`
+		} `json:"components" yaml:"components"`
+	}
+	tests := []struct {
+		path, contentType string
+		decode            func([]byte, any) error
+	}{
+		{"/openapi.json", "application/json", json.Unmarshal},
+		{"/openapi.yaml", "application/yaml", yaml.Unmarshal},
+	}
+	var docs []document
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			resp, body := get(t, tt.path)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.Equal(t, tt.contentType, resp.Header.Get("Content-Type"))
+			var doc document
+			require.NoError(t, tt.decode(body, &doc))
+			require.True(t, strings.HasPrefix(doc.OpenAPI, "3.0."), doc.OpenAPI)
+			require.Equal(t, "tally", doc.Info.Title)
+			require.NotEmpty(t, doc.Info.Version)
+			require.Equal(t, "http://localhost:8080", doc.Servers[0].URL)
+			require.Equal(t, []map[string][]string{{"bearerAuth": {}}}, doc.Security)
+			bearer := doc.Components.SecuritySchemes["bearerAuth"]
+			require.Equal(t, []string{"http", "bearer", "JWT"}, []string{bearer["type"], bearer["scheme"], bearer["bearerFormat"]})
+			require.Contains(t, doc.Paths, "/v1/orgs/{orgId}/balance")
+			require.Contains(t, doc.Paths, "/v1/orgs/{orgId}/transactions")
+			require.Equal(t, []any{}, doc.Paths["/v1/pricing/models"]["get"]["security"], "the price list is public")
+			require.NotContains(t, doc.Paths["/v1/orgs/{orgId}/balance"]["get"], "security", "a balance needs the global bearer token")
+			pdf := doc.Paths["/v1/orgs/{orgId}/payments/{paymentId}/invoice"]["get"]["responses"].(map[string]any)["200"].(map[string]any)["content"]
+			require.Contains(t, pdf, "application/pdf")
+			docs = append(docs, doc)
+		})
+	}
+	require.Len(t, docs, 2)
+	require.Equal(t, docs[0], docs[1], "the JSON and YAML documents say the same")
 }
 
 func mustJSON(t *testing.T, v any) []byte {

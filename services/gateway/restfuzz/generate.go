@@ -198,16 +198,20 @@ func (g *generator) paramValue(p Parameter) string {
 	if v, ok := g.hint(p.Name); ok {
 		return fmt.Sprint(v)
 	}
-	if len(p.Enum) > 0 {
-		return p.Enum[g.rnd.IntN(len(p.Enum))]
+	sc := g.spec.resolve(p.Schema)
+	if sc == nil {
+		return g.unique()
 	}
-	switch p.Type {
+	if len(sc.Enum) > 0 {
+		return sc.Enum[g.rnd.IntN(len(sc.Enum))]
+	}
+	switch sc.Type {
 	case "integer":
 		return strconv.Itoa(1 + g.rnd.IntN(50))
 	case "boolean":
 		return strconv.FormatBool(g.rnd.IntN(2) == 0)
 	}
-	if p.Format == "date-time" {
+	if sc.Format == "date-time" {
 		return time.Now().UTC().Format(time.RFC3339)
 	}
 	return g.unique()
@@ -224,9 +228,9 @@ func (g *generator) build(op Operation) *request {
 			r.query.Set(p.Name, g.paramValue(p))
 		}
 	}
-	if b := op.body(); b != nil {
+	if op.Body != nil {
 		r.hasBody = true
-		r.tree = g.value(b.Name, b.Schema, 0)
+		r.tree = g.value("", op.Body, 0)
 	}
 	return r
 }

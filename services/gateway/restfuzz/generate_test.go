@@ -3,6 +3,7 @@ package restfuzz
 import (
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,12 +28,84 @@ func TestParseCommittedDocument(t *testing.T) {
 		for _, p := range op.pathParams() {
 			require.Contains(t, op.Path, "{"+p.Name+"}", "%s: path parameters name the template's", op.ID)
 		}
-		if b := op.body(); b != nil {
-			require.NotNil(t, spec.resolve(b.Schema), "%s: the body schema resolves", op.ID)
+		for _, p := range op.Params {
+			require.NotNil(t, spec.resolve(p.Schema), "%s: parameter %s has a schema", op.ID, p.Name)
+		}
+		if op.Body != nil {
+			body := spec.resolve(op.Body)
+			require.NotNil(t, body, "%s: the body schema resolves", op.ID)
+			require.NotEmpty(t, body.Properties, "%s: the body schema has properties", op.ID)
 		}
 	}
-	_, err := Parse([]byte(`{"openapi":"3.0.0","paths":{}}`))
-	require.ErrorContains(t, err, "not Swagger 2.0")
+	require.True(t, slices.ContainsFunc(spec.Operations, func(op Operation) bool { return op.Body != nil }), "some operations take a body")
+	require.True(t, slices.ContainsFunc(spec.Operations, func(op Operation) bool { return len(op.query()) > 0 }), "some operations take query parameters")
+}
+
+func TestParseRefusesOtherDocuments(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"swagger 2", `{"swagger":"2.0","paths":{"/a":{"get":{}}}}`, "not OpenAPI 3.0"},
+		{"openapi 3.1", `{"openapi":"3.1.0","paths":{"/a":{"get":{}}}}`, "not OpenAPI 3.0"},
+		{"no operations", `{"openapi":"3.0.3","paths":{}}`, "no operations"},
+		{"not json", `openapi: 3.0.3`, "parsing the OpenAPI document"},
+		{"swagger body parameter", `{"openapi":"3.0.3","paths":{"/a":{"post":{"parameters":[{"name":"body","in":"body"}]}}}}`, `is in "body"`},
+		{"body without json", `{"openapi":"3.0.3","paths":{"/a":{"post":{"requestBody":{"content":{"text/plain":{"schema":{"type":"string"}}}}}}}}`, "no application/json schema"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(tt.doc))
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+func TestParseReadsOpenAPI3(t *testing.T) {
+	t.Parallel()
+	doc := `{"openapi":"3.0.3","paths":{"/v1/orgs/{orgId}/things":{
+		"parameters":[{"name":"orgId","in":"path","required":true,"schema":{"type":"string"}}],
+		"post":{"operationId":"Things_Create",
+			"parameters":[{"name":"dryRun","in":"query","schema":{"type":"boolean"}}],
+			"requestBody":{"required":true,"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Thing"}}}}},
+		"get":{"operationId":"Things_List","parameters":[{"name":"kind","in":"query","schema":{"$ref":"#/components/schemas/Kind"}}]}}},
+		"components":{"schemas":{
+			"Thing":{"type":"object","properties":{"name":{"type":"string"},"kind":{"$ref":"#/components/schemas/Kind"}}},
+			"Kind":{"type":"string","enum":["KIND_A","KIND_B"]}}}}`
+	spec, err := Parse([]byte(doc))
+	require.NoError(t, err)
+	require.Len(t, spec.Operations, 2)
+	get, post := spec.Operations[0], spec.Operations[1]
+	require.Equal(t, "GET", get.Method)
+	require.Nil(t, get.Body)
+	require.Equal(t, []string{"orgId"}, names(get.pathParams()), "the path item's parameters apply to every operation")
+	require.Equal(t, []string{"KIND_A", "KIND_B"}, spec.resolve(get.query()[0].Schema).Enum)
+	require.Equal(t, "POST", post.Method)
+	require.Equal(t, []string{"dryRun"}, names(post.query()))
+	body := spec.resolve(post.Body)
+	require.Contains(t, body.Properties, "name")
+	require.Equal(t, "string", spec.resolve(body.Properties["kind"]).Type)
+
+	g := newGenerator(spec, Hints{}, 3, 0)
+	r := g.build(post)
+	require.True(t, r.hasBody)
+	require.Contains(t, r.target(), "/v1/orgs/")
+	obj, ok := r.tree.(map[string]any)
+	require.True(t, ok, "%#v", r.tree)
+	if k, ok := obj["kind"]; ok {
+		require.Contains(t, []any{"KIND_A", "KIND_B"}, k)
+	}
+	q := g.paramValue(get.query()[0])
+	require.Contains(t, []string{"KIND_A", "KIND_B"}, q, "query enums come from the referenced schema")
+}
+
+func names(ps []Parameter) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.Name)
+	}
+	return out
 }
 
 // TestRequestsAreReproducible: request i of a seed is the same on every run, whatever ran before.
@@ -87,7 +160,7 @@ func TestValuesFollowTheSchema(t *testing.T) {
 	t.Parallel()
 	spec := committedSpec(t)
 	g := newGenerator(spec, Hints{Values: map[string][]any{"currencyCode": {"USD"}}}, 1, 0)
-	money := g.value("amount", &Schema{Ref: "#/definitions/typeMoney"}, 0)
+	money := g.value("amount", &Schema{Ref: "#/components/schemas/Money"}, 0)
 	obj, ok := money.(map[string]any)
 	require.True(t, ok, "%#v", money)
 	if c, ok := obj["currencyCode"]; ok {

@@ -319,7 +319,7 @@ func webhookOperation(d seededData) restfuzz.Operation {
 		"data": {Type: "object", Properties: map[string]*restfuzz.Schema{"object": session}},
 	}}
 	return restfuzz.Operation{ID: "StripeWebhook", Method: http.MethodPost, Path: "/v1/webhooks/stripe",
-		Params: []restfuzz.Parameter{{Name: "event", In: "body", Required: true, Schema: event}}}
+		Body: event}
 }
 
 // hints are plausible values by name, so that unmutated requests are valid ones.

@@ -1,5 +1,5 @@
 // Package restfuzz is an OpenAPI-driven fuzzer for tally's REST API: it reads the committed
-// Swagger 2.0 document (pkg/gen/openapi), builds a plausible request for every operation and
+// OpenAPI 3 document (pkg/gen/openapi), builds a plausible request for every operation and
 // sends thousands of mutated ones — path and query parameters, bodies of the wrong type, huge
 // and negative numbers, NUL, invalid UTF-8, bidi and control characters, deep nesting, missing
 // and extra fields, wrong methods and content types — as several callers, recording every answer.
@@ -16,11 +16,12 @@ import (
 	"strings"
 )
 
-// Spec is the part of a Swagger 2.0 document the fuzzer drives.
+// Spec is the part of an OpenAPI 3.0 document the fuzzer drives.
 type Spec struct {
 	// Operations, sorted by path and method.
-	Operations  []Operation
-	definitions map[string]*Schema
+	Operations []Operation
+	// schemas are the document's components/schemas.
+	schemas map[string]*Schema
 }
 
 // Operation is one method on one path.
@@ -28,23 +29,22 @@ type Operation struct {
 	ID     string
 	Method string
 	// Path is the template, e.g. /v1/orgs/{orgId}/balance.
-	Path   string
+	Path string
+	// Params are the path and query parameters.
 	Params []Parameter
+	// Body is the schema of the application/json request body, nil when the operation takes none.
+	Body *Schema
 }
 
-// Parameter is a path, query or body parameter.
+// Parameter is a path or query parameter (header and cookie ones are parsed, not fuzzed).
 type Parameter struct {
-	Name     string   `json:"name"`
-	In       string   `json:"in"`
-	Type     string   `json:"type"`
-	Format   string   `json:"format"`
-	Required bool     `json:"required"`
-	Enum     []string `json:"enum"`
-	Items    *Schema  `json:"items"`
-	Schema   *Schema  `json:"schema"`
+	Name     string  `json:"name"`
+	In       string  `json:"in"`
+	Required bool    `json:"required"`
+	Schema   *Schema `json:"schema"`
 }
 
-// Schema is a JSON schema as Swagger 2.0 writes it.
+// Schema is a JSON schema as OpenAPI 3.0 writes it.
 type Schema struct {
 	Ref        string             `json:"$ref"`
 	Type       string             `json:"type"`
@@ -79,36 +79,44 @@ func (s *Schema) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// methods are the HTTP methods an operation may use, in Swagger's spelling.
-var methods = []string{"get", "put", "post", "delete", "patch", "head", "options"}
+// methods are the HTTP methods an operation may use, in OpenAPI's spelling.
+var methods = []string{"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
-// Parse reads a Swagger 2.0 JSON document.
+// schemaPrefix starts every reference to a schema of the document.
+const schemaPrefix = "#/components/schemas/"
+
+// Parse reads an OpenAPI 3.0 JSON document.
 func Parse(doc []byte) (*Spec, error) {
 	var raw struct {
-		Swagger     string                                `json:"swagger"`
-		Paths       map[string]map[string]json.RawMessage `json:"paths"`
-		Definitions map[string]*Schema                    `json:"definitions"`
+		OpenAPI    string                                `json:"openapi"`
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Schemas map[string]*Schema `json:"schemas"`
+		} `json:"components"`
 	}
 	if err := json.Unmarshal(doc, &raw); err != nil {
 		return nil, fmt.Errorf("parsing the OpenAPI document: %w", err)
 	}
-	if raw.Swagger != "2.0" {
-		return nil, fmt.Errorf("the OpenAPI document is %q, not Swagger 2.0", raw.Swagger)
+	if !strings.HasPrefix(raw.OpenAPI, "3.0.") {
+		return nil, fmt.Errorf("the OpenAPI document is %q, not OpenAPI 3.0", raw.OpenAPI)
 	}
-	s := &Spec{definitions: raw.Definitions}
+	s := &Spec{schemas: raw.Components.Schemas}
 	for path, item := range raw.Paths {
+		var shared []Parameter // parameters of the path item, for all its operations
+		if b, ok := item["parameters"]; ok {
+			if err := json.Unmarshal(b, &shared); err != nil {
+				return nil, fmt.Errorf("parsing the parameters of %s: %w", path, err)
+			}
+		}
 		for method, body := range item {
 			if !slices.Contains(methods, method) {
-				continue // "parameters" shared by the path item: grpc-gateway does not write them
+				continue
 			}
-			var op struct {
-				OperationID string      `json:"operationId"`
-				Parameters  []Parameter `json:"parameters"`
+			op, err := parseOperation(method, path, body, shared)
+			if err != nil {
+				return nil, err
 			}
-			if err := json.Unmarshal(body, &op); err != nil {
-				return nil, fmt.Errorf("parsing %s %s: %w", method, path, err)
-			}
-			s.Operations = append(s.Operations, Operation{ID: op.OperationID, Method: strings.ToUpper(method), Path: path, Params: op.Parameters})
+			s.Operations = append(s.Operations, op)
 		}
 	}
 	if len(s.Operations) == 0 {
@@ -120,20 +128,60 @@ func Parse(doc []byte) (*Spec, error) {
 	return s, nil
 }
 
+func parseOperation(method, path string, body json.RawMessage, shared []Parameter) (Operation, error) {
+	var op struct {
+		OperationID string      `json:"operationId"`
+		Parameters  []Parameter `json:"parameters"`
+		RequestBody *struct {
+			Ref     string `json:"$ref"`
+			Content map[string]struct {
+				Schema *Schema `json:"schema"`
+			} `json:"content"`
+		} `json:"requestBody"`
+	}
+	if err := json.Unmarshal(body, &op); err != nil {
+		return Operation{}, fmt.Errorf("parsing %s %s: %w", method, path, err)
+	}
+	params := slices.Clone(op.Parameters)
+	for _, p := range shared {
+		overridden := slices.ContainsFunc(params, func(q Parameter) bool { return q.Name == p.Name && q.In == p.In })
+		if !overridden {
+			params = append(params, p)
+		}
+	}
+	for _, p := range params {
+		if p.In != "path" && p.In != "query" && p.In != "header" && p.In != "cookie" {
+			return Operation{}, fmt.Errorf("%s %s: parameter %q is in %q", method, path, p.Name, p.In)
+		}
+	}
+	out := Operation{ID: op.OperationID, Method: strings.ToUpper(method), Path: path, Params: params}
+	if rb := op.RequestBody; rb != nil {
+		if rb.Ref != "" {
+			return Operation{}, fmt.Errorf("%s %s: request bodies by reference (%s) are not supported", method, path, rb.Ref)
+		}
+		mt, ok := rb.Content["application/json"]
+		if !ok || mt.Schema == nil {
+			return Operation{}, fmt.Errorf("%s %s: the request body has no application/json schema", method, path)
+		}
+		out.Body = mt.Schema
+	}
+	return out, nil
+}
+
 // Add appends an operation the document does not describe (the Stripe webhook route).
 func (s *Spec) Add(op Operation) { s.Operations = append(s.Operations, op) }
 
-// resolve follows a "#/definitions/..." reference.
+// resolve follows a "#/components/schemas/..." reference.
 func (s *Spec) resolve(sc *Schema) *Schema {
 	for range 16 {
 		if sc == nil || sc.Ref == "" {
 			return sc
 		}
-		name, ok := strings.CutPrefix(sc.Ref, "#/definitions/")
+		name, ok := strings.CutPrefix(sc.Ref, schemaPrefix)
 		if !ok {
 			return &Schema{}
 		}
-		sc = s.definitions[name]
+		sc = s.schemas[name]
 	}
 	return sc
 }
@@ -171,15 +219,6 @@ func (op Operation) query() []Parameter {
 		}
 	}
 	return out
-}
-
-func (op Operation) body() *Parameter {
-	for i, p := range op.Params {
-		if p.In == "body" {
-			return &op.Params[i]
-		}
-	}
-	return nil
 }
 
 // Name is how reports name op: its operationId, or method and path.

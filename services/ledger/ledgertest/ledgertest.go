@@ -65,6 +65,8 @@ type Options struct {
 	EpochInterval   time.Duration
 	EpochMaxAge     time.Duration
 	ReplicaTimeout  time.Duration
+	// UsageInterval is how often the usage summary follows new events (default 20ms here).
+	UsageInterval time.Duration
 }
 
 // Ledger is a running ledger replica.
@@ -93,6 +95,9 @@ func Start(t testing.TB, opts Options) *Ledger {
 	}
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = 100 * time.Millisecond
+	}
+	if opts.UsageInterval == 0 {
+		opts.UsageInterval = 20 * time.Millisecond
 	}
 	if opts.PlatformShards == 0 {
 		opts.PlatformShards = 4
@@ -134,6 +139,7 @@ func Start(t testing.TB, opts Options) *Ledger {
 		EpochInterval:    opts.EpochInterval,
 		EpochMaxAge:      opts.EpochMaxAge,
 		ReplicaTimeout:   opts.ReplicaTimeout,
+		UsageInterval:    opts.UsageInterval,
 	}
 	var metricsURL string
 	if opts.Metrics {

@@ -68,6 +68,8 @@ type Config struct {
 	EpochInterval  time.Duration
 	EpochMaxAge    time.Duration
 	ReplicaTimeout time.Duration
+	// UsageInterval is how often the usage summary follows new events (default 250ms).
+	UsageInterval time.Duration
 }
 
 // Load reads the configuration from e (see the README's configuration table).
@@ -97,6 +99,7 @@ func Load(e *config.Env) (Config, error) {
 		EpochInterval:     e.Duration("TALLY_BALANCE_CACHE_EPOCH_INTERVAL", 100*time.Millisecond),
 		EpochMaxAge:       e.Duration("TALLY_BALANCE_CACHE_EPOCH_MAX_AGE", 250*time.Millisecond),
 		ReplicaTimeout:    e.Duration("TALLY_LEDGER_REPLICA_TIMEOUT", 2*time.Second),
+		UsageInterval:     e.Duration("TALLY_LEDGER_USAGE_INTERVAL", 250*time.Millisecond),
 	}
 	if err := e.Err(); err != nil {
 		return Config{}, err
@@ -110,7 +113,8 @@ func Load(e *config.Env) (Config, error) {
 	}{{"TALLY_LEDGER_DB_TIMEOUT", c.DBTimeout}, {"TALLY_COMMIT_RETRY_FOR", c.CommitRetryFor}, {"TALLY_REDIS_TIMEOUT", c.RedisTimeout},
 		{"TALLY_REDIS_READ_TIMEOUT", c.RedisReadTimeout},
 		{"TALLY_BALANCE_CACHE_TTL", c.BalanceCacheTTL}, {"TALLY_BALANCE_CACHE_EPOCH_INTERVAL", c.EpochInterval},
-		{"TALLY_BALANCE_CACHE_EPOCH_MAX_AGE", c.EpochMaxAge}, {"TALLY_LEDGER_REPLICA_TIMEOUT", c.ReplicaTimeout}} {
+		{"TALLY_BALANCE_CACHE_EPOCH_MAX_AGE", c.EpochMaxAge}, {"TALLY_LEDGER_REPLICA_TIMEOUT", c.ReplicaTimeout},
+		{"TALLY_LEDGER_USAGE_INTERVAL", c.UsageInterval}} {
 		if d.v <= 0 {
 			return Config{}, fmt.Errorf("%s must be positive", d.name)
 		}
@@ -189,6 +193,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		MaxBatch: cfg.CommitMaxBatch, MaxWait: cfg.CommitMaxWait, Workers: cfg.CommitWorkers, CommitRetryFor: cfg.CommitRetryFor,
 		SweepInterval: cfg.SweepInterval, MaxRequestAmount: cfg.MaxRequestAmount,
 		EpochInterval: cfg.EpochInterval, EpochMaxAge: cfg.EpochMaxAge, ReplicaTimeout: cfg.ReplicaTimeout, CacheQueue: cfg.BalanceCacheQueue,
+		UsageInterval: cfg.UsageInterval,
 	}
 	if watcher != nil {
 		appCfg.Pricer = watcher

@@ -110,7 +110,7 @@ function Payments({ org }: { org: string }) {
             <EmptyState>No payments yet. Use Add Credits to make your first payment.</EmptyState>
           ) : (
             <>
-              <div className="table-wrap" role="region" aria-label="Payments table" tabIndex={0}>
+              <div className="table-wrap" role="group" aria-label="Payments table" tabIndex={0}>
                 <table>
                   <thead>
                     <tr>

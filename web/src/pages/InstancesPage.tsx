@@ -39,7 +39,7 @@ function InstanceTypes() {
           const list = data.instances ?? [];
           if (list.length === 0) return <EmptyState>No instance types are offered at the moment.</EmptyState>;
           return (
-            <div className="table-wrap" role="region" aria-label="Instance types table" tabIndex={0}>
+            <div className="table-wrap" role="group" aria-label="Instance types table" tabIndex={0}>
               <table>
                 <thead>
                   <tr>
@@ -85,7 +85,7 @@ function Rentals({ org }: { org: string }) {
             <EmptyState>Your organization has not rented an instance yet.</EmptyState>
           ) : (
             <>
-              <div className="table-wrap" role="region" aria-label="Rentals table" tabIndex={0}>
+              <div className="table-wrap" role="group" aria-label="Rentals table" tabIndex={0}>
                 <table>
                   <thead>
                     <tr>

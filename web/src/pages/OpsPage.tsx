@@ -424,7 +424,7 @@ function Deliveries() {
             <EmptyState>No emails.</EmptyState>
           ) : (
             <>
-              <div className="table-wrap" role="region" aria-label="Email deliveries table" tabIndex={0}>
+              <div className="table-wrap" role="group" aria-label="Email deliveries table" tabIndex={0}>
                 <table>
                   <thead>
                     <tr>

@@ -41,7 +41,7 @@ function ModelPrices() {
           if (models.length === 0) return <EmptyState>No model is priced yet.</EmptyState>;
           return (
             <>
-              <div className="table-wrap" role="region" aria-label="Model prices table" tabIndex={0}>
+              <div className="table-wrap" role="group" aria-label="Model prices table" tabIndex={0}>
                 <table>
                   <thead>
                     <tr>
@@ -104,7 +104,7 @@ function InstancePrices() {
           if (list.length === 0) return <EmptyState>No instance type is priced yet.</EmptyState>;
           return (
             <>
-              <div className="table-wrap" role="region" aria-label="Instance prices table" tabIndex={0}>
+              <div className="table-wrap" role="group" aria-label="Instance prices table" tabIndex={0}>
                 <table>
                   <thead>
                     <tr>

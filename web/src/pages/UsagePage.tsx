@@ -147,7 +147,7 @@ function TransactionsSection({ org }: { org: string }) {
             <EmptyState>No transactions yet.</EmptyState>
           ) : (
             <>
-              <div className="table-wrap" role="region" aria-label="Transactions table" tabIndex={0}>
+              <div className="table-wrap" role="group" aria-label="Transactions table" tabIndex={0}>
                 <table>
                   <thead>
                     <tr>

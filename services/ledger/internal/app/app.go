@@ -49,7 +49,10 @@ type Config struct {
 	SweepInterval time.Duration
 	// EventPollInterval bounds how late a watcher sees another replica's events (default 250ms).
 	EventPollInterval time.Duration
-	Now               func() time.Time
+	// UsageInterval is how often the usage follower reads new events when it has caught up
+	// (default 250ms): how late the usage summary may be.
+	UsageInterval time.Duration
+	Now           func() time.Time
 	// Pricer prices usage-based debits; nil refuses them.
 	Pricer Pricer
 	// MaxRequestAmount bounds the amount of every write and Authorize (TALLY_MAX_REQUEST_AMOUNT;
@@ -82,6 +85,9 @@ func New(cfg Config) (*App, error) {
 	}
 	if cfg.EventPollInterval <= 0 {
 		cfg.EventPollInterval = 250 * time.Millisecond
+	}
+	if cfg.UsageInterval <= 0 {
+		cfg.UsageInterval = 250 * time.Millisecond
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -156,6 +162,7 @@ func (a *App) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sweep(ctx) })
 	wg.Go(func() { a.dbReader.run(ctx) })
+	wg.Go(func() { a.followUsage(ctx) })
 	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCache()
 	var cacheWG sync.WaitGroup

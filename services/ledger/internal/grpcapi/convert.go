@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -114,4 +115,43 @@ func eventToProto(e ledger.Event) *ledgerv1.BalanceEvent {
 var creditSources = map[ledger.CreditSource]ledgerv1.CreditSource{
 	ledger.SourcePayment: ledgerv1.CreditSource_CREDIT_SOURCE_PAYMENT,
 	ledger.SourceGrant:   ledgerv1.CreditSource_CREDIT_SOURCE_GRANT,
+}
+
+const dayLayout = "2006-01-02"
+
+func usageSummaryToProto(s ledger.UsageSummary) (*ledgerv1.GetUsageSummaryResponse, error) {
+	resp := &ledgerv1.GetUsageSummaryResponse{
+		OrgId: s.OrgID, CurrencyCode: s.Currency,
+		From: s.Window.From.Format(dayLayout), To: s.Window.To.Format(dayLayout),
+		Days: make([]*ledgerv1.UsageDay, 0, len(s.Days)),
+	}
+	for _, d := range s.Days {
+		total, err := money.BigToProto(d.Total, s.Currency)
+		if err != nil {
+			return nil, fmt.Errorf("usage of %s on %s: %w", s.OrgID, d.Day.Format(dayLayout), err)
+		}
+		items, err := usageItemsToProto(d.Items, s.Currency)
+		if err != nil {
+			return nil, err
+		}
+		resp.Days = append(resp.Days, &ledgerv1.UsageDay{Day: d.Day.Format(dayLayout), Total: total, Items: items})
+	}
+	totals, err := usageItemsToProto(s.Totals, s.Currency)
+	if err != nil {
+		return nil, err
+	}
+	resp.Totals = totals
+	return resp, nil
+}
+
+func usageItemsToProto(items []ledger.UsageAmount, currency string) ([]*ledgerv1.UsageItem, error) {
+	out := make([]*ledgerv1.UsageItem, 0, len(items))
+	for _, it := range items {
+		amt, err := money.BigToProto(it.Amount, currency)
+		if err != nil {
+			return nil, fmt.Errorf("usage of %s %s: %w", it.Item.Kind, it.Item.ID, err)
+		}
+		out = append(out, &ledgerv1.UsageItem{Kind: string(it.Item.Kind), Id: it.Item.ID, Amount: amt, Count: it.Count})
+	}
+	return out, nil
 }

@@ -26,6 +26,7 @@ func Policy() auth.Policy {
 	return auth.Policy{
 		method("GetBalance"):       {Roles: memberRead, OrgScoped: true},
 		method("ListTransactions"): {Roles: memberRead, OrgScoped: true},
+		method("GetUsageSummary"):  {Roles: memberRead, OrgScoped: true},
 		method("Credit"):           {Roles: opsOnly, Services: []string{"payments"}},
 		method("Debit"):            {Roles: backends},
 		method("Adjust"):           {Roles: opsOnly, Services: []string{"payments"}},

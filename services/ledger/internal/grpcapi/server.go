@@ -178,6 +178,19 @@ func (s *Server) ListTransactions(ctx context.Context, req *ledgerv1.ListTransac
 	return resp, nil
 }
 
+// GetUsageSummary implements LedgerServiceServer.
+func (s *Server) GetUsageSummary(ctx context.Context, req *ledgerv1.GetUsageSummaryRequest) (*ledgerv1.GetUsageSummaryResponse, error) {
+	sum, err := s.app.UsageSummary(ctx, req.GetOrgId(), int(req.GetDays()))
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	resp, err := usageSummaryToProto(sum)
+	if err != nil {
+		return nil, toStatus(s.logger, err)
+	}
+	return resp, nil
+}
+
 // Authorize implements LedgerServiceServer.
 func (s *Server) Authorize(ctx context.Context, req *ledgerv1.AuthorizeRequest) (*ledgerv1.AuthorizeResponse, error) {
 	var a app.Authorization

@@ -1098,6 +1098,286 @@ func (x *ListTransactionsRequest) GetPageToken() string {
 	return ""
 }
 
+type GetUsageSummaryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// Days in the window, ending today (UTC): 1 to 90, 30 when unset.
+	Days          int32 `protobuf:"varint,2,opt,name=days,proto3" json:"days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageSummaryRequest) Reset() {
+	*x = GetUsageSummaryRequest{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageSummaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageSummaryRequest) ProtoMessage() {}
+
+func (x *GetUsageSummaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageSummaryRequest.ProtoReflect.Descriptor instead.
+func (*GetUsageSummaryRequest) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetUsageSummaryRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *GetUsageSummaryRequest) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+// GetUsageSummaryResponse is an organization's usage per UTC day and per item. Usage is what
+// debits and captures charged; credits, refunds, adjustments and expiry are not usage.
+type GetUsageSummaryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// The organization's account currency; every amount is in it.
+	CurrencyCode string `protobuf:"bytes,2,opt,name=currency_code,json=currencyCode,proto3" json:"currency_code,omitempty"`
+	// First and last day of the window (UTC), as YYYY-MM-DD; both included.
+	From string `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	To   string `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	// Every day of the window, oldest first.
+	Days []*UsageDay `protobuf:"bytes,5,rep,name=days,proto3" json:"days,omitempty"`
+	// Per item over the whole window, largest amount first.
+	Totals        []*UsageItem `protobuf:"bytes,6,rep,name=totals,proto3" json:"totals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageSummaryResponse) Reset() {
+	*x = GetUsageSummaryResponse{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageSummaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageSummaryResponse) ProtoMessage() {}
+
+func (x *GetUsageSummaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageSummaryResponse.ProtoReflect.Descriptor instead.
+func (*GetUsageSummaryResponse) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetUsageSummaryResponse) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *GetUsageSummaryResponse) GetCurrencyCode() string {
+	if x != nil {
+		return x.CurrencyCode
+	}
+	return ""
+}
+
+func (x *GetUsageSummaryResponse) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *GetUsageSummaryResponse) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *GetUsageSummaryResponse) GetDays() []*UsageDay {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+func (x *GetUsageSummaryResponse) GetTotals() []*UsageItem {
+	if x != nil {
+		return x.Totals
+	}
+	return nil
+}
+
+// UsageDay is one UTC day of a usage summary.
+type UsageDay struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// YYYY-MM-DD (UTC).
+	Day string `protobuf:"bytes,1,opt,name=day,proto3" json:"day,omitempty"`
+	// Sum of the day's items; zero on a day without usage.
+	Total *money.Money `protobuf:"bytes,2,opt,name=total,proto3" json:"total,omitempty"`
+	// Per item, largest amount first; empty on a day without usage.
+	Items         []*UsageItem `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageDay) Reset() {
+	*x = UsageDay{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageDay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageDay) ProtoMessage() {}
+
+func (x *UsageDay) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageDay.ProtoReflect.Descriptor instead.
+func (*UsageDay) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *UsageDay) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *UsageDay) GetTotal() *money.Money {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+func (x *UsageDay) GetItems() []*UsageItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// UsageItem is what one model or instance type consumed.
+type UsageItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "model" (usage-priced debits, or metadata model_id), "instance" (metadata instance_type,
+	// as the instances-metering service sends for rental periods) or "other".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The model id or the instance type; "other" for kind "other".
+	Id     string       `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Amount *money.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Number of debits and captures.
+	Count         int64 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageItem) Reset() {
+	*x = UsageItem{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageItem) ProtoMessage() {}
+
+func (x *UsageItem) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageItem.ProtoReflect.Descriptor instead.
+func (*UsageItem) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UsageItem) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *UsageItem) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UsageItem) GetAmount() *money.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *UsageItem) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 type ListTransactionsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Transactions  []*Transaction         `protobuf:"bytes,1,rep,name=transactions,proto3" json:"transactions,omitempty"`
@@ -1108,7 +1388,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1400,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1413,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
@@ -1177,7 +1457,7 @@ type Transaction struct {
 
 func (x *Transaction) Reset() {
 	*x = Transaction{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1469,7 @@ func (x *Transaction) String() string {
 func (*Transaction) ProtoMessage() {}
 
 func (x *Transaction) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1482,7 @@ func (x *Transaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transaction.ProtoReflect.Descriptor instead.
 func (*Transaction) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Transaction) GetId() string {
@@ -1322,7 +1602,7 @@ type Posting struct {
 
 func (x *Posting) Reset() {
 	*x = Posting{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1614,7 @@ func (x *Posting) String() string {
 func (*Posting) ProtoMessage() {}
 
 func (x *Posting) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1627,7 @@ func (x *Posting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Posting.ProtoReflect.Descriptor instead.
 func (*Posting) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Posting) GetAccount() string {
@@ -1376,7 +1656,7 @@ type AuthorizeRequest struct {
 
 func (x *AuthorizeRequest) Reset() {
 	*x = AuthorizeRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1668,7 @@ func (x *AuthorizeRequest) String() string {
 func (*AuthorizeRequest) ProtoMessage() {}
 
 func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1681,7 @@ func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeRequest.ProtoReflect.Descriptor instead.
 func (*AuthorizeRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{15}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AuthorizeRequest) GetOrgId() string {
@@ -1437,7 +1717,7 @@ type AuthorizeResponse struct {
 
 func (x *AuthorizeResponse) Reset() {
 	*x = AuthorizeResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1729,7 @@ func (x *AuthorizeResponse) String() string {
 func (*AuthorizeResponse) ProtoMessage() {}
 
 func (x *AuthorizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1742,7 @@ func (x *AuthorizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeResponse.ProtoReflect.Descriptor instead.
 func (*AuthorizeResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{16}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AuthorizeResponse) GetAllowed() bool {
@@ -1500,7 +1780,7 @@ type ReserveRequest struct {
 
 func (x *ReserveRequest) Reset() {
 	*x = ReserveRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1792,7 @@ func (x *ReserveRequest) String() string {
 func (*ReserveRequest) ProtoMessage() {}
 
 func (x *ReserveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1805,7 @@ func (x *ReserveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveRequest.ProtoReflect.Descriptor instead.
 func (*ReserveRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{17}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReserveRequest) GetOrgId() string {
@@ -1573,7 +1853,7 @@ type ReserveResponse struct {
 
 func (x *ReserveResponse) Reset() {
 	*x = ReserveResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1865,7 @@ func (x *ReserveResponse) String() string {
 func (*ReserveResponse) ProtoMessage() {}
 
 func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1878,7 @@ func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveResponse.ProtoReflect.Descriptor instead.
 func (*ReserveResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{18}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReserveResponse) GetHold() *Hold {
@@ -1629,7 +1909,7 @@ type CaptureRequest struct {
 
 func (x *CaptureRequest) Reset() {
 	*x = CaptureRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +1921,7 @@ func (x *CaptureRequest) String() string {
 func (*CaptureRequest) ProtoMessage() {}
 
 func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +1934,7 @@ func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
 func (*CaptureRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{19}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CaptureRequest) GetHoldId() string {
@@ -1703,7 +1983,7 @@ type CaptureResponse struct {
 
 func (x *CaptureResponse) Reset() {
 	*x = CaptureResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1995,7 @@ func (x *CaptureResponse) String() string {
 func (*CaptureResponse) ProtoMessage() {}
 
 func (x *CaptureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +2008,7 @@ func (x *CaptureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureResponse.ProtoReflect.Descriptor instead.
 func (*CaptureResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{20}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CaptureResponse) GetHold() *Hold {
@@ -1761,7 +2041,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +2053,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +2066,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{21}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReleaseRequest) GetHoldId() string {
@@ -1805,7 +2085,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1817,7 +2097,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1830,7 +2110,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{22}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReleaseResponse) GetHold() *Hold {
@@ -1858,7 +2138,7 @@ type Hold struct {
 
 func (x *Hold) Reset() {
 	*x = Hold{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +2150,7 @@ func (x *Hold) String() string {
 func (*Hold) ProtoMessage() {}
 
 func (x *Hold) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +2163,7 @@ func (x *Hold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hold.ProtoReflect.Descriptor instead.
 func (*Hold) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{23}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Hold) GetId() string {
@@ -1954,7 +2234,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[24]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2246,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[24]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2259,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{24}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WatchEventsRequest) GetAfterSequence() int64 {
@@ -2006,7 +2286,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[25]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2298,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[25]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2311,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{25}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WatchEventsResponse) GetEvent() *BalanceEvent {
@@ -2062,7 +2342,7 @@ type BalanceEvent struct {
 
 func (x *BalanceEvent) Reset() {
 	*x = BalanceEvent{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[26]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2354,7 @@ func (x *BalanceEvent) String() string {
 func (*BalanceEvent) ProtoMessage() {}
 
 func (x *BalanceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[26]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2367,7 @@ func (x *BalanceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BalanceEvent.ProtoReflect.Descriptor instead.
 func (*BalanceEvent) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{26}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *BalanceEvent) GetSequence() int64 {
@@ -2245,7 +2525,26 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\x84\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"C\n" +
+	"\x16GetUsageSummaryRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x12\n" +
+	"\x04days\x18\x02 \x01(\x05R\x04days\"\xdc\x01\n" +
+	"\x17GetUsageSummaryResponse\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12#\n" +
+	"\rcurrency_code\x18\x02 \x01(\tR\fcurrencyCode\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x04 \x01(\tR\x02to\x12-\n" +
+	"\x04days\x18\x05 \x03(\v2\x19.tally.ledger.v1.UsageDayR\x04days\x122\n" +
+	"\x06totals\x18\x06 \x03(\v2\x1a.tally.ledger.v1.UsageItemR\x06totals\"x\n" +
+	"\bUsageDay\x12\x10\n" +
+	"\x03day\x18\x01 \x01(\tR\x03day\x12(\n" +
+	"\x05total\x18\x02 \x01(\v2\x12.google.type.MoneyR\x05total\x120\n" +
+	"\x05items\x18\x03 \x03(\v2\x1a.tally.ledger.v1.UsageItemR\x05items\"q\n" +
+	"\tUsageItem\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12*\n" +
+	"\x06amount\x18\x03 \x01(\v2\x12.google.type.MoneyR\x06amount\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\x03R\x05count\"\x84\x01\n" +
 	"\x18ListTransactionsResponse\x12@\n" +
 	"\ftransactions\x18\x01 \x03(\v2\x1c.tally.ledger.v1.TransactionR\ftransactions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb6\x05\n" +
@@ -2365,14 +2664,15 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x12EVENT_KIND_CAPTURE\x10\x05\x12\x1a\n" +
 	"\x16EVENT_KIND_HOLD_PLACED\x10\x06\x12\x1c\n" +
 	"\x18EVENT_KIND_HOLD_RELEASED\x10\a\x12\x1b\n" +
-	"\x17EVENT_KIND_HOLD_EXPIRED\x10\b2\xe3\a\n" +
+	"\x17EVENT_KIND_HOLD_EXPIRED\x10\b2\xf3\b\n" +
 	"\rLedgerService\x12x\n" +
 	"\n" +
 	"GetBalance\x12\".tally.ledger.v1.GetBalanceRequest\x1a#.tally.ledger.v1.GetBalanceResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/orgs/{org_id}/balance\x12o\n" +
 	"\x06Credit\x12\x1e.tally.ledger.v1.CreditRequest\x1a\x1f.tally.ledger.v1.CreditResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/orgs/{org_id}/credits\x12F\n" +
 	"\x05Debit\x12\x1d.tally.ledger.v1.DebitRequest\x1a\x1e.tally.ledger.v1.DebitResponse\x12s\n" +
 	"\x06Adjust\x12\x1e.tally.ledger.v1.AdjustRequest\x1a\x1f.tally.ledger.v1.AdjustResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/orgs/{org_id}/adjustments\x12\x8f\x01\n" +
-	"\x10ListTransactions\x12(.tally.ledger.v1.ListTransactionsRequest\x1a).tally.ledger.v1.ListTransactionsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orgs/{org_id}/transactions\x12R\n" +
+	"\x10ListTransactions\x12(.tally.ledger.v1.ListTransactionsRequest\x1a).tally.ledger.v1.ListTransactionsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orgs/{org_id}/transactions\x12\x8d\x01\n" +
+	"\x0fGetUsageSummary\x12'.tally.ledger.v1.GetUsageSummaryRequest\x1a(.tally.ledger.v1.GetUsageSummaryResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/orgs/{org_id}/usage-summary\x12R\n" +
 	"\tAuthorize\x12!.tally.ledger.v1.AuthorizeRequest\x1a\".tally.ledger.v1.AuthorizeResponse\x12L\n" +
 	"\aReserve\x12\x1f.tally.ledger.v1.ReserveRequest\x1a .tally.ledger.v1.ReserveResponse\x12L\n" +
 	"\aCapture\x12\x1f.tally.ledger.v1.CaptureRequest\x1a .tally.ledger.v1.CaptureResponse\x12L\n" +
@@ -2392,7 +2692,7 @@ func file_tally_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_ledger_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(TransactionKind)(0),             // 0: tally.ledger.v1.TransactionKind
 	(CreditSource)(0),                // 1: tally.ledger.v1.CreditSource
@@ -2410,114 +2710,125 @@ var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(*AdjustRequest)(nil),            // 13: tally.ledger.v1.AdjustRequest
 	(*AdjustResponse)(nil),           // 14: tally.ledger.v1.AdjustResponse
 	(*ListTransactionsRequest)(nil),  // 15: tally.ledger.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil), // 16: tally.ledger.v1.ListTransactionsResponse
-	(*Transaction)(nil),              // 17: tally.ledger.v1.Transaction
-	(*Posting)(nil),                  // 18: tally.ledger.v1.Posting
-	(*AuthorizeRequest)(nil),         // 19: tally.ledger.v1.AuthorizeRequest
-	(*AuthorizeResponse)(nil),        // 20: tally.ledger.v1.AuthorizeResponse
-	(*ReserveRequest)(nil),           // 21: tally.ledger.v1.ReserveRequest
-	(*ReserveResponse)(nil),          // 22: tally.ledger.v1.ReserveResponse
-	(*CaptureRequest)(nil),           // 23: tally.ledger.v1.CaptureRequest
-	(*CaptureResponse)(nil),          // 24: tally.ledger.v1.CaptureResponse
-	(*ReleaseRequest)(nil),           // 25: tally.ledger.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),          // 26: tally.ledger.v1.ReleaseResponse
-	(*Hold)(nil),                     // 27: tally.ledger.v1.Hold
-	(*WatchEventsRequest)(nil),       // 28: tally.ledger.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),      // 29: tally.ledger.v1.WatchEventsResponse
-	(*BalanceEvent)(nil),             // 30: tally.ledger.v1.BalanceEvent
-	nil,                              // 31: tally.ledger.v1.DebitRequest.MetadataEntry
-	nil,                              // 32: tally.ledger.v1.Usage.QuantitiesEntry
-	nil,                              // 33: tally.ledger.v1.Transaction.MetadataEntry
-	nil,                              // 34: tally.ledger.v1.CaptureRequest.MetadataEntry
-	(*money.Money)(nil),              // 35: google.type.Money
-	(*timestamppb.Timestamp)(nil),    // 36: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 37: google.protobuf.Duration
+	(*GetUsageSummaryRequest)(nil),   // 16: tally.ledger.v1.GetUsageSummaryRequest
+	(*GetUsageSummaryResponse)(nil),  // 17: tally.ledger.v1.GetUsageSummaryResponse
+	(*UsageDay)(nil),                 // 18: tally.ledger.v1.UsageDay
+	(*UsageItem)(nil),                // 19: tally.ledger.v1.UsageItem
+	(*ListTransactionsResponse)(nil), // 20: tally.ledger.v1.ListTransactionsResponse
+	(*Transaction)(nil),              // 21: tally.ledger.v1.Transaction
+	(*Posting)(nil),                  // 22: tally.ledger.v1.Posting
+	(*AuthorizeRequest)(nil),         // 23: tally.ledger.v1.AuthorizeRequest
+	(*AuthorizeResponse)(nil),        // 24: tally.ledger.v1.AuthorizeResponse
+	(*ReserveRequest)(nil),           // 25: tally.ledger.v1.ReserveRequest
+	(*ReserveResponse)(nil),          // 26: tally.ledger.v1.ReserveResponse
+	(*CaptureRequest)(nil),           // 27: tally.ledger.v1.CaptureRequest
+	(*CaptureResponse)(nil),          // 28: tally.ledger.v1.CaptureResponse
+	(*ReleaseRequest)(nil),           // 29: tally.ledger.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),          // 30: tally.ledger.v1.ReleaseResponse
+	(*Hold)(nil),                     // 31: tally.ledger.v1.Hold
+	(*WatchEventsRequest)(nil),       // 32: tally.ledger.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),      // 33: tally.ledger.v1.WatchEventsResponse
+	(*BalanceEvent)(nil),             // 34: tally.ledger.v1.BalanceEvent
+	nil,                              // 35: tally.ledger.v1.DebitRequest.MetadataEntry
+	nil,                              // 36: tally.ledger.v1.Usage.QuantitiesEntry
+	nil,                              // 37: tally.ledger.v1.Transaction.MetadataEntry
+	nil,                              // 38: tally.ledger.v1.CaptureRequest.MetadataEntry
+	(*money.Money)(nil),              // 39: google.type.Money
+	(*timestamppb.Timestamp)(nil),    // 40: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 41: google.protobuf.Duration
 }
 var file_tally_ledger_v1_ledger_proto_depIdxs = []int32{
-	35, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
-	35, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
-	35, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
-	36, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
-	35, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
+	39, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
+	39, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
+	39, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
+	40, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
+	39, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
 	1,  // 5: tally.ledger.v1.CreditRequest.source:type_name -> tally.ledger.v1.CreditSource
-	17, // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	35, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
-	36, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
-	35, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
-	31, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
+	21, // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	39, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
+	40, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
+	39, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
+	35, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
 	9,  // 11: tally.ledger.v1.DebitRequest.usage:type_name -> tally.ledger.v1.Usage
-	32, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
-	36, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
-	36, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
+	36, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
+	40, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
+	40, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
 	11, // 15: tally.ledger.v1.PricedUsage.lines:type_name -> tally.ledger.v1.UsageLine
-	35, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
-	35, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
-	35, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
-	17, // 19: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	35, // 20: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
-	17, // 21: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	35, // 22: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
-	17, // 23: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
-	0,  // 24: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
-	35, // 25: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
-	35, // 26: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
-	33, // 27: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
-	36, // 28: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
-	18, // 29: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
-	10, // 30: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
-	35, // 31: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
-	35, // 32: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
-	9,  // 33: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
-	35, // 34: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
-	35, // 35: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
-	35, // 36: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
-	37, // 37: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
-	27, // 38: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
-	35, // 39: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
-	35, // 40: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
-	34, // 41: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
-	27, // 42: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
-	17, // 43: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	35, // 44: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
-	27, // 45: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
-	35, // 46: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
-	2,  // 47: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
-	36, // 48: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 49: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	35, // 50: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
-	30, // 51: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
-	3,  // 52: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
-	35, // 53: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
-	35, // 54: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
-	35, // 55: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
-	36, // 56: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 57: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	1,  // 58: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
-	4,  // 59: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
-	6,  // 60: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
-	8,  // 61: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
-	13, // 62: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
-	15, // 63: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
-	19, // 64: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
-	21, // 65: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
-	23, // 66: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
-	25, // 67: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
-	28, // 68: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
-	5,  // 69: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
-	7,  // 70: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
-	12, // 71: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
-	14, // 72: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
-	16, // 73: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
-	20, // 74: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
-	22, // 75: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
-	24, // 76: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
-	26, // 77: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
-	29, // 78: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
-	69, // [69:79] is the sub-list for method output_type
-	59, // [59:69] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	39, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
+	39, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
+	39, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
+	21, // 19: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	39, // 20: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
+	21, // 21: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	39, // 22: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
+	18, // 23: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
+	19, // 24: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
+	39, // 25: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
+	19, // 26: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
+	39, // 27: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
+	21, // 28: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
+	0,  // 29: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
+	39, // 30: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
+	39, // 31: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
+	37, // 32: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
+	40, // 33: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	22, // 34: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
+	10, // 35: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
+	39, // 36: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
+	39, // 37: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
+	9,  // 38: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
+	39, // 39: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
+	39, // 40: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
+	39, // 41: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
+	41, // 42: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
+	31, // 43: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
+	39, // 44: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
+	39, // 45: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
+	38, // 46: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
+	31, // 47: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
+	21, // 48: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	39, // 49: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
+	31, // 50: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
+	39, // 51: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
+	2,  // 52: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
+	40, // 53: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 54: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	39, // 55: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
+	34, // 56: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
+	3,  // 57: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
+	39, // 58: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
+	39, // 59: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
+	39, // 60: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
+	40, // 61: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 62: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	1,  // 63: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
+	4,  // 64: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
+	6,  // 65: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
+	8,  // 66: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
+	13, // 67: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
+	15, // 68: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
+	16, // 69: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
+	23, // 70: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
+	25, // 71: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
+	27, // 72: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
+	29, // 73: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
+	32, // 74: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
+	5,  // 75: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
+	7,  // 76: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
+	12, // 77: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
+	14, // 78: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
+	20, // 79: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
+	17, // 80: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
+	24, // 81: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
+	26, // 82: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
+	28, // 83: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
+	30, // 84: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
+	33, // 85: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
+	75, // [75:86] is the sub-list for method output_type
+	64, // [64:75] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_tally_ledger_v1_ledger_proto_init() }
@@ -2531,7 +2842,7 @@ func file_tally_ledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_ledger_v1_ledger_proto_rawDesc), len(file_tally_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   31,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

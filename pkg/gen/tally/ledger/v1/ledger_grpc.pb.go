@@ -24,6 +24,7 @@ const (
 	LedgerService_Debit_FullMethodName            = "/tally.ledger.v1.LedgerService/Debit"
 	LedgerService_Adjust_FullMethodName           = "/tally.ledger.v1.LedgerService/Adjust"
 	LedgerService_ListTransactions_FullMethodName = "/tally.ledger.v1.LedgerService/ListTransactions"
+	LedgerService_GetUsageSummary_FullMethodName  = "/tally.ledger.v1.LedgerService/GetUsageSummary"
 	LedgerService_Authorize_FullMethodName        = "/tally.ledger.v1.LedgerService/Authorize"
 	LedgerService_Reserve_FullMethodName          = "/tally.ledger.v1.LedgerService/Reserve"
 	LedgerService_Capture_FullMethodName          = "/tally.ledger.v1.LedgerService/Capture"
@@ -50,6 +51,11 @@ type LedgerServiceClient interface {
 	Adjust(ctx context.Context, in *AdjustRequest, opts ...grpc.CallOption) (*AdjustResponse, error)
 	// ListTransactions lists an organization's transactions, newest first.
 	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error)
+	// GetUsageSummary returns what an organization consumed per UTC day over the last days, per
+	// model and per instance type, with every day of the window present (zero when nothing was
+	// charged). It is maintained from the ledger's own events, so it trails the commits by at most
+	// the event poll interval.
+	GetUsageSummary(ctx context.Context, in *GetUsageSummaryRequest, opts ...grpc.CallOption) (*GetUsageSummaryResponse, error)
 	// Authorize is the fast per-call check: is the available amount enough for this call.
 	Authorize(ctx context.Context, in *AuthorizeRequest, opts ...grpc.CallOption) (*AuthorizeResponse, error)
 	// Reserve places a hold on available credits for a long or streaming call.
@@ -114,6 +120,16 @@ func (c *ledgerServiceClient) ListTransactions(ctx context.Context, in *ListTran
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListTransactionsResponse)
 	err := c.cc.Invoke(ctx, LedgerService_ListTransactions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) GetUsageSummary(ctx context.Context, in *GetUsageSummaryRequest, opts ...grpc.CallOption) (*GetUsageSummaryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUsageSummaryResponse)
+	err := c.cc.Invoke(ctx, LedgerService_GetUsageSummary_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +214,11 @@ type LedgerServiceServer interface {
 	Adjust(context.Context, *AdjustRequest) (*AdjustResponse, error)
 	// ListTransactions lists an organization's transactions, newest first.
 	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error)
+	// GetUsageSummary returns what an organization consumed per UTC day over the last days, per
+	// model and per instance type, with every day of the window present (zero when nothing was
+	// charged). It is maintained from the ledger's own events, so it trails the commits by at most
+	// the event poll interval.
+	GetUsageSummary(context.Context, *GetUsageSummaryRequest) (*GetUsageSummaryResponse, error)
 	// Authorize is the fast per-call check: is the available amount enough for this call.
 	Authorize(context.Context, *AuthorizeRequest) (*AuthorizeResponse, error)
 	// Reserve places a hold on available credits for a long or streaming call.
@@ -232,6 +253,9 @@ func (UnimplementedLedgerServiceServer) Adjust(context.Context, *AdjustRequest) 
 }
 func (UnimplementedLedgerServiceServer) ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTransactions not implemented")
+}
+func (UnimplementedLedgerServiceServer) GetUsageSummary(context.Context, *GetUsageSummaryRequest) (*GetUsageSummaryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUsageSummary not implemented")
 }
 func (UnimplementedLedgerServiceServer) Authorize(context.Context, *AuthorizeRequest) (*AuthorizeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Authorize not implemented")
@@ -359,6 +383,24 @@ func _LedgerService_ListTransactions_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LedgerService_GetUsageSummary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUsageSummaryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).GetUsageSummary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_GetUsageSummary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).GetUsageSummary(ctx, req.(*GetUsageSummaryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _LedgerService_Authorize_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AuthorizeRequest)
 	if err := dec(in); err != nil {
@@ -468,6 +510,10 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTransactions",
 			Handler:    _LedgerService_ListTransactions_Handler,
+		},
+		{
+			MethodName: "GetUsageSummary",
+			Handler:    _LedgerService_GetUsageSummary_Handler,
 		},
 		{
 			MethodName: "Authorize",

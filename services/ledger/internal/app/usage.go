@@ -1,0 +1,56 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/tallyhq/tally/services/ledger/internal/ledger"
+)
+
+// usagePage is the number of outbox events the usage follower counts per transaction.
+const usagePage = 5000
+
+// followUsage keeps the daily usage table up to date with the outbox until ctx is done: a page
+// of events at a time, each counted in the transaction that moves the usage cursor past it
+// (store.UpdateUsage). It is off the Debit path: it polls every UsageInterval rather than waking
+// on each commit, so under load it adds one small transaction per interval, not one per batch.
+// At first start it reads the whole outbox once (the backfill of existing transactions).
+func (a *App) followUsage(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		page, err := a.store.UpdateUsage(ctx, usagePage, ledger.AggregateUsage)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil:
+			a.logger.Warn("usage update failed", "err", err)
+		case page.Events == usagePage:
+			t.Reset(0) // more to read: catching up
+			continue
+		}
+		t.Reset(a.cfg.UsageInterval)
+	}
+}
+
+// UsageSummary returns orgID's usage per UTC day over the last days (0: the default window),
+// every day of the window present.
+func (a *App) UsageSummary(ctx context.Context, orgID string, days int) (ledger.UsageSummary, error) {
+	if err := ledger.ValidateOrgID(orgID); err != nil {
+		return ledger.UsageSummary{}, err
+	}
+	w, err := ledger.NewUsageWindow(days, a.cfg.Now())
+	if err != nil {
+		return ledger.UsageSummary{}, err
+	}
+	currency, rows, err := a.store.UsageRows(ctx, orgID, w.From, w.To)
+	if err != nil {
+		return ledger.UsageSummary{}, err
+	}
+	return ledger.SummarizeUsage(orgID, currency, w, rows), nil
+}
