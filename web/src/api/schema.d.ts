@@ -8,7 +8,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description ListDeliveries lists queued and sent emails, newest first. Ops only. */
+        /**
+         * List deliveries
+         * @description ListDeliveries lists queued and sent emails, newest first. Ops only.
+         */
         get: operations["NotificationsService_ListDeliveries"];
         put?: never;
         post?: never;
@@ -27,7 +30,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Adjust is an audited ops correction: a signed amount, a mandatory reason and idempotency key. */
+        /**
+         * Adjust
+         * @description Adjust is an audited ops correction: a signed amount, a mandatory reason and idempotency key.
+         */
         post: operations["LedgerService_Adjust"];
         delete?: never;
         options?: never;
@@ -42,7 +48,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description GetBalance returns an organization's balance; an unknown organization has a zero balance. */
+        /**
+         * Get balance
+         * @description GetBalance returns an organization's balance; an unknown organization has a zero balance.
+         */
         get: operations["LedgerService_GetBalance"];
         put?: never;
         post?: never;
@@ -59,11 +68,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description GetBillingProfile returns the details printed on an organization's invoices. */
+        /**
+         * Get billing profile
+         * @description GetBillingProfile returns the details printed on an organization's invoices.
+         */
         get: operations["PaymentsService_GetBillingProfile"];
         /**
+         * Update billing profile
          * @description UpdateBillingProfile replaces an organization's billing profile (admins and ops). Invoices
-         *      already issued keep the details they were issued with.
+         *     already issued keep the details they were issued with.
          */
         put: operations["PaymentsService_UpdateBillingProfile"];
         post?: never;
@@ -81,9 +94,10 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * Get checkout options
          * @description GetCheckoutOptions returns what the Add Credits dialog offers an organization's members: the
-         *      smallest and largest top-up CreateCheckoutSession accepts, a few suggested amounts within them,
-         *      the organization's currency and how long credits stay valid.
+         *     smallest and largest top-up CreateCheckoutSession accepts, a few suggested amounts within them,
+         *     the organization's currency and how long credits stay valid.
          */
         get: operations["PaymentsService_GetCheckoutOptions"];
         put?: never;
@@ -104,8 +118,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
+         * Create checkout session
          * @description CreateCheckoutSession starts a top-up: it records a pending payment for the calling member and
-         *      returns the Stripe Checkout URL (or the local test-mode checkout page without Stripe keys).
+         *     returns the Stripe Checkout URL (or the local test-mode checkout page without Stripe keys).
          */
         post: operations["PaymentsService_CreateCheckoutSession"];
         delete?: never;
@@ -123,7 +138,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Credit adds credits (top-ups, grants) and renews the validity of the whole balance. */
+        /**
+         * Credit
+         * @description Credit adds credits (top-ups, grants) and renews the validity of the whole balance.
+         */
         post: operations["LedgerService_Credit"];
         delete?: never;
         options?: never;
@@ -139,14 +157,16 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * Get notification settings
          * @description GetNotificationSettings returns a member's settings in their organization. member_id "me"
-         *      (the REST route) names the caller; the first call records the member with the defaults.
-         *      Members and admins read only their own; ops may read anyone's.
+         *     (the REST route) names the caller; the first call records the member with the defaults.
+         *     Members and admins read only their own; ops may read anyone's.
          */
         get: operations["NotificationsService_GetNotificationSettings"];
         /**
+         * Update notification settings
          * @description UpdateNotificationSettings replaces the caller's settings (or only the fields named in
-         *      update_mask). Members and admins change only their own.
+         *     update_mask). Members and admins change only their own.
          */
         put: operations["NotificationsService_UpdateNotificationSettings"];
         post?: never;
@@ -163,7 +183,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description ListPayments lists an organization's payments, newest first, page_size at a time. */
+        /**
+         * List payments
+         * @description ListPayments lists an organization's payments, newest first, page_size at a time.
+         */
         get: operations["PaymentsService_ListPayments"];
         put?: never;
         post?: never;
@@ -180,7 +203,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description GetPayment returns one payment of an organization. */
+        /**
+         * Get payment
+         * @description GetPayment returns one payment of an organization.
+         */
         get: operations["PaymentsService_GetPayment"];
         put?: never;
         post?: never;
@@ -198,9 +224,8 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * Get credit note
          * @description GetCreditNote downloads the PDF credit note issued for a refund.
-         *      buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-         *      buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
          */
         get: operations["PaymentsService_GetCreditNote"];
         put?: never;
@@ -219,9 +244,8 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * Get invoice
          * @description GetInvoice downloads the PDF invoice of a succeeded payment.
-         *      buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-         *      buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
          */
         get: operations["PaymentsService_GetInvoice"];
         put?: never;
@@ -239,7 +263,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description ListRentals lists an organization's rentals, newest first. */
+        /**
+         * List rentals
+         * @description ListRentals lists an organization's rentals, newest first.
+         */
         get: operations["InstanceMeteringService_ListRentals"];
         put?: never;
         post?: never;
@@ -256,7 +283,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description GetRental returns one rental. Members see their organization's rentals only. */
+        /**
+         * Get rental
+         * @description GetRental returns one rental. Members see their organization's rentals only.
+         */
         get: operations["InstanceMeteringService_GetRental"];
         put?: never;
         post?: never;
@@ -273,7 +303,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description ListTransactions lists an organization's transactions, newest first. */
+        /**
+         * List transactions
+         * @description ListTransactions lists an organization's transactions, newest first.
+         */
         get: operations["LedgerService_ListTransactions"];
         put?: never;
         post?: never;
@@ -291,10 +324,11 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * Get usage summary
          * @description GetUsageSummary returns what an organization consumed per UTC day over the last days, per
-         *      model and per instance type, with every day of the window present (zero when nothing was
-         *      charged). It is maintained from the ledger's own events, so it trails the commits by at most
-         *      the event poll interval.
+         *     model and per instance type, with every day of the window present (zero when nothing was
+         *     charged). It is maintained from the ledger's own events, so it trails the commits by at most
+         *     the event poll interval.
          */
         get: operations["LedgerService_GetUsageSummary"];
         put?: never;
@@ -313,8 +347,9 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * List review items
          * @description ListReviewItems lists what needs an ops decision: late failures, disputes and refunds made
-         *      after credits were granted, credits the ledger refused. Ops only.
+         *     after credits were granted, credits the ledger refused. Ops only.
          */
         get: operations["PaymentsService_ListReviewItems"];
         put?: never;
@@ -334,7 +369,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description ResolveReviewItem closes a review item with the decision taken. Ops only. */
+        /**
+         * Resolve review item
+         * @description ResolveReviewItem closes a review item with the decision taken. Ops only.
+         */
         post: operations["PaymentsService_ResolveReviewItem"];
         delete?: never;
         options?: never;
@@ -352,11 +390,12 @@ export interface paths {
         get?: never;
         put?: never;
         /**
+         * Refund payment
          * @description RefundPayment refunds (part of) a payment through Stripe, takes the refunded credits back from
-         *      the organization (never more than remain; the rest is reported) and issues a credit note. Ops
-         *      only. Idempotent: the request's idempotency_key is required. The refund may come back PENDING
-         *      (Stripe unreachable, or the refund still in flight at Stripe): tally then carries it out with
-         *      the same keys until it succeeds or fails, and a retry of the request returns its state.
+         *     the organization (never more than remain; the rest is reported) and issues a credit note. Ops
+         *     only. Idempotent: the request's idempotency_key is required. The refund may come back PENDING
+         *     (Stripe unreachable, or the refund still in flight at Stripe): tally then carries it out with
+         *     the same keys until it succeeds or fails, and a retry of the request returns its state.
          */
         post: operations["PaymentsService_RefundPayment"];
         delete?: never;
@@ -373,8 +412,9 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * List instance prices
          * @description ListInstancePrices lists the hourly price of every instance type in force at `at` (default
-         *      now) and the versions scheduled after it. Public.
+         *     now) and the versions scheduled after it. Public.
          */
         get: operations["PricingService_ListInstancePrices"];
         put?: never;
@@ -393,8 +433,9 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * List model prices
          * @description ListModelPrices lists the price of every model in force at `at` (default now) and the
-         *      versions scheduled after it. Public.
+         *     versions scheduled after it. Public.
          */
         get: operations["PricingService_ListModelPrices"];
         put?: never;
@@ -412,7 +453,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description GetModelPrice returns one model's price in force at `at` (default now). Public. */
+        /**
+         * Get model price
+         * @description GetModelPrice returns one model's price in force at `at` (default now). Public.
+         */
         get: operations["PricingService_GetModelPrice"];
         put?: never;
         post?: never;
@@ -431,7 +475,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Quote prices a usage of a model at `at` (default now, at most one day ahead). Public. */
+        /**
+         * Quote
+         * @description Quote prices a usage of a model at `at` (default now, at most one day ahead). Public.
+         */
         post: operations["PricingService_Quote"];
         delete?: never;
         options?: never;
@@ -533,6 +580,16 @@ export interface components {
             status?: "DELIVERY_STATUS_UNSPECIFIED" | "DELIVERY_STATUS_PENDING" | "DELIVERY_STATUS_SENT" | "DELIVERY_STATUS_FAILED";
             to?: string;
         };
+        /** @description Every REST error of the gateway: the gRPC status code (google.rpc.Code) and a clean message. The HTTP status follows the code as grpc-gateway maps it (400 INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 409 ALREADY_EXISTS or ABORTED, 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE), with 413 for a body over the limit. */
+        Error: {
+            /**
+             * Format: int32
+             * @description The gRPC status code, e.g. 3 (INVALID_ARGUMENT) or 16 (UNAUTHENTICATED).
+             */
+            code: number;
+            /** @description What went wrong, for a developer. */
+            message: string;
+        };
         GetBalanceResponse: {
             /** @description Balance minus active holds; zero or less once the credits have expired. */
             available?: components["schemas"]["Money"];
@@ -599,13 +656,6 @@ export interface components {
             to?: string;
             /** @description Per item over the whole window, largest amount first. */
             totals?: components["schemas"]["UsageItem"][];
-        };
-        /** @description Contains an arbitrary serialized message along with a @type that describes the type of the serialized message. */
-        GoogleProtobufAny: {
-            /** @description The type of the serialized message. */
-            "@type"?: string;
-        } & {
-            [key: string]: unknown;
         };
         /** @description InstancePrice is one immutable price version of a rentable instance type. */
         InstancePrice: {
@@ -954,18 +1004,6 @@ export interface components {
             resolvedBy?: string;
             stripeEventId?: string;
         };
-        /** @description The `Status` type defines a logical error model that is suitable for different programming environments, including REST APIs and RPC APIs. It is used by [gRPC](https://github.com/grpc). Each `Status` message contains three pieces of data: error code, error message, and error details. You can find out more about this error model and how to work with it in the [API Design Guide](https://cloud.google.com/apis/design/errors). */
-        Status: {
-            /**
-             * Format: int32
-             * @description The status code, which should be an enum value of [google.rpc.Code][google.rpc.Code].
-             */
-            code?: number;
-            /** @description A list of messages that carry the error details.  There is a common set of message types for APIs to use. */
-            details?: components["schemas"]["GoogleProtobufAny"][];
-            /** @description A developer-facing error message, which should be in English. Any user-facing error message should be localized and sent in the [google.rpc.Status.details][google.rpc.Status.details] field, or localized by the client. */
-            message?: string;
-        };
         /** @description Transaction is one balanced ledger transaction as seen from the organization. */
         Transaction: {
             /** @description Who asked for it (token subject). */
@@ -1034,7 +1072,26 @@ export interface components {
             unitPrice?: components["schemas"]["Money"];
         };
     };
-    responses: never;
+    responses: {
+        /** @description The request was refused: invalid, unauthenticated, forbidden, not found or in conflict (the body says which). */
+        ClientError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The service failed or is unavailable. */
+        Error: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+    };
     parameters: never;
     requestBodies: never;
     headers: never;
@@ -1059,6 +1116,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1068,15 +1126,7 @@ export interface operations {
                     "application/json": components["schemas"]["ListDeliveriesResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     LedgerService_Adjust: {
@@ -1094,6 +1144,7 @@ export interface operations {
             };
         };
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1103,15 +1154,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdjustResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     LedgerService_GetBalance: {
@@ -1125,6 +1168,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1134,15 +1178,7 @@ export interface operations {
                     "application/json": components["schemas"]["GetBalanceResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PaymentsService_GetBillingProfile: {
@@ -1156,6 +1192,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1165,15 +1202,7 @@ export interface operations {
                     "application/json": components["schemas"]["GetBillingProfileResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PaymentsService_UpdateBillingProfile: {
@@ -1191,6 +1220,7 @@ export interface operations {
             };
         };
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1200,15 +1230,7 @@ export interface operations {
                     "application/json": components["schemas"]["UpdateBillingProfileResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PaymentsService_GetCheckoutOptions: {
@@ -1222,6 +1244,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1231,15 +1254,7 @@ export interface operations {
                     "application/json": components["schemas"]["GetCheckoutOptionsResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PaymentsService_CreateCheckoutSession: {
@@ -1257,6 +1272,7 @@ export interface operations {
             };
         };
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1266,15 +1282,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreateCheckoutSessionResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     LedgerService_Credit: {
@@ -1292,6 +1300,7 @@ export interface operations {
             };
         };
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1301,15 +1310,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreditResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     NotificationsService_GetNotificationSettings: {
@@ -1325,6 +1326,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1334,15 +1336,7 @@ export interface operations {
                     "application/json": components["schemas"]["GetNotificationSettingsResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     NotificationsService_UpdateNotificationSettings: {
@@ -1365,6 +1359,7 @@ export interface operations {
             };
         };
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1374,15 +1369,7 @@ export interface operations {
                     "application/json": components["schemas"]["UpdateNotificationSettingsResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PaymentsService_ListPayments: {
@@ -1400,6 +1387,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1409,15 +1397,7 @@ export interface operations {
                     "application/json": components["schemas"]["ListPaymentsResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PaymentsService_GetPayment: {
@@ -1432,6 +1412,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1441,15 +1422,7 @@ export interface operations {
                     "application/json": components["schemas"]["GetPaymentResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PaymentsService_GetCreditNote: {
@@ -1465,24 +1438,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "*/*": unknown;
+                    "application/pdf": string;
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PaymentsService_GetInvoice: {
@@ -1497,24 +1463,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "*/*": unknown;
+                    "application/pdf": string;
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     InstanceMeteringService_ListRentals: {
@@ -1532,6 +1491,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1541,15 +1501,7 @@ export interface operations {
                     "application/json": components["schemas"]["ListRentalsResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     InstanceMeteringService_GetRental: {
@@ -1565,6 +1517,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1574,15 +1527,7 @@ export interface operations {
                     "application/json": components["schemas"]["GetRentalResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     LedgerService_ListTransactions: {
@@ -1600,6 +1545,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1609,15 +1555,7 @@ export interface operations {
                     "application/json": components["schemas"]["ListTransactionsResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     LedgerService_GetUsageSummary: {
@@ -1634,6 +1572,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1643,15 +1582,7 @@ export interface operations {
                     "application/json": components["schemas"]["GetUsageSummaryResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PaymentsService_ListReviewItems: {
@@ -1668,6 +1599,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1677,15 +1609,7 @@ export interface operations {
                     "application/json": components["schemas"]["ListReviewItemsResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PaymentsService_ResolveReviewItem: {
@@ -1703,6 +1627,7 @@ export interface operations {
             };
         };
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1712,15 +1637,7 @@ export interface operations {
                     "application/json": components["schemas"]["ResolveReviewItemResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PaymentsService_RefundPayment: {
@@ -1738,6 +1655,7 @@ export interface operations {
             };
         };
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1747,15 +1665,7 @@ export interface operations {
                     "application/json": components["schemas"]["RefundPaymentResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PricingService_ListInstancePrices: {
@@ -1770,6 +1680,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1779,15 +1690,7 @@ export interface operations {
                     "application/json": components["schemas"]["ListInstancePricesResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PricingService_ListModelPrices: {
@@ -1802,6 +1705,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1811,15 +1715,7 @@ export interface operations {
                     "application/json": components["schemas"]["ListModelPricesResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PricingService_GetModelPrice: {
@@ -1836,6 +1732,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1845,15 +1742,7 @@ export interface operations {
                     "application/json": components["schemas"]["GetModelPriceResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
     PricingService_Quote: {
@@ -1869,6 +1758,7 @@ export interface operations {
             };
         };
         responses: {
+            "4XX": components["responses"]["ClientError"];
             /** @description OK */
             200: {
                 headers: {
@@ -1878,15 +1768,7 @@ export interface operations {
                     "application/json": components["schemas"]["QuoteResponse"];
                 };
             };
-            /** @description Default error response */
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Status"];
-                };
-            };
+            default: components["responses"]["Error"];
         };
     };
 }

@@ -8,7 +8,7 @@ import { usePaymentQuery } from '../data/payment-query';
 import { useBillingProfileQuery } from '../data/billing-profile-query';
 import { useBillingProfileUpdateMutation } from '../data/billing-profile-update-mutation';
 import { keys } from '../data/keys';
-import type { BillingProfile, Payment } from '../api/types';
+import type { BillingProfile, Payment, Refund } from '../api/types';
 import { formatMoney, isZero } from '../money';
 import { formatDateTime, formatDay } from '../dates';
 import { labels } from '../components/labels';
@@ -18,6 +18,13 @@ import { useAddCredits } from '../components/AddCreditsDialog';
 import { NoOrganization } from './NoOrganization';
 
 const PENDING = 'PAYMENT_STATUS_PENDING';
+
+function paymentMethodText(p: Payment): string {
+  const wallets: Record<string, string> = { google_pay: 'Google Pay', apple_pay: 'Apple Pay' };
+  const method = p.paymentMethod === 'card' ? 'Credit Card' : (p.paymentMethod ?? '');
+  const wallet = p.paymentWallet ? (wallets[p.paymentWallet] ?? p.paymentWallet) : '';
+  return wallet !== '' ? `${method} · ${wallet}` : method;
+}
 
 export function BillingPage() {
   const me = useMe();
@@ -160,6 +167,7 @@ function PaymentRow({ org, payment: p }: { org: string; payment: Payment }) {
         <td>
           <span className={`status status-${(p.status ?? '').toLowerCase()}`}>{labels.paymentStatus(p.status)}</span>
           {p.testMode && <span className="badge">Test mode</span>}
+          {p.paymentMethod && <div className="small muted">{paymentMethodText(p)}</div>}
           {p.underReview && <span className="badge badge-warn">Under review</span>}
         </td>
         <td>{p.member?.name || p.member?.email || p.member?.id || '—'}</td>
@@ -194,7 +202,11 @@ function PaymentRow({ org, payment: p }: { org: string; payment: Payment }) {
       {refunded && showRefunds && (
         <tr id={detailsId}>
           <td colSpan={6}>
-            <RefundList org={org} paymentId={p.id ?? ''} />
+            {p.refunds !== undefined && p.refunds.length > 0 ? (
+              <Refunds org={org} paymentId={p.id ?? ''} refunds={p.refunds} />
+            ) : (
+              <RefundList org={org} paymentId={p.id ?? ''} />
+            )}
           </td>
         </tr>
       )}
@@ -208,6 +220,10 @@ function RefundList({ org, paymentId }: { org: string; paymentId: string }) {
   if (query.isError) return <ErrorState error={query.error} onRetry={() => void query.refetch()} />;
   const refunds = query.data.refunds ?? [];
   if (refunds.length === 0) return <EmptyState>No refunds.</EmptyState>;
+  return <Refunds org={org} paymentId={paymentId} refunds={refunds} />;
+}
+
+function Refunds({ org, paymentId, refunds }: { org: string; paymentId: string; refunds: Refund[] }) {
   return (
     <ul className="refunds">
       {refunds.map((r) => (
