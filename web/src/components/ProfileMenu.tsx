@@ -22,8 +22,10 @@ export function ProfileMenu() {
   };
   return (
     <DropdownMenu.Root>
-      <DropdownMenu.Trigger className="profile-button" aria-label={`Profile: ${me.name}`}>
+      <DropdownMenu.Trigger className="profile-button">
+        {/* The initials are decoration; the name is text, so no aria-label hides what is seen. */}
         <span aria-hidden="true">{initials(me.name)}</span>
+        <span className="visually-hidden">Profile: {me.name}</span>
       </DropdownMenu.Trigger>
       <DropdownMenu.Portal>
         <DropdownMenu.Content className="menu" align="end" sideOffset={6}>
