@@ -95,8 +95,12 @@ test('17 an administrator edits the billing profile printed on invoices', async 
   const saved = await restOK<Profile>(people.ada, 'GET', '/v1/orgs/acme/billing-profile');
   expect(saved.profile).toMatchObject({ legalName: legal, taxId: 'GB123456789', email: 'billing@acme.test' });
   // A member may read it, not change it.
-  const put = await rest(people.ada, 'PUT', '/v1/orgs/acme/billing-profile', { profile: { ...saved.profile, legalName: 'Not Acme' } });
-  expect(put.status).toBe(403);
+  const body = { legalName: legal, address: '1 Analytical Engine Way\nLondon', taxId: 'GB123456789', email: 'billing@acme.test' };
+  const put = await rest(people.ada, 'PUT', '/v1/orgs/acme/billing-profile', { ...body, legalName: 'Not Acme' });
+  expect(put.status, JSON.stringify(put.body)).toBe(403);
+  // Grace's PUT of the same shape is accepted: the refusal is the role, not the request.
+  const own = await rest(people.grace, 'PUT', '/v1/orgs/acme/billing-profile', body);
+  expect(own.status, JSON.stringify(own.body)).toBe(200);
 });
 
 interface ReviewItems {

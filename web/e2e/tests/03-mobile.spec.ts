@@ -47,6 +47,6 @@ test('19 at 390 px wide the header and the Add Credits modal fit, with no horizo
   await withinViewport(page, 'Go to Checkout', await dialog.getByRole('button', { name: 'Go to Checkout' }).boundingBox());
   await withinViewport(page, 'the amount field', await dialog.getByLabel(/Amount/).boundingBox());
   expect(await horizontalOverflow(page), 'no horizontal scroll with the modal open').toBeLessThanOrEqual(0);
-  await expectAccessible(page, 'the Add Credits modal at 390 px');
+  await expectAccessible(page, 'the Add Credits modal at 390 px', '[role=dialog]');
   await shot(page, '19-mobile-add-credits');
 });

@@ -39,9 +39,10 @@ export function BalanceMenu({ org }: { org: string }) {
   return (
     <DropdownMenu.Root>
       <DropdownMenu.Trigger className="balance-button" aria-label={label}>
+        {/* Spaces between the parts: the visible text reads as the label does (label in name). */}
         <span className="balance-amount">{text}</span>
-        {b?.expiresAt && <span className="balance-expiry">expires {formatDay(b.expiresAt)}</span>}
-        {low && <span className="badge badge-warn">Low balance</span>}
+        {b?.expiresAt && <> <span className="balance-expiry">expires {formatDay(b.expiresAt)}</span></>}
+        {low && <> <span className="badge badge-warn">Low balance</span></>}
       </DropdownMenu.Trigger>
       <DropdownMenu.Portal>
         <DropdownMenu.Content className="menu" align="end" sideOffset={6}>
