@@ -21,7 +21,7 @@ describe('Header', () => {
   it('shows the organization, the member and the balance with its expiry in a menu button', async () => {
     stubFetch(quiet);
     renderApp('/usage');
-    const balance = await screen.findByRole('button', { name: 'Balance $42.50, expires Mar 1, 2027' });
+    const balance = await screen.findByRole('button', { name: 'Balance $42.50 expires Mar 1, 2027' });
     expect(balance).toHaveAttribute('aria-haspopup', 'menu');
     expect(screen.getByText('acme')).toBeInTheDocument();
     expect(screen.getByText('Ada Lovelace')).toBeInTheDocument();
@@ -42,7 +42,7 @@ describe('Header', () => {
     });
     renderApp('/usage');
     expect(await screen.findByText('Low balance')).toBeInTheDocument();
-    expect(screen.getByRole('button', { name: /Balance \$42.50, expires Mar 1, 2027, Low balance/ })).toBeInTheDocument();
+    expect(screen.getByRole('button', { name: 'Balance $42.50 expires Mar 1, 2027 Low balance' })).toBeInTheDocument();
   });
 
   it('opens Settings from the profile menu and signs out', async () => {

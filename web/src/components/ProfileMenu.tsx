@@ -4,11 +4,6 @@ import { useMe } from '../auth/session';
 import { logout } from '../auth/me';
 import { nav } from '../nav';
 
-function initials(name: string): string {
-  const parts = name.trim().split(/\s+/).filter(Boolean);
-  return (parts.slice(0, 2).map((p) => p[0]!.toUpperCase()).join('') || '?');
-}
-
 /** The profile icon in the top right corner: Settings and Sign out. */
 export function ProfileMenu() {
   const me = useMe();
@@ -22,10 +17,11 @@ export function ProfileMenu() {
   };
   return (
     <DropdownMenu.Root>
-      <DropdownMenu.Trigger className="profile-button">
-        {/* The initials are decoration; the name is text, so no aria-label hides what is seen. */}
-        <span aria-hidden="true">{initials(me.name)}</span>
-        <span className="visually-hidden">Profile: {me.name}</span>
+      <DropdownMenu.Trigger className="profile-button" aria-label={`Profile: ${me.name}`}>
+        <svg aria-hidden="true" focusable="false" width="22" height="22" viewBox="0 0 24 24" fill="currentColor">
+          <circle cx="12" cy="8" r="4" />
+          <path d="M4 20c0-4 3.6-6.5 8-6.5s8 2.5 8 6.5v1H4z" />
+        </svg>
       </DropdownMenu.Trigger>
       <DropdownMenu.Portal>
         <DropdownMenu.Content className="menu" align="end" sideOffset={6}>

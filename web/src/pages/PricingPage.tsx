@@ -16,7 +16,9 @@ function perText(per: string | number | undefined): string {
 
 export function dimensionText(d: NonNullable<ModelPrice['dimensions']>[number]): string {
   const per = String(d.per ?? '1');
-  return `${formatMoney(d.price)} per ${per === '1' ? '' : `${perText(per)} `}${unitLabel(d.unit)}`;
+  const unit = unitLabel(d.unit);
+  if (per === '1') return `${formatMoney(d.price)} per ${unit.replace(/s$/, '')}`;
+  return `${formatMoney(d.price)} per ${perText(per)} ${unit}`;
 }
 
 export function PricingPage() {
