@@ -44,7 +44,9 @@ type AuthConfig struct {
 	// JWKSURL selects RS256/ES256 verification against a JWKS (production identity provider).
 	JWKSURL string
 	// JWTSecret selects HS256 verification when JWKSURL is empty, and signs the services' own
-	// tokens then. At least 32 bytes.
+	// tokens then. At least 32 bytes. With JWKSURL as well, both kinds of token are accepted
+	// (dispatched on their alg: auth.NewAlgVerifier) and the services sign their own tokens
+	// with the secret unless another identity source is set.
 	JWTSecret string
 	// Issuer and Audience, when set, are required in every token (iss, aud) and written into
 	// the tokens a service mints. Required with a JWKS outside development.
@@ -122,6 +124,13 @@ func (c AuthConfig) validate(needIdentity bool) error {
 	case c.JWKSURL == "" && c.JWTSecret == DevJWTSecret && !c.Development:
 		errs = append(errs, errors.New("TALLY_JWT_SECRET is the public development secret: set a secret of your own, or TALLY_ENV=development"))
 	case c.JWKSURL != "":
+		// Both set: HS256 tokens (the services' own) are accepted beside the provider's.
+		switch {
+		case c.JWTSecret != "" && len(c.JWTSecret) < auth.MinSecretLen:
+			errs = append(errs, fmt.Errorf("TALLY_JWT_SECRET must be at least %d bytes", auth.MinSecretLen))
+		case c.JWTSecret == DevJWTSecret && !c.Development:
+			errs = append(errs, errors.New("TALLY_JWT_SECRET is the public development secret: set a secret of your own, or TALLY_ENV=development"))
+		}
 		u, err := url.Parse(c.JWKSURL)
 		switch {
 		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
@@ -158,7 +167,7 @@ func (c AuthConfig) validate(needIdentity bool) error {
 	switch {
 	case sources > 1:
 		errs = append(errs, errors.New("set only one of TALLY_SERVICE_TOKEN_FILE, TALLY_OAUTH_CLIENT_ID and TALLY_SERVICE_TOKEN"))
-	case sources == 0 && c.JWKSURL != "" && needIdentity:
+	case sources == 0 && c.JWKSURL != "" && c.JWTSecret == "" && needIdentity:
 		errs = append(errs, errors.New("with TALLY_JWKS_URL the service needs its own identity: set TALLY_SERVICE_TOKEN_FILE, "+
 			"TALLY_OAUTH_CLIENT_ID and TALLY_OAUTH_CLIENT_SECRET, or TALLY_SERVICE_TOKEN"))
 	}
@@ -230,6 +239,15 @@ func NewAuth(ctx context.Context, cfg AuthConfig, service string, logger *slog.L
 			return nil, err
 		}
 		a.jwks, inner = jwks, jwks
+		if cfg.JWTSecret != "" {
+			hs, err := auth.NewHS256Verifier([]byte(cfg.JWTSecret), cfg.verifyOptions()...)
+			if err != nil {
+				return nil, err
+			}
+			if inner, err = auth.NewAlgVerifier(hs, jwks); err != nil {
+				return nil, err
+			}
+		}
 	} else {
 		hs, err := auth.NewHS256Verifier([]byte(cfg.JWTSecret), cfg.verifyOptions()...)
 		if err != nil {
@@ -264,7 +282,7 @@ func (c AuthConfig) identitySource(service string, client *http.Client) (auth.To
 			Issuer: c.Issuer, TokenURL: c.OAuthTokenURL, ClientID: c.OAuthClientID, ClientSecret: c.OAuthClientSecret,
 			Scope: c.OAuthScope, Client: client,
 		})
-	case c.JWKSURL == "":
+	case c.JWTSecret != "":
 		return auth.NewMintingTokenSource([]byte(c.JWTSecret),
 			auth.Claims{Subject: "service:" + service, Roles: []auth.Role{auth.RoleService}},
 			min(serviceTokenTTL, c.MaxLifetime), c.verifyOptions()...)

@@ -383,3 +383,38 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestJWKSAndSecretTogether: with both a JWKS and a secret, the provider's tokens and the
+// services' own HS256 tokens are accepted, and the service mints its identity with the secret.
+func TestJWKSAndSecretTogether(t *testing.T) {
+	t.Parallel()
+	idp := authtest.New(t)
+	cfg := server.AuthConfig{
+		JWKSURL: idp.JWKSURL(), JWTSecret: secret, Issuer: idp.Issuer, Audience: authtest.Audience,
+		MaxLifetime: 24 * time.Hour, JWKSRefresh: time.Minute, JWKSMinRefetch: 50 * time.Millisecond, HTTPClient: idp.Client(),
+	}
+	a, err := server.NewAuth(t.Context(), cfg, "ledger", slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	s := startServer(t, a, slog.New(slog.DiscardHandler))
+	require.Eventually(t, func() bool {
+		return s.health(t) == healthpb.HealthCheckResponse_SERVING
+	}, 15*time.Second, 20*time.Millisecond, "SERVING once the keys arrive")
+	own, err := a.Identity().Token(t.Context())
+	require.NoError(t, err)
+	c, err := a.Verifier().Verify(t.Context(), own)
+	require.NoError(t, err)
+	require.Equal(t, "ledger", c.ServiceName())
+
+	person := auth.Claims{Subject: "user-1", OrgID: "acme", Roles: []auth.Role{auth.RoleMember}}
+	requireAdmitted(t, s.call(t, idp.Token(t, person)))
+	minted, err := auth.Mint([]byte(secret), person, time.Hour, auth.WithIssuer(idp.Issuer), auth.WithAudience(authtest.Audience))
+	require.NoError(t, err)
+	requireAdmitted(t, s.call(t, minted))
+	otherSecret, err := auth.Mint([]byte(secret+"-other"), person, time.Hour, auth.WithIssuer(idp.Issuer), auth.WithAudience(authtest.Audience))
+	require.NoError(t, err)
+	err = s.call(t, otherSecret)
+	require.Equal(t, codes.Unauthenticated, status.Code(err))
+
+	_, err = server.NewAuth(t.Context(), server.AuthConfig{JWKSURL: idp.JWKSURL(), JWTSecret: server.DevJWTSecret, Issuer: idp.Issuer, Audience: authtest.Audience}, "ledger", slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "public development secret", "outside development the public secret is refused beside a JWKS too")
+}

@@ -137,6 +137,9 @@ func TestTopUpFlowEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", pdf)
 	require.Equal(t, "application/pdf", resp.Header.Get("Content-Type"))
 	require.True(t, bytes.HasPrefix(pdf, []byte("%PDF-")))
+	require.Equal(t, `attachment; filename="`+p["invoiceNumber"].(string)+`.pdf"`, resp.Header.Get("Content-Disposition"),
+		"the download is named after the invoice")
+	require.Empty(t, resp.Header.Get("Grpc-Metadata-X-Tally-Document-Number"))
 
 	// A forged delivery to the public webhook route is refused with 400 and changes nothing.
 	forged, err := http.Post(s.gw.URL+"/v1/webhooks/stripe", "application/json", bytes.NewReader([]byte(`{"id":"evt_forged","type":"checkout.session.completed"}`)))

@@ -220,7 +220,7 @@ func (c *Client) Exchange(ctx context.Context, code string, flow Flow) (Grant, e
 	if err != nil {
 		return Grant{}, fmt.Errorf("exchanging the code: %w", classify(err))
 	}
-	g, idt, err := c.grant(ectx, verifier, tok)
+	g, idt, err := c.grant(ectx, verifier, tok, nil)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -230,9 +230,9 @@ func (c *Client) Exchange(ctx context.Context, code string, flow Flow) (Grant, e
 	return g, nil
 }
 
-// Refresh renews a grant of subject with its refresh token. A refused refresh token ends the
-// sign-in (auth.ErrSignedOut-like: the returned error wraps ErrRefused).
-func (c *Client) Refresh(ctx context.Context, subject, refreshToken string) (Grant, error) {
+// Refresh renews the grant of prev (the signed-in identity) with its refresh token. A refused
+// refresh token, or an ID token for someone else, ends the sign-in: the error wraps ErrRefused.
+func (c *Client) Refresh(ctx context.Context, prev auth.Claims, refreshToken string) (Grant, error) {
 	if refreshToken == "" {
 		return Grant{}, fmt.Errorf("%w: no refresh token", ErrRefused)
 	}
@@ -249,11 +249,11 @@ func (c *Client) Refresh(ctx context.Context, subject, refreshToken string) (Gra
 	if tok.RefreshToken == "" {
 		tok.RefreshToken = refreshToken // the provider keeps the refresh token
 	}
-	g, _, err := c.grant(rctx, verifier, tok)
+	g, _, err := c.grant(rctx, verifier, tok, &prev)
 	if err != nil {
 		return Grant{}, err
 	}
-	if g.Claims.Subject != subject {
+	if g.Claims.Subject != prev.Subject {
 		return Grant{}, fmt.Errorf("%w: the refreshed ID token is for another subject", ErrRefused)
 	}
 	return g, nil
@@ -281,26 +281,31 @@ type idClaims struct {
 }
 
 // grant verifies tok's ID token and returns the grant and the verified ID token.
-func (c *Client) grant(ctx context.Context, verifier *gooidc.IDTokenVerifier, tok *oauth2.Token) (Grant, *gooidc.IDToken, error) {
+// A refresh answered without an ID token (allowed by OpenID Connect) keeps prev's identity when
+// the access token is forwarded; prev is nil for a sign-in, which always needs one.
+func (c *Client) grant(ctx context.Context, verifier *gooidc.IDTokenVerifier, tok *oauth2.Token, prev *auth.Claims) (Grant, *gooidc.IDToken, error) {
+	g := Grant{RefreshToken: tok.RefreshToken}
 	rawID, _ := tok.Extra("id_token").(string)
-	if rawID == "" {
+	var idt *gooidc.IDToken
+	switch {
+	case rawID != "":
+		var err error
+		if idt, err = verifier.Verify(ctx, rawID); err != nil {
+			return Grant{}, nil, fmt.Errorf("verifying the ID token: %w", err)
+		}
+		var ic idClaims
+		if err := idt.Claims(&ic); err != nil {
+			return Grant{}, nil, fmt.Errorf("reading the ID token's claims: %w", err)
+		}
+		roles, err := personRoles(ic.Roles)
+		if err != nil {
+			return Grant{}, nil, err
+		}
+		g.Claims = auth.Claims{Subject: idt.Subject, OrgID: ic.OrgID, Name: ic.Name, Email: ic.Email, Roles: roles}
+	case prev != nil && c.cfg.ForwardToken == ForwardAccessToken:
+		g.Claims = *prev
+	default:
 		return Grant{}, nil, errors.New("the provider returned no ID token")
-	}
-	idt, err := verifier.Verify(ctx, rawID)
-	if err != nil {
-		return Grant{}, nil, fmt.Errorf("verifying the ID token: %w", err)
-	}
-	var ic idClaims
-	if err := idt.Claims(&ic); err != nil {
-		return Grant{}, nil, fmt.Errorf("reading the ID token's claims: %w", err)
-	}
-	roles, err := personRoles(ic.Roles)
-	if err != nil {
-		return Grant{}, nil, err
-	}
-	g := Grant{
-		Claims:       auth.Claims{Subject: idt.Subject, OrgID: ic.OrgID, Name: ic.Name, Email: ic.Email, Roles: roles},
-		RefreshToken: tok.RefreshToken,
 	}
 	switch c.cfg.ForwardToken {
 	case ForwardIDToken:

@@ -76,12 +76,12 @@ func NewAuthenticator(cfg AuthenticatorConfig) (*Authenticator, error) {
 func (a *Authenticator) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := r.Header["Authorization"]; ok {
-			next.ServeHTTP(w, r)
+			withoutCookies(next).ServeHTTP(w, r)
 			return
 		}
 		s, ok := a.Session(w, r)
 		if !ok {
-			next.ServeHTTP(w, r)
+			withoutCookies(next).ServeHTTP(w, r)
 			return
 		}
 		if err := a.CheckWrite(r, s); err != nil {
@@ -89,6 +89,15 @@ func (a *Authenticator) Handler(next http.Handler) http.Handler {
 			return
 		}
 		r.Header.Set("Authorization", "Bearer "+s.Token)
+		withoutCookies(next).ServeHTTP(w, r)
+	})
+}
+
+// withoutCookies passes requests on without their cookies: grpc-gateway would forward the Cookie
+// header to the services as metadata, and nothing downstream reads cookies.
+func withoutCookies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del("Cookie")
 		next.ServeHTTP(w, r)
 	})
 }

@@ -290,7 +290,9 @@ func (o oidcRenewer) Renew(ctx context.Context, s session.Session) (session.Sess
 	if s.RefreshToken == "" {
 		return session.Session{}, session.ErrNotRenewable
 	}
-	g, err := o.client.Refresh(ctx, s.Subject, s.RefreshToken)
+	prev := s.Claims()
+	prev.ExpiresAt = time.Time{}
+	g, err := o.client.Refresh(ctx, prev, s.RefreshToken)
 	if errors.Is(err, oidc.ErrRefused) {
 		return session.Session{}, fmt.Errorf("%w: %w", session.ErrSignedOut, err)
 	}
