@@ -64,8 +64,7 @@ func startStack(t *testing.T) stack {
 		WebhookURL:          gw.URL + "/v1/webhooks/stripe",
 		PublicURL:           "http://" + httpLis.Addr().String(),
 		HTTPListener:        httpLis,
-		SuccessURL:          "http://frontend.test/billing?checkout=success",
-		CancelURL:           "http://frontend.test/billing?checkout=cancel",
+		ConsoleURL:          "http://console.test",
 		TopUpMin:            5 * money.NanosPerUnit,
 		TopUpMax:            10_000 * money.NanosPerUnit,
 		ReconcileLookback:   time.Hour,
@@ -106,10 +105,13 @@ func TestTopUpFlowEndToEnd(t *testing.T) {
 	require.Contains(t, string(body), "TEST MODE")
 
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	pay, err := noRedirect.Post(url+"/pay", "application/x-www-form-urlencoded", nil)
+	require.Contains(t, string(body), ">Credit Card</button>")
+	require.Contains(t, string(body), ">Google Pay</button>")
+	pay, err := noRedirect.Post(url+"/pay", "application/x-www-form-urlencoded", bytes.NewReader([]byte("method=google_pay")))
 	require.NoError(t, err)
 	_ = pay.Body.Close()
-	require.Less(t, pay.StatusCode, 400)
+	require.Equal(t, http.StatusSeeOther, pay.StatusCode)
+	require.Equal(t, "http://console.test/billing?checkout=success&session_id="+session["sessionId"].(string), pay.Header.Get("Location"))
 
 	require.Eventually(t, func() bool {
 		_, bal := do(t, "GET", s.gw.URL+"/v1/orgs/acme/balance", member, "")

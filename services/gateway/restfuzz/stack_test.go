@@ -180,7 +180,7 @@ func startStack(t *testing.T) *stack {
 	notifLis := listen(t)
 	notifCfg := notifications.Config{
 		DatabaseURL: testenv.PostgresURL(t), Auth: auth, LedgerAddr: s.ledger.Addr,
-		FrontendURL: "https://app.tally.test",
+		ConsoleURL:  "https://app.tally.test",
 		SendWorkers: 1, PollInterval: 100 * time.Millisecond, RetryBase: 100 * time.Millisecond, RetryMax: time.Second, MaxAttempts: 5,
 		LeaseInterval: 200 * time.Millisecond, EventBatch: 500, ReminderInterval: time.Second, ExpiryNotice: 7 * 24 * time.Hour, DBMaxConns: 10,
 	}
@@ -209,8 +209,8 @@ func startStack(t *testing.T) *stack {
 		StripeSecretKey: "sk_test_123", StripeAPIURL: testenv.StripeMock(t).URL(), StripeWebhookSecret: webhookSecret,
 		WebhookTolerance: 5 * time.Minute, WebhookURL: "http://127.0.0.1:1/v1/webhooks/stripe",
 		PublicURL: "http://" + payHTTP.Addr().String(), HTTPListener: payHTTP,
-		SuccessURL: "http://frontend.test/billing?checkout=success", CancelURL: "http://frontend.test/billing?checkout=cancel",
-		TopUpMin: 5 * money.NanosPerUnit, TopUpMax: 10_000 * money.NanosPerUnit, ReconcileLookback: time.Hour, SellerName: "Tally Fuzz",
+		ConsoleURL: "http://console.test",
+		TopUpMin:   5 * money.NanosPerUnit, TopUpMax: 10_000 * money.NanosPerUnit, ReconcileLookback: time.Hour, SellerName: "Tally Fuzz",
 	}
 	runService(t, "payments", func(ctx context.Context) error { return payments.Run(ctx, payCfg, payLis, logs.logger("payments")) })
 	s.grpcAddrs["payments"] = payLis.Addr().String()

@@ -57,7 +57,7 @@ func TestBurstOfDebitsCrossingOnceSendsOneEmail(t *testing.T) {
 	require.Contains(t, m.Subject, "Low credit balance for "+org)
 	require.Contains(t, m.Text, "Alert threshold: 50.00 USD")
 	require.Contains(t, m.Text, "Current balance: ")
-	require.Contains(t, m.Text, "Add credits: "+consoleURL+"/billing\n")
+	require.Contains(t, m.Text, "Add credits: "+consoleURL+"/billing\r\n")
 	require.Contains(t, m.HTML, `href="`+consoleURL+`/billing"`)
 	require.Contains(t, m.HTML, `href="`+consoleURL+`/settings/notifications"`)
 	require.Contains(t, m.HTML, "Add Credits")

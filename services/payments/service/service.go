@@ -252,11 +252,11 @@ func (c Config) SuccessURL() string {
 // CancelURL is where Checkout sends a member who gave up.
 func (c Config) CancelURL() string { return c.ConsoleURL + "/billing?checkout=cancelled" }
 
-// defaultPresets are payment.DefaultPresets within [minimum, maximum], or the limits themselves
+// defaultPresets are payment.DefaultPresets() within [minimum, maximum], or the limits themselves
 // when none is.
 func defaultPresets(minimum, maximum money.Nanos) []money.Nanos {
 	var out []money.Nanos
-	for _, p := range payment.DefaultPresets {
+	for _, p := range payment.DefaultPresets() {
 		if p >= minimum && p <= maximum {
 			out = append(out, p)
 		}

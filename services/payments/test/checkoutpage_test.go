@@ -37,6 +37,7 @@ func openCheckoutPage(t *testing.T, pageURL string) checkoutPage {
 	defer func() { _ = resp.Body.Close() }()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
+	require.Contains(t, resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'")
 	doc, err := html.Parse(resp.Body)
 	require.NoError(t, err)
 	p := checkoutPage{links: map[string]string{}}

@@ -35,6 +35,10 @@ type sessionProxy struct {
 	// state maps a session id to the fields Stripe reports for it.
 	state map[string]map[string]any
 	reads int
+	// wallet, when set, is the card wallet of every payment intent's latest charge.
+	wallet string
+	// listed, when set, is the one session a listing of sessions returns (fields over stripe-mock's).
+	listed map[string]any
 }
 
 func startSessionProxy(t *testing.T) *sessionProxy {
@@ -76,14 +80,37 @@ func startSessionProxy(t *testing.T) *sessionProxy {
 // rewrite makes a session read back report the state set for it (and its own id: stripe-mock
 // answers with a fixture's).
 func (p *sessionProxy) rewrite(resp *http.Response) error {
-	if resp.Request.Method != http.MethodGet || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Request.URL.Path, "/v1/checkout/sessions/") {
+	if resp.Request.Method != http.MethodGet || resp.StatusCode != http.StatusOK {
 		return nil
 	}
-	id := strings.TrimPrefix(resp.Request.URL.Path, "/v1/checkout/sessions/")
+	var id string
+	var st map[string]any
 	p.mu.Lock()
-	st, ok := p.state[id]
+	switch path := resp.Request.URL.Path; {
+	case strings.HasPrefix(path, "/v1/checkout/sessions/"):
+		id = strings.TrimPrefix(path, "/v1/checkout/sessions/")
+		st = p.state[id]
+	case strings.HasPrefix(path, "/v1/payment_intents/") && p.wallet != "":
+		id = strings.TrimPrefix(path, "/v1/payment_intents/")
+		st = map[string]any{"latest_charge": map[string]any{"id": "ch_wallet", "object": "charge",
+			"payment_method_details": map[string]any{"type": "card", "card": map[string]any{"wallet": map[string]any{"type": p.wallet}}}}}
+	}
+	listed := p.listed
 	p.mu.Unlock()
-	if !ok {
+	if resp.Request.URL.Path == "/v1/checkout/sessions" && listed != nil {
+		return rewriteJSON(resp, func(obj map[string]any) {
+			data, _ := obj["data"].([]any)
+			if len(data) == 0 {
+				return
+			}
+			first, _ := data[0].(map[string]any)
+			for k, v := range listed {
+				first[k] = v
+			}
+			obj["data"], obj["has_more"] = []any{first}, false
+		})
+	}
+	if st == nil {
 		return nil
 	}
 	body, err := io.ReadAll(resp.Body)
@@ -113,6 +140,40 @@ func (p *sessionProxy) report(sessionID string, fields map[string]any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.state[sessionID] = fields
+}
+
+// rewriteJSON edits a JSON response body with edit.
+func rewriteJSON(resp *http.Response, edit func(map[string]any)) error {
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	var obj map[string]any
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return err
+	}
+	edit(obj)
+	if body, err = json.Marshal(obj); err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
+}
+
+// list makes a listing of sessions return one session with these fields.
+func (p *sessionProxy) list(fields map[string]any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.listed = fields
+}
+
+func (p *sessionProxy) setWallet(w string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wallet = w
 }
 
 func (p *sessionProxy) creations() []url.Values {
@@ -157,6 +218,22 @@ func TestStripeCheckoutSessionURLsAndExpiry(t *testing.T) {
 
 	p := e.payment(t, "acme", cs.GetPaymentId())
 	require.Equal(t, expires, p.GetExpiresAt().AsTime().Unix(), "the payment records the expiry Stripe was asked for")
+}
+
+// TestStripeRecordsTheCardWallet pays a Stripe session with Google Pay: the payment records method
+// card and wallet google_pay, read from the payment intent's charge after the credit.
+func TestStripeRecordsTheCardWallet(t *testing.T) {
+	t.Parallel()
+	proxy := startSessionProxy(t)
+	proxy.setWallet("google_pay")
+	e := start(t, options{stripe: true, stripeURL: proxy.URL})
+	cs := e.checkout(t, "acme", 20*unit)
+	e.mustDeliver(t, sessionEvent{typ: payment.EventCheckoutCompleted, paymentStatus: "paid", org: "acme", cs: cs, amountMinor: 2000}.payload(t),
+		app.OutcomeProcessed)
+	p := e.payment(t, "acme", cs.GetPaymentId())
+	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED, p.GetStatus())
+	require.Equal(t, "card", p.GetPaymentMethod())
+	require.Equal(t, "google_pay", p.GetPaymentWallet())
 }
 
 // TestStripeExpiredWebhookExpiresOnce is the checkout.session.expired path: the payment becomes
@@ -332,4 +409,94 @@ func TestGetCheckoutOptions(t *testing.T) {
 	requireCode(t, err, codes.PermissionDenied)
 	_, err = e.public.GetCheckoutOptions(t.Context(), &paymentsv1.GetCheckoutOptionsRequest{OrgId: "acme"})
 	requireCode(t, err, codes.Unauthenticated)
+}
+
+// TestExpirySweepKeepsToItsMode runs a test-mode service on the database of a Stripe-mode one: it
+// never expires a Stripe payment on its own record (only Stripe can say a session expired).
+func TestExpirySweepKeepsToItsMode(t *testing.T) {
+	t.Parallel()
+	live := start(t, options{stripe: true})
+	cs := live.checkout(t, "acme", 10*unit)
+	live.expireNow(t, cs.GetPaymentId())
+	local := start(t, options{ledger: live.ledger, dbURL: live.dbURL})
+	rep, err := local.svc.SweepExpired(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, rep.Checked)
+	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_PENDING, live.payment(t, "acme", cs.GetPaymentId()).GetStatus())
+}
+
+// TestReconciliationReviewsPaidAfterExpiryOnce has Stripe list as paid a session tally saw
+// expire: reconciliation opens one review item, never a credit, and does not reopen it on the
+// next passes once ops resolved it.
+func TestReconciliationReviewsPaidAfterExpiryOnce(t *testing.T) {
+	t.Parallel()
+	proxy := startSessionProxy(t)
+	e := start(t, options{stripe: true, stripeURL: proxy.URL})
+	cs := e.checkout(t, "acme", 10*unit)
+	e.mustDeliver(t, sessionEvent{typ: payment.EventCheckoutExpired, paymentStatus: "unpaid", org: "acme", cs: cs}.payload(t), app.OutcomeProcessed)
+	proxy.list(map[string]any{"id": cs.GetSessionId(), "status": "complete", "payment_status": "paid", "amount_total": 1000, "currency": "usd",
+		"created": time.Now().Unix(), "metadata": map[string]string{payment.MetaPaymentID: cs.GetPaymentId(), payment.MetaOrgID: "acme"}})
+
+	_, err := e.svc.Reconcile(t.Context())
+	require.NoError(t, err)
+	items := e.reviewItems(t)
+	require.Len(t, items, 1)
+	require.Equal(t, payment.ReviewPaidAfterExpiry, items[0].GetKind())
+	_, err = e.ops(t).ResolveReviewItem(t.Context(), &paymentsv1.ResolveReviewItemRequest{ReviewItemId: items[0].GetId(), Resolution: "refunded at Stripe"})
+	require.NoError(t, err)
+
+	for range 2 {
+		_, err = e.svc.Reconcile(t.Context())
+		require.NoError(t, err)
+	}
+	all, err := e.ops(t).ListReviewItems(t.Context(), &paymentsv1.ListReviewItemsRequest{IncludeResolved: true})
+	require.NoError(t, err)
+	require.Len(t, all.GetItems(), 1, "resolved, not reopened")
+	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_EXPIRED, e.payment(t, "acme", cs.GetPaymentId()).GetStatus())
+	require.Zero(t, e.credits(t, "acme"))
+}
+
+// TestExpiryRacesPaymentSafely delivers, for each of several sessions, an expired event and a
+// paid one at the same time (Stripe never sends both; a clock-skewed sweep could race a late
+// payment the same way). Whichever wins, a payment is either credited once and succeeded, or
+// expired with nothing credited: never both, never twice.
+func TestExpiryRacesPaymentSafely(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{stripe: true})
+	const n = 8
+	sessions := make([]*paymentsv1.CreateCheckoutSessionResponse, n)
+	for i := range sessions {
+		sessions[i] = e.checkout(t, "acme", 10*unit)
+	}
+	var wg sync.WaitGroup
+	for _, cs := range sessions {
+		for _, ev := range [][]byte{
+			sessionEvent{typ: payment.EventCheckoutExpired, paymentStatus: "unpaid", org: "acme", cs: cs}.payload(t),
+			sessionEvent{typ: payment.EventCheckoutCompleted, paymentStatus: "paid", org: "acme", cs: cs, amountMinor: 1000}.payload(t),
+		} {
+			wg.Go(func() {
+				resp, err := e.deliver(t, ev)
+				if err != nil || resp.GetOutcome() != app.OutcomeProcessed {
+					t.Errorf("delivery: outcome %q, err %v", resp.GetOutcome(), err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	succeeded := 0
+	for _, cs := range sessions {
+		p := e.payment(t, "acme", cs.GetPaymentId())
+		switch p.GetStatus() {
+		case paymentsv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED:
+			succeeded++
+			require.NotEmpty(t, p.GetInvoiceNumber())
+		case paymentsv1.PaymentStatus_PAYMENT_STATUS_EXPIRED:
+			require.Empty(t, p.GetInvoiceNumber())
+			require.True(t, p.GetUnderReview(), "the money reported for it is reviewed")
+		default:
+			require.Failf(t, "unsettled payment", "%s is %s", p.GetId(), p.GetStatus())
+		}
+	}
+	require.Equal(t, succeeded, e.credits(t, "acme"), "one credit per succeeded payment, none for the expired ones")
+	require.Equal(t, money.Nanos(succeeded)*10*unit, nanos(t, e.balance(t, "acme").GetBalance()))
 }

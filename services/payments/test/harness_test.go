@@ -179,6 +179,8 @@ func start(t *testing.T, o options) *env {
 		PublicURL:           e.httpURL,
 		HTTPListener:        httpLis,
 		ConsoleURL:          consoleURL,
+		// Tests sweep explicitly (svc.SweepExpired); the background pass runs at start only.
+		ExpirySweepInterval: time.Hour,
 		TopUpMin:            5 * unit,
 		TopUpMax:            10_000 * unit,
 		ReconcileLookback:   72 * time.Hour,

@@ -130,8 +130,14 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 		if seen {
 			return OutcomeDuplicate, nil
 		}
-	} else if !payment.Decide(p, sig).Changed(p) {
+	} else if d := payment.Decide(p, sig); !d.Changed(p) {
 		return OutcomeIgnored, nil
+	} else if d.Review == payment.ReviewPaidAfterExpiry {
+		// Reconciliation sees the same session on every pass: one review item, even once resolved.
+		opened, err := a.store.ReviewOpened(ctx, p.ID, d.Review)
+		if err != nil || opened {
+			return OutcomeIgnored, err
+		}
 	}
 
 	res := fulfilment{sig: sig, facts: store.SessionFacts{SessionID: s.ID, PaymentIntentID: s.PaymentIntentID, PaymentMethod: s.PaymentMethod}}
@@ -231,8 +237,34 @@ func (a *App) recordFulfilment(ctx context.Context, p payment.Payment, res fulfi
 	if res.credited != nil && p.Credited() {
 		a.logger.Info("payment credited", "payment_id", p.ID, "org_id", p.OrgID, "session_id", sessionID,
 			"amount", p.Amount.String(), "invoice", p.InvoiceNumber, "ledger_tx", p.LedgerTransactionID)
+		a.recordWallet(ctx, p)
 	}
 	return OutcomeProcessed, nil
+}
+
+// WalletReader is a processor that can tell which card wallet (Google Pay, Apple Pay) paid a
+// payment intent; Stripe's Checkout Session does not say.
+type WalletReader interface {
+	PaymentWallet(ctx context.Context, paymentIntentID string) (string, error)
+}
+
+// recordWallet records the card wallet of a credited payment when the processor can tell it,
+// after the credit and outside any transaction. It is informational: a failure is logged and the
+// payment keeps an empty wallet.
+func (a *App) recordWallet(ctx context.Context, p payment.Payment) {
+	wr, ok := a.proc.(WalletReader)
+	if !ok || p.PaymentWallet != "" || p.PaymentIntentID == "" || p.PaymentMethod != payment.MethodCard {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	wallet, err := wr.PaymentWallet(ctx, p.PaymentIntentID)
+	if err == nil && wallet != "" {
+		err = a.store.SetPaymentWallet(ctx, p.ID, wallet)
+	}
+	if err != nil {
+		a.logger.Warn("reading the card wallet of a payment failed", "payment_id", p.ID, "payment_intent", p.PaymentIntentID, "err", err)
+	}
 }
 
 // creditRequest is the ledger credit of a payment; it is the same request on every delivery, as

@@ -27,16 +27,16 @@ type ExpiryReport struct {
 	Failed int
 }
 
-// SweepExpired settles the abandoned checkouts no webhook settled: pending payments past their
-// session's expiry (plus a grace for the webhook). Each session is read from the processor
-// (Stripe, or the test-mode page's own record), outside any transaction, and what it says is
-// applied like its webhook would be: an expired session expires the payment, a paid one is
-// fulfilled through the usual idempotent path. A payment is never expired on tally's clock alone:
-// only the processor can say that a session can no longer be paid.
+// SweepExpired settles the abandoned checkouts no webhook settled: pending payments of the
+// processor's mode past their session's expiry (plus a grace for the webhook). Each session is
+// read from the processor (Stripe, or the test-mode page's own record), outside any transaction,
+// and what it says is applied like its webhook would be: an expired session expires the payment,
+// a paid one is fulfilled through the usual idempotent path. A Stripe payment is never expired on
+// tally's clock alone: only Stripe can say that its session can no longer be paid.
 func (a *App) SweepExpired(ctx context.Context) (ExpiryReport, error) {
 	var rep ExpiryReport
 	lctx, cancel := context.WithTimeout(ctx, recordTimeout)
-	due, err := a.store.PendingPastExpiry(lctx, time.Now().Add(-expiryGrace), a.cfg.RetryBatch)
+	due, err := a.store.PendingPastExpiry(lctx, a.proc.Mode(), time.Now().Add(-expiryGrace), a.cfg.RetryBatch)
 	cancel()
 	if err != nil {
 		return rep, err

@@ -2,15 +2,22 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
-// ListPayments lists an organization's payments newest first; the page token is the last id.
+// queryTimeout bounds the database work of one read request.
+const queryTimeout = 5 * time.Second
+
+// ListPayments lists an organization's payments newest first, each with its refunds; the page
+// token is the last id.
 func (a *App) ListPayments(ctx context.Context, orgID string, limit int, after string) ([]payment.Payment, error) {
 	if err := ValidateOrgID(orgID); err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
 	return a.store.ListPayments(ctx, orgID, limit, after)
 }
 
@@ -19,6 +26,8 @@ func (a *App) Payment(ctx context.Context, orgID, id string) (payment.Payment, [
 	if err := ValidateOrgID(orgID); err != nil {
 		return payment.Payment{}, nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
 	p, err := a.store.Payment(ctx, orgID, id)
 	if err != nil {
 		return payment.Payment{}, nil, err

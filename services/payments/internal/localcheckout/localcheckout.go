@@ -95,6 +95,9 @@ func (c *Checkout) CreateSession(_ context.Context, req app.SessionRequest) (app
 // Session implements app.Processor from the page's own record of the session.
 func (c *Checkout) Session(ctx context.Context, sessionID string) (payment.Session, error) {
 	p, err := c.cfg.Sessions.PaymentBySession(ctx, sessionID)
+	if err == nil && p.Mode != payment.ModeLocal {
+		err = fmt.Errorf("session %s is not a test-mode session: %w", sessionID, payment.ErrNotFound)
+	}
 	if errors.Is(err, payment.ErrNotFound) {
 		return payment.Session{}, fmt.Errorf("%w: %w", payment.ErrRejected, err)
 	}
@@ -165,10 +168,15 @@ func (c *Checkout) Handler() http.Handler {
 	return mux
 }
 
-// Choices of the page: what the member clicks, and what Stripe would record for it.
-var choices = map[string]struct{ method, wallet string }{
-	"card":       {payment.MethodCard, ""},
-	"google_pay": {payment.MethodCard, payment.WalletGooglePay},
+// choice maps a button of the page to what Stripe would record for it: Google Pay is a card wallet.
+func choice(button string) (method, wallet string, ok bool) {
+	switch button {
+	case "card":
+		return payment.MethodCard, "", true
+	case "google_pay":
+		return payment.MethodCard, payment.WalletGooglePay, true
+	}
+	return "", "", false
 }
 
 type pageData struct {
@@ -178,18 +186,29 @@ type pageData struct {
 	CancelURL string
 	Payable   bool
 	Paid      bool
+	// State is what the page says of a session it no longer takes payment for.
+	State     string
 	ExpiresAt string
 }
 
+// pageTimeout bounds the database work behind one page request; a payment's webhook delivery has
+// the HTTP client's own timeout.
+const pageTimeout = 5 * time.Second
+
 func (c *Checkout) show(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("session_id")
-	p, err := c.cfg.Sessions.PaymentBySession(r.Context(), id)
+	ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
+	defer cancel()
+	p, err := c.cfg.Sessions.PaymentBySession(ctx, id)
 	if err != nil || p.Mode != payment.ModeLocal {
 		c.fail(w, err, "checkout session not found", http.StatusNotFound)
 		return
 	}
 	data := pageData{P: p, Amount: payment.FormatMinor(p.Amount), PayURL: "/checkout/test/" + id + "/pay", CancelURL: c.cfg.CancelURL,
-		Payable: payable(p), Paid: !p.LocalPaidAt.IsZero()}
+		Payable: payable(p), Paid: !p.LocalPaidAt.IsZero(), State: string(p.Status)}
+	if p.Status == payment.StatusPending && !data.Paid && !data.Payable {
+		data.State = string(payment.StatusExpired) // past its expiry, before the sweep saw it
+	}
 	if !p.ExpiresAt.IsZero() {
 		data.ExpiresAt = p.ExpiresAt.UTC().Format("January 2, 2006 at 15:04 UTC")
 	}
@@ -198,8 +217,14 @@ func (c *Checkout) show(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, err, "rendering page", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	// A pay page is never framed (clickjacking) and loads nothing; its form posts to itself and
+	// is then redirected to the console, so form-action stays unrestricted.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
 	_, _ = w.Write(buf.Bytes())
 }
 
@@ -210,13 +235,15 @@ func payable(p payment.Payment) bool {
 
 func (c *Checkout) pay(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("session_id")
-	p, err := c.cfg.Sessions.PaymentBySession(r.Context(), id)
+	dbctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
+	defer cancel()
+	p, err := c.cfg.Sessions.PaymentBySession(dbctx, id)
 	if err != nil || p.Mode != payment.ModeLocal {
 		c.fail(w, err, "checkout session not found", http.StatusNotFound)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
-	choice, ok := choices[r.PostFormValue("method")]
+	method, wallet, ok := choice(r.PostFormValue("method"))
 	if !ok {
 		http.Error(w, `choose a payment method: "card" or "google_pay"`, http.StatusBadRequest)
 		return
@@ -227,7 +254,7 @@ func (c *Checkout) pay(w http.ResponseWriter, r *http.Request) {
 	}
 	// The mark is conditional on the session being pending and unexpired in the same statement,
 	// so the expiry sweep and a payment never both win.
-	p, err = c.cfg.Sessions.MarkLocalPaid(r.Context(), id, choice.method, choice.wallet)
+	p, err = c.cfg.Sessions.MarkLocalPaid(dbctx, id, method, wallet)
 	if errors.Is(err, payment.ErrFailedPrecondition) {
 		http.Error(w, "this checkout session can no longer be paid ("+string(p.Status)+")", http.StatusConflict)
 		return
@@ -316,7 +343,7 @@ button:focus-visible, a:focus-visible { outline: 3px solid #1f6feb; outline-offs
 </style>
 </head>
 <body>
-<p class="banner" role="note">TEST MODE &mdash; nothing is charged</p>
+<header class="banner">TEST MODE &mdash; nothing is charged</header>
 <main>
   <h1>Add Credits</h1>
   <p class="amount" id="amount">{{.Amount}}</p>
@@ -338,7 +365,7 @@ button:focus-visible, a:focus-visible { outline: 3px solid #1f6feb; outline-offs
   </form>
   <a class="cancel" href="{{.CancelURL}}">Cancel</a>
   {{else}}
-  <p role="status">This checkout session is <strong>{{.P.Status}}</strong>{{if .Paid}} and was paid{{end}}: it can no longer be paid.</p>
+  <p role="status">This checkout session is <strong>{{.State}}</strong>{{if .Paid}} and was paid{{end}}: it can no longer be paid.</p>
   <a class="cancel" href="{{.CancelURL}}">Back to Billing</a>
   {{end}}
   <p class="note">STRIPE_SECRET_KEY is not set, so tally runs its local checkout. Either choice sends a

@@ -23,9 +23,11 @@ func CheckCheckoutExpiry(d time.Duration) error {
 	return nil
 }
 
-// DefaultPresets are the amounts the Add Credits dialog suggests by default, in units of the
-// organization's currency.
-var DefaultPresets = []money.Nanos{10 * money.NanosPerUnit, 25 * money.NanosPerUnit, 50 * money.NanosPerUnit, 100 * money.NanosPerUnit}
+// DefaultPresets returns the amounts the Add Credits dialog suggests by default, in units of the
+// organization's currency: 10, 25, 50 and 100.
+func DefaultPresets() []money.Nanos {
+	return []money.Nanos{10 * money.NanosPerUnit, 25 * money.NanosPerUnit, 50 * money.NanosPerUnit, 100 * money.NanosPerUnit}
+}
 
 // CheckPresets checks suggested top-up amounts: one to six, strictly ascending, each within
 // [minimum, maximum].

@@ -113,3 +113,13 @@ func (s *Store) AddReviewItem(ctx context.Context, r payment.ReviewItem) error {
 	}
 	return nil
 }
+
+// ReviewOpened reports whether a review item of kind was ever opened for a payment, resolved or not.
+func (s *Store) ReviewOpened(ctx context.Context, paymentID, kind string) (bool, error) {
+	var opened bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM review_items WHERE payment_id = $1 AND kind = $2)`, paymentID, kind).Scan(&opened)
+	if err != nil {
+		return false, fmt.Errorf("looking for %s review items of payment %s: %w", kind, paymentID, err)
+	}
+	return opened, nil
+}

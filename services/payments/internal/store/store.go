@@ -222,13 +222,25 @@ WHERE checkout_session_id = $1 AND mode = 'local' AND status = 'pending' AND (ex
 	return p, nil
 }
 
-// PendingPastExpiry lists up to limit pending payments whose Checkout Session expired before
-// before and that nothing settled: not credited, not paid on the test-mode page, not due for
-// fulfilment. The expiry sweep asks the processor about each.
-func (s *Store) PendingPastExpiry(ctx context.Context, before time.Time, limit int) ([]payment.Payment, error) {
+// SetPaymentWallet records the card wallet of a payment that has none recorded yet.
+func (s *Store) SetPaymentWallet(ctx context.Context, id, wallet string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE payments SET payment_wallet = $2, updated_at = $3 WHERE id = $1 AND payment_wallet = ''`,
+		id, wallet, s.clock())
+	if err != nil {
+		return fmt.Errorf("recording the wallet of payment %s: %w", id, err)
+	}
+	return nil
+}
+
+// PendingPastExpiry lists up to limit pending payments of mode whose Checkout Session expired
+// before before and that nothing settled: not credited, not paid on the test-mode page, not due
+// for fulfilment, not completed and awaiting an asynchronous payment (such a session no longer
+// expires: its payment succeeds or fails). The expiry sweep asks the processor of that mode
+// about each.
+func (s *Store) PendingPastExpiry(ctx context.Context, mode payment.Mode, before time.Time, limit int) ([]payment.Payment, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+paymentColumns+` FROM payments p WHERE p.status = 'pending' AND p.credited_at IS NULL
 AND p.expires_at IS NOT NULL AND p.expires_at < $1 AND p.checkout_session_id IS NOT NULL AND p.local_paid_at IS NULL
-AND p.fulfil_after IS NULL ORDER BY p.expires_at LIMIT $2`, before.UTC(), limit)
+AND p.fulfil_after IS NULL AND NOT p.awaiting_async AND p.mode = $3 ORDER BY p.expires_at LIMIT $2`, before.UTC(), limit, string(mode))
 	if err != nil {
 		return nil, fmt.Errorf("listing payments past their expiry: %w", err)
 	}

@@ -136,6 +136,27 @@ func (p *Processor) CreateSession(ctx context.Context, req app.SessionRequest) (
 	return out, nil
 }
 
+var _ app.WalletReader = (*Processor)(nil)
+
+// PaymentWallet implements app.WalletReader: the wallet type of the card that paid the payment
+// intent's latest charge ("google_pay", "apple_pay", ...), empty for a card entered by hand.
+func (p *Processor) PaymentWallet(ctx context.Context, paymentIntentID string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	params := &stripe.PaymentIntentParams{}
+	params.Context = ctx
+	params.AddExpand("latest_charge")
+	pi, err := p.api.PaymentIntents.Get(paymentIntentID, params)
+	if err != nil {
+		return "", classify("reading payment intent", err)
+	}
+	if c := pi.LatestCharge; c != nil && c.PaymentMethodDetails != nil && c.PaymentMethodDetails.Card != nil &&
+		c.PaymentMethodDetails.Card.Wallet != nil {
+		return string(c.PaymentMethodDetails.Card.Wallet.Type), nil
+	}
+	return "", nil
+}
+
 // Session implements app.Processor: the Checkout Session as Stripe has it now.
 func (p *Processor) Session(ctx context.Context, sessionID string) (payment.Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)

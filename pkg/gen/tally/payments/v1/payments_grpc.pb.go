@@ -43,6 +43,9 @@ const (
 type PaymentsServiceClient interface {
 	// CreateCheckoutSession starts a top-up: it records a pending payment for the calling member and
 	// returns the Stripe Checkout URL (or the local test-mode checkout page without Stripe keys).
+	// The amount must be within GetCheckoutOptions' limits. Checkout returns the member to the
+	// console's Billing page (TALLY_CONSOLE_URL): /billing?checkout=success&session_id=<id>, or
+	// /billing?checkout=cancelled; a session left unpaid expires and its payment becomes EXPIRED.
 	CreateCheckoutSession(ctx context.Context, in *CreateCheckoutSessionRequest, opts ...grpc.CallOption) (*CreateCheckoutSessionResponse, error)
 	// GetCheckoutOptions returns what the Add Credits dialog offers an organization's members: the
 	// smallest and largest top-up CreateCheckoutSession accepts, a few suggested amounts within them,
@@ -219,6 +222,9 @@ func (c *paymentsServiceClient) ResolveReviewItem(ctx context.Context, in *Resol
 type PaymentsServiceServer interface {
 	// CreateCheckoutSession starts a top-up: it records a pending payment for the calling member and
 	// returns the Stripe Checkout URL (or the local test-mode checkout page without Stripe keys).
+	// The amount must be within GetCheckoutOptions' limits. Checkout returns the member to the
+	// console's Billing page (TALLY_CONSOLE_URL): /billing?checkout=success&session_id=<id>, or
+	// /billing?checkout=cancelled; a session left unpaid expires and its payment becomes EXPIRED.
 	CreateCheckoutSession(context.Context, *CreateCheckoutSessionRequest) (*CreateCheckoutSessionResponse, error)
 	// GetCheckoutOptions returns what the Add Credits dialog offers an organization's members: the
 	// smallest and largest top-up CreateCheckoutSession accepts, a few suggested amounts within them,
