@@ -153,8 +153,9 @@ lint-openapi: ## Lint the OpenAPI 3 document with @redocly/cli (recommended rule
 	cd tools/openapi-lint && npx --no-install redocly lint --config redocly.yaml ../../pkg/gen/openapi/openapi.yaml
 
 .PHONY: bench
-bench: ## Load-test the ledger over real gRPC on loopback, then rental charging at a period boundary.
+bench: ## Load-test the ledger over real gRPC on loopback, its usage summary over 1M charges, then rental charging at a period boundary.
 	go run ./services/ledger/cmd/ledger-bench
+	go run ./services/ledger/cmd/usage-bench
 	go run ./services/instances-metering/cmd/metering-bench
 
 .PHONY: tidy

@@ -364,3 +364,66 @@ func TestUsageSummaryWindow(t *testing.T) {
 	_, err = l.Client(t, ledgertest.OpsToken(t)).GetUsageSummary(t.Context(), &ledgerv1.GetUsageSummaryRequest{OrgId: "bad org"})
 	requireCode(t, err, codes.InvalidArgument)
 }
+
+// TestListTransactionsKind pages through an organization's history filtered by kind: the full
+// history of the Usage page (credits, debits, captures, refunds and adjustments) one kind at a
+// time, each with its kind and its description or reason.
+func TestListTransactionsKind(t *testing.T) {
+	t.Parallel()
+	l := ledgertest.Start(t, ledgertest.Options{})
+	ops := l.Client(t, ledgertest.OpsToken(t))
+	svc := l.Client(t, ledgertest.ServiceToken(t, "model-backend"))
+	member := l.Client(t, ledgertest.Token(t, auth.Claims{Subject: "m", OrgID: "hist", Roles: []auth.Role{auth.RoleMember}}))
+	want := map[ledgerv1.TransactionKind][]string{}
+	for i := range 5 {
+		c := credit(t, ops, "hist", 10*unit, fmt.Sprintf("cr-%d", i))
+		want[ledgerv1.TransactionKind_TRANSACTION_KIND_CREDIT] = append(want[ledgerv1.TransactionKind_TRANSACTION_KIND_CREDIT], c.GetTransaction().GetId())
+		for j := range 3 {
+			d, err := svc.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "hist", Amount: usd(unit / 10), IdempotencyKey: fmt.Sprintf("d-%d-%d", i, j), Description: "chat completion"})
+			require.NoError(t, err)
+			want[ledgerv1.TransactionKind_TRANSACTION_KIND_DEBIT] = append(want[ledgerv1.TransactionKind_TRANSACTION_KIND_DEBIT], d.GetTransactionId())
+		}
+		a, err := ops.Adjust(t.Context(), &ledgerv1.AdjustRequest{OrgId: "hist", Amount: usd(-unit), IdempotencyKey: fmt.Sprintf("refund-%d", i), Reason: "refund"})
+		require.NoError(t, err)
+		want[ledgerv1.TransactionKind_TRANSACTION_KIND_ADJUSTMENT] = append(want[ledgerv1.TransactionKind_TRANSACTION_KIND_ADJUSTMENT], a.GetTransaction().GetId())
+		h, err := svc.Reserve(t.Context(), &ledgerv1.ReserveRequest{OrgId: "hist", Amount: usd(unit), IdempotencyKey: fmt.Sprintf("r-%d", i), Description: "stream"})
+		require.NoError(t, err)
+		c2, err := svc.Capture(t.Context(), &ledgerv1.CaptureRequest{HoldId: h.GetHold().GetId(), Amount: usd(unit / 2), IdempotencyKey: fmt.Sprintf("c-%d", i), Description: "stream done"})
+		require.NoError(t, err)
+		want[ledgerv1.TransactionKind_TRANSACTION_KIND_CAPTURE] = append(want[ledgerv1.TransactionKind_TRANSACTION_KIND_CAPTURE], c2.GetTransaction().GetId())
+	}
+	list := func(kind ledgerv1.TransactionKind, pageSize int32) []*ledgerv1.Transaction {
+		var out []*ledgerv1.Transaction
+		token := ""
+		for {
+			resp, err := member.ListTransactions(t.Context(), &ledgerv1.ListTransactionsRequest{OrgId: "hist", PageSize: pageSize, PageToken: token, Kind: kind})
+			require.NoError(t, err)
+			out = append(out, resp.GetTransactions()...)
+			if token = resp.GetNextPageToken(); token == "" {
+				return out
+			}
+		}
+	}
+	all := 0
+	for kind, ids := range want {
+		t.Run(kind.String(), func(t *testing.T) {
+			got := list(kind, 2)
+			require.Len(t, got, len(ids))
+			for i, tx := range got {
+				require.Equal(t, kind, tx.GetKind())
+				require.Equal(t, ids[len(ids)-1-i], tx.GetId(), "newest first")
+				switch kind {
+				case ledgerv1.TransactionKind_TRANSACTION_KIND_DEBIT, ledgerv1.TransactionKind_TRANSACTION_KIND_CAPTURE:
+					require.NotEmpty(t, tx.GetDescription())
+				default:
+					require.NotEmpty(t, tx.GetReason())
+				}
+			}
+		})
+		all += len(ids)
+	}
+	require.Len(t, list(ledgerv1.TransactionKind_TRANSACTION_KIND_UNSPECIFIED, 7), all, "no kind: the whole history")
+	require.Empty(t, list(ledgerv1.TransactionKind_TRANSACTION_KIND_EXPIRY, 10))
+	_, err := member.ListTransactions(t.Context(), &ledgerv1.ListTransactionsRequest{OrgId: "hist", Kind: ledgerv1.TransactionKind(99)})
+	requireCode(t, err, codes.InvalidArgument)
+}

@@ -379,12 +379,12 @@ func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account,
 	return e.Account, sourceCache, why, nil
 }
 
-// Transactions lists an organization's transactions, newest first.
-func (a *App) Transactions(ctx context.Context, orgID string, limit int, beforeSeq int64) ([]*ledger.Transaction, error) {
+// Transactions lists an organization's transactions, newest first, of one kind when kind is set.
+func (a *App) Transactions(ctx context.Context, orgID string, limit int, beforeSeq int64, kind ledger.TxKind) ([]*ledger.Transaction, error) {
 	if err := ledger.ValidateOrgID(orgID); err != nil {
 		return nil, err
 	}
-	return a.store.ListTransactions(ctx, orgID, limit, beforeSeq)
+	return a.store.ListTransactions(ctx, orgID, limit, beforeSeq, kind)
 }
 
 // WatchEvents calls send for every event after afterSeq (of orgID when set), in sequence

@@ -26,6 +26,14 @@ var txKinds = map[ledger.TxKind]ledgerv1.TransactionKind{
 	ledger.TxCapture:    ledgerv1.TransactionKind_TRANSACTION_KIND_CAPTURE,
 }
 
+var txKindsFromProto = func() map[ledgerv1.TransactionKind]ledger.TxKind {
+	m := make(map[ledgerv1.TransactionKind]ledger.TxKind, len(txKinds))
+	for k, v := range txKinds {
+		m[v] = k
+	}
+	return m
+}()
+
 var eventKinds = map[ledger.EventKind]ledgerv1.EventKind{
 	ledger.EventCredit:       ledgerv1.EventKind_EVENT_KIND_CREDIT,
 	ledger.EventDebit:        ledgerv1.EventKind_EVENT_KIND_DEBIT,

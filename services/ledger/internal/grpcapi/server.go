@@ -163,7 +163,14 @@ func (s *Server) ListTransactions(ctx context.Context, req *ledgerv1.ListTransac
 		}
 		before = n
 	}
-	txs, err := s.app.Transactions(ctx, req.GetOrgId(), size+1, before)
+	var kind ledger.TxKind
+	if k := req.GetKind(); k != ledgerv1.TransactionKind_TRANSACTION_KIND_UNSPECIFIED {
+		var ok bool
+		if kind, ok = txKindsFromProto[k]; !ok {
+			return nil, toStatus(s.logger, fmt.Errorf("%w: kind: unknown transaction kind %d", ledger.ErrInvalid, k))
+		}
+	}
+	txs, err := s.app.Transactions(ctx, req.GetOrgId(), size+1, before, kind)
 	if err != nil {
 		return nil, toStatus(s.logger, err)
 	}

@@ -1041,8 +1041,10 @@ type ListTransactionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
 	// At most 500; 50 when unset.
-	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only transactions of this kind when set (page tokens then page through that kind).
+	Kind          TransactionKind `protobuf:"varint,4,opt,name=kind,proto3,enum=tally.ledger.v1.TransactionKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1096,6 +1098,13 @@ func (x *ListTransactionsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListTransactionsRequest) GetKind() TransactionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TransactionKind_TRANSACTION_KIND_UNSPECIFIED
 }
 
 type GetUsageSummaryRequest struct {
@@ -1437,8 +1446,10 @@ type Transaction struct {
 	OrgId string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
 	Kind  TransactionKind        `protobuf:"varint,3,opt,name=kind,proto3,enum=tally.ledger.v1.TransactionKind" json:"kind,omitempty"`
 	// Signed change of the organization's balance.
-	Amount         *money.Money      `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
-	BalanceAfter   *money.Money      `protobuf:"bytes,5,opt,name=balance_after,json=balanceAfter,proto3" json:"balance_after,omitempty"`
+	Amount       *money.Money `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	BalanceAfter *money.Money `protobuf:"bytes,5,opt,name=balance_after,json=balanceAfter,proto3" json:"balance_after,omitempty"`
+	// What the caller said the charge was for (debits, captures) or "credits expired" (expiry);
+	// credits and adjustments (refunds included) say why in reason instead.
 	Description    string            `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
 	Metadata       map[string]string `protobuf:"bytes,7,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Reason         string            `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -2520,12 +2531,13 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"~\n" +
 	"\x0eAdjustResponse\x12>\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1c.tally.ledger.v1.TransactionR\vtransaction\x12,\n" +
-	"\abalance\x18\x02 \x01(\v2\x12.google.type.MoneyR\abalance\"l\n" +
+	"\abalance\x18\x02 \x01(\v2\x12.google.type.MoneyR\abalance\"\xa2\x01\n" +
 	"\x17ListTransactionsRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"C\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x124\n" +
+	"\x04kind\x18\x04 \x01(\x0e2 .tally.ledger.v1.TransactionKindR\x04kind\"C\n" +
 	"\x16GetUsageSummaryRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x12\n" +
 	"\x04days\x18\x02 \x01(\x05R\x04days\"\xdc\x01\n" +
@@ -2761,74 +2773,75 @@ var file_tally_ledger_v1_ledger_proto_depIdxs = []int32{
 	39, // 20: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
 	21, // 21: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
 	39, // 22: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
-	18, // 23: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
-	19, // 24: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
-	39, // 25: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
-	19, // 26: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
-	39, // 27: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
-	21, // 28: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
-	0,  // 29: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
-	39, // 30: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
-	39, // 31: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
-	37, // 32: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
-	40, // 33: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
-	22, // 34: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
-	10, // 35: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
-	39, // 36: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
-	39, // 37: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
-	9,  // 38: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
-	39, // 39: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
-	39, // 40: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
-	39, // 41: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
-	41, // 42: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
-	31, // 43: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
-	39, // 44: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
-	39, // 45: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
-	38, // 46: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
-	31, // 47: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
-	21, // 48: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	39, // 49: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
-	31, // 50: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
-	39, // 51: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
-	2,  // 52: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
-	40, // 53: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
-	40, // 54: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	39, // 55: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
-	34, // 56: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
-	3,  // 57: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
-	39, // 58: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
-	39, // 59: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
-	39, // 60: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
-	40, // 61: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
-	40, // 62: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	1,  // 63: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
-	4,  // 64: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
-	6,  // 65: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
-	8,  // 66: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
-	13, // 67: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
-	15, // 68: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
-	16, // 69: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
-	23, // 70: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
-	25, // 71: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
-	27, // 72: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
-	29, // 73: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
-	32, // 74: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
-	5,  // 75: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
-	7,  // 76: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
-	12, // 77: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
-	14, // 78: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
-	20, // 79: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
-	17, // 80: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
-	24, // 81: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
-	26, // 82: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
-	28, // 83: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
-	30, // 84: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
-	33, // 85: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
-	75, // [75:86] is the sub-list for method output_type
-	64, // [64:75] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	0,  // 23: tally.ledger.v1.ListTransactionsRequest.kind:type_name -> tally.ledger.v1.TransactionKind
+	18, // 24: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
+	19, // 25: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
+	39, // 26: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
+	19, // 27: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
+	39, // 28: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
+	21, // 29: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
+	0,  // 30: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
+	39, // 31: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
+	39, // 32: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
+	37, // 33: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
+	40, // 34: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	22, // 35: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
+	10, // 36: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
+	39, // 37: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
+	39, // 38: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
+	9,  // 39: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
+	39, // 40: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
+	39, // 41: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
+	39, // 42: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
+	41, // 43: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
+	31, // 44: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
+	39, // 45: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
+	39, // 46: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
+	38, // 47: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
+	31, // 48: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
+	21, // 49: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	39, // 50: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
+	31, // 51: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
+	39, // 52: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
+	2,  // 53: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
+	40, // 54: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 55: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	39, // 56: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
+	34, // 57: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
+	3,  // 58: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
+	39, // 59: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
+	39, // 60: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
+	39, // 61: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
+	40, // 62: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 63: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	1,  // 64: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
+	4,  // 65: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
+	6,  // 66: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
+	8,  // 67: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
+	13, // 68: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
+	15, // 69: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
+	16, // 70: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
+	23, // 71: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
+	25, // 72: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
+	27, // 73: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
+	29, // 74: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
+	32, // 75: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
+	5,  // 76: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
+	7,  // 77: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
+	12, // 78: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
+	14, // 79: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
+	20, // 80: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
+	17, // 81: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
+	24, // 82: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
+	26, // 83: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
+	28, // 84: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
+	30, // 85: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
+	33, // 86: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
+	76, // [76:87] is the sub-list for method output_type
+	65, // [65:76] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_tally_ledger_v1_ledger_proto_init() }

@@ -1,0 +1,306 @@
+// Command usage-bench is the usage-summary part of `make bench`: it starts a private, durable
+// PostgreSQL and the ledger on loopback, loads one organization with a million debits and
+// captures over 30 days across several models and instance types, lets the ledger's own usage
+// follower count them, and measures GetUsageSummary (30 days) over real gRPC, printing p50 and
+// p99.
+//
+// The million charges are bulk-inserted in SQL into the ledger's transactions and outbox (as one
+// ledger batch would write them, one event per transaction, sequence numbers taken under the
+// event_sequence lock) without their postings: the Debit path at ~1,500/s would take 11 minutes
+// to write them, and the summary never reads postings. The follower that counts them is the real
+// one, and its catch-up rate is printed. A few thousand more debits then go through the real
+// Debit RPC, and the summary must count both.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/config"
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/loadgen"
+	"github.com/tallyhq/tally/pkg/localstack"
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/rpcclient"
+	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/services/ledger/service"
+)
+
+const (
+	secret = "usage-bench-secret-0123456789abcdef"
+	org    = "usage-heavy"
+)
+
+func main() {
+	debits := flag.Int("debits", 1_000_000, "charges bulk-inserted for the organization")
+	viaRPC := flag.Int("rpc-debits", 5_000, "further debits written through the Debit RPC")
+	calls := flag.Int("calls", 500, "measured GetUsageSummary calls")
+	dataDir := flag.String("data", "", "data directory (default <repo>/.data/usage-bench)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *debits, *viaRPC, *calls, *dataDir); err != nil {
+		fmt.Fprintln(os.Stderr, "usage-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, debits, viaRPC, calls int, dataDir string) error {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if dataDir == "" {
+		dataDir = filepath.Join(filepath.Dir(localstack.BinDir()), ".data", "usage-bench")
+	}
+	_ = os.RemoveAll(dataDir)
+	pg, err := localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: filepath.Join(dataDir, "pg"), Durable: true, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = pg.Stop(context.WithoutCancel(ctx)) }()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	sctx, stopLedger := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- service.Run(sctx, service.Config{
+			DatabaseURL: pg.URL(), Auth: server.AuthConfig{JWTSecret: secret},
+			DefaultCurrency: "USD", CreditValidity: config.Period{Months: 3}, SweepInterval: time.Second,
+			CommitMaxBatch: 256, CommitWorkers: 1, PlatformShards: 16, DBMaxConns: 20,
+			UsageInterval: 250 * time.Millisecond,
+		}, lis, logger)
+	}()
+	defer func() { stopLedger(); <-done }()
+
+	opsToken, err := auth.Mint([]byte(secret), auth.Claims{Subject: "bench", Roles: []auth.Role{auth.RoleService, auth.RoleOps}}, time.Hour)
+	if err != nil {
+		return err
+	}
+	memberToken, err := auth.Mint([]byte(secret), auth.Claims{Subject: "member", OrgID: org, Roles: []auth.Role{auth.RoleMember}}, time.Hour)
+	if err != nil {
+		return err
+	}
+	opsConn, err := rpcclient.Dial(lis.Addr().String(), opsToken)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = opsConn.Close() }()
+	memberConn, err := rpcclient.Dial(lis.Addr().String(), memberToken)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = memberConn.Close() }()
+	if err := waitServing(ctx, opsConn); err != nil {
+		return err
+	}
+	ops, member := ledgerv1.NewLedgerServiceClient(opsConn), ledgerv1.NewLedgerServiceClient(memberConn)
+	if _, err := ops.Credit(ctx, &ledgerv1.CreditRequest{OrgId: org, Amount: money.ToProto(1_000_000*money.NanosPerUnit, "USD"), IdempotencyKey: "seed"}); err != nil {
+		return err
+	}
+
+	pool, err := pgxpool.New(ctx, pg.URL())
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	fmt.Printf("bulk-inserting %d debits and captures of %s over 30 days (5 models, 4 instance types, other)…\n", debits, org)
+	began := time.Now()
+	if err := bulkInsert(ctx, pool, debits); err != nil {
+		return err
+	}
+	fmt.Printf("inserted in %s\n", time.Since(began).Round(time.Millisecond))
+	began = time.Now()
+	if err := waitCounted(ctx, pool, 10*time.Minute); err != nil {
+		return err
+	}
+	took := time.Since(began)
+	fmt.Printf("usage follower counted %d events in %s (%.0f events/s, pages of 5000)\n", debits, took.Round(time.Millisecond), float64(debits)/took.Seconds())
+
+	// Through the real write path as well.
+	models := []string{"llama-3.1-8b-instruct", "llama-3.1-70b-instruct", "mistral-7b", "whisper-large", "sdxl"}
+	if err := loadgen.Parallel(ctx, 32, viaRPC, func(i int) error {
+		meta := map[string]string{"model_id": models[i%len(models)]}
+		if i%3 == 1 {
+			meta = map[string]string{"instance_type": fmt.Sprintf("gpu-%d", i%4)}
+		}
+		_, err := ops.Debit(ctx, &ledgerv1.DebitRequest{OrgId: org, Amount: money.ToProto(2500, "USD"), IdempotencyKey: fmt.Sprintf("rpc-%d", i), Metadata: meta})
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := waitCounted(ctx, pool, time.Minute); err != nil {
+		return err
+	}
+	var rows int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM ledger.usage_daily WHERE org_id = $1`, org).Scan(&rows); err != nil {
+		return err
+	}
+
+	req := &ledgerv1.GetUsageSummaryRequest{OrgId: org, Days: 30}
+	first, err := member.GetUsageSummary(ctx, req)
+	if err != nil {
+		return err
+	}
+	var count int64
+	for _, it := range first.GetTotals() {
+		count += it.GetCount()
+	}
+	if want := int64(debits + viaRPC); count != want {
+		return fmt.Errorf("the summary counts %d charges, want %d", count, want)
+	}
+	if len(first.GetDays()) != 30 {
+		return fmt.Errorf("the summary has %d days, want 30", len(first.GetDays()))
+	}
+	fmt.Printf("%-60s %8s %10s %10s\n", "scenario", "calls", "p50", "p99")
+	for _, sc := range []struct {
+		name string
+		call func() error
+	}{
+		{fmt.Sprintf("GetUsageSummary 30 days (%d charges, %d rows)", count, rows), func() error {
+			_, err := member.GetUsageSummary(ctx, req)
+			return err
+		}},
+		// The Usage page's history beside it: the first page, and the one credit among a
+		// million charges through the kind filter.
+		{"ListTransactions, first page of 50", func() error {
+			_, err := member.ListTransactions(ctx, &ledgerv1.ListTransactionsRequest{OrgId: org, PageSize: 50})
+			return err
+		}},
+		{"ListTransactions kind=CREDIT (1 among 1M charges)", func() error {
+			resp, err := member.ListTransactions(ctx, &ledgerv1.ListTransactionsRequest{OrgId: org, PageSize: 50, Kind: ledgerv1.TransactionKind_TRANSACTION_KIND_CREDIT})
+			if err == nil && len(resp.GetTransactions()) != 1 {
+				err = fmt.Errorf("%d credits listed, want 1", len(resp.GetTransactions()))
+			}
+			return err
+		}},
+	} {
+		for range 20 { // warm-up
+			if err := sc.call(); err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+		}
+		lat := make([]time.Duration, 0, calls)
+		for range calls {
+			start := time.Now()
+			if err := sc.call(); err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		slices.Sort(lat)
+		fmt.Printf("%-60s %8d %10s %10s\n", sc.name, calls, round(lat[len(lat)/2]), round(lat[len(lat)*99/100]))
+	}
+	return nil
+}
+
+// bulkInsert writes n charges of org in one transaction, spread over the last 30 UTC days: a third
+// usage-priced (pricing.model_id), a third rental periods (metadata instance_type), the rest
+// captures and debits naming a model in metadata or nothing; and one outbox event each, numbered
+// under the event_sequence lock like a ledger batch.
+func bulkInsert(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// Within the summary's 30 UTC days: from midnight 29 days ago to now.
+	now := time.Now().UTC()
+	y, m, d := now.Date()
+	span := int64(now.Sub(time.Date(y, m, d-29, 0, 0, 0, 0, time.UTC)) / time.Second)
+	for _, st := range []struct {
+		sql  string
+		args []any
+	}{
+		{`SET LOCAL statement_timeout = 0`, nil},
+		{`CREATE TEMP TABLE bulk ON COMMIT DROP AS
+SELECT g AS n, gen_random_uuid() AS id,
+  CASE WHEN g % 10 = 9 THEN 'capture' ELSE 'debit' END AS kind,
+  -(1000 + (g::bigint * 7919) % 100000) AS amount,
+  now() - make_interval(secs => ((g::bigint * 2591) % $2::bigint)::double precision) AS created_at,
+  CASE WHEN g % 3 = 0 THEN json_build_object('model_id', (ARRAY['llama-3.1-8b-instruct', 'llama-3.1-70b-instruct', 'mistral-7b', 'whisper-large', 'sdxl'])[1 + g % 5]) END AS pricing,
+  CASE WHEN g % 3 = 1 THEN jsonb_build_object('instance_type', 'gpu-' || (g % 4), 'instance_id', 'i-' || (g % 50))
+       WHEN g % 6 = 2 THEN jsonb_build_object('model_id', 'mistral-7b')
+       ELSE '{}'::jsonb END AS metadata
+FROM generate_series(1, $1::int) AS g`, []any{n, span}},
+		{`INSERT INTO ledger.transactions (id, org_id, kind, amount, balance_after, currency, description, metadata, idempotency_key, actor, created_at, pricing)
+SELECT id, $1, kind, amount, 0, 'USD', 'bulk charge', metadata, 'bulk-' || n, 'usage-bench', created_at, pricing FROM bulk ORDER BY n`, []any{org}},
+		{`WITH s AS (SELECT last FROM ledger.event_sequence WHERE id = 1 FOR UPDATE)
+INSERT INTO ledger.events (seq, org_id, kind, transaction_id, amount, balance, available, currency, occurred_at)
+SELECT s.last + b.n, $1, b.kind, b.id, b.amount, 0, 0, 'USD', b.created_at FROM s, bulk b`, []any{org}},
+		{`UPDATE ledger.event_sequence SET last = last + $1 WHERE id = 1`, []any{n}},
+	} {
+		if _, err := tx.Exec(ctx, st.sql, st.args...); err != nil {
+			return fmt.Errorf("bulk insert: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("bulk insert: %w", err)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE ledger.transactions; ANALYZE ledger.events`); err != nil {
+		return fmt.Errorf("analyze: %w", err)
+	}
+	return nil
+}
+
+// waitCounted waits until the usage follower has counted every event of the outbox.
+func waitCounted(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		var counted, newest int64
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := pool.QueryRow(qctx, `SELECT (SELECT last_seq FROM ledger.usage_cursor), (SELECT last FROM ledger.event_sequence)`).Scan(&counted, &newest)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("reading the usage cursor: %w", err)
+		}
+		if counted == newest {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the usage follower counted up to %d of %d events in %s", counted, newest, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitServing(ctx context.Context, conn *grpc.ClientConn) error {
+	hc := grpc_health_v1.NewHealthClient(conn)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := hc.Check(cctx, &grpc_health_v1.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.Join(errors.New("ledger not serving"), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func round(d time.Duration) string {
+	if d < time.Millisecond {
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	}
+	return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000)
+}
