@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // Config is what the document gets beyond gnostic's output.
@@ -30,13 +31,16 @@ type Config struct {
 	Media map[string]string
 	// ErrorDescription describes the gateway's error body (server.HTTPErrorBody).
 	ErrorDescription string
+	// Files are the protos' descriptors, for the format of 64-bit integer fields (int64.go); nil
+	// leaves the formats as gnostic wrote them.
+	Files *protoregistry.Files
 }
 
 // Tally is tally's configuration.
 var Tally = Config{
 	Title:             "tally",
 	ServerURL:         "http://localhost:8080",
-	ServerDescription: "The local gateway that `make run` starts (REST API, this document, the console).",
+	ServerDescription: "The local gateway that `make run` starts (TALLY_ENV=development).",
 	BearerDescription: "A JWT (HS256 in development: `make token ORG=acme ROLE=member`; RS256/ES256 from the " +
 		"configured JWKS in production) sent as `Authorization: Bearer <token>`. The browser console " +
 		"signs in through the gateway's session cookie instead.",
@@ -54,6 +58,7 @@ var Tally = Config{
 		"message. The HTTP status follows the code as grpc-gateway maps it (400 INVALID_ARGUMENT, 401 " +
 		"UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 409 ALREADY_EXISTS or ABORTED, 429 " +
 		"RESOURCE_EXHAUSTED, 503 UNAVAILABLE), with 413 for a body over the limit.",
+	Files: protoregistry.GlobalFiles,
 }
 
 // header replaces gnostic's comment at the top of the YAML document.
@@ -167,19 +172,18 @@ func finishRoot(root *yaml.Node, cfg Config) error {
 	if err := finishOperations(get(root, "paths"), cfg); err != nil {
 		return err
 	}
+	if cfg.Files != nil {
+		if err := int64Formats(root, cfg.Files); err != nil {
+			return err
+		}
+	}
 	// The gateway never writes google.rpc.Status: drop it (and what only it used) once unused.
 	for _, name := range []string{"Status", "GoogleProtobufAny"} {
 		if !referenced(root, "#/components/schemas/"+name) {
 			del(schemas, name)
 		}
 	}
-	if tags := get(root, "tags"); tags != nil {
-		for _, t := range tags.Content {
-			if d := get(t, "description"); d != nil {
-				setText(d, cleanDescription(d.Value))
-			}
-		}
-	}
+	cleanDescriptions(root)
 	reorder(root, topLevelOrder)
 	return nil
 }
@@ -206,9 +210,6 @@ func finishOperations(paths *yaml.Node, cfg Config) error {
 			id := scalar(get(op, "operationId"))
 			if id == "" {
 				return fmt.Errorf("%s %s has no operationId", method, path)
-			}
-			if d := get(op, "description"); d != nil {
-				setText(d, cleanDescription(d.Value))
 			}
 			if get(op, "summary") == nil {
 				insertAfter(op, "tags", "summary", str(summaryOf(id)))
@@ -264,6 +265,20 @@ func finishResponses(op *yaml.Node, id string, cfg Config, media map[string]bool
 	set(responses, "4XX", mapping("$ref", str("#/components/responses/ClientError")))
 	set(responses, "default", mapping("$ref", str("#/components/responses/Error")))
 	return nil
+}
+
+// cleanDescriptions cleans every description in n (see cleanDescription).
+func cleanDescriptions(n *yaml.Node) {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k, v := n.Content[i], n.Content[i+1]; k.Value == "description" && v.Kind == yaml.ScalarNode {
+				setText(v, cleanDescription(v.Value))
+			}
+		}
+	}
+	for _, c := range n.Content {
+		cleanDescriptions(c)
+	}
 }
 
 // cleanDescription drops buf lint directives from a proto comment and the space that each of its

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/tallyhq/tally/pkg/gen/openapi"
 )
@@ -216,6 +217,8 @@ func TestFinishRefuses(t *testing.T) {
 			"ThingService_ListPrices with a media type"},
 		{"no operationId", strings.Replace(gnosticDoc, "operationId: ThingService_ListPrices", "x-id: 1", 1), testConfig,
 			"get /v1/prices has no operationId"},
+		{"a service whose package is not linked", gnosticDoc, withConfig(func(c *Config) { c.Files = protoregistry.GlobalFiles }),
+			"no proto service ThingService is linked into openapi-finish"},
 		{"not yaml", "{", testConfig, "parsing the YAML document"},
 		{"a list", "- a\n", testConfig, "not a YAML mapping"},
 	}
@@ -254,6 +257,22 @@ func TestCommittedDocumentIsFinished(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, string(openapi.SpecYAML), string(y))
 	require.Equal(t, string(openapi.Spec), string(j))
+
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(openapi.Spec, &doc))
+	schemas := []string{"components", "schemas"}
+	tests := []struct {
+		keys []string
+		want any
+	}{
+		{[]string{"Money", "properties", "units"}, map[string]any{"type": "string", "format": "int64", "description": "The whole units of the amount.\nFor example if `currencyCode` is `\"USD\"`, then 1 unit is one US dollar."}},
+		{[]string{"Money", "properties", "nanos", "format"}, "int32"},
+		{[]string{"ModelPrice", "properties", "catalogVersion", "format"}, "int64"},
+		{[]string{"QuoteRequest", "properties", "usage", "additionalProperties"}, map[string]any{"type": "string"}},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, at(t, doc, append(schemas, tt.keys...)...), "%v", tt.keys)
+	}
 }
 
 func TestRun(t *testing.T) {

@@ -35,6 +35,11 @@ func TestParseCommittedDocument(t *testing.T) {
 			body := spec.resolve(op.Body)
 			require.NotNil(t, body, "%s: the body schema resolves", op.ID)
 			require.NotEmpty(t, body.Properties, "%s: the body schema has properties", op.ID)
+			for name, p := range body.Properties {
+				p = spec.resolve(p)
+				require.NotNil(t, p, "%s: property %s resolves", op.ID, name)
+				require.NotEmpty(t, p.Type, "%s: property %s has a type once resolved", op.ID, name)
+			}
 		}
 	}
 	require.True(t, slices.ContainsFunc(spec.Operations, func(op Operation) bool { return op.Body != nil }), "some operations take a body")
@@ -71,7 +76,9 @@ func TestParseReadsOpenAPI3(t *testing.T) {
 			"requestBody":{"required":true,"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Thing"}}}}},
 		"get":{"operationId":"Things_List","parameters":[{"name":"kind","in":"query","schema":{"$ref":"#/components/schemas/Kind"}}]}}},
 		"components":{"schemas":{
-			"Thing":{"type":"object","properties":{"name":{"type":"string"},"kind":{"$ref":"#/components/schemas/Kind"}}},
+			"Thing":{"type":"object","properties":{"name":{"type":"string"},"kind":{"$ref":"#/components/schemas/Kind"},
+				"size":{"allOf":[{"$ref":"#/components/schemas/Size"}],"description":"described"}}},
+			"Size":{"type":"object","properties":{"units":{"type":"string","format":"int64"}}},
 			"Kind":{"type":"string","enum":["KIND_A","KIND_B"]}}}}`
 	spec, err := Parse([]byte(doc))
 	require.NoError(t, err)
@@ -96,6 +103,8 @@ func TestParseReadsOpenAPI3(t *testing.T) {
 	if k, ok := obj["kind"]; ok {
 		require.Contains(t, []any{"KIND_A", "KIND_B"}, k)
 	}
+	require.Equal(t, "object", spec.resolve(body.Properties["size"]).Type, "allOf is merged")
+	require.Contains(t, spec.resolve(body.Properties["size"]).Properties, "units")
 	q := g.paramValue(get.query()[0])
 	require.Contains(t, []string{"KIND_A", "KIND_B"}, q, "query enums come from the referenced schema")
 }

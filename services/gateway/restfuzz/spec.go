@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -52,6 +53,8 @@ type Schema struct {
 	Enum       []string           `json:"enum"`
 	Properties map[string]*Schema `json:"properties"`
 	Items      *Schema            `json:"items"`
+	// AllOf are schemas the value satisfies together (gnostic wraps a described reference in one).
+	AllOf []*Schema `json:"allOf"`
 	// AdditionalProperties is the schema of a map's values (nil when not a map).
 	AdditionalProperties *Schema `json:"-"`
 	ReadOnly             bool    `json:"readOnly"`
@@ -171,11 +174,15 @@ func parseOperation(method, path string, body json.RawMessage, shared []Paramete
 // Add appends an operation the document does not describe (the Stripe webhook route).
 func (s *Spec) Add(op Operation) { s.Operations = append(s.Operations, op) }
 
-// resolve follows a "#/components/schemas/..." reference.
+// resolve follows a "#/components/schemas/..." reference and merges allOf into one schema.
 func (s *Spec) resolve(sc *Schema) *Schema {
+	return s.resolveDepth(sc, 0)
+}
+
+func (s *Spec) resolveDepth(sc *Schema, depth int) *Schema {
 	for range 16 {
 		if sc == nil || sc.Ref == "" {
-			return sc
+			break
 		}
 		name, ok := strings.CutPrefix(sc.Ref, schemaPrefix)
 		if !ok {
@@ -183,7 +190,46 @@ func (s *Spec) resolve(sc *Schema) *Schema {
 		}
 		sc = s.schemas[name]
 	}
-	return sc
+	if sc == nil || sc.Ref != "" {
+		return sc
+	}
+	if len(sc.AllOf) == 0 || depth > 8 {
+		return sc
+	}
+	merged := *sc
+	merged.AllOf = nil
+	merged.Properties = maps.Clone(sc.Properties)
+	for _, part := range sc.AllOf {
+		p := s.resolveDepth(part, depth+1)
+		if p == nil {
+			continue
+		}
+		if merged.Type == "" {
+			merged.Type = p.Type
+		}
+		if merged.Format == "" {
+			merged.Format = p.Format
+		}
+		if len(merged.Enum) == 0 {
+			merged.Enum = p.Enum
+		}
+		if merged.Items == nil {
+			merged.Items = p.Items
+		}
+		if merged.AdditionalProperties == nil {
+			merged.AdditionalProperties = p.AdditionalProperties
+		}
+		merged.ReadOnly = merged.ReadOnly || p.ReadOnly
+		for k, v := range p.Properties {
+			if merged.Properties == nil {
+				merged.Properties = map[string]*Schema{}
+			}
+			if _, ok := merged.Properties[k]; !ok {
+				merged.Properties[k] = v
+			}
+		}
+	}
+	return &merged
 }
 
 // methodsOf lists the methods the document gives path.
