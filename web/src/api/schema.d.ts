@@ -121,6 +121,9 @@ export interface paths {
          * Create checkout session
          * @description CreateCheckoutSession starts a top-up: it records a pending payment for the calling member and
          *     returns the Stripe Checkout URL (or the local test-mode checkout page without Stripe keys).
+         *     The amount must be within GetCheckoutOptions' limits. Checkout returns the member to the
+         *     console's Billing page (TALLY_CONSOLE_URL): /billing?checkout=success&session_id=<id>, or
+         *     /billing?checkout=cancelled; a session left unpaid expires and its payment becomes EXPIRED.
          */
         post: operations["PaymentsService_CreateCheckoutSession"];
         delete?: never;
@@ -495,7 +498,7 @@ export interface components {
             amount?: components["schemas"]["Money"];
             /**
              * @description Required: a retry with the same key and parameters returns the original transaction; the
-             *      same key with other parameters is ALREADY_EXISTS.
+             *     same key with other parameters is ALREADY_EXISTS.
              */
             idempotencyKey?: string;
             orgId?: string;
@@ -564,7 +567,10 @@ export interface components {
              */
             kind?: "EMAIL_KIND_UNSPECIFIED" | "EMAIL_KIND_LOW_CREDIT" | "EMAIL_KIND_CREDITS_EXPIRING" | "EMAIL_KIND_CREDITS_EXPIRED" | "EMAIL_KIND_PAYMENT_SUCCEEDED" | "EMAIL_KIND_RENTAL_SUSPENDED";
             lastError?: string;
-            /** @description The ledger event that caused the email; 0 when none did. */
+            /**
+             * Format: int64
+             * @description The ledger event that caused the email; 0 when none did.
+             */
             ledgerSequence?: string;
             memberId?: string;
             messageId?: string;
@@ -603,7 +609,10 @@ export interface components {
             /** @description Sum of active holds. */
             held?: components["schemas"]["Money"];
             orgId?: string;
-            /** @description Monotonic version of the account, bumped by every change. */
+            /**
+             * Format: int64
+             * @description Monotonic version of the account, bumped by every change.
+             */
             version?: string;
         };
         GetBillingProfileResponse: {
@@ -620,11 +629,12 @@ export interface components {
             /**
              * Format: int32
              * @description How many calendar months credits stay valid; any top-up renews the validity of the whole
-             *      balance. 0 when the configured validity is not a whole number of months.
+             *     balance. 0 when the configured validity is not a whole number of months.
              */
             validityMonths?: number;
         };
         GetModelPriceResponse: {
+            /** Format: int64 */
             catalogVersion?: string;
             /** @description The version in force at `at`. */
             price?: components["schemas"]["ModelPrice"];
@@ -643,7 +653,7 @@ export interface components {
         };
         /**
          * @description GetUsageSummaryResponse is an organization's usage per UTC day and per item. Usage is what
-         *      debits and captures charged; credits, refunds, adjustments and expiry are not usage.
+         *     debits and captures charged; credits, refunds, adjustments and expiry are not usage.
          */
         GetUsageSummaryResponse: {
             /** @description The organization's account currency; every amount is in it. */
@@ -661,6 +671,7 @@ export interface components {
         InstancePrice: {
             /** @description Whether new instances of this type may be created. */
             available?: boolean;
+            /** Format: int64 */
             catalogVersion?: string;
             /** Format: date-time */
             createdAt?: string;
@@ -686,6 +697,7 @@ export interface components {
         ListInstancePricesResponse: {
             /** Format: date-time */
             at?: string;
+            /** Format: int64 */
             catalogVersion?: string;
             /** @description The version in force at `at` of every instance type that has one, by instance_type_id. */
             instances?: components["schemas"]["InstancePrice"][];
@@ -695,7 +707,10 @@ export interface components {
         ListModelPricesResponse: {
             /** Format: date-time */
             at?: string;
-            /** @description Catalog version the answer was read from; changes whenever any price changes (ETag). */
+            /**
+             * Format: int64
+             * @description Catalog version the answer was read from; changes whenever any price changes (ETag).
+             */
             catalogVersion?: string;
             /** @description The version in force at `at` of every model that has one, by model_id. */
             models?: components["schemas"]["ModelPrice"][];
@@ -726,7 +741,10 @@ export interface components {
         };
         /** @description ModelPrice is one immutable price version of a model. */
         ModelPrice: {
-            /** @description The catalog_version that created this version. */
+            /**
+             * Format: int64
+             * @description The catalog_version that created this version.
+             */
             catalogVersion?: string;
             /** Format: date-time */
             createdAt?: string;
@@ -750,16 +768,17 @@ export interface components {
             /**
              * Format: int32
              * @description Number of nano (10^-9) units of the amount.
-             *      The value must be between -999,999,999 and +999,999,999 inclusive.
-             *      If `units` is positive, `nanos` must be positive or zero.
-             *      If `units` is zero, `nanos` can be positive, zero, or negative.
-             *      If `units` is negative, `nanos` must be negative or zero.
-             *      For example $-1.75 is represented as `units`=-1 and `nanos`=-750,000,000.
+             *     The value must be between -999,999,999 and +999,999,999 inclusive.
+             *     If `units` is positive, `nanos` must be positive or zero.
+             *     If `units` is zero, `nanos` can be positive, zero, or negative.
+             *     If `units` is negative, `nanos` must be negative or zero.
+             *     For example $-1.75 is represented as `units`=-1 and `nanos`=-750,000,000.
              */
             nanos?: number;
             /**
+             * Format: int64
              * @description The whole units of the amount.
-             *      For example if `currencyCode` is `"USD"`, then 1 unit is one US dollar.
+             *     For example if `currencyCode` is `"USD"`, then 1 unit is one US dollar.
              */
             units?: string;
         };
@@ -821,7 +840,7 @@ export interface components {
             paymentMethod?: string;
             /**
              * @description The card wallet the card payment went through, e.g. "google_pay" or "apple_pay"; empty for a
-             *      card entered by hand or when unknown.
+             *     card entered by hand or when unknown.
              */
             paymentWallet?: string;
             /** @description Sum of the refunds issued so far. */
@@ -846,18 +865,22 @@ export interface components {
         };
         /** @description PriceDimension is one billable dimension of a model: `price` per `per` units of `unit`. */
         PriceDimension: {
-            /** @description Quantity the price is quoted for, e.g. 1000000 tokens, 60 seconds, 1000 characters. */
+            /**
+             * Format: int64
+             * @description Quantity the price is quoted for, e.g. 1000000 tokens, 60 seconds, 1000 characters.
+             */
             per?: string;
             /** @description Price of `per` units; exact, sub-cent allowed. Every dimension of a model shares one currency. */
             price?: components["schemas"]["Money"];
             /**
              * @description Unit of usage, e.g. "input_tokens", "output_tokens", "audio_seconds", "characters",
-             *      "images", "requests".
+             *     "images", "requests".
              */
             unit?: string;
         };
         /** @description PricedUsage explains a usage-priced charge: the price version and one line per unit. */
         PricedUsage: {
+            /** Format: int64 */
             catalogVersion?: string;
             lines?: components["schemas"]["UsageLine"][];
             modelId?: string;
@@ -870,9 +893,10 @@ export interface components {
         QuoteLine: {
             /**
              * @description quantity × unit_price / per rounded up to the nano, for display. The lines may add up to a
-             *      few nanos more than the total, which is the exact sum rounded up once.
+             *     few nanos more than the total, which is the exact sum rounded up once.
              */
             amount?: components["schemas"]["Money"];
+            /** Format: int64 */
             per?: string;
             /** @description Quantity as given, normalized decimal. */
             quantity?: string;
@@ -888,7 +912,7 @@ export interface components {
             modelId?: string;
             /**
              * @description Quantity used per unit, as a non-negative decimal string with at most 9 fractional digits
-             *      and at most 1e15, e.g. {"input_tokens": "1200", "audio_seconds": "12.5"}.
+             *     and at most 1e15, e.g. {"input_tokens": "1200", "audio_seconds": "12.5"}.
              */
             usage?: {
                 [key: string]: string;
@@ -897,6 +921,7 @@ export interface components {
         QuoteResponse: {
             /** Format: date-time */
             at?: string;
+            /** Format: int64 */
             catalogVersion?: string;
             lines?: components["schemas"]["QuoteLine"][];
             modelId?: string;
@@ -932,8 +957,8 @@ export interface components {
             amount?: components["schemas"]["Money"];
             /**
              * @description Required, at most 255 bytes. A retry with the same key and the same payment, amount and reason
-             *      returns the same refund (no second Stripe refund, no second ledger adjustment), also while the
-             *      first request is still in flight; the same key with other parameters is AlreadyExists.
+             *     returns the same refund (no second Stripe refund, no second ledger adjustment), also while the
+             *     first request is still in flight; the same key with other parameters is AlreadyExists.
              */
             idempotencyKey?: string;
             paymentId?: string;
@@ -959,6 +984,7 @@ export interface components {
             orgId?: string;
             /** @description What one period costs: hourly_price × billing_period / 1h, rounded up to the nano. */
             periodPrice?: components["schemas"]["Money"];
+            /** Format: int64 */
             periodsCharged?: string;
             /** @description The catalog price version the hourly price comes from. */
             priceVersionId?: string;
@@ -1013,6 +1039,10 @@ export interface components {
             balanceAfter?: components["schemas"]["Money"];
             /** Format: date-time */
             createdAt?: string;
+            /**
+             * @description What the caller said the charge was for (debits, captures) or "credits expired" (expiry);
+             *     credits and adjustments (refunds included) say why in reason instead.
+             */
             description?: string;
             holdId?: string;
             id?: string;
@@ -1050,22 +1080,26 @@ export interface components {
         /** @description UsageItem is what one model or instance type consumed. */
         UsageItem: {
             amount?: components["schemas"]["Money"];
-            /** @description Number of debits and captures. */
+            /**
+             * Format: int64
+             * @description Number of debits and captures.
+             */
             count?: string;
             /** @description The model id or the instance type; "other" for kind "other". */
             id?: string;
             /**
              * @description "model" (usage-priced debits, or metadata model_id), "instance" (metadata instance_type,
-             *      as the instances-metering service sends for rental periods) or "other".
+             *     as the instances-metering service sends for rental periods) or "other".
              */
             kind?: string;
         };
         /**
          * @description UsageLine is the charge of one unit of a usage: quantity × unit_price / per, rounded up to the
-         *      nano for display; the transaction amount is the exact sum rounded up once.
+         *     nano for display; the transaction amount is the exact sum rounded up once.
          */
         UsageLine: {
             amount?: components["schemas"]["Money"];
+            /** Format: int64 */
             per?: string;
             quantity?: string;
             unit?: string;
@@ -1533,6 +1567,8 @@ export interface operations {
     LedgerService_ListTransactions: {
         parameters: {
             query?: {
+                /** @description Only transactions of this kind when set (page tokens then page through that kind). */
+                kind?: "TRANSACTION_KIND_UNSPECIFIED" | "TRANSACTION_KIND_CREDIT" | "TRANSACTION_KIND_DEBIT" | "TRANSACTION_KIND_ADJUSTMENT" | "TRANSACTION_KIND_EXPIRY" | "TRANSACTION_KIND_CAPTURE";
                 /** @description At most 500; 50 when unset. */
                 pageSize?: number;
                 pageToken?: string;
