@@ -124,7 +124,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	var rest http.Handler = withCleanURL(withETag(mux))
+	rest := withCleanURL(withETag(mux))
 	if cfg.SignIn != nil {
 		rest = cfg.SignIn.Authenticate(rest)
 		cfg.SignIn.Register(root)
