@@ -62,3 +62,26 @@ describe('Header', () => {
     expect(calls.requests.find((r) => r.method === 'POST')!.headers.get('X-CSRF-Token')).toBe(ada.csrfToken);
   });
 });
+
+describe('Keyboard', () => {
+  it('opens the balance menu and Add Credits with the keyboard only', async () => {
+    stubFetch({
+      ...quiet,
+      'GET /v1/orgs/acme/checkout-options': () =>
+        json({ minAmount: usd('5'), maxAmount: usd('100'), presets: [], currencyCode: 'USD', validityMonths: 3 }),
+    });
+    renderApp('/usage');
+    const balance = await screen.findByRole('button', { name: /^Balance \$42.50/ });
+    await userEvent.tab(); // skip link
+    await userEvent.tab();
+    expect(balance).toHaveFocus();
+    await userEvent.keyboard('{Enter}');
+    const item = await screen.findByRole('menuitem', { name: 'Add Credits' });
+    await waitFor(() => expect(item).toHaveFocus());
+    await userEvent.keyboard('{Enter}');
+    expect(await screen.findByRole('dialog', { name: 'Add Credits' })).toBeInTheDocument();
+    await waitFor(() => expect(screen.getByLabelText('Amount (USD)')).toBeInTheDocument());
+    await userEvent.keyboard('{Escape}');
+    await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+  });
+});

@@ -30,10 +30,19 @@ export function BalanceMenu({ org }: { org: string }) {
     <DropdownMenu.Root>
       {/* The name is the visible text: "Balance $42.50 expires Mar 1, 2027 Low balance". */}
       <DropdownMenu.Trigger className="balance-button">
-        <span className="sr-only">Balance </span>
-        <span className="balance-amount">{text}</span>
-        {b?.expiresAt && <span className="balance-expiry">expires {formatDay(b.expiresAt)}</span>}
-        {low && <span className="badge badge-warn">Low balance</span>}
+        <span className="sr-only">Balance</span> <span className="balance-amount">{text}</span>
+        {b?.expiresAt && (
+          <>
+            {' '}
+            <span className="balance-expiry">expires {formatDay(b.expiresAt)}</span>
+          </>
+        )}
+        {low && (
+          <>
+            {' '}
+            <span className="badge badge-warn">Low balance</span>
+          </>
+        )}
       </DropdownMenu.Trigger>
       <DropdownMenu.Portal>
         <DropdownMenu.Content className="menu" align="end" sideOffset={6}>

@@ -377,7 +377,7 @@ function RefundForm() {
         {refund.isError && <ErrorState error={refund.error} />}
         {r && (
           <p className="banner banner-success" role="status">
-            Refund {labels.refundStatus(r.status).toLowerCase()}: {formatMoney(r.amount)}; credits taken back{' '}
+            Refund of {formatMoney(r.amount)}: {labels.refundStatus(r.status)}; credits taken back{' '}
             {formatMoney(r.creditsTakenBack)}, not recovered {formatMoney(r.creditsNotRecovered)}
             {r.creditNoteNumber ? `; credit note ${r.creditNoteNumber}` : ''}.
           </p>

@@ -17,10 +17,10 @@ export default function UsageChart({ rows, ids, currency }: { rows: UsageRow[]; 
   const fromNanosText = (n: number) =>
     formatMoney(fromNanos(BigInt(Math.round(n)), currency), { maxFractionDigits: minorDigits(currency) });
   return (
+    // The table below the chart carries the same numbers for keyboard and screen-reader users.
     <div className="chart" aria-hidden="true">
       <ResponsiveContainer width="100%" height={300}>
-        {/* The table below is the accessible form of the chart: the hidden chart takes no focus. */}
-        <BarChart data={data} margin={{ top: 8, right: 8, bottom: 8, left: 8 }} accessibilityLayer={false} tabIndex={-1}>
+        <BarChart data={data} margin={{ top: 8, right: 8, bottom: 8, left: 8 }} accessibilityLayer={false}>
           <CartesianGrid strokeDasharray="3 3" vertical={false} />
           <XAxis dataKey="day" tickFormatter={(d: string) => formatIsoDay(d)} minTickGap={16} />
           <YAxis tickFormatter={fromNanosText} width={64} />
