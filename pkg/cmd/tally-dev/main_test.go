@@ -338,3 +338,35 @@ func readEnv(t *testing.T, path string) map[string]string {
 	}
 	return env
 }
+
+// TestRunKeepsTheDevelopersConsoleURL: a console served elsewhere (a Vite dev server) stays the
+// one payments and notifications link to, and stack.json says so.
+func TestRunKeepsTheDevelopersConsoleURL(t *testing.T) {
+	f := newFakeStack(t, "payments", "gateway")
+	envDir := t.TempDir()
+	t.Setenv(fakeEnvDir, envDir)
+	base := f.cfg.getenv
+	f.cfg.getenv = func(k string) string {
+		if k == "TALLY_CONSOLE_URL" {
+			return "http://localhost:5173"
+		}
+		return base(k)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, f.cfg) }()
+	var raw []byte
+	require.Eventually(t, func() bool {
+		var err error
+		raw, err = os.ReadFile(filepath.Join(f.cfg.dataDir, stackFile))
+		return err == nil
+	}, time.Minute, 10*time.Millisecond, "output: %s", f.out.String())
+	var info stackInfo
+	require.NoError(t, json.Unmarshal(raw, &info))
+	require.Equal(t, "http://localhost:5173", info.ConsoleURL)
+	require.Equal(t, "http://localhost:"+strconv.Itoa(f.cfg.services[1].port), info.GatewayURL)
+	require.Equal(t, "http://localhost:5173", readEnv(t, filepath.Join(envDir, "payments.env"))["TALLY_CONSOLE_URL"])
+	cancel()
+	require.NoError(t, <-done)
+}
