@@ -25,7 +25,7 @@ GO_PKGS  := ./pkg/... $(addsuffix /...,$(addprefix ./,$(wildcard services/*)))
 
 .PHONY: help
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 # --- tools ------------------------------------------------------------------------------------
 # Each tool is built with `go install` outside the project modules, so it cannot move their deps.
