@@ -11,6 +11,11 @@ export function usd(nanos: bigint): string {
   return `${negative ? '-' : ''}$${whole}.${frac}`;
 }
 
+/** Integer nanos as a plain decimal with cents ("6.30"), for CSV and form values. */
+export function decimal(nanos: bigint): string {
+  return usd(nanos).replace('$', '').replaceAll(',', '');
+}
+
 const dayFmt = new Intl.DateTimeFormat('en-US', { year: 'numeric', month: 'short', day: 'numeric', timeZone: 'UTC' });
 
 export function day(iso: string | Date): string {

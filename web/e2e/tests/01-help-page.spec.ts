@@ -6,7 +6,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { balance, debitUsage, nanos, restOK, type Money } from '../lib/api';
 import { expectAccessible } from '../lib/axe';
 import { openConsole, type Console } from '../lib/browser';
-import { addMonthsUTC, day, usd } from '../lib/format';
+import { addMonthsUTC, day, decimal, usd } from '../lib/format';
 import { links, message, messagesTo } from '../lib/mailpit';
 import { shot } from '../lib/shots';
 import { consoleURL, stack } from '../lib/stack';
@@ -335,6 +335,14 @@ test('15 Usage draws the spend per day by model, as a chart and a table', async 
   // Today's row carries the spend of the model.
   const today = new Intl.DateTimeFormat('en-US', { month: 'short', day: 'numeric', timeZone: 'UTC' }).format(new Date());
   await expect(table.getByRole('row', { name: new RegExp(`^${today}\\b`) })).toContainText(usd(nanos(llama!.amount)));
+  // Export CSV downloads the same numbers: one line per day and model.
+  const [csv] = await Promise.all([page.waitForEvent('download'), section.getByRole('button', { name: 'Export CSV' }).click()]);
+  expect(csv.suggestedFilename()).toMatch(/\.csv$/);
+  const lines = fs.readFileSync(await csv.path(), 'utf8').trim().split(/\r?\n/);
+  expect(lines[0]).toBe('day,kind,id,amount,currency,count');
+  const llamaLine = lines.find((l) => l.includes(',model,llama-3.1-70b-instruct,'));
+  const amount = decimal(nanos(llama!.amount)).replace('.', '\\.');
+  expect(llamaLine, lines.join('\n')).toMatch(new RegExp(`^\\d{4}-\\d{2}-\\d{2},model,llama-3\\.1-70b-instruct,${amount}0*,USD,1$`));
   // The transaction history lists the credits and the debits.
   const history = page.getByRole('region', { name: 'Transaction history' });
   await expect(history.getByRole('row').filter({ hasText: 'Debit' }).first()).toBeVisible();
