@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { screen, within } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { fail403, fail500, json, never, renderApp, stubFetch, usd } from './helpers';
 import { expectError, expectForbidden, expectLoading, expectOneH1 } from './states';
@@ -97,5 +97,17 @@ describe('usage data', () => {
     const rows = usageRows(summary, 'model');
     expect(rows.map((r) => r.day)).toEqual(['2026-11-29', '2026-11-30']);
     expect(rows[1]!.total).toEqual(usd('1', 1));
+  });
+});
+
+describe('Transaction history filter', () => {
+  it('asks for one kind of transaction and pages from the first page', async () => {
+    const calls = stubFetch({ 'GET /v1/orgs/acme/usage-summary': () => json(summary), 'GET /v1/orgs/acme/transactions': tx });
+    renderApp('/usage');
+    await screen.findByText('gpt-x call');
+    await userEvent.selectOptions(screen.getByLabelText('Show'), 'Credits');
+    await waitFor(() =>
+      expect(calls.requests.some((r) => new URL(r.url).searchParams.get('kind') === 'TRANSACTION_KIND_CREDIT')).toBe(true),
+    );
   });
 });

@@ -25,7 +25,7 @@ func TestAttack_BadBytesREST(t *testing.T) {
 		code, _ := do(t, "GET", s.gw.URL+"/v1/orgs/acme/payments", member, "")
 		return code == http.StatusOK
 	}, 30*time.Second, 20*time.Millisecond, "payments serves (its schema is migrated)")
-	ledgerRows := textchecktest.RowCounts(s.ledger.DatabaseURL, "ledger")
+	ledgerRows := ledgertest.RowCounts(s.ledger.DatabaseURL)
 	paymentRows := textchecktest.RowCounts(s.paymentsDB, "payments")
 	ledgerBefore, paymentsBefore := ledgerRows(t), paymentRows(t)
 

@@ -40,7 +40,7 @@ func TestAttack_BadBytes(t *testing.T) {
 	textchecktest.Attack(t, textchecktest.Target{
 		Service: ledgerv1.File_tally_ledger_v1_ledger_proto.Services().ByName("LedgerService"),
 		Conn:    conn,
-		Rows:    textchecktest.RowCounts(l.DatabaseURL, "ledger"),
+		Rows:    ledgertest.RowCounts(l.DatabaseURL),
 		Calls: map[string]textchecktest.Call{
 			"GetBalance": {Token: member, Request: &ledgerv1.GetBalanceRequest{OrgId: "acme"}},
 			"Credit": {Token: ops, Request: &ledgerv1.CreditRequest{OrgId: "acme", Amount: usd(100 * unit), IdempotencyKey: "grant-1",
@@ -49,6 +49,7 @@ func TestAttack_BadBytes(t *testing.T) {
 				Description: "chat completion", Metadata: map[string]string{"request_id": "r-1"}}},
 			"Adjust":           {Token: ops, Request: &ledgerv1.AdjustRequest{OrgId: "acme", Amount: usd(-unit), Reason: "correction", IdempotencyKey: "adj-1"}},
 			"ListTransactions": {Token: member, Request: &ledgerv1.ListTransactionsRequest{OrgId: "acme", PageSize: 10}},
+			"GetUsageSummary":  {Token: member, Request: &ledgerv1.GetUsageSummaryRequest{OrgId: "acme", Days: 7}},
 			"Authorize":        {Token: backend, Request: &ledgerv1.AuthorizeRequest{OrgId: "acme", Amount: usd(unit)}},
 			"Reserve": {Token: backend, Request: &ledgerv1.ReserveRequest{OrgId: "acme", Amount: usd(unit), IdempotencyKey: "stream-1",
 				Description: "streaming call"}},
@@ -71,7 +72,7 @@ func TestAttack_BadBytesStrictParsing(t *testing.T) {
 	ops := l.Client(t, ledgertest.OpsToken(t))
 	backend := l.Client(t, ledgertest.Token(t, auth.Claims{Subject: "model-backend-1", Roles: []auth.Role{auth.RoleService}}))
 	credit(t, ops, "acme", 100*money.NanosPerUnit, "grant-1")
-	rows := textchecktest.RowCounts(l.DatabaseURL, "ledger")
+	rows := ledgertest.RowCounts(l.DatabaseURL)
 	before := rows(t)
 	unit := money.Nanos(money.NanosPerUnit)
 	usage := func(at time.Time) *ledgerv1.Usage {

@@ -1,8 +1,8 @@
-import { lazy, Suspense, useMemo, useState } from 'react';
+import { lazy, Suspense, useId, useMemo, useState } from 'react';
 import * as ToggleGroup from '@radix-ui/react-toggle-group';
 import { useMe } from '../auth/session';
 import { useUsageSummaryQuery } from '../data/usage-summary-query';
-import { useTransactionsQuery } from '../data/transactions-query';
+import { useTransactionsQuery, type TransactionKindFilter } from '../data/transactions-query';
 import { formatMoney } from '../money';
 import { formatDateTime, formatDay, formatIsoDay } from '../dates';
 import { labels } from '../components/labels';
@@ -135,12 +135,40 @@ function UsageBody({
   );
 }
 
+const KINDS: { value: TransactionKindFilter; label: string }[] = [
+  { value: '', label: 'All' },
+  { value: 'TRANSACTION_KIND_CREDIT', label: 'Credits' },
+  { value: 'TRANSACTION_KIND_DEBIT', label: 'Debits' },
+  { value: 'TRANSACTION_KIND_CAPTURE', label: 'Captures' },
+  { value: 'TRANSACTION_KIND_ADJUSTMENT', label: 'Adjustments and refunds' },
+  { value: 'TRANSACTION_KIND_EXPIRY', label: 'Expiry' },
+];
+
 function TransactionsSection({ org }: { org: string }) {
   const pages = usePageTokens();
-  const query = useTransactionsQuery(org, pages.current);
+  const [kind, setKind] = useState<TransactionKindFilter>('');
+  const query = useTransactionsQuery(org, pages.current, kind);
+  const selectId = useId();
   return (
     <section aria-labelledby="tx-h">
       <h2 id="tx-h">Transaction history</h2>
+      <div className="field field-inline">
+        <label htmlFor={selectId}>Show</label>
+        <select
+          id={selectId}
+          value={kind}
+          onChange={(e) => {
+            pages.reset();
+            setKind(e.target.value as TransactionKindFilter);
+          }}
+        >
+          {KINDS.map((k) => (
+            <option key={k.value} value={k.value}>
+              {k.label}
+            </option>
+          ))}
+        </select>
+      </div>
       <QueryView query={query} label="Loading transactions…">
         {(data) =>
           (data.transactions ?? []).length === 0 ? (

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
@@ -28,6 +29,8 @@ func (a *App) followUsage(ctx context.Context) {
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return
+		case errors.Is(err, ledger.ErrUnavailable):
+			a.logger.Debug("usage update failed, database unavailable", "err", err) // the committer reports outages
 		case err != nil:
 			a.logger.Warn("usage update failed", "err", err)
 		case page.Events == usagePage:

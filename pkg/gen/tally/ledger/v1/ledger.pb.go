@@ -542,10 +542,12 @@ type DebitRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
 	// The charge; leave unset and send usage to have the ledger price the call.
-	Amount         *money.Money      `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
-	IdempotencyKey string            `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	Description    string            `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	Metadata       map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Amount         *money.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	IdempotencyKey string       `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	Description    string       `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Free-form; "model_id" (a model) or "instance_type" (a rented instance type) name what was
+	// used in the usage summary (usage-priced debits are counted under their model).
+	Metadata map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Refuse with FailedPrecondition instead of going below zero.
 	RequireFunds bool `protobuf:"varint,6,opt,name=require_funds,json=requireFunds,proto3" json:"require_funds,omitempty"`
 	// Usage to price with the price list in force when it happened; exactly one of amount and usage.
@@ -1910,12 +1912,13 @@ type CaptureRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	HoldId string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	// May be below or above the held amount; zero releases the hold without a charge.
-	Amount         *money.Money      `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
-	IdempotencyKey string            `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	Description    string            `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	Metadata       map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	Amount         *money.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	IdempotencyKey string       `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	Description    string       `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Free-form; "model_id" or "instance_type" name what was used in the usage summary.
+	Metadata      map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CaptureRequest) Reset() {
