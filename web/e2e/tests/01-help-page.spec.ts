@@ -275,12 +275,15 @@ async function lowCreditDeliveries(): Promise<Deliveries['deliveries']> {
 
 const lowSubject = /^Low credit balance/;
 
-test('13 spending below the limit sends one email, whose link opens the Billing page', async () => {
+test('13 spending below the limit: the header follows, one email is sent, and its link opens the Billing page', async () => {
   expect(await messagesTo(ada.email, lowSubject), 'no alert before the spend').toHaveLength(0);
   // The model backend records usage: 8M input + 2M output tokens of Llama 3.1 70B.
   await debitUsage('acme', 'llama-3.1-70b-instruct', { input_tokens: '8000000', output_tokens: '2000000' }, `e2e-llama-${Date.now()}`);
   const after = nanos((await balance(ada)).balance);
   expect(after).toBeLessThan(seen.threshold!);
+  // The header follows the spend by itself (no reload), with the low-balance badge.
+  await expect(balanceButton(page)).toContainText(usd(after), { timeout: 20_000 });
+  await expect(balanceButton(page)).toContainText('Low balance');
   await expect.poll(async () => (await messagesTo(ada.email, lowSubject)).length, { timeout: 30_000, message: 'the low-credit email arrives' }).toBe(1);
 
   // Spending more while below the limit sends nothing more: the alert fired once for this stay.
