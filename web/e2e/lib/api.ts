@@ -15,10 +15,10 @@ export interface Money {
   nanos: number;
 }
 
-/** Money as integer nanos (exact). */
-export function nanos(m: Money | undefined): bigint {
+/** Money as integer nanos (exact); zero fields may be left out (protojson over gRPC omits them). */
+export function nanos(m: Partial<Money> | undefined): bigint {
   if (!m) return 0n;
-  return BigInt(m.units) * 1_000_000_000n + BigInt(m.nanos);
+  return BigInt(m.units ?? '0') * 1_000_000_000n + BigInt(m.nanos ?? 0);
 }
 
 /** A REST call through the gateway with a bearer token, as an API client makes it. */
@@ -70,6 +70,22 @@ export async function debitUsage(org: string, modelId: string, quantities: Recor
   const { stdout } = await run(
     path.join(binDir, 'grpcurl'),
     ['-plaintext', '-max-time', '10', '-H', `authorization: Bearer ${mintToken(people.backend)}`, '-d', JSON.stringify(req), ledger, 'tally.ledger.v1.LedgerService/Debit'],
+    { timeout: 15_000 },
+  );
+  return JSON.parse(stdout);
+}
+
+/**
+ * Starts metering a rented instance as the instance controller does:
+ * InstanceMeteringService.StartMetering over gRPC (the first period is charged at once).
+ */
+export async function startRental(org: string, instanceId: string, instanceType: string): Promise<{ rental: { hourlyPrice: Money; periodsCharged: string; totalCharged: Money } }> {
+  const addr = stack().grpc['instances-metering'];
+  if (!addr) throw new Error('the stack has no instances-metering');
+  const req = { instanceId, orgId: org, instanceType, idempotencyKey: `start-${instanceId}` };
+  const { stdout } = await run(
+    path.join(binDir, 'grpcurl'),
+    ['-plaintext', '-max-time', '10', '-H', `authorization: Bearer ${mintToken(people.backend)}`, '-d', JSON.stringify(req), addr, 'tally.instances.v1.InstanceMeteringService/StartMetering'],
     { timeout: 15_000 },
   );
   return JSON.parse(stdout);

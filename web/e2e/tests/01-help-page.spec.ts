@@ -3,7 +3,7 @@
 // saves a screenshot. Every page the member sees is checked with axe-core.
 import fs from 'node:fs';
 import { expect, test, type Page } from '@playwright/test';
-import { balance, debitUsage, nanos, restOK, type Money } from '../lib/api';
+import { balance, debitUsage, nanos, restOK, startRental, type Money } from '../lib/api';
 import { expectAccessible } from '../lib/axe';
 import { openConsole, type Console } from '../lib/browser';
 import { addMonthsUTC, day, decimal, usd } from '../lib/format';
@@ -352,4 +352,33 @@ test('15 Usage draws the spend per day by model, as a chart and a table', async 
   await expect(history.getByRole('row').filter({ hasText: 'Credit' }).first()).toBeVisible();
   await expectAccessible(page, 'the Usage page');
   await shot(page, '15-usage');
+});
+
+test('16 Instances: the instance types at the price of the moment, then the rental with its locked hourly price', async () => {
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Instances' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Instances' })).toBeVisible();
+  const prices = await restOK<{ instances: { instanceTypeId: string; hourlyPrice: Money; available: boolean }[] }>(ada, 'GET', '/v1/pricing/instances');
+  expect(prices.instances.length).toBeGreaterThan(0);
+  const types = page.getByRole('group', { name: 'Instance types table' }).getByRole('table');
+  // One row per type, named by its id (the row header starts with it).
+  await expect(types.getByRole('rowheader')).toHaveCount(prices.instances.length);
+  for (const it of prices.instances) {
+    const row = types.getByRole('row').filter({ has: page.getByRole('rowheader', { name: new RegExp(`^${it.instanceTypeId.replaceAll('.', '\\.')}(\\s|$)`) }) });
+    await expect(row).toContainText(usd(nanos(it.hourlyPrice)));
+    await expect(row).toContainText(it.available ? 'Available' : 'Not available');
+  }
+  await expect(page.getByRole('region', { name: 'Your rentals' })).toContainText('has not rented an instance yet');
+
+  // The instance controller starts metering a rental of the cheapest available type.
+  const cheapest = prices.instances.filter((i) => i.available).sort((a, b) => (nanos(a.hourlyPrice) < nanos(b.hourlyPrice) ? -1 : 1))[0]!;
+  const instanceId = `e2e-${Date.now()}`;
+  const started = await startRental('acme', instanceId, cheapest.instanceTypeId);
+  await page.reload();
+  const row = page.getByRole('group', { name: 'Rentals table' }).getByRole('row').filter({ hasText: instanceId });
+  await expect(row).toContainText(cheapest.instanceTypeId);
+  await expect(row).toContainText(usd(nanos(started.rental.hourlyPrice)));
+  await expect(row).toContainText('Running');
+  await expect(row).toContainText(usd(nanos(started.rental.totalCharged)));
+  await expectAccessible(page, 'the Instances page');
+  await shot(page, '16-instances');
 });

@@ -34,7 +34,7 @@ interface Payment {
   amount: Money;
 }
 
-test('16 a member of another organization is refused acme\'s data, and acme\'s member globex\'s invoice', async () => {
+test('17 a member of another organization is refused acme\'s data, and acme\'s member globex\'s invoice', async () => {
   // Wile of globex pays a top-up of his own organization on the test-mode checkout.
   const wile = people.wile;
   const cs = await restOK<Checkout>(wile, 'POST', '/v1/orgs/globex/checkout-sessions', { amount: { currencyCode: 'USD', units: '7', nanos: 0 } });
@@ -60,21 +60,21 @@ test('16 a member of another organization is refused acme\'s data, and acme\'s m
   expect(res?.status()).toBe(403);
   expect(res?.headers()['content-type']).toContain('application/json');
   await expect(page.locator('body')).toContainText(/not yours|permission|forbidden/i);
-  await shot(page, '16-other-org-refused');
+  await shot(page, '17-other-org-refused');
 
   // And a member's console refuses the ops tools with a visible forbidden state.
   await page.goto('/ops');
   await expect(page.getByRole('heading', { level: 1, name: 'Ops' })).toBeVisible();
   await expect(page.getByRole('alert')).toContainText("You don't have access to this page.");
   await expectAccessible(page, 'the forbidden state');
-  await shot(page, '16-member-forbidden');
+  await shot(page, '17-member-forbidden');
 });
 
 interface Profile {
   profile: { legalName: string; address: string; taxId: string; email: string };
 }
 
-test('17 an administrator edits the billing profile printed on invoices', async () => {
+test('18 an administrator edits the billing profile printed on invoices', async () => {
   c = await openConsole();
   const page = c.page;
   await signIn(page, 'Grace Hopper');
@@ -88,7 +88,7 @@ test('17 an administrator edits the billing profile printed on invoices', async 
   await section.getByRole('button', { name: 'Save billing profile' }).click();
   await expect(section.getByRole('status')).toContainText('Billing profile saved.');
   await expectAccessible(page, 'the billing profile form');
-  await shot(page, '17-billing-profile');
+  await shot(page, '18-billing-profile');
 
   await page.reload();
   await expect(page.getByRole('region', { name: 'Billing profile' }).getByLabel('Legal name')).toHaveValue(legal);
@@ -107,7 +107,7 @@ interface ReviewItems {
   items: { id: string; paymentId: string; kind: string; resolvedAt?: string; resolvedBy?: string; resolution?: string }[];
 }
 
-test('18 ops resolves a review item raised by a webhook whose amount does not match the checkout', async () => {
+test('19 ops resolves a review item raised by a webhook whose amount does not match the checkout', async () => {
   // A checkout of $15 whose completion reports $1.00 paid: payments credits nothing and opens a
   // review item (the real path a tampered or mis-set session takes).
   const cs = await restOK<Checkout>(people.ada, 'POST', '/v1/orgs/acme/checkout-sessions', { amount: { currencyCode: 'USD', units: '15', nanos: 0 } });
@@ -129,7 +129,7 @@ test('18 ops resolves a review item raised by a webhook whose amount does not ma
   const card = page.getByRole('listitem').filter({ hasText: `payment ${cs.paymentId}` });
   await expect(card).toContainText('amount_mismatch');
   await expectAccessible(page, 'the Ops review items');
-  await shot(page, '18-ops-review-item');
+  await shot(page, '19-ops-review-item');
   await card.getByLabel('Resolution').fill('customer paid by bank transfer; credited by hand');
   await card.getByRole('button', { name: 'Resolve' }).click();
   await expect(page.getByRole('listitem').filter({ hasText: `payment ${cs.paymentId}` })).toHaveCount(0);
@@ -141,5 +141,5 @@ test('18 ops resolves a review item raised by a webhook whose amount does not ma
   expect(resolved?.resolution).toBe('customer paid by bank transfer; credited by hand');
   await page.getByLabel('Include resolved items').check();
   await expect(page.getByRole('listitem').filter({ hasText: `payment ${cs.paymentId}` })).toContainText('customer paid by bank transfer');
-  await shot(page, '18-ops-resolved');
+  await shot(page, '19-ops-resolved');
 });

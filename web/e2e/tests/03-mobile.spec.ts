@@ -26,7 +26,7 @@ async function withinViewport(page: Page, what: string, box: { x: number; width:
   expect(box!.x + box!.width, `${what} ends inside the screen`).toBeLessThanOrEqual(page.viewportSize()!.width + 0.5);
 }
 
-test('19 at 390 px wide the header and the Add Credits modal fit, with no horizontal scroll', async () => {
+test('20 at 390 px wide the header and the Add Credits modal fit, with no horizontal scroll', async () => {
   c = await openConsole({ viewport: { width: 390, height: 844 } });
   const page = c.page;
   await signIn(page, 'Ada Lovelace');
@@ -37,7 +37,7 @@ test('19 at 390 px wide the header and the Add Credits modal fit, with no horizo
   await withinViewport(page, 'the balance', await balance.boundingBox());
   await withinViewport(page, 'the profile icon', await header.getByRole('button', { name: /^Profile/ }).boundingBox());
   expect(await horizontalOverflow(page), 'no horizontal scroll on Billing').toBeLessThanOrEqual(0);
-  await shot(page, '19-mobile-billing');
+  await shot(page, '20-mobile-billing');
 
   await balance.click();
   await page.getByRole('menuitem', { name: 'Add Credits' }).click();
@@ -48,5 +48,5 @@ test('19 at 390 px wide the header and the Add Credits modal fit, with no horizo
   await withinViewport(page, 'the amount field', await dialog.getByLabel(/Amount/).boundingBox());
   expect(await horizontalOverflow(page), 'no horizontal scroll with the modal open').toBeLessThanOrEqual(0);
   await expectAccessible(page, 'the Add Credits modal at 390 px', '[role=dialog]');
-  await shot(page, '19-mobile-add-credits');
+  await shot(page, '20-mobile-add-credits');
 });

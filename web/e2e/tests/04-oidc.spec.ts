@@ -18,7 +18,7 @@ test.afterAll(async () => {
   await gw?.stop();
 });
 
-test('20 OIDC sign-in: authorization code with PKCE at the provider, then the session cookie', async () => {
+test('21 OIDC sign-in: authorization code with PKCE at the provider, then the session cookie', async () => {
   gw = await startOIDCGateway(stack().logsDir);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tally-e2e-profile-'));
   const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, headless: true, args: chromiumArgs, baseURL: gw.url });
@@ -50,7 +50,7 @@ test('20 OIDC sign-in: authorization code with PKCE at the provider, then the se
     // No token reaches the page: not in the cookie's readable jar, not in the answer.
     expect(await page.evaluate(() => document.cookie)).not.toContain('tally_session');
     expect(JSON.stringify(me)).not.toMatch(/eyJ[\w-]+\.[\w-]+\./);
-    await shot(page, '20-oidc-signed-in');
+    await shot(page, '21-oidc-signed-in');
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
