@@ -163,5 +163,5 @@ tidy: ## go mod tidy every module.
 	@for m in $(MODULES); do (cd $$m && go mod tidy); done
 
 .PHONY: clean
-clean: ## Remove build output and local data (.data/).
-	rm -rf $(BIN) .data
+clean: ## Remove build output (./bin, web/dist) and local data (.data/).
+	rm -rf $(BIN) .data web/dist

@@ -85,3 +85,19 @@ describe('Keyboard', () => {
     await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
   });
 });
+
+describe('Session', () => {
+  it('shows an error with a retry when the session cannot be read', async () => {
+    stubFetch({ 'GET /auth/me': () => json({ code: 14, message: 'gateway unavailable' }, 503) });
+    renderApp('/billing');
+    expect(await screen.findByText(/Could not load this: gateway unavailable/)).toBeInTheDocument();
+    expect(screen.getByRole('button', { name: 'Try again' })).toBeInTheDocument();
+    expect(screen.getAllByRole('heading', { level: 1 })).toHaveLength(1);
+  });
+
+  it('says a page does not exist', async () => {
+    stubFetch(quiet);
+    renderApp('/nowhere');
+    expect(await screen.findByRole('heading', { level: 1, name: 'Page not found' })).toBeInTheDocument();
+  });
+});

@@ -110,7 +110,7 @@ function UsageBody({
                     </th>
                   ))}
                   <th scope="col" className="num">
-                    Total
+                    {kind === 'model' ? 'Total of models' : 'Total of instances'}
                   </th>
                 </tr>
               </thead>
