@@ -1068,7 +1068,10 @@ export interface components {
         UpdateNotificationSettingsResponse: {
             settings?: components["schemas"]["NotificationSettings"];
         };
-        /** @description UsageDay is one UTC day of a usage summary. */
+        /**
+         * @description UsageDay is one UTC day of a usage summary. A charge counts on the day it was recorded
+         *     (Transaction.created_at), a usage debit sent late for an earlier occurred_at included.
+         */
         UsageDay: {
             /** @description YYYY-MM-DD (UTC). */
             day?: string;

@@ -1252,7 +1252,8 @@ func (x *GetUsageSummaryResponse) GetTotals() []*UsageItem {
 	return nil
 }
 
-// UsageDay is one UTC day of a usage summary.
+// UsageDay is one UTC day of a usage summary. A charge counts on the day it was recorded
+// (Transaction.created_at), a usage debit sent late for an earlier occurred_at included.
 type UsageDay struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// YYYY-MM-DD (UTC).
