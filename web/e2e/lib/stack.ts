@@ -57,6 +57,15 @@ class StackError extends Error {
   }
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function tail(file: string, lines: number): string {
   try {
     return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
@@ -104,6 +113,14 @@ export async function startStack(): Promise<StartedStack> {
     throw new Error(`the console is not built (no ${path.join(consoleDist, 'index.html')}). Run \`make e2e\` or \`npm --prefix web run build\``);
   }
   const dataDir = path.resolve(process.env.TALLY_E2E_DATA_DIR || path.join(e2eDir, '.stack'));
+  // A stack left running by an interrupted run still owns the directory: never wipe it under it.
+  const previous = path.join(dataDir, 'stack.json');
+  if (fs.existsSync(previous)) {
+    const pid = (JSON.parse(fs.readFileSync(previous, 'utf8')) as StackInfo).pid;
+    if (pid > 0 && isAlive(pid)) {
+      throw new Error(`a previous e2e stack still runs from ${dataDir} (tally-dev pid ${pid}): stop it (kill -INT ${pid}) and run again`);
+    }
+  }
   fs.rmSync(dataDir, { recursive: true, force: true });
   fs.mkdirSync(dataDir, { recursive: true });
   const log = path.join(dataDir, 'tally-dev.log');
