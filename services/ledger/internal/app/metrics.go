@@ -34,6 +34,8 @@ type metrics struct {
 	epoch         prometheus.Gauge
 	updates       *prometheus.CounterVec
 	queued        prometheus.GaugeFunc
+	usageCounted  prometheus.Counter
+	usageCursor   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, queued func() float64) (*metrics, error) {
@@ -62,6 +64,14 @@ func newMetrics(reg prometheus.Registerer, queued func() float64) (*metrics, err
 			Name: "tally_ledger_cache_updates_queued",
 			Help: "Organizations whose new balance waits in the cache updater's queue.",
 		}, queued),
+		usageCounted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tally_ledger_usage_events_counted_total",
+			Help: "Outbox events this replica's usage follower counted into the daily usage table.",
+		}),
+		usageCursor: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tally_ledger_usage_cursor",
+			Help: "The last outbox sequence counted in the daily usage table, as this replica last saw it.",
+		}),
 	}
 	for _, l := range [][2]string{{sourceCache, whyFresh}, {sourceCache, whyPending}, {sourceDB, whyNoCache}, {sourceDB, whyEpochUnknown},
 		{sourceDB, whyCacheUnavailable}, {sourceDB, whyMiss}, {sourceDB, whyStale}} {
@@ -76,7 +86,7 @@ func newMetrics(reg prometheus.Registerer, queued func() float64) (*metrics, err
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.authorize, m.invalidations, m.bumps, m.epoch, m.updates, m.queued} {
+	for _, c := range []prometheus.Collector{m.authorize, m.invalidations, m.bumps, m.epoch, m.updates, m.queued, m.usageCounted, m.usageCursor} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering ledger metrics: %w", err)
 		}

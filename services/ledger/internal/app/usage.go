@@ -33,7 +33,11 @@ func (a *App) followUsage(ctx context.Context) {
 			a.logger.Debug("usage update failed, database unavailable", "err", err) // the committer reports outages
 		case err != nil:
 			a.logger.Warn("usage update failed", "err", err)
-		case page.Events == usagePage:
+		case !page.Busy:
+			a.metrics.usageCounted.Add(float64(page.Events))
+			a.metrics.usageCursor.Set(float64(page.LastSeq))
+		}
+		if err == nil && page.Events == usagePage {
 			t.Reset(0) // more to read: catching up
 			continue
 		}
