@@ -1,8 +1,12 @@
+import fs from 'node:fs';
 import type { FullConfig } from '@playwright/test';
+import { screenshotsDir } from './lib/paths';
 import { startStack } from './lib/stack';
 
 /** Starts the stack once for the whole suite; the returned function is the global teardown. */
 export default async function globalSetup(_config: FullConfig): Promise<() => Promise<void>> {
+  // The screenshots are this run's only.
+  fs.rmSync(screenshotsDir, { recursive: true, force: true });
   const started = Date.now();
   const s = await startStack();
   console.log(
