@@ -25,7 +25,7 @@ GO_PKGS  := ./pkg/... $(addsuffix /...,$(addprefix ./,$(wildcard services/*)))
 
 .PHONY: help
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 # --- tools ------------------------------------------------------------------------------------
 # Each tool is built with `go install` outside the project modules, so it cannot move their deps.
@@ -72,7 +72,7 @@ build: web ## Build every service and the dev tools into ./bin, and the console 
 	go build -o $(BIN)/ ./pkg/cmd/... $(foreach s,$(SERVICES),./services/$(s)/cmd/...)
 
 .PHONY: run
-run: build web $(RUN_TOOLS) ## Start PostgreSQL, Redis, mailpit and every service locally (Ctrl-C stops all).
+run: build $(RUN_TOOLS) ## Start PostgreSQL, Redis, mailpit and every service locally (Ctrl-C stops all).
 	$(BIN)/tally-dev
 
 # --- the console (web/) ----------------------------------------------------------------------------
@@ -89,6 +89,17 @@ web: web/node_modules/.package-lock.json ## Build the console into web/dist (the
 web-test: web/node_modules/.package-lock.json ## Console unit tests (Vitest) and the check that the API client matches the OpenAPI document.
 	cd web && npx tsc -b && npx vitest run && npm run check-gen
 
+# The browser suite has its own package (Playwright, axe-core) and lockfile; Playwright downloads no
+# browser: it drives Debian's /usr/bin/chromium.
+E2E_DIR := web/e2e
+$(E2E_DIR)/node_modules/.package-lock.json: $(E2E_DIR)/package-lock.json
+	cd $(E2E_DIR) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: e2e
+e2e: build $(RUN_TOOLS) $(E2E_DIR)/node_modules/.package-lock.json ## Browser end-to-end suite: headless Chromium through the help page on a private stack (web/e2e).
+	cd $(E2E_DIR) && npx tsc --noEmit && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npx playwright test
+
 .PHONY: token
 token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=payments).
 	@go run ./pkg/cmd/tally-token $(if $(ORG),-org $(ORG)) $(if $(ROLE),-role $(ROLE)) $(if $(EMAIL),-email $(EMAIL)) \
@@ -96,10 +107,11 @@ token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=
 
 # --- quality ------------------------------------------------------------------------------------
 .PHONY: test
-test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit and stripe-mock, and the console's.
+test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit and stripe-mock, the console's, then the browser suite.
 	$(MAKE) web-test
 	go vet $(GO_PKGS)
 	go test -count=1 -timeout 20m $(GO_PKGS)
+	$(MAKE) e2e
 
 FUZZTIME ?= 30s
 # package:target pairs; each target also runs its seed corpus in `make test`.

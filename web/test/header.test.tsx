@@ -83,6 +83,8 @@ describe('Keyboard', () => {
     await waitFor(() => expect(screen.getByLabelText('Amount (USD)')).toBeInTheDocument());
     await userEvent.keyboard('{Escape}');
     await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+    // Focus comes back to the balance, not to the page's body.
+    await waitFor(() => expect(balance).toHaveFocus());
   });
 });
 

@@ -7,10 +7,15 @@
 // tokens. A service that dies is restarted with backoff, and every exit and restart is printed.
 // Only one stack runs per checkout (a lock in .data/), and a port taken by another program stops
 // the start before anything was started.
+//
+// TALLY_DEV_DATA_DIR moves .data/ elsewhere and TALLY_DEV_PORT_OFFSET adds an offset to every
+// port (the browser suite runs its own stack this way while a developer's `make run` is up).
+// Once everything answers, the URLs are also written to <data dir>/stack.json for scripts.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,26 +42,91 @@ type service struct {
 	port    int
 	http    bool
 	addrEnv string
+	// dialEnv is the variable the other services read the service's address from (empty: none
+	// dials it).
+	dialEnv string
 	// extra are other ports the service listens on (payments' test-mode checkout page).
 	extra []int
 }
 
+// checkoutPort is the default port of payments' test-mode checkout page.
+const checkoutPort = 8093
+
 // platform lists the services in start order: the ledger and pricing first, the gateway last.
 // testMode says whether payments serves the local checkout page (on 8093).
 func platform(testMode bool) []service {
-	payments := service{"payments", 9093, false, "TALLY_PAYMENTS_GRPC_ADDR", nil}
+	payments := service{"payments", 9093, false, "TALLY_PAYMENTS_GRPC_ADDR", "TALLY_PAYMENTS_ADDR", nil}
 	if testMode {
-		payments.extra = []int{8093}
+		payments.extra = []int{checkoutPort}
 	}
 	return []service{
-		{"ledger", 9091, false, "TALLY_LEDGER_GRPC_ADDR", nil},
-		{"pricing", 9092, false, "TALLY_PRICING_GRPC_ADDR", nil},
+		{"ledger", 9091, false, "TALLY_LEDGER_GRPC_ADDR", "TALLY_LEDGER_ADDR", nil},
+		{"pricing", 9092, false, "TALLY_PRICING_GRPC_ADDR", "TALLY_PRICING_ADDR", nil},
 		payments,
-		{"instances-metering", 9094, false, "TALLY_INSTANCES_GRPC_ADDR", nil},
-		{"notifications", 9095, false, "TALLY_NOTIFICATIONS_GRPC_ADDR", nil},
-		{"gateway", 8080, true, "TALLY_GATEWAY_HTTP_ADDR", nil},
+		{"instances-metering", 9094, false, "TALLY_INSTANCES_GRPC_ADDR", "TALLY_INSTANCES_ADDR", nil},
+		{"notifications", 9095, false, "TALLY_NOTIFICATIONS_GRPC_ADDR", "TALLY_NOTIFICATIONS_ADDR", nil},
+		{"gateway", 8080, true, "TALLY_GATEWAY_HTTP_ADDR", "", nil},
 	}
 }
+
+// The variables that move a stack off the defaults.
+const (
+	dataDirEnv    = "TALLY_DEV_DATA_DIR"
+	portOffsetEnv = "TALLY_DEV_PORT_OFFSET"
+)
+
+// maxPortOffset keeps the highest port (9095, mailpit's 8025) below 65536.
+const maxPortOffset = 55000
+
+// placement reads where a stack lives: its data directory (defaultDir unless TALLY_DEV_DATA_DIR
+// is set) and the offset added to every port (TALLY_DEV_PORT_OFFSET, default 0).
+func placement(getenv func(string) string, defaultDir string) (dataDir string, offset int, err error) {
+	dataDir = defaultDir
+	if d := getenv(dataDirEnv); d != "" {
+		if dataDir, err = filepath.Abs(d); err != nil {
+			return "", 0, fmt.Errorf("%s: %w", dataDirEnv, err)
+		}
+	}
+	if v := getenv(portOffsetEnv); v != "" {
+		offset, err = strconv.Atoi(v)
+		if err != nil || offset < 0 || offset > maxPortOffset {
+			return "", 0, fmt.Errorf("%s=%q: want a whole number from 0 to %d", portOffsetEnv, v, maxPortOffset)
+		}
+	}
+	return dataDir, offset, nil
+}
+
+// shifted returns the services with offset added to each of their ports.
+func shifted(services []service, offset int) []service {
+	out := make([]service, len(services))
+	for i, s := range services {
+		s.port += offset
+		extra := make([]int, len(s.extra))
+		for j, p := range s.extra {
+			extra[j] = p + offset
+		}
+		s.extra = extra
+		out[i] = s
+	}
+	return out
+}
+
+// stackInfo is <data dir>/stack.json: where a running stack answers.
+type stackInfo struct {
+	GatewayURL  string `json:"gatewayUrl"`
+	ConsoleURL  string `json:"consoleUrl"`
+	CheckoutURL string `json:"checkoutUrl,omitempty"`
+	MailpitURL  string `json:"mailpitUrl,omitempty"`
+	SMTPAddr    string `json:"smtpAddr,omitempty"`
+	// GRPC is each service's gRPC address by name.
+	GRPC        map[string]string `json:"grpc"`
+	DatabaseURL string            `json:"databaseUrl"`
+	RedisURL    string            `json:"redisUrl"`
+	LogsDir     string            `json:"logsDir"`
+	Pid         int               `json:"pid"`
+}
+
+const stackFile = "stack.json"
 
 type stopper interface{ Stop(context.Context) error }
 
@@ -67,11 +137,12 @@ type devConfig struct {
 	dataDir string
 	// consoleDir holds the built console (web/dist), served by the gateway.
 	consoleDir string
-	// services to start; nil means platform().
-	services []service
-	getenv   func(string) string
-	out      io.Writer
-	logger   *slog.Logger
+	// services to start; nil means platform(). Their ports are shifted by portOffset.
+	services   []service
+	portOffset int
+	getenv     func(string) string
+	out        io.Writer
+	logger     *slog.Logger
 	// restart is the supervisors' backoff.
 	restart localstack.RestartPolicy
 	// started, when set, is told about each service process (tests).
@@ -82,9 +153,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	binDir := localstack.BinDir()
+	dataDir, offset, err := placement(os.Getenv, filepath.Join(filepath.Dir(binDir), ".data"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tally-dev:", err)
+		os.Exit(2)
+	}
 	cfg := devConfig{
-		binDir:  binDir,
-		dataDir: filepath.Join(filepath.Dir(binDir), ".data"),
+		binDir:     binDir,
+		dataDir:    dataDir,
+		portOffset: offset,
 		// The console is built by `make web` into web/dist; the gateway says so until it exists.
 		consoleDir: filepath.Join(filepath.Dir(binDir), "web", "dist"),
 		getenv:     os.Getenv,
@@ -97,9 +174,6 @@ func main() {
 		os.Exit(1)
 	}
 }
-
-// consoleURL is where the gateway serves the console in development.
-const consoleURL = "http://localhost:8080"
 
 // lockName is the lock file of a running stack, under the data directory.
 const lockName = "tally-dev.lock"
@@ -123,13 +197,15 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 	defer func() { _ = lock.Unlock() }()
 
 	env := map[string]string{}
+	info := stackInfo{GRPC: map[string]string{}, LogsDir: filepath.Join(cfg.dataDir, "logs"), Pid: os.Getpid()}
 	// The services get the development conveniences (the built-in secrets, the test-mode
 	// checkout) unless TALLY_ENV says otherwise.
 	if cfg.getenv(config.ModeKey) == "" {
 		env[config.ModeKey] = string(config.Development)
 	}
 	// The gateway serves the console; payments and notifications link to it.
-	for k, v := range map[string]string{"TALLY_CONSOLE_DIR": cfg.consoleDir, "TALLY_CONSOLE_URL": consoleURL} {
+	// (TALLY_CONSOLE_URL follows the gateway's port, below.)
+	for k, v := range map[string]string{"TALLY_CONSOLE_DIR": cfg.consoleDir} {
 		if cfg.getenv(k) == "" && v != "" {
 			env[k] = v
 		}
@@ -139,6 +215,7 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 	if services == nil {
 		services = platform(testMode)
 	}
+	services = shifted(services, cfg.portOffset)
 	var present []service
 	for _, s := range services {
 		if _, err := os.Stat(filepath.Join(cfg.binDir, s.name)); err != nil {
@@ -153,11 +230,20 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 		return err
 	}
 
+	for k, v := range addresses(present, testMode, &info) {
+		env[k] = v
+	}
+	// A console served elsewhere (a Vite dev server) is the developer's to name.
+	if u := cfg.getenv("TALLY_CONSOLE_URL"); u != "" {
+		env["TALLY_CONSOLE_URL"], info.ConsoleURL = u, u
+	}
+
 	if err := os.MkdirAll(filepath.Join(cfg.dataDir, "logs"), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", cfg.dataDir, err)
 	}
 	var started []stopper
 	defer func() {
+		_ = os.Remove(filepath.Join(cfg.dataDir, stackFile))
 		fmt.Fprintln(cfg.out, "\nstopping…")
 		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -189,9 +275,10 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 		redisURL = r.URL()
 	}
 	env["REDIS_URL"] = redisURL
+	info.DatabaseURL, info.RedisURL = dbURL, redisURL
 	mailUI := ""
 	if cfg.getenv("TALLY_SMTP_HOST") == "" {
-		mp, err := localstack.StartMailpit(ctx, localstack.MailpitConfig{SMTPPort: freeOr(1025), HTTPPort: freeOr(8025),
+		mp, err := localstack.StartMailpit(ctx, localstack.MailpitConfig{SMTPPort: freeOr(1025 + cfg.portOffset), HTTPPort: freeOr(8025 + cfg.portOffset),
 			Dir: filepath.Join(cfg.dataDir, "mailpit"), Logger: cfg.logger})
 		if err != nil {
 			return err
@@ -200,7 +287,9 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 		host, port, _ := net.SplitHostPort(mp.SMTPAddr())
 		env["TALLY_SMTP_HOST"], env["TALLY_SMTP_PORT"], env["TALLY_SMTP_TLS"] = host, port, "none"
 		mailUI = mp.HTTPURL()
+		info.SMTPAddr = mp.SMTPAddr()
 	}
+	info.MailpitURL = mailUI
 	secret := cfg.getenv("TALLY_JWT_SECRET")
 	if secret == "" {
 		secret = server.DevJWTSecret
@@ -239,10 +328,12 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 	out := cfg.out
 	fmt.Fprintln(out, "tally is running — Ctrl-C stops everything; a service that dies is restarted (shown here)")
 	fmt.Fprintln(out, strings.Join(lines, "\n"))
-	fmt.Fprintln(out, "  console              "+consoleURL+"/")
-	fmt.Fprintln(out, "  REST API             http://localhost:8080  (OpenAPI: http://localhost:8080/openapi.json)")
-	if testMode {
-		fmt.Fprintln(out, "  test-mode checkout   http://localhost:8093  (no STRIPE_SECRET_KEY: payments serves a local checkout page)")
+	if info.GatewayURL != "" {
+		fmt.Fprintf(out, "  console              %s/\n", info.ConsoleURL)
+		fmt.Fprintf(out, "  REST API             %s  (OpenAPI: %s/openapi.json)\n", info.GatewayURL, info.GatewayURL)
+	}
+	if info.CheckoutURL != "" {
+		fmt.Fprintf(out, "  test-mode checkout   %s  (no STRIPE_SECRET_KEY: payments serves a local checkout page)\n", info.CheckoutURL)
 	}
 	if mailUI != "" {
 		fmt.Fprintln(out, "  emails (mailpit)     "+mailUI)
@@ -265,10 +356,56 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 	if f, err := os.Create(filepath.Join(cfg.dataDir, "dev-token")); err == nil {
 		_, _ = f.WriteString(opsToken + "\n")
 		_ = f.Close()
-		fmt.Fprintln(out, "  (the ops token is also in .data/dev-token)")
+		fmt.Fprintln(out, "  (the ops token is also in "+filepath.Join(cfg.dataDir, "dev-token")+")")
+	}
+	if err := writeStackInfo(filepath.Join(cfg.dataDir, stackFile), info); err != nil {
+		return err
 	}
 	events.ready()
 	<-ctx.Done()
+	return nil
+}
+
+// addresses returns the environment that tells each service where the others are: the dial
+// address of every gRPC service, the test-mode checkout's listen address and public URL, the
+// gateway's webhook route and the console's URL (the gateway serves it). It fills info with the
+// same addresses.
+func addresses(services []service, testMode bool, info *stackInfo) map[string]string {
+	env := map[string]string{}
+	for _, s := range services {
+		addr := "localhost:" + strconv.Itoa(s.port)
+		if s.dialEnv != "" {
+			env[s.dialEnv] = addr
+			info.GRPC[s.name] = addr
+		}
+		switch {
+		case s.name == "payments" && testMode && len(s.extra) > 0:
+			env["TALLY_PAYMENTS_HTTP_ADDR"] = ":" + strconv.Itoa(s.extra[0])
+			info.CheckoutURL = "http://localhost:" + strconv.Itoa(s.extra[0])
+			env["TALLY_PAYMENTS_PUBLIC_URL"] = info.CheckoutURL
+		case s.name == "gateway":
+			info.GatewayURL = "http://" + addr
+			info.ConsoleURL = info.GatewayURL
+			env["TALLY_WEBHOOK_URL"] = info.GatewayURL + "/v1/webhooks/stripe"
+			env["TALLY_CONSOLE_URL"] = info.ConsoleURL
+		}
+	}
+	return env
+}
+
+// writeStackInfo writes info to path atomically (a reader never sees half a file).
+func writeStackInfo(path string, info stackInfo) error {
+	b, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
 	return nil
 }
 

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,8 +21,12 @@ import (
 )
 
 // fakeEnv makes the test binary a fake service: run under a service's name, it listens where
-// tally-dev tells that service to (see TestMain).
-const fakeEnv = "TALLY_DEV_FAKE_SERVICE"
+// tally-dev tells that service to (see TestMain). With fakeEnvDir set, it first writes the
+// environment it was given to <dir>/<name>.env.
+const (
+	fakeEnv    = "TALLY_DEV_FAKE_SERVICE"
+	fakeEnvDir = "TALLY_DEV_FAKE_ENV_DIR"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(fakeEnv) == "1" {
@@ -34,6 +40,12 @@ func fakeService() int {
 	for _, s := range platform(true) {
 		if s.name != name {
 			continue
+		}
+		if dir := os.Getenv(fakeEnvDir); dir != "" {
+			if err := os.WriteFile(filepath.Join(dir, name+".env"), []byte(strings.Join(os.Environ(), "\n")), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "writing env:", err)
+				return 1
+			}
 		}
 		l, err := net.Listen("tcp", os.Getenv(s.addrEnv))
 		if err != nil {
@@ -211,4 +223,150 @@ func TestRunStopsEverythingOnCancel(t *testing.T) {
 	again, err := localstack.Lock(filepath.Join(f.cfg.dataDir, lockName))
 	require.NoError(t, err, "the lock is released")
 	require.NoError(t, again.Unlock())
+}
+
+func TestPlacement(t *testing.T) {
+	t.Parallel()
+	abs, err := filepath.Abs("e2e-data")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		dir     string
+		offset  int
+		wantErr string
+	}{
+		{name: "defaults", env: nil, dir: "/repo/.data", offset: 0},
+		{name: "data dir made absolute", env: map[string]string{dataDirEnv: "e2e-data"}, dir: abs},
+		{name: "offset", env: map[string]string{portOffsetEnv: "20000"}, dir: "/repo/.data", offset: 20000},
+		{name: "largest offset", env: map[string]string{portOffsetEnv: "55000"}, dir: "/repo/.data", offset: 55000},
+		{name: "offset past the last port", env: map[string]string{portOffsetEnv: "55001"}, wantErr: "TALLY_DEV_PORT_OFFSET=\"55001\": want a whole number from 0 to 55000"},
+		{name: "negative offset", env: map[string]string{portOffsetEnv: "-1"}, wantErr: "want a whole number"},
+		{name: "not a number", env: map[string]string{portOffsetEnv: "1e3"}, wantErr: "want a whole number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir, offset, err := placement(func(k string) string { return tc.env[k] }, "/repo/.data")
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.dir, dir)
+			require.Equal(t, tc.offset, offset)
+		})
+	}
+}
+
+// TestRunWithAPortOffset runs a stack beside the default one: every listen and dial address,
+// the checkout page, the webhook route and the console URL move by the offset, and stack.json
+// says where everything answers while the stack runs.
+func TestRunWithAPortOffset(t *testing.T) {
+	const offset = 1000
+	f := newFakeStack(t, "ledger", "payments", "gateway")
+	envDir := t.TempDir()
+	t.Setenv(fakeEnvDir, envDir)
+	ports := map[string]int{}
+	for i := range f.cfg.services {
+		s := &f.cfg.services[i]
+		ports[s.name] = s.port
+		s.port -= offset // run adds it back
+		if s.name == "payments" {
+			checkout, err := localstack.FreePort()
+			require.NoError(t, err)
+			ports["checkout"] = checkout
+			s.extra = []int{checkout - offset}
+		}
+	}
+	f.cfg.portOffset = offset
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, f.cfg) }()
+	// stack.json is written last, once every service answers.
+	var raw []byte
+	require.Eventually(t, func() bool {
+		var err error
+		raw, err = os.ReadFile(filepath.Join(f.cfg.dataDir, stackFile))
+		return err == nil
+	}, time.Minute, 10*time.Millisecond, "output: %s", f.out.String())
+
+	gateway := "http://localhost:" + strconv.Itoa(ports["gateway"])
+	checkout := "http://localhost:" + strconv.Itoa(ports["checkout"])
+	ledger := "localhost:" + strconv.Itoa(ports["ledger"])
+	var info stackInfo
+	require.NoError(t, json.Unmarshal(raw, &info))
+	require.Equal(t, gateway, info.GatewayURL)
+	require.Equal(t, gateway, info.ConsoleURL)
+	require.Equal(t, checkout, info.CheckoutURL)
+	require.Equal(t, map[string]string{"ledger": ledger, "payments": "localhost:" + strconv.Itoa(ports["payments"])}, info.GRPC)
+	require.Equal(t, filepath.Join(f.cfg.dataDir, "logs"), info.LogsDir)
+	require.Contains(t, f.out.String(), "REST API             "+gateway)
+	require.Contains(t, f.out.String(), "test-mode checkout   "+checkout)
+
+	payments := readEnv(t, filepath.Join(envDir, "payments.env"))
+	for k, want := range map[string]string{
+		"TALLY_PAYMENTS_GRPC_ADDR":  ":" + strconv.Itoa(ports["payments"]),
+		"TALLY_PAYMENTS_HTTP_ADDR":  ":" + strconv.Itoa(ports["checkout"]),
+		"TALLY_PAYMENTS_PUBLIC_URL": checkout,
+		"TALLY_LEDGER_ADDR":         ledger,
+		"TALLY_WEBHOOK_URL":         gateway + "/v1/webhooks/stripe",
+		"TALLY_CONSOLE_URL":         gateway,
+	} {
+		require.Equal(t, want, payments[k], k)
+	}
+	require.Equal(t, ":"+strconv.Itoa(ports["gateway"]), readEnv(t, filepath.Join(envDir, "gateway.env"))["TALLY_GATEWAY_HTTP_ADDR"])
+	require.Equal(t, "localhost:"+strconv.Itoa(ports["payments"]), readEnv(t, filepath.Join(envDir, "gateway.env"))["TALLY_PAYMENTS_ADDR"])
+
+	// The file goes with the stack.
+	cancel()
+	require.NoError(t, <-done)
+	_, err := os.Stat(filepath.Join(f.cfg.dataDir, stackFile))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// readEnv reads a fake service's environment; the last value of a variable wins, as in exec.
+func readEnv(t *testing.T, path string) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	env := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// TestRunKeepsTheDevelopersConsoleURL: a console served elsewhere (a Vite dev server) stays the
+// one payments and notifications link to, and stack.json says so.
+func TestRunKeepsTheDevelopersConsoleURL(t *testing.T) {
+	f := newFakeStack(t, "payments", "gateway")
+	envDir := t.TempDir()
+	t.Setenv(fakeEnvDir, envDir)
+	base := f.cfg.getenv
+	f.cfg.getenv = func(k string) string {
+		if k == "TALLY_CONSOLE_URL" {
+			return "http://localhost:5173"
+		}
+		return base(k)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, f.cfg) }()
+	var raw []byte
+	require.Eventually(t, func() bool {
+		var err error
+		raw, err = os.ReadFile(filepath.Join(f.cfg.dataDir, stackFile))
+		return err == nil
+	}, time.Minute, 10*time.Millisecond, "output: %s", f.out.String())
+	var info stackInfo
+	require.NoError(t, json.Unmarshal(raw, &info))
+	require.Equal(t, "http://localhost:5173", info.ConsoleURL)
+	require.Equal(t, "http://localhost:"+strconv.Itoa(f.cfg.services[1].port), info.GatewayURL)
+	require.Equal(t, "http://localhost:5173", readEnv(t, filepath.Join(envDir, "payments.env"))["TALLY_CONSOLE_URL"])
+	cancel()
+	require.NoError(t, <-done)
 }

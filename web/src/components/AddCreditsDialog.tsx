@@ -1,4 +1,4 @@
-import { createContext, useCallback, useContext, useId, useMemo, useState, type FormEvent, type ReactNode } from 'react';
+import { createContext, useCallback, useContext, useId, useMemo, useRef, useState, type FormEvent, type ReactNode, type RefObject } from 'react';
 import * as Dialog from '@radix-ui/react-dialog';
 import { useMe } from '../auth/session';
 import { useCheckoutOptionsQuery } from '../data/checkout-options-query';
@@ -23,13 +23,33 @@ export function useAddCredits(): AddCreditsApi {
 /** Owns the Add Credits modal so the balance menu, Billing and Instances can all open it. */
 export function AddCreditsProvider({ children }: { children: ReactNode }) {
   const [open, setOpen] = useState(false);
-  const api = useMemo(() => ({ open: () => setOpen(true) }), []);
+  const returnTo = useRef<HTMLElement | null>(null);
+  const api = useMemo(
+    () => ({
+      open: () => {
+        returnTo.current = openerOf(document.activeElement);
+        setOpen(true);
+      },
+    }),
+    [],
+  );
   return (
     <AddCreditsContext.Provider value={api}>
       {children}
-      <AddCreditsDialog open={open} onOpenChange={setOpen} />
+      <AddCreditsDialog open={open} onOpenChange={setOpen} returnFocusTo={returnTo} />
     </AddCreditsContext.Provider>
   );
+}
+
+/**
+ * Where focus goes back when the modal closes: the control that opened it, or, when that was an
+ * item of a menu (which is gone by then), the button of that menu (the balance).
+ */
+function openerOf(el: Element | null): HTMLElement | null {
+  const menu = el?.closest('[role="menu"]');
+  const trigger = menu?.getAttribute('aria-labelledby');
+  if (trigger) return document.getElementById(trigger);
+  return el instanceof HTMLElement && el !== document.body ? el : null;
 }
 
 export interface AmountLimits {
@@ -57,12 +77,30 @@ export function validateAmount(
   return { ok: true, amount: parsed.value };
 }
 
-export function AddCreditsDialog({ open, onOpenChange }: { open: boolean; onOpenChange: (o: boolean) => void }) {
+export function AddCreditsDialog({
+  open,
+  onOpenChange,
+  returnFocusTo,
+}: {
+  open: boolean;
+  onOpenChange: (o: boolean) => void;
+  returnFocusTo?: RefObject<HTMLElement | null>;
+}) {
   return (
     <Dialog.Root open={open} onOpenChange={onOpenChange}>
       <Dialog.Portal>
         <Dialog.Overlay className="dialog-overlay" />
-        <Dialog.Content className="dialog" aria-describedby="add-credits-note">
+        <Dialog.Content
+          className="dialog"
+          aria-describedby="add-credits-note"
+          onCloseAutoFocus={(e) => {
+            const el = returnFocusTo?.current;
+            if (el && el.isConnected) {
+              e.preventDefault();
+              el.focus();
+            }
+          }}
+        >
           <Dialog.Title className="dialog-title">Add Credits</Dialog.Title>
           {open && <AddCreditsForm />}
           <Dialog.Close className="dialog-close" aria-label="Close">
