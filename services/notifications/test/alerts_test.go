@@ -55,7 +55,7 @@ func TestBurstOfDebitsCrossingOnceSendsOneEmail(t *testing.T) {
 	require.Empty(t, messagesTo(t, s.mail, bob.email))
 	m := readMessage(t, s.mail, msgs[0].ID)
 	require.Contains(t, m.Subject, "Low credit balance for "+org)
-	require.Contains(t, m.Text, "Alert threshold: 50.00 USD")
+	require.Contains(t, m.Text, "Alert threshold: $50.00")
 	require.Contains(t, m.Text, "Current balance: ")
 	require.Contains(t, m.Text, "Add credits: "+consoleURL+"/billing\r\n")
 	require.Contains(t, m.HTML, `href="`+consoleURL+`/billing"`)
@@ -254,10 +254,10 @@ func TestOptInEmails(t *testing.T) {
 		}
 	}
 	require.Len(t, subjects, 4, "one email of each kind: %v", msgs)
-	require.Contains(t, subjects["payment"], "25.00 USD of credits were added to "+org)
+	require.Contains(t, subjects["payment"], "$25.00 of credits were added to "+org)
 	require.Contains(t, subjects["payment"], consoleURL+"/billing")
-	require.Contains(t, subjects["expiring"], "(25.00 USD) expire on")
-	require.Contains(t, subjects["expired"], "25.00 USD of credits of "+org+" expired")
+	require.Contains(t, subjects["expiring"], "($25.00) expire on")
+	require.Contains(t, subjects["expired"], "$25.00 of credits of "+org+" expired")
 	require.Contains(t, subjects["suspended"], "gpu-42")
 
 	// Credits granted by ops are not a payment: no "Payment received" email for them.

@@ -133,17 +133,17 @@ func TestCheckoutPageIsAccessible(t *testing.T) {
 		amount money.Nanos
 		want   string
 	}{
-		{25 * unit, "25.00 USD"},
-		{12*unit + 340_000_000, "12.34 USD"},
-		{9_999*unit + 990_000_000, "9999.99 USD"},
-		{5*unit + 50_000_000, "5.05 USD"},
+		{25 * unit, "$25.00"},
+		{12*unit + 340_000_000, "$12.34"},
+		{9_999*unit + 990_000_000, "$9,999.99"},
+		{5*unit + 50_000_000, "$5.05"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			cs := e.checkout(t, "acme", tc.amount)
 			page := openCheckoutPage(t, cs.GetUrl())
 			require.Equal(t, "en", page.lang)
 			require.Contains(t, page.title, "TEST MODE")
-			require.Equal(t, tc.want, page.amount, "the amount, exactly, from integer nanos")
+			require.Equal(t, tc.want, page.amount, "the amount, exactly, from integer nanos, written as the console writes it (money.Format)")
 			require.Equal(t, "Pay "+tc.want+" with", page.legend, "the buttons are a labelled group")
 			require.Equal(t, []pageButton{
 				{text: "Credit Card", typ: "submit", name: "method", value: "card"},

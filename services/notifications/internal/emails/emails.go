@@ -138,6 +138,8 @@ func abs(n money.Nanos) money.Nanos {
 	return n
 }
 
+// format writes amounts the way the console does (money.Format), so an email and the page its
+// link opens show the same figure.
 func format(n money.Nanos, currency string) string {
-	return money.Money{Nanos: n, Currency: currency}.String()
+	return money.Format(money.Money{Nanos: n, Currency: currency})
 }

@@ -34,8 +34,8 @@ func TestRenderEveryKind(t *testing.T) {
 	}
 	m, err := r.Render(notify.KindLowCredit, data)
 	require.NoError(t, err)
-	require.Contains(t, m.Text, "Current balance: 12.50 USD")
-	require.Contains(t, m.Text, "Alert threshold: 20.00 USD")
+	require.Contains(t, m.Text, "Current balance: $12.50")
+	require.Contains(t, m.Text, "Alert threshold: $20.00")
 	m, err = r.Render(notify.KindCreditsExpiring, data)
 	require.NoError(t, err)
 	require.Contains(t, m.Subject, "January 2, 2027 at 03:04 UTC")

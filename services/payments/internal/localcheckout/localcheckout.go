@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/tallyhq/tally/pkg/money"
 	"html/template"
 	"io"
 	"log/slog"
@@ -209,7 +210,7 @@ func (c *Checkout) show(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, err, "checkout session not found", http.StatusNotFound)
 		return
 	}
-	data := pageData{P: p, Amount: payment.FormatMinor(p.Amount), PayURL: "/checkout/test/" + id + "/pay", CancelURL: c.cfg.CancelURL,
+	data := pageData{P: p, Amount: money.Format(p.Amount), PayURL: "/checkout/test/" + id + "/pay", CancelURL: c.cfg.CancelURL,
 		Payable: payable(p, c.cfg.Now()), Paid: !p.LocalPaidAt.IsZero(), State: string(p.Status)}
 	if p.Status == payment.StatusPending && !data.Paid && !data.Payable {
 		data.State = string(payment.StatusExpired) // past its expiry, before the sweep saw it
