@@ -27,16 +27,24 @@ type restErrors struct {
 	logger *slog.Logger
 }
 
-// handler is the grpc-gateway error handler.
-func (e restErrors) handler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	e.write(w, r, err)
+// handler is the grpc-gateway error handler; ctx carries the service's reply metadata.
+func (e restErrors) handler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	e.writeCtx(ctx, w, r, err)
 }
 
 // write answers r with err.
 func (e restErrors) write(w http.ResponseWriter, r *http.Request, err error) {
-	httpStatus, code, msg := e.translate(r.Context(), err)
-	if httpStatus >= 500 {
-		e.logger.Error("rest call failed", "method", r.Method, "route", routeOf(r), "code", code.String(), "err", err)
+	e.writeCtx(r.Context(), w, r, err)
+}
+
+// writeCtx answers r with err. A 5xx is logged here, once and with the request id, only when the
+// gateway made it (transport to the service, marshalling): a service that answered has logged its
+// own failure with the same request id already.
+func (e restErrors) writeCtx(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) {
+	httpStatus, code, msg := e.translate(ctx, err)
+	if httpStatus >= 500 && gatewayMade(ctx, err) {
+		e.logger.Error("rest call failed", "method", r.Method, "route", routeOf(r), "code", code.String(),
+			"request_id", requestID(r.Context()), "err", err)
 	}
 	w.Header().Del("Trailer")
 	w.Header().Del("Transfer-Encoding")
@@ -94,6 +102,17 @@ func (e restErrors) translate(ctx context.Context, err error) (int, codes.Code, 
 		msg = http.StatusText(httpStatus)
 	}
 	return httpStatus, code, msg
+}
+
+// gatewayMade reports whether err arose in the gateway rather than in a service's reply: not a
+// gRPC status, or a status with no reply metadata at all (the call never reached a service; every
+// service answers at least its x-request-id header).
+func gatewayMade(ctx context.Context, err error) bool {
+	if _, ok := status.FromError(err); !ok {
+		return true
+	}
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	return !ok || (len(md.HeaderMD) == 0 && len(md.TrailerMD) == 0)
 }
 
 // routingErrorHandler answers requests no route takes.

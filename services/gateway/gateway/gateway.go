@@ -89,6 +89,9 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		// No POST-as-GET with form bodies and no X-HTTP-Method-Override: one route, one method.
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
+		// X-Request-Id in (to the services' metadata) and out (requestid.go).
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 	)
 	conns := map[string]*grpc.ClientConn{}
 	closeAll := func() {
@@ -146,7 +149,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		})
 	}
 	root.Handle("/", fallback)
-	return cfg.Limits.Handler(cors.Handler(cfg.CORSOrigins, root)), closeAll, nil
+	return withRequestID(cfg.Limits.Handler(cors.Handler(cfg.CORSOrigins, root))), closeAll, nil
 }
 
 // serveDocument serves an embedded document; HEAD gets its headers.

@@ -45,14 +45,15 @@ func registerExtraRoutes(mux *runtime.ServeMux, restErr restErrors, conns map[st
 			restErr.write(w, r, err)
 			return
 		}
-		resp, err := payments.HandleStripeWebhook(r.Context(), &paymentsv1.HandleStripeWebhookRequest{
+		var md runtime.ServerMetadata
+		resp, err := payments.HandleStripeWebhook(outgoingRequestID(r.Context()), &paymentsv1.HandleStripeWebhookRequest{
 			Payload:   body,
 			Signature: r.Header.Get("Stripe-Signature"),
-		})
+		}, grpc.Header(&md.HeaderMD), grpc.Trailer(&md.TrailerMD))
 		if err != nil {
 			// InvalidArgument (bad signature, stale event) → 400; Unavailable → 503 so that Stripe
 			// retries; anything else not 2xx is retried by Stripe as well.
-			restErr.write(w, r, err)
+			restErr.writeCtx(runtime.NewServerMetadataContext(r.Context(), md), w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"eventId": resp.GetEventId(), "outcome": resp.GetOutcome()})
