@@ -111,7 +111,7 @@ FUZZ_TARGETS := \
 	./services/payments/internal/grpcapi:FuzzWriteRequests \
 	./services/notifications/internal/grpcapi:FuzzWriteRequests \
 	./services/instances-metering/internal/grpcapi:FuzzWriteRequests \
-	./services/gateway/gateway:FuzzStrictJSON \
+	./services/gateway/internal/gateway:FuzzStrictJSON \
 	./pkg/server:FuzzRequestCodec \
 	./pkg/textcheck:FuzzText \
 	./pkg/money:FuzzFromProto

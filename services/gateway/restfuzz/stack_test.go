@@ -20,7 +20,7 @@ import (
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/testenv"
-	"github.com/tallyhq/tally/services/gateway/gateway"
+	"github.com/tallyhq/tally/services/gateway/internal/gateway"
 	instances "github.com/tallyhq/tally/services/instances-metering/service"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	notifications "github.com/tallyhq/tally/services/notifications/service"

@@ -19,8 +19,8 @@ import (
 
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/gateway/oidc"
-	"github.com/tallyhq/tally/services/gateway/session"
+	"github.com/tallyhq/tally/services/gateway/internal/oidc"
+	"github.com/tallyhq/tally/services/gateway/internal/session"
 )
 
 // Defaults of a Service.

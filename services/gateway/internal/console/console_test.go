@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tallyhq/tally/services/gateway/console"
+	"github.com/tallyhq/tally/services/gateway/internal/console"
 )
 
 func write(t *testing.T, path, body string) {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tallyhq/tally/services/gateway/gateway"
+	"github.com/tallyhq/tally/services/gateway/internal/gateway"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
 

@@ -24,9 +24,9 @@ import (
 	"github.com/tallyhq/tally/pkg/gen/openapi"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/gateway/console"
-	"github.com/tallyhq/tally/services/gateway/cors"
-	"github.com/tallyhq/tally/services/gateway/signin"
+	"github.com/tallyhq/tally/services/gateway/internal/console"
+	"github.com/tallyhq/tally/services/gateway/internal/cors"
+	"github.com/tallyhq/tally/services/gateway/internal/signin"
 )
 
 // Config names the gRPC address of each service; an empty address leaves its routes out.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/auth/oidcdev"
-	"github.com/tallyhq/tally/services/gateway/oidc"
-	"github.com/tallyhq/tally/services/gateway/session"
+	"github.com/tallyhq/tally/services/gateway/internal/oidc"
+	"github.com/tallyhq/tally/services/gateway/internal/session"
 )
 
 func startProvider(t *testing.T) *oidcdev.Provider {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/gateway/session"
+	"github.com/tallyhq/tally/services/gateway/internal/session"
 )
 
 // devPageTemplate is the development sign-in page: one button per development person.

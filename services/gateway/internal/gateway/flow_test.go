@@ -20,7 +20,7 @@ import (
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/testenv"
-	"github.com/tallyhq/tally/services/gateway/gateway"
+	"github.com/tallyhq/tally/services/gateway/internal/gateway"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	payments "github.com/tallyhq/tally/services/payments/service"
 	"github.com/tallyhq/tally/services/pricing/pricingtest"

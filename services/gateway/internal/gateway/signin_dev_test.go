@@ -12,9 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tallyhq/tally/services/gateway/gateway"
-	"github.com/tallyhq/tally/services/gateway/session"
-	"github.com/tallyhq/tally/services/gateway/signin"
+	"github.com/tallyhq/tally/services/gateway/internal/gateway"
+	"github.com/tallyhq/tally/services/gateway/internal/session"
+	"github.com/tallyhq/tally/services/gateway/internal/signin"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
 

@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tallyhq/tally/services/gateway/signin"
+	"github.com/tallyhq/tally/services/gateway/internal/signin"
 )
 
 func TestSafeReturnTo(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tallyhq/tally/pkg/auth"
-	"github.com/tallyhq/tally/services/gateway/session"
+	"github.com/tallyhq/tally/services/gateway/internal/session"
 )
 
 func newCodec(t *testing.T, key string) *session.Codec {

@@ -25,7 +25,7 @@ import (
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/gateway/gateway"
+	"github.com/tallyhq/tally/services/gateway/internal/gateway"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
 

@@ -21,10 +21,10 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/auth/oidcdev"
 	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/gateway/gateway"
-	"github.com/tallyhq/tally/services/gateway/oidc"
-	"github.com/tallyhq/tally/services/gateway/session"
-	"github.com/tallyhq/tally/services/gateway/signin"
+	"github.com/tallyhq/tally/services/gateway/internal/gateway"
+	"github.com/tallyhq/tally/services/gateway/internal/oidc"
+	"github.com/tallyhq/tally/services/gateway/internal/session"
+	"github.com/tallyhq/tally/services/gateway/internal/signin"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
 

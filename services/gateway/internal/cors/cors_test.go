@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tallyhq/tally/services/gateway/cors"
+	"github.com/tallyhq/tally/services/gateway/internal/cors"
 )
 
 func TestHandler(t *testing.T) {

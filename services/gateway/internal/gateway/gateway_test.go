@@ -15,7 +15,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/testenv"
-	"github.com/tallyhq/tally/services/gateway/gateway"
+	"github.com/tallyhq/tally/services/gateway/internal/gateway"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
 
