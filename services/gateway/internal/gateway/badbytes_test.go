@@ -12,31 +12,19 @@ import (
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
 
-// TestAttack_BadBytesREST sends bad bytes through the gateway in bodies, paths and query strings,
-// and integers, enums and currencies written loosely: each is a 400 with a JSON error that
-// names what is wrong without echoing it, and nothing is written.
-func TestAttack_BadBytesREST(t *testing.T) {
-	t.Parallel()
-	s := startStack(t)
-	ops := ledgertest.OpsToken(t)
-	member := ledgertest.Token(t, auth.Claims{Subject: "u1", OrgID: "acme", Roles: []auth.Role{auth.RoleMember}})
-	admin := ledgertest.Token(t, auth.Claims{Subject: "a1", OrgID: "acme", Roles: []auth.Role{auth.RoleAdmin}})
-	require.Eventually(t, func() bool {
-		code, _ := do(t, "GET", s.gw.URL+"/v1/orgs/acme/payments", member, "")
-		return code == http.StatusOK
-	}, 30*time.Second, 20*time.Millisecond, "payments serves (its schema is migrated)")
-	ledgerRows := ledgertest.RowCounts(s.ledger.DatabaseURL)
-	paymentRows := textchecktest.RowCounts(s.paymentsDB, "payments")
-	ledgerBefore, paymentsBefore := ledgerRows(t), paymentRows(t)
+type badBytesCase struct {
+	name, method, path, token, body string
+	// wantInMessage is part of the error message ("" to only check the status).
+	wantInMessage string
+}
 
+// badBytesCases are the refused requests: bad bytes in bodies, paths and query strings, loosely
+// written integers, enums and currencies.
+func badBytesCases(ops, member, admin string) []badBytesCase {
 	credit := func(fields string) string {
 		return `{"amount":{"currencyCode":"USD","units":"12"},"idempotencyKey":"rest-1","reason":"grant"` + fields + `}`
 	}
-	tests := []struct {
-		name, method, path, token, body string
-		// wantInMessage is part of the error message ("" to only check the status).
-		wantInMessage string
-	}{
+	return []badBytesCase{
 		// bodies
 		{"NUL in a key", "POST", "/v1/orgs/acme/credits", ops, `{"amount":{"currencyCode":"USD","units":"1"},"idempotencyKey":"a\u0000b"}`,
 			"idempotency_key contains a NUL character"},
@@ -81,6 +69,26 @@ func TestAttack_BadBytesREST(t *testing.T) {
 		{"bad percent-encoding", "GET", "/v1/orgs/acme/transactions?pageSize=%ZZ", member, "", "the query string is not validly percent-encoded"},
 		{"page size in exponent notation", "GET", "/v1/orgs/acme/transactions?pageSize=1e3", member, "", ""},
 	}
+}
+
+// TestAttack_BadBytesREST sends bad bytes through the gateway in bodies, paths and query strings,
+// and integers, enums and currencies written loosely: each is a 400 with a JSON error that
+// names what is wrong without echoing it, and nothing is written.
+func TestAttack_BadBytesREST(t *testing.T) {
+	t.Parallel()
+	s := startStack(t)
+	ops := ledgertest.OpsToken(t)
+	member := ledgertest.Token(t, auth.Claims{Subject: "u1", OrgID: "acme", Roles: []auth.Role{auth.RoleMember}})
+	admin := ledgertest.Token(t, auth.Claims{Subject: "a1", OrgID: "acme", Roles: []auth.Role{auth.RoleAdmin}})
+	require.Eventually(t, func() bool {
+		code, _ := do(t, "GET", s.gw.URL+"/v1/orgs/acme/payments", member, "")
+		return code == http.StatusOK
+	}, 30*time.Second, 20*time.Millisecond, "payments serves (its schema is migrated)")
+	ledgerRows := ledgertest.RowCounts(s.ledger.DatabaseURL)
+	paymentRows := textchecktest.RowCounts(s.paymentsDB, "payments")
+	ledgerBefore, paymentsBefore := ledgerRows(t), paymentRows(t)
+
+	tests := badBytesCases(ops, member, admin)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, body := do(t, tt.method, s.gw.URL+tt.path, tt.token, tt.body)

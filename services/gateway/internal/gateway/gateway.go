@@ -74,25 +74,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		return nil, nil, errors.New("gateway: logger is required")
 	}
 	restErr := restErrors{limits: cfg.Limits, logger: cfg.Logger}
-	mux := runtime.NewServeMux(
-		// HTTPBodyMarshaler serves google.api.HttpBody responses (invoice PDFs) as their own
-		// content type and everything else as JSON.
-		// strictJSON (strict.go) refuses integers written as 1e3 or 1.0 in request bodies.
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: strictJSON{&runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}}}),
-		runtime.WithErrorHandler(restErr.handler),
-		runtime.WithRoutingErrorHandler(routingErrorHandler),
-		runtime.WithForwardResponseOption(refuseOversizedBody),
-		runtime.WithForwardResponseOption(documentDisposition),
-		// No POST-as-GET with form bodies and no X-HTTP-Method-Override: one route, one method.
-		runtime.WithDisablePathLengthFallback(),
-		runtime.WithDisableHTTPMethodOverride(),
-		// X-Request-Id in (to the services' metadata) and out (requestid.go).
-		runtime.WithIncomingHeaderMatcher(incomingHeader),
-		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
-	)
+	mux := newMux(restErr)
 	conns := map[string]*grpc.ClientConn{}
 	closeAll := func() {
 		for _, c := range conns {
@@ -150,6 +132,29 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 	}
 	root.Handle("/", fallback)
 	return withRequestID(cfg.Limits.Handler(cors.Handler(cfg.CORSOrigins, root))), closeAll, nil
+}
+
+// newMux is the grpc-gateway router with the gateway's marshalling, errors and header rules.
+func newMux(restErr restErrors) *runtime.ServeMux {
+	return runtime.NewServeMux(
+		// HTTPBodyMarshaler serves google.api.HttpBody responses (invoice PDFs) as their own
+		// content type and everything else as JSON.
+		// strictJSON (strict.go) refuses integers written as 1e3 or 1.0 in request bodies.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: strictJSON{&runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}}}),
+		runtime.WithErrorHandler(restErr.handler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithForwardResponseOption(refuseOversizedBody),
+		runtime.WithForwardResponseOption(documentDisposition),
+		// No POST-as-GET with form bodies and no X-HTTP-Method-Override: one route, one method.
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithDisableHTTPMethodOverride(),
+		// X-Request-Id in (to the services' metadata) and out (requestid.go).
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+	)
 }
 
 // serveDocument serves an embedded document; HEAD gets its headers.

@@ -170,45 +170,16 @@ var (
 func TestOIDCSignInEndToEnd(t *testing.T) {
 	t.Parallel()
 	s := startOIDCStack(t)
-
-	// The redirect to the provider: authorization code, PKCE S256, state, nonce.
-	b := newBrowser(t)
-	resp, _ := b.do("GET", s.gw.URL+"/auth/login?return_to=/billing", "")
-	require.Equal(t, http.StatusFound, resp.StatusCode)
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	require.NoError(t, err)
-	q := loc.Query()
-	require.Equal(t, "code", q.Get("response_type"))
-	require.Equal(t, "S256", q.Get("code_challenge_method"))
-	require.Len(t, q.Get("code_challenge"), 43, "base64url SHA-256")
-	require.NotEmpty(t, q.Get("state"))
-	require.NotEmpty(t, q.Get("nonce"))
-	require.Equal(t, s.gw.URL+"/auth/callback", q.Get("redirect_uri"))
-	require.Contains(t, strings.Fields(q.Get("scope")), "openid")
+	s.checkLoginRedirect(t)
 
 	// Ada signs in and lands on /billing with the session cookie.
 	s.idp.Queue(ada)
-	b = newBrowser(t)
+	b := newBrowser(t)
 	require.Equal(t, "/billing", s.signIn(t, b, "/billing"))
 	sealed := b.cookie(s.gw.URL, session.CookieName)
 	require.NotEmpty(t, sealed)
 	require.NotContains(t, sealed, ".", "the cookie is sealed, not a JWT")
-
-	code, me := b.me(s.gw.URL)
-	require.Equal(t, http.StatusOK, code, "%v", me)
-	require.Equal(t, "user-ada", me["subject"])
-	require.Equal(t, "Ada Lovelace", me["name"])
-	require.Equal(t, "ada@acme.test", me["email"])
-	require.Equal(t, "acme", me["orgId"])
-	require.Equal(t, []any{"member"}, me["roles"])
-	require.NotEmpty(t, me["csrfToken"])
-	require.NotEmpty(t, me["expiresAt"])
-	for _, v := range me {
-		if str, ok := v.(string); ok {
-			require.NotContains(t, str, "eyJ", "no token reaches the page")
-		}
-	}
-	adaCSRF := me["csrfToken"].(string)
+	adaCSRF := checkAdaMe(t, b, s.gw.URL)
 
 	// Ops signs in in another browser and credits acme: a write through the cookie.
 	s.idp.Queue(opsUser)
@@ -217,30 +188,7 @@ func TestOIDCSignInEndToEnd(t *testing.T) {
 	_, opsMe := ops.me(s.gw.URL)
 	opsCSRF := opsMe["csrfToken"].(string)
 	credit := `{"amount":{"currencyCode":"USD","units":"25"},"idempotencyKey":"oidc-1","reason":"grant"}`
-
-	writes := []struct {
-		name    string
-		headers []string
-		want    int
-	}{
-		{"no csrf token", nil, http.StatusForbidden},
-		{"wrong csrf token", []string{session.CSRFHeader, adaCSRF}, http.StatusForbidden},
-		{"foreign origin", []string{session.CSRFHeader, opsCSRF, "Origin", "https://evil.test"}, http.StatusForbidden},
-		{"cross-site fetch", []string{session.CSRFHeader, opsCSRF, "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
-		{"csrf token, own origin", []string{session.CSRFHeader, opsCSRF, "Origin", s.gw.URL, "Sec-Fetch-Site", "same-origin"}, http.StatusOK},
-	}
-	for _, tt := range writes {
-		t.Run(tt.name, func(t *testing.T) {
-			resp, raw := ops.do("POST", s.gw.URL+"/v1/orgs/acme/credits", credit, tt.headers...)
-			require.Equal(t, tt.want, resp.StatusCode, "%s", raw)
-			var body map[string]any
-			require.NoError(t, json.Unmarshal(raw, &body), "%s", raw)
-			if tt.want != http.StatusOK {
-				require.EqualValues(t, codes.PermissionDenied, body["code"], "the gateway's JSON error shape: %s", raw)
-				require.NotEmpty(t, body["message"])
-			}
-		})
-	}
+	s.checkCookieWrites(t, ops, credit, adaCSRF, opsCSRF)
 
 	// Ada reads acme's balance with her cookie; the ledger verified the forwarded token.
 	resp, raw := b.do("GET", s.gw.URL+"/v1/orgs/acme/balance", "")
@@ -265,16 +213,84 @@ func TestOIDCSignInEndToEnd(t *testing.T) {
 	resp, raw = other.do("GET", s.gw.URL+"/v1/orgs/globex/balance", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", raw)
 
-	// Sign-out needs the CSRF token, then clears the cookie.
-	resp, _ = b.do("POST", s.gw.URL+"/auth/logout", "")
+	checkSignOut(t, b, s.gw.URL, adaCSRF)
+}
+
+// checkLoginRedirect: the redirect to the provider has an authorization code, PKCE S256, state
+// and nonce.
+func (s oidcStack) checkLoginRedirect(t *testing.T) {
+	b := newBrowser(t)
+	resp, _ := b.do("GET", s.gw.URL+"/auth/login?return_to=/billing", "")
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	require.NoError(t, err)
+	q := loc.Query()
+	require.Equal(t, "code", q.Get("response_type"))
+	require.Equal(t, "S256", q.Get("code_challenge_method"))
+	require.Len(t, q.Get("code_challenge"), 43, "base64url SHA-256")
+	require.NotEmpty(t, q.Get("state"))
+	require.NotEmpty(t, q.Get("nonce"))
+	require.Equal(t, s.gw.URL+"/auth/callback", q.Get("redirect_uri"))
+	require.Contains(t, strings.Fields(q.Get("scope")), "openid")
+}
+
+// checkAdaMe checks /auth/me for Ada (no token reaches the page) and returns her CSRF token.
+func checkAdaMe(t *testing.T, b *browser, gw string) string {
+	code, me := b.me(gw)
+	require.Equal(t, http.StatusOK, code, "%v", me)
+	require.Equal(t, "user-ada", me["subject"])
+	require.Equal(t, "Ada Lovelace", me["name"])
+	require.Equal(t, "ada@acme.test", me["email"])
+	require.Equal(t, "acme", me["orgId"])
+	require.Equal(t, []any{"member"}, me["roles"])
+	require.NotEmpty(t, me["csrfToken"])
+	require.NotEmpty(t, me["expiresAt"])
+	for _, v := range me {
+		if str, ok := v.(string); ok {
+			require.NotContains(t, str, "eyJ", "no token reaches the page")
+		}
+	}
+	return me["csrfToken"].(string)
+}
+
+// checkCookieWrites: a write through the cookie needs the session's own CSRF token and origin.
+func (s oidcStack) checkCookieWrites(t *testing.T, ops *browser, credit, adaCSRF, opsCSRF string) {
+	writes := []struct {
+		name    string
+		headers []string
+		want    int
+	}{
+		{"no csrf token", nil, http.StatusForbidden},
+		{"wrong csrf token", []string{session.CSRFHeader, adaCSRF}, http.StatusForbidden},
+		{"foreign origin", []string{session.CSRFHeader, opsCSRF, "Origin", "https://evil.test"}, http.StatusForbidden},
+		{"cross-site fetch", []string{session.CSRFHeader, opsCSRF, "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"csrf token, own origin", []string{session.CSRFHeader, opsCSRF, "Origin", s.gw.URL, "Sec-Fetch-Site", "same-origin"}, http.StatusOK},
+	}
+	for _, tt := range writes {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, raw := ops.do("POST", s.gw.URL+"/v1/orgs/acme/credits", credit, tt.headers...)
+			require.Equal(t, tt.want, resp.StatusCode, "%s", raw)
+			var body map[string]any
+			require.NoError(t, json.Unmarshal(raw, &body), "%s", raw)
+			if tt.want != http.StatusOK {
+				require.EqualValues(t, codes.PermissionDenied, body["code"], "the gateway's JSON error shape: %s", raw)
+				require.NotEmpty(t, body["message"])
+			}
+		})
+	}
+}
+
+// checkSignOut: sign-out needs the CSRF token, then clears the cookie.
+func checkSignOut(t *testing.T, b *browser, gw, csrf string) {
+	resp, _ := b.do("POST", gw+"/auth/logout", "")
 	require.Equal(t, http.StatusForbidden, resp.StatusCode)
-	resp, _ = b.do("POST", s.gw.URL+"/auth/logout", "", session.CSRFHeader, adaCSRF)
+	resp, _ = b.do("POST", gw+"/auth/logout", "", session.CSRFHeader, csrf)
 	require.Equal(t, http.StatusNoContent, resp.StatusCode)
-	require.Empty(t, b.cookie(s.gw.URL, session.CookieName))
-	code, me = b.me(s.gw.URL)
+	require.Empty(t, b.cookie(gw, session.CookieName))
+	code, me := b.me(gw)
 	require.Equal(t, http.StatusUnauthorized, code)
 	require.EqualValues(t, codes.Unauthenticated, me["code"])
-	resp, _ = b.do("GET", s.gw.URL+"/v1/orgs/acme/balance", "")
+	resp, _ = b.do("GET", gw+"/v1/orgs/acme/balance", "")
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "signed out: no token forwarded")
 }
 
