@@ -135,7 +135,7 @@ func WaitConnServing(ctx context.Context, conn *grpc.ClientConn, stopped <-chan 
 		return err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING, nil
 	})
 	if errors.Is(err, ErrTimeout) {
-		return fmt.Errorf("not serving after a minute: %v", last)
+		return fmt.Errorf("not serving after a minute: %w", last)
 	}
 	return err
 }

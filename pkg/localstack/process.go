@@ -246,7 +246,7 @@ func (p *Process) start(ctx context.Context) error {
 		select {
 		case <-done:
 			p.mu.Lock()
-			err = fmt.Errorf("%w: %v", err, p.waitErr)
+			err = fmt.Errorf("%w: %w", err, p.waitErr)
 			p.mu.Unlock()
 		default:
 		}

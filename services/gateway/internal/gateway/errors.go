@@ -32,11 +32,6 @@ func (e restErrors) handler(ctx context.Context, _ *runtime.ServeMux, _ runtime.
 	e.writeCtx(ctx, w, r, err)
 }
 
-// write answers r with err.
-func (e restErrors) write(w http.ResponseWriter, r *http.Request, err error) {
-	e.writeCtx(r.Context(), w, r, err)
-}
-
 // writeCtx answers r with err. A 5xx is logged here, once and with the request id, only when the
 // gateway made it (transport to the service, marshalling): a service that answered has logged its
 // own failure with the same request id already.
@@ -56,10 +51,10 @@ func (e restErrors) writeCtx(ctx context.Context, w http.ResponseWriter, r *http
 
 // translate maps err to the HTTP status, gRPC code and clean message of the response.
 func (e restErrors) translate(ctx context.Context, err error) (int, codes.Code, string) {
-	switch server.BodyError(ctx) {
-	case server.ErrBodyTooLarge:
+	switch bodyErr := server.BodyError(ctx); {
+	case errors.Is(bodyErr, server.ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, codes.ResourceExhausted, e.limits.BodyTooLargeMessage()
-	case server.ErrBodyTimeout:
+	case errors.Is(bodyErr, server.ErrBodyTimeout):
 		return http.StatusRequestTimeout, codes.DeadlineExceeded, "request body not received in time (TALLY_HTTP_READ_TIMEOUT)"
 	}
 	var tooLarge *http.MaxBytesError

@@ -73,7 +73,7 @@ func startStack(t *testing.T) stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- payments.Run(ctx, cfg, grpcLis, quiet) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); _ = <-done })
 
 	h, closeConns, err := gateway.New(t.Context(), gateway.Config{
 		LedgerAddr: l.Addr, PricingAddr: p.Addr, PaymentsAddr: grpcLis.Addr().String(), Logger: quiet,

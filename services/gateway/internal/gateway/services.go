@@ -42,7 +42,7 @@ func registerExtraRoutes(mux *runtime.ServeMux, restErr restErrors, conns map[st
 			if server.BodyError(r.Context()) == nil {
 				err = status.Error(codes.InvalidArgument, "unreadable body")
 			}
-			restErr.write(w, r, err)
+			restErr.writeCtx(r.Context(), w, r, err)
 			return
 		}
 		var md runtime.ServerMetadata

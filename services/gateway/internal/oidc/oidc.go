@@ -152,7 +152,7 @@ func (c *Client) discover(ctx context.Context) (*oauth2.Config, *gooidc.IDTokenV
 	}
 	c.provider, c.lastError = p, nil
 	// The key set fetches with the client (bounded by its timeout), not a request's context.
-	c.verifier = p.VerifierContext(gooidc.ClientContext(context.Background(), c.client), &gooidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now})
+	c.verifier = p.VerifierContext(gooidc.ClientContext(context.Background(), c.client), &gooidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now}) //nolint:contextcheck // outlives the request on purpose
 	c.oauth = &oauth2.Config{
 		ClientID: c.cfg.ClientID, ClientSecret: c.cfg.ClientSecret, Endpoint: p.Endpoint(),
 		RedirectURL: c.cfg.RedirectURL, Scopes: c.cfg.Scopes,
