@@ -1,13 +1,17 @@
-// Package rpcclient dials tally's gRPC services with a bearer token.
+// Package rpcclient dials tally's gRPC services with a bearer token. Every call forwards the
+// request id of its context (server.RequestID) as x-request-id, so a chain of calls shares one.
 package rpcclient
 
 import (
+	"context"
 	"fmt"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/server/requestid"
 )
 
 // Dial opens a plaintext connection to target that sends token on every call (none when empty).
@@ -30,10 +34,37 @@ func DialSource(target string, src auth.TokenSource, opts ...grpc.DialOption) (*
 }
 
 func dial(target string, opts []grpc.DialOption) (*grpc.ClientConn, error) {
-	all := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	all := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(forwardRequestIDUnary),
+		grpc.WithChainStreamInterceptor(forwardRequestIDStream),
+	}, opts...)
 	conn, err := grpc.NewClient(target, all...)
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", target, err)
 	}
 	return conn, nil
+}
+
+// WithRequestID returns ctx with the request id it carries (if any) as outgoing x-request-id
+// metadata, unless the outgoing metadata names one already.
+func WithRequestID(ctx context.Context) context.Context {
+	id := requestid.From(ctx)
+	if id == "" {
+		return ctx
+	}
+	if md, ok := metadata.FromOutgoingContext(ctx); ok && len(md.Get(requestid.Header)) > 0 {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, requestid.Header, id)
+}
+
+func forwardRequestIDUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(WithRequestID(ctx), method, req, reply, cc, opts...)
+}
+
+func forwardRequestIDStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
+	streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(WithRequestID(ctx), desc, cc, method, opts...)
 }

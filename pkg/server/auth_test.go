@@ -30,8 +30,18 @@ import (
 // secret is a production-grade HS256 secret for the tests.
 const secret = "server-test-secret-0123456789abcdef"
 
-func TestLoadAuthConfig(t *testing.T) {
-	t.Parallel()
+// authConfigCase is a case of TestLoadAuthConfig.
+type authConfigCase struct {
+	name     string
+	env      map[string]string
+	verifier bool // LoadVerifierConfig: no identity of its own needed
+	want     func(*testing.T, server.AuthConfig)
+	wantErr  string
+}
+
+// authConfigCases are the cases of TestLoadAuthConfig.
+func authConfigCases(t *testing.T) []authConfigCase {
+	t.Helper()
 	static, err := auth.Mint([]byte(secret), auth.Claims{Subject: "service:ledger", Roles: []auth.Role{auth.RoleService}}, time.Hour)
 	require.NoError(t, err)
 	prodJWKS := map[string]string{
@@ -42,18 +52,12 @@ func TestLoadAuthConfig(t *testing.T) {
 		for k, v := range base {
 			m[k] = v
 		}
-		for i := 0; i < len(kv); i += 2 {
+		for i := 0; i+1 < len(kv); i += 2 {
 			m[kv[i]] = kv[i+1]
 		}
 		return m
 	}
-	tests := []struct {
-		name     string
-		env      map[string]string
-		verifier bool // LoadVerifierConfig: no identity of its own needed
-		want     func(*testing.T, server.AuthConfig)
-		wantErr  string
-	}{
+	return []authConfigCase{
 		{
 			name:    "production without a secret fails closed",
 			env:     map[string]string{},
@@ -102,6 +106,11 @@ func TestLoadAuthConfig(t *testing.T) {
 		{name: "development JWKS over http without issuer", env: map[string]string{"TALLY_ENV": "development", "TALLY_JWKS_URL": "http://localhost:8000/jwks", "TALLY_SERVICE_TOKEN_FILE": "/t"}},
 		{name: "durations positive", env: map[string]string{"TALLY_JWT_SECRET": secret, "TALLY_JWKS_MIN_REFETCH": "0s"}, wantErr: "must be positive"},
 	}
+}
+
+func TestLoadAuthConfig(t *testing.T) {
+	t.Parallel()
+	tests := authConfigCases(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -171,7 +180,7 @@ func startServer(t *testing.T, a *server.Auth, logger *slog.Logger) *testServer 
 	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: a, Policy: policy})
 	require.NoError(t, err)
 	pricingv1.RegisterPricingServiceServer(srv.GRPC(), handlerlessPricing{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

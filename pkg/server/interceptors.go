@@ -10,8 +10,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/tallyhq/tally/pkg/auth"
 )
 
 type metrics struct {
@@ -37,37 +35,27 @@ func newMetrics(reg prometheus.Registerer, service string) *metrics {
 	return m
 }
 
-func (m *metrics) observe(logger *slog.Logger, method string, start time.Time, err error) {
-	code := status.Code(err)
-	m.handled.WithLabelValues(method, code.String()).Inc()
+// observe counts a finished call. It does not log: the error interceptor logs each failed call
+// once (errors.go), and the recover interceptor a panic.
+func (m *metrics) observe(method string, start time.Time, err error) {
+	m.handled.WithLabelValues(method, status.Code(err).String()).Inc()
 	m.latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
-	switch code {
-	case codes.OK:
-	case codes.Internal, codes.Unknown, codes.DataLoss:
-		logger.Error("rpc failed", "method", method, "code", code.String(), "err", err)
-	default:
-		if detail := auth.RefusalDetail(err); detail != nil {
-			logger.Debug("rpc refused", "method", method, "code", code.String(), "err", err, "detail", detail)
-			return
-		}
-		logger.Debug("rpc refused", "method", method, "code", code.String(), "err", err)
-	}
 }
 
-func (m *metrics) unary(logger *slog.Logger) grpc.UnaryServerInterceptor {
+func (m *metrics) unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		m.observe(logger, info.FullMethod, start, err)
+		m.observe(info.FullMethod, start, err)
 		return resp, err
 	}
 }
 
-func (m *metrics) stream(logger *slog.Logger) grpc.StreamServerInterceptor {
+func (m *metrics) stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
 		err := handler(srv, ss)
-		m.observe(logger, info.FullMethod, start, err)
+		m.observe(info.FullMethod, start, err)
 		return err
 	}
 }

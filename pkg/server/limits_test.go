@@ -124,7 +124,7 @@ func bodyEcho(w http.ResponseWriter, r *http.Request) {
 // serve runs limits.Server(bodyEcho) on a loopback port until the test ends.
 func serve(t *testing.T, limits server.HTTPLimits) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	srv := limits.Server(lis.Addr().String(), http.HandlerFunc(bodyEcho), quiet)
 	go func() { _ = srv.Serve(lis) }()
@@ -136,7 +136,7 @@ func serve(t *testing.T, limits server.HTTPLimits) string {
 // the server stops reading) on a new connection and returns the response read concurrently.
 func sendRaw(t *testing.T, addr, head string, length int) *http.Response {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	conn, err := (&net.Dialer{}).DialContext(t.Context(), "tcp", addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	require.NoError(t, conn.SetDeadline(time.Now().Add(30*time.Second)))
@@ -174,6 +174,7 @@ func TestHTTPLimitsBody(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := sendRaw(t, addr, tt.head, tt.size)
+			defer func() { _ = resp.Body.Close() }()
 			require.Equal(t, tt.want, resp.StatusCode)
 			var body map[string]any
 			require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
@@ -186,6 +187,7 @@ func TestHTTPLimitsBody(t *testing.T) {
 	}
 	// The early refusal names the limit and its setting.
 	resp := sendRaw(t, addr, "PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n", 0)
+	defer func() { _ = resp.Body.Close() }()
 	var body server.HTTPErrorBody
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
 	require.Equal(t, "request body exceeds the limit of 1 MiB (TALLY_HTTP_MAX_BODY)", body.Message)
@@ -197,7 +199,7 @@ func TestHTTPLimitsBody(t *testing.T) {
 // has not closed it within a generous bound.
 func trickle(t *testing.T, addr, head string) string {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	conn, err := (&net.Dialer{}).DialContext(t.Context(), "tcp", addr)
 	require.NoError(t, err)
 	defer func() { _ = conn.Close() }()
 	_, err = io.WriteString(conn, head)
@@ -237,7 +239,10 @@ func TestHTTPLimitsSlowClients(t *testing.T) {
 		require.NotContains(t, got, "200 OK")
 	})
 	// The server still answers a prompt client.
-	resp, err := http.Post("http://"+addr+"/", "text/plain", strings.NewReader("hello"))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+addr+"/", strings.NewReader("hello"))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer func() { _ = resp.Body.Close() }()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -270,7 +275,7 @@ func startGRPC(t *testing.T) string {
 	srv, err := server.New(server.Config{Name: "limits-test", Logger: quiet, Verifier: v,
 		Policy: auth.Policy{healthpb.Health_Check_FullMethodName: {Public: true}}})
 	require.NoError(t, err)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -320,7 +325,7 @@ func TestGRPCMessageLimit(t *testing.T) {
 // GOAWAY ENHANCE_YOUR_CALM ("too_many_pings") instead of answering them forever.
 func TestGRPCKeepaliveEnforcement(t *testing.T) {
 	t.Parallel()
-	conn, err := net.Dial("tcp", startGRPC(t))
+	conn, err := (&net.Dialer{}).DialContext(t.Context(), "tcp", startGRPC(t))
 	require.NoError(t, err)
 	defer func() { _ = conn.Close() }()
 	require.NoError(t, conn.SetDeadline(time.Now().Add(20*time.Second)))

@@ -28,7 +28,7 @@ func Main[C any](name string, load func(*config.Env) (C, error), grpcAddr func(C
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	lis, err := net.Listen("tcp", grpcAddr(cfg))
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", grpcAddr(cfg))
 	if err != nil {
 		logger.Error("listen failed", "service", name, "addr", grpcAddr(cfg), "err", err)
 		os.Exit(1)

@@ -94,7 +94,7 @@ func invalidUTF8Path(b []byte, md protoreflect.MessageDescriptor, depth int) []u
 		if fd == nil {
 			continue
 		}
-		here := []uint64{uint64(num)}
+		here := []uint64{uint64(num)} //nolint:gosec // a field number is positive
 		if fd.IsList() {
 			here = append(here, seen[num])
 			seen[num]++
@@ -154,7 +154,7 @@ func fieldPath(md protoreflect.MessageDescriptor, path []uint64) string {
 		if md == nil || path[0] > uint64(protowire.MaxValidNumber) {
 			return ""
 		}
-		fd := md.Fields().ByNumber(protowire.Number(path[0]))
+		fd := md.Fields().ByNumber(protowire.Number(path[0])) //nolint:gosec // written from a field number above
 		path = path[1:]
 		if fd == nil {
 			return ""

@@ -61,7 +61,7 @@ func startTestServer(t *testing.T) (*grpc.ClientConn, *reachedLedger, string) {
 	require.NoError(t, err)
 	l := &reachedLedger{}
 	ledgerv1.RegisterLedgerServiceServer(s.GRPC(), l)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

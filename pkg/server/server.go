@@ -42,6 +42,10 @@ type Config struct {
 	Auth     *Auth
 	Verifier auth.Verifier
 	Policy   auth.Policy
+	// Errors maps the errors handlers return to statuses (first match wins), before
+	// CommonErrors; nil maps with CommonErrors alone. Statuses a handler makes itself pass
+	// unchanged either way. See ErrorTable.Status.
+	Errors ErrorTable
 	// ShutdownTimeout bounds the graceful stop; in-flight calls past it are cut. Default 10s.
 	ShutdownTimeout time.Duration
 }
@@ -79,6 +83,7 @@ func New(cfg Config) (*Server, error) {
 		reg.MustRegister(cfg.Auth.collectors()...)
 	}
 	m := newMetrics(reg, cfg.Name)
+	errs := errorMapper{table: cfg.Errors, logger: cfg.Logger}
 	s := &Server{
 		name:            cfg.Name,
 		logger:          cfg.Logger,
@@ -89,18 +94,22 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(append(grpcLimitOptions(),
 		// Reused stream workers keep their grown stacks: no stack copying on every call.
-		grpc.NumStreamWorkers(uint32(8*runtime.GOMAXPROCS(0))),
-		grpc.ForceServerCodecV2(newRequestCodec()), // see requestcheck.go
+		grpc.NumStreamWorkers(uint32(8*runtime.GOMAXPROCS(0))), //nolint:gosec // GOMAXPROCS is small and positive
+		grpc.ForceServerCodecV2(newRequestCodec()),             // see requestcheck.go
 		grpc.ChainUnaryInterceptor(
 			recoverUnary(cfg.Logger),
-			m.unary(cfg.Logger),
+			requestIDUnary,
+			m.unary(),
+			errs.unary,
 			checkRequestsUnary(),
 			s.readyUnary,
 			auth.UnaryServerInterceptor(cfg.Verifier, cfg.Policy),
 		),
 		grpc.ChainStreamInterceptor(
 			recoverStream(cfg.Logger),
-			m.stream(cfg.Logger),
+			requestIDStream,
+			m.stream(),
+			errs.stream,
 			checkRequestsStream(),
 			s.readyStream,
 			auth.StreamServerInterceptor(cfg.Verifier, cfg.Policy),
@@ -217,23 +226,31 @@ func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	return ServeHTTP(ctx, DefaultHTTPLimits().Server(addr, mux, logger), logger)
 }
 
-// ServeHTTP runs srv until ctx is done, then shuts it down gracefully.
+// ServeHTTP listens on srv.Addr and runs srv until ctx is done, then shuts it down gracefully.
 func ServeHTTP(ctx context.Context, srv *http.Server, logger *slog.Logger) error {
-	lis, err := net.Listen("tcp", srv.Addr)
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", srv.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", srv.Addr, err)
 	}
+	return ServeHTTPOn(ctx, srv, lis, logger)
+}
+
+// ServeHTTPOn runs srv on lis until ctx is done, then shuts it down gracefully (within 10s);
+// lis is closed when it returns.
+func ServeHTTPOn(ctx context.Context, srv *http.Server, lis net.Listener, logger *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	logger.Info("http server listening", "addr", lis.Addr().String())
 	select {
 	case err := <-errc:
+		_ = lis.Close()
 		return fmt.Errorf("serving http: %w", err)
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
 		return fmt.Errorf("shutting down http server: %w", err)
 	}
 	return nil
