@@ -2,67 +2,42 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"net/textproto"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/tallyhq/tally/pkg/server/requestid"
 )
 
-// RequestIDHeader carries the request id over HTTP; over gRPC it is the metadata key requestIDKey.
-// A caller's id is kept when it is 1..64 of [A-Za-z0-9._-] (the rule of pkg/server), else the
-// gateway mints one. Either way it is answered in the response and forwarded to the service, whose
-// logs then carry the same id.
+// RequestIDHeader carries the request id over HTTP; over gRPC it is metadata x-request-id
+// (pkg/server/requestid). A caller's id is kept when it is 1..64 of [A-Za-z0-9._-] (the rule of
+// pkg/server), else the gateway mints one. Either way it is answered in the response and forwarded
+// to the service, whose logs then carry the same id.
 const RequestIDHeader = "X-Request-Id"
 
-const requestIDKey = "x-request-id"
-
-type requestIDCtxKey struct{}
-
-// validRequestID is the rule the services apply too.
-func validRequestID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for i := range len(id) {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+const requestIDKey = requestid.Header
 
 // withRequestID gives every request an id: the caller's when valid, else a new one. It sets it on
 // the request (so the incoming header matcher forwards it), in the context (for the gateway's own
 // log lines and the hand-written routes) and on the response.
 func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(RequestIDHeader)
-		if len(r.Header.Values(RequestIDHeader)) != 1 || !validRequestID(id) {
-			id = newRequestID()
+		var id string
+		if v := r.Header.Values(RequestIDHeader); len(v) == 1 {
+			id = v[0]
 		}
+		ctx := requestid.With(r.Context(), id) // a new id unless id is acceptable
+		id = requestid.From(ctx)
 		r.Header.Set(RequestIDHeader, id)
 		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDCtxKey{}, id)))
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 // requestID is the id withRequestID gave the request ("" outside it).
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDCtxKey{}).(string)
-	return id
-}
+func requestID(ctx context.Context) string { return requestid.From(ctx) }
 
 // outgoingRequestID adds the request id to the metadata of a call the gateway makes by hand.
 func outgoingRequestID(ctx context.Context) context.Context {
