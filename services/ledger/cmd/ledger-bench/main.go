@@ -369,7 +369,7 @@ func cacheRecovery(ctx context.Context, c ledgerv1.LedgerServiceClient, metricsU
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return 0, errors.New("Authorize never answered from the cache again")
+	return 0, errors.New("authorize was never answered from the cache again")
 }
 
 // cacheAnswers sums the ledger's Authorize answers taken from the cache.
@@ -413,7 +413,7 @@ func postgresRecovery(ctx context.Context, pg *localstack.Postgres, c ledgerv1.L
 			return time.Since(start), took, nil
 		}
 		if status.Code(err) != codes.Unavailable {
-			return 0, 0, fmt.Errorf("a debit after the restart failed with %v, not Unavailable", err)
+			return 0, 0, fmt.Errorf("a debit after the restart failed with %w, not Unavailable", err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

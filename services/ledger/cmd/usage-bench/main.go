@@ -324,4 +324,3 @@ func waitCounted(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) e
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
