@@ -39,7 +39,7 @@ func (e restErrors) writeCtx(ctx context.Context, w http.ResponseWriter, r *http
 	httpStatus, code, msg := e.translate(ctx, err)
 	if httpStatus >= 500 && gatewayMade(ctx, err) {
 		e.logger.Error("rest call failed", "method", r.Method, "route", routeOf(r), "code", code.String(),
-			"request_id", requestID(r.Context()), "err", err)
+			"request_id", requestID(ctx), "err", err)
 	}
 	w.Header().Del("Trailer")
 	w.Header().Del("Transfer-Encoding")

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -73,7 +74,12 @@ func startStack(t *testing.T) stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- payments.Run(ctx, cfg, grpcLis, quiet) }()
-	t.Cleanup(func() { cancel(); _ = <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("payments stopped: %v", err)
+		}
+	})
 
 	h, closeConns, err := gateway.New(t.Context(), gateway.Config{
 		LedgerAddr: l.Addr, PricingAddr: p.Addr, PaymentsAddr: grpcLis.Addr().String(), Logger: quiet,

@@ -62,7 +62,14 @@ func startFailingLedger(t *testing.T) (addr string, l *failingLedger, logs *reco
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, lis) }()
 	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); _ = <-done }) }
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("ledger stopped: %v", err)
+			}
+		})
+	}
 	t.Cleanup(stop)
 	return lis.Addr().String(), l, logs, stop
 }

@@ -121,7 +121,7 @@ func (b *bench) progress(format string, args ...any) {
 }
 
 func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
-	var out io.Writer = io.Discard
+	out := io.Discard
 	if cfg.logs {
 		out = os.Stderr
 	}
