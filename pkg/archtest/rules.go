@@ -184,7 +184,9 @@ func checkImport(rel, imp string) []Violation {
 		add("R5", hasPrefix(imp, "google.golang.org/grpc/status", "google.golang.org/grpc/codes"))
 	}
 	from := layer(rel)
-	add("R4", (toLayer == "store" || toLayer == "client") && from != "app" && from != "service" &&
+	// R4 is about a service's own layers; pkg/ is shared plumbing (pkg/server maps the ledger
+	// client's sentinels in CommonErrors).
+	add("R4", inService && (toLayer == "store" || toLayer == "client") && from != "app" && from != "service" &&
 		from != "harness" && from != "client" && !hasPrefix(to, rel))
 	if v, bad := crossModule(rel, imp); bad {
 		out = append(out, v)

@@ -62,3 +62,7 @@ func TestDiffAndParse(t *testing.T) {
 	assert.Equal(t, "ledger", Violation{From: "services/ledger/cmd/ledger-bench"}.Module())
 	assert.Equal(t, "pkg", Violation{From: "pkg/chaos"}.Module())
 }
+
+func TestSharedPlumbingMayImportTheClient(t *testing.T) {
+	assert.Empty(t, Check([]Package{{ImportPath: Root + "pkg/server", Imports: []string{Root + "pkg/ledgerclient"}}}))
+}
