@@ -13,7 +13,7 @@ func TestManual(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	c := clock.NewManual(start)
-	var now func() time.Time = c.Now
+	now := c.Now // a *Manual is a Now func
 	require.Equal(t, start, now())
 	require.Equal(t, start.Add(time.Hour), c.Advance(time.Hour))
 	require.Equal(t, start.Add(time.Hour), now())

@@ -210,7 +210,7 @@ func decode(field string, m *moneypb.Money, required bool, currency string) (mon
 	}
 	v, err := money.FromProto(m)
 	if err != nil {
-		return money.Money{}, fmt.Errorf("%s: %v", field, err)
+		return money.Money{}, fmt.Errorf("%s: %s", field, err.Error()) // text only: never a money error to match
 	}
 	if currency != "" && v.Currency != "" && v.Currency != currency {
 		return money.Money{}, fmt.Errorf("%s: currency %s, the account's is %s", field, v.Currency, currency)

@@ -47,7 +47,7 @@ func TestClassifyCodes(t *testing.T) {
 			require.Equal(t, code, e.Code)
 			require.Equal(t, "ledger says no", e.Msg)
 			require.Equal(t, code == codes.Unauthenticated || code == codes.PermissionDenied, e.Credentials)
-			refused := want != ledgerclient.ErrUnavailable
+			refused := !errors.Is(want, ledgerclient.ErrUnavailable)
 			require.Equal(t, refused, errors.Is(err, ledgerclient.ErrRefused))
 			_, isStatus := status.FromError(err)
 			require.False(t, isStatus, "the gRPC status must not leak through Unwrap")
@@ -66,7 +66,9 @@ func TestCodesFromTheWire(t *testing.T) {
 	for code := codes.Canceled; code <= codes.Unauthenticated; code++ {
 		f.FailAll(code, "no")
 		_, err := c.Balance(t.Context(), "acme")
-		require.ErrorIs(t, err, ledgerclient.Classify("", status.Error(code, "")).(*ledgerclient.Error).Kind, code.String())
+		var want *ledgerclient.Error
+		require.ErrorAs(t, ledgerclient.Classify("", status.Error(code, "")), &want)
+		require.ErrorIs(t, err, want.Kind, code.String())
 	}
 }
 

@@ -55,8 +55,7 @@ func (e *Error) Error() string {
 // AlreadyExists, NotFound). It never returns the gRPC status nor a money error, so a caller's
 // mapping cannot mistake a ledger answer for its own.
 func (e *Error) Unwrap() []error {
-	switch e.Kind {
-	case ErrFailedPrecondition, ErrKeyReused, ErrNotFound:
+	if errors.Is(e.Kind, ErrFailedPrecondition) || errors.Is(e.Kind, ErrKeyReused) || errors.Is(e.Kind, ErrNotFound) {
 		return []error{e.Kind, ErrRefused}
 	}
 	return []error{e.Kind}

@@ -93,7 +93,7 @@ func eventOf(p *ledgerv1.BalanceEvent) (Event, error) {
 	}
 	bal, err := decode("balance", p.GetBalance(), true, "")
 	if err != nil {
-		return Event{}, fmt.Errorf("event %d %v", p.GetSequence(), err)
+		return Event{}, fmt.Errorf("event %d %s", p.GetSequence(), err.Error())
 	}
 	e := Event{
 		Seq: p.GetSequence(), OrgID: p.GetOrgId(), Kind: eventKinds[p.GetKind()],
@@ -105,10 +105,10 @@ func eventOf(p *ledgerv1.BalanceEvent) (Event, error) {
 		e.Kind = EventKind(p.GetKind().String())
 	}
 	if e.Available, err = decodeNanos("available", p.GetAvailable(), false, bal.Currency); err != nil {
-		return Event{}, fmt.Errorf("event %d %v", p.GetSequence(), err)
+		return Event{}, fmt.Errorf("event %d %s", p.GetSequence(), err.Error())
 	}
 	if e.Amount, err = decodeNanos("amount", p.GetAmount(), false, bal.Currency); err != nil {
-		return Event{}, fmt.Errorf("event %d %v", p.GetSequence(), err)
+		return Event{}, fmt.Errorf("event %d %s", p.GetSequence(), err.Error())
 	}
 	return e, nil
 }

@@ -56,6 +56,8 @@ func (l *failingLedger) GetBalance(ctx context.Context, req *ledgerv1.GetBalance
 	case "record":
 		l.recorded <- server.RequestID(ctx)
 		return &ledgerv1.GetBalanceResponse{}, nil
+	case "panic":
+		panic("handler bug")
 	case "slow":
 		l.entered <- struct{}{}
 		<-l.release
@@ -278,6 +280,21 @@ func TestInternalLoggedOnce(t *testing.T) {
 	require.Len(t, warned, 1, "the service table's level")
 	require.Equal(t, "refused-1", warned[0]["request_id"])
 	require.Equal(t, "rpc refused", warned[0]["msg"], "\"rpc failed\" is only ever an internal error")
+}
+
+// TestPanicIsInternalWithRequestID requires a panicking handler answered Internal with the
+// request id, and the panic logged once at Error with it.
+func TestPanicIsInternalWithRequestID(t *testing.T) {
+	t.Parallel()
+	s := startErrorsServer(t, nil, nil)
+	rid, err := s.call(t, "panic", "panic-1")
+	require.Equal(t, "panic-1", rid)
+	require.Equal(t, codes.Internal, status.Code(err))
+	require.Equal(t, "internal error (request panic-1)", status.Convert(err).Message())
+	logged := s.logs.at(slog.LevelError)
+	require.Len(t, logged, 1, "%v", logged)
+	require.Equal(t, "panic in rpc", logged[0]["msg"])
+	require.Equal(t, "panic-1", logged[0]["request_id"])
 }
 
 // TestStatusOfContextErrors requires a context error to be the caller's only while the caller's

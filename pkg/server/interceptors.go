@@ -60,24 +60,28 @@ func (m *metrics) stream() grpc.StreamServerInterceptor {
 	}
 }
 
+// recoverUnary answers a panicking unary call Internal, logging the panic once (it runs
+// inside requestIDUnary, so both carry the request id).
 func recoverUnary(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				logger.Error("panic in rpc", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
-				err = status.Error(codes.Internal, "internal error")
+				logger.Error("panic in rpc", "method", info.FullMethod, "request_id", RequestID(ctx), "panic", r, "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, internalMessage(ctx))
 			}
 		}()
 		return handler(ctx, req)
 	}
 }
 
+// recoverStream answers a panicking streaming call Internal, logging the panic once.
 func recoverStream(logger *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				logger.Error("panic in rpc", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
-				err = status.Error(codes.Internal, "internal error")
+				ctx := ss.Context()
+				logger.Error("panic in rpc", "method", info.FullMethod, "request_id", RequestID(ctx), "panic", r, "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, internalMessage(ctx))
 			}
 		}()
 		return handler(srv, ss)

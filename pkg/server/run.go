@@ -41,9 +41,9 @@ type RunConfig struct {
 // AfterServe workers, which stop after the gRPC server's graceful stop. A worker returning its
 // context's error on shutdown is not a failure; a worker returning nil early stops alone.
 func Run(ctx context.Context, cfg RunConfig) error {
-	if cfg.GRPC == nil || cfg.Listener == nil || cfg.Logger == nil {
+	if err := cfg.validate(); err != nil {
 		closeListeners(cfg)
-		return errors.New("server: run needs a gRPC server, its listener and a logger")
+		return err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -89,6 +89,24 @@ func (f *firstError) run(wg *sync.WaitGroup, fn func() error) {
 			f.once.Do(func() { f.err = err; f.cancel() })
 		}
 	}()
+}
+
+// validate returns what cfg lacks.
+func (cfg RunConfig) validate() error {
+	if cfg.GRPC == nil || cfg.Listener == nil || cfg.Logger == nil {
+		return errors.New("server: run needs a gRPC server, its listener and a logger")
+	}
+	for _, w := range cfg.Workers {
+		if w.Name == "" || w.Run == nil {
+			return fmt.Errorf("server: worker %q needs a name and a Run function", w.Name)
+		}
+	}
+	for _, h := range cfg.HTTP {
+		if h.Server == nil {
+			return errors.New("server: an HTTP entry has no server")
+		}
+	}
+	return nil
 }
 
 // runWorker runs w until ctx is done; its context's error at shutdown is no failure.

@@ -134,11 +134,15 @@ func TestRunRefusesAnIncompleteConfig(t *testing.T) {
 	require.NoError(t, err)
 	err = server.Run(t.Context(), server.RunConfig{Listener: lis, Logger: quiet,
 		HTTP: []server.HTTPServer{{Server: &http.Server{}, Listener: httpLis}}}) //nolint:gosec // test server
-	require.Error(t, err)
+	require.EqualError(t, err, "server: run needs a gRPC server, its listener and a logger")
 	_, err = lis.Accept()
 	require.Error(t, err, "closed")
 	_, err = httpLis.Accept()
 	require.Error(t, err, "closed")
+
+	srv, grpcLis, _ := newErrorsServer(t, nil, nil)
+	err = server.Run(t.Context(), server.RunConfig{GRPC: srv, Listener: grpcLis, Logger: quiet, Workers: []server.Worker{{Name: "sweeper"}}})
+	require.EqualError(t, err, `server: worker "sweeper" needs a name and a Run function`)
 }
 
 // TestRunServes requires calls served, with CommonErrors alone when the server has no table.

@@ -97,8 +97,8 @@ func New(cfg Config) (*Server, error) {
 		grpc.NumStreamWorkers(uint32(8*runtime.GOMAXPROCS(0))), //nolint:gosec // GOMAXPROCS is small and positive
 		grpc.ForceServerCodecV2(newRequestCodec()),             // see requestcheck.go
 		grpc.ChainUnaryInterceptor(
+			requestIDUnary, // first: a panic's answer and log line carry the id too
 			recoverUnary(cfg.Logger),
-			requestIDUnary,
 			m.unary(),
 			errs.unary,
 			checkRequestsUnary(),
@@ -106,8 +106,8 @@ func New(cfg Config) (*Server, error) {
 			auth.UnaryServerInterceptor(cfg.Verifier, cfg.Policy),
 		),
 		grpc.ChainStreamInterceptor(
-			recoverStream(cfg.Logger),
 			requestIDStream,
+			recoverStream(cfg.Logger),
 			m.stream(),
 			errs.stream,
 			checkRequestsStream(),
@@ -228,7 +228,7 @@ func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 
 // ServeHTTP listens on srv.Addr and runs srv until ctx is done, then shuts it down gracefully.
 func ServeHTTP(ctx context.Context, srv *http.Server, logger *slog.Logger) error {
-	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", srv.Addr)
+	lis, err := (&net.ListenConfig{}).Listen(context.WithoutCancel(ctx), "tcp", srv.Addr) // a done ctx serves and stops
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", srv.Addr, err)
 	}

@@ -49,7 +49,7 @@ type Fake struct {
 
 // New starts a Fake on a loopback port; Close stops it.
 func New() (*Fake, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("ledgerclienttest: %w", err)
 	}

@@ -1,179 +1,29 @@
-// Package service assembles the instances-metering service (store, ledger and pricing clients,
-// scheduler, gRPC server) from its configuration. cmd/instances-metering runs it; tests and the
-// benchmark start it in-process.
+// Package service forwards to internal/service for the importers outside this module that have
+// not moved to meteringtest yet (the gateway's restfuzz stack, the benches). Delete it when none
+// is left: internal/service is the composition root, meteringtest the harness.
+//
+// Deprecated: use meteringtest.New / meteringtest.Start.
 package service
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/config"
-	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
-	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
-	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
-	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
-	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/pg"
-	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/instances-metering/internal/grpcapi"
-	"github.com/tallyhq/tally/services/instances-metering/internal/ledgerclient"
-	"github.com/tallyhq/tally/services/instances-metering/internal/metering"
-	"github.com/tallyhq/tally/services/instances-metering/internal/notifyclient"
-	"github.com/tallyhq/tally/services/instances-metering/internal/store"
-	"github.com/tallyhq/tally/services/instances-metering/migrations"
+	"github.com/tallyhq/tally/services/instances-metering/internal/service"
 )
 
-// ServiceName is the service's identity toward the others (token subject service:instances-metering).
-const ServiceName = "instances-metering"
+// ServiceName is service.ServiceName.
+const ServiceName = service.ServiceName
 
-// Config is the service's configuration; Load reads it from the environment.
-type Config struct {
-	GRPCAddr    string
-	MetricsAddr string
-	DatabaseURL string
-	DBMaxConns  int32
-	Auth        server.AuthConfig
-	LedgerAddr  string
-	PricingAddr string
-	// NotificationsAddr, when set, receives suspension notices. The service calls the ledger,
-	// pricing and notifications with its own identity, service:instances-metering (see Auth).
-	NotificationsAddr string
-	// BillingPeriod is the period of new rentals (default 1h).
-	BillingPeriod time.Duration
-	// Grace lets a rental run into a negative balance down to -Grace (default 0).
-	Grace money.Nanos
-	// PollInterval bounds how late rentals started on other replicas are seen (default 1s).
-	PollInterval time.Duration
-	// ClaimLease is how long a replica's claim on rentals holds before another may take them
-	// over (default 1m).
-	ClaimLease time.Duration
-	// Replica names this replica in its claims (default: host name and a random suffix).
-	Replica string
-	// Scheduler tuning; zero values take metering's defaults.
-	BatchSize, Workers, Concurrency int
-	// Now is the meter's clock (default time.Now); the benchmark moves it to a boundary.
-	Now func() time.Time
-}
+// Config is service.Config.
+type Config = service.Config
 
-// Load reads the configuration from e (see the README's configuration table).
-func Load(e *config.Env) (Config, error) {
-	c := Config{
-		GRPCAddr:          e.String("TALLY_INSTANCES_GRPC_ADDR", ":9094"),
-		MetricsAddr:       e.String("TALLY_INSTANCES_METRICS_ADDR", ""),
-		DatabaseURL:       e.Required("DATABASE_URL"),
-		DBMaxConns:        int32(e.Int("TALLY_INSTANCES_DB_MAX_CONNS", 16)),
-		Auth:              server.LoadAuthConfig(e),
-		LedgerAddr:        e.String("TALLY_LEDGER_ADDR", "localhost:9091"),
-		PricingAddr:       e.String("TALLY_PRICING_ADDR", "localhost:9092"),
-		NotificationsAddr: e.String("TALLY_NOTIFICATIONS_ADDR", ""),
-		BillingPeriod:     e.Duration("TALLY_INSTANCE_BILLING_PERIOD", time.Hour),
-		PollInterval:      e.Duration("TALLY_INSTANCE_POLL_INTERVAL", time.Second),
-		ClaimLease:        e.Duration("TALLY_INSTANCE_CLAIM_LEASE", time.Minute),
-		Replica:           e.String("TALLY_INSTANCE_REPLICA", ""),
-	}
-	grace := e.String("TALLY_INSTANCE_GRACE", "0")
-	errs := []error{e.Err()}
-	var err error
-	if c.Grace, err = money.ParseDecimal(grace); err != nil || c.Grace < 0 {
-		errs = append(errs, fmt.Errorf("TALLY_INSTANCE_GRACE: %q is not a non-negative decimal amount", grace))
-	}
-	if err := metering.ValidatePeriod(c.BillingPeriod); err != nil {
-		errs = append(errs, fmt.Errorf("TALLY_INSTANCE_BILLING_PERIOD: %w", err))
-	}
-	if c.PollInterval <= 0 {
-		errs = append(errs, errors.New("TALLY_INSTANCE_POLL_INTERVAL must be positive"))
-	}
-	if c.ClaimLease < 40*time.Second {
-		errs = append(errs, errors.New("TALLY_INSTANCE_CLAIM_LEASE must be at least 40s (four ledger call timeouts)"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return Config{}, err
-	}
-	return c, nil
-}
+// Load is service.Load.
+func Load(e *config.Env) (Config, error) { return service.Load(e) }
 
-// Run serves the service on lis until ctx is done. Cancelling ctx also stops the scheduler
-// mid-batch: the ledger calls in flight end, what they did is recorded and the claims released;
-// a replica killed outright leaves its claims to expire, and whoever claims the rentals next
-// replays the same ledger debits by idempotency key, so nothing is charged twice or lost.
+// Run is service.Run.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
-	authn, err := server.NewAuth(ctx, cfg.Auth, ServiceName, logger)
-	if err != nil {
-		return err
-	}
-	pool, err := pg.Connect(ctx, cfg.DatabaseURL, "instances", cfg.DBMaxConns)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := pg.Migrate(ctx, pool, "instances", migrations.FS); err != nil {
-		return err
-	}
-	st, err := store.New(pool)
-	if err != nil {
-		return err
-	}
-	ledgerConn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity())
-	if err != nil {
-		return err
-	}
-	defer func() { _ = ledgerConn.Close() }()
-	ledger, err := ledgerclient.New(ledgerv1.NewLedgerServiceClient(ledgerConn))
-	if err != nil {
-		return err
-	}
-	pricingConn, err := rpcclient.DialSource(cfg.PricingAddr, authn.Identity())
-	if err != nil {
-		return err
-	}
-	defer func() { _ = pricingConn.Close() }()
-	prices, err := catalog.NewWatcher(catalog.WatcherConfig{Client: pricingv1.NewPricingServiceClient(pricingConn), Logger: logger})
-	if err != nil {
-		return err
-	}
-	var notifier metering.Notifier
-	if cfg.NotificationsAddr != "" {
-		conn, err := rpcclient.DialSource(cfg.NotificationsAddr, authn.Identity())
-		if err != nil {
-			return err
-		}
-		defer func() { _ = conn.Close() }()
-		if notifier, err = notifyclient.New(notificationsv1.NewNotificationsServiceClient(conn)); err != nil {
-			return err
-		}
-	} else {
-		logger.Info("TALLY_NOTIFICATIONS_ADDR is not set: suspension notices stay queued")
-	}
-	meter, err := metering.New(metering.Config{
-		Store: st, Ledger: ledger, Prices: prices, Notifier: notifier, Logger: logger,
-		Period: cfg.BillingPeriod, Grace: cfg.Grace, PollInterval: cfg.PollInterval, ClaimLease: cfg.ClaimLease, Replica: cfg.Replica,
-		BatchSize: cfg.BatchSize, Workers: cfg.Workers, Concurrency: cfg.Concurrency, Now: cfg.Now,
-	})
-	if err != nil {
-		return err
-	}
-	srv, err := server.New(server.Config{Name: ServiceName, Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
-	if err != nil {
-		return err
-	}
-	api, err := grpcapi.New(meter, logger)
-	if err != nil {
-		return err
-	}
-	instancesv1.RegisterInstanceMeteringServiceServer(srv.GRPC(), api)
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Serve(gctx, lis) })
-	g.Go(func() error { return server.ServeMetrics(gctx, cfg.MetricsAddr, srv.Registry(), logger) })
-	g.Go(func() error { return prices.Run(gctx) })
-	g.Go(func() error { return meter.Run(gctx) })
-	return g.Wait()
+	return service.Run(ctx, cfg, lis, logger)
 }

@@ -31,17 +31,41 @@ func TestBadInputIsRefusedWithClearCodes(t *testing.T) {
 	start(t, c, "i-ended", "acme", a10g)
 	stop(t, c, "i-ended")
 
+	tests := append(badStarts(t, c), badReads(t, c)...)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			if tt.want == codes.OK {
+				require.NoError(t, err)
+				return
+			}
+			requireCode(t, err, tt.want)
+		})
+	}
+	// The refused starts changed nothing.
+	r := get(t, c, "i-running")
+	require.Equal(t, "acme", r.GetOrgId())
+	require.Equal(t, a10g, r.GetInstanceType())
+	_, err := c.GetRental(t.Context(), &instancesv1.GetRentalRequest{InstanceId: "i-new"})
+	requireCode(t, err, codes.NotFound)
+}
+
+// badInput is a call that must answer want.
+type badInput struct {
+	name string
+	call func() error
+	want codes.Code
+}
+
+// badStarts are the StartMetering cases of TestBadInputIsRefusedWithClearCodes.
+func badStarts(t *testing.T, c instancesv1.InstanceMeteringServiceClient) []badInput {
 	startReq := func(instance, org, typ, key string) func() error {
 		return func() error {
 			_, err := c.StartMetering(t.Context(), &instancesv1.StartMeteringRequest{InstanceId: instance, OrgId: org, InstanceType: typ, IdempotencyKey: key})
 			return err
 		}
 	}
-	tests := []struct {
-		name string
-		call func() error
-		want codes.Code
-	}{
+	return []badInput{
 		{"unknown instance type", startReq("i-new", "acme", "gpu-does-not-exist", "k"), codes.NotFound},
 		{"running instance with another org", startReq("i-running", "globex", a10g, "k2"), codes.AlreadyExists},
 		{"running instance with another type", startReq("i-running", "acme", "cpu-8x32", "k2"), codes.AlreadyExists},
@@ -52,8 +76,15 @@ func TestBadInputIsRefusedWithClearCodes(t *testing.T) {
 		{"missing instance id", startReq("", "acme", a10g, "k"), codes.InvalidArgument},
 		{"instance id with a slash", startReq("i/1", "acme", a10g, "k"), codes.InvalidArgument},
 		{"missing org", startReq("i-new", "", a10g, "k"), codes.InvalidArgument},
+		{"org starting with a dash", startReq("i-new", "-acme", a10g, "k"), codes.InvalidArgument},
 		{"missing instance type", startReq("i-new", "acme", "", "k"), codes.InvalidArgument},
 		{"missing idempotency key", startReq("i-new", "acme", a10g, ""), codes.InvalidArgument},
+	}
+}
+
+// badReads are its StopMetering, GetRental, ListRentals and WatchInstanceEvents cases.
+func badReads(t *testing.T, c instancesv1.InstanceMeteringServiceClient) []badInput {
+	return []badInput{
 		{"stop of an unknown instance", func() error {
 			_, err := c.StopMetering(t.Context(), &instancesv1.StopMeteringRequest{InstanceId: "i-unknown"})
 			return err
@@ -87,22 +118,6 @@ func TestBadInputIsRefusedWithClearCodes(t *testing.T) {
 			return err
 		}, codes.InvalidArgument},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.call()
-			if tt.want == codes.OK {
-				require.NoError(t, err)
-				return
-			}
-			requireCode(t, err, tt.want)
-		})
-	}
-	// The refused starts changed nothing.
-	r := get(t, c, "i-running")
-	require.Equal(t, "acme", r.GetOrgId())
-	require.Equal(t, a10g, r.GetInstanceType())
-	_, err := c.GetRental(t.Context(), &instancesv1.GetRentalRequest{InstanceId: "i-new"})
-	requireCode(t, err, codes.NotFound)
 }
 
 func TestMembersSeeOnlyTheirOrganizationsRentals(t *testing.T) {

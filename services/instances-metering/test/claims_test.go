@@ -16,37 +16,26 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tallyhq/tally/pkg/catalog"
-	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/clock"
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/services/instances-metering/internal/ledgerclient"
-	"github.com/tallyhq/tally/services/instances-metering/internal/metering"
+	"github.com/tallyhq/tally/services/instances-metering/internal/app"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 	"github.com/tallyhq/tally/services/instances-metering/internal/store"
 	"github.com/tallyhq/tally/services/instances-metering/migrations"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
 
-// These tests drive metering.Meter replicas directly (real PostgreSQL, a real ledger and pricing
+// These tests drive app.Meter replicas directly (real PostgreSQL, a real ledger and pricing
 // service over gRPC) with a clock they move themselves, so that leases expire without waiting.
 
 // hourPrice is what one hour of gpu-a10g-small costs (1.20 USD).
 const hourPrice = money.Nanos(1_200_000_000)
 
-// testClock is a meter's clock, moved by the test.
-type testClock struct{ nanos atomic.Int64 }
-
-func newTestClock() *testClock {
-	c := &testClock{}
-	c.set(time.Now())
-	return c
-}
-
-func (c *testClock) now() time.Time          { return time.Unix(0, c.nanos.Load()).UTC() }
-func (c *testClock) set(t time.Time)         { c.nanos.Store(t.UnixNano()) }
-func (c *testClock) advance(d time.Duration) { c.nanos.Add(int64(d)) }
+func newTestClock() *clock.Manual { return clock.NewManual(time.Now().UTC()) }
 
 // replicaPool opens a pool on the instances schema whose sessions carry application_name app,
 // so that pg_stat_activity tells this replica's sessions apart.
@@ -62,10 +51,10 @@ func replicaPool(t *testing.T, url, app string) *pgxpool.Pool {
 	return pool
 }
 
-// meterReplica is one in-process metering.Meter with its own pool and name.
+// meterReplica is one in-process app.Meter with its own pool and name.
 type meterReplica struct {
 	name  string
-	meter *metering.Meter
+	meter *app.Meter
 }
 
 // replicaOptions tune newReplica.
@@ -74,13 +63,13 @@ type replicaOptions struct {
 	ledgerAddr    string
 	ledgerTimeout time.Duration
 	// wrap wraps the ledger client (a gate that freezes the replica around a call).
-	wrap func(metering.Ledger) metering.Ledger
+	wrap func(app.Ledger) app.Ledger
 }
 
 // lease is the claim lease of the replicas of these tests.
 const lease = time.Minute
 
-func (s *stack) newReplica(t *testing.T, name string, clock *testClock, opts replicaOptions) *meterReplica {
+func (s *stack) newReplica(t *testing.T, name string, clock *clock.Manual, opts replicaOptions) *meterReplica {
 	t.Helper()
 	ctx := t.Context()
 	migratePool, err := pg.Connect(ctx, s.ledger.DatabaseURL, "instances", 2)
@@ -94,11 +83,15 @@ func (s *stack) newReplica(t *testing.T, name string, clock *testClock, opts rep
 	if opts.ledgerAddr != "" {
 		addr = opts.ledgerAddr
 	}
+	ledgerTimeout := opts.ledgerTimeout
+	if ledgerTimeout == 0 {
+		ledgerTimeout = 10 * time.Second
+	}
 	conn, err := rpcclient.Dial(addr, ledgertest.ServiceToken(t, "instances-metering"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	var ledger metering.Ledger
-	ledger, err = ledgerclient.New(ledgerv1.NewLedgerServiceClient(conn))
+	var ledger app.Ledger
+	ledger, err = ledgerclient.New(ledgerclient.Config{Conn: conn, Timeout: ledgerTimeout})
 	require.NoError(t, err)
 	if opts.wrap != nil {
 		ledger = opts.wrap(ledger)
@@ -107,7 +100,7 @@ func (s *stack) newReplica(t *testing.T, name string, clock *testClock, opts rep
 	pconn, err := rpcclient.Dial(s.pricing.Addr, ledgertest.ServiceToken(t, "instances-metering"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pconn.Close() })
-	var out io.Writer = io.Discard
+	out := io.Discard
 	if os.Getenv("TALLY_TEST_LOG") != "" {
 		out = os.Stderr
 	}
@@ -120,13 +113,9 @@ func (s *stack) newReplica(t *testing.T, name string, clock *testClock, opts rep
 	t.Cleanup(func() { cancel(); <-done })
 	require.NoError(t, prices.Ready(ctx))
 
-	ledgerTimeout := opts.ledgerTimeout
-	if ledgerTimeout == 0 {
-		ledgerTimeout = 10 * time.Second
-	}
-	m, err := metering.New(metering.Config{
+	m, err := app.New(app.Config{
 		Store: st, Ledger: ledger, Prices: prices, Logger: logger, Period: time.Hour, PollInterval: 200 * time.Millisecond,
-		LedgerTimeout: ledgerTimeout, ClaimLease: lease, Replica: name, Now: clock.now,
+		LedgerTimeout: ledgerTimeout, ClaimLease: lease, Replica: name, Now: clock.Now,
 	})
 	require.NoError(t, err)
 	return &meterReplica{name: name, meter: m}
@@ -136,7 +125,7 @@ func (s *stack) newReplica(t *testing.T, name string, clock *testClock, opts rep
 // debit reaches the real ledger (after, or before the freeze), and the replica goes on only once
 // the test opens the gate.
 type gate struct {
-	metering.Ledger
+	app.Ledger
 	key          string
 	freezeBefore bool
 	reached      chan struct{}
@@ -155,9 +144,9 @@ func newGate(t *testing.T, key string, freezeBefore bool) *gate {
 // release lets the frozen replica go on.
 func (g *gate) release() { g.thaw.Do(func() { close(g.open) }) }
 
-func (g *gate) wrap(l metering.Ledger) metering.Ledger { g.Ledger = l; return g }
+func (g *gate) wrap(l app.Ledger) app.Ledger { g.Ledger = l; return g }
 
-func (g *gate) Debit(ctx context.Context, d metering.Debit) (string, error) {
+func (g *gate) Debit(ctx context.Context, d ledgerclient.Debit) (string, error) {
 	if d.IdempotencyKey != g.key {
 		return g.Ledger.Debit(ctx, d)
 	}
@@ -256,13 +245,13 @@ func TestAClaimedButUnrecordedChargeIsCompletedOnceByAnotherReplica(t *testing.T
 			frozen := make(chan error, 1)
 			if tt.period == 0 {
 				go func() {
-					_, _, err := a.meter.Start(context.Background(), metering.StartRequest{InstanceID: instance, OrgID: org, InstanceType: a10g, IdempotencyKey: "k"})
+					_, _, err := a.meter.Start(context.Background(), app.StartRequest{InstanceID: instance, OrgID: org, InstanceType: a10g, IdempotencyKey: "k"})
 					frozen <- err
 				}()
 			} else {
-				_, _, err := a.meter.Start(t.Context(), metering.StartRequest{InstanceID: instance, OrgID: org, InstanceType: a10g, IdempotencyKey: "k"})
+				_, _, err := a.meter.Start(t.Context(), app.StartRequest{InstanceID: instance, OrgID: org, InstanceType: a10g, IdempotencyKey: "k"})
 				require.NoError(t, err)
-				clock.advance(time.Hour)
+				clock.Advance(time.Hour)
 				go func() { frozen <- a.meter.ChargeDueOnce(context.Background()) }()
 			}
 			waitClosed(t, g.reached, "replica a never reached the ledger call")
@@ -275,7 +264,7 @@ func TestAClaimedButUnrecordedChargeIsCompletedOnceByAnotherReplica(t *testing.T
 			require.Equal(t, tt.period, c.periods)
 
 			// The lease expires: b takes over and completes the charge.
-			clock.advance(lease + time.Second)
+			clock.Advance(lease + time.Second)
 			require.NoError(t, b.meter.ChargeDueOnce(t.Context()))
 			c = s.claimRow(t, instance)
 			require.Equal(t, string(rental.StateRunning), c.state)
@@ -317,9 +306,9 @@ func TestStopTakesOverAChargeInProgress(t *testing.T) {
 	g := newGate(t, rental.ChargeKey("i-stop", 1), false)
 	a := s.newReplica(t, "meter-a", clock, replicaOptions{wrap: g.wrap})
 	b := s.newReplica(t, "meter-b", clock, replicaOptions{})
-	_, _, err := a.meter.Start(t.Context(), metering.StartRequest{InstanceID: "i-stop", OrgID: "acme", InstanceType: a10g, IdempotencyKey: "k"})
+	_, _, err := a.meter.Start(t.Context(), app.StartRequest{InstanceID: "i-stop", OrgID: "acme", InstanceType: a10g, IdempotencyKey: "k"})
 	require.NoError(t, err)
-	clock.advance(time.Hour + time.Minute)
+	clock.Advance(time.Hour + time.Minute)
 	frozen := make(chan error, 1)
 	go func() { frozen <- a.meter.ChargeDueOnce(context.Background()) }()
 	waitClosed(t, g.reached, "replica a never reached the ledger call")
@@ -384,18 +373,18 @@ func TestAHungLedgerCallHoldsNoTransaction(t *testing.T) {
 	addr, accepted := stalledListener(t)
 	a := s.newReplica(t, "meter-hung", clock, replicaOptions{ledgerAddr: addr, ledgerTimeout: 3 * time.Second})
 	b := s.newReplica(t, "meter-ok", clock, replicaOptions{})
-	_, _, err := b.meter.Start(t.Context(), metering.StartRequest{InstanceID: "i-other", OrgID: "acme", InstanceType: a10g, IdempotencyKey: "k"})
+	_, _, err := b.meter.Start(t.Context(), app.StartRequest{InstanceID: "i-other", OrgID: "acme", InstanceType: a10g, IdempotencyKey: "k"})
 	require.NoError(t, err)
 
 	hung := make(chan error, 1)
 	go func() {
-		_, _, err := a.meter.Start(context.Background(), metering.StartRequest{InstanceID: "i-hung", OrgID: "acme", InstanceType: a10g, IdempotencyKey: "k"})
+		_, _, err := a.meter.Start(context.Background(), app.StartRequest{InstanceID: "i-hung", OrgID: "acme", InstanceType: a10g, IdempotencyKey: "k"})
 		hung <- err
 	}()
 	waitClosed(t, accepted, "replica a never called the ledger")
 	s.requireNoOpenTransaction(t, a.name, "i-hung")
 	// Other work proceeds: b starts a rental, stops another and runs its scheduler.
-	_, _, err = b.meter.Start(t.Context(), metering.StartRequest{InstanceID: "i-meanwhile", OrgID: "acme", InstanceType: a10g, IdempotencyKey: "k"})
+	_, _, err = b.meter.Start(t.Context(), app.StartRequest{InstanceID: "i-meanwhile", OrgID: "acme", InstanceType: a10g, IdempotencyKey: "k"})
 	require.NoError(t, err)
 	stopped, err := b.meter.Stop(t.Context(), "i-other")
 	require.NoError(t, err)
@@ -411,12 +400,12 @@ func TestAHungLedgerCallHoldsNoTransaction(t *testing.T) {
 	case <-time.After(wait):
 		require.FailNow(t, "the hung start did not end at its deadline")
 	}
-	require.ErrorIs(t, err, metering.ErrLedgerUnavailable)
+	require.ErrorIs(t, err, ledgerclient.ErrUnavailable)
 	_, err = b.meter.Get(t.Context(), "i-hung")
 	require.ErrorIs(t, err, rental.ErrNotFound, "a start in doubt is not visible")
 
 	// Its retry pause over, b completes the start through the real ledger.
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	require.NoError(t, b.meter.ChargeDueOnce(t.Context()))
 	r, err := b.meter.Get(t.Context(), "i-hung")
 	require.NoError(t, err)
@@ -451,8 +440,8 @@ func TestStopOfAStartInDoubt(t *testing.T) {
 			if tt.credit > 0 {
 				s.credit(t, org, tt.credit)
 			}
-			_, _, err := hung.meter.Start(t.Context(), metering.StartRequest{InstanceID: instance, OrgID: org, InstanceType: a10g, IdempotencyKey: "k"})
-			require.ErrorIs(t, err, metering.ErrLedgerUnavailable)
+			_, _, err := hung.meter.Start(t.Context(), app.StartRequest{InstanceID: instance, OrgID: org, InstanceType: a10g, IdempotencyKey: "k"})
+			require.ErrorIs(t, err, ledgerclient.ErrUnavailable)
 			// The start's retry pause is not a claim: the stop decides it at once.
 			r, err := b.meter.Stop(t.Context(), instance)
 			if tt.wantErr != nil {

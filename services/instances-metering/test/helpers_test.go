@@ -4,32 +4,26 @@ package test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"sort"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/testenv"
-	"github.com/tallyhq/tally/services/instances-metering/service"
+	"github.com/tallyhq/tally/services/instances-metering/meteringtest"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	"github.com/tallyhq/tally/services/pricing/pricingtest"
 )
@@ -76,67 +70,33 @@ type meterOptions struct {
 }
 
 // meter is one running replica of the service.
-type meter struct {
-	Addr   string
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-}
+type meter struct{ *meteringtest.Meter }
 
 // startMeter runs a replica on s's database (schema "instances" beside the ledger's) until Kill
 // or the end of the test.
 func (s *stack) startMeter(t *testing.T, opts meterOptions) *meter {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	cfg := service.Config{
-		DatabaseURL: s.ledger.DatabaseURL, DBMaxConns: 16,
-		Auth:       server.AuthConfig{JWTSecret: ledgertest.Secret},
-		LedgerAddr: s.ledger.Addr, PricingAddr: s.pricing.Addr, NotificationsAddr: opts.NotificationsAddr,
-		BillingPeriod: period, Grace: opts.Grace, PollInterval: 200 * time.Millisecond,
-	}
-	var out io.Writer = io.Discard
+	out := io.Discard
 	if os.Getenv("TALLY_TEST_LOG") != "" {
 		out = os.Stderr
 	}
-	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug})).With("meter", lis.Addr().String())
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &meter{Addr: lis.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { m.done <- service.Run(ctx, cfg, lis, logger) }()
-	t.Cleanup(func() { m.Kill(t) })
-	conn, err := rpcclient.Dial(m.Addr, "")
-	require.NoError(t, err)
-	defer func() { _ = conn.Close() }()
-	hc := grpc_health_v1.NewHealthClient(conn)
-	require.Eventually(t, func() bool {
-		resp, err := hc.Check(t.Context(), &grpc_health_v1.HealthCheckRequest{})
-		return err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING
-	}, wait, tick, "meter did not become healthy")
-	return m
+	m := meteringtest.Start(t, meteringtest.Options{
+		DatabaseURL: s.ledger.DatabaseURL, Secret: ledgertest.Secret,
+		LedgerAddr: s.ledger.Addr, PricingAddr: s.pricing.Addr, NotificationsAddr: opts.NotificationsAddr,
+		BillingPeriod: period, Grace: opts.Grace,
+		Logger: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	return &meter{m}
 }
 
-// Kill cancels the replica's Run mid-whatever-it-does and waits for it to return.
+// Kill cancels the replica mid-whatever-it-does and waits for it to return.
 func (m *meter) Kill(t *testing.T) {
 	t.Helper()
-	m.once.Do(func() {
-		m.cancel()
-		select {
-		case err := <-m.done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("meter stopped with error: %v", err)
-			}
-		case <-time.After(wait):
-			t.Errorf("meter did not stop")
-		}
-	})
+	require.NoError(t, m.Stop())
 }
 
 func (m *meter) client(t *testing.T, token string) instancesv1.InstanceMeteringServiceClient {
-	t.Helper()
-	conn, err := rpcclient.Dial(m.Addr, token)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return instancesv1.NewInstanceMeteringServiceClient(conn)
+	return m.Client(t, token)
 }
 
 // controller is the instance controller's client of m.

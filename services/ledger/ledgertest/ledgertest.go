@@ -29,7 +29,7 @@ import (
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/pkg/textcheck/textchecktest"
-	"github.com/tallyhq/tally/services/ledger/service"
+	"github.com/tallyhq/tally/services/ledger/internal/service"
 )
 
 // Secret signs the tokens of test ledgers.
@@ -37,7 +37,8 @@ const Secret = "ledgertest-secret-0123456789abcdef"
 
 // Options tune a test ledger; zero values take test-friendly defaults.
 type Options struct {
-	// DatabaseURL and RedisURL share state between replicas; fresh private ones when empty.
+	// DatabaseURL and RedisURL share state between replicas. Start makes fresh private ones
+	// when empty; New needs DatabaseURL and runs without a balance cache when RedisURL is empty.
 	DatabaseURL string
 	RedisURL    string
 	// CreditValidity defaults to 3 calendar months.
@@ -68,6 +69,17 @@ type Options struct {
 	ReplicaTimeout  time.Duration
 	// UsageInterval is how often the usage summary follows new events (default 20ms here).
 	UsageInterval time.Duration
+	// CommitMaxBatch, CommitMaxWait and CommitWorkers tune the group committer (defaults 256,
+	// 0 and 2 here).
+	CommitMaxBatch int
+	CommitMaxWait  time.Duration
+	CommitWorkers  int
+	// Configure, when set, edits the ledger's configuration last (same-module callers: the
+	// benches and the ledger's own tests).
+	Configure func(*service.Config)
+	// Now is the ledger's business clock (credit validity and expiry, holds' TTLs, available
+	// balances): a clock.Manual's Now makes expiry a step of the test; time.Now when nil.
+	Now func() time.Time
 }
 
 // Ledger is a running ledger replica.
@@ -91,45 +103,98 @@ func Start(t testing.TB, opts Options) *Ledger {
 	if opts.RedisURL == "" {
 		opts.RedisURL = testenv.RedisURL(t)
 	}
-	if opts.CreditValidity == (config.Period{}) {
-		opts.CreditValidity = config.Period{Months: 3}
+	l, err := New(t.Context(), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Stop(t) })
+	if l.MetricsURL != "" {
+		waitMetrics(t, l.MetricsURL)
 	}
-	if opts.SweepInterval == 0 {
-		opts.SweepInterval = 100 * time.Millisecond
+	return l
+}
+
+// New runs a ledger replica on 127.0.0.1 until Close and returns once it is healthy; ctx bounds
+// the start only. Benchmarks use it; tests use Start.
+func New(ctx context.Context, opts Options) (*Ledger, error) {
+	if opts.DatabaseURL == "" {
+		return nil, errors.New("ledgertest: DatabaseURL is required")
 	}
-	if opts.UsageInterval == 0 {
-		opts.UsageInterval = 20 * time.Millisecond
+	cfg, err := serviceConfig(opts)
+	if err != nil {
+		return nil, err
 	}
-	if opts.PlatformShards == 0 {
-		opts.PlatformShards = 4
+	var metricsURL string
+	if opts.Metrics {
+		port, err := localstack.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		cfg.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		metricsURL = "http://" + cfg.MetricsAddr + "/metrics"
 	}
-	var limit money.Limit
-	if opts.MaxRequestAmount != 0 {
-		var err error
-		limit, err = money.NewLimit(opts.MaxRequestAmount)
-		require.NoError(t, err)
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
 	}
-	if opts.Logger == nil {
-		var out io.Writer = io.Discard
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		out := io.Writer(io.Discard)
 		if os.Getenv("TALLY_TEST_LOG") != "" {
 			out = os.Stderr // TALLY_TEST_LOG=1 shows the ledger's logs while debugging a test
 		}
-		opts.Logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l := &Ledger{Addr: lis.Addr().String(), DatabaseURL: opts.DatabaseURL, RedisURL: opts.RedisURL, MetricsURL: metricsURL, stop: cancel, done: make(chan error, 1)}
+	go func() { l.done <- service.Run(runCtx, cfg, lis, logger) }()
+	if err := l.waitHealthy(ctx); err != nil {
+		return nil, errors.Join(err, l.Close())
+	}
+	return l, nil
+}
+
+// serviceConfig is the ledger's configuration for opts, with the test defaults.
+func serviceConfig(opts Options) (service.Config, error) {
+	var limit money.Limit
+	if opts.MaxRequestAmount != 0 {
+		var err error
+		if limit, err = money.NewLimit(opts.MaxRequestAmount); err != nil {
+			return service.Config{}, err
+		}
 	}
 	authCfg := server.AuthConfig{JWTSecret: Secret}
 	if opts.Auth != nil {
 		authCfg = *opts.Auth
 	}
-	cfg := service.Config{
+	or := func(v, def int) int {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	orDur := func(v, def time.Duration) time.Duration {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	validity := opts.CreditValidity
+	if validity == (config.Period{}) {
+		validity = config.Period{Months: 3}
+	}
+	return service.Config{
 		DatabaseURL:      opts.DatabaseURL,
 		RedisURL:         opts.RedisURL,
 		Auth:             authCfg,
 		DefaultCurrency:  "USD",
-		CreditValidity:   opts.CreditValidity,
-		SweepInterval:    opts.SweepInterval,
-		CommitMaxBatch:   256,
-		CommitWorkers:    2,
-		PlatformShards:   opts.PlatformShards,
+		CreditValidity:   validity,
+		SweepInterval:    orDur(opts.SweepInterval, 100*time.Millisecond),
+		CommitMaxBatch:   or(opts.CommitMaxBatch, 256),
+		CommitMaxWait:    opts.CommitMaxWait,
+		CommitWorkers:    or(opts.CommitWorkers, 2),
+		PlatformShards:   or(opts.PlatformShards, 4),
 		DBMaxConns:       20,
 		PricingAddr:      opts.PricingAddr,
 		MaxRequestAmount: limit,
@@ -140,26 +205,9 @@ func Start(t testing.TB, opts Options) *Ledger {
 		EpochInterval:    opts.EpochInterval,
 		EpochMaxAge:      opts.EpochMaxAge,
 		ReplicaTimeout:   opts.ReplicaTimeout,
-		UsageInterval:    opts.UsageInterval,
-	}
-	var metricsURL string
-	if opts.Metrics {
-		port, err := localstack.FreePort()
-		require.NoError(t, err)
-		cfg.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
-		metricsURL = "http://" + cfg.MetricsAddr + "/metrics"
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &Ledger{Addr: lis.Addr().String(), DatabaseURL: opts.DatabaseURL, RedisURL: opts.RedisURL, MetricsURL: metricsURL, stop: cancel, done: make(chan error, 1)}
-	go func() { l.done <- service.Run(ctx, cfg, lis, opts.Logger) }()
-	t.Cleanup(func() { l.Stop(t) })
-	waitHealthy(t, l)
-	if metricsURL != "" {
-		waitMetrics(t, metricsURL)
-	}
-	return l
+		UsageInterval:    orDur(opts.UsageInterval, 20*time.Millisecond),
+		Now:              opts.Now,
+	}, nil
 }
 
 // waitMetrics waits until the replica's /metrics answers: its HTTP server starts beside the gRPC
@@ -168,7 +216,11 @@ func waitMetrics(t testing.TB, url string) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
 	require.Eventually(t, func() bool {
-		resp, err := client.Get(url)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+		if err != nil {
+			return false
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			return false
 		}
@@ -177,46 +229,60 @@ func waitMetrics(t testing.TB, url string) {
 	}, 30*time.Second, 10*time.Millisecond, "the ledger's /metrics at %s never answered", url)
 }
 
-func waitHealthy(t testing.TB, l *Ledger) {
-	t.Helper()
+// waitHealthy waits until the replica's gRPC health check answers SERVING (for up to 30s
+// within ctx), and fails at once if the replica exits first.
+func (l *Ledger) waitHealthy(ctx context.Context) error {
 	conn, err := grpc.NewClient(l.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
+	if err != nil {
+		return err
+	}
 	defer func() { _ = conn.Close() }()
 	hc := grpc_health_v1.NewHealthClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
+		cctx, ccancel := context.WithTimeout(ctx, time.Second)
+		resp, err := hc.Check(cctx, &grpc_health_v1.HealthCheckRequest{})
+		ccancel()
+		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
+			return nil
+		}
 		select {
 		case err := <-l.done:
 			l.done <- err
-			require.NoError(t, err, "ledger exited before becoming healthy")
-			require.Fail(t, "ledger exited before becoming healthy")
-		default:
+			return fmt.Errorf("ledger exited before becoming healthy: %w", err)
+		case <-ctx.Done():
+			return fmt.Errorf("ledger did not become healthy: %w", errors.Join(ctx.Err(), err))
+		case <-tick.C:
 		}
-		resp, err := hc.Check(t.Context(), &grpc_health_v1.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
-			return
-		}
-		if time.Now().After(deadline) {
-			require.NoError(t, err, "ledger did not become healthy")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Close shuts the replica down gracefully and waits for it (New's counterpart of Stop).
+func (l *Ledger) Close() error {
+	var err error
+	l.stopOnce.Do(func() {
+		l.stop()
+		select {
+		case err = <-l.done:
+			if errors.Is(err, context.Canceled) {
+				err = nil
+			}
+		case <-time.After(30 * time.Second):
+			err = errors.New("ledger did not stop")
+		}
+	})
+	return err
 }
 
 // Stop shuts the replica down gracefully and waits for it; calling it twice is fine.
 func (l *Ledger) Stop(t testing.TB) {
 	t.Helper()
-	l.stopOnce.Do(func() {
-		l.stop()
-		select {
-		case err := <-l.done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("ledger stopped with error: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("ledger did not stop")
-		}
-	})
+	if err := l.Close(); err != nil {
+		t.Errorf("ledger stopped with error: %v", err)
+	}
 }
 
 // Token mints a token signed with Secret.

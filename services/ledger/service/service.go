@@ -1,235 +1,27 @@
-// Package service assembles the ledger service (store, cache, committer, sweeps, gRPC server) from
-// its configuration. cmd/ledger runs it; other services' tests and the benchmark start a real
-// ledger with it.
+// Package service forwards to the ledger's composition root, internal/service, for the
+// benchmarks that still start a ledger through it (cmd/ledger-bench, cmd/usage-bench and the
+// instances-metering bench).
+//
+// Deprecated: start a ledger with ledgertest.New (or, inside the ledger module, use
+// internal/service). This package goes once the benchmarks no longer import it.
 package service
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"sync/atomic"
-	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/config"
-	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
-	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
-	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/pg"
-	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/ledger/internal/app"
-	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
-	"github.com/tallyhq/tally/services/ledger/internal/grpcapi"
-	"github.com/tallyhq/tally/services/ledger/internal/store"
-	"github.com/tallyhq/tally/services/ledger/migrations"
+	"github.com/tallyhq/tally/services/ledger/internal/service"
 )
 
-// Config is the ledger's configuration; Load reads it from the environment.
-type Config struct {
-	GRPCAddr        string
-	MetricsAddr     string
-	DatabaseURL     string
-	RedisURL        string
-	Auth            server.AuthConfig
-	DefaultCurrency string
-	CreditValidity  config.Period
-	SweepInterval   time.Duration
-	CommitMaxBatch  int
-	CommitMaxWait   time.Duration
-	CommitWorkers   int
-	PlatformShards  int
-	DBMaxConns      int32
-	// MaxRequestAmount bounds the amount of every request (TALLY_MAX_REQUEST_AMOUNT); the zero
-	// Limit is the default maximum.
-	MaxRequestAmount money.Limit
-	// PricingAddr is the pricing service followed for usage-priced debits (with the ledger's
-	// own identity, service:ledger); empty refuses them.
-	PricingAddr string
-	// DBTimeout bounds every PostgreSQL call and is the server-side statement_timeout (default 5s).
-	DBTimeout time.Duration
-	// CommitRetryFor is how long a write batch is retried through a database outage (default 2s).
-	CommitRetryFor time.Duration
-	// RedisTimeout bounds every Redis call (default 50ms).
-	RedisTimeout time.Duration
-	// RedisReadTimeout bounds Authorize's cache reads (default 10ms, at most RedisTimeout); a
-	// read past it falls back to PostgreSQL.
-	RedisReadTimeout time.Duration
-	// BalanceCacheTTL is how long a cache entry lives after its last write (default 60s).
-	BalanceCacheTTL time.Duration
-	// BalanceCacheQueue bounds the organizations waiting in the cache updater (default 65536).
-	BalanceCacheQueue int
-	// EpochInterval, EpochMaxAge and ReplicaTimeout tune the proof of cache freshness (defaults
-	// 100ms, 250ms, 2s; see internal/app/freshness.go).
-	EpochInterval  time.Duration
-	EpochMaxAge    time.Duration
-	ReplicaTimeout time.Duration
-	// UsageInterval is how often the usage summary follows new events (default 250ms).
-	UsageInterval time.Duration
-}
+// Config is internal/service.Config.
+type Config = service.Config
 
-// Load reads the configuration from e (see the README's configuration table).
-func Load(e *config.Env) (Config, error) {
-	c := Config{
-		GRPCAddr:          e.String("TALLY_LEDGER_GRPC_ADDR", ":9091"),
-		MetricsAddr:       e.String("TALLY_LEDGER_METRICS_ADDR", ""),
-		DatabaseURL:       e.Required("DATABASE_URL"),
-		RedisURL:          e.String("REDIS_URL", ""),
-		Auth:              server.LoadAuthConfig(e),
-		DefaultCurrency:   e.String("TALLY_DEFAULT_CURRENCY", "USD"),
-		CreditValidity:    e.Period("TALLY_CREDIT_VALIDITY", config.Period{Months: 3}),
-		SweepInterval:     e.Duration("TALLY_LEDGER_SWEEP_INTERVAL", time.Second),
-		CommitMaxBatch:    e.Int("TALLY_COMMIT_MAX_BATCH", 256),
-		CommitMaxWait:     e.Duration("TALLY_COMMIT_MAX_WAIT", 0),
-		CommitWorkers:     e.Int("TALLY_COMMIT_WORKERS", 1),
-		PlatformShards:    e.Int("TALLY_PLATFORM_SHARDS", 16),
-		DBMaxConns:        int32(e.Int("TALLY_LEDGER_DB_MAX_CONNS", 20)),
-		PricingAddr:       e.String("TALLY_PRICING_ADDR", "localhost:9092"),
-		MaxRequestAmount:  e.MaxRequestAmount(),
-		DBTimeout:         e.Duration("TALLY_LEDGER_DB_TIMEOUT", 5*time.Second),
-		CommitRetryFor:    e.Duration("TALLY_COMMIT_RETRY_FOR", 2*time.Second),
-		RedisTimeout:      e.Duration("TALLY_REDIS_TIMEOUT", 50*time.Millisecond),
-		RedisReadTimeout:  e.Duration("TALLY_REDIS_READ_TIMEOUT", 10*time.Millisecond),
-		BalanceCacheTTL:   e.Duration("TALLY_BALANCE_CACHE_TTL", time.Minute),
-		BalanceCacheQueue: e.Int("TALLY_BALANCE_CACHE_QUEUE", 65536),
-		EpochInterval:     e.Duration("TALLY_BALANCE_CACHE_EPOCH_INTERVAL", 100*time.Millisecond),
-		EpochMaxAge:       e.Duration("TALLY_BALANCE_CACHE_EPOCH_MAX_AGE", 250*time.Millisecond),
-		ReplicaTimeout:    e.Duration("TALLY_LEDGER_REPLICA_TIMEOUT", 2*time.Second),
-		UsageInterval:     e.Duration("TALLY_LEDGER_USAGE_INTERVAL", 250*time.Millisecond),
-	}
-	if err := e.Err(); err != nil {
-		return Config{}, err
-	}
-	if !money.IsKnownCurrency(c.DefaultCurrency) {
-		return Config{}, fmt.Errorf("TALLY_DEFAULT_CURRENCY: unknown currency %q", c.DefaultCurrency)
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"TALLY_LEDGER_DB_TIMEOUT", c.DBTimeout}, {"TALLY_COMMIT_RETRY_FOR", c.CommitRetryFor}, {"TALLY_REDIS_TIMEOUT", c.RedisTimeout},
-		{"TALLY_REDIS_READ_TIMEOUT", c.RedisReadTimeout},
-		{"TALLY_BALANCE_CACHE_TTL", c.BalanceCacheTTL}, {"TALLY_BALANCE_CACHE_EPOCH_INTERVAL", c.EpochInterval},
-		{"TALLY_BALANCE_CACHE_EPOCH_MAX_AGE", c.EpochMaxAge}, {"TALLY_LEDGER_REPLICA_TIMEOUT", c.ReplicaTimeout},
-		{"TALLY_LEDGER_USAGE_INTERVAL", c.UsageInterval}} {
-		if d.v <= 0 {
-			return Config{}, fmt.Errorf("%s must be positive", d.name)
-		}
-	}
-	if c.BalanceCacheQueue <= 0 {
-		return Config{}, errors.New("TALLY_BALANCE_CACHE_QUEUE must be positive")
-	}
-	if c.EpochMaxAge <= c.EpochInterval || c.ReplicaTimeout <= c.EpochMaxAge {
-		return Config{}, errors.New("the cache epoch needs TALLY_BALANCE_CACHE_EPOCH_INTERVAL < TALLY_BALANCE_CACHE_EPOCH_MAX_AGE < TALLY_LEDGER_REPLICA_TIMEOUT")
-	}
-	return c, nil
-}
+// Load is internal/service.Load.
+func Load(e *config.Env) (Config, error) { return service.Load(e) }
 
-// Run serves the ledger on lis until ctx is done, then stops gracefully.
+// Run is internal/service.Run.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
-	dbTimeout := cfg.DBTimeout
-	if dbTimeout <= 0 {
-		dbTimeout = 5 * time.Second
-	}
-	pool, err := pg.Open(ctx, pg.Options{URL: cfg.DatabaseURL, Schema: "ledger", MaxConns: cfg.DBMaxConns, StatementTimeout: dbTimeout, ConnectTimeout: dbTimeout})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := pg.Migrate(ctx, pool, "ledger", migrations.FS); err != nil {
-		return err
-	}
-	st, err := store.New(pool, store.Config{Validity: cfg.CreditValidity, DefaultCurrency: cfg.DefaultCurrency, PlatformShards: cfg.PlatformShards, Timeout: dbTimeout})
-	if err != nil {
-		return err
-	}
-	authn, err := server.NewAuth(ctx, cfg.Auth, "ledger", logger)
-	if err != nil {
-		return err
-	}
-	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
-	if err != nil {
-		return err
-	}
-	// The Redis client reports a new server to the app, which does not exist yet when the
-	// client is made; nothing connects before the app runs, and the app's first act is a bump.
-	var ledgerApp atomic.Pointer[app.App]
-	var cache *balancecache.Cache
-	if cfg.RedisURL != "" {
-		rdb, err := balancecache.NewClient(balancecache.ClientConfig{
-			URL:     cfg.RedisURL,
-			Timeout: cfg.RedisTimeout,
-			OnNewServer: func() {
-				if a := ledgerApp.Load(); a != nil {
-					a.RedisServerChanged()
-				}
-			},
-		})
-		if err != nil {
-			return err
-		}
-		defer func() { _ = rdb.Close() }()
-		cache = balancecache.New(rdb, balancecache.Config{TTL: cfg.BalanceCacheTTL, Timeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisReadTimeout})
-	} else {
-		logger.Warn("REDIS_URL is not set: Authorize reads PostgreSQL on every call")
-	}
-	var watcher *catalog.Watcher
-	if cfg.PricingAddr != "" {
-		conn, err := rpcclient.DialSource(cfg.PricingAddr, authn.Identity())
-		if err != nil {
-			return err
-		}
-		defer func() { _ = conn.Close() }()
-		watcher, err = catalog.NewWatcher(catalog.WatcherConfig{Client: pricingv1.NewPricingServiceClient(conn), Logger: logger})
-		if err != nil {
-			return err
-		}
-	}
-	appCfg := app.Config{
-		Store: st, Cache: cache, Logger: logger, Metrics: srv.Registry(),
-		MaxBatch: cfg.CommitMaxBatch, MaxWait: cfg.CommitMaxWait, Workers: cfg.CommitWorkers, CommitRetryFor: cfg.CommitRetryFor,
-		SweepInterval: cfg.SweepInterval, MaxRequestAmount: cfg.MaxRequestAmount,
-		EpochInterval: cfg.EpochInterval, EpochMaxAge: cfg.EpochMaxAge, ReplicaTimeout: cfg.ReplicaTimeout, CacheQueue: cfg.BalanceCacheQueue,
-		UsageInterval: cfg.UsageInterval,
-	}
-	if watcher != nil {
-		appCfg.Pricer = watcher
-	}
-	a, err := app.New(appCfg)
-	if err != nil {
-		return err
-	}
-	ledgerApp.Store(a)
-	api, err := grpcapi.New(a, logger)
-	if err != nil {
-		return err
-	}
-	ledgerv1.RegisterLedgerServiceServer(srv.GRPC(), api)
-
-	g, gctx := errgroup.WithContext(ctx)
-	appCtx, stopApp := context.WithCancel(context.WithoutCancel(ctx))
-	g.Go(func() error { return srv.Serve(gctx, lis) })
-	g.Go(func() error { return server.ServeMetrics(gctx, cfg.MetricsAddr, srv.Registry(), logger) })
-	appDone := make(chan error, 1)
-	go func() { appDone <- a.Run(appCtx) }()
-	if watcher != nil {
-		// Usage debits answer Unavailable until the first price list arrives; the ledger serves
-		// amount debits meanwhile.
-		g.Go(func() error {
-			if err := watcher.Run(gctx); err != nil && gctx.Err() == nil {
-				return fmt.Errorf("following the price list: %w", err)
-			}
-			return nil
-		})
-	}
-	err = g.Wait()
-	// The committer stops after the server: in-flight writes finish before shutdown completes.
-	stopApp()
-	if aerr := <-appDone; aerr != nil && !errors.Is(aerr, context.Canceled) {
-		err = errors.Join(err, aerr)
-	}
-	return err
+	return service.Run(ctx, cfg, lis, logger)
 }

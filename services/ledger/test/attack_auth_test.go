@@ -242,31 +242,7 @@ func TestAttackProductionIdentity(t *testing.T) {
 	ops := l.Client(t, idp.Token(t, opsClaims))
 	require.Zero(t, nanos(t, balance(t, ops, "acme").GetBalance()), "a genuine token is accepted")
 
-	_, rsKey := idp.Key("rs-1")
-	rsPub := rsKey.Public().(*rsa.PublicKey)
-	forgeKey := authtest.New(t) // another provider's keys: same kids, different secrets
-	claims := idp.Claims(opsClaims, time.Hour)
-	foreignIss := idp.Claims(opsClaims, time.Hour)
-	foreignIss["iss"] = forgeKey.Issuer
-	foreignAud := idp.Claims(opsClaims, time.Hour)
-	foreignAud["aud"] = "another-api"
-	confused := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
-	confused.Header["kid"] = "rs-1"
-	confusedTok, err := confused.SignedString(x509.MarshalPKCS1PublicKey(rsPub))
-	require.NoError(t, err)
-	unsigned := jwt.NewWithClaims(jwt.SigningMethodNone, claims)
-	unsigned.Header["kid"] = "es-1"
-	unsignedTok, err := unsigned.SignedString(jwt.UnsafeAllowNoneSignatureType)
-	require.NoError(t, err)
-	attacks := map[string]string{
-		"forged with another key under a published kid": forgeKey.Sign(t, "es-1", claims),
-		"HS256 with the RSA public key as secret":       confusedTok,
-		"alg none":          unsignedTok,
-		"another issuer":    idp.Sign(t, "es-1", foreignIss),
-		"another audience":  idp.Sign(t, "rs-1", foreignAud),
-		"case-folded roles": idp.Sign(t, "es-1", mapWith(idp.Claims(auth.Claims{Subject: "mallory"}, time.Hour), "ROLES", []string{"ops"})),
-		"a year-long token": idp.Sign(t, "es-1", idp.Claims(opsClaims, 365*24*time.Hour)),
-	}
+	attacks := tokenAttacks(t, idp, opsClaims)
 	for name, tok := range attacks {
 		t.Run(name, func(t *testing.T) {
 			for rpc, err := range writeAttempts(t, l.Client(t, tok)) {
@@ -277,27 +253,7 @@ func TestAttackProductionIdentity(t *testing.T) {
 	}
 
 	t.Run("made-up key ids cannot force JWKS fetches", func(t *testing.T) {
-		anon := l.Client(t, "")
-		body := strings.SplitN(forgeKey.Sign(t, "es-1", claims), ".", 2)[1]
-		before, start := idp.JWKSFetches(), time.Now()
-		var wg sync.WaitGroup
-		var refused atomic.Int64
-		for i := range 100 {
-			wg.Go(func() {
-				header := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"alg":"ES256","kid":"made-up-%d"}`, i))
-				ctx := auth.OutgoingContext(t.Context(), header+"."+body)
-				_, err := anon.GetBalance(ctx, &ledgerv1.GetBalanceRequest{OrgId: "acme"})
-				if status.Code(err) == codes.Unauthenticated && status.Convert(err).Message() == "invalid token" {
-					refused.Add(1)
-				}
-			})
-		}
-		wg.Wait()
-		require.EqualValues(t, 100, refused.Load())
-		// The periodic refresh (every 200ms) fetches too: allow it on top of the unknown-kid fetches.
-		elapsed := time.Since(start)
-		fetches := idp.JWKSFetches() - before
-		require.LessOrEqual(t, fetches, int64(elapsed/minRefetch)+1, "100 made-up kids in %s caused %d JWKS fetches", elapsed, fetches)
+		requireFewJWKSFetches(t, l, idp, attacks[forgedAttack], minRefetch)
 	})
 
 	t.Run("a removed key stops being accepted, also for tokens already seen", func(t *testing.T) {
@@ -317,6 +273,67 @@ func TestAttackProductionIdentity(t *testing.T) {
 
 	require.Zero(t, countRows(t, l.DatabaseURL, "ledger.transactions"), "nothing was written")
 	require.Zero(t, countRows(t, l.DatabaseURL, "ledger.holds"), "nothing was written")
+}
+
+// forgedAttack names the token of tokenAttacks signed by another provider's key under a kid
+// the ledger's provider publishes.
+const forgedAttack = "forged with another key under a published kid"
+
+// tokenAttacks are tokens the ledger must refuse with a plain Unauthenticated, by attack.
+func tokenAttacks(t *testing.T, idp *authtest.Provider, opsClaims auth.Claims) map[string]string {
+	t.Helper()
+	_, rsKey := idp.Key("rs-1")
+	rsPub := rsKey.Public().(*rsa.PublicKey)
+	forgeKey := authtest.New(t) // another provider's keys: same kids, different secrets
+	claims := idp.Claims(opsClaims, time.Hour)
+	foreignIss := idp.Claims(opsClaims, time.Hour)
+	foreignIss["iss"] = forgeKey.Issuer
+	foreignAud := idp.Claims(opsClaims, time.Hour)
+	foreignAud["aud"] = "another-api"
+	confused := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	confused.Header["kid"] = "rs-1"
+	confusedTok, err := confused.SignedString(x509.MarshalPKCS1PublicKey(rsPub))
+	require.NoError(t, err)
+	unsigned := jwt.NewWithClaims(jwt.SigningMethodNone, claims)
+	unsigned.Header["kid"] = "es-1"
+	unsignedTok, err := unsigned.SignedString(jwt.UnsafeAllowNoneSignatureType)
+	require.NoError(t, err)
+	return map[string]string{
+		forgedAttack: forgeKey.Sign(t, "es-1", claims),
+		"HS256 with the RSA public key as secret": confusedTok,
+		"alg none":          unsignedTok,
+		"another issuer":    idp.Sign(t, "es-1", foreignIss),
+		"another audience":  idp.Sign(t, "rs-1", foreignAud),
+		"case-folded roles": idp.Sign(t, "es-1", mapWith(idp.Claims(auth.Claims{Subject: "mallory"}, time.Hour), "ROLES", []string{"ops"})),
+		"a year-long token": idp.Sign(t, "es-1", idp.Claims(opsClaims, 365*24*time.Hour)),
+	}
+}
+
+// requireFewJWKSFetches sends 100 copies of the forged token's body under made-up key ids: all
+// are refused, and the JWKS is fetched at most once per minRefetch.
+func requireFewJWKSFetches(t *testing.T, l *ledgertest.Ledger, idp *authtest.Provider, forged string, minRefetch time.Duration) {
+	t.Helper()
+	anon := l.Client(t, "")
+	body := strings.SplitN(forged, ".", 2)[1]
+	before, start := idp.JWKSFetches(), time.Now()
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	for i := range 100 {
+		wg.Go(func() {
+			header := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"alg":"ES256","kid":"made-up-%d"}`, i))
+			ctx := auth.OutgoingContext(t.Context(), header+"."+body)
+			_, err := anon.GetBalance(ctx, &ledgerv1.GetBalanceRequest{OrgId: "acme"})
+			if status.Code(err) == codes.Unauthenticated && status.Convert(err).Message() == "invalid token" {
+				refused.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, 100, refused.Load())
+	// The periodic refresh (every 200ms) fetches too: allow it on top of the unknown-kid fetches.
+	elapsed := time.Since(start)
+	fetches := idp.JWKSFetches() - before
+	require.LessOrEqual(t, fetches, int64(elapsed/minRefetch)+1, "100 made-up kids in %s caused %d JWKS fetches", elapsed, fetches)
 }
 
 // mapWith returns m with k set to v.

@@ -202,27 +202,7 @@ func TestAttack_Overflow_ExtremeAmountsFromConcurrentCallers(t *testing.T) {
 	var openHolds []*ledgerv1.Hold
 	const rounds, perRound = 10, 40
 	for round := range rounds {
-		var batch []*attempt
-		for i := range perRound {
-			a := &attempt{org: orgs[r.IntN(len(orgs))], key: fmt.Sprintf("p-%d-%d", round, i), amount: extremeAmount(r, max)}
-			switch k := r.IntN(12); {
-			case k < 3:
-				a.op, a.caller = "credit", 0
-			case k < 6:
-				a.op, a.caller = "debit", 1+r.IntN(3)
-			case k < 8:
-				a.op, a.caller = "adjust", 0
-			case k < 10:
-				a.op, a.caller = "reserve", 1+r.IntN(3)
-			case k < 11 && len(openHolds) > 0:
-				h := openHolds[len(openHolds)-1]
-				openHolds = openHolds[:len(openHolds)-1]
-				a.op, a.caller, a.holdID, a.org = "capture", 1+r.IntN(3), h.GetId(), h.GetOrgId()
-			default:
-				a.op, a.caller = "authorize", 1+r.IntN(3)
-			}
-			batch = append(batch, a)
-		}
+		batch := overflowRound(r, round, perRound, orgs, max, &openHolds)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		for _, a := range batch {
@@ -234,52 +214,112 @@ func TestAttack_Overflow_ExtremeAmountsFromConcurrentCallers(t *testing.T) {
 		close(start)
 		wg.Wait()
 		for _, a := range batch {
-			n, why := a.mustRefuse(max)
-			code := status.Code(a.err)
-			require.NotEqual(t, codes.Internal.String(), code.String(), "%s %s: %v", a.op, a.key, a.err)
-			if why != "" {
-				requireCode(t, a.err, codes.InvalidArgument)
-				if why == "limit" {
-					require.ErrorContains(t, a.err, "exceeds the per-request maximum of 4000000000 (TALLY_MAX_REQUEST_AMOUNT)")
-				}
-				continue
-			}
-			switch {
-			case code == codes.OK:
-			case code == codes.InvalidArgument:
-				require.ErrorContains(t, a.err, "beyond the int64 range", "%s %s: only an overflow refuses an admissible amount", a.op, a.key)
-				require.NotEqual(t, "authorize", a.op)
-				a.overflowed = true
-				continue
-			case code == codes.FailedPrecondition && a.op == "reserve":
-				continue // not enough available credits
-			default:
-				require.Fail(t, "unexpected refusal", "%s %s of %s: %v", a.op, a.key, n, a.err)
-			}
-			switch a.op {
-			case "credit":
-				a.delta = n
-			case "debit":
-				a.delta = -n
-			case "adjust":
-				a.delta = n
-			case "reserve":
-				a.held = n
-				require.Equal(t, n, nanos(t, a.hold.GetAmount()))
-				openHolds = append(openHolds, a.hold)
-			case "capture":
-				a.delta = -n
-				a.held = -nanos(t, a.hold.GetAmount())
-				require.Equal(t, ledgerv1.HoldStatus_HOLD_STATUS_CAPTURED, a.hold.GetStatus())
-			}
-			if a.delta != 0 {
-				require.Equal(t, a.delta, nanos(t, a.tx.GetAmount()), "%s %s committed exactly", a.op, a.key)
+			if h := checkOverflowAttempt(t, a, max); h != nil {
+				openHolds = append(openHolds, h)
 			}
 		}
 		all = append(all, batch...)
 	}
 
-	// Accepted requests add up to each organization's stored state; refused ones wrote nothing.
+	requireOverflowTotals(t, ops, pool, orgs, all)
+
+	// Debits of the maximum from fresh organizations take the revenue account past int64, and
+	// ordinary debits keep working after that.
+	for i := range 3 {
+		_, err := callers[1].Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: fmt.Sprintf("fresh-%d", i), Amount: usd(max), IdempotencyKey: "big"})
+		require.NoError(t, err)
+	}
+	_, err := callers[2].Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "x0", Amount: usd(1), IdempotencyKey: "ordinary"})
+	require.NoError(t, err)
+	revenue := platformBalance(t, pool, "platform:revenue:USD:00")
+	require.Positive(t, revenue.Cmp(big.NewInt(math.MaxInt64)), "revenue %s is past int64", revenue)
+
+	requireBalanced(t, l.DatabaseURL)
+	for _, m := range logs.messages() {
+		require.NotContains(t, m, "ledger batch failed", "a batch failed as a whole")
+		require.NotContains(t, m, "rpc failed", "an Internal error (or an outage) was returned")
+	}
+}
+
+// overflowRound draws perRound random attempts of round on orgs, amounts up to max; a capture
+// takes the last of openHolds.
+func overflowRound(r *rand.Rand, round, perRound int, orgs []string, max money.Nanos, openHolds *[]*ledgerv1.Hold) []*attempt {
+	var batch []*attempt
+	for i := range perRound {
+		a := &attempt{org: orgs[r.IntN(len(orgs))], key: fmt.Sprintf("p-%d-%d", round, i), amount: extremeAmount(r, max)}
+		switch k := r.IntN(12); {
+		case k < 3:
+			a.op, a.caller = "credit", 0
+		case k < 6:
+			a.op, a.caller = "debit", 1+r.IntN(3)
+		case k < 8:
+			a.op, a.caller = "adjust", 0
+		case k < 10:
+			a.op, a.caller = "reserve", 1+r.IntN(3)
+		case k < 11 && len(*openHolds) > 0:
+			h := (*openHolds)[len(*openHolds)-1]
+			*openHolds = (*openHolds)[:len(*openHolds)-1]
+			a.op, a.caller, a.holdID, a.org = "capture", 1+r.IntN(3), h.GetId(), h.GetOrgId()
+		default:
+			a.op, a.caller = "authorize", 1+r.IntN(3)
+		}
+		batch = append(batch, a)
+	}
+	return batch
+}
+
+// checkOverflowAttempt checks the answer to a, records what it changed, and returns the hold it
+// placed, if any.
+func checkOverflowAttempt(t *testing.T, a *attempt, max money.Nanos) (newHold *ledgerv1.Hold) {
+	t.Helper()
+	n, why := a.mustRefuse(max)
+	code := status.Code(a.err)
+	require.NotEqual(t, codes.Internal.String(), code.String(), "%s %s: %v", a.op, a.key, a.err)
+	if why != "" {
+		requireCode(t, a.err, codes.InvalidArgument)
+		if why == "limit" {
+			require.ErrorContains(t, a.err, "exceeds the per-request maximum of 4000000000 (TALLY_MAX_REQUEST_AMOUNT)")
+		}
+		return nil
+	}
+	switch {
+	case code == codes.OK:
+	case code == codes.InvalidArgument:
+		require.ErrorContains(t, a.err, "beyond the int64 range", "%s %s: only an overflow refuses an admissible amount", a.op, a.key)
+		require.NotEqual(t, "authorize", a.op)
+		a.overflowed = true
+		return nil
+	case code == codes.FailedPrecondition && a.op == "reserve":
+		return nil // not enough available credits
+	default:
+		require.Fail(t, "unexpected refusal", "%s %s of %s: %v", a.op, a.key, n, a.err)
+	}
+	switch a.op {
+	case "credit":
+		a.delta = n
+	case "debit":
+		a.delta = -n
+	case "adjust":
+		a.delta = n
+	case "reserve":
+		a.held = n
+		require.Equal(t, n, nanos(t, a.hold.GetAmount()))
+		newHold = a.hold
+	case "capture":
+		a.delta = -n
+		a.held = -nanos(t, a.hold.GetAmount())
+		require.Equal(t, ledgerv1.HoldStatus_HOLD_STATUS_CAPTURED, a.hold.GetStatus())
+	}
+	if a.delta != 0 {
+		require.Equal(t, a.delta, nanos(t, a.tx.GetAmount()), "%s %s committed exactly", a.op, a.key)
+	}
+	return newHold
+}
+
+// requireOverflowTotals requires the accepted attempts to add up to each organization's stored
+// state, and the refused ones to have written nothing.
+func requireOverflowTotals(t *testing.T, ops ledgerv1.LedgerServiceClient, pool *pgxpool.Pool, orgs []string, all []*attempt) {
+	t.Helper()
 	wantBalance, wantHeld, wantTxs := map[string]money.Nanos{}, map[string]money.Nanos{}, map[string]int{}
 	kinds := map[string]int{}
 	for _, a := range all {
@@ -311,23 +351,6 @@ func TestAttack_Overflow_ExtremeAmountsFromConcurrentCallers(t *testing.T) {
 	}
 	for _, k := range []string{"credit accepted", "debit accepted", "adjust accepted", "credit refused", "debit refused", "reserve accepted", "capture accepted", "refused as an overflow"} {
 		require.Positive(t, kinds[k], "the random mix exercised %q", k)
-	}
-
-	// Debits of the maximum from fresh organizations take the revenue account past int64, and
-	// ordinary debits keep working after that.
-	for i := range 3 {
-		_, err := callers[1].Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: fmt.Sprintf("fresh-%d", i), Amount: usd(max), IdempotencyKey: "big"})
-		require.NoError(t, err)
-	}
-	_, err := callers[2].Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "x0", Amount: usd(1), IdempotencyKey: "ordinary"})
-	require.NoError(t, err)
-	revenue := platformBalance(t, pool, "platform:revenue:USD:00")
-	require.Positive(t, revenue.Cmp(big.NewInt(math.MaxInt64)), "revenue %s is past int64", revenue)
-
-	requireBalanced(t, l.DatabaseURL)
-	for _, m := range logs.messages() {
-		require.NotContains(t, m, "ledger batch failed", "a batch failed as a whole")
-		require.NotContains(t, m, "ledger call failed", "an Internal error was returned")
 	}
 }
 
@@ -425,12 +448,42 @@ func TestMaxRequestAmount(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "the ledger follows the price change %s", changed.GetPrice().GetVersionId())
 	before := balance(t, ops, "lim")
 
-	tests := []struct {
-		name string
-		key  string
-		call func(key string) error
-		msg  string
-	}{
+	for _, tt := range overLimitCalls(t, ops, svc, hold.GetHold().GetId(), over, twoMillion) {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call(tt.key)
+			requireCode(t, err, codes.InvalidArgument)
+			require.ErrorContains(t, err, tt.msg+" the per-request maximum of 1000000 (TALLY_MAX_REQUEST_AMOUNT)")
+			if tt.key != "" {
+				requireNothingWritten(t, pool, tt.key)
+			}
+		})
+	}
+	after := balance(t, ops, "lim")
+	require.Equal(t, nanos(t, before.GetBalance()), nanos(t, after.GetBalance()))
+	require.Equal(t, nanos(t, before.GetHeld()), nanos(t, after.GetHeld()), "the hold is still active")
+	require.Equal(t, before.GetVersion(), after.GetVersion())
+
+	// A usage debit priced at exactly the maximum is accepted.
+	d, err := svc.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "lim", Usage: million, IdempotencyKey: "k-usage-max"})
+	require.NoError(t, err)
+	require.Equal(t, -max, nanos(t, d.GetTransaction().GetAmount()))
+	require.Equal(t, changed.GetPrice().GetVersionId(), d.GetTransaction().GetPricedUsage().GetPriceVersionId())
+	requireBalanced(t, l.DatabaseURL)
+}
+
+// limitCall is a call with an amount above the per-request maximum, with its idempotency key
+// ("" for a read) and the start of its refusal's text.
+type limitCall struct {
+	name string
+	key  string
+	call func(key string) error
+	msg  string
+}
+
+// overLimitCalls are the calls of TestMaxRequestAmount: over is above the maximum, twoMillion a
+// usage priced above it, holdID an active hold.
+func overLimitCalls(t *testing.T, ops, svc ledgerv1.LedgerServiceClient, holdID string, over *moneypb.Money, twoMillion *ledgerv1.Usage) []limitCall {
+	return []limitCall{
 		{"credit", "k-credit", func(k string) error {
 			_, err := ops.Credit(t.Context(), &ledgerv1.CreditRequest{OrgId: "lim", Amount: over, IdempotencyKey: k})
 			return err
@@ -452,7 +505,7 @@ func TestMaxRequestAmount(t *testing.T) {
 			return err
 		}, "amount exceeds"},
 		{"negative adjustment", "k-adjust-down", func(k string) error {
-			_, err := ops.Adjust(t.Context(), &ledgerv1.AdjustRequest{OrgId: "lim", Amount: usd(-max - 1), Reason: "r", IdempotencyKey: k})
+			_, err := ops.Adjust(t.Context(), &ledgerv1.AdjustRequest{OrgId: "lim", Amount: usd(-money.DefaultMaxRequestAmount - 1), Reason: "r", IdempotencyKey: k})
 			return err
 		}, "amount exceeds"},
 		{"adjustment of int64 min nanos", "k-adjust-min", func(k string) error {
@@ -464,7 +517,7 @@ func TestMaxRequestAmount(t *testing.T) {
 			return err
 		}, "amount exceeds"},
 		{"capture", "k-capture", func(k string) error {
-			_, err := svc.Capture(t.Context(), &ledgerv1.CaptureRequest{HoldId: hold.GetHold().GetId(), Amount: over, IdempotencyKey: k})
+			_, err := svc.Capture(t.Context(), &ledgerv1.CaptureRequest{HoldId: holdID, Amount: over, IdempotencyKey: k})
 			return err
 		}, "amount exceeds"},
 		{"authorize", "", func(string) error {
@@ -476,25 +529,4 @@ func TestMaxRequestAmount(t *testing.T) {
 			return err
 		}, "the priced usage estimate exceeds"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.call(tt.key)
-			requireCode(t, err, codes.InvalidArgument)
-			require.ErrorContains(t, err, tt.msg+" the per-request maximum of 1000000 (TALLY_MAX_REQUEST_AMOUNT)")
-			if tt.key != "" {
-				requireNothingWritten(t, pool, tt.key)
-			}
-		})
-	}
-	after := balance(t, ops, "lim")
-	require.Equal(t, nanos(t, before.GetBalance()), nanos(t, after.GetBalance()))
-	require.Equal(t, nanos(t, before.GetHeld()), nanos(t, after.GetHeld()), "the hold is still active")
-	require.Equal(t, before.GetVersion(), after.GetVersion())
-
-	// A usage debit priced at exactly the maximum is accepted.
-	d, err := svc.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "lim", Usage: million, IdempotencyKey: "k-usage-max"})
-	require.NoError(t, err)
-	require.Equal(t, -max, nanos(t, d.GetTransaction().GetAmount()))
-	require.Equal(t, changed.GetPrice().GetVersionId(), d.GetTransaction().GetPricedUsage().GetPriceVersionId())
-	requireBalanced(t, l.DatabaseURL)
 }

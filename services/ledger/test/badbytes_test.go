@@ -74,15 +74,34 @@ func TestAttack_BadBytesStrictParsing(t *testing.T) {
 	credit(t, ops, "acme", 100*money.NanosPerUnit, "grant-1")
 	rows := ledgertest.RowCounts(l.DatabaseURL)
 	before := rows(t)
-	unit := money.Nanos(money.NanosPerUnit)
-	usage := func(at time.Time) *ledgerv1.Usage {
-		return &ledgerv1.Usage{ModelId: "llama-3.1-8b-instruct", Quantities: map[string]string{"input_tokens": "1000"}, OccurredAt: timestamppb.New(at)}
+	for _, tt := range strictParsingCalls(t, ops, backend) {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			requireCode(t, err, codes.InvalidArgument)
+			require.Contains(t, status.Convert(err).Message(), tt.want)
+		})
 	}
-	tests := []struct {
-		name string
-		call func() error
-		want string
-	}{
+	require.Equal(t, before, rows(t), "refused requests wrote rows")
+	_, err := backend.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "acme", IdempotencyKey: "k-ok", Usage: usageAt(time.Now().Add(-34 * 24 * time.Hour))})
+	require.NoError(t, err, "usage within the window is charged")
+}
+
+// badCall is a call the ledger refuses with InvalidArgument, and the text of the refusal.
+type badCall struct {
+	name string
+	call func() error
+	want string
+}
+
+// usageAt is a usage of the test price list at at.
+func usageAt(at time.Time) *ledgerv1.Usage {
+	return &ledgerv1.Usage{ModelId: "llama-3.1-8b-instruct", Quantities: map[string]string{"input_tokens": "1000"}, OccurredAt: timestamppb.New(at)}
+}
+
+// strictParsingCalls are the calls of TestAttack_BadBytesStrictParsing.
+func strictParsingCalls(t *testing.T, ops, backend ledgerv1.LedgerServiceClient) []badCall {
+	unit := money.Nanos(money.NanosPerUnit)
+	return []badCall{
 		{"space in a key", func() error {
 			_, err := backend.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "acme", Amount: usd(unit), IdempotencyKey: "call 1"})
 			return err
@@ -116,11 +135,11 @@ func TestAttack_BadBytesStrictParsing(t *testing.T) {
 			return err
 		}, "ttl must be between 1s and 24h0m0s"},
 		{"usage from 36 days ago", func() error {
-			_, err := backend.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "acme", IdempotencyKey: "k8", Usage: usage(time.Now().Add(-36 * 24 * time.Hour))})
+			_, err := backend.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "acme", IdempotencyKey: "k8", Usage: usageAt(time.Now().Add(-36 * 24 * time.Hour))})
 			return err
 		}, "usage.occurred_at lies more than 35 days in the past"},
 		{"usage two days ahead", func() error {
-			_, err := backend.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "acme", IdempotencyKey: "k9", Usage: usage(time.Now().Add(48 * time.Hour))})
+			_, err := backend.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "acme", IdempotencyKey: "k9", Usage: usageAt(time.Now().Add(48 * time.Hour))})
 			return err
 		}, "usage time too far in the future"},
 		{"usage at an invalid time", func() error {
@@ -138,14 +157,4 @@ func TestAttack_BadBytesStrictParsing(t *testing.T) {
 			return err
 		}, `hold_id "` + strings.Repeat("x", 32) + `"… is not a UUID`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.call()
-			requireCode(t, err, codes.InvalidArgument)
-			require.Contains(t, status.Convert(err).Message(), tt.want)
-		})
-	}
-	require.Equal(t, before, rows(t), "refused requests wrote rows")
-	_, err := backend.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: "acme", IdempotencyKey: "k-ok", Usage: usage(time.Now().Add(-34 * 24 * time.Hour))})
-	require.NoError(t, err, "usage within the window is charged")
 }

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -136,7 +137,7 @@ func TestWatchEventsResumesWithoutGapOrDuplicate(t *testing.T) {
 		require.NoError(t, err)
 		for range 37 {
 			msg, err := stream.Recv()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			require.NoError(t, err)

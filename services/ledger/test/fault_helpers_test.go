@@ -16,6 +16,7 @@ import (
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
+	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 	"github.com/tallyhq/tally/services/ledger/internal/store"
@@ -106,7 +107,7 @@ func crashedReplica(t *testing.T, dbURL string, reqs ...*ledger.Request) {
 	defer pool.Close()
 	st, err := store.New(pool, store.Config{})
 	require.NoError(t, err)
-	applied, err := st.Apply(t.Context(), reqs)
+	applied, err := (&app.Batches{Store: st}).Apply(t.Context(), reqs)
 	require.NoError(t, err)
 	for _, o := range applied.Outcomes {
 		require.NoError(t, o.Err)

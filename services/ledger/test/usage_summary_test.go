@@ -234,10 +234,7 @@ func TestUsageSummary(t *testing.T) {
 	credit(t, opsA, "u", 1_000_000*unit, "seed")
 	credit(t, opsA, "neighbour", 1_000_000*unit, "seed")
 	svcA := a.Client(t, ledgertest.ServiceToken(t, "model-backend"))
-	require.Eventually(t, func() bool { // the ledger follows the price list
-		_, err := svcA.Authorize(t.Context(), &ledgerv1.AuthorizeRequest{OrgId: "u", Usage: &ledgerv1.Usage{ModelId: llm, Quantities: map[string]string{"input_tokens": "1"}}})
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond)
+	waitPriceList(t, svcA)
 	writers := func(l *ledgertest.Ledger, org string) *usageWriter {
 		return &usageWriter{t: t, rng: rng, org: org, svc: l.Client(t, ledgertest.ServiceToken(t, "model-backend")),
 			rentals: l.Client(t, ledgertest.ServiceToken(t, "instances-metering")), ops: l.Client(t, ledgertest.OpsToken(t))}
@@ -274,14 +271,50 @@ WHERE kind IN ('debit', 'capture')`)
 
 	// A follower transaction that fails after its upserts (here: moving the cursor) is rolled
 	// back whole and retried: its page is counted once when it finally commits.
+	failUsagePagesOnce(t, pool, wa)
+	waitUsageCounted(t, pool)
+	requireSummaryMatches(t, pool, summary(t, member, "u", 90), 90)
+
+	// A replica restarts and resumes from the stored cursor, beside the other.
+	b.Stop(t)
+	for range 30 {
+		wa.write(true)
+	}
+	c := ledgertest.Start(t, ledgertest.Options{DatabaseURL: dbURL, RedisURL: redisURL, PricingAddr: p.Addr})
+	waitPriceList(t, c.Client(t, ledgertest.ServiceToken(t, "model-backend")))
+	wc := writers(c, "u")
+	wc.n = 2_000_000
+	for range 30 {
+		wc.write(true)
+	}
+	waitUsageCounted(t, pool)
+	requireSummaryMatches(t, pool, summary(t, c.Client(t, ledgertest.OpsToken(t)), "u", 90), 90)
+	requireBalanced(t, dbURL)
+}
+
+// waitPriceList waits until the ledger svc calls follows the price list: until then it refuses
+// usage debits with Unavailable.
+func waitPriceList(t *testing.T, svc ledgerv1.LedgerServiceClient) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		_, err := svc.Authorize(t.Context(), &ledgerv1.AuthorizeRequest{OrgId: "u", Usage: &ledgerv1.Usage{ModelId: llm, Quantities: map[string]string{"input_tokens": "1"}}})
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "the ledger follows the price list")
+}
+
+// failUsagePagesOnce makes every follower transaction of pool's ledger fail after its upserts
+// (on moving the cursor) while w writes 30 more changes, checks that nothing of the failed pages
+// was kept, and lets the followers succeed again.
+func failUsagePagesOnce(t *testing.T, pool *pgxpool.Pool, w *usageWriter) {
+	t.Helper()
 	before := expectedUsage(t, pool, "u", "2000-01-01")
-	_, err = pool.Exec(t.Context(), `CREATE SEQUENCE ledger.usage_failures;
+	_, err := pool.Exec(t.Context(), `CREATE SEQUENCE ledger.usage_failures;
 CREATE FUNCTION ledger.fail_usage() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM nextval('ledger.usage_failures'); RAISE EXCEPTION 'injected failure'; END $$;
 CREATE TRIGGER fail_usage BEFORE UPDATE ON ledger.usage_cursor FOR EACH ROW EXECUTE FUNCTION ledger.fail_usage()`)
 	require.NoError(t, err)
 	for range 30 {
-		wa.write(true)
+		w.write(true)
 	}
 	require.Eventually(t, func() bool { // sequences are not transactional: the attempts show
 		var n int64
@@ -296,23 +329,6 @@ CREATE TRIGGER fail_usage BEFORE UPDATE ON ledger.usage_cursor FOR EACH ROW EXEC
 	require.Equal(t, storedBefore.String(), stored, "nothing of the failed pages was kept")
 	_, err = pool.Exec(t.Context(), `DROP TRIGGER fail_usage ON ledger.usage_cursor`)
 	require.NoError(t, err)
-	waitUsageCounted(t, pool)
-	requireSummaryMatches(t, pool, summary(t, member, "u", 90), 90)
-
-	// A replica restarts and resumes from the stored cursor, beside the other.
-	b.Stop(t)
-	for range 30 {
-		wa.write(true)
-	}
-	c := ledgertest.Start(t, ledgertest.Options{DatabaseURL: dbURL, RedisURL: redisURL, PricingAddr: p.Addr})
-	wc := writers(c, "u")
-	wc.n = 2_000_000
-	for range 30 {
-		wc.write(true)
-	}
-	waitUsageCounted(t, pool)
-	requireSummaryMatches(t, pool, summary(t, c.Client(t, ledgertest.OpsToken(t)), "u", 90), 90)
-	requireBalanced(t, dbURL)
 }
 
 // rebuild empties the usage table and rewinds its cursor to the first event, under the cursor's

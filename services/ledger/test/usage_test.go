@@ -79,6 +79,23 @@ func TestUsagePricedDebits(t *testing.T) {
 	_, err = svc.Debit(t.Context(), usageDebit("u", "call-1", map[string]string{"input_tokens": "1"}, time.Time{}))
 	requireCode(t, err, codes.AlreadyExists)
 
+	requirePriceChangesApplied(t, svc, prices, quote.GetVersionId())
+
+	// Authorize accepts a usage estimate.
+	az, err := svc.Authorize(t.Context(), &ledgerv1.AuthorizeRequest{OrgId: "u", Usage: &ledgerv1.Usage{ModelId: llm, Quantities: map[string]string{"output_tokens": "1000000000"}}})
+	require.NoError(t, err)
+	require.Equal(t, 2000*unit, nanos(t, az.GetAmount()))
+	require.False(t, az.GetAllowed())
+
+	requireBadUsageRefused(t, svc, prices, q)
+	requireBalanced(t, l.DatabaseURL)
+}
+
+// requirePriceChangesApplied changes the price list twice, now and for a time 3s ahead, and
+// requires the ledger to charge the new prices from their time on, and the price of firstVersion
+// for usage from before.
+func requirePriceChangesApplied(t *testing.T, svc ledgerv1.LedgerServiceClient, prices pricingv1.PricingServiceClient, firstVersion string) {
+	t.Helper()
 	// A price change is picked up within a second; usage from before it keeps the old price.
 	before := time.Now()
 	// The change takes effect "now", stored to the microsecond: wait until that is after before.
@@ -95,7 +112,7 @@ func TestUsagePricedDebits(t *testing.T) {
 	require.Equal(t, -3*unit, nanos(t, newCharge.GetTransaction().GetAmount()))
 	old, err := svc.Debit(t.Context(), usageDebit("u", "late-report", map[string]string{"input_tokens": "1000000"}, before))
 	require.NoError(t, err)
-	require.Equal(t, quote.GetVersionId(), old.GetTransaction().GetPricedUsage().GetPriceVersionId(), "usage is priced at the time it happened")
+	require.Equal(t, firstVersion, old.GetTransaction().GetPricedUsage().GetPriceVersionId(), "usage is priced at the time it happened")
 	require.Equal(t, -180*money.Nanos(1_000_000), nanos(t, old.GetTransaction().GetAmount()))
 
 	// A scheduled price takes effect at its time.
@@ -112,18 +129,17 @@ func TestUsagePricedDebits(t *testing.T) {
 		require.Equal(t, -2*unit, nanos(t, r.GetTransaction().GetAmount()))
 		return true
 	}, 10*time.Second, 100*time.Millisecond)
+}
 
-	// Authorize accepts a usage estimate.
-	az, err := svc.Authorize(t.Context(), &ledgerv1.AuthorizeRequest{OrgId: "u", Usage: &ledgerv1.Usage{ModelId: llm, Quantities: map[string]string{"output_tokens": "1000000000"}}})
-	require.NoError(t, err)
-	require.Equal(t, 2000*unit, nanos(t, az.GetAmount()))
-	require.False(t, az.GetAllowed())
-
+// requireBadUsageRefused adds a model and requires usage debits it cannot price to be refused
+// with their codes.
+func requireBadUsageRefused(t *testing.T, svc ledgerv1.LedgerServiceClient, prices pricingv1.PricingServiceClient, q map[string]string) {
+	t.Helper()
 	newModel := &pricingv1.SetModelPriceRequest{
 		ModelId: "brand-new-model", DisplayName: "New", Modality: pricingv1.Modality_MODALITY_LLM,
 		Dimensions: []*pricingv1.PriceDimension{{Unit: "requests", Price: usd(unit), Per: 1}}, Reason: "launch", IdempotencyKey: "launch",
 	}
-	_, err = prices.SetModelPrice(t.Context(), newModel)
+	_, err := prices.SetModelPrice(t.Context(), newModel)
 	require.NoError(t, err)
 	// Wait until the ledger has the price list with the new model (Authorize changes nothing).
 	require.Eventually(t, func() bool {
@@ -152,5 +168,4 @@ func TestUsagePricedDebits(t *testing.T) {
 			requireCode(t, err, tt.code)
 		})
 	}
-	requireBalanced(t, l.DatabaseURL)
 }

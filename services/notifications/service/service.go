@@ -1,254 +1,29 @@
-// Package service assembles the notifications service (store, ledger event evaluator, expiry
-// reminders, SMTP sender, gRPC server) from its configuration. cmd/notifications runs it; tests
-// start real replicas with it.
+// Package service is the old public path of the notifications composition root, kept only so
+// that services/gateway/restfuzz keeps compiling until it starts replicas with
+// notificationstest. Nothing in this module uses it; delete it with that switch.
+//
+// Deprecated: use notificationstest (tests) or cmd/notifications.
 package service
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"strconv"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/tallyhq/tally/pkg/config"
-	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
-	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
-	"github.com/tallyhq/tally/pkg/pg"
-	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/notifications/internal/emails"
-	"github.com/tallyhq/tally/services/notifications/internal/evaluator"
-	"github.com/tallyhq/tally/services/notifications/internal/grpcapi"
-	"github.com/tallyhq/tally/services/notifications/internal/sender"
-	"github.com/tallyhq/tally/services/notifications/internal/store"
-	"github.com/tallyhq/tally/services/notifications/migrations"
+	"github.com/tallyhq/tally/services/notifications/internal/service"
 )
 
 // Schema is the PostgreSQL schema of the service.
-const Schema = "notifications"
+const Schema = service.Schema
 
-// Config is the service's configuration; Load reads it from the environment.
-type Config struct {
-	GRPCAddr    string
-	MetricsAddr string
-	DatabaseURL string
-	Auth        server.AuthConfig
-	// LedgerAddr is the ledger's gRPC address, called with the service's own identity
-	// (service:notifications, see Auth).
-	LedgerAddr string
-	// ConsoleURL is the web console's base URL (TALLY_CONSOLE_URL), for the links in emails.
-	ConsoleURL string
-	SMTP       sender.SMTPConfig
-	// SendWorkers is the number of concurrent SMTP senders; 0 runs no sender in this replica
-	// (emails stay queued for the replicas that have one).
-	SendWorkers  int
-	PollInterval time.Duration
-	RetryBase    time.Duration
-	RetryMax     time.Duration
-	MaxAttempts  int
-	// ClaimLease is how long a sender holds an email it is sending before another may take it
-	// over (default 2m, at least twice the SMTP timeout).
-	ClaimLease time.Duration
-	// Replica names this replica in its claims (default: host name and a random suffix).
-	Replica string
-	// LeaseInterval is how often a standby replica tries the evaluator lease and the holder
-	// checks it.
-	LeaseInterval time.Duration
-	EventBatch    int
-	// ReminderInterval is how often expiry reminders are looked for; ExpiryNotice is how long
-	// before the expiry they are sent.
-	ReminderInterval time.Duration
-	ExpiryNotice     time.Duration
-	DBMaxConns       int32
-}
+// Config is the service's configuration.
+type Config = service.Config
 
-// Load reads the configuration from e (see the README's configuration table).
-func Load(e *config.Env) (Config, error) {
-	c := Config{
-		GRPCAddr:    e.String("TALLY_NOTIFICATIONS_GRPC_ADDR", ":9095"),
-		MetricsAddr: e.String("TALLY_NOTIFICATIONS_METRICS_ADDR", ""),
-		DatabaseURL: e.Required("DATABASE_URL"),
-		Auth:        server.LoadAuthConfig(e),
-		LedgerAddr:  e.String("TALLY_LEDGER_ADDR", "localhost:9091"),
-		ConsoleURL:  e.ConsoleURL(),
-		SMTP: sender.SMTPConfig{
-			Host:     e.String("TALLY_SMTP_HOST", "localhost"),
-			Port:     e.Int("TALLY_SMTP_PORT", 1025),
-			Username: e.String("TALLY_SMTP_USERNAME", ""),
-			Password: e.String("TALLY_SMTP_PASSWORD", ""),
-			From:     e.String("TALLY_SMTP_FROM", "Tally <notifications@tally.localhost>"),
-			Timeout:  e.Duration("TALLY_SMTP_TIMEOUT", 15*time.Second),
-		},
-		SendWorkers:      e.Int("TALLY_NOTIFICATIONS_SEND_WORKERS", 2),
-		PollInterval:     e.Duration("TALLY_NOTIFICATIONS_POLL_INTERVAL", time.Second),
-		RetryBase:        e.Duration("TALLY_NOTIFICATIONS_RETRY_BASE", 5*time.Second),
-		RetryMax:         e.Duration("TALLY_NOTIFICATIONS_RETRY_MAX", 30*time.Minute),
-		MaxAttempts:      e.Int("TALLY_NOTIFICATIONS_MAX_ATTEMPTS", 20),
-		ClaimLease:       e.Duration("TALLY_NOTIFICATIONS_CLAIM_LEASE", 2*time.Minute),
-		Replica:          e.String("TALLY_NOTIFICATIONS_REPLICA", ""),
-		LeaseInterval:    e.Duration("TALLY_NOTIFICATIONS_LEASE_INTERVAL", 2*time.Second),
-		EventBatch:       e.Int("TALLY_NOTIFICATIONS_EVENT_BATCH", 500),
-		ReminderInterval: e.Duration("TALLY_NOTIFICATIONS_REMINDER_INTERVAL", time.Minute),
-		ExpiryNotice:     e.Duration("TALLY_NOTIFICATIONS_EXPIRY_NOTICE", 7*24*time.Hour),
-		DBMaxConns:       int32(e.Int("TALLY_NOTIFICATIONS_DB_MAX_CONNS", 10)),
-	}
-	tlsMode := e.String("TALLY_SMTP_TLS", "none")
-	if err := e.Err(); err != nil {
-		return Config{}, err
-	}
-	mode, err := sender.ParseTLSMode(tlsMode)
-	if err != nil {
-		return Config{}, fmt.Errorf("TALLY_SMTP_TLS: %w", err)
-	}
-	c.SMTP.TLS = mode
-	if err := c.Validate(); err != nil {
-		return Config{}, err
-	}
-	return c, nil
-}
+// Load reads the configuration from e.
+func Load(e *config.Env) (Config, error) { return service.Load(e) }
 
-// Validate checks the values Load cannot check one by one.
-func (c Config) Validate() error {
-	var errs []error
-	if c.SendWorkers < 0 {
-		errs = append(errs, errors.New("TALLY_NOTIFICATIONS_SEND_WORKERS must not be negative"))
-	}
-	if c.SMTP.Port <= 0 || c.SMTP.Port > 65535 {
-		errs = append(errs, errors.New("TALLY_SMTP_PORT: "+strconv.Itoa(c.SMTP.Port)+" is not a port"))
-	}
-	if c.PollInterval <= 0 || c.RetryBase <= 0 || c.RetryMax < c.RetryBase || c.LeaseInterval <= 0 || c.ReminderInterval <= 0 || c.ExpiryNotice <= 0 {
-		errs = append(errs, errors.New("intervals must be positive and TALLY_NOTIFICATIONS_RETRY_MAX at least TALLY_NOTIFICATIONS_RETRY_BASE"))
-	}
-	if c.ClaimLease != 0 && c.ClaimLease < 2*smtpTimeout(c.SMTP.Timeout) {
-		errs = append(errs, errors.New("TALLY_NOTIFICATIONS_CLAIM_LEASE must be at least twice TALLY_SMTP_TIMEOUT"))
-	}
-	if c.MaxAttempts < 1 || c.EventBatch < 1 {
-		errs = append(errs, errors.New("TALLY_NOTIFICATIONS_MAX_ATTEMPTS and TALLY_NOTIFICATIONS_EVENT_BATCH must be positive"))
-	}
-	return errors.Join(errs...)
-}
-
-// smtpTimeout is the SMTP timeout in force (default 15s).
-func smtpTimeout(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 15 * time.Second
-	}
-	return d
-}
-
-// replicaName names a replica by its host and a random suffix.
-func replicaName() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "notifications"
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return host + "-" + hex.EncodeToString(b)
-}
-
-// Run serves the notifications service on lis until ctx is done, then stops gracefully.
+// Run serves the notifications service on lis until ctx is done.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	pool, err := pg.Connect(ctx, cfg.DatabaseURL, Schema, cfg.DBMaxConns)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := pg.Migrate(ctx, pool, Schema, migrations.FS); err != nil {
-		return err
-	}
-	st, err := store.New(pool)
-	if err != nil {
-		return err
-	}
-	renderer, err := emails.NewRenderer(cfg.ConsoleURL)
-	if err != nil {
-		return err
-	}
-	authn, err := server.NewAuth(ctx, cfg.Auth, "notifications", logger)
-	if err != nil {
-		return err
-	}
-	conn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity())
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	ledger := ledgerv1.NewLedgerServiceClient(conn)
-
-	srv, err := server.New(server.Config{Name: "notifications", Logger: logger, Auth: authn, Policy: grpcapi.Policy()})
-	if err != nil {
-		return err
-	}
-	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tally_notifications_email_attempts_total", Help: "Email delivery attempts by kind and result (sent, retry, failed).",
-	}, []string{"kind", "result"})
-	cursor := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "tally_notifications_ledger_cursor", Help: "Sequence of the last ledger event applied by this replica.",
-	})
-	srv.Registry().MustRegister(attempts, cursor)
-
-	wake := func() {}
-	var snd *sender.Sender
-	if cfg.SendWorkers > 0 {
-		lease := cfg.ClaimLease
-		if lease == 0 {
-			lease = max(2*time.Minute, 2*smtpTimeout(cfg.SMTP.Timeout))
-		}
-		replica := cfg.Replica
-		if replica == "" {
-			replica = replicaName()
-		}
-		snd, err = sender.New(sender.Config{
-			SMTP: cfg.SMTP, Outbox: st, Renderer: renderer, Logger: logger.With("component", "sender"),
-			Workers: cfg.SendWorkers, PollInterval: cfg.PollInterval, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
-			MaxAttempts: cfg.MaxAttempts, ClaimLease: lease, Replica: replica, Sent: attempts,
-		})
-		if err != nil {
-			return err
-		}
-		wake = snd.Wake
-	} else {
-		logger.Warn("TALLY_NOTIFICATIONS_SEND_WORKERS is 0: this replica queues emails but sends none")
-	}
-	lease, err := evaluator.NewAdvisoryLease(pool, "tally.notifications.evaluator", cfg.LeaseInterval, logger.With("component", "evaluator"))
-	if err != nil {
-		return err
-	}
-	ev, err := evaluator.New(evaluator.Config{
-		Ledger: ledger, Store: st, Lease: lease, Logger: logger.With("component", "evaluator"),
-		MaxBatch: cfg.EventBatch, RetryDelay: time.Second, Queued: wake, Cursor: cursor,
-	})
-	if err != nil {
-		return err
-	}
-	reminders := &evaluator.ExpiryReminders{
-		Store: st, Interval: cfg.ReminderInterval, Window: cfg.ExpiryNotice, Logger: logger.With("component", "reminders"), Queued: wake,
-	}
-	api, err := grpcapi.New(grpcapi.Config{Store: st, Ledger: grpcapi.LedgerBalances{Client: ledger}, Logger: logger, Queued: wake})
-	if err != nil {
-		return err
-	}
-	notificationsv1.RegisterNotificationsServiceServer(srv.GRPC(), api)
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Serve(gctx, lis) })
-	g.Go(func() error { return server.ServeMetrics(gctx, cfg.MetricsAddr, srv.Registry(), logger) })
-	g.Go(func() error { return ev.Run(gctx) })
-	g.Go(func() error { return reminders.Run(gctx) })
-	if snd != nil {
-		g.Go(func() error { return snd.Run(gctx) })
-	}
-	return g.Wait()
+	return service.Run(ctx, cfg, lis, logger)
 }

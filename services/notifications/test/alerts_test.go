@@ -14,7 +14,7 @@ import (
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
-	"github.com/tallyhq/tally/services/notifications/service"
+	"github.com/tallyhq/tally/services/notifications/internal/service"
 )
 
 // A burst of 1,000 concurrent debits takes the balance from 100 to 10 USD across a 50 USD
@@ -26,12 +26,12 @@ func TestBurstOfDebitsCrossingOnceSendsOneEmail(t *testing.T) {
 	alice := member(t, org, "alice")
 	bob := member(t, org, "bob")
 	s.credit(t, org, "100")
-	c := r.client(t, alice.token)
+	c := r.Client(t, alice.token)
 	st := enableAlert(t, c, alice, "50")
 	require.Equal(t, notificationsv1.LowCreditAlertState_LOW_CREDIT_ALERT_STATE_ARMED, st.GetLowCreditAlertState())
 	require.Equal(t, alice.email, st.GetEffectiveEmail())
 	// bob's alert is off: he gets nothing.
-	_, err := r.client(t, bob.token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org, MemberId: "me"})
+	_, err := r.Client(t, bob.token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org, MemberId: "me"})
 	require.NoError(t, err)
 
 	var wg sync.WaitGroup
@@ -77,7 +77,7 @@ func TestFallTopUpFallSendsTwoEmails(t *testing.T) {
 	org := randomID(t, "rearm")
 	alice := member(t, org, "alice")
 	s.credit(t, org, "100")
-	enableAlert(t, r.client(t, alice.token), alice, "50")
+	enableAlert(t, r.Client(t, alice.token), alice, "50")
 
 	s.debit(t, org, "60") // 40: fires
 	s.debit(t, org, "5")  // 35: still below
@@ -98,7 +98,7 @@ func TestSettingsChangesReevaluate(t *testing.T) {
 	r := s.start(t)
 	org := randomID(t, "reeval")
 	alice := member(t, org, "alice")
-	c := r.client(t, alice.token)
+	c := r.Client(t, alice.token)
 	s.credit(t, org, "10")
 
 	// No event of the organization applied yet is fine: the balance is read from the ledger.
@@ -141,13 +141,13 @@ func TestTwoReplicasSendOneEmail(t *testing.T) {
 	org := randomID(t, "replicas")
 	alice := member(t, org, "alice")
 	s.credit(t, org, "100")
-	enableAlert(t, b.client(t, alice.token), alice, "50")
+	enableAlert(t, b.Client(t, alice.token), alice, "50")
 	for range 20 {
 		s.debit(t, org, "4") // 100 → 20, crossing 50 once
 	}
 	s.requireMessages(t, alice.email, 1)
 
-	a.Stop(t)
+	require.NoError(t, a.Stop())
 	s.credit(t, org, "80") // 100: re-arms
 	s.debit(t, org, "70")  // 30: fires
 	s.requireMessages(t, alice.email, 2)
@@ -162,12 +162,12 @@ func TestStopBetweenCrossingAndSendDeliversOnceAfterRestart(t *testing.T) {
 	org := randomID(t, "restart")
 	alice := member(t, org, "alice")
 	s.credit(t, org, "100")
-	enableAlert(t, noSender.client(t, alice.token), alice, "50")
+	enableAlert(t, noSender.Client(t, alice.token), alice, "50")
 	s.debit(t, org, "75")
 	require.Eventually(t, func() bool {
 		return s.countEmails(t, "org_id = $1 AND status = 'pending'", org) == 1
 	}, waitFor, tick)
-	noSender.Stop(t)
+	require.NoError(t, noSender.Stop())
 	require.Empty(t, messagesTo(t, s.mail, alice.email))
 
 	s.start(t)
@@ -185,7 +185,7 @@ func TestSMTPDownThenBackDeliversOnce(t *testing.T) {
 	org := randomID(t, "smtpdown")
 	alice := member(t, org, "alice")
 	s.credit(t, org, "100")
-	enableAlert(t, r.client(t, alice.token), alice, "50")
+	enableAlert(t, r.Client(t, alice.token), alice, "50")
 
 	mp.stop(t)
 	s.debit(t, org, "75")
@@ -212,7 +212,7 @@ func TestOptInEmails(t *testing.T) {
 	admin := member(t, org, "admin-1", auth.RoleAdmin)
 	plain := member(t, org, "member-1")
 	for _, p := range []person{admin, plain} {
-		resp, err := r.client(t, p.token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org, MemberId: "me"})
+		resp, err := r.Client(t, p.token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org, MemberId: "me"})
 		require.NoError(t, err)
 		isAdmin := p.id == admin.id
 		st := resp.GetSettings()
@@ -228,7 +228,7 @@ func TestOptInEmails(t *testing.T) {
 	// After 4s the ledger expires the credits: one expired email.
 	waitMessages(t, s.mail, admin.email, 3)
 
-	metering := r.client(t, ledgertest.ServiceToken(t, "instances-metering"))
+	metering := r.Client(t, ledgertest.ServiceToken(t, "instances-metering"))
 	for _, queued := range []int32{1, 0} { // the retry with the same key queues nothing
 		resp, err := metering.NotifyRentalSuspended(t.Context(), &notificationsv1.NotifyRentalSuspendedRequest{
 			OrgId: org, InstanceId: "gpu-42", IdempotencyKey: "suspension-1", Reason: "balance exhausted",
@@ -283,7 +283,7 @@ func TestPermanentSMTPErrorIsNotRetried(t *testing.T) {
 	s.mail = startRejectingMailpit(t, "someone-else@example.com")
 	r := s.start(t)
 	s.credit(t, org, "100")
-	enableAlert(t, r.client(t, alice.token), alice, "50")
+	enableAlert(t, r.Client(t, alice.token), alice, "50")
 	s.debit(t, org, "75")
 	require.Eventually(t, func() bool {
 		return s.countEmails(t, "org_id = $1 AND status = 'failed'", org) == 1

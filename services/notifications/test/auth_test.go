@@ -24,7 +24,7 @@ func TestAuthorization(t *testing.T) {
 	ops := ledgertest.OpsToken(t)
 
 	// bob registers and sets his own email.
-	bobc := r.client(t, bob.token)
+	bobc := r.Client(t, bob.token)
 	_, err := bobc.UpdateNotificationSettings(t.Context(), &notificationsv1.UpdateNotificationSettingsRequest{
 		OrgId: org, MemberId: "me", Settings: &notificationsv1.NotificationSettings{Email: "bob-billing@example.com", PaymentSucceededEnabled: true},
 		UpdateMask: fieldMask("email", "payment_succeeded_enabled"),
@@ -32,21 +32,21 @@ func TestAuthorization(t *testing.T) {
 	require.NoError(t, err)
 
 	get := func(token, org, memberID string) error {
-		_, err := r.client(t, token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org, MemberId: memberID})
+		_, err := r.Client(t, token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org, MemberId: memberID})
 		return err
 	}
 	update := func(token, org, memberID string) error {
-		_, err := r.client(t, token).UpdateNotificationSettings(t.Context(), &notificationsv1.UpdateNotificationSettingsRequest{
+		_, err := r.Client(t, token).UpdateNotificationSettings(t.Context(), &notificationsv1.UpdateNotificationSettingsRequest{
 			OrgId: org, MemberId: memberID, Settings: &notificationsv1.NotificationSettings{Email: "attacker@example.com"}, UpdateMask: fieldMask("email"),
 		})
 		return err
 	}
 	list := func(token string) error {
-		_, err := r.client(t, token).ListDeliveries(t.Context(), &notificationsv1.ListDeliveriesRequest{})
+		_, err := r.Client(t, token).ListDeliveries(t.Context(), &notificationsv1.ListDeliveriesRequest{})
 		return err
 	}
 	suspend := func(token string) error {
-		_, err := r.client(t, token).NotifyRentalSuspended(t.Context(), &notificationsv1.NotifyRentalSuspendedRequest{OrgId: org, InstanceId: "i-1", IdempotencyKey: randomID(t, "k")})
+		_, err := r.Client(t, token).NotifyRentalSuspended(t.Context(), &notificationsv1.NotifyRentalSuspendedRequest{OrgId: org, InstanceId: "i-1", IdempotencyKey: randomID(t, "k")})
 		return err
 	}
 	cases := []struct {
@@ -122,13 +122,13 @@ func TestUpdateValidation(t *testing.T) {
 			if tc.name == "threshold without currency" {
 				tc.settings.LowCreditThreshold.CurrencyCode = ""
 			}
-			_, err := r.client(t, tc.who.token).UpdateNotificationSettings(t.Context(), &notificationsv1.UpdateNotificationSettingsRequest{
+			_, err := r.Client(t, tc.who.token).UpdateNotificationSettings(t.Context(), &notificationsv1.UpdateNotificationSettingsRequest{
 				OrgId: org, MemberId: "me", Settings: tc.settings, UpdateMask: fieldMask(tc.mask...),
 			})
 			requireCode(t, err, codes.InvalidArgument)
 		})
 	}
-	resp, err := r.client(t, alice.token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org})
+	resp, err := r.Client(t, alice.token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org})
 	require.NoError(t, err)
 	require.False(t, resp.GetSettings().GetLowCreditAlertEnabled())
 	require.Empty(t, resp.GetSettings().GetEmail())
@@ -140,7 +140,7 @@ func TestUpdateValidation(t *testing.T) {
 		{InstanceId: "i-1", IdempotencyKey: "k"},
 		{OrgId: "bad org", InstanceId: "i-1", IdempotencyKey: "k"},
 	} {
-		_, err := r.client(t, ledgertest.OpsToken(t)).NotifyRentalSuspended(t.Context(), bad)
+		_, err := r.Client(t, ledgertest.OpsToken(t)).NotifyRentalSuspended(t.Context(), bad)
 		requireCode(t, err, codes.InvalidArgument)
 	}
 }
@@ -151,9 +151,9 @@ func TestListDeliveries(t *testing.T) {
 	r := s.start(t)
 	org := randomID(t, "log")
 	admin := member(t, org, "admin-1", auth.RoleAdmin)
-	_, err := r.client(t, admin.token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org, MemberId: "me"})
+	_, err := r.Client(t, admin.token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org, MemberId: "me"})
 	require.NoError(t, err)
-	ops := r.client(t, ledgertest.OpsToken(t))
+	ops := r.Client(t, ledgertest.OpsToken(t))
 	for i := range 5 {
 		_, err := ops.NotifyRentalSuspended(t.Context(), &notificationsv1.NotifyRentalSuspendedRequest{OrgId: org, InstanceId: "i-" + string(rune('a'+i)), IdempotencyKey: randomID(t, "k")})
 		require.NoError(t, err)

@@ -11,7 +11,7 @@ import (
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/textcheck/textchecktest"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
-	"github.com/tallyhq/tally/services/notifications/service"
+	"github.com/tallyhq/tally/services/notifications/internal/service"
 )
 
 // TestAttack_BadBytes sends NUL, invalid UTF-8, bidi and control characters in every string field

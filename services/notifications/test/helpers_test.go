@@ -1,29 +1,20 @@
 package test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	moneypb "google.golang.org/genproto/googleapis/type/money"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -31,12 +22,10 @@ import (
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
-	"github.com/tallyhq/tally/services/notifications/internal/sender"
-	"github.com/tallyhq/tally/services/notifications/service"
+	"github.com/tallyhq/tally/services/notifications/internal/service"
+	"github.com/tallyhq/tally/services/notifications/notificationstest"
 )
 
 // Generous bounds for asynchronous delivery; they only cap how long a failing test waits.
@@ -71,104 +60,23 @@ func newStack(t *testing.T, opts ledgertest.Options) *stack {
 	return &stack{ledger: l, ops: l.Client(t, ledgertest.OpsToken(t)), dbURL: l.DatabaseURL, mail: testenv.Mailpit(t), db: db}
 }
 
-// replica is one running notifications service.
-type replica struct {
-	Addr     string
-	stop     context.CancelFunc
-	done     chan error
-	stopOnce sync.Once
-}
-
 // start runs a notifications replica (sharing the ledger's database, as in production) until
 // the test ends or Stop.
-func (s *stack) start(t *testing.T, mutate ...func(*service.Config)) *replica {
+func (s *stack) start(t *testing.T, configure ...func(*service.Config)) *notificationstest.Notifications {
 	t.Helper()
-	host, port, err := net.SplitHostPort(s.mail.SMTPAddr())
-	require.NoError(t, err)
-	p, err := strconv.Atoi(port)
-	require.NoError(t, err)
-	cfg := service.Config{
-		DatabaseURL: s.dbURL,
-		Auth:        server.AuthConfig{JWTSecret: ledgertest.Secret},
-		LedgerAddr:  s.ledger.Addr,
-		ConsoleURL:  consoleURL,
-		SMTP: sender.SMTPConfig{
-			Host: host, Port: p, TLS: sender.TLSNone, From: "Tally <notifications@tally.test>", Timeout: 5 * time.Second,
-		},
-		SendWorkers:      2,
-		PollInterval:     50 * time.Millisecond,
-		RetryBase:        100 * time.Millisecond,
-		RetryMax:         time.Second,
-		MaxAttempts:      100,
-		LeaseInterval:    200 * time.Millisecond,
-		EventBatch:       500,
-		ReminderInterval: 100 * time.Millisecond,
-		ExpiryNotice:     7 * 24 * time.Hour,
-		DBMaxConns:       10,
-	}
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &replica{Addr: lis.Addr().String(), stop: cancel, done: make(chan error, 1)}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var logger *slog.Logger
 	if os.Getenv("NOTIFICATIONS_TEST_LOG") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", r.Addr)
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	go func() { r.done <- service.Run(ctx, cfg, lis, logger) }()
-	t.Cleanup(func() { r.Stop(t) })
-	waitServing(t, r)
-	return r
-}
-
-func waitServing(t *testing.T, r *replica) {
-	t.Helper()
-	conn, err := grpc.NewClient(r.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer func() { _ = conn.Close() }()
-	hc := grpc_health_v1.NewHealthClient(conn)
-	require.Eventually(t, func() bool {
-		select {
-		case err := <-r.done:
-			r.done <- err
-			return true
-		default:
-		}
-		resp, err := hc.Check(t.Context(), &grpc_health_v1.HealthCheckRequest{})
-		return err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING
-	}, waitFor, tick)
-	select {
-	case err := <-r.done:
-		require.NoError(t, err, "notifications replica exited while starting")
-		require.Fail(t, "notifications replica exited while starting")
-	default:
-	}
-}
-
-// Stop shuts the replica down and waits for it.
-func (r *replica) Stop(t *testing.T) {
-	t.Helper()
-	r.stopOnce.Do(func() {
-		r.stop()
-		select {
-		case err := <-r.done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("notifications replica stopped with error: %v", err)
+	return notificationstest.Start(t, notificationstest.Options{
+		DatabaseURL: s.dbURL, LedgerAddr: s.ledger.Addr, Secret: ledgertest.Secret, SMTPAddr: s.mail.SMTPAddr(),
+		ConsoleURL: consoleURL, Logger: logger,
+		Configure: func(c *service.Config) {
+			for _, f := range configure {
+				f(c)
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("notifications replica did not stop")
-		}
+		},
 	})
-}
-
-func (r *replica) client(t *testing.T, token string) notificationsv1.NotificationsServiceClient {
-	t.Helper()
-	conn, err := rpcclient.Dial(r.Addr, token)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return notificationsv1.NewNotificationsServiceClient(conn)
 }
 
 func randomID(t *testing.T, prefix string) string {

@@ -1,4 +1,4 @@
-// Package test runs the notifications service end to end: real replicas (service.Run) over real
+// Package test runs the notifications service end to end: real replicas (notificationstest) over real
 // gRPC listeners, a real ledger (ledgertest), real PostgreSQL and a real SMTP server (mailpit).
 package test
 

@@ -12,7 +12,7 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
-	"github.com/tallyhq/tally/services/notifications/service"
+	"github.com/tallyhq/tally/services/notifications/internal/service"
 )
 
 // stalledSMTP is an SMTP server that accepts connections and never says a word.
@@ -23,7 +23,7 @@ type stalledSMTP struct {
 
 func startStalledSMTP(t *testing.T) *stalledSMTP {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	s := &stalledSMTP{addr: lis.Addr().String(), accepted: make(chan struct{}, 1024)}
 	var mu sync.Mutex
@@ -71,10 +71,10 @@ func TestAStalledSMTPServerHoldsNoTransaction(t *testing.T) {
 	admins := make([]person, 6)
 	for i := range admins {
 		admins[i] = member(t, org, "admin-"+strconv.Itoa(i), auth.RoleAdmin)
-		_, err := hung.client(t, admins[i].token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org, MemberId: "me"})
+		_, err := hung.Client(t, admins[i].token).GetNotificationSettings(t.Context(), &notificationsv1.GetNotificationSettingsRequest{OrgId: org, MemberId: "me"})
 		require.NoError(t, err)
 	}
-	resp, err := hung.client(t, ledgertest.ServiceToken(t, "instances-metering")).NotifyRentalSuspended(t.Context(),
+	resp, err := hung.Client(t, ledgertest.ServiceToken(t, "instances-metering")).NotifyRentalSuspended(t.Context(),
 		&notificationsv1.NotifyRentalSuspendedRequest{OrgId: org, InstanceId: "gpu-1", IdempotencyKey: "suspension-1", Reason: "test"})
 	require.NoError(t, err)
 	require.Equal(t, int32(len(admins)), resp.GetQueued())
@@ -96,7 +96,7 @@ WHERE application_name = 'tally-notifications' AND now() - xact_start > interval
 	require.LessOrEqual(t, s.countEmails(t, "claimed_by = 'hung'"), 2, "the hung replica holds only what it is sending")
 
 	// Others proceed meanwhile: the API answers and a second replica sends the other emails.
-	_, err = hung.client(t, admins[0].token).UpdateNotificationSettings(t.Context(), &notificationsv1.UpdateNotificationSettingsRequest{
+	_, err = hung.Client(t, admins[0].token).UpdateNotificationSettings(t.Context(), &notificationsv1.UpdateNotificationSettingsRequest{
 		OrgId: org, MemberId: "me", Settings: &notificationsv1.NotificationSettings{PaymentSucceededEnabled: false},
 		UpdateMask: fieldMask("payment_succeeded_enabled"),
 	})
@@ -106,7 +106,7 @@ WHERE application_name = 'tally-notifications' AND now() - xact_start > interval
 		return s.countEmails(t, "org_id = $1 AND status = 'sent'", org) >= len(admins)-2
 	}, waitFor, tick, "the healthy replica did not send the other emails while the hung one was stuck")
 
-	hung.Stop(t)
+	require.NoError(t, hung.Stop())
 	for _, a := range admins {
 		s.requireMessages(t, a.email, 1)
 	}

@@ -118,33 +118,7 @@ func TestAttack_RetriedRefund(t *testing.T) {
 	}
 	requireWritten(t)
 
-	for _, tc := range []struct {
-		name string
-		req  *paymentsv1.RefundPaymentRequest
-		code codes.Code
-	}{
-		{"the key with another amount", &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(10 * unit),
-			Reason: "customer asked", IdempotencyKey: "ticket-4711"}, codes.AlreadyExists},
-		{"the key with everything", &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(),
-			Reason: "customer asked", IdempotencyKey: "ticket-4711"}, codes.AlreadyExists},
-		{"the key with another reason", &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(20 * unit),
-			Reason: "fraud", IdempotencyKey: "ticket-4711"}, codes.AlreadyExists},
-		{"the key for another payment", &paymentsv1.RefundPaymentRequest{PaymentId: other.GetPaymentId(), Amount: usd(5 * unit),
-			Reason: "customer asked", IdempotencyKey: "ticket-4711"}, codes.AlreadyExists},
-		{"no key", &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(5 * unit), Reason: "customer asked"},
-			codes.InvalidArgument},
-		{"a key with a control character", &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(5 * unit),
-			Reason: "customer asked", IdempotencyKey: "ticket\x01"}, codes.InvalidArgument},
-		{"a key too long", &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(5 * unit),
-			Reason: "customer asked", IdempotencyKey: strings.Repeat("k", 256)}, codes.InvalidArgument},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ops.RefundPayment(t.Context(), tc.req)
-			requireCode(t, err, tc.code)
-			require.NotContains(t, status.Convert(err).Message(), strings.Repeat("k", 33), "the key is not echoed")
-			requireWritten(t)
-		})
-	}
+	requireKeyMisuseRefused(t, ops, cs.GetPaymentId(), other.GetPaymentId(), requireWritten)
 
 	// A refund of everything not refunded yet is retried as such, also once the payment is fully
 	// refunded (no FailedPrecondition for the retry of what emptied it).
@@ -159,6 +133,40 @@ func TestAttack_RetriedRefund(t *testing.T) {
 	require.Len(t, stripe.refunds(), 2)
 	require.Equal(t, 2, e.ledgerKinds(t, "acme")[ledgerv1.TransactionKind_TRANSACTION_KIND_ADJUSTMENT])
 	require.Equal(t, 10*unit, nanos(t, e.balance(t, "acme").GetBalance()))
+}
+
+// requireKeyMisuseRefused: the key of a refund of paymentID, reused for another request, and
+// missing or malformed keys are refused without writing anything (requireWritten still holds).
+func requireKeyMisuseRefused(t *testing.T, ops paymentsv1.PaymentsServiceClient, paymentID, otherID string,
+	requireWritten func(*testing.T)) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		req  *paymentsv1.RefundPaymentRequest
+		code codes.Code
+	}{
+		{"the key with another amount", &paymentsv1.RefundPaymentRequest{PaymentId: paymentID, Amount: usd(10 * unit),
+			Reason: "customer asked", IdempotencyKey: "ticket-4711"}, codes.AlreadyExists},
+		{"the key with everything", &paymentsv1.RefundPaymentRequest{PaymentId: paymentID,
+			Reason: "customer asked", IdempotencyKey: "ticket-4711"}, codes.AlreadyExists},
+		{"the key with another reason", &paymentsv1.RefundPaymentRequest{PaymentId: paymentID, Amount: usd(20 * unit),
+			Reason: "fraud", IdempotencyKey: "ticket-4711"}, codes.AlreadyExists},
+		{"the key for another payment", &paymentsv1.RefundPaymentRequest{PaymentId: otherID, Amount: usd(5 * unit),
+			Reason: "customer asked", IdempotencyKey: "ticket-4711"}, codes.AlreadyExists},
+		{"no key", &paymentsv1.RefundPaymentRequest{PaymentId: paymentID, Amount: usd(5 * unit), Reason: "customer asked"},
+			codes.InvalidArgument},
+		{"a key with a control character", &paymentsv1.RefundPaymentRequest{PaymentId: paymentID, Amount: usd(5 * unit),
+			Reason: "customer asked", IdempotencyKey: "ticket\x01"}, codes.InvalidArgument},
+		{"a key too long", &paymentsv1.RefundPaymentRequest{PaymentId: paymentID, Amount: usd(5 * unit),
+			Reason: "customer asked", IdempotencyKey: strings.Repeat("k", 256)}, codes.InvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ops.RefundPayment(t.Context(), tc.req)
+			requireCode(t, err, tc.code)
+			require.NotContains(t, status.Convert(err).Message(), strings.Repeat("k", 33), "the key is not echoed")
+			requireWritten(t)
+		})
+	}
 }
 
 // TestAttack_RetriedRefundOverREST retries the refund through the REST route the console uses:

@@ -70,68 +70,8 @@ func TestMembersSeeOnlyTheirOrganization(t *testing.T) {
 	require.Len(t, list.GetPayments(), 1)
 	require.Equal(t, "globex", list.GetPayments()[0].GetOrgId())
 
-	for _, tc := range []struct {
-		name string
-		call func() error
-		code codes.Code
-	}{
-		{"list another organization", func() error {
-			_, err := globex.ListPayments(t.Context(), &paymentsv1.ListPaymentsRequest{OrgId: "acme"})
-			return err
-		}, codes.PermissionDenied},
-		{"get another organization's payment", func() error {
-			_, err := globex.GetPayment(t.Context(), &paymentsv1.GetPaymentRequest{OrgId: "acme", PaymentId: cs.GetPaymentId()})
-			return err
-		}, codes.PermissionDenied},
-		{"another organization's payment under one's own", func() error {
-			_, err := globex.GetPayment(t.Context(), &paymentsv1.GetPaymentRequest{OrgId: "globex", PaymentId: cs.GetPaymentId()})
-			return err
-		}, codes.NotFound},
-		{"another organization's invoice", func() error {
-			_, err := globex.GetInvoice(t.Context(), &paymentsv1.GetInvoiceRequest{OrgId: "acme", PaymentId: cs.GetPaymentId()})
-			return err
-		}, codes.PermissionDenied},
-		{"another organization's invoice under one's own", func() error {
-			_, err := globex.GetInvoice(t.Context(), &paymentsv1.GetInvoiceRequest{OrgId: "globex", PaymentId: cs.GetPaymentId()})
-			return err
-		}, codes.NotFound},
-		{"check out for another organization", func() error {
-			_, err := globex.CreateCheckoutSession(t.Context(), &paymentsv1.CreateCheckoutSessionRequest{OrgId: "acme", Amount: usd(10 * unit)})
-			return err
-		}, codes.PermissionDenied},
-		{"another organization's billing profile", func() error {
-			_, err := globexAdmin.UpdateBillingProfile(t.Context(), &paymentsv1.UpdateBillingProfileRequest{OrgId: "acme", Profile: &paymentsv1.BillingProfile{}})
-			return err
-		}, codes.PermissionDenied},
-		{"members do not edit the billing profile", func() error {
-			_, err := acme.UpdateBillingProfile(t.Context(), &paymentsv1.UpdateBillingProfileRequest{OrgId: "acme", Profile: &paymentsv1.BillingProfile{LegalName: "x"}})
-			return err
-		}, codes.PermissionDenied},
-		{"members do not list review items", func() error {
-			_, err := acme.ListReviewItems(t.Context(), &paymentsv1.ListReviewItemsRequest{})
-			return err
-		}, codes.PermissionDenied},
-		{"a token without organization", func() error {
-			_, err := noOrg.ListPayments(t.Context(), &paymentsv1.ListPaymentsRequest{OrgId: "acme"})
-			return err
-		}, codes.PermissionDenied},
-		{"no token", func() error {
-			_, err := anonymous.ListPayments(t.Context(), &paymentsv1.ListPaymentsRequest{OrgId: "acme"})
-			return err
-		}, codes.Unauthenticated},
-		{"bad payment id", func() error {
-			_, err := acme.GetPayment(t.Context(), &paymentsv1.GetPaymentRequest{OrgId: "acme", PaymentId: "nope"})
-			return err
-		}, codes.InvalidArgument},
-		{"bad page token", func() error {
-			_, err := acme.ListPayments(t.Context(), &paymentsv1.ListPaymentsRequest{OrgId: "acme", PageToken: "nope"})
-			return err
-		}, codes.InvalidArgument},
-		{"invalid billing email", func() error {
-			_, err := globexAdmin.UpdateBillingProfile(t.Context(), &paymentsv1.UpdateBillingProfileRequest{OrgId: "globex", Profile: &paymentsv1.BillingProfile{Email: "not an email"}})
-			return err
-		}, codes.InvalidArgument},
-	} {
+	c := orgClients{acme: acme, globex: globex, globexAdmin: globexAdmin, noOrg: noOrg, anonymous: anonymous}
+	for _, tc := range isolationCases(t, c, cs.GetPaymentId()) {
 		t.Run(tc.name, func(t *testing.T) { requireCode(t, tc.call(), tc.code) })
 	}
 
@@ -146,6 +86,81 @@ func TestMembersSeeOnlyTheirOrganization(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ap@globex.test", got.GetProfile().GetEmail())
 	require.NotNil(t, got.GetProfile().GetUpdateTime())
+}
+
+// orgClients are the callers of TestMembersSeeOnlyTheirOrganization.
+type orgClients struct {
+	acme, globex, globexAdmin, noOrg, anonymous paymentsv1.PaymentsServiceClient
+}
+
+// accessCase is a call and the code it must answer.
+type accessCase struct {
+	name string
+	call func() error
+	code codes.Code
+}
+
+// isolationCases are the calls that cross an organization's boundary or lack the role, with
+// paymentID a payment of acme.
+func isolationCases(t *testing.T, c orgClients, paymentID string) []accessCase {
+	return []accessCase{
+		{"list another organization", func() error {
+			_, err := c.globex.ListPayments(t.Context(), &paymentsv1.ListPaymentsRequest{OrgId: "acme"})
+			return err
+		}, codes.PermissionDenied},
+		{"get another organization's payment", func() error {
+			_, err := c.globex.GetPayment(t.Context(), &paymentsv1.GetPaymentRequest{OrgId: "acme", PaymentId: paymentID})
+			return err
+		}, codes.PermissionDenied},
+		{"another organization's payment under one's own", func() error {
+			_, err := c.globex.GetPayment(t.Context(), &paymentsv1.GetPaymentRequest{OrgId: "globex", PaymentId: paymentID})
+			return err
+		}, codes.NotFound},
+		{"another organization's invoice", func() error {
+			_, err := c.globex.GetInvoice(t.Context(), &paymentsv1.GetInvoiceRequest{OrgId: "acme", PaymentId: paymentID})
+			return err
+		}, codes.PermissionDenied},
+		{"another organization's invoice under one's own", func() error {
+			_, err := c.globex.GetInvoice(t.Context(), &paymentsv1.GetInvoiceRequest{OrgId: "globex", PaymentId: paymentID})
+			return err
+		}, codes.NotFound},
+		{"check out for another organization", func() error {
+			_, err := c.globex.CreateCheckoutSession(t.Context(), &paymentsv1.CreateCheckoutSessionRequest{OrgId: "acme", Amount: usd(10 * unit)})
+			return err
+		}, codes.PermissionDenied},
+		{"another organization's billing profile", func() error {
+			_, err := c.globexAdmin.UpdateBillingProfile(t.Context(), &paymentsv1.UpdateBillingProfileRequest{OrgId: "acme", Profile: &paymentsv1.BillingProfile{}})
+			return err
+		}, codes.PermissionDenied},
+		{"members do not edit the billing profile", func() error {
+			_, err := c.acme.UpdateBillingProfile(t.Context(), &paymentsv1.UpdateBillingProfileRequest{OrgId: "acme", Profile: &paymentsv1.BillingProfile{LegalName: "x"}})
+			return err
+		}, codes.PermissionDenied},
+		{"members do not list review items", func() error {
+			_, err := c.acme.ListReviewItems(t.Context(), &paymentsv1.ListReviewItemsRequest{})
+			return err
+		}, codes.PermissionDenied},
+		{"a token without organization", func() error {
+			_, err := c.noOrg.ListPayments(t.Context(), &paymentsv1.ListPaymentsRequest{OrgId: "acme"})
+			return err
+		}, codes.PermissionDenied},
+		{"no token", func() error {
+			_, err := c.anonymous.ListPayments(t.Context(), &paymentsv1.ListPaymentsRequest{OrgId: "acme"})
+			return err
+		}, codes.Unauthenticated},
+		{"bad payment id", func() error {
+			_, err := c.acme.GetPayment(t.Context(), &paymentsv1.GetPaymentRequest{OrgId: "acme", PaymentId: "nope"})
+			return err
+		}, codes.InvalidArgument},
+		{"bad page token", func() error {
+			_, err := c.acme.ListPayments(t.Context(), &paymentsv1.ListPaymentsRequest{OrgId: "acme", PageToken: "nope"})
+			return err
+		}, codes.InvalidArgument},
+		{"invalid billing email", func() error {
+			_, err := c.globexAdmin.UpdateBillingProfile(t.Context(), &paymentsv1.UpdateBillingProfileRequest{OrgId: "globex", Profile: &paymentsv1.BillingProfile{Email: "not an email"}})
+			return err
+		}, codes.InvalidArgument},
+	}
 }
 
 func TestListPaymentsPages(t *testing.T) {

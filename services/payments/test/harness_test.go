@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,7 +21,6 @@ import (
 	"github.com/stretchr/testify/require"
 	moneypb "google.golang.org/genproto/googleapis/type/money"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/auth"
@@ -30,18 +28,18 @@ import (
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/services/payments/internal/service"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
-	"github.com/tallyhq/tally/services/payments/service"
+	"github.com/tallyhq/tally/services/payments/paymentstest"
 )
 
 const (
-	webhookSecret = "whsec_payments_test_secret"
+	webhookSecret = paymentstest.WebhookSecret
 	unit          = money.Nanos(money.NanosPerUnit)
-	consoleURL    = "http://console.test"
+	consoleURL    = paymentstest.ConsoleURL
 	cancelURL     = consoleURL + "/billing?checkout=cancelled"
 )
 
@@ -68,6 +66,8 @@ type options struct {
 	ledgerAddr string
 	// retry is the retry worker's interval and first backoff; the production defaults when zero.
 	retry time.Duration
+	// now is the business clock; time.Now when nil.
+	now func() time.Time
 }
 
 // logRecorder is a slog.Handler that records the messages logged at any level and passes errors
@@ -107,7 +107,7 @@ func (l *logRecorder) count(msg string) int {
 // env is a running payments service with its ledger.
 type env struct {
 	t         *testing.T
-	svc       *service.Service
+	svc       *paymentstest.Payments
 	addr      string
 	httpURL   string
 	ledger    *ledgertest.Ledger
@@ -132,16 +132,11 @@ func start(t *testing.T, o options) *env {
 	}
 	e.ledgerOps = e.ledger.Client(t, ledgertest.OpsToken(t))
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	e.addr, e.httpURL = lis.Addr().String(), "http://"+httpLis.Addr().String()
-	e.public = e.client(t, "")
-
-	// The webhook endpoint mirrors the gateway: raw body and Stripe-Signature to the RPC.
+	// The webhook endpoint mirrors the gateway: raw body and Stripe-Signature to the RPC. It
+	// counts deliveries and can lose them all.
+	var public atomic.Pointer[paymentsv1.PaymentsServiceClient]
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o.dropWebhooks {
+		if o.dropWebhooks || public.Load() == nil {
 			http.Error(w, "lost", http.StatusServiceUnavailable)
 			return
 		}
@@ -150,7 +145,7 @@ func start(t *testing.T, o options) *env {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		_, err = e.public.HandleStripeWebhook(r.Context(), &paymentsv1.HandleStripeWebhookRequest{Payload: body, Signature: r.Header.Get("Stripe-Signature")})
+		_, err = (*public.Load()).HandleStripeWebhook(r.Context(), &paymentsv1.HandleStripeWebhookRequest{Payload: body, Signature: r.Header.Get("Stripe-Signature")})
 		if err == nil {
 			e.delivered.Add(1)
 			w.WriteHeader(http.StatusOK)
@@ -162,76 +157,33 @@ func start(t *testing.T, o options) *env {
 	t.Cleanup(hook.Close)
 	e.hookURL = hook.URL
 
-	if o.dbURL == "" {
-		o.dbURL = testenv.PostgresURL(t)
-	}
-	cfg := service.Config{
-		DatabaseURL:         o.dbURL,
-		DBMaxConns:          20,
-		Auth:                server.AuthConfig{JWTSecret: ledgertest.Secret},
-		LedgerAddr:          cmp.Or(o.ledgerAddr, e.ledger.Addr),
-		RetryInterval:       o.retry,
-		RetryBackoff:        o.retry,
-		RetryMaxBackoff:     4 * o.retry,
-		StripeWebhookSecret: webhookSecret,
-		WebhookTolerance:    5 * time.Minute,
-		WebhookURL:          hook.URL,
-		PublicURL:           e.httpURL,
-		HTTPListener:        httpLis,
-		ConsoleURL:          consoleURL,
-		// Tests sweep explicitly (svc.SweepExpired); the background pass runs at start only.
-		ExpirySweepInterval: time.Hour,
-		TopUpMin:            5 * unit,
-		TopUpMax:            10_000 * unit,
-		ReconcileLookback:   72 * time.Hour,
-		SellerName:          "Tally Test GmbH",
-		SellerAddress:       "1 Ledger Street\nBerlin",
-		SellerTaxID:         "DE123456789",
-		SellerEmail:         "billing@tally.test",
-	}
-	e.dbURL = cfg.DatabaseURL
-	if o.stripe {
-		cfg.StripeSecretKey = "sk_test_123"
-		cfg.StripeAPIURL = o.stripeURL
-		if cfg.StripeAPIURL == "" {
-			cfg.StripeAPIURL = testenv.StripeMock(t).URL()
-		}
-	} else {
-		cfg.TestMode = true
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	var logger *slog.Logger
 	if o.logs != nil {
 		logger = slog.New(o.logs)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.New(ctx, cfg, logger)
+	svc, err := paymentstest.New(t.Context(), paymentstest.Options{
+		Ledger: e.ledger, LedgerAddr: o.ledgerAddr, DatabaseURL: cmp.Or(o.dbURL, testenv.PostgresURL(t)),
+		Stripe: o.stripe, StripeURL: cmp.Or(o.stripeURL, stripeMockURL(t, o.stripe)), WebhookURL: hook.URL, Logger: logger,
+		Now: o.now,
+		Configure: func(c *service.Config) {
+			c.RetryInterval, c.RetryBackoff, c.RetryMaxBackoff = o.retry, o.retry, 4*o.retry
+		},
+	})
 	require.NoError(t, err)
-	e.svc = svc
-	done := make(chan error, 1)
-	go func() { done <- svc.Serve(ctx, lis) }()
-	var once sync.Once
-	e.stop = func() {
-		once.Do(func() {
-			cancel()
-			require.NoError(t, <-done)
-			svc.Close()
-		})
-	}
+	e.svc, e.addr, e.httpURL, e.dbURL = svc, svc.Addr, svc.HTTPURL, svc.DatabaseURL
+	e.public = e.client(t, "")
+	public.Store(&e.public)
+	e.stop = func() { require.NoError(t, svc.Stop()) }
 	t.Cleanup(e.stop)
-	waitHealthy(t, e.addr)
 	return e
 }
 
-func waitHealthy(t *testing.T, addr string) {
-	t.Helper()
-	conn, err := rpcclient.Dial(addr, "")
-	require.NoError(t, err)
-	defer func() { _ = conn.Close() }()
-	hc := grpc_health_v1.NewHealthClient(conn)
-	require.Eventually(t, func() bool {
-		resp, err := hc.Check(t.Context(), &grpc_health_v1.HealthCheckRequest{})
-		return err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING
-	}, 5*time.Second, 10*time.Millisecond, "payments did not become healthy")
+// stripeMockURL is a private stripe-mock's URL when stripe is set.
+func stripeMockURL(t *testing.T, stripe bool) string {
+	if !stripe {
+		return ""
+	}
+	return testenv.StripeMock(t).URL()
 }
 
 func (e *env) client(t *testing.T, token string) paymentsv1.PaymentsServiceClient {

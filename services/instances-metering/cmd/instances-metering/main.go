@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/instances-metering/service"
+	"github.com/tallyhq/tally/services/instances-metering/internal/service"
 )
 
 func main() {

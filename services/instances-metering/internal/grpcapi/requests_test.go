@@ -1,16 +1,16 @@
 package grpcapi
 
 import (
-	"log/slog"
+	"fmt"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/pkg/catalog"
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
+	pkgids "github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 )
@@ -23,7 +23,11 @@ func checkWrite(m proto.Message) (map[string]string, error) {
 		return map[string]string{"instance_id": r.InstanceID, "org_id": r.OrgID, "instance_type": r.InstanceType,
 			"idempotency_key": r.IdempotencyKey}, r.Validate()
 	case *instancesv1.StopMeteringRequest:
-		return map[string]string{"instance_id": req.GetInstanceId()}, rental.ValidateID("instance_id", req.GetInstanceId())
+		err := pkgids.ID("instance_id", req.GetInstanceId())
+		if err != nil {
+			err = fmt.Errorf("%w: %w", rental.ErrInvalid, err)
+		}
+		return map[string]string{"instance_id": req.GetInstanceId()}, err
 	}
 	panic("not a write request")
 }
@@ -52,7 +56,6 @@ func TestWriteRequestValidation(t *testing.T) {
 		{"stop", &instancesv1.StopMeteringRequest{InstanceId: "i-1"}, ""},
 		{"stop with a control character", &instancesv1.StopMeteringRequest{InstanceId: "i-\x7f"}, "instance_id contains a control character (U+007F)"},
 	}
-	logger := slog.New(slog.DiscardHandler)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -63,7 +66,7 @@ func TestWriteRequestValidation(t *testing.T) {
 				}
 				return
 			}
-			st := status.Convert(toStatus(logger, "test", err))
+			st, _ := Errors.Status(t.Context(), err)
 			if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tt.wantErr) {
 				t.Fatalf("got %v %q, want InvalidArgument with %q", st.Code(), st.Message(), tt.wantErr)
 			}
@@ -85,7 +88,6 @@ func FuzzWriteRequests(f *testing.F) {
 		}
 		f.Add(uint8(i), b)
 	}
-	logger := slog.New(slog.DiscardHandler)
 	requests := []proto.Message{&instancesv1.StartMeteringRequest{}, &instancesv1.StopMeteringRequest{}}
 	f.Fuzz(func(t *testing.T, op uint8, wire []byte) {
 		m := proto.Clone(requests[int(op)%len(requests)])
@@ -94,13 +96,13 @@ func FuzzWriteRequests(f *testing.F) {
 		}
 		ids, err := checkWrite(m)
 		if err != nil {
-			if code := status.Code(toStatus(logger, "fuzz", err)); code != codes.InvalidArgument {
+			if code := Errors.Code(err); code != codes.InvalidArgument {
 				t.Fatalf("%T refused with %v: %v", m, code, err)
 			}
 			return
 		}
 		for field, v := range ids {
-			if err := textcheck.Identifier(field, v, rental.MaxKeyLength); err != nil {
+			if err := textcheck.Identifier(field, v, pkgids.MaxKeyLength); err != nil {
 				t.Fatalf("%T accepted: %v", m, err)
 			}
 		}

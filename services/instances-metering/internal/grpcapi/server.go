@@ -6,35 +6,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/textcheck"
-	"github.com/tallyhq/tally/services/instances-metering/internal/metering"
+	"github.com/tallyhq/tally/services/instances-metering/internal/app"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 )
 
 // Server implements InstanceMeteringServiceServer.
 type Server struct {
 	instancesv1.UnimplementedInstanceMeteringServiceServer
-	meter  *metering.Meter
-	logger *slog.Logger
+	meter *app.Meter
 }
 
 var _ instancesv1.InstanceMeteringServiceServer = (*Server)(nil)
 
 // New returns a Server over m.
-func New(m *metering.Meter, logger *slog.Logger) (*Server, error) {
-	if m == nil || logger == nil {
-		return nil, errors.New("grpcapi: meter and logger are required")
+func New(m *app.Meter) (*Server, error) {
+	if m == nil {
+		return nil, errors.New("grpcapi: meter is required")
 	}
-	return &Server{meter: m, logger: logger}, nil
+	return &Server{meter: m}, nil
 }
 
-// startRequest maps a StartMeteringRequest; metering.StartRequest.Validate checks it.
-func startRequest(req *instancesv1.StartMeteringRequest) metering.StartRequest {
-	return metering.StartRequest{
+// startRequest maps a StartMeteringRequest; app.StartRequest.Validate checks it.
+func startRequest(req *instancesv1.StartMeteringRequest) app.StartRequest {
+	return app.StartRequest{
 		InstanceID: req.GetInstanceId(), OrgID: req.GetOrgId(), InstanceType: req.GetInstanceType(), IdempotencyKey: req.GetIdempotencyKey(),
 	}
 }
@@ -43,7 +42,7 @@ func startRequest(req *instancesv1.StartMeteringRequest) metering.StartRequest {
 func (s *Server) StartMetering(ctx context.Context, req *instancesv1.StartMeteringRequest) (*instancesv1.StartMeteringResponse, error) {
 	r, replayed, err := s.meter.Start(ctx, startRequest(req))
 	if err != nil {
-		return nil, toStatus(s.logger, "StartMetering", err)
+		return nil, err
 	}
 	return &instancesv1.StartMeteringResponse{Rental: rentalToProto(r), Replayed: replayed}, nil
 }
@@ -52,7 +51,7 @@ func (s *Server) StartMetering(ctx context.Context, req *instancesv1.StartMeteri
 func (s *Server) StopMetering(ctx context.Context, req *instancesv1.StopMeteringRequest) (*instancesv1.StopMeteringResponse, error) {
 	r, err := s.meter.Stop(ctx, req.GetInstanceId())
 	if err != nil {
-		return nil, toStatus(s.logger, "StopMetering", err)
+		return nil, err
 	}
 	return &instancesv1.StopMeteringResponse{Rental: rentalToProto(r)}, nil
 }
@@ -61,8 +60,8 @@ func (s *Server) StopMetering(ctx context.Context, req *instancesv1.StopMetering
 // one named is not found, so its existence does not leak.
 func (s *Server) GetRental(ctx context.Context, req *instancesv1.GetRentalRequest) (*instancesv1.GetRentalResponse, error) {
 	if org := req.GetOrgId(); org != "" {
-		if err := rental.ValidateID("org_id", org); err != nil {
-			return nil, toStatus(s.logger, "GetRental", err)
+		if err := ids.OrgID(org); err != nil {
+			return nil, fmt.Errorf("%w: %w", rental.ErrInvalid, err)
 		}
 	}
 	r, err := s.meter.Get(ctx, req.GetInstanceId())
@@ -70,7 +69,7 @@ func (s *Server) GetRental(ctx context.Context, req *instancesv1.GetRentalReques
 		err = fmt.Errorf("%w: instance %s in organization %s", rental.ErrNotFound, textcheck.Quote(req.GetInstanceId()), textcheck.Quote(req.GetOrgId()))
 	}
 	if err != nil {
-		return nil, toStatus(s.logger, "GetRental", err)
+		return nil, err
 	}
 	return &instancesv1.GetRentalResponse{Rental: rentalToProto(r)}, nil
 }
@@ -80,7 +79,7 @@ func (s *Server) ListRentals(ctx context.Context, req *instancesv1.ListRentalsRe
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0:
-		return nil, toStatus(s.logger, "ListRentals", fmt.Errorf("%w: page_size must not be negative", rental.ErrInvalid))
+		return nil, fmt.Errorf("%w: page_size must not be negative", rental.ErrInvalid)
 	case size == 0:
 		size = 50
 	case size > 500:
@@ -90,13 +89,13 @@ func (s *Server) ListRentals(ctx context.Context, req *instancesv1.ListRentalsRe
 	if tok := req.GetPageToken(); tok != "" {
 		n, err := strconv.ParseInt(tok, 10, 64)
 		if err != nil || n <= 0 {
-			return nil, toStatus(s.logger, "ListRentals", fmt.Errorf("%w: invalid page_token", rental.ErrInvalid))
+			return nil, fmt.Errorf("%w: invalid page_token", rental.ErrInvalid)
 		}
 		before = n
 	}
 	rs, err := s.meter.List(ctx, req.GetOrgId(), size+1, before)
 	if err != nil {
-		return nil, toStatus(s.logger, "ListRentals", err)
+		return nil, err
 	}
 	resp := &instancesv1.ListRentalsResponse{}
 	if len(rs) > size {
@@ -112,7 +111,7 @@ func (s *Server) ListRentals(ctx context.Context, req *instancesv1.ListRentalsRe
 // WatchInstanceEvents implements InstanceMeteringServiceServer.
 func (s *Server) WatchInstanceEvents(req *instancesv1.WatchInstanceEventsRequest, stream instancesv1.InstanceMeteringService_WatchInstanceEventsServer) error {
 	if req.GetAfterSequence() < 0 {
-		return toStatus(s.logger, "WatchInstanceEvents", fmt.Errorf("%w: after_sequence must not be negative", rental.ErrInvalid))
+		return fmt.Errorf("%w: after_sequence must not be negative", rental.ErrInvalid)
 	}
 	err := s.meter.WatchEvents(stream.Context(), req.GetAfterSequence(), func(e rental.Event) error {
 		return stream.Send(&instancesv1.WatchInstanceEventsResponse{Event: eventToProto(e)})
@@ -120,5 +119,5 @@ func (s *Server) WatchInstanceEvents(req *instancesv1.WatchInstanceEventsRequest
 	if stream.Context().Err() != nil {
 		return nil // the client went away
 	}
-	return toStatus(s.logger, "WatchInstanceEvents", err)
+	return err
 }

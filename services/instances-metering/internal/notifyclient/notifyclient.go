@@ -8,7 +8,7 @@ import (
 	"fmt"
 
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
-	"github.com/tallyhq/tally/services/instances-metering/internal/metering"
+	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 )
 
 // Client calls the notifications service.
@@ -16,7 +16,7 @@ type Client struct {
 	c notificationsv1.NotificationsServiceClient
 }
 
-var _ metering.Notifier = (*Client)(nil)
+var _ rental.Notifier = (*Client)(nil)
 
 // New returns a Client over c.
 func New(c notificationsv1.NotificationsServiceClient) (*Client, error) {
@@ -26,7 +26,7 @@ func New(c notificationsv1.NotificationsServiceClient) (*Client, error) {
 	return &Client{c: c}, nil
 }
 
-// RentalSuspended implements metering.Notifier.
+// RentalSuspended implements rental.Notifier.
 func (c *Client) RentalSuspended(ctx context.Context, orgID, instanceID, idempotencyKey, reason string) error {
 	_, err := c.c.NotifyRentalSuspended(ctx, &notificationsv1.NotifyRentalSuspendedRequest{
 		OrgId: orgID, InstanceId: instanceID, IdempotencyKey: idempotencyKey, Reason: reason,

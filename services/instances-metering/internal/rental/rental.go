@@ -8,6 +8,7 @@
 package rental
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/big"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Domain errors; grpcapi maps each to one status code.
@@ -43,6 +43,12 @@ var (
 	ErrStarting = errors.New("the instance's rental is still starting")
 )
 
+// Notifier reports a suspended rental to the organization (the notifications service). The
+// idempotency key makes a notice sent twice one email.
+type Notifier interface {
+	RentalSuspended(ctx context.Context, orgID, instanceID, idempotencyKey, reason string) error
+}
+
 // State is the life cycle of a rental.
 type State string
 
@@ -53,12 +59,6 @@ const (
 	StateRunning   State = "running"
 	StateSuspended State = "suspended_insufficient_credits"
 	StateStopped   State = "stopped"
-)
-
-// Limits on identifiers.
-const (
-	MaxIDLength  = 128
-	MaxKeyLength = 128
 )
 
 // Rental is the metering of one rented instance.
@@ -152,38 +152,6 @@ func PeriodPrice(hourly money.Nanos, period time.Duration) (money.Nanos, error) 
 		return 0, fmt.Errorf("%w: billing period must be positive", ErrInvalid)
 	}
 	return money.MulDivCeil(new(big.Rat).SetInt64(int64(period)), hourly, int64(time.Hour))
-}
-
-// ValidateID checks an instance or organization id: 1 to 128 characters of letters, digits and
-// "-_.:@", starting with a letter or digit.
-func ValidateID(field, id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: %s is required", ErrInvalid, field)
-	}
-	if err := textcheck.Identifier(field, id, MaxIDLength); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case i > 0 && (c == '-' || c == '_' || c == '.' || c == ':' || c == '@'):
-		default:
-			return fmt.Errorf("%w: %s may hold only letters, digits and -_.:@ and must start with a letter or digit", ErrInvalid, field)
-		}
-	}
-	return nil
-}
-
-// ValidateKey checks an idempotency key: 1 to 128 printable ASCII characters.
-func ValidateKey(key string) error {
-	if key == "" {
-		return fmt.Errorf("%w: idempotency_key is required", ErrInvalid)
-	}
-	if err := textcheck.Identifier("idempotency_key", key, MaxKeyLength); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	return nil
 }
 
 // Charge is one period charged through the ledger.

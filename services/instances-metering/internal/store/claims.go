@@ -175,9 +175,8 @@ type Record struct {
 // record is written. The charges' primary key (instance_id, period) backs this up: a period is
 // never recorded twice.
 func (s *Store) Record(ctx context.Context, now time.Time, token string, records []Record) (recorded []bool, err error) {
-	recorded = make([]bool, len(records))
 	if len(records) == 0 {
-		return recorded, nil
+		return make([]bool, 0), nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
@@ -186,6 +185,22 @@ func (s *Store) Record(ctx context.Context, now time.Time, token string, records
 		return nil, fmt.Errorf("beginning record: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if recorded, err = recordRentals(ctx, tx, token, records); err != nil {
+		return nil, err
+	}
+	if err := recordOutcomes(ctx, tx, now, records, recorded); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("committing record: %w", err)
+	}
+	return recorded, nil
+}
+
+// recordRentals writes the rentals of records still claimed with token (or removes the refused
+// starts among them) and releases their claims; recorded[i] says whether records[i] was.
+func recordRentals(ctx context.Context, tx pgx.Tx, token string, records []Record) ([]bool, error) {
+	recorded := make([]bool, len(records))
 	var (
 		ids, periods, totals, deletes  []int64
 		states                         []string
@@ -237,6 +252,12 @@ AS u(id, state, periods, total, suspended, stopped, next, hold) WHERE r.id = u.i
 			return nil, err
 		}
 	}
+	return recorded, nil
+}
+
+// recordOutcomes writes the charges, suspension notices and events of the records that were
+// recorded (and not removed).
+func recordOutcomes(ctx context.Context, tx pgx.Tx, now time.Time, records []Record, recorded []bool) error {
 	var (
 		cInst                []string
 		cPeriod, cAmount     []int64
@@ -264,21 +285,15 @@ AS u(id, state, periods, total, suspended, stopped, next, hold) WHERE r.id = u.i
 		if _, err := tx.Exec(ctx, `INSERT INTO charges (instance_id, period, amount, transaction_id, grace, charged_at)
 SELECT i, p, a, t, g, $6 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::boolean[]) AS u(i, p, a, t, g)`,
 			cInst, cPeriod, cAmount, cTx, cGrace, now); err != nil {
-			return nil, fmt.Errorf("recording charges: %w", err)
+			return fmt.Errorf("recording charges: %w", err)
 		}
 	}
 	if len(nInst) > 0 {
 		if _, err := tx.Exec(ctx, `INSERT INTO suspension_notices (instance_id, org_id, reason, created_at, next_attempt_at)
 SELECT i, o, r, $4, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(i, o, r) ON CONFLICT (instance_id) DO NOTHING`,
 			nInst, nOrg, nReason, now); err != nil {
-			return nil, fmt.Errorf("queueing suspension notices: %w", err)
+			return fmt.Errorf("queueing suspension notices: %w", err)
 		}
 	}
-	if err := insertEvents(ctx, tx, events); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("committing record: %w", err)
-	}
-	return recorded, nil
+	return insertEvents(ctx, tx, events)
 }

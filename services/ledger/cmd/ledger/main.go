@@ -7,7 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/ledger/service"
+	"github.com/tallyhq/tally/services/ledger/internal/service"
 )
 
 func main() {

@@ -13,6 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tallyhq/tally/pkg/config"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/outbox"
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
@@ -20,6 +22,9 @@ import (
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 	"github.com/tallyhq/tally/services/ledger/internal/store"
 )
+
+// ErrShuttingDown is returned for writes submitted after shutdown began.
+var ErrShuttingDown = committer.ErrClosed
 
 // Config wires an App.
 type Config struct {
@@ -52,7 +57,12 @@ type Config struct {
 	// UsageInterval is how often the usage follower reads new events when it has caught up
 	// (default 250ms): how late the usage summary may be.
 	UsageInterval time.Duration
-	Now           func() time.Time
+	// Now is the business clock (validity, expiry, holds' TTLs, usage windows); time.Now when nil.
+	Now func() time.Time
+	// CreditValidity is how long credits stay valid (default 3 calendar months).
+	CreditValidity config.Period
+	// PlatformShards spreads each platform account over this many rows (default 16).
+	PlatformShards int
 	// Pricer prices usage-based debits; nil refuses them.
 	Pricer Pricer
 	// MaxRequestAmount bounds the amount of every write and Authorize (TALLY_MAX_REQUEST_AMOUNT;
@@ -140,7 +150,7 @@ func New(cfg Config) (*App, error) {
 		onUnknown = func() { a.keeper.invalidate(reasonCommitUnknown) }
 	}
 	gc, err := committer.New(committer.Config{
-		Store:            cfg.Store,
+		Store:            &Batches{Store: cfg.Store, Now: cfg.Now, Validity: cfg.CreditValidity, PlatformShards: cfg.PlatformShards},
 		MaxBatch:         cfg.MaxBatch,
 		MaxWait:          cfg.MaxWait,
 		Workers:          cfg.Workers,
@@ -155,6 +165,9 @@ func New(cfg Config) (*App, error) {
 	a.committer = gc
 	return a, nil
 }
+
+// Now is the ledger's business clock (Config.Now).
+func (a *App) Now() time.Time { return a.cfg.Now() }
 
 // Run runs the group committer, the sweeps and the cache's updater and epoch keeper until ctx
 // is done. The cache's last states are written once nothing commits any more.
@@ -196,7 +209,7 @@ func (a *App) RedisServerChanged() {
 
 // afterCommit runs after each commit, before the writers are answered: it queues the
 // committed states for the cache (no Redis call on the commit path) and wakes event watchers.
-func (a *App) afterCommit(_ context.Context, applied store.Applied) {
+func (a *App) afterCommit(_ context.Context, applied ledger.Applied) {
 	if a.updater != nil && len(applied.Accounts) > 0 {
 		a.updater.submit(applied.CacheEpoch, true, applied.Accounts...)
 	}
@@ -231,7 +244,7 @@ func (a *App) Write(ctx context.Context, req *ledger.Request) (ledger.Result, er
 
 // Balance reads an organization's account from PostgreSQL (the source of truth).
 func (a *App) Balance(ctx context.Context, orgID string) (ledger.Account, error) {
-	if err := ledger.ValidateOrgID(orgID); err != nil {
+	if err := ledger.Invalid(ids.OrgID(orgID)); err != nil {
 		return ledger.Account{}, err
 	}
 	acct, _, err := a.store.Account(ctx, orgID)
@@ -264,7 +277,7 @@ func (a *App) AuthorizeUsage(ctx context.Context, orgID string, u *ledger.Usage)
 // it never answers from a value older than what PostgreSQL held when the entry was checked, but
 // for the writes in flight.
 func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, currency string) (Authorization, error) {
-	if err := ledger.ValidateOrgID(orgID); err != nil {
+	if err := ledger.Invalid(ids.OrgID(orgID)); err != nil {
 		return Authorization{}, err
 	}
 	if amount < 0 {
@@ -381,7 +394,7 @@ func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account,
 
 // Transactions lists an organization's transactions, newest first, of one kind when kind is set.
 func (a *App) Transactions(ctx context.Context, orgID string, limit int, beforeSeq int64, kind ledger.TxKind) ([]*ledger.Transaction, error) {
-	if err := ledger.ValidateOrgID(orgID); err != nil {
+	if err := ledger.Invalid(ids.OrgID(orgID)); err != nil {
 		return nil, err
 	}
 	return a.store.ListTransactions(ctx, orgID, limit, beforeSeq, kind)

@@ -132,8 +132,8 @@ func (u *cacheUpdater) flush(ctx context.Context) bool {
 	required := false
 	write := func() {
 		err := u.cache.Set(ctx, entries...)
-		switch {
-		case err == nil:
+		switch err {
+		case nil:
 			u.metrics.updates.WithLabelValues(updateWritten).Add(float64(len(entries)))
 			if u.failing.Swap(false) {
 				u.logger.Info("balance cache writable again")

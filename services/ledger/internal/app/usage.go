@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
 
@@ -48,7 +49,7 @@ func (a *App) followUsage(ctx context.Context) {
 // UsageSummary returns orgID's usage per UTC day over the last days (0: the default window),
 // every day of the window present.
 func (a *App) UsageSummary(ctx context.Context, orgID string, days int) (ledger.UsageSummary, error) {
-	if err := ledger.ValidateOrgID(orgID); err != nil {
+	if err := ledger.Invalid(ids.OrgID(orgID)); err != nil {
 		return ledger.UsageSummary{}, err
 	}
 	w, err := ledger.NewUsageWindow(days, a.cfg.Now())

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
-	"github.com/tallyhq/tally/services/ledger/internal/store"
 )
 
 // ErrClosed is returned for writes submitted after shutdown began.
@@ -22,7 +21,7 @@ var ErrClosed = errors.New("ledger is shutting down")
 
 // Applier runs a batch in one transaction.
 type Applier interface {
-	Apply(ctx context.Context, reqs []*ledger.Request) (store.Applied, error)
+	Apply(ctx context.Context, reqs []*ledger.Request) (ledger.Applied, error)
 }
 
 // Config configures a GroupCommitter.
@@ -36,7 +35,7 @@ type Config struct {
 	// Workers is the number of batches in flight at once (default 1).
 	Workers int
 	// OnCommit runs after each commit, before the writers are answered (cache, event wake-up).
-	OnCommit func(context.Context, store.Applied)
+	OnCommit func(context.Context, ledger.Applied)
 	// RetryFor is how long a batch is retried when the database is unavailable (default 2s): a
 	// PostgreSQL restart within it is invisible to the writers. Each retry is safe whatever the
 	// attempt before did: what committed replays through its idempotency keys.
@@ -53,7 +52,7 @@ const probeEvery = 100 * time.Millisecond
 
 type pending struct {
 	req  *ledger.Request
-	done chan store.Outcome
+	done chan ledger.Outcome
 }
 
 // GroupCommitter is the single write path of the ledger. Writes are spread over the workers by
@@ -81,7 +80,7 @@ func New(cfg Config) (*GroupCommitter, error) {
 		cfg.Workers = 1
 	}
 	if cfg.OnCommit == nil {
-		cfg.OnCommit = func(context.Context, store.Applied) {}
+		cfg.OnCommit = func(context.Context, ledger.Applied) {}
 	}
 	if cfg.OnUnknownOutcome == nil {
 		cfg.OnUnknownOutcome = func() {}
@@ -99,7 +98,7 @@ func New(cfg Config) (*GroupCommitter, error) {
 // Submit queues req and waits for its batch to commit. If ctx ends first the write may still
 // commit; a retry with the same idempotency key returns its result.
 func (g *GroupCommitter) Submit(ctx context.Context, req *ledger.Request) (ledger.Result, error) {
-	p := &pending{req: req, done: make(chan store.Outcome, 1)}
+	p := &pending{req: req, done: make(chan ledger.Outcome, 1)}
 	select {
 	case <-g.stopped:
 		return ledger.Result{}, ErrClosed
@@ -172,7 +171,7 @@ func (g *GroupCommitter) Run(ctx context.Context) error {
 		for {
 			select {
 			case p := <-q:
-				p.done <- store.Outcome{Err: ErrClosed}
+				p.done <- ledger.Outcome{Err: ErrClosed}
 			default:
 				break drain
 			}
@@ -232,7 +231,7 @@ func (g *GroupCommitter) commit(ctx context.Context, batch []*pending) {
 	applied, err := g.apply(ctx, reqs)
 	if errors.Is(err, ledger.ErrUnavailable) {
 		for _, p := range batch {
-			p.done <- store.Outcome{Err: fmt.Errorf("applying ledger write: %w", err)}
+			p.done <- ledger.Outcome{Err: fmt.Errorf("applying ledger write: %w", err)}
 		}
 		return
 	}
@@ -245,7 +244,7 @@ func (g *GroupCommitter) commit(ctx context.Context, batch []*pending) {
 		return
 	}
 	if err != nil {
-		batch[0].done <- store.Outcome{Err: fmt.Errorf("applying ledger write: %w", err)}
+		batch[0].done <- ledger.Outcome{Err: fmt.Errorf("applying ledger write: %w", err)}
 		return
 	}
 	g.cfg.OnCommit(ctx, applied)
@@ -256,7 +255,7 @@ func (g *GroupCommitter) commit(ctx context.Context, batch []*pending) {
 
 // apply runs a batch, retrying it while the database is unavailable, for up to RetryFor (not at
 // all once the database is known to be down: the writers are answered at once).
-func (g *GroupCommitter) apply(ctx context.Context, reqs []*ledger.Request) (store.Applied, error) {
+func (g *GroupCommitter) apply(ctx context.Context, reqs []*ledger.Request) (ledger.Applied, error) {
 	start := time.Now()
 	backoff := 5 * time.Millisecond
 	unknown := false
@@ -267,15 +266,15 @@ func (g *GroupCommitter) apply(ctx context.Context, reqs []*ledger.Request) (sto
 			return applied, nil
 		}
 		if !errors.Is(err, ledger.ErrUnavailable) {
-			return store.Applied{}, err
+			return ledger.Applied{}, err
 		}
-		unknown = unknown || errors.Is(err, store.ErrOutcomeUnknown)
+		unknown = unknown || errors.Is(err, ledger.ErrOutcomeUnknown)
 		if g.down.Load() || time.Since(start)+backoff > g.cfg.RetryFor {
 			g.markDown()
 			if unknown {
 				g.cfg.OnUnknownOutcome()
 			}
-			return store.Applied{}, err
+			return ledger.Applied{}, err
 		}
 		g.cfg.Logger.Debug("ledger batch hit an unavailable database, retrying", "attempt", attempt, "size", len(reqs), "err", err)
 		t := time.NewTimer(backoff)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/tallyhq/tally/services/ledger/internal/committer"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
-	"github.com/tallyhq/tally/services/ledger/internal/store"
 )
 
 // scriptedStore answers each Apply with the next error of its script, then commits.
@@ -25,7 +24,7 @@ type scriptedStore struct {
 	attempts int
 }
 
-func (s *scriptedStore) Apply(_ context.Context, reqs []*ledger.Request) (store.Applied, error) {
+func (s *scriptedStore) Apply(_ context.Context, reqs []*ledger.Request) (ledger.Applied, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.attempts++
@@ -33,12 +32,12 @@ func (s *scriptedStore) Apply(_ context.Context, reqs []*ledger.Request) (store.
 		err := s.script[0]
 		s.script = s.script[1:]
 		if err != nil {
-			return store.Applied{}, err
+			return ledger.Applied{}, err
 		}
 	}
-	out := store.Applied{Outcomes: make([]store.Outcome, len(reqs))}
+	out := ledger.Applied{Outcomes: make([]ledger.Outcome, len(reqs))}
 	for i, r := range reqs {
-		out.Outcomes[i] = store.Outcome{Result: ledger.Result{Account: ledger.Account{OrgID: r.OrgID}}}
+		out.Outcomes[i] = ledger.Outcome{Result: ledger.Result{Account: ledger.Account{OrgID: r.OrgID}}}
 	}
 	return out, nil
 }
@@ -51,7 +50,7 @@ func (s *scriptedStore) tries() int {
 
 var (
 	errDown    = fmt.Errorf("%w: acquiring connection: connection refused", ledger.ErrUnavailable)
-	errUnknown = fmt.Errorf("%w: %w: writing ledger batch: %w", store.ErrOutcomeUnknown, ledger.ErrUnavailable, io.ErrUnexpectedEOF)
+	errUnknown = fmt.Errorf("%w: %w: writing ledger batch: %w", ledger.ErrOutcomeUnknown, ledger.ErrUnavailable, io.ErrUnexpectedEOF)
 	errData    = errors.New("writing ledger batch: check violation")
 )
 
@@ -62,7 +61,7 @@ func start(t *testing.T, st committer.Applier, retryFor time.Duration, onUnknown
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- gc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 	return gc
 }
 
@@ -143,9 +142,9 @@ func TestCommitterFailsFastWhileTheDatabaseIsDown(t *testing.T) {
 func TestCommitterCallsOnCommitBeforeAnswering(t *testing.T) {
 	t.Parallel()
 	// OnCommit is called before the writers are answered, with what committed.
-	var got []store.Applied
+	var got []ledger.Applied
 	var mu sync.Mutex
-	gc, err := committer.New(committer.Config{Store: &scriptedStore{}, Logger: slog.New(slog.DiscardHandler), OnCommit: func(_ context.Context, a store.Applied) {
+	gc, err := committer.New(committer.Config{Store: &scriptedStore{}, Logger: slog.New(slog.DiscardHandler), OnCommit: func(_ context.Context, a ledger.Applied) {
 		mu.Lock()
 		got = append(got, a)
 		mu.Unlock()
@@ -154,7 +153,7 @@ func TestCommitterCallsOnCommitBeforeAnswering(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- gc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
 	_, err = gc.Submit(t.Context(), debit("k"))
 	require.NoError(t, err)
 	mu.Lock()

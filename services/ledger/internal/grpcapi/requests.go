@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
 
@@ -89,9 +90,9 @@ func captureRequest(req *ledgerv1.CaptureRequest, actor string) (*ledger.Request
 	if err != nil {
 		return nil, err
 	}
-	id, err := holdID(req.GetHoldId())
+	id, err := ids.UUID("hold_id", req.GetHoldId())
 	if err != nil {
-		return nil, err
+		return nil, ledger.Invalid(err)
 	}
 	return &ledger.Request{
 		Op: ledger.OpCapture, HoldID: id, Amount: amt.Nanos, Currency: amt.Currency,
@@ -100,9 +101,9 @@ func captureRequest(req *ledgerv1.CaptureRequest, actor string) (*ledger.Request
 }
 
 func releaseRequest(req *ledgerv1.ReleaseRequest, actor string) (*ledger.Request, error) {
-	id, err := holdID(req.GetHoldId())
+	id, err := ids.UUID("hold_id", req.GetHoldId())
 	if err != nil {
-		return nil, err
+		return nil, ledger.Invalid(err)
 	}
 	return &ledger.Request{Op: ledger.OpRelease, HoldID: id, Actor: actor}, nil
 }

@@ -1,14 +1,12 @@
 package grpcapi
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	moneypb "google.golang.org/genproto/googleapis/type/money"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -97,7 +95,6 @@ func TestWriteRequestValidation(t *testing.T) {
 	for _, r := range writeRPCs() {
 		rpcs[r.name] = r
 	}
-	logger := slog.New(slog.DiscardHandler)
 	for _, tt := range tests {
 		t.Run(tt.rpc+" "+tt.wantErr, func(t *testing.T) {
 			t.Parallel()
@@ -108,7 +105,7 @@ func TestWriteRequestValidation(t *testing.T) {
 				}
 				return
 			}
-			st := status.Convert(toStatus(logger, err))
+			st, _ := Errors.Status(t.Context(), err)
 			if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tt.wantErr) {
 				t.Fatalf("got %v %q, want InvalidArgument %q", st.Code(), st.Message(), tt.wantErr)
 			}
@@ -139,7 +136,6 @@ func FuzzWriteRequests(f *testing.F) {
 	debit, _ := proto.Marshal(&ledgerv1.DebitRequest{OrgId: "acme", IdempotencyKey: "k", Usage: &ledgerv1.Usage{ModelId: "m", Quantities: map[string]string{"requests": "1"}}})
 	f.Add(uint8(1), debit)
 	rpcs := writeRPCs()
-	logger := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, op uint8, wire []byte) {
 		rpc := rpcs[int(op)%len(rpcs)]
 		m := rpc.request()
@@ -148,7 +144,7 @@ func FuzzWriteRequests(f *testing.F) {
 		}
 		r, err := validate(rpc, m)
 		if err != nil {
-			if code := status.Code(toStatus(logger, err)); code != codes.InvalidArgument {
+			if code := Errors.Code(err); code != codes.InvalidArgument {
 				t.Fatalf("%s refused with %v: %v", rpc.name, code, err)
 			}
 			return

@@ -1,5 +1,6 @@
-// Package grpcapi serves tally.ledger.v1.LedgerService: it maps protobuf to the ledger domain and
-// domain errors to gRPC statuses (in errors.go, the one place that does).
+// Package grpcapi serves tally.ledger.v1.LedgerService: it maps protobuf to the ledger domain.
+// Handlers return domain errors; errors.go's table maps them to gRPC statuses, applied once by
+// pkg/server's error interceptor.
 package grpcapi
 
 import (
@@ -8,15 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"time"
 
-	"github.com/google/uuid"
 	moneypb "google.golang.org/genproto/googleapis/type/money"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
@@ -65,24 +64,16 @@ func amount(m *moneypb.Money, positive bool) (money.Money, error) {
 	return v, nil
 }
 
-func holdID(id string) (string, error) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return "", fmt.Errorf("%w: hold_id %s is not a UUID", ledger.ErrInvalid, textcheck.Quote(id))
-	}
-	return u.String(), nil
-}
-
 // GetBalance implements LedgerServiceServer.
 func (s *Server) GetBalance(ctx context.Context, req *ledgerv1.GetBalanceRequest) (*ledgerv1.GetBalanceResponse, error) {
 	acct, err := s.app.Balance(ctx, req.GetOrgId())
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &ledgerv1.GetBalanceResponse{
 		OrgId:     req.GetOrgId(),
 		Balance:   money.ToProto(acct.Balance, acct.Currency),
-		Available: money.ToProto(acct.Available(time.Now()), acct.Currency),
+		Available: money.ToProto(acct.Available(s.app.Now()), acct.Currency),
 		Held:      money.ToProto(acct.Held, acct.Currency),
 		ExpiresAt: ts(acct.ExpiresAt),
 		Version:   acct.Version,
@@ -93,12 +84,12 @@ func (s *Server) GetBalance(ctx context.Context, req *ledgerv1.GetBalanceRequest
 func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledgerv1.CreditResponse, error) {
 	r, err := creditRequest(req, actor(ctx))
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	r.CallerService = callerService(ctx)
 	res, err := s.app.Write(ctx, r)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &ledgerv1.CreditResponse{
 		Transaction: txToProto(res.Transaction),
@@ -111,12 +102,12 @@ func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledg
 func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledgerv1.DebitResponse, error) {
 	r, err := debitRequest(req, actor(ctx))
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	r.CallerService = callerService(ctx)
 	res, err := s.app.Write(ctx, r)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &ledgerv1.DebitResponse{
 		TransactionId: res.Transaction.ID,
@@ -129,12 +120,12 @@ func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledger
 func (s *Server) Adjust(ctx context.Context, req *ledgerv1.AdjustRequest) (*ledgerv1.AdjustResponse, error) {
 	r, err := adjustRequest(req, actor(ctx))
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	r.CallerService = callerService(ctx)
 	res, err := s.app.Write(ctx, r)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	s.logger.Info("ledger adjustment", "org_id", req.GetOrgId(), "amount", r.Amount.String(), "reason", req.GetReason(),
 		"actor", actor(ctx), "transaction_id", res.Transaction.ID)
@@ -149,7 +140,7 @@ func (s *Server) ListTransactions(ctx context.Context, req *ledgerv1.ListTransac
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0:
-		return nil, toStatus(s.logger, fmt.Errorf("%w: page_size must not be negative", ledger.ErrInvalid))
+		return nil, fmt.Errorf("%w: page_size must not be negative", ledger.ErrInvalid)
 	case size == 0:
 		size = 50
 	case size > 500:
@@ -159,7 +150,7 @@ func (s *Server) ListTransactions(ctx context.Context, req *ledgerv1.ListTransac
 	if tok := req.GetPageToken(); tok != "" {
 		n, err := strconv.ParseInt(tok, 10, 64)
 		if err != nil || n <= 0 {
-			return nil, toStatus(s.logger, fmt.Errorf("%w: invalid page_token", ledger.ErrInvalid))
+			return nil, fmt.Errorf("%w: invalid page_token", ledger.ErrInvalid)
 		}
 		before = n
 	}
@@ -167,12 +158,12 @@ func (s *Server) ListTransactions(ctx context.Context, req *ledgerv1.ListTransac
 	if k := req.GetKind(); k != ledgerv1.TransactionKind_TRANSACTION_KIND_UNSPECIFIED {
 		var ok bool
 		if kind, ok = txKindsFromProto[k]; !ok {
-			return nil, toStatus(s.logger, fmt.Errorf("%w: kind: unknown transaction kind %d", ledger.ErrInvalid, k))
+			return nil, fmt.Errorf("%w: kind: unknown transaction kind %d", ledger.ErrInvalid, k)
 		}
 	}
 	txs, err := s.app.Transactions(ctx, req.GetOrgId(), size+1, before, kind)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	resp := &ledgerv1.ListTransactionsResponse{}
 	if len(txs) > size {
@@ -189,11 +180,11 @@ func (s *Server) ListTransactions(ctx context.Context, req *ledgerv1.ListTransac
 func (s *Server) GetUsageSummary(ctx context.Context, req *ledgerv1.GetUsageSummaryRequest) (*ledgerv1.GetUsageSummaryResponse, error) {
 	sum, err := s.app.UsageSummary(ctx, req.GetOrgId(), int(req.GetDays()))
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	resp, err := usageSummaryToProto(sum)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return resp, nil
 }
@@ -204,22 +195,22 @@ func (s *Server) Authorize(ctx context.Context, req *ledgerv1.AuthorizeRequest) 
 	var err error
 	if req.GetUsage() != nil {
 		if req.GetAmount() != nil {
-			return nil, toStatus(s.logger, fmt.Errorf("%w: send either amount or usage, not both", ledger.ErrInvalid))
+			return nil, fmt.Errorf("%w: send either amount or usage, not both", ledger.ErrInvalid)
 		}
 		u, uerr := usageFromProto(req.GetUsage())
 		if uerr != nil {
-			return nil, toStatus(s.logger, uerr)
+			return nil, uerr
 		}
 		a, err = s.app.AuthorizeUsage(ctx, req.GetOrgId(), u)
 	} else {
 		amt, aerr := amount(req.GetAmount(), false)
 		if aerr != nil {
-			return nil, toStatus(s.logger, aerr)
+			return nil, aerr
 		}
 		a, err = s.app.Authorize(ctx, req.GetOrgId(), amt.Nanos, amt.Currency)
 	}
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &ledgerv1.AuthorizeResponse{Allowed: a.Allowed, Available: money.ToProto(a.Available, a.Currency), Amount: money.ToProto(a.Amount, a.Currency)}, nil
 }
@@ -228,16 +219,16 @@ func (s *Server) Authorize(ctx context.Context, req *ledgerv1.AuthorizeRequest) 
 func (s *Server) Reserve(ctx context.Context, req *ledgerv1.ReserveRequest) (*ledgerv1.ReserveResponse, error) {
 	r, err := reserveRequest(req, actor(ctx))
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	r.CallerService = callerService(ctx)
 	res, err := s.app.Write(ctx, r)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &ledgerv1.ReserveResponse{
 		Hold:      holdToProto(res.Hold),
-		Available: money.ToProto(res.Account.Available(time.Now()), res.Account.Currency),
+		Available: money.ToProto(res.Account.Available(s.app.Now()), res.Account.Currency),
 	}, nil
 }
 
@@ -245,12 +236,12 @@ func (s *Server) Reserve(ctx context.Context, req *ledgerv1.ReserveRequest) (*le
 func (s *Server) Capture(ctx context.Context, req *ledgerv1.CaptureRequest) (*ledgerv1.CaptureResponse, error) {
 	r, err := captureRequest(req, actor(ctx))
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	r.CallerService = callerService(ctx)
 	res, err := s.app.Write(ctx, r)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	resp := &ledgerv1.CaptureResponse{Hold: holdToProto(res.Hold), Transaction: txToProto(res.Transaction)}
 	if res.Transaction != nil {
@@ -265,12 +256,12 @@ func (s *Server) Capture(ctx context.Context, req *ledgerv1.CaptureRequest) (*le
 func (s *Server) Release(ctx context.Context, req *ledgerv1.ReleaseRequest) (*ledgerv1.ReleaseResponse, error) {
 	r, err := releaseRequest(req, actor(ctx))
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	r.CallerService = callerService(ctx)
 	res, err := s.app.Write(ctx, r)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &ledgerv1.ReleaseResponse{Hold: holdToProto(res.Hold)}, nil
 }
@@ -278,11 +269,11 @@ func (s *Server) Release(ctx context.Context, req *ledgerv1.ReleaseRequest) (*le
 // WatchEvents implements LedgerServiceServer.
 func (s *Server) WatchEvents(req *ledgerv1.WatchEventsRequest, stream ledgerv1.LedgerService_WatchEventsServer) error {
 	if req.GetAfterSequence() < 0 {
-		return toStatus(s.logger, fmt.Errorf("%w: after_sequence must not be negative", ledger.ErrInvalid))
+		return fmt.Errorf("%w: after_sequence must not be negative", ledger.ErrInvalid)
 	}
 	if org := req.GetOrgId(); org != "" {
-		if err := ledger.ValidateOrgID(org); err != nil {
-			return toStatus(s.logger, err)
+		if err := ledger.Invalid(ids.OrgID(org)); err != nil {
+			return err
 		}
 	}
 	err := s.app.WatchEvents(stream.Context(), req.GetAfterSequence(), req.GetOrgId(), func(e ledger.Event) error {
@@ -291,5 +282,5 @@ func (s *Server) WatchEvents(req *ledgerv1.WatchEventsRequest, stream ledgerv1.L
 	if stream.Context().Err() != nil {
 		return nil // the client went away
 	}
-	return toStatus(s.logger, err)
+	return err
 }

@@ -104,19 +104,41 @@ func TestBatchRequireFundsCountsHolds(t *testing.T) {
 func TestBatchRefusesOverflowAlone(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	valid := now.Add(time.Hour)
-	const maxI, minI = money.Nanos(math.MaxInt64), money.Nanos(math.MinInt64)
-	type step struct {
-		req     Request
-		wantErr error
+	for _, tt := range overflowCases(now) {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.run(t, now)
+		})
 	}
-	tests := []struct {
-		name  string
-		acct  Account
-		holds []*Hold
-		steps []step
-		check func(t *testing.T, b *Batch, acct *Account)
-	}{
+}
+
+// overflowStep is one request of an overflowCase and the error it gets.
+type overflowStep struct {
+	req     Request
+	wantErr error
+}
+
+// overflowCase is a batch of TestBatchRefusesOverflowAlone on organization "a" (USD).
+type overflowCase struct {
+	name  string
+	acct  Account
+	holds []*Hold
+	steps []overflowStep
+	check func(t *testing.T, b *Batch, acct *Account)
+}
+
+func overflowCases(now time.Time) []overflowCase {
+	return append(balanceOverflowCases(now), holdOverflowCases(now)...)
+}
+
+const maxNanos, minNanos = money.Nanos(math.MaxInt64), money.Nanos(math.MinInt64)
+
+// balanceOverflowCases take the balance beyond int64.
+func balanceOverflowCases(now time.Time) []overflowCase {
+	valid := now.Add(time.Hour)
+	const maxI, minI = maxNanos, minNanos
+	type step = overflowStep
+	return []overflowCase{
 		{
 			name: "credit past int64 max keeps the validity",
 			acct: Account{Balance: maxI - 10, ExpiresAt: valid},
@@ -160,6 +182,15 @@ func TestBatchRefusesOverflowAlone(t *testing.T) {
 			},
 			check: func(t *testing.T, _ *Batch, acct *Account) { require.Equal(t, minI+1, acct.Balance) },
 		},
+	}
+}
+
+// holdOverflowCases take the held or available amount beyond int64, or capture past it.
+func holdOverflowCases(now time.Time) []overflowCase {
+	valid := now.Add(time.Hour)
+	const maxI, minI = maxNanos, minNanos
+	type step = overflowStep
+	return []overflowCase{
 		{
 			name:  "debit whose available amount would pass int64 min",
 			acct:  Account{Balance: -8_900_000_000_000_000_000, Held: 300_000_000_000_000_000},
@@ -202,44 +233,43 @@ func TestBatchRefusesOverflowAlone(t *testing.T) {
 			},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			acct := tt.acct
-			acct.OrgID, acct.Currency = "a", "USD"
-			initial := acct
-			b := newTestBatch(now, &acct)
-			for _, h := range tt.holds {
-				h.OrgID, h.Currency = "a", "USD"
-				b.holds[h.ID] = h
-			}
-			accepted := map[string]bool{}
-			for i, s := range tt.steps {
-				req := s.req
-				req.OrgID = "a"
-				_, err := b.Apply(&req)
-				if s.wantErr != nil {
-					require.ErrorIs(t, err, s.wantErr, "step %d", i)
-					continue
-				}
-				require.NoError(t, err, "step %d", i)
-				accepted[req.IdempotencyKey] = true
-			}
-			var delta money.Nanos
-			for _, tx := range b.Transactions {
-				require.True(t, accepted[tx.IdempotencyKey], "transaction of refused key %q", tx.IdempotencyKey)
-				require.Len(t, tx.Postings, 2)
-				require.Equal(t, tx.Amount, tx.Postings[0].Amount)
-				require.Equal(t, -tx.Amount, tx.Postings[1].Amount, "balanced, without wrapping")
-				delta += tx.Amount
-			}
-			require.Equal(t, initial.Balance+delta, acct.Balance, "balance = initial + accepted transactions")
-			require.Len(t, b.Keys, len(accepted), "only accepted requests leave a key")
-			for _, k := range b.Keys {
-				require.True(t, accepted[k.Key])
-			}
-			require.Len(t, b.Events, len(accepted), "one event per accepted request")
-			tt.check(t, b, &acct)
-		})
+}
+
+// run applies the case's steps and checks that refused requests left nothing behind.
+func (tt overflowCase) run(t *testing.T, now time.Time) {
+	acct := tt.acct
+	acct.OrgID, acct.Currency = "a", "USD"
+	initial := acct
+	b := newTestBatch(now, &acct)
+	for _, h := range tt.holds {
+		h.OrgID, h.Currency = "a", "USD"
+		b.holds[h.ID] = h
 	}
+	accepted := map[string]bool{}
+	for i, s := range tt.steps {
+		req := s.req
+		req.OrgID = "a"
+		_, err := b.Apply(&req)
+		if s.wantErr != nil {
+			require.ErrorIs(t, err, s.wantErr, "step %d", i)
+			continue
+		}
+		require.NoError(t, err, "step %d", i)
+		accepted[req.IdempotencyKey] = true
+	}
+	var delta money.Nanos
+	for _, tx := range b.Transactions {
+		require.True(t, accepted[tx.IdempotencyKey], "transaction of refused key %q", tx.IdempotencyKey)
+		require.Len(t, tx.Postings, 2)
+		require.Equal(t, tx.Amount, tx.Postings[0].Amount)
+		require.Equal(t, -tx.Amount, tx.Postings[1].Amount, "balanced, without wrapping")
+		delta += tx.Amount
+	}
+	require.Equal(t, initial.Balance+delta, acct.Balance, "balance = initial + accepted transactions")
+	require.Len(t, b.Keys, len(accepted), "only accepted requests leave a key")
+	for _, k := range b.Keys {
+		require.True(t, accepted[k.Key])
+	}
+	require.Len(t, b.Events, len(accepted), "one event per accepted request")
+	tt.check(t, b, &acct)
 }

@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Limits on request fields.
 const (
+	// MaxIDLength bounds model ids and hold ids; organization ids and idempotency keys follow
+	// pkg/ids.
 	MaxIDLength          = 128
-	MaxKeyLength         = 255
 	MaxTextLength        = 1000
 	MaxMetadataEntries   = 32
 	MaxMetadataKeyLength = 64
@@ -23,21 +25,13 @@ const (
 	MaxUsageAge = 35 * 24 * time.Hour
 )
 
-// ValidateOrgID checks an organization id: 1 to 128 characters of letters, digits and "-_.:@".
-func ValidateOrgID(id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: org_id is required", ErrInvalid)
+// Invalid returns the refusal of a check of pkg/ids as ErrInvalid (nil when it passed), e.g.
+// ledger.Invalid(ids.OrgID(id)).
+func Invalid(err error) error {
+	if err == nil {
+		return nil
 	}
-	if err := identifier("org_id", id, MaxIDLength); err != nil {
-		return err
-	}
-	for _, r := range id {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':' || r == '@'
-		if !ok {
-			return fmt.Errorf("%w: org_id may hold only letters, digits and -_.:@", ErrInvalid)
-		}
-	}
-	return nil
+	return fmt.Errorf("%w: %w", ErrInvalid, err)
 }
 
 // identifier applies the platform's rule for identifiers and keys (pkg/textcheck).
@@ -88,7 +82,7 @@ func ValidateUsage(u *Usage) error {
 // been converted from google.type.Money by the caller.
 func (r *Request) Validate() error {
 	if r.Op != OpCapture && r.Op != OpRelease {
-		if err := ValidateOrgID(r.OrgID); err != nil {
+		if err := Invalid(ids.OrgID(r.OrgID)); err != nil {
 			return err
 		}
 	}
@@ -138,8 +132,10 @@ func (r *Request) Validate() error {
 	if r.Source != "" && r.Source != SourcePayment && r.Source != SourceGrant {
 		return fmt.Errorf("%w: unknown credit source %s", ErrInvalid, textcheck.Quote(string(r.Source)))
 	}
-	if err := identifier("idempotency_key", r.IdempotencyKey, MaxKeyLength); err != nil {
-		return err
+	if r.IdempotencyKey != "" {
+		if err := Invalid(ids.IdempotencyKey("idempotency_key", r.IdempotencyKey)); err != nil {
+			return err
+		}
 	}
 	for _, f := range []struct{ name, v string }{{"description", r.Description}, {"reason", r.Reason}, {"reference", r.Reference}} {
 		if err := freeText(f.name, f.v, MaxTextLength); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
 )
 
@@ -25,6 +26,10 @@ func TestValidate(t *testing.T) {
 		{"empty org", func(r *Request) { r.OrgID = "" }, false},
 		{"org with spaces", func(r *Request) { r.OrgID = "a b" }, false},
 		{"org too long", func(r *Request) { r.OrgID = strings.Repeat("a", 129) }, false},
+		{"org of 128", func(r *Request) { r.OrgID = strings.Repeat("a", 128) }, true},
+		{"org starting with a dash (pkg/ids)", func(r *Request) { r.OrgID = "-acme" }, false},
+		{"org with ._:@- inside", func(r *Request) { r.OrgID = "a._:@-b" }, true},
+		{"key of 255", func(r *Request) { r.IdempotencyKey = strings.Repeat("k", 255) }, true},
 		{"zero amount", func(r *Request) { r.Amount = 0 }, false},
 		{"negative amount", func(r *Request) { r.Amount = -1 }, false},
 		{"empty key", func(r *Request) { r.IdempotencyKey = "" }, false},
@@ -88,7 +93,7 @@ func FuzzValidate(f *testing.F) {
 				t.Fatalf("accepted adjust with amount %d reason %q key %q", amount, reason, key)
 			}
 		}
-		if len(r.IdempotencyKey) > MaxKeyLength || len(r.Description) > MaxTextLength {
+		if len(r.IdempotencyKey) > ids.MaxKeyLength || len(r.Description) > MaxTextLength {
 			t.Fatal("accepted an oversized field")
 		}
 	})

@@ -64,7 +64,7 @@ func TestApplyReportsEveryLockedAccountForTheCache(t *testing.T) {
 	epoch, err := st.BumpCacheEpoch(ctx, uuid.NewString())
 	require.NoError(t, err)
 
-	applied, err := st.Apply(ctx, []*ledger.Request{req(ledger.OpCredit, "a", 100, "a1"), req(ledger.OpCredit, "b", 5, "b1")})
+	applied, err := apply(ctx, st, []*ledger.Request{req(ledger.OpCredit, "a", 100, "a1"), req(ledger.OpCredit, "b", 5, "b1")})
 	require.NoError(t, err)
 	require.Equal(t, epoch, applied.CacheEpoch)
 	byOrg := func(a []ledger.Account) map[string]ledger.Account {
@@ -87,7 +87,7 @@ func TestApplyReportsEveryLockedAccountForTheCache(t *testing.T) {
 		{"replay next to a write", []*ledger.Request{req(ledger.OpCredit, "a", 100, "a1"), req(ledger.OpCredit, "b", 5, "b2")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			applied, err := st.Apply(ctx, tc.reqs)
+			applied, err := apply(ctx, st, tc.reqs)
 			require.NoError(t, err)
 			require.Equal(t, epoch, applied.CacheEpoch)
 			a, ok := byOrg(applied.Accounts)["a"]

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -30,8 +31,8 @@ func newStore(t *testing.T) (*store.Store, *pgxpool.Pool) {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	require.NoError(t, pg.Migrate(t.Context(), pool, "ledger", migrations.FS))
-	// One shard: every batch posts to the same platform rows, the worst case for their balances.
-	st, err := store.New(pool, store.Config{Validity: config.Period{Months: 3}, PlatformShards: 1})
+	// One shard (see apply): every batch posts to the same platform rows, the worst case for their balances.
+	st, err := store.New(pool, store.Config{})
 	require.NoError(t, err)
 	return st, pool
 }
@@ -100,7 +101,7 @@ func TestApplyRefusesOverflowForThatRequestAlone(t *testing.T) {
 	for i, b := range batch {
 		reqs[i] = b.req
 	}
-	applied, err := st.Apply(t.Context(), reqs)
+	applied, err := apply(t.Context(), st, reqs)
 	require.NoError(t, err, "the batch commits")
 	for i, b := range batch {
 		got := applied.Outcomes[i].Err
@@ -131,7 +132,7 @@ func TestApplyRefusesOverflowForThatRequestAlone(t *testing.T) {
 	requireConsistent(t, pool)
 
 	// The next batch posts to rows already past int64 and still commits.
-	applied, err = st.Apply(t.Context(), []*ledger.Request{req(ledger.OpDebit, "f", maxI, "f1"), req(ledger.OpDebit, "g", 1, "g1")})
+	applied, err = apply(t.Context(), st, []*ledger.Request{req(ledger.OpDebit, "f", maxI, "f1"), req(ledger.OpDebit, "g", 1, "g1")})
 	require.NoError(t, err)
 	require.NoError(t, applied.Outcomes[0].Err)
 	require.NoError(t, applied.Outcomes[1].Err)
@@ -144,7 +145,7 @@ func TestApplyRefusesOverflowForThatRequestAlone(t *testing.T) {
 func TestOrgBalanceStaysInt64InTheDatabase(t *testing.T) {
 	t.Parallel()
 	st, pool := newStore(t)
-	_, err := st.Apply(t.Context(), []*ledger.Request{req(ledger.OpCredit, "a", 1, "a1")})
+	_, err := apply(t.Context(), st, []*ledger.Request{req(ledger.OpCredit, "a", 1, "a1")})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -152,4 +153,23 @@ func TestOrgBalanceStaysInt64InTheDatabase(t *testing.T) {
 	require.ErrorContains(t, err, "accounts_org_balance_int64")
 	_, err = pool.Exec(ctx, `UPDATE accounts SET balance = 9223372036854775808 WHERE name = 'platform:payment_clearing:USD:00'`)
 	require.NoError(t, err, "platform rows are not bounded by int64")
+}
+
+// apply runs reqs as one batch, the way the ledger's app does (app.Batches): locked by the
+// store, decided by ledger.Decide, on platform shard 0, valid for 3 months.
+func apply(ctx context.Context, st *store.Store, reqs []*ledger.Request) (ledger.Applied, error) {
+	cfg := ledger.BatchConfig{
+		Now:             time.Now().UTC().Truncate(time.Microsecond),
+		Validity:        config.Period{Months: 3},
+		PlatformAccount: func(kind, currency string) string { return ledger.PlatformAccountName(kind, currency, 0) },
+		NewID:           func() string { return uuid.Must(uuid.NewV7()).String() },
+	}
+	var outcomes []ledger.Outcome
+	applied, err := st.UpdateAccounts(ctx, ledger.LockSetOf(reqs), func(l *ledger.Locked) (*ledger.Batch, error) {
+		b, out := ledger.Decide(cfg, reqs, l)
+		outcomes = out
+		return b, nil
+	})
+	applied.Outcomes = outcomes
+	return applied, err
 }

@@ -6,10 +6,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
+	"github.com/tallyhq/tally/services/ledger/internal/store"
 )
 
 // TestUpdateUsageExactlyOnce has eight followers race through the outbox in pages of 7 events:
@@ -18,35 +20,7 @@ import (
 func TestUpdateUsageExactlyOnce(t *testing.T) {
 	t.Parallel()
 	st, pool := newStore(t)
-	var reqs []*ledger.Request
-	reqs = append(reqs, req(ledger.OpCredit, "acme", 1_000_000_000, "seed"))
-	want := map[string]*big.Int{}
-	add := func(item string, n int64) {
-		if want[item] == nil {
-			want[item] = new(big.Int)
-		}
-		want[item].Add(want[item], big.NewInt(n))
-	}
-	for i := range 200 {
-		r := req(ledger.OpDebit, "acme", money.Nanos(1000+int64(i)), fmt.Sprintf("d-%d", i))
-		switch i % 4 {
-		case 0:
-			r.Metadata = map[string]string{ledger.MetaModelID: "gpt-x"}
-			add("model/gpt-x", 1000+int64(i))
-		case 1:
-			r.Metadata = map[string]string{ledger.MetaInstanceType: "a100"}
-			add("instance/a100", 1000+int64(i))
-		case 2:
-			add("other/other", 1000+int64(i))
-		default:
-			r = req(ledger.OpAdjust, "acme", money.Nanos(-int64(i)), fmt.Sprintf("refund-%d", i))
-		}
-		reqs = append(reqs, r)
-	}
-	for i := 0; i < len(reqs); i += 16 {
-		_, err := st.Apply(t.Context(), reqs[i:min(i+16, len(reqs))])
-		require.NoError(t, err)
-	}
+	want := commitUsage(t, st)
 	_, newest, err := st.UsageCursor(t.Context())
 	require.NoError(t, err)
 
@@ -80,7 +54,54 @@ func TestUpdateUsageExactlyOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, newest, last)
 
-	rows, err := pool.Query(t.Context(), `SELECT kind || '/' || item_id, amount::text, count FROM usage_daily WHERE org_id = 'acme'`)
+	got, charges := usageOf(t, pool, "acme")
+	require.Equal(t, int64(150), charges)
+	require.Equal(t, len(want), len(got))
+	for item, w := range want {
+		require.Zero(t, w.Cmp(got[item]), "%s: want %s, got %s", item, w, got[item])
+	}
+}
+
+// commitUsage commits a credit and 200 debits and refunds of "acme" in batches of 16, and
+// returns the amounts the usage summary must hold by kind/item.
+func commitUsage(t *testing.T, st *store.Store) map[string]*big.Int {
+	t.Helper()
+	var reqs []*ledger.Request
+	reqs = append(reqs, req(ledger.OpCredit, "acme", 1_000_000_000, "seed"))
+	want := map[string]*big.Int{}
+	add := func(item string, n int64) {
+		if want[item] == nil {
+			want[item] = new(big.Int)
+		}
+		want[item].Add(want[item], big.NewInt(n))
+	}
+	for i := range 200 {
+		r := req(ledger.OpDebit, "acme", money.Nanos(1000+int64(i)), fmt.Sprintf("d-%d", i))
+		switch i % 4 {
+		case 0:
+			r.Metadata = map[string]string{ledger.MetaModelID: "gpt-x"}
+			add("model/gpt-x", 1000+int64(i))
+		case 1:
+			r.Metadata = map[string]string{ledger.MetaInstanceType: "a100"}
+			add("instance/a100", 1000+int64(i))
+		case 2:
+			add("other/other", 1000+int64(i))
+		default:
+			r = req(ledger.OpAdjust, "acme", money.Nanos(-int64(i)), fmt.Sprintf("refund-%d", i))
+		}
+		reqs = append(reqs, r)
+	}
+	for i := 0; i < len(reqs); i += 16 {
+		_, err := apply(t.Context(), st, reqs[i:min(i+16, len(reqs))])
+		require.NoError(t, err)
+	}
+	return want
+}
+
+// usageOf sums org's usage_daily rows by kind/item, and counts their charges.
+func usageOf(t *testing.T, pool *pgxpool.Pool, org string) (map[string]*big.Int, int64) {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `SELECT kind || '/' || item_id, amount::text, count FROM usage_daily WHERE org_id = $1`, org)
 	require.NoError(t, err)
 	got := map[string]*big.Int{}
 	var charges int64
@@ -97,9 +118,5 @@ func TestUpdateUsageExactlyOnce(t *testing.T) {
 		charges += n
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, int64(150), charges)
-	require.Equal(t, len(want), len(got))
-	for item, w := range want {
-		require.Zero(t, w.Cmp(got[item]), "%s: want %s, got %s", item, w, got[item])
-	}
+	return got, charges
 }

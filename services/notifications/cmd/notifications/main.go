@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/notifications/service"
+	"github.com/tallyhq/tally/services/notifications/internal/service"
 )
 
 func main() {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
@@ -167,7 +168,7 @@ func deliveryToProto(d notify.Delivery) *notificationsv1.Delivery {
 func deliveryFilter(req *notificationsv1.ListDeliveriesRequest) (notify.DeliveryFilter, error) {
 	f := notify.DeliveryFilter{OrgID: req.GetOrgId(), MemberID: req.GetMemberId(), Limit: int(req.GetPageSize())}
 	if f.OrgID != "" {
-		if err := notify.ValidateID("org_id", f.OrgID); err != nil {
+		if err := ids.OrgID(f.OrgID); err != nil {
 			return f, err
 		}
 	}

@@ -2,13 +2,11 @@ package grpcapi
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 
 	moneypb "google.golang.org/genproto/googleapis/type/money"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -80,7 +78,6 @@ func TestWriteRequestValidation(t *testing.T) {
 		{"suspension instance in Cyrillic", &notificationsv1.NotifyRentalSuspendedRequest{OrgId: "acme", InstanceId: "gрu-1", IdempotencyKey: "s-1"},
 			"instance_id may hold only printable ASCII characters (found U+0440)"},
 	}
-	logger := slog.New(slog.DiscardHandler)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -91,7 +88,7 @@ func TestWriteRequestValidation(t *testing.T) {
 				}
 				return
 			}
-			st := status.Convert(toStatus(logger, err))
+			st, _ := Errors.Status(context.Background(), err)
 			if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tt.wantErr) {
 				t.Fatalf("got %v %q, want InvalidArgument with %q", st.Code(), st.Message(), tt.wantErr)
 			}
@@ -114,7 +111,6 @@ func FuzzWriteRequests(f *testing.F) {
 		}
 		f.Add(uint8(i), b)
 	}
-	logger := slog.New(slog.DiscardHandler)
 	requests := []proto.Message{&notificationsv1.UpdateNotificationSettingsRequest{}, &notificationsv1.NotifyRentalSuspendedRequest{}}
 	f.Fuzz(func(t *testing.T, op uint8, wire []byte) {
 		m := proto.Clone(requests[int(op)%len(requests)])
@@ -123,7 +119,7 @@ func FuzzWriteRequests(f *testing.F) {
 		}
 		ids, texts, err := checkWrite(adaContext(), m)
 		if err != nil {
-			if code := status.Code(toStatus(logger, err)); code != codes.InvalidArgument && code != codes.PermissionDenied {
+			if code := Errors.Code(err); code != codes.InvalidArgument && code != codes.PermissionDenied {
 				t.Fatalf("%T refused with %v: %v", m, code, err)
 			}
 			return

@@ -38,7 +38,7 @@ type EmailData struct {
 
 // Email is one queued notification email.
 type Email struct {
-	ID             string // UUID
+	ID             string // UUID, assigned when queued
 	IdempotencyKey string
 	Kind           EmailKind
 	OrgID          string

@@ -6,25 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
-	"strings"
 	"time"
 
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
-// Domain errors; grpcapi maps them to gRPC status codes.
+// Domain errors; grpcapi.Errors maps them to gRPC status codes.
 var (
 	ErrInvalid          = errors.New("invalid argument")
 	ErrPermissionDenied = errors.New("permission denied")
-	// ErrUnavailable means a dependency (the ledger) could not answer; the caller may retry.
-	ErrUnavailable = errors.New("unavailable")
 	// ErrCursorMoved means another evaluator advanced the event cursor first.
 	ErrCursorMoved = errors.New("event cursor moved")
 )
-
-// MaxIDLength bounds organization, member and instance ids.
-const MaxIDLength = 128
 
 // AlertState is where a member's low-credit alert stands.
 type AlertState string
@@ -192,24 +186,6 @@ func ValidateEmail(s string) error {
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || a.Name != "" {
 		return fmt.Errorf("%w: email %s is not a bare address like ada@example.com", ErrInvalid, textcheck.Quote(s))
-	}
-	return nil
-}
-
-// ValidateID checks an organization, member or instance id: 1 to 128 characters of letters,
-// digits and "-_.:@" (the ledger's rule for organization ids).
-func ValidateID(field, id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: %s is required", ErrInvalid, field)
-	}
-	if err := textcheck.Identifier(field, id, MaxIDLength); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	for _, r := range id {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:@", r)
-		if !ok {
-			return fmt.Errorf("%w: %s may hold only letters, digits and -_.:@", ErrInvalid, field)
-		}
 	}
 	return nil
 }

@@ -121,15 +121,6 @@ func TestValidatePreferences(t *testing.T) {
 	}
 }
 
-func TestValidateID(t *testing.T) {
-	t.Parallel()
-	for id, ok := range map[string]bool{"acme": true, "org_1.a-b:c@d": true, "": false, "a b": false, "a/b": false, string(make([]byte, 129)): false} {
-		err := notify.ValidateID("org_id", id)
-		require.Equal(t, ok, err == nil, "%q: %v", id, err)
-	}
-}
-
-// Keys of different recipients never collide, even when ids contain the separator.
 func TestIdempotencyKeysAreUnambiguous(t *testing.T) {
 	t.Parallel()
 	require.NotEqual(t, notify.LowCreditKey("a/b", "c", 1), notify.LowCreditKey("a", "b/c", 1))

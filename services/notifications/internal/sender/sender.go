@@ -1,27 +1,20 @@
-// Package sender delivers queued emails over SMTP (github.com/wneessen/go-mail). Workers claim
-// one due email at a time (a lease, committed before the SMTP exchange, so no transaction is
-// open while the server answers; replicas never send an email concurrently while its lease
-// holds); failures are retried with exponential backoff; every attempt of an email carries the
-// same Message-ID, derived from the email's id.
+// Package sender is the SMTP client (github.com/wneessen/go-mail) of the send loop
+// (app.SendLoop): it renders a queued email and makes one attempt at sending it. Every attempt
+// of an email carries the same Message-ID, derived from the email's id.
 package sender
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"math/rand/v2"
 	"net/mail"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/tallyhq/tally/services/notifications/internal/emails"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
-	"github.com/tallyhq/tally/services/notifications/internal/store"
 )
 
 // TLSMode says how the SMTP connection is secured.
@@ -59,58 +52,23 @@ type SMTPConfig struct {
 	Timeout time.Duration
 }
 
-// Outbox is the queue the sender drains.
-type Outbox interface {
-	DeliverNext(ctx context.Context, now time.Time, c store.EmailClaim, deliver func(context.Context, notify.Delivery) notify.Attempt) (bool, error)
-}
-
-// Config configures a Sender.
+// Config configures a Mailer.
 type Config struct {
 	SMTP     SMTPConfig
-	Outbox   Outbox
 	Renderer *emails.Renderer
-	Logger   *slog.Logger
-	// Workers is the number of concurrent senders; at least 1.
-	Workers int
-	// PollInterval is how often idle workers look for due emails (emails queued by this
-	// process wake them at once).
-	PollInterval time.Duration
-	// RetryBase is the delay after the first failure, doubled after each further one up to
-	// RetryMax.
-	RetryBase time.Duration
-	RetryMax  time.Duration
-	// MaxAttempts marks an email failed after that many failed attempts.
-	MaxAttempts int
-	// ClaimLease is how long a worker holds an email it is sending before another may take it
-	// over (and send it again, with the same Message-ID); at least twice the SMTP timeout.
-	ClaimLease time.Duration
-	// Replica names this replica in its claims (emails.claimed_by).
-	Replica string
-	// Sent counts attempts by kind and result ("sent", "retry", "failed"); optional.
-	Sent *prometheus.CounterVec
 }
 
-// Sender delivers the outbox.
-type Sender struct {
+// Mailer builds and sends emails.
+type Mailer struct {
 	cfg    Config
 	from   *mail.Address
 	domain string
-	wake   chan struct{}
 }
 
-// New checks cfg and returns a Sender.
-func New(cfg Config) (*Sender, error) {
-	if cfg.Outbox == nil || cfg.Renderer == nil || cfg.Logger == nil {
-		return nil, errors.New("sender: outbox, renderer and logger are required")
-	}
-	if cfg.Workers < 1 || cfg.PollInterval <= 0 || cfg.RetryBase <= 0 || cfg.RetryMax < cfg.RetryBase || cfg.MaxAttempts < 1 {
-		return nil, errors.New("sender: workers, poll interval, retry delays and max attempts must be positive")
-	}
-	if cfg.ClaimLease < 2*smtpTimeout(cfg.SMTP) {
-		return nil, fmt.Errorf("sender: claim lease %s must be at least twice the SMTP timeout %s", cfg.ClaimLease, smtpTimeout(cfg.SMTP))
-	}
-	if cfg.Replica == "" {
-		return nil, errors.New("sender: replica name is required")
+// New checks cfg and returns a Mailer.
+func New(cfg Config) (*Mailer, error) {
+	if cfg.Renderer == nil {
+		return nil, errors.New("sender: renderer is required")
 	}
 	from, err := mail.ParseAddress(cfg.SMTP.From)
 	if err != nil {
@@ -120,7 +78,41 @@ func New(cfg Config) (*Sender, error) {
 	if _, err := newClient(cfg.SMTP); err != nil {
 		return nil, err
 	}
-	return &Sender{cfg: cfg, from: from, domain: domain, wake: make(chan struct{}, 1)}, nil
+	return &Mailer{cfg: cfg, from: from, domain: domain}, nil
+}
+
+// Timeout is the bound of connecting and of each SMTP command (default 15s).
+func (m *Mailer) Timeout() time.Duration { return smtpTimeout(m.cfg.SMTP) }
+
+// Conn is one SMTP client; a go-mail Client is not shared between concurrent sends.
+type Conn struct {
+	m      *Mailer
+	client *gomail.Client
+}
+
+// Conn returns a new SMTP client.
+func (m *Mailer) Conn() (*Conn, error) {
+	client, err := newClient(m.cfg.SMTP)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{m: m, client: client}, nil
+}
+
+// Send makes one attempt at sending d and returns the Message-ID sent. permanent says the
+// failure does not heal with time: the message cannot be built, or the server refused it for
+// good (5xx).
+func (c *Conn) Send(ctx context.Context, d notify.Delivery) (messageID string, permanent bool, err error) {
+	messageID = notify.MessageID(d.ID, c.m.domain)
+	msg, err := c.m.message(d, messageID)
+	if err != nil {
+		return messageID, true, fmt.Errorf("building email: %w", err)
+	}
+	if err := c.client.DialAndSendWithContext(ctx, msg); err != nil {
+		var se *gomail.SendError
+		return messageID, errors.As(err, &se) && !se.IsTemp() && se.ErrorCode() >= 500, err
+	}
+	return messageID, false, nil
 }
 
 func newClient(c SMTPConfig) (*gomail.Client, error) {
@@ -156,124 +148,22 @@ func smtpTimeout(c SMTPConfig) time.Duration {
 	return c.Timeout
 }
 
-// Wake tells an idle worker that emails were queued.
-func (s *Sender) Wake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// Run runs the workers until ctx is done; a send in progress then still completes.
-func (s *Sender) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for range s.cfg.Workers {
-		wg.Go(func() { s.work(ctx) })
-	}
-	wg.Wait()
-	return nil
-}
-
-// work drains the outbox with its own SMTP client (a go-mail Client is not shared between
-// concurrent sends).
-func (s *Sender) work(ctx context.Context) {
-	client, err := newClient(s.cfg.SMTP)
-	if err != nil {
-		s.cfg.Logger.Error("smtp client cannot be built", "err", err)
-		return
-	}
-	// A claimed email is sent to the end even when shutdown begins meanwhile (go-mail's
-	// timeout bounds connecting and each SMTP command), so a stop does not turn a send into a
-	// retry.
-	deliver := func(ctx context.Context, d notify.Delivery) notify.Attempt {
-		return s.deliver(context.WithoutCancel(ctx), client, d)
-	}
-	claim := store.EmailClaim{Owner: s.cfg.Replica, Lease: s.cfg.ClaimLease}
-	for ctx.Err() == nil {
-		claimed, err := s.cfg.Outbox.DeliverNext(ctx, time.Now(), claim, deliver)
-		if err != nil && ctx.Err() == nil {
-			s.cfg.Logger.Warn("email delivery failed", "err", err)
-		}
-		if claimed && err == nil {
-			continue
-		}
-		t := time.NewTimer(s.cfg.PollInterval)
-		select {
-		case <-ctx.Done():
-		case <-s.wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
-// deliver makes one attempt at sending d and says what to do next.
-func (s *Sender) deliver(ctx context.Context, client *gomail.Client, d notify.Delivery) notify.Attempt {
-	a := notify.Attempt{MessageID: notify.MessageID(d.ID, s.domain)}
-	logger := s.cfg.Logger.With("email_id", d.ID, "kind", d.Kind, "org_id", d.OrgID, "attempt", d.Attempts+1)
-	msg, err := s.message(d, a.MessageID)
-	if err != nil {
-		// A rendering or address problem does not heal with time.
-		a.Err, a.GiveUp = err, true
-		logger.Error("email cannot be built", "err", err)
-		s.count(d.Kind, "failed")
-		return a
-	}
-	err = client.DialAndSendWithContext(ctx, msg)
-	if err == nil {
-		logger.Info("email sent", "message_id", a.MessageID)
-		s.count(d.Kind, "sent")
-		return a
-	}
-	a.Err = err
-	attempts := d.Attempts + 1
-	var se *gomail.SendError
-	permanent := errors.As(err, &se) && !se.IsTemp() && se.ErrorCode() >= 500
-	if permanent || attempts >= s.cfg.MaxAttempts {
-		a.GiveUp = true
-		logger.Error("email delivery abandoned", "err", err, "permanent", permanent)
-		s.count(d.Kind, "failed")
-		return a
-	}
-	a.RetryAt = time.Now().Add(Backoff(attempts, s.cfg.RetryBase, s.cfg.RetryMax))
-	logger.Warn("email delivery failed, will retry", "err", err, "retry_at", a.RetryAt)
-	s.count(d.Kind, "retry")
-	return a
-}
-
-func (s *Sender) count(k notify.EmailKind, result string) {
-	if s.cfg.Sent != nil {
-		s.cfg.Sent.WithLabelValues(string(k), result).Inc()
-	}
-}
-
-func (s *Sender) message(d notify.Delivery, messageID string) (*gomail.Msg, error) {
-	rendered, err := s.cfg.Renderer.Render(d.Kind, d.Data)
+func (m *Mailer) message(d notify.Delivery, messageID string) (*gomail.Msg, error) {
+	rendered, err := m.cfg.Renderer.Render(d.Kind, d.Data)
 	if err != nil {
 		return nil, err
 	}
-	m := gomail.NewMsg()
-	m.FromMailAddress(s.from)
-	if err := m.To(d.To); err != nil {
+	msg := gomail.NewMsg()
+	msg.FromMailAddress(m.from)
+	if err := msg.To(d.To); err != nil {
 		return nil, fmt.Errorf("recipient %q: %w", d.To, err)
 	}
-	m.Subject(rendered.Subject)
-	m.SetMessageIDWithValue(messageID)
-	m.SetDateWithValue(d.CreatedAt)
-	m.SetGenHeader("X-Tally-Notification", string(d.Kind))
-	m.SetGenHeader("X-Auto-Response-Suppress", "All")
-	m.SetBodyString(gomail.TypeTextPlain, rendered.Text)
-	m.AddAlternativeString(gomail.TypeTextHTML, rendered.HTML)
-	return m, nil
-}
-
-// Backoff returns the delay before the next attempt after attempts failed ones: base doubled
-// per further failure, capped at max, minus up to 20% jitter so replicas spread their retries.
-func Backoff(attempts int, base, max time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempts && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+	msg.Subject(rendered.Subject)
+	msg.SetMessageIDWithValue(messageID)
+	msg.SetDateWithValue(d.CreatedAt)
+	msg.SetGenHeader("X-Tally-Notification", string(d.Kind))
+	msg.SetGenHeader("X-Auto-Response-Suppress", "All")
+	msg.SetBodyString(gomail.TypeTextPlain, rendered.Text)
+	msg.AddAlternativeString(gomail.TypeTextHTML, rendered.HTML)
+	return msg, nil
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
@@ -22,7 +21,7 @@ func (s *Store) Cursor(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
-// ApplyResult says what one ApplyEvents call did.
+// ApplyResult says what one UpdateOrgMembers call did.
 type ApplyResult struct {
 	// Cursor is the sequence of the last event applied.
 	Cursor int64
@@ -30,13 +29,18 @@ type ApplyResult struct {
 	Queued int
 }
 
-// ApplyEvents applies events, which follow the cursor position from, in one transaction: it
-// stores each organization's latest balance, moves the low-credit alerts of its members through
-// every event in order (queueing an alert per crossing), queues the payment and expiry emails,
-// and advances the cursor. The cursor row is locked first and must still be at from, so two
-// evaluators never apply the same events: the second gets notify.ErrCursorMoved and must resume
-// from the stored cursor. Alert states are written with conditional updates as well.
-func (s *Store) ApplyEvents(ctx context.Context, from int64, events []notify.LedgerEvent) (ApplyResult, error) {
+// MembersChange decides what one organization's events, in sequence order, do to its members
+// (their settings as stored, ordered by member id): the members whose alert changed and the
+// emails to queue.
+type MembersChange func(members []notify.Settings, events []notify.LedgerEvent) (changed []notify.Settings, emails []notify.Email)
+
+// UpdateOrgMembers applies events, which follow the cursor position from, in one transaction:
+// per organization (in org id order) it stores the latest balance, locks the members, applies
+// change, writes the alert states it changed and queues its emails; then it advances the
+// cursor. The cursor row is locked first and must still be at from, so two followers never
+// apply the same events: the second gets notify.ErrCursorMoved and must resume from the stored
+// cursor. Alert states are written with conditional updates as well.
+func (s *Store) UpdateOrgMembers(ctx context.Context, from int64, events []notify.LedgerEvent, change MembersChange) (ApplyResult, error) {
 	if len(events) == 0 {
 		return ApplyResult{Cursor: from}, nil
 	}
@@ -68,7 +72,7 @@ func (s *Store) ApplyEvents(ctx context.Context, from int64, events []notify.Led
 	slices.Sort(orgs)
 	var queued []notify.Email
 	for _, org := range orgs {
-		emails, err := applyOrgEvents(ctx, tx, org, byOrg[org])
+		emails, err := updateOrg(ctx, tx, org, byOrg[org], change)
 		if err != nil {
 			return ApplyResult{}, err
 		}
@@ -91,9 +95,9 @@ func (s *Store) ApplyEvents(ctx context.Context, from int64, events []notify.Led
 	return ApplyResult{Cursor: last, Queued: n}, nil
 }
 
-// applyOrgEvents applies one organization's events (in sequence order) and returns the emails
-// they cause.
-func applyOrgEvents(ctx context.Context, tx pgx.Tx, org string, events []notify.LedgerEvent) ([]notify.Email, error) {
+// updateOrg stores one organization's latest balance, applies change to its members and
+// returns the emails to queue.
+func updateOrg(ctx context.Context, tx pgx.Tx, org string, events []notify.LedgerEvent, change MembersChange) ([]notify.Email, error) {
 	e := events[len(events)-1]
 	if _, err := tx.Exec(ctx, `INSERT INTO org_balances (org_id, currency, balance, available, expires_at, last_seq)
 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id) DO UPDATE SET currency = EXCLUDED.currency, balance = EXCLUDED.balance,
@@ -112,47 +116,15 @@ available = EXCLUDED.available, expires_at = EXCLUDED.expires_at, last_seq = EXC
 	if len(members) == 0 {
 		return nil, nil
 	}
-	before := slices.Clone(members)
-	var emails []notify.Email
-	for _, ev := range events {
-		for i := range members {
-			m := &members[i]
-			to := m.Email()
-			if m.LowCreditEnabled && m.Threshold.Currency == ev.Currency {
-				next, fire := notify.Evaluate(m.AlertState, ev.Balance, m.Threshold.Nanos)
-				m.AlertState = next
-				if fire {
-					m.AlertGeneration++
-					if to != "" {
-						emails = append(emails, lowCreditEmail(*m, to, notify.EmailData{
-							OrgID: org, Currency: ev.Currency, Balance: ev.Balance, Threshold: m.Threshold.Nanos, OccurredAt: ev.OccurredAt,
-						}, ev.Seq))
-					}
-				}
-			}
-			kind := eventEmail(ev.Kind)
-			if kind == "" || !m.Wants(kind) || to == "" {
-				continue
-			}
-			emails = append(emails, notify.Email{
-				ID:             uuid.NewString(),
-				IdempotencyKey: notify.EventKey(kind, org, m.MemberID, ev.Seq),
-				Kind:           kind,
-				OrgID:          org,
-				MemberID:       m.MemberID,
-				To:             to,
-				Data: notify.EmailData{
-					OrgID: org, Currency: ev.Currency, Balance: ev.Balance, Amount: ev.Amount, ExpiresAt: ev.ExpiresAt,
-					OccurredAt: ev.OccurredAt, TransactionID: ev.TransactionID,
-				},
-				LedgerSeq: ev.Seq,
-			})
-		}
+	before := make(map[string]notify.Settings, len(members))
+	for _, m := range members {
+		before[m.MemberID] = m
 	}
-	for i, m := range members {
-		b := before[i]
-		if m.AlertState == b.AlertState && m.AlertGeneration == b.AlertGeneration {
-			continue
+	changed, emails := change(members, events)
+	for _, m := range changed {
+		b, ok := before[m.MemberID]
+		if !ok || m.OrgID != org {
+			return nil, fmt.Errorf("updating alert of %s/%s: not a locked member", org, m.MemberID)
 		}
 		tag, err := tx.Exec(ctx, `UPDATE member_settings SET alert_state = $3, alert_generation = $4
 WHERE org_id = $1 AND member_id = $2 AND alert_state = $5 AND alert_generation = $6`,
@@ -167,23 +139,13 @@ WHERE org_id = $1 AND member_id = $2 AND alert_state = $5 AND alert_generation =
 	return emails, nil
 }
 
-// eventEmail returns the opt-in email a ledger event kind causes, or "".
-func eventEmail(k notify.EventKind) notify.EmailKind {
-	switch k {
-	case notify.EventCredit:
-		return notify.KindPaymentSucceeded
-	case notify.EventExpiry:
-		return notify.KindCreditsExpired
-	}
-	return ""
-}
-
-// QueueExpiryReminders queues the "credits expire soon" email for organizations whose positive
-// balance expires within window after now and whose current expiry date has no reminder yet:
-// one reminder per expiry date (a top-up moves the date and so allows a new one). Replicas
+// QueueExpiryReminders queues the "credits expire soon" emails remind returns for organizations
+// whose positive balance expires within window after now and whose current expiry date has no
+// reminder yet, given their opted-in members: one reminder per expiry date (a top-up moves the
+// date and so allows a new one). Replicas
 // share the work with SKIP LOCKED. It returns how many organizations it handled (at most limit)
 // and how many emails it queued.
-func (s *Store) QueueExpiryReminders(ctx context.Context, now time.Time, window time.Duration, limit int) (orgs, queued int, err error) {
+func (s *Store) QueueExpiryReminders(ctx context.Context, now time.Time, window time.Duration, limit int, remind func(notify.Balance, []notify.Settings) []notify.Email) (orgs, queued int, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("beginning transaction: %w", err)
@@ -215,21 +177,7 @@ ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED`, now, now.Add(window), limi
 		if err != nil {
 			return 0, 0, fmt.Errorf("reading members of %s: %w", b.OrgID, err)
 		}
-		for _, m := range members {
-			if m.Email() == "" {
-				continue
-			}
-			emails = append(emails, notify.Email{
-				ID:             uuid.NewString(),
-				IdempotencyKey: notify.ExpiringKey(b.OrgID, m.MemberID, b.ExpiresAt),
-				Kind:           notify.KindCreditsExpiring,
-				OrgID:          b.OrgID,
-				MemberID:       m.MemberID,
-				To:             m.Email(),
-				Data:           notify.EmailData{OrgID: b.OrgID, Currency: b.Currency, Balance: b.Balance, ExpiresAt: b.ExpiresAt},
-				LedgerSeq:      b.Seq,
-			})
-		}
+		emails = append(emails, remind(b, members)...)
 		if _, err := tx.Exec(ctx, `UPDATE org_balances SET reminded_expires_at = expires_at WHERE org_id = $1`, b.OrgID); err != nil {
 			return 0, 0, fmt.Errorf("recording reminder of %s: %w", b.OrgID, err)
 		}
@@ -244,9 +192,10 @@ ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED`, now, now.Add(window), limi
 	return len(due), n, nil
 }
 
-// QueueRentalSuspended queues the rental-suspended email for the organization's opted-in
-// members and returns how many were new (0 when key was seen before).
-func (s *Store) QueueRentalSuspended(ctx context.Context, orgID, instanceID, key, reason string) (int, error) {
+// QueueRentalSuspended queues the emails notice returns for the organization's members opted in
+// to rental notices, given its latest known balance (nil when unknown), and returns how many
+// were new (0 when their idempotency keys were seen before).
+func (s *Store) QueueRentalSuspended(ctx context.Context, orgID string, notice func(members []notify.Settings, bal *notify.Balance) []notify.Email) (int, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("beginning transaction: %w", err)
@@ -264,26 +213,7 @@ func (s *Store) QueueRentalSuspended(ctx context.Context, orgID, instanceID, key
 	if err != nil {
 		return 0, fmt.Errorf("reading balance: %w", err)
 	}
-	data := notify.EmailData{OrgID: orgID, InstanceID: instanceID, Reason: reason, OccurredAt: time.Now().UTC()}
-	if bal != nil {
-		data.Currency, data.Balance = bal.Currency, bal.Balance
-	}
-	var queued []notify.Email
-	for _, m := range members {
-		if m.Email() == "" {
-			continue
-		}
-		queued = append(queued, notify.Email{
-			ID:             uuid.NewString(),
-			IdempotencyKey: notify.RentalSuspendedKey(orgID, m.MemberID, key),
-			Kind:           notify.KindRentalSuspended,
-			OrgID:          orgID,
-			MemberID:       m.MemberID,
-			To:             m.Email(),
-			Data:           data,
-		})
-	}
-	n, err := insertEmails(ctx, tx, queued)
+	n, err := insertEmails(ctx, tx, notice(members, bal))
 	if err != nil {
 		return 0, err
 	}

@@ -44,49 +44,58 @@ type EmailClaim struct {
 	Lease time.Duration
 }
 
-// DeliverNext delivers the oldest due pending email: claim → commit → call → record. It claims
-// the email (FOR UPDATE SKIP LOCKED inside the claiming statement, so concurrent senders take
-// different emails) by pushing its next attempt to the end of the lease, with a fresh token, and
-// commits; it calls deliver with no transaction open; then it records the attempt in a new short
-// transaction. It reports false when nothing was due.
-//
-// A sender that dies after the SMTP server accepted the email but before the record leaves it
-// pending: once the lease ends it is sent again with the same Message-ID (at-least-once
-// delivery). A sent email is recorded as sent whoever claims it now; a failure is recorded only
-// while the claim is still the one that failed, so a sender whose lease ran out cannot mark an
-// email failed or push back its retry under a newer claim.
-func (s *Store) DeliverNext(ctx context.Context, now time.Time, c EmailClaim, deliver func(context.Context, notify.Delivery) notify.Attempt) (bool, error) {
+// Claimed is an email claimed for one delivery attempt: Attempts counts the attempts made before
+// this one; Token fences the attempt's record against later claims.
+type Claimed struct {
+	notify.Delivery
+	Token string
+}
+
+// ClaimEmail claims the oldest pending email due at now, committing the claim before returning
+// (claim → commit → call → record: no transaction stays open during the SMTP exchange). The
+// claiming statement takes the row FOR UPDATE SKIP LOCKED, so concurrent senders take different
+// emails; it pushes the email's next attempt to the end of the lease and sets a fresh token.
+// ok is false when nothing was due.
+func (s *Store) ClaimEmail(ctx context.Context, now time.Time, c EmailClaim) (claimed Claimed, ok bool, err error) {
 	token := uuid.NewString()
 	d, err := scanDelivery(s.pool.QueryRow(ctx, `UPDATE emails SET claim_token = $3::text::uuid, claimed_by = $4, next_attempt_at = $2,
 attempts = attempts + 1
 WHERE id = (SELECT id FROM emails WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING `+emailColumns, now, now.Add(c.Lease), token, c.Owner))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+		return Claimed{}, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("claiming email: %w", err)
+		return Claimed{}, false, fmt.Errorf("claiming email: %w", err)
 	}
 	d.Attempts-- // the attempts made before this one
-	a := deliver(ctx, d)
-	// The attempt is recorded even when ctx ends meanwhile: the server may have the email.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
+	return Claimed{Delivery: d, Token: token}, true, nil
+}
+
+// RecordAttempt records the outcome of the attempt of claimed, in its own short statement.
+//
+// A sender that dies after the SMTP server accepted the email but before the record leaves it
+// pending: once the lease ends it is sent again with the same Message-ID (at-least-once
+// delivery). A sent email is recorded as sent whoever claims it now; a failure is recorded only
+// while the claim is still the one that failed, so a sender whose lease ran out cannot mark an
+// email failed or push back its retry under a newer claim.
+func (s *Store) RecordAttempt(ctx context.Context, claimed Claimed, a notify.Attempt) error {
+	var err error
 	switch {
 	case a.Err == nil:
-		_, err = s.pool.Exec(wctx, `UPDATE emails SET status = 'sent', message_id = $2, last_error = '', sent_at = now(),
-claim_token = NULL, claimed_by = NULL WHERE id = $1 AND status = 'pending'`, d.ID, a.MessageID)
+		_, err = s.pool.Exec(ctx, `UPDATE emails SET status = 'sent', message_id = $2, last_error = '', sent_at = now(),
+claim_token = NULL, claimed_by = NULL WHERE id = $1 AND status = 'pending'`, claimed.ID, a.MessageID)
 	case a.GiveUp:
-		_, err = s.pool.Exec(wctx, `UPDATE emails SET status = 'failed', message_id = $2, last_error = $3, claim_token = NULL, claimed_by = NULL
-WHERE id = $1 AND status = 'pending' AND claim_token = $4::text::uuid`, d.ID, a.MessageID, truncate(a.Err.Error(), 1000), token)
+		_, err = s.pool.Exec(ctx, `UPDATE emails SET status = 'failed', message_id = $2, last_error = $3, claim_token = NULL, claimed_by = NULL
+WHERE id = $1 AND status = 'pending' AND claim_token = $4::text::uuid`, claimed.ID, a.MessageID, truncate(a.Err.Error(), 1000), claimed.Token)
 	default:
-		_, err = s.pool.Exec(wctx, `UPDATE emails SET message_id = $2, last_error = $3, next_attempt_at = $4, claim_token = NULL, claimed_by = NULL
-WHERE id = $1 AND status = 'pending' AND claim_token = $5::text::uuid`, d.ID, a.MessageID, truncate(a.Err.Error(), 1000), a.RetryAt, token)
+		_, err = s.pool.Exec(ctx, `UPDATE emails SET message_id = $2, last_error = $3, next_attempt_at = $4, claim_token = NULL, claimed_by = NULL
+WHERE id = $1 AND status = 'pending' AND claim_token = $5::text::uuid`, claimed.ID, a.MessageID, truncate(a.Err.Error(), 1000), a.RetryAt, claimed.Token)
 	}
 	if err != nil {
-		return true, fmt.Errorf("recording delivery of %s: %w", d.ID, err)
+		return fmt.Errorf("recording delivery of %s: %w", claimed.ID, err)
 	}
-	return true, nil
+	return nil
 }
 
 // ListDeliveries lists emails newest first.

@@ -83,17 +83,9 @@ func (s *Store) OrgBalance(ctx context.Context, orgID string) (*notify.Balance, 
 	return b, nil
 }
 
-// Member identifies a member as their token does.
-type Member struct {
-	OrgID        string
-	MemberID     string
-	IsAdmin      bool
-	AccountEmail string
-}
-
 // register records m with the default preferences when first seen and refreshes their token
 // email and role otherwise.
-func register(ctx context.Context, tx pgx.Tx, m Member) error {
+func register(ctx context.Context, tx pgx.Tx, m notify.Member) error {
 	d := notify.DefaultPreferences(m.IsAdmin)
 	_, err := tx.Exec(ctx, `INSERT INTO member_settings (org_id, member_id, is_admin, account_email, credits_expiring_enabled,
 credits_expired_enabled, payment_succeeded_enabled, rental_suspended_enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -108,7 +100,7 @@ WHERE member_settings.account_email IS DISTINCT FROM EXCLUDED.account_email OR m
 
 // EnsureSettings returns m's settings, recording m with the defaults when first seen, and the
 // organization's latest known balance (nil when unknown).
-func (s *Store) EnsureSettings(ctx context.Context, m Member) (notify.Settings, *notify.Balance, error) {
+func (s *Store) EnsureSettings(ctx context.Context, m notify.Member) (notify.Settings, *notify.Balance, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return notify.Settings{}, nil, fmt.Errorf("beginning transaction: %w", err)
@@ -144,66 +136,51 @@ func (s *Store) Settings(ctx context.Context, orgID, memberID string) (notify.Se
 	return st, bal, err
 }
 
-// Change is a settings update: Apply returns the new preferences from the current settings and
-// the organization's latest known balance (nil when unknown).
-type Change struct {
-	Member
-	// Seed is a balance read from the ledger, stored when the service knows none yet.
-	Seed  *notify.Balance
-	Apply func(cur notify.Settings, bal *notify.Balance) (notify.Preferences, error)
-}
+// SettingsChange decides a settings change from the member's current settings and the
+// organization's latest known balance (nil when unknown): the new settings and the emails to
+// queue with them, or an error that leaves everything unchanged.
+type SettingsChange func(before notify.Settings, bal *notify.Balance) (after notify.Settings, emails []notify.Email, err error)
 
-// UpdateSettings applies c in one transaction. Enabling the alert or changing its threshold
-// re-evaluates it against the latest known balance and queues the alert it fires. The
+// UpdateSettings registers m when first seen, locks their settings and applies change in one
+// transaction: it writes the preferences and the alert state change returns, and queues its
+// emails. seed is a balance read from the ledger, stored when the service knows none yet. The
 // organization's balance row is read FOR SHARE, so the change and the evaluation of a
 // concurrent ledger event are serialized: each sees the other's result.
-func (s *Store) UpdateSettings(ctx context.Context, c Change) (notify.Settings, *notify.Balance, error) {
+func (s *Store) UpdateSettings(ctx context.Context, m notify.Member, seed *notify.Balance, change SettingsChange) (notify.Settings, *notify.Balance, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return notify.Settings{}, nil, fmt.Errorf("beginning transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if c.Seed != nil {
+	if seed != nil {
 		if _, err := tx.Exec(ctx, `INSERT INTO org_balances (org_id, currency, balance, available, expires_at, last_seq)
 VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (org_id) DO NOTHING`,
-			c.OrgID, c.Seed.Currency, int64(c.Seed.Balance), int64(c.Seed.Available), nullTime(c.Seed.ExpiresAt)); err != nil {
+			m.OrgID, seed.Currency, int64(seed.Balance), int64(seed.Available), nullTime(seed.ExpiresAt)); err != nil {
 			return notify.Settings{}, nil, fmt.Errorf("seeding balance: %w", err)
 		}
 	}
-	bal, err := scanBalance(tx.QueryRow(ctx, `SELECT `+balanceColumns+` FROM org_balances WHERE org_id = $1 FOR SHARE`, c.OrgID))
+	bal, err := scanBalance(tx.QueryRow(ctx, `SELECT `+balanceColumns+` FROM org_balances WHERE org_id = $1 FOR SHARE`, m.OrgID))
 	if err != nil {
 		return notify.Settings{}, nil, fmt.Errorf("reading balance: %w", err)
 	}
-	if err := register(ctx, tx, c.Member); err != nil {
+	if err := register(ctx, tx, m); err != nil {
 		return notify.Settings{}, nil, err
 	}
-	before, err := scanSettings(tx.QueryRow(ctx, `SELECT `+settingsColumns+` FROM member_settings WHERE org_id = $1 AND member_id = $2 FOR UPDATE`, c.OrgID, c.MemberID))
+	before, err := scanSettings(tx.QueryRow(ctx, `SELECT `+settingsColumns+` FROM member_settings WHERE org_id = $1 AND member_id = $2 FOR UPDATE`, m.OrgID, m.MemberID))
 	if err != nil {
 		return notify.Settings{}, nil, fmt.Errorf("locking settings: %w", err)
 	}
-	prefs, err := c.Apply(before, bal)
+	after, queued, err := change(before, bal)
 	if err != nil {
 		return notify.Settings{}, nil, err
 	}
-	after := before
-	after.Preferences = prefs
-	state, fire := notify.Reconsider(before, after, bal)
-	after.AlertState = state
-	var queued []notify.Email
-	if fire {
-		after.AlertGeneration++
-		if to := after.Email(); to != "" {
-			queued = append(queued, lowCreditEmail(after, to, notify.EmailData{
-				OrgID: c.OrgID, Currency: bal.Currency, Balance: bal.Balance, Threshold: after.Threshold.Nanos, OccurredAt: time.Now().UTC(),
-			}, 0))
-		}
-	}
+	p := after.Preferences
 	tag, err := tx.Exec(ctx, `UPDATE member_settings SET email_override = $3, low_credit_enabled = $4, threshold_nanos = $5,
 threshold_currency = $6, credits_expiring_enabled = $7, credits_expired_enabled = $8, payment_succeeded_enabled = $9,
 rental_suspended_enabled = $10, alert_state = $11, alert_generation = $12, updated_at = now()
 WHERE org_id = $1 AND member_id = $2 AND alert_state = $13 AND alert_generation = $14`,
-		c.OrgID, c.MemberID, prefs.EmailOverride, prefs.LowCreditEnabled, int64(prefs.Threshold.Nanos), prefs.Threshold.Currency,
-		prefs.CreditsExpiringEnabled, prefs.CreditsExpiredEnabled, prefs.PaymentSucceededEnabled, prefs.RentalSuspendedEnabled,
+		m.OrgID, m.MemberID, p.EmailOverride, p.LowCreditEnabled, int64(p.Threshold.Nanos), p.Threshold.Currency,
+		p.CreditsExpiringEnabled, p.CreditsExpiredEnabled, p.PaymentSucceededEnabled, p.RentalSuspendedEnabled,
 		string(after.AlertState), after.AlertGeneration, string(before.AlertState), before.AlertGeneration)
 	if err != nil {
 		return notify.Settings{}, nil, fmt.Errorf("updating settings: %w", err)
@@ -215,7 +192,7 @@ WHERE org_id = $1 AND member_id = $2 AND alert_state = $13 AND alert_generation 
 		return notify.Settings{}, nil, err
 	}
 	var updated time.Time
-	if err := tx.QueryRow(ctx, `SELECT updated_at FROM member_settings WHERE org_id = $1 AND member_id = $2`, c.OrgID, c.MemberID).Scan(&updated); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT updated_at FROM member_settings WHERE org_id = $1 AND member_id = $2`, m.OrgID, m.MemberID).Scan(&updated); err != nil {
 		return notify.Settings{}, nil, fmt.Errorf("reading settings: %w", err)
 	}
 	after.UpdatedAt = updated
@@ -225,21 +202,8 @@ WHERE org_id = $1 AND member_id = $2 AND alert_state = $13 AND alert_generation 
 	return after, bal, nil
 }
 
-func lowCreditEmail(st notify.Settings, to string, data notify.EmailData, seq int64) notify.Email {
-	return notify.Email{
-		ID:             uuid.NewString(),
-		IdempotencyKey: notify.LowCreditKey(st.OrgID, st.MemberID, st.AlertGeneration),
-		Kind:           notify.KindLowCredit,
-		OrgID:          st.OrgID,
-		MemberID:       st.MemberID,
-		To:             to,
-		Data:           data,
-		LedgerSeq:      seq,
-	}
-}
-
-// insertEmails queues emails and returns how many were new; one whose idempotency key is
-// already queued is skipped.
+// insertEmails queues emails, each under a new id, and returns how many were new; one whose
+// idempotency key is already queued is skipped.
 func insertEmails(ctx context.Context, tx pgx.Tx, emails []notify.Email) (int, error) {
 	if len(emails) == 0 {
 		return 0, nil
@@ -249,6 +213,9 @@ func insertEmails(ctx context.Context, tx pgx.Tx, emails []notify.Email) (int, e
 		data, err := json.Marshal(e.Data)
 		if err != nil {
 			return 0, fmt.Errorf("encoding email data: %w", err)
+		}
+		if e.ID == "" {
+			e.ID = uuid.NewString()
 		}
 		b.Queue(`INSERT INTO emails (id, idempotency_key, kind, org_id, member_id, to_address, data, ledger_seq)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING`,

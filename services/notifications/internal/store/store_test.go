@@ -42,19 +42,37 @@ func newStoreWithPool(t *testing.T) (*store.Store, *pgxpool.Pool) {
 	return st, pool
 }
 
+// deliverNext is the send loop's claim → call → record over the store, with deliver as the call.
+func deliverNext(ctx context.Context, st *store.Store, now time.Time, c store.EmailClaim, deliver func(context.Context, notify.Delivery) notify.Attempt) (bool, error) {
+	claimed, ok, err := st.ClaimEmail(ctx, now, c)
+	if err != nil || !ok {
+		return false, err
+	}
+	a := deliver(ctx, claimed.Delivery)
+	return true, st.RecordAttempt(context.WithoutCancel(ctx), claimed, a)
+}
+
+// queueRental queues a rental-suspended notice for org's opted-in members.
+func queueRental(t *testing.T, st *store.Store, org, key string) (int, error) {
+	t.Helper()
+	return st.QueueRentalSuspended(t.Context(), org, func(members []notify.Settings, bal *notify.Balance) []notify.Email {
+		return notify.RentalSuspendedEmails(notify.RentalSuspended{OrgID: org, InstanceID: "gpu-1", Key: key}, members, bal, time.Now())
+	})
+}
+
 // Concurrent senders (as on several replicas) claim with SKIP LOCKED: every email is handed to
 // exactly one of them, once.
 func TestDeliverNextHandsEachEmailToOneSender(t *testing.T) {
 	st := newStore(t)
 	const members = 40
 	for i := range members {
-		_, _, err := st.EnsureSettings(t.Context(), store.Member{OrgID: "acme", MemberID: fmt.Sprintf("admin-%02d", i), IsAdmin: true, AccountEmail: fmt.Sprintf("a%d@example.com", i)})
+		_, _, err := st.EnsureSettings(t.Context(), notify.Member{OrgID: "acme", MemberID: fmt.Sprintf("admin-%02d", i), IsAdmin: true, AccountEmail: fmt.Sprintf("a%d@example.com", i)})
 		require.NoError(t, err)
 	}
-	n, err := st.QueueRentalSuspended(t.Context(), "acme", "gpu-1", "suspension-1", "")
+	n, err := queueRental(t, st, "acme", "suspension-1")
 	require.NoError(t, err)
 	require.Equal(t, members, n)
-	n, err = st.QueueRentalSuspended(t.Context(), "acme", "gpu-1", "suspension-1", "")
+	n, err = queueRental(t, st, "acme", "suspension-1")
 	require.NoError(t, err)
 	require.Zero(t, n, "the same key queues nothing twice")
 
@@ -81,7 +99,7 @@ func TestDeliverNextHandsEachEmailToOneSender(t *testing.T) {
 	for range 6 {
 		wg.Go(func() {
 			for {
-				claimed, err := st.DeliverNext(t.Context(), time.Now(), claim, deliver)
+				claimed, err := deliverNext(t.Context(), st, time.Now(), claim, deliver)
 				select {
 				case looked <- struct{}{}:
 				default:
@@ -109,31 +127,31 @@ func TestDeliverNextHandsEachEmailToOneSender(t *testing.T) {
 // A failed attempt is rescheduled, not lost; a given-up email is not claimed again.
 func TestDeliverNextRecordsRetriesAndFailures(t *testing.T) {
 	st := newStore(t)
-	_, _, err := st.EnsureSettings(t.Context(), store.Member{OrgID: "acme", MemberID: "admin", IsAdmin: true, AccountEmail: "a@example.com"})
+	_, _, err := st.EnsureSettings(t.Context(), notify.Member{OrgID: "acme", MemberID: "admin", IsAdmin: true, AccountEmail: "a@example.com"})
 	require.NoError(t, err)
-	_, err = st.QueueRentalSuspended(t.Context(), "acme", "gpu-1", "k", "")
+	_, err = queueRental(t, st, "acme", "k")
 	require.NoError(t, err)
 
 	now := time.Now()
 	retryAt := now.Add(time.Hour)
-	claimed, err := st.DeliverNext(t.Context(), now, claim, func(context.Context, notify.Delivery) notify.Attempt {
+	claimed, err := deliverNext(t.Context(), st, now, claim, func(context.Context, notify.Delivery) notify.Attempt {
 		return notify.Attempt{MessageID: "m", Err: fmt.Errorf("421 try later"), RetryAt: retryAt}
 	})
 	require.NoError(t, err)
 	require.True(t, claimed)
-	claimed, err = st.DeliverNext(t.Context(), now.Add(time.Minute), claim, func(context.Context, notify.Delivery) notify.Attempt {
+	claimed, err = deliverNext(t.Context(), st, now.Add(time.Minute), claim, func(context.Context, notify.Delivery) notify.Attempt {
 		t.Fatal("not due yet")
 		return notify.Attempt{}
 	})
 	require.NoError(t, err)
 	require.False(t, claimed)
-	claimed, err = st.DeliverNext(t.Context(), retryAt.Add(time.Second), claim, func(_ context.Context, d notify.Delivery) notify.Attempt {
+	claimed, err = deliverNext(t.Context(), st, retryAt.Add(time.Second), claim, func(_ context.Context, d notify.Delivery) notify.Attempt {
 		require.Equal(t, 1, d.Attempts)
 		return notify.Attempt{MessageID: "m", Err: fmt.Errorf("550 no such user"), GiveUp: true}
 	})
 	require.NoError(t, err)
 	require.True(t, claimed)
-	claimed, err = st.DeliverNext(t.Context(), retryAt.Add(time.Hour), claim, func(context.Context, notify.Delivery) notify.Attempt {
+	claimed, err = deliverNext(t.Context(), st, retryAt.Add(time.Hour), claim, func(context.Context, notify.Delivery) notify.Attempt {
 		t.Fatal("a failed email is not retried")
 		return notify.Attempt{}
 	})
@@ -157,6 +175,17 @@ WHERE application_name = $1 AND pid <> pg_backend_pid() AND state LIKE 'idle in 
 	return n
 }
 
+// requireUnlocked requires that no session holds a transaction open or the row of email id, as
+// while a sender is in an SMTP exchange.
+func requireUnlocked(t *testing.T, pool *pgxpool.Pool, id string) {
+	t.Helper()
+	require.Zero(t, openTransactions(t, pool, "tally-notifications"), "a transaction is open during the SMTP exchange")
+	require.NoError(t, pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(t.Context(), `SELECT 1 FROM emails WHERE id = $1 FOR UPDATE NOWAIT`, id)
+		return err
+	}), "the email's row is locked during the SMTP exchange")
+}
+
 // A sender that claimed an email and then froze (or died) in the SMTP exchange holds no
 // transaction and no row lock; once its lease ends another sender sends the same email (same
 // id, so the same Message-ID), and whatever the first one records late cannot undo or fail
@@ -178,66 +207,43 @@ func TestAClaimedButUnrecordedEmailIsTakenOverAfterTheLease(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st, pool := newStoreWithPool(t)
 			org := "acme"
-			_, _, err := st.EnsureSettings(t.Context(), store.Member{OrgID: org, MemberID: "admin", IsAdmin: true, AccountEmail: "a@example.com"})
+			_, _, err := st.EnsureSettings(t.Context(), notify.Member{OrgID: org, MemberID: "admin", IsAdmin: true, AccountEmail: "a@example.com"})
 			require.NoError(t, err)
-			n, err := st.QueueRentalSuspended(t.Context(), org, "gpu-1", "k", "")
+			n, err := queueRental(t, st, org, "k")
 			require.NoError(t, err)
 			require.Equal(t, 1, n)
 
+			// The first sender claims (committed) and freezes before recording.
 			now := time.Now()
-			frozen, open := make(chan notify.Delivery, 1), make(chan struct{})
-			var thaw sync.Once
-			release := func() { thaw.Do(func() { close(open) }) }
-			t.Cleanup(release) // a failing test still lets the frozen sender end
-			first := make(chan error, 1)
-			go func() {
-				_, err := st.DeliverNext(context.Background(), now, claim, func(_ context.Context, d notify.Delivery) notify.Attempt {
-					frozen <- d
-					<-open
-					a := tt.late
-					a.MessageID = d.ID + "@test"
-					return a
-				})
-				first <- err
-			}()
-			var d1 notify.Delivery
-			select {
-			case d1 = <-frozen:
-			case <-time.After(time.Minute):
-				require.FailNow(t, "the first sender never called deliver")
-			}
-			require.Zero(t, openTransactions(t, pool, "tally-notifications"), "a transaction is open during the SMTP exchange")
-			require.NoError(t, pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
-				_, err := tx.Exec(t.Context(), `SELECT 1 FROM emails WHERE id = $1 FOR UPDATE NOWAIT`, d1.ID)
-				return err
-			}), "the email's row is locked during the SMTP exchange")
+			first, ok, err := st.ClaimEmail(t.Context(), now, claim)
+			require.NoError(t, err)
+			require.True(t, ok)
+			requireUnlocked(t, pool, first.ID)
 
 			// Within the lease, nobody else takes it.
-			claimed, err := st.DeliverNext(t.Context(), now.Add(claim.Lease-time.Second), claim, func(context.Context, notify.Delivery) notify.Attempt {
-				t.Error("an email under a live claim was handed out")
-				return notify.Attempt{}
-			})
+			_, ok, err = st.ClaimEmail(t.Context(), now.Add(claim.Lease-time.Second), claim)
 			require.NoError(t, err)
-			require.False(t, claimed)
+			require.False(t, ok, "an email under a live claim was handed out")
 			// After it, another sender takes it over: the same email, the same Message-ID.
-			claimed, err = st.DeliverNext(t.Context(), now.Add(claim.Lease+time.Second), claim, func(_ context.Context, d notify.Delivery) notify.Attempt {
-				require.Equal(t, d1.ID, d.ID)
-				require.Equal(t, 1, d.Attempts, "the first sender's claim counts as an attempt")
-				a := tt.second
-				a.MessageID = d.ID + "@test"
-				return a
-			})
+			second, ok, err := st.ClaimEmail(t.Context(), now.Add(claim.Lease+time.Second), claim)
 			require.NoError(t, err)
-			require.True(t, claimed)
+			require.True(t, ok)
+			require.Equal(t, first.ID, second.ID)
+			require.Equal(t, 1, second.Attempts, "the first sender's claim counts as an attempt")
+			a := tt.second
+			a.MessageID = second.ID + "@test"
+			require.NoError(t, st.RecordAttempt(t.Context(), second, a))
 
-			release()
-			require.NoError(t, <-first)
+			// The frozen sender thaws and records late.
+			late := tt.late
+			late.MessageID = first.ID + "@test"
+			require.NoError(t, st.RecordAttempt(t.Context(), first, late))
 			ds, err := st.ListDeliveries(t.Context(), notify.DeliveryFilter{Limit: 10})
 			require.NoError(t, err)
 			require.Len(t, ds, 1)
 			require.Equal(t, tt.want, ds[0].Status)
 			require.Equal(t, 2, ds[0].Attempts)
-			require.Equal(t, d1.ID+"@test", ds[0].MessageID)
+			require.Equal(t, first.ID+"@test", ds[0].MessageID)
 			if tt.want == notify.StatusPending {
 				require.WithinDuration(t, tt.second.RetryAt, ds[0].NextAttemptAt, time.Millisecond, "the newer claim's retry stands")
 			}

@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/payments/service"
+	"github.com/tallyhq/tally/services/payments/internal/service"
 )
 
 func main() {

@@ -11,88 +11,34 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
 
-// Processor runs Checkout Sessions and refunds: Stripe, or the local test-mode checkout.
-type Processor interface {
-	Mode() payment.Mode
-	CreateSession(ctx context.Context, req SessionRequest) (CreatedSession, error)
-	// Refund asks for a refund with the idempotency key "refund:<refund id>": a retried call
-	// reaches the same processor refund.
-	Refund(ctx context.Context, req RefundRequest) (ProcessorRefund, error)
-	// RefundStatus reads a processor refund, to follow one in flight.
-	RefundStatus(ctx context.Context, processorRefundID string) (ProcessorRefund, error)
-	// FindRefund looks for the processor refund made for req.RefundID (by its metadata), for a
-	// refund older than the processor keeps idempotency keys; found is false when there is none.
-	FindRefund(ctx context.Context, req RefundRequest) (r ProcessorRefund, found bool, err error)
-	// RecentSessions returns the sessions created since since, for reconciliation.
-	RecentSessions(ctx context.Context, since time.Time) ([]payment.Session, error)
-	// Session returns the current state of one Checkout Session, for the expiry sweep; a session
-	// the processor does not know wraps payment.ErrRejected.
-	Session(ctx context.Context, sessionID string) (payment.Session, error)
-}
-
-// SessionRequest asks a processor for a Checkout Session.
-type SessionRequest struct {
-	PaymentID   string
-	OrgID       string
-	Member      payment.Member
-	AmountMinor int64
-	Currency    string
-	// ExpiresAt is when the session stops being payable (Stripe: 30 minutes to 24 hours ahead).
-	ExpiresAt time.Time
-}
-
-// CreatedSession is a Checkout Session ready to be paid.
-type CreatedSession struct {
-	ID        string
-	URL       string
-	ExpiresAt time.Time
-}
-
-// RefundRequest asks a processor to refund part of a payment.
-type RefundRequest struct {
-	RefundID        string
-	SessionID       string
-	PaymentIntentID string
-	AmountMinor     int64
-	Currency        string
-	Reason          string
-}
-
-// ProcessorRefund is a refund at the processor.
-type ProcessorRefund struct {
-	ID     string
-	Status payment.ProcessorRefundStatus
-}
-
-// Ledger is what payments needs from the ledger. Its errors wrap payment.ErrRejected for a
-// definitive refusal and payment.ErrUnavailable for anything worth retrying.
+// Ledger is what payments needs from the ledger (pkg/ledgerclient). Its errors are
+// ledgerclient's: ErrRefused for a definitive refusal (see ledgerError), ErrUnavailable and
+// ErrBadReply for anything worth retrying.
 type Ledger interface {
-	Currency(ctx context.Context, orgID string) (string, error)
-	Available(ctx context.Context, orgID string) (money.Money, error)
-	Credit(ctx context.Context, req CreditRequest) (Credited, error)
-	// TakeBack removes amount (positive) from the organization's balance.
-	TakeBack(ctx context.Context, orgID string, amount money.Money, key, reason string) (string, error)
+	Balance(ctx context.Context, orgID string) (ledgerclient.Balance, error)
+	Credit(ctx context.Context, r ledgerclient.Credit) (ledgerclient.Credited, error)
+	Adjust(ctx context.Context, r ledgerclient.Adjust) (string, error)
 }
 
-// CreditRequest is a top-up credit; the same request with the same key credits once.
-type CreditRequest struct {
-	OrgID          string
-	Amount         money.Money
-	IdempotencyKey string
-	Reason         string
-	Reference      string
-}
+var _ Ledger = (*ledgerclient.Client)(nil)
 
-// Credited is a granted credit.
-type Credited struct {
-	TransactionID string
-	ExpiresAt     time.Time
+// ledgerError makes a definitive refusal of the ledger a payment.ErrRejected: retrying cannot
+// help, the caller records the refusal. Every other ledger error is kept as it is and is worth
+// retrying: the ledger unavailable or refusing our own token (payments' problem, never a reason
+// to drop a paid top-up), a malformed reply (a bug or version skew: Internal to the caller, the
+// retry worker tries again), the caller's context.
+func ledgerError(err error) error {
+	if err != nil && errors.Is(err, ledgerclient.ErrRefused) {
+		return fmt.Errorf("%w: %w", payment.ErrRejected, err)
+	}
+	return err
 }
 
 // Verifier authenticates webhook deliveries.
@@ -104,7 +50,7 @@ type Verifier interface {
 type Config struct {
 	Store     *store.Store
 	Ledger    Ledger
-	Processor Processor
+	Processor payment.Processor
 	Verifier  Verifier
 	Seller    invoice.Seller
 	// TopUpMin and TopUpMax bound a top-up, in units of the organization's currency; TopUpPresets
@@ -129,6 +75,8 @@ type Config struct {
 	// RetryBatch bounds the work one retry pass claims.
 	RetryBatch int
 	Logger     *slog.Logger
+	// Now is the business clock (expiries, backoffs, leases, payment times); nil is time.Now.
+	Now func() time.Time
 }
 
 // Defaults of the retry settings.
@@ -146,7 +94,7 @@ type App struct {
 	cfg    Config
 	store  *store.Store
 	ledger Ledger
-	proc   Processor
+	proc   payment.Processor
 	logger *slog.Logger
 }
 
@@ -182,11 +130,17 @@ func New(cfg Config) (*App, error) {
 	if cfg.Backoff.Max < cfg.Backoff.Base {
 		cfg.Backoff.Max = max(DefaultMaxBackoff, cfg.Backoff.Base)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.RetryBatch <= 0 {
 		cfg.RetryBatch = DefaultRetryBatch
 	}
 	return &App{cfg: cfg, store: cfg.Store, ledger: cfg.Ledger, proc: cfg.Processor, logger: cfg.Logger}, nil
 }
+
+// now is the business clock.
+func (a *App) now() time.Time { return a.cfg.Now() }
 
 // TestMode reports whether checkouts run on the local test-mode page.
 func (a *App) TestMode() bool { return a.proc.Mode() == payment.ModeLocal }

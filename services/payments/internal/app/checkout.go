@@ -4,40 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
-
-// maxIDLength matches the ledger's limit on organization ids.
-const maxIDLength = 128
-
-// ValidateOrgID checks an organization id like the ledger does.
-func ValidateOrgID(id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: org_id is required", payment.ErrInvalid)
-	}
-	if err := textcheck.Identifier("org_id", id, maxIDLength); err != nil {
-		return fmt.Errorf("%w: %w", payment.ErrInvalid, err)
-	}
-	for _, r := range id {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:@", r)
-		if !ok {
-			return fmt.Errorf("%w: org_id may hold only letters, digits and -_.:@", payment.ErrInvalid)
-		}
-	}
-	return nil
-}
 
 // CreateCheckout records a pending payment by member and opens its Checkout Session. The amount
 // is in the organization's currency (an empty currency means that one), within the configured
 // limits, and exact in the currency's minor units.
 func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.Member, amount money.Money) (payment.Payment, error) {
-	if err := ValidateOrgID(orgID); err != nil {
+	if err := ids.OrgID(orgID); err != nil {
 		return payment.Payment{}, err
 	}
 	if member.ID == "" {
@@ -70,8 +49,8 @@ func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.M
 	if err != nil {
 		return payment.Payment{}, err
 	}
-	cs, err := a.proc.CreateSession(ctx, SessionRequest{PaymentID: p.ID, OrgID: orgID, Member: member, AmountMinor: minor, Currency: currency,
-		ExpiresAt: time.Now().Add(a.cfg.CheckoutExpiry).UTC().Truncate(time.Second)})
+	cs, err := a.proc.CreateSession(ctx, payment.SessionRequest{PaymentID: p.ID, OrgID: orgID, Member: member, AmountMinor: minor, Currency: currency,
+		ExpiresAt: a.now().Add(a.cfg.CheckoutExpiry).UTC().Truncate(time.Second)})
 	if err != nil {
 		if derr := a.store.DeleteUnstartedPayment(context.WithoutCancel(ctx), p.ID); derr != nil {
 			err = errors.Join(err, derr)
@@ -91,10 +70,11 @@ func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.M
 // orgCurrency is the organization's currency as the ledger keeps it (USD for an organization the
 // ledger has not seen yet).
 func (a *App) orgCurrency(ctx context.Context, orgID string) (string, error) {
-	currency, err := a.ledger.Currency(ctx, orgID)
+	b, err := a.ledger.Balance(ctx, orgID)
 	if err != nil {
-		return "", err
+		return "", ledgerError(err)
 	}
+	currency := b.Currency
 	if currency == "" {
 		currency = "USD"
 	}
@@ -104,7 +84,7 @@ func (a *App) orgCurrency(ctx context.Context, orgID string) (string, error) {
 // CheckoutOptions returns what CreateCheckout accepts from orgID's members: its limits and the
 // suggested amounts in the organization's currency, and how long credits stay valid.
 func (a *App) CheckoutOptions(ctx context.Context, orgID string) (payment.CheckoutOptions, error) {
-	if err := ValidateOrgID(orgID); err != nil {
+	if err := ids.OrgID(orgID); err != nil {
 		return payment.CheckoutOptions{}, err
 	}
 	currency, err := a.orgCurrency(ctx, orgID)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
@@ -19,7 +20,7 @@ const (
 )
 
 // HandleWebhook verifies a Stripe delivery and processes its event once. A delivery with a bad
-// signature changes nothing. An error wrapping payment.ErrUnavailable asks Stripe to retry.
+// signature changes nothing. An error (an outage, a malformed ledger reply) asks Stripe to retry.
 func (a *App) HandleWebhook(ctx context.Context, payload []byte, signature string) (payment.Event, string, error) {
 	ev, err := a.cfg.Verifier.Verify(payload, signature)
 	if err != nil {
@@ -101,9 +102,9 @@ func (a *App) findPayment(ctx context.Context, s payment.Session) (payment.Payme
 // through the ledger with the key "checkout:<session id>", outside any transaction, and the credit
 // is recorded with the event. A definitive refusal (the amount does not match, the ledger refuses
 // the credit for good) is recorded as a review item with the event. Anything else — the ledger
-// unavailable, our own token refused, a deadline — returns an error wrapping
-// payment.ErrUnavailable and records no event, so that Stripe delivers it again; the retry worker
-// does not wait for that. Concurrent deliveries all reach the ledger, which credits once, and the
+// unavailable, our own token refused, a deadline, a malformed reply — returns the error (an
+// outage answers Unavailable, a malformed reply Internal) and records no event, so that Stripe
+// delivers it again; the retry worker does not wait for that. Concurrent deliveries all reach the ledger, which credits once, and the
 // payment row lock lets one of them record the credit and issue the invoice.
 func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.Signal, rec store.EventRecord) (string, error) {
 	p, err := a.findPayment(ctx, s)
@@ -122,6 +123,8 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 	if err != nil {
 		return "", err
 	}
+	// Decided once on the unlocked read; recordFulfilment decides again on the locked row.
+	d := payment.Decide(p, sig)
 	if rec.ID != "" {
 		seen, err := a.store.EventSeen(ctx, rec.ID)
 		if err != nil {
@@ -130,7 +133,7 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 		if seen {
 			return OutcomeDuplicate, nil
 		}
-	} else if d := payment.Decide(p, sig); !d.Changed(p) {
+	} else if !d.Changed(p) {
 		return OutcomeIgnored, nil
 	} else if d.Review == payment.ReviewPaidAfterExpiry {
 		// Reconciliation sees the same session on every pass: one review item, even once resolved.
@@ -141,11 +144,11 @@ func (a *App) applySession(ctx context.Context, s payment.Session, sig payment.S
 	}
 
 	res := fulfilment{sig: sig, facts: store.SessionFacts{SessionID: s.ID, PaymentIntentID: s.PaymentIntentID, PaymentMethod: s.PaymentMethod}}
-	if payment.Decide(p, sig).Credit {
+	if d.Credit {
 		if detail := amountMismatch(p, s); detail != "" {
 			res.refusal = &payment.ReviewItem{Kind: payment.ReviewAmountMismatch, Detail: detail, StripeEventID: rec.ID}
 		} else {
-			marked, err := a.store.MarkFulfilmentDue(ctx, p.ID, res.facts, time.Now().Add(a.cfg.Lease))
+			marked, err := a.store.MarkFulfilmentDue(ctx, p.ID, res.facts, a.now().Add(a.cfg.Lease))
 			if err != nil {
 				return "", err
 			}
@@ -166,16 +169,18 @@ type fulfilment struct {
 	sig   payment.Signal
 	facts store.SessionFacts
 	// credited is the ledger credit granted; refusal the review item of a credit refused for good.
-	credited *Credited
+	credited *ledgerclient.Credited
 	refusal  *payment.ReviewItem
 }
 
 // credit grants a paid payment's credits through the ledger (the same request on every attempt,
 // as the ledger's idempotency requires) and returns res with the credit or the refusal. A failure
-// worth retrying is recorded on the payment (the retry worker tries again after a backoff) and
-// returned, wrapping payment.ErrUnavailable.
+// worth retrying (the ledger unavailable, our own token refused, a malformed reply) is recorded
+// on the payment (the retry worker tries again after a backoff) and returned: Unavailable, or
+// Internal for a malformed reply, so that Stripe delivers the event again either way.
 func (a *App) credit(ctx context.Context, p payment.Payment, res fulfilment, eventID string) (fulfilment, error) {
 	c, err := a.ledger.Credit(ctx, a.creditRequest(p, res.facts.SessionID))
+	err = ledgerError(err)
 	switch {
 	case err == nil:
 		res.credited = &c
@@ -186,11 +191,8 @@ func (a *App) credit(ctx context.Context, p payment.Payment, res fulfilment, eve
 			Detail: fmt.Sprintf("paid session %s was not credited: %v", res.facts.SessionID, err)}
 		return res, nil
 	}
-	if !errors.Is(err, payment.ErrUnavailable) {
-		err = fmt.Errorf("%w: %w", payment.ErrUnavailable, err)
-	}
 	failures := p.FulfilAttempts + 1
-	retry := store.Retry{Failures: failures, At: time.Now().Add(a.cfg.Backoff.Delay(failures)), Cause: err.Error()}
+	retry := store.Retry{Failures: failures, At: a.now().Add(a.cfg.Backoff.Delay(failures)), Cause: err.Error()}
 	a.logger.Warn("crediting a paid payment failed, retrying later", "payment_id", p.ID, "session_id", res.facts.SessionID,
 		"failures", failures, "retry_at", retry.At, "err", err)
 	// Recorded even when the caller went away: the worker must not wait for the lease instead.
@@ -206,7 +208,7 @@ func (a *App) credit(ctx context.Context, p payment.Payment, res fulfilment, eve
 // event when there is one: fresh is false (OutcomeDuplicate) when another delivery recorded the
 // event first.
 func (a *App) recordFulfilment(ctx context.Context, p payment.Payment, res fulfilment, rec store.EventRecord) (string, error) {
-	now := time.Now()
+	now := a.now()
 	sessionID := res.facts.SessionID
 	p, fresh, err := a.store.UpdatePayment(ctx, p.ID, rec, func(cur payment.Payment) (*store.Transition, error) {
 		d := payment.Decide(cur, res.sig)
@@ -242,17 +244,11 @@ func (a *App) recordFulfilment(ctx context.Context, p payment.Payment, res fulfi
 	return OutcomeProcessed, nil
 }
 
-// WalletReader is a processor that can tell which card wallet (Google Pay, Apple Pay) paid a
-// payment intent; Stripe's Checkout Session does not say.
-type WalletReader interface {
-	PaymentWallet(ctx context.Context, paymentIntentID string) (string, error)
-}
-
 // recordWallet records the card wallet of a credited payment when the processor can tell it,
 // after the credit and outside any transaction. It is informational: a failure is logged and the
 // payment keeps an empty wallet.
 func (a *App) recordWallet(ctx context.Context, p payment.Payment) {
-	wr, ok := a.proc.(WalletReader)
+	wr, ok := a.proc.(payment.WalletReader)
 	if !ok || p.PaymentWallet != "" || p.PaymentIntentID == "" || p.PaymentMethod != payment.MethodCard {
 		return
 	}
@@ -269,12 +265,13 @@ func (a *App) recordWallet(ctx context.Context, p payment.Payment) {
 
 // creditRequest is the ledger credit of a payment; it is the same request on every delivery, as
 // the ledger's idempotency requires.
-func (a *App) creditRequest(p payment.Payment, sessionID string) CreditRequest {
+func (a *App) creditRequest(p payment.Payment, sessionID string) ledgerclient.Credit {
 	reason := "Top-up via Stripe Checkout"
 	if p.Mode == payment.ModeLocal {
 		reason = "Top-up via test-mode checkout"
 	}
-	return CreditRequest{OrgID: p.OrgID, Amount: p.Amount, IdempotencyKey: CheckoutLedgerKey(sessionID), Reason: reason, Reference: sessionID}
+	return ledgerclient.Credit{OrgID: p.OrgID, Amount: p.Amount, IdempotencyKey: CheckoutLedgerKey(sessionID), Reason: reason,
+		Reference: sessionID, Source: ledgerclient.CreditSourcePayment}
 }
 
 // amountMismatch describes a paid session whose amount differs from what tally asked for. The

@@ -36,7 +36,7 @@ type ExpiryReport struct {
 func (a *App) SweepExpired(ctx context.Context) (ExpiryReport, error) {
 	var rep ExpiryReport
 	lctx, cancel := context.WithTimeout(ctx, recordTimeout)
-	due, err := a.store.PendingPastExpiry(lctx, a.proc.Mode(), time.Now().Add(-expiryGrace), a.cfg.RetryBatch)
+	due, err := a.store.PendingPastExpiry(lctx, a.proc.Mode(), a.now().Add(-expiryGrace), a.cfg.RetryBatch)
 	cancel()
 	if err != nil {
 		return rep, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
@@ -13,7 +14,7 @@ const queryTimeout = 5 * time.Second
 // ListPayments lists an organization's payments newest first, each with its refunds; the page
 // token is the last id.
 func (a *App) ListPayments(ctx context.Context, orgID string, limit int, after string) ([]payment.Payment, error) {
-	if err := ValidateOrgID(orgID); err != nil {
+	if err := ids.OrgID(orgID); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
@@ -23,7 +24,7 @@ func (a *App) ListPayments(ctx context.Context, orgID string, limit int, after s
 
 // Payment returns an organization's payment with its refunds.
 func (a *App) Payment(ctx context.Context, orgID, id string) (payment.Payment, []payment.Refund, error) {
-	if err := ValidateOrgID(orgID); err != nil {
+	if err := ids.OrgID(orgID); err != nil {
 		return payment.Payment{}, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
@@ -41,7 +42,7 @@ func (a *App) Payment(ctx context.Context, orgID, id string) (payment.Payment, [
 
 // Document returns the invoice of a payment (refundID empty) or the credit note of a refund.
 func (a *App) Document(ctx context.Context, orgID, paymentID, refundID string) (payment.Document, error) {
-	if err := ValidateOrgID(orgID); err != nil {
+	if err := ids.OrgID(orgID); err != nil {
 		return payment.Document{}, err
 	}
 	return a.store.Document(ctx, orgID, paymentID, refundID)
@@ -49,7 +50,7 @@ func (a *App) Document(ctx context.Context, orgID, paymentID, refundID string) (
 
 // BillingProfile returns an organization's billing profile.
 func (a *App) BillingProfile(ctx context.Context, orgID string) (payment.BillingProfile, error) {
-	if err := ValidateOrgID(orgID); err != nil {
+	if err := ids.OrgID(orgID); err != nil {
 		return payment.BillingProfile{}, err
 	}
 	return a.store.BillingProfile(ctx, orgID)

@@ -33,7 +33,7 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 }
 
 func (a *App) reconcileSessions(ctx context.Context, rep *ReconcileReport) error {
-	sessions, err := a.proc.RecentSessions(ctx, time.Now().Add(-a.cfg.ReconcileLookback))
+	sessions, err := a.proc.RecentSessions(ctx, a.now().Add(-a.cfg.ReconcileLookback))
 	if err != nil {
 		return err
 	}

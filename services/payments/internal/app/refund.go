@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/ids"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
@@ -15,9 +17,6 @@ import (
 
 // maxReasonLength bounds free-text reasons.
 const maxReasonLength = 500
-
-// maxKeyLength bounds idempotency keys, like the ledger's.
-const maxKeyLength = 255
 
 const (
 	// refundPoll is how often a retry looks whether the request it waits for is done.
@@ -44,12 +43,9 @@ type RefundResult struct {
 	Payment payment.Payment
 }
 
-// validateKey checks an idempotency key: required, at most maxKeyLength bytes of printable UTF-8.
+// validateKey checks an idempotency key by the platform's rule (pkg/ids).
 func validateKey(key string) error {
-	if key == "" {
-		return fmt.Errorf("%w: idempotency_key is required", payment.ErrInvalid)
-	}
-	if err := textcheck.Identifier("idempotency_key", key, maxKeyLength); err != nil {
+	if err := ids.IdempotencyKey("idempotency_key", key); err != nil {
 		return fmt.Errorf("%w: %w", payment.ErrInvalid, err)
 	}
 	return nil
@@ -149,7 +145,7 @@ func (a *App) carryOutRefund(ctx context.Context, c store.RefundClaim, detach bo
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer rcancel()
 	if rerr := a.store.RetryRefundLater(rctx, c.Refund.ID, store.Retry{Failures: failures,
-		At: time.Now().Add(a.cfg.Backoff.Delay(failures)), Cause: cause}); rerr != nil {
+		At: a.now().Add(a.cfg.Backoff.Delay(failures)), Cause: cause}); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	return res, err
@@ -162,40 +158,13 @@ func (a *App) carryOutRefund(ctx context.Context, c store.RefundClaim, detach bo
 func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (RefundResult, error) {
 	log := a.logger.With("refund_id", r.ID, "payment_id", p.ID, "org_id", p.OrgID)
 
-	// 1. The money. Local test-mode payments moved no money, so there is nothing to refund.
-	processorID := "re_test_local_" + r.ID
-	if p.Mode == payment.ModeStripe {
-		if a.proc.Mode() != payment.ModeStripe {
-			return RefundResult{}, fmt.Errorf("%w: refunding a Stripe payment needs STRIPE_SECRET_KEY", payment.ErrFailedPrecondition)
-		}
-		pr, err := a.processorRefund(ctx, r, p)
-		if err != nil {
-			if errors.Is(err, payment.ErrRejected) {
-				return RefundResult{}, a.failRefund(ctx, r, err)
-			}
-			// Stripe may or may not have refunded: the refund stays pending; the retry worker (or a
-			// retry with the same key) asks Stripe again with the same idempotency key.
-			rerr := a.store.AddReviewItem(ctx, payment.ReviewItem{PaymentID: p.ID, OrgID: p.OrgID, Kind: payment.ReviewRefundPartial,
-				Detail: fmt.Sprintf("refund %s: Stripe did not answer (%v); tally retries it with its idempotency key", r.ID, err)})
-			return RefundResult{}, errors.Join(err, rerr)
-		}
-		if err := a.store.SetStripeRefund(ctx, r.ID, pr.ID, pr.Status); err != nil {
-			return RefundResult{}, err
-		}
-		switch pr.Status.Settlement() {
-		case payment.Refused:
-			return RefundResult{}, a.failRefund(ctx, r, fmt.Errorf("%w: Stripe refund %s is %s", payment.ErrRejected, pr.ID, pr.Status))
-		case payment.InFlight:
-			log.Info("refund in flight at Stripe", "stripe_refund_id", pr.ID, "stripe_status", string(pr.Status))
-			cur, err := a.store.Refund(ctx, r.ID)
-			if err != nil {
-				return RefundResult{}, err
-			}
-			return RefundResult{Refund: cur, Payment: p}, nil
-		}
-		processorID = pr.ID
-	} else if err := a.store.SetStripeRefund(ctx, r.ID, processorID, payment.ProcessorRefundSucceeded); err != nil {
+	// 1. The money.
+	processorID, pending, err := a.refundMoney(ctx, r, p, log)
+	if err != nil {
 		return RefundResult{}, err
+	}
+	if pending != nil {
+		return *pending, nil
 	}
 
 	// 2. The credits: never more than remain available, decided once.
@@ -214,8 +183,10 @@ func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (
 		}
 	}
 	if take > 0 {
-		_, err := a.ledger.TakeBack(ctx, p.OrgID, money.Money{Nanos: take, Currency: r.Amount.Currency}, RefundLedgerKey(r.ID),
-			fmt.Sprintf("refund %s of payment %s: %s", r.ID, p.ID, r.Reason))
+		// A negative, audited adjustment.
+		_, err := a.ledger.Adjust(ctx, ledgerclient.Adjust{OrgID: p.OrgID, Amount: money.Money{Nanos: -take, Currency: r.Amount.Currency},
+			IdempotencyKey: RefundLedgerKey(r.ID), Reason: fmt.Sprintf("refund %s of payment %s: %s", r.ID, p.ID, r.Reason)})
+		err = ledgerError(err)
 		switch {
 		case errors.Is(err, payment.ErrRejected):
 			take, notTaken = 0, err
@@ -237,7 +208,7 @@ func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (
 			Reason: r.Reason, PaidBy: p.Member, TestMode: p.Mode == payment.ModeLocal,
 		})
 	}
-	r, p, err := a.store.CompleteRefund(ctx, r.ID, out)
+	r, p, err = a.store.CompleteRefund(ctx, r.ID, out)
 	if err != nil {
 		return RefundResult{}, err
 	}
@@ -246,17 +217,59 @@ func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (
 	return RefundResult{Refund: r, Payment: p}, nil
 }
 
+// refundMoney is the first step of refund: the money at the processor. It returns the
+// processor's refund id once the money is returned, or pending while the processor has not
+// settled it. Local test-mode payments moved no money, so there is nothing to refund.
+func (a *App) refundMoney(ctx context.Context, r payment.Refund, p payment.Payment, log *slog.Logger) (string, *RefundResult, error) {
+	processorID := "re_test_local_" + r.ID
+	if p.Mode == payment.ModeStripe {
+		if a.proc.Mode() != payment.ModeStripe {
+			return "", nil, fmt.Errorf("%w: refunding a Stripe payment needs STRIPE_SECRET_KEY", payment.ErrFailedPrecondition)
+		}
+		pr, err := a.processorRefund(ctx, r, p)
+		if err != nil {
+			if errors.Is(err, payment.ErrRejected) {
+				return "", nil, a.failRefund(ctx, r, err)
+			}
+			// Stripe may or may not have refunded: the refund stays pending; the retry worker (or a
+			// retry with the same key) asks Stripe again with the same idempotency key.
+			rerr := a.store.AddReviewItem(ctx, payment.ReviewItem{PaymentID: p.ID, OrgID: p.OrgID, Kind: payment.ReviewRefundPartial,
+				Detail: fmt.Sprintf("refund %s: Stripe did not answer (%v); tally retries it with its idempotency key", r.ID, err)})
+			return "", nil, errors.Join(err, rerr)
+		}
+		if err := a.store.SetStripeRefund(ctx, r.ID, pr.ID, pr.Status); err != nil {
+			return "", nil, err
+		}
+		switch pr.Status.Settlement() {
+		case payment.Refused:
+			return "", nil, a.failRefund(ctx, r, fmt.Errorf("%w: Stripe refund %s is %s", payment.ErrRejected, pr.ID, pr.Status))
+		case payment.InFlight:
+			log.Info("refund in flight at Stripe", "stripe_refund_id", pr.ID, "stripe_status", string(pr.Status))
+			cur, err := a.store.Refund(ctx, r.ID)
+			if err != nil {
+				return "", nil, err
+			}
+			return "", &RefundResult{Refund: cur, Payment: p}, nil
+		}
+		processorID = pr.ID
+	} else if err := a.store.SetStripeRefund(ctx, r.ID, processorID, payment.ProcessorRefundSucceeded); err != nil {
+		return "", nil, err
+	}
+	return processorID, nil, nil
+
+}
+
 // processorRefund returns the processor's refund of r: asked for with r's idempotency key when
 // none is known yet — after looking for it first when r is older than Stripe keeps keys, so that
 // a refund Stripe made is never made twice — and read again while it is in flight.
-func (a *App) processorRefund(ctx context.Context, r payment.Refund, p payment.Payment) (ProcessorRefund, error) {
+func (a *App) processorRefund(ctx context.Context, r payment.Refund, p payment.Payment) (payment.ProcessorRefund, error) {
 	if r.StripeRefundID != "" {
 		if r.StripeStatus.Settlement() == payment.Settled {
-			return ProcessorRefund{ID: r.StripeRefundID, Status: r.StripeStatus}, nil
+			return payment.ProcessorRefund{ID: r.StripeRefundID, Status: r.StripeStatus}, nil
 		}
 		return a.proc.RefundStatus(ctx, r.StripeRefundID)
 	}
-	req := RefundRequest{RefundID: r.ID, SessionID: p.CheckoutSessionID, PaymentIntentID: p.PaymentIntentID,
+	req := payment.RefundRequest{RefundID: r.ID, SessionID: p.CheckoutSessionID, PaymentIntentID: p.PaymentIntentID,
 		AmountMinor: r.AmountMinor, Currency: p.Amount.Currency, Reason: r.Reason}
 	if time.Since(r.CreatedAt) > stripeKeyWindow {
 		found, ok, err := a.proc.FindRefund(ctx, req)
@@ -296,12 +309,12 @@ func CheckoutLedgerKey(sessionID string) string { return "checkout:" + sessionID
 // recoverable is how much of amount can be taken back: what the organization still has available
 // (credits already spent, held or expired are not).
 func (a *App) recoverable(ctx context.Context, orgID string, amount money.Money) (money.Nanos, error) {
-	avail, err := a.ledger.Available(ctx, orgID)
+	b, err := a.ledger.Balance(ctx, orgID)
 	if err != nil {
-		return 0, err
+		return 0, ledgerError(err)
 	}
-	if avail.Currency != "" && avail.Currency != amount.Currency {
-		return 0, fmt.Errorf("%w: organization balance is in %s, refund in %s", payment.ErrRejected, avail.Currency, amount.Currency)
+	if b.Currency != "" && b.Currency != amount.Currency {
+		return 0, fmt.Errorf("%w: organization balance is in %s, refund in %s", payment.ErrRejected, b.Currency, amount.Currency)
 	}
-	return max(0, min(avail.Nanos, amount.Nanos)), nil
+	return max(0, min(b.Available, amount.Nanos)), nil
 }

@@ -125,7 +125,7 @@ func (a *App) resumeRefund(ctx context.Context, id string) (RefundResult, error)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	failures := r.Attempts + 1
-	if rerr := a.store.RetryRefundLater(rctx, id, store.Retry{Failures: failures, At: time.Now().Add(a.cfg.Backoff.Delay(failures)),
+	if rerr := a.store.RetryRefundLater(rctx, id, store.Retry{Failures: failures, At: a.now().Add(a.cfg.Backoff.Delay(failures)),
 		Cause: err.Error()}); rerr != nil {
 		err = errors.Join(err, rerr)
 	}

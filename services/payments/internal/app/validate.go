@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"strings"
 
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
@@ -33,7 +34,7 @@ func ValidateReason(field, s string) error {
 // trimmed: a valid organization, free text within its limits (the address may span lines, the
 // other fields may not) and an email address, when one is given, that is just an address.
 func ValidateBillingProfile(bp payment.BillingProfile) (payment.BillingProfile, error) {
-	if err := ValidateOrgID(bp.OrgID); err != nil {
+	if err := ids.OrgID(bp.OrgID); err != nil {
 		return payment.BillingProfile{}, err
 	}
 	bp.LegalName, bp.Address = strings.TrimSpace(bp.LegalName), strings.TrimSpace(bp.Address)

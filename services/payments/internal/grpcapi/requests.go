@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/payments/internal/app"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
@@ -13,7 +14,7 @@ import (
 // payment.ErrInvalid (InvalidArgument); the app checks the rest against the organization.
 
 func checkoutInput(req *paymentsv1.CreateCheckoutSessionRequest) (money.Money, error) {
-	if err := app.ValidateOrgID(req.GetOrgId()); err != nil {
+	if err := ids.OrgID(req.GetOrgId()); err != nil {
 		return money.Money{}, err
 	}
 	amount, err := money.FromProto(req.GetAmount())
@@ -35,7 +36,7 @@ func billingProfileInput(req *paymentsv1.UpdateBillingProfileRequest, by string)
 }
 
 func refundInput(req *paymentsv1.RefundPaymentRequest, by string) (app.RefundInput, error) {
-	if err := requireID("payment_id", req.GetPaymentId()); err != nil {
+	if _, err := ids.UUID("payment_id", req.GetPaymentId()); err != nil {
 		return app.RefundInput{}, err
 	}
 	var amount money.Money
@@ -57,7 +58,7 @@ func refundInput(req *paymentsv1.RefundPaymentRequest, by string) (app.RefundInp
 }
 
 func resolveInput(req *paymentsv1.ResolveReviewItemRequest) error {
-	if err := requireID("review_item_id", req.GetReviewItemId()); err != nil {
+	if _, err := ids.UUID("review_item_id", req.GetReviewItemId()); err != nil {
 		return err
 	}
 	return app.ValidateReason("resolution", req.GetResolution())

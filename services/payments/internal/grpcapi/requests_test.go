@@ -1,7 +1,6 @@
 package grpcapi
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"github.com/google/uuid"
 	moneypb "google.golang.org/genproto/googleapis/type/money"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
@@ -70,6 +68,7 @@ func TestWriteRequestValidation(t *testing.T) {
 		{"checkout lower-case currency", &paymentsv1.CreateCheckoutSessionRequest{OrgId: "acme", Amount: &moneypb.Money{CurrencyCode: "usd", Units: 25}},
 			`unknown currency "usd"`},
 		{"checkout org with a space", &paymentsv1.CreateCheckoutSessionRequest{OrgId: "ac me", Amount: &moneypb.Money{Units: 25}}, "org_id must not contain spaces"},
+		{"checkout org with a leading dash", &paymentsv1.CreateCheckoutSessionRequest{OrgId: "-acme", Amount: &moneypb.Money{Units: 25}}, "org_id must start with a letter or digit"},
 		{"profile", profile(&paymentsv1.BillingProfile{LegalName: "Müller & Söhne GmbH", Address: "Hauptstraße 1\n10115 Berlin", TaxId: "DE 123 456 789", Email: "a@b.test"}), ""},
 		{"profile with bidi name", profile(&paymentsv1.BillingProfile{LegalName: "Acme\u202Ecorp"}), "legal_name contains a bidirectional control character (U+202E)"},
 		{"profile name on two lines", profile(&paymentsv1.BillingProfile{LegalName: "Acme\nEvil"}), "legal_name must be a single line"},
@@ -82,7 +81,6 @@ func TestWriteRequestValidation(t *testing.T) {
 		{"resolve", &paymentsv1.ResolveReviewItemRequest{ReviewItemId: id, Resolution: "refunded by hand"}, ""},
 		{"resolve with RLM", &paymentsv1.ResolveReviewItemRequest{ReviewItemId: id, Resolution: "ok\u200F"}, "resolution contains a bidirectional control character (U+200F)"},
 	}
-	logger := slog.New(slog.DiscardHandler)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -93,7 +91,7 @@ func TestWriteRequestValidation(t *testing.T) {
 				}
 				return
 			}
-			st := status.Convert(toStatus(logger, err))
+			st, _ := Errors.Status(t.Context(), err)
 			if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tt.wantErr) {
 				t.Fatalf("got %v %q, want InvalidArgument with %q", st.Code(), st.Message(), tt.wantErr)
 			}
@@ -125,7 +123,6 @@ func FuzzWriteRequests(f *testing.F) {
 	}
 	b, _ := proto.Marshal(&paymentsv1.HandleStripeWebhookRequest{Payload: event})
 	f.Add(uint8(4), b, true)
-	logger := slog.New(slog.DiscardHandler)
 	requests := writeRequests()
 	f.Fuzz(func(t *testing.T, op uint8, wire []byte, sign bool) {
 		m := proto.Clone(requests[int(op)%len(requests)])
@@ -137,7 +134,7 @@ func FuzzWriteRequests(f *testing.F) {
 		}
 		ids, texts, err := checkWrite(t, m)
 		if err != nil {
-			if code := status.Code(toStatus(logger, err)); code != codes.InvalidArgument {
+			if code := Errors.Code(err); code != codes.InvalidArgument {
 				t.Fatalf("%T refused with %v: %v", m, code, err)
 			}
 			return

@@ -9,14 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
-	"github.com/tallyhq/tally/pkg/textcheck"
+	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/services/payments/internal/app"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
@@ -60,30 +59,23 @@ func pageToken(tok string) (string, error) {
 	if tok == "" {
 		return "", nil
 	}
-	u, err := uuid.Parse(tok)
+	u, err := ids.UUID("page_token", tok)
 	if err != nil {
 		return "", fmt.Errorf("%w: invalid page_token", payment.ErrInvalid)
 	}
-	return u.String(), nil
-}
-
-func requireID(name, id string) error {
-	if _, err := uuid.Parse(id); err != nil {
-		return fmt.Errorf("%w: %s %s is not a UUID", payment.ErrInvalid, name, textcheck.Quote(id))
-	}
-	return nil
+	return u, nil
 }
 
 // CreateCheckoutSession implements PaymentsServiceServer.
 func (s *Server) CreateCheckoutSession(ctx context.Context, req *paymentsv1.CreateCheckoutSessionRequest) (*paymentsv1.CreateCheckoutSessionResponse, error) {
 	amount, err := checkoutInput(req)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	c := claims(ctx)
 	p, err := s.app.CreateCheckout(ctx, req.GetOrgId(), payment.Member{ID: c.Subject, Name: c.Name, Email: c.Email}, amount)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &paymentsv1.CreateCheckoutSessionResponse{Url: p.CheckoutURL, SessionId: p.CheckoutSessionID, PaymentId: p.ID}, nil
 }
@@ -92,7 +84,7 @@ func (s *Server) CreateCheckoutSession(ctx context.Context, req *paymentsv1.Crea
 func (s *Server) GetCheckoutOptions(ctx context.Context, req *paymentsv1.GetCheckoutOptionsRequest) (*paymentsv1.GetCheckoutOptionsResponse, error) {
 	o, err := s.app.CheckoutOptions(ctx, req.GetOrgId())
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	resp := &paymentsv1.GetCheckoutOptionsResponse{MinAmount: o.Min.Proto(), MaxAmount: o.Max.Proto(), CurrencyCode: o.Currency,
 		ValidityMonths: int32(o.ValidityMonths)}
@@ -106,10 +98,7 @@ func (s *Server) GetCheckoutOptions(ctx context.Context, req *paymentsv1.GetChec
 func (s *Server) HandleStripeWebhook(ctx context.Context, req *paymentsv1.HandleStripeWebhookRequest) (*paymentsv1.HandleStripeWebhookResponse, error) {
 	ev, outcome, err := s.app.HandleWebhook(ctx, req.GetPayload(), req.GetSignature())
 	if err != nil {
-		if errors.Is(err, payment.ErrBadSignature) {
-			s.logger.Warn("stripe webhook rejected", "err", err)
-		}
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &paymentsv1.HandleStripeWebhookResponse{EventId: ev.ID, Outcome: outcome}, nil
 }
@@ -118,15 +107,15 @@ func (s *Server) HandleStripeWebhook(ctx context.Context, req *paymentsv1.Handle
 func (s *Server) ListPayments(ctx context.Context, req *paymentsv1.ListPaymentsRequest) (*paymentsv1.ListPaymentsResponse, error) {
 	size, err := pageSize(req.GetPageSize())
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	after, err := pageToken(req.GetPageToken())
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	ps, err := s.app.ListPayments(ctx, req.GetOrgId(), size+1, after)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	resp := &paymentsv1.ListPaymentsResponse{}
 	if len(ps) > size {
@@ -141,12 +130,12 @@ func (s *Server) ListPayments(ctx context.Context, req *paymentsv1.ListPaymentsR
 
 // GetPayment implements PaymentsServiceServer.
 func (s *Server) GetPayment(ctx context.Context, req *paymentsv1.GetPaymentRequest) (*paymentsv1.GetPaymentResponse, error) {
-	if err := requireID("payment_id", req.GetPaymentId()); err != nil {
-		return nil, toStatus(s.logger, err)
+	if _, err := ids.UUID("payment_id", req.GetPaymentId()); err != nil {
+		return nil, err
 	}
 	p, refunds, err := s.app.Payment(ctx, req.GetOrgId(), req.GetPaymentId())
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	p.Refunds = refunds
 	resp := &paymentsv1.GetPaymentResponse{Payment: paymentToProto(p)}
@@ -163,19 +152,19 @@ func (s *Server) GetInvoice(ctx context.Context, req *paymentsv1.GetInvoiceReque
 
 // GetCreditNote implements PaymentsServiceServer.
 func (s *Server) GetCreditNote(ctx context.Context, req *paymentsv1.GetCreditNoteRequest) (*httpbody.HttpBody, error) {
-	if err := requireID("refund_id", req.GetRefundId()); err != nil {
-		return nil, toStatus(s.logger, err)
+	if _, err := ids.UUID("refund_id", req.GetRefundId()); err != nil {
+		return nil, err
 	}
 	return s.document(ctx, req.GetOrgId(), req.GetPaymentId(), req.GetRefundId())
 }
 
 func (s *Server) document(ctx context.Context, orgID, paymentID, refundID string) (*httpbody.HttpBody, error) {
-	if err := requireID("payment_id", paymentID); err != nil {
-		return nil, toStatus(s.logger, err)
+	if _, err := ids.UUID("payment_id", paymentID); err != nil {
+		return nil, err
 	}
 	d, err := s.app.Document(ctx, orgID, paymentID, refundID)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	// The gateway names the download after the document's number (Content-Disposition).
 	if err := grpc.SetHeader(ctx, metadata.Pairs(DocumentNumberHeader, d.Number)); err != nil {
@@ -192,7 +181,7 @@ const DocumentNumberHeader = "x-tally-document-number"
 func (s *Server) GetBillingProfile(ctx context.Context, req *paymentsv1.GetBillingProfileRequest) (*paymentsv1.GetBillingProfileResponse, error) {
 	bp, err := s.app.BillingProfile(ctx, req.GetOrgId())
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &paymentsv1.GetBillingProfileResponse{Profile: profileToProto(bp)}, nil
 }
@@ -201,11 +190,11 @@ func (s *Server) GetBillingProfile(ctx context.Context, req *paymentsv1.GetBilli
 func (s *Server) UpdateBillingProfile(ctx context.Context, req *paymentsv1.UpdateBillingProfileRequest) (*paymentsv1.UpdateBillingProfileResponse, error) {
 	in, err := billingProfileInput(req, claims(ctx).Subject)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	bp, err := s.app.UpdateBillingProfile(ctx, in)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &paymentsv1.UpdateBillingProfileResponse{Profile: profileToProto(bp)}, nil
 }
@@ -214,11 +203,11 @@ func (s *Server) UpdateBillingProfile(ctx context.Context, req *paymentsv1.Updat
 func (s *Server) RefundPayment(ctx context.Context, req *paymentsv1.RefundPaymentRequest) (*paymentsv1.RefundPaymentResponse, error) {
 	in, err := refundInput(req, claims(ctx).Subject)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	res, err := s.app.Refund(ctx, in)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &paymentsv1.RefundPaymentResponse{Refund: refundToProto(res.Refund), Payment: paymentToProto(res.Payment)}, nil
 }
@@ -227,15 +216,15 @@ func (s *Server) RefundPayment(ctx context.Context, req *paymentsv1.RefundPaymen
 func (s *Server) ListReviewItems(ctx context.Context, req *paymentsv1.ListReviewItemsRequest) (*paymentsv1.ListReviewItemsResponse, error) {
 	size, err := pageSize(req.GetPageSize())
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	after, err := pageToken(req.GetPageToken())
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	items, err := s.app.ReviewItems(ctx, req.GetIncludeResolved(), size+1, after)
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	resp := &paymentsv1.ListReviewItemsResponse{}
 	if len(items) > size {
@@ -251,11 +240,11 @@ func (s *Server) ListReviewItems(ctx context.Context, req *paymentsv1.ListReview
 // ResolveReviewItem implements PaymentsServiceServer.
 func (s *Server) ResolveReviewItem(ctx context.Context, req *paymentsv1.ResolveReviewItemRequest) (*paymentsv1.ResolveReviewItemResponse, error) {
 	if err := resolveInput(req); err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	it, err := s.app.ResolveReviewItem(ctx, req.GetReviewItemId(), claims(ctx).Subject, req.GetResolution())
 	if err != nil {
-		return nil, toStatus(s.logger, err)
+		return nil, err
 	}
 	return &paymentsv1.ResolveReviewItemResponse{Item: reviewToProto(it)}, nil
 }

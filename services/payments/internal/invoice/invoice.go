@@ -54,11 +54,7 @@ func Render(d Document) ([]byte, error) {
 	pdf.SetCreationDate(d.IssuedAt.UTC())
 	pdf.SetModificationDate(d.IssuedAt.UTC())
 	pdf.SetCatalogSort(true)
-	title := "Invoice"
-	if d.Kind == payment.KindCreditNote {
-		title = "Credit note"
-	}
-	pdf.SetTitle(title+" "+d.Number, true)
+	pdf.SetTitle(d.title()+" "+d.Number, true)
 	pdf.SetAuthor(d.Seller.Name, true)
 	pdf.SetCreator("tally payments", true)
 	pdf.SetMargins(20, 20, 20)
@@ -66,8 +62,33 @@ func Render(d Document) ([]byte, error) {
 	pdf.AddPage()
 	tr := pdf.UnicodeTranslatorFromDescriptor("") // UTF-8 to the core fonts' cp1252
 
+	writeHeading(pdf, tr, d)
+	writeParties(pdf, tr, d)
+	writeDetails(pdf, tr, d)
+	writeAmount(pdf, tr, d)
+
+	if err := pdf.Error(); err != nil {
+		return nil, fmt.Errorf("rendering pdf: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := pdf.Output(&buf); err != nil {
+		return nil, fmt.Errorf("writing pdf: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// title is what the document is: an invoice or a credit note.
+func (d Document) title() string {
+	if d.Kind == payment.KindCreditNote {
+		return "Credit note"
+	}
+	return "Invoice"
+}
+
+// writeHeading prints the title, the number and the test-mode warning.
+func writeHeading(pdf *fpdf.Fpdf, tr func(string) string, d Document) {
 	pdf.SetFont("Helvetica", "B", 20)
-	pdf.CellFormat(100, 10, tr(title), "", 0, "L", false, 0, "")
+	pdf.CellFormat(100, 10, tr(d.title()), "", 0, "L", false, 0, "")
 	pdf.SetFont("Helvetica", "", 10)
 	pdf.CellFormat(0, 10, tr(d.Number), "", 1, "R", false, 0, "")
 	if d.TestMode {
@@ -77,8 +98,10 @@ func Render(d Document) ([]byte, error) {
 		pdf.SetTextColor(0, 0, 0)
 	}
 	pdf.Ln(4)
+}
 
-	// Seller and customer side by side.
+// writeParties prints the seller and the customer side by side.
+func writeParties(pdf *fpdf.Fpdf, tr func(string) string, d Document) {
 	y := pdf.GetY()
 	bottom := block(pdf, tr, 20, y, "From", d.Seller.Name, d.Seller.Address, taxLine(d.Seller.TaxID), d.Seller.Email)
 	customer := d.Customer.LegalName
@@ -88,9 +111,12 @@ func Render(d Document) ([]byte, error) {
 	bottom = max(bottom, block(pdf, tr, 110, y, "Bill to", customer, d.Customer.Address, taxLine(d.Customer.TaxID), d.Customer.Email))
 	pdf.SetXY(20, bottom)
 	pdf.Ln(4)
+}
 
+// writeDetails prints the labelled facts: number, dates, what a credit note corrects, payment.
+func writeDetails(pdf *fpdf.Fpdf, tr func(string) string, d Document) {
 	pdf.SetFont("Helvetica", "", 10)
-	kv := [][2]string{{title + " number", d.Number}, {"Date of issue", d.IssuedAt.UTC().Format("2 January 2006")}}
+	kv := [][2]string{{d.title() + " number", d.Number}, {"Date of issue", d.IssuedAt.UTC().Format("2 January 2006")}}
 	if d.Kind == payment.KindCreditNote {
 		kv = append(kv, [2]string{"Credits invoice", d.CreditsInvoice})
 		if d.Reason != "" {
@@ -115,7 +141,10 @@ func Render(d Document) ([]byte, error) {
 		pdf.CellFormat(0, 6, tr(row[1]), "", 1, "L", false, 0, "")
 	}
 	pdf.Ln(8)
+}
 
+// writeAmount prints the line, the total and the closing note.
+func writeAmount(pdf *fpdf.Fpdf, tr func(string) string, d Document) {
 	amount := payment.FormatMinor(d.Amount)
 	if d.Kind == payment.KindCreditNote {
 		amount = "-" + amount
@@ -143,15 +172,6 @@ func Render(d Document) ([]byte, error) {
 		note = "This credit note corrects invoice " + d.CreditsInvoice + ". The refund is returned to the original payment method."
 	}
 	pdf.MultiCell(0, 4, tr(note), "", "L", false)
-
-	if err := pdf.Error(); err != nil {
-		return nil, fmt.Errorf("rendering pdf: %w", err)
-	}
-	var buf bytes.Buffer
-	if err := pdf.Output(&buf); err != nil {
-		return nil, fmt.Errorf("writing pdf: %w", err)
-	}
-	return buf.Bytes(), nil
 }
 
 // block prints a labelled address block at (x, y) and returns where it ends.

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tallyhq/tally/services/payments/internal/app"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
 )
@@ -49,6 +48,9 @@ type Config struct {
 	CancelURL  string
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// Now is the business clock (session expiry, event times); nil is time.Now. Signatures use
+	// the real time, as the verifier does.
+	Now func() time.Time
 }
 
 // Checkout is the local test-mode processor and its page.
@@ -57,13 +59,16 @@ type Checkout struct {
 	page *template.Template
 }
 
-var _ app.Processor = (*Checkout)(nil)
+var _ payment.Processor = (*Checkout)(nil)
 
 // New returns a Checkout.
 func New(cfg Config) (*Checkout, error) {
 	if cfg.Sessions == nil || cfg.PublicURL == "" || cfg.WebhookURL == "" || cfg.WebhookSecret == "" ||
 		cfg.SuccessURL == "" || cfg.CancelURL == "" || cfg.Logger == nil {
 		return nil, errors.New("localcheckout: sessions, public, webhook, success and cancel URLs, webhook secret and logger are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second}
@@ -76,23 +81,23 @@ func New(cfg Config) (*Checkout, error) {
 	return &Checkout{cfg: cfg, page: page}, nil
 }
 
-// Mode implements app.Processor.
+// Mode implements payment.Processor.
 func (c *Checkout) Mode() payment.Mode { return payment.ModeLocal }
 
-// CreateSession implements app.Processor with a local session id and page URL.
-func (c *Checkout) CreateSession(_ context.Context, req app.SessionRequest) (app.CreatedSession, error) {
+// CreateSession implements payment.Processor with a local session id and page URL.
+func (c *Checkout) CreateSession(_ context.Context, req payment.SessionRequest) (payment.CreatedSession, error) {
 	if req.ExpiresAt.IsZero() {
-		return app.CreatedSession{}, errors.New("localcheckout: a session needs an expiry")
+		return payment.CreatedSession{}, errors.New("localcheckout: a session needs an expiry")
 	}
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
-		return app.CreatedSession{}, fmt.Errorf("generating session id: %w", err)
+		return payment.CreatedSession{}, fmt.Errorf("generating session id: %w", err)
 	}
 	id := "cs_test_local_" + hex.EncodeToString(b)
-	return app.CreatedSession{ID: id, URL: c.cfg.PublicURL + "/checkout/test/" + id, ExpiresAt: req.ExpiresAt}, nil
+	return payment.CreatedSession{ID: id, URL: c.cfg.PublicURL + "/checkout/test/" + id, ExpiresAt: req.ExpiresAt}, nil
 }
 
-// Session implements app.Processor from the page's own record of the session.
+// Session implements payment.Processor from the page's own record of the session.
 func (c *Checkout) Session(ctx context.Context, sessionID string) (payment.Session, error) {
 	p, err := c.cfg.Sessions.PaymentBySession(ctx, sessionID)
 	if err == nil && p.Mode != payment.ModeLocal {
@@ -104,25 +109,25 @@ func (c *Checkout) Session(ctx context.Context, sessionID string) (payment.Sessi
 	if err != nil {
 		return payment.Session{}, err
 	}
-	return session(p), nil
+	return session(p, c.cfg.Now()), nil
 }
 
-// Refund implements app.Processor: test-mode payments moved no money.
-func (c *Checkout) Refund(_ context.Context, req app.RefundRequest) (app.ProcessorRefund, error) {
-	return app.ProcessorRefund{ID: "re_test_local_" + req.RefundID, Status: payment.ProcessorRefundSucceeded}, nil
+// Refund implements payment.Processor: test-mode payments moved no money.
+func (c *Checkout) Refund(_ context.Context, req payment.RefundRequest) (payment.ProcessorRefund, error) {
+	return payment.ProcessorRefund{ID: "re_test_local_" + req.RefundID, Status: payment.ProcessorRefundSucceeded}, nil
 }
 
-// RefundStatus implements app.Processor: local refunds succeed at once.
-func (c *Checkout) RefundStatus(_ context.Context, id string) (app.ProcessorRefund, error) {
-	return app.ProcessorRefund{ID: id, Status: payment.ProcessorRefundSucceeded}, nil
+// RefundStatus implements payment.Processor: local refunds succeed at once.
+func (c *Checkout) RefundStatus(_ context.Context, id string) (payment.ProcessorRefund, error) {
+	return payment.ProcessorRefund{ID: id, Status: payment.ProcessorRefundSucceeded}, nil
 }
 
-// FindRefund implements app.Processor: local refunds are never lost.
-func (c *Checkout) FindRefund(_ context.Context, req app.RefundRequest) (app.ProcessorRefund, bool, error) {
-	return app.ProcessorRefund{ID: "re_test_local_" + req.RefundID, Status: payment.ProcessorRefundSucceeded}, true, nil
+// FindRefund implements payment.Processor: local refunds are never lost.
+func (c *Checkout) FindRefund(_ context.Context, req payment.RefundRequest) (payment.ProcessorRefund, bool, error) {
+	return payment.ProcessorRefund{ID: "re_test_local_" + req.RefundID, Status: payment.ProcessorRefundSucceeded}, true, nil
 }
 
-// RecentSessions implements app.Processor: the sessions paid on the page but never credited, and
+// RecentSessions implements payment.Processor: the sessions paid on the page but never credited, and
 // the unpaid ones past their expiry.
 func (c *Checkout) RecentSessions(ctx context.Context, _ time.Time) ([]payment.Session, error) {
 	ps, err := c.cfg.Sessions.LocalToReconcile(ctx, maxListed)
@@ -131,14 +136,14 @@ func (c *Checkout) RecentSessions(ctx context.Context, _ time.Time) ([]payment.S
 	}
 	out := make([]payment.Session, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, session(p))
+		out = append(out, session(p, c.cfg.Now()))
 	}
 	return out, nil
 }
 
 // session is how Stripe would describe a local session: paid once paid on the page, else expired
 // or open.
-func session(p payment.Payment) payment.Session {
+func session(p payment.Payment, now time.Time) payment.Session {
 	s := payment.Session{
 		ID: p.CheckoutSessionID, Status: "open", PaymentStatus: "unpaid", AmountTotal: p.AmountMinor, Currency: p.Amount.Currency,
 		PaymentIntentID: intentID(p.CheckoutSessionID), PaymentMethod: payment.MethodCard, PaymentID: p.ID, OrgID: p.OrgID, Created: p.CreatedAt,
@@ -146,7 +151,7 @@ func session(p payment.Payment) payment.Session {
 	switch {
 	case !p.LocalPaidAt.IsZero():
 		s.Status, s.PaymentStatus = "complete", "paid"
-	case p.Status == payment.StatusExpired || !p.ExpiresAt.IsZero() && time.Now().After(p.ExpiresAt):
+	case p.Status == payment.StatusExpired || !p.ExpiresAt.IsZero() && now.After(p.ExpiresAt):
 		s.Status, s.PaymentIntentID = "expired", ""
 	}
 	return s
@@ -205,7 +210,7 @@ func (c *Checkout) show(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := pageData{P: p, Amount: payment.FormatMinor(p.Amount), PayURL: "/checkout/test/" + id + "/pay", CancelURL: c.cfg.CancelURL,
-		Payable: payable(p), Paid: !p.LocalPaidAt.IsZero(), State: string(p.Status)}
+		Payable: payable(p, c.cfg.Now()), Paid: !p.LocalPaidAt.IsZero(), State: string(p.Status)}
 	if p.Status == payment.StatusPending && !data.Paid && !data.Payable {
 		data.State = string(payment.StatusExpired) // past its expiry, before the sweep saw it
 	}
@@ -229,8 +234,8 @@ func (c *Checkout) show(w http.ResponseWriter, r *http.Request) {
 }
 
 // payable reports whether the page may still take p's payment.
-func payable(p payment.Payment) bool {
-	return p.Status == payment.StatusPending && p.LocalPaidAt.IsZero() && (p.ExpiresAt.IsZero() || time.Now().Before(p.ExpiresAt))
+func payable(p payment.Payment, now time.Time) bool {
+	return p.Status == payment.StatusPending && p.LocalPaidAt.IsZero() && (p.ExpiresAt.IsZero() || now.Before(p.ExpiresAt))
 }
 
 func (c *Checkout) pay(w http.ResponseWriter, r *http.Request) {
@@ -248,7 +253,7 @@ func (c *Checkout) pay(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `choose a payment method: "card" or "google_pay"`, http.StatusBadRequest)
 		return
 	}
-	if !payable(p) {
+	if !payable(p, c.cfg.Now()) {
 		http.Error(w, "this checkout session can no longer be paid ("+string(p.Status)+")", http.StatusConflict)
 		return
 	}
@@ -278,8 +283,8 @@ func SuccessURL(template, sessionID string) string {
 
 // deliver POSTs a signed checkout.session.completed for p to the webhook endpoint.
 func (c *Checkout) deliver(ctx context.Context, p payment.Payment) error {
-	s := session(p)
-	now := time.Now()
+	now := c.cfg.Now()
+	s := session(p, now)
 	body, err := stripeevent.EventPayload("", payment.EventCheckoutCompleted, now, stripeevent.SessionObject{
 		ID: s.ID, Object: "checkout.session", Status: s.Status, PaymentStatus: s.PaymentStatus, Mode: "payment",
 		AmountTotal: s.AmountTotal, Currency: strings.ToLower(s.Currency), PaymentIntent: s.PaymentIntentID,
@@ -294,7 +299,7 @@ func (c *Checkout) deliver(ctx context.Context, p payment.Payment) error {
 		return fmt.Errorf("building webhook request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("Stripe-Signature", stripeevent.Sign(body, c.cfg.WebhookSecret, now))
+	req.Header.Set("Stripe-Signature", stripeevent.Sign(body, c.cfg.WebhookSecret, time.Now()))
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("posting webhook: %w", err)

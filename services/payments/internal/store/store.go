@@ -25,12 +25,16 @@ type Store struct {
 	now  func() time.Time
 }
 
-// New returns a Store over pool, whose search_path is the payments schema.
-func New(pool *pgxpool.Pool) (*Store, error) {
+// New returns a Store over pool, whose search_path is the payments schema; now is the clock of
+// the times it records (nil is time.Now).
+func New(pool *pgxpool.Pool, now func() time.Time) (*Store, error) {
 	if pool == nil {
 		return nil, errors.New("store: pool is required")
 	}
-	return &Store{pool: pool, now: time.Now}, nil
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{pool: pool, now: now}, nil
 }
 
 // NewID returns a new time-ordered id.

@@ -15,7 +15,6 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 
-	"github.com/tallyhq/tally/services/payments/internal/app"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
 )
@@ -49,7 +48,7 @@ type Processor struct {
 	logger *slog.Logger
 }
 
-var _ app.Processor = (*Processor)(nil)
+var _ payment.Processor = (*Processor)(nil)
 
 // New returns a Processor.
 func New(cfg Config) (*Processor, error) {
@@ -79,12 +78,12 @@ func New(cfg Config) (*Processor, error) {
 	return &Processor{api: client.New(cfg.SecretKey, backends), cfg: cfg, logger: cfg.Logger}, nil
 }
 
-// Mode implements app.Processor.
+// Mode implements payment.Processor.
 func (p *Processor) Mode() payment.Mode { return payment.ModeStripe }
 
-// CreateSession implements app.Processor: mode payment, one "Credits" line item in the
+// CreateSession implements payment.Processor: mode payment, one "Credits" line item in the
 // organization's currency, card payments (Google Pay and Apple Pay show as card wallets).
-func (p *Processor) CreateSession(ctx context.Context, req app.SessionRequest) (app.CreatedSession, error) {
+func (p *Processor) CreateSession(ctx context.Context, req payment.SessionRequest) (payment.CreatedSession, error) {
 	meta := map[string]string{
 		payment.MetaPaymentID: req.PaymentID,
 		payment.MetaOrgID:     req.OrgID,
@@ -125,20 +124,20 @@ func (p *Processor) CreateSession(ctx context.Context, req app.SessionRequest) (
 	params.SetIdempotencyKey("checkout:" + req.PaymentID)
 	cs, err := p.api.CheckoutSessions.New(params)
 	if err != nil {
-		return app.CreatedSession{}, classify("creating checkout session", err)
+		return payment.CreatedSession{}, classify("creating checkout session", err)
 	}
 	// The expiry asked for is the one recorded: Stripe echoes it, and stripe-mock answers with a
 	// fixture's.
-	out := app.CreatedSession{ID: cs.ID, URL: cs.URL, ExpiresAt: req.ExpiresAt}
+	out := payment.CreatedSession{ID: cs.ID, URL: cs.URL, ExpiresAt: req.ExpiresAt}
 	if out.ExpiresAt.IsZero() && cs.ExpiresAt > 0 {
 		out.ExpiresAt = time.Unix(cs.ExpiresAt, 0).UTC()
 	}
 	return out, nil
 }
 
-var _ app.WalletReader = (*Processor)(nil)
+var _ payment.WalletReader = (*Processor)(nil)
 
-// PaymentWallet implements app.WalletReader: the wallet type of the card that paid the payment
+// PaymentWallet implements payment.WalletReader: the wallet type of the card that paid the payment
 // intent's latest charge ("google_pay", "apple_pay", ...), empty for a card entered by hand.
 func (p *Processor) PaymentWallet(ctx context.Context, paymentIntentID string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
@@ -157,7 +156,7 @@ func (p *Processor) PaymentWallet(ctx context.Context, paymentIntentID string) (
 	return "", nil
 }
 
-// Session implements app.Processor: the Checkout Session as Stripe has it now.
+// Session implements payment.Processor: the Checkout Session as Stripe has it now.
 func (p *Processor) Session(ctx context.Context, sessionID string) (payment.Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
@@ -170,14 +169,14 @@ func (p *Processor) Session(ctx context.Context, sessionID string) (payment.Sess
 	return stripeevent.SessionFromStripe(cs), nil
 }
 
-// Refund implements app.Processor. The refund id is the idempotency key, so a retried call
+// Refund implements payment.Processor. The refund id is the idempotency key, so a retried call
 // refunds once (within the 24 hours Stripe keeps keys; app looks older refunds up first).
-func (p *Processor) Refund(ctx context.Context, req app.RefundRequest) (app.ProcessorRefund, error) {
+func (p *Processor) Refund(ctx context.Context, req payment.RefundRequest) (payment.ProcessorRefund, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	intent, err := p.intent(ctx, req)
 	if err != nil {
-		return app.ProcessorRefund{}, err
+		return payment.ProcessorRefund{}, err
 	}
 	params := &stripe.RefundParams{
 		PaymentIntent: stripe.String(intent),
@@ -190,7 +189,7 @@ func (p *Processor) Refund(ctx context.Context, req app.RefundRequest) (app.Proc
 	params.SetIdempotencyKey("refund:" + req.RefundID)
 	r, err := p.api.Refunds.New(params)
 	if err != nil {
-		return app.ProcessorRefund{}, classify("creating refund", err)
+		return payment.ProcessorRefund{}, classify("creating refund", err)
 	}
 	return processorRefund(r), nil
 }
@@ -198,26 +197,26 @@ func (p *Processor) Refund(ctx context.Context, req app.RefundRequest) (app.Proc
 // metaRefundID names tally's refund in the metadata of a Stripe refund.
 const metaRefundID = "tally_refund_id"
 
-// RefundStatus implements app.Processor.
-func (p *Processor) RefundStatus(ctx context.Context, id string) (app.ProcessorRefund, error) {
+// RefundStatus implements payment.Processor.
+func (p *Processor) RefundStatus(ctx context.Context, id string) (payment.ProcessorRefund, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	params := &stripe.RefundParams{}
 	params.Context = ctx
 	r, err := p.api.Refunds.Get(id, params)
 	if err != nil {
-		return app.ProcessorRefund{}, classify("reading refund", err)
+		return payment.ProcessorRefund{}, classify("reading refund", err)
 	}
 	return processorRefund(r), nil
 }
 
-// FindRefund implements app.Processor: the refunds of the payment's intent, by their metadata.
-func (p *Processor) FindRefund(ctx context.Context, req app.RefundRequest) (app.ProcessorRefund, bool, error) {
+// FindRefund implements payment.Processor: the refunds of the payment's intent, by their metadata.
+func (p *Processor) FindRefund(ctx context.Context, req payment.RefundRequest) (payment.ProcessorRefund, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, listPages*p.cfg.Timeout)
 	defer cancel()
 	intent, err := p.intent(ctx, req)
 	if err != nil {
-		return app.ProcessorRefund{}, false, err
+		return payment.ProcessorRefund{}, false, err
 	}
 	params := &stripe.RefundListParams{PaymentIntent: stripe.String(intent)}
 	params.Limit = stripe.Int64(100)
@@ -229,13 +228,13 @@ func (p *Processor) FindRefund(ctx context.Context, req app.RefundRequest) (app.
 		}
 	}
 	if err := it.Err(); err != nil {
-		return app.ProcessorRefund{}, false, classify("listing refunds", err)
+		return payment.ProcessorRefund{}, false, classify("listing refunds", err)
 	}
-	return app.ProcessorRefund{}, false, nil
+	return payment.ProcessorRefund{}, false, nil
 }
 
 // intent is the payment intent of req's payment, read from its Checkout Session when not known.
-func (p *Processor) intent(ctx context.Context, req app.RefundRequest) (string, error) {
+func (p *Processor) intent(ctx context.Context, req payment.RefundRequest) (string, error) {
 	if req.PaymentIntentID != "" {
 		return req.PaymentIntentID, nil
 	}
@@ -251,11 +250,11 @@ func (p *Processor) intent(ctx context.Context, req app.RefundRequest) (string, 
 	return cs.PaymentIntent.ID, nil
 }
 
-func processorRefund(r *stripe.Refund) app.ProcessorRefund {
-	return app.ProcessorRefund{ID: r.ID, Status: payment.ProcessorRefundStatus(r.Status)}
+func processorRefund(r *stripe.Refund) payment.ProcessorRefund {
+	return payment.ProcessorRefund{ID: r.ID, Status: payment.ProcessorRefundStatus(r.Status)}
 }
 
-// RecentSessions implements app.Processor: the Checkout Sessions created since since.
+// RecentSessions implements payment.Processor: the Checkout Sessions created since since.
 func (p *Processor) RecentSessions(ctx context.Context, since time.Time) ([]payment.Session, error) {
 	params := &stripe.CheckoutSessionListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: since.Unix()}}
 	params.Limit = stripe.Int64(100)

@@ -3,7 +3,7 @@ package main
 
 import (
 	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/pricing/service"
+	"github.com/tallyhq/tally/services/pricing/internal/service"
 )
 
 func main() {

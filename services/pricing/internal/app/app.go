@@ -14,6 +14,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/outbox"
 	"github.com/tallyhq/tally/services/pricing/internal/pricing"
 )
 
@@ -44,7 +45,7 @@ type Config struct {
 type App struct {
 	cfg     Config
 	current atomic.Pointer[catalog.Catalog]
-	wake    *broadcast
+	wake    *outbox.Broadcast
 	// refreshMu keeps concurrent refreshes from replacing a newer catalog with an older one.
 	refreshMu sync.Mutex
 }
@@ -60,7 +61,7 @@ func New(cfg Config) (*App, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &App{cfg: cfg, wake: newBroadcast()}
+	a := &App{cfg: cfg, wake: outbox.NewBroadcast()}
 	empty, err := catalog.New(0, nil, nil)
 	if err != nil {
 		return nil, err
@@ -91,7 +92,7 @@ func (a *App) Refresh(ctx context.Context) error {
 		return err
 	}
 	a.current.Store(c)
-	a.wake.notify()
+	a.wake.Notify()
 	a.cfg.Logger.Info("price catalog loaded", "catalog_version", c.Version())
 	return nil
 }
@@ -122,7 +123,7 @@ func (a *App) Run(ctx context.Context) error {
 // Wait returns the current catalog as soon as its version is above after, or ctx's error.
 func (a *App) Wait(ctx context.Context, after int64) (*catalog.Catalog, error) {
 	for {
-		wake := a.wake.wait()
+		wake := a.wake.Wait()
 		if c := a.Catalog(); c.Version() > after {
 			return c, nil
 		}
@@ -202,25 +203,4 @@ func (a *App) Quote(modelID string, usage catalog.Usage, at time.Time) (catalog.
 		return catalog.Quote{}, err
 	}
 	return a.Catalog().Quote(modelID, usage, at)
-}
-
-// broadcast wakes every waiter at once.
-type broadcast struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
-
-func (b *broadcast) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ch
-}
-
-func (b *broadcast) notify() {
-	b.mu.Lock()
-	close(b.ch)
-	b.ch = make(chan struct{})
-	b.mu.Unlock()
 }

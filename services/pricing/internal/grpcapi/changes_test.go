@@ -1,14 +1,12 @@
 package grpcapi
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	moneypb "google.golang.org/genproto/googleapis/type/money"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -80,7 +78,6 @@ func TestPriceChangeValidation(t *testing.T) {
 		}),
 			`hourly_price: unknown currency "eur"`},
 	}
-	logger := slog.New(slog.DiscardHandler)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -91,7 +88,7 @@ func TestPriceChangeValidation(t *testing.T) {
 				}
 				return
 			}
-			st := status.Convert(toStatus(logger, "test", err))
+			st, _ := Errors.Status(t.Context(), err)
 			if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tt.wantErr) {
 				t.Fatalf("got %v %q, want InvalidArgument with %q", st.Code(), st.Message(), tt.wantErr)
 			}
@@ -115,7 +112,6 @@ func FuzzPriceChanges(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	logger := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, wire []byte) {
 		for _, m := range []proto.Message{&pricingv1.SetModelPriceRequest{}, &pricingv1.SetInstancePriceRequest{}} {
 			if proto.Unmarshal(wire, m) != nil {
@@ -123,7 +119,7 @@ func FuzzPriceChanges(f *testing.F) {
 			}
 			mv, iv, err := validateChange(m)
 			if err != nil {
-				if code := status.Code(toStatus(logger, "fuzz", err)); code != codes.InvalidArgument {
+				if code := Errors.Code(err); code != codes.InvalidArgument {
 					t.Fatalf("refused with %v: %v", code, err)
 				}
 				continue

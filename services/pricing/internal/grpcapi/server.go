@@ -5,13 +5,11 @@ package grpcapi
 import (
 	"context"
 	"errors"
-	"log/slog"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tallyhq/tally/pkg/auth"
@@ -19,12 +17,12 @@ import (
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
 	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/pricing/internal/app"
+	"github.com/tallyhq/tally/services/pricing/internal/pricing"
 )
 
 // Config wires a Server.
 type Config struct {
-	App    *app.App
-	Logger *slog.Logger
+	App *app.App
 	// Shutdown ends every WatchCatalog stream when done, so that a graceful stop does not wait
 	// for streams that never end on their own. Required.
 	Shutdown context.Context
@@ -37,7 +35,6 @@ type Config struct {
 type Server struct {
 	pricingv1.UnimplementedPricingServiceServer
 	app       *app.App
-	logger    *slog.Logger
 	shutdown  context.Context
 	heartbeat time.Duration
 	// snapshot caches the wire form of the newest catalog, shared by every stream.
@@ -48,13 +45,13 @@ var _ pricingv1.PricingServiceServer = (*Server)(nil)
 
 // New builds a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.App == nil || cfg.Logger == nil || cfg.Shutdown == nil {
-		return nil, errors.New("grpcapi: app, logger and shutdown are required")
+	if cfg.App == nil || cfg.Shutdown == nil {
+		return nil, errors.New("grpcapi: app and shutdown are required")
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
-	return &Server{app: cfg.App, logger: cfg.Logger, shutdown: cfg.Shutdown, heartbeat: cfg.Heartbeat}, nil
+	return &Server{app: cfg.App, shutdown: cfg.Shutdown, heartbeat: cfg.Heartbeat}, nil
 }
 
 // Register registers the service on g.
@@ -66,7 +63,7 @@ func (s *Server) atOrNow(field string, ts *timestamppb.Timestamp) (time.Time, er
 		return s.app.Now(), nil
 	}
 	if err := ts.CheckValid(); err != nil {
-		return time.Time{}, status.Errorf(codes.InvalidArgument, "%s is not a valid time", field)
+		return time.Time{}, fmt.Errorf("%w: %s is not a valid time", pricing.ErrInvalid, field)
 	}
 	return ts.AsTime(), nil
 }
@@ -76,10 +73,10 @@ const maxIDLen = 128
 
 func requireID(field, id string) error {
 	if id == "" {
-		return status.Errorf(codes.InvalidArgument, "%s is required", field)
+		return fmt.Errorf("%w: %s is required", pricing.ErrInvalid, field)
 	}
 	if err := textcheck.Identifier(field, id, maxIDLen); err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
+		return fmt.Errorf("%w: %w", pricing.ErrInvalid, err)
 	}
 	return nil
 }
@@ -128,7 +125,7 @@ func (s *Server) GetModelPrice(_ context.Context, req *pricingv1.GetModelPriceRe
 	c := s.app.Catalog()
 	v, err := c.Model(req.GetModelId(), at)
 	if err != nil {
-		return nil, toStatus(s.logger, "GetModelPrice", err)
+		return nil, err
 	}
 	return &pricingv1.GetModelPriceResponse{
 		Price:          v.Proto(),
@@ -164,11 +161,11 @@ func (s *Server) Quote(_ context.Context, req *pricingv1.QuoteRequest) (*pricing
 	}
 	usage, err := catalog.ParseUsage(req.GetUsage())
 	if err != nil {
-		return nil, toStatus(s.logger, "Quote", err)
+		return nil, err
 	}
 	q, err := s.app.Quote(req.GetModelId(), usage, at)
 	if err != nil {
-		return nil, toStatus(s.logger, "Quote", err)
+		return nil, err
 	}
 	return q.Proto(), nil
 }
@@ -183,11 +180,11 @@ func actor(ctx context.Context) string {
 func (s *Server) SetModelPrice(ctx context.Context, req *pricingv1.SetModelPriceRequest) (*pricingv1.SetModelPriceResponse, error) {
 	change, err := modelChange(req, actor(ctx))
 	if err != nil {
-		return nil, toStatus(s.logger, "SetModelPrice", err)
+		return nil, err
 	}
 	v, replayed, err := s.app.SetModelPrice(ctx, change)
 	if err != nil {
-		return nil, toStatus(s.logger, "SetModelPrice", err)
+		return nil, err
 	}
 	return &pricingv1.SetModelPriceResponse{Price: v.Proto(), CatalogVersion: v.CatalogVersion, Replayed: replayed}, nil
 }
@@ -196,11 +193,11 @@ func (s *Server) SetModelPrice(ctx context.Context, req *pricingv1.SetModelPrice
 func (s *Server) SetInstancePrice(ctx context.Context, req *pricingv1.SetInstancePriceRequest) (*pricingv1.SetInstancePriceResponse, error) {
 	change, err := instanceChange(req, actor(ctx))
 	if err != nil {
-		return nil, toStatus(s.logger, "SetInstancePrice", err)
+		return nil, err
 	}
 	v, replayed, err := s.app.SetInstancePrice(ctx, change)
 	if err != nil {
-		return nil, toStatus(s.logger, "SetInstancePrice", err)
+		return nil, err
 	}
 	return &pricingv1.SetInstancePriceResponse{Price: v.Proto(), CatalogVersion: v.CatalogVersion, Replayed: replayed}, nil
 }
@@ -210,7 +207,7 @@ func (s *Server) SetInstancePrice(ctx context.Context, req *pricingv1.SetInstanc
 func (s *Server) WatchCatalog(req *pricingv1.WatchCatalogRequest, stream grpc.ServerStreamingServer[pricingv1.WatchCatalogResponse]) error {
 	known := req.GetKnownCatalogVersion()
 	if known < 0 {
-		return status.Error(codes.InvalidArgument, "known_catalog_version must not be negative")
+		return fmt.Errorf("%w: known_catalog_version must not be negative", pricing.ErrInvalid)
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -227,9 +224,9 @@ func (s *Server) WatchCatalog(req *pricingv1.WatchCatalogRequest, stream grpc.Se
 			known = c.Version()
 		case ctx.Err() != nil:
 			if s.shutdown.Err() != nil {
-				return status.Error(codes.Unavailable, "pricing server shutting down; reconnect")
+				return errShuttingDown
 			}
-			return status.FromContextError(ctx.Err()).Err()
+			return ctx.Err()
 		default:
 			msg = &pricingv1.WatchCatalogResponse{CatalogVersion: s.app.Catalog().Version()}
 		}

@@ -369,7 +369,7 @@ func TestQuoteTotalsAreExact(t *testing.T) {
 	}
 }
 
-func TestBadInputs(t *testing.T) {
+func TestBadQuotes(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	r := startReplica(t, testenv.PostgresURL(t), clk, replicaOptions{})
@@ -415,6 +415,16 @@ func TestBadInputs(t *testing.T) {
 	_, err = anon.GetModelPrice(ctx, &pricingv1.GetModelPriceRequest{ModelId: "next-llm"})
 	requireCode(t, codes.FailedPrecondition, err)
 
+}
+
+func TestBadPriceChanges(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	r := startReplica(t, testenv.PostgresURL(t), clk, replicaOptions{})
+	ops := r.ops(t)
+	ctx := t.Context()
+	now := clk.Now()
+
 	good := func() *pricingv1.SetModelPriceRequest {
 		return &pricingv1.SetModelPriceRequest{
 			ModelId: "m1", DisplayName: "M1", Modality: pricingv1.Modality_MODALITY_EMBEDDING,
@@ -449,7 +459,7 @@ func TestBadInputs(t *testing.T) {
 			requireCode(t, codes.InvalidArgument, err)
 		})
 	}
-	_, err = ops.SetInstancePrice(ctx, &pricingv1.SetInstancePriceRequest{InstanceTypeId: "x", Description: "x", Vcpu: 1, MemoryGib: 1,
+	_, err := ops.SetInstancePrice(ctx, &pricingv1.SetInstancePriceRequest{InstanceTypeId: "x", Description: "x", Vcpu: 1, MemoryGib: 1,
 		Reason: "r", IdempotencyKey: "i"})
 	requireCode(t, codes.InvalidArgument, err) // no hourly price
 	_, err = ops.SetInstancePrice(ctx, &pricingv1.SetInstancePriceRequest{InstanceTypeId: "x", Description: "x", Vcpu: 0, MemoryGib: 1,

@@ -90,7 +90,7 @@ func effectiveFrom(requested, now time.Time) (time.Time, error) {
 // Prepare validates c at time now and returns it with its effective time resolved, plus the
 // fingerprint of the request as sent, which a replay with the same idempotency key must match.
 func (c ModelChange) Prepare(now time.Time) (ModelChange, string, error) {
-	if err := c.Audit.validate(); err != nil {
+	if err := c.validate(); err != nil { // the embedded Audit's
 		return ModelChange{}, "", err
 	}
 	hash, err := fingerprint("model", c.Version, c.Reason)
@@ -110,7 +110,7 @@ func (c ModelChange) Prepare(now time.Time) (ModelChange, string, error) {
 
 // Prepare validates c at time now like ModelChange.Prepare.
 func (c InstanceChange) Prepare(now time.Time) (InstanceChange, string, error) {
-	if err := c.Audit.validate(); err != nil {
+	if err := c.validate(); err != nil { // the embedded Audit's
 		return InstanceChange{}, "", err
 	}
 	hash, err := fingerprint("instance", c.Version, c.Reason)

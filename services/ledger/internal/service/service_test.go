@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tallyhq/tally/pkg/config"
-	"github.com/tallyhq/tally/services/ledger/service"
+	"github.com/tallyhq/tally/services/ledger/internal/service"
 )
 
 func TestLoadFaultSettings(t *testing.T) {

@@ -1,4 +1,4 @@
-// Package metering is the instances-metering service's use cases: starting and stopping rentals,
+// Package app is the instances-metering service's use cases: starting and stopping rentals,
 // the scheduler that charges every rental at each period boundary, the event stream and the
 // delivery of suspension notices.
 //
@@ -9,21 +9,21 @@
 // is still this one. A replica that dies between the call and the record leaves its claim to
 // expire; whoever claims the rental next sends the same debits again (idempotency key
 // rental:<instance>:<n>), the ledger replays them, and each period is recorded exactly once.
-package metering
+package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/tallyhq/tally/pkg/catalog"
+	"github.com/tallyhq/tally/pkg/config"
+	"github.com/tallyhq/tally/pkg/ids"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/outbox"
 	"github.com/tallyhq/tally/pkg/textcheck"
@@ -31,31 +31,13 @@ import (
 	"github.com/tallyhq/tally/services/instances-metering/internal/store"
 )
 
-// ErrKeyUsed is returned by Ledger.Debit when the idempotency key was already used with other
-// parameters. Metering keys are per rental period and the parameters differ only in require_funds,
-// so it means the period is already charged.
-var ErrKeyUsed = errors.New("idempotency key already used")
-
-// ErrLedgerUnavailable wraps transient ledger failures; the charge is retried later.
-var ErrLedgerUnavailable = errors.New("ledger unavailable")
-
-// Debit is one period charge asked of the ledger.
-type Debit struct {
-	OrgID          string
-	Amount         money.Money
-	IdempotencyKey string
-	Description    string
-	Metadata       map[string]string
-	RequireFunds   bool
-}
-
-// Ledger charges organizations. Debit returns the ledger transaction id; it fails with
-// rental.ErrInsufficientCredits when RequireFunds refuses, ErrKeyUsed, rental.ErrChargeRefused
-// for other refusals, or ErrLedgerUnavailable.
+// Ledger charges organizations: a *ledgerclient.Client. Its errors are ledgerclient's
+// (ErrFailedPrecondition, ErrKeyReused, ErrRefused, ErrUnavailable, ErrBadReply or the caller's
+// context error); chargeOutcome says what each means for a rental. Each call has the client's own
+// deadline (LedgerTimeout).
 type Ledger interface {
-	Debit(ctx context.Context, d Debit) (transactionID string, err error)
-	// Available returns an organization's available credits.
-	Available(ctx context.Context, orgID string) (money.Nanos, error)
+	Debit(ctx context.Context, d ledgerclient.Debit) (transactionID string, err error)
+	Balance(ctx context.Context, orgID string) (ledgerclient.Balance, error)
 }
 
 // Prices is the in-memory price catalog (catalog.Watcher).
@@ -68,11 +50,6 @@ type Prices interface {
 // catalogWait bounds how long a start waits for the first price catalog after a restart.
 const catalogWait = 5 * time.Second
 
-// Notifier reports a suspended rental to the organization (the notifications service).
-type Notifier interface {
-	RentalSuspended(ctx context.Context, orgID, instanceID, idempotencyKey, reason string) error
-}
-
 // Config wires a Meter.
 type Config struct {
 	Store  *store.Store
@@ -80,7 +57,7 @@ type Config struct {
 	Prices Prices
 	Logger *slog.Logger
 	// Notifier may be nil: suspension notices then stay queued.
-	Notifier Notifier
+	Notifier rental.Notifier
 	// Period is the billing period of new rentals (default 1h); a multiple of a microsecond.
 	Period time.Duration
 	// Grace lets a rental run into a negative balance down to -Grace (default 0: none).
@@ -99,7 +76,8 @@ type Config struct {
 	PollInterval time.Duration
 	// EventPollInterval bounds how late a watcher sees another replica's events (default 250ms).
 	EventPollInterval time.Duration
-	// LedgerTimeout bounds one ledger call (default 10s).
+	// LedgerTimeout is the deadline of one ledger call, the Ledger's own (default 10s); it bounds
+	// the claim lease and each notice delivery.
 	LedgerTimeout time.Duration
 	// ClaimLease is how long a claim on rentals holds before another replica may take them
 	// over (default 1m). The ledger calls of a claim stop after three quarters of it, so that
@@ -166,24 +144,13 @@ func New(cfg Config) (*Meter, error) {
 		return nil, fmt.Errorf("metering: claim lease %s must be at least 4 ledger timeouts (%s)", cfg.ClaimLease, 4*cfg.LedgerTimeout)
 	}
 	if cfg.Replica == "" {
-		cfg.Replica = replicaName()
+		cfg.Replica = config.ReplicaName("instances-metering")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	return &Meter{cfg: cfg, store: cfg.Store, logger: cfg.Logger, kick: make(chan struct{}, 1),
 		sequence: make(chan struct{}, 1), wake: outbox.NewBroadcast()}, nil
-}
-
-// replicaName names a replica by its host and a random suffix.
-func replicaName() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "instances-metering"
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return host + "-" + hex.EncodeToString(b)
 }
 
 // claim returns a new claim of this replica for work charging the periods started by horizon.
@@ -220,16 +187,19 @@ type StartRequest struct {
 
 // Validate checks what can be checked of a start request alone: the ids and the key.
 func (r StartRequest) Validate() error {
-	if err := rental.ValidateID("instance_id", r.InstanceID); err != nil {
-		return err
+	if err := ids.ID("instance_id", r.InstanceID); err != nil {
+		return fmt.Errorf("%w: %w", rental.ErrInvalid, err)
 	}
-	if err := rental.ValidateID("org_id", r.OrgID); err != nil {
-		return err
+	if err := ids.OrgID(r.OrgID); err != nil {
+		return fmt.Errorf("%w: %w", rental.ErrInvalid, err)
 	}
 	if err := catalog.ValidateID(r.InstanceType); err != nil {
 		return fmt.Errorf("%w: instance_type: %w", rental.ErrInvalid, err)
 	}
-	return rental.ValidateKey(r.IdempotencyKey)
+	if err := ids.IdempotencyKey("idempotency_key", r.IdempotencyKey); err != nil {
+		return fmt.Errorf("%w: %w", rental.ErrInvalid, err)
+	}
+	return nil
 }
 
 // Start locks the hourly price in force now for the instance and charges its first period.
@@ -406,8 +376,8 @@ func matchExisting(r rental.Rental, req StartRequest) (rental.Rental, bool, erro
 // first (with a claim when periods are owed), then the owed periods are charged with no
 // transaction open and recorded; if that fails, the stop stands and the scheduler charges them.
 func (m *Meter) Stop(ctx context.Context, instanceID string) (rental.Rental, error) {
-	if err := rental.ValidateID("instance_id", instanceID); err != nil {
-		return rental.Rental{}, err
+	if err := ids.ID("instance_id", instanceID); err != nil {
+		return rental.Rental{}, fmt.Errorf("%w: %w", rental.ErrInvalid, err)
 	}
 	cur, err := m.store.Lookup(ctx, instanceID)
 	if err != nil {
@@ -483,16 +453,16 @@ func signal(ch chan struct{}) {
 
 // Get returns the rental of an instance.
 func (m *Meter) Get(ctx context.Context, instanceID string) (rental.Rental, error) {
-	if err := rental.ValidateID("instance_id", instanceID); err != nil {
-		return rental.Rental{}, err
+	if err := ids.ID("instance_id", instanceID); err != nil {
+		return rental.Rental{}, fmt.Errorf("%w: %w", rental.ErrInvalid, err)
 	}
 	return m.store.Get(ctx, instanceID)
 }
 
 // List returns up to limit rentals of an organization, newest first, below beforeID when set.
 func (m *Meter) List(ctx context.Context, orgID string, limit int, beforeID int64) ([]rental.Rental, error) {
-	if err := rental.ValidateID("org_id", orgID); err != nil {
-		return nil, err
+	if err := ids.OrgID(orgID); err != nil {
+		return nil, fmt.Errorf("%w: %w", rental.ErrInvalid, err)
 	}
 	return m.store.List(ctx, orgID, limit, beforeID)
 }
@@ -526,7 +496,7 @@ func (m *Meter) charge(ctx context.Context, r rental.Rental, now time.Time) (ren
 		}
 		switch {
 		case err == nil:
-		case errors.Is(err, ErrKeyUsed):
+		case errors.Is(err, ledgerclient.ErrKeyReused):
 			// Charged before, by a transaction that did not commit its record (a crash or a
 			// replica cut off mid-batch) with the other require_funds setting.
 			m.logger.Info("period already charged", "instance_id", r.InstanceID, "period", n)
@@ -544,9 +514,7 @@ func (m *Meter) charge(ctx context.Context, r rental.Rental, now time.Time) (ren
 }
 
 func (m *Meter) debit(ctx context.Context, r rental.Rental, n int64, requireFunds bool) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.LedgerTimeout)
-	defer cancel()
-	return m.cfg.Ledger.Debit(ctx, Debit{
+	txID, err := m.cfg.Ledger.Debit(ctx, ledgerclient.Debit{
 		OrgID:          r.OrgID,
 		Amount:         money.Money{Nanos: r.PeriodPrice, Currency: r.Currency},
 		IdempotencyKey: rental.ChargeKey(r.InstanceID, n),
@@ -554,19 +522,35 @@ func (m *Meter) debit(ctx context.Context, r rental.Rental, n int64, requireFund
 		Metadata:       r.ChargeMetadata(n),
 		RequireFunds:   requireFunds,
 	})
+	return txID, chargeOutcome(err)
+}
+
+// chargeOutcome says what a ledger error means for a charge: the ledger refusing for the
+// account's state (insufficient funds) is rental.ErrInsufficientCredits, any other definitive
+// refusal but a reused key rental.ErrChargeRefused. A reused key (ledgerclient.ErrKeyReused:
+// the period is charged already), an outage, a malformed reply and the caller's context pass
+// through.
+func chargeOutcome(err error) error {
+	switch {
+	case err == nil, errors.Is(err, ledgerclient.ErrKeyReused):
+		return err
+	case errors.Is(err, ledgerclient.ErrFailedPrecondition):
+		return fmt.Errorf("%w: %w", rental.ErrInsufficientCredits, err)
+	case errors.Is(err, ledgerclient.ErrRefused):
+		return fmt.Errorf("%w: %w", rental.ErrChargeRefused, err)
+	}
+	return err
 }
 
 // withinGrace reports whether charging one more period leaves the organization at or above
 // -Grace. Concurrent charges of the same organization may each pass this check, so the grace is
 // a bound per period, not a hard floor.
 func (m *Meter) withinGrace(ctx context.Context, r rental.Rental) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.LedgerTimeout)
-	defer cancel()
-	avail, err := m.cfg.Ledger.Available(ctx, r.OrgID)
+	b, err := m.cfg.Ledger.Balance(ctx, r.OrgID)
 	if err != nil {
 		return false, fmt.Errorf("reading the balance for the grace: %w", err)
 	}
-	after, err := money.Add(avail, -r.PeriodPrice)
+	after, err := money.Add(b.Available, -r.PeriodPrice)
 	if err != nil {
 		return false, err
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/notifications/internal/sender"
-	"github.com/tallyhq/tally/services/notifications/service"
+	"github.com/tallyhq/tally/services/notifications/internal/service"
 )
 
 func TestLoad(t *testing.T) {

@@ -1,4 +1,4 @@
-package evaluator
+package store
 
 import (
 	"context"
@@ -23,7 +23,7 @@ type AdvisoryLease struct {
 // NewAdvisoryLease returns a lease named name, tried and checked every interval.
 func NewAdvisoryLease(pool *pgxpool.Pool, name string, interval time.Duration, logger *slog.Logger) (*AdvisoryLease, error) {
 	if pool == nil || name == "" || interval <= 0 || logger == nil {
-		return nil, errors.New("evaluator: lease needs a pool, a name, a positive interval and a logger")
+		return nil, errors.New("store: lease needs a pool, a name, a positive interval and a logger")
 	}
 	return &AdvisoryLease{pool: pool, name: name, interval: interval, logger: logger}, nil
 }

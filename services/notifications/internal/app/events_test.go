@@ -1,4 +1,4 @@
-package evaluator_test
+package app_test
 
 import (
 	"context"
@@ -10,15 +10,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
-	"github.com/tallyhq/tally/services/notifications/internal/evaluator"
+	"github.com/tallyhq/tally/services/notifications/internal/app"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
 	"github.com/tallyhq/tally/services/notifications/internal/store"
 	"github.com/tallyhq/tally/services/notifications/migrations"
@@ -26,15 +26,15 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-// noLease lets every evaluator consume at once, so that only the cursor check and the
-// conditional updates of store.ApplyEvents keep them from sending twice.
+// noLease lets every follower consume at once, so that only the cursor check and the
+// conditional updates of store.UpdateOrgMembers keep them from sending twice.
 type noLease struct{}
 
 func (noLease) Acquire(ctx context.Context) (context.Context, func(), error) {
 	return ctx, func() {}, nil
 }
 
-// Three evaluators consuming the same stream concurrently, without the lease, still queue exactly
+// Three followers consuming the same stream concurrently, without the lease, still queue exactly
 // one alert per crossing.
 func TestConcurrentEvaluatorsWithoutLeaseQueueOneAlertPerCrossing(t *testing.T) {
 	l := ledgertest.Start(t, ledgertest.Options{})
@@ -53,22 +53,22 @@ func TestConcurrentEvaluatorsWithoutLeaseQueueOneAlertPerCrossing(t *testing.T) 
 	}
 	_, err = ops.Credit(t.Context(), &ledgerv1.CreditRequest{OrgId: org, Amount: money.ToProto(100_000_000_000, "USD"), IdempotencyKey: "c0"})
 	require.NoError(t, err)
-	_, _, err = st.UpdateSettings(t.Context(), store.Change{
-		Member: store.Member{OrgID: org, MemberID: "alice", AccountEmail: "alice@example.com"},
-		Seed:   &notify.Balance{OrgID: org, Currency: "USD", Balance: 100_000_000_000},
-		Apply: func(cur notify.Settings, _ *notify.Balance) (notify.Preferences, error) {
-			p := cur.Preferences
+	a, err := app.New(app.Config{Store: st, Ledger: ledger(t, l), Logger: logger})
+	require.NoError(t, err)
+	_, _, err = a.UpdateSettings(t.Context(), notify.Member{OrgID: org, MemberID: "alice", AccountEmail: "alice@example.com"}, app.SettingsEdit{
+		Apply: func(p notify.Preferences) notify.Preferences {
 			p.LowCreditEnabled, p.Threshold = true, money.Money{Nanos: 50_000_000_000, Currency: "USD"}
-			return p, nil
+			return p
 		},
+		TouchesAlert: true,
 	})
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	for range 3 {
-		ev, err := evaluator.New(evaluator.Config{
-			Ledger: ledgerv1.NewLedgerServiceClient(dial(t, l)), Store: st, Lease: noLease{}, Logger: logger,
+		ev, err := app.NewFollower(app.FollowerConfig{
+			Ledger: ledger(t, l), Store: st, Lease: noLease{}, Logger: logger,
 			MaxBatch: 3, RetryDelay: 10 * time.Millisecond,
 		})
 		require.NoError(t, err)
@@ -104,10 +104,13 @@ func TestConcurrentEvaluatorsWithoutLeaseQueueOneAlertPerCrossing(t *testing.T) 
 	require.Equal(t, int64(crossings), gen)
 }
 
-func dial(t *testing.T, l *ledgertest.Ledger) *grpc.ClientConn {
+// ledger is the ledger as the notifications service calls it.
+func ledger(t *testing.T, l *ledgertest.Ledger) app.Ledger {
 	t.Helper()
 	conn, err := rpcclient.Dial(l.Addr, ledgertest.ServiceToken(t, "notifications"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	c, err := ledgerclient.New(ledgerclient.Config{Conn: conn})
+	require.NoError(t, err)
+	return app.Ledger{Client: c}
 }
