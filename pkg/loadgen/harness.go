@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,11 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/health/grpc_health_v1"
-
 	"github.com/tallyhq/tally/pkg/localstack"
-	"github.com/tallyhq/tally/pkg/rpcclient"
 )
 
 // Stores is a private, durable PostgreSQL and a Redis for one benchmark run.
@@ -63,81 +58,6 @@ func (s *Stores) Stop(ctx context.Context) {
 		_ = s.Redis.Stop(ctx)
 	}
 	_ = s.PG.Stop(ctx)
-}
-
-// Services runs in-process services on loopback until Stop.
-type Services struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-// NewServices returns a group whose services run under a context derived from ctx.
-func NewServices(ctx context.Context) *Services {
-	sctx, cancel := context.WithCancel(ctx)
-	return &Services{ctx: sctx, cancel: cancel}
-}
-
-// Serve listens on a free loopback port and runs run(ctx, lis) in the background; it returns the
-// address once the service answers its health check as SERVING.
-func (s *Services) Serve(ctx context.Context, name string, run func(context.Context, net.Listener) error) (string, error) {
-	var lc net.ListenConfig
-	lis, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	stopped := make(chan error, 1)
-	s.wg.Go(func() {
-		err := run(s.ctx, lis)
-		if err != nil && !errors.Is(err, context.Canceled) && s.ctx.Err() == nil {
-			err = fmt.Errorf("%s stopped: %w", name, err)
-		} else {
-			err = fmt.Errorf("%s stopped", name)
-		}
-		stopped <- err
-	})
-	addr := lis.Addr().String()
-	if err := WaitServing(ctx, addr, stopped); err != nil {
-		return "", fmt.Errorf("%s: %w", name, err)
-	}
-	return addr, nil
-}
-
-// Stop cancels every service and waits for them to return.
-func (s *Services) Stop() {
-	s.cancel()
-	s.wg.Wait()
-}
-
-// WaitServing polls the gRPC health service at addr until it is SERVING, for at most a minute, or
-// until stopped yields (the service returned).
-func WaitServing(ctx context.Context, addr string, stopped <-chan error) error {
-	conn, err := rpcclient.Dial(addr, "")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	return WaitConnServing(ctx, conn, stopped)
-}
-
-// WaitConnServing is WaitServing over an existing connection.
-func WaitConnServing(ctx context.Context, conn *grpc.ClientConn, stopped <-chan error) error {
-	hc := grpc_health_v1.NewHealthClient(conn)
-	var last error
-	err := Poll(ctx, time.Minute, 50*time.Millisecond, func() (bool, error) {
-		select {
-		case err := <-stopped:
-			return false, err
-		default:
-		}
-		resp, err := hc.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
-		last = err
-		return err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING, nil
-	})
-	if errors.Is(err, ErrTimeout) {
-		return fmt.Errorf("not serving after a minute: %w", last)
-	}
-	return err
 }
 
 // ErrTimeout is returned by Poll when the condition did not hold in time.

@@ -2,11 +2,8 @@ package gateway_test
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -19,11 +16,9 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/gateway/internal/gateway"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
-	payments "github.com/tallyhq/tally/services/payments/service"
+	"github.com/tallyhq/tally/services/payments/paymentstest"
 	"github.com/tallyhq/tally/services/pricing/pricingtest"
 )
 
@@ -50,44 +45,15 @@ func startStack(t *testing.T) stack {
 	}))
 	t.Cleanup(gw.Close)
 
-	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	cfg := payments.Config{
-		DatabaseURL:         testenv.PostgresURL(t),
-		DBMaxConns:          10,
-		Auth:                server.AuthConfig{JWTSecret: ledgertest.Secret},
-		LedgerAddr:          l.Addr,
-		TestMode:            true,
-		StripeWebhookSecret: payments.DevWebhookSecret,
-		WebhookTolerance:    5 * time.Minute,
-		WebhookURL:          gw.URL + "/v1/webhooks/stripe",
-		PublicURL:           "http://" + httpLis.Addr().String(),
-		HTTPListener:        httpLis,
-		ConsoleURL:          "http://console.test",
-		TopUpMin:            5 * money.NanosPerUnit,
-		TopUpMax:            10_000 * money.NanosPerUnit,
-		ReconcileLookback:   time.Hour,
-		SellerName:          "Tally Test",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- payments.Run(ctx, cfg, grpcLis, quiet) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("payments stopped: %v", err)
-		}
-	})
+	pay := paymentstest.Start(t, paymentstest.Options{Ledger: l, WebhookURL: gw.URL + "/v1/webhooks/stripe", Logger: quiet})
 
 	h, closeConns, err := gateway.New(t.Context(), gateway.Config{
-		LedgerAddr: l.Addr, PricingAddr: p.Addr, PaymentsAddr: grpcLis.Addr().String(), Logger: quiet,
+		LedgerAddr: l.Addr, PricingAddr: p.Addr, PaymentsAddr: pay.Addr, Logger: quiet,
 	})
 	require.NoError(t, err)
 	t.Cleanup(closeConns)
 	handler.Store(h)
-	return stack{gw: gw, checkoutURL: cfg.PublicURL, pricing: p, ledger: l, paymentsDB: cfg.DatabaseURL}
+	return stack{gw: gw, checkoutURL: pay.HTTPURL, pricing: p, ledger: l, paymentsDB: pay.DatabaseURL}
 }
 
 // TestTopUpFlowEndToEnd walks the product's top-up: checkout session → local checkout page → Pay

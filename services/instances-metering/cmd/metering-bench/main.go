@@ -16,11 +16,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"slices"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,19 +26,17 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tallyhq/tally/pkg/auth"
-	"github.com/tallyhq/tally/pkg/config"
+	"github.com/tallyhq/tally/pkg/clock"
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/loadgen"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
-	meterservice "github.com/tallyhq/tally/services/instances-metering/service"
-	ledgerservice "github.com/tallyhq/tally/services/ledger/service"
-	pricingservice "github.com/tallyhq/tally/services/pricing/service"
+	"github.com/tallyhq/tally/services/instances-metering/internal/service"
+	"github.com/tallyhq/tally/services/instances-metering/meteringtest"
+	"github.com/tallyhq/tally/services/ledger/ledgertest"
+	"github.com/tallyhq/tally/services/pricing/pricingtest"
 )
-
-const secret = "metering-bench-secret-0123456789"
 
 func main() {
 	rentals := flag.Int("rentals", 10_000, "running rentals")
@@ -70,13 +66,6 @@ type benchConfig struct {
 	workers, batch, concurrency int
 }
 
-// clock is the meter's clock, frozen at an instant the benchmark sets.
-type clock struct{ nanos atomic.Int64 }
-
-func (c *clock) now() time.Time   { return time.Unix(0, c.nanos.Load()).UTC() }
-func (c *clock) set(t time.Time)  { c.nanos.Store(t.UnixNano()) }
-func newClock(t time.Time) *clock { c := &clock{}; c.set(t); return c }
-
 func run(ctx context.Context, cfg benchConfig) error {
 	b, err := startBench(ctx, cfg)
 	if err != nil {
@@ -104,8 +93,10 @@ func run(ctx context.Context, cfg benchConfig) error {
 type bench struct {
 	cfg        benchConfig
 	stores     *loadgen.Stores
-	services   *loadgen.Services
-	clk        *clock
+	ledgerSvc  *ledgertest.Ledger
+	pricing    *pricingtest.Pricing
+	meterSvc   *meteringtest.Meter
+	clk        *clock.Manual // the meter's clock, frozen at an instant the benchmark sets
 	t0         time.Time
 	conns      []*grpc.ClientConn
 	pool       *pgxpool.Pool
@@ -131,7 +122,7 @@ func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
 		return nil, err
 	}
 	t0 := time.Now().UTC().Truncate(time.Second)
-	b := &bench{cfg: cfg, stores: stores, services: loadgen.NewServices(ctx), clk: newClock(t0), t0: t0, progressOn: cfg.verbose}
+	b := &bench{cfg: cfg, stores: stores, clk: clock.NewManual(t0), t0: t0, progressOn: cfg.verbose}
 	defer func() {
 		if err != nil {
 			b.stop(ctx)
@@ -147,43 +138,42 @@ func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
 	return b, nil
 }
 
-// startServices runs the ledger, pricing and the meter (on the bench's clock).
+// startServices runs the ledger, pricing and the meter (on the bench's clock) through their
+// harnesses.
 func (b *bench) startServices(ctx context.Context, logger *slog.Logger) (ledgerAddr, meterAddr string, err error) {
-	authCfg := server.AuthConfig{JWTSecret: secret}
-	pgURL, redisURL := b.stores.PG.URL(), b.stores.Redis.URL()
-	ledgerAddr, err = b.services.Serve(ctx, "ledger", func(ctx context.Context, lis net.Listener) error {
-		return ledgerservice.Run(ctx, ledgerservice.Config{
-			DatabaseURL: pgURL, RedisURL: redisURL, Auth: authCfg, DefaultCurrency: "USD",
-			CreditValidity: config.Period{Months: 3}, SweepInterval: time.Second,
-			CommitMaxBatch: 256, CommitWorkers: 2, PlatformShards: 16, DBMaxConns: 20,
-		}, lis, logger)
+	pgURL := b.stores.PG.URL()
+	b.ledgerSvc, err = ledgertest.New(ctx, ledgertest.Options{
+		DatabaseURL: pgURL, RedisURL: b.stores.Redis.URL(), Logger: logger,
+		SweepInterval: time.Second, CommitMaxBatch: 256, CommitWorkers: 2, PlatformShards: 16,
 	})
 	if err != nil {
 		return "", "", err
 	}
-	pricingAddr, err := b.services.Serve(ctx, "pricing", func(ctx context.Context, lis net.Listener) error {
-		return pricingservice.Run(ctx, pricingservice.Config{DatabaseURL: pgURL, PollInterval: 100 * time.Millisecond, Auth: authCfg}, lis, logger)
+	b.pricing, err = pricingtest.New(ctx, pricingtest.Options{DatabaseURL: pgURL, Secret: ledgertest.Secret, PollInterval: 100 * time.Millisecond, Logger: logger})
+	if err != nil {
+		return "", "", err
+	}
+	b.meterSvc, err = meteringtest.New(ctx, meteringtest.Options{
+		DatabaseURL: pgURL, Secret: ledgertest.Secret, LedgerAddr: b.ledgerSvc.Addr, PricingAddr: b.pricing.Addr,
+		BillingPeriod: b.cfg.period, PollInterval: 10 * time.Millisecond, Now: b.clk.Now, Logger: logger,
+		Configure: func(c *service.Config) {
+			c.DBMaxConns = 32
+			c.Workers, c.BatchSize, c.Concurrency = b.cfg.workers, b.cfg.batch, b.cfg.concurrency
+		},
 	})
 	if err != nil {
 		return "", "", err
 	}
-	meterAddr, err = b.services.Serve(ctx, "instances-metering", func(ctx context.Context, lis net.Listener) error {
-		return meterservice.Run(ctx, meterservice.Config{
-			DatabaseURL: pgURL, DBMaxConns: 32, Auth: authCfg, LedgerAddr: ledgerAddr, PricingAddr: pricingAddr,
-			BillingPeriod: b.cfg.period, PollInterval: 10 * time.Millisecond, Now: b.clk.now,
-			Workers: b.cfg.workers, BatchSize: b.cfg.batch, Concurrency: b.cfg.concurrency,
-		}, lis, logger)
-	})
-	return ledgerAddr, meterAddr, err
+	return b.ledgerSvc.Addr, b.meterSvc.Addr, nil
 }
 
 // dial connects to the ledger as ops, to the meter as the metering service, and to PostgreSQL.
 func (b *bench) dial(ctx context.Context, ledgerAddr, meterAddr string) error {
-	serviceToken, err := auth.Mint([]byte(secret), auth.Claims{Subject: "service:" + meterservice.ServiceName, Roles: []auth.Role{auth.RoleService}}, time.Hour)
+	serviceToken, err := auth.Mint([]byte(ledgertest.Secret), auth.Claims{Subject: "service:" + service.ServiceName, Roles: []auth.Role{auth.RoleService}}, time.Hour)
 	if err != nil {
 		return err
 	}
-	opsToken, err := auth.Mint([]byte(secret), auth.Claims{Subject: "bench-ops", Roles: []auth.Role{auth.RoleOps}}, time.Hour)
+	opsToken, err := auth.Mint([]byte(ledgertest.Secret), auth.Claims{Subject: "bench-ops", Roles: []auth.Role{auth.RoleOps}}, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -209,7 +199,15 @@ func (b *bench) stop(ctx context.Context) {
 	for _, c := range b.conns {
 		_ = c.Close()
 	}
-	b.services.Stop()
+	if b.meterSvc != nil {
+		_ = b.meterSvc.Stop()
+	}
+	if b.pricing != nil {
+		_ = b.pricing.Stop()
+	}
+	if b.ledgerSvc != nil {
+		_ = b.ledgerSvc.Close()
+	}
 	b.stores.Stop(ctx)
 }
 
@@ -249,7 +247,7 @@ func (b *bench) startRentals(ctx context.Context) (money.Nanos, error) {
 func (b *bench) chargeBoundaries(ctx context.Context) ([]time.Duration, error) {
 	var elapsed []time.Duration
 	for n := 1; n <= b.cfg.boundaries; n++ {
-		b.clk.set(b.t0.Add(time.Duration(n) * b.cfg.period))
+		b.clk.Set(b.t0.Add(time.Duration(n) * b.cfg.period))
 		began := time.Now()
 		done := 0
 		err := loadgen.Poll(ctx, 10*time.Minute, 5*time.Millisecond, func() (bool, error) {

@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -33,18 +32,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/auth"
-	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/loadgen"
 	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/ledger/service"
-	pricing "github.com/tallyhq/tally/services/pricing/service"
+	"github.com/tallyhq/tally/services/ledger/internal/service"
+	"github.com/tallyhq/tally/services/ledger/ledgertest"
+	"github.com/tallyhq/tally/services/pricing/pricingtest"
 )
-
-const secret = "ledger-bench-secret-0123456789abcdef"
 
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "measured time per scenario")
@@ -112,13 +108,14 @@ func run(ctx context.Context, cfg benchConfig) error {
 // bench is the running stack: PostgreSQL, Redis, pricing and the ledger on loopback, and the
 // callers' connections.
 type bench struct {
-	cfg         benchConfig
-	stores      *loadgen.Stores
-	services    *loadgen.Services
-	clients     []*grpc.ClientConn
-	metricsAddr string
-	usage       *ledgerv1.Usage
-	seq         atomic.Int64
+	cfg        benchConfig
+	stores     *loadgen.Stores
+	pricing    *pricingtest.Pricing
+	ledgerSvc  *ledgertest.Ledger
+	clients    []*grpc.ClientConn
+	metricsURL string
+	usage      *ledgerv1.Usage
+	seq        atomic.Int64
 }
 
 func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
@@ -127,7 +124,7 @@ func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{cfg: cfg, stores: stores, services: loadgen.NewServices(ctx),
+	b := &bench{cfg: cfg, stores: stores,
 		usage: &ledgerv1.Usage{ModelId: "llama-3.1-8b-instruct", Quantities: map[string]string{"input_tokens": "1200", "output_tokens": "350"}}}
 	defer func() {
 		if err != nil {
@@ -138,7 +135,7 @@ func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
 	if err != nil {
 		return nil, err
 	}
-	token, err := auth.Mint([]byte(secret), auth.Claims{Subject: "bench", Roles: []auth.Role{auth.RoleService, auth.RoleOps}}, time.Hour)
+	token, err := auth.Mint([]byte(ledgertest.Secret), auth.Claims{Subject: "bench", Roles: []auth.Role{auth.RoleService, auth.RoleOps}}, time.Hour)
 	if err != nil {
 		return nil, err
 	}
@@ -153,35 +150,38 @@ func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
 }
 
 // startServices runs pricing (for usage-priced debits: the ledger follows its price list in memory)
-// and the ledger, and returns the ledger's address.
+// and the ledger through their harnesses, and returns the ledger's address.
 func (b *bench) startServices(ctx context.Context, logger *slog.Logger) (string, error) {
-	pg, rds := b.stores.PG, b.stores.Redis
-	pricingAddr, err := b.services.Serve(ctx, "pricing", func(ctx context.Context, lis net.Listener) error {
-		return pricing.Run(ctx, pricing.Config{DatabaseURL: pg.URL(), PollInterval: 200 * time.Millisecond, Auth: server.AuthConfig{JWTSecret: secret}}, lis, logger)
+	var err error
+	b.pricing, err = pricingtest.New(ctx, pricingtest.Options{DatabaseURL: b.stores.PG.URL(), Secret: ledgertest.Secret,
+		PollInterval: 200 * time.Millisecond, Logger: logger})
+	if err != nil {
+		return "", err
+	}
+	b.ledgerSvc, err = ledgertest.New(ctx, ledgertest.Options{
+		DatabaseURL: b.stores.PG.URL(), RedisURL: b.stores.Redis.URL(), Logger: logger, PricingAddr: b.pricing.Addr,
+		Metrics: true, SweepInterval: time.Second, PlatformShards: 16,
+		CommitMaxBatch: 256, CommitWorkers: b.cfg.workers, CommitMaxWait: b.cfg.maxWait,
+		// The production default, not the harness's 20ms: the follower's load is part of the bench.
+		Configure: func(c *service.Config) { c.UsageInterval = 0 },
 	})
 	if err != nil {
 		return "", err
 	}
-	metricsPort, err := localstack.FreePort()
-	if err != nil {
-		return "", err
-	}
-	b.metricsAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort)
-	return b.services.Serve(ctx, "ledger", func(ctx context.Context, lis net.Listener) error {
-		return service.Run(ctx, service.Config{
-			DatabaseURL: pg.URL(), RedisURL: rds.URL(), Auth: server.AuthConfig{JWTSecret: secret},
-			DefaultCurrency: "USD", CreditValidity: config.Period{Months: 3}, SweepInterval: time.Second,
-			CommitMaxBatch: 256, CommitWorkers: b.cfg.workers, CommitMaxWait: b.cfg.maxWait, PlatformShards: 16, DBMaxConns: 20,
-			PricingAddr: pricingAddr, MetricsAddr: b.metricsAddr,
-		}, lis, logger)
-	})
+	b.metricsURL = b.ledgerSvc.MetricsURL
+	return b.ledgerSvc.Addr, nil
 }
 
 func (b *bench) stop(ctx context.Context) {
 	for _, c := range b.clients {
 		_ = c.Close()
 	}
-	b.services.Stop()
+	if b.ledgerSvc != nil {
+		_ = b.ledgerSvc.Close()
+	}
+	if b.pricing != nil {
+		_ = b.pricing.Stop()
+	}
 	b.stores.Stop(ctx)
 }
 
@@ -324,7 +324,7 @@ func (b *bench) runFault(ctx context.Context, sc scenario) (loadgen.Result, stri
 	if err := sc.fault.up(); err != nil {
 		return res, "", err
 	}
-	back, err := cacheRecovery(ctx, b.ledger(0), "http://"+b.metricsAddr+"/metrics")
+	back, err := cacheRecovery(ctx, b.ledger(0), b.metricsURL)
 	if err != nil {
 		return res, "", err
 	}

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -28,19 +27,14 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tallyhq/tally/pkg/auth"
-	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/loadgen"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/ledger/service"
+	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
 
-const (
-	secret = "usage-bench-secret-0123456789abcdef"
-	org    = "usage-heavy"
-)
+const org = "usage-heavy"
 
 func main() {
 	debits := flag.Int("debits", 1_000_000, "charges bulk-inserted for the organization")
@@ -87,12 +81,12 @@ func run(ctx context.Context, debits, viaRPC, calls int, dataDir string) error {
 
 // bench is PostgreSQL and the ledger on loopback, with an ops and a member connection.
 type bench struct {
-	stores   *loadgen.Stores
-	services *loadgen.Services
-	conns    []*grpc.ClientConn
-	pool     *pgxpool.Pool
-	ops      ledgerv1.LedgerServiceClient
-	member   ledgerv1.LedgerServiceClient
+	stores *loadgen.Stores
+	ledger *ledgertest.Ledger
+	conns  []*grpc.ClientConn
+	pool   *pgxpool.Pool
+	ops    ledgerv1.LedgerServiceClient
+	member ledgerv1.LedgerServiceClient
 }
 
 func startBench(ctx context.Context, dataDir string) (_ *bench, err error) {
@@ -101,23 +95,20 @@ func startBench(ctx context.Context, dataDir string) (_ *bench, err error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{stores: stores, services: loadgen.NewServices(ctx)}
+	b := &bench{stores: stores}
 	defer func() {
 		if err != nil {
 			b.stop(ctx)
 		}
 	}()
-	addr, err := b.services.Serve(ctx, "ledger", func(ctx context.Context, lis net.Listener) error {
-		return service.Run(ctx, service.Config{
-			DatabaseURL: stores.PG.URL(), Auth: server.AuthConfig{JWTSecret: secret},
-			DefaultCurrency: "USD", CreditValidity: config.Period{Months: 3}, SweepInterval: time.Second,
-			CommitMaxBatch: 256, CommitWorkers: 1, PlatformShards: 16, DBMaxConns: 20,
-			UsageInterval: 250 * time.Millisecond,
-		}, lis, logger)
+	b.ledger, err = ledgertest.New(ctx, ledgertest.Options{
+		DatabaseURL: stores.PG.URL(), Logger: logger, SweepInterval: time.Second,
+		CommitMaxBatch: 256, CommitWorkers: 1, PlatformShards: 16, UsageInterval: 250 * time.Millisecond,
 	})
 	if err != nil {
 		return nil, err
 	}
+	addr := b.ledger.Addr
 	if b.ops, err = b.dial(addr, auth.Claims{Subject: "bench", Roles: []auth.Role{auth.RoleService, auth.RoleOps}}); err != nil {
 		return nil, err
 	}
@@ -129,7 +120,7 @@ func startBench(ctx context.Context, dataDir string) (_ *bench, err error) {
 }
 
 func (b *bench) dial(addr string, claims auth.Claims) (ledgerv1.LedgerServiceClient, error) {
-	token, err := auth.Mint([]byte(secret), claims, time.Hour)
+	token, err := auth.Mint([]byte(ledgertest.Secret), claims, time.Hour)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +139,9 @@ func (b *bench) stop(ctx context.Context) {
 	for _, c := range b.conns {
 		_ = c.Close()
 	}
-	b.services.Stop()
+	if b.ledger != nil {
+		_ = b.ledger.Close()
+	}
 	b.stores.Stop(ctx)
 }
 
