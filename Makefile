@@ -48,9 +48,10 @@ $(eval $(call go-tool,golangci-lint,github.com/golangci/golangci-lint/v2/cmd/gol
 GEN_TOOLS  := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapi
 TEST_TOOLS := $(BIN)/stripe-mock $(BIN)/mailpit
 RUN_TOOLS  := $(BIN)/mailpit $(BIN)/grpcurl
+LINT_TOOLS := $(BIN)/buf $(BIN)/golangci-lint
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(TEST_TOOLS) $(RUN_TOOLS) ## Install the pinned tools into ./bin.
+tools: $(GEN_TOOLS) $(TEST_TOOLS) $(RUN_TOOLS) $(LINT_TOOLS) ## Install the pinned tools into ./bin.
 
 # --- code generation ----------------------------------------------------------------------------
 .PHONY: gen
@@ -122,7 +123,7 @@ FUZZ_TARGETS := \
 	./services/payments/internal/grpcapi:FuzzWriteRequests \
 	./services/notifications/internal/grpcapi:FuzzWriteRequests \
 	./services/instances-metering/internal/grpcapi:FuzzWriteRequests \
-	./services/gateway/gateway:FuzzStrictJSON \
+	./services/gateway/internal/gateway:FuzzStrictJSON \
 	./pkg/server:FuzzRequestCodec \
 	./pkg/textcheck:FuzzText \
 	./pkg/money:FuzzFromProto
@@ -139,12 +140,18 @@ fuzz: $(TEST_TOOLS) ## Fuzz every write RPC's validation (FUZZTIME=30s each), th
 		go test -count=1 -timeout 30m -v -run '^TestRESTFuzz$$' ./services/gateway/restfuzz
 
 .PHONY: lint
-lint: $(BIN)/buf lint-openapi ## go vet, gofmt, buf lint and format, the OpenAPI lint, golangci-lint when installed.
+lint: $(LINT_TOOLS) lint-openapi lint-go ## go vet, gofmt, buf lint and format, the OpenAPI lint, golangci-lint, the import rules.
 	go vet $(GO_PKGS)
 	@out=$$(gofmt -l pkg services | grep -v '^pkg/gen/' || true); test -z "$$out" || { echo "not gofmt-ed:"; echo "$$out"; exit 1; }
 	buf lint
 	buf format -d --exit-code --path proto/tally
-	@if [ -x $(BIN)/golangci-lint ]; then for m in $(MODULES); do (cd $$m && $(BIN)/golangci-lint run ./...); done; else echo "golangci-lint not installed (make $(BIN)/golangci-lint)"; fi
+
+# golangci-lint (.golangci.yml) once per module, failing on any finding, then the spine's import rules
+# (pkg/archtest; after fixing a listed violation: go test ./pkg/archtest -run TestImportRules -update).
+.PHONY: lint-go
+lint-go: $(BIN)/golangci-lint ## golangci-lint over every module and the import rules (pkg/archtest).
+	@rc=0; for m in $(MODULES); do echo "golangci-lint $$m"; (cd $$m && $(BIN)/golangci-lint run ./...) || rc=1; done; exit $$rc
+	go test -count=1 ./pkg/archtest
 
 # @redocly/cli is pinned in tools/openapi-lint (package.json + package-lock.json); rules: redocly.yaml.
 .PHONY: lint-openapi

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,24 +88,26 @@ func TestNewHS256VerifierRejectsShortSecret(t *testing.T) {
 	require.ErrorContains(t, err, "at least 32 bytes")
 }
 
-func TestHS256Verifier(t *testing.T) {
-	v, err := auth.NewHS256Verifier([]byte(testSecretText))
-	require.NoError(t, err)
+type verifierCase struct {
+	name    string
+	token   string
+	want    auth.Claims
+	wantErr string
+}
 
+// hs signs claims with the test secret.
+func hs(t *testing.T) func(jwt.MapClaims) string {
+	return func(c jwt.MapClaims) string { return signed(t, jwt.SigningMethodHS256, []byte(testSecretText), "", c) }
+}
+
+func acceptedTokens(t *testing.T) []verifierCase {
 	minted, err := auth.Mint([]byte(testSecretText), auth.Claims{
 		Subject: "service:payments",
 		Roles:   []auth.Role{auth.RoleService},
 	}, time.Minute)
 	require.NoError(t, err)
-	hs := func(c jwt.MapClaims) string { return signed(t, jwt.SigningMethodHS256, []byte(testSecretText), "", c) }
-	now := time.Now()
-
-	tests := []struct {
-		name    string
-		token   string
-		want    auth.Claims
-		wantErr string
-	}{
+	hs, now := hs(t), time.Now()
+	return []verifierCase{
 		{
 			name:  "valid",
 			token: hs(standardClaims(0)),
@@ -136,7 +139,12 @@ func TestHS256Verifier(t *testing.T) {
 				Roles: []auth.Role{auth.RoleMember, auth.RoleAdmin},
 			},
 		},
+	}
+}
 
+func refusedStandard(t *testing.T) []verifierCase {
+	hs, now := hs(t), time.Now()
+	return []verifierCase{
 		// Standard checks.
 		{name: "expired", token: hs(standardClaims(-2 * time.Hour)), wantErr: "expired"},
 		{name: "not yet valid", token: hs(standardClaims(time.Hour)), wantErr: "not valid yet"},
@@ -166,7 +174,12 @@ func TestHS256Verifier(t *testing.T) {
 		{name: "crit header", token: signedRaw(`{"alg":"HS256","crit":["exp"]}`, payload()), wantErr: "crit"},
 		{name: "kid not a string", token: signedRaw(`{"alg":"HS256","kid":7}`, payload()), wantErr: "kid is not a string"},
 		{name: "long names are cut in errors", token: signedRaw(hs256Header, payload(`"`+strings.Repeat("k", 100)+`":1`, `"`+strings.Repeat("k", 100)+`":2`)), wantErr: strings.Repeat("k", 32) + `"…`},
+	}
+}
 
+func refusedTypes(t *testing.T) []verifierCase {
+	hs, now := hs(t), time.Now()
+	return []verifierCase{
 		// Types are strict.
 		{name: "exp a string", token: hs(withClaims(map[string]any{"exp": fmt.Sprint(now.Add(time.Hour).Unix())})), wantErr: "exp is not a number"},
 		{name: "iat a string", token: hs(withClaims(map[string]any{"iat": fmt.Sprint(now.Unix())})), wantErr: "iat is not a number"},
@@ -201,6 +214,12 @@ func TestHS256Verifier(t *testing.T) {
 			},
 		},
 	}
+}
+
+func TestHS256Verifier(t *testing.T) {
+	v, err := auth.NewHS256Verifier([]byte(testSecretText))
+	require.NoError(t, err)
+	tests := slices.Concat(acceptedTokens(t), refusedStandard(t), refusedTypes(t))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := v.Verify(t.Context(), tt.token)

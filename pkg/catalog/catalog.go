@@ -157,7 +157,7 @@ func ValidateUnit(unit string) error {
 	}
 	for i := 0; i < len(unit); i++ {
 		c := unit[i]
-		if !(c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '_')) {
+		if lower, tail := c >= 'a' && c <= 'z', c >= '0' && c <= '9' || c == '_'; !lower && (i == 0 || !tail) {
 			return fmt.Errorf("%w: unit %s may hold only a-z, 0-9 and '_' and must start with a letter", ErrInvalidPrice, textcheck.Quote(unit))
 		}
 	}

@@ -12,13 +12,6 @@ import (
 	"github.com/tallyhq/tally/pkg/money"
 )
 
-func qty(t testing.TB, s string) Quantity {
-	t.Helper()
-	q, err := ParseQuantity(s)
-	require.NoError(t, err)
-	return q
-}
-
 func oneModel(t testing.TB, dims ...Dimension) *Catalog {
 	t.Helper()
 	c, err := New(7, []ModelVersion{{

@@ -172,28 +172,53 @@ func execute(ctx context.Context, stack *Stack, sc Scenario, tag string, short b
 	r := &run{stack: stack, sc: sc, tag: tag, short: short, load: load, timing: timing, grace: grace, rec: newRecorder(), grant: grant,
 		members: map[string]paymentsv1.PaymentsServiceClient{}}
 	res := Result{Scenario: sc.Name, Fault: sc.Fault}
-	orgs := load.Orgs
-	if sc.Orgs != nil {
-		orgs = sc.Orgs(short, load)
-	}
-	for i := range max(1, orgs) {
-		r.debitOrgs = append(r.debitOrgs, fmt.Sprintf("%s-d%03d", tag, i))
-	}
-	if sc.Payments {
-		for i := range 4 {
-			r.payOrgs = append(r.payOrgs, fmt.Sprintf("%s-p%02d", tag, i))
-		}
-	}
-	if sc.Emails {
-		for i := range 3 {
-			r.mailOrgs = append(r.mailOrgs, fmt.Sprintf("%s-m%02d", tag, i))
-		}
-	}
+	r.nameOrgs()
 	if err := r.setup(ctx); err != nil {
 		res.Err = fmt.Errorf("setup: %w", err)
 		return res
 	}
+	if err := r.traffic(ctx); err != nil {
+		res.Err = err
+		return res
+	}
+	if !r.observed && sc.Inject != nil {
+		r.fail(errors.New("the fault did not take effect: the scenario proved nothing"))
+	}
+	v, err := r.verify(ctx)
+	if err != nil {
+		res.Err = fmt.Errorf("verifying: %w", err)
+		return res
+	}
+	r.summarize(&res, v)
+	res.Duration = time.Since(start)
+	return res
+}
 
+// nameOrgs names the scenario's debit, payment and mail organizations after its tag.
+func (r *run) nameOrgs() {
+	orgs := r.load.Orgs
+	if r.sc.Orgs != nil {
+		orgs = r.sc.Orgs(r.short, r.load)
+	}
+	for i := range max(1, orgs) {
+		r.debitOrgs = append(r.debitOrgs, fmt.Sprintf("%s-d%03d", r.tag, i))
+	}
+	if r.sc.Payments {
+		for i := range 4 {
+			r.payOrgs = append(r.payOrgs, fmt.Sprintf("%s-p%02d", r.tag, i))
+		}
+	}
+	if r.sc.Emails {
+		for i := range 3 {
+			r.mailOrgs = append(r.mailOrgs, fmt.Sprintf("%s-m%02d", r.tag, i))
+		}
+	}
+}
+
+// traffic runs the workers through warm-up, fault and recovery, drains them, and runs the
+// scenario's after-checks and the quiet probes.
+func (r *run) traffic(ctx context.Context) error {
+	sc, load, timing := r.sc, r.load, r.timing
 	// Generous outer bounds; the phases below end the traffic much earlier.
 	r.setActive(r.debitOrgs)
 	r.loadUntil = time.Now().Add(timing.Warm + timing.Recover + 3*time.Minute)
@@ -214,21 +239,7 @@ func execute(ctx context.Context, stack *Stack, sc Scenario, tag string, short b
 	if sc.Emails {
 		others.Go(func() { r.emailCreditWorker(ctx) })
 	}
-
-	r.mu.Lock()
-	r.warmStart = time.Now()
-	r.mu.Unlock()
-	err := r.hold(ctx, timing.Warm)
-	if err == nil {
-		r.mu.Lock()
-		r.faultStart = time.Now()
-		r.mu.Unlock()
-		err = sc.Inject(ctx, r)
-		r.lift()
-	}
-	if err == nil {
-		err = r.hold(ctx, timing.Recover)
-	}
+	err := r.faultPhases(ctx)
 	// Drain: no new traffic; what is in flight gets until the drain deadline.
 	r.resolveUntil.Store(time.Now().Add(timing.Drain).UnixNano())
 	r.stopNew.Store(true)
@@ -244,21 +255,26 @@ func execute(ctx context.Context, stack *Stack, sc Scenario, tag string, short b
 	if err == nil {
 		err = r.quietProbes(ctx)
 	}
+	return err
+}
+
+// faultPhases holds the warm-up, injects the fault, lifts it and holds the recovery.
+func (r *run) faultPhases(ctx context.Context) error {
+	r.mu.Lock()
+	r.warmStart = time.Now()
+	r.mu.Unlock()
+	if err := r.hold(ctx, r.timing.Warm); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.faultStart = time.Now()
+	r.mu.Unlock()
+	err := r.sc.Inject(ctx, r)
+	r.lift()
 	if err != nil {
-		res.Err = err
-		return res
+		return err
 	}
-	if !r.observed && sc.Inject != nil {
-		r.fail(errors.New("the fault did not take effect: the scenario proved nothing"))
-	}
-	v, err := r.verify(ctx)
-	if err != nil {
-		res.Err = fmt.Errorf("verifying: %w", err)
-		return res
-	}
-	r.summarize(&res, v)
-	res.Duration = time.Since(start)
-	return res
+	return r.hold(ctx, r.timing.Recover)
 }
 
 // setup grants the debit organizations their credits and registers the mail organizations'

@@ -121,59 +121,14 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		}
 	}
 
-	s.binDir = cfg.BinDir
-	if s.binDir == "" {
-		s.binDir = filepath.Join(cfg.Dir, "bin")
-		root := cfg.Root
-		if root == "" {
-			if root, err = findRoot(); err != nil {
-				return nil, err
-			}
-		}
-		s.progress("building the services into %s", s.binDir)
-		if err := Build(ctx, root, s.binDir); err != nil {
-			return nil, err
-		}
-	}
-
-	s.progress("starting PostgreSQL (fsync on), Redis, stripe-mock, mailpit")
-	if s.PG, err = localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: filepath.Join(cfg.Dir, "pg"), Durable: true, Logger: s.logger}); err != nil {
+	if err := s.buildServices(ctx); err != nil {
 		return nil, err
 	}
-	if s.Redis, err = localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.Dir, "redis"), Logger: s.logger}); err != nil {
+	if err := s.startStores(ctx); err != nil {
 		return nil, err
 	}
-	if s.stripe, err = localstack.StartStripeMock(ctx, localstack.StripeMockConfig{Bin: filepath.Join(cfg.ToolsDir, "stripe-mock"),
-		LogFile: filepath.Join(cfg.Dir, "logs", "stripe-mock.log"), Logger: s.logger}); err != nil {
+	if err := s.pickAddrs(); err != nil {
 		return nil, err
-	}
-	if s.Stripe, err = StartFaultProxy(s.stripe.URL()); err != nil {
-		return nil, err
-	}
-	if s.Mail, err = localstack.StartMailpit(ctx, localstack.MailpitConfig{Bin: filepath.Join(cfg.ToolsDir, "mailpit"),
-		Dir: filepath.Join(cfg.Dir, "mailpit"), Logger: s.logger}); err != nil {
-		return nil, err
-	}
-	if s.DB, err = pgxpool.New(ctx, s.PG.URL()); err != nil {
-		return nil, fmt.Errorf("connecting to postgres: %w", err)
-	}
-	if s.PGProxy, err = StartTCPProxy("127.0.0.1:" + strconv.Itoa(s.PG.Port())); err != nil {
-		return nil, err
-	}
-
-	for _, name := range append(serviceNames, "instances") {
-		port, err := localstack.FreePort()
-		if err != nil {
-			return nil, err
-		}
-		s.addrs[name] = "127.0.0.1:" + strconv.Itoa(port)
-	}
-	for _, extra := range []string{"ledger-metrics", "payments-http"} {
-		port, err := localstack.FreePort()
-		if err != nil {
-			return nil, err
-		}
-		s.addrs[extra] = "127.0.0.1:" + strconv.Itoa(port)
 	}
 	for _, name := range serviceNames {
 		s.progress("starting %s on %s", name, s.addrs[name])
@@ -185,6 +140,66 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// buildServices builds the service binaries into <Dir>/bin unless StackConfig.BinDir names them.
+func (s *Stack) buildServices(ctx context.Context) error {
+	s.binDir = s.cfg.BinDir
+	if s.binDir != "" {
+		return nil
+	}
+	s.binDir = filepath.Join(s.cfg.Dir, "bin")
+	root := s.cfg.Root
+	if root == "" {
+		var err error
+		if root, err = findRoot(); err != nil {
+			return err
+		}
+	}
+	s.progress("building the services into %s", s.binDir)
+	return Build(ctx, root, s.binDir)
+}
+
+// startStores starts PostgreSQL (fsync on), Redis, stripe-mock behind its fault proxy, mailpit,
+// and the TCP proxy in front of PostgreSQL.
+func (s *Stack) startStores(ctx context.Context) error {
+	cfg := s.cfg
+	s.progress("starting PostgreSQL (fsync on), Redis, stripe-mock, mailpit")
+	var err error
+	if s.PG, err = localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: filepath.Join(cfg.Dir, "pg"), Durable: true, Logger: s.logger}); err != nil {
+		return err
+	}
+	if s.Redis, err = localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.Dir, "redis"), Logger: s.logger}); err != nil {
+		return err
+	}
+	if s.stripe, err = localstack.StartStripeMock(ctx, localstack.StripeMockConfig{Bin: filepath.Join(cfg.ToolsDir, "stripe-mock"),
+		LogFile: filepath.Join(cfg.Dir, "logs", "stripe-mock.log"), Logger: s.logger}); err != nil {
+		return err
+	}
+	if s.Stripe, err = StartFaultProxy(s.stripe.URL()); err != nil {
+		return err
+	}
+	if s.Mail, err = localstack.StartMailpit(ctx, localstack.MailpitConfig{Bin: filepath.Join(cfg.ToolsDir, "mailpit"),
+		Dir: filepath.Join(cfg.Dir, "mailpit"), Logger: s.logger}); err != nil {
+		return err
+	}
+	if s.DB, err = pgxpool.New(ctx, s.PG.URL()); err != nil {
+		return fmt.Errorf("connecting to postgres: %w", err)
+	}
+	s.PGProxy, err = StartTCPProxy("127.0.0.1:" + strconv.Itoa(s.PG.Port()))
+	return err
+}
+
+// pickAddrs gives every service, the ledger's metrics and the payments HTTP server a free port.
+func (s *Stack) pickAddrs() error {
+	for _, name := range append(append([]string{}, serviceNames...), "instances", "ledger-metrics", "payments-http") {
+		port, err := localstack.FreePort()
+		if err != nil {
+			return err
+		}
+		s.addrs[name] = "127.0.0.1:" + strconv.Itoa(port)
+	}
+	return nil
 }
 
 // Build builds the service binaries of the repository at root into out.

@@ -1,4 +1,7 @@
-// Package loadgen holds what the benchmarks share: running many calls with bounded concurrency.
+// Package loadgen holds what the benchmarks share: running many calls with bounded concurrency
+// (Parallel), a closed-loop latency measure (Measure), private durable stores (StartStores) and
+// polling for a condition (Poll). The services themselves start through their harnesses
+// (services/<svc>/<svc>test).
 package loadgen
 
 import (

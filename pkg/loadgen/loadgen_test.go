@@ -1,9 +1,12 @@
 package loadgen
 
 import (
+	"context"
 	"errors"
+	"math/rand/v2"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -22,4 +25,26 @@ func TestParallelCallsEachIndexOnce(t *testing.T) {
 		}
 		return nil
 	}), boom)
+}
+
+func TestMeasureAndPoll(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	res, err := Measure(t.Context(), 4, 10*time.Millisecond, 50*time.Millisecond, func(context.Context, int, *rand.Rand) error {
+		calls.Add(1)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Positive(t, res.OpsPerSec)
+	require.LessOrEqual(t, res.P50, res.P99)
+
+	boom := errors.New("boom")
+	_, err = Measure(t.Context(), 2, 0, time.Minute, func(context.Context, int, *rand.Rand) error { return boom })
+	require.ErrorIs(t, err, boom)
+
+	n := 0
+	require.NoError(t, Poll(t.Context(), time.Second, time.Millisecond, func() (bool, error) { n++; return n == 3, nil }))
+	require.ErrorIs(t, Poll(t.Context(), 5*time.Millisecond, time.Millisecond, func() (bool, error) { return false, nil }), ErrTimeout)
+	require.Equal(t, "999µs", Round(999*time.Microsecond))
+	require.Equal(t, "1.50ms", Round(1500*time.Microsecond))
 }

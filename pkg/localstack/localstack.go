@@ -120,9 +120,9 @@ func poll(ctx context.Context, stop <-chan struct{}, check func(context.Context)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
 		case <-stop:
-			return fmt.Errorf("process exited (last error: %v)", err)
+			return fmt.Errorf("process exited (last error: %w)", err)
 		case <-t.C:
 		}
 	}

@@ -246,7 +246,7 @@ func (p *Process) start(ctx context.Context) error {
 		select {
 		case <-done:
 			p.mu.Lock()
-			err = fmt.Errorf("%w: %v", err, p.waitErr)
+			err = fmt.Errorf("%w: %w", err, p.waitErr)
 			p.mu.Unlock()
 		default:
 		}
@@ -362,6 +362,8 @@ func (p *Process) Pause() error {
 	// The signal is delivered asynchronously; a loaded machine may let the
 	// process run on for a moment.
 	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for {
 		state, ok := processState(pid)
 		if !ok || state == 'T' || state == 't' {
@@ -370,7 +372,7 @@ func (p *Process) Pause() error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("pausing %s: still in state %c after SIGSTOP", p.cfg.Name, state)
 		}
-		time.Sleep(time.Millisecond)
+		<-tick.C
 	}
 }
 

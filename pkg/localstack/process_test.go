@@ -32,7 +32,7 @@ func serveForever(addr string) int {
 		fmt.Fprintln(os.Stderr, "listen:", err)
 		return 3
 	}
-	fmt.Println("listening on", addr)
+	fmt.Fprintln(os.Stdout, "listening on", addr)
 	for {
 		c, err := l.Accept()
 		if err != nil {

@@ -32,7 +32,7 @@ func (b *Broadcast) Notify() {
 	b.mu.Unlock()
 }
 
-// Follow[E] is one follower of an outbox.
+// Follow is one follower of an outbox of events E.
 type Follow[E any] struct {
 	// Fetch returns up to limit events after the sequence number, in sequence order.
 	Fetch func(ctx context.Context, after int64, limit int) ([]E, error)

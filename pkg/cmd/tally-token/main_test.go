@@ -12,17 +12,19 @@ import (
 	"github.com/tallyhq/tally/pkg/server"
 )
 
+type runCase struct {
+	name        string
+	args        []string
+	env         string
+	extraEnv    map[string]string
+	want        auth.Claims
+	wantWarning bool
+	wantErr     string
+}
+
 func TestRun(t *testing.T) {
 	const secret = "a-test-secret-of-32-bytes-length"
-	tests := []struct {
-		name        string
-		args        []string
-		env         string
-		extraEnv    map[string]string
-		want        auth.Claims
-		wantWarning bool
-		wantErr     string
-	}{
+	tests := []runCase{
 		{
 			name: "member with defaults",
 			args: []string{"-org", "acme", "-sub", "user-1", "-email", "a@b.c", "-name", "Ada"},
@@ -68,35 +70,38 @@ func TestRun(t *testing.T) {
 		{name: "stray argument", args: []string{"-sub", "u", "extra"}, env: secret, wantErr: "unexpected arguments"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			getenv := func(key string) string {
-				if key == secretEnv {
-					return tt.env
-				}
-				return tt.extraEnv[key]
-			}
-			err := run(tt.args, &stdout, &stderr, getenv)
-			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tt.wantWarning, strings.Contains(stderr.String(), "warning"), "stderr: %s", stderr.String())
-
-			key := tt.env
-			if key == "" {
-				key = server.DevJWTSecret
-			}
-			v, err := auth.NewHS256Verifier([]byte(key), auth.WithMaxLifetime(72*time.Hour))
-			require.NoError(t, err)
-			got, err := v.Verify(t.Context(), strings.TrimSpace(stdout.String()))
-			require.NoError(t, err)
-			require.True(t, got.ExpiresAt.After(time.Now()), "the token carries a future exp")
-			got.ExpiresAt = time.Time{}
-			require.Equal(t, tt.want, got)
-		})
+		t.Run(tt.name, func(t *testing.T) { tt.check(t) })
 	}
+}
+
+// check runs the command with the case's arguments and environment and verifies its token.
+func (tt runCase) check(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	getenv := func(key string) string {
+		if key == secretEnv {
+			return tt.env
+		}
+		return tt.extraEnv[key]
+	}
+	err := run(tt.args, &stdout, &stderr, getenv)
+	if tt.wantErr != "" {
+		require.ErrorContains(t, err, tt.wantErr)
+		return
+	}
+	require.NoError(t, err)
+	require.Equal(t, tt.wantWarning, strings.Contains(stderr.String(), "warning"), "stderr: %s", stderr.String())
+
+	key := tt.env
+	if key == "" {
+		key = server.DevJWTSecret
+	}
+	v, err := auth.NewHS256Verifier([]byte(key), auth.WithMaxLifetime(72*time.Hour))
+	require.NoError(t, err)
+	got, err := v.Verify(t.Context(), strings.TrimSpace(stdout.String()))
+	require.NoError(t, err)
+	require.True(t, got.ExpiresAt.After(time.Now()), "the token carries a future exp")
+	got.ExpiresAt = time.Time{}
+	require.Equal(t, tt.want, got)
 }
 
 func TestRunIssuerAndAudience(t *testing.T) {

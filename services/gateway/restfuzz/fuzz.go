@@ -179,7 +179,7 @@ func send(ctx context.Context, cfg Config, i int) *Result {
 	}
 	resp, err := cfg.Client.Do(req)
 	if err != nil {
-		if ctx.Err() == nil && !(len(body) > 1<<20 && isConnectionCut(err)) {
+		if cutLargeBody := len(body) > 1<<20 && isConnectionCut(err); ctx.Err() == nil && !cutLargeBody {
 			res.Problem = "transport: " + truncate(err.Error(), 200)
 		}
 		return res

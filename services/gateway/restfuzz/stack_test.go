@@ -2,12 +2,10 @@ package restfuzz_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,20 +14,19 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/testenv"
-	"github.com/tallyhq/tally/services/gateway/gateway"
-	instances "github.com/tallyhq/tally/services/instances-metering/service"
+	"github.com/tallyhq/tally/services/gateway/internal/gateway"
+	"github.com/tallyhq/tally/services/instances-metering/meteringtest"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
-	notifications "github.com/tallyhq/tally/services/notifications/service"
-	payments "github.com/tallyhq/tally/services/payments/service"
-	pricing "github.com/tallyhq/tally/services/pricing/service"
+	"github.com/tallyhq/tally/services/notifications/notificationstest"
+	"github.com/tallyhq/tally/services/payments/paymentstest"
+	"github.com/tallyhq/tally/services/pricing/pricingtest"
 )
 
 // webhookSecret signs the Stripe events of the fuzzed stack.
-const webhookSecret = "whsec_restfuzz_secret"
+const webhookSecret = paymentstest.WebhookSecret
 
 // logWatch is a slog handler that keeps what a fuzz run must not produce: panics anywhere, and
 // the servers' "rpc failed" (an Internal, Unknown or DataLoss answer), plus other errors to show.
@@ -107,28 +104,10 @@ type stack struct {
 // listen reserves a loopback port.
 func listen(t *testing.T) net.Listener {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	lis, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	return lis
-}
-
-// runService runs a service until the test ends.
-func runService(t *testing.T, name string, run func(context.Context) error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("%s stopped with error: %v", name, err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("%s did not stop", name)
-		}
-	})
 }
 
 // serving reports whether the gRPC server at addr is SERVING.
@@ -150,79 +129,35 @@ func serving(ctx context.Context, addr string) error {
 	return nil
 }
 
-func waitServing(t *testing.T, name, addr string) {
-	t.Helper()
-	require.Eventually(t, func() bool { return serving(t.Context(), addr) == nil }, 60*time.Second, 20*time.Millisecond, "%s did not become healthy", name)
-}
-
+// startStack starts every service through its harness (services/<svc>/<svc>test) and a real
+// gateway in front of them.
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	logs := newLogWatch()
 	s := &stack{logs: logs, grpcAddrs: map[string]string{}}
-	auth := server.AuthConfig{JWTSecret: ledgertest.Secret}
 
-	pricingLis := listen(t)
-	pricingCfg := pricing.Config{DatabaseURL: testenv.PostgresURL(t), PollInterval: 100 * time.Millisecond, Auth: auth}
-	runService(t, "pricing", func(ctx context.Context) error {
-		return pricing.Run(ctx, pricingCfg, pricingLis, logs.logger("pricing"))
-	})
-	s.grpcAddrs["pricing"] = pricingLis.Addr().String()
-	waitServing(t, "pricing", s.grpcAddrs["pricing"])
-
-	s.ledger = ledgertest.Start(t, ledgertest.Options{PricingAddr: s.grpcAddrs["pricing"], Logger: logs.logger("ledger")})
+	pricing := pricingtest.Start(t, pricingtest.Options{Secret: ledgertest.Secret, PollInterval: 100 * time.Millisecond, Logger: logs.logger("pricing")})
+	s.grpcAddrs["pricing"] = pricing.Addr
+	s.ledger = ledgertest.Start(t, ledgertest.Options{PricingAddr: pricing.Addr, Logger: logs.logger("ledger")})
 	s.grpcAddrs["ledger"] = s.ledger.Addr
-
-	mail := testenv.Mailpit(t)
-	host, port, err := net.SplitHostPort(mail.SMTPAddr())
-	require.NoError(t, err)
-	smtpPort, err := strconv.Atoi(port)
-	require.NoError(t, err)
-	notifLis := listen(t)
-	notifCfg := notifications.Config{
-		DatabaseURL: testenv.PostgresURL(t), Auth: auth, LedgerAddr: s.ledger.Addr,
-		ConsoleURL:  "https://app.tally.test",
-		SendWorkers: 1, PollInterval: 100 * time.Millisecond, RetryBase: 100 * time.Millisecond, RetryMax: time.Second, MaxAttempts: 5,
-		LeaseInterval: 200 * time.Millisecond, EventBatch: 500, ReminderInterval: time.Second, ExpiryNotice: 7 * 24 * time.Hour, DBMaxConns: 10,
-	}
-	// The SMTP settings' type is internal to notifications: set its fields one by one.
-	notifCfg.SMTP.Host, notifCfg.SMTP.Port, notifCfg.SMTP.TLS = host, smtpPort, "none"
-	notifCfg.SMTP.From, notifCfg.SMTP.Timeout = "Tally <n@tally.test>", 5*time.Second
-	runService(t, "notifications", func(ctx context.Context) error {
-		return notifications.Run(ctx, notifCfg, notifLis, logs.logger("notifications"))
+	notif := notificationstest.Start(t, notificationstest.Options{
+		DatabaseURL: testenv.PostgresURL(t), LedgerAddr: s.ledger.Addr, Secret: ledgertest.Secret,
+		SMTPAddr: testenv.Mailpit(t).SMTPAddr(), Logger: logs.logger("notifications"),
 	})
-	s.grpcAddrs["notifications"] = notifLis.Addr().String()
-
-	instLis := listen(t)
-	instCfg := instances.Config{
-		DatabaseURL: testenv.PostgresURL(t), DBMaxConns: 8, Auth: auth,
-		LedgerAddr: s.ledger.Addr, PricingAddr: s.grpcAddrs["pricing"], NotificationsAddr: s.grpcAddrs["notifications"],
-		BillingPeriod: time.Hour, PollInterval: 500 * time.Millisecond,
-	}
-	runService(t, "instances-metering", func(ctx context.Context) error {
-		return instances.Run(ctx, instCfg, instLis, logs.logger("instances-metering"))
+	s.grpcAddrs["notifications"] = notif.Addr
+	meter := meteringtest.Start(t, meteringtest.Options{
+		Secret: ledgertest.Secret, LedgerAddr: s.ledger.Addr, PricingAddr: pricing.Addr, NotificationsAddr: notif.Addr,
+		PollInterval: 500 * time.Millisecond, Logger: logs.logger("instances-metering"),
 	})
-	s.grpcAddrs["instances-metering"] = instLis.Addr().String()
-
-	payLis, payHTTP := listen(t), listen(t)
-	payCfg := payments.Config{
-		DatabaseURL: testenv.PostgresURL(t), DBMaxConns: 10, Auth: auth, LedgerAddr: s.ledger.Addr,
-		StripeSecretKey: "sk_test_123", StripeAPIURL: testenv.StripeMock(t).URL(), StripeWebhookSecret: webhookSecret,
-		WebhookTolerance: 5 * time.Minute, WebhookURL: "http://127.0.0.1:1/v1/webhooks/stripe",
-		PublicURL: "http://" + payHTTP.Addr().String(), HTTPListener: payHTTP,
-		ConsoleURL: "http://console.test",
-		TopUpMin:   5 * money.NanosPerUnit, TopUpMax: 10_000 * money.NanosPerUnit, ReconcileLookback: time.Hour, SellerName: "Tally Fuzz",
-	}
-	runService(t, "payments", func(ctx context.Context) error { return payments.Run(ctx, payCfg, payLis, logs.logger("payments")) })
-	s.grpcAddrs["payments"] = payLis.Addr().String()
-	for _, name := range []string{"notifications", "instances-metering", "payments"} {
-		waitServing(t, name, s.grpcAddrs[name])
-	}
+	s.grpcAddrs["instances-metering"] = meter.Addr
+	pay := paymentstest.Start(t, paymentstest.Options{Ledger: s.ledger, Stripe: true, Logger: logs.logger("payments")})
+	s.grpcAddrs["payments"] = pay.Addr
 
 	gwLogger := logs.logger("gateway")
 	limits := server.DefaultHTTPLimits()
 	h, closeConns, err := gateway.New(t.Context(), gateway.Config{
-		LedgerAddr: s.ledger.Addr, PricingAddr: s.grpcAddrs["pricing"], PaymentsAddr: s.grpcAddrs["payments"],
-		InstancesAddr: s.grpcAddrs["instances-metering"], NotificationsAddr: s.grpcAddrs["notifications"],
+		LedgerAddr: s.ledger.Addr, PricingAddr: pricing.Addr, PaymentsAddr: pay.Addr,
+		InstancesAddr: meter.Addr, NotificationsAddr: notif.Addr,
 		Logger: gwLogger, Limits: limits,
 	})
 	require.NoError(t, err)

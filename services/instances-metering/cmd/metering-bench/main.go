@@ -16,34 +16,27 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc"
 
 	"github.com/tallyhq/tally/pkg/auth"
-	"github.com/tallyhq/tally/pkg/config"
+	"github.com/tallyhq/tally/pkg/clock"
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/loadgen"
-	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
-	meterservice "github.com/tallyhq/tally/services/instances-metering/service"
-	ledgerservice "github.com/tallyhq/tally/services/ledger/service"
-	pricingservice "github.com/tallyhq/tally/services/pricing/service"
+	"github.com/tallyhq/tally/services/instances-metering/internal/service"
+	"github.com/tallyhq/tally/services/instances-metering/meteringtest"
+	"github.com/tallyhq/tally/services/ledger/ledgertest"
+	"github.com/tallyhq/tally/services/pricing/pricingtest"
 )
-
-const secret = "metering-bench-secret-0123456789"
 
 func main() {
 	rentals := flag.Int("rentals", 10_000, "running rentals")
@@ -73,127 +66,168 @@ type benchConfig struct {
 	workers, batch, concurrency int
 }
 
-// clock is the meter's clock, frozen at an instant the benchmark sets.
-type clock struct{ nanos atomic.Int64 }
-
-func (c *clock) now() time.Time   { return time.Unix(0, c.nanos.Load()).UTC() }
-func (c *clock) set(t time.Time)  { c.nanos.Store(t.UnixNano()) }
-func newClock(t time.Time) *clock { c := &clock{}; c.set(t); return c }
-
 func run(ctx context.Context, cfg benchConfig) error {
-	var out io.Writer = io.Discard
+	b, err := startBench(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer b.stop(ctx)
+	price, err := b.startRentals(ctx)
+	if err != nil {
+		return err
+	}
+	elapsed, err := b.chargeBoundaries(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.checkCharged(ctx, price); err != nil {
+		return err
+	}
+	median := elapsed[len(elapsed)/2]
+	fmt.Printf("rentals charged per second at a boundary: %.0f/s (%d rentals in %.2f s)\n",
+		float64(cfg.rentals)/median.Seconds(), cfg.rentals, median.Seconds())
+	return nil
+}
+
+// bench is the running stack: PostgreSQL, Redis, the ledger, pricing and the meter on loopback.
+type bench struct {
+	cfg        benchConfig
+	stores     *loadgen.Stores
+	ledgerSvc  *ledgertest.Ledger
+	pricing    *pricingtest.Pricing
+	meterSvc   *meteringtest.Meter
+	clk        *clock.Manual // the meter's clock, frozen at an instant the benchmark sets
+	t0         time.Time
+	conns      []*grpc.ClientConn
+	pool       *pgxpool.Pool
+	ledger     ledgerv1.LedgerServiceClient
+	meter      instancesv1.InstanceMeteringServiceClient
+	progressOn bool
+}
+
+func (b *bench) progress(format string, args ...any) {
+	if b.progressOn {
+		fmt.Printf(format+"\n", args...)
+	}
+}
+
+func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
+	out := io.Discard
 	if cfg.logs {
 		out = os.Stderr
 	}
 	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	progress := func(format string, args ...any) {
-		if cfg.verbose {
-			fmt.Printf(format+"\n", args...)
-		}
-	}
-	if cfg.dataDir == "" {
-		cfg.dataDir = filepath.Join(filepath.Dir(localstack.BinDir()), ".data", "bench-metering")
-	}
-	// A fresh cluster each run, durable (fsync and synchronous_commit on) like production.
-	_ = os.RemoveAll(cfg.dataDir)
-	pg, err := localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: filepath.Join(cfg.dataDir, "pg"), Durable: true, Logger: logger})
+	stores, err := loadgen.StartStores(ctx, "bench-metering", cfg.dataDir, true, logger)
 	if err != nil {
-		return err
-	}
-	defer func() { _ = pg.Stop(context.WithoutCancel(ctx)) }()
-	rds, err := localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.dataDir, "redis"), Logger: logger})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rds.Stop(context.WithoutCancel(ctx)) }()
-
-	authCfg := server.AuthConfig{JWTSecret: secret}
-	serviceToken, err := auth.Mint([]byte(secret), auth.Claims{Subject: "service:" + meterservice.ServiceName, Roles: []auth.Role{auth.RoleService}}, time.Hour)
-	if err != nil {
-		return err
-	}
-	opsToken, err := auth.Mint([]byte(secret), auth.Claims{Subject: "bench-ops", Roles: []auth.Role{auth.RoleOps}}, time.Hour)
-	if err != nil {
-		return err
-	}
-	sctx, stopServices := context.WithCancel(ctx)
-	var services sync.WaitGroup
-	defer func() { stopServices(); services.Wait() }()
-	serve := func(name string, runService func(net.Listener) error) (string, error) {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		services.Go(func() {
-			if err := runService(lis); err != nil && !errors.Is(err, context.Canceled) && sctx.Err() == nil {
-				fmt.Fprintf(os.Stderr, "metering-bench: %s stopped: %v\n", name, err)
-			}
-		})
-		return lis.Addr().String(), nil
-	}
-	ledgerAddr, err := serve("ledger", func(lis net.Listener) error {
-		return ledgerservice.Run(sctx, ledgerservice.Config{
-			DatabaseURL: pg.URL(), RedisURL: rds.URL(), Auth: authCfg, DefaultCurrency: "USD",
-			CreditValidity: config.Period{Months: 3}, SweepInterval: time.Second,
-			CommitMaxBatch: 256, CommitWorkers: 2, PlatformShards: 16, DBMaxConns: 20,
-		}, lis, logger)
-	})
-	if err != nil {
-		return err
-	}
-	pricingAddr, err := serve("pricing", func(lis net.Listener) error {
-		return pricingservice.Run(sctx, pricingservice.Config{DatabaseURL: pg.URL(), PollInterval: 100 * time.Millisecond, Auth: authCfg}, lis, logger)
-	})
-	if err != nil {
-		return err
-	}
-	if err := waitServing(ctx, ledgerAddr); err != nil {
-		return err
-	}
-	if err := waitServing(ctx, pricingAddr); err != nil {
-		return err
+		return nil, err
 	}
 	t0 := time.Now().UTC().Truncate(time.Second)
-	clk := newClock(t0)
-	meterAddr, err := serve("instances-metering", func(lis net.Listener) error {
-		return meterservice.Run(sctx, meterservice.Config{
-			DatabaseURL: pg.URL(), DBMaxConns: 32, Auth: authCfg, LedgerAddr: ledgerAddr, PricingAddr: pricingAddr,
-			BillingPeriod: cfg.period, PollInterval: 10 * time.Millisecond, Now: clk.now,
-			Workers: cfg.workers, BatchSize: cfg.batch, Concurrency: cfg.concurrency,
-		}, lis, logger)
+	b := &bench{cfg: cfg, stores: stores, clk: clock.NewManual(t0), t0: t0, progressOn: cfg.verbose}
+	defer func() {
+		if err != nil {
+			b.stop(ctx)
+		}
+	}()
+	ledgerAddr, meterAddr, err := b.startServices(ctx, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.dial(ctx, ledgerAddr, meterAddr); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// startServices runs the ledger, pricing and the meter (on the bench's clock) through their
+// harnesses.
+func (b *bench) startServices(ctx context.Context, logger *slog.Logger) (ledgerAddr, meterAddr string, err error) {
+	pgURL := b.stores.PG.URL()
+	b.ledgerSvc, err = ledgertest.New(ctx, ledgertest.Options{
+		DatabaseURL: pgURL, RedisURL: b.stores.Redis.URL(), Logger: logger,
+		SweepInterval: time.Second, CommitMaxBatch: 256, CommitWorkers: 2, PlatformShards: 16,
 	})
+	if err != nil {
+		return "", "", err
+	}
+	b.pricing, err = pricingtest.New(ctx, pricingtest.Options{DatabaseURL: pgURL, Secret: ledgertest.Secret, PollInterval: 100 * time.Millisecond, Logger: logger})
+	if err != nil {
+		return "", "", err
+	}
+	b.meterSvc, err = meteringtest.New(ctx, meteringtest.Options{
+		DatabaseURL: pgURL, Secret: ledgertest.Secret, LedgerAddr: b.ledgerSvc.Addr, PricingAddr: b.pricing.Addr,
+		BillingPeriod: b.cfg.period, PollInterval: 10 * time.Millisecond, Now: b.clk.Now, Logger: logger,
+		Configure: func(c *service.Config) {
+			c.DBMaxConns = 32
+			c.Workers, c.BatchSize, c.Concurrency = b.cfg.workers, b.cfg.batch, b.cfg.concurrency
+		},
+	})
+	if err != nil {
+		return "", "", err
+	}
+	return b.ledgerSvc.Addr, b.meterSvc.Addr, nil
+}
+
+// dial connects to the ledger as ops, to the meter as the metering service, and to PostgreSQL.
+func (b *bench) dial(ctx context.Context, ledgerAddr, meterAddr string) error {
+	serviceToken, err := auth.Mint([]byte(ledgertest.Secret), auth.Claims{Subject: "service:" + service.ServiceName, Roles: []auth.Role{auth.RoleService}}, time.Hour)
 	if err != nil {
 		return err
 	}
-	if err := waitServing(ctx, meterAddr); err != nil {
+	opsToken, err := auth.Mint([]byte(ledgertest.Secret), auth.Claims{Subject: "bench-ops", Roles: []auth.Role{auth.RoleOps}}, time.Hour)
+	if err != nil {
 		return err
 	}
-
 	ledgerConn, err := rpcclient.Dial(ledgerAddr, opsToken)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = ledgerConn.Close() }()
+	b.conns = append(b.conns, ledgerConn)
 	meterConn, err := rpcclient.Dial(meterAddr, serviceToken)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = meterConn.Close() }()
-	ledger, meter := ledgerv1.NewLedgerServiceClient(ledgerConn), instancesv1.NewInstanceMeteringServiceClient(meterConn)
+	b.conns = append(b.conns, meterConn)
+	b.ledger, b.meter = ledgerv1.NewLedgerServiceClient(ledgerConn), instancesv1.NewInstanceMeteringServiceClient(meterConn)
+	b.pool, err = pgxpool.New(ctx, b.stores.PG.URL())
+	return err
+}
 
-	org := func(i int) string { return fmt.Sprintf("org-%05d", i) }
-	progress("crediting %d organizations…", cfg.rentals)
-	if err := loadgen.Parallel(ctx, 64, cfg.rentals, func(i int) error {
-		_, err := ledger.Credit(ctx, &ledgerv1.CreditRequest{OrgId: org(i), Amount: money.ToProto(1_000_000*money.NanosPerUnit, "USD"), IdempotencyKey: "seed"})
+func (b *bench) stop(ctx context.Context) {
+	if b.pool != nil {
+		b.pool.Close()
+	}
+	for _, c := range b.conns {
+		_ = c.Close()
+	}
+	if b.meterSvc != nil {
+		_ = b.meterSvc.Stop()
+	}
+	if b.pricing != nil {
+		_ = b.pricing.Stop()
+	}
+	if b.ledgerSvc != nil {
+		_ = b.ledgerSvc.Close()
+	}
+	b.stores.Stop(ctx)
+}
+
+func org(i int) string { return fmt.Sprintf("org-%05d", i) }
+
+// startRentals credits every organization and starts one rental each; it returns the period price.
+func (b *bench) startRentals(ctx context.Context) (money.Nanos, error) {
+	n := b.cfg.rentals
+	b.progress("crediting %d organizations…", n)
+	if err := loadgen.Parallel(ctx, 64, n, func(i int) error {
+		_, err := b.ledger.Credit(ctx, &ledgerv1.CreditRequest{OrgId: org(i), Amount: money.ToProto(1_000_000*money.NanosPerUnit, "USD"), IdempotencyKey: "seed"})
 		return err
 	}); err != nil {
-		return fmt.Errorf("crediting: %w", err)
+		return 0, fmt.Errorf("crediting: %w", err)
 	}
-	progress("starting %d rentals…", cfg.rentals)
+	b.progress("starting %d rentals…", n)
 	var price money.Nanos
 	began := time.Now()
-	if err := loadgen.Parallel(ctx, 64, cfg.rentals, func(i int) error {
-		resp, err := meter.StartMetering(ctx, &instancesv1.StartMeteringRequest{
+	if err := loadgen.Parallel(ctx, 64, n, func(i int) error {
+		resp, err := b.meter.StartMetering(ctx, &instancesv1.StartMeteringRequest{
 			InstanceId: fmt.Sprintf("i-%05d", i), OrgId: org(i), InstanceType: "gpu-a10g-small", IdempotencyKey: "start",
 		})
 		if err == nil && i == 0 {
@@ -202,68 +236,48 @@ func run(ctx context.Context, cfg benchConfig) error {
 		}
 		return err
 	}); err != nil {
-		return fmt.Errorf("starting rentals: %w", err)
+		return 0, fmt.Errorf("starting rentals: %w", err)
 	}
-	progress("started in %s (%.0f StartMetering/s)", time.Since(began).Round(time.Millisecond), float64(cfg.rentals)/time.Since(began).Seconds())
+	b.progress("started in %s (%.0f StartMetering/s)", time.Since(began).Round(time.Millisecond), float64(n)/time.Since(began).Seconds())
+	return price, nil
+}
 
-	pool, err := pgxpool.New(ctx, pg.URL())
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+// chargeBoundaries moves the meter's clock over each boundary and times until every rental paid
+// it; it returns the times sorted.
+func (b *bench) chargeBoundaries(ctx context.Context) ([]time.Duration, error) {
 	var elapsed []time.Duration
-	for b := 1; b <= cfg.boundaries; b++ {
-		clk.set(t0.Add(time.Duration(b) * cfg.period))
+	for n := 1; n <= b.cfg.boundaries; n++ {
+		b.clk.Set(b.t0.Add(time.Duration(n) * b.cfg.period))
 		began := time.Now()
-		for {
-			var done int
-			if err := pool.QueryRow(ctx, `SELECT count(*) FROM instances.rentals WHERE periods_charged > $1`, b).Scan(&done); err != nil {
-				return err
-			}
-			if done == cfg.rentals {
-				break
-			}
-			if time.Since(began) > 10*time.Minute {
-				return fmt.Errorf("boundary %d: only %d of %d rentals charged after 10 minutes", b, done, cfg.rentals)
-			}
-			time.Sleep(5 * time.Millisecond)
+		done := 0
+		err := loadgen.Poll(ctx, 10*time.Minute, 5*time.Millisecond, func() (bool, error) {
+			err := b.pool.QueryRow(ctx, `SELECT count(*) FROM instances.rentals WHERE periods_charged > $1`, n).Scan(&done)
+			return done == b.cfg.rentals, err
+		})
+		if errors.Is(err, loadgen.ErrTimeout) {
+			return nil, fmt.Errorf("boundary %d: only %d of %d rentals charged after 10 minutes", n, done, b.cfg.rentals)
+		}
+		if err != nil {
+			return nil, err
 		}
 		d := time.Since(began)
 		elapsed = append(elapsed, d)
-		progress("boundary %d: %d rentals in %s", b, cfg.rentals, d.Round(time.Millisecond))
+		b.progress("boundary %d: %d rentals in %s", n, b.cfg.rentals, d.Round(time.Millisecond))
 	}
-	// Every rental paid exactly one period per boundary plus the first, at the locked price.
+	slices.Sort(elapsed)
+	return elapsed, nil
+}
+
+// checkCharged verifies every rental paid exactly one period per boundary plus the first, at the
+// locked price.
+func (b *bench) checkCharged(ctx context.Context, price money.Nanos) error {
 	var total, periods int64
-	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(total_charged), 0)::bigint, coalesce(sum(periods_charged), 0)::bigint FROM instances.rentals`).Scan(&total, &periods); err != nil {
+	if err := b.pool.QueryRow(ctx, `SELECT coalesce(sum(total_charged), 0)::bigint, coalesce(sum(periods_charged), 0)::bigint FROM instances.rentals`).Scan(&total, &periods); err != nil {
 		return err
 	}
-	want := int64(cfg.rentals) * int64(cfg.boundaries+1)
+	want := int64(b.cfg.rentals) * int64(b.cfg.boundaries+1)
 	if periods != want || money.Nanos(total) != money.Nanos(want)*price {
 		return fmt.Errorf("charged %d periods for %s, want %d for %s", periods, money.Nanos(total).Display(), want, (money.Nanos(want) * price).Display())
 	}
-	slices.Sort(elapsed)
-	median := elapsed[len(elapsed)/2]
-	fmt.Printf("rentals charged per second at a boundary: %.0f/s (%d rentals in %.2f s)\n",
-		float64(cfg.rentals)/median.Seconds(), cfg.rentals, median.Seconds())
 	return nil
-}
-
-func waitServing(ctx context.Context, addr string) error {
-	conn, err := rpcclient.Dial(addr, "")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	hc := grpc_health_v1.NewHealthClient(conn)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		resp, err := hc.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not serving: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

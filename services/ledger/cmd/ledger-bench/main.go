@@ -15,16 +15,12 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,18 +32,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/auth"
-	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/loadgen"
 	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/ledger/service"
-	pricing "github.com/tallyhq/tally/services/pricing/service"
+	"github.com/tallyhq/tally/services/ledger/internal/service"
+	"github.com/tallyhq/tally/services/ledger/ledgertest"
+	"github.com/tallyhq/tally/services/pricing/pricingtest"
 )
-
-const secret = "ledger-bench-secret-0123456789abcdef"
 
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "measured time per scenario")
@@ -83,85 +76,127 @@ type benchConfig struct {
 }
 
 func run(ctx context.Context, cfg benchConfig) error {
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if cfg.dataDir == "" {
-		cfg.dataDir = filepath.Join(filepath.Dir(localstack.BinDir()), ".data", "bench")
-	}
-	// A fresh cluster each run, durable (fsync and synchronous_commit on) like production.
-	_ = os.RemoveAll(cfg.dataDir)
-	pg, err := localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: filepath.Join(cfg.dataDir, "pg"), Durable: true, Logger: logger})
+	b, err := startBench(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = pg.Stop(context.WithoutCancel(ctx)) }()
-	rds, err := localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.dataDir, "redis"), Logger: logger})
+	defer b.stop(ctx)
+	if err := b.seed(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("%d callers over %d connections, %s per scenario after %s warm-up, GOMAXPROCS=%d\n",
+		cfg.callers, cfg.conns, cfg.duration, cfg.warmup, runtimeProcs())
+	fmt.Printf("%-36s %12s %10s %10s %9s\n", "scenario", "ops/s", "p50", "p99", "ceiling")
+	stopProfile, err := startProfile(cfg.cpuProfile)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = rds.Stop(context.WithoutCancel(ctx)) }()
-
-	// The pricing service, for usage-priced debits (the ledger follows its price list in memory).
-	pricingLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	defer stopProfile()
+	if err := b.runScenarios(ctx); err != nil {
 		return err
 	}
-	pctx, stopPricing := context.WithCancel(ctx)
-	pricingDone := make(chan error, 1)
-	go func() {
-		pricingDone <- pricing.Run(pctx, pricing.Config{DatabaseURL: pg.URL(), PollInterval: 200 * time.Millisecond, Auth: server.AuthConfig{JWTSecret: secret}}, pricingLis, logger)
-	}()
-	defer func() { stopPricing(); <-pricingDone }()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	metricsPort, err := localstack.FreePort()
-	if err != nil {
-		return err
-	}
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", metricsPort)
-	sctx, stopLedger := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Run(sctx, service.Config{
-			DatabaseURL: pg.URL(), RedisURL: rds.URL(), Auth: server.AuthConfig{JWTSecret: secret},
-			DefaultCurrency: "USD", CreditValidity: config.Period{Months: 3}, SweepInterval: time.Second,
-			CommitMaxBatch: 256, CommitWorkers: cfg.workers, CommitMaxWait: cfg.maxWait, PlatformShards: 16, DBMaxConns: 20,
-			PricingAddr: pricingLis.Addr().String(), MetricsAddr: metricsAddr,
-		}, lis, logger)
-	}()
-	defer func() { stopLedger(); <-done }()
-
-	token, err := auth.Mint([]byte(secret), auth.Claims{Subject: "bench", Roles: []auth.Role{auth.RoleService, auth.RoleOps}}, time.Hour)
-	if err != nil {
-		return err
-	}
-	var clients []*grpc.ClientConn
-	for range cfg.conns {
-		c, err := rpcclient.Dial(lis.Addr().String(), token)
+	if cfg.only == "" || strings.Contains("PostgreSQL restart", cfg.only) {
+		back, took, err := postgresRecovery(ctx, b.stores.PG, b.ledger(0), &b.seq)
 		if err != nil {
-			return err
+			return fmt.Errorf("PostgreSQL restart: %w", err)
 		}
-		defer func() { _ = c.Close() }()
-		clients = append(clients, c)
+		fmt.Printf("PostgreSQL restart (%s): debits commit again %s after it accepts connections\n", loadgen.Round(took), loadgen.Round(back))
 	}
-	if err := waitServing(ctx, clients[0]); err != nil {
-		return err
-	}
-	ledger := func(i int) ledgerv1.LedgerServiceClient {
-		return ledgerv1.NewLedgerServiceClient(clients[i%len(clients)])
-	}
-	health := func(i int) grpc_health_v1.HealthClient {
-		return grpc_health_v1.NewHealthClient(clients[i%len(clients)])
-	}
+	return nil
+}
 
-	// Seed: the hot org, the authorize org and every spread org get credits.
-	fmt.Printf("seeding %d organizations…\n", cfg.orgs+2)
+// bench is the running stack: PostgreSQL, Redis, pricing and the ledger on loopback, and the
+// callers' connections.
+type bench struct {
+	cfg        benchConfig
+	stores     *loadgen.Stores
+	pricing    *pricingtest.Pricing
+	ledgerSvc  *ledgertest.Ledger
+	clients    []*grpc.ClientConn
+	metricsURL string
+	usage      *ledgerv1.Usage
+	seq        atomic.Int64
+}
+
+func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	stores, err := loadgen.StartStores(ctx, "bench", cfg.dataDir, true, logger)
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{cfg: cfg, stores: stores,
+		usage: &ledgerv1.Usage{ModelId: "llama-3.1-8b-instruct", Quantities: map[string]string{"input_tokens": "1200", "output_tokens": "350"}}}
+	defer func() {
+		if err != nil {
+			b.stop(ctx)
+		}
+	}()
+	addr, err := b.startServices(ctx, logger)
+	if err != nil {
+		return nil, err
+	}
+	token, err := auth.Mint([]byte(ledgertest.Secret), auth.Claims{Subject: "bench", Roles: []auth.Role{auth.RoleService, auth.RoleOps}}, time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	for range cfg.conns {
+		c, err := rpcclient.Dial(addr, token)
+		if err != nil {
+			return nil, err
+		}
+		b.clients = append(b.clients, c)
+	}
+	return b, nil
+}
+
+// startServices runs pricing (for usage-priced debits: the ledger follows its price list in memory)
+// and the ledger through their harnesses, and returns the ledger's address.
+func (b *bench) startServices(ctx context.Context, logger *slog.Logger) (string, error) {
+	var err error
+	b.pricing, err = pricingtest.New(ctx, pricingtest.Options{DatabaseURL: b.stores.PG.URL(), Secret: ledgertest.Secret,
+		PollInterval: 200 * time.Millisecond, Logger: logger})
+	if err != nil {
+		return "", err
+	}
+	b.ledgerSvc, err = ledgertest.New(ctx, ledgertest.Options{
+		DatabaseURL: b.stores.PG.URL(), RedisURL: b.stores.Redis.URL(), Logger: logger, PricingAddr: b.pricing.Addr,
+		Metrics: true, SweepInterval: time.Second, PlatformShards: 16,
+		CommitMaxBatch: 256, CommitWorkers: b.cfg.workers, CommitMaxWait: b.cfg.maxWait,
+		// The production default, not the harness's 20ms: the follower's load is part of the bench.
+		Configure: func(c *service.Config) { c.UsageInterval = 0 },
+	})
+	if err != nil {
+		return "", err
+	}
+	b.metricsURL = b.ledgerSvc.MetricsURL
+	return b.ledgerSvc.Addr, nil
+}
+
+func (b *bench) stop(ctx context.Context) {
+	for _, c := range b.clients {
+		_ = c.Close()
+	}
+	if b.ledgerSvc != nil {
+		_ = b.ledgerSvc.Close()
+	}
+	if b.pricing != nil {
+		_ = b.pricing.Stop()
+	}
+	b.stores.Stop(ctx)
+}
+
+func (b *bench) ledger(i int) ledgerv1.LedgerServiceClient {
+	return ledgerv1.NewLedgerServiceClient(b.clients[i%len(b.clients)])
+}
+
+// seed credits the hot org, the authorize org and every spread org, and waits for the price list.
+func (b *bench) seed(ctx context.Context) error {
+	fmt.Printf("seeding %d organizations…\n", b.cfg.orgs+2)
 	seed := func(org string) error {
-		_, err := ledger(0).Credit(ctx, &ledgerv1.CreditRequest{OrgId: org, Amount: money.ToProto(1_000_000*money.NanosPerUnit, "USD"), IdempotencyKey: "seed"})
+		_, err := b.ledger(0).Credit(ctx, &ledgerv1.CreditRequest{OrgId: org, Amount: money.ToProto(1_000_000*money.NanosPerUnit, "USD"), IdempotencyKey: "seed"})
 		return err
 	}
-	if err := loadgen.Parallel(ctx, 64, cfg.orgs, func(i int) error { return seed(fmt.Sprintf("org-%05d", i)) }); err != nil {
+	if err := loadgen.Parallel(ctx, 64, b.cfg.orgs, func(i int) error { return seed(fmt.Sprintf("org-%05d", i)) }); err != nil {
 		return err
 	}
 	for _, org := range []string{"hot", "authz"} {
@@ -169,125 +204,148 @@ func run(ctx context.Context, cfg benchConfig) error {
 			return err
 		}
 	}
-	usage := &ledgerv1.Usage{ModelId: "llama-3.1-8b-instruct", Quantities: map[string]string{"input_tokens": "1200", "output_tokens": "350"}}
-	if err := waitPriceList(ctx, ledger(0), usage); err != nil {
-		return err
-	}
+	return waitPriceList(ctx, b.ledger(0), b.usage)
+}
 
-	var seq atomic.Int64
-	amountScenario := func(ctx context.Context, w int, r *rand.Rand) error {
-		org := fmt.Sprintf("org-%05d", r.IntN(cfg.orgs))
-		_, err := ledger(w).Debit(ctx, &ledgerv1.DebitRequest{OrgId: org, Amount: money.ToProto(2500, "USD"), IdempotencyKey: fmt.Sprintf("s-%d", seq.Add(1)), Description: "bench call"})
+// fault takes Redis down for a scenario and brings it back afterwards.
+type fault struct{ down, up func() error }
+
+type scenario struct {
+	name  string
+	call  loadgen.Call
+	fault *fault
+}
+
+func (b *bench) debit(org, prefix string, usage *ledgerv1.Usage, amount money.Nanos) func(context.Context, int) error {
+	return func(ctx context.Context, w int) error {
+		req := &ledgerv1.DebitRequest{OrgId: org, IdempotencyKey: fmt.Sprintf("%s-%d", prefix, b.seq.Add(1)), Description: "bench call"}
+		if usage != nil {
+			req.Usage = usage
+		} else {
+			req.Amount = money.ToProto(amount, "USD")
+		}
+		_, err := b.ledger(w).Debit(ctx, req)
 		return err
 	}
+}
+
+func (b *bench) amountDebit(ctx context.Context, w int, r *rand.Rand) error {
+	return b.debit(fmt.Sprintf("org-%05d", r.IntN(b.cfg.orgs)), "s", nil, 2500)(ctx, w)
+}
+
+func (b *bench) scenarios(ctx context.Context) []scenario {
 	authorize := func(ctx context.Context, w int, _ *rand.Rand) error {
-		_, err := ledger(w).Authorize(ctx, &ledgerv1.AuthorizeRequest{OrgId: "authz", Amount: money.ToProto(2500, "USD")})
+		_, err := b.ledger(w).Authorize(ctx, &ledgerv1.AuthorizeRequest{OrgId: "authz", Amount: money.ToProto(2500, "USD")})
 		return err
 	}
 	// Redis faults: the scenario runs with Redis stopped or paused; afterwards Redis is brought
 	// back and the time until Authorize is served from the cache again is measured.
-	type fault struct{ down, up func() error }
+	rds := b.stores.Redis
 	stopped := &fault{func() error { return rds.Stop(ctx) }, func() error { return rds.Restart(ctx) }}
 	paused := &fault{rds.Pause, rds.Resume}
-	scenarios := []struct {
-		name  string
-		call  func(ctx context.Context, worker int, r *rand.Rand) error
-		fault *fault
-	}{
+	hot := b.debit("hot", "h", nil, 2500)
+	return []scenario{
 		{"no-op gRPC (ceiling)", func(ctx context.Context, w int, _ *rand.Rand) error {
-			_, err := health(w).Check(ctx, &grpc_health_v1.HealthCheckRequest{})
+			_, err := grpc_health_v1.NewHealthClient(b.clients[w%len(b.clients)]).Check(ctx, &grpc_health_v1.HealthCheckRequest{})
 			return err
 		}, nil},
 		{"Authorize", authorize, nil},
-		{"Debit (one hot org)", func(ctx context.Context, w int, _ *rand.Rand) error {
-			_, err := ledger(w).Debit(ctx, &ledgerv1.DebitRequest{OrgId: "hot", Amount: money.ToProto(2500, "USD"), IdempotencyKey: fmt.Sprintf("h-%d", seq.Add(1)), Description: "bench call"})
-			return err
-		}, nil},
-		{"Debit (10,000 orgs)", amountScenario, nil},
+		{"Debit (one hot org)", func(ctx context.Context, w int, _ *rand.Rand) error { return hot(ctx, w) }, nil},
+		{"Debit (10,000 orgs)", b.amountDebit, nil},
 		{"Debit (usage-priced)", func(ctx context.Context, w int, r *rand.Rand) error {
-			org := fmt.Sprintf("org-%05d", r.IntN(cfg.orgs))
-			_, err := ledger(w).Debit(ctx, &ledgerv1.DebitRequest{OrgId: org, Usage: usage, IdempotencyKey: fmt.Sprintf("u-%d", seq.Add(1)), Description: "bench call"})
-			return err
+			return b.debit(fmt.Sprintf("org-%05d", r.IntN(b.cfg.orgs)), "u", b.usage, 0)(ctx, w)
 		}, nil},
 		{"Authorize (Redis stopped)", authorize, stopped},
-		{"Debit (10,000 orgs, Redis stopped)", amountScenario, stopped},
+		{"Debit (10,000 orgs, Redis stopped)", b.amountDebit, stopped},
 		{"Authorize (Redis paused)", authorize, paused},
-		{"Debit (10,000 orgs, Redis paused)", amountScenario, paused},
+		{"Debit (10,000 orgs, Redis paused)", b.amountDebit, paused},
 	}
-	fmt.Printf("%d callers over %d connections, %s per scenario after %s warm-up, GOMAXPROCS=%d\n",
-		cfg.callers, cfg.conns, cfg.duration, cfg.warmup, runtimeProcs())
-	fmt.Printf("%-36s %12s %10s %10s %9s\n", "scenario", "ops/s", "p50", "p99", "ceiling")
-	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = f.Close() }()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
+}
+
+func (b *bench) measure(ctx context.Context, call loadgen.Call) (loadgen.Result, error) {
+	return loadgen.Measure(ctx, b.cfg.callers, b.cfg.warmup, b.cfg.duration, call)
+}
+
+// runScenarios measures every scenario (or those -only names) and prints one line each.
+func (b *bench) runScenarios(ctx context.Context) error {
 	var ceiling, amountDebit float64
-	for i, sc := range scenarios {
-		if i > 0 && cfg.only != "" && !strings.Contains(sc.name, cfg.only) {
+	for i, sc := range b.scenarios(ctx) {
+		if i > 0 && b.cfg.only != "" && !strings.Contains(sc.name, b.cfg.only) {
 			continue
 		}
-		var up result
-		if sc.fault != nil {
-			// The same calls with Redis up, right before: this shared machine drifts too much
-			// for a comparison with the earlier scenarios.
-			if up, err = measure(ctx, cfg, sc.call); err != nil {
-				return fmt.Errorf("%s with Redis up: %w", sc.name, err)
-			}
-			if err := sc.fault.down(); err != nil {
-				return fmt.Errorf("%s: %w", sc.name, err)
-			}
-		}
-		res, err := measure(ctx, cfg, sc.call)
+		res, extra, err := b.runScenario(ctx, sc, amountDebit)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
 		}
 		if i == 0 {
-			ceiling = res.opsPerSec
+			ceiling = res.OpsPerSec
 		}
-		extra := ""
-		if sc.fault != nil {
-			if err := sc.fault.up(); err != nil {
-				return fmt.Errorf("%s: %w", sc.name, err)
-			}
-			back, err := cacheRecovery(ctx, ledger(0), "http://"+metricsAddr+"/metrics")
-			if err != nil {
-				return fmt.Errorf("%s: %w", sc.name, err)
-			}
-			extra = fmt.Sprintf("   %.0f%% of Redis up (%.0f ops/s, p99 %s just before); cache serves again %s after Redis is back",
-				100*res.opsPerSec/up.opsPerSec, up.opsPerSec, round(up.p99), round(back))
+		if sc.name == "Debit (10,000 orgs)" {
+			amountDebit = res.OpsPerSec
 		}
-		switch sc.name {
-		case "Debit (10,000 orgs)":
-			amountDebit = res.opsPerSec
-		case "Debit (usage-priced)":
-			if amountDebit > 0 {
-				// The tables grow during the run, which favours whatever runs first: measure
-				// amount debits again right after and compare with the mean of both runs.
-				again, err := measure(ctx, cfg, amountScenario)
-				if err != nil {
-					return fmt.Errorf("amount debits again: %w", err)
-				}
-				mean := (amountDebit + again.opsPerSec) / 2
-				extra = fmt.Sprintf("   %.0f%% of amount debits (%.0f and %.0f ops/s before and after)", 100*res.opsPerSec/mean, amountDebit, again.opsPerSec)
-			}
-		}
-		fmt.Printf("%-36s %12.0f %10s %10s %8.0f%%%s\n", sc.name, res.opsPerSec, round(res.p50), round(res.p99), 100*res.opsPerSec/ceiling, extra)
-	}
-	if cfg.only == "" || strings.Contains("PostgreSQL restart", cfg.only) {
-		back, took, err := postgresRecovery(ctx, pg, ledger(0), &seq)
-		if err != nil {
-			return fmt.Errorf("PostgreSQL restart: %w", err)
-		}
-		fmt.Printf("PostgreSQL restart (%s): debits commit again %s after it accepts connections\n", round(took), round(back))
+		fmt.Printf("%-36s %12.0f %10s %10s %8.0f%%%s\n", sc.name, res.OpsPerSec, loadgen.Round(res.P50), loadgen.Round(res.P99), 100*res.OpsPerSec/ceiling, extra)
 	}
 	return nil
+}
+
+// runScenario measures one scenario; extra is the comparison printed after it.
+func (b *bench) runScenario(ctx context.Context, sc scenario, amountDebit float64) (loadgen.Result, string, error) {
+	if sc.fault != nil {
+		return b.runFault(ctx, sc)
+	}
+	res, err := b.measure(ctx, sc.call)
+	if err != nil || sc.name != "Debit (usage-priced)" || amountDebit == 0 {
+		return res, "", err
+	}
+	// The tables grow during the run, which favours whatever runs first: measure amount debits
+	// again right after and compare with the mean of both runs.
+	again, err := b.measure(ctx, b.amountDebit)
+	if err != nil {
+		return res, "", fmt.Errorf("amount debits again: %w", err)
+	}
+	mean := (amountDebit + again.OpsPerSec) / 2
+	return res, fmt.Sprintf("   %.0f%% of amount debits (%.0f and %.0f ops/s before and after)", 100*res.OpsPerSec/mean, amountDebit, again.OpsPerSec), nil
+}
+
+// runFault measures the scenario with Redis up (right before: this shared machine drifts too much
+// for a comparison with the earlier scenarios), then with the fault, then how soon the cache serves.
+func (b *bench) runFault(ctx context.Context, sc scenario) (loadgen.Result, string, error) {
+	up, err := b.measure(ctx, sc.call)
+	if err != nil {
+		return up, "", fmt.Errorf("with Redis up: %w", err)
+	}
+	if err := sc.fault.down(); err != nil {
+		return up, "", err
+	}
+	res, err := b.measure(ctx, sc.call)
+	if err != nil {
+		return res, "", err
+	}
+	if err := sc.fault.up(); err != nil {
+		return res, "", err
+	}
+	back, err := cacheRecovery(ctx, b.ledger(0), b.metricsURL)
+	if err != nil {
+		return res, "", err
+	}
+	return res, fmt.Sprintf("   %.0f%% of Redis up (%.0f ops/s, p99 %s just before); cache serves again %s after Redis is back",
+		100*res.OpsPerSec/up.OpsPerSec, up.OpsPerSec, loadgen.Round(up.P99), loadgen.Round(back)), nil
+}
+
+// startProfile starts a CPU profile into path ("" = none); the returned func stops it.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path) //nolint:gosec // the path is the operator's -cpuprofile flag
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
 
 // cacheRecovery measures how long after Redis is back Authorize is answered from the cache
@@ -311,7 +369,7 @@ func cacheRecovery(ctx context.Context, c ledgerv1.LedgerServiceClient, metricsU
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return 0, errors.New("Authorize never answered from the cache again")
+	return 0, errors.New("authorize was never answered from the cache again")
 }
 
 // cacheAnswers sums the ledger's Authorize answers taken from the cache.
@@ -355,71 +413,11 @@ func postgresRecovery(ctx context.Context, pg *localstack.Postgres, c ledgerv1.L
 			return time.Since(start), took, nil
 		}
 		if status.Code(err) != codes.Unavailable {
-			return 0, 0, fmt.Errorf("a debit after the restart failed with %v, not Unavailable", err)
+			return 0, 0, fmt.Errorf("a debit after the restart failed with %w, not Unavailable", err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	return 0, 0, errors.New("debits never committed again")
-}
-
-type result struct {
-	opsPerSec float64
-	p50, p99  time.Duration
-}
-
-func measure(ctx context.Context, cfg benchConfig, call func(context.Context, int, *rand.Rand) error) (result, error) {
-	var (
-		wg       sync.WaitGroup
-		measured atomic.Bool
-		stopped  atomic.Bool
-		mu       sync.Mutex
-		all      []time.Duration
-		firstErr error
-	)
-	for w := range cfg.callers {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(w), 42))
-			lat := make([]time.Duration, 0, 1<<16)
-			for !stopped.Load() {
-				start := time.Now()
-				err := call(ctx, w, r)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-				if measured.Load() {
-					lat = append(lat, time.Since(start))
-				}
-			}
-			mu.Lock()
-			all = append(all, lat...)
-			mu.Unlock()
-		})
-	}
-	time.Sleep(cfg.warmup)
-	measured.Store(true)
-	began := time.Now()
-	time.Sleep(cfg.duration)
-	measured.Store(false)
-	elapsed := time.Since(began)
-	stopped.Store(true)
-	wg.Wait()
-	if firstErr != nil {
-		return result{}, firstErr
-	}
-	if len(all) == 0 {
-		return result{}, fmt.Errorf("no call completed")
-	}
-	slices.Sort(all)
-	return result{
-		opsPerSec: float64(len(all)) / elapsed.Seconds(),
-		p50:       all[len(all)/2],
-		p99:       all[len(all)*99/100],
-	}, nil
 }
 
 // waitPriceList waits until the ledger has received the price list.
@@ -434,30 +432,6 @@ func waitPriceList(ctx context.Context, c ledgerv1.LedgerServiceClient, usage *l
 			return fmt.Errorf("the ledger never received the price list: %w", err)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func waitServing(ctx context.Context, conn *grpc.ClientConn) error {
-	hc := grpc_health_v1.NewHealthClient(conn)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		resp, err := hc.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("ledger not serving: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func round(d time.Duration) string {
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%dµs", d.Microseconds())
-	default:
-		return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000)
 	}
 }
 

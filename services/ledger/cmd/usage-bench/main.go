@@ -14,38 +14,27 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"slices"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tallyhq/tally/pkg/auth"
-	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/loadgen"
-	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
-	"github.com/tallyhq/tally/pkg/server"
-	"github.com/tallyhq/tally/services/ledger/service"
+	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
 
-const (
-	secret = "usage-bench-secret-0123456789abcdef"
-	org    = "usage-heavy"
-)
+const org = "usage-heavy"
 
 func main() {
 	debits := flag.Int("debits", 1_000_000, "charges bulk-inserted for the organization")
@@ -62,71 +51,114 @@ func main() {
 }
 
 func run(ctx context.Context, debits, viaRPC, calls int, dataDir string) error {
+	b, err := startBench(ctx, dataDir)
+	if err != nil {
+		return err
+	}
+	defer b.stop(ctx)
+	if err := b.load(ctx, debits, viaRPC); err != nil {
+		return err
+	}
+	req := &ledgerv1.GetUsageSummaryRequest{OrgId: org, Days: 30}
+	count, err := b.checkSummary(ctx, req, int64(debits+viaRPC))
+	if err != nil {
+		return err
+	}
+	var rows int64
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM ledger.usage_daily WHERE org_id = $1`, org).Scan(&rows); err != nil {
+		return err
+	}
+	fmt.Printf("%-60s %8s %10s %10s\n", "scenario", "calls", "p50", "p99")
+	for _, sc := range b.scenarios(ctx, req, count, rows) {
+		p50, p99, err := timeCalls(calls, sc.call)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sc.name, err)
+		}
+		fmt.Printf("%-60s %8d %10s %10s\n", sc.name, calls, loadgen.Round(p50), loadgen.Round(p99))
+	}
+	return nil
+}
+
+// bench is PostgreSQL and the ledger on loopback, with an ops and a member connection.
+type bench struct {
+	stores *loadgen.Stores
+	ledger *ledgertest.Ledger
+	conns  []*grpc.ClientConn
+	pool   *pgxpool.Pool
+	ops    ledgerv1.LedgerServiceClient
+	member ledgerv1.LedgerServiceClient
+}
+
+func startBench(ctx context.Context, dataDir string) (_ *bench, err error) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if dataDir == "" {
-		dataDir = filepath.Join(filepath.Dir(localstack.BinDir()), ".data", "usage-bench")
-	}
-	_ = os.RemoveAll(dataDir)
-	pg, err := localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: filepath.Join(dataDir, "pg"), Durable: true, Logger: logger})
+	stores, err := loadgen.StartStores(ctx, "usage-bench", dataDir, false, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { _ = pg.Stop(context.WithoutCancel(ctx)) }()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	sctx, stopLedger := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Run(sctx, service.Config{
-			DatabaseURL: pg.URL(), Auth: server.AuthConfig{JWTSecret: secret},
-			DefaultCurrency: "USD", CreditValidity: config.Period{Months: 3}, SweepInterval: time.Second,
-			CommitMaxBatch: 256, CommitWorkers: 1, PlatformShards: 16, DBMaxConns: 20,
-			UsageInterval: 250 * time.Millisecond,
-		}, lis, logger)
+	b := &bench{stores: stores}
+	defer func() {
+		if err != nil {
+			b.stop(ctx)
+		}
 	}()
-	defer func() { stopLedger(); <-done }()
+	b.ledger, err = ledgertest.New(ctx, ledgertest.Options{
+		DatabaseURL: stores.PG.URL(), Logger: logger, SweepInterval: time.Second,
+		CommitMaxBatch: 256, CommitWorkers: 1, PlatformShards: 16, UsageInterval: 250 * time.Millisecond,
+	})
+	if err != nil {
+		return nil, err
+	}
+	addr := b.ledger.Addr
+	if b.ops, err = b.dial(addr, auth.Claims{Subject: "bench", Roles: []auth.Role{auth.RoleService, auth.RoleOps}}); err != nil {
+		return nil, err
+	}
+	if b.member, err = b.dial(addr, auth.Claims{Subject: "member", OrgID: org, Roles: []auth.Role{auth.RoleMember}}); err != nil {
+		return nil, err
+	}
+	b.pool, err = pgxpool.New(ctx, stores.PG.URL())
+	return b, err
+}
 
-	opsToken, err := auth.Mint([]byte(secret), auth.Claims{Subject: "bench", Roles: []auth.Role{auth.RoleService, auth.RoleOps}}, time.Hour)
+func (b *bench) dial(addr string, claims auth.Claims) (ledgerv1.LedgerServiceClient, error) {
+	token, err := auth.Mint([]byte(ledgertest.Secret), claims, time.Hour)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	memberToken, err := auth.Mint([]byte(secret), auth.Claims{Subject: "member", OrgID: org, Roles: []auth.Role{auth.RoleMember}}, time.Hour)
+	conn, err := rpcclient.Dial(addr, token)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	opsConn, err := rpcclient.Dial(lis.Addr().String(), opsToken)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = opsConn.Close() }()
-	memberConn, err := rpcclient.Dial(lis.Addr().String(), memberToken)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = memberConn.Close() }()
-	if err := waitServing(ctx, opsConn); err != nil {
-		return err
-	}
-	ops, member := ledgerv1.NewLedgerServiceClient(opsConn), ledgerv1.NewLedgerServiceClient(memberConn)
-	if _, err := ops.Credit(ctx, &ledgerv1.CreditRequest{OrgId: org, Amount: money.ToProto(1_000_000*money.NanosPerUnit, "USD"), IdempotencyKey: "seed"}); err != nil {
-		return err
-	}
+	b.conns = append(b.conns, conn)
+	return ledgerv1.NewLedgerServiceClient(conn), nil
+}
 
-	pool, err := pgxpool.New(ctx, pg.URL())
-	if err != nil {
+func (b *bench) stop(ctx context.Context) {
+	if b.pool != nil {
+		b.pool.Close()
+	}
+	for _, c := range b.conns {
+		_ = c.Close()
+	}
+	if b.ledger != nil {
+		_ = b.ledger.Close()
+	}
+	b.stores.Stop(ctx)
+}
+
+// load credits the org, bulk-inserts the charges, lets the usage follower count them, then writes
+// viaRPC more through the real Debit path.
+func (b *bench) load(ctx context.Context, debits, viaRPC int) error {
+	if _, err := b.ops.Credit(ctx, &ledgerv1.CreditRequest{OrgId: org, Amount: money.ToProto(1_000_000*money.NanosPerUnit, "USD"), IdempotencyKey: "seed"}); err != nil {
 		return err
 	}
-	defer pool.Close()
 	fmt.Printf("bulk-inserting %d debits and captures of %s over 30 days (5 models, 4 instance types, other)…\n", debits, org)
 	began := time.Now()
-	if err := bulkInsert(ctx, pool, debits); err != nil {
+	if err := bulkInsert(ctx, b.pool, debits); err != nil {
 		return err
 	}
 	fmt.Printf("inserted in %s\n", time.Since(began).Round(time.Millisecond))
 	began = time.Now()
-	if err := waitCounted(ctx, pool, 10*time.Minute); err != nil {
+	if err := waitCounted(ctx, b.pool, 10*time.Minute); err != nil {
 		return err
 	}
 	took := time.Since(began)
@@ -135,85 +167,86 @@ func run(ctx context.Context, debits, viaRPC, calls int, dataDir string) error {
 	// measurements.
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	if _, err := pool.Exec(vctx, `VACUUM (ANALYZE) ledger.transactions, ledger.events, ledger.usage_daily`); err != nil {
+	if _, err := b.pool.Exec(vctx, `VACUUM (ANALYZE) ledger.transactions, ledger.events, ledger.usage_daily`); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
-
-	// Through the real write path as well.
 	models := []string{"llama-3.1-8b-instruct", "llama-3.1-70b-instruct", "mistral-7b", "whisper-large", "sdxl"}
 	if err := loadgen.Parallel(ctx, 32, viaRPC, func(i int) error {
 		meta := map[string]string{"model_id": models[i%len(models)]}
 		if i%3 == 1 {
 			meta = map[string]string{"instance_type": fmt.Sprintf("gpu-%d", i%4)}
 		}
-		_, err := ops.Debit(ctx, &ledgerv1.DebitRequest{OrgId: org, Amount: money.ToProto(2500, "USD"), IdempotencyKey: fmt.Sprintf("rpc-%d", i), Metadata: meta})
+		_, err := b.ops.Debit(ctx, &ledgerv1.DebitRequest{OrgId: org, Amount: money.ToProto(2500, "USD"), IdempotencyKey: fmt.Sprintf("rpc-%d", i), Metadata: meta})
 		return err
 	}); err != nil {
 		return err
 	}
-	if err := waitCounted(ctx, pool, time.Minute); err != nil {
-		return err
-	}
-	var rows int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM ledger.usage_daily WHERE org_id = $1`, org).Scan(&rows); err != nil {
-		return err
-	}
+	return waitCounted(ctx, b.pool, time.Minute)
+}
 
-	req := &ledgerv1.GetUsageSummaryRequest{OrgId: org, Days: 30}
-	first, err := member.GetUsageSummary(ctx, req)
+// checkSummary checks the summary counts every charge over 30 days and returns the count.
+func (b *bench) checkSummary(ctx context.Context, req *ledgerv1.GetUsageSummaryRequest, want int64) (int64, error) {
+	first, err := b.member.GetUsageSummary(ctx, req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var count int64
 	for _, it := range first.GetTotals() {
 		count += it.GetCount()
 	}
-	if want := int64(debits + viaRPC); count != want {
-		return fmt.Errorf("the summary counts %d charges, want %d", count, want)
+	if count != want {
+		return 0, fmt.Errorf("the summary counts %d charges, want %d", count, want)
 	}
 	if len(first.GetDays()) != 30 {
-		return fmt.Errorf("the summary has %d days, want 30", len(first.GetDays()))
+		return 0, fmt.Errorf("the summary has %d days, want 30", len(first.GetDays()))
 	}
-	fmt.Printf("%-60s %8s %10s %10s\n", "scenario", "calls", "p50", "p99")
-	for _, sc := range []struct {
-		name string
-		call func() error
-	}{
+	return count, nil
+}
+
+type scenario struct {
+	name string
+	call func() error
+}
+
+func (b *bench) scenarios(ctx context.Context, req *ledgerv1.GetUsageSummaryRequest, count, rows int64) []scenario {
+	return []scenario{
 		{fmt.Sprintf("GetUsageSummary 30 days (%d charges, %d rows)", count, rows), func() error {
-			_, err := member.GetUsageSummary(ctx, req)
+			_, err := b.member.GetUsageSummary(ctx, req)
 			return err
 		}},
 		// The Usage page's history beside it: the first page, and the one credit among a
 		// million charges through the kind filter.
 		{"ListTransactions, first page of 50", func() error {
-			_, err := member.ListTransactions(ctx, &ledgerv1.ListTransactionsRequest{OrgId: org, PageSize: 50})
+			_, err := b.member.ListTransactions(ctx, &ledgerv1.ListTransactionsRequest{OrgId: org, PageSize: 50})
 			return err
 		}},
 		{"ListTransactions kind=CREDIT (1 among 1M charges)", func() error {
-			resp, err := member.ListTransactions(ctx, &ledgerv1.ListTransactionsRequest{OrgId: org, PageSize: 50, Kind: ledgerv1.TransactionKind_TRANSACTION_KIND_CREDIT})
+			resp, err := b.member.ListTransactions(ctx, &ledgerv1.ListTransactionsRequest{OrgId: org, PageSize: 50, Kind: ledgerv1.TransactionKind_TRANSACTION_KIND_CREDIT})
 			if err == nil && len(resp.GetTransactions()) != 1 {
 				err = fmt.Errorf("%d credits listed, want 1", len(resp.GetTransactions()))
 			}
 			return err
 		}},
-	} {
-		for range 20 { // warm-up
-			if err := sc.call(); err != nil {
-				return fmt.Errorf("%s: %w", sc.name, err)
-			}
-		}
-		lat := make([]time.Duration, 0, calls)
-		for range calls {
-			start := time.Now()
-			if err := sc.call(); err != nil {
-				return fmt.Errorf("%s: %w", sc.name, err)
-			}
-			lat = append(lat, time.Since(start))
-		}
-		slices.Sort(lat)
-		fmt.Printf("%-60s %8d %10s %10s\n", sc.name, calls, round(lat[len(lat)/2]), round(lat[len(lat)*99/100]))
 	}
-	return nil
+}
+
+// timeCalls makes 20 warm-up calls, then n timed ones, one at a time.
+func timeCalls(n int, call func() error) (p50, p99 time.Duration, err error) {
+	for range 20 {
+		if err := call(); err != nil {
+			return 0, 0, err
+		}
+	}
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if err := call(); err != nil {
+			return 0, 0, err
+		}
+		lat = append(lat, time.Since(start))
+	}
+	p50, p99 = loadgen.Latencies(lat)
+	return p50, p99, nil
 }
 
 // bulkInsert writes n charges of org in one transaction, spread over the last 30 UTC days: a third
@@ -283,28 +316,4 @@ func waitCounted(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) e
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func waitServing(ctx context.Context, conn *grpc.ClientConn) error {
-	hc := grpc_health_v1.NewHealthClient(conn)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		resp, err := hc.Check(cctx, &grpc_health_v1.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return errors.Join(errors.New("ledger not serving"), err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func round(d time.Duration) string {
-	if d < time.Millisecond {
-		return fmt.Sprintf("%dµs", d.Microseconds())
-	}
-	return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000)
 }

@@ -1,0 +1,54 @@
+// Package service is the gateway's composition root: configuration → the REST handler (package
+// gateway) with sign-in, sessions, console files and CORS → the HTTP server. cmd/gateway is a
+// three-line main around Load and Run.
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/tallyhq/tally/pkg/config"
+	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/services/gateway/internal/gateway"
+)
+
+// Config is the whole gateway configuration (the README's configuration table).
+type Config struct {
+	// Addr is the HTTP listen address (TALLY_GATEWAY_HTTP_ADDR).
+	Addr    string
+	Gateway gateway.Config
+}
+
+// Load reads the configuration from env; every problem is reported at once.
+func Load(env *config.Env, logger *slog.Logger) (Config, error) {
+	limits, limitsErr := server.LoadHTTPLimits(env)
+	web := loadWeb(env, logger)
+	cfg := Config{
+		Addr: env.String("TALLY_GATEWAY_HTTP_ADDR", ":8080"),
+		Gateway: gateway.Config{
+			LedgerAddr:        env.String("TALLY_LEDGER_ADDR", "localhost:9091"),
+			PricingAddr:       env.String("TALLY_PRICING_ADDR", "localhost:9092"),
+			PaymentsAddr:      env.String("TALLY_PAYMENTS_ADDR", "localhost:9093"),
+			InstancesAddr:     env.String("TALLY_INSTANCES_ADDR", "localhost:9094"),
+			NotificationsAddr: env.String("TALLY_NOTIFICATIONS_ADDR", "localhost:9095"),
+			Logger:            logger,
+			Limits:            limits,
+			SignIn:            web.signIn,
+			ConsoleDir:        web.consoleDir,
+			CORSOrigins:       web.corsOrigins,
+		},
+	}
+	return cfg, errors.Join(env.Err(), limitsErr)
+}
+
+// Run serves the gateway on cfg.Addr until ctx is done.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	handler, closeConns, err := gateway.New(ctx, cfg.Gateway)
+	if err != nil {
+		return err
+	}
+	defer closeConns()
+	srv := cfg.Gateway.Limits.Server(cfg.Addr, handler, logger)
+	return server.ServeHTTP(ctx, srv, logger)
+}
