@@ -8,6 +8,8 @@ import (
 
 	moneypb "google.golang.org/genproto/googleapis/type/money"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
@@ -108,7 +110,7 @@ func (c *Client) Balance(ctx context.Context, orgID string) (Balance, error) {
 	defer cancel()
 	r, err := c.c.GetBalance(callCtx, &ledgerv1.GetBalanceRequest{OrgId: orgID})
 	if err != nil {
-		return Balance{}, classify(ctx, op, err)
+		return Balance{}, classifyCall(ctx, callCtx, op, err)
 	}
 	b := Balance{OrgID: orgID, Version: r.GetVersion(), ExpiresAt: timeOf(r.GetExpiresAt())}
 	bal, err := decode("balance", r.GetBalance(), true, "")
@@ -135,7 +137,7 @@ func (c *Client) Credit(ctx context.Context, r Credit) (Credited, error) {
 		Reference: r.Reference, Source: ledgerv1.CreditSource(r.Source),
 	})
 	if err != nil {
-		return Credited{}, classify(ctx, op, err)
+		return Credited{}, classifyCall(ctx, callCtx, op, err)
 	}
 	if resp.GetTransaction().GetId() == "" {
 		return Credited{}, badReply(op, errors.New("no transaction id"))
@@ -156,7 +158,7 @@ func (c *Client) Debit(ctx context.Context, r Debit) (string, error) {
 		Description: r.Description, Metadata: r.Metadata, RequireFunds: r.RequireFunds,
 	})
 	if err != nil {
-		return "", classify(ctx, op, err)
+		return "", classifyCall(ctx, callCtx, op, err)
 	}
 	if resp.GetTransactionId() == "" {
 		return "", badReply(op, errors.New("no transaction id"))
@@ -176,7 +178,7 @@ func (c *Client) Adjust(ctx context.Context, r Adjust) (string, error) {
 		OrgId: r.OrgID, Amount: r.Amount.Proto(), Reason: r.Reason, IdempotencyKey: r.IdempotencyKey,
 	})
 	if err != nil {
-		return "", classify(ctx, op, err)
+		return "", classifyCall(ctx, callCtx, op, err)
 	}
 	if resp.GetTransaction().GetId() == "" {
 		return "", badReply(op, errors.New("no transaction id"))
@@ -185,6 +187,27 @@ func (c *Client) Adjust(ctx context.Context, r Adjust) (string, error) {
 		return "", badReply(op, err)
 	}
 	return resp.GetTransaction().GetId(), nil
+}
+
+// classifyCall is classify for a unary call made on callCtx (the caller's ctx bounded by the
+// client's timeout). When the caller's deadline is the one that bound the call, a
+// DeadlineExceeded is the caller's even if its timer has not fired yet: the ledger, which was
+// sent that deadline (rounded down on the wire), can answer a moment before the caller's own
+// timer goes off.
+func classifyCall(ctx, callCtx context.Context, op string, err error) error {
+	if status.Code(err) == codes.DeadlineExceeded && callerDeadlineBinds(ctx, callCtx) {
+		return fmt.Errorf("ledger %s: %w", op, context.DeadlineExceeded)
+	}
+	return classify(ctx, op, err)
+}
+
+func callerDeadlineBinds(ctx, callCtx context.Context) bool {
+	caller, ok := ctx.Deadline()
+	if !ok {
+		return false
+	}
+	call, _ := callCtx.Deadline()
+	return call.Equal(caller)
 }
 
 // classify is Classify, with the caller's context: when it is done, its error is the answer.
