@@ -181,33 +181,85 @@ const lockName = "tally-dev.lock"
 func run(ctx context.Context, cfg devConfig) (err error) {
 	// One stack per checkout: a second one would restart the first one's PostgreSQL under it
 	// and fight over the ports. Nothing is touched before the lock is held.
-	lock, err := localstack.Lock(filepath.Join(cfg.dataDir, lockName))
+	lock, err := lockStack(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lock.Unlock() }()
+
+	st := &stack{cfg: cfg, env: map[string]string{},
+		info: stackInfo{GRPC: map[string]string{}, LogsDir: filepath.Join(cfg.dataDir, "logs"), Pid: os.Getpid()}}
+	present, err := st.plan(ctx)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.dataDir, "logs"), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", cfg.dataDir, err)
+	}
+	defer func() { err = errors.Join(err, st.stop(ctx)) }()
+
+	if err := st.startStores(ctx); err != nil {
+		return err
+	}
+	secret := cfg.getenv("TALLY_JWT_SECRET")
+	if secret == "" {
+		secret = server.DevJWTSecret
+		st.env["TALLY_JWT_SECRET"] = secret
+	}
+	events := &eventPrinter{out: cfg.out}
+	lines, err := st.startServices(ctx, present, events)
+	if err != nil {
+		return err
+	}
+	if err := st.printBanner(lines, secret); err != nil {
+		return err
+	}
+	if err := writeStackInfo(filepath.Join(cfg.dataDir, stackFile), st.info); err != nil {
+		return err
+	}
+	events.ready()
+	<-ctx.Done()
+	return nil
+}
+
+// lockStack takes the checkout's stack lock, or says which tally-dev holds it.
+func lockStack(dataDir string) (*localstack.FileLock, error) {
+	lock, err := localstack.Lock(filepath.Join(dataDir, lockName))
 	var locked *localstack.LockedError
 	if errors.As(err, &locked) {
 		holder := "another tally-dev"
 		if locked.Pid > 0 {
 			holder = fmt.Sprintf("tally-dev (pid %d)", locked.Pid)
 		}
-		return fmt.Errorf("a tally stack is already running from this checkout: %s holds %s. "+
+		return nil, fmt.Errorf("a tally stack is already running from this checkout: %s holds %s. "+
 			"Stop it (Ctrl-C in its terminal) before starting another; nothing was started or changed", holder, locked.Path)
 	}
-	if err != nil {
-		return err
-	}
-	defer func() { _ = lock.Unlock() }()
+	return lock, err
+}
 
-	env := map[string]string{}
-	info := stackInfo{GRPC: map[string]string{}, LogsDir: filepath.Join(cfg.dataDir, "logs"), Pid: os.Getpid()}
+// stack is a starting or running stack: the services' environment, what stack.json says and
+// what was started (stopped in reverse order).
+type stack struct {
+	cfg     devConfig
+	env     map[string]string
+	info    stackInfo
+	started []stopper
+}
+
+// plan sets the services' environment and returns the services whose binaries are built, once
+// none of their ports is taken.
+func (st *stack) plan(ctx context.Context) ([]service, error) {
+	cfg := st.cfg
 	// The services get the development conveniences (the built-in secrets, the test-mode
 	// checkout) unless TALLY_ENV says otherwise.
 	if cfg.getenv(config.ModeKey) == "" {
-		env[config.ModeKey] = string(config.Development)
+		st.env[config.ModeKey] = string(config.Development)
 	}
 	// The gateway serves the console; payments and notifications link to it.
 	// (TALLY_CONSOLE_URL follows the gateway's port, below.)
 	for k, v := range map[string]string{"TALLY_CONSOLE_DIR": cfg.consoleDir} {
 		if cfg.getenv(k) == "" && v != "" {
-			env[k] = v
+			st.env[k] = v
 		}
 	}
 	testMode := cfg.getenv("STRIPE_SECRET_KEY") == ""
@@ -226,82 +278,84 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 	}
 	// A port taken by another program: say so before starting anything, instead of a service
 	// that cannot bind while the other program answers in its place.
-	if err := checkPorts(present); err != nil {
-		return err
+	if err := checkPorts(ctx, present); err != nil {
+		return nil, err
 	}
-
-	for k, v := range addresses(present, testMode, &info) {
-		env[k] = v
+	for k, v := range addresses(present, testMode, &st.info) {
+		st.env[k] = v
 	}
 	// A console served elsewhere (a Vite dev server) is the developer's to name.
 	if u := cfg.getenv("TALLY_CONSOLE_URL"); u != "" {
-		env["TALLY_CONSOLE_URL"], info.ConsoleURL = u, u
+		st.env["TALLY_CONSOLE_URL"], st.info.ConsoleURL = u, u
 	}
+	return present, nil
+}
 
-	if err := os.MkdirAll(filepath.Join(cfg.dataDir, "logs"), 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", cfg.dataDir, err)
-	}
-	var started []stopper
-	defer func() {
-		_ = os.Remove(filepath.Join(cfg.dataDir, stackFile))
-		fmt.Fprintln(cfg.out, "\nstopping…")
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		for i := len(started) - 1; i >= 0; i-- {
-			if serr := started[i].Stop(sctx); serr != nil {
-				err = errors.Join(err, serr)
-			}
+// stop removes stack.json and stops what was started, last first, for up to a minute after ctx
+// ends.
+func (st *stack) stop(ctx context.Context) error {
+	_ = os.Remove(filepath.Join(st.cfg.dataDir, stackFile))
+	fmt.Fprintln(st.cfg.out, "\nstopping…")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	var err error
+	for i := len(st.started) - 1; i >= 0; i-- {
+		if serr := st.started[i].Stop(sctx); serr != nil {
+			err = errors.Join(err, serr)
 		}
-		fmt.Fprintln(cfg.out, "stopped")
-	}()
+	}
+	fmt.Fprintln(st.cfg.out, "stopped")
+	return err
+}
 
+// startStores starts PostgreSQL, Redis and mailpit unless the environment names them.
+func (st *stack) startStores(ctx context.Context) error {
+	cfg := st.cfg
 	dbURL := cfg.getenv("DATABASE_URL")
 	if dbURL == "" {
 		pg, err := localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: filepath.Join(cfg.dataDir, "pg"), Durable: true, Logger: cfg.logger})
 		if err != nil {
 			return err
 		}
-		started = append(started, pg)
+		st.started = append(st.started, pg)
 		dbURL = pg.URL()
 	}
-	env["DATABASE_URL"] = dbURL
+	st.env["DATABASE_URL"] = dbURL
 	redisURL := cfg.getenv("REDIS_URL")
 	if redisURL == "" {
 		r, err := localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.dataDir, "redis"), Logger: cfg.logger})
 		if err != nil {
 			return err
 		}
-		started = append(started, r)
+		st.started = append(st.started, r)
 		redisURL = r.URL()
 	}
-	env["REDIS_URL"] = redisURL
-	info.DatabaseURL, info.RedisURL = dbURL, redisURL
-	mailUI := ""
+	st.env["REDIS_URL"] = redisURL
+	st.info.DatabaseURL, st.info.RedisURL = dbURL, redisURL
 	if cfg.getenv("TALLY_SMTP_HOST") == "" {
-		mp, err := localstack.StartMailpit(ctx, localstack.MailpitConfig{SMTPPort: freeOr(1025 + cfg.portOffset), HTTPPort: freeOr(8025 + cfg.portOffset),
+		mp, err := localstack.StartMailpit(ctx, localstack.MailpitConfig{SMTPPort: freeOr(ctx, 1025+cfg.portOffset), HTTPPort: freeOr(ctx, 8025+cfg.portOffset),
 			Dir: filepath.Join(cfg.dataDir, "mailpit"), Logger: cfg.logger})
 		if err != nil {
 			return err
 		}
-		started = append(started, mp)
+		st.started = append(st.started, mp)
 		host, port, _ := net.SplitHostPort(mp.SMTPAddr())
-		env["TALLY_SMTP_HOST"], env["TALLY_SMTP_PORT"], env["TALLY_SMTP_TLS"] = host, port, "none"
-		mailUI = mp.HTTPURL()
-		info.SMTPAddr = mp.SMTPAddr()
+		st.env["TALLY_SMTP_HOST"], st.env["TALLY_SMTP_PORT"], st.env["TALLY_SMTP_TLS"] = host, port, "none"
+		st.info.MailpitURL = mp.HTTPURL()
+		st.info.SMTPAddr = mp.SMTPAddr()
 	}
-	info.MailpitURL = mailUI
-	secret := cfg.getenv("TALLY_JWT_SECRET")
-	if secret == "" {
-		secret = server.DevJWTSecret
-		env["TALLY_JWT_SECRET"] = secret
-	}
+	return nil
+}
 
-	events := &eventPrinter{out: cfg.out}
+// startServices starts a supervised process of each service and returns the banner's line of
+// each.
+func (st *stack) startServices(ctx context.Context, present []service, events *eventPrinter) ([]string, error) {
+	cfg := st.cfg
 	policy := cfg.restart
 	policy.OnEvent = events.print
 	var lines []string
 	for _, s := range present {
-		list := append(envList(env), s.addrEnv+"=:"+strconv.Itoa(s.port))
+		list := append(envList(st.env), s.addrEnv+"=:"+strconv.Itoa(s.port))
 		p, err := localstack.StartProcess(ctx, localstack.ProcessConfig{
 			Name:      s.name,
 			Path:      filepath.Join(cfg.binDir, s.name),
@@ -312,9 +366,9 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 			Logger:    cfg.logger,
 		})
 		if err != nil {
-			return fmt.Errorf("starting %s (see %s): %w", s.name, filepath.Join(cfg.dataDir, "logs", s.name+".log"), err)
+			return nil, fmt.Errorf("starting %s (see %s): %w", s.name, filepath.Join(cfg.dataDir, "logs", s.name+".log"), err)
 		}
-		started = append(started, p)
+		st.started = append(st.started, p)
 		if cfg.started != nil {
 			cfg.started(s.name, p)
 		}
@@ -324,8 +378,12 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 		}
 		lines = append(lines, fmt.Sprintf("  %-20s %s localhost:%d", s.name, kind, s.port))
 	}
+	return lines, nil
+}
 
-	out := cfg.out
+// printBanner prints the URLs and development tokens, and writes the ops token to dev-token.
+func (st *stack) printBanner(lines []string, secret string) error {
+	out, info := st.cfg.out, st.info
 	fmt.Fprintln(out, "tally is running — Ctrl-C stops everything; a service that dies is restarted (shown here)")
 	fmt.Fprintln(out, strings.Join(lines, "\n"))
 	if info.GatewayURL != "" {
@@ -335,12 +393,18 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 	if info.CheckoutURL != "" {
 		fmt.Fprintf(out, "  test-mode checkout   %s  (no STRIPE_SECRET_KEY: payments serves a local checkout page)\n", info.CheckoutURL)
 	}
-	if mailUI != "" {
-		fmt.Fprintln(out, "  emails (mailpit)     "+mailUI)
+	if info.MailpitURL != "" {
+		fmt.Fprintln(out, "  emails (mailpit)     "+info.MailpitURL)
 	}
-	fmt.Fprintln(out, "  DATABASE_URL         "+dbURL)
-	fmt.Fprintln(out, "  REDIS_URL            "+redisURL)
-	fmt.Fprintln(out, "  logs                 "+filepath.Join(cfg.dataDir, "logs"))
+	fmt.Fprintln(out, "  DATABASE_URL         "+info.DatabaseURL)
+	fmt.Fprintln(out, "  REDIS_URL            "+info.RedisURL)
+	fmt.Fprintln(out, "  logs                 "+filepath.Join(st.cfg.dataDir, "logs"))
+	return st.printTokens(secret)
+}
+
+// printTokens prints a development token of each development user.
+func (st *stack) printTokens(secret string) error {
+	out := st.cfg.out
 	fmt.Fprintln(out, "development tokens (24h):")
 	var opsToken string
 	for _, u := range auth.DevUsers() {
@@ -353,16 +417,11 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 		}
 		fmt.Fprintf(out, "  %-15s %s\n", u.Label, tok)
 	}
-	if f, err := os.Create(filepath.Join(cfg.dataDir, "dev-token")); err == nil {
+	if f, err := os.Create(filepath.Join(st.cfg.dataDir, "dev-token")); err == nil {
 		_, _ = f.WriteString(opsToken + "\n")
 		_ = f.Close()
-		fmt.Fprintln(out, "  (the ops token is also in "+filepath.Join(cfg.dataDir, "dev-token")+")")
+		fmt.Fprintln(out, "  (the ops token is also in "+filepath.Join(st.cfg.dataDir, "dev-token")+")")
 	}
-	if err := writeStackInfo(filepath.Join(cfg.dataDir, stackFile), info); err != nil {
-		return err
-	}
-	events.ready()
-	<-ctx.Done()
 	return nil
 }
 
@@ -439,11 +498,11 @@ func (e *eventPrinter) ready() {
 }
 
 // checkPorts fails, naming every one, when a port of the services is taken.
-func checkPorts(services []service) error {
+func checkPorts(ctx context.Context, services []service) error {
 	var busy []string
 	for _, s := range services {
 		for _, port := range append([]int{s.port}, s.extra...) {
-			l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+			l, err := new(net.ListenConfig).Listen(ctx, "tcp", ":"+strconv.Itoa(port))
 			if err != nil {
 				busy = append(busy, fmt.Sprintf("%d (%s)", port, s.name))
 				continue
@@ -463,8 +522,8 @@ func checkPorts(services []service) error {
 }
 
 // freeOr returns port when it is free, else 0 (a free port will be picked).
-func freeOr(port int) int {
-	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+func freeOr(ctx context.Context, port int) int {
+	l, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		return 0
 	}

@@ -142,7 +142,9 @@ func (f *fakeStack) start(t *testing.T) <-chan error {
 	go func() { done <- run(ctx, f.cfg) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Logf("tally-dev stopped with: %v", err)
+		}
 	})
 	require.Eventually(t, func() bool { return bytes.Contains([]byte(f.out.String()), []byte("tally is running")) }, time.Minute,
 		10*time.Millisecond, "output: %s", f.out.String())
@@ -174,7 +176,7 @@ func TestRunRefusesASecondStackOnTheSameCheckout(t *testing.T) {
 	// The first stack of this checkout holds the lock.
 	first, err := localstack.Lock(filepath.Join(f.cfg.dataDir, lockName))
 	require.NoError(t, err)
-	defer first.Unlock()
+	defer func() { _ = first.Unlock() }()
 
 	err = run(t.Context(), f.cfg)
 	require.Error(t, err)

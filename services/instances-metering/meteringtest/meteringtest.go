@@ -11,17 +11,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/health/grpc_health_v1"
 
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/instances-metering/internal/service"
 )
@@ -53,10 +51,7 @@ type Options struct {
 type Meter struct {
 	Addr        string
 	DatabaseURL string
-	cancel      context.CancelFunc
-	done        chan error
-	once        sync.Once
-	err         error
+	replica     *servertest.Replica
 }
 
 // stopWait bounds a start and a stop.
@@ -89,14 +84,15 @@ func New(ctx context.Context, opts Options) (*Meter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("meteringtest: %w", err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	m := &Meter{Addr: lis.Addr().String(), DatabaseURL: opts.DatabaseURL, cancel: cancel, done: make(chan error, 1)}
-	go func() { m.done <- service.Run(rctx, cfg, lis, opts.Logger.With("meter", m.Addr)) }()
-	if err := m.waitHealthy(ctx); err != nil {
-		_ = m.Stop()
+	logger := opts.Logger.With("meter", lis.Addr().String())
+	r, err := servertest.StartReplica(ctx, servertest.ReplicaConfig{
+		Name: "meteringtest: the service", Listener: lis, Timeout: stopWait, StopWithContext: true,
+		Serve: func(ctx context.Context, lis net.Listener) error { return service.Run(ctx, cfg, lis, logger) },
+	})
+	if err != nil {
 		return nil, err
 	}
-	return m, nil
+	return &Meter{Addr: r.Addr, DatabaseURL: opts.DatabaseURL, replica: r}, nil
 }
 
 // Start is New for a test: a fresh database when Options.DatabaseURL is empty, stopped at the
@@ -108,63 +104,16 @@ func Start(t testing.TB, opts Options) *Meter {
 	}
 	m, err := New(context.WithoutCancel(t.Context()), opts)
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		if err := m.Stop(); err != nil {
-			t.Errorf("meter stopped with error: %v", err)
-		}
-	})
+	servertest.StopAtCleanup(t, "meter", m.Stop)
 	return m
-}
-
-func (m *Meter) waitHealthy(ctx context.Context) error {
-	conn, err := rpcclient.Dial(m.Addr, "")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	hc := grpc_health_v1.NewHealthClient(conn)
-	ctx, cancel := context.WithTimeout(ctx, stopWait)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := hc.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
-			return nil
-		}
-		select {
-		case err := <-m.done:
-			m.done <- err
-			return fmt.Errorf("meteringtest: the service exited before becoming healthy: %w", err)
-		case <-ctx.Done():
-			return fmt.Errorf("meteringtest: the service did not become healthy: %w", ctx.Err())
-		case <-tick.C:
-		}
-	}
 }
 
 // Stop cancels the replica mid-whatever-it-does and waits for it to return; it returns the
 // service's error other than its cancellation. Stopping twice is stopping once.
-func (m *Meter) Stop() error {
-	m.once.Do(func() {
-		m.cancel()
-		select {
-		case err := <-m.done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				m.err = err
-			}
-		case <-time.After(stopWait):
-			m.err = errors.New("meteringtest: the service did not stop")
-		}
-	})
-	return m.err
-}
+func (m *Meter) Stop() error { return m.replica.Stop() }
 
 // Client dials the replica with token (none when empty); the connection closes with the test.
 func (m *Meter) Client(t testing.TB, token string) instancesv1.InstanceMeteringServiceClient {
 	t.Helper()
-	conn, err := rpcclient.Dial(m.Addr, token)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return instancesv1.NewInstanceMeteringServiceClient(conn)
+	return instancesv1.NewInstanceMeteringServiceClient(servertest.Dial(t, m.Addr, token))
 }

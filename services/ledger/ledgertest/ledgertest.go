@@ -16,17 +16,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
-	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/pkg/textcheck/textchecktest"
 	"github.com/tallyhq/tally/services/ledger/internal/service"
@@ -89,8 +86,7 @@ type Ledger struct {
 	RedisURL    string
 	// MetricsURL is the replica's /metrics when Options.Metrics is set.
 	MetricsURL string
-	stop       context.CancelFunc
-	done       chan error
+	replica    *servertest.Replica
 	stopOnce   sync.Once
 }
 
@@ -134,7 +130,7 @@ func New(ctx context.Context, opts Options) (*Ledger, error) {
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
@@ -146,13 +142,14 @@ func New(ctx context.Context, opts Options) (*Ledger, error) {
 		}
 		logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l := &Ledger{Addr: lis.Addr().String(), DatabaseURL: opts.DatabaseURL, RedisURL: opts.RedisURL, MetricsURL: metricsURL, stop: cancel, done: make(chan error, 1)}
-	go func() { l.done <- service.Run(runCtx, cfg, lis, logger) }()
-	if err := l.waitHealthy(ctx); err != nil {
-		return nil, errors.Join(err, l.Close())
+	r, err := servertest.StartReplica(ctx, servertest.ReplicaConfig{
+		Name: "ledger", Listener: lis, Timeout: 30 * time.Second,
+		Serve: func(ctx context.Context, lis net.Listener) error { return service.Run(ctx, cfg, lis, logger) },
+	})
+	if err != nil {
+		return nil, err
 	}
-	return l, nil
+	return &Ledger{Addr: r.Addr, DatabaseURL: opts.DatabaseURL, RedisURL: opts.RedisURL, MetricsURL: metricsURL, replica: r}, nil
 }
 
 // serviceConfig is the ledger's configuration for opts, with the test defaults.
@@ -229,51 +226,10 @@ func waitMetrics(t testing.TB, url string) {
 	}, 30*time.Second, 10*time.Millisecond, "the ledger's /metrics at %s never answered", url)
 }
 
-// waitHealthy waits until the replica's gRPC health check answers SERVING (for up to 30s
-// within ctx), and fails at once if the replica exits first.
-func (l *Ledger) waitHealthy(ctx context.Context) error {
-	conn, err := grpc.NewClient(l.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	hc := grpc_health_v1.NewHealthClient(conn)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, time.Second)
-		resp, err := hc.Check(cctx, &grpc_health_v1.HealthCheckRequest{})
-		ccancel()
-		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
-			return nil
-		}
-		select {
-		case err := <-l.done:
-			l.done <- err
-			return fmt.Errorf("ledger exited before becoming healthy: %w", err)
-		case <-ctx.Done():
-			return fmt.Errorf("ledger did not become healthy: %w", errors.Join(ctx.Err(), err))
-		case <-tick.C:
-		}
-	}
-}
-
 // Close shuts the replica down gracefully and waits for it (New's counterpart of Stop).
 func (l *Ledger) Close() error {
 	var err error
-	l.stopOnce.Do(func() {
-		l.stop()
-		select {
-		case err = <-l.done:
-			if errors.Is(err, context.Canceled) {
-				err = nil
-			}
-		case <-time.After(30 * time.Second):
-			err = errors.New("ledger did not stop")
-		}
-	})
+	l.stopOnce.Do(func() { err = l.replica.Stop() })
 	return err
 }
 
@@ -309,10 +265,7 @@ func ServiceToken(t testing.TB, name string) string {
 // Client dials the replica with token (none when empty).
 func (l *Ledger) Client(t testing.TB, token string) ledgerv1.LedgerServiceClient {
 	t.Helper()
-	conn, err := rpcclient.Dial(l.Addr, token)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return ledgerv1.NewLedgerServiceClient(conn)
+	return ledgerv1.NewLedgerServiceClient(servertest.Dial(t, l.Addr, token))
 }
 
 // RowCounts counts the rows of every table of the ledger's schema (textchecktest.RowCounts)

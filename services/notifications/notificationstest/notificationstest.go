@@ -10,16 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/health/grpc_health_v1"
 
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
-	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/services/notifications/internal/sender"
 	"github.com/tallyhq/tally/services/notifications/internal/service"
 )
@@ -97,11 +95,11 @@ func Config(opts Options) (service.Config, error) {
 type Notifications struct {
 	Addr        string
 	DatabaseURL string
-	stop        context.CancelFunc
-	done        chan error
-	once        sync.Once
-	err         error
+	replica     *servertest.Replica
 }
+
+// replicaWait bounds a stop, and a start within ctx.
+const replicaWait = 60 * time.Second
 
 // New starts a replica and waits until it serves; Stop ends it. ctx bounds the start only.
 func New(ctx context.Context, opts Options) (*Notifications, error) {
@@ -117,14 +115,15 @@ func New(ctx context.Context, opts Options) (*Notifications, error) {
 	if err != nil {
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n := &Notifications{Addr: lis.Addr().String(), DatabaseURL: cfg.DatabaseURL, stop: cancel, done: make(chan error, 1)}
-	go func() { n.done <- service.Run(runCtx, cfg, lis, logger.With("replica", n.Addr)) }()
-	if err := n.waitServing(ctx); err != nil {
-		_ = n.Stop()
+	logger = logger.With("replica", lis.Addr().String())
+	r, err := servertest.StartReplica(ctx, servertest.ReplicaConfig{
+		Name: "notifications replica", Listener: lis, Timeout: replicaWait,
+		Serve: func(ctx context.Context, lis net.Listener) error { return service.Run(ctx, cfg, lis, logger) },
+	})
+	if err != nil {
 		return nil, err
 	}
-	return n, nil
+	return &Notifications{Addr: r.Addr, DatabaseURL: cfg.DatabaseURL, replica: r}, nil
 }
 
 // Start starts a replica for t and stops it when t ends.
@@ -134,64 +133,16 @@ func Start(t testing.TB, opts Options) *Notifications {
 	defer cancel()
 	n, err := New(ctx, opts)
 	require.NoError(t, err, "notifications replica did not start")
-	t.Cleanup(func() {
-		if err := n.Stop(); err != nil {
-			t.Errorf("notifications replica stopped with error: %v", err)
-		}
-	})
+	servertest.StopAtCleanup(t, "notifications replica", n.Stop)
 	return n
-}
-
-// waitServing polls the health service until it reports SERVING, the replica exits or ctx ends.
-func (n *Notifications) waitServing(ctx context.Context) error {
-	conn, err := rpcclient.Dial(n.Addr, "")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	hc := grpc_health_v1.NewHealthClient(conn)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := hc.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
-			return nil
-		}
-		select {
-		case err := <-n.done:
-			n.done <- err
-			return fmt.Errorf("notifications replica exited while starting: %w", err)
-		case <-ctx.Done():
-			return fmt.Errorf("notifications replica did not become healthy: %w", ctx.Err())
-		case <-tick.C:
-		}
-	}
 }
 
 // Stop shuts the replica down gracefully and waits for it (once; later calls return the same
 // result).
-func (n *Notifications) Stop() error {
-	n.once.Do(func() {
-		n.stop()
-		t := time.NewTimer(30 * time.Second)
-		defer t.Stop()
-		select {
-		case err := <-n.done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				n.err = err
-			}
-		case <-t.C:
-			n.err = errors.New("notifications replica did not stop within 30s")
-		}
-	})
-	return n.err
-}
+func (n *Notifications) Stop() error { return n.replica.Stop() }
 
 // Client returns a NotificationsService client calling with token, closed when t ends.
 func (n *Notifications) Client(t testing.TB, token string) notificationsv1.NotificationsServiceClient {
 	t.Helper()
-	conn, err := rpcclient.Dial(n.Addr, token)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return notificationsv1.NewNotificationsServiceClient(conn)
+	return notificationsv1.NewNotificationsServiceClient(servertest.Dial(t, n.Addr, token))
 }

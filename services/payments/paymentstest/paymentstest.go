@@ -20,13 +20,13 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	"github.com/tallyhq/tally/services/payments/internal/app"
@@ -83,8 +83,7 @@ type Payments struct {
 	Ledger *ledgertest.Ledger
 
 	svc      *service.Service
-	cancel   context.CancelFunc
-	done     chan error
+	replica  *servertest.Replica
 	closers  []func()
 	stopOnce sync.Once
 	stopErr  error
@@ -139,18 +138,18 @@ func New(ctx context.Context, o Options) (_ *Payments, err error) {
 	if o.Logger == nil {
 		o.Logger = defaultLogger()
 	}
-	p := &Payments{DatabaseURL: o.DatabaseURL, LedgerAddr: o.LedgerAddr, Ledger: o.Ledger, done: make(chan error, 1)}
+	p := &Payments{DatabaseURL: o.DatabaseURL, LedgerAddr: o.LedgerAddr, Ledger: o.Ledger}
 	defer func() {
 		if err != nil {
 			p.close()
 		}
 	}()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	p.closers = append(p.closers, func() { _ = lis.Close() })
-	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	httpLis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
@@ -170,16 +169,14 @@ func New(ctx context.Context, o Options) (_ *Payments, err error) {
 	if o.Configure != nil {
 		o.Configure(&cfg)
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p.cancel = cancel
 	p.svc, err = service.New(ctx, cfg, o.Logger)
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	go func() { p.done <- p.svc.Serve(runCtx, lis) }()
-	if err := p.waitHealthy(ctx); err != nil {
-		_ = p.Stop()
+	p.replica, err = servertest.StartReplica(ctx, servertest.ReplicaConfig{
+		Name: "payments", Listener: lis, Serve: p.svc.Serve, Timeout: 30 * time.Second,
+	})
+	if err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -230,40 +227,10 @@ func (p *Payments) webhookEndpoint() (string, error) {
 	return hook.URL, nil
 }
 
-func (p *Payments) waitHealthy(ctx context.Context) error {
-	conn, err := rpcclient.Dial(p.Addr, "")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	hc := grpc_health_v1.NewHealthClient(conn)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	poll := time.NewTicker(10 * time.Millisecond)
-	defer poll.Stop()
-	for {
-		resp, err := hc.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
-			return nil
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			return fmt.Errorf("payments exited before becoming healthy: %w", err)
-		case <-ctx.Done():
-			return fmt.Errorf("payments did not become healthy: %w", cmp.Or(err, ctx.Err()))
-		case <-poll.C:
-		}
-	}
-}
-
 // Client is a PaymentsService client calling with token ("" for none), closed when the test ends.
 func (p *Payments) Client(t testing.TB, token string) paymentsv1.PaymentsServiceClient {
 	t.Helper()
-	conn, err := rpcclient.Dial(p.Addr, token)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return paymentsv1.NewPaymentsServiceClient(conn)
+	return paymentsv1.NewPaymentsServiceClient(servertest.Dial(t, p.Addr, token))
 }
 
 // SweepExpired runs one pass of the expiry sweep now.
@@ -285,14 +252,11 @@ func (p *Payments) RetryPending(ctx context.Context) (app.RetryReport, error) {
 // answer.
 func (p *Payments) Stop() error {
 	p.stopOnce.Do(func() {
-		p.cancel()
-		select {
-		case err := <-p.done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				p.stopErr = fmt.Errorf("payments stopped with error: %w", err)
-			}
-		case <-time.After(30 * time.Second):
-			p.stopErr = errors.New("payments did not stop")
+		switch err := p.replica.Stop(); {
+		case errors.Is(err, servertest.ErrNotStopped):
+			p.stopErr = err
+		case err != nil:
+			p.stopErr = fmt.Errorf("payments stopped with error: %w", err)
 		}
 		p.close()
 	})

@@ -9,17 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
-	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/pricing/internal/service"
 )
@@ -48,10 +46,7 @@ type Pricing struct {
 	Addr        string
 	DatabaseURL string
 	secret      string
-	stop        context.CancelFunc
-	done        chan error
-	once        sync.Once
-	err         error
+	replica     *servertest.Replica
 }
 
 // stopWait bounds a start and a stop.
@@ -78,14 +73,14 @@ func New(ctx context.Context, opts Options) (*Pricing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pricingtest: %w", err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	p := &Pricing{Addr: lis.Addr().String(), DatabaseURL: opts.DatabaseURL, secret: opts.Secret, stop: cancel, done: make(chan error, 1)}
-	go func() { p.done <- service.Run(rctx, cfg, lis, opts.Logger) }()
-	if err := p.waitHealthy(ctx); err != nil {
-		_ = p.Stop()
+	r, err := servertest.StartReplica(ctx, servertest.ReplicaConfig{
+		Name: "pricingtest: pricing", Listener: lis, Timeout: stopWait, StopWithContext: true,
+		Serve: func(ctx context.Context, lis net.Listener) error { return service.Run(ctx, cfg, lis, opts.Logger) },
+	})
+	if err != nil {
 		return nil, err
 	}
-	return p, nil
+	return &Pricing{Addr: r.Addr, DatabaseURL: opts.DatabaseURL, secret: opts.Secret, replica: r}, nil
 }
 
 // Start runs a pricing replica until the test ends.
@@ -97,65 +92,18 @@ func Start(t testing.TB, opts Options) *Pricing {
 	require.NotEmpty(t, opts.Secret, "pricingtest: Options.Secret is required")
 	p, err := New(context.WithoutCancel(t.Context()), opts)
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Errorf("pricing stopped with error: %v", err)
-		}
-	})
+	servertest.StopAtCleanup(t, "pricing", p.Stop)
 	return p
-}
-
-func (p *Pricing) waitHealthy(ctx context.Context) error {
-	conn, err := rpcclient.Dial(p.Addr, "")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	hc := grpc_health_v1.NewHealthClient(conn)
-	ctx, cancel := context.WithTimeout(ctx, stopWait)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := hc.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
-			return nil
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			return fmt.Errorf("pricingtest: pricing exited before becoming healthy: %w", err)
-		case <-ctx.Done():
-			return fmt.Errorf("pricingtest: pricing did not become healthy: %w", ctx.Err())
-		case <-tick.C:
-		}
-	}
 }
 
 // Stop shuts the replica down and waits for it; it returns the service's error other than its
 // cancellation. Stopping twice is stopping once.
-func (p *Pricing) Stop() error {
-	p.once.Do(func() {
-		p.stop()
-		select {
-		case err := <-p.done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				p.err = err
-			}
-		case <-time.After(stopWait):
-			p.err = errors.New("pricingtest: pricing did not stop")
-		}
-	})
-	return p.err
-}
+func (p *Pricing) Stop() error { return p.replica.Stop() }
 
 // Client dials the replica with token (none when empty).
 func (p *Pricing) Client(t testing.TB, token string) pricingv1.PricingServiceClient {
 	t.Helper()
-	conn, err := rpcclient.Dial(p.Addr, token)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return pricingv1.NewPricingServiceClient(conn)
+	return pricingv1.NewPricingServiceClient(servertest.Dial(t, p.Addr, token))
 }
 
 // OpsToken mints an ops token for this replica.
