@@ -174,12 +174,19 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 // requireNoOpenTransaction asserts that no session of replica app holds a transaction open while
 // it waits (idle in transaction: what a network call inside a transaction looks like), and
 // that the rental's row is not locked by anybody.
+//
+// The replica's own background loops run short transactions of their own, so a snapshot may
+// catch one between two statements; a transaction held across the hung call stays open for the
+// whole ledger timeout (3 s). So the check waits, up to a second, for a moment with no session of
+// the replica inside a transaction: it cannot pass while the call holds one.
 func (s *stack) requireNoOpenTransaction(t *testing.T, app, instanceID string) {
 	t.Helper()
 	var open int
-	require.NoError(t, s.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+	require.Eventually(t, func() bool {
+		require.NoError(t, s.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
 WHERE application_name = $1 AND state LIKE 'idle in transaction%'`, app).Scan(&open))
-	require.Zero(t, open, "sessions of %s inside a transaction during the ledger call", app)
+		return open == 0
+	}, time.Second, 5*time.Millisecond, "sessions of %s inside a transaction during the ledger call", app)
 	err := pgx.BeginFunc(t.Context(), s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(t.Context(), `SELECT 1 FROM instances.rentals WHERE instance_id = $1 FOR UPDATE NOWAIT`, instanceID)
 		return err
