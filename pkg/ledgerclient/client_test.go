@@ -18,6 +18,9 @@ import (
 	"github.com/tallyhq/tally/pkg/money"
 )
 
+// TestClassifyCodes covers every code a ledger can answer. Unimplemented is a real answer, not a
+// gap in the client: a ledger of an older version during a rolling deploy does not know the RPC
+// yet, which is an outage to retry, like Unavailable.
 func TestClassifyCodes(t *testing.T) {
 	t.Parallel()
 	for code, want := range map[codes.Code]error{

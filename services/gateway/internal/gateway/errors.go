@@ -110,18 +110,21 @@ func gatewayMade(ctx context.Context, err error) bool {
 	return !ok || (len(md.HeaderMD) == 0 && len(md.TrailerMD) == 0)
 }
 
-// routingErrorHandler answers requests no route takes.
+// routingErrorHandler answers requests no route takes, with the gRPC code of codeOfHTTPStatus.
 func routingErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, httpStatus int) {
+	server.WriteHTTPError(w, httpStatus, codeOfHTTPStatus(httpStatus), routingMessage(httpStatus))
+}
+
+func routingMessage(httpStatus int) string {
 	switch httpStatus {
 	case http.StatusMethodNotAllowed:
-		server.WriteHTTPError(w, http.StatusMethodNotAllowed, codes.Unimplemented, "method not allowed on this route")
+		return "method not allowed on this route"
 	case http.StatusNotFound:
-		server.WriteHTTPError(w, http.StatusNotFound, codes.NotFound, "no such route")
+		return "no such route"
 	case http.StatusBadRequest:
-		server.WriteHTTPError(w, http.StatusBadRequest, codes.InvalidArgument, "malformed request path")
-	default:
-		server.WriteHTTPError(w, httpStatus, codeOfHTTPStatus(httpStatus), http.StatusText(httpStatus))
+		return "malformed request path"
 	}
+	return http.StatusText(httpStatus)
 }
 
 // refuseOversizedBody fails a call whose body ran over the limit although the route ignored the
@@ -133,6 +136,10 @@ func refuseOversizedBody(ctx context.Context, _ http.ResponseWriter, _ proto.Mes
 	return nil
 }
 
+// codeOfHTTPStatus is the gRPC code written in the body of an error the gateway answers itself.
+// A method a route does not have is codes.Unimplemented, gRPC's code for exactly that (the HTTP
+// status stays 405, not the 501 grpc-gateway would derive from it). REST error bodies carry the
+// code as its number today; issue 15 ("clean REST errors") gives them the code's name.
 func codeOfHTTPStatus(httpStatus int) codes.Code {
 	switch httpStatus {
 	case http.StatusBadRequest:
