@@ -18,11 +18,11 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/tallyhq/tally/pkg/gen/openapi"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/gateway/internal/console"
 	"github.com/tallyhq/tally/services/gateway/internal/cors"
@@ -87,10 +87,11 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		if r.addr == "" {
 			continue
 		}
-		conn, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), server.ClientMessageLimits())
+		// rpcclient forwards each request's id as x-request-id (withRequestID put it in the context).
+		conn, err := rpcclient.Dial(r.addr, "", server.ClientMessageLimits())
 		if err != nil {
 			closeAll()
-			return nil, nil, fmt.Errorf("dialing %s: %w", r.addr, err)
+			return nil, nil, err
 		}
 		conns[r.name] = conn
 		if err := r.register(ctx, mux, conn); err != nil {

@@ -6,7 +6,6 @@ import (
 	"net/textproto"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/tallyhq/tally/pkg/server/requestid"
 )
@@ -38,14 +37,6 @@ func withRequestID(next http.Handler) http.Handler {
 
 // requestID is the id withRequestID gave the request ("" outside it).
 func requestID(ctx context.Context) string { return requestid.From(ctx) }
-
-// outgoingRequestID adds the request id to the metadata of a call the gateway makes by hand.
-func outgoingRequestID(ctx context.Context) context.Context {
-	if id := requestID(ctx); id != "" {
-		return metadata.AppendToOutgoingContext(ctx, requestIDKey, id)
-	}
-	return ctx
-}
 
 // incomingHeader forwards X-Request-Id to the services as x-request-id, and the permanent HTTP
 // headers as grpc-gateway does by default.

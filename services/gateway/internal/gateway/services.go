@@ -46,7 +46,7 @@ func registerExtraRoutes(mux *runtime.ServeMux, restErr restErrors, conns map[st
 			return
 		}
 		var md runtime.ServerMetadata
-		resp, err := payments.HandleStripeWebhook(outgoingRequestID(r.Context()), &paymentsv1.HandleStripeWebhookRequest{
+		resp, err := payments.HandleStripeWebhook(r.Context(), &paymentsv1.HandleStripeWebhookRequest{
 			Payload:   body,
 			Signature: r.Header.Get("Stripe-Signature"),
 		}, grpc.Header(&md.HeaderMD), grpc.Trailer(&md.TrailerMD))

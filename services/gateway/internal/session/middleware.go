@@ -74,14 +74,15 @@ func NewAuthenticator(cfg AuthenticatorConfig) (*Authenticator, error) {
 // Authorization header is passed on untouched (no cookie, no CSRF check); a request with no
 // valid session is passed on without credentials, for the services to refuse.
 func (a *Authenticator) Handler(next http.Handler) http.Handler {
+	next = withoutCookies(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := r.Header["Authorization"]; ok {
-			withoutCookies(next).ServeHTTP(w, r)
+			next.ServeHTTP(w, r)
 			return
 		}
 		s, ok := a.Session(w, r)
 		if !ok {
-			withoutCookies(next).ServeHTTP(w, r)
+			next.ServeHTTP(w, r)
 			return
 		}
 		if err := a.CheckWrite(r, s); err != nil {
@@ -89,7 +90,7 @@ func (a *Authenticator) Handler(next http.Handler) http.Handler {
 			return
 		}
 		r.Header.Set("Authorization", "Bearer "+s.Token)
-		withoutCookies(next).ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 	})
 }
 
