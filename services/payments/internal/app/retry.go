@@ -24,10 +24,13 @@ type RetryReport struct {
 	Failed int
 }
 
-// Busy reports whether the pass did anything worth logging.
-func (r RetryReport) Busy() bool {
-	return r.Credited+r.Refused+r.RefundsCompleted+r.RefundsFailed+r.RefundsInFlight+r.Failed > 0
+// Total counts the pieces of work the pass handled.
+func (r RetryReport) Total() int {
+	return r.Credited + r.Refused + r.RefundsCompleted + r.RefundsFailed + r.RefundsInFlight + r.Failed
 }
+
+// Busy reports whether the pass did anything worth logging.
+func (r RetryReport) Busy() bool { return r.Total() > 0 }
 
 // RetryPending carries on the work left unfinished by the requests that started it: paid payments
 // whose credit is due (the ledger was unavailable, our token refused, a crash between the payment
@@ -152,7 +155,7 @@ func (a *App) RunRetrier(ctx context.Context, interval time.Duration) error {
 			a.logger.Info("retry pass done", "credited", rep.Credited, "refused", rep.Refused, "refunds_completed", rep.RefundsCompleted,
 				"refunds_failed", rep.RefundsFailed, "refunds_in_flight", rep.RefundsInFlight)
 		}
-		if rep.Credited+rep.Refused+rep.RefundsCompleted+rep.RefundsFailed+rep.RefundsInFlight+rep.Failed >= a.cfg.RetryBatch {
+		if rep.Total() >= a.cfg.RetryBatch {
 			continue // more may be due
 		}
 		select {
