@@ -96,6 +96,7 @@ func UTCDay(t time.Time) time.Time {
 func AggregateUsage(sources []UsageSource) []UsageDelta {
 	byKey := map[UsageKey]*UsageDelta{}
 	var out []*UsageDelta
+	var amount big.Int // reused: one allocation per page, not per event
 	for _, s := range sources {
 		item, ok := UsageOf(s)
 		if !ok {
@@ -109,7 +110,7 @@ func AggregateUsage(sources []UsageSource) []UsageDelta {
 			out = append(out, d)
 		}
 		// The transaction amount is the signed change of the balance: a charge is negative.
-		d.Amount.Sub(d.Amount, big.NewInt(s.Amount))
+		d.Amount.Sub(d.Amount, amount.SetInt64(s.Amount))
 		d.Count++
 	}
 	slices.SortFunc(out, func(a, b *UsageDelta) int {
