@@ -266,10 +266,7 @@ func (m *Meter) Start(ctx context.Context, req StartRequest) (_ rental.Rental, r
 // existingStart decides what a start of an instance that already has a rental returns. A rental
 // still starting whose claim has lapsed (its start failed or its replica died) is completed now.
 func (m *Meter) existingStart(ctx context.Context, r rental.Rental, req StartRequest) (rental.Rental, bool, error) {
-	if r.State != rental.StateStarting {
-		return matchExisting(r, req)
-	}
-	if r.OrgID != req.OrgID || r.InstanceType != req.InstanceType {
+	if r.State != rental.StateStarting || r.OrgID != req.OrgID || r.InstanceType != req.InstanceType {
 		return matchExisting(r, req)
 	}
 	started, err := m.resumeStart(ctx, r.InstanceID)

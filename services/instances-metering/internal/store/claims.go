@@ -32,12 +32,7 @@ type Claim struct {
 }
 
 // Held is the claim a rental carries, as another writer sees it.
-type Held struct {
-	Token   string
-	Owner   string
-	Horizon time.Time
-	Expires time.Time
-}
+type Held = Claim
 
 // Live reports whether the claim still holds the rental at now.
 func (h Held) Live(now time.Time) bool { return h.Token != "" && now.Before(h.Expires) }
