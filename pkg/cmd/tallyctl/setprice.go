@@ -68,14 +68,7 @@ needs both). The change reaches every ledger replica within a second of taking e
   tallyctl prices scheduled`,
 		Args: exactArgs("MODEL"),
 		RunE: c.runE(func(cmd *cobra.Command, args []string) error {
-			eff, err := ch.check()
-			if err != nil {
-				return err
-			}
-			if len(units) == 0 {
-				return usagef("--unit is required (once per billable unit)")
-			}
-			mod, err := parseEnum("modality", modality, "MODALITY_", pricingv1.Modality_value)
+			req, err := modelRequest(args[0], &ch, units, display, modality)
 			if err != nil {
 				return err
 			}
@@ -89,25 +82,7 @@ needs both). The change reaches every ledger replica within a second of taking e
 			if err != nil {
 				return err
 			}
-			req := &pricingv1.SetModelPriceRequest{ModelId: args[0], DisplayName: display, Modality: pricingv1.Modality(mod),
-				EffectiveFrom: eff, Reason: ch.reason}
-			currency := ch.currency
-			if cur != nil {
-				req.DisplayName = or(req.DisplayName, cur.GetDisplayName())
-				if req.Modality == pricingv1.Modality_MODALITY_UNSPECIFIED {
-					req.Modality = cur.GetModality()
-				}
-				if len(cur.GetDimensions()) > 0 {
-					currency = or(currency, cur.GetDimensions()[0].GetPrice().GetCurrencyCode())
-				}
-			}
-			for _, u := range units {
-				d, err := parseDimension(u, or(currency, "USD"))
-				if err != nil {
-					return err
-				}
-				req.Dimensions = append(req.Dimensions, d)
-			}
+			keepCurrent(req, cur, ch.currency)
 			if req.IdempotencyKey, err = c.idempotencyKey(ch.key); err != nil {
 				return err
 			}
@@ -125,6 +100,46 @@ needs both). The change reaches every ledger replica within a second of taking e
 	f.StringVar(&display, "display-name", "", "the name shown on the price list (default the current one)")
 	f.StringVar(&modality, "modality", "", "llm, speech_to_text, text_to_speech, image, embedding, video or rerank (default the current one)")
 	return cmd
+}
+
+// modelRequest builds a model's price change from the command line, before anything is sent;
+// the prices' currency is set by keepCurrent.
+func modelRequest(id string, ch *changeFlags, units []string, display, modality string) (*pricingv1.SetModelPriceRequest, error) {
+	eff, err := ch.check()
+	if err != nil {
+		return nil, err
+	}
+	if len(units) == 0 {
+		return nil, usagef("--unit is required (once per billable unit)")
+	}
+	mod, err := parseEnum("modality", modality, "MODALITY_", pricingv1.Modality_value)
+	if err != nil {
+		return nil, err
+	}
+	req := &pricingv1.SetModelPriceRequest{ModelId: id, DisplayName: display, Modality: pricingv1.Modality(mod), EffectiveFrom: eff, Reason: ch.reason}
+	for _, u := range units {
+		d, err := parseDimension(u, "")
+		if err != nil {
+			return nil, err
+		}
+		req.Dimensions = append(req.Dimensions, d)
+	}
+	return req, nil
+}
+
+// keepCurrent fills what the command line left out from the model's current version cur (nil
+// for a new model): display name, modality and the prices' currency (else currency, else USD).
+func keepCurrent(req *pricingv1.SetModelPriceRequest, cur *pricingv1.ModelPrice, currency string) {
+	req.DisplayName = or(req.DisplayName, cur.GetDisplayName())
+	if req.Modality == pricingv1.Modality_MODALITY_UNSPECIFIED {
+		req.Modality = cur.GetModality()
+	}
+	if dims := cur.GetDimensions(); len(dims) > 0 {
+		currency = or(currency, dims[0].GetPrice().GetCurrencyCode())
+	}
+	for _, d := range req.Dimensions {
+		d.Price.CurrencyCode = or(currency, "USD")
+	}
 }
 
 // instanceFlags are the description fields of an instance type; unset ones keep the current.
