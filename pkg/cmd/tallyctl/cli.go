@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server/requestid"
@@ -255,6 +256,36 @@ func (c *cli) tlsCredentials() (credentials.TransportCredentials, error) {
 // callCtx returns the context of one call: the command's, with the --timeout deadline.
 func (c *cli) callCtx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cmd.Context(), c.timeout)
+}
+
+// call makes one call with the --timeout deadline and prints its reply, as JSON or as the tables
+// of show. A list's next page and a write's replay are said on stderr.
+func call[C any, R proto.Message](c *cli, cmd *cobra.Command, client func() (C, error),
+	rpc func(context.Context, C) (R, error), show func(R) []*table) error {
+	cl, err := client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.callCtx(cmd)
+	defer cancel()
+	resp, err := rpc(ctx, cl)
+	if err != nil {
+		return err
+	}
+	if r, ok := any(resp).(interface{ GetReplayed() bool }); ok && r.GetReplayed() {
+		c.note("replayed: this idempotency key was used before; nothing changed, the original result is shown")
+	}
+	if err := c.emit(resp, func() []*table { return show(resp) }); err != nil {
+		return err
+	}
+	if p, ok := any(resp).(interface{ GetNextPageToken() string }); ok {
+		c.nextPage(p.GetNextPageToken())
+	}
+	return nil
+}
+
+func (c *cli) note(msg string) {
+	_, _ = io.WriteString(c.errOut, msg+"\n")
 }
 
 // callError is a call the service (or the transport) answered with an error status.

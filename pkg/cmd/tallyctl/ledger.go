@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 
 	"github.com/spf13/cobra"
+	moneypb "google.golang.org/genproto/googleapis/type/money"
+	"google.golang.org/protobuf/proto"
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 )
@@ -29,17 +32,9 @@ the account's version. An unknown organization has a zero balance.`,
   tallyctl balance acme -o json`,
 		Args: exactArgs("ORG"),
 		RunE: c.runE(func(cmd *cobra.Command, args []string) error {
-			client, err := c.ledger()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.GetBalance(ctx, &ledgerv1.GetBalanceRequest{OrgId: args[0]})
-			if err != nil {
-				return err
-			}
-			return c.emit(resp, func() []*table { return []*table{balanceTable(resp)} })
+			return call(c, cmd, c.ledger, func(ctx context.Context, l ledgerv1.LedgerServiceClient) (*ledgerv1.GetBalanceResponse, error) {
+				return l.GetBalance(ctx, &ledgerv1.GetBalanceRequest{OrgId: args[0]})
+			}, func(r *ledgerv1.GetBalanceResponse) []*table { return []*table{balanceTable(r)} })
 		}),
 	}
 }
@@ -73,19 +68,12 @@ When there are more than --page-size, the next page's token is printed on stderr
 			if err != nil {
 				return err
 			}
-			client, err := c.ledger()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.ListTransactions(ctx, &ledgerv1.ListTransactionsRequest{
-				OrgId: args[0], PageSize: pageSize, PageToken: pageToken, Kind: ledgerv1.TransactionKind(k)})
-			if err != nil {
-				return err
-			}
-			defer c.nextPage(resp.GetNextPageToken())
-			return c.emit(resp, func() []*table { return []*table{transactionsTable(resp.GetTransactions())} })
+			req := &ledgerv1.ListTransactionsRequest{OrgId: args[0], PageSize: pageSize, PageToken: pageToken, Kind: ledgerv1.TransactionKind(k)}
+			return call(c, cmd, c.ledger, func(ctx context.Context, l ledgerv1.LedgerServiceClient) (*ledgerv1.ListTransactionsResponse, error) {
+				return l.ListTransactions(ctx, req)
+			}, func(r *ledgerv1.ListTransactionsResponse) []*table {
+				return []*table{transactionsTable(r.GetTransactions())}
+			})
 		}),
 	}
 	f := cmd.Flags()
@@ -108,7 +96,7 @@ func transactionsTable(txs []*ledgerv1.Transaction) *table {
 	return t
 }
 
-// writeFlags are the flags of a write: the amount, the reason and the idempotency key.
+// writeFlags are the flags of a ledger write: the amount, the reason and the idempotency key.
 type writeFlags struct {
 	amount, currency, reason, key string
 }
@@ -132,8 +120,31 @@ func (c *cli) idempotencyKey(given string) (string, error) {
 		return "", fmt.Errorf("making an idempotency key: %w", err)
 	}
 	key := "tallyctl-" + hex.EncodeToString(b)
-	fmt.Fprintf(c.errOut, "idempotency key: %s (to retry this request safely, repeat it with --idempotency-key %s)\n", key, key)
+	c.note(fmt.Sprintf("idempotency key: %s (to retry this request safely, repeat it with --idempotency-key %s)", key, key))
 	return key, nil
+}
+
+// ledgerWrite checks a grant's or an adjustment's flags, then sends it with its key and prints
+// the transaction.
+func ledgerWrite[R interface {
+	proto.Message
+	GetTransaction() *ledgerv1.Transaction
+}](c *cli, cmd *cobra.Command, w *writeFlags, send func(context.Context, ledgerv1.LedgerServiceClient, *moneypb.Money, string) (R, error)) error {
+	amount, err := parseAmount("amount", w.amount, w.currency)
+	if err != nil {
+		return err
+	}
+	if w.reason == "" {
+		return usagef("--reason is required")
+	}
+	return call(c, cmd, c.ledger, func(ctx context.Context, l ledgerv1.LedgerServiceClient) (R, error) {
+		key, err := c.idempotencyKey(w.key)
+		if err != nil {
+			var none R
+			return none, err
+		}
+		return send(ctx, l, amount, key)
+	}, func(r R) []*table { return []*table{transactionsTable([]*ledgerv1.Transaction{r.GetTransaction()})} })
 }
 
 func (c *cli) grantCommand() *cobra.Command {
@@ -149,29 +160,10 @@ parameters it is refused (AlreadyExists).`,
   tallyctl grant acme --amount 10.50 --reason "incident 42 goodwill" --idempotency-key incident-42-acme`,
 		Args: exactArgs("ORG"),
 		RunE: c.runE(func(cmd *cobra.Command, args []string) error {
-			amount, err := parseAmount("amount", w.amount, w.currency)
-			if err != nil {
-				return err
-			}
-			if w.reason == "" {
-				return usagef("--reason is required")
-			}
-			client, err := c.ledger()
-			if err != nil {
-				return err
-			}
-			key, err := c.idempotencyKey(w.key)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.Credit(ctx, &ledgerv1.CreditRequest{OrgId: args[0], Amount: amount, IdempotencyKey: key,
-				Reason: w.reason, Source: ledgerv1.CreditSource_CREDIT_SOURCE_GRANT})
-			if err != nil {
-				return err
-			}
-			return c.emit(resp, func() []*table { return []*table{transactionsTable([]*ledgerv1.Transaction{resp.GetTransaction()})} })
+			return ledgerWrite(c, cmd, &w, func(ctx context.Context, l ledgerv1.LedgerServiceClient, amount *moneypb.Money, key string) (*ledgerv1.CreditResponse, error) {
+				return l.Credit(ctx, &ledgerv1.CreditRequest{OrgId: args[0], Amount: amount, IdempotencyKey: key, Reason: w.reason,
+					Source: ledgerv1.CreditSource_CREDIT_SOURCE_GRANT})
+			})
 		}),
 	}
 	w.register(cmd, "credits to grant, a positive decimal of the currency (e.g. 25 or 0.50)")
@@ -191,28 +183,9 @@ returns the original transaction: replaying a command never adjusts twice.`,
   tallyctl adjust acme --amount 2.50 --reason "refund of a failed call" --idempotency-key ticket-1235`,
 		Args: exactArgs("ORG"),
 		RunE: c.runE(func(cmd *cobra.Command, args []string) error {
-			amount, err := parseAmount("amount", w.amount, w.currency)
-			if err != nil {
-				return err
-			}
-			if w.reason == "" {
-				return usagef("--reason is required")
-			}
-			client, err := c.ledger()
-			if err != nil {
-				return err
-			}
-			key, err := c.idempotencyKey(w.key)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.Adjust(ctx, &ledgerv1.AdjustRequest{OrgId: args[0], Amount: amount, Reason: w.reason, IdempotencyKey: key})
-			if err != nil {
-				return err
-			}
-			return c.emit(resp, func() []*table { return []*table{transactionsTable([]*ledgerv1.Transaction{resp.GetTransaction()})} })
+			return ledgerWrite(c, cmd, &w, func(ctx context.Context, l ledgerv1.LedgerServiceClient, amount *moneypb.Money, key string) (*ledgerv1.AdjustResponse, error) {
+				return l.Adjust(ctx, &ledgerv1.AdjustRequest{OrgId: args[0], Amount: amount, Reason: w.reason, IdempotencyKey: key})
+			})
 		}),
 	}
 	w.register(cmd, "signed decimal of the currency: positive adds credits, negative takes them away (e.g. -5)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -36,18 +37,9 @@ func (c *cli) paymentsCommand() *cobra.Command {
   tallyctl refund <payment id> --amount 10 --reason "customer request"`,
 		Args: exactArgs("ORG"),
 		RunE: c.runE(func(cmd *cobra.Command, args []string) error {
-			client, err := c.payments()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.ListPayments(ctx, &paymentsv1.ListPaymentsRequest{OrgId: args[0], PageSize: page.size, PageToken: page.token})
-			if err != nil {
-				return err
-			}
-			defer c.nextPage(resp.GetNextPageToken())
-			return c.emit(resp, func() []*table { return []*table{paymentsTable(resp.GetPayments())} })
+			return call(c, cmd, c.payments, func(ctx context.Context, p paymentsv1.PaymentsServiceClient) (*paymentsv1.ListPaymentsResponse, error) {
+				return p.ListPayments(ctx, &paymentsv1.ListPaymentsRequest{OrgId: args[0], PageSize: page.size, PageToken: page.token})
+			}, func(r *paymentsv1.ListPaymentsResponse) []*table { return []*table{paymentsTable(r.GetPayments())} })
 		}),
 	}
 	page.register(cmd, "payments")
@@ -89,21 +81,14 @@ with its key.`,
 			if reason == "" {
 				return usagef("--reason is required")
 			}
-			client, err := c.payments()
-			if err != nil {
-				return err
-			}
-			if req.IdempotencyKey, err = c.idempotencyKey(key); err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.RefundPayment(ctx, req)
-			if err != nil {
-				return err
-			}
-			return c.emit(resp, func() []*table {
-				return []*table{refundsTable([]*paymentsv1.Refund{resp.GetRefund()}), paymentsTable([]*paymentsv1.Payment{resp.GetPayment()})}
+			return call(c, cmd, c.payments, func(ctx context.Context, p paymentsv1.PaymentsServiceClient) (*paymentsv1.RefundPaymentResponse, error) {
+				var err error
+				if req.IdempotencyKey, err = c.idempotencyKey(key); err != nil {
+					return nil, err
+				}
+				return p.RefundPayment(ctx, req)
+			}, func(r *paymentsv1.RefundPaymentResponse) []*table {
+				return []*table{refundsTable([]*paymentsv1.Refund{r.GetRefund()}), paymentsTable([]*paymentsv1.Payment{r.GetPayment()})}
 			})
 		}),
 	}
@@ -151,18 +136,9 @@ func (c *cli) reviewsListCommand() *cobra.Command {
   tallyctl reviews list --all -o json`,
 		Args: exactArgs(),
 		RunE: c.runE(func(cmd *cobra.Command, _ []string) error {
-			client, err := c.payments()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.ListReviewItems(ctx, &paymentsv1.ListReviewItemsRequest{PageSize: page.size, PageToken: page.token, IncludeResolved: all})
-			if err != nil {
-				return err
-			}
-			defer c.nextPage(resp.GetNextPageToken())
-			return c.emit(resp, func() []*table { return []*table{reviewTable(resp.GetItems())} })
+			return call(c, cmd, c.payments, func(ctx context.Context, p paymentsv1.PaymentsServiceClient) (*paymentsv1.ListReviewItemsResponse, error) {
+				return p.ListReviewItems(ctx, &paymentsv1.ListReviewItemsRequest{PageSize: page.size, PageToken: page.token, IncludeResolved: all})
+			}, func(r *paymentsv1.ListReviewItemsResponse) []*table { return []*table{reviewTable(r.GetItems())} })
 		}),
 	}
 	page.register(cmd, "items")
@@ -190,17 +166,11 @@ func (c *cli) reviewsResolveCommand() *cobra.Command {
 			if resolution == "" {
 				return usagef("--resolution is required")
 			}
-			client, err := c.payments()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.ResolveReviewItem(ctx, &paymentsv1.ResolveReviewItemRequest{ReviewItemId: args[0], Resolution: resolution})
-			if err != nil {
-				return err
-			}
-			return c.emit(resp, func() []*table { return []*table{reviewTable([]*paymentsv1.ReviewItem{resp.GetItem()})} })
+			return call(c, cmd, c.payments, func(ctx context.Context, p paymentsv1.PaymentsServiceClient) (*paymentsv1.ResolveReviewItemResponse, error) {
+				return p.ResolveReviewItem(ctx, &paymentsv1.ResolveReviewItemRequest{ReviewItemId: args[0], Resolution: resolution})
+			}, func(r *paymentsv1.ResolveReviewItemResponse) []*table {
+				return []*table{reviewTable([]*paymentsv1.ReviewItem{r.GetItem()})}
+			})
 		}),
 	}
 	cmd.Flags().StringVar(&resolution, "resolution", "", "what was done (required; recorded with your token's subject)")

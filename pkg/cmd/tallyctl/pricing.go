@@ -48,63 +48,42 @@ func parseWhen(flag, value string, now time.Time) (*timestamppb.Timestamp, error
 	return timestamppb.New(t), nil
 }
 
-func (c *cli) pricesModelsCommand() *cobra.Command {
+// listAt is a price-list command: the versions in force now or at --at.
+func (c *cli) listAt(use, short, example string, run func(cmd *cobra.Command, at *timestamppb.Timestamp) error) *cobra.Command {
 	var at string
 	cmd := &cobra.Command{
-		Use:   "models",
-		Short: "List the model prices in force (now or at --at)",
-		Example: `  tallyctl prices models
-  tallyctl prices models --at 2026-12-24T00:00:00Z -o json`,
+		Use: use, Short: short, Example: example,
 		Args: exactArgs(),
 		RunE: c.runE(func(cmd *cobra.Command, _ []string) error {
 			when, err := parseWhen("at", at, time.Now())
 			if err != nil {
 				return err
 			}
-			client, err := c.pricing()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.ListModelPrices(ctx, &pricingv1.ListModelPricesRequest{At: when})
-			if err != nil {
-				return err
-			}
-			return c.emit(resp, func() []*table { return []*table{modelsTable(resp.GetModels())} })
+			return run(cmd, when)
 		}),
 	}
 	cmd.Flags().StringVar(&at, "at", "", "the prices in force at this time (RFC 3339, or a duration from now); default now")
 	return cmd
 }
 
+func (c *cli) pricesModelsCommand() *cobra.Command {
+	return c.listAt("models", "List the model prices in force (now or at --at)", `  tallyctl prices models
+  tallyctl prices models --at 2026-12-24T00:00:00Z -o json`, func(cmd *cobra.Command, at *timestamppb.Timestamp) error {
+		return call(c, cmd, c.pricing, func(ctx context.Context, p pricingv1.PricingServiceClient) (*pricingv1.ListModelPricesResponse, error) {
+			return p.ListModelPrices(ctx, &pricingv1.ListModelPricesRequest{At: at})
+		}, func(r *pricingv1.ListModelPricesResponse) []*table { return []*table{modelsTable(r.GetModels())} })
+	})
+}
+
 func (c *cli) pricesInstancesCommand() *cobra.Command {
-	var at string
-	cmd := &cobra.Command{
-		Use:     "instances",
-		Short:   "List the instance types' hourly prices in force (now or at --at)",
-		Example: `  tallyctl prices instances`,
-		Args:    exactArgs(),
-		RunE: c.runE(func(cmd *cobra.Command, _ []string) error {
-			when, err := parseWhen("at", at, time.Now())
-			if err != nil {
-				return err
-			}
-			client, err := c.pricing()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.ListInstancePrices(ctx, &pricingv1.ListInstancePricesRequest{At: when})
-			if err != nil {
-				return err
-			}
-			return c.emit(resp, func() []*table { return []*table{instancesTable(resp.GetInstances())} })
-		}),
-	}
-	cmd.Flags().StringVar(&at, "at", "", "the prices in force at this time (RFC 3339, or a duration from now); default now")
-	return cmd
+	return c.listAt("instances", "List the instance types' hourly prices in force (now or at --at)", `  tallyctl prices instances
+  tallyctl prices instances --at 48h`, func(cmd *cobra.Command, at *timestamppb.Timestamp) error {
+		return call(c, cmd, c.pricing, func(ctx context.Context, p pricingv1.PricingServiceClient) (*pricingv1.ListInstancePricesResponse, error) {
+			return p.ListInstancePrices(ctx, &pricingv1.ListInstancePricesRequest{At: at})
+		}, func(r *pricingv1.ListInstancePricesResponse) []*table {
+			return []*table{instancesTable(r.GetInstances())}
+		})
+	})
 }
 
 func (c *cli) pricesScheduledCommand() *cobra.Command {
@@ -112,29 +91,25 @@ func (c *cli) pricesScheduledCommand() *cobra.Command {
 		Use:   "scheduled",
 		Short: "List the price changes scheduled to take effect later",
 		Long: `List the model and instance-type price versions whose effective time is still ahead.
-With -o json the reply is {"models": [...], "instances": [...]}: the scheduled versions only.`,
+With -o json the reply is {"catalogVersion", "models": [...], "instances": [...]}: the scheduled
+versions only.`,
 		Example: `  tallyctl prices scheduled`,
 		Args:    exactArgs(),
 		RunE: c.runE(func(cmd *cobra.Command, _ []string) error {
-			client, err := c.pricing()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			models, err := client.ListModelPrices(ctx, &pricingv1.ListModelPricesRequest{})
-			if err != nil {
-				return err
-			}
-			instances, err := client.ListInstancePrices(ctx, &pricingv1.ListInstancePricesRequest{})
-			if err != nil {
-				return err
-			}
-			// The reply's own message types, holding only the scheduled versions.
-			out := &pricingv1.CatalogSnapshot{CatalogVersion: models.GetCatalogVersion(),
-				Models: models.GetScheduled(), Instances: instances.GetScheduled()}
-			return c.emit(out, func() []*table {
-				return []*table{modelsTable(out.GetModels()), instancesTable(out.GetInstances())}
+			return call(c, cmd, c.pricing, func(ctx context.Context, p pricingv1.PricingServiceClient) (*pricingv1.CatalogSnapshot, error) {
+				models, err := p.ListModelPrices(ctx, &pricingv1.ListModelPricesRequest{})
+				if err != nil {
+					return nil, err
+				}
+				instances, err := p.ListInstancePrices(ctx, &pricingv1.ListInstancePricesRequest{})
+				if err != nil {
+					return nil, err
+				}
+				// The API's own message type, holding only the scheduled versions.
+				return &pricingv1.CatalogSnapshot{CatalogVersion: models.GetCatalogVersion(),
+					Models: models.GetScheduled(), Instances: instances.GetScheduled()}, nil
+			}, func(r *pricingv1.CatalogSnapshot) []*table {
+				return []*table{modelsTable(r.GetModels()), instancesTable(r.GetInstances())}
 			})
 		}),
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -27,19 +28,13 @@ func (c *cli) deliveriesCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			conn, err := c.conn("notifications")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := notificationsv1.NewNotificationsServiceClient(conn).ListDeliveries(ctx, &notificationsv1.ListDeliveriesRequest{
-				OrgId: org, MemberId: member, Status: notificationsv1.DeliveryStatus(st), PageSize: page.size, PageToken: page.token})
-			if err != nil {
-				return err
-			}
-			defer c.nextPage(resp.GetNextPageToken())
-			return c.emit(resp, func() []*table { return []*table{deliveriesTable(resp.GetDeliveries())} })
+			req := &notificationsv1.ListDeliveriesRequest{OrgId: org, MemberId: member, Status: notificationsv1.DeliveryStatus(st),
+				PageSize: page.size, PageToken: page.token}
+			return call(c, cmd, c.notifications, func(ctx context.Context, n notificationsv1.NotificationsServiceClient) (*notificationsv1.ListDeliveriesResponse, error) {
+				return n.ListDeliveries(ctx, req)
+			}, func(r *notificationsv1.ListDeliveriesResponse) []*table {
+				return []*table{deliveriesTable(r.GetDeliveries())}
+			})
 		}),
 	}
 	page.register(cmd, "deliveries")
@@ -58,6 +53,14 @@ func deliveriesTable(ds []*notificationsv1.Delivery) *table {
 			d.GetLastError(), d.GetId())
 	}
 	return t
+}
+
+func (c *cli) notifications() (notificationsv1.NotificationsServiceClient, error) {
+	conn, err := c.conn("notifications")
+	if err != nil {
+		return nil, err
+	}
+	return notificationsv1.NewNotificationsServiceClient(conn), nil
 }
 
 func (c *cli) instances() (instancesv1.InstanceMeteringServiceClient, error) {
@@ -89,18 +92,9 @@ func (c *cli) rentalsListCommand() *cobra.Command {
 		Example: `  tallyctl rentals list acme`,
 		Args:    exactArgs("ORG"),
 		RunE: c.runE(func(cmd *cobra.Command, args []string) error {
-			client, err := c.instances()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.ListRentals(ctx, &instancesv1.ListRentalsRequest{OrgId: args[0], PageSize: page.size, PageToken: page.token})
-			if err != nil {
-				return err
-			}
-			defer c.nextPage(resp.GetNextPageToken())
-			return c.emit(resp, func() []*table { return []*table{rentalsTable(resp.GetRentals())} })
+			return call(c, cmd, c.instances, func(ctx context.Context, m instancesv1.InstanceMeteringServiceClient) (*instancesv1.ListRentalsResponse, error) {
+				return m.ListRentals(ctx, &instancesv1.ListRentalsRequest{OrgId: args[0], PageSize: page.size, PageToken: page.token})
+			}, func(r *instancesv1.ListRentalsResponse) []*table { return []*table{rentalsTable(r.GetRentals())} })
 		}),
 	}
 	page.register(cmd, "rentals")
@@ -114,17 +108,9 @@ func (c *cli) rentalsGetCommand() *cobra.Command {
 		Example: `  tallyctl rentals get acme i-0123`,
 		Args:    exactArgs("ORG", "INSTANCE"),
 		RunE: c.runE(func(cmd *cobra.Command, args []string) error {
-			client, err := c.instances()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.GetRental(ctx, &instancesv1.GetRentalRequest{OrgId: args[0], InstanceId: args[1]})
-			if err != nil {
-				return err
-			}
-			return c.emit(resp, func() []*table { return []*table{rentalsTable([]*instancesv1.Rental{resp.GetRental()})} })
+			return call(c, cmd, c.instances, func(ctx context.Context, m instancesv1.InstanceMeteringServiceClient) (*instancesv1.GetRentalResponse, error) {
+				return m.GetRental(ctx, &instancesv1.GetRentalRequest{OrgId: args[0], InstanceId: args[1]})
+			}, func(r *instancesv1.GetRentalResponse) []*table { return oneRental(r.GetRental()) })
 		}),
 	}
 }
@@ -141,21 +127,13 @@ func (c *cli) rentalsStartCommand() *cobra.Command {
 			if org == "" || instanceType == "" {
 				return usagef("--org and --type are required")
 			}
-			client, err := c.instances()
-			if err != nil {
-				return err
-			}
-			if key, err = c.idempotencyKey(key); err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.StartMetering(ctx, &instancesv1.StartMeteringRequest{InstanceId: args[0], OrgId: org, InstanceType: instanceType, IdempotencyKey: key})
-			if err != nil {
-				return err
-			}
-			c.replayed(resp.GetReplayed())
-			return c.emit(resp, func() []*table { return []*table{rentalsTable([]*instancesv1.Rental{resp.GetRental()})} })
+			return call(c, cmd, c.instances, func(ctx context.Context, m instancesv1.InstanceMeteringServiceClient) (*instancesv1.StartMeteringResponse, error) {
+				k, err := c.idempotencyKey(key)
+				if err != nil {
+					return nil, err
+				}
+				return m.StartMetering(ctx, &instancesv1.StartMeteringRequest{InstanceId: args[0], OrgId: org, InstanceType: instanceType, IdempotencyKey: k})
+			}, func(r *instancesv1.StartMeteringResponse) []*table { return oneRental(r.GetRental()) })
 		}),
 	}
 	f := cmd.Flags()
@@ -172,19 +150,15 @@ func (c *cli) rentalsStopCommand() *cobra.Command {
 		Example: `  tallyctl rentals stop i-0123`,
 		Args:    exactArgs("INSTANCE"),
 		RunE: c.runE(func(cmd *cobra.Command, args []string) error {
-			client, err := c.instances()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			resp, err := client.StopMetering(ctx, &instancesv1.StopMeteringRequest{InstanceId: args[0]})
-			if err != nil {
-				return err
-			}
-			return c.emit(resp, func() []*table { return []*table{rentalsTable([]*instancesv1.Rental{resp.GetRental()})} })
+			return call(c, cmd, c.instances, func(ctx context.Context, m instancesv1.InstanceMeteringServiceClient) (*instancesv1.StopMeteringResponse, error) {
+				return m.StopMetering(ctx, &instancesv1.StopMeteringRequest{InstanceId: args[0]})
+			}, func(r *instancesv1.StopMeteringResponse) []*table { return oneRental(r.GetRental()) })
 		}),
 	}
+}
+
+func oneRental(r *instancesv1.Rental) []*table {
+	return []*table{rentalsTable([]*instancesv1.Rental{r})}
 }
 
 func rentalsTable(rs []*instancesv1.Rental) *table {

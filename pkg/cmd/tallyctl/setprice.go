@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
@@ -72,26 +73,19 @@ needs both). The change reaches every ledger replica within a second of taking e
 			if err != nil {
 				return err
 			}
-			client, err := c.pricing()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			cur, err := currentModel(ctx, client, args[0])
-			if err != nil {
-				return err
-			}
-			keepCurrent(req, cur, ch.currency)
-			if req.IdempotencyKey, err = c.idempotencyKey(ch.key); err != nil {
-				return err
-			}
-			resp, err := client.SetModelPrice(ctx, req)
-			if err != nil {
-				return err
-			}
-			c.replayed(resp.GetReplayed())
-			return c.emit(resp, func() []*table { return []*table{modelsTable([]*pricingv1.ModelPrice{resp.GetPrice()})} })
+			return call(c, cmd, c.pricing, func(ctx context.Context, p pricingv1.PricingServiceClient) (*pricingv1.SetModelPriceResponse, error) {
+				cur, err := currentModel(ctx, p, args[0])
+				if err != nil {
+					return nil, err
+				}
+				keepCurrent(req, cur, ch.currency)
+				if req.IdempotencyKey, err = c.idempotencyKey(ch.key); err != nil {
+					return nil, err
+				}
+				return p.SetModelPrice(ctx, req)
+			}, func(r *pricingv1.SetModelPriceResponse) []*table {
+				return []*table{modelsTable([]*pricingv1.ModelPrice{r.GetPrice()})}
+			})
 		}),
 	}
 	ch.register(cmd)
@@ -169,30 +163,25 @@ type from new rentals.`,
 			if err != nil {
 				return err
 			}
-			client, err := c.pricing()
+			price, err := parseAmount("hourly-price", in.hourly, ch.currency)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.callCtx(cmd)
-			defer cancel()
-			cur, err := currentInstance(ctx, client, args[0])
-			if err != nil {
-				return err
-			}
-			req := in.request(cmd, args[0], cur)
-			req.EffectiveFrom, req.Reason = eff, ch.reason
-			if req.HourlyPrice, err = parseAmount("hourly-price", in.hourly, or(ch.currency, cur.GetHourlyPrice().GetCurrencyCode(), "USD")); err != nil {
-				return err
-			}
-			if req.IdempotencyKey, err = c.idempotencyKey(ch.key); err != nil {
-				return err
-			}
-			resp, err := client.SetInstancePrice(ctx, req)
-			if err != nil {
-				return err
-			}
-			c.replayed(resp.GetReplayed())
-			return c.emit(resp, func() []*table { return []*table{instancesTable([]*pricingv1.InstancePrice{resp.GetPrice()})} })
+			return call(c, cmd, c.pricing, func(ctx context.Context, p pricingv1.PricingServiceClient) (*pricingv1.SetInstancePriceResponse, error) {
+				cur, err := currentInstance(ctx, p, args[0])
+				if err != nil {
+					return nil, err
+				}
+				req := in.request(cmd, args[0], cur)
+				req.EffectiveFrom, req.Reason, req.HourlyPrice = eff, ch.reason, price
+				price.CurrencyCode = or(price.CurrencyCode, cur.GetHourlyPrice().GetCurrencyCode(), "USD")
+				if req.IdempotencyKey, err = c.idempotencyKey(ch.key); err != nil {
+					return nil, err
+				}
+				return p.SetInstancePrice(ctx, req)
+			}, func(r *pricingv1.SetInstancePriceResponse) []*table {
+				return []*table{instancesTable([]*pricingv1.InstancePrice{r.GetPrice()})}
+			})
 		}),
 	}
 	ch.register(cmd)
@@ -235,17 +224,6 @@ func (in *instanceFlags) request(cmd *cobra.Command, id string, cur *pricingv1.I
 		req.Available = &in.available
 	}
 	return req
-}
-
-// replayed says on stderr that a write was a replay of an earlier one with the same key.
-func (c *cli) replayed(yes bool) {
-	if yes {
-		c.note("replayed: this idempotency key was used before; nothing changed, the original result is shown")
-	}
-}
-
-func (c *cli) note(msg string) {
-	_, _ = c.errOut.Write([]byte(msg + "\n"))
 }
 
 // or returns the first non-empty string.
