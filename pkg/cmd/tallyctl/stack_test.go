@@ -27,7 +27,13 @@ import (
 	"github.com/tallyhq/tally/pkg/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) {
+	code := testenv.Main(m)
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
 
 // stackServices are the services tallyctl talks to, in start order (the ledger follows
 // pricing's catalog; instances-metering and notifications dial the ledger).
