@@ -2,10 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,6 +52,7 @@ func TestAgainstTheStack(t *testing.T) {
 		"rentals start, list and stop":                  testRentals,
 		"errors carry the status and the exit code":     testErrors,
 		"addresses and token from flags, not the stack": testFlagsOverStack,
+		"TLS through a terminating proxy":               testTLS,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -341,4 +354,63 @@ func testFlagsOverStack(t *testing.T, s *stack) {
 	dead := s.ctl(t, "--ledger-addr", "127.0.0.1:1", "--timeout", "2s", "balance", org)
 	require.Equal(t, exitUnreachable, dead.code)
 	require.Contains(t, dead.stderr, "ledger GetBalance: Unavailable: ")
+}
+
+// tlsProxy terminates TLS with a fresh self-signed certificate for 127.0.0.1 and forwards the
+// bytes to target, as a proxy in front of the plaintext services would; it returns its address
+// and the certificate's PEM file.
+func tlsProxy(t *testing.T, target string) (addr, caFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tallyctl test proxy"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	lis, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"},
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = lis.Close() })
+	go func() {
+		for {
+			in, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go func() { _, _ = io.Copy(out, in) }()
+				_, _ = io.Copy(in, out)
+			}()
+		}
+	}()
+	return lis.Addr().String(), caFile
+}
+
+func testTLS(t *testing.T, s *stack) {
+	org := uniqueOrg(t)
+	addr, ca := tlsProxy(t, s.addrs["ledger"])
+	r := s.ok(t, "--tls", "--ca-file", ca, "--ledger-addr", addr, "balance", org)
+	require.Regexp(t, `(?m)^`+org+`\s+\$0\.00\s`, r.stdout)
+	// Without the CA the proxy's certificate is not trusted; plaintext to a TLS port fails too.
+	for _, args := range [][]string{{"--tls", "--ledger-addr", addr}, {"--ledger-addr", addr}} {
+		bad := s.ctl(t, append(args, "--timeout", "2s", "balance", org)...)
+		require.Equal(t, exitUnreachable, bad.code, "%v: %s", args, bad.stderr)
+		require.Contains(t, bad.stderr, "ledger GetBalance: Unavailable: ")
+	}
+	// Usage mistakes are found before dialing.
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(notPEM, []byte("not a certificate"), 0o600))
+	for _, args := range [][]string{{"--ca-file", ca}, {"--tls", "--ca-file", notPEM}, {"--tls", "--ca-file", notPEM + ".missing"}} {
+		require.Equal(t, exitUsage, s.ctl(t, append(args, "balance", org)...).code, args)
+	}
 }
