@@ -43,7 +43,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	c := newCLI(stdout, stderr, getenv)
 	defer c.close()
-	root := c.rootCommand()
+	root := c.rootCommand() //nolint:contextcheck // each command gets ctx from cobra (ExecuteContext → cmd.Context())
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,15 +141,6 @@ func parseEnum(flag, value, prefix string, values map[string]int32) (int32, erro
 	}
 	slices.Sort(want)
 	return 0, usagef("--%s %q: want one of %s", flag, value, strings.Join(want, ", "))
-}
-
-// formatMap shows metadata as k=v pairs in key order.
-func formatMap(m map[string]string) string {
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, k+"="+m[k])
-	}
-	return strings.Join(parts, " ")
 }
 
 func formatInt(n int64) string { return strconv.FormatInt(n, 10) }
