@@ -16,14 +16,7 @@ import (
 // final stage that gets only the binaries and the console, runs as UID 65532 and downloads
 // nothing (no ADD of a URL, no curl/wget).
 func TestDockerfile(t *testing.T) {
-	repo, err := chartcheck.Repo(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(repo, "Dockerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, src := repoFile(t, "Dockerfile")
 	stages, err := chartcheck.ParseDockerfile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -124,18 +117,8 @@ func checkNoDownloads(t *testing.T, stages []chartcheck.Stage) {
 // TestDockerignoreKeepsTheWorkspace: every module go.work uses keeps its go.mod in the build
 // context (the go build runs in workspace mode), and build output stays out.
 func TestDockerignoreKeepsTheWorkspace(t *testing.T) {
-	repo, err := chartcheck.Repo(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ignore, err := os.ReadFile(filepath.Join(repo, ".dockerignore"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	work, err := os.ReadFile(filepath.Join(repo, "go.work"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ignore := repoFile(t, ".dockerignore")
+	_, work := repoFile(t, "go.work")
 	uses := regexp.MustCompile(`(?m)^\s+\./(\S+)\s*$`).FindAllStringSubmatch(string(work), -1)
 	if len(uses) == 0 {
 		t.Fatal("no use lines in go.work")
@@ -150,4 +133,18 @@ func TestDockerignoreKeepsTheWorkspace(t *testing.T) {
 			t.Errorf(".dockerignore keeps %s in the build context", p)
 		}
 	}
+}
+
+// repoFile returns the repository root and the content of one of its files.
+func repoFile(t *testing.T, name string) (repo string, content []byte) {
+	t.Helper()
+	repo, err := chartcheck.Repo(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err = os.ReadFile(filepath.Join(repo, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo, content
 }

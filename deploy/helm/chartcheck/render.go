@@ -50,10 +50,11 @@ func Helm(repo string) (string, error) {
 	if p == "" {
 		p = filepath.Join(repo, "bin", "helm")
 	}
-	if _, err := os.Stat(p); err != nil {
+	found, err := exec.LookPath(p)
+	if err != nil {
 		return "", fmt.Errorf("helm not found at %s (run `make tools`, or set %s): %w", p, HelmEnv, err)
 	}
-	return p, nil
+	return found, nil
 }
 
 // Run runs helm with args and returns its standard output; a failure carries its standard error.
