@@ -155,3 +155,21 @@ func TestRedisClusterIsRefused(t *testing.T) {
 		t.Fatalf("rendering with redis.mode=cluster: %v, want the chart's refusal", err)
 	}
 }
+
+// TestValuesSchemaRefusesMistakes: values.schema.json refuses a misspelt key and a value outside
+// an enum, instead of rendering a chart that silently ignores them.
+func TestValuesSchemaRefusesMistakes(t *testing.T) {
+	_, helm, chart := chartDir(t)
+	for set, want := range map[string]string{
+		"service.ledger.replicas=3":        "additional properties 'service'",
+		"services.ledger.replica=3":        "additional properties 'replica'",
+		"auth.serviceIdentity=kerberos":    "/auth/serviceIdentity",
+		"smtp.tls=ssl":                     "/smtp/tls",
+		"services.gateway.calls={billing}": "/services/gateway/calls/0",
+	} {
+		_, err := chartcheck.Template(context.Background(), helm, chart, "--set", set)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--set %s: %v, want a schema error naming %s", set, err, want)
+		}
+	}
+}
