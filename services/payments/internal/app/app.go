@@ -95,9 +95,9 @@ const (
 
 // App is the payments application.
 type App struct {
-	cfg    Config
-	store  *store.Store
-	ledger Ledger
+	cfg     Config
+	store   *store.Store
+	ledger  Ledger
 	proc    payment.Processor
 	logger  *slog.Logger
 	metrics *metrics
