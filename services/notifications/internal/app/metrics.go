@@ -15,10 +15,6 @@ const (
 	emailFailed = "failed" // failed for good
 )
 
-// emailKinds are the kinds of tally_notifications_email_attempts_total.
-var emailKinds = []notify.EmailKind{notify.KindLowCredit, notify.KindCreditsExpiring, notify.KindCreditsExpired,
-	notify.KindPaymentSucceeded, notify.KindRentalSuspended}
-
 // Metrics are the notifications' domain metrics, for SendConfig.Sent and FollowerConfig.Cursor.
 type Metrics struct {
 	EmailAttempts *prometheus.CounterVec
@@ -36,7 +32,7 @@ func NewMetrics(reg prometheus.Registerer) (Metrics, error) {
 			Name: "tally_notifications_ledger_cursor", Help: "Sequence of the last ledger event applied by this replica.",
 		}),
 	}
-	for _, k := range emailKinds {
+	for _, k := range notify.EmailKinds {
 		for _, r := range []string{emailSent, emailRetry, emailFailed} {
 			m.EmailAttempts.WithLabelValues(string(k), r)
 		}
