@@ -198,3 +198,18 @@ var grafanaIntervals = strings.NewReplacer(
 	"${__range_s}", "3600", "$__range_s", "3600",
 	"${__range}", "1h", "$__range", "1h",
 )
+
+// Unexported returns the used metrics (UsedMetrics) that exported lacks, sorted, each as
+// "name (file, file)"; series Prometheus writes itself are never missing. exported holds metric
+// family names as a scrape parses them (a histogram's family is its base name).
+func Unexported(used map[string][]string, exported map[string]bool) []string {
+	var missing []string
+	for name, files := range used {
+		if PrometheusOwn(name) || exported[name] {
+			continue
+		}
+		missing = append(missing, name+" ("+strings.Join(files, ", ")+")")
+	}
+	slices.Sort(missing)
+	return missing
+}

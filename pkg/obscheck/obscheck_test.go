@@ -90,3 +90,16 @@ func TestCheckDashboards(t *testing.T) {
 	_, err = obscheck.ParseDashboard([]byte(`{"uid": "a"} {}`))
 	require.Error(t, err)
 }
+
+func TestUnexported(t *testing.T) {
+	used := map[string][]string{
+		"up":          {"rules/a.yml"},
+		"a_seconds":   {"dashboards/d.json", "rules/a.yml"},
+		"b_total":     {"rules/a.yml"},
+		"c_total":     {"dashboards/d.json"},
+		"exported_ok": {"dashboards/d.json"},
+	}
+	got := obscheck.Unexported(used, map[string]bool{"exported_ok": true, "a_seconds": true})
+	assert.Equal(t, []string{"b_total (rules/a.yml)", "c_total (dashboards/d.json)"}, got)
+	assert.Empty(t, obscheck.Unexported(used, map[string]bool{"exported_ok": true, "a_seconds": true, "b_total": true, "c_total": true}))
+}
