@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
 	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/obscheck"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/pkg/testenv"
@@ -148,6 +150,19 @@ func TestMetricsOfARunningStack(t *testing.T) {
 
 	requireBoundedRoutes(t, last["gateway"])
 	requireEveryCombination(t, last)
+
+	// Every metric the dashboards and alert rules use is exported by this stack.
+	// (go test runs in this package's directory, services/gateway/internal/service.)
+	used, err := obscheck.UsedMetrics(filepath.Join("..", "..", "..", "..", "deploy", "observability"))
+	require.NoError(t, err)
+	require.NotEmpty(t, used)
+	exported := map[string]bool{}
+	for _, fams := range last {
+		for name := range fams {
+			exported[name] = true
+		}
+	}
+	require.Empty(t, obscheck.Unexported(used, exported), "used by deploy/observability, exported by no service")
 }
 
 // expectation is one series that must be exported, with the least value the traffic gives it
