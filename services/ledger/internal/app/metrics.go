@@ -117,7 +117,7 @@ func newMetrics(reg prometheus.Registerer, queued func() float64) (*metrics, err
 		return m, nil
 	}
 	cs := append([]prometheus.Collector{m.authorize, m.invalidations, m.bumps, m.epoch, m.updates, m.queued, m.usageCounted, m.usageCursor},
-		m.writes.collectors()...)
+		m.collectors()...)
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering ledger metrics: %w", err)
