@@ -1,17 +1,13 @@
-package service_test
+package gateway_test
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -38,8 +34,6 @@ import (
 	"github.com/tallyhq/tally/services/payments/paymentstest"
 	"github.com/tallyhq/tally/services/pricing/pricingtest"
 )
-
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // metricsStack is every service with its /metrics on, behind a gateway run by service.Run.
 type metricsStack struct {
@@ -109,7 +103,7 @@ func TestMetricsOfARunningStack(t *testing.T) {
 
 	// Ada wants an email below 20 USD (one now: acme has nothing); the top-up takes acme to 25 USD
 	// (re-armed), the debits below 20 USD again (the second email).
-	code, body := rest(t, http.MethodPut, s.gatewayURL+"/v1/orgs/acme/members/me/notification-settings", member,
+	code, body := do(t, http.MethodPut, s.gatewayURL+"/v1/orgs/acme/members/me/notification-settings", member,
 		`{"lowCreditAlertEnabled":true,"lowCreditThreshold":{"currencyCode":"USD","units":"20"}}`)
 	require.Equal(t, http.StatusOK, code, "%s", body)
 	topUp(t, s, member)
@@ -130,7 +124,7 @@ func TestMetricsOfARunningStack(t *testing.T) {
 		InstanceId: "i-metrics-1", OrgId: "acme", InstanceType: "cpu-8x32", IdempotencyKey: "metrics-rental-1",
 	})
 	require.NoError(t, err)
-	code, body = rest(t, http.MethodPost, s.gatewayURL+"/v1/pricing/quote", "", `{"modelId":"whisper-large-v3","usage":{"audio_seconds":"90"}}`)
+	code, body = do(t, http.MethodPost, s.gatewayURL+"/v1/pricing/quote", "", `{"modelId":"whisper-large-v3","usage":{"audio_seconds":"90"}}`)
 	require.Equal(t, http.StatusOK, code, "%s", body)
 	_, err = s.pricing.Client(t, s.pricing.OpsToken(t)).SetModelPrice(t.Context(), &pricingv1.SetModelPriceRequest{
 		ModelId: "tts-standard", DisplayName: "Tally Voice standard (text to speech)", Modality: pricingv1.Modality_MODALITY_TEXT_TO_SPEECH,
@@ -152,7 +146,7 @@ func TestMetricsOfARunningStack(t *testing.T) {
 	requireEveryCombination(t, last)
 
 	// Every metric the dashboards and alert rules use is exported by this stack.
-	// (go test runs in this package's directory, services/gateway/internal/service.)
+	// (go test runs in this package's directory, services/gateway/internal/gateway.)
 	used, err := obscheck.UsedMetrics(filepath.Join("..", "..", "..", "..", "deploy", "observability"))
 	require.NoError(t, err)
 	require.NotEmpty(t, used)
@@ -316,7 +310,7 @@ func requireEveryCombination(t *testing.T, scrapes map[string]map[string]*dto.Me
 // through the gateway's route.
 func topUp(t *testing.T, s metricsStack, member string) {
 	t.Helper()
-	code, session := rest(t, http.MethodPost, s.gatewayURL+"/v1/orgs/acme/checkout-sessions", member, `{"amount":{"currencyCode":"USD","units":"25"}}`)
+	code, session := do(t, http.MethodPost, s.gatewayURL+"/v1/orgs/acme/checkout-sessions", member, `{"amount":{"currencyCode":"USD","units":"25"}}`)
 	require.Equal(t, http.StatusOK, code, "%v", session)
 	url, _ := session["url"].(string)
 	require.NotEmpty(t, url)
@@ -329,7 +323,7 @@ func topUp(t *testing.T, s metricsStack, member string) {
 	_ = pay.Body.Close()
 	require.Equal(t, http.StatusSeeOther, pay.StatusCode)
 	require.Eventually(t, func() bool {
-		_, bal := rest(t, http.MethodGet, s.gatewayURL+"/v1/orgs/acme/balance", member, "")
+		_, bal := do(t, http.MethodGet, s.gatewayURL+"/v1/orgs/acme/balance", member, "")
 		b, _ := bal["balance"].(map[string]any)
 		return b != nil && b["units"] == "25"
 	}, 15*time.Second, 50*time.Millisecond, "the webhook credits the balance")
@@ -371,24 +365,4 @@ func get(t *testing.T, url string) int {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode
-}
-
-func rest(t *testing.T, method, url, token, body string) (int, map[string]any) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
-	require.NoError(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	var out map[string]any
-	require.NoError(t, json.Unmarshal(raw, &out), "body: %s", raw)
-	return resp.StatusCode, out
 }
