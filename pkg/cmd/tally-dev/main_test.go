@@ -385,3 +385,16 @@ func TestRunKeepsTheDevelopersConsoleURL(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// TestRunFailsLoudlyWhenAMetricsPortIsTaken: a service's metrics port is one of its ports.
+func TestRunFailsLoudlyWhenAMetricsPortIsTaken(t *testing.T) {
+	f := newFakeStack(t, "ledger")
+	ledger := f.cfg.services[0]
+	squatter, err := net.Listen("tcp", ":"+strconv.Itoa(ledger.metricsPort))
+	require.NoError(t, err)
+	defer squatter.Close()
+
+	err = run(t.Context(), f.cfg)
+	require.ErrorContains(t, err, fmt.Sprintf("port %d (ledger) is already in use", ledger.metricsPort))
+	require.Nil(t, f.proc("ledger"), "nothing was started")
+}
