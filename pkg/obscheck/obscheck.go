@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -165,7 +166,7 @@ func selectorName(vs *parser.VectorSelector) (string, error) {
 		return vs.Name, nil
 	}
 	for _, m := range vs.LabelMatchers {
-		if m.Name != labels.MetricName {
+		if m.Name != model.MetricNameLabel {
 			continue
 		}
 		if m.Type != labels.MatchEqual {
