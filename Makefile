@@ -19,6 +19,7 @@ MAILPIT_VERSION        := v1.27.11
 GOLANGCI_LINT_VERSION  := v2.15.0
 GNOSTIC_VERSION        := v0.7.1
 HELM_VERSION           := v3.22.0
+PROMTOOL_VERSION       := v0.316.0
 
 MODULES  := pkg $(wildcard services/*) deploy/helm/chartcheck
 SERVICES := $(notdir $(wildcard services/*))
@@ -46,12 +47,13 @@ $(eval $(call go-tool,stripe-mock,github.com/stripe/stripe-mock,$(STRIPE_MOCK_VE
 $(eval $(call go-tool,mailpit,github.com/axllent/mailpit,$(MAILPIT_VERSION)))
 $(eval $(call go-tool,golangci-lint,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION)))
 $(eval $(call go-tool,helm,helm.sh/helm/v3/cmd/helm,$(HELM_VERSION)))
+$(eval $(call go-tool,promtool,github.com/prometheus/prometheus/cmd/promtool,$(PROMTOOL_VERSION)))
 
 GEN_TOOLS  := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapi
 TEST_TOOLS := $(BIN)/stripe-mock $(BIN)/mailpit
 RUN_TOOLS  := $(BIN)/mailpit $(BIN)/grpcurl
 DEPLOY_TOOLS := $(BIN)/helm
-LINT_TOOLS := $(BIN)/buf $(BIN)/golangci-lint
+LINT_TOOLS := $(BIN)/buf $(BIN)/golangci-lint $(BIN)/promtool
 
 .PHONY: tools
 tools: $(GEN_TOOLS) $(TEST_TOOLS) $(RUN_TOOLS) $(LINT_TOOLS) $(DEPLOY_TOOLS) ## Install the pinned tools into ./bin.
@@ -155,7 +157,7 @@ fuzz: $(TEST_TOOLS) ## Fuzz every write RPC's validation (FUZZTIME=30s each), th
 		go test -count=1 -timeout 30m -v -run '^TestRESTFuzz$$' ./services/gateway/restfuzz
 
 .PHONY: lint
-lint: $(LINT_TOOLS) lint-openapi lint-go ## go vet, gofmt, buf lint and format, the OpenAPI lint, golangci-lint, the import rules.
+lint: $(LINT_TOOLS) lint-openapi lint-go lint-observability ## go vet, gofmt, buf lint and format, the OpenAPI lint, golangci-lint, the import rules, alert rules and dashboards.
 	go vet $(GO_PKGS)
 	@out=$$(gofmt -l pkg services | grep -v '^pkg/gen/' || true); test -z "$$out" || { echo "not gofmt-ed:"; echo "$$out"; exit 1; }
 	buf lint
@@ -167,6 +169,16 @@ lint: $(LINT_TOOLS) lint-openapi lint-go ## go vet, gofmt, buf lint and format, 
 lint-go: $(BIN)/golangci-lint ## golangci-lint over every module and the import rules (pkg/archtest).
 	@rc=0; for m in $(MODULES); do echo "golangci-lint $$m"; (cd $$m && $(BIN)/golangci-lint run ./...) || rc=1; done; exit $$rc
 	go test -count=1 ./pkg/archtest
+
+# Alert rules and their unit tests (promtool), then the dashboards (JSON, unique panel ids, every
+# query parses as PromQL: pkg/obscheck). docs/observability.md.
+OBS_DIR := deploy/observability
+.PHONY: lint-observability
+lint-observability: $(BIN)/promtool ## promtool check + test of the alert rules, and the dashboards' queries.
+	promtool check rules $(OBS_DIR)/rules/*.yml
+	promtool check config $(OBS_DIR)/prometheus/prometheus.yml
+	promtool test rules $(OBS_DIR)/tests/*.yml
+	go test -count=1 -run 'Deployed' ./pkg/obscheck
 
 # @redocly/cli is pinned in tools/openapi-lint (package.json + package-lock.json); rules: redocly.yaml.
 .PHONY: lint-openapi
