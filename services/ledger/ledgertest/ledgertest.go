@@ -4,6 +4,9 @@ package ledgertest
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -250,6 +253,16 @@ func Token(t testing.TB, c auth.Claims) string {
 	tok, err := auth.Mint([]byte(Secret), c, time.Hour)
 	require.NoError(t, err)
 	return tok
+}
+
+// RawToken is a token whose payload is exactly claims (JSON text, so names may repeat), HS256-signed
+// with Secret: a genuine signature over a hostile payload.
+func RawToken(claims string) string {
+	enc := base64.RawURLEncoding
+	text := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(claims))
+	mac := hmac.New(sha256.New, []byte(Secret))
+	mac.Write([]byte(text))
+	return text + "." + enc.EncodeToString(mac.Sum(nil))
 }
 
 // OpsToken is a token with the ops role.
