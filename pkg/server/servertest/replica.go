@@ -23,7 +23,8 @@ var ErrNotStopped = errors.New("did not stop")
 type ReplicaConfig struct {
 	// Name is the service's name in errors (e.g. "ledger").
 	Name string
-	// Listener is where Serve serves gRPC with the health service.
+	// Listener is where Serve serves gRPC with the health service; nil is a free port of
+	// 127.0.0.1.
 	Listener net.Listener
 	// Serve runs the service on Listener until its context is canceled.
 	Serve func(ctx context.Context, lis net.Listener) error
@@ -58,6 +59,13 @@ const (
 func StartReplica(ctx context.Context, cfg ReplicaConfig) (*Replica, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Listener == nil {
+		lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Name, err)
+		}
+		cfg.Listener = lis
 	}
 	runCtx := ctx
 	if !cfg.StopWithContext {

@@ -7,7 +7,6 @@ package meteringtest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -80,14 +79,11 @@ func New(ctx context.Context, opts Options) (*Meter, error) {
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
-	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("meteringtest: %w", err)
-	}
-	logger := opts.Logger.With("meter", lis.Addr().String())
 	r, err := servertest.StartReplica(ctx, servertest.ReplicaConfig{
-		Name: "meteringtest: the service", Listener: lis, Timeout: stopWait, StopWithContext: true,
-		Serve: func(ctx context.Context, lis net.Listener) error { return service.Run(ctx, cfg, lis, logger) },
+		Name: "meteringtest: the service", Timeout: stopWait, StopWithContext: true,
+		Serve: func(ctx context.Context, lis net.Listener) error {
+			return service.Run(ctx, cfg, lis, opts.Logger.With("meter", lis.Addr().String()))
+		},
 	})
 	if err != nil {
 		return nil, err

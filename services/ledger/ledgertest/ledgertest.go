@@ -133,10 +133,6 @@ func New(ctx context.Context, opts Options) (*Ledger, error) {
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
-	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
 	logger := opts.Logger
 	if logger == nil {
 		out := io.Writer(io.Discard)
@@ -146,7 +142,7 @@ func New(ctx context.Context, opts Options) (*Ledger, error) {
 		logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	r, err := servertest.StartReplica(ctx, servertest.ReplicaConfig{
-		Name: "ledger", Listener: lis, Timeout: 30 * time.Second,
+		Name: "ledger", Timeout: 30 * time.Second,
 		Serve: func(ctx context.Context, lis net.Listener) error { return service.Run(ctx, cfg, lis, logger) },
 	})
 	if err != nil {

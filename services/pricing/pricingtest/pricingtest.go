@@ -5,7 +5,6 @@ package pricingtest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -69,12 +68,8 @@ func New(ctx context.Context, opts Options) (*Pricing, error) {
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
-	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("pricingtest: %w", err)
-	}
 	r, err := servertest.StartReplica(ctx, servertest.ReplicaConfig{
-		Name: "pricingtest: pricing", Listener: lis, Timeout: stopWait, StopWithContext: true,
+		Name: "pricingtest: pricing", Timeout: stopWait, StopWithContext: true,
 		Serve: func(ctx context.Context, lis net.Listener) error { return service.Run(ctx, cfg, lis, opts.Logger) },
 	})
 	if err != nil {

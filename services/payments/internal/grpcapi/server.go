@@ -46,6 +46,31 @@ func claims(ctx context.Context) auth.Claims {
 // maxPageSize is the largest page of a list.
 const maxPageSize = 200
 
+// pageRequest is a list request: a page size and the token of the page after which to read.
+type pageRequest interface {
+	GetPageSize() int32
+	GetPageToken() string
+}
+
+// page reads one page of a list with read, which returns up to limit rows after the row whose id is
+// after ("" from the start), and returns the rows and the next page's token (the last row's id).
+func page[T any](ctx context.Context, req pageRequest, read func(ctx context.Context, limit int, after string) ([]T, error), id func(T) string) ([]T, string, error) {
+	size, err := grpcmap.PageSize(req.GetPageSize(), maxPageSize, payment.ErrInvalid)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := pageToken(req.GetPageToken())
+	if err != nil {
+		return nil, "", err
+	}
+	rows, err := read(ctx, size+1, after)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, next := grpcmap.Page(rows, size, id)
+	return rows, next, nil
+}
+
 // pageToken reads a page_token: the id of the last row of the page before ("" is the first page).
 func pageToken(tok string) (string, error) {
 	if tok == "" {
@@ -97,19 +122,12 @@ func (s *Server) HandleStripeWebhook(ctx context.Context, req *paymentsv1.Handle
 
 // ListPayments implements PaymentsServiceServer.
 func (s *Server) ListPayments(ctx context.Context, req *paymentsv1.ListPaymentsRequest) (*paymentsv1.ListPaymentsResponse, error) {
-	size, err := grpcmap.PageSize(req.GetPageSize(), maxPageSize, payment.ErrInvalid)
+	ps, next, err := page(ctx, req, func(ctx context.Context, limit int, after string) ([]payment.Payment, error) {
+		return s.app.ListPayments(ctx, req.GetOrgId(), limit, after)
+	}, func(p payment.Payment) string { return p.ID })
 	if err != nil {
 		return nil, err
 	}
-	after, err := pageToken(req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	ps, err := s.app.ListPayments(ctx, req.GetOrgId(), size+1, after)
-	if err != nil {
-		return nil, err
-	}
-	ps, next := grpcmap.Page(ps, size, func(p payment.Payment) string { return p.ID })
 	return &paymentsv1.ListPaymentsResponse{Payments: grpcmap.Map(ps, paymentToProto), NextPageToken: next}, nil
 }
 
@@ -188,19 +206,12 @@ func (s *Server) RefundPayment(ctx context.Context, req *paymentsv1.RefundPaymen
 
 // ListReviewItems implements PaymentsServiceServer.
 func (s *Server) ListReviewItems(ctx context.Context, req *paymentsv1.ListReviewItemsRequest) (*paymentsv1.ListReviewItemsResponse, error) {
-	size, err := grpcmap.PageSize(req.GetPageSize(), maxPageSize, payment.ErrInvalid)
+	items, next, err := page(ctx, req, func(ctx context.Context, limit int, after string) ([]payment.ReviewItem, error) {
+		return s.app.ReviewItems(ctx, req.GetIncludeResolved(), limit, after)
+	}, func(it payment.ReviewItem) string { return it.ID })
 	if err != nil {
 		return nil, err
 	}
-	after, err := pageToken(req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	items, err := s.app.ReviewItems(ctx, req.GetIncludeResolved(), size+1, after)
-	if err != nil {
-		return nil, err
-	}
-	items, next := grpcmap.Page(items, size, func(it payment.ReviewItem) string { return it.ID })
 	return &paymentsv1.ListReviewItemsResponse{Items: grpcmap.Map(items, reviewToProto), NextPageToken: next}, nil
 }
 
