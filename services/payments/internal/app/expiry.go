@@ -101,22 +101,16 @@ func (a *App) RunExpirySweep(ctx context.Context, interval time.Duration) error 
 	if interval <= 0 {
 		return errors.New("app: the expiry sweep interval must be positive")
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	every(ctx, interval, func(ctx context.Context) bool {
 		rep, err := a.SweepExpired(ctx)
 		switch {
-		case ctx.Err() != nil:
-			return nil
+		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
 		case err != nil:
 			a.logger.Error("expiry sweep failed", "err", err, "checked", rep.Checked, "failed", rep.Failed)
 		case rep.Expired > 0 || rep.Paid > 0:
 			a.logger.Info("expiry sweep done", "checked", rep.Checked, "expired", rep.Expired, "paid", rep.Paid, "open", rep.Open)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return false
+	})
+	return nil
 }

@@ -73,23 +73,17 @@ func (a *App) RunReconciler(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return nil
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	every(ctx, interval, func(ctx context.Context) bool {
 		rep, err := a.Reconcile(ctx)
 		switch {
-		case ctx.Err() != nil:
-			return nil
+		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
 		case err != nil:
 			a.logger.Error("reconciliation failed", "err", err, "listed", rep.Listed, "failed", rep.Failed)
 		case rep.Fulfilled > 0 || rep.Expired > 0 || rep.Refunds.Busy():
 			a.logger.Info("reconciliation done", "listed", rep.Listed, "fulfilled", rep.Fulfilled, "expired", rep.Expired,
 				"refunds_completed", rep.Refunds.RefundsCompleted, "refunds_failed", rep.Refunds.RefundsFailed)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return false
+	})
+	return nil
 }

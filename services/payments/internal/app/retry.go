@@ -141,13 +141,10 @@ func (a *App) RunRetrier(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return errors.New("app: the retry interval must be positive")
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	every(ctx, interval, func(ctx context.Context) bool {
 		rep, err := a.RetryPending(ctx)
 		switch {
-		case ctx.Err() != nil:
-			return nil
+		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
 		case err != nil:
 			a.logger.Warn("retry pass left work for later", "err", err, "credited", rep.Credited, "refunds_completed", rep.RefundsCompleted,
 				"failed", rep.Failed)
@@ -155,13 +152,7 @@ func (a *App) RunRetrier(ctx context.Context, interval time.Duration) error {
 			a.logger.Info("retry pass done", "credited", rep.Credited, "refused", rep.Refused, "refunds_completed", rep.RefundsCompleted,
 				"refunds_failed", rep.RefundsFailed, "refunds_in_flight", rep.RefundsInFlight)
 		}
-		if rep.Total() >= a.cfg.RetryBatch {
-			continue // more may be due
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return rep.Total() >= a.cfg.RetryBatch // more may be due
+	})
+	return nil
 }
