@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
@@ -158,4 +159,15 @@ func Dial(t testing.TB, addr, token string) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
+}
+
+// Start is a harness's Start: it runs start (the harness's New) with a context that outlives t's
+// own, fails t when the service does not start, and stops the service when t ends (StopAtCleanup,
+// naming it what).
+func Start[S interface{ Stop() error }](t testing.TB, what string, start func(context.Context) (S, error)) S {
+	t.Helper()
+	s, err := start(context.WithoutCancel(t.Context()))
+	require.NoError(t, err, "%s did not start", what)
+	StopAtCleanup(t, what, s.Stop)
+	return s
 }

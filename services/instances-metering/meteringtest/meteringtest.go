@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/server"
@@ -98,10 +96,7 @@ func Start(t testing.TB, opts Options) *Meter {
 	if opts.DatabaseURL == "" {
 		opts.DatabaseURL = testenv.PostgresURL(t)
 	}
-	m, err := New(context.WithoutCancel(t.Context()), opts)
-	require.NoError(t, err)
-	servertest.StopAtCleanup(t, "meter", m.Stop)
-	return m
+	return servertest.Start(t, "meter", func(ctx context.Context) (*Meter, error) { return New(ctx, opts) })
 }
 
 // Stop cancels the replica mid-whatever-it-does and waits for it to return; it returns the

@@ -85,10 +85,7 @@ func Start(t testing.TB, opts Options) *Pricing {
 		opts.DatabaseURL = testenv.PostgresURL(t)
 	}
 	require.NotEmpty(t, opts.Secret, "pricingtest: Options.Secret is required")
-	p, err := New(context.WithoutCancel(t.Context()), opts)
-	require.NoError(t, err)
-	servertest.StopAtCleanup(t, "pricing", p.Stop)
-	return p
+	return servertest.Start(t, "pricing", func(ctx context.Context) (*Pricing, error) { return New(ctx, opts) })
 }
 
 // Stop shuts the replica down and waits for it; it returns the service's error other than its

@@ -98,10 +98,7 @@ func (a *App) sweepOne(ctx context.Context, p payment.Payment) (payment.Signal, 
 // RunExpirySweep sweeps now and then every interval until ctx is done. Failures are logged and
 // retried on the next tick.
 func (a *App) RunExpirySweep(ctx context.Context, interval time.Duration) error {
-	if interval <= 0 {
-		return errors.New("app: the expiry sweep interval must be positive")
-	}
-	every(ctx, interval, func(ctx context.Context) bool {
+	return every(ctx, "expiry sweep", interval, func(ctx context.Context) bool {
 		rep, err := a.SweepExpired(ctx)
 		switch {
 		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
@@ -112,5 +109,4 @@ func (a *App) RunExpirySweep(ctx context.Context, interval time.Duration) error 
 		}
 		return false
 	})
-	return nil
 }

@@ -73,7 +73,7 @@ func (a *App) RunReconciler(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return nil
 	}
-	every(ctx, interval, func(ctx context.Context) bool {
+	return every(ctx, "reconciliation", interval, func(ctx context.Context) bool {
 		rep, err := a.Reconcile(ctx)
 		switch {
 		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
@@ -85,5 +85,4 @@ func (a *App) RunReconciler(ctx context.Context, interval time.Duration) error {
 		}
 		return false
 	})
-	return nil
 }

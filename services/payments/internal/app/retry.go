@@ -138,10 +138,7 @@ func (a *App) resumeRefund(ctx context.Context, id string) (RefundResult, error)
 // RunRetrier runs RetryPending now and then every interval until ctx is done; a pass that found a
 // full batch of work is followed by another at once. Failures are logged and retried later.
 func (a *App) RunRetrier(ctx context.Context, interval time.Duration) error {
-	if interval <= 0 {
-		return errors.New("app: the retry interval must be positive")
-	}
-	every(ctx, interval, func(ctx context.Context) bool {
+	return every(ctx, "retry", interval, func(ctx context.Context) bool {
 		rep, err := a.RetryPending(ctx)
 		switch {
 		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
@@ -154,5 +151,4 @@ func (a *App) RunRetrier(ctx context.Context, interval time.Duration) error {
 		}
 		return rep.Total() >= a.cfg.RetryBatch // more may be due
 	})
-	return nil
 }
