@@ -12,7 +12,6 @@ import (
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/server/servertest"
-	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
 
@@ -151,16 +150,7 @@ func FuzzWriteRequests(f *testing.F) {
 				ids["unit"], ids["quantity"] = k, v
 			}
 		}
-		for field, v := range ids {
-			if err := textcheck.Identifier(field, v, 1<<20); err != nil {
-				t.Fatalf("%s accepted: %v", rpc.name, err)
-			}
-		}
-		for field, v := range texts {
-			if err := textcheck.Printable(field, v); err != nil {
-				t.Fatalf("%s accepted: %v", rpc.name, err)
-			}
-		}
+		servertest.RequireCleanText(t, rpc.name, ids, texts)
 		if r.Op == ledger.OpReserve && (r.TTL < ledger.MinHoldTTL || r.TTL > ledger.MaxHoldTTL) {
 			t.Fatalf("reserve accepted with ttl %s", r.TTL)
 		}

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -13,7 +14,6 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	"github.com/tallyhq/tally/pkg/server/servertest"
-	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
 )
 
@@ -116,15 +116,6 @@ func FuzzWriteRequests(f *testing.F) {
 			}
 			return
 		}
-		for field, v := range ids {
-			if err := textcheck.Identifier(field, v, 1<<20); err != nil {
-				t.Fatalf("%T accepted: %v", m, err)
-			}
-		}
-		for field, v := range texts {
-			if err := textcheck.Printable(field, v); err != nil {
-				t.Fatalf("%T accepted: %v", m, err)
-			}
-		}
+		servertest.RequireCleanText(t, fmt.Sprintf("%T", m), ids, texts)
 	})
 }

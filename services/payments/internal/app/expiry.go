@@ -75,13 +75,8 @@ func (a *App) sweepOne(ctx context.Context, p payment.Payment) (payment.Signal, 
 	case err != nil:
 		return "", err
 	}
-	var sig payment.Signal
-	switch {
-	case s.Paid():
-		sig = payment.SignalPaid
-	case s.Status == "expired":
-		sig = payment.SignalExpired
-	default:
+	sig, ok := s.Signal()
+	if !ok {
 		return "", nil
 	}
 	if _, err := a.applySession(ctx, s, sig, store.EventRecord{}); err != nil {

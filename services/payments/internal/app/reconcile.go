@@ -40,13 +40,8 @@ func (a *App) reconcileSessions(ctx context.Context, rep *ReconcileReport) error
 	rep.Listed = len(sessions)
 	var errs []error
 	for _, s := range sessions {
-		sig := payment.Signal("")
-		switch {
-		case s.Paid():
-			sig = payment.SignalPaid
-		case s.Status == "expired":
-			sig = payment.SignalExpired
-		default:
+		sig, ok := s.Signal()
+		if !ok {
 			continue
 		}
 		outcome, err := a.applySession(ctx, s, sig, store.EventRecord{})

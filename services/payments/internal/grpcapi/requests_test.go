@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,6 @@ import (
 
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
 	"github.com/tallyhq/tally/pkg/server/servertest"
-	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
 )
 
@@ -131,15 +131,6 @@ func FuzzWriteRequests(f *testing.F) {
 			}
 			return
 		}
-		for field, v := range ids {
-			if err := textcheck.Identifier(field, v, 1<<20); err != nil {
-				t.Fatalf("%T accepted: %v", m, err)
-			}
-		}
-		for field, v := range texts {
-			if err := textcheck.Printable(field, v); err != nil {
-				t.Fatalf("%T accepted: %v", m, err)
-			}
-		}
+		servertest.RequireCleanText(t, fmt.Sprintf("%T", m), ids, texts)
 	})
 }
