@@ -73,6 +73,24 @@ func SeqToken(tok string, invalid error) (int64, error) {
 	return n, nil
 }
 
+// PageRequest is a list request: a page size and the token of the page to read.
+type PageRequest interface {
+	GetPageSize() int32
+	GetPageToken() string
+}
+
+// SeqPage reads a list request whose page tokens are sequence numbers (SeqToken): the page size
+// (PageSize, at most limit) and the sequence the page starts before (0 for the first page).
+func SeqPage(req PageRequest, limit int, invalid error) (size int, before int64, err error) {
+	if size, err = PageSize(req.GetPageSize(), limit, invalid); err != nil {
+		return 0, 0, err
+	}
+	if before, err = SeqToken(req.GetPageToken(), invalid); err != nil {
+		return 0, 0, err
+	}
+	return size, before, nil
+}
+
 // Page cuts the rows a list read, one more than size to tell whether another page follows, to
 // one page, and returns the next page's token (the token of its last row; "" on the last page).
 func Page[T any](rows []T, size int, token func(T) string) ([]T, string) {

@@ -114,3 +114,27 @@ func TestActorPassesTheCallersSubject(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "refund by ", got, "no token, no actor")
 }
+
+type listRequest struct {
+	size  int32
+	token string
+}
+
+func (r listRequest) GetPageSize() int32   { return r.size }
+func (r listRequest) GetPageToken() string { return r.token }
+
+func TestSeqPage(t *testing.T) {
+	t.Parallel()
+	size, before, err := grpcmap.SeqPage(listRequest{}, 500, errInvalid)
+	require.NoError(t, err)
+	require.Equal(t, grpcmap.DefaultPageSize, size)
+	require.Zero(t, before)
+	size, before, err = grpcmap.SeqPage(listRequest{size: 900, token: "42"}, 500, errInvalid)
+	require.NoError(t, err)
+	require.Equal(t, 500, size)
+	require.Equal(t, int64(42), before)
+	_, _, err = grpcmap.SeqPage(listRequest{size: -1}, 500, errInvalid)
+	require.ErrorIs(t, err, errInvalid)
+	_, _, err = grpcmap.SeqPage(listRequest{token: "x"}, 500, errInvalid)
+	require.ErrorIs(t, err, errInvalid)
+}

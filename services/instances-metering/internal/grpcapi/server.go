@@ -77,11 +77,7 @@ func (s *Server) GetRental(ctx context.Context, req *instancesv1.GetRentalReques
 
 // ListRentals implements InstanceMeteringServiceServer.
 func (s *Server) ListRentals(ctx context.Context, req *instancesv1.ListRentalsRequest) (*instancesv1.ListRentalsResponse, error) {
-	size, err := grpcmap.PageSize(req.GetPageSize(), 500, rental.ErrInvalid)
-	if err != nil {
-		return nil, err
-	}
-	before, err := grpcmap.SeqToken(req.GetPageToken(), rental.ErrInvalid)
+	size, before, err := grpcmap.SeqPage(req, 500, rental.ErrInvalid)
 	if err != nil {
 		return nil, err
 	}

@@ -141,11 +141,7 @@ func (s *Server) adjust(ctx context.Context, r *ledger.Request) (ledger.Result, 
 
 // ListTransactions implements LedgerServiceServer.
 func (s *Server) ListTransactions(ctx context.Context, req *ledgerv1.ListTransactionsRequest) (*ledgerv1.ListTransactionsResponse, error) {
-	size, err := grpcmap.PageSize(req.GetPageSize(), 500, ledger.ErrInvalid)
-	if err != nil {
-		return nil, err
-	}
-	before, err := grpcmap.SeqToken(req.GetPageToken(), ledger.ErrInvalid)
+	size, before, err := grpcmap.SeqPage(req, 500, ledger.ErrInvalid)
 	if err != nil {
 		return nil, err
 	}

@@ -46,15 +46,9 @@ func claims(ctx context.Context) auth.Claims {
 // maxPageSize is the largest page of a list.
 const maxPageSize = 200
 
-// pageRequest is a list request: a page size and the token of the page after which to read.
-type pageRequest interface {
-	GetPageSize() int32
-	GetPageToken() string
-}
-
 // page reads one page of a list with read, which returns up to limit rows after the row whose id is
 // after ("" from the start), and returns the rows and the next page's token (the last row's id).
-func page[T any](ctx context.Context, req pageRequest, read func(ctx context.Context, limit int, after string) ([]T, error), id func(T) string) ([]T, string, error) {
+func page[T any](ctx context.Context, req grpcmap.PageRequest, read func(ctx context.Context, limit int, after string) ([]T, error), id func(T) string) ([]T, string, error) {
 	size, err := grpcmap.PageSize(req.GetPageSize(), maxPageSize, payment.ErrInvalid)
 	if err != nil {
 		return nil, "", err
