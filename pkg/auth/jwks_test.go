@@ -1,7 +1,6 @@
 package auth_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -26,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/testenv"
 )
 
 // jwksServer serves a replaceable JWKS document (or a failure status) and counts fetches.
@@ -101,24 +101,6 @@ func newECKey(t *testing.T) *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	return k
-}
-
-// logBuffer collects JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // newJWKS returns a verifier of srv, ready (its first fetch done) unless the server fails.
@@ -215,7 +197,7 @@ func TestJWKSVerifierStartsWithoutKeys(t *testing.T) {
 	key := newECKey(t)
 	srv := newJWKSServer(t, ecJWK(t, "ec-1", &key.PublicKey))
 	srv.fail(http.StatusServiceUnavailable)
-	var logs logBuffer
+	var logs testenv.Buffer
 	v := newJWKS(t, srv, auth.JWKSConfig{MinRefetch: 10 * time.Millisecond, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	token := signed(t, jwt.SigningMethodES256, key, "ec-1", standardClaims(0))
 

@@ -1,14 +1,12 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/testenv"
 )
 
 // secret is a production-grade HS256 secret for the tests.
@@ -140,24 +139,6 @@ func TestLoadAuthConfigOneLineWithoutSecret(t *testing.T) {
 	_ = server.LoadAuthConfig(e)
 	require.Error(t, e.Err())
 	require.NotContains(t, e.Err().Error(), "\n", "one clear line")
-}
-
-// logBuffer collects log output.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // admittedPricing answers ListModelPrices, the one method the test policy admits, when the call
@@ -281,7 +262,7 @@ func TestIdentityInvalidMeansNotReady(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var logs logBuffer
+			var logs testenv.Buffer
 			logger := slog.New(slog.NewJSONHandler(&logs, nil))
 			a, err := server.NewAuth(t.Context(), server.AuthConfig{JWTSecret: secret, ServiceToken: tt.token}, "ledger", logger)
 			require.NoError(t, err)
@@ -308,7 +289,7 @@ func TestJWKSModeWithOIDCProvider(t *testing.T) {
 	idp := authtest.New(t)
 	idp.AddClient("ledger-client", "s3cret", "ledger")
 	idp.SetDown(true)
-	var logs logBuffer
+	var logs testenv.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
 	cfg := server.AuthConfig{
 		JWKSURL: idp.JWKSURL(), Issuer: idp.Issuer, Audience: authtest.Audience,

@@ -131,3 +131,17 @@ func TestStripeMockServesAPI(t *testing.T) {
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
+
+func TestStalledAcceptsAndNeverAnswers(t *testing.T) {
+	t.Parallel()
+	s := testenv.StartStalled(t)
+	c, err := (&net.Dialer{}).DialContext(t.Context(), "tcp", s.Addr)
+	require.NoError(t, err)
+	defer func() { _ = c.Close() }()
+	<-s.Accepted
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	_, err = c.Read(make([]byte, 1))
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	require.True(t, ne.Timeout(), "the server says nothing: %v", err)
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tallyhq/tally/pkg/localstack"
+	"github.com/tallyhq/tally/pkg/testenv"
 )
 
 // fakeEnv makes the test binary a fake service: run under a service's name, it listens where
@@ -64,29 +65,11 @@ func fakeService() int {
 	return 2
 }
 
-// syncBuffer is an output safe for the supervisors' goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // fakeStack is a checkout with fake services on free ports, and external PostgreSQL, Redis and
 // SMTP (so none is started).
 type fakeStack struct {
 	cfg   devConfig
-	out   *syncBuffer
+	out   *testenv.Buffer
 	mu    sync.Mutex
 	procs map[string]*localstack.Process
 }
@@ -99,7 +82,7 @@ func newFakeStack(t *testing.T, names ...string) *fakeStack {
 	root := t.TempDir()
 	binDir := filepath.Join(root, "bin")
 	require.NoError(t, os.MkdirAll(binDir, 0o755))
-	f := &fakeStack{out: &syncBuffer{}, procs: map[string]*localstack.Process{}}
+	f := &fakeStack{out: &testenv.Buffer{}, procs: map[string]*localstack.Process{}}
 	var services []service
 	for _, s := range platform(true) {
 		for _, n := range names {

@@ -1,15 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tallyhq/tally/pkg/testenv"
 )
 
 func TestRun(t *testing.T) {
@@ -34,7 +34,7 @@ func TestRun(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			var out syncBuffer
+			var out testenv.Buffer
 			errc := make(chan error, 1)
 			go func() { errc <- run(ctx, args, &out, slog.New(slog.DiscardHandler)) }()
 			if tt.wantErr != "" {
@@ -46,22 +46,4 @@ func TestRun(t *testing.T) {
 			require.NoError(t, <-errc)
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
@@ -23,7 +24,8 @@ var ErrNotStopped = errors.New("did not stop")
 type ReplicaConfig struct {
 	// Name is the service's name in errors (e.g. "ledger").
 	Name string
-	// Listener is where Serve serves gRPC with the health service.
+	// Listener is where Serve serves gRPC with the health service; nil is a free port of
+	// 127.0.0.1.
 	Listener net.Listener
 	// Serve runs the service on Listener until its context is canceled.
 	Serve func(ctx context.Context, lis net.Listener) error
@@ -58,6 +60,13 @@ const (
 func StartReplica(ctx context.Context, cfg ReplicaConfig) (*Replica, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Listener == nil {
+		lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Name, err)
+		}
+		cfg.Listener = lis
 	}
 	runCtx := ctx
 	if !cfg.StopWithContext {
@@ -150,4 +159,15 @@ func Dial(t testing.TB, addr, token string) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
+}
+
+// Start is a harness's Start: it runs start (the harness's New) with a context that outlives t's
+// own, fails t when the service does not start, and stops the service when t ends (StopAtCleanup,
+// naming it what).
+func Start[S interface{ Stop() error }](t testing.TB, what string, start func(context.Context) (S, error)) S {
+	t.Helper()
+	s, err := start(context.WithoutCancel(t.Context()))
+	require.NoError(t, err, "%s did not start", what)
+	StopAtCleanup(t, what, s.Stop)
+	return s
 }

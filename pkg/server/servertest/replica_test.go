@@ -91,3 +91,12 @@ func TestReplicaDetachedFromStartContext(t *testing.T) {
 	require.NoError(t, r.Stop())
 	<-stopped
 }
+
+func TestReplicaListensOnAFreeLocalPortByDefault(t *testing.T) {
+	r, err := servertest.StartReplica(t.Context(), servertest.ReplicaConfig{Name: "health", Serve: serveHealth, Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	host, _, err := net.SplitHostPort(r.Addr)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", host)
+	require.NoError(t, r.Stop())
+}

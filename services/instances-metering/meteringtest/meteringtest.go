@@ -7,14 +7,11 @@ package meteringtest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/require"
 
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
 	"github.com/tallyhq/tally/pkg/money"
@@ -91,14 +88,11 @@ func New(ctx context.Context, opts Options) (*Meter, error) {
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
-	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("meteringtest: %w", err)
-	}
-	logger := opts.Logger.With("meter", lis.Addr().String())
 	r, err := servertest.StartReplica(ctx, servertest.ReplicaConfig{
-		Name: "meteringtest: the service", Listener: lis, Timeout: stopWait, StopWithContext: true,
-		Serve: func(ctx context.Context, lis net.Listener) error { return service.Run(ctx, cfg, lis, logger) },
+		Name: "meteringtest: the service", Timeout: stopWait, StopWithContext: true,
+		Serve: func(ctx context.Context, lis net.Listener) error {
+			return service.Run(ctx, cfg, lis, opts.Logger.With("meter", lis.Addr().String()))
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -113,10 +107,7 @@ func Start(t testing.TB, opts Options) *Meter {
 	if opts.DatabaseURL == "" {
 		opts.DatabaseURL = testenv.PostgresURL(t)
 	}
-	m, err := New(context.WithoutCancel(t.Context()), opts)
-	require.NoError(t, err)
-	servertest.StopAtCleanup(t, "meter", m.Stop)
-	return m
+	return servertest.Start(t, "meter", func(ctx context.Context) (*Meter, error) { return New(ctx, opts) })
 }
 
 // Stop cancels the replica mid-whatever-it-does and waits for it to return; it returns the

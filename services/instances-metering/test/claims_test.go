@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -22,6 +21,7 @@ import (
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
+	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/instances-metering/internal/app"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 	"github.com/tallyhq/tally/services/instances-metering/internal/store"
@@ -337,38 +337,6 @@ func TestStopTakesOverAChargeInProgress(t *testing.T) {
 	require.Equal(t, 100*unit-2*hourPrice, s.balance(t, "acme"))
 }
 
-// stalledListener accepts TCP connections and never answers, like a ledger that hangs.
-func stalledListener(t *testing.T) (addr string, accepted <-chan struct{}) {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ch := make(chan struct{})
-	var once sync.Once
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			once.Do(func() { close(ch) })
-		}
-	}()
-	t.Cleanup(func() {
-		_ = lis.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return lis.Addr().String(), ch
-}
-
 // While a replica's start hangs on a ledger that accepts and never answers, it holds no
 // transaction and no row lock: another replica starts and charges other rentals meanwhile. The
 // hung start ends Unavailable with its outcome pending, and the other replica completes it.
@@ -377,7 +345,8 @@ func TestAHungLedgerCallHoldsNoTransaction(t *testing.T) {
 	s := newStack(t)
 	s.credit(t, "acme", 100*unit)
 	clock := newTestClock()
-	addr, accepted := stalledListener(t)
+	stalled := testenv.StartStalled(t)
+	addr, accepted := stalled.Addr, stalled.Accepted
 	a := s.newReplica(t, "meter-hung", clock, replicaOptions{ledgerAddr: addr, ledgerTimeout: 3 * time.Second})
 	b := s.newReplica(t, "meter-ok", clock, replicaOptions{})
 	_, _, err := b.meter.Start(t.Context(), app.StartRequest{InstanceID: "i-other", OrgID: "acme", InstanceType: a10g, IdempotencyKey: "k"})
@@ -429,7 +398,7 @@ func TestStopOfAStartInDoubt(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
 	clock := newTestClock()
-	addr, _ := stalledListener(t)
+	addr := testenv.StartStalled(t).Addr
 	hung := s.newReplica(t, "meter-hung", clock, replicaOptions{ledgerAddr: addr, ledgerTimeout: time.Second})
 	b := s.newReplica(t, "meter-ok", clock, replicaOptions{})
 	tests := []struct {

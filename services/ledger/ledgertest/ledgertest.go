@@ -4,6 +4,9 @@ package ledgertest
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
@@ -125,10 +128,6 @@ func New(ctx context.Context, opts Options) (*Ledger, error) {
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
-	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
 	logger := opts.Logger
 	if logger == nil {
 		out := io.Writer(io.Discard)
@@ -138,7 +137,7 @@ func New(ctx context.Context, opts Options) (*Ledger, error) {
 		logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	r, err := servertest.StartReplica(ctx, servertest.ReplicaConfig{
-		Name: "ledger", Listener: lis, Timeout: 30 * time.Second,
+		Name: "ledger", Timeout: 30 * time.Second,
 		Serve: func(ctx context.Context, lis net.Listener) error { return service.Run(ctx, cfg, lis, logger) },
 	})
 	if err != nil {
@@ -245,6 +244,16 @@ func Token(t testing.TB, c auth.Claims) string {
 	tok, err := auth.Mint([]byte(Secret), c, time.Hour)
 	require.NoError(t, err)
 	return tok
+}
+
+// RawToken is a token whose payload is exactly claims (JSON text, so names may repeat), HS256-signed
+// with Secret: a genuine signature over a hostile payload.
+func RawToken(claims string) string {
+	enc := base64.RawURLEncoding
+	text := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(claims))
+	mac := hmac.New(sha256.New, []byte(Secret))
+	mac.Write([]byte(text))
+	return text + "." + enc.EncodeToString(mac.Sum(nil))
 }
 
 // OpsToken is a token with the ops role.

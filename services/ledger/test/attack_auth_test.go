@@ -2,9 +2,7 @@ package test
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
@@ -34,16 +32,6 @@ import (
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
-
-// rawToken returns a token whose payload is exactly claims (JSON text, so names may repeat),
-// HS256-signed with the test ledger's secret: a genuine signature over a hostile payload.
-func rawToken(claims string) string {
-	enc := base64.RawURLEncoding
-	text := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(claims))
-	mac := hmac.New(sha256.New, []byte(ledgertest.Secret))
-	mac.Write([]byte(text))
-	return text + "." + enc.EncodeToString(mac.Sum(nil))
-}
 
 // countRows returns the number of rows of the ledger's table.
 func countRows(t *testing.T, dbURL, table string) int {
@@ -100,7 +88,7 @@ func TestAttackClaimsParsedExactly(t *testing.T) {
 	}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
-			c := l.Client(t, rawToken(a.claims))
+			c := l.Client(t, ledgertest.RawToken(a.claims))
 			for rpc, err := range writeAttempts(t, c) {
 				require.Equal(t, codes.Unauthenticated.String(), status.Code(err).String(), "%s: %v", rpc, err)
 				require.Equal(t, "invalid token", status.Convert(err).Message(), "%s: no parser text, no method name", rpc)
@@ -108,7 +96,7 @@ func TestAttackClaimsParsedExactly(t *testing.T) {
 		})
 	}
 	// The same payloads without the trick are accepted: the refusals above are about the trick.
-	ops := l.Client(t, rawToken(`{"sub":"ops-1",`+times+`,"roles":["ops"]}`))
+	ops := l.Client(t, ledgertest.RawToken(`{"sub":"ops-1",`+times+`,"roles":["ops"]}`))
 	require.Zero(t, nanos(t, balance(t, ops, "acme").GetBalance()))
 	require.Zero(t, countRows(t, l.DatabaseURL, "ledger.transactions"), "nothing was written")
 	require.Zero(t, countRows(t, l.DatabaseURL, "ledger.holds"), "nothing was written")

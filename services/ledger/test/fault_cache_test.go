@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
-	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
@@ -70,25 +69,13 @@ func TestFault_RedisRestoredFromAnOlderSnapshot(t *testing.T) {
 // staleEnv is a ledger whose Redis holds, in snapshot, the entry of "victim" at 100 while the
 // truth is 60.
 type staleEnv struct {
-	rds      *localstack.Redis
-	probe    *probe
-	ledger   *ledgertest.Ledger
-	svc      ledgerv1.LedgerServiceClient
+	*cachedLedger
 	snapshot string
-	dbURL    string
 }
 
 func newStaleEnv(t *testing.T) *staleEnv {
 	t.Helper()
-	rds := testenv.Redis(t)
-	env := &staleEnv{rds: rds, dbURL: testenv.PostgresURL(t)}
-	env.ledger = ledgertest.Start(t, ledgertest.Options{DatabaseURL: env.dbURL, RedisURL: rds.URL(), Metrics: true})
-	env.svc = env.ledger.Client(t, ledgertest.ServiceToken(t, "model-backend"))
-	env.probe = newProbe(t, rds.URL(), env.dbURL)
-	ops := env.ledger.Client(t, ledgertest.OpsToken(t))
-
-	credit(t, ops, "victim", 100*unit, "seed")
-	env.probe.waitCached(t, env.ledger, env.svc, "victim", 100*unit)
+	env := &staleEnv{cachedLedger: startCached(t, "victim", ledgertest.Options{})}
 	snap, err := env.probe.rdb.Dump(t.Context(), balancecache.Key("victim")).Result()
 	require.NoError(t, err)
 	env.snapshot = snap
@@ -122,13 +109,8 @@ func TestFault_LedgerRestartDuringRedisStall(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			rds := testenv.Redis(t)
-			dbURL := testenv.PostgresURL(t)
-			first := ledgertest.Start(t, ledgertest.Options{DatabaseURL: dbURL, RedisURL: rds.URL(), Metrics: true})
-			svc := first.Client(t, ledgertest.ServiceToken(t, "model-backend"))
-			p := newProbe(t, rds.URL(), dbURL)
-			credit(t, first.Client(t, ledgertest.OpsToken(t)), "victim", 100*unit, "seed")
-			p.waitCached(t, first, svc, "victim", 100*unit)
+			c := startCached(t, "victim", ledgertest.Options{})
+			rds, dbURL, first, svc, p := c.rds, c.dbURL, c.ledger, c.svc, c.probe
 
 			require.NoError(t, rds.Pause())
 			t.Cleanup(func() { _ = rds.Resume() })
@@ -162,13 +144,8 @@ func TestFault_LedgerRestartDuringRedisStall(t *testing.T) {
 // write replays the stored result and refreshes the cache, on a replica that never restarted.
 func TestFault_ReplayRefreshesTheCache(t *testing.T) {
 	t.Parallel()
-	rds := testenv.Redis(t)
-	dbURL := testenv.PostgresURL(t)
-	l := ledgertest.Start(t, ledgertest.Options{DatabaseURL: dbURL, RedisURL: rds.URL(), Metrics: true})
-	svc := l.Client(t, ledgertest.ServiceToken(t, "model-backend"))
-	p := newProbe(t, rds.URL(), dbURL)
-	credit(t, l.Client(t, ledgertest.OpsToken(t)), "victim", 100*unit, "seed")
-	p.waitCached(t, l, svc, "victim", 100*unit)
+	c := startCached(t, "victim", ledgertest.Options{})
+	dbURL, svc, p := c.dbURL, c.svc, c.probe
 
 	// Another replica (unregistered, so never found lost) committed and crashed.
 	crashedReplica(t, dbURL, debitReq("victim", 40*unit, "call-7"))
@@ -185,13 +162,8 @@ func TestFault_ReplayRefreshesTheCache(t *testing.T) {
 // is seen lost, the others stop trusting the cache.
 func TestFault_LostReplicaRetiresTheCache(t *testing.T) {
 	t.Parallel()
-	rds := testenv.Redis(t)
-	dbURL := testenv.PostgresURL(t)
-	l := ledgertest.Start(t, ledgertest.Options{DatabaseURL: dbURL, RedisURL: rds.URL(), Metrics: true, ReplicaTimeout: time.Second})
-	svc := l.Client(t, ledgertest.ServiceToken(t, "model-backend"))
-	p := newProbe(t, rds.URL(), dbURL)
-	credit(t, l.Client(t, ledgertest.OpsToken(t)), "victim", 100*unit, "seed")
-	p.waitCached(t, l, svc, "victim", 100*unit)
+	c := startCached(t, "victim", ledgertest.Options{ReplicaTimeout: time.Second})
+	dbURL, l, svc, p := c.dbURL, c.ledger, c.svc, c.probe
 	epoch := p.epoch(t)
 
 	// A replica that beat once, committed, and died.
@@ -228,13 +200,8 @@ func TestFault_RedisDownOrStalled(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			rds := testenv.Redis(t)
-			dbURL := testenv.PostgresURL(t)
-			l := ledgertest.Start(t, ledgertest.Options{DatabaseURL: dbURL, RedisURL: rds.URL(), Metrics: true})
-			svc := l.Client(t, ledgertest.ServiceToken(t, "model-backend"))
-			p := newProbe(t, rds.URL(), dbURL)
-			credit(t, l.Client(t, ledgertest.OpsToken(t)), "o", 100*unit, "seed")
-			p.waitCached(t, l, svc, "o", 100*unit)
+			c := startCached(t, "o", ledgertest.Options{})
+			rds, dbURL, l, svc, p := c.rds, c.dbURL, c.ledger, c.svc, c.probe
 
 			tc.down(t, rds)
 			t.Cleanup(func() { _ = rds.Resume() })

@@ -14,8 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
+	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
@@ -27,6 +29,29 @@ const (
 	waitFor = 15 * time.Second
 	tick    = 5 * time.Millisecond
 )
+
+// cachedLedger is a ledger on a Redis and a database of its own whose organization org was
+// credited 100 units and is served from the cache: where the cache-fault tests start.
+type cachedLedger struct {
+	rds    *localstack.Redis
+	dbURL  string
+	ledger *ledgertest.Ledger
+	svc    ledgerv1.LedgerServiceClient
+	probe  *probe
+}
+
+// startCached starts a cachedLedger with opts (its database, Redis and metrics set here).
+func startCached(t *testing.T, org string, opts ledgertest.Options) *cachedLedger {
+	t.Helper()
+	c := &cachedLedger{rds: testenv.Redis(t), dbURL: testenv.PostgresURL(t)}
+	opts.DatabaseURL, opts.RedisURL, opts.Metrics = c.dbURL, c.rds.URL(), true
+	c.ledger = ledgertest.Start(t, opts)
+	c.svc = c.ledger.Client(t, ledgertest.ServiceToken(t, "model-backend"))
+	c.probe = newProbe(t, c.rds.URL(), c.dbURL)
+	credit(t, c.ledger.Client(t, ledgertest.OpsToken(t)), org, 100*unit, "seed")
+	c.probe.waitCached(t, c.ledger, c.svc, org, 100*unit)
+	return c
+}
 
 // probe looks at the ledger's cache from outside: the Redis entries and PostgreSQL's epoch.
 type probe struct {

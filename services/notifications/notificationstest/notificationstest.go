@@ -121,14 +121,11 @@ func New(ctx context.Context, opts Options) (*Notifications, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	logger = logger.With("replica", lis.Addr().String())
 	r, err := servertest.StartReplica(ctx, servertest.ReplicaConfig{
-		Name: "notifications replica", Listener: lis, Timeout: replicaWait,
-		Serve: func(ctx context.Context, lis net.Listener) error { return service.Run(ctx, cfg, lis, logger) },
+		Name: "notifications replica", Timeout: replicaWait,
+		Serve: func(ctx context.Context, lis net.Listener) error {
+			return service.Run(ctx, cfg, lis, logger.With("replica", lis.Addr().String()))
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package test
 import (
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,45 +10,10 @@ import (
 
 	"github.com/tallyhq/tally/pkg/auth"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
+	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	"github.com/tallyhq/tally/services/notifications/internal/service"
 )
-
-// stalledSMTP is an SMTP server that accepts connections and never says a word.
-type stalledSMTP struct {
-	addr     string
-	accepted chan struct{} // one value per accepted connection
-}
-
-func startStalledSMTP(t *testing.T) *stalledSMTP {
-	t.Helper()
-	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &stalledSMTP{addr: lis.Addr().String(), accepted: make(chan struct{}, 1024)}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			s.accepted <- struct{}{}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = lis.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return s
-}
 
 // While every sender of a replica hangs on an SMTP server that accepts and never answers, the
 // replica holds no transaction open across the exchange: the emails it claimed are the only
@@ -57,8 +21,8 @@ func startStalledSMTP(t *testing.T) *stalledSMTP {
 // once the hung replica stops, its emails are sent by the other, each exactly once.
 func TestAStalledSMTPServerHoldsNoTransaction(t *testing.T) {
 	s := newStack(t, ledgertest.Options{})
-	stall := startStalledSMTP(t)
-	host, port, err := net.SplitHostPort(stall.addr)
+	stall := testenv.StartStalled(t) // an SMTP server that accepts connections and never says a word
+	host, port, err := net.SplitHostPort(stall.Addr)
 	require.NoError(t, err)
 	p, err := strconv.Atoi(port)
 	require.NoError(t, err)
@@ -80,7 +44,7 @@ func TestAStalledSMTPServerHoldsNoTransaction(t *testing.T) {
 	require.Equal(t, int32(len(admins)), resp.GetQueued())
 	for range 2 { // both senders of the replica are stuck in an SMTP exchange
 		select {
-		case <-stall.accepted:
+		case <-stall.Accepted:
 		case <-time.After(waitFor):
 			require.FailNow(t, "the senders never reached the SMTP server")
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	"github.com/tallyhq/tally/services/payments/internal/app"
 	"github.com/tallyhq/tally/services/payments/internal/grpcapi"
@@ -19,25 +20,7 @@ func TestPolicyCoversEveryMethod(t *testing.T) {
 	t.Parallel()
 	policy := grpcapi.Policy()
 	desc := paymentsv1.PaymentsService_ServiceDesc
-	methods := map[string]bool{}
-	for _, m := range desc.Methods {
-		methods["/"+desc.ServiceName+"/"+m.MethodName] = true
-	}
-	for _, s := range desc.Streams {
-		methods["/"+desc.ServiceName+"/"+s.StreamName] = true
-	}
-	for m := range methods {
-		t.Run(m, func(t *testing.T) {
-			rule, ok := policy[m]
-			require.True(t, ok, "method %s is not in the policy", m)
-			if !rule.Public {
-				require.True(t, len(rule.Roles)+len(rule.Services) > 0, "method %s admits nobody", m)
-			}
-		})
-	}
-	for m := range policy {
-		require.True(t, methods[m], "policy names unknown method %s", m)
-	}
+	servertest.CheckPolicyCoversEveryMethod(t, desc, policy)
 	for _, row := range policy.Table() {
 		switch row.Method {
 		case "/" + desc.ServiceName + "/HandleStripeWebhook":

@@ -113,26 +113,12 @@ func (p *sessionProxy) rewrite(resp *http.Response) error {
 	if st == nil {
 		return nil
 	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	var obj map[string]any
-	if err := json.Unmarshal(body, &obj); err != nil {
-		return err
-	}
-	obj["id"] = id
-	for k, v := range st {
-		obj[k] = v
-	}
-	if body, err = json.Marshal(obj); err != nil {
-		return err
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	return nil
+	return rewriteJSON(resp, func(obj map[string]any) {
+		obj["id"] = id
+		for k, v := range st {
+			obj[k] = v
+		}
+	})
 }
 
 // report makes Stripe report the session with these fields from now on.

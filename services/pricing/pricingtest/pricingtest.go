@@ -5,7 +5,6 @@ package pricingtest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -80,12 +79,8 @@ func New(ctx context.Context, opts Options) (*Pricing, error) {
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
-	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("pricingtest: %w", err)
-	}
 	r, err := servertest.StartReplica(ctx, servertest.ReplicaConfig{
-		Name: "pricingtest: pricing", Listener: lis, Timeout: stopWait, StopWithContext: true,
+		Name: "pricingtest: pricing", Timeout: stopWait, StopWithContext: true,
 		Serve: func(ctx context.Context, lis net.Listener) error { return service.Run(ctx, cfg, lis, opts.Logger) },
 	})
 	if err != nil {
@@ -101,10 +96,7 @@ func Start(t testing.TB, opts Options) *Pricing {
 		opts.DatabaseURL = testenv.PostgresURL(t)
 	}
 	require.NotEmpty(t, opts.Secret, "pricingtest: Options.Secret is required")
-	p, err := New(context.WithoutCancel(t.Context()), opts)
-	require.NoError(t, err)
-	servertest.StopAtCleanup(t, "pricing", p.Stop)
-	return p
+	return servertest.Start(t, "pricing", func(ctx context.Context) (*Pricing, error) { return New(ctx, opts) })
 }
 
 // Stop shuts the replica down and waits for it; it returns the service's error other than its

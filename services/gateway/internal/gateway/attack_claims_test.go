@@ -1,9 +1,6 @@
 package gateway_test
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,16 +12,6 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
-
-// rawToken returns a token whose payload is exactly claims (so names may repeat), HS256-signed
-// with the stack's secret.
-func rawToken(claims string) string {
-	enc := base64.RawURLEncoding
-	text := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(claims))
-	mac := hmac.New(sha256.New, []byte(ledgertest.Secret))
-	mac.Write([]byte(text))
-	return text + "." + enc.EncodeToString(mac.Sum(nil))
-}
 
 // TestAttackClaimsParsedExactlyOverREST sends genuinely signed tokens with case-folded,
 // duplicated and mistyped claims through the gateway: every write and read is 401 with a plain
@@ -56,7 +43,7 @@ func TestAttackClaimsParsedExactlyOverREST(t *testing.T) {
 	}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
-			tok := rawToken(a.claims)
+			tok := ledgertest.RawToken(a.claims)
 			for _, r := range requests {
 				code, body := do(t, r.method, s.gw.URL+r.path, tok, r.body)
 				require.Equal(t, http.StatusUnauthorized, code, "%s %s: %v", r.method, r.path, body)

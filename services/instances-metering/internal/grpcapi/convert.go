@@ -1,22 +1,13 @@
 package grpcapi
 
 import (
-	"time"
-
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
+	"github.com/tallyhq/tally/pkg/grpcmap"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 )
-
-func ts(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
-}
 
 var states = map[rental.State]instancesv1.RentalState{
 	rental.StateRunning:   instancesv1.RentalState_RENTAL_STATE_RUNNING,
@@ -41,12 +32,12 @@ func rentalToProto(r rental.Rental) *instancesv1.Rental {
 		BillingPeriod:  durationpb.New(r.Period),
 		PeriodPrice:    money.ToProto(r.PeriodPrice, r.Currency),
 		State:          states[r.State],
-		StartedAt:      ts(r.StartedAt),
-		StoppedAt:      ts(r.StoppedAt),
-		SuspendedAt:    ts(r.SuspendedAt),
+		StartedAt:      grpcmap.Timestamp(r.StartedAt),
+		StoppedAt:      grpcmap.Timestamp(r.StoppedAt),
+		SuspendedAt:    grpcmap.Timestamp(r.SuspendedAt),
 		PeriodsCharged: r.PeriodsCharged,
 		TotalCharged:   money.ToProto(r.TotalCharged, r.Currency),
-		NextPeriodAt:   ts(r.NextPeriodAt()),
+		NextPeriodAt:   grpcmap.Timestamp(r.NextPeriodAt()),
 	}
 }
 
@@ -59,7 +50,7 @@ func eventToProto(e rental.Event) *instancesv1.InstanceEvent {
 		InstanceType:        e.InstanceType,
 		Period:              e.Period,
 		LedgerTransactionId: e.TransactionID,
-		OccurredAt:          ts(e.OccurredAt),
+		OccurredAt:          grpcmap.Timestamp(e.OccurredAt),
 	}
 	if e.Kind == rental.EventPeriodCharged || e.Kind == rental.EventSuspended {
 		p.Amount = money.ToProto(e.Amount, e.Currency)

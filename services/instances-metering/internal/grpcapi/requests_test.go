@@ -11,6 +11,7 @@ import (
 	"github.com/tallyhq/tally/pkg/catalog"
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
 	pkgids "github.com/tallyhq/tally/pkg/ids"
+	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 )
@@ -60,16 +61,7 @@ func TestWriteRequestValidation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := checkWrite(tt.req)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			st, _ := Errors.Status(t.Context(), err)
-			if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tt.wantErr) {
-				t.Fatalf("got %v %q, want InvalidArgument with %q", st.Code(), st.Message(), tt.wantErr)
-			}
+			servertest.RequireRefusal(t, Errors, err, tt.wantErr)
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	instancesv1 "github.com/tallyhq/tally/pkg/gen/tally/instances/v1"
+	"github.com/tallyhq/tally/pkg/grpcmap"
 	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/instances-metering/internal/app"
@@ -76,36 +77,16 @@ func (s *Server) GetRental(ctx context.Context, req *instancesv1.GetRentalReques
 
 // ListRentals implements InstanceMeteringServiceServer.
 func (s *Server) ListRentals(ctx context.Context, req *instancesv1.ListRentalsRequest) (*instancesv1.ListRentalsResponse, error) {
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		return nil, fmt.Errorf("%w: page_size must not be negative", rental.ErrInvalid)
-	case size == 0:
-		size = 50
-	case size > 500:
-		size = 500
-	}
-	var before int64
-	if tok := req.GetPageToken(); tok != "" {
-		n, err := strconv.ParseInt(tok, 10, 64)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("%w: invalid page_token", rental.ErrInvalid)
-		}
-		before = n
+	size, before, err := grpcmap.SeqPage(req, 500, rental.ErrInvalid)
+	if err != nil {
+		return nil, err
 	}
 	rs, err := s.meter.List(ctx, req.GetOrgId(), size+1, before)
 	if err != nil {
 		return nil, err
 	}
-	resp := &instancesv1.ListRentalsResponse{}
-	if len(rs) > size {
-		rs = rs[:size]
-		resp.NextPageToken = strconv.FormatInt(rs[size-1].ID, 10)
-	}
-	for _, r := range rs {
-		resp.Rentals = append(resp.Rentals, rentalToProto(r))
-	}
-	return resp, nil
+	rs, next := grpcmap.Page(rs, size, func(r rental.Rental) string { return strconv.FormatInt(r.ID, 10) })
+	return &instancesv1.ListRentalsResponse{Rentals: grpcmap.Map(rs, rentalToProto), NextPageToken: next}, nil
 }
 
 // WatchInstanceEvents implements InstanceMeteringServiceServer.

@@ -2,21 +2,12 @@ package grpcapi
 
 import (
 	"fmt"
-	"time"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/grpcmap"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
-
-func ts(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
-}
 
 var txKinds = map[ledger.TxKind]ledgerv1.TransactionKind{
 	ledger.TxCredit:     ledgerv1.TransactionKind_TRANSACTION_KIND_CREDIT,
@@ -69,13 +60,13 @@ func txToProto(t *ledger.Transaction) *ledgerv1.Transaction {
 		IdempotencyKey: t.IdempotencyKey,
 		Actor:          t.Actor,
 		HoldId:         t.HoldID,
-		CreatedAt:      ts(t.CreatedAt),
+		CreatedAt:      grpcmap.Timestamp(t.CreatedAt),
 	}
 	for _, post := range t.Postings {
 		p.Postings = append(p.Postings, &ledgerv1.Posting{Account: post.Account, Amount: money.ToProto(post.Amount, t.Currency)})
 	}
 	if u := t.Pricing; u != nil {
-		p.PricedUsage = &ledgerv1.PricedUsage{ModelId: u.ModelID, PriceVersionId: u.PriceVersionID, CatalogVersion: u.CatalogVersion, OccurredAt: ts(u.OccurredAt)}
+		p.PricedUsage = &ledgerv1.PricedUsage{ModelId: u.ModelID, PriceVersionId: u.PriceVersionID, CatalogVersion: u.CatalogVersion, OccurredAt: grpcmap.Timestamp(u.OccurredAt)}
 		for _, l := range u.Lines {
 			p.PricedUsage.Lines = append(p.PricedUsage.Lines, &ledgerv1.UsageLine{
 				Unit: l.Unit, Quantity: l.Quantity, UnitPrice: money.ToProto(l.UnitPrice, t.Currency), Per: l.Per, Amount: money.ToProto(l.Amount, t.Currency),
@@ -94,8 +85,8 @@ func holdToProto(h *ledger.Hold) *ledgerv1.Hold {
 		OrgId:         h.OrgID,
 		Amount:        money.ToProto(h.Amount, h.Currency),
 		Status:        holdStatuses[h.Status],
-		ExpiresAt:     ts(h.ExpiresAt),
-		CreatedAt:     ts(h.CreatedAt),
+		ExpiresAt:     grpcmap.Timestamp(h.ExpiresAt),
+		CreatedAt:     grpcmap.Timestamp(h.CreatedAt),
 		TransactionId: h.TransactionID,
 	}
 	if h.Status == ledger.HoldCaptured {
@@ -114,8 +105,8 @@ func eventToProto(e ledger.Event) *ledgerv1.BalanceEvent {
 		Amount:        money.ToProto(e.Amount, e.Currency),
 		Balance:       money.ToProto(e.Balance, e.Currency),
 		Available:     money.ToProto(e.Available, e.Currency),
-		ExpiresAt:     ts(e.ExpiresAt),
-		OccurredAt:    ts(e.OccurredAt),
+		ExpiresAt:     grpcmap.Timestamp(e.ExpiresAt),
+		OccurredAt:    grpcmap.Timestamp(e.OccurredAt),
 		CreditSource:  creditSources[e.CreditSource],
 	}
 }

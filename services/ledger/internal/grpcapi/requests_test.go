@@ -1,7 +1,6 @@
 package grpcapi
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
-	"github.com/tallyhq/tally/pkg/textcheck"
+	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
 
@@ -99,16 +98,7 @@ func TestWriteRequestValidation(t *testing.T) {
 		t.Run(tt.rpc+" "+tt.wantErr, func(t *testing.T) {
 			t.Parallel()
 			_, err := validate(rpcs[tt.rpc], tt.req)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			st, _ := Errors.Status(t.Context(), err)
-			if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tt.wantErr) {
-				t.Fatalf("got %v %q, want InvalidArgument %q", st.Code(), st.Message(), tt.wantErr)
-			}
+			servertest.RequireRefusal(t, Errors, err, tt.wantErr)
 		})
 	}
 }
@@ -160,16 +150,7 @@ func FuzzWriteRequests(f *testing.F) {
 				ids["unit"], ids["quantity"] = k, v
 			}
 		}
-		for field, v := range ids {
-			if err := textcheck.Identifier(field, v, 1<<20); err != nil {
-				t.Fatalf("%s accepted: %v", rpc.name, err)
-			}
-		}
-		for field, v := range texts {
-			if err := textcheck.Printable(field, v); err != nil {
-				t.Fatalf("%s accepted: %v", rpc.name, err)
-			}
-		}
+		servertest.RequireCleanText(t, rpc.name, ids, texts)
 		if r.Op == ledger.OpReserve && (r.TTL < ledger.MinHoldTTL || r.TTL > ledger.MaxHoldTTL) {
 			t.Fatalf("reserve accepted with ttl %s", r.TTL)
 		}

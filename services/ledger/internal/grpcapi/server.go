@@ -14,6 +14,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/auth"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/grpcmap"
 	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
@@ -75,84 +76,74 @@ func (s *Server) GetBalance(ctx context.Context, req *ledgerv1.GetBalanceRequest
 		Balance:   money.ToProto(acct.Balance, acct.Currency),
 		Available: money.ToProto(acct.Available(s.app.Now()), acct.Currency),
 		Held:      money.ToProto(acct.Held, acct.Currency),
-		ExpiresAt: ts(acct.ExpiresAt),
+		ExpiresAt: grpcmap.Timestamp(acct.ExpiresAt),
 		Version:   acct.Version,
 	}, nil
 }
 
+// write parses the request of a write RPC into a ledger.Request made by the caller: its token's
+// subject is the actor, the internal service it names (if any) the caller service.
+func write[Req any](parse func(Req, string) (*ledger.Request, error)) func(context.Context, Req) (*ledger.Request, error) {
+	return func(ctx context.Context, req Req) (*ledger.Request, error) {
+		r, err := parse(req, actor(ctx))
+		if err != nil {
+			return nil, err
+		}
+		r.CallerService = callerService(ctx)
+		return r, nil
+	}
+}
+
+// balanceAfter is the balance a write's transaction left.
+func balanceAfter(res ledger.Result) *moneypb.Money {
+	return money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency)
+}
+
 // Credit implements LedgerServiceServer.
 func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledgerv1.CreditResponse, error) {
-	r, err := creditRequest(req, actor(ctx))
-	if err != nil {
-		return nil, err
-	}
-	r.CallerService = callerService(ctx)
-	res, err := s.app.Write(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return &ledgerv1.CreditResponse{
-		Transaction: txToProto(res.Transaction),
-		Balance:     money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency),
-		ExpiresAt:   ts(res.Account.ExpiresAt),
-	}, nil
+	return grpcmap.Unary(ctx, req, write(creditRequest), s.app.Write, func(res ledger.Result) *ledgerv1.CreditResponse {
+		return &ledgerv1.CreditResponse{
+			Transaction: txToProto(res.Transaction),
+			Balance:     balanceAfter(res),
+			ExpiresAt:   grpcmap.Timestamp(res.Account.ExpiresAt),
+		}
+	})
 }
 
 // Debit implements LedgerServiceServer.
 func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledgerv1.DebitResponse, error) {
-	r, err := debitRequest(req, actor(ctx))
-	if err != nil {
-		return nil, err
-	}
-	r.CallerService = callerService(ctx)
-	res, err := s.app.Write(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return &ledgerv1.DebitResponse{
-		TransactionId: res.Transaction.ID,
-		Balance:       money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency),
-		Transaction:   txToProto(res.Transaction),
-	}, nil
+	return grpcmap.Unary(ctx, req, write(debitRequest), s.app.Write, func(res ledger.Result) *ledgerv1.DebitResponse {
+		return &ledgerv1.DebitResponse{
+			TransactionId: res.Transaction.ID,
+			Balance:       balanceAfter(res),
+			Transaction:   txToProto(res.Transaction),
+		}
+	})
 }
 
 // Adjust implements LedgerServiceServer.
 func (s *Server) Adjust(ctx context.Context, req *ledgerv1.AdjustRequest) (*ledgerv1.AdjustResponse, error) {
-	r, err := adjustRequest(req, actor(ctx))
-	if err != nil {
-		return nil, err
-	}
-	r.CallerService = callerService(ctx)
+	return grpcmap.Unary(ctx, req, write(adjustRequest), s.adjust, func(res ledger.Result) *ledgerv1.AdjustResponse {
+		return &ledgerv1.AdjustResponse{Transaction: txToProto(res.Transaction), Balance: balanceAfter(res)}
+	})
+}
+
+// adjust writes an adjustment and logs it: adjustments are an operator's hand on the books.
+func (s *Server) adjust(ctx context.Context, r *ledger.Request) (ledger.Result, error) {
 	res, err := s.app.Write(ctx, r)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	s.logger.Info("ledger adjustment", "org_id", req.GetOrgId(), "amount", r.Amount.String(), "reason", req.GetReason(),
-		"actor", actor(ctx), "transaction_id", res.Transaction.ID)
-	return &ledgerv1.AdjustResponse{
-		Transaction: txToProto(res.Transaction),
-		Balance:     money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency),
-	}, nil
+	s.logger.Info("ledger adjustment", "org_id", r.OrgID, "amount", r.Amount.String(), "reason", r.Reason,
+		"actor", r.Actor, "transaction_id", res.Transaction.ID)
+	return res, nil
 }
 
 // ListTransactions implements LedgerServiceServer.
 func (s *Server) ListTransactions(ctx context.Context, req *ledgerv1.ListTransactionsRequest) (*ledgerv1.ListTransactionsResponse, error) {
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		return nil, fmt.Errorf("%w: page_size must not be negative", ledger.ErrInvalid)
-	case size == 0:
-		size = 50
-	case size > 500:
-		size = 500
-	}
-	var before int64
-	if tok := req.GetPageToken(); tok != "" {
-		n, err := strconv.ParseInt(tok, 10, 64)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("%w: invalid page_token", ledger.ErrInvalid)
-		}
-		before = n
+	size, before, err := grpcmap.SeqPage(req, 500, ledger.ErrInvalid)
+	if err != nil {
+		return nil, err
 	}
 	var kind ledger.TxKind
 	if k := req.GetKind(); k != ledgerv1.TransactionKind_TRANSACTION_KIND_UNSPECIFIED {
@@ -165,15 +156,8 @@ func (s *Server) ListTransactions(ctx context.Context, req *ledgerv1.ListTransac
 	if err != nil {
 		return nil, err
 	}
-	resp := &ledgerv1.ListTransactionsResponse{}
-	if len(txs) > size {
-		txs = txs[:size]
-		resp.NextPageToken = strconv.FormatInt(txs[size-1].Seq, 10)
-	}
-	for _, t := range txs {
-		resp.Transactions = append(resp.Transactions, txToProto(t))
-	}
-	return resp, nil
+	txs, next := grpcmap.Page(txs, size, func(t *ledger.Transaction) string { return strconv.FormatInt(t.Seq, 10) })
+	return &ledgerv1.ListTransactionsResponse{Transactions: grpcmap.Map(txs, txToProto), NextPageToken: next}, nil
 }
 
 // GetUsageSummary implements LedgerServiceServer.
@@ -217,53 +201,32 @@ func (s *Server) Authorize(ctx context.Context, req *ledgerv1.AuthorizeRequest) 
 
 // Reserve implements LedgerServiceServer.
 func (s *Server) Reserve(ctx context.Context, req *ledgerv1.ReserveRequest) (*ledgerv1.ReserveResponse, error) {
-	r, err := reserveRequest(req, actor(ctx))
-	if err != nil {
-		return nil, err
-	}
-	r.CallerService = callerService(ctx)
-	res, err := s.app.Write(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return &ledgerv1.ReserveResponse{
-		Hold:      holdToProto(res.Hold),
-		Available: money.ToProto(res.Account.Available(s.app.Now()), res.Account.Currency),
-	}, nil
+	return grpcmap.Unary(ctx, req, write(reserveRequest), s.app.Write, func(res ledger.Result) *ledgerv1.ReserveResponse {
+		return &ledgerv1.ReserveResponse{
+			Hold:      holdToProto(res.Hold),
+			Available: money.ToProto(res.Account.Available(s.app.Now()), res.Account.Currency),
+		}
+	})
 }
 
 // Capture implements LedgerServiceServer.
 func (s *Server) Capture(ctx context.Context, req *ledgerv1.CaptureRequest) (*ledgerv1.CaptureResponse, error) {
-	r, err := captureRequest(req, actor(ctx))
-	if err != nil {
-		return nil, err
-	}
-	r.CallerService = callerService(ctx)
-	res, err := s.app.Write(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	resp := &ledgerv1.CaptureResponse{Hold: holdToProto(res.Hold), Transaction: txToProto(res.Transaction)}
-	if res.Transaction != nil {
-		resp.Balance = money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency)
-	} else {
-		resp.Balance = money.ToProto(res.Account.Balance, res.Account.Currency)
-	}
-	return resp, nil
+	return grpcmap.Unary(ctx, req, write(captureRequest), s.app.Write, func(res ledger.Result) *ledgerv1.CaptureResponse {
+		resp := &ledgerv1.CaptureResponse{Hold: holdToProto(res.Hold), Transaction: txToProto(res.Transaction)}
+		if res.Transaction != nil {
+			resp.Balance = balanceAfter(res)
+		} else {
+			resp.Balance = money.ToProto(res.Account.Balance, res.Account.Currency)
+		}
+		return resp
+	})
 }
 
 // Release implements LedgerServiceServer.
 func (s *Server) Release(ctx context.Context, req *ledgerv1.ReleaseRequest) (*ledgerv1.ReleaseResponse, error) {
-	r, err := releaseRequest(req, actor(ctx))
-	if err != nil {
-		return nil, err
-	}
-	r.CallerService = callerService(ctx)
-	res, err := s.app.Write(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return &ledgerv1.ReleaseResponse{Hold: holdToProto(res.Hold)}, nil
+	return grpcmap.Unary(ctx, req, write(releaseRequest), s.app.Write, func(res ledger.Result) *ledgerv1.ReleaseResponse {
+		return &ledgerv1.ReleaseResponse{Hold: holdToProto(res.Hold)}
+	})
 }
 
 // WatchEvents implements LedgerServiceServer.

@@ -348,20 +348,11 @@ func (a *App) applyChargeRefunded(ctx context.Context, c payment.Charge, rec sto
 		if sig == "" {
 			return nil, nil // our own refund
 		}
-		d := payment.Decide(cur, sig)
-		return &store.Transition{Status: d.Status, AwaitingAsync: d.AwaitingAsync, Review: &payment.ReviewItem{
-			Kind: d.Review, StripeEventID: rec.ID,
-			Detail: fmt.Sprintf("charge %s: %d %s minor units refunded, %d of them by tally; credits were not taken back",
-				c.ID, c.AmountRefunded, c.Currency, ours),
-		}}, nil
+		return reviewed(payment.Decide(cur, sig), rec.ID,
+			fmt.Sprintf("charge %s: %d %s minor units refunded, %d of them by tally; credits were not taken back",
+				c.ID, c.AmountRefunded, c.Currency, ours)), nil
 	})
-	if err != nil {
-		return "", err
-	}
-	if !fresh {
-		return OutcomeDuplicate, nil
-	}
-	return OutcomeProcessed, nil
+	return applied(fresh, err)
 }
 
 // applyDispute handles charge.dispute.created: the payment becomes disputed and ops review it.
@@ -377,16 +368,24 @@ func (a *App) applyDispute(ctx context.Context, d payment.Dispute, rec store.Eve
 		return "", err
 	}
 	_, fresh, err := a.store.UpdatePayment(ctx, p.ID, rec, func(cur payment.Payment) (*store.Transition, error) {
-		dec := payment.Decide(cur, payment.SignalDisputed)
-		return &store.Transition{Status: dec.Status, AwaitingAsync: dec.AwaitingAsync, Review: &payment.ReviewItem{
-			Kind: dec.Review, StripeEventID: rec.ID,
-			Detail: fmt.Sprintf("dispute %s (%s) for %d %s minor units; credits granted: %t", d.ID, d.Reason, d.Amount, d.Currency, cur.Credited()),
-		}}, nil
+		return reviewed(payment.Decide(cur, payment.SignalDisputed), rec.ID,
+			fmt.Sprintf("dispute %s (%s) for %d %s minor units; credits granted: %t", d.ID, d.Reason, d.Amount, d.Currency, cur.Credited())), nil
 	})
-	if err != nil {
+	return applied(fresh, err)
+}
+
+// reviewed is the transition decision d makes, with the review item it opens for event eventID.
+func reviewed(d payment.Decision, eventID, detail string) *store.Transition {
+	return &store.Transition{Status: d.Status, AwaitingAsync: d.AwaitingAsync,
+		Review: &payment.ReviewItem{Kind: d.Review, StripeEventID: eventID, Detail: detail}}
+}
+
+// applied is the outcome of an event store.UpdatePayment applied (fresh) or had seen before.
+func applied(fresh bool, err error) (string, error) {
+	switch {
+	case err != nil:
 		return "", err
-	}
-	if !fresh {
+	case !fresh:
 		return OutcomeDuplicate, nil
 	}
 	return OutcomeProcessed, nil

@@ -75,13 +75,8 @@ func (a *App) sweepOne(ctx context.Context, p payment.Payment) (payment.Signal, 
 	case err != nil:
 		return "", err
 	}
-	var sig payment.Signal
-	switch {
-	case s.Paid():
-		sig = payment.SignalPaid
-	case s.Status == "expired":
-		sig = payment.SignalExpired
-	default:
+	sig, ok := s.Signal()
+	if !ok {
 		return "", nil
 	}
 	if _, err := a.applySession(ctx, s, sig, store.EventRecord{}); err != nil {
@@ -98,25 +93,15 @@ func (a *App) sweepOne(ctx context.Context, p payment.Payment) (payment.Signal, 
 // RunExpirySweep sweeps now and then every interval until ctx is done. Failures are logged and
 // retried on the next tick.
 func (a *App) RunExpirySweep(ctx context.Context, interval time.Duration) error {
-	if interval <= 0 {
-		return errors.New("app: the expiry sweep interval must be positive")
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	return every(ctx, "expiry sweep", interval, func(ctx context.Context) bool {
 		rep, err := a.SweepExpired(ctx)
 		switch {
-		case ctx.Err() != nil:
-			return nil
+		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
 		case err != nil:
 			a.logger.Error("expiry sweep failed", "err", err, "checked", rep.Checked, "failed", rep.Failed)
 		case rep.Expired > 0 || rep.Paid > 0:
 			a.logger.Info("expiry sweep done", "checked", rep.Checked, "expired", rep.Expired, "paid", rep.Paid, "open", rep.Open)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return false
+	})
 }

@@ -40,13 +40,8 @@ func (a *App) reconcileSessions(ctx context.Context, rep *ReconcileReport) error
 	rep.Listed = len(sessions)
 	var errs []error
 	for _, s := range sessions {
-		sig := payment.Signal("")
-		switch {
-		case s.Paid():
-			sig = payment.SignalPaid
-		case s.Status == "expired":
-			sig = payment.SignalExpired
-		default:
+		sig, ok := s.Signal()
+		if !ok {
 			continue
 		}
 		outcome, err := a.applySession(ctx, s, sig, store.EventRecord{})
@@ -75,23 +70,16 @@ func (a *App) RunReconciler(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return nil
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	return every(ctx, "reconciliation", interval, func(ctx context.Context) bool {
 		rep, err := a.Reconcile(ctx)
 		switch {
-		case ctx.Err() != nil:
-			return nil
+		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
 		case err != nil:
 			a.logger.Error("reconciliation failed", "err", err, "listed", rep.Listed, "failed", rep.Failed)
 		case rep.Fulfilled > 0 || rep.Expired > 0 || rep.Refunds.Busy():
 			a.logger.Info("reconciliation done", "listed", rep.Listed, "fulfilled", rep.Fulfilled, "expired", rep.Expired,
 				"refunds_completed", rep.Refunds.RefundsCompleted, "refunds_failed", rep.Refunds.RefundsFailed)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return false
+	})
 }

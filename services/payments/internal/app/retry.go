@@ -138,16 +138,10 @@ func (a *App) resumeRefund(ctx context.Context, id string) (RefundResult, error)
 // RunRetrier runs RetryPending now and then every interval until ctx is done; a pass that found a
 // full batch of work is followed by another at once. Failures are logged and retried later.
 func (a *App) RunRetrier(ctx context.Context, interval time.Duration) error {
-	if interval <= 0 {
-		return errors.New("app: the retry interval must be positive")
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	return every(ctx, "retry", interval, func(ctx context.Context) bool {
 		rep, err := a.RetryPending(ctx)
 		switch {
-		case ctx.Err() != nil:
-			return nil
+		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
 		case err != nil:
 			a.logger.Warn("retry pass left work for later", "err", err, "credited", rep.Credited, "refunds_completed", rep.RefundsCompleted,
 				"failed", rep.Failed)
@@ -155,13 +149,6 @@ func (a *App) RunRetrier(ctx context.Context, interval time.Duration) error {
 			a.logger.Info("retry pass done", "credited", rep.Credited, "refused", rep.Refused, "refunds_completed", rep.RefundsCompleted,
 				"refunds_failed", rep.RefundsFailed, "refunds_in_flight", rep.RefundsInFlight)
 		}
-		if rep.Total() >= a.cfg.RetryBatch {
-			continue // more may be due
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return rep.Total() >= a.cfg.RetryBatch // more may be due
+	})
 }

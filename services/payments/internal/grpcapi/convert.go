@@ -1,21 +1,11 @@
 package grpcapi
 
 import (
-	"time"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
+	"github.com/tallyhq/tally/pkg/grpcmap"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
-
-func ts(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
-}
 
 var statuses = map[payment.Status]paymentsv1.PaymentStatus{
 	payment.StatusPending:   paymentsv1.PaymentStatus_PAYMENT_STATUS_PENDING,
@@ -42,13 +32,13 @@ func paymentToProto(p payment.Payment) *paymentsv1.Payment {
 		InvoiceNumber:     p.InvoiceNumber,
 		CheckoutSessionId: p.CheckoutSessionID,
 		PaymentMethod:     p.PaymentMethod,
-		CreatedAt:         ts(p.CreatedAt),
-		PaidAt:            ts(p.PaidAt),
+		CreatedAt:         grpcmap.Timestamp(p.CreatedAt),
+		PaidAt:            grpcmap.Timestamp(p.PaidAt),
 		Refunded:          money.ToProto(p.Refunded, p.Amount.Currency),
 		UnderReview:       p.UnderReview,
 		TestMode:          p.Mode == payment.ModeLocal,
 		PaymentWallet:     p.PaymentWallet,
-		ExpiresAt:         ts(p.ExpiresAt),
+		ExpiresAt:         grpcmap.Timestamp(p.ExpiresAt),
 	}
 	for _, r := range p.Refunds {
 		out.Refunds = append(out.Refunds, refundToProto(r))
@@ -67,20 +57,20 @@ func refundToProto(r payment.Refund) *paymentsv1.Refund {
 		CreditsNotRecovered: money.ToProto(r.CreditsNotRecovered, r.Amount.Currency),
 		CreditNoteNumber:    r.CreditNoteNumber,
 		StripeRefundId:      r.StripeRefundID,
-		CreatedAt:           ts(r.CreatedAt),
+		CreatedAt:           grpcmap.Timestamp(r.CreatedAt),
 		IdempotencyKey:      r.IdempotencyKey,
 	}
 }
 
 func profileToProto(bp payment.BillingProfile) *paymentsv1.BillingProfile {
 	return &paymentsv1.BillingProfile{
-		LegalName: bp.LegalName, Address: bp.Address, TaxId: bp.TaxID, Email: bp.Email, UpdateTime: ts(bp.UpdatedAt),
+		LegalName: bp.LegalName, Address: bp.Address, TaxId: bp.TaxID, Email: bp.Email, UpdateTime: grpcmap.Timestamp(bp.UpdatedAt),
 	}
 }
 
 func reviewToProto(r payment.ReviewItem) *paymentsv1.ReviewItem {
 	return &paymentsv1.ReviewItem{
 		Id: r.ID, PaymentId: r.PaymentID, OrgId: r.OrgID, Kind: r.Kind, Detail: r.Detail, StripeEventId: r.StripeEventID,
-		CreatedAt: ts(r.CreatedAt), ResolvedAt: ts(r.ResolvedAt), ResolvedBy: r.ResolvedBy, Resolution: r.Resolution,
+		CreatedAt: grpcmap.Timestamp(r.CreatedAt), ResolvedAt: grpcmap.Timestamp(r.ResolvedAt), ResolvedBy: r.ResolvedBy, Resolution: r.Resolution,
 	}
 }

@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
-	"github.com/tallyhq/tally/pkg/textcheck"
+	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
 )
 
@@ -85,16 +86,7 @@ func TestWriteRequestValidation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, _, err := checkWrite(t, tt.req)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			st, _ := Errors.Status(t.Context(), err)
-			if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tt.wantErr) {
-				t.Fatalf("got %v %q, want InvalidArgument with %q", st.Code(), st.Message(), tt.wantErr)
-			}
+			servertest.RequireRefusal(t, Errors, err, tt.wantErr)
 		})
 	}
 }
@@ -139,15 +131,6 @@ func FuzzWriteRequests(f *testing.F) {
 			}
 			return
 		}
-		for field, v := range ids {
-			if err := textcheck.Identifier(field, v, 1<<20); err != nil {
-				t.Fatalf("%T accepted: %v", m, err)
-			}
-		}
-		for field, v := range texts {
-			if err := textcheck.Printable(field, v); err != nil {
-				t.Fatalf("%T accepted: %v", m, err)
-			}
-		}
+		servertest.RequireCleanText(t, fmt.Sprintf("%T", m), ids, texts)
 	})
 }

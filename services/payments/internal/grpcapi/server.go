@@ -15,6 +15,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/auth"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
+	"github.com/tallyhq/tally/pkg/grpcmap"
 	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/services/payments/internal/app"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
@@ -42,19 +43,29 @@ func claims(ctx context.Context) auth.Claims {
 	return c
 }
 
-// pageSize applies the default (50) and the limit (200).
-func pageSize(n int32) (int, error) {
-	switch {
-	case n < 0:
-		return 0, fmt.Errorf("%w: page_size must not be negative", payment.ErrInvalid)
-	case n == 0:
-		return 50, nil
-	case n > 200:
-		return 200, nil
+// maxPageSize is the largest page of a list.
+const maxPageSize = 200
+
+// page reads one page of a list with read, which returns up to limit rows after the row whose id is
+// after ("" from the start), and returns the rows and the next page's token (the last row's id).
+func page[T any](ctx context.Context, req grpcmap.PageRequest, read func(ctx context.Context, limit int, after string) ([]T, error), id func(T) string) ([]T, string, error) {
+	size, err := grpcmap.PageSize(req.GetPageSize(), maxPageSize, payment.ErrInvalid)
+	if err != nil {
+		return nil, "", err
 	}
-	return int(n), nil
+	after, err := pageToken(req.GetPageToken())
+	if err != nil {
+		return nil, "", err
+	}
+	rows, err := read(ctx, size+1, after)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, next := grpcmap.Page(rows, size, id)
+	return rows, next, nil
 }
 
+// pageToken reads a page_token: the id of the last row of the page before ("" is the first page).
 func pageToken(tok string) (string, error) {
 	if tok == "" {
 		return "", nil
@@ -105,27 +116,13 @@ func (s *Server) HandleStripeWebhook(ctx context.Context, req *paymentsv1.Handle
 
 // ListPayments implements PaymentsServiceServer.
 func (s *Server) ListPayments(ctx context.Context, req *paymentsv1.ListPaymentsRequest) (*paymentsv1.ListPaymentsResponse, error) {
-	size, err := pageSize(req.GetPageSize())
+	ps, next, err := page(ctx, req, func(ctx context.Context, limit int, after string) ([]payment.Payment, error) {
+		return s.app.ListPayments(ctx, req.GetOrgId(), limit, after)
+	}, func(p payment.Payment) string { return p.ID })
 	if err != nil {
 		return nil, err
 	}
-	after, err := pageToken(req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	ps, err := s.app.ListPayments(ctx, req.GetOrgId(), size+1, after)
-	if err != nil {
-		return nil, err
-	}
-	resp := &paymentsv1.ListPaymentsResponse{}
-	if len(ps) > size {
-		ps = ps[:size]
-		resp.NextPageToken = ps[size-1].ID
-	}
-	for _, p := range ps {
-		resp.Payments = append(resp.Payments, paymentToProto(p))
-	}
-	return resp, nil
+	return &paymentsv1.ListPaymentsResponse{Payments: grpcmap.Map(ps, paymentToProto), NextPageToken: next}, nil
 }
 
 // GetPayment implements PaymentsServiceServer.
@@ -188,53 +185,28 @@ func (s *Server) GetBillingProfile(ctx context.Context, req *paymentsv1.GetBilli
 
 // UpdateBillingProfile implements PaymentsServiceServer.
 func (s *Server) UpdateBillingProfile(ctx context.Context, req *paymentsv1.UpdateBillingProfileRequest) (*paymentsv1.UpdateBillingProfileResponse, error) {
-	in, err := billingProfileInput(req, claims(ctx).Subject)
-	if err != nil {
-		return nil, err
-	}
-	bp, err := s.app.UpdateBillingProfile(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	return &paymentsv1.UpdateBillingProfileResponse{Profile: profileToProto(bp)}, nil
+	return grpcmap.Unary(ctx, req, grpcmap.Actor(billingProfileInput), s.app.UpdateBillingProfile,
+		func(bp payment.BillingProfile) *paymentsv1.UpdateBillingProfileResponse {
+			return &paymentsv1.UpdateBillingProfileResponse{Profile: profileToProto(bp)}
+		})
 }
 
 // RefundPayment implements PaymentsServiceServer.
 func (s *Server) RefundPayment(ctx context.Context, req *paymentsv1.RefundPaymentRequest) (*paymentsv1.RefundPaymentResponse, error) {
-	in, err := refundInput(req, claims(ctx).Subject)
-	if err != nil {
-		return nil, err
-	}
-	res, err := s.app.Refund(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	return &paymentsv1.RefundPaymentResponse{Refund: refundToProto(res.Refund), Payment: paymentToProto(res.Payment)}, nil
+	return grpcmap.Unary(ctx, req, grpcmap.Actor(refundInput), s.app.Refund, func(res app.RefundResult) *paymentsv1.RefundPaymentResponse {
+		return &paymentsv1.RefundPaymentResponse{Refund: refundToProto(res.Refund), Payment: paymentToProto(res.Payment)}
+	})
 }
 
 // ListReviewItems implements PaymentsServiceServer.
 func (s *Server) ListReviewItems(ctx context.Context, req *paymentsv1.ListReviewItemsRequest) (*paymentsv1.ListReviewItemsResponse, error) {
-	size, err := pageSize(req.GetPageSize())
+	items, next, err := page(ctx, req, func(ctx context.Context, limit int, after string) ([]payment.ReviewItem, error) {
+		return s.app.ReviewItems(ctx, req.GetIncludeResolved(), limit, after)
+	}, func(it payment.ReviewItem) string { return it.ID })
 	if err != nil {
 		return nil, err
 	}
-	after, err := pageToken(req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	items, err := s.app.ReviewItems(ctx, req.GetIncludeResolved(), size+1, after)
-	if err != nil {
-		return nil, err
-	}
-	resp := &paymentsv1.ListReviewItemsResponse{}
-	if len(items) > size {
-		items = items[:size]
-		resp.NextPageToken = items[size-1].ID
-	}
-	for _, it := range items {
-		resp.Items = append(resp.Items, reviewToProto(it))
-	}
-	return resp, nil
+	return &paymentsv1.ListReviewItemsResponse{Items: grpcmap.Map(items, reviewToProto), NextPageToken: next}, nil
 }
 
 // ResolveReviewItem implements PaymentsServiceServer.

@@ -50,6 +50,18 @@ type Session struct {
 // Paid reports whether the session's money was received.
 func (s Session) Paid() bool { return s.PaymentStatus == "paid" }
 
+// Signal is what the session's state says of its payment: paid, expired, or nothing yet (ok
+// false) while it is open.
+func (s Session) Signal() (sig Signal, ok bool) {
+	switch {
+	case s.Paid():
+		return SignalPaid, true
+	case s.Status == "expired":
+		return SignalExpired, true
+	}
+	return "", false
+}
+
 // Charge is the state of a Stripe charge.
 type Charge struct {
 	ID              string

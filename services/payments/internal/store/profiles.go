@@ -69,19 +69,7 @@ AND ($2::uuid IS NULL OR id < $2::uuid) ORDER BY id DESC LIMIT $3`, includeResol
 	if err != nil {
 		return nil, fmt.Errorf("listing review items: %w", err)
 	}
-	defer rows.Close()
-	var out []payment.ReviewItem
-	for rows.Next() {
-		r, err := scanReview(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing review items: %w", err)
-	}
-	return out, nil
+	return collect(rows, scanReview, "listing review items")
 }
 
 // ResolveReviewItem closes an open review item.

@@ -212,19 +212,7 @@ WHERE r.payment_id = $1 ORDER BY r.id`, paymentID)
 	if err != nil {
 		return nil, fmt.Errorf("listing refunds: %w", err)
 	}
-	defer rows.Close()
-	var out []payment.Refund
-	for rows.Next() {
-		r, err := scanRefund(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing refunds: %w", err)
-	}
-	return out, nil
+	return collect(rows, scanRefund, "listing refunds")
 }
 
 // RefundsOf lists the refunds of the payments ids, oldest first, by payment id.
@@ -238,16 +226,12 @@ WHERE r.payment_id = ANY($1::uuid[]) ORDER BY r.id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("listing refunds: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanRefund(rows)
-		if err != nil {
-			return nil, err
-		}
-		out[r.PaymentID] = append(out[r.PaymentID], r)
+	refunds, err := collect(rows, scanRefund, "listing refunds")
+	if err != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing refunds: %w", err)
+	for _, r := range refunds {
+		out[r.PaymentID] = append(out[r.PaymentID], r)
 	}
 	return out, nil
 }

@@ -253,17 +253,22 @@ AND p.fulfil_after IS NULL AND NOT p.awaiting_async AND p.mode = $3 ORDER BY p.e
 
 // collectPayments scans and closes rows of paymentColumns.
 func collectPayments(rows pgx.Rows) ([]payment.Payment, error) {
+	return collect(rows, scanPayment, "reading payments")
+}
+
+// collect scans and closes rows with scan; what names the rows in the error of the read.
+func collect[T any](rows pgx.Rows, scan func(pgx.Row) (T, error), what string) ([]T, error) {
 	defer rows.Close()
-	var out []payment.Payment
+	var out []T
 	for rows.Next() {
-		p, err := scanPayment(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, p)
+		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading payments: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }

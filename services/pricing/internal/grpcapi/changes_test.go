@@ -1,7 +1,6 @@
 package grpcapi
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/tallyhq/tally/pkg/catalog"
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
@@ -82,16 +82,7 @@ func TestPriceChangeValidation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, _, err := validateChange(tt.req)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			st, _ := Errors.Status(t.Context(), err)
-			if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tt.wantErr) {
-				t.Fatalf("got %v %q, want InvalidArgument with %q", st.Code(), st.Message(), tt.wantErr)
-			}
+			servertest.RequireRefusal(t, Errors, err, tt.wantErr)
 		})
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/tallyhq/tally/pkg/catalog"
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
 	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/pkg/server/servertest"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/pricing/internal/grpcapi"
 )
@@ -69,16 +70,8 @@ func TestPolicyCoversEveryMethod(t *testing.T) {
 	t.Parallel()
 	policy := grpcapi.Policy()
 	desc := pricingv1.PricingService_ServiceDesc
-	methods := map[string]bool{}
-	for _, m := range desc.Methods {
-		methods["/"+desc.ServiceName+"/"+m.MethodName] = true
-	}
-	for _, s := range desc.Streams {
-		methods["/"+desc.ServiceName+"/"+s.StreamName] = true
-	}
-	for m := range methods {
-		require.Contains(t, policy, m, "method %s has no rule", m)
-	}
+	servertest.CheckPolicyCoversEveryMethod(t, desc, policy)
+	methods := servertest.Methods(desc)
 	for _, row := range policy.Table() {
 		require.True(t, methods[row.Method], "rule for unknown method %s", row.Method)
 		name := row.Method[strings.LastIndex(row.Method, "/")+1:]
