@@ -309,16 +309,20 @@ func (a *Auth) Ready() error {
 	return errors.Join(errs...)
 }
 
-// collectors returns the metrics of the authentication, for the server's registry.
+// collectors returns the metrics of the authentication, for the server's registry. The JWKS
+// failures are exported (at 0) without a JWKS too, so dashboards and alerts find the series on
+// every service.
 func (a *Auth) collectors() []prometheus.Collector {
-	if a.jwks == nil {
-		return nil
-	}
 	return []prometheus.Collector{prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name:        "tally_auth_jwks_fetch_failures_total",
-		Help:        "JWKS fetches that failed (the previous keys stay in use).",
+		Help:        "JWKS fetches that failed (the previous keys stay in use); 0 without a JWKS.",
 		ConstLabels: prometheus.Labels{"service": a.service},
-	}, func() float64 { return float64(a.jwks.FetchFailures()) })}
+	}, func() float64 {
+		if a.jwks == nil {
+			return 0
+		}
+		return float64(a.jwks.FetchFailures())
+	})}
 }
 
 // checkIdentity obtains the service's token and verifies it as any other service would.

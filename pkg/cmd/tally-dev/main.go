@@ -3,8 +3,9 @@
 //
 // It starts a private PostgreSQL and Redis under .data/ unless DATABASE_URL / REDIS_URL are set, a
 // local SMTP catcher (mailpit) unless TALLY_SMTP_HOST is set, then every service binary found in
-// bin/ on its default port (each applies its own migrations), and prints the URLs and development
-// tokens. A service that dies is restarted with backoff, and every exit and restart is printed.
+// bin/ on its default port (each applies its own migrations) with its Prometheus /metrics on a
+// port of its own (9191–9195, the gateway's 9180), and prints the URLs, every /metrics URL
+// included, and development tokens. A service that dies is restarted with backoff, and every exit and restart is printed.
 // Only one stack runs per checkout (a lock in .data/), and a port taken by another program stops
 // the start before anything was started.
 //
@@ -47,6 +48,10 @@ type service struct {
 	dialEnv string
 	// extra are other ports the service listens on (payments' test-mode checkout page).
 	extra []int
+	// metricsPort serves the service's Prometheus /metrics; metricsEnv is the variable that
+	// sets it.
+	metricsPort int
+	metricsEnv  string
 }
 
 // checkoutPort is the default port of payments' test-mode checkout page.
@@ -54,18 +59,20 @@ const checkoutPort = 8093
 
 // platform lists the services in start order: the ledger and pricing first, the gateway last.
 // testMode says whether payments serves the local checkout page (on 8093).
+// Each serves its metrics on a port of its own: 9191–9195 for the gRPC services, 9180 for the
+// gateway.
 func platform(testMode bool) []service {
-	payments := service{"payments", 9093, false, "TALLY_PAYMENTS_GRPC_ADDR", "TALLY_PAYMENTS_ADDR", nil}
+	payments := service{"payments", 9093, false, "TALLY_PAYMENTS_GRPC_ADDR", "TALLY_PAYMENTS_ADDR", nil, 9193, "TALLY_PAYMENTS_METRICS_ADDR"}
 	if testMode {
 		payments.extra = []int{checkoutPort}
 	}
 	return []service{
-		{"ledger", 9091, false, "TALLY_LEDGER_GRPC_ADDR", "TALLY_LEDGER_ADDR", nil},
-		{"pricing", 9092, false, "TALLY_PRICING_GRPC_ADDR", "TALLY_PRICING_ADDR", nil},
+		{"ledger", 9091, false, "TALLY_LEDGER_GRPC_ADDR", "TALLY_LEDGER_ADDR", nil, 9191, "TALLY_LEDGER_METRICS_ADDR"},
+		{"pricing", 9092, false, "TALLY_PRICING_GRPC_ADDR", "TALLY_PRICING_ADDR", nil, 9192, "TALLY_PRICING_METRICS_ADDR"},
 		payments,
-		{"instances-metering", 9094, false, "TALLY_INSTANCES_GRPC_ADDR", "TALLY_INSTANCES_ADDR", nil},
-		{"notifications", 9095, false, "TALLY_NOTIFICATIONS_GRPC_ADDR", "TALLY_NOTIFICATIONS_ADDR", nil},
-		{"gateway", 8080, true, "TALLY_GATEWAY_HTTP_ADDR", "", nil},
+		{"instances-metering", 9094, false, "TALLY_INSTANCES_GRPC_ADDR", "TALLY_INSTANCES_ADDR", nil, 9194, "TALLY_INSTANCES_METRICS_ADDR"},
+		{"notifications", 9095, false, "TALLY_NOTIFICATIONS_GRPC_ADDR", "TALLY_NOTIFICATIONS_ADDR", nil, 9195, "TALLY_NOTIFICATIONS_METRICS_ADDR"},
+		{"gateway", 8080, true, "TALLY_GATEWAY_HTTP_ADDR", "", nil, 9180, "TALLY_GATEWAY_METRICS_ADDR"},
 	}
 }
 
@@ -75,7 +82,7 @@ const (
 	portOffsetEnv = "TALLY_DEV_PORT_OFFSET"
 )
 
-// maxPortOffset keeps the highest port (9095, mailpit's 8025) below 65536.
+// maxPortOffset keeps the highest port (9195) below 65536.
 const maxPortOffset = 55000
 
 // placement reads where a stack lives: its data directory (defaultDir unless TALLY_DEV_DATA_DIR
@@ -101,6 +108,9 @@ func shifted(services []service, offset int) []service {
 	out := make([]service, len(services))
 	for i, s := range services {
 		s.port += offset
+		if s.metricsPort != 0 {
+			s.metricsPort += offset
+		}
 		extra := make([]int, len(s.extra))
 		for j, p := range s.extra {
 			extra[j] = p + offset
@@ -119,7 +129,9 @@ type stackInfo struct {
 	MailpitURL  string `json:"mailpitUrl,omitempty"`
 	SMTPAddr    string `json:"smtpAddr,omitempty"`
 	// GRPC is each service's gRPC address by name.
-	GRPC        map[string]string `json:"grpc"`
+	GRPC map[string]string `json:"grpc"`
+	// Metrics is each service's (and the gateway's) Prometheus /metrics URL by name.
+	Metrics     map[string]string `json:"metrics"`
 	DatabaseURL string            `json:"databaseUrl"`
 	RedisURL    string            `json:"redisUrl"`
 	LogsDir     string            `json:"logsDir"`
@@ -188,7 +200,7 @@ func run(ctx context.Context, cfg devConfig) (err error) {
 	defer func() { _ = lock.Unlock() }()
 
 	st := &stack{cfg: cfg, env: map[string]string{},
-		info: stackInfo{GRPC: map[string]string{}, LogsDir: filepath.Join(cfg.dataDir, "logs"), Pid: os.Getpid()}}
+		info: stackInfo{GRPC: map[string]string{}, Metrics: map[string]string{}, LogsDir: filepath.Join(cfg.dataDir, "logs"), Pid: os.Getpid()}}
 	present, err := st.plan(ctx)
 	if err != nil {
 		return err
@@ -356,6 +368,9 @@ func (st *stack) startServices(ctx context.Context, present []service, events *e
 	var lines []string
 	for _, s := range present {
 		list := append(envList(st.env), s.addrEnv+"=:"+strconv.Itoa(s.port))
+		if s.metricsPort != 0 {
+			list = append(list, s.metricsEnv+"=:"+strconv.Itoa(s.metricsPort))
+		}
 		p, err := localstack.StartProcess(ctx, localstack.ProcessConfig{
 			Name:      s.name,
 			Path:      filepath.Join(cfg.binDir, s.name),
@@ -376,7 +391,11 @@ func (st *stack) startServices(ctx context.Context, present []service, events *e
 		if s.http {
 			kind = "HTTP"
 		}
-		lines = append(lines, fmt.Sprintf("  %-20s %s localhost:%d", s.name, kind, s.port))
+		line := fmt.Sprintf("  %-20s %-4s localhost:%d", s.name, kind, s.port)
+		if u := st.info.Metrics[s.name]; u != "" {
+			line += "  metrics " + u
+		}
+		lines = append(lines, line)
 	}
 	return lines, nil
 }
@@ -433,6 +452,9 @@ func addresses(services []service, testMode bool, info *stackInfo) map[string]st
 	env := map[string]string{}
 	for _, s := range services {
 		addr := "localhost:" + strconv.Itoa(s.port)
+		if s.metricsPort != 0 {
+			info.Metrics[s.name] = "http://localhost:" + strconv.Itoa(s.metricsPort) + "/metrics"
+		}
 		if s.dialEnv != "" {
 			env[s.dialEnv] = addr
 			info.GRPC[s.name] = addr
@@ -501,7 +523,11 @@ func (e *eventPrinter) ready() {
 func checkPorts(ctx context.Context, services []service) error {
 	var busy []string
 	for _, s := range services {
-		for _, port := range append([]int{s.port}, s.extra...) {
+		ports := append([]int{s.port}, s.extra...)
+		if s.metricsPort != 0 {
+			ports = append(ports, s.metricsPort)
+		}
+		for _, port := range ports {
 			l, err := new(net.ListenConfig).Listen(ctx, "tcp", ":"+strconv.Itoa(port))
 			if err != nil {
 				busy = append(busy, fmt.Sprintf("%d (%s)", port, s.name))

@@ -109,7 +109,9 @@ func newFakeStack(t *testing.T, names ...string) *fakeStack {
 			require.NoError(t, os.Symlink(self, filepath.Join(binDir, s.name)))
 			port, err := localstack.FreePort()
 			require.NoError(t, err)
-			s.port, s.extra = port, nil
+			metrics, err := localstack.FreePort()
+			require.NoError(t, err)
+			s.port, s.extra, s.metricsPort = port, nil, metrics
 			services = append(services, s)
 		}
 	}
@@ -272,7 +274,9 @@ func TestRunWithAPortOffset(t *testing.T) {
 	for i := range f.cfg.services {
 		s := &f.cfg.services[i]
 		ports[s.name] = s.port
+		ports[s.name+"-metrics"] = s.metricsPort
 		s.port -= offset // run adds it back
+		s.metricsPort -= offset
 		if s.name == "payments" {
 			checkout, err := localstack.FreePort()
 			require.NoError(t, err)
@@ -305,18 +309,27 @@ func TestRunWithAPortOffset(t *testing.T) {
 	require.Equal(t, filepath.Join(f.cfg.dataDir, "logs"), info.LogsDir)
 	require.Contains(t, f.out.String(), "REST API             "+gateway)
 	require.Contains(t, f.out.String(), "test-mode checkout   "+checkout)
+	metrics := map[string]string{}
+	for _, name := range []string{"ledger", "payments", "gateway"} {
+		metrics[name] = "http://localhost:" + strconv.Itoa(ports[name+"-metrics"]) + "/metrics"
+		require.Contains(t, f.out.String(), "localhost:"+strconv.Itoa(ports[name])+"  metrics "+metrics[name], "the banner names %s's /metrics", name)
+	}
+	require.Equal(t, metrics, info.Metrics, "stack.json lists every /metrics")
 
 	payments := readEnv(t, filepath.Join(envDir, "payments.env"))
 	for k, want := range map[string]string{
-		"TALLY_PAYMENTS_GRPC_ADDR":  ":" + strconv.Itoa(ports["payments"]),
-		"TALLY_PAYMENTS_HTTP_ADDR":  ":" + strconv.Itoa(ports["checkout"]),
-		"TALLY_PAYMENTS_PUBLIC_URL": checkout,
-		"TALLY_LEDGER_ADDR":         ledger,
-		"TALLY_WEBHOOK_URL":         gateway + "/v1/webhooks/stripe",
-		"TALLY_CONSOLE_URL":         gateway,
+		"TALLY_PAYMENTS_GRPC_ADDR":    ":" + strconv.Itoa(ports["payments"]),
+		"TALLY_PAYMENTS_HTTP_ADDR":    ":" + strconv.Itoa(ports["checkout"]),
+		"TALLY_PAYMENTS_PUBLIC_URL":   checkout,
+		"TALLY_LEDGER_ADDR":           ledger,
+		"TALLY_WEBHOOK_URL":           gateway + "/v1/webhooks/stripe",
+		"TALLY_CONSOLE_URL":           gateway,
+		"TALLY_PAYMENTS_METRICS_ADDR": ":" + strconv.Itoa(ports["payments-metrics"]),
 	} {
 		require.Equal(t, want, payments[k], k)
 	}
+	require.Equal(t, ":"+strconv.Itoa(ports["ledger-metrics"]), readEnv(t, filepath.Join(envDir, "ledger.env"))["TALLY_LEDGER_METRICS_ADDR"])
+	require.Equal(t, ":"+strconv.Itoa(ports["gateway-metrics"]), readEnv(t, filepath.Join(envDir, "gateway.env"))["TALLY_GATEWAY_METRICS_ADDR"])
 	require.Equal(t, ":"+strconv.Itoa(ports["gateway"]), readEnv(t, filepath.Join(envDir, "gateway.env"))["TALLY_GATEWAY_HTTP_ADDR"])
 	require.Equal(t, "localhost:"+strconv.Itoa(ports["payments"]), readEnv(t, filepath.Join(envDir, "gateway.env"))["TALLY_PAYMENTS_ADDR"])
 
@@ -371,4 +384,17 @@ func TestRunKeepsTheDevelopersConsoleURL(t *testing.T) {
 	require.Equal(t, "http://localhost:5173", readEnv(t, filepath.Join(envDir, "payments.env"))["TALLY_CONSOLE_URL"])
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// TestRunFailsLoudlyWhenAMetricsPortIsTaken: a service's metrics port is one of its ports.
+func TestRunFailsLoudlyWhenAMetricsPortIsTaken(t *testing.T) {
+	f := newFakeStack(t, "ledger")
+	ledger := f.cfg.services[0]
+	squatter, err := net.Listen("tcp", ":"+strconv.Itoa(ledger.metricsPort))
+	require.NoError(t, err)
+	defer squatter.Close()
+
+	err = run(t.Context(), f.cfg)
+	require.ErrorContains(t, err, fmt.Sprintf("port %d (ledger) is already in use", ledger.metricsPort))
+	require.Nil(t, f.proc("ledger"), "nothing was started")
 }

@@ -45,13 +45,17 @@ type Options struct {
 	Logger *slog.Logger
 	// Configure changes the service configuration last (same-module tests).
 	Configure func(*service.Config)
+	// Metrics serves the replica's Prometheus metrics at Meter.MetricsURL.
+	Metrics bool
 }
 
 // Meter is a running metering replica.
 type Meter struct {
 	Addr        string
 	DatabaseURL string
-	replica     *servertest.Replica
+	// MetricsURL is the replica's /metrics when Options.Metrics is set.
+	MetricsURL string
+	replica    *servertest.Replica
 }
 
 // stopWait bounds a start and a stop.
@@ -77,6 +81,13 @@ func New(ctx context.Context, opts Options) (*Meter, error) {
 	if cfg.BillingPeriod == 0 {
 		cfg.BillingPeriod = time.Hour
 	}
+	var metricsURL string
+	if opts.Metrics {
+		var err error
+		if cfg.MetricsAddr, metricsURL, err = servertest.MetricsAddr(); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
@@ -92,7 +103,7 @@ func New(ctx context.Context, opts Options) (*Meter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Meter{Addr: r.Addr, DatabaseURL: opts.DatabaseURL, replica: r}, nil
+	return &Meter{Addr: r.Addr, DatabaseURL: opts.DatabaseURL, MetricsURL: metricsURL, replica: r}, nil
 }
 
 // Start is New for a test: a fresh database when Options.DatabaseURL is empty, stopped at the

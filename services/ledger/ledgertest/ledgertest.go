@@ -5,7 +5,6 @@ package ledgertest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,7 +19,6 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/config"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
-	"github.com/tallyhq/tally/pkg/localstack"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/server/servertest"
@@ -120,12 +118,9 @@ func New(ctx context.Context, opts Options) (*Ledger, error) {
 	}
 	var metricsURL string
 	if opts.Metrics {
-		port, err := localstack.FreePort()
-		if err != nil {
+		if cfg.MetricsAddr, metricsURL, err = servertest.MetricsAddr(); err != nil {
 			return nil, err
 		}
-		cfg.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
-		metricsURL = "http://" + cfg.MetricsAddr + "/metrics"
 	}
 	if opts.Configure != nil {
 		opts.Configure(&cfg)

@@ -45,6 +45,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Configure changes the configuration last, e.g. SendWorkers or Replica.
 	Configure func(*service.Config)
+	// Metrics serves the replica's Prometheus metrics at Notifications.MetricsURL.
+	Metrics bool
 }
 
 // Config returns the configuration a replica starts with: opts over fast test intervals.
@@ -95,7 +97,9 @@ func Config(opts Options) (service.Config, error) {
 type Notifications struct {
 	Addr        string
 	DatabaseURL string
-	replica     *servertest.Replica
+	// MetricsURL is the replica's /metrics when Options.Metrics is set.
+	MetricsURL string
+	replica    *servertest.Replica
 }
 
 // replicaWait bounds a stop, and a start within ctx.
@@ -106,6 +110,12 @@ func New(ctx context.Context, opts Options) (*Notifications, error) {
 	cfg, err := Config(opts)
 	if err != nil {
 		return nil, err
+	}
+	var metricsURL string
+	if opts.Metrics {
+		if cfg.MetricsAddr, metricsURL, err = servertest.MetricsAddr(); err != nil {
+			return nil, err
+		}
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -123,7 +133,7 @@ func New(ctx context.Context, opts Options) (*Notifications, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Notifications{Addr: r.Addr, DatabaseURL: cfg.DatabaseURL, replica: r}, nil
+	return &Notifications{Addr: r.Addr, DatabaseURL: cfg.DatabaseURL, MetricsURL: metricsURL, replica: r}, nil
 }
 
 // Start starts a replica for t and stops it when t ends.

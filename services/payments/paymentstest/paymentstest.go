@@ -68,6 +68,8 @@ type Options struct {
 	Now func() time.Time
 	// Configure, when set, adjusts the configuration last, before the service is built.
 	Configure func(*service.Config)
+	// Metrics serves the replica's Prometheus metrics at Payments.MetricsURL.
+	Metrics bool
 }
 
 // Payments is a running payments replica.
@@ -79,6 +81,8 @@ type Payments struct {
 	WebhookURL  string
 	DatabaseURL string
 	LedgerAddr  string
+	// MetricsURL is the replica's /metrics when Options.Metrics is set.
+	MetricsURL string
 	// Ledger is the ledger Start started or was given (nil when New was given an address only).
 	Ledger *ledgertest.Ledger
 
@@ -166,6 +170,11 @@ func New(ctx context.Context, o Options) (_ *Payments, err error) {
 
 	cfg := Config(o)
 	cfg.PublicURL, cfg.HTTPListener = p.HTTPURL, httpLis
+	if o.Metrics {
+		if cfg.MetricsAddr, p.MetricsURL, err = servertest.MetricsAddr(); err != nil {
+			return nil, err
+		}
+	}
 	if o.Configure != nil {
 		o.Configure(&cfg)
 	}

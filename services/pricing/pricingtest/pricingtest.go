@@ -39,14 +39,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Configure changes the service configuration last (same-module tests).
 	Configure func(*service.Config)
+	// Metrics serves the replica's Prometheus metrics at Pricing.MetricsURL.
+	Metrics bool
 }
 
 // Pricing is a running pricing replica.
 type Pricing struct {
 	Addr        string
 	DatabaseURL string
-	secret      string
-	replica     *servertest.Replica
+	// MetricsURL is the replica's /metrics when Options.Metrics is set.
+	MetricsURL string
+	secret     string
+	replica    *servertest.Replica
 }
 
 // stopWait bounds a start and a stop.
@@ -66,6 +70,13 @@ func New(ctx context.Context, opts Options) (*Pricing, error) {
 	}
 	cfg := service.Config{DatabaseURL: opts.DatabaseURL, SeedFile: opts.SeedFile, PollInterval: opts.PollInterval,
 		Auth: server.AuthConfig{JWTSecret: opts.Secret}, Now: opts.Now}
+	var metricsURL string
+	if opts.Metrics {
+		var err error
+		if cfg.MetricsAddr, metricsURL, err = servertest.MetricsAddr(); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
@@ -80,7 +91,7 @@ func New(ctx context.Context, opts Options) (*Pricing, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pricing{Addr: r.Addr, DatabaseURL: opts.DatabaseURL, secret: opts.Secret, replica: r}, nil
+	return &Pricing{Addr: r.Addr, DatabaseURL: opts.DatabaseURL, MetricsURL: metricsURL, secret: opts.Secret, replica: r}, nil
 }
 
 // Start runs a pricing replica until the test ends.

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/gateway/internal/console"
 	"github.com/tallyhq/tally/services/gateway/internal/cors"
+	"github.com/tallyhq/tally/services/gateway/internal/httpmetrics"
 	"github.com/tallyhq/tally/services/gateway/internal/signin"
 )
 
@@ -48,6 +50,9 @@ type Config struct {
 	ConsoleDir string
 	// CORSOrigins are the exact origins whose pages may call the API (TALLY_CORS_ORIGINS).
 	CORSOrigins []string
+	// Metrics receives the HTTP metrics (httpmetrics) and each backend's health
+	// (tally_gateway_backend_up, checked until the ctx of New ends); nil measures nothing.
+	Metrics prometheus.Registerer
 }
 
 // apiPrefixes never fall back to the console's index.html.
@@ -132,7 +137,55 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		})
 	}
 	root.Handle("/", fallback)
-	return withRequestID(cfg.Limits.Handler(cors.Handler(cfg.CORSOrigins, root))), closeAll, nil
+	h := withRequestID(cfg.Limits.Handler(cors.Handler(cfg.CORSOrigins, namedRoutes(root))))
+	if cfg.Metrics != nil {
+		var err error
+		if h, err = measured(ctx, h, cfg.Metrics, conns); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+	}
+	return h, closeAll, nil
+}
+
+// measured wraps h in the HTTP metrics and starts checking the backends of conns.
+func measured(ctx context.Context, h http.Handler, reg prometheus.Registerer, conns map[string]*grpc.ClientConn) (http.Handler, error) {
+	m, err := httpmetrics.New(reg)
+	if err != nil {
+		return nil, err
+	}
+	backends, err := newBackendHealth(conns, reg)
+	if err != nil {
+		return nil, err
+	}
+	go backends.run(ctx)
+	return m.Handler(h), nil
+}
+
+// namedRoutes names the route of each request for the metrics: the root mux's pattern, which
+// grpc-gateway's own (routeName) refines under /v1/.
+func namedRoutes(root *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := root.Handler(r); pattern != "" && pattern != "/v1/" {
+			_, path, found := strings.Cut(pattern, " ") // "GET /healthz" → "/healthz"
+			if !found {
+				path = pattern
+			}
+			httpmetrics.SetRoute(r.Context(), path)
+		}
+		root.ServeHTTP(w, r)
+	})
+}
+
+// routeName is the grpc-gateway middleware that names a request's route after the pattern it
+// matched: /v1/orgs/{org_id}/balance, never the path with its ids.
+func routeName(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if p, ok := runtime.HTTPPattern(r.Context()); ok {
+			httpmetrics.SetRoute(r.Context(), strings.ReplaceAll(p.String(), "=*}", "}"))
+		}
+		next(w, r, params)
+	}
 }
 
 // newMux is the grpc-gateway router with the gateway's marshalling, errors and header rules.
@@ -155,6 +208,7 @@ func newMux(restErr restErrors) *runtime.ServeMux {
 		// X-Request-Id in (to the services' metadata) and out (requestid.go).
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithMiddlewares(routeName),
 	)
 }
 

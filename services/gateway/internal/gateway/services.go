@@ -23,7 +23,7 @@ func extraRegistrations(cfg Config) []registration {
 		{name: "pricing", addr: cfg.PricingAddr, register: pricingv1.RegisterPricingServiceHandler},
 		{name: "payments", addr: cfg.PaymentsAddr, register: paymentsv1.RegisterPaymentsServiceHandler},
 		{name: "notifications", addr: cfg.NotificationsAddr, register: notificationsv1.RegisterNotificationsServiceHandler},
-		{name: "instances", addr: cfg.InstancesAddr, register: instancesv1.RegisterInstanceMeteringServiceHandler},
+		{name: "instances-metering", addr: cfg.InstancesAddr, register: instancesv1.RegisterInstanceMeteringServiceHandler},
 	}
 }
 

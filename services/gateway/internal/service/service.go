@@ -8,6 +8,9 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/gateway/internal/gateway"
@@ -16,8 +19,10 @@ import (
 // Config is the whole gateway configuration (the README's configuration table).
 type Config struct {
 	// Addr is the HTTP listen address (TALLY_GATEWAY_HTTP_ADDR).
-	Addr    string
-	Gateway gateway.Config
+	Addr string
+	// MetricsAddr serves /metrics (TALLY_GATEWAY_METRICS_ADDR); empty serves none.
+	MetricsAddr string
+	Gateway     gateway.Config
 }
 
 // Load reads the configuration from env; every problem is reported at once.
@@ -25,7 +30,8 @@ func Load(env *config.Env, logger *slog.Logger) (Config, error) {
 	limits, limitsErr := server.LoadHTTPLimits(env)
 	web := loadWeb(env, logger)
 	cfg := Config{
-		Addr: env.String("TALLY_GATEWAY_HTTP_ADDR", ":8080"),
+		Addr:        env.String("TALLY_GATEWAY_HTTP_ADDR", ":8080"),
+		MetricsAddr: env.String("TALLY_GATEWAY_METRICS_ADDR", ""),
 		Gateway: gateway.Config{
 			LedgerAddr:        env.String("TALLY_LEDGER_ADDR", "localhost:9091"),
 			PricingAddr:       env.String("TALLY_PRICING_ADDR", "localhost:9092"),
@@ -42,13 +48,31 @@ func Load(env *config.Env, logger *slog.Logger) (Config, error) {
 	return cfg, errors.Join(env.Err(), limitsErr)
 }
 
-// Run serves the gateway on cfg.Addr until ctx is done.
+// Run serves the gateway on cfg.Addr, and its metrics on cfg.MetricsAddr, until ctx is done.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var reg *prometheus.Registry
+	if cfg.MetricsAddr != "" {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cfg.Gateway.Metrics = reg
+	}
 	handler, closeConns, err := gateway.New(ctx, cfg.Gateway)
 	if err != nil {
 		return err
 	}
 	defer closeConns()
+	metrics := make(chan error, 1)
+	go func() {
+		err := server.ServeMetrics(ctx, cfg.MetricsAddr, reg, logger)
+		if err != nil {
+			cancel() // the gateway stops with its metrics server
+		}
+		metrics <- err
+	}()
 	srv := cfg.Gateway.Limits.Server(cfg.Addr, handler, logger)
-	return server.ServeHTTP(ctx, srv, logger)
+	err = server.ServeHTTP(ctx, srv, logger)
+	cancel()
+	return errors.Join(err, <-metrics)
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/config"
@@ -87,6 +88,8 @@ type Config struct {
 	// Replica names this replica in its claims (default: host name and a random suffix).
 	Replica string
 	Now     func() time.Time
+	// Metrics registers the metering's metrics (the server's registry); nil registers nothing.
+	Metrics prometheus.Registerer
 }
 
 // Meter meters rentals.
@@ -99,7 +102,8 @@ type Meter struct {
 	// sequence wakes the event sequencer after a local commit.
 	sequence chan struct{}
 	// wake wakes the event watchers after events were sequenced.
-	wake *outbox.Broadcast
+	wake    *outbox.Broadcast
+	metrics *metrics
 }
 
 // New builds a Meter; Run starts its scheduler.
@@ -149,8 +153,12 @@ func New(cfg Config) (*Meter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	metrics, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	return &Meter{cfg: cfg, store: cfg.Store, logger: cfg.Logger, kick: make(chan struct{}, 1),
-		sequence: make(chan struct{}, 1), wake: outbox.NewBroadcast()}, nil
+		sequence: make(chan struct{}, 1), wake: outbox.NewBroadcast(), metrics: metrics}, nil
 }
 
 // claim returns a new claim of this replica for work charging the periods started by horizon.
@@ -475,6 +483,7 @@ func (m *Meter) charge(ctx context.Context, r rental.Rental, now time.Time) (ren
 	for i := range due {
 		n := r.PeriodsCharged + i
 		if r.PeriodPrice == 0 {
+			m.metrics.periods.WithLabelValues(periodFree).Inc()
 			out.Charges = append(out.Charges, rental.Charge{Period: n})
 			continue
 		}
@@ -492,17 +501,23 @@ func (m *Meter) charge(ctx context.Context, r rental.Rental, now time.Time) (ren
 			}
 		}
 		switch {
+		case err == nil && grace:
+			m.metrics.periods.WithLabelValues(periodGrace).Inc()
 		case err == nil:
+			m.metrics.periods.WithLabelValues(periodCharged).Inc()
 		case errors.Is(err, ledgerclient.ErrKeyReused):
+			m.metrics.periods.WithLabelValues(periodAlreadyCharged).Inc()
 			// Charged before, by a transaction that did not commit its record (a crash or a
 			// replica cut off mid-batch) with the other require_funds setting.
 			m.logger.Info("period already charged", "instance_id", r.InstanceID, "period", n)
 			txID = ""
 		case errors.Is(err, rental.ErrInsufficientCredits) && running:
 			out.Suspended, out.RefusedPeriod = true, n
+			m.metrics.suspensions.WithLabelValues(suspendedForCredits).Inc()
 			m.logger.Info("rental suspended for insufficient credits", "instance_id", r.InstanceID, "org_id", r.OrgID, "period", n)
 			return out, nil
 		default:
+			m.metrics.periods.WithLabelValues(periodFailed).Inc()
 			return out, fmt.Errorf("charging period %d of instance %s: %w", n, r.InstanceID, err)
 		}
 		out.Charges = append(out.Charges, rental.Charge{Period: n, Amount: r.PeriodPrice, TransactionID: txID, Grace: grace})

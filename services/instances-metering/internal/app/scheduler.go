@@ -18,6 +18,7 @@ import (
 func (m *Meter) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { m.sequenceEvents(ctx) })
+	wg.Go(func() { m.sampleRentals(ctx) })
 	if m.cfg.Notifier != nil {
 		wg.Go(func() { m.deliverNotices(ctx) })
 	}

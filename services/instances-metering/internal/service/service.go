@@ -134,16 +134,17 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
+	srv, err := server.New(server.Config{Name: ServiceName, Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
+	if err != nil {
+		return err
+	}
 	meter, err := app.New(app.Config{
 		Store: st, Ledger: ledger, Prices: prices, Notifier: notifier, Logger: logger,
 		Period: cfg.BillingPeriod, Grace: cfg.Grace, PollInterval: cfg.PollInterval, ClaimLease: cfg.ClaimLease, Replica: cfg.Replica,
 		LedgerTimeout: cfg.LedgerTimeout,
 		BatchSize:     cfg.BatchSize, Workers: cfg.Workers, Concurrency: cfg.Concurrency, Now: cfg.Now,
+		Metrics: srv.Registry(),
 	})
-	if err != nil {
-		return err
-	}
-	srv, err := server.New(server.Config{Name: ServiceName, Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
 	if err != nil {
 		return err
 	}

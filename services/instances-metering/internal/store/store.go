@@ -280,3 +280,25 @@ WHERE n.instance_id = due.instance_id RETURNING n.instance_id, n.org_id, n.reaso
 	}
 	return delivered, errors.Join(errs...)
 }
+
+// RentalsByState counts the rentals in each state (a state with none is absent).
+func (s *Store) RentalsByState(ctx context.Context) (map[rental.State]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM rentals GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("counting rentals by state: %w", err)
+	}
+	defer rows.Close()
+	out := map[rental.State]int64{}
+	for rows.Next() {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, fmt.Errorf("counting rentals by state: %w", err)
+		}
+		out[rental.State(state)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("counting rentals by state: %w", err)
+	}
+	return out, nil
+}

@@ -150,7 +150,8 @@ func New(cfg Config) (*App, error) {
 		onUnknown = func() { a.keeper.invalidate(reasonCommitUnknown) }
 	}
 	gc, err := committer.New(committer.Config{
-		Store:            &Batches{Store: cfg.Store, Now: cfg.Now, Validity: cfg.CreditValidity, PlatformShards: cfg.PlatformShards},
+		Store: measuredBatches{w: &m.writes,
+			next: &Batches{Store: cfg.Store, Now: cfg.Now, Validity: cfg.CreditValidity, PlatformShards: cfg.PlatformShards}},
 		MaxBatch:         cfg.MaxBatch,
 		MaxWait:          cfg.MaxWait,
 		Workers:          cfg.Workers,
@@ -176,6 +177,7 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Go(func() { a.sweep(ctx) })
 	wg.Go(func() { a.dbReader.run(ctx) })
 	wg.Go(func() { a.followUsage(ctx) })
+	wg.Go(func() { a.sampleOutbox(ctx) })
 	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCache()
 	var cacheWG sync.WaitGroup
@@ -220,6 +222,12 @@ func (a *App) afterCommit(_ context.Context, applied ledger.Applied) {
 
 // Write applies one request through the group committer.
 func (a *App) Write(ctx context.Context, req *ledger.Request) (ledger.Result, error) {
+	res, err := a.write(ctx, req)
+	a.metrics.observeWrite(req, res, err)
+	return res, err
+}
+
+func (a *App) write(ctx context.Context, req *ledger.Request) (ledger.Result, error) {
 	if req.Usage != nil {
 		if req.Amount != 0 {
 			return ledger.Result{}, fmt.Errorf("%w: send either amount or usage, not both", ledger.ErrInvalid)
@@ -239,6 +247,8 @@ func (a *App) Write(ctx context.Context, req *ledger.Request) (ledger.Result, er
 	if err := req.CheckKeyNamespace(); err != nil {
 		return ledger.Result{}, err
 	}
+	a.metrics.queueDepth.Inc()
+	defer a.metrics.queueDepth.Dec()
 	return a.committer.Submit(ctx, req)
 }
 
@@ -369,6 +379,7 @@ func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account,
 	case err != nil && ctx.Err() != nil:
 		return ledger.Account{}, "", "", ctx.Err()
 	case err != nil:
+		a.metrics.redisErrors.WithLabelValues(redisRead).Inc()
 		a.logger.Debug("balance cache unavailable, reading postgres", "err", err)
 		return ledger.Account{}, sourceDB, whyCacheUnavailable, nil
 	case !c.found:

@@ -140,6 +140,7 @@ func (u *cacheUpdater) flush(ctx context.Context) bool {
 			}
 		default:
 			u.metrics.updates.WithLabelValues(updateFailed).Add(float64(len(entries)))
+			u.metrics.redisErrors.WithLabelValues(redisWrite).Inc()
 			if !u.failing.Swap(true) {
 				u.logger.Warn("balance cache write failed; Authorize reads PostgreSQL for what it may have missed", "err", err)
 			}

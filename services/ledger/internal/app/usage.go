@@ -46,6 +46,34 @@ func (a *App) followUsage(ctx context.Context) {
 	}
 }
 
+// outboxSampleEvery is how often the outbox head and the usage follower's lag are read.
+const outboxSampleEvery = time.Second
+
+// sampleOutbox keeps tally_ledger_outbox_head and tally_ledger_usage_lag_events current until ctx
+// is done: one small read every outboxSampleEvery, off every request path.
+func (a *App) sampleOutbox(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		counted, newest, err := a.store.UsageCursor(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil:
+			a.logger.Debug("reading the outbox head failed", "err", err)
+		default:
+			a.metrics.outboxHead.Set(float64(newest))
+			a.metrics.usageLag.Set(float64(max(newest-counted, 0)))
+		}
+		t.Reset(outboxSampleEvery)
+	}
+}
+
 // UsageSummary returns orgID's usage per UTC day over the last days (0: the default window),
 // every day of the window present.
 func (a *App) UsageSummary(ctx context.Context, orgID string, days int) (ledger.UsageSummary, error) {

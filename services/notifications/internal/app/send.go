@@ -143,19 +143,19 @@ func (s *SendLoop) attempt(ctx context.Context, conn MailConn, d notify.Delivery
 	a := notify.Attempt{MessageID: id, Err: err}
 	if err == nil {
 		logger.Info("email sent", "message_id", id)
-		s.count(d.Kind, "sent")
+		s.count(d.Kind, emailSent)
 		return a
 	}
 	attempts := d.Attempts + 1
 	if permanent || attempts >= s.cfg.MaxAttempts {
 		a.GiveUp = true
 		logger.Error("email delivery abandoned", "err", err, "permanent", permanent)
-		s.count(d.Kind, "failed")
+		s.count(d.Kind, emailFailed)
 		return a
 	}
 	a.RetryAt = s.cfg.Now().Add(Backoff(attempts, s.cfg.RetryBase, s.cfg.RetryMax))
 	logger.Warn("email delivery failed, will retry", "err", err, "retry_at", a.RetryAt)
-	s.count(d.Kind, "retry")
+	s.count(d.Kind, emailRetry)
 	return a
 }
 

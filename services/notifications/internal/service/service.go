@@ -206,13 +206,11 @@ type workers struct {
 // newWorkers builds the event follower, the expiry reminders and, unless SendWorkers is 0, the
 // send loop, with their metrics registered on srv.
 func newWorkers(cfg Config, st *store.Store, pool *pgxpool.Pool, ledger app.Ledger, srv *server.Server, logger *slog.Logger) (workers, error) {
-	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tally_notifications_email_attempts_total", Help: "Email delivery attempts by kind and result (sent, retry, failed).",
-	}, []string{"kind", "result"})
-	cursor := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "tally_notifications_ledger_cursor", Help: "Sequence of the last ledger event applied by this replica.",
-	})
-	srv.Registry().MustRegister(attempts, cursor)
+	metrics, err := app.NewMetrics(srv.Registry())
+	if err != nil {
+		return workers{}, err
+	}
+	attempts, cursor := metrics.EmailAttempts, metrics.LedgerCursor
 	w := workers{wake: func() {}}
 	if cfg.SendWorkers > 0 {
 		send, err := newSendLoop(cfg, st, attempts, logger.With("component", "sender"))

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
@@ -75,6 +77,8 @@ type Config struct {
 	// RetryBatch bounds the work one retry pass claims.
 	RetryBatch int
 	Logger     *slog.Logger
+	// Metrics registers payments' metrics (the server's registry); nil registers nothing.
+	Metrics prometheus.Registerer
 	// Now is the business clock (expiries, backoffs, leases, payment times); nil is time.Now.
 	Now func() time.Time
 }
@@ -91,11 +95,12 @@ const (
 
 // App is the payments application.
 type App struct {
-	cfg    Config
-	store  *store.Store
-	ledger Ledger
-	proc   payment.Processor
-	logger *slog.Logger
+	cfg     Config
+	store   *store.Store
+	ledger  Ledger
+	proc    payment.Processor
+	logger  *slog.Logger
+	metrics *metrics
 }
 
 // New returns an App.
@@ -136,7 +141,11 @@ func New(cfg Config) (*App, error) {
 	if cfg.RetryBatch <= 0 {
 		cfg.RetryBatch = DefaultRetryBatch
 	}
-	return &App{cfg: cfg, store: cfg.Store, ledger: cfg.Ledger, proc: cfg.Processor, logger: cfg.Logger}, nil
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &App{cfg: cfg, store: cfg.Store, ledger: cfg.Ledger, proc: cfg.Processor, logger: cfg.Logger, metrics: m}, nil
 }
 
 // now is the business clock.

@@ -16,6 +16,12 @@ import (
 // is in the organization's currency (an empty currency means that one), within the configured
 // limits, and exact in the currency's minor units.
 func (a *App) CreateCheckout(ctx context.Context, orgID string, member payment.Member, amount money.Money) (payment.Payment, error) {
+	p, err := a.createCheckout(ctx, orgID, member, amount)
+	a.metrics.checkout(err)
+	return p, err
+}
+
+func (a *App) createCheckout(ctx context.Context, orgID string, member payment.Member, amount money.Money) (payment.Payment, error) {
 	if err := ids.OrgID(orgID); err != nil {
 		return payment.Payment{}, err
 	}

@@ -24,12 +24,15 @@ const (
 func (a *App) HandleWebhook(ctx context.Context, payload []byte, signature string) (payment.Event, string, error) {
 	ev, err := a.cfg.Verifier.Verify(payload, signature)
 	if err != nil {
+		a.metrics.webhook(otherType, outcomeRejected)
 		return payment.Event{}, "", err
 	}
 	outcome, err := a.HandleEvent(ctx, ev)
 	if err != nil {
+		a.metrics.webhook(ev.Type, outcomeFailed)
 		return ev, "", fmt.Errorf("processing event %s (%s): %w", ev.ID, ev.Type, err)
 	}
+	a.metrics.webhook(ev.Type, outcome)
 	a.logger.Info("stripe event handled", "event_id", ev.ID, "type", ev.Type, "outcome", outcome)
 	return ev, outcome, nil
 }

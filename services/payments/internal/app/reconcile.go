@@ -58,9 +58,11 @@ func (a *App) reconcileSessions(ctx context.Context, rep *ReconcileReport) error
 		if outcome == OutcomeProcessed {
 			if sig == payment.SignalPaid {
 				rep.Fulfilled++
+				a.metrics.fixes.WithLabelValues(fixFulfilled).Inc()
 				a.logger.Warn("reconciliation fulfilled a session whose webhook never arrived", "session_id", s.ID)
 			} else {
 				rep.Expired++
+				a.metrics.fixes.WithLabelValues(fixExpired).Inc()
 			}
 		}
 	}

@@ -348,11 +348,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	if s.app, err = s.newApp(st, ledger, proc); err != nil {
-		return nil, err
-	}
 	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
 	if err != nil {
+		return nil, err
+	}
+	if s.app, err = s.newApp(st, ledger, proc); err != nil {
 		return nil, err
 	}
 	api, err := grpcapi.New(s.app, logger)
@@ -426,7 +426,7 @@ func (s *Service) newApp(st *store.Store, ledger app.Ledger, proc payment.Proces
 		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, TopUpPresets: cfg.TopUpPresets, MaxRequestAmount: cfg.MaxRequestAmount,
 		CheckoutExpiry: cfg.CheckoutExpiry, ValidityMonths: validityMonths(cfg.CreditValidity),
 		ReconcileLookback: cfg.ReconcileLookback, Backoff: payment.Backoff{Base: cfg.RetryBackoff, Max: cfg.RetryMaxBackoff},
-		Lease: cfg.WorkLease, Logger: s.logger, Now: cfg.Now,
+		Lease: cfg.WorkLease, Logger: s.logger, Now: cfg.Now, Metrics: s.grpc.Registry(),
 	})
 }
 
@@ -453,6 +453,9 @@ func (s *Service) RetryPending(ctx context.Context) (app.RetryReport, error) {
 	return s.app.RetryPending(ctx)
 }
 
+// reviewSampleEvery is how often the open review items are counted for the metrics.
+const reviewSampleEvery = 10 * time.Second
+
 // Serve serves gRPC on lis, the HTTP listener (test mode only), metrics, the reconciliation job,
 // the retry worker and the expiry sweep until ctx is done, then stops gracefully (server.Run).
 func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
@@ -471,6 +474,7 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 			{Name: "reconciler", Run: func(ctx context.Context) error { return s.app.RunReconciler(ctx, s.cfg.ReconcileInterval) }},
 			{Name: "retry worker", Run: func(ctx context.Context) error { return s.app.RunRetrier(ctx, s.cfg.RetryInterval) }},
 			{Name: "expiry sweep", Run: func(ctx context.Context) error { return s.app.RunExpirySweep(ctx, s.cfg.ExpirySweepInterval) }},
+			{Name: "review sampler", Run: func(ctx context.Context) error { return s.app.RunReviewSampler(ctx, reviewSampleEvery) }},
 		},
 	})
 }

@@ -123,3 +123,12 @@ func (s *Store) ReviewOpened(ctx context.Context, paymentID, kind string) (bool,
 	}
 	return opened, nil
 }
+
+// OpenReviewItems counts the review items nobody resolved yet.
+func (s *Store) OpenReviewItems(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM review_items WHERE resolved_at IS NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting open review items: %w", err)
+	}
+	return n, nil
+}

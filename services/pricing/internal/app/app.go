@@ -48,6 +48,7 @@ type App struct {
 	wake    *outbox.Broadcast
 	// refreshMu keeps concurrent refreshes from replacing a newer catalog with an older one.
 	refreshMu sync.Mutex
+	metrics   *metrics
 }
 
 // New builds an App. Call Refresh once before serving, then Run.
@@ -62,6 +63,7 @@ func New(cfg Config) (*App, error) {
 		cfg.Now = time.Now
 	}
 	a := &App{cfg: cfg, wake: outbox.NewBroadcast()}
+	a.metrics = newMetrics(func() float64 { return float64(a.Catalog().Version()) })
 	empty, err := catalog.New(0, nil, nil)
 	if err != nil {
 		return nil, err
@@ -165,6 +167,7 @@ func (a *App) SetModelPrice(ctx context.Context, ch pricing.ModelChange) (catalo
 	if err != nil {
 		return catalog.ModelVersion{}, false, err
 	}
+	a.metrics.change(changeModel, replayed)
 	a.afterChange(ctx, v.CatalogVersion, replayed, "model_id", v.ModelID, v.ID, ch.Audit)
 	return v, replayed, nil
 }
@@ -182,6 +185,7 @@ func (a *App) SetInstancePrice(ctx context.Context, ch pricing.InstanceChange) (
 	if err != nil {
 		return catalog.InstanceVersion{}, false, err
 	}
+	a.metrics.change(changeInstance, replayed)
 	a.afterChange(ctx, v.CatalogVersion, replayed, "instance_type_id", v.InstanceTypeID, v.ID, ch.Audit)
 	return v, replayed, nil
 }
@@ -198,7 +202,8 @@ func (a *App) afterChange(ctx context.Context, version int64, replayed bool, idK
 }
 
 // Quote prices usage of modelID at `at`, which must not lie more than a day ahead.
-func (a *App) Quote(modelID string, usage catalog.Usage, at time.Time) (catalog.Quote, error) {
+func (a *App) Quote(modelID string, usage catalog.Usage, at time.Time) (q catalog.Quote, err error) {
+	defer func() { a.metrics.quote(err) }()
 	if err := catalog.CheckUsageTime(at, a.Now()); err != nil {
 		return catalog.Quote{}, err
 	}

@@ -96,6 +96,9 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
+	if err := a.RegisterMetrics(srv.Registry()); err != nil {
+		return err
+	}
 	// shutdown ends the WatchCatalog streams as soon as the server starts stopping, so that its
 	// graceful stop does not wait for streams that never end on their own.
 	shutdown, endStreams := context.WithCancel(ctx)
