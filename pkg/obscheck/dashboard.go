@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -20,19 +21,48 @@ type Dashboard struct {
 	Templating    Templating `json:"templating"`
 }
 
+// DatasourceVar is the data-source variable every tally dashboard queries through, so that it works
+// whatever the Prometheus data source is called where it is imported.
+const DatasourceVar = "DS_PROMETHEUS"
+
 // Panel is one panel; a row panel holds its collapsed panels in Panels.
 type Panel struct {
-	ID      int      `json:"id"`
-	Title   string   `json:"title"`
-	Type    string   `json:"type"`
-	Targets []Target `json:"targets"`
-	Panels  []Panel  `json:"panels"`
+	ID         int        `json:"id"`
+	Title      string     `json:"title"`
+	Type       string     `json:"type"`
+	Datasource Datasource `json:"datasource"`
+	Targets    []Target   `json:"targets"`
+	Panels     []Panel    `json:"panels"`
 }
 
 // Target is one query of a panel.
 type Target struct {
-	RefID string `json:"refId"`
-	Expr  string `json:"expr"`
+	RefID      string     `json:"refId"`
+	Expr       string     `json:"expr"`
+	Datasource Datasource `json:"datasource"`
+}
+
+// Datasource is a panel's or target's data source reference ({"type", "uid"}); the legacy form, a
+// data source's name as a string, decodes into UID.
+type Datasource struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+// UnmarshalJSON accepts both forms of a data source reference, and null.
+func (d *Datasource) UnmarshalJSON(data []byte) error {
+	var name string
+	if err := json.Unmarshal(data, &name); err == nil {
+		*d = Datasource{UID: name}
+		return nil
+	}
+	type plain Datasource
+	var p plain
+	if err := json.Unmarshal(data, &p); err != nil {
+		return fmt.Errorf("datasource: %w", err)
+	}
+	*d = Datasource(p)
+	return nil
 }
 
 // Templating holds the dashboard's variables.
@@ -141,12 +171,16 @@ func call(q, fn string) (string, bool) {
 	return strings.TrimSpace(rest[1 : len(rest)-1]), true
 }
 
-// Validate checks a dashboard: a uid and title, unique panel ids (rows included), and every
-// query (panel targets and query variables) parses as PromQL and names its metrics.
+// Validate checks a dashboard: a uid and title, a data-source variable DS_PROMETHEUS that every
+// query uses (${DS_PROMETHEUS}), unique panel ids (rows included), and every query (panel targets
+// and query variables) parses as PromQL and names its metrics.
 func (d Dashboard) Validate() error {
 	var errs []error
 	if d.UID == "" || d.Title == "" {
 		errs = append(errs, errors.New("dashboard needs a uid and a title"))
+	}
+	if !slices.ContainsFunc(d.Templating.List, func(v Variable) bool { return v.Name == DatasourceVar && v.Type == "datasource" }) {
+		errs = append(errs, fmt.Errorf("dashboard has no data-source variable %s", DatasourceVar))
 	}
 	seen := map[int]string{}
 	for _, p := range d.AllPanels() {
@@ -154,9 +188,7 @@ func (d Dashboard) Validate() error {
 			errs = append(errs, fmt.Errorf("panel id %d used by %q and %q", p.ID, other, p.Title))
 		}
 		seen[p.ID] = p.Title
-		if p.Type != "row" && p.Type != "text" && len(p.Targets) == 0 {
-			errs = append(errs, fmt.Errorf("panel %d %q has no query", p.ID, p.Title))
-		}
+		errs = append(errs, p.check()...)
 	}
 	for _, e := range d.exprs() {
 		if _, err := MetricNames(e.expr); err != nil {
@@ -164,6 +196,28 @@ func (d Dashboard) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// check returns what is wrong with one panel: a query panel without a query, or one that does
+// not query through ${DS_PROMETHEUS}.
+func (p Panel) check() []error {
+	if p.Type == "row" || p.Type == "text" {
+		return nil
+	}
+	var errs []error
+	if len(p.Targets) == 0 {
+		errs = append(errs, fmt.Errorf("panel %d %q has no query", p.ID, p.Title))
+	}
+	want := "${" + DatasourceVar + "}"
+	if p.Datasource.UID != want {
+		errs = append(errs, fmt.Errorf("panel %d %q: datasource %q, want %q", p.ID, p.Title, p.Datasource.UID, want))
+	}
+	for _, t := range p.Targets {
+		if t.Datasource.UID != "" && t.Datasource.UID != want {
+			errs = append(errs, fmt.Errorf("panel %d %q target %s: datasource %q, want %q", p.ID, p.Title, t.RefID, t.Datasource.UID, want))
+		}
+	}
+	return errs
 }
 
 // CheckDashboards parses and validates every *.json file under dir as a dashboard, and returns

@@ -83,6 +83,9 @@ func TestCheckDashboards(t *testing.T) {
 	require.ErrorContains(t, err, `panel id 1 used by "One" and "Two"`)
 	require.ErrorContains(t, err, `panel 2 "Empty" has no query`)
 	require.ErrorContains(t, err, `tally_b[$service]`)
+	require.ErrorContains(t, err, "dashboard has no data-source variable DS_PROMETHEUS")
+	require.ErrorContains(t, err, `panel 1 "One": datasource "", want "${DS_PROMETHEUS}"`)
+	require.ErrorContains(t, err, `panel 3 "Fixed" target A: datasource "P1809F7CD0C75ACF3", want "${DS_PROMETHEUS}"`)
 
 	_, err = obscheck.CheckDashboards("testdata/badrule")
 	require.ErrorContains(t, err, "no dashboards")
