@@ -80,3 +80,14 @@ func All(err error) []Pair {
 	walk(err)
 	return out
 }
+
+// Invalid returns an error about field with the message "<field> <problem>", e.g.
+// Invalid("amount", "must be positive").
+func Invalid(field, problem string) error { return &invalid{field: field, problem: problem} }
+
+type invalid struct{ field, problem string }
+
+func (e *invalid) Error() string { return e.field + " " + e.problem }
+
+// FieldViolation implements Violation.
+func (e *invalid) FieldViolation() (field, description string) { return e.field, e.Error() }

@@ -32,6 +32,8 @@ func TestAll(t *testing.T) {
 		{"joined", errors.Join(ids.OrgID(""), &textcheck.Error{Field: "dimensions[1].unit", Problem: "contains a NUL character"}),
 			[]fieldviolation.Pair{{Field: "org_id", Description: "org_id is required"},
 				{Field: "dimensions[1].unit", Description: "dimensions[1].unit contains a NUL character"}}},
+		{"invalid", fmt.Errorf("%w: %w", errInvalid, fieldviolation.Invalid("amount", "must be positive")),
+			[]fieldviolation.Pair{{Field: "amount", Description: "amount must be positive"}}},
 		{"map key", &textcheck.Error{Field: "metadata key", Problem: "contains a NUL character"},
 			[]fieldviolation.Pair{{Field: "metadata", Description: "metadata key contains a NUL character"}}},
 		{"no field path", &textcheck.Error{Field: "the path", Problem: "contains a control character"}, nil},

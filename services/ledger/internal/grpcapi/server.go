@@ -13,6 +13,7 @@ import (
 	moneypb "google.golang.org/genproto/googleapis/type/money"
 
 	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/fieldviolation"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
@@ -56,10 +57,10 @@ func callerService(ctx context.Context) string {
 func amount(m *moneypb.Money, positive bool) (money.Money, error) {
 	v, err := money.FromProto(m)
 	if err != nil {
-		return money.Money{}, fmt.Errorf("%w: amount: %w", ledger.ErrInvalid, err)
+		return money.Money{}, fmt.Errorf("%w: %w", ledger.ErrInvalid, fieldviolation.Wrap("amount", err))
 	}
 	if positive && v.Nanos <= 0 {
-		return money.Money{}, fmt.Errorf("%w: amount must be positive", ledger.ErrInvalid)
+		return money.Money{}, fmt.Errorf("%w: %w", ledger.ErrInvalid, fieldviolation.Invalid("amount", "must be positive"))
 	}
 	return v, nil
 }
