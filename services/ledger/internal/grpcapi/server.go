@@ -96,6 +96,7 @@ func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledg
 		Transaction: txToProto(res.Transaction),
 		Balance:     money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency),
 		ExpiresAt:   ts(res.Account.ExpiresAt),
+		Replayed:    res.Replayed,
 	}, nil
 }
 
@@ -114,6 +115,7 @@ func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledger
 		TransactionId: res.Transaction.ID,
 		Balance:       money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency),
 		Transaction:   txToProto(res.Transaction),
+		Replayed:      res.Replayed,
 	}, nil
 }
 
@@ -133,6 +135,7 @@ func (s *Server) Adjust(ctx context.Context, req *ledgerv1.AdjustRequest) (*ledg
 	return &ledgerv1.AdjustResponse{
 		Transaction: txToProto(res.Transaction),
 		Balance:     money.ToProto(res.Transaction.BalanceAfter, res.Transaction.Currency),
+		Replayed:    res.Replayed,
 	}, nil
 }
 
