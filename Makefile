@@ -115,8 +115,8 @@ e2e: build $(RUN_TOOLS) $(E2E_DIR)/node_modules/.package-lock.json ## Browser en
 	cd $(E2E_DIR) && npx tsc --noEmit && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npx playwright test
 
 .PHONY: token
-token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=payments).
-	@go run ./pkg/cmd/tally-token $(if $(ORG),-org $(ORG)) $(if $(ROLE),-role $(ROLE)) $(if $(EMAIL),-email $(EMAIL)) \
+token: ## Mint a development token: make token ORG=acme ROLE=member EMAIL=ada@acme.test NAME="Ada Lovelace" (or SERVICE=payments).
+	@go run ./pkg/cmd/tally-token $(if $(ORG),-org $(ORG)) $(if $(ROLE),-role $(ROLE)) $(if $(EMAIL),-email '$(EMAIL)') $(if $(NAME),-name '$(NAME)') \
 		$(if $(SERVICE),-service $(SERVICE),-sub $(or $(SUB),dev-$(or $(ROLE),member)))
 
 # --- quality ------------------------------------------------------------------------------------
