@@ -108,4 +108,3 @@ func repoRoot(t *testing.T) string {
 		dir = parent
 	}
 }
-

@@ -74,4 +74,3 @@ func replayedHeader(_ context.Context, w http.ResponseWriter, m proto.Message) e
 	}
 	return nil
 }
-
