@@ -196,7 +196,10 @@ func (l HTTPLimits) Handler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		r = withHTTPRequestID(w, r)
+		id := httpRequestID(r)
+		r.Header.Set(HTTPRequestIDHeader, id)
+		w.Header().Set(HTTPRequestIDHeader, id)
+		ctx := requestid.With(r.Context(), id)
 		if r.ContentLength > l.MaxBodyBytes {
 			// The body is never read: the connection cannot be reused.
 			w.Header().Set("Connection", "close")
@@ -204,7 +207,7 @@ func (l HTTPLimits) Handler(next http.Handler) http.Handler {
 			return
 		}
 		st := &bodyState{}
-		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), bodyStateKey{}, st), l.WriteTimeout)
+		ctx, cancel := context.WithTimeout(context.WithValue(ctx, bodyStateKey{}, st), l.WriteTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		r.Body = &limitedBody{rc: http.MaxBytesReader(w, r.Body, l.MaxBodyBytes), st: st}
@@ -215,19 +218,12 @@ func (l HTTPLimits) Handler(next http.Handler) http.Handler {
 // HTTPRequestIDHeader carries the request id over HTTP (RequestIDHeader over gRPC).
 const HTTPRequestIDHeader = "X-Request-Id"
 
-// withHTTPRequestID returns r with its request id (the caller's when acceptable, else a new one)
-// as its only X-Request-Id header and in its context, and sets it on the response.
-func withHTTPRequestID(w http.ResponseWriter, r *http.Request) *http.Request {
-	var id string
-	if v := r.Header.Values(HTTPRequestIDHeader); len(v) == 1 {
-		id = v[0]
+// httpRequestID is the request id of r: its one X-Request-Id when acceptable, else a new one.
+func httpRequestID(r *http.Request) string {
+	if v := r.Header.Values(HTTPRequestIDHeader); len(v) == 1 && requestid.Valid(v[0]) {
+		return v[0]
 	}
-	ctx := requestid.With(r.Context(), id) // a new id unless id is acceptable
-	id = requestid.From(ctx)
-	r = r.WithContext(ctx)
-	r.Header.Set(HTTPRequestIDHeader, id)
-	w.Header().Set(HTTPRequestIDHeader, id)
-	return r
+	return requestid.New()
 }
 
 // BodyTooLargeMessage is the error message of a refused body; it names the limit and its setting.

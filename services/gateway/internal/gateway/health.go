@@ -28,29 +28,38 @@ type healthReport struct {
 // UNAVAILABLE (not answering).
 func healthz(conns map[string]*grpc.ClientConn) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		report := healthReport{Status: "ok", Backends: map[string]string{}}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for name, conn := range conns {
-			wg.Go(func() {
-				st := checkHealth(r.Context(), conn)
-				mu.Lock()
-				defer mu.Unlock()
-				report.Backends[name] = st
-			})
-		}
-		wg.Wait()
+		report := checkBackends(r.Context(), conns)
 		httpStatus := http.StatusOK
-		for _, st := range report.Backends {
-			if st != healthpb.HealthCheckResponse_SERVING.String() {
-				report.Status, httpStatus = "unavailable", http.StatusServiceUnavailable
-			}
+		if report.Status != "ok" {
+			httpStatus = http.StatusServiceUnavailable
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(httpStatus)
 		_ = json.NewEncoder(w).Encode(report)
 	})
+}
+
+// checkBackends asks every backend at once.
+func checkBackends(ctx context.Context, conns map[string]*grpc.ClientConn) healthReport {
+	report := healthReport{Status: "ok", Backends: map[string]string{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, conn := range conns {
+		wg.Add(1)
+		go func(ctx context.Context) {
+			defer wg.Done()
+			st := checkHealth(ctx, conn)
+			mu.Lock()
+			defer mu.Unlock()
+			report.Backends[name] = st
+			if st != healthpb.HealthCheckResponse_SERVING.String() {
+				report.Status = "unavailable"
+			}
+		}(ctx)
+	}
+	wg.Wait()
+	return report
 }
 
 // checkHealth is the health status conn's server reports for itself, or UNAVAILABLE.
