@@ -44,7 +44,20 @@ $(eval $(call go-tool,protoc-gen-grpc-gateway,github.com/grpc-ecosystem/grpc-gat
 $(eval $(call go-tool,protoc-gen-openapi,github.com/google/gnostic/cmd/protoc-gen-openapi,$(GNOSTIC_VERSION)))
 $(eval $(call go-tool,grpcurl,github.com/fullstorydev/grpcurl/cmd/grpcurl,v1.9.4))
 $(eval $(call go-tool,stripe-mock,github.com/stripe/stripe-mock,$(STRIPE_MOCK_VERSION)))
-$(eval $(call go-tool,mailpit,github.com/axllent/mailpit,$(MAILPIT_VERSION)))
+# mailpit's web UI is built by npm into server/ui/dist and embedded by go build; `go install` skips
+# that step (a blank page). So its module source, fetched by the Go toolchain, is copied to a
+# temporary directory where npm builds the UI (the module's own lockfile and build script) before
+# go build; the binary replaces bin/mailpit in one rename.
+$(BIN)/mailpit:
+	@mkdir -p $(BIN)
+	@echo "building mailpit $(MAILPIT_VERSION) with its web UI (go mod download, npm ci, npm run package, go build)"
+	@cd /tmp && GOWORK=off GOFLAGS=-mod=mod go mod download github.com/axllent/mailpit@$(MAILPIT_VERSION)
+	@src=$$(mktemp -d) && trap 'chmod -R u+w "$$src" && rm -rf "$$src"' EXIT && \
+		cp -R "$$(go env GOMODCACHE)/github.com/axllent/mailpit@$(MAILPIT_VERSION)/." "$$src" && chmod -R u+w "$$src" && \
+		cd "$$src" && npm ci --no-audit --no-fund --loglevel=error && npm run package --silent && \
+		test -s server/ui/dist/app.js && \
+		GOWORK=off CGO_ENABLED=0 go build -ldflags "-s -w -X github.com/axllent/mailpit/config.Version=$(MAILPIT_VERSION)" \
+			-o $(BIN)/mailpit.tmp . && mv $(BIN)/mailpit.tmp $(BIN)/mailpit
 $(eval $(call go-tool,golangci-lint,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION)))
 $(eval $(call go-tool,helm,helm.sh/helm/v3/cmd/helm,$(HELM_VERSION)))
 $(eval $(call go-tool,promtool,github.com/prometheus/prometheus/cmd/promtool,$(PROMTOOL_VERSION)))
@@ -107,8 +120,8 @@ e2e: build $(RUN_TOOLS) $(E2E_DIR)/node_modules/.package-lock.json ## Browser en
 	cd $(E2E_DIR) && npx tsc --noEmit && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npx playwright test
 
 .PHONY: token
-token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=payments).
-	@go run ./pkg/cmd/tally-token $(if $(ORG),-org $(ORG)) $(if $(ROLE),-role $(ROLE)) $(if $(EMAIL),-email $(EMAIL)) \
+token: ## Mint a development token: make token ORG=acme ROLE=member EMAIL=ada@acme.test NAME="Ada Lovelace" (or SERVICE=payments).
+	@go run ./pkg/cmd/tally-token $(if $(ORG),-org $(ORG)) $(if $(ROLE),-role $(ROLE)) $(if $(EMAIL),-email '$(EMAIL)') $(if $(NAME),-name '$(NAME)') \
 		$(if $(SERVICE),-service $(SERVICE),-sub $(or $(SUB),dev-$(or $(ROLE),member)))
 
 # --- quality ------------------------------------------------------------------------------------

@@ -150,3 +150,6 @@ func canonical(field, id, hex string) (string, error) {
 func notUUID(field, id string) error {
 	return invalid(field, "%s is not a UUID", textcheck.Quote(id))
 }
+
+// FieldViolation names the field and the problem (pkg/fieldviolation).
+func (e *Error) FieldViolation() (field, description string) { return e.Field, e.Error() }

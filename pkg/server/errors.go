@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/fieldviolation"
 )
 
 // ErrorRule maps the errors it matches to one gRPC status. Handlers return domain errors; the
@@ -93,12 +94,38 @@ func (r ErrorRule) status(ctx context.Context, err error) (*status.Status, slog.
 		return status.New(codes.Internal, internalMessage(ctx)), slog.LevelError
 	}
 	st := status.New(r.Code, msg)
+	if r.Code == codes.InvalidArgument {
+		st = withFieldViolations(st, err)
+	}
 	if r.RetryAfter > 0 {
 		if withRetry, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(r.RetryAfter)}); derr == nil {
 			st = withRetry
 		}
 	}
 	return st, level
+}
+
+// withFieldViolations adds google.rpc.BadRequest to st when err names the request fields it is
+// about (pkg/fieldviolation: the errors of pkg/ids and pkg/textcheck, and those parse functions
+// wrap with fieldviolation.Wrap).
+func withFieldViolations(st *status.Status, err error) *status.Status {
+	pairs := fieldviolation.All(err)
+	if len(pairs) == 0 {
+		return st
+	}
+	br := &errdetails.BadRequest{}
+	for _, p := range pairs {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: p.Field, Description: p.Description})
+	}
+	if withDetails, derr := st.WithDetails(br); derr == nil {
+		return withDetails
+	}
+	return st
+}
+
+// invalidArgument is the InvalidArgument status of err, with its field violations.
+func invalidArgument(err error) error {
+	return withFieldViolations(status.New(codes.InvalidArgument, err.Error()), err).Err()
 }
 
 // internalMessage is the masked text of an internal error: the request id lets an operator find

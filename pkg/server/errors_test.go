@@ -21,7 +21,10 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/fieldviolation"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/ids"
+	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
 )
@@ -239,6 +242,45 @@ func TestErrorMapping(t *testing.T) {
 			_, err := s.call(t, tt.org, "rid-"+tt.org)
 			require.Equal(t, tt.code, status.Code(err), "%v", err)
 			require.Equal(t, tt.msg, status.Convert(err).Message())
+		})
+	}
+}
+
+// TestFieldViolations: an InvalidArgument whose error names its fields (pkg/ids, pkg/textcheck,
+// fieldviolation.Wrap) carries them as google.rpc.BadRequest; other codes and errors carry none.
+func TestFieldViolations(t *testing.T) {
+	t.Parallel()
+	errInvalid := errors.New("invalid request")
+	table := server.ErrorTable{{Is: errInvalid, Code: codes.InvalidArgument}}
+	tests := []struct {
+		name string
+		err  error
+		want []*errdetails.BadRequest_FieldViolation
+	}{
+		{"ids", fmt.Errorf("%w: %w", errInvalid, ids.OrgID("-x")),
+			[]*errdetails.BadRequest_FieldViolation{{Field: "org_id", Description: "org_id must start with a letter or digit"}}},
+		{"common row", ids.IdempotencyKey("idempotency_key", ""),
+			[]*errdetails.BadRequest_FieldViolation{{Field: "idempotency_key", Description: "idempotency_key is required"}}},
+		{"money", fmt.Errorf("%w: %w", errInvalid, fieldviolation.Wrap("amount", money.ErrMissing)),
+			[]*errdetails.BadRequest_FieldViolation{{Field: "amount", Description: "amount is required"}}},
+		{"no field", errInvalid, nil},
+		{"not InvalidArgument", fmt.Errorf("%w: %w", errDomain, ids.OrgID("")), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st, _ := append(table, serviceTable...).Status(t.Context(), tt.err)
+			var got []*errdetails.BadRequest_FieldViolation
+			for _, d := range st.Details() {
+				if br, ok := d.(*errdetails.BadRequest); ok {
+					got = append(got, br.GetFieldViolations()...)
+				}
+			}
+			require.Len(t, got, len(tt.want))
+			for i := range tt.want {
+				require.Equal(t, tt.want[i].GetField(), got[i].GetField())
+				require.Equal(t, tt.want[i].GetDescription(), got[i].GetDescription())
+			}
 		})
 	}
 }

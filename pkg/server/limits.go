@@ -15,11 +15,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/tallyhq/tally/pkg/config"
+	"github.com/tallyhq/tally/pkg/server/requestid"
 )
 
 // MaxGRPCMessageBytes bounds one gRPC message in either direction, on every server (received and
@@ -178,10 +182,13 @@ func (l HTTPLimits) Server(addr string, h http.Handler, logger *slog.Logger) *ht
 	}
 }
 
-// Handler bounds the body of every request to next: a declared Content-Length over the limit is
-// refused with 413 before anything is read; a body that turns out longer stops at the limit with
-// an error, after which BodyError reports ErrBodyTooLarge. The request's context gets the write
-// timeout as its deadline. Wrapping twice is harmless: the outer limit applies.
+// Handler gives every request to next a request id (the caller's X-Request-Id when it is 1..64
+// of [A-Za-z0-9._-], else a new one: in the request's header and context and in the response)
+// and bounds its body: a declared Content-Length over the limit is refused with 413 before
+// anything is read; a body that turns out longer stops at the limit with an error, after which
+// BodyError reports ErrBodyTooLarge. The request's context gets the write timeout as its
+// deadline. Wrapping twice is harmless: the outer wrapper does all of it, the inner one nothing
+// (so a 413 of the outer one carries the request id as well).
 func (l HTTPLimits) Handler(next http.Handler) http.Handler {
 	l = l.withDefaults()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -189,6 +196,10 @@ func (l HTTPLimits) Handler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		id := httpRequestID(r)
+		r.Header.Set(HTTPRequestIDHeader, id)
+		w.Header().Set(HTTPRequestIDHeader, id)
+		ctx := requestid.With(r.Context(), id)
 		if r.ContentLength > l.MaxBodyBytes {
 			// The body is never read: the connection cannot be reused.
 			w.Header().Set("Connection", "close")
@@ -196,12 +207,23 @@ func (l HTTPLimits) Handler(next http.Handler) http.Handler {
 			return
 		}
 		st := &bodyState{}
-		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), bodyStateKey{}, st), l.WriteTimeout)
+		ctx, cancel := context.WithTimeout(context.WithValue(ctx, bodyStateKey{}, st), l.WriteTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		r.Body = &limitedBody{rc: http.MaxBytesReader(w, r.Body, l.MaxBodyBytes), st: st}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// HTTPRequestIDHeader carries the request id over HTTP (RequestIDHeader over gRPC).
+const HTTPRequestIDHeader = "X-Request-Id"
+
+// httpRequestID is the request id of r: its one X-Request-Id when acceptable, else a new one.
+func httpRequestID(r *http.Request) string {
+	if v := r.Header.Values(HTTPRequestIDHeader); len(v) == 1 && requestid.Valid(v[0]) {
+		return v[0]
+	}
+	return requestid.New()
 }
 
 // BodyTooLargeMessage is the error message of a refused body; it names the limit and its setting.
@@ -265,18 +287,32 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
 
-// HTTPErrorBody is the JSON body of every REST error: the gRPC code and a message.
+// HTTPErrorBody is the JSON body of every REST error: the name of the gRPC code
+// (google.rpc.Code: "INVALID_ARGUMENT"), a message and the status details in their JSON form
+// (google.protobuf.Any with "@type": google.rpc.BadRequest field violations, RetryInfo), never
+// null.
 type HTTPErrorBody struct {
-	Code    codes.Code `json:"code"`
-	Message string     `json:"message"`
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Details []json.RawMessage `json:"details"`
 }
 
-// WriteHTTPError writes {"code":code,"message":msg} with the HTTP status.
-func WriteHTTPError(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
+// CodeName is the google.rpc.Code name of c: "INVALID_ARGUMENT" for codes.InvalidArgument.
+func CodeName(c codes.Code) string { return rpccode.Code(c).String() } //nolint:gosec // gRPC codes are small
+
+// WriteHTTPError writes {"code":<name of code>,"message":msg,"details":[...]} with the HTTP status.
+// A detail that does not marshal (its type is not linked in) is left out.
+func WriteHTTPError(w http.ResponseWriter, httpStatus int, code codes.Code, msg string, details ...*anypb.Any) {
+	body := HTTPErrorBody{Code: CodeName(code), Message: msg, Details: []json.RawMessage{}}
+	for _, d := range details {
+		if b, err := protojson.Marshal(d); err == nil {
+			body.Details = append(body.Details, b)
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(httpStatus)
-	_ = json.NewEncoder(w).Encode(HTTPErrorBody{Code: code, Message: msg})
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // ParseByteSize reads a size in bytes: "1048576", "1048576 bytes", "512KiB" or "1MiB".

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -182,16 +183,41 @@ func TestHTTPLimitsBody(t *testing.T) {
 				require.EqualValues(t, tt.size, body["read"])
 				return
 			}
-			require.EqualValues(t, codes.ResourceExhausted, body["code"])
+			require.Equal(t, "RESOURCE_EXHAUSTED", body["code"])
+			require.Equal(t, []any{}, body["details"])
 		})
 	}
-	// The early refusal names the limit and its setting.
-	resp := sendRaw(t, addr, "PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n", 0)
-	defer func() { _ = resp.Body.Close() }()
-	var body server.HTTPErrorBody
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
-	require.Equal(t, "request body exceeds the limit of 1 MiB (TALLY_HTTP_MAX_BODY)", body.Message)
-	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	// The early refusal names the limit and its setting, and carries the request id, the
+	// caller's when acceptable.
+	for _, tc := range []struct{ sent, want string }{{"", `^[0-9a-f]{32}$`}, {"X-Request-Id: rid-413\r\n", `^rid-413$`}} {
+		resp := sendRaw(t, addr, "PUT /x HTTP/1.1\r\nHost: t\r\n"+tc.sent+"Content-Length: 2000000\r\n\r\n", 0)
+		var body server.HTTPErrorBody
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		_ = resp.Body.Close()
+		require.Equal(t, "request body exceeds the limit of 1 MiB (TALLY_HTTP_MAX_BODY)", body.Message)
+		require.Equal(t, "RESOURCE_EXHAUSTED", body.Code)
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+		require.Regexp(t, tc.want, resp.Header.Get("X-Request-Id"))
+	}
+}
+
+// TestHTTPLimitsTwice: a handler wrapped twice (the gateway's own Handler inside Server's) answers
+// with one request id, the one its context carries.
+func TestHTTPLimitsTwice(t *testing.T) {
+	t.Parallel()
+	limits := server.HTTPLimits{MaxBodyBytes: 16}
+	var inner string
+	h := limits.Handler(limits.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner = server.RequestID(r.Context())
+		bodyEcho(w, r)
+	})))
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/", strings.NewReader(strings.Repeat("a", 17)))
+	req.ContentLength = -1 // found too large while read, by the inner handler
+	h.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
+	require.Equal(t, inner, rec.Header().Get("X-Request-Id"))
+	require.Regexp(t, `^[0-9a-f]{32}$`, inner)
 }
 
 // trickle opens a connection, writes head and then one byte every 20ms until the server closes

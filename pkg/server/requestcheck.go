@@ -186,10 +186,10 @@ func checkRequest(m proto.Message) error {
 		if path == "" {
 			return status.Error(codes.InvalidArgument, "the request is not a valid protobuf message")
 		}
-		return status.Errorf(codes.InvalidArgument, "%s is not valid UTF-8", path)
+		return invalidArgument(&textcheck.Error{Field: path, Problem: "is not valid UTF-8"})
 	}
 	if err := checkFields(r, "", 0); err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
+		return invalidArgument(err)
 	}
 	return nil
 }

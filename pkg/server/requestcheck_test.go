@@ -5,11 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	moneypb "google.golang.org/genproto/googleapis/type/money"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -204,6 +206,13 @@ func TestCheckRequestNamesFields(t *testing.T) {
 			}
 			require.Equal(t, codes.InvalidArgument, status.Code(err))
 			require.Equal(t, tt.want, status.Convert(err).Message())
+			details := status.Convert(err).Details()
+			require.Len(t, details, 1, "google.rpc.BadRequest")
+			br, ok := details[0].(*errdetails.BadRequest)
+			require.True(t, ok)
+			require.Len(t, br.GetFieldViolations(), 1)
+			require.Equal(t, tt.want, br.GetFieldViolations()[0].GetDescription())
+			require.True(t, strings.HasPrefix(tt.want, br.GetFieldViolations()[0].GetField()))
 		})
 	}
 }

@@ -158,3 +158,6 @@ func Quote(s string) string {
 	}
 	return strconv.Quote(s[:cut]) + "…"
 }
+
+// FieldViolation names the field and the problem (pkg/fieldviolation).
+func (e *Error) FieldViolation() (field, description string) { return e.Field, e.Error() }

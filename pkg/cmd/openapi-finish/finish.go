@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
@@ -54,11 +55,41 @@ var Tally = Config{
 		"PaymentsService_GetInvoice":    "application/pdf",
 		"PaymentsService_GetCreditNote": "application/pdf",
 	},
-	ErrorDescription: "Every REST error of the gateway: the gRPC status code (google.rpc.Code) and a clean " +
-		"message. The HTTP status follows the code as grpc-gateway maps it (400 INVALID_ARGUMENT, 401 " +
-		"UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 409 ALREADY_EXISTS or ABORTED, 429 " +
-		"RESOURCE_EXHAUSTED, 503 UNAVAILABLE), with 413 for a body over the limit.",
+	ErrorDescription: "Every REST error of the gateway: the name of the gRPC status code (google.rpc.Code), a clean " +
+		"message and the error details (google.rpc.BadRequest field violations where a field is wrong). The HTTP " +
+		"status follows the code as grpc-gateway maps it (400 INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 " +
+		"PERMISSION_DENIED, 404 NOT_FOUND, 409 ALREADY_EXISTS or ABORTED, 429 RESOURCE_EXHAUSTED, 503 " +
+		"UNAVAILABLE), with 413 for a body over the limit and 405 (UNIMPLEMENTED, with an Allow header) for a " +
+		"method the route does not have.",
 	Files: protoregistry.GlobalFiles,
+}
+
+// errorSchema is the schema of the gateway's error body (server.HTTPErrorBody): the code's name,
+// the message and the google.rpc details.
+func errorSchema(cfg Config) *yaml.Node {
+	var codeNames []*yaml.Node
+	for c := int32(1); c < int32(len(rpccode.Code_name)); c++ { // every code but OK
+		codeNames = append(codeNames, str(rpccode.Code(c).String()))
+	}
+	return mapping(
+		"type", str("object"),
+		"description", str(cfg.ErrorDescription),
+		"required", seq(str("code"), str("message"), str("details")),
+		"properties", mapping(
+			"code", mapping("type", str("string"), "enum", seq(codeNames...),
+				"description", str("The name of the gRPC status code (google.rpc.Code), e.g. INVALID_ARGUMENT or UNAUTHENTICATED.")),
+			"message", mapping("type", str("string"), "description", str("What went wrong, for a developer.")),
+			"details", mapping("type", str("array"),
+				"description", str("google.rpc error details in their JSON form (google.protobuf.Any): "+
+					"type.googleapis.com/google.rpc.BadRequest with fieldViolations [{field, description}] naming the "+
+					"fields that are wrong, type.googleapis.com/google.rpc.RetryInfo with retryDelay. Often empty."),
+				"items", mapping("type", str("object"),
+					"required", seq(str("@type")),
+					"properties", mapping("@type", mapping("type", str("string"),
+						"description", str("The detail's type URL, e.g. type.googleapis.com/google.rpc.BadRequest."))),
+					"additionalProperties", mapping())),
+		),
+	)
 }
 
 // header replaces gnostic's comment at the top of the YAML document.
@@ -138,16 +169,7 @@ func finishRoot(root *yaml.Node, cfg Config) error {
 		schemas = mapping()
 		set(components, "schemas", schemas)
 	}
-	set(schemas, "Error", mapping(
-		"type", str("object"),
-		"description", str(cfg.ErrorDescription),
-		"required", seq(str("code"), str("message")),
-		"properties", mapping(
-			"code", mapping("type", str("integer"), "format", str("int32"),
-				"description", str("The gRPC status code, e.g. 3 (INVALID_ARGUMENT) or 16 (UNAUTHENTICATED).")),
-			"message", mapping("type", str("string"), "description", str("What went wrong, for a developer.")),
-		),
-	))
+	set(schemas, "Error", errorSchema(cfg))
 	sortKeys(schemas)
 	errorContent := func() *yaml.Node {
 		return mapping("application/json", mapping("schema", mapping("$ref", str("#/components/schemas/Error"))))

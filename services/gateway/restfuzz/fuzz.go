@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -223,14 +224,28 @@ func judge(resp *http.Response, body []byte) string {
 	if err := json.Unmarshal(body, &e); err != nil {
 		return "error body is not JSON"
 	}
-	var code int
-	var msg string
-	if len(e) != 2 || json.Unmarshal(e["code"], &code) != nil || json.Unmarshal(e["message"], &msg) != nil {
-		return `error body is not {"code","message"}`
+	var code, msg string
+	var details []map[string]json.RawMessage
+	if len(e) != 3 || json.Unmarshal(e["code"], &code) != nil || json.Unmarshal(e["message"], &msg) != nil ||
+		json.Unmarshal(e["details"], &details) != nil || details == nil {
+		return `error body is not {"code","message","details"}`
 	}
-	for _, l := range leaks {
-		if strings.Contains(msg, l) {
-			return "error message leaks " + strings.TrimSpace(l)
+	if !codeName.MatchString(code) {
+		return "error code is not a google.rpc.Code name"
+	}
+	texts := []string{msg}
+	for _, d := range details {
+		var typ string
+		if json.Unmarshal(d["@type"], &typ) != nil || !strings.HasPrefix(typ, "type.googleapis.com/google.rpc.") {
+			return "error detail is not a google.rpc detail"
+		}
+		texts = append(texts, string(d["fieldViolations"]))
+	}
+	for _, text := range texts {
+		for _, l := range leaks {
+			if strings.Contains(text, l) {
+				return "error message leaks " + strings.TrimSpace(l)
+			}
 		}
 	}
 	if len(msg) > maxMessage {
@@ -238,6 +253,11 @@ func judge(resp *http.Response, body []byte) string {
 	}
 	return ""
 }
+
+// codeName is what a REST error's code looks like: a google.rpc.Code name such as INVALID_ARGUMENT.
+var codeName = regexp.MustCompile(`^(CANCELLED|UNKNOWN|INVALID_ARGUMENT|DEADLINE_EXCEEDED|NOT_FOUND|ALREADY_EXISTS|` +
+	`PERMISSION_DENIED|RESOURCE_EXHAUSTED|FAILED_PRECONDITION|ABORTED|OUT_OF_RANGE|UNIMPLEMENTED|INTERNAL|UNAVAILABLE|` +
+	`DATA_LOSS|UNAUTHENTICATED)$`)
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

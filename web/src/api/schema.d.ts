@@ -506,6 +506,11 @@ export interface components {
         };
         AdjustResponse: {
             balance?: components["schemas"]["Money"];
+            /**
+             * @description True when idempotency_key was seen before and the original result is returned unchanged
+             *     (REST: the Idempotent-Replayed: true header).
+             */
+            replayed?: boolean;
             transaction?: components["schemas"]["Transaction"];
         };
         /** @description BillingProfile holds the customer details printed on invoices. */
@@ -549,6 +554,11 @@ export interface components {
             balance?: components["schemas"]["Money"];
             /** Format: date-time */
             expiresAt?: string;
+            /**
+             * @description True when idempotency_key was seen before and the original result is returned unchanged
+             *     (REST: the Idempotent-Replayed: true header).
+             */
+            replayed?: boolean;
             transaction?: components["schemas"]["Transaction"];
         };
         /** @description Delivery is one email of the delivery log. */
@@ -586,13 +596,20 @@ export interface components {
             status?: "DELIVERY_STATUS_UNSPECIFIED" | "DELIVERY_STATUS_PENDING" | "DELIVERY_STATUS_SENT" | "DELIVERY_STATUS_FAILED";
             to?: string;
         };
-        /** @description Every REST error of the gateway: the gRPC status code (google.rpc.Code) and a clean message. The HTTP status follows the code as grpc-gateway maps it (400 INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 409 ALREADY_EXISTS or ABORTED, 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE), with 413 for a body over the limit. */
+        /** @description Every REST error of the gateway: the name of the gRPC status code (google.rpc.Code), a clean message and the error details (google.rpc.BadRequest field violations where a field is wrong). The HTTP status follows the code as grpc-gateway maps it (400 INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 409 ALREADY_EXISTS or ABORTED, 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE), with 413 for a body over the limit and 405 (UNIMPLEMENTED, with an Allow header) for a method the route does not have. */
         Error: {
             /**
-             * Format: int32
-             * @description The gRPC status code, e.g. 3 (INVALID_ARGUMENT) or 16 (UNAUTHENTICATED).
+             * @description The name of the gRPC status code (google.rpc.Code), e.g. INVALID_ARGUMENT or UNAUTHENTICATED.
+             * @enum {string}
              */
-            code: number;
+            code: "CANCELLED" | "UNKNOWN" | "INVALID_ARGUMENT" | "DEADLINE_EXCEEDED" | "NOT_FOUND" | "ALREADY_EXISTS" | "PERMISSION_DENIED" | "RESOURCE_EXHAUSTED" | "FAILED_PRECONDITION" | "ABORTED" | "OUT_OF_RANGE" | "UNIMPLEMENTED" | "INTERNAL" | "UNAVAILABLE" | "DATA_LOSS" | "UNAUTHENTICATED";
+            /** @description google.rpc error details in their JSON form (google.protobuf.Any): type.googleapis.com/google.rpc.BadRequest with fieldViolations [{field, description}] naming the fields that are wrong, type.googleapis.com/google.rpc.RetryInfo with retryDelay. Often empty. */
+            details: ({
+                /** @description The detail's type URL, e.g. type.googleapis.com/google.rpc.BadRequest. */
+                "@type": string;
+            } & {
+                [key: string]: unknown;
+            })[];
             /** @description What went wrong, for a developer. */
             message: string;
         };

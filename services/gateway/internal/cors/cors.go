@@ -18,7 +18,7 @@ var (
 	// AllowedHeaders are the request headers a page may send.
 	AllowedHeaders = []string{"Authorization", "Content-Type", "X-CSRF-Token", "X-Request-Id", "If-None-Match"}
 	// ExposedHeaders are the response headers a page may read.
-	ExposedHeaders = []string{"Content-Disposition", "ETag", "X-Request-Id"}
+	ExposedHeaders = []string{"Allow", "Content-Disposition", "ETag", "Idempotent-Replayed", "X-Request-Id"}
 	// MaxAge is how long a browser may keep a preflight's answer.
 	MaxAge = 10 * time.Minute
 )

@@ -93,7 +93,7 @@ func TestAttack_BadBytesREST(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			code, body := do(t, tt.method, s.gw.URL+tt.path, tt.token, tt.body)
 			require.Equal(t, http.StatusBadRequest, code, "%v", body)
-			require.EqualValues(t, 3, body["code"], "InvalidArgument")
+			require.Equal(t, "INVALID_ARGUMENT", body["code"])
 			msg, _ := body["message"].(string)
 			require.NotEmpty(t, msg)
 			require.Contains(t, msg, tt.wantInMessage)

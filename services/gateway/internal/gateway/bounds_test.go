@@ -189,7 +189,8 @@ func TestAttack_OversizedBody(t *testing.T) {
 				require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "%s", body)
 				var e server.HTTPErrorBody
 				require.NoError(t, json.Unmarshal(body, &e), "%s", body)
-				require.Equal(t, codes.ResourceExhausted, e.Code)
+				require.Equal(t, "RESOURCE_EXHAUSTED", e.Code)
+				require.NotEmpty(t, resp.Header.Get("X-Request-Id"), "a 413 carries the request id")
 				require.Equal(t, "request body exceeds the limit of 1 MiB (TALLY_HTTP_MAX_BODY)", e.Message)
 			}
 			require.Less(t, alloc, uint64(bound), "a 20 MB body allocated %d MB in the gateway", alloc>>20)
@@ -238,7 +239,7 @@ func TestAttack_SlowBody(t *testing.T) {
 			require.True(t, strings.HasPrefix(got, tt.want), "answer: %q", got)
 			_, jsonBody, ok := strings.Cut(got, "\r\n\r\n")
 			require.True(t, ok)
-			require.Contains(t, jsonBody, `"code":4`)
+			require.Contains(t, jsonBody, `"code":"DEADLINE_EXCEEDED"`)
 			require.Contains(t, jsonBody, "TALLY_HTTP_READ_TIMEOUT")
 		})
 	}

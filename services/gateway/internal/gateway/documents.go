@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"net/textproto"
 	"regexp"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -32,8 +31,6 @@ func documentDisposition(ctx context.Context, w http.ResponseWriter, m proto.Mes
 			name = v[0]
 		}
 	}
-	// The number travels in the disposition, not as a gRPC metadata header of its own.
-	w.Header().Del(runtime.MetadataHeaderPrefix + textproto.CanonicalMIMEHeaderKey(documentNumberHeader))
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.pdf"`)
 	return nil
 }

@@ -10,18 +10,22 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/tallyhq/tally/pkg/server"
 )
 
-// restErrors writes every REST error as {"code":<gRPC code>,"message":...} with the HTTP status of
-// the code: 413 for a body over the limit, 408 for a body that did not arrive in time, 400 for JSON
-// that does not decode, 404 for an unknown route and 405 for a known route with another method.
-// Messages never carry decoder positions, Go or proto type names, gRPC method names, dial errors
-// or more than a short prefix of the caller's input; internal errors are logged and masked.
+// restErrors writes every REST error as {"code":"INVALID_ARGUMENT","message":...,"details":[...]}
+// (server.WriteHTTPError) with the HTTP status of the code: 413 for a body over the limit, 408 for
+// a body that did not arrive in time, 400 for JSON that does not decode, 404 for an unknown route
+// and 405 (with Allow) for a known route with another method. Messages never carry decoder
+// positions, Go type names, gRPC method names, dial errors or more than a short prefix of the
+// caller's input; internal errors are logged and masked. Details are the service's
+// google.rpc.BadRequest and RetryInfo, or the field a body decoder refused.
 type restErrors struct {
 	limits server.HTTPLimits
 	logger *slog.Logger
@@ -37,6 +41,13 @@ func (e restErrors) handler(ctx context.Context, _ *runtime.ServeMux, _ runtime.
 // own failure with the same request id already.
 func (e restErrors) writeCtx(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) {
 	httpStatus, code, msg := e.translate(ctx, err)
+	var details []*anypb.Any
+	if code == status.Code(err) && code != codes.Internal {
+		details = clientDetails(status.Convert(err))
+	}
+	if code == codes.InvalidArgument && len(details) == 0 {
+		details = decoderFieldViolation(msg)
+	}
 	if httpStatus >= 500 && gatewayMade(ctx, err) {
 		e.logger.Error("rest call failed", "method", r.Method, "route", routeOf(r), "code", code.String(),
 			"request_id", requestID(ctx), "err", err)
@@ -46,7 +57,42 @@ func (e restErrors) writeCtx(ctx context.Context, w http.ResponseWriter, r *http
 	if code == codes.Unauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tally"`)
 	}
-	server.WriteHTTPError(w, httpStatus, code, msg)
+	server.WriteHTTPError(w, httpStatus, code, msg, details...)
+}
+
+// clientDetails are the details of st a REST caller may read: the google.rpc error details but
+// DebugInfo (which no service sends, and which would carry internals).
+func clientDetails(st *status.Status) []*anypb.Any {
+	var out []*anypb.Any
+	for _, d := range st.Proto().GetDetails() {
+		name := strings.TrimPrefix(d.GetTypeUrl(), "type.googleapis.com/")
+		if strings.HasPrefix(name, "google.rpc.") && name != "google.rpc.DebugInfo" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// bodyFieldMessages are the messages of cleanDecodeError and strictJSON that name a field.
+var bodyFieldMessages = []*regexp.Regexp{
+	regexp.MustCompile(`^the request body has an invalid value for (\w+)`),
+	regexp.MustCompile(`^the request body has an unknown field "(\w+)"`),
+	regexp.MustCompile(`^the request body repeats the field "(\w+)"`),
+	regexp.MustCompile(`^([a-z][\w.\[\]]*) must be an (?:integer|enum)`),
+}
+
+// decoderFieldViolation is the google.rpc.BadRequest of a body decoder's message naming a field.
+func decoderFieldViolation(msg string) []*anypb.Any {
+	for _, re := range bodyFieldMessages {
+		if m := re.FindStringSubmatch(msg); m != nil {
+			br, err := anypb.New(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: m[1], Description: msg}}})
+			if err != nil {
+				return nil
+			}
+			return []*anypb.Any{br}
+		}
+	}
+	return nil
 }
 
 // translate maps err to the HTTP status, gRPC code and clean message of the response.
@@ -110,8 +156,16 @@ func gatewayMade(ctx context.Context, err error) bool {
 	return !ok || (len(md.HeaderMD) == 0 && len(md.TrailerMD) == 0)
 }
 
-// routingErrorHandler answers requests no route takes, with the gRPC code of codeOfHTTPStatus.
-func routingErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, httpStatus int) {
+// routingErrors answers requests no route takes, with the gRPC code of codeOfHTTPStatus; a 405
+// names the route's methods in Allow.
+type routingErrors struct{ routes *routeTable }
+
+func (re routingErrors) handler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus == http.StatusMethodNotAllowed {
+		if allow := re.routes.allow(r.URL.Path); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+	}
 	server.WriteHTTPError(w, httpStatus, codeOfHTTPStatus(httpStatus), routingMessage(httpStatus))
 }
 
@@ -137,9 +191,8 @@ func refuseOversizedBody(ctx context.Context, _ http.ResponseWriter, _ proto.Mes
 }
 
 // codeOfHTTPStatus is the gRPC code written in the body of an error the gateway answers itself.
-// A method a route does not have is codes.Unimplemented, gRPC's code for exactly that (the HTTP
-// status stays 405, not the 501 grpc-gateway would derive from it). REST error bodies carry the
-// code as its number today; issue 15 ("clean REST errors") gives them the code's name.
+// A method a route does not have is codes.Unimplemented ("UNIMPLEMENTED"), gRPC's code for
+// exactly that; the HTTP status stays 405 with Allow, not the 501 grpc-gateway would derive.
 func codeOfHTTPStatus(httpStatus int) codes.Code {
 	switch httpStatus {
 	case http.StatusBadRequest:
@@ -196,6 +249,12 @@ var (
 	methodName = regexp.MustCompile(`(?:method\s+)?/?[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+\.[A-Z]\w*/[A-Z]\w*:?\s*`)
 )
 
+// The messages of a body that is no JSON, or no JSON of the request's shape.
+const (
+	msgNotJSON = "the request body is not valid JSON"
+	msgNoMatch = "the request body does not match the request"
+)
+
 // cleanDecodeError rewrites the messages of the JSON, protojson and grpc-gateway decoders (which
 // carry positions, type names and whole input values) into short ones naming the field; messages
 // authored by the services pass through.
@@ -207,7 +266,7 @@ func cleanDecodeError(msg string) string {
 		case strings.Contains(rest, "invalid UTF-8"):
 			return "the request body contains invalid UTF-8"
 		case strings.HasPrefix(rest, "syntax error"):
-			return "the request body is not valid JSON"
+			return msgNotJSON
 		case strings.Contains(rest, "recursion depth"):
 			return "the request body is nested too deeply"
 		}
@@ -223,14 +282,14 @@ func cleanDecodeError(msg string) string {
 		if m := wellKnownValue.FindStringSubmatch(rest); m != nil {
 			return "the request body has an invalid " + strings.ToLower(m[1]) + " value"
 		}
-		return "the request body does not match the request"
+		return msgNoMatch
 	}
 	switch {
 	case strings.Contains(msg, "exceeded max depth"):
 		return "the request body is nested too deeply"
 	case strings.HasPrefix(msg, "invalid character"), strings.Contains(msg, "unexpected EOF"),
 		strings.HasPrefix(msg, "unexpected end of JSON"), strings.HasPrefix(msg, "json: "):
-		return "the request body is not valid JSON"
+		return msgNotJSON
 	case strings.HasPrefix(msg, "http: request body too large"):
 		return "the request body is too large"
 	}

@@ -27,6 +27,9 @@ func extraRegistrations(cfg Config) []registration {
 	}
 }
 
+// webhookPath is the route of Stripe's deliveries.
+const webhookPath = "/v1/webhooks/stripe"
+
 // registerExtraRoutes adds the hand-written routes: the Stripe webhook, which needs the raw body
 // and the Stripe-Signature header (the signature, not a bearer token, authenticates it). Its body
 // is bounded like every other (HTTPLimits.Handler around the whole gateway).
@@ -36,7 +39,7 @@ func registerExtraRoutes(mux *runtime.ServeMux, restErr restErrors, conns map[st
 		return nil
 	}
 	payments := paymentsv1.NewPaymentsServiceClient(conn)
-	return mux.HandlePath(http.MethodPost, "/v1/webhooks/stripe", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	return mux.HandlePath(http.MethodPost, webhookPath, func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			if server.BodyError(r.Context()) == nil {

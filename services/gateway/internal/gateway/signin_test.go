@@ -16,7 +16,6 @@ import (
 
 	"github.com/oauth2-proxy/mockoidc"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/codes"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/auth/oidcdev"
@@ -273,7 +272,7 @@ func (s oidcStack) checkCookieWrites(t *testing.T, ops *browser, credit, adaCSRF
 			var body map[string]any
 			require.NoError(t, json.Unmarshal(raw, &body), "%s", raw)
 			if tt.want != http.StatusOK {
-				require.EqualValues(t, codes.PermissionDenied, body["code"], "the gateway's JSON error shape: %s", raw)
+				require.Equal(t, "PERMISSION_DENIED", body["code"], "the gateway's JSON error shape: %s", raw)
 				require.NotEmpty(t, body["message"])
 			}
 		})
@@ -289,7 +288,7 @@ func checkSignOut(t *testing.T, b *browser, gw, csrf string) {
 	require.Empty(t, b.cookie(gw, session.CookieName))
 	code, me := b.me(gw)
 	require.Equal(t, http.StatusUnauthorized, code)
-	require.EqualValues(t, codes.Unauthenticated, me["code"])
+	require.Equal(t, "UNAUTHENTICATED", me["code"])
 	resp, _ = b.do("GET", gw+"/v1/orgs/acme/balance", "")
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "signed out: no token forwarded")
 }

@@ -12,9 +12,11 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
@@ -32,7 +34,7 @@ import (
 func withCleanURL(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := checkURL(r.URL); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"code": 3, "message": err.Error()})
+			server.WriteHTTPError(w, http.StatusBadRequest, codes.InvalidArgument, err.Error())
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -82,13 +84,28 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		if err := oneJSONValue(body); err != nil {
 			return err
 		}
-		if md := descriptorOf(v); md != nil {
+		md := descriptorOf(v)
+		if md != nil {
 			if err := checkIntegers(body, md); err != nil {
 				return err
 			}
 		}
-		return m.Unmarshal(body, v)
+		if err := m.Unmarshal(body, v); err != nil {
+			return decodeError(err, md)
+		}
+		return nil
 	})
+}
+
+// decodeError is the clean message of a body that does not decode into md (cleanDecodeError),
+// naming the message when the body is no JSON for it at all: "the request body is not valid
+// JSON for CreditRequest".
+func decodeError(err error, md protoreflect.MessageDescriptor) error {
+	msg := cleanDecodeError(err.Error())
+	if md != nil && (msg == msgNotJSON || msg == msgNoMatch) {
+		msg += " for " + string(md.Name())
+	}
+	return errors.New(msg)
 }
 
 // oneJSONValue refuses a body with anything but white space after its first JSON value, which

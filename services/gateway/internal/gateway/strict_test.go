@@ -47,7 +47,7 @@ func TestStrictJSONIntegers(t *testing.T) {
 		{"empty body", func() any { return &ledgerv1.CreditRequest{} }, ``, "EOF"},
 		{"trailing data", func() any { return &ledgerv1.CreditRequest{} }, `{}0`, "more than one JSON value"},
 		{"two objects", func() any { return &ledgerv1.CreditRequest{} }, `{} {"reason":"x"}`, "more than one JSON value"},
-		{"not JSON is the decoder's", func() any { return &ledgerv1.CreditRequest{} }, `{"amount":`, "unexpected"},
+		{"not JSON is the decoder's", func() any { return &ledgerv1.CreditRequest{} }, `{"amount":`, "the request body is not valid JSON for CreditRequest"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -50,7 +50,7 @@ func TestConsoleAndCORSRouting(t *testing.T) {
 		{"auth without sign-in", "GET", gw.URL + "/auth/me", nil, http.StatusNotFound, "application/json", `"message"`, ""},
 		{"openapi", "GET", gw.URL + "/openapi.json", nil, http.StatusOK, "application/json", `"paths"`, ""},
 		{"unknown openapi file", "GET", gw.URL + "/openapi.txt", nil, http.StatusNotFound, "application/json", `"message"`, ""},
-		{"healthz", "GET", gw.URL + "/healthz", nil, http.StatusOK, "", "ok", ""},
+		{"healthz", "GET", gw.URL + "/healthz", nil, http.StatusOK, "application/json", `"ledger":"SERVING"`, ""},
 		{"page POST", "POST", gw.URL + "/billing", nil, http.StatusNotFound, "application/json", `"message"`, ""},
 		{"preflight", "OPTIONS", gw.URL + "/v1/orgs/acme/balance", map[string]string{"Origin": "http://localhost:5173", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}, http.StatusNoContent, "", "", "http://localhost:5173"},
 		{"preflight of a write", "OPTIONS", gw.URL + "/v1/orgs/acme/credits", map[string]string{"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-csrf-token"}, http.StatusNoContent, "", "", "http://localhost:5173"},

@@ -231,7 +231,7 @@ func TestAuthenticator(t *testing.T) {
 			if tt.want == http.StatusOK {
 				require.Equal(t, tt.wantAuth, <-f.seen)
 			} else {
-				require.JSONEq(t, `{"code":7,"message":"missing or wrong X-CSRF-Token header: read the token from GET /auth/me"}`, rec.Body.String())
+				require.JSONEq(t, `{"code":"PERMISSION_DENIED","message":"missing or wrong X-CSRF-Token header: read the token from GET /auth/me","details":[]}`, rec.Body.String())
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	moneypb "google.golang.org/genproto/googleapis/type/money"
 
 	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/fieldviolation"
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/grpcmap"
 	"github.com/tallyhq/tally/pkg/ids"
@@ -57,10 +58,10 @@ func callerService(ctx context.Context) string {
 func amount(m *moneypb.Money, positive bool) (money.Money, error) {
 	v, err := money.FromProto(m)
 	if err != nil {
-		return money.Money{}, fmt.Errorf("%w: amount: %w", ledger.ErrInvalid, err)
+		return money.Money{}, fmt.Errorf("%w: %w", ledger.ErrInvalid, fieldviolation.Wrap("amount", err))
 	}
 	if positive && v.Nanos <= 0 {
-		return money.Money{}, fmt.Errorf("%w: amount must be positive", ledger.ErrInvalid)
+		return money.Money{}, fmt.Errorf("%w: %w", ledger.ErrInvalid, fieldviolation.Invalid("amount", "must be positive"))
 	}
 	return v, nil
 }
@@ -106,6 +107,7 @@ func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledg
 			Transaction: txToProto(res.Transaction),
 			Balance:     balanceAfter(res),
 			ExpiresAt:   grpcmap.Timestamp(res.Account.ExpiresAt),
+			Replayed:    res.Replayed,
 		}
 	})
 }
@@ -117,6 +119,7 @@ func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledger
 			TransactionId: res.Transaction.ID,
 			Balance:       balanceAfter(res),
 			Transaction:   txToProto(res.Transaction),
+			Replayed:      res.Replayed,
 		}
 	})
 }
@@ -124,7 +127,7 @@ func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledger
 // Adjust implements LedgerServiceServer.
 func (s *Server) Adjust(ctx context.Context, req *ledgerv1.AdjustRequest) (*ledgerv1.AdjustResponse, error) {
 	return grpcmap.Unary(ctx, req, write(adjustRequest), s.adjust, func(res ledger.Result) *ledgerv1.AdjustResponse {
-		return &ledgerv1.AdjustResponse{Transaction: txToProto(res.Transaction), Balance: balanceAfter(res)}
+		return &ledgerv1.AdjustResponse{Transaction: txToProto(res.Transaction), Balance: balanceAfter(res), Replayed: res.Replayed}
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/fieldviolation"
 	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/textcheck"
 )
@@ -56,13 +57,13 @@ const MaxUsageUnits = 32
 // ValidateUsage checks the shape of a usage; the price list checks units and quantities.
 func ValidateUsage(u *Usage) error {
 	if u.ModelID == "" {
-		return fmt.Errorf("%w: usage.model_id is required", ErrInvalid)
+		return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("usage.model_id", "is required"))
 	}
 	if err := identifier("usage.model_id", u.ModelID, MaxIDLength); err != nil {
 		return err
 	}
 	if len(u.Quantities) == 0 {
-		return fmt.Errorf("%w: usage.quantities must name at least one unit", ErrInvalid)
+		return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("usage.quantities", "must name at least one unit"))
 	}
 	if len(u.Quantities) > MaxUsageUnits {
 		return fmt.Errorf("%w: at most %d usage units", ErrInvalid, MaxUsageUnits)
@@ -89,24 +90,24 @@ func (r *Request) Validate() error {
 	switch r.Op {
 	case OpCredit, OpDebit, OpReserve:
 		if r.Amount <= 0 {
-			return fmt.Errorf("%w: amount must be positive", ErrInvalid)
+			return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("amount", "must be positive"))
 		}
 	case OpAdjust:
 		if r.Amount == 0 {
-			return fmt.Errorf("%w: amount must not be zero", ErrInvalid)
+			return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("amount", "must not be zero"))
 		}
 		if r.Reason == "" {
-			return fmt.Errorf("%w: reason is required for an adjustment", ErrInvalid)
+			return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("reason", "is required for an adjustment"))
 		}
 	case OpCapture:
 		if r.Amount < 0 {
-			return fmt.Errorf("%w: amount must not be negative", ErrInvalid)
+			return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("amount", "must not be negative"))
 		}
 	}
 	switch r.Op {
 	case OpCapture, OpRelease:
 		if r.HoldID == "" {
-			return fmt.Errorf("%w: hold_id is required", ErrInvalid)
+			return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("hold_id", "is required"))
 		}
 		if err := identifier("hold_id", r.HoldID, MaxIDLength); err != nil {
 			return err
@@ -115,7 +116,7 @@ func (r *Request) Validate() error {
 	switch r.Op {
 	case OpCredit, OpDebit, OpAdjust, OpReserve, OpCapture:
 		if r.IdempotencyKey == "" {
-			return fmt.Errorf("%w: idempotency_key is required", ErrInvalid)
+			return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("idempotency_key", "is required"))
 		}
 	}
 	if r.Op == OpReserve && (r.TTL < MinHoldTTL || r.TTL > MaxHoldTTL) {
@@ -123,7 +124,7 @@ func (r *Request) Validate() error {
 	}
 	if r.Usage != nil {
 		if r.Op != OpDebit {
-			return fmt.Errorf("%w: usage is accepted on debits only", ErrInvalid)
+			return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("usage", "is accepted on debits only"))
 		}
 		if err := ValidateUsage(r.Usage); err != nil {
 			return err
@@ -147,7 +148,7 @@ func (r *Request) Validate() error {
 	}
 	for k, v := range r.Metadata {
 		if k == "" {
-			return fmt.Errorf("%w: metadata keys must not be empty", ErrInvalid)
+			return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("metadata", "keys must not be empty"))
 		}
 		if err := identifier("metadata key", k, MaxMetadataKeyLength); err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/tallyhq/tally/pkg/fieldviolation"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
@@ -67,7 +68,7 @@ func patchFromProto(s *notificationsv1.NotificationSettings, mask []string) (pat
 	if t := s.GetLowCreditThreshold(); t != nil && p.paths[pathThreshold] {
 		m, err := money.FromProto(t)
 		if err != nil {
-			return patch{}, fmt.Errorf("%w: low_credit_threshold: %w", notify.ErrInvalid, err)
+			return patch{}, fmt.Errorf("%w: %w", notify.ErrInvalid, fieldviolation.Wrap("low_credit_threshold", err))
 		}
 		p.values.Threshold = m
 	}

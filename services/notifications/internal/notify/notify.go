@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/fieldviolation"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/textcheck"
 )
@@ -162,18 +163,18 @@ func ValidatePreferences(p Preferences, accountEmail, orgCurrency string) error 
 			return fmt.Errorf("%w: low_credit_threshold: currency_code is required", ErrInvalid)
 		}
 		if p.Threshold.Nanos < 0 {
-			return fmt.Errorf("%w: low_credit_threshold must not be negative", ErrInvalid)
+			return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("low_credit_threshold", "must not be negative"))
 		}
 		if orgCurrency != "" && p.Threshold.Currency != orgCurrency {
 			return fmt.Errorf("%w: low_credit_threshold is in %s but the organization's balance is in %s", ErrInvalid, p.Threshold.Currency, orgCurrency)
 		}
 	}
 	if p.LowCreditEnabled && p.Threshold.Currency == "" {
-		return fmt.Errorf("%w: low_credit_threshold is required to enable the low-credit alert", ErrInvalid)
+		return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("low_credit_threshold", "is required to enable the low-credit alert"))
 	}
 	anyEmail := p.LowCreditEnabled || p.CreditsExpiringEnabled || p.CreditsExpiredEnabled || p.PaymentSucceededEnabled || p.RentalSuspendedEnabled
 	if anyEmail && p.EmailOverride == "" && accountEmail == "" {
-		return fmt.Errorf("%w: email is required: the token carries no email", ErrInvalid)
+		return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("email", "is required: the token carries no email"))
 	}
 	return nil
 }

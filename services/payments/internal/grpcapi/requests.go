@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"fmt"
 
+	"github.com/tallyhq/tally/pkg/fieldviolation"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
 	"github.com/tallyhq/tally/pkg/ids"
 	"github.com/tallyhq/tally/pkg/money"
@@ -19,7 +20,7 @@ func checkoutInput(req *paymentsv1.CreateCheckoutSessionRequest) (money.Money, e
 	}
 	amount, err := money.FromProto(req.GetAmount())
 	if err != nil {
-		return money.Money{}, fmt.Errorf("%w: amount: %w", payment.ErrInvalid, err)
+		return money.Money{}, fmt.Errorf("%w: %w", payment.ErrInvalid, fieldviolation.Wrap("amount", err))
 	}
 	return amount, nil
 }
@@ -43,7 +44,7 @@ func refundInput(req *paymentsv1.RefundPaymentRequest, by string) (app.RefundInp
 	if req.GetAmount() != nil {
 		a, err := money.FromProto(req.GetAmount())
 		if err != nil {
-			return app.RefundInput{}, fmt.Errorf("%w: amount: %w", payment.ErrInvalid, err)
+			return app.RefundInput{}, fmt.Errorf("%w: %w", payment.ErrInvalid, fieldviolation.Wrap("amount", err))
 		}
 		if a.Nanos <= 0 {
 			return app.RefundInput{}, fmt.Errorf("%w: amount must be positive (leave it empty to refund everything)", payment.ErrInvalid)

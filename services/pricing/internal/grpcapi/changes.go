@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tallyhq/tally/pkg/catalog"
+	"github.com/tallyhq/tally/pkg/fieldviolation"
 	pricingv1 "github.com/tallyhq/tally/pkg/gen/tally/pricing/v1"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/pricing/internal/pricing"
@@ -43,7 +44,7 @@ func instanceChange(req *pricingv1.SetInstancePriceRequest, actor string) (prici
 	}
 	price, err := money.FromProto(req.GetHourlyPrice())
 	if err != nil {
-		return pricing.InstanceChange{}, fmt.Errorf("%w: hourly_price: %w", pricing.ErrInvalid, err)
+		return pricing.InstanceChange{}, fmt.Errorf("%w: %w", pricing.ErrInvalid, fieldviolation.Wrap("hourly_price", err))
 	}
 	return pricing.InstanceChange{
 		Version: catalog.InstanceVersion{

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/catalog"
+	"github.com/tallyhq/tally/pkg/fieldviolation"
 	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
@@ -45,9 +46,9 @@ func (a Audit) validate() error {
 	case a.Actor == "":
 		return fmt.Errorf("%w: the caller has no identity", ErrInvalid)
 	case strings.TrimSpace(a.Reason) == "":
-		return fmt.Errorf("%w: reason is required", ErrInvalid)
+		return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("reason", "is required"))
 	case a.IdempotencyKey == "":
-		return fmt.Errorf("%w: idempotency_key is required", ErrInvalid)
+		return fmt.Errorf("%w: %w", ErrInvalid, fieldviolation.Invalid("idempotency_key", "is required"))
 	}
 	if err := textcheck.FreeText("reason", a.Reason, maxReasonLen); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)

@@ -479,10 +479,13 @@ func (x *CreditRequest) GetSource() CreditSource {
 }
 
 type CreditResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Transaction   *Transaction           `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
-	Balance       *money.Money           `protobuf:"bytes,2,opt,name=balance,proto3" json:"balance,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Transaction *Transaction           `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	Balance     *money.Money           `protobuf:"bytes,2,opt,name=balance,proto3" json:"balance,omitempty"`
+	ExpiresAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// True when idempotency_key was seen before and the original result is returned unchanged
+	// (REST: the Idempotent-Replayed: true header).
+	Replayed      bool `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -536,6 +539,13 @@ func (x *CreditResponse) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *CreditResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 type DebitRequest struct {
@@ -861,6 +871,9 @@ type DebitResponse struct {
 	TransactionId string                 `protobuf:"bytes,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	Balance       *money.Money           `protobuf:"bytes,2,opt,name=balance,proto3" json:"balance,omitempty"`
 	Transaction   *Transaction           `protobuf:"bytes,3,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	// True when idempotency_key was seen before and the original result is returned unchanged
+	// (REST: the Idempotent-Replayed: true header).
+	Replayed      bool `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -914,6 +927,13 @@ func (x *DebitResponse) GetTransaction() *Transaction {
 		return x.Transaction
 	}
 	return nil
+}
+
+func (x *DebitResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 type AdjustRequest struct {
@@ -988,9 +1008,12 @@ func (x *AdjustRequest) GetIdempotencyKey() string {
 }
 
 type AdjustResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Transaction   *Transaction           `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
-	Balance       *money.Money           `protobuf:"bytes,2,opt,name=balance,proto3" json:"balance,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Transaction *Transaction           `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	Balance     *money.Money           `protobuf:"bytes,2,opt,name=balance,proto3" json:"balance,omitempty"`
+	// True when idempotency_key was seen before and the original result is returned unchanged
+	// (REST: the Idempotent-Replayed: true header).
+	Replayed      bool `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1037,6 +1060,13 @@ func (x *AdjustResponse) GetBalance() *money.Money {
 		return x.Balance
 	}
 	return nil
+}
+
+func (x *AdjustResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 type ListTransactionsRequest struct {
@@ -2483,12 +2513,13 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1c\n" +
 	"\treference\x18\x05 \x01(\tR\treference\x125\n" +
-	"\x06source\x18\x06 \x01(\x0e2\x1d.tally.ledger.v1.CreditSourceR\x06source\"\xb9\x01\n" +
+	"\x06source\x18\x06 \x01(\x0e2\x1d.tally.ledger.v1.CreditSourceR\x06source\"\xd5\x01\n" +
 	"\x0eCreditResponse\x12>\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1c.tally.ledger.v1.TransactionR\vtransaction\x12,\n" +
 	"\abalance\x18\x02 \x01(\v2\x12.google.type.MoneyR\abalance\x129\n" +
 	"\n" +
-	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xf5\x02\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1a\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\"\xf5\x02\n" +
 	"\fDebitRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12'\n" +
@@ -2523,19 +2554,21 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\n" +
 	"unit_price\x18\x03 \x01(\v2\x12.google.type.MoneyR\tunitPrice\x12\x10\n" +
 	"\x03per\x18\x04 \x01(\x03R\x03per\x12*\n" +
-	"\x06amount\x18\x05 \x01(\v2\x12.google.type.MoneyR\x06amount\"\xa4\x01\n" +
+	"\x06amount\x18\x05 \x01(\v2\x12.google.type.MoneyR\x06amount\"\xc0\x01\n" +
 	"\rDebitResponse\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12,\n" +
 	"\abalance\x18\x02 \x01(\v2\x12.google.type.MoneyR\abalance\x12>\n" +
-	"\vtransaction\x18\x03 \x01(\v2\x1c.tally.ledger.v1.TransactionR\vtransaction\"\x93\x01\n" +
+	"\vtransaction\x18\x03 \x01(\v2\x1c.tally.ledger.v1.TransactionR\vtransaction\x12\x1a\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\"\x93\x01\n" +
 	"\rAdjustRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12'\n" +
-	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"~\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"\x9a\x01\n" +
 	"\x0eAdjustResponse\x12>\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1c.tally.ledger.v1.TransactionR\vtransaction\x12,\n" +
-	"\abalance\x18\x02 \x01(\v2\x12.google.type.MoneyR\abalance\"\xa2\x01\n" +
+	"\abalance\x18\x02 \x01(\v2\x12.google.type.MoneyR\abalance\x12\x1a\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"\xa2\x01\n" +
 	"\x17ListTransactionsRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
