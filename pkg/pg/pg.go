@@ -41,6 +41,8 @@ type Options struct {
 	// ConnectTimeout bounds dialing and authenticating one connection (none when 0), so an
 	// unreachable server fails a call quickly instead of hanging until its deadline.
 	ConnectTimeout time.Duration
+	// Tracer traces the pool's queries (telemetry.PGTracer); nil traces nothing.
+	Tracer pgx.QueryTracer
 }
 
 // Open opens a pool like Connect, with the timeouts of o.
@@ -65,6 +67,9 @@ func Open(ctx context.Context, o Options) (*pgxpool.Pool, error) {
 	}
 	if o.ConnectTimeout > 0 {
 		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
+	}
+	if o.Tracer != nil {
+		cfg.ConnConfig.Tracer = o.Tracer
 	}
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns

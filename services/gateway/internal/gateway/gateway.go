@@ -24,6 +24,8 @@ import (
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/telemetry"
+	"github.com/tallyhq/tally/services/gateway/internal/accesslog"
 	"github.com/tallyhq/tally/services/gateway/internal/console"
 	"github.com/tallyhq/tally/services/gateway/internal/cors"
 	"github.com/tallyhq/tally/services/gateway/internal/signin"
@@ -48,6 +50,8 @@ type Config struct {
 	ConsoleDir string
 	// CORSOrigins are the exact origins whose pages may call the API (TALLY_CORS_ORIGINS).
 	CORSOrigins []string
+	// Telemetry traces every request and its calls to the services; nil traces nothing.
+	Telemetry *telemetry.Telemetry
 }
 
 // apiPrefixes never fall back to the console's index.html.
@@ -88,7 +92,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 			continue
 		}
 		// rpcclient forwards each request's id as x-request-id (withRequestID put it in the context).
-		conn, err := rpcclient.Dial(r.addr, "", server.ClientMessageLimits())
+		conn, err := rpcclient.Dial(r.addr, "", server.ClientMessageLimits(), cfg.Telemetry.DialOption())
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -132,7 +136,10 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		})
 	}
 	root.Handle("/", fallback)
-	return withRequestID(cfg.Limits.Handler(cors.Handler(cfg.CORSOrigins, root))), closeAll, nil
+	// Outermost the span, then the request id, then the access-log line (which names the route
+	// that accesslog.Pattern, or accesslog.Route inside the mux, found).
+	handler := withRequestID(accesslog.Handler(cfg.Logger, cfg.Limits.Handler(cors.Handler(cfg.CORSOrigins, accesslog.Pattern(root)))))
+	return cfg.Telemetry.HTTPHandler(handler, "gateway"), closeAll, nil
 }
 
 // newMux is the grpc-gateway router with the gateway's marshalling, errors and header rules.
@@ -155,6 +162,7 @@ func newMux(restErr restErrors) *runtime.ServeMux {
 		// X-Request-Id in (to the services' metadata) and out (requestid.go).
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithMiddlewares(accesslog.Route), // the route pattern of the access log
 	)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/telemetry"
 	"github.com/tallyhq/tally/services/gateway/internal/gateway"
 )
 
@@ -44,6 +45,12 @@ func Load(env *config.Env, logger *slog.Logger) (Config, error) {
 
 // Run serves the gateway on cfg.Addr until ctx is done.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	tel, err := telemetry.Start(ctx, "gateway")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(ctx) }()
+	cfg.Gateway.Telemetry = tel
 	handler, closeConns, err := gateway.New(ctx, cfg.Gateway)
 	if err != nil {
 		return err
