@@ -79,7 +79,8 @@ func record(r *http.Request, route string) {
 func Route(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		if p, ok := runtime.HTTPPattern(r.Context()); ok {
-			record(r, p.String())
+			// "/v1/orgs/{org_id=*}/balance" is written "/v1/orgs/{org_id}/balance" in the API.
+			record(r, strings.ReplaceAll(p.String(), "=*}", "}"))
 		}
 		next(w, r, params)
 	}
