@@ -207,7 +207,6 @@ func (t *Telemetry) PGTracer() pgx.QueryTracer {
 	return otelpgx.NewTracer(
 		otelpgx.WithTracerProvider(t.provider),
 		otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelpgx.WithTrimSQLInSpanName(),
 	)
 }
 
