@@ -2,10 +2,8 @@ package server_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -34,20 +32,8 @@ func accessServer(t *testing.T, tel *telemetry.Telemetry) (addr string, logs *lo
 	require.NoError(t, err)
 	logs = &logBuffer{}
 	logger := slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(logs, nil)))
-	policy := auth.Policy{pricingv1.PricingService_ListModelPrices_FullMethodName: {Roles: []auth.Role{auth.RoleMember}}}
-	srv, err := server.New(server.Config{Name: "access-test", Logger: logger, Verifier: v, Policy: policy, Telemetry: tel})
-	require.NoError(t, err)
-	pricingv1.RegisterPricingServiceServer(srv.GRPC(), admittedPricing{})
-	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	return lis.Addr().String(), logs
+	s := serveAdmittedPricing(t, server.Config{Name: "access-test", Logger: logger, Verifier: v, Telemetry: tel})
+	return s.addr, logs
 }
 
 func mint(t *testing.T, c auth.Claims) string {
