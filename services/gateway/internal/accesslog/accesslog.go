@@ -1,6 +1,7 @@
 // Package accesslog writes the gateway's one access-log line per REST request: method, route
 // pattern, status, duration, caller kind and request id (and, through the logger's handler, the
-// trace id). It never logs a token, a cookie or a query string.
+// trace id). It never logs a token, a cookie, the path or the query string. /healthz is logged at
+// Debug, every other request at Info.
 package accesslog
 
 import (
@@ -25,6 +26,9 @@ const Message = "http request"
 
 // unmatched is the route of a request no route took.
 const unmatched = "unmatched"
+
+// healthRoute is logged at Debug.
+const healthRoute = "/healthz"
 
 // entry is what the handlers of one request tell its access-log line.
 type entry struct {
@@ -52,7 +56,11 @@ func Handler(logger *slog.Logger, next http.Handler) http.Handler {
 		if rec.status == http.StatusUnauthorized {
 			caller = server.CallerAnonymous // the token was not accepted
 		}
-		logger.LogAttrs(ctx, slog.LevelInfo, Message,
+		level := slog.LevelInfo
+		if route == healthRoute {
+			level = slog.LevelDebug // probes, every few seconds
+		}
+		logger.LogAttrs(ctx, level, Message,
 			slog.String("method", r.Method),
 			slog.String("route", route),
 			slog.Int("status", rec.status),

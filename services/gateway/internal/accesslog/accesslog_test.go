@@ -41,7 +41,7 @@ func TestAccessLogLine(t *testing.T) {
 	root.Handle("/v1/", mux)
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	var buf bytes.Buffer
-	h := accesslog.Handler(slog.New(slog.NewJSONHandler(&buf, nil)), accesslog.Pattern(root))
+	h := accesslog.Handler(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), accesslog.Pattern(root))
 
 	admin := token(`{"sub":"u1","org_id":"acme","roles":["admin","member"]}`)
 	cases := []struct {
