@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -269,13 +268,9 @@ func ServeHTTPOn(ctx context.Context, srv *http.Server, lis net.Listener, logger
 // "error"). Every line logged with a context carries its trace_id and span_id (when traced) and
 // its request_id (telemetry.NewLogHandler).
 func NewLogger(level string) *slog.Logger {
-	return newLogger(os.Stderr, level)
-}
-
-func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})))
+	return slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})))
 }
