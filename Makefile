@@ -18,8 +18,9 @@ STRIPE_MOCK_VERSION    := v0.203.0
 MAILPIT_VERSION        := v1.27.11
 GOLANGCI_LINT_VERSION  := v2.15.0
 GNOSTIC_VERSION        := v0.7.1
+HELM_VERSION           := v3.22.0
 
-MODULES  := pkg $(wildcard services/*)
+MODULES  := pkg $(wildcard services/*) deploy/helm/chartcheck
 SERVICES := $(notdir $(wildcard services/*))
 GO_PKGS  := ./pkg/... $(addsuffix /...,$(addprefix ./,$(wildcard services/*)))
 
@@ -44,14 +45,16 @@ $(eval $(call go-tool,grpcurl,github.com/fullstorydev/grpcurl/cmd/grpcurl,v1.9.4
 $(eval $(call go-tool,stripe-mock,github.com/stripe/stripe-mock,$(STRIPE_MOCK_VERSION)))
 $(eval $(call go-tool,mailpit,github.com/axllent/mailpit,$(MAILPIT_VERSION)))
 $(eval $(call go-tool,golangci-lint,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION)))
+$(eval $(call go-tool,helm,helm.sh/helm/v3/cmd/helm,$(HELM_VERSION)))
 
 GEN_TOOLS  := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapi
 TEST_TOOLS := $(BIN)/stripe-mock $(BIN)/mailpit
 RUN_TOOLS  := $(BIN)/mailpit $(BIN)/grpcurl
+DEPLOY_TOOLS := $(BIN)/helm
 LINT_TOOLS := $(BIN)/buf $(BIN)/golangci-lint
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(TEST_TOOLS) $(RUN_TOOLS) $(LINT_TOOLS) ## Install the pinned tools into ./bin.
+tools: $(GEN_TOOLS) $(TEST_TOOLS) $(RUN_TOOLS) $(LINT_TOOLS) $(DEPLOY_TOOLS) ## Install the pinned tools into ./bin.
 
 # --- code generation ----------------------------------------------------------------------------
 .PHONY: gen
@@ -108,11 +111,23 @@ token: ## Mint a development token: make token ORG=acme ROLE=member (or SERVICE=
 
 # --- quality ------------------------------------------------------------------------------------
 .PHONY: test
-test: $(TEST_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit and stripe-mock, the console's, then the browser suite.
+test: $(TEST_TOOLS) $(DEPLOY_TOOLS) ## Run every test against private PostgreSQL, Redis, mailpit and stripe-mock, the console's, the Helm chart's, then the browser suite.
 	$(MAKE) web-test
+	$(MAKE) helm-check
 	go vet $(GO_PKGS)
 	go test -count=1 -timeout 20m $(GO_PKGS)
 	$(MAKE) e2e
+
+# The Helm chart (deploy/helm/tally), without a cluster: helm lint with the default and the
+# production values, then deploy/helm/chartcheck renders it (default, production, every option
+# on) and decodes each object strictly against the Kubernetes API types, checks the policy
+# (probes, limits, non-root, secrets, PDBs, network policies, replicas) and the Dockerfile.
+CHART := deploy/helm/tally
+.PHONY: helm-check
+helm-check: $(DEPLOY_TOOLS) ## Lint and render the Helm chart; validate every object and the Dockerfile (no cluster needed).
+	helm lint --strict $(CHART)
+	helm lint --strict $(CHART) -f $(CHART)/values-production.yaml
+	cd deploy/helm/chartcheck && go vet ./... && TALLY_HELM=$(BIN)/helm go test -count=1 ./...
 
 FUZZTIME ?= 30s
 # package:target pairs; each target also runs its seed corpus in `make test`.
