@@ -41,6 +41,8 @@ type Options struct {
 	// ConnectTimeout bounds dialing and authenticating one connection (none when 0), so an
 	// unreachable server fails a call quickly instead of hanging until its deadline.
 	ConnectTimeout time.Duration
+	// Tracer traces the pool's queries (telemetry.PGTracer); nil traces nothing.
+	Tracer pgx.QueryTracer
 }
 
 // Open opens a pool like Connect, with the timeouts of o.
@@ -65,6 +67,9 @@ func Open(ctx context.Context, o Options) (*pgxpool.Pool, error) {
 	}
 	if o.ConnectTimeout > 0 {
 		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
+	}
+	if o.Tracer != nil {
+		cfg.ConnConfig.Tracer = o.Tracer
 	}
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
@@ -161,15 +166,19 @@ func IsUnavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "57P01", "57P02", "57P03", // admin_shutdown, crash_shutdown, cannot_connect_now
-			"53300", "53400", // too_many_connections, configuration_limit_exceeded
-			"57014",          // query_canceled: statement_timeout
-			"55P03",          // lock_not_available: lock_timeout
+		case "55P03", // lock_not_available: lock_timeout
 			"25006",          // read_only_sql_transaction: connected to a standby
 			"40001", "40P01": // serialization_failure, deadlock_detected
 			return true
 		}
-		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
+		// 08 connection exception; 53 insufficient resources (too many connections, out of
+		// memory or disk); 57 operator intervention (admin or crash shutdown, cannot connect now,
+		// query_canceled by statement_timeout).
+		switch pgErr.Code[:min(2, len(pgErr.Code))] {
+		case "08", "53", "57":
+			return true
+		}
+		return false
 	}
 	var connectErr *pgconn.ConnectError
 	var netErr net.Error

@@ -1,5 +1,7 @@
 // Package rpcclient dials tally's gRPC services with a bearer token. Every call forwards the
 // request id of its context (server.RequestID) as x-request-id, so a chain of calls shares one.
+// Dialing with telemetry.Telemetry.DialOption() also traces every call (otelgrpc's client stats
+// handler) and sends its W3C traceparent; without it nothing is added.
 package rpcclient
 
 import (

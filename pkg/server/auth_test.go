@@ -169,8 +169,15 @@ type testServer struct {
 
 func startServer(t *testing.T, a *server.Auth, logger *slog.Logger) *testServer {
 	t.Helper()
-	policy := auth.Policy{pricingv1.PricingService_ListModelPrices_FullMethodName: {Roles: []auth.Role{auth.RoleMember}}}
-	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: a, Policy: policy})
+	return serveAdmittedPricing(t, server.Config{Name: "ledger", Logger: logger, Auth: a})
+}
+
+// serveAdmittedPricing serves admittedPricing with cfg and the policy admitting members to
+// ListModelPrices.
+func serveAdmittedPricing(t *testing.T, cfg server.Config) *testServer {
+	t.Helper()
+	cfg.Policy = auth.Policy{pricingv1.PricingService_ListModelPrices_FullMethodName: {Roles: []auth.Role{auth.RoleMember}}}
+	srv, err := server.New(cfg)
 	require.NoError(t, err)
 	pricingv1.RegisterPricingServiceServer(srv.GRPC(), admittedPricing{})
 	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")

@@ -21,7 +21,7 @@ import (
 // error interceptor turns them into statuses in this one place.
 type ErrorRule struct {
 	Is    error            // matched with errors.Is, or
-	Match func(error) bool // a predicate (e.g. pg.Unreachable); a rule with neither matches nothing
+	Match func(error) bool // a predicate (e.g. pg.IsUnavailable); a rule with neither matches nothing
 	Code  codes.Code
 	// Message is what the caller reads; "" keeps err.Error() (domain messages are written for
 	// callers). Set it to mask the cause. Internal, Unknown and DataLoss are always masked.

@@ -26,7 +26,7 @@ var CommonErrors = ErrorTable{
 	{Is: ledgerclient.ErrBadReply, Code: codes.Internal, Level: slog.LevelError},
 	{Is: ledgerclient.ErrUnavailable, Code: codes.Unavailable, Message: unavailableMessage, RetryAfter: time.Second, Level: slog.LevelWarn},
 	{Is: ledgerclient.ErrRefused, Code: codes.FailedPrecondition}, // the ledger's own message is kept
-	{Match: pg.Unreachable, Code: codes.Unavailable, Message: unavailableMessage, Level: slog.LevelWarn},
+	{Match: pg.IsUnavailable, Code: codes.Unavailable, Message: unavailableMessage, Level: slog.LevelWarn},
 
 	// Reached only while the caller still waits (Status answers a done caller first): the
 	// deadline or cancellation was a dependency's, not the caller's.

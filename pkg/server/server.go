@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/telemetry"
 )
 
 // readinessInterval is how often a server checks whether it is ready.
@@ -48,6 +49,9 @@ type Config struct {
 	Errors ErrorTable
 	// ShutdownTimeout bounds the graceful stop; in-flight calls past it are cut. Default 10s.
 	ShutdownTimeout time.Duration
+	// Telemetry traces every call (a span per call, child of the caller's traceparent); nil
+	// traces nothing. The caller flushes it (Telemetry.Shutdown) after Serve returns.
+	Telemetry *telemetry.Telemetry
 }
 
 // Server is a gRPC server with the platform's interceptors, health and reflection.
@@ -84,6 +88,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	m := newMetrics(reg, cfg.Name)
 	errs := errorMapper{table: cfg.Errors, logger: cfg.Logger}
+	access := accessLog{logger: cfg.Logger}
+	verifier := recordingVerifier{Verifier: cfg.Verifier} // tells the access log the caller's kind
 	s := &Server{
 		name:            cfg.Name,
 		logger:          cfg.Logger,
@@ -92,27 +98,29 @@ func New(cfg Config) (*Server, error) {
 		shutdownTimeout: cfg.ShutdownTimeout,
 		readiness:       readiness,
 	}
-	s.grpc = grpc.NewServer(append(grpcLimitOptions(),
+	s.grpc = grpc.NewServer(append(append(grpcLimitOptions(), cfg.Telemetry.GRPCServerOptions()...),
 		// Reused stream workers keep their grown stacks: no stack copying on every call.
 		grpc.NumStreamWorkers(uint32(8*runtime.GOMAXPROCS(0))), //nolint:gosec // GOMAXPROCS is small and positive
 		grpc.ForceServerCodecV2(newRequestCodec()),             // see requestcheck.go
 		grpc.ChainUnaryInterceptor(
 			requestIDUnary, // first: a panic's answer and log line carry the id too
+			access.unary,   // outside recover and errors: it logs the code the caller gets
 			recoverUnary(cfg.Logger),
 			m.unary(),
 			errs.unary,
 			checkRequestsUnary(),
 			s.readyUnary,
-			auth.UnaryServerInterceptor(cfg.Verifier, cfg.Policy),
+			auth.UnaryServerInterceptor(verifier, cfg.Policy),
 		),
 		grpc.ChainStreamInterceptor(
 			requestIDStream,
+			access.stream,
 			recoverStream(cfg.Logger),
 			m.stream(),
 			errs.stream,
 			checkRequestsStream(),
 			s.readyStream,
-			auth.StreamServerInterceptor(cfg.Verifier, cfg.Policy),
+			auth.StreamServerInterceptor(verifier, cfg.Policy),
 		),
 	)...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -256,11 +264,13 @@ func ServeHTTPOn(ctx context.Context, srv *http.Server, lis net.Listener, logger
 	return nil
 }
 
-// NewLogger returns a JSON slog logger on stderr at the given level ("debug", "info", "warn", "error").
+// NewLogger returns a JSON slog logger on stderr at the given level ("debug", "info", "warn",
+// "error"). Every line logged with a context carries its trace_id and span_id (when traced) and
+// its request_id (telemetry.NewLogHandler).
 func NewLogger(level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})))
 }

@@ -25,6 +25,8 @@ import (
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/telemetry"
+	"github.com/tallyhq/tally/services/gateway/internal/accesslog"
 	"github.com/tallyhq/tally/services/gateway/internal/console"
 	"github.com/tallyhq/tally/services/gateway/internal/cors"
 	"github.com/tallyhq/tally/services/gateway/internal/httpmetrics"
@@ -53,6 +55,8 @@ type Config struct {
 	// Metrics receives the HTTP metrics (httpmetrics) and each backend's health
 	// (tally_gateway_backend_up, checked until the ctx of New ends); nil measures nothing.
 	Metrics prometheus.Registerer
+	// Telemetry traces every request and its calls to the services; nil traces nothing.
+	Telemetry *telemetry.Telemetry
 }
 
 // apiPrefixes never fall back to the console's index.html.
@@ -97,7 +101,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 			continue
 		}
 		// rpcclient forwards each request's id as x-request-id (Limits.Handler put it in the context).
-		conn, err := rpcclient.Dial(r.addr, "", server.ClientMessageLimits())
+		conn, err := rpcclient.Dial(r.addr, "", server.ClientMessageLimits(), cfg.Telemetry.DialOption())
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -139,22 +143,26 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		})
 	}
 	root.Handle("/", fallback)
-	// Limits.Handler also gives each request its id (X-Request-Id), which the incoming header
-	// matcher forwards to the services; cmd/gateway's server wraps the same limits once more
-	// outside, harmlessly (the outer wrapper does the work, 413s included).
-	h := cfg.Limits.Handler(cors.Handler(cfg.CORSOrigins, namedRoutes(root)))
+	// Outermost the span, then the access-log line (which names the route that accesslog.Pattern,
+	// or accesslog.Route inside the mux, found, and tells the HTTP metrics), then the limits, which
+	// give each request its id (X-Request-Id, forwarded to the services by the incoming header
+	// matcher); cmd/gateway's server wraps the same limits once more outside, harmlessly (the
+	// outer wrapper does the work, 413s included).
+	var obs accesslog.Observer
 	if cfg.Metrics != nil {
-		var err error
-		if h, err = measured(ctx, h, cfg.Metrics, conns); err != nil {
+		m, err := measured(ctx, cfg.Metrics, conns)
+		if err != nil {
 			closeAll()
 			return nil, nil, err
 		}
+		obs = m
 	}
-	return h, closeAll, nil
+	handler := accesslog.Handler(cfg.Logger, obs, cfg.Limits.Handler(cors.Handler(cfg.CORSOrigins, accesslog.Pattern(root))))
+	return cfg.Telemetry.HTTPHandler(handler, "gateway"), closeAll, nil
 }
 
-// measured wraps h in the HTTP metrics and starts checking the backends of conns.
-func measured(ctx context.Context, h http.Handler, reg prometheus.Registerer, conns map[string]*grpc.ClientConn) (http.Handler, error) {
+// measured builds the HTTP metrics and starts checking the backends of conns.
+func measured(ctx context.Context, reg prometheus.Registerer, conns map[string]*grpc.ClientConn) (*httpmetrics.Metrics, error) {
 	m, err := httpmetrics.New(reg)
 	if err != nil {
 		return nil, err
@@ -164,33 +172,7 @@ func measured(ctx context.Context, h http.Handler, reg prometheus.Registerer, co
 		return nil, err
 	}
 	go backends.run(ctx)
-	return m.Handler(h), nil
-}
-
-// namedRoutes names the route of each request for the metrics: the root mux's pattern, which
-// grpc-gateway's own (routeName) refines under /v1/.
-func namedRoutes(root *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := root.Handler(r); pattern != "" && pattern != "/v1/" {
-			_, path, found := strings.Cut(pattern, " ") // "GET /healthz" → "/healthz"
-			if !found {
-				path = pattern
-			}
-			httpmetrics.SetRoute(r.Context(), path)
-		}
-		root.ServeHTTP(w, r)
-	})
-}
-
-// routeName is the grpc-gateway middleware that names a request's route after the pattern it
-// matched: /v1/orgs/{org_id}/balance, never the path with its ids.
-func routeName(next runtime.HandlerFunc) runtime.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-		if p, ok := runtime.HTTPPattern(r.Context()); ok {
-			httpmetrics.SetRoute(r.Context(), strings.ReplaceAll(p.String(), "=*}", "}"))
-		}
-		next(w, r, params)
-	}
+	return m, nil
 }
 
 // newMux is the grpc-gateway router with the gateway's marshalling, errors and header rules.
@@ -215,7 +197,7 @@ func newMux(restErr restErrors, routingErr routingErrors) *runtime.ServeMux {
 		// trailers (requestid.go): no Grpc-Metadata-* or Grpc-Trailer-* headers.
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
-		runtime.WithMiddlewares(routeName),
+		runtime.WithMiddlewares(accesslog.Route), // the route pattern of the access log and the metrics
 		runtime.WithOutgoingTrailerMatcher(outgoingHeader),
 	)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/telemetry"
 	"github.com/tallyhq/tally/services/gateway/internal/gateway"
 )
 
@@ -58,6 +59,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		cfg.Gateway.Metrics = reg
 	}
+	tel, err := telemetry.Start(ctx, "gateway")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(ctx) }()
+	cfg.Gateway.Telemetry = tel
 	handler, closeConns, err := gateway.New(ctx, cfg.Gateway)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/telemetry"
 	"github.com/tallyhq/tally/services/instances-metering/internal/app"
 	"github.com/tallyhq/tally/services/instances-metering/internal/grpcapi"
 	"github.com/tallyhq/tally/services/instances-metering/internal/notifyclient"
@@ -108,11 +109,16 @@ func Load(e *config.Env) (Config, error) {
 // a replica killed outright leaves its claims to expire, and whoever claims the rentals next
 // replays the same ledger debits by idempotency key, so nothing is charged twice or lost.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
+	tel, err := telemetry.Start(ctx, ServiceName)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(ctx) }()
 	authn, err := server.NewAuth(ctx, cfg.Auth, ServiceName, logger)
 	if err != nil {
 		return err
 	}
-	pool, err := pg.Connect(ctx, cfg.DatabaseURL, "instances", cfg.DBMaxConns)
+	pool, err := pg.Open(ctx, pg.Options{URL: cfg.DatabaseURL, Schema: "instances", MaxConns: cfg.DBMaxConns, Tracer: tel.PGTracer()})
 	if err != nil {
 		return err
 	}
@@ -129,12 +135,12 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if cfg.LedgerTimeout == 0 {
 		cfg.LedgerTimeout = ledgerclient.DefaultTimeout
 	}
-	d := dialer{cfg: cfg, identity: authn.Identity(), conns: &conns, logger: logger}
+	d := dialer{cfg: cfg, identity: authn.Identity(), conns: &conns, logger: logger, tel: tel}
 	ledger, prices, notifier, err := d.dialAll()
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Name: ServiceName, Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
+	srv, err := server.New(server.Config{Name: ServiceName, Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors, Telemetry: tel})
 	if err != nil {
 		return err
 	}
@@ -174,10 +180,11 @@ type dialer struct {
 	identity auth.TokenSource
 	conns    *connections
 	logger   *slog.Logger
+	tel      *telemetry.Telemetry
 }
 
 func (d dialer) dial(addr string) (*grpc.ClientConn, error) {
-	conn, err := rpcclient.DialSource(addr, d.identity)
+	conn, err := rpcclient.DialSource(addr, d.identity, d.tel.DialOption())
 	if err != nil {
 		return nil, err
 	}

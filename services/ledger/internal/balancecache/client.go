@@ -8,7 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tallyhq/tally/pkg/telemetry"
 )
 
 // ClientConfig configures NewClient.
@@ -21,6 +24,8 @@ type ClientConfig struct {
 	// snapshot, or a failover to a replica), and on the very first connection. Whatever the
 	// cache held before may be older than PostgreSQL from then on.
 	OnNewServer func()
+	// Telemetry makes a span of every command of a traced call (nil: none).
+	Telemetry *telemetry.Telemetry
 }
 
 // NewClient returns a Redis client for the cache that fails fast (no retries, every call and
@@ -43,7 +48,17 @@ func NewClient(cfg ClientConfig) (*redis.Client, error) {
 	opts.PoolSize = 64
 	w := &serverWatch{changed: cfg.OnNewServer}
 	opts.OnConnect = w.onConnect
-	return redis.NewClient(opts), nil
+	rdb := redis.NewClient(opts)
+	if cfg.Telemetry.Enabled() {
+		// Commands outside a traced call (the epoch bumps, the cache updater) make no spans; the
+		// statement is left out (it holds balances).
+		err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(cfg.Telemetry.ChildSpans()), redisotel.WithDBStatement(false))
+		if err != nil {
+			_ = rdb.Close()
+			return nil, fmt.Errorf("tracing redis: %w", err)
+		}
+	}
+	return rdb, nil
 }
 
 // serverWatch remembers the run_id of the Redis server the client reaches.

@@ -20,6 +20,7 @@ import (
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/telemetry"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
 	"github.com/tallyhq/tally/services/ledger/internal/grpcapi"
@@ -133,7 +134,12 @@ func Load(e *config.Env) (Config, error) {
 // Run serves the ledger on lis until ctx is done, then stops gracefully. The committer stops
 // after the gRPC server: in-flight writes finish before shutdown completes.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
-	st, closeDB, err := newStore(ctx, cfg)
+	tel, err := telemetry.Start(ctx, "ledger")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(ctx) }()
+	st, closeDB, err := newStore(ctx, cfg, tel)
 	if err != nil {
 		return err
 	}
@@ -142,14 +148,14 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
+	srv, err := server.New(server.Config{Name: "ledger", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors, Telemetry: tel})
 	if err != nil {
 		return err
 	}
 	// The Redis client reports a new server to the app, which does not exist yet when the
 	// client is made; nothing connects before the app runs, and the app's first act is a bump.
 	var ledgerApp atomic.Pointer[app.App]
-	cache, closeCache, err := newCache(cfg, logger, func() {
+	cache, closeCache, err := newCache(cfg, logger, tel, func() {
 		if a := ledgerApp.Load(); a != nil {
 			a.RedisServerChanged()
 		}
@@ -158,7 +164,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	defer closeCache()
-	watcher, closePricing, err := newPricer(cfg, authn, logger)
+	watcher, closePricing, err := newPricer(cfg, authn, logger, tel)
 	if err != nil {
 		return err
 	}
@@ -188,12 +194,12 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 }
 
 // newStore opens the ledger's database, migrates it and returns its store.
-func newStore(ctx context.Context, cfg Config) (*store.Store, func(), error) {
+func newStore(ctx context.Context, cfg Config, tel *telemetry.Telemetry) (*store.Store, func(), error) {
 	dbTimeout := cfg.DBTimeout
 	if dbTimeout <= 0 {
 		dbTimeout = 5 * time.Second
 	}
-	pool, err := pg.Open(ctx, pg.Options{URL: cfg.DatabaseURL, Schema: "ledger", MaxConns: cfg.DBMaxConns, StatementTimeout: dbTimeout, ConnectTimeout: dbTimeout})
+	pool, err := pg.Open(ctx, pg.Options{URL: cfg.DatabaseURL, Schema: "ledger", MaxConns: cfg.DBMaxConns, StatementTimeout: dbTimeout, ConnectTimeout: dbTimeout, Tracer: tel.PGTracer()})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -210,12 +216,12 @@ func newStore(ctx context.Context, cfg Config) (*store.Store, func(), error) {
 }
 
 // newCache returns the Redis balance cache, or nil without REDIS_URL.
-func newCache(cfg Config, logger *slog.Logger, onNewServer func()) (*balancecache.Cache, func(), error) {
+func newCache(cfg Config, logger *slog.Logger, tel *telemetry.Telemetry, onNewServer func()) (*balancecache.Cache, func(), error) {
 	if cfg.RedisURL == "" {
 		logger.Warn("REDIS_URL is not set: Authorize reads PostgreSQL on every call")
 		return nil, func() {}, nil
 	}
-	rdb, err := balancecache.NewClient(balancecache.ClientConfig{URL: cfg.RedisURL, Timeout: cfg.RedisTimeout, OnNewServer: onNewServer})
+	rdb, err := balancecache.NewClient(balancecache.ClientConfig{URL: cfg.RedisURL, Timeout: cfg.RedisTimeout, OnNewServer: onNewServer, Telemetry: tel})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -225,11 +231,11 @@ func newCache(cfg Config, logger *slog.Logger, onNewServer func()) (*balancecach
 
 // newPricer returns the follower of the pricing service's price list, or nil without
 // TALLY_PRICING_ADDR.
-func newPricer(cfg Config, authn *server.Auth, logger *slog.Logger) (*catalog.Watcher, func(), error) {
+func newPricer(cfg Config, authn *server.Auth, logger *slog.Logger, tel *telemetry.Telemetry) (*catalog.Watcher, func(), error) {
 	if cfg.PricingAddr == "" {
 		return nil, func() {}, nil
 	}
-	conn, err := rpcclient.DialSource(cfg.PricingAddr, authn.Identity())
+	conn, err := rpcclient.DialSource(cfg.PricingAddr, authn.Identity(), tel.DialOption())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/telemetry"
 	"github.com/tallyhq/tally/services/notifications/internal/app"
 	"github.com/tallyhq/tally/services/notifications/internal/emails"
 	"github.com/tallyhq/tally/services/notifications/internal/grpcapi"
@@ -152,7 +153,12 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		_ = lis.Close()
 		return err
 	}
-	pool, err := pg.Connect(ctx, cfg.DatabaseURL, Schema, cfg.DBMaxConns)
+	tel, err := telemetry.Start(ctx, "notifications")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(ctx) }()
+	pool, err := pg.Open(ctx, pg.Options{URL: cfg.DatabaseURL, Schema: Schema, MaxConns: cfg.DBMaxConns, Tracer: tel.PGTracer()})
 	if err != nil {
 		return err
 	}
@@ -168,7 +174,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	conn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity())
+	conn, err := rpcclient.DialSource(cfg.LedgerAddr, authn.Identity(), tel.DialOption())
 	if err != nil {
 		return err
 	}
@@ -177,7 +183,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Name: "notifications", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
+	srv, err := server.New(server.Config{Name: "notifications", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors, Telemetry: tel})
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/rpcclient"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/telemetry"
 	"github.com/tallyhq/tally/services/payments/internal/app"
 	"github.com/tallyhq/tally/services/payments/internal/grpcapi"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
@@ -309,6 +310,7 @@ type Service struct {
 	app     *app.App
 	grpc    *server.Server
 	handler http.Handler
+	tel     *telemetry.Telemetry
 	closers []func()
 }
 
@@ -332,6 +334,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 			s.Close()
 		}
 	}()
+	if s.tel, err = telemetry.Start(ctx, "payments"); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = s.tel.Shutdown(ctx) }) // closed last: flushes the others' spans
 	st, err := s.newStore(ctx)
 	if err != nil {
 		return nil, err
@@ -348,7 +354,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
-	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
+	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors, Telemetry: s.tel})
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +371,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 
 // newStore connects to PostgreSQL and applies the migrations.
 func (s *Service) newStore(ctx context.Context) (*store.Store, error) {
-	pool, err := pg.Connect(ctx, s.cfg.DatabaseURL, "payments", s.cfg.DBMaxConns)
+	pool, err := pg.Open(ctx, pg.Options{URL: s.cfg.DatabaseURL, Schema: "payments", MaxConns: s.cfg.DBMaxConns, Tracer: s.tel.PGTracer()})
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +386,7 @@ func (s *Service) newStore(ctx context.Context) (*store.Store, error) {
 func (s *Service) dialLedger(authn *server.Auth) (*ledgerclient.Client, error) {
 	// Reconnect within a second of the ledger coming back (gRPC's default backoff grows to two
 	// minutes): paid webhooks and the retry worker wait for it.
-	conn, err := rpcclient.DialSource(s.cfg.LedgerAddr, authn.Identity(), grpc.WithConnectParams(grpc.ConnectParams{
+	conn, err := rpcclient.DialSource(s.cfg.LedgerAddr, authn.Identity(), s.tel.DialOption(), grpc.WithConnectParams(grpc.ConnectParams{
 		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 		MinConnectTimeout: 5 * time.Second,
 	}))

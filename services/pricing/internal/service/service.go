@@ -14,6 +14,7 @@ import (
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/telemetry"
 	"github.com/tallyhq/tally/services/pricing/internal/app"
 	"github.com/tallyhq/tally/services/pricing/internal/grpcapi"
 	"github.com/tallyhq/tally/services/pricing/internal/store"
@@ -62,7 +63,12 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 200 * time.Millisecond
 	}
-	pool, err := pg.Connect(ctx, cfg.DatabaseURL, "pricing", 8)
+	tel, err := telemetry.Start(ctx, "pricing")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(ctx) }()
+	pool, err := pg.Open(ctx, pg.Options{URL: cfg.DatabaseURL, Schema: "pricing", MaxConns: 8, Tracer: tel.PGTracer()})
 	if err != nil {
 		return err
 	}
@@ -92,7 +98,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Name: "pricing", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors})
+	srv, err := server.New(server.Config{Name: "pricing", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors, Telemetry: tel})
 	if err != nil {
 		return err
 	}

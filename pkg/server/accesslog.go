@@ -1,0 +1,109 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	"github.com/tallyhq/tally/pkg/auth"
+)
+
+// AccessLogMessage is the message of the one access-log line of every gRPC call.
+const AccessLogMessage = "grpc request"
+
+// Caller kinds of the access logs (CallerKind).
+const (
+	CallerAnonymous = "anonymous"
+	CallerMember    = "member"
+	CallerAdmin     = "admin"
+	CallerOps       = "ops"
+	CallerService   = "service"
+	// CallerOther is a verified token with none of the platform's roles.
+	CallerOther = "other"
+)
+
+// CallerKind names the kind of caller c is, for logs: service, ops, admin, member or other.
+// It never includes the subject, organization or token.
+func CallerKind(c auth.Claims) string {
+	switch {
+	case c.ServiceName() != "":
+		return CallerService
+	case c.Has(auth.RoleOps):
+		return CallerOps
+	case c.Has(auth.RoleAdmin):
+		return CallerAdmin
+	case c.Has(auth.RoleMember):
+		return CallerMember
+	}
+	return CallerOther
+}
+
+// accessRecord collects, during a call, what its access-log line says beyond the method and
+// the outcome: the kind of caller its token verified as (anonymous until then).
+type accessRecord struct {
+	caller string
+}
+
+type accessRecordKey struct{}
+
+// accessLog writes one line per call, after it ends: method, code, duration, caller kind and
+// request id (and, through the logger's handler, the trace id). Health checks and reflection
+// are logged at Debug; every other call at Info.
+type accessLog struct {
+	logger *slog.Logger
+}
+
+func (a accessLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	rec := &accessRecord{caller: CallerAnonymous}
+	ctx = context.WithValue(ctx, accessRecordKey{}, rec)
+	resp, err := handler(ctx, req)
+	a.log(ctx, info.FullMethod, start, err, rec)
+	return resp, err
+}
+
+func (a accessLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	rec := &accessRecord{caller: CallerAnonymous}
+	ctx := context.WithValue(ss.Context(), accessRecordKey{}, rec)
+	err := handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+	a.log(ctx, info.FullMethod, start, err, rec)
+	return err
+}
+
+func (a accessLog) log(ctx context.Context, method string, start time.Time, err error, rec *accessRecord) {
+	level := slog.LevelInfo
+	if auth.IsOpsMethod(method) {
+		level = slog.LevelDebug
+	}
+	if !a.logger.Enabled(ctx, level) {
+		return
+	}
+	a.logger.LogAttrs(ctx, level, AccessLogMessage,
+		slog.String("method", method),
+		slog.String("code", status.Code(err).String()),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("caller", rec.caller),
+		slog.String("request_id", RequestID(ctx)),
+	)
+}
+
+// recordingVerifier tells the access log of the call the kind of caller each token it verifies
+// belongs to, also when the policy then refuses the call.
+type recordingVerifier struct {
+	auth.Verifier
+}
+
+// Verify implements auth.Verifier.
+func (v recordingVerifier) Verify(ctx context.Context, token string) (auth.Claims, error) {
+	c, err := v.Verifier.Verify(ctx, token)
+	if err == nil {
+		if rec, ok := ctx.Value(accessRecordKey{}).(*accessRecord); ok {
+			rec.caller = CallerKind(c)
+		}
+	}
+	return c, err
+}
