@@ -114,33 +114,15 @@ func loadAuthConfig(e *config.Env, needIdentity bool) AuthConfig {
 
 // validate checks the settings; needIdentity requires an identity source in JWKS mode.
 func (c AuthConfig) validate(needIdentity bool) error {
-	var errs []error
-	switch {
-	case c.JWKSURL == "" && c.JWTSecret == "":
+	if c.JWKSURL == "" && c.JWTSecret == "" {
 		return errors.New("TALLY_JWT_SECRET (at least 32 bytes) or TALLY_JWKS_URL is required; " +
 			"TALLY_ENV=development uses a built-in development secret")
-	case c.JWKSURL == "" && len(c.JWTSecret) < auth.MinSecretLen:
-		errs = append(errs, fmt.Errorf("TALLY_JWT_SECRET must be at least %d bytes", auth.MinSecretLen))
-	case c.JWKSURL == "" && c.JWTSecret == DevJWTSecret && !c.Development:
-		errs = append(errs, errors.New("TALLY_JWT_SECRET is the public development secret: set a secret of your own, or TALLY_ENV=development"))
-	case c.JWKSURL != "":
-		// Both set: HS256 tokens (the services' own) are accepted beside the provider's.
-		switch {
-		case c.JWTSecret != "" && len(c.JWTSecret) < auth.MinSecretLen:
-			errs = append(errs, fmt.Errorf("TALLY_JWT_SECRET must be at least %d bytes", auth.MinSecretLen))
-		case c.JWTSecret == DevJWTSecret && !c.Development:
-			errs = append(errs, errors.New("TALLY_JWT_SECRET is the public development secret: set a secret of your own, or TALLY_ENV=development"))
-		}
-		u, err := url.Parse(c.JWKSURL)
-		switch {
-		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-			errs = append(errs, errors.New("TALLY_JWKS_URL is not an http(s) URL"))
-		case u.Scheme != "https" && !c.Development:
-			errs = append(errs, errors.New("TALLY_JWKS_URL must be https outside development"))
-		}
-		if !c.Development && (c.Issuer == "" || c.Audience == "") {
-			errs = append(errs, errors.New("TALLY_JWT_ISSUER and TALLY_JWT_AUDIENCE are required with TALLY_JWKS_URL outside development"))
-		}
+	}
+	// With both set, HS256 tokens (the services' own) are accepted beside the provider's: the
+	// secret is held to the same rules either way.
+	errs := []error{c.validateSecret()}
+	if c.JWKSURL != "" {
+		errs = append(errs, c.validateJWKS())
 	}
 	if c.MaxLifetime <= 0 || c.JWKSRefresh <= 0 || c.JWKSMinRefetch <= 0 {
 		errs = append(errs, errors.New("TALLY_JWT_MAX_LIFETIME, TALLY_JWKS_REFRESH and TALLY_JWKS_MIN_REFETCH must be positive"))
@@ -170,6 +152,35 @@ func (c AuthConfig) validate(needIdentity bool) error {
 	case sources == 0 && c.JWKSURL != "" && c.JWTSecret == "" && needIdentity:
 		errs = append(errs, errors.New("with TALLY_JWKS_URL the service needs its own identity: set TALLY_SERVICE_TOKEN_FILE, "+
 			"TALLY_OAUTH_CLIENT_ID and TALLY_OAUTH_CLIENT_SECRET, or TALLY_SERVICE_TOKEN"))
+	}
+	return errors.Join(errs...)
+}
+
+// validateSecret checks TALLY_JWT_SECRET when it is set.
+func (c AuthConfig) validateSecret() error {
+	switch {
+	case c.JWTSecret == "":
+		return nil
+	case len(c.JWTSecret) < auth.MinSecretLen:
+		return fmt.Errorf("TALLY_JWT_SECRET must be at least %d bytes", auth.MinSecretLen)
+	case c.JWTSecret == DevJWTSecret && !c.Development:
+		return errors.New("TALLY_JWT_SECRET is the public development secret: set a secret of your own, or TALLY_ENV=development")
+	}
+	return nil
+}
+
+// validateJWKS checks TALLY_JWKS_URL and what it requires.
+func (c AuthConfig) validateJWKS() error {
+	var errs []error
+	u, err := url.Parse(c.JWKSURL)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		errs = append(errs, errors.New("TALLY_JWKS_URL is not an http(s) URL"))
+	case u.Scheme != "https" && !c.Development:
+		errs = append(errs, errors.New("TALLY_JWKS_URL must be https outside development"))
+	}
+	if !c.Development && (c.Issuer == "" || c.Audience == "") {
+		errs = append(errs, errors.New("TALLY_JWT_ISSUER and TALLY_JWT_AUDIENCE are required with TALLY_JWKS_URL outside development"))
 	}
 	return errors.Join(errs...)
 }
@@ -230,30 +241,9 @@ func NewAuth(ctx context.Context, cfg AuthConfig, service string, logger *slog.L
 		client = &http.Client{Timeout: httpTimeout}
 	}
 	a := &Auth{service: service, logger: logger.With("component", "auth")}
-	var inner auth.Verifier
-	if cfg.JWKSURL != "" {
-		jwks, err := auth.NewJWKSVerifier(ctx, auth.JWKSConfig{
-			URL: cfg.JWKSURL, Client: client, Refresh: cfg.JWKSRefresh, MinRefetch: cfg.JWKSMinRefetch, Logger: a.logger,
-		}, cfg.verifyOptions()...)
-		if err != nil {
-			return nil, err
-		}
-		a.jwks, inner = jwks, jwks
-		if cfg.JWTSecret != "" {
-			hs, err := auth.NewHS256Verifier([]byte(cfg.JWTSecret), cfg.verifyOptions()...)
-			if err != nil {
-				return nil, err
-			}
-			if inner, err = auth.NewAlgVerifier(hs, jwks); err != nil {
-				return nil, err
-			}
-		}
-	} else {
-		hs, err := auth.NewHS256Verifier([]byte(cfg.JWTSecret), cfg.verifyOptions()...)
-		if err != nil {
-			return nil, err
-		}
-		inner = hs
+	inner, err := a.buildVerifier(ctx, cfg, client)
+	if err != nil {
+		return nil, err
 	}
 	a.verifier = auth.NewCachingVerifier(inner, 0)
 
@@ -267,6 +257,39 @@ func NewAuth(ctx context.Context, cfg AuthConfig, service string, logger *slog.L
 		go a.watchIdentity(ctx)
 	}
 	return a, nil
+}
+
+// buildVerifier returns the verifier of cfg: HS256 with the secret, the JWKS's keys, or both
+// (dispatched on the token's alg). A JWKS verifier is kept in a.jwks for readiness and metrics.
+func (a *Auth) buildVerifier(ctx context.Context, cfg AuthConfig, client *http.Client) (auth.Verifier, error) {
+	var hs, jwks auth.Verifier
+	if cfg.JWTSecret != "" {
+		v, err := auth.NewHS256Verifier([]byte(cfg.JWTSecret), cfg.verifyOptions()...)
+		if err != nil {
+			return nil, fmt.Errorf("new auth: %w", err)
+		}
+		hs = v
+	}
+	if cfg.JWKSURL != "" {
+		v, err := auth.NewJWKSVerifier(ctx, auth.JWKSConfig{
+			URL: cfg.JWKSURL, Client: client, Refresh: cfg.JWKSRefresh, MinRefetch: cfg.JWKSMinRefetch, Logger: a.logger,
+		}, cfg.verifyOptions()...)
+		if err != nil {
+			return nil, fmt.Errorf("new auth: %w", err)
+		}
+		a.jwks, jwks = v, v
+	}
+	switch {
+	case hs == nil:
+		return jwks, nil
+	case jwks == nil:
+		return hs, nil
+	}
+	v, err := auth.NewAlgVerifier(hs, jwks)
+	if err != nil {
+		return nil, fmt.Errorf("new auth: %w", err)
+	}
+	return v, nil
 }
 
 // identitySource returns the source of the service's own token, nil when none is configured
