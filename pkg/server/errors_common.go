@@ -28,6 +28,8 @@ var CommonErrors = ErrorTable{
 	{Is: ledgerclient.ErrRefused, Code: codes.FailedPrecondition}, // the ledger's own message is kept
 	{Match: pg.IsUnavailable, Code: codes.Unavailable, Message: unavailableMessage, Level: slog.LevelWarn},
 
+	{Is: ErrStopping, Code: codes.Unavailable},
+
 	// Reached only while the caller still waits (Status answers a done caller first): the
 	// deadline or cancellation was a dependency's, not the caller's.
 	{Match: isContextError, Code: codes.Unavailable, Message: unavailableMessage, Level: slog.LevelWarn},

@@ -69,7 +69,20 @@ func (l *failingLedger) GetBalance(ctx context.Context, req *ledgerv1.GetBalance
 	return nil, l.errs[req.GetOrgId()]
 }
 
-func (l *failingLedger) WatchEvents(req *ledgerv1.WatchEventsRequest, _ ledgerv1.LedgerService_WatchEventsServer) error {
+// WatchEvents of org "watch" and "watch-err" sends one event, then follows until its context is
+// done, and returns nil ("watch", as the ledger does) or the context's error ("watch-err").
+func (l *failingLedger) WatchEvents(req *ledgerv1.WatchEventsRequest, stream ledgerv1.LedgerService_WatchEventsServer) error {
+	switch req.GetOrgId() {
+	case "watch", "watch-err":
+		if err := stream.Send(&ledgerv1.WatchEventsResponse{Event: &ledgerv1.BalanceEvent{Sequence: 1}}); err != nil {
+			return err
+		}
+		<-stream.Context().Done()
+		if req.GetOrgId() == "watch-err" {
+			return stream.Context().Err()
+		}
+		return nil
+	}
 	return l.errs[req.GetOrgId()]
 }
 

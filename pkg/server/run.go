@@ -40,6 +40,8 @@ type RunConfig struct {
 // stops them all gracefully and returns the first error. Workers stop with the servers, except
 // AfterServe workers, which stop after the gRPC server's graceful stop. A worker returning its
 // context's error on shutdown is not a failure; a worker returning nil early stops alone.
+// Streaming handlers need no worker of their own to end at shutdown: their stream's context is
+// done as soon as the gRPC server starts stopping, and the stream ends Unavailable (ErrStopping).
 func Run(ctx context.Context, cfg RunConfig) error {
 	if err := cfg.validate(); err != nil {
 		closeListeners(cfg)

@@ -157,3 +157,30 @@ func TestRunServes(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// TestRunEndsStreamsAtShutdown follows a stream across the shutdown and requires it ended at
+// once with ErrStopping's Unavailable, whether its handler returns nil or its context's error,
+// instead of being cut after the shutdown timeout (which answers another status), and Run clean.
+func TestRunEndsStreamsAtShutdown(t *testing.T) {
+	t.Parallel()
+	for _, org := range []string{"watch", "watch-err"} {
+		t.Run(org, func(t *testing.T) {
+			t.Parallel()
+			srv, lis, s := newErrorsServer(t, nil, nil)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- server.Run(ctx, server.RunConfig{GRPC: srv, Listener: lis, Logger: quiet}) }()
+			stream, err := s.client.WatchEvents(t.Context(), &ledgerv1.WatchEventsRequest{OrgId: org})
+			require.NoError(t, err)
+			ev, err := stream.Recv()
+			require.NoError(t, err)
+			require.Equal(t, int64(1), ev.GetEvent().GetSequence())
+			cancel()
+			_, err = stream.Recv()
+			st := status.Convert(err)
+			require.Equal(t, codes.Unavailable, st.Code(), "%v", err)
+			require.Equal(t, server.ErrStopping.Error(), st.Message())
+			require.NoError(t, <-done)
+		})
+	}
+}

@@ -65,6 +65,8 @@ type Server struct {
 	// readiness returns why the service cannot serve yet; ready is its latest outcome.
 	readiness func() error
 	ready     atomic.Bool
+	// streams ends the streams in flight when Serve starts stopping (stopping.go).
+	streams *streamStop
 }
 
 // New builds a Server. Register services on GRPC() before calling Serve.
@@ -97,6 +99,7 @@ func New(cfg Config) (*Server, error) {
 		health:          health.NewServer(),
 		shutdownTimeout: cfg.ShutdownTimeout,
 		readiness:       readiness,
+		streams:         newStreamStop(),
 	}
 	s.grpc = grpc.NewServer(append(append(grpcLimitOptions(), cfg.Telemetry.GRPCServerOptions()...),
 		// Reused stream workers keep their grown stacks: no stack copying on every call.
@@ -121,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 			checkRequestsStream(),
 			s.readyStream,
 			auth.StreamServerInterceptor(verifier, cfg.Policy),
+			s.streams.interceptor,
 		),
 	)...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -135,7 +139,8 @@ func (s *Server) GRPC() *grpc.Server { return s.grpc }
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
 
 // Serve serves lis until ctx is done, then stops gracefully: health goes NOT_SERVING, in-flight
-// calls finish within the shutdown timeout. Health reports SERVING for every registered service
+// calls finish within the shutdown timeout, and streams end at once with ErrStopping (their
+// handlers' contexts are done: stopping.go). Health reports SERVING for every registered service
 // while the service is ready (see Config.Auth) and NOT_SERVING otherwise; calls other than
 // health and reflection get Unavailable meanwhile.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
@@ -156,6 +161,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	stopWatch()
 	<-watched
 	s.health.Shutdown()
+	s.streams.end()
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
 	select {

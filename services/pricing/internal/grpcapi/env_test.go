@@ -89,7 +89,7 @@ func startReplica(t *testing.T, dbURL string, clk *clock, opts replicaOptions) *
 	require.NoError(t, err)
 	srv, err := server.New(server.Config{Name: "pricing", Logger: logger, Verifier: verifier, Policy: grpcapi.Policy(), Errors: grpcapi.Errors, ShutdownTimeout: 5 * time.Second})
 	require.NoError(t, err)
-	api, err := grpcapi.New(grpcapi.Config{App: a, Shutdown: ctx, Heartbeat: opts.heartbeat})
+	api, err := grpcapi.New(grpcapi.Config{App: a, Heartbeat: opts.heartbeat})
 	require.NoError(t, err)
 	api.Register(srv.GRPC())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

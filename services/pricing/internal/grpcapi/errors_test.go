@@ -16,9 +16,8 @@ func TestErrorTable(t *testing.T) {
 	t.Parallel()
 	servertest.CheckErrorTable(t, Errors)
 	for err, want := range map[error]codes.Code{
-		fmt.Errorf("%w: model_id is required", pricing.ErrInvalid): codes.InvalidArgument,
-		fmt.Errorf("set: %w", pricing.ErrIdempotencyConflict):      codes.AlreadyExists,
-		errShuttingDown: codes.Unavailable,
+		fmt.Errorf("%w: model_id is required", pricing.ErrInvalid):                codes.InvalidArgument,
+		fmt.Errorf("set: %w", pricing.ErrIdempotencyConflict):                     codes.AlreadyExists,
 		fmt.Errorf("quote: %w", catalog.ErrUnknownModel):                          codes.NotFound,
 		fmt.Errorf("quote: %w", catalog.ErrNoPriceInForce):                        codes.FailedPrecondition,
 		fmt.Errorf("quote: %w", catalog.ErrTimeTooFarAhead):                       codes.InvalidArgument,

@@ -23,9 +23,6 @@ import (
 // Config wires a Server.
 type Config struct {
 	App *app.App
-	// Shutdown ends every WatchCatalog stream when done, so that a graceful stop does not wait
-	// for streams that never end on their own. Required.
-	Shutdown context.Context
 	// Heartbeat is how often an idle WatchCatalog stream gets a message without a snapshot
 	// (default 15s), so clients can detect dead connections.
 	Heartbeat time.Duration
@@ -35,7 +32,6 @@ type Config struct {
 type Server struct {
 	pricingv1.UnimplementedPricingServiceServer
 	app       *app.App
-	shutdown  context.Context
 	heartbeat time.Duration
 	// snapshot caches the wire form of the newest catalog, shared by every stream.
 	snapshot atomic.Pointer[pricingv1.CatalogSnapshot]
@@ -45,13 +41,13 @@ var _ pricingv1.PricingServiceServer = (*Server)(nil)
 
 // New builds a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.App == nil || cfg.Shutdown == nil {
-		return nil, errors.New("grpcapi: app and shutdown are required")
+	if cfg.App == nil {
+		return nil, errors.New("grpcapi: app is required")
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
-	return &Server{app: cfg.App, shutdown: cfg.Shutdown, heartbeat: cfg.Heartbeat}, nil
+	return &Server{app: cfg.App, heartbeat: cfg.Heartbeat}, nil
 }
 
 // Register registers the service on g.
@@ -209,10 +205,9 @@ func (s *Server) WatchCatalog(req *pricingv1.WatchCatalogRequest, stream grpc.Se
 	if known < 0 {
 		return fmt.Errorf("%w: known_catalog_version must not be negative", pricing.ErrInvalid)
 	}
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	stop := context.AfterFunc(s.shutdown, cancel)
-	defer stop()
+	// The stream's context is also done when the server starts stopping: pkg/server then ends
+	// the stream Unavailable, and the client reconnects.
+	ctx := stream.Context()
 	for {
 		wctx, wcancel := context.WithTimeout(ctx, s.heartbeat)
 		c, err := s.app.Wait(wctx, known)
@@ -223,9 +218,6 @@ func (s *Server) WatchCatalog(req *pricingv1.WatchCatalogRequest, stream grpc.Se
 			msg = &pricingv1.WatchCatalogResponse{CatalogVersion: c.Version(), Snapshot: s.snapshotOf(c)}
 			known = c.Version()
 		case ctx.Err() != nil:
-			if s.shutdown.Err() != nil {
-				return errShuttingDown
-			}
 			return ctx.Err()
 		default:
 			msg = &pricingv1.WatchCatalogResponse{CatalogVersion: s.app.Catalog().Version()}

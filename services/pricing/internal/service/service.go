@@ -105,11 +105,8 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err := a.RegisterMetrics(srv.Registry()); err != nil {
 		return err
 	}
-	// shutdown ends the WatchCatalog streams as soon as the server starts stopping, so that its
-	// graceful stop does not wait for streams that never end on their own.
-	shutdown, endStreams := context.WithCancel(ctx)
-	defer endStreams()
-	api, err := grpcapi.New(grpcapi.Config{App: a, Shutdown: shutdown})
+	// server.Run ends the WatchCatalog streams as soon as the server starts stopping.
+	api, err := grpcapi.New(grpcapi.Config{App: a})
 	if err != nil {
 		return err
 	}
@@ -118,11 +115,6 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		GRPC: srv, Listener: lis, MetricsAddr: cfg.MetricsAddr, Logger: logger,
 		Workers: []server.Worker{
 			{Name: "catalog poller", Run: a.Run},
-			{Name: "stream shutdown", Run: func(ctx context.Context) error {
-				<-ctx.Done()
-				endStreams()
-				return ctx.Err()
-			}},
 		},
 	})
 }
