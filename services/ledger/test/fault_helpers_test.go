@@ -132,7 +132,9 @@ func crashedReplica(t *testing.T, dbURL string, reqs ...*ledger.Request) {
 	defer pool.Close()
 	st, err := store.New(pool, store.Config{})
 	require.NoError(t, err)
-	applied, err := (&app.Batches{Store: st}).Apply(t.Context(), reqs)
+	batches, err := app.NewBatches(app.BatchesConfig{Store: st})
+	require.NoError(t, err)
+	applied, err := batches.Apply(t.Context(), reqs)
 	require.NoError(t, err)
 	for _, o := range applied.Outcomes {
 		require.NoError(t, o.Err)

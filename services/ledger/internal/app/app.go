@@ -85,11 +85,8 @@ type App struct {
 	wake      *outbox.Broadcast
 }
 
-// New builds an App; Run starts its committer and sweeps.
-func New(cfg Config) (*App, error) {
-	if cfg.Store == nil || cfg.Logger == nil {
-		return nil, errors.New("app: store and logger are required")
-	}
+// withDefaults returns cfg with the default in place of each unset setting.
+func (cfg Config) withDefaults() Config {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = time.Second
 	}
@@ -114,11 +111,20 @@ func New(cfg Config) (*App, error) {
 	if cfg.ReplicaTimeout <= 0 {
 		cfg.ReplicaTimeout = 2 * time.Second
 	}
-	if cfg.EpochMaxAge <= cfg.EpochInterval || cfg.ReplicaTimeout <= cfg.EpochMaxAge {
-		return nil, errors.New("app: the cache epoch needs EpochInterval < EpochMaxAge < ReplicaTimeout")
-	}
 	if cfg.CacheQueue <= 0 {
 		cfg.CacheQueue = 65536
+	}
+	return cfg
+}
+
+// New builds an App; Run starts its committer and sweeps.
+func New(cfg Config) (*App, error) {
+	if cfg.Store == nil || cfg.Logger == nil {
+		return nil, errors.New("app: store and logger are required")
+	}
+	cfg = cfg.withDefaults()
+	if cfg.EpochMaxAge <= cfg.EpochInterval || cfg.ReplicaTimeout <= cfg.EpochMaxAge {
+		return nil, errors.New("app: the cache epoch needs EpochInterval < EpochMaxAge < ReplicaTimeout")
 	}
 	a := &App{cfg: cfg, store: cfg.Store, cache: cfg.Cache, logger: cfg.Logger, wake: outbox.NewBroadcast()}
 	m, err := newMetrics(cfg.Metrics, func() float64 {
@@ -149,9 +155,12 @@ func New(cfg Config) (*App, error) {
 		a.updater = newCacheUpdater(cfg.Cache, cfg.CacheQueue, a.keeper.invalidate, cfg.Logger, m)
 		onUnknown = func() { a.keeper.invalidate(reasonCommitUnknown) }
 	}
+	batches, err := NewBatches(BatchesConfig{Store: cfg.Store, Now: cfg.Now, Validity: cfg.CreditValidity, PlatformShards: cfg.PlatformShards})
+	if err != nil {
+		return nil, err
+	}
 	gc, err := committer.New(committer.Config{
-		Store: measuredBatches{w: &m.writes,
-			next: &Batches{Store: cfg.Store, Now: cfg.Now, Validity: cfg.CreditValidity, PlatformShards: cfg.PlatformShards}},
+		Store:            measuredBatches{w: &m.writes, next: batches},
 		MaxBatch:         cfg.MaxBatch,
 		MaxWait:          cfg.MaxWait,
 		Workers:          cfg.Workers,

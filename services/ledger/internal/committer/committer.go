@@ -254,7 +254,8 @@ func (g *GroupCommitter) commit(ctx context.Context, batch []*pending) {
 }
 
 // apply runs a batch, retrying it while the database is unavailable, for up to RetryFor (not at
-// all once the database is known to be down: the writers are answered at once).
+// all once the database is known to be down: the writers are answered at once) or until ctx is
+// done, whichever comes first.
 func (g *GroupCommitter) apply(ctx context.Context, reqs []*ledger.Request) (ledger.Applied, error) {
 	start := time.Now()
 	backoff := 5 * time.Millisecond
@@ -278,7 +279,15 @@ func (g *GroupCommitter) apply(ctx context.Context, reqs []*ledger.Request) (led
 		}
 		g.cfg.Logger.Debug("ledger batch hit an unavailable database, retrying", "attempt", attempt, "size", len(reqs), "err", err)
 		t := time.NewTimer(backoff)
-		<-t.C
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			if unknown {
+				g.cfg.OnUnknownOutcome()
+			}
+			return ledger.Applied{}, fmt.Errorf("%w (retry abandoned: %w)", err, context.Cause(ctx))
+		}
 		backoff = min(2*backoff, 200*time.Millisecond)
 	}
 }
