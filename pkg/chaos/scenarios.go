@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/auth"
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Recovery says which signal ends a scenario's recovery: the first success of that kind after
@@ -309,7 +310,7 @@ func injectPostgresRestart(ctx context.Context, r *run) error {
 	if err == nil {
 		return errors.New("postgres still answers after the immediate stop")
 	}
-	r.observe("PostgreSQL down (%s)", shorten(err.Error(), 60))
+	r.observe("PostgreSQL down (%s)", textcheck.Abbreviate(err.Error(), 60))
 	if err := r.hold(ctx, 3*time.Second); err != nil {
 		return err
 	}
@@ -522,11 +523,4 @@ func afterEmails(ctx context.Context, r *run) error {
 		r.mu.Unlock()
 	}
 	return nil
-}
-
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

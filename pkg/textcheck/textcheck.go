@@ -149,14 +149,34 @@ const MaxEcho = 32
 // Quote returns s quoted like %q, cut to its first MaxEcho bytes (on a character boundary) with
 // "…" after the closing quote when it was longer: how error messages show a caller's input.
 func Quote(s string) string {
-	if len(s) <= MaxEcho {
-		return strconv.Quote(s)
+	t := Truncate(s, MaxEcho)
+	if len(t) < len(s) {
+		return strconv.Quote(t) + "…"
 	}
-	cut := MaxEcho
-	for cut > MaxEcho-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
+	return strconv.Quote(s)
+}
+
+// Truncate returns s cut to its first n bytes or fewer: on a character boundary, so that a valid
+// UTF-8 text stays valid. It is how a log line, a report or a stored error keeps a bounded part
+// of a longer text.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n, 0)
+	// Back off at most one character's worth: invalid UTF-8 has no boundary to find.
+	for cut > 0 && cut > n-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return strconv.Quote(s[:cut]) + "…"
+	return s[:cut]
+}
+
+// Abbreviate is Truncate followed by "…" when s was cut, for text a person reads.
+func Abbreviate(s string, n int) string {
+	if t := Truncate(s, n); len(t) < len(s) {
+		return t + "…"
+	}
+	return s
 }
 
 // FieldViolation names the field and the problem (pkg/fieldviolation).

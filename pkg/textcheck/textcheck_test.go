@@ -115,6 +115,37 @@ func TestQuote(t *testing.T) {
 	}
 }
 
+func TestTruncateAndAbbreviate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		in        string
+		n         int
+		truncated string
+	}{
+		{"short", "acme", 8, "acme"},
+		{"exact", "acme", 4, "acme"},
+		{"cut", "acme corp", 4, "acme"},
+		{"zero", "acme", 0, ""},
+		{"negative", "acme", -1, ""},
+		{"a 3-byte character straddling the cut is left out whole", "ab€", 3, "ab"},
+		{"a character ending at the cut is kept", "ab€c", 5, "ab€"},
+		{"invalid UTF-8 is cut where it stands", "a\xff\xfe\xfdb", 3, "a\xff\xfe"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := textcheck.Truncate(tt.in, tt.n)
+			require.Equal(t, tt.truncated, got)
+			want := tt.truncated
+			if got != tt.in {
+				want += "…"
+			}
+			require.Equal(t, want, textcheck.Abbreviate(tt.in, tt.n))
+		})
+	}
+}
+
 // FuzzText checks the rules against their definitions on arbitrary input.
 func FuzzText(f *testing.F) {
 	for _, s := range []string{"", "acme", "a b", "a\x00", "\xff", "\u202E", "Müller\n\tGmbH", "👩\u200D💻", "\uFEFF", "\r\n"} {
@@ -152,6 +183,9 @@ func FuzzText(f *testing.F) {
 		}
 		if q := textcheck.Quote(s); len(q) > 4*textcheck.MaxEcho+8 {
 			t.Fatalf("Quote echoes too much: %d bytes", len(q))
+		}
+		if c := textcheck.Truncate(s, 7); len(c) > 7 || !utf8.ValidString(c) || !strings.HasPrefix(s, c) {
+			t.Fatalf("Truncate(%q, 7) = %q: not a valid prefix of at most 7 bytes", s, c)
 		}
 	})
 }

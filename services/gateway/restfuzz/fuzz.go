@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"regexp"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tallyhq/tally/pkg/textcheck"
 )
 
 // Identity is a caller: a name for the report and its bearer token ("" for anonymous).
@@ -154,7 +157,7 @@ func send(ctx context.Context, cfg Config, i int) *Result {
 	if g.rnd.IntN(8) != 0 {
 		g.mutate(r, 1+g.rnd.IntN(2))
 	}
-	res := &Result{Operation: op.Name(), Identity: id.Name, Mutations: r.mutations, Method: r.method, Target: truncate(r.target(), 160)}
+	res := &Result{Operation: op.Name(), Identity: id.Name, Mutations: r.mutations, Method: r.method, Target: textcheck.Abbreviate(r.target(), 160)}
 	body, err := r.encodeBody()
 	if err != nil {
 		res.Problem = "cannot build: " + err.Error()
@@ -181,16 +184,16 @@ func send(ctx context.Context, cfg Config, i int) *Result {
 	resp, err := cfg.Client.Do(req)
 	if err != nil {
 		if cutLargeBody := len(body) > 1<<20 && isConnectionCut(err); ctx.Err() == nil && !cutLargeBody {
-			res.Problem = "transport: " + truncate(err.Error(), 200)
+			res.Problem = "transport: " + textcheck.Abbreviate(err.Error(), 200)
 		}
 		return res
 	}
 	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	res.Status = resp.StatusCode
-	res.Body = truncate(string(raw), 300)
+	res.Body = textcheck.Abbreviate(string(raw), 300)
 	if err != nil && ctx.Err() == nil {
-		res.Problem = "reading the answer: " + truncate(err.Error(), 200)
+		res.Problem = "reading the answer: " + textcheck.Abbreviate(err.Error(), 200)
 		return res
 	}
 	res.Problem = judge(resp, raw)
@@ -259,13 +262,6 @@ var codeName = regexp.MustCompile(`^(CANCELLED|UNKNOWN|INVALID_ARGUMENT|DEADLINE
 	`PERMISSION_DENIED|RESOURCE_EXHAUSTED|FAILED_PRECONDITION|ABORTED|OUT_OF_RANGE|UNIMPLEMENTED|INTERNAL|UNAVAILABLE|` +
 	`DATA_LOSS|UNAUTHENTICATED)$`)
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
 // Summary is a table of the answers per operation and a histogram of the statuses.
 func (r *Report) Summary() string {
 	var b strings.Builder
@@ -274,13 +270,13 @@ func (r *Report) Summary() string {
 		rate = float64(r.Requests) / r.Elapsed.Seconds()
 	}
 	fmt.Fprintf(&b, "restfuzz: %d requests, seed %d, %s (%.0f/s), %d problems\n", r.Requests, r.Seed, r.Elapsed.Round(time.Millisecond), rate, len(r.Problems))
-	statuses := sortedInts(r.Statuses)
+	statuses := slices.Sorted(maps.Keys(r.Statuses))
 	fmt.Fprintf(&b, "%-52s %6s", "operation", "total")
 	for _, s := range statuses {
 		fmt.Fprintf(&b, " %5d", s)
 	}
 	b.WriteString("\n")
-	for _, op := range sortedKeys(r.ByOperation) {
+	for _, op := range slices.Sorted(maps.Keys(r.ByOperation)) {
 		counts := r.ByOperation[op]
 		total := 0
 		for _, n := range counts {
@@ -298,13 +294,4 @@ func (r *Report) Summary() string {
 	}
 	b.WriteString("\n")
 	return b.String()
-}
-
-func sortedInts(m map[int]int) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/url"
 	"slices"
@@ -107,14 +108,12 @@ type generator struct {
 	seq   uint64
 }
 
-func (g *generator) pick(vs []any) any { return vs[g.rnd.IntN(len(vs))] }
-
 func (g *generator) hint(name string) (any, bool) {
 	vs := g.hints.Values[name]
 	if len(vs) == 0 {
 		return nil, false
 	}
-	return g.pick(vs), true
+	return pick(g, vs), true
 }
 
 // unique returns a fresh idempotency-key-like string.
@@ -136,7 +135,7 @@ func (g *generator) value(name string, sc *Schema, depth int) any {
 		return nil
 	}
 	if len(sc.Examples) > 0 {
-		return g.pick(sc.Examples)
+		return pick(g, sc.Examples)
 	}
 	if len(sc.Enum) > 0 {
 		return sc.Enum[g.rnd.IntN(len(sc.Enum))]
@@ -158,7 +157,7 @@ func (g *generator) value(name string, sc *Schema, depth int) any {
 			}
 			return obj
 		}
-		for _, k := range sortedKeys(sc.Properties) {
+		for _, k := range slices.Sorted(maps.Keys(sc.Properties)) {
 			p := sc.Properties[k]
 			if p.ReadOnly || g.rnd.IntN(10) == 0 {
 				continue
@@ -233,13 +232,4 @@ func (g *generator) build(op Operation) *request {
 		r.tree = g.value("", op.Body, 0)
 	}
 	return r
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -1,6 +1,7 @@
 package restfuzz
 
 import (
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -63,21 +64,14 @@ func hasQuery(r *request) bool { return len(r.op.query()) > 0 }
 func hasBody(r *request) bool  { return r.hasBody && r.body == nil }
 func always(*request) bool     { return true }
 
-func pickString(g *generator, group string) string {
-	vs := badStrings[group]
-	return vs[g.rnd.IntN(len(vs))]
-}
+func pickString(g *generator, group string) string { return pick(g, badStrings[group]) }
 
-func pickGroup(g *generator) string {
-	groups := sortedKeys(badStrings)
-	return groups[g.rnd.IntN(len(groups))]
-}
+func pickGroup(g *generator) string { return pickKey(g, badStrings) }
 
-func pickKey[V any](g *generator, m map[string]V) string {
-	keys := sortedKeys(m)
-	return keys[g.rnd.IntN(len(keys))]
-}
+// pickKey picks one of m's keys, from their sorted order so that a seed replays the same run.
+func pickKey[V any](g *generator, m map[string]V) string { return pick(g, slices.Sorted(maps.Keys(m))) }
 
+// pick picks one of vs with the run's random source.
 func pick[T any](g *generator, vs []T) T { return vs[g.rnd.IntN(len(vs))] }
 
 // mutators is every mutation the fuzzer knows.
@@ -240,7 +234,7 @@ func nodes(tree any) []node {
 	walk = func(v any) {
 		switch t := v.(type) {
 		case map[string]any:
-			for _, k := range sortedKeys(t) {
+			for _, k := range slices.Sorted(maps.Keys(t)) {
 				out = append(out, node{obj: t, key: k})
 				walk(t[k])
 			}

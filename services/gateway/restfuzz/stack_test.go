@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,26 +175,11 @@ func startStack(t *testing.T) *stack {
 // healthy checks every service's gRPC health and the gateway's /healthz.
 func (s *stack) healthy(t *testing.T) {
 	t.Helper()
-	for _, name := range sortedNames(s.grpcAddrs) {
+	for _, name := range slices.Sorted(maps.Keys(s.grpcAddrs)) {
 		require.NoError(t, serving(t.Context(), s.grpcAddrs[name]), "%s is unhealthy after the run", name)
 	}
 	resp, err := http.Get(s.gatewayURL + "/healthz")
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, "the gateway is unhealthy after the run")
-}
-
-func sortedNames(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/gateway/internal/oidc"
 	"github.com/tallyhq/tally/services/gateway/internal/session"
 )
@@ -75,7 +76,7 @@ func New(cfg Config) (*Service, error) {
 	case cfg.Logger == nil:
 		return nil, errors.New("signin: logger is required")
 	case cfg.Dev != nil && len(cfg.Dev.Secret) < auth.MinSecretLen:
-		return nil, fmt.Errorf("signin: the development secret must be at least %d bytes", auth.MinSecretLen)
+		return nil, fmt.Errorf("signin: the development secret (TALLY_JWT_SECRET) must be at least %d bytes", auth.MinSecretLen)
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
@@ -178,7 +179,7 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		s.log.Info("sign-in refused by the identity provider", "error", truncate(e, 64))
+		s.log.Info("sign-in refused by the identity provider", "error", textcheck.Truncate(e, 64))
 		server.WriteHTTPError(w, http.StatusUnauthorized, codes.Unauthenticated, "the identity provider refused the sign-in")
 		return
 	}
