@@ -5,10 +5,11 @@ package cors
 
 import (
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tallyhq/tally/services/gateway/internal/session"
 )
 
 // Policy values.
@@ -23,25 +24,21 @@ var (
 	MaxAge = 10 * time.Minute
 )
 
-// Handler adds CORS to next for origins (exact, canonical scheme://host[:port]). Preflights
-// are answered (204) even with no origin configured: without the CORS headers, which is the
-// browser's refusal.
-func Handler(origins []string, next http.Handler) http.Handler {
-	allowed := make([]string, len(origins))
-	for i, o := range origins {
-		allowed[i] = strings.ToLower(o)
-	}
+// Handler adds CORS to next for origins (exact, canonical scheme://host[:port], as
+// session.ParseOrigins returns them; matched by session.Origins.Allowed). Preflights are answered
+// (204) even with no origin configured: without the CORS headers, which is the browser's refusal.
+func Handler(origins session.Origins, next http.Handler) http.Handler {
 	methods := strings.Join(AllowedMethods, ", ")
 	headers := strings.Join(AllowedHeaders, ", ")
 	exposed := strings.Join(ExposedHeaders, ", ")
 	maxAge := strconv.Itoa(int(MaxAge.Seconds()))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		if len(allowed) > 0 {
+		if len(origins) > 0 {
 			h.Add("Vary", "Origin")
 		}
 		origin := r.Header.Get("Origin")
-		ok := origin != "" && slices.Contains(allowed, strings.ToLower(origin))
+		ok := origin != "" && origins.Allowed(origin)
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			// A preflight: answered here, never passed on. A foreign origin gets no CORS
 			// headers, so its browser refuses the request.

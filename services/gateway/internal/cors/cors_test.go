@@ -29,6 +29,7 @@ func TestHandler(t *testing.T) {
 		{"preflight, no origins configured", none, "OPTIONS", map[string]string{"Origin": "https://console.example.com", "Access-Control-Request-Method": "GET"}, http.StatusNoContent, "", false},
 		{"request, allowed origin", allowed, "GET", map[string]string{"Origin": "https://console.example.com"}, http.StatusTeapot, "https://console.example.com", false},
 		{"request, foreign origin", allowed, "GET", map[string]string{"Origin": "https://evil.test"}, http.StatusTeapot, "", false},
+		{"request, allowed origin in other letter case", allowed, "GET", map[string]string{"Origin": "HTTPS://Console.Example.com"}, http.StatusTeapot, "HTTPS://Console.Example.com", false},
 		{"request, origin as a prefix", allowed, "GET", map[string]string{"Origin": "https://console.example.com.evil.test"}, http.StatusTeapot, "", false},
 		{"plain OPTIONS is not a preflight", allowed, "OPTIONS", map[string]string{"Origin": "https://console.example.com"}, http.StatusTeapot, "https://console.example.com", false},
 		{"no origin", allowed, "GET", nil, http.StatusTeapot, "", false},

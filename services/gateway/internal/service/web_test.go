@@ -3,6 +3,7 @@ package service
 import (
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -39,6 +40,7 @@ func TestLoadWeb(t *testing.T) {
 		{"no client id", map[string]string{"TALLY_OIDC_ISSUER": "https://idp.example.com", "TALLY_SESSION_KEY": key}, "TALLY_OIDC_CLIENT_ID is required", true},
 		{"development", map[string]string{"TALLY_ENV": "development"}, "", true},
 		{"development with a provider over http", with(oidc, "TALLY_ENV", "development", "TALLY_OIDC_ISSUER", "http://127.0.0.1:8099/oidc"), "", true},
+		{"development with a short secret", map[string]string{"TALLY_ENV": "development", "TALLY_JWT_SECRET": "short"}, "TALLY_JWT_SECRET) must be at least 32 bytes", false},
 		{"bad CORS origin", map[string]string{"TALLY_CORS_ORIGINS": "localhost:5173"}, "TALLY_CORS_ORIGINS", true},
 		{"bad console URL", map[string]string{"TALLY_CONSOLE_URL": "localhost"}, "TALLY_CONSOLE_URL", true},
 	}
@@ -52,6 +54,7 @@ func TestLoadWeb(t *testing.T) {
 				return
 			}
 			require.ErrorContains(t, env.Err(), tt.wantErr)
+			require.Equal(t, 1, strings.Count(env.Err().Error(), tt.wantErr), "each problem is reported once")
 			if !tt.signIn {
 				require.Nil(t, wc.signIn)
 			}
