@@ -98,12 +98,11 @@ func TestApplyReportsEveryLockedAccountForTheCache(t *testing.T) {
 		})
 	}
 
-	acct, found, e, err := st.AccountForCache(ctx, "a")
+	acct, found, err := st.Account(ctx, "a")
 	require.NoError(t, err)
 	require.True(t, found)
-	require.Equal(t, epoch, e)
 	require.Equal(t, int64(100), int64(acct.Balance))
-	_, found, _, err = st.AccountForCache(ctx, "nobody")
+	_, found, err = st.Account(ctx, "nobody")
 	require.NoError(t, err)
 	require.False(t, found)
 

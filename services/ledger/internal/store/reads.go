@@ -22,24 +22,17 @@ type querier interface {
 // Account reads an organization's account; found is false for an organization never credited
 // or debited.
 func (s *Store) Account(ctx context.Context, orgID string) (acct ledger.Account, found bool, err error) {
-	acct, found, _, err = s.AccountForCache(ctx, orgID)
-	return acct, found, err
-}
-
-// AccountForCache reads an organization's account like Account, with the balance-cache epoch
-// read in the same statement (so never newer than the epoch current when the account was read).
-// The epoch is 0 when the account is not found.
-func (s *Store) AccountForCache(ctx context.Context, orgID string) (acct ledger.Account, found bool, epoch int64, err error) {
-	accts, founds, epoch, err := s.AccountsForCache(ctx, []string{orgID})
+	accts, founds, _, err := s.AccountsForCache(ctx, []string{orgID})
 	if err != nil {
-		return ledger.Account{}, false, 0, err
+		return ledger.Account{}, false, err
 	}
-	return accts[0], founds[0], epoch, nil
+	return accts[0], founds[0], nil
 }
 
-// AccountsForCache is AccountForCache for many organizations in one statement: the accounts of
-// orgIDs in their order (found false, and the default currency, for those never credited or
-// debited). The epoch is 0 when none is found.
+// AccountsForCache reads the accounts of many organizations in one statement, with the
+// balance-cache epoch read in the same statement (so never newer than the epoch current when the
+// accounts were read): the accounts of orgIDs in their order (found false, and the default
+// currency, for those never credited or debited). The epoch is 0 when none is found.
 func (s *Store) AccountsForCache(parent context.Context, orgIDs []string) (accts []ledger.Account, found []bool, epoch int64, err error) {
 	ctx, cancel := s.deadline(parent)
 	defer cancel()
