@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { screen } from '@testing-library/react';
+import { screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { ada, fail403, fail500, json, never, ops, renderApp, stubFetch, usd } from './helpers';
 import { expectError, expectForbidden, expectLoading, expectOneH1 } from './states';
@@ -100,5 +100,33 @@ describe('Ops page', () => {
     await userEvent.click(screen.getByRole('button', { name: 'Grant credits' }));
     await screen.findByText(/Granted/);
     expect((calls.bodies[2] as { idempotencyKey: string }).idempotencyKey).not.toBe(first!.idempotencyKey);
+  });
+  it('adjusts a balance by a signed amount, with no grant source', async () => {
+    const calls = stubFetch(
+      {
+        'GET /v1/payment-review-items': () => json({}),
+        'POST /v1/orgs/acme/adjustments': () =>
+          json({ transaction: { amount: usd('-12', -500000000) }, balance: usd('30') }),
+      },
+      ops,
+    );
+    renderApp('/ops');
+    await userEvent.click(await screen.findByRole('tab', { name: 'Grants and adjustments' }));
+    const form = (await screen.findByRole('heading', { name: 'Adjust a balance' })).closest('section')!;
+    const adjust = within(form);
+    expect(adjust.getByText('Positive adds credits, negative removes them, e.g. -12.50.')).toBeInTheDocument();
+    await userEvent.type(adjust.getByLabelText('Organization'), 'acme');
+    await userEvent.type(adjust.getByLabelText('Signed amount'), '-12.50');
+    await userEvent.click(adjust.getByRole('button', { name: 'Adjust balance' }));
+    expect(await adjust.findByRole('alert')).toHaveTextContent('Enter the reason.');
+    expect(calls.bodies).toHaveLength(0);
+    await userEvent.type(adjust.getByLabelText('Reason'), 'correction');
+    await userEvent.click(adjust.getByRole('button', { name: 'Adjust balance' }));
+    expect(await adjust.findByText(/Adjusted by -\$12.50; balance now \$30.00/)).toBeInTheDocument();
+    const body = calls.bodies.at(-1) as { idempotencyKey: string; reason: string; amount: unknown; source?: string };
+    expect(body.amount).toEqual(usd('-12', -500000000));
+    expect(body.reason).toBe('correction');
+    expect(body.idempotencyKey).toMatch(/^console-/);
+    expect(body.source).toBeUndefined();
   });
 });

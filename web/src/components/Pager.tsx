@@ -1,7 +1,7 @@
 import { useState } from 'react';
 
 /** Page tokens as a stack: "" is the first page; Next pushes the answer's next token. */
-export function usePageTokens() {
+export function usePageTokens(): PageTokens {
   const [stack, setStack] = useState<string[]>(['']);
   const current = stack[stack.length - 1] ?? '';
   return {
@@ -11,6 +11,16 @@ export function usePageTokens() {
     prev: () => setStack((s) => (s.length > 1 ? s.slice(0, -1) : s)),
     reset: () => setStack(['']),
   };
+}
+
+export interface PageTokens {
+  /** The token of the page shown ("" for the first). */
+  current: string;
+  /** The page number shown, from 1. */
+  page: number;
+  next: (token: string) => void;
+  prev: () => void;
+  reset: () => void;
 }
 
 export function Pager({

@@ -13,11 +13,12 @@ import { formatMoney, isZero } from '../money';
 import { formatDateTime, formatDay } from '../dates';
 import { labels } from '../components/labels';
 import { EmptyState, ErrorState, LoadingState, QueryView } from '../components/states';
-import { Pager, usePageTokens } from '../components/Pager';
+import { usePageTokens } from '../components/Pager';
+import { PagedTable } from '../components/PagedList';
+import { FormActions } from '../components/FormActions';
 import { useAddCredits } from '../components/AddCreditsDialog';
 import { NoOrganization } from './NoOrganization';
-
-const PENDING = 'PAYMENT_STATUS_PENDING';
+import { checkoutPayment, pollUntilSettled, pollWhilePending } from './billing-poll';
 
 function paymentMethodText(p: Payment): string {
   const wallets: Record<string, string> = { google_pay: 'Google Pay', apple_pay: 'Apple Pay' };
@@ -52,15 +53,13 @@ function CheckoutBanner({ org }: { org: string }) {
   const sessionId = params.get('session_id') ?? '';
   const qc = useQueryClient();
   const watching = outcome === 'success';
-  const [settled, setSettled] = useState(false);
-  const payments = usePaymentsQuery(org, '', watching && !settled ? 2_000 : false);
-  const payment = payments.data?.payments?.find((p) => sessionId !== '' && p.checkoutSessionId === sessionId);
+  const payments = usePaymentsQuery(org, '', watching ? pollUntilSettled(sessionId) : undefined);
+  const payment = checkoutPayment(payments.data, sessionId);
   const status = payment?.status;
 
   useEffect(() => {
-    if (!watching) return;
-    void qc.invalidateQueries({ queryKey: keys.balance(org) });
-    if (status !== undefined && status !== PENDING) setSettled(true);
+    // Each new status may have credited the balance.
+    if (watching) void qc.invalidateQueries({ queryKey: keys.balance(org) });
   }, [watching, status, qc, org]);
 
   if (outcome !== 'success' && outcome !== 'cancelled') return null;
@@ -99,57 +98,31 @@ function CheckoutBanner({ org }: { org: string }) {
   );
 }
 
+const PAYMENT_COLUMNS = [
+  { label: 'Date' },
+  { label: 'Amount', num: true },
+  { label: 'Status' },
+  { label: 'Paid by' },
+  { label: 'Invoice' },
+  { label: 'Refunds' },
+];
+
 function Payments({ org }: { org: string }) {
   const pages = usePageTokens();
-  const anyPending = (list?: Payment[]) => (list ?? []).some((p) => p.status === PENDING);
-  const [poll, setPoll] = useState<number | false>(false);
-  const query = usePaymentsQuery(org, pages.current, poll);
-  useEffect(() => {
-    setPoll(anyPending(query.data?.payments) ? 5_000 : false);
-  }, [query.data]);
-
+  const query = usePaymentsQuery(org, pages.current, pollWhilePending);
   return (
     <section aria-labelledby="payments-h">
       <h2 id="payments-h">Payments</h2>
-      <QueryView query={query} label="Loading payments…">
-        {(data) =>
-          (data.payments ?? []).length === 0 ? (
-            <EmptyState>No payments yet. Use Add Credits to make your first payment.</EmptyState>
-          ) : (
-            <>
-              <div className="table-wrap" role="group" aria-label="Payments table" tabIndex={0}>
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Date</th>
-                      <th scope="col" className="num">
-                        Amount
-                      </th>
-                      <th scope="col">Status</th>
-                      <th scope="col">Paid by</th>
-                      <th scope="col">Invoice</th>
-                      <th scope="col">Refunds</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {(data.payments ?? []).map((p) => (
-                      <PaymentRow key={p.id} org={org} payment={p} />
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-              <Pager
-                label="Payments"
-                page={pages.page}
-                nextToken={data.nextPageToken}
-                onNext={pages.next}
-                onPrev={pages.prev}
-                busy={query.isFetching}
-              />
-            </>
-          )
-        }
-      </QueryView>
+      <PagedTable
+        query={query}
+        pages={pages}
+        label="Payments"
+        loading="Loading payments…"
+        items={(data) => data.payments}
+        empty="No payments yet. Use Add Credits to make your first payment."
+        columns={PAYMENT_COLUMNS}
+        row={(p) => <PaymentRow key={p.id} org={org} payment={p} />}
+      />
     </section>
   );
 }
@@ -320,17 +293,11 @@ function BillingProfileForm({ org, profile }: { org: string; profile: BillingPro
         <label htmlFor="bp-email">Billing email</label>
         <input id="bp-email" type="email" value={form.email} onChange={set('email')} autoComplete="email" />
       </div>
-      {save.isError && <ErrorState error={save.error} />}
-      {save.isSuccess && (
-        <p className="banner banner-success" role="status">
-          Billing profile saved.
-        </p>
-      )}
-      <div className="actions">
-        <button type="submit" className="btn btn-primary" disabled={save.isPending}>
-          {save.isPending ? 'Saving…' : 'Save billing profile'}
-        </button>
-      </div>
+      <FormActions
+        mutation={save}
+        success={save.isSuccess && 'Billing profile saved.'}
+        submit={save.isPending ? 'Saving…' : 'Save billing profile'}
+      />
     </form>
   );
 }

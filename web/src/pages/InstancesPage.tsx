@@ -6,7 +6,8 @@ import { formatMoney } from '../money';
 import { formatDateTime } from '../dates';
 import { labels } from '../components/labels';
 import { EmptyState, QueryView } from '../components/states';
-import { Pager, usePageTokens } from '../components/Pager';
+import { usePageTokens } from '../components/Pager';
+import { PagedTable, Table } from '../components/PagedList';
 import { useAddCredits } from '../components/AddCreditsDialog';
 
 export function InstancesPage() {
@@ -39,33 +40,22 @@ function InstanceTypes() {
           const list = data.instances ?? [];
           if (list.length === 0) return <EmptyState>No instance types are offered at the moment.</EmptyState>;
           return (
-            <div className="table-wrap" role="group" aria-label="Instance types table" tabIndex={0}>
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Instance type</th>
-                    <th scope="col">Hardware</th>
-                    <th scope="col" className="num">
-                      Price per hour
-                    </th>
-                    <th scope="col">Availability</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {list.map((i) => (
-                    <tr key={i.instanceTypeId}>
-                      <th scope="row">
-                        {i.instanceTypeId}
-                        {i.description && <div className="muted small">{i.description}</div>}
-                      </th>
-                      <td>{hardware(i)}</td>
-                      <td className="num">{formatMoney(i.hourlyPrice)}</td>
-                      <td>{i.available ? 'Available' : 'Not available'}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <Table
+              label="Instance types table"
+              columns={[{ label: 'Instance type' }, { label: 'Hardware' }, { label: 'Price per hour', num: true }, { label: 'Availability' }]}
+              items={list}
+              row={(i) => (
+                <tr key={i.instanceTypeId}>
+                  <th scope="row">
+                    {i.instanceTypeId}
+                    {i.description && <div className="muted small">{i.description}</div>}
+                  </th>
+                  <td>{hardware(i)}</td>
+                  <td className="num">{formatMoney(i.hourlyPrice)}</td>
+                  <td>{i.available ? 'Available' : 'Not available'}</td>
+                </tr>
+              )}
+            />
           );
         }}
       </QueryView>
@@ -73,56 +63,32 @@ function InstanceTypes() {
   );
 }
 
+const RENTAL_COLUMNS = [
+  { label: 'Instance' },
+  { label: 'Type' },
+  { label: 'Hourly price (locked)', num: true },
+  { label: 'Started' },
+  { label: 'Periods charged', num: true },
+  { label: 'Total', num: true },
+  { label: 'State' },
+];
+
 function Rentals({ org }: { org: string }) {
   const pages = usePageTokens();
   const query = useRentalsQuery(org, pages.current);
   return (
     <section aria-labelledby="rentals-h">
       <h2 id="rentals-h">Your rentals</h2>
-      <QueryView query={query} label="Loading rentals…">
-        {(data) =>
-          (data.rentals ?? []).length === 0 ? (
-            <EmptyState>Your organization has not rented an instance yet.</EmptyState>
-          ) : (
-            <>
-              <div className="table-wrap" role="group" aria-label="Rentals table" tabIndex={0}>
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Instance</th>
-                      <th scope="col">Type</th>
-                      <th scope="col" className="num">
-                        Hourly price (locked)
-                      </th>
-                      <th scope="col">Started</th>
-                      <th scope="col" className="num">
-                        Periods charged
-                      </th>
-                      <th scope="col" className="num">
-                        Total
-                      </th>
-                      <th scope="col">State</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {(data.rentals ?? []).map((r) => (
-                      <RentalRow key={r.instanceId} rental={r} />
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-              <Pager
-                label="Rentals"
-                page={pages.page}
-                nextToken={data.nextPageToken}
-                onNext={pages.next}
-                onPrev={pages.prev}
-                busy={query.isFetching}
-              />
-            </>
-          )
-        }
-      </QueryView>
+      <PagedTable
+        query={query}
+        pages={pages}
+        label="Rentals"
+        loading="Loading rentals…"
+        items={(data) => data.rentals}
+        empty="Your organization has not rented an instance yet."
+        columns={RENTAL_COLUMNS}
+        row={(r) => <RentalRow key={r.instanceId} rental={r} />}
+      />
     </section>
   );
 }

@@ -5,7 +5,8 @@ import { useNotificationSettingsQuery } from '../data/notification-settings-quer
 import { useNotificationSettingsUpdateMutation } from '../data/notification-settings-update-mutation';
 import type { NotificationSettings } from '../api/types';
 import { formatMoney, parseMoney, toDecimalString } from '../money';
-import { ErrorState, QueryView } from '../components/states';
+import { QueryView } from '../components/states';
+import { FormActions } from '../components/FormActions';
 import { NoOrganization } from './NoOrganization';
 
 export function NotificationsPage() {
@@ -170,17 +171,7 @@ function NotificationsForm({ org, settings }: { org: string; settings: Notificat
             : "Leave empty to use your account's email."}
         </p>
       </div>
-      {save.isError && <ErrorState error={save.error} />}
-      {save.isSuccess && (
-        <p className="banner banner-success" role="status">
-          Notification settings saved.
-        </p>
-      )}
-      <div className="actions">
-        <button type="submit" className="btn btn-primary" disabled={save.isPending}>
-          {save.isPending ? 'Saving…' : 'Save'}
-        </button>
-      </div>
+      <FormActions mutation={save} success={save.isSuccess && 'Notification settings saved.'} submit={save.isPending ? 'Saving…' : 'Save'} />
     </form>
   );
 }

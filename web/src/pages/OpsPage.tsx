@@ -1,5 +1,6 @@
-import { useId, useState, type FormEvent } from 'react';
+import { useId, useState, type FormEvent, type ReactNode } from 'react';
 import * as Tabs from '@radix-ui/react-tabs';
+import type { UseMutationResult, UseQueryResult } from '@tanstack/react-query';
 import { useMe } from '../auth/session';
 import { hasRole } from '../auth/me';
 import { useReviewItemsQuery } from '../data/review-items-query';
@@ -11,13 +12,16 @@ import { useGrantMutation } from '../data/grant-mutation';
 import { useAdjustmentMutation } from '../data/adjustment-mutation';
 import { useRefundMutation } from '../data/refund-mutation';
 import type { ReviewItem } from '../api/types';
-import { formatMoney, parseMoney } from '../money';
+import { formatMoney, parseMoney, type Money, type ParseOptions } from '../money';
 import { formatDateTime, formatDay } from '../dates';
 import { labels } from '../components/labels';
 import { EmptyState, ErrorState, ForbiddenState, QueryView } from '../components/states';
-import { Pager, usePageTokens } from '../components/Pager';
+import { usePageTokens } from '../components/Pager';
+import { PagedList, PagedTable } from '../components/PagedList';
+import { FilterSelect } from '../components/FilterSelect';
+import { FormActions } from '../components/FormActions';
 import { useIdempotencyKey } from '../idempotency';
-import { dimensionText } from './PricingPage';
+import { dimensionText, ScheduledVersions } from './PricingPage';
 
 export function OpsPage() {
   const me = useMe();
@@ -91,29 +95,22 @@ function ReviewItems() {
         />
         <label htmlFor={checkId}>Include resolved items</label>
       </div>
-      <QueryView query={query} label="Loading review items…">
-        {(data) =>
-          (data.items ?? []).length === 0 ? (
-            <EmptyState>Nothing to review.</EmptyState>
-          ) : (
-            <>
-              <ul className="cards">
-                {(data.items ?? []).map((item) => (
-                  <ReviewItemCard key={item.id} item={item} />
-                ))}
-              </ul>
-              <Pager
-                label="Review items"
-                page={pages.page}
-                nextToken={data.nextPageToken}
-                onNext={pages.next}
-                onPrev={pages.prev}
-                busy={query.isFetching}
-              />
-            </>
-          )
-        }
-      </QueryView>
+      <PagedList
+        query={query}
+        pages={pages}
+        label="Review items"
+        loading="Loading review items…"
+        items={(data) => data.items}
+        empty="Nothing to review."
+      >
+        {(items) => (
+          <ul className="cards">
+            {items.map((item) => (
+              <ReviewItemCard key={item.id} item={item} />
+            ))}
+          </ul>
+        )}
+      </PagedList>
     </section>
   );
 }
@@ -160,40 +157,55 @@ function ScheduledPrices() {
     <section aria-labelledby="sched-h">
       <h2 id="sched-h">Scheduled price changes</h2>
       <h3>Models</h3>
-      <QueryView query={models} label="Loading model prices…">
-        {(data) =>
-          (data.scheduled ?? []).length === 0 ? (
-            <EmptyState>No model price change is scheduled.</EmptyState>
-          ) : (
-            <ul>
-              {(data.scheduled ?? []).map((m) => (
-                <li key={m.versionId}>
-                  {formatDateTime(m.effectiveFrom)} — {m.displayName || m.modelId} ({m.versionId}):{' '}
-                  {(m.dimensions ?? []).map(dimensionText).join('; ')}
-                </li>
-              ))}
-            </ul>
-          )
-        }
-      </QueryView>
+      <ScheduledList
+        query={models}
+        loading="Loading model prices…"
+        empty="No model price change is scheduled."
+        text={(m) => (
+          <>
+            {formatDateTime(m.effectiveFrom)} — {m.displayName || m.modelId} ({m.versionId}):{' '}
+            {(m.dimensions ?? []).map(dimensionText).join('; ')}
+          </>
+        )}
+      />
       <h3>Instances</h3>
-      <QueryView query={instances} label="Loading instance prices…">
-        {(data) =>
-          (data.scheduled ?? []).length === 0 ? (
-            <EmptyState>No instance price change is scheduled.</EmptyState>
-          ) : (
-            <ul>
-              {(data.scheduled ?? []).map((i) => (
-                <li key={i.versionId}>
-                  {formatDateTime(i.effectiveFrom)} — {i.instanceTypeId} ({i.versionId}): {formatMoney(i.hourlyPrice)} per
-                  hour{i.available === false ? ', not available' : ''}
-                </li>
-              ))}
-            </ul>
-          )
-        }
-      </QueryView>
+      <ScheduledList
+        query={instances}
+        loading="Loading instance prices…"
+        empty="No instance price change is scheduled."
+        text={(i) => (
+          <>
+            {formatDateTime(i.effectiveFrom)} — {i.instanceTypeId} ({i.versionId}): {formatMoney(i.hourlyPrice)} per
+            hour{i.available === false ? ', not available' : ''}
+          </>
+        )}
+      />
     </section>
+  );
+}
+
+/** The scheduled price versions of a prices query, one line each. */
+function ScheduledList<T extends { versionId?: string }>({
+  query,
+  loading,
+  empty,
+  text,
+}: {
+  query: UseQueryResult<{ scheduled?: T[] }>;
+  loading: string;
+  empty: string;
+  text: (version: T) => ReactNode;
+}) {
+  return (
+    <QueryView query={query} label={loading}>
+      {(data) =>
+        (data.scheduled ?? []).length === 0 ? (
+          <EmptyState>{empty}</EmptyState>
+        ) : (
+          <ScheduledVersions versions={data.scheduled ?? []} text={text} />
+        )
+      }
+    </QueryView>
   );
 }
 
@@ -241,51 +253,74 @@ function FormError({ message }: { message: string }) {
 }
 
 function GrantForm() {
-  const grant = useGrantMutation();
-  const idem = useIdempotencyKey();
-  const [org, setOrg] = useState('');
-  const [amount, setAmount] = useState('');
-  const [currency, setCurrency] = useState('USD');
-  const [reason, setReason] = useState('');
-  const [error, setError] = useState('');
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    const parsed = parseMoney(amount, currency);
-    if (org.trim() === '') return setError('Enter the organization.');
-    if (!parsed.ok) return setError(parsed.error);
-    if (reason.trim() === '') return setError('Enter the reason.');
-    setError('');
-    const body = { amount: parsed.value, reason: reason.trim(), source: 'CREDIT_SOURCE_GRANT' as const };
-    const idempotencyKey = idem.keyFor({ org: org.trim(), ...body });
-    grant.mutate({ org: org.trim(), body: { ...body, idempotencyKey } }, { onSuccess: idem.done });
-  };
   return (
-    <section aria-labelledby="grant-h">
-      <h2 id="grant-h">Grant credits</h2>
-      <form className="stack form-narrow" onSubmit={submit} noValidate>
-        <Field label="Organization" value={org} onChange={setOrg} />
-        <Field label="Amount" value={amount} onChange={setAmount} inputMode="decimal" />
-        <Field label="Currency" value={currency} onChange={(v) => setCurrency(v.toUpperCase())} />
-        <Field label="Reason" value={reason} onChange={setReason} />
-        <FormError message={error} />
-        {grant.isError && <ErrorState error={grant.error} />}
-        {grant.data && (
-          <p className="banner banner-success" role="status">
-            Granted {formatMoney(grant.data.transaction?.amount)}; balance now {formatMoney(grant.data.balance)}.
-          </p>
-        )}
-        <div className="actions">
-          <button type="submit" className="btn btn-primary" disabled={grant.isPending}>
-            Grant credits
-          </button>
-        </div>
-      </form>
-    </section>
+    <CreditForm
+      headingId="grant-h"
+      title="Grant credits"
+      amount={{ label: 'Amount', inputMode: 'decimal' }}
+      mutation={useGrantMutation()}
+      body={(amount, reason) => ({ amount, reason, source: 'CREDIT_SOURCE_GRANT' as const })}
+      success={(d) => (
+        <>
+          Granted {formatMoney(d.transaction?.amount)}; balance now {formatMoney(d.balance)}.
+        </>
+      )}
+      submit="Grant credits"
+    />
   );
 }
 
 function AdjustmentForm() {
-  const adjust = useAdjustmentMutation();
+  return (
+    <CreditForm
+      headingId="adjust-h"
+      title="Adjust a balance"
+      amount={{
+        label: 'Signed amount',
+        inputMode: 'text',
+        hint: 'Positive adds credits, negative removes them, e.g. -12.50.',
+        parse: { allowNegative: true, maxFractionDigits: 9 },
+      }}
+      mutation={useAdjustmentMutation()}
+      body={(amount, reason) => ({ amount, reason })}
+      success={(d) => (
+        <>
+          Adjusted by {formatMoney(d.transaction?.amount, { signed: true })}; balance now {formatMoney(d.balance)}.
+        </>
+      )}
+      submit="Adjust balance"
+    />
+  );
+}
+
+/** What a credit form's mutation answers: the transaction written and the balance after it. */
+interface CreditAnswer {
+  transaction?: { amount?: Money };
+  balance?: Money;
+}
+
+/**
+ * The form of an ops write to an organization's credits (a grant, an adjustment): organization,
+ * amount, currency and reason, validated here, sent with one idempotency key per submission.
+ */
+function CreditForm<B extends { idempotencyKey?: string }, R extends CreditAnswer>({
+  headingId,
+  title,
+  amount: amountField,
+  mutation,
+  body: bodyOf,
+  success,
+  submit: submitLabel,
+}: {
+  headingId: string;
+  title: string;
+  amount: { label: string; inputMode: 'decimal' | 'text'; hint?: string; parse?: ParseOptions };
+  mutation: UseMutationResult<R, Error, { org: string; body: B }>;
+  /** The request body, but for its idempotency key. */
+  body: (amount: Money, reason: string) => Omit<B, 'idempotencyKey'>;
+  success: (data: R) => ReactNode;
+  submit: string;
+}) {
   const idem = useIdempotencyKey();
   const [org, setOrg] = useState('');
   const [amount, setAmount] = useState('');
@@ -294,42 +329,31 @@ function AdjustmentForm() {
   const [error, setError] = useState('');
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    const parsed = parseMoney(amount, currency, { allowNegative: true, maxFractionDigits: 9 });
+    const parsed = parseMoney(amount, currency, amountField.parse);
     if (org.trim() === '') return setError('Enter the organization.');
     if (!parsed.ok) return setError(parsed.error);
     if (reason.trim() === '') return setError('Enter the reason.');
     setError('');
-    const body = { amount: parsed.value, reason: reason.trim() };
+    const body = bodyOf(parsed.value, reason.trim());
     const idempotencyKey = idem.keyFor({ org: org.trim(), ...body });
-    adjust.mutate({ org: org.trim(), body: { ...body, idempotencyKey } }, { onSuccess: idem.done });
+    mutation.mutate({ org: org.trim(), body: { ...body, idempotencyKey } as B }, { onSuccess: idem.done });
   };
   return (
-    <section aria-labelledby="adjust-h">
-      <h2 id="adjust-h">Adjust a balance</h2>
+    <section aria-labelledby={headingId}>
+      <h2 id={headingId}>{title}</h2>
       <form className="stack form-narrow" onSubmit={submit} noValidate>
         <Field label="Organization" value={org} onChange={setOrg} />
         <Field
-          label="Signed amount"
+          label={amountField.label}
           value={amount}
           onChange={setAmount}
-          inputMode="text"
-          hint="Positive adds credits, negative removes them, e.g. -12.50."
+          inputMode={amountField.inputMode}
+          hint={amountField.hint}
         />
         <Field label="Currency" value={currency} onChange={(v) => setCurrency(v.toUpperCase())} />
         <Field label="Reason" value={reason} onChange={setReason} />
         <FormError message={error} />
-        {adjust.isError && <ErrorState error={adjust.error} />}
-        {adjust.data && (
-          <p className="banner banner-success" role="status">
-            Adjusted by {formatMoney(adjust.data.transaction?.amount, { signed: true })}; balance now{' '}
-            {formatMoney(adjust.data.balance)}.
-          </p>
-        )}
-        <div className="actions">
-          <button type="submit" className="btn btn-primary" disabled={adjust.isPending}>
-            Adjust balance
-          </button>
-        </div>
+        <FormActions mutation={mutation} success={mutation.data && success(mutation.data)} submit={submitLabel} />
       </form>
     </section>
   );
@@ -374,101 +398,79 @@ function RefundForm() {
         <Field label="Currency" value={currency} onChange={(v) => setCurrency(v.toUpperCase())} />
         <Field label="Reason" value={reason} onChange={setReason} />
         <FormError message={error} />
-        {refund.isError && <ErrorState error={refund.error} />}
-        {r && (
-          <p className="banner banner-success" role="status">
-            Refund of {formatMoney(r.amount)}: {labels.refundStatus(r.status)}; credits taken back{' '}
-            {formatMoney(r.creditsTakenBack)}, not recovered {formatMoney(r.creditsNotRecovered)}
-            {r.creditNoteNumber ? `; credit note ${r.creditNoteNumber}` : ''}.
-          </p>
-        )}
-        <div className="actions">
-          <button type="submit" className="btn btn-primary" disabled={refund.isPending}>
-            Refund payment
-          </button>
-        </div>
+        <FormActions
+          mutation={refund}
+          success={
+            r && (
+              <>
+                Refund of {formatMoney(r.amount)}: {labels.refundStatus(r.status)}; credits taken back{' '}
+                {formatMoney(r.creditsTakenBack)}, not recovered {formatMoney(r.creditsNotRecovered)}
+                {r.creditNoteNumber ? `; credit note ${r.creditNoteNumber}` : ''}.
+              </>
+            )
+          }
+          submit="Refund payment"
+        />
       </form>
     </section>
   );
 }
 
+const DELIVERY_COLUMNS = [
+  { label: 'Created' },
+  { label: 'Kind' },
+  { label: 'Organization' },
+  { label: 'To' },
+  { label: 'Status' },
+  { label: 'Attempts', num: true },
+  { label: 'Sent' },
+];
+
+const STATUS_OPTIONS = [
+  { value: '', label: 'All' },
+  ...labels.deliveryStatuses.map((s) => ({ value: s, label: labels.deliveryStatus(s) })),
+];
+
 function Deliveries() {
   const [status, setStatus] = useState('');
   const pages = usePageTokens();
   const query = useDeliveriesQuery(status, pages.current);
-  const selectId = useId();
   return (
     <section aria-labelledby="deliveries-h">
       <h2 id="deliveries-h">Email deliveries</h2>
-      <div className="field field-inline">
-        <label htmlFor={selectId}>Status</label>
-        <select
-          id={selectId}
-          value={status}
-          onChange={(e) => {
-            pages.reset();
-            setStatus(e.target.value);
-          }}
-        >
-          <option value="">All</option>
-          {labels.deliveryStatuses.map((s) => (
-            <option key={s} value={s}>
-              {labels.deliveryStatus(s)}
-            </option>
-          ))}
-        </select>
-      </div>
-      <QueryView query={query} label="Loading deliveries…">
-        {(data) =>
-          (data.deliveries ?? []).length === 0 ? (
-            <EmptyState>No emails.</EmptyState>
-          ) : (
-            <>
-              <div className="table-wrap" role="group" aria-label="Email deliveries table" tabIndex={0}>
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Created</th>
-                      <th scope="col">Kind</th>
-                      <th scope="col">Organization</th>
-                      <th scope="col">To</th>
-                      <th scope="col">Status</th>
-                      <th scope="col" className="num">
-                        Attempts
-                      </th>
-                      <th scope="col">Sent</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {(data.deliveries ?? []).map((d) => (
-                      <tr key={d.id}>
-                        <td>{formatDateTime(d.createTime)}</td>
-                        <td>{labels.emailKind(d.kind)}</td>
-                        <td>{d.orgId}</td>
-                        <td>{d.to}</td>
-                        <td>
-                          {labels.deliveryStatus(d.status)}
-                          {d.lastError && <div className="small muted">{d.lastError}</div>}
-                        </td>
-                        <td className="num">{d.attempts ?? 0}</td>
-                        <td>{d.sentTime ? formatDay(d.sentTime) : '—'}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-              <Pager
-                label="Deliveries"
-                page={pages.page}
-                nextToken={data.nextPageToken}
-                onNext={pages.next}
-                onPrev={pages.prev}
-                busy={query.isFetching}
-              />
-            </>
-          )
-        }
-      </QueryView>
+      <FilterSelect
+        label="Status"
+        value={status}
+        options={STATUS_OPTIONS}
+        onChange={(v) => {
+          pages.reset();
+          setStatus(v);
+        }}
+      />
+      <PagedTable
+        query={query}
+        pages={pages}
+        label="Deliveries"
+        tableLabel="Email deliveries table"
+        loading="Loading deliveries…"
+        items={(data) => data.deliveries}
+        empty="No emails."
+        columns={DELIVERY_COLUMNS}
+        row={(d) => (
+          <tr key={d.id}>
+            <td>{formatDateTime(d.createTime)}</td>
+            <td>{labels.emailKind(d.kind)}</td>
+            <td>{d.orgId}</td>
+            <td>{d.to}</td>
+            <td>
+              {labels.deliveryStatus(d.status)}
+              {d.lastError && <div className="small muted">{d.lastError}</div>}
+            </td>
+            <td className="num">{d.attempts ?? 0}</td>
+            <td>{d.sentTime ? formatDay(d.sentTime) : '—'}</td>
+          </tr>
+        )}
+      />
     </section>
   );
 }

@@ -1,4 +1,4 @@
-import { useId, useState, type FormEvent } from 'react';
+import { useId, useState, type FormEvent, type ReactNode } from 'react';
 import { useModelPricesQuery } from '../data/model-prices-query';
 import { useInstancePricesQuery } from '../data/instance-prices-query';
 import { useQuoteMutation } from '../data/quote-mutation';
@@ -7,6 +7,7 @@ import { formatMoney } from '../money';
 import { formatDay } from '../dates';
 import { labels, unitLabel } from '../components/labels';
 import { EmptyState, ErrorState, QueryView } from '../components/states';
+import { Table } from '../components/PagedList';
 import { hardware } from './InstancesPage';
 
 function perText(per: string | number | undefined): string {
@@ -19,6 +20,36 @@ export function dimensionText(d: NonNullable<ModelPrice['dimensions']>[number]):
   const unit = unitLabel(d.unit);
   if (per === '1') return `${formatMoney(d.price)} per ${unit.replace(/s$/, '')}`;
   return `${formatMoney(d.price)} per ${perText(per)} ${unit}`;
+}
+
+/** Scheduled price versions, one line each. */
+export function ScheduledVersions<T extends { versionId?: string }>({ versions, text }: { versions: T[]; text: (v: T) => ReactNode }) {
+  return (
+    <ul>
+      {versions.map((v) => (
+        <li key={v.versionId}>{text(v)}</li>
+      ))}
+    </ul>
+  );
+}
+
+/** The scheduled versions under their heading; nothing when none is scheduled. */
+function ScheduledChanges<T extends { versionId?: string }>({
+  title,
+  versions,
+  text,
+}: {
+  title: string;
+  versions: T[] | undefined;
+  text: (v: T) => ReactNode;
+}) {
+  if (!versions || versions.length === 0) return null;
+  return (
+    <>
+      <h3>{title}</h3>
+      <ScheduledVersions versions={versions} text={text} />
+    </>
+  );
 }
 
 export function PricingPage() {
@@ -43,50 +74,37 @@ function ModelPrices() {
           if (models.length === 0) return <EmptyState>No model is priced yet.</EmptyState>;
           return (
             <>
-              <div className="table-wrap" role="group" aria-label="Model prices table" tabIndex={0}>
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Model</th>
-                      <th scope="col">Type</th>
-                      <th scope="col">Price</th>
-                      <th scope="col">Effective from</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {models.map((m) => (
-                      <tr key={m.modelId}>
-                        <th scope="row">
-                          {m.displayName || m.modelId}
-                          {m.displayName && <div className="muted small">{m.modelId}</div>}
-                        </th>
-                        <td>{labels.modality(m.modality)}</td>
-                        <td>
-                          <ul className="plain">
-                            {(m.dimensions ?? []).map((d) => (
-                              <li key={d.unit}>{dimensionText(d)}</li>
-                            ))}
-                          </ul>
-                        </td>
-                        <td>{formatDay(m.effectiveFrom)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-              {(data.scheduled ?? []).length > 0 && (
-                <>
-                  <h3>Scheduled model price changes</h3>
-                  <ul>
-                    {(data.scheduled ?? []).map((m) => (
-                      <li key={m.versionId}>
-                        {m.displayName || m.modelId}, from {formatDay(m.effectiveFrom)}:{' '}
-                        {(m.dimensions ?? []).map(dimensionText).join('; ')}
-                      </li>
-                    ))}
-                  </ul>
-                </>
-              )}
+              <Table
+                label="Model prices table"
+                columns={[{ label: 'Model' }, { label: 'Type' }, { label: 'Price' }, { label: 'Effective from' }]}
+                items={models}
+                row={(m) => (
+                  <tr key={m.modelId}>
+                    <th scope="row">
+                      {m.displayName || m.modelId}
+                      {m.displayName && <div className="muted small">{m.modelId}</div>}
+                    </th>
+                    <td>{labels.modality(m.modality)}</td>
+                    <td>
+                      <ul className="plain">
+                        {(m.dimensions ?? []).map((d) => (
+                          <li key={d.unit}>{dimensionText(d)}</li>
+                        ))}
+                      </ul>
+                    </td>
+                    <td>{formatDay(m.effectiveFrom)}</td>
+                  </tr>
+                )}
+              />
+              <ScheduledChanges
+                title="Scheduled model price changes"
+                versions={data.scheduled}
+                text={(m) => (
+                  <>
+                    {m.displayName || m.modelId}, from {formatDay(m.effectiveFrom)}: {(m.dimensions ?? []).map(dimensionText).join('; ')}
+                  </>
+                )}
+              />
             </>
           );
         }}
@@ -106,42 +124,28 @@ function InstancePrices() {
           if (list.length === 0) return <EmptyState>No instance type is priced yet.</EmptyState>;
           return (
             <>
-              <div className="table-wrap" role="group" aria-label="Instance prices table" tabIndex={0}>
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Instance type</th>
-                      <th scope="col">Hardware</th>
-                      <th scope="col" className="num">
-                        Price per hour
-                      </th>
-                      <th scope="col">Effective from</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {list.map((i) => (
-                      <tr key={i.instanceTypeId}>
-                        <th scope="row">{i.instanceTypeId}</th>
-                        <td>{hardware(i)}</td>
-                        <td className="num">{formatMoney(i.hourlyPrice)}</td>
-                        <td>{formatDay(i.effectiveFrom)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-              {(data.scheduled ?? []).length > 0 && (
-                <>
-                  <h3>Scheduled instance price changes</h3>
-                  <ul>
-                    {(data.scheduled ?? []).map((i) => (
-                      <li key={i.versionId}>
-                        {i.instanceTypeId}, from {formatDay(i.effectiveFrom)}: {formatMoney(i.hourlyPrice)} per hour
-                      </li>
-                    ))}
-                  </ul>
-                </>
-              )}
+              <Table
+                label="Instance prices table"
+                columns={[{ label: 'Instance type' }, { label: 'Hardware' }, { label: 'Price per hour', num: true }, { label: 'Effective from' }]}
+                items={list}
+                row={(i) => (
+                  <tr key={i.instanceTypeId}>
+                    <th scope="row">{i.instanceTypeId}</th>
+                    <td>{hardware(i)}</td>
+                    <td className="num">{formatMoney(i.hourlyPrice)}</td>
+                    <td>{formatDay(i.effectiveFrom)}</td>
+                  </tr>
+                )}
+              />
+              <ScheduledChanges
+                title="Scheduled instance price changes"
+                versions={data.scheduled}
+                text={(i) => (
+                  <>
+                    {i.instanceTypeId}, from {formatDay(i.effectiveFrom)}: {formatMoney(i.hourlyPrice)} per hour
+                  </>
+                )}
+              />
             </>
           );
         }}

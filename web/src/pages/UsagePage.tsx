@@ -1,4 +1,4 @@
-import { lazy, Suspense, useId, useMemo, useState } from 'react';
+import { lazy, Suspense, useMemo, useState } from 'react';
 import * as ToggleGroup from '@radix-ui/react-toggle-group';
 import { useMe } from '../auth/session';
 import { useUsageSummaryQuery } from '../data/usage-summary-query';
@@ -7,7 +7,9 @@ import { formatMoney } from '../money';
 import { formatDateTime, formatDay, formatIsoDay } from '../dates';
 import { labels } from '../components/labels';
 import { EmptyState, LoadingState, QueryView } from '../components/states';
-import { Pager, usePageTokens } from '../components/Pager';
+import { usePageTokens } from '../components/Pager';
+import { PagedTable } from '../components/PagedList';
+import { FilterSelect, type FilterOption } from '../components/FilterSelect';
 import { NoOrganization } from './NoOrganization';
 import { seriesIds, usageCsv, usageRows, type UsageKind, type UsageSummary } from './usage-data';
 
@@ -135,7 +137,7 @@ function UsageBody({
   );
 }
 
-const KINDS: { value: TransactionKindFilter; label: string }[] = [
+const KINDS: FilterOption<TransactionKindFilter>[] = [
   { value: '', label: 'All' },
   { value: 'TRANSACTION_KIND_CREDIT', label: 'Credits' },
   { value: 'TRANSACTION_KIND_DEBIT', label: 'Debits' },
@@ -144,77 +146,48 @@ const KINDS: { value: TransactionKindFilter; label: string }[] = [
   { value: 'TRANSACTION_KIND_EXPIRY', label: 'Expiry' },
 ];
 
+const TRANSACTION_COLUMNS = [
+  { label: 'Date' },
+  { label: 'Type' },
+  { label: 'Description' },
+  { label: 'Amount', num: true },
+  { label: 'Balance after', num: true },
+];
+
 function TransactionsSection({ org }: { org: string }) {
   const pages = usePageTokens();
   const [kind, setKind] = useState<TransactionKindFilter>('');
   const query = useTransactionsQuery(org, pages.current, kind);
-  const selectId = useId();
   return (
     <section aria-labelledby="tx-h">
       <h2 id="tx-h">Transaction history</h2>
-      <div className="field field-inline">
-        <label htmlFor={selectId}>Show</label>
-        <select
-          id={selectId}
-          value={kind}
-          onChange={(e) => {
-            pages.reset();
-            setKind(e.target.value as TransactionKindFilter);
-          }}
-        >
-          {KINDS.map((k) => (
-            <option key={k.value} value={k.value}>
-              {k.label}
-            </option>
-          ))}
-        </select>
-      </div>
-      <QueryView query={query} label="Loading transactions…">
-        {(data) =>
-          (data.transactions ?? []).length === 0 ? (
-            <EmptyState>No transactions yet.</EmptyState>
-          ) : (
-            <>
-              <div className="table-wrap" role="group" aria-label="Transactions table" tabIndex={0}>
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Date</th>
-                      <th scope="col">Type</th>
-                      <th scope="col">Description</th>
-                      <th scope="col" className="num">
-                        Amount
-                      </th>
-                      <th scope="col" className="num">
-                        Balance after
-                      </th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {(data.transactions ?? []).map((t) => (
-                      <tr key={t.id}>
-                        <td>{formatDateTime(t.createdAt)}</td>
-                        <td>{labels.txKind(t.kind)}</td>
-                        <td>{t.description || t.reason || t.pricedUsage?.modelId || t.reference || '—'}</td>
-                        <td className="num">{formatMoney(t.amount, { signed: true })}</td>
-                        <td className="num">{formatMoney(t.balanceAfter)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-              <Pager
-                label="Transactions"
-                page={pages.page}
-                nextToken={data.nextPageToken}
-                onNext={pages.next}
-                onPrev={pages.prev}
-                busy={query.isFetching}
-              />
-            </>
-          )
-        }
-      </QueryView>
+      <FilterSelect
+        label="Show"
+        value={kind}
+        options={KINDS}
+        onChange={(v) => {
+          pages.reset();
+          setKind(v);
+        }}
+      />
+      <PagedTable
+        query={query}
+        pages={pages}
+        label="Transactions"
+        loading="Loading transactions…"
+        items={(data) => data.transactions}
+        empty="No transactions yet."
+        columns={TRANSACTION_COLUMNS}
+        row={(t) => (
+          <tr key={t.id}>
+            <td>{formatDateTime(t.createdAt)}</td>
+            <td>{labels.txKind(t.kind)}</td>
+            <td>{t.description || t.reason || t.pricedUsage?.modelId || t.reference || '—'}</td>
+            <td className="num">{formatMoney(t.amount, { signed: true })}</td>
+            <td className="num">{formatMoney(t.balanceAfter)}</td>
+          </tr>
+        )}
+      />
     </section>
   );
 }
