@@ -99,6 +99,18 @@ ON CONFLICT (org_id, day, kind, item_id, currency) DO UPDATE SET amount = u.amou
 	return UsagePage{Events: len(sources), Rows: len(deltas), LastSeq: last}, nil
 }
 
+// UsageCursor returns the last outbox sequence counted in the daily usage table and the newest
+// sequence of the outbox.
+func (s *Store) UsageCursor(parent context.Context) (counted, newest int64, err error) {
+	ctx, cancel := s.deadline(parent)
+	defer cancel()
+	err = s.pool.QueryRow(ctx, `SELECT (SELECT last_seq FROM usage_cursor WHERE id = 1), (SELECT last FROM event_sequence WHERE id = 1)`).Scan(&counted, &newest)
+	if err != nil {
+		return 0, 0, fail(parent, fmt.Errorf("reading the usage cursor: %w", err))
+	}
+	return counted, newest, nil
+}
+
 // UsageRows reads an organization's daily usage rows in currency from one day to another (both
 // included), with the account's currency (the default one for an organization never charged).
 func (s *Store) UsageRows(parent context.Context, orgID string, from, to time.Time) (currency string, rows []ledger.UsageRow, err error) {

@@ -21,7 +21,8 @@ func TestUpdateUsageExactlyOnce(t *testing.T) {
 	t.Parallel()
 	st, pool := newStore(t)
 	want := commitUsage(t, st)
-	_, newest := usageCursor(t, pool)
+	_, newest, err := st.UsageCursor(t.Context())
+	require.NoError(t, err)
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -49,7 +50,8 @@ func TestUpdateUsageExactlyOnce(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, int(newest), counted, "every event read once")
 	t.Logf("%d turns skipped while another follower held the cursor", busy)
-	last, _ := usageCursor(t, pool)
+	last, _, err := st.UsageCursor(t.Context())
+	require.NoError(t, err)
 	require.Equal(t, newest, last)
 
 	got, charges := usageOf(t, pool, "acme")
@@ -58,14 +60,6 @@ func TestUpdateUsageExactlyOnce(t *testing.T) {
 	for item, w := range want {
 		require.Zero(t, w.Cmp(got[item]), "%s: want %s, got %s", item, w, got[item])
 	}
-}
-
-// usageCursor returns the last outbox sequence counted in the daily usage table and the newest
-// sequence of the outbox.
-func usageCursor(t *testing.T, pool *pgxpool.Pool) (counted, newest int64) {
-	t.Helper()
-	require.NoError(t, pool.QueryRow(t.Context(), `SELECT (SELECT last_seq FROM usage_cursor WHERE id = 1), (SELECT last FROM event_sequence WHERE id = 1)`).Scan(&counted, &newest))
-	return counted, newest
 }
 
 // commitUsage commits a credit and 200 debits and refunds of "acme" in batches of 16, and
