@@ -25,5 +25,8 @@ export default defineConfig({
     globals: true,
     setupFiles: ['./test/setup.ts'],
     include: ['src/**/*.test.{ts,tsx}', 'test/**/*.test.{ts,tsx}'],
+    // A test waits on the DOM, not the clock: on a loaded 2-core machine jsdom renders take
+    // seconds, so the per-test bound is generous (a hung test still fails).
+    testTimeout: 20_000,
   },
 });

@@ -115,7 +115,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for range cfg.Concurrency {
 		wg.Go(func() {
 			for i := range next {
-				results[i] = send(ctx, cfg, i)
+				results[i] = send(ctx, cfg, i, start)
 			}
 		})
 	}
@@ -147,12 +147,12 @@ feed:
 	return rep, nil
 }
 
-// send builds, sends and judges request i.
-func send(ctx context.Context, cfg Config, i int) *Result {
+// send builds, sends and judges request i of the run that started at start.
+func send(ctx context.Context, cfg Config, i int, start time.Time) *Result {
 	ops := cfg.Spec.Operations
 	op := ops[i%len(ops)]
 	id := cfg.Identities[(i/len(ops))%len(cfg.Identities)]
-	g := newGenerator(cfg.Spec, cfg.Hints, cfg.Seed, i)
+	g := newGenerator(cfg.Spec, cfg.Hints, cfg.Seed, i, start)
 	r := g.build(op)
 	if g.rnd.IntN(8) != 0 {
 		g.mutate(r, 1+g.rnd.IntN(2))

@@ -68,8 +68,9 @@ func (r *request) encodeBody() ([]byte, error) {
 		return nil, fmt.Errorf("encoding a body: %w", err)
 	}
 	out := bytes.TrimSpace(buf.Bytes())
-	for name, raw := range r.raw {
-		out = bytes.ReplaceAll(out, []byte(`"`+name+`"`), []byte(raw))
+	// In a stable order: a raw value may hold another's placeholder.
+	for _, name := range slices.Sorted(maps.Keys(r.raw)) {
+		out = bytes.ReplaceAll(out, []byte(`"`+name+`"`), []byte(r.raw[name]))
 	}
 	if r.duplicateKey != "" && len(out) > 2 && out[0] == '{' {
 		key, err := json.Marshal(r.duplicateKey)
@@ -84,8 +85,8 @@ func (r *request) encodeBody() ([]byte, error) {
 // target returns the escaped path and query of r.
 func (r *request) target() string {
 	path := r.op.Path
-	for name, v := range r.pathValues {
-		path = strings.ReplaceAll(path, "{"+name+"}", url.PathEscape(v))
+	for _, name := range slices.Sorted(maps.Keys(r.pathValues)) {
+		path = strings.ReplaceAll(path, "{"+name+"}", url.PathEscape(r.pathValues[name]))
 	}
 	q := r.query.Encode()
 	if r.rawQuery != "" {
@@ -106,6 +107,7 @@ type generator struct {
 	hints Hints
 	rnd   *rand.Rand
 	seq   uint64
+	now   time.Time // the run's start, never the wall clock: requests are reproducible
 }
 
 func (g *generator) hint(name string) (any, bool) {
@@ -183,7 +185,7 @@ func (g *generator) value(name string, sc *Schema, depth int) any {
 		case "int64", "uint64":
 			return strconv.Itoa(1 + g.rnd.IntN(100))
 		case "date-time":
-			return time.Now().UTC().Add(-time.Duration(g.rnd.IntN(3600)) * time.Second).Format(time.RFC3339)
+			return g.now.Add(-time.Duration(g.rnd.IntN(3600)) * time.Second).Format(time.RFC3339)
 		case "byte":
 			return base64.StdEncoding.EncodeToString([]byte(g.unique()))
 		}
@@ -211,7 +213,7 @@ func (g *generator) paramValue(p Parameter) string {
 		return strconv.FormatBool(g.rnd.IntN(2) == 0)
 	}
 	if sc.Format == "date-time" {
-		return time.Now().UTC().Format(time.RFC3339)
+		return g.now.Format(time.RFC3339)
 	}
 	return g.unique()
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -94,7 +95,7 @@ func TestParseReadsOpenAPI3(t *testing.T) {
 	require.Contains(t, body.Properties, "name")
 	require.Equal(t, "string", spec.resolve(body.Properties["kind"]).Type)
 
-	g := newGenerator(spec, Hints{}, 3, 0)
+	g := newGenerator(spec, Hints{}, 3, 0, testNow)
 	r := g.build(post)
 	require.True(t, r.hasBody)
 	require.Contains(t, r.target(), "/v1/orgs/")
@@ -122,7 +123,7 @@ func TestRequestsAreReproducible(t *testing.T) {
 	t.Parallel()
 	spec := committedSpec(t)
 	build := func(i int) string {
-		g := newGenerator(spec, Hints{}, 42, i)
+		g := newGenerator(spec, Hints{}, 42, i, testNow)
 		r := g.build(spec.Operations[i%len(spec.Operations)])
 		g.mutate(r, 2)
 		body, err := r.encodeBody()
@@ -144,7 +145,7 @@ func TestEveryMutatorBuildsARequest(t *testing.T) {
 		t.Run(m.kind, func(t *testing.T) {
 			applied := 0
 			for i := range 4 * len(spec.Operations) {
-				g := newGenerator(spec, Hints{}, 7, i)
+				g := newGenerator(spec, Hints{}, 7, i, testNow)
 				r := g.build(spec.Operations[i%len(spec.Operations)])
 				if !m.applies(r) {
 					continue
@@ -168,7 +169,7 @@ func TestEveryMutatorBuildsARequest(t *testing.T) {
 func TestValuesFollowTheSchema(t *testing.T) {
 	t.Parallel()
 	spec := committedSpec(t)
-	g := newGenerator(spec, Hints{Values: map[string][]any{"currencyCode": {"USD"}}}, 1, 0)
+	g := newGenerator(spec, Hints{Values: map[string][]any{"currencyCode": {"USD"}}}, 1, 0, testNow)
 	money := g.value("amount", &Schema{Ref: "#/components/schemas/Money"}, 0)
 	obj, ok := money.(map[string]any)
 	require.True(t, ok, "%#v", money)
@@ -184,3 +185,6 @@ func TestValuesFollowTheSchema(t *testing.T) {
 	key := g.value("idempotencyKey", &Schema{Type: "string"}, 0)
 	require.NotEqual(t, key, g.value("idempotencyKey", &Schema{Type: "string"}, 0), "idempotency keys are fresh")
 }
+
+// testNow is the start of the generator tests' runs.
+var testNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Hostile values, grouped by what they attack. Each mutation names its group in reports
@@ -332,7 +333,8 @@ func isPrintable(s string) bool {
 	return true
 }
 
-// newGenerator returns a generator for request i of a run with seed.
-func newGenerator(spec *Spec, hints Hints, seed uint64, i int) *generator {
-	return &generator{spec: spec, hints: hints, rnd: rand.New(rand.NewPCG(seed, uint64(i)))}
+// newGenerator returns a generator for request i of a run with seed, whose times are around now
+// (the run's start): the same seed, i and now build the same request.
+func newGenerator(spec *Spec, hints Hints, seed uint64, i int, now time.Time) *generator {
+	return &generator{spec: spec, hints: hints, rnd: rand.New(rand.NewPCG(seed, uint64(i))), now: now.UTC()}
 }
