@@ -87,6 +87,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 {{- if $svc.database }}
 {{ include "tally.secretEnv" (dict "root" $root "env" "DATABASE_URL" "key" (default $v.postgresql.secretKey $svc.databaseSecretKey) "optional" false) }}
+- name: TALLY_MIGRATE_ON_START
+  value: {{ $v.migrations.migrateOnStart | quote }}
 {{- end }}
 {{- if $svc.redis }}
 {{ include "tally.secretEnv" (dict "root" $root "env" "REDIS_URL" "key" $v.redis.secretKey "optional" true) }}
