@@ -41,14 +41,10 @@ func Prepare(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS,
 // CheckMigrated returns an error wrapping ErrNotMigrated, naming the first missing migration,
 // unless schema has applied every *.up.sql file of fsys.
 func CheckMigrated(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS) error {
-	if !schemaName.MatchString(schema) {
-		return fmt.Errorf("invalid schema name %q", schema)
-	}
-	names, err := fs.Glob(fsys, "*.up.sql")
+	names, err := migrationFiles(schema, fsys)
 	if err != nil {
-		return fmt.Errorf("listing migrations: %w", err)
+		return err
 	}
-	sort.Strings(names)
 	var exists bool
 	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema+".schema_migrations").Scan(&exists); err != nil {
 		return fmt.Errorf("reading migration state of %s: %w", schema, err)
@@ -78,4 +74,18 @@ func CheckMigrated(ctx context.Context, pool *pgxpool.Pool, schema string, fsys 
 			ErrNotMigrated, schema, missing[0], len(missing), len(names))
 	}
 	return nil
+}
+
+// migrationFiles checks schema is a valid name and returns the *.up.sql files of fsys in the
+// order they apply.
+func migrationFiles(schema string, fsys fs.FS) ([]string, error) {
+	if !schemaName.MatchString(schema) {
+		return nil, fmt.Errorf("invalid schema name %q", schema)
+	}
+	names, err := fs.Glob(fsys, "*.up.sql")
+	if err != nil {
+		return nil, fmt.Errorf("listing migrations: %w", err)
+	}
+	sort.Strings(names)
+	return names, nil
 }
