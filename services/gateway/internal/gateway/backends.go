@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tallyhq/tally/pkg/loop"
 )
 
 // Backend health checks (tally_gateway_backend_up).
@@ -54,17 +56,8 @@ func (b *BackendHealth) Status() map[string]bool {
 }
 
 // run checks every backend now and then every backendCheckEvery until ctx is done.
-func (b *BackendHealth) run(ctx context.Context) {
-	t := time.NewTicker(backendCheckEvery)
-	defer t.Stop()
-	for {
-		b.checkAll(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+func (b *BackendHealth) run(ctx context.Context) error {
+	return loop.Every(ctx, "backend health", backendCheckEvery, loop.Now, loop.Passes(b.checkAll))
 }
 
 // checkAll checks the backends at once, each within backendCheckTimeout.

@@ -171,7 +171,7 @@ func measured(ctx context.Context, reg prometheus.Registerer, conns map[string]*
 	if err != nil {
 		return nil, err
 	}
-	go backends.run(ctx)
+	go func() { _ = backends.run(ctx) }() // backendCheckEvery is positive
 	return m, nil
 }
 

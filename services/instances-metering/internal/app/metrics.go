@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tallyhq/tally/pkg/loop"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 )
 
@@ -74,21 +75,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // sampleRentals keeps tally_metering_rentals current until ctx is done.
-func (m *Meter) sampleRentals(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func (m *Meter) sampleRentals(ctx context.Context) error {
+	return loop.Every(ctx, "rental sampler", rentalSampleEvery, loop.Now, loop.Passes(func(ctx context.Context) {
 		sctx, cancel := context.WithTimeout(ctx, rentalSampleTimeout)
 		counts, err := m.store.RentalsByState(sctx)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return
 		case err != nil:
 			m.logger.Debug("counting rentals by state failed", "err", err)
 		default:
@@ -96,6 +89,5 @@ func (m *Meter) sampleRentals(ctx context.Context) {
 				m.metrics.rentals.WithLabelValues(string(s)).Set(float64(counts[s]))
 			}
 		}
-		t.Reset(rentalSampleEvery)
-	}
+	}))
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/loop"
 	"github.com/tallyhq/tally/pkg/outbox"
 	"github.com/tallyhq/tally/services/instances-metering/internal/rental"
 	"github.com/tallyhq/tally/services/instances-metering/internal/store"
@@ -18,9 +19,16 @@ import (
 func (m *Meter) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { m.sequenceEvents(ctx) })
-	wg.Go(func() { m.sampleRentals(ctx) })
+	background := []func(context.Context) error{m.sampleRentals}
 	if m.cfg.Notifier != nil {
-		wg.Go(func() { m.deliverNotices(ctx) })
+		background = append(background, m.deliverNotices)
+	}
+	for _, run := range background {
+		wg.Go(func() {
+			if err := run(ctx); err != nil {
+				m.logger.Error("a background loop did not start", "err", err)
+			}
+		})
 	}
 	m.schedule(ctx)
 	wg.Wait()
@@ -164,15 +172,8 @@ var errChargesFailed = errors.New("charges failed")
 // deliverNotices sends queued suspension notices to the notifications service, retrying with
 // backoff until delivered. The notifications service deduplicates by idempotency key, so a
 // notice sent twice (a crash before recording it) is one email.
-func (m *Meter) deliverNotices(ctx context.Context) {
-	t := time.NewTicker(m.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func (m *Meter) deliverNotices(ctx context.Context) error {
+	return loop.Every(ctx, "notice delivery", m.cfg.PollInterval, loop.AfterInterval, loop.Passes(func(ctx context.Context) {
 		_, err := m.store.DeliverNotices(ctx, m.now(), 50, m.cfg.ClaimLease, func(ctx context.Context, n store.Notice) error {
 			ctx, cancel := context.WithTimeout(ctx, m.cfg.LedgerTimeout)
 			defer cancel()
@@ -181,7 +182,7 @@ func (m *Meter) deliverNotices(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			m.logger.Warn("delivering suspension notices failed", "err", err)
 		}
-	}
+	}))
 }
 
 // noticeBackoff doubles from 1s to at most 10 minutes.

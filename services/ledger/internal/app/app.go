@@ -15,6 +15,7 @@ import (
 
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/ids"
+	"github.com/tallyhq/tally/pkg/loop"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/outbox"
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
@@ -183,10 +184,14 @@ func (a *App) Now() time.Time { return a.cfg.Now() }
 // is done. The cache's last states are written once nothing commits any more.
 func (a *App) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Go(func() { a.sweep(ctx) })
 	wg.Go(func() { a.dbReader.run(ctx) })
-	wg.Go(func() { a.followUsage(ctx) })
-	wg.Go(func() { a.sampleOutbox(ctx) })
+	for _, background := range []func(context.Context) error{a.sweep, a.followUsage, a.sampleOutbox} {
+		wg.Go(func() {
+			if err := background(ctx); err != nil {
+				a.logger.Error("a background loop did not start", "err", err)
+			}
+		})
+	}
 	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCache()
 	var cacheWG sync.WaitGroup
@@ -437,19 +442,12 @@ func (a *App) WatchEvents(ctx context.Context, afterSeq int64, orgID string, sen
 // sweep releases holds past their TTL and expires credits past their validity. Each is an
 // ordinary ledger write that re-checks the state under the account lock, so replicas sweeping
 // at once never expire anything twice.
-func (a *App) sweep(ctx context.Context) {
-	t := time.NewTicker(a.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func (a *App) sweep(ctx context.Context) error {
+	return loop.Every(ctx, "sweep", a.cfg.SweepInterval, loop.AfterInterval, loop.Passes(func(ctx context.Context) {
 		if err := a.SweepOnce(ctx); err != nil && ctx.Err() == nil {
 			a.logger.Warn("sweep failed", "err", err)
 		}
-	}
+	}))
 }
 
 // SweepOnce runs one pass of both sweeps.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/ids"
+	"github.com/tallyhq/tally/pkg/loop"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
 
@@ -17,19 +18,12 @@ const usagePage = 5000
 // (store.UpdateUsage). It is off the Debit path: it polls every UsageInterval rather than waking
 // on each commit, so under load it adds one small transaction per interval, not one per batch.
 // At first start it reads the whole outbox once (the backfill of existing transactions).
-func (a *App) followUsage(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func (a *App) followUsage(ctx context.Context) error {
+	return loop.Every(ctx, "usage follower", a.cfg.UsageInterval, loop.Now, func(ctx context.Context) bool {
 		page, err := a.store.UpdateUsage(ctx, usagePage, ledger.AggregateUsage)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return
+			return false
 		case errors.Is(err, ledger.ErrUnavailable):
 			a.logger.Debug("usage update failed, database unavailable", "err", err) // the committer reports outages
 		case err != nil:
@@ -38,12 +32,8 @@ func (a *App) followUsage(ctx context.Context) {
 			a.metrics.usageCounted.Add(float64(page.Events))
 			a.metrics.usageCursor.Set(float64(page.LastSeq))
 		}
-		if err == nil && page.Events == usagePage {
-			t.Reset(0) // more to read: catching up
-			continue
-		}
-		t.Reset(a.cfg.UsageInterval)
-	}
+		return err == nil && page.Events == usagePage // a full page: more to read, catching up
+	})
 }
 
 // outboxSampleEvery is how often the outbox head and the usage follower's lag are read.
@@ -51,27 +41,18 @@ const outboxSampleEvery = time.Second
 
 // sampleOutbox keeps tally_ledger_outbox_head and tally_ledger_usage_lag_events current until ctx
 // is done: one small read every outboxSampleEvery, off every request path.
-func (a *App) sampleOutbox(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func (a *App) sampleOutbox(ctx context.Context) error {
+	return loop.Every(ctx, "outbox sampler", outboxSampleEvery, loop.Now, loop.Passes(func(ctx context.Context) {
 		counted, newest, err := a.store.UsageCursor(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return
 		case err != nil:
 			a.logger.Debug("reading the outbox head failed", "err", err)
 		default:
 			a.metrics.outboxHead.Set(float64(newest))
 			a.metrics.usageLag.Set(float64(max(newest-counted, 0)))
 		}
-		t.Reset(outboxSampleEvery)
-	}
+	}))
 }
 
 // UsageSummary returns orgID's usage per UTC day over the last days (0: the default window),

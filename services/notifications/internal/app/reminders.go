@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/loop"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
 )
 
@@ -35,16 +36,9 @@ func (r *ExpiryReminders) Run(ctx context.Context) error {
 		return errors.New("app: expiry reminders need a store, a logger, an interval and a window")
 	}
 	now := orNow(r.Now)
-	t := time.NewTicker(r.Interval)
-	defer t.Stop()
-	for {
+	return loop.Every(ctx, "expiry reminders", r.Interval, loop.Now, loop.Passes(func(ctx context.Context) {
 		r.queueDue(ctx, now())
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	}))
 }
 
 // queueDue queues every reminder due at now, a page of organizations at a time.

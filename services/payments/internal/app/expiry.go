@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/loop"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
@@ -93,7 +94,7 @@ func (a *App) sweepOne(ctx context.Context, p payment.Payment) (payment.Signal, 
 // RunExpirySweep sweeps now and then every interval until ctx is done. Failures are logged and
 // retried on the next tick.
 func (a *App) RunExpirySweep(ctx context.Context, interval time.Duration) error {
-	return every(ctx, "expiry sweep", interval, func(ctx context.Context) bool {
+	return loop.Every(ctx, "expiry sweep", interval, loop.Now, func(ctx context.Context) bool {
 		rep, err := a.SweepExpired(ctx)
 		switch {
 		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report

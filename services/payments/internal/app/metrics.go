@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tallyhq/tally/pkg/loop"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 )
 
@@ -120,24 +121,16 @@ func (m *metrics) checkout(err error) {
 // RunReviewSampler sets tally_payments_review_items_open now and then every interval until ctx
 // is done.
 func (a *App) RunReviewSampler(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	return loop.Every(ctx, "review sampler", interval, loop.Now, loop.Passes(func(ctx context.Context) {
 		sctx, cancel := context.WithTimeout(ctx, reviewSampleTimeout)
 		n, err := a.store.OpenReviewItems(sctx)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return nil
 		case err != nil:
 			a.logger.Debug("counting open review items failed", "err", err)
 		default:
 			a.metrics.reviewsOpen.Set(float64(n))
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	}))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/loop"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
@@ -70,7 +71,7 @@ func (a *App) RunReconciler(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return nil
 	}
-	return every(ctx, "reconciliation", interval, func(ctx context.Context) bool {
+	return loop.Every(ctx, "reconciliation", interval, loop.Now, func(ctx context.Context) bool {
 		rep, err := a.Reconcile(ctx)
 		switch {
 		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report

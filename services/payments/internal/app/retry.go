@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tallyhq/tally/pkg/loop"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
@@ -138,7 +139,7 @@ func (a *App) resumeRefund(ctx context.Context, id string) (RefundResult, error)
 // RunRetrier runs RetryPending now and then every interval until ctx is done; a pass that found a
 // full batch of work is followed by another at once. Failures are logged and retried later.
 func (a *App) RunRetrier(ctx context.Context, interval time.Duration) error {
-	return every(ctx, "retry", interval, func(ctx context.Context) bool {
+	return loop.Every(ctx, "retry", interval, loop.Now, func(ctx context.Context) bool {
 		rep, err := a.RetryPending(ctx)
 		switch {
 		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report

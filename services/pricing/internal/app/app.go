@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/catalog"
+	"github.com/tallyhq/tally/pkg/loop"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/outbox"
 	"github.com/tallyhq/tally/services/pricing/internal/pricing"
@@ -101,15 +102,8 @@ func (a *App) Refresh(ctx context.Context) error {
 
 // Run polls for catalog changes until ctx is done.
 func (a *App) Run(ctx context.Context) error {
-	t := time.NewTicker(a.cfg.PollInterval)
-	defer t.Stop()
 	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return loop.Every(ctx, "catalog poll", a.cfg.PollInterval, loop.AfterInterval, loop.Passes(func(ctx context.Context) {
 		err := a.Refresh(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
@@ -119,7 +113,7 @@ func (a *App) Run(ctx context.Context) error {
 			a.cfg.Logger.Info("catalog refresh recovered")
 			failing = false
 		}
-	}
+	}))
 }
 
 // Wait returns the current catalog as soon as its version is above after, or ctx's error.
