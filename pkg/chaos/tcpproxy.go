@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -26,9 +27,15 @@ type TCPProxy struct {
 
 // StartTCPProxy listens on a free loopback port and forwards every connection to target.
 func StartTCPProxy(target string) (*TCPProxy, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return StartTCPProxyOn("127.0.0.1:0", target, net.ListenConfig{})
+}
+
+// StartTCPProxyOn listens on addr with lc (its KeepAliveConfig applies to the clients'
+// connections) and forwards every connection to target.
+func StartTCPProxyOn(addr, target string, lc net.ListenConfig) (*TCPProxy, error) {
+	lis, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("tcp proxy: %w", err)
+		return nil, fmt.Errorf("tcp proxy on %s: %w", addr, err)
 	}
 	p := &TCPProxy{lis: lis, target: target, conns: map[net.Conn]struct{}{}}
 	go p.accept()
