@@ -62,9 +62,14 @@ func (s *Stack) startHosts(ctx context.Context) error {
 			return "", err
 		}
 		s.proxies = append(s.proxies, p)
+		if s.pgHosts == nil {
+			s.pgHosts = p
+		}
 		return p.Addr(), nil
 	}
-	pg, err := expose(s.PGProxy.Addr())
+	// The hosts reach PostgreSQL directly through their proxy, which knows which host each
+	// session comes from (LeaseHolder).
+	pg, err := expose("127.0.0.1:" + strconv.Itoa(s.PG.Port()))
 	if err != nil {
 		return err
 	}
@@ -107,9 +112,7 @@ func (s *Stack) startReplica(ctx context.Context, name string, i int) error {
 	key := replicaKey(name, h)
 	path, args := h.Command(filepath.Join(s.binDir, name))
 	env := s.env(name, s.hostAddrs[i])
-	// Each replica names its PostgreSQL sessions after itself (LeaseHolder reads them), and
 	// notifications hands over leases and claims at the pace of a few seconds.
-	env["DATABASE_URL"] += "&application_name=" + key
 	if name == "notifications" {
 		env["TALLY_NOTIFICATIONS_LEASE_INTERVAL"] = "500ms"
 		env["TALLY_NOTIFICATIONS_CLAIM_LEASE"] = "5s"
@@ -207,26 +210,33 @@ func (s *Stack) healHosts(ctx context.Context) error {
 const evaluatorLease = "tally.notifications.evaluator"
 
 // LeaseHolder returns the host whose notifications replica holds the evaluator lease, read from
-// PostgreSQL's locks (each replica's sessions are named after it), or false when none does.
+// PostgreSQL's locks (the session's peer is the proxy, which knows the host behind it), or
+// false when none does.
 func (s *Stack) LeaseHolder(ctx context.Context) (Host, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	var app string
-	err := s.DB.QueryRow(ctx, `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+	var peer string
+	err := s.DB.QueryRow(ctx, `SELECT host(a.client_addr) || ':' || a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.objid = (hashtext($1)::bigint & 4294967295)::oid`,
-		evaluatorLease).Scan(&app)
+		evaluatorLease).Scan(&peer)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Host{}, false, nil
 	}
 	if err != nil {
 		return Host{}, false, fmt.Errorf("reading the evaluator lease: %w", err)
 	}
+	client, ok := s.pgHosts.Client(peer)
+	if !ok {
+		// The session's proxy connection just ended: the lease is being released.
+		return Host{}, false, nil
+	}
+	ip, _, _ := net.SplitHostPort(client)
 	for _, h := range s.Hosts() {
-		if app == replicaKey("notifications", h) {
+		if h.IP == ip {
 			return h, true, nil
 		}
 	}
-	return Host{}, false, fmt.Errorf("the evaluator lease is held by %q, not a replica", app)
+	return Host{}, false, fmt.Errorf("the evaluator lease is held from %s, not a host", client)
 }
 
 // roundRobin is the client-side balancing of the suite's connections to the replicas.

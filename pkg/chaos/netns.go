@@ -105,7 +105,10 @@ func CleanTopology(ctx context.Context) error {
 		}
 		name, _, _ := strings.Cut(strings.TrimSuffix(fields[1], ":"), "@")
 		if name == bridgeName || strings.HasPrefix(name, hostPrefix) {
-			errs = append(errs, ip(ctx, "link", "del", name))
+			// A namespace's veth goes away with it, after a moment: gone is fine.
+			if err := ip(ctx, "link", "del", name); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

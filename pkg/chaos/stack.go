@@ -95,6 +95,7 @@ type Stack struct {
 	hostAddrs []map[string]string
 	stores    storeAddrs
 	proxies   []*TCPProxy
+	pgHosts   *TCPProxy // the hosts' way to PostgreSQL
 	nextGW    atomic.Uint64
 
 	// Clients of the suite: ledger as ops and as a model backend, payments as ops.
