@@ -58,6 +58,11 @@ func (r *run) verify(ctx context.Context) (violations, error) {
 			return v, err
 		}
 	}
+	if r.sc.Rentals {
+		if err := r.checkRentals(ctx, &v, seen); err != nil {
+			return v, err
+		}
+	}
 	return v, nil
 }
 

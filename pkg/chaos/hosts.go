@@ -38,6 +38,14 @@ var hostPorts = map[string]int{
 // sessions (and the advisory locks they hold) end within about 4 seconds.
 var storeKeepAlive = net.KeepAliveConfig{Enable: true, Idle: time.Second, Interval: time.Second, Count: 3}
 
+// listenName is the key of a service's gRPC address in the address maps.
+func listenName(service string) string {
+	if service == "instances-metering" {
+		return "instances"
+	}
+	return service
+}
+
 // replicaKey names host h's replica of a service in Stack.services ("ledger@tally-h1").
 func replicaKey(service string, h Host) string { return service + "@" + h.Name }
 
@@ -94,9 +102,9 @@ func (s *Stack) startHosts(ctx context.Context) error {
 		}
 		s.hostAddrs = append(s.hostAddrs, addrs)
 	}
-	for _, name := range serviceNames {
+	for _, name := range hostServiceNames {
 		for i, h := range topo.Hosts {
-			s.progress("starting %s on %s (%s)", name, s.hostAddrs[i][name], h.Name)
+			s.progress("starting %s on %s (%s)", name, s.hostAddrs[i][listenName(name)], h.Name)
 			if err := s.startReplica(ctx, name, i); err != nil {
 				return err
 			}
@@ -113,14 +121,17 @@ func (s *Stack) startReplica(ctx context.Context, name string, i int) error {
 	path, args := h.Command(filepath.Join(s.binDir, name))
 	env := s.env(name, s.hostAddrs[i])
 	// notifications hands over leases and claims at the pace of a few seconds.
-	if name == "notifications" {
+	switch name {
+	case "notifications":
 		env["TALLY_NOTIFICATIONS_LEASE_INTERVAL"] = "500ms"
 		env["TALLY_NOTIFICATIONS_CLAIM_LEASE"] = "5s"
+	case "instances-metering":
+		env["TALLY_INSTANCE_REPLICA"] = h.Name
 	}
 	logFile := filepath.Join(s.cfg.Dir, "logs", key+".log")
 	p, err := localstack.StartProcess(ctx, localstack.ProcessConfig{
 		Name: key, Path: path, Args: args, Env: envList(env),
-		ReadyAddr: s.hostAddrs[i][name], LogFile: logFile, Logger: s.logger,
+		ReadyAddr: s.hostAddrs[i][listenName(name)], LogFile: logFile, Logger: s.logger,
 	})
 	if err != nil {
 		return fmt.Errorf("starting %s (log: %s): %w", key, logFile, err)
@@ -172,7 +183,7 @@ func (s *Stack) Replica(service string, h Host) *localstack.Process {
 // down until StartHost.
 func (s *Stack) KillHost(ctx context.Context, h Host) error {
 	var errs []error
-	for _, name := range serviceNames {
+	for _, name := range hostServiceNames {
 		errs = append(errs, s.Replica(name, h).Kill(ctx))
 	}
 	return errors.Join(errs...)
@@ -181,7 +192,7 @@ func (s *Stack) KillHost(ctx context.Context, h Host) error {
 // StartHost starts host h's processes that are down, in start order, and waits until each is
 // ready.
 func (s *Stack) StartHost(ctx context.Context, h Host) error {
-	for _, name := range serviceNames {
+	for _, name := range hostServiceNames {
 		if p := s.Replica(name, h); !p.Running() {
 			if err := p.Start(ctx); err != nil {
 				return err

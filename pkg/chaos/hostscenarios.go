@@ -13,9 +13,9 @@ import (
 func HostScenarios() []Scenario {
 	return []Scenario{
 		{Name: "host-kill", Fault: "the host holding the notifications lease loses power (kill -9 of all its processes) for 5s, then boots",
-			Short: true, Payments: true, TopUps: true, Emails: true, Inject: injectHostKill},
+			Short: true, Payments: true, TopUps: true, Emails: true, Rentals: true, Inject: injectHostKill},
 		{Name: "host-partition", Fault: "the host holding the notifications lease is cut off (its link down) for 8s, then reconnected",
-			Payments: true, TopUps: true, Emails: true, Inject: injectHostPartition},
+			Payments: true, TopUps: true, Emails: true, Rentals: true, Inject: injectHostPartition},
 	}
 }
 
@@ -74,7 +74,7 @@ func injectHostKill(ctx context.Context, r *run) error {
 	if err := r.stack.KillHost(ctx, h); err != nil {
 		return err
 	}
-	for _, name := range serviceNames {
+	for _, name := range hostServiceNames {
 		if r.stack.Replica(name, h).Running() {
 			return fmt.Errorf("%s still runs on %s after the kill", name, h.Name)
 		}
@@ -85,7 +85,7 @@ func injectHostKill(ctx context.Context, r *run) error {
 	if err := r.hold(ctx, time.Until(at.Add(faultFor))); err != nil {
 		return err
 	}
-	r.observe("%s lost power: its %d processes were killed and stayed down for %.1fs", h.Name, len(serviceNames), time.Since(at).Seconds())
+	r.observe("%s lost power: its %d processes were killed and stayed down for %.1fs", h.Name, len(hostServiceNames), time.Since(at).Seconds())
 	r.lift()
 	if err := r.stack.StartHost(ctx, h); err != nil {
 		return err
@@ -113,7 +113,7 @@ func injectHostPartition(ctx context.Context, r *run) error {
 	if err := r.hold(ctx, time.Until(at.Add(partitionFor))); err != nil {
 		return err
 	}
-	for _, name := range serviceNames {
+	for _, name := range hostServiceNames {
 		if !r.stack.Replica(name, h).Running() {
 			return fmt.Errorf("%s on %s exited during the partition", name, h.Name)
 		}

@@ -33,8 +33,13 @@ import (
 // others). instances-metering is not part of it: none of the faults is about rentals.
 var serviceNames = []string{"pricing", "ledger", "payments", "notifications", "gateway"}
 
+// hostServiceNames are the services every host of the hosts topology runs, in start order: the
+// suite's, and instances-metering (whose scheduler charges rentals).
+var hostServiceNames = append(append([]string{}, serviceNames[:len(serviceNames)-1]...), "instances-metering", "gateway")
+
 // servicePackages are the main packages built for the suite.
 var servicePackages = map[string]string{
+	"instances-metering": "./services/instances-metering/cmd/instances-metering",
 	"pricing":       "./services/pricing/cmd/pricing",
 	"ledger":        "./services/ledger/cmd/ledger",
 	"payments":      "./services/payments/cmd/payments",
@@ -236,7 +241,7 @@ func Build(ctx context.Context, root, out string) error {
 		return fmt.Errorf("creating %s: %w", out, err)
 	}
 	args := []string{"build", "-o", out + string(filepath.Separator)}
-	for _, name := range serviceNames {
+	for _, name := range hostServiceNames {
 		args = append(args, servicePackages[name])
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
@@ -336,6 +341,11 @@ func (s *Stack) env(name string, addrs map[string]string) map[string]string {
 		e["TALLY_NOTIFICATIONS_POLL_INTERVAL"] = "200ms"
 		e["TALLY_NOTIFICATIONS_RETRY_BASE"] = "200ms"
 		e["TALLY_NOTIFICATIONS_RETRY_MAX"] = "2s"
+	case "instances-metering":
+		e["TALLY_INSTANCES_GRPC_ADDR"] = addrs["instances"]
+		e["TALLY_INSTANCE_BILLING_PERIOD"] = rentalPeriod.String()
+		e["TALLY_INSTANCE_POLL_INTERVAL"] = "200ms"
+		e["TALLY_INSTANCE_CLAIM_LEASE"] = rentalClaimLease.String()
 	case "gateway":
 		e["TALLY_GATEWAY_HTTP_ADDR"] = addrs["gateway"]
 	}
@@ -581,9 +591,9 @@ func (s *Stack) stopServices(ctx context.Context) {
 	procs := make(map[string]*localstack.Process, len(s.services))
 	maps.Copy(procs, s.services)
 	s.mu.Unlock()
-	for i := len(serviceNames) - 1; i >= 0; i-- {
+	for i := len(hostServiceNames) - 1; i >= 0; i-- {
 		for key, p := range procs {
-			if serviceOf(key) != serviceNames[i] {
+			if serviceOf(key) != hostServiceNames[i] {
 				continue
 			}
 			if err := p.Stop(ctx); err != nil {
