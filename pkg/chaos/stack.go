@@ -40,11 +40,11 @@ var hostServiceNames = append(append([]string{}, serviceNames[:len(serviceNames)
 // servicePackages are the main packages built for the suite.
 var servicePackages = map[string]string{
 	"instances-metering": "./services/instances-metering/cmd/instances-metering",
-	"pricing":       "./services/pricing/cmd/pricing",
-	"ledger":        "./services/ledger/cmd/ledger",
-	"payments":      "./services/payments/cmd/payments",
-	"notifications": "./services/notifications/cmd/notifications",
-	"gateway":       "./services/gateway/cmd/gateway",
+	"pricing":            "./services/pricing/cmd/pricing",
+	"ledger":             "./services/ledger/cmd/ledger",
+	"payments":           "./services/payments/cmd/payments",
+	"notifications":      "./services/notifications/cmd/notifications",
+	"gateway":            "./services/gateway/cmd/gateway",
 }
 
 // stripeSecretKey is what payments presents to the Stripe API (stripe-mock accepts any test key).
