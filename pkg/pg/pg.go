@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,14 +88,10 @@ func Open(ctx context.Context, o Options) (*pgxpool.Pool, error) {
 // that schema has not applied yet, each in its own transaction, under an advisory lock so that
 // replicas starting together apply each migration once.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS) error {
-	if !schemaName.MatchString(schema) {
-		return fmt.Errorf("invalid schema name %q", schema)
-	}
-	names, err := fs.Glob(fsys, "*.up.sql")
+	names, err := migrationFiles(schema, fsys)
 	if err != nil {
-		return fmt.Errorf("listing migrations: %w", err)
+		return err
 	}
-	sort.Strings(names)
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquiring connection: %w", err)

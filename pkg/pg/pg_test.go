@@ -111,3 +111,32 @@ func TestIsUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckMigrated: a schema lacking a migration of the binary (none applied, or a newer one
+// added) is refused with ErrNotMigrated naming the first missing one; MigrateDatabase applies them
+// and a second run changes nothing.
+func TestCheckMigrated(t *testing.T) {
+	t.Parallel()
+	url := testenv.PostgresURL(t)
+	pool, err := pg.Connect(t.Context(), url, "svc", 2)
+	require.NoError(t, err)
+	defer pool.Close()
+	v1 := fstest.MapFS{"001_init.up.sql": {Data: []byte("CREATE TABLE items (id int PRIMARY KEY)")}}
+	v2 := fstest.MapFS{"001_init.up.sql": v1["001_init.up.sql"], "002_more.up.sql": {Data: []byte("ALTER TABLE items ADD COLUMN name text")}}
+
+	err = pg.CheckMigrated(t.Context(), pool, "svc", v1)
+	require.ErrorIs(t, err, pg.ErrNotMigrated)
+	require.ErrorContains(t, err, "schema svc lacks migration 001_init (1 of 1 missing)")
+	require.NoError(t, pg.Prepare(t.Context(), pool, "svc", v1, true))
+	require.NoError(t, pg.Prepare(t.Context(), pool, "svc", v1, false))
+	err = pg.CheckMigrated(t.Context(), pool, "svc", v2)
+	require.ErrorIs(t, err, pg.ErrNotMigrated)
+	require.ErrorContains(t, err, "lacks migration 002_more (1 of 2 missing)")
+	for range 2 {
+		require.NoError(t, pg.MigrateDatabase(t.Context(), url, "svc", v2))
+	}
+	require.NoError(t, pg.CheckMigrated(t.Context(), pool, "svc", v2))
+	var n int
+	require.NoError(t, pool.QueryRow(t.Context(), "SELECT count(*) FROM svc.schema_migrations").Scan(&n))
+	require.Equal(t, 2, n)
+}

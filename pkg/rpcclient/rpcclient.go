@@ -1,5 +1,8 @@
 // Package rpcclient dials tally's gRPC services with a bearer token. Every call forwards the
 // request id of its context (server.RequestID) as x-request-id, so a chain of calls shares one.
+// Every connection balances its calls round-robin over the addresses its target resolves to:
+// host:port or dns:///host:port (each DNS record: in Kubernetes a headless Service), or a fixed
+// list, static:///host1:port,host2:port (or host1:port,host2:port); see balance.go.
 // Dialing with telemetry.Telemetry.DialOption() also traces every call (otelgrpc's client stats
 // handler) and sends its W3C traceparent; without it nothing is added.
 package rpcclient
@@ -40,8 +43,8 @@ func dial(target string, opts []grpc.DialOption) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithChainUnaryInterceptor(forwardRequestIDUnary),
 		grpc.WithChainStreamInterceptor(forwardRequestIDStream),
-	}, opts...)
-	conn, err := grpc.NewClient(target, all...)
+	}, balanceOptions()...)
+	conn, err := grpc.NewClient(normalizeTarget(target), append(all, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", target, err)
 	}

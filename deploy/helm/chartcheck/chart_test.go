@@ -48,6 +48,7 @@ var variants = []variant{
 	{name: "everything", args: []string{"--set", "metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true," +
 		"migrations.job.enabled=true,auth.serviceIdentity=oauth,auth.oauth.clientID=tally,secrets.oauthClientSecret=s," +
 		"secrets.databaseURL=postgres://db/tally"}},
+	{name: "migrate on start", args: []string{"--set", "migrations.job.enabled=false,migrations.migrateOnStart=true"}},
 }
 
 func chartDir(t *testing.T) (repo, helm, chart string) {
@@ -84,8 +85,8 @@ func TestChart(t *testing.T) {
 			t.Run("replicas", func(t *testing.T) { checkReplicas(t, s) })
 			t.Run("network policies", func(t *testing.T) { checkNetworkPolicies(t, s) })
 			t.Run("addresses", func(t *testing.T) { checkAddresses(t, s) })
-			t.Run("monitoring", func(t *testing.T) { checkMonitoring(t, s, v.name != "default") })
-			t.Run("hooks", func(t *testing.T) { checkHooks(t, s, v.name == "everything") })
+			t.Run("monitoring", func(t *testing.T) { checkMonitoring(t, s, v.name == "production" || v.name == "everything") })
+			t.Run("hooks", func(t *testing.T) { checkHooks(t, s, v.name != "migrate on start") })
 		})
 	}
 }

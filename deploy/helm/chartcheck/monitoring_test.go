@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -113,6 +114,7 @@ func TestAlertRulesAreTheObservabilityRules(t *testing.T) {
 // checkHooks: the migrations Job runs before install and upgrade, and the Secret it reads exists
 // before it (a hook of lower weight) when the chart creates the Secret.
 func checkHooks(t *testing.T, s chartcheck.Set, job bool) {
+	checkMigrateOnStart(t, s, job)
 	if !job {
 		if len(s.Jobs) > 0 {
 			t.Errorf("a migrations Job is rendered while migrations.job.enabled is off")
@@ -143,6 +145,59 @@ func checkHooks(t *testing.T, s chartcheck.Set, job bool) {
 		if sec.Annotations["helm.sh/hook"] != "pre-install,pre-upgrade" || err != nil || w >= jobWeight {
 			t.Errorf("Secret %s is not a hook created before the Job (weight %q)", sec.Name, sec.Annotations["helm.sh/hook-weight"])
 		}
+	}
+}
+
+// checkMigrateOnStart: with the Job every Deployment with a database starts with
+// TALLY_MIGRATE_ON_START=false and the Job has its container with the Deployment's environment
+// (the binary validates all of it before migrating); without the Job each migrates on start.
+func checkMigrateOnStart(t *testing.T, s chartcheck.Set, job bool) {
+	jobEnv := map[string][]string{}
+	for _, j := range s.Jobs {
+		for _, c := range j.Spec.Template.Spec.Containers {
+			jobEnv[c.Name] = envNames(c.Env)
+		}
+	}
+	want := map[bool]string{true: "false", false: "true"}[job]
+	databases := 0
+	for _, d := range s.Deployments {
+		c := d.Spec.Template.Spec.Containers[0]
+		if !slices.Contains(envNames(c.Env), "DATABASE_URL") {
+			continue
+		}
+		databases++
+		got := ""
+		for _, e := range c.Env {
+			if e.Name == "TALLY_MIGRATE_ON_START" {
+				got = e.Value
+			}
+		}
+		if got != want {
+			t.Errorf("deployment %s: TALLY_MIGRATE_ON_START=%q, want %q", d.Name, got, want)
+		}
+		if env, ok := jobEnv[c.Name]; job && (!ok || !slices.Equal(env, envNames(c.Env))) {
+			t.Errorf("migrations Job container %s: env %v, want the Deployment's %v", c.Name, env, envNames(c.Env))
+		}
+	}
+	if job && len(jobEnv) != databases {
+		t.Errorf("migrations Job has %d containers, want one per service with a database (%d)", len(jobEnv), databases)
+	}
+}
+
+func envNames(env []corev1.EnvVar) []string {
+	names := make([]string, 0, len(env))
+	for _, e := range env {
+		names = append(names, e.Name)
+	}
+	return names
+}
+
+// TestNoMigrationsIsRefused: with the Job off and migrateOnStart off nothing would migrate.
+func TestNoMigrationsIsRefused(t *testing.T) {
+	_, helm, chart := chartDir(t)
+	_, err := chartcheck.Template(context.Background(), helm, chart, "--set", "migrations.job.enabled=false")
+	if err == nil || !strings.Contains(err.Error(), "nothing would apply the migrations") {
+		t.Fatalf("rendering with the migrations Job off: %v, want the chart's refusal", err)
 	}
 }
 

@@ -120,6 +120,9 @@ func checkAddresses(t *testing.T, s chartcheck.Set) {
 		for _, p := range svc.Spec.Ports {
 			if p.Name == "grpc" {
 				ports[svc.Name] = p.Port
+				if svc.Spec.ClusterIP != corev1.ClusterIPNone {
+					t.Errorf("gRPC Service %s is not headless (clusterIP None): callers would not balance over its pods", svc.Name)
+				}
 			}
 		}
 	}
@@ -134,11 +137,15 @@ func checkAddresses(t *testing.T, s chartcheck.Set) {
 				strings.HasSuffix(e.Name, "_HTTP_ADDR") || strings.HasSuffix(e.Name, "_METRICS_ADDR") {
 				continue
 			}
-			host, port, _ := strings.Cut(e.Value, ":")
+			addr, balanced := strings.CutPrefix(e.Value, "dns:///")
+			if !balanced {
+				t.Errorf("%s: %s=%s is not a dns:/// target (round-robin over the Service's pods)", svc, e.Name, e.Value)
+			}
+			host, port, _ := strings.Cut(addr, ":")
 			if want, ok := ports[host]; !ok || fmt.Sprint(want) != port {
 				t.Errorf("%s: %s=%s is not a rendered gRPC Service (%v)", svc, e.Name, e.Value, slices.Sorted(maps.Keys(ports)))
 			}
-			dialed = append(dialed, chartcheck.ServiceOfAddr(release, e.Value))
+			dialed = append(dialed, chartcheck.ServiceOfAddr(release, addr))
 		}
 		slices.Sort(dialed)
 		i := slices.IndexFunc(s.NetworkPolicies, func(np *networkingv1.NetworkPolicy) bool { return ownPolicy(np, svc) })

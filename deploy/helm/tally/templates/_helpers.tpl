@@ -80,13 +80,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 - name: TALLY_{{ $svc.envPrefix }}_METRICS_ADDR
   value: {{ printf ":%v" $v.metrics.port | quote }}
+{{- /* dns:/// of a headless Service: the caller resolves every ready pod and balances round-robin (pkg/rpcclient). */}}
 {{- range $callee := $svc.calls }}
 {{- $c := index $v.services $callee }}
 - name: TALLY_{{ $c.envPrefix }}_ADDR
-  value: {{ printf "%s:%v" (include "tally.component" (dict "root" $root "name" $callee)) $c.grpcPort | quote }}
+  value: {{ printf "dns:///%s:%v" (include "tally.component" (dict "root" $root "name" $callee)) $c.grpcPort | quote }}
 {{- end }}
 {{- if $svc.database }}
 {{ include "tally.secretEnv" (dict "root" $root "env" "DATABASE_URL" "key" (default $v.postgresql.secretKey $svc.databaseSecretKey) "optional" false) }}
+- name: TALLY_MIGRATE_ON_START
+  value: {{ $v.migrations.migrateOnStart | quote }}
 {{- end }}
 {{- if $svc.redis }}
 {{ include "tally.secretEnv" (dict "root" $root "env" "REDIS_URL" "key" $v.redis.secretKey "optional" true) }}

@@ -24,6 +24,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gateway: configuration:", strings.ReplaceAll(err.Error(), "\n", "; "))
 		os.Exit(2)
 	}
+	// The gateway has no database: `gateway migrate` (like every service's) only validates the
+	// configuration, so one migration step can run every binary.
+	switch args := os.Args[1:]; {
+	case len(args) == 1 && args[0] == "migrate":
+		logger.Info("no database to migrate")
+		return
+	case len(args) > 0:
+		fmt.Fprintf(os.Stderr, "gateway: unknown arguments %q; usage: gateway [migrate]\n", strings.Join(args, " "))
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := service.Run(ctx, cfg, logger); err != nil {

@@ -8,5 +8,8 @@ import (
 )
 
 func main() {
-	server.Main(service.ServiceName, service.Load, func(c service.Config) string { return c.GRPCAddr }, service.Run)
+	server.Main(server.Service[service.Config]{
+		Name: service.ServiceName, Load: service.Load, Run: service.Run, Migrate: service.Migrate,
+		GRPCAddr: func(c service.Config) string { return c.GRPCAddr },
+	})
 }

@@ -41,10 +41,13 @@ type Config struct {
 	GRPCAddr    string
 	MetricsAddr string
 	DatabaseURL string
-	DBMaxConns  int32
-	Auth        server.AuthConfig
-	LedgerAddr  string
-	PricingAddr string
+	// SkipMigrations starts without applying the migrations (TALLY_MIGRATE_ON_START=false): the
+	// service then refuses to start unless `<binary> migrate` applied them all.
+	SkipMigrations bool
+	DBMaxConns     int32
+	Auth           server.AuthConfig
+	LedgerAddr     string
+	PricingAddr    string
 	// NotificationsAddr, when set, receives suspension notices. The service calls the ledger,
 	// pricing and notifications with its own identity, service:instances-metering (see Auth).
 	NotificationsAddr string
@@ -73,6 +76,7 @@ func Load(e *config.Env) (Config, error) {
 		GRPCAddr:          e.String("TALLY_INSTANCES_GRPC_ADDR", ":9094"),
 		MetricsAddr:       e.String("TALLY_INSTANCES_METRICS_ADDR", ""),
 		DatabaseURL:       e.Required("DATABASE_URL"),
+		SkipMigrations:    !e.Bool("TALLY_MIGRATE_ON_START", true),
 		DBMaxConns:        int32(e.Int("TALLY_INSTANCES_DB_MAX_CONNS", 16)),
 		Auth:              server.LoadAuthConfig(e),
 		LedgerAddr:        e.String("TALLY_LEDGER_ADDR", "localhost:9091"),
@@ -104,6 +108,12 @@ func Load(e *config.Env) (Config, error) {
 	return c, nil
 }
 
+// Migrate applies the service's migrations to the database of cfg and returns: `<binary> migrate`,
+// run before the replicas start when they skip migrating (SkipMigrations).
+func Migrate(ctx context.Context, cfg Config, _ *slog.Logger) error {
+	return pg.MigrateDatabase(ctx, cfg.DatabaseURL, "instances", migrations.FS)
+}
+
 // Run serves the service on lis until ctx is done. Cancelling ctx also stops the scheduler
 // mid-batch: the ledger calls in flight end, what they did is recorded and the claims released;
 // a replica killed outright leaves its claims to expire, and whoever claims the rentals next
@@ -123,7 +133,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	defer pool.Close()
-	if err := pg.Migrate(ctx, pool, "instances", migrations.FS); err != nil {
+	if err := pg.Prepare(ctx, pool, "instances", migrations.FS, !cfg.SkipMigrations); err != nil {
 		return err
 	}
 	st, err := store.New(pool)

@@ -14,7 +14,10 @@ func main() {
 	// go-redis logs every failed dial of its own; the ledger logs a Redis outage once, as a
 	// warning, and says when the cache is writable again.
 	redis.SetLogger(discardRedisLog{})
-	server.Main("ledger", service.Load, func(c service.Config) string { return c.GRPCAddr }, service.Run)
+	server.Main(server.Service[service.Config]{
+		Name: "ledger", Load: service.Load, Run: service.Run, Migrate: service.Migrate,
+		GRPCAddr: func(c service.Config) string { return c.GRPCAddr },
+	})
 }
 
 type discardRedisLog struct{}

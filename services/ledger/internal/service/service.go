@@ -30,9 +30,12 @@ import (
 
 // Config is the ledger's configuration; Load reads it from the environment.
 type Config struct {
-	GRPCAddr        string
-	MetricsAddr     string
-	DatabaseURL     string
+	GRPCAddr    string
+	MetricsAddr string
+	DatabaseURL string
+	// SkipMigrations starts without applying the migrations (TALLY_MIGRATE_ON_START=false): the
+	// service then refuses to start unless `<binary> migrate` applied them all.
+	SkipMigrations  bool
 	RedisURL        string
 	Auth            server.AuthConfig
 	DefaultCurrency string
@@ -81,6 +84,7 @@ func Load(e *config.Env) (Config, error) {
 		GRPCAddr:          e.String("TALLY_LEDGER_GRPC_ADDR", ":9091"),
 		MetricsAddr:       e.String("TALLY_LEDGER_METRICS_ADDR", ""),
 		DatabaseURL:       e.Required("DATABASE_URL"),
+		SkipMigrations:    !e.Bool("TALLY_MIGRATE_ON_START", true),
 		RedisURL:          e.String("REDIS_URL", ""),
 		Auth:              server.LoadAuthConfig(e),
 		DefaultCurrency:   e.String("TALLY_DEFAULT_CURRENCY", "USD"),
@@ -129,6 +133,12 @@ func Load(e *config.Env) (Config, error) {
 		return Config{}, errors.New("the cache epoch needs TALLY_BALANCE_CACHE_EPOCH_INTERVAL < TALLY_BALANCE_CACHE_EPOCH_MAX_AGE < TALLY_LEDGER_REPLICA_TIMEOUT")
 	}
 	return c, nil
+}
+
+// Migrate applies the service's migrations to the database of cfg and returns: `<binary> migrate`,
+// run before the replicas start when they skip migrating (SkipMigrations).
+func Migrate(ctx context.Context, cfg Config, _ *slog.Logger) error {
+	return pg.MigrateDatabase(ctx, cfg.DatabaseURL, "ledger", migrations.FS)
 }
 
 // Run serves the ledger on lis until ctx is done, then stops gracefully. The committer stops
@@ -203,7 +213,7 @@ func newStore(ctx context.Context, cfg Config, tel *telemetry.Telemetry) (*store
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := pg.Migrate(ctx, pool, "ledger", migrations.FS); err != nil {
+	if err := pg.Prepare(ctx, pool, "ledger", migrations.FS, !cfg.SkipMigrations); err != nil {
 		pool.Close()
 		return nil, nil, err
 	}

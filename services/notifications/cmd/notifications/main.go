@@ -8,5 +8,8 @@ import (
 )
 
 func main() {
-	server.Main("notifications", service.Load, func(c service.Config) string { return c.GRPCAddr }, service.Run)
+	server.Main(server.Service[service.Config]{
+		Name: "notifications", Load: service.Load, Run: service.Run, Migrate: service.Migrate,
+		GRPCAddr: func(c service.Config) string { return c.GRPCAddr },
+	})
 }

@@ -39,7 +39,10 @@ type Config struct {
 	GRPCAddr    string
 	MetricsAddr string
 	DatabaseURL string
-	Auth        server.AuthConfig
+	// SkipMigrations starts without applying the migrations (TALLY_MIGRATE_ON_START=false): the
+	// service then refuses to start unless `<binary> migrate` applied them all.
+	SkipMigrations bool
+	Auth           server.AuthConfig
 	// LedgerAddr is the ledger's gRPC address, called with the service's own identity
 	// (service:notifications, see Auth).
 	LedgerAddr string
@@ -76,12 +79,13 @@ type Config struct {
 // Load reads the configuration from e (see the README's configuration table).
 func Load(e *config.Env) (Config, error) {
 	c := Config{
-		GRPCAddr:    e.String("TALLY_NOTIFICATIONS_GRPC_ADDR", ":9095"),
-		MetricsAddr: e.String("TALLY_NOTIFICATIONS_METRICS_ADDR", ""),
-		DatabaseURL: e.Required("DATABASE_URL"),
-		Auth:        server.LoadAuthConfig(e),
-		LedgerAddr:  e.String("TALLY_LEDGER_ADDR", "localhost:9091"),
-		ConsoleURL:  e.ConsoleURL(),
+		GRPCAddr:       e.String("TALLY_NOTIFICATIONS_GRPC_ADDR", ":9095"),
+		MetricsAddr:    e.String("TALLY_NOTIFICATIONS_METRICS_ADDR", ""),
+		DatabaseURL:    e.Required("DATABASE_URL"),
+		SkipMigrations: !e.Bool("TALLY_MIGRATE_ON_START", true),
+		Auth:           server.LoadAuthConfig(e),
+		LedgerAddr:     e.String("TALLY_LEDGER_ADDR", "localhost:9091"),
+		ConsoleURL:     e.ConsoleURL(),
 		SMTP: sender.SMTPConfig{
 			Host:     e.String("TALLY_SMTP_HOST", "localhost"),
 			Port:     e.Int("TALLY_SMTP_PORT", 1025),
@@ -147,6 +151,12 @@ func smtpTimeout(d time.Duration) time.Duration {
 	return d
 }
 
+// Migrate applies the service's migrations to the database of cfg and returns: `<binary> migrate`,
+// run before the replicas start when they skip migrating (SkipMigrations).
+func Migrate(ctx context.Context, cfg Config, _ *slog.Logger) error {
+	return pg.MigrateDatabase(ctx, cfg.DatabaseURL, Schema, migrations.FS)
+}
+
 // Run serves the notifications service on lis until ctx is done, then stops gracefully.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
@@ -163,7 +173,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	defer pool.Close()
-	if err := pg.Migrate(ctx, pool, Schema, migrations.FS); err != nil {
+	if err := pg.Prepare(ctx, pool, Schema, migrations.FS, !cfg.SkipMigrations); err != nil {
 		return err
 	}
 	st, err := store.New(pool)

@@ -8,5 +8,8 @@ import (
 )
 
 func main() {
-	server.Main("payments", service.Load, func(c service.Config) string { return c.GRPCAddr }, service.Run)
+	server.Main(server.Service[service.Config]{
+		Name: "payments", Load: service.Load, Run: service.Run, Migrate: service.Migrate,
+		GRPCAddr: func(c service.Config) string { return c.GRPCAddr },
+	})
 }

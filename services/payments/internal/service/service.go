@@ -54,8 +54,11 @@ type Config struct {
 	// PublicURL is where browsers reach HTTPAddr.
 	PublicURL   string
 	DatabaseURL string
-	DBMaxConns  int32
-	Auth        server.AuthConfig
+	// SkipMigrations starts without applying the migrations (TALLY_MIGRATE_ON_START=false): the
+	// service then refuses to start unless `<binary> migrate` applied them all.
+	SkipMigrations bool
+	DBMaxConns     int32
+	Auth           server.AuthConfig
 	// LedgerAddr is the ledger, called with the service's own identity (service:payments, see Auth).
 	LedgerAddr string
 	// TestMode runs checkouts on the local test-mode page (nothing charged) instead of Stripe
@@ -123,6 +126,7 @@ func Load(e *config.Env) (Config, error) {
 		HTTPAddr:            e.String("TALLY_PAYMENTS_HTTP_ADDR", ":8093"),
 		PublicURL:           e.String("TALLY_PAYMENTS_PUBLIC_URL", "http://localhost:8093"),
 		DatabaseURL:         e.Required("DATABASE_URL"),
+		SkipMigrations:      !e.Bool("TALLY_MIGRATE_ON_START", true),
 		DBMaxConns:          int32(e.Int("TALLY_PAYMENTS_DB_MAX_CONNS", 10)),
 		Auth:                server.LoadAuthConfig(e),
 		LedgerAddr:          e.String("TALLY_LEDGER_ADDR", "localhost:9091"),
@@ -376,7 +380,7 @@ func (s *Service) newStore(ctx context.Context) (*store.Store, error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, pool.Close)
-	if err := pg.Migrate(ctx, pool, "payments", migrations.FS); err != nil {
+	if err := pg.Prepare(ctx, pool, "payments", migrations.FS, !s.cfg.SkipMigrations); err != nil {
 		return nil, err
 	}
 	return store.New(pool, s.cfg.Now)
@@ -491,6 +495,12 @@ func (s *Service) Close() {
 		s.closers[i]()
 	}
 	s.closers = nil
+}
+
+// Migrate applies the service's migrations to the database of cfg and returns: `<binary> migrate`,
+// run before the replicas start when they skip migrating (SkipMigrations).
+func Migrate(ctx context.Context, cfg Config, _ *slog.Logger) error {
+	return pg.MigrateDatabase(ctx, cfg.DatabaseURL, "payments", migrations.FS)
 }
 
 // Run serves the payments service on lis until ctx is done.

@@ -7,5 +7,8 @@ import (
 )
 
 func main() {
-	server.Main("pricing", service.Load, func(c service.Config) string { return c.GRPCAddr }, service.Run)
+	server.Main(server.Service[service.Config]{
+		Name: "pricing", Load: service.Load, Run: service.Run, Migrate: service.Migrate,
+		GRPCAddr: func(c service.Config) string { return c.GRPCAddr },
+	})
 }

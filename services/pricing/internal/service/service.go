@@ -24,12 +24,15 @@ import (
 
 // Config is the pricing service's configuration.
 type Config struct {
-	DatabaseURL  string
-	GRPCAddr     string
-	MetricsAddr  string
-	SeedFile     string // empty: the embedded seed/catalog.yaml
-	PollInterval time.Duration
-	Auth         server.AuthConfig
+	DatabaseURL string
+	// SkipMigrations starts without applying the migrations (TALLY_MIGRATE_ON_START=false): the
+	// service then refuses to start unless `<binary> migrate` applied them all.
+	SkipMigrations bool
+	GRPCAddr       string
+	MetricsAddr    string
+	SeedFile       string // empty: the embedded seed/catalog.yaml
+	PollInterval   time.Duration
+	Auth           server.AuthConfig
 	// MaxRequestAmount bounds every price (TALLY_MAX_REQUEST_AMOUNT); the zero Limit is the
 	// default maximum.
 	MaxRequestAmount money.Limit
@@ -42,6 +45,7 @@ type Config struct {
 func Load(e *config.Env) (Config, error) {
 	c := Config{
 		DatabaseURL:      e.Required("DATABASE_URL"),
+		SkipMigrations:   !e.Bool("TALLY_MIGRATE_ON_START", true),
 		GRPCAddr:         e.String("TALLY_PRICING_GRPC_ADDR", ":9092"),
 		MetricsAddr:      e.String("TALLY_PRICING_METRICS_ADDR", ""),
 		SeedFile:         e.String("TALLY_PRICING_SEED_FILE", ""),
@@ -56,6 +60,12 @@ func Load(e *config.Env) (Config, error) {
 		return Config{}, fmt.Errorf("TALLY_PRICING_POLL_INTERVAL %s is above 1s: price changes must reach watchers within a second", c.PollInterval)
 	}
 	return c, nil
+}
+
+// Migrate applies the service's migrations to the database of cfg and returns: `<binary> migrate`,
+// run before the replicas start when they skip migrating (SkipMigrations).
+func Migrate(ctx context.Context, cfg Config, _ *slog.Logger) error {
+	return pg.MigrateDatabase(ctx, cfg.DatabaseURL, "pricing", migrations.FS)
 }
 
 // Run serves the pricing service on lis until ctx is done.
@@ -73,7 +83,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	defer pool.Close()
-	if err := pg.Migrate(ctx, pool, "pricing", migrations.FS); err != nil {
+	if err := pg.Prepare(ctx, pool, "pricing", migrations.FS, !cfg.SkipMigrations); err != nil {
 		return err
 	}
 	st, err := store.New(pool, cfg.Now)
