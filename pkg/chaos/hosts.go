@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/jackc/pgx/v5"
 
@@ -120,6 +118,11 @@ func (s *Stack) startReplica(ctx context.Context, name string, i int) error {
 	key := replicaKey(name, h)
 	path, args := h.Command(filepath.Join(s.binDir, name))
 	env := s.env(name, s.hostAddrs[i])
+	// Services call each other as the suite's clients do: round-robin over every host's replica.
+	for k, service := range map[string]string{"TALLY_LEDGER_ADDR": "ledger", "TALLY_PRICING_ADDR": "pricing",
+		"TALLY_PAYMENTS_ADDR": "payments", "TALLY_NOTIFICATIONS_ADDR": "notifications", "TALLY_INSTANCES_ADDR": "instances"} {
+		env[k] = rpcclient.StaticScheme + ":///" + strings.Join(s.ReplicaAddrs(service), ",")
+	}
 	// notifications hands over leases and claims at the pace of a few seconds.
 	switch name {
 	case "notifications":
@@ -250,19 +253,10 @@ func (s *Stack) LeaseHolder(ctx context.Context) (Host, bool, error) {
 	return Host{}, false, fmt.Errorf("the evaluator lease is held from %s, not a host", client)
 }
 
-// roundRobin is the client-side balancing of the suite's connections to the replicas.
-const roundRobin = `{"loadBalancingConfig": [{"round_robin": {}}]}`
-
-// dialReplicas connects to every replica of a service with token, balancing calls round-robin
-// over those that are ready.
+// dialReplicas connects to every replica of a service with token; rpcclient balances the calls
+// round-robin over those that are ready.
 func dialReplicas(addrs []string, token string) (*grpc.ClientConn, error) {
-	r := manual.NewBuilderWithScheme("tally-replicas")
-	state := resolver.State{}
-	for _, a := range addrs {
-		state.Addresses = append(state.Addresses, resolver.Address{Addr: a})
-	}
-	r.InitialState(state)
-	conn, err := rpcclient.Dial(r.Scheme()+":///replicas", token, grpc.WithResolvers(r), grpc.WithDefaultServiceConfig(roundRobin))
+	conn, err := rpcclient.Dial(rpcclient.StaticScheme+":///"+strings.Join(addrs, ","), token)
 	if err != nil {
 		return nil, fmt.Errorf("dialing %v: %w", addrs, err)
 	}
