@@ -22,19 +22,7 @@ func TestHostsShort(t *testing.T) {
 		t.Skip("the hosts suite needs ip (iproute2)")
 	}
 	rep, err := Run(t.Context(), Options{Short: true, Stack: StackConfig{Dir: t.TempDir(), Hosts: 3}, Out: &testLog{t: t}})
-	require.NoError(t, err)
-	require.NotEmpty(t, rep.Results)
-	for _, res := range rep.Results {
-		t.Run(res.Scenario, func(t *testing.T) {
-			require.NoError(t, res.Err)
-			require.Empty(t, res.Failures)
-			require.Zero(t, res.Lost, "lost: %v", res.Violations)
-			require.Zero(t, res.Doubled, "doubled: %v", res.Violations)
-			require.Zero(t, res.FailOpen, "fail-open: %v", res.Violations)
-			require.Zero(t, res.Broken, "broken: %v", res.Violations)
-			require.Positive(t, res.Acked, "the scenario acknowledged no debit at all")
-		})
-	}
+	requirePassed(t, rep, err)
 	out, err := exec.CommandContext(t.Context(), "ip", "netns", "list").CombinedOutput()
 	require.NoError(t, err)
 	require.NotContains(t, string(out), hostPrefix, "the topology was not removed")
