@@ -30,7 +30,8 @@ import (
 )
 
 // The services the suite runs, in start order (the ledger follows pricing; the gateway dials the
-// others). instances-metering is not part of it: none of the faults is about rentals.
+// others). instances-metering runs only on the hosts topology (hostServiceNames), whose scenarios
+// check the rentals.
 var serviceNames = []string{"pricing", "ledger", "payments", "notifications", "gateway"}
 
 // hostServiceNames are the services every host of the hosts topology runs, in start order: the

@@ -2,7 +2,9 @@
 // starts PostgreSQL (fsync on), Redis, stripe-mock, mailpit and every service as separate
 // processes under .data/chaos/, injects one fault per scenario under concurrent traffic, checks
 // in PostgreSQL that nothing acknowledged was lost or doubled and that no Authorize failed open,
-// and prints a table. It exits 1 when a scenario fails, 2 when the suite cannot run.
+// and prints a table. With -hosts 3 (make scale-test, root needed) it runs a replica of every
+// service on each of three network-namespace hosts and the host scenarios instead (kill, partition).
+// It exits 1 when a scenario fails, 2 when the suite cannot run.
 package main
 
 import (
