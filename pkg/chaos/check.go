@@ -62,6 +62,7 @@ func (r *run) verify(ctx context.Context) (violations, error) {
 		if err := r.checkRentals(ctx, &v, seen); err != nil {
 			return v, err
 		}
+		r.noteReconciliation()
 	}
 	return v, nil
 }

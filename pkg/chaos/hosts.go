@@ -130,6 +130,10 @@ func (s *Stack) startReplica(ctx context.Context, name string, i int) error {
 		env["TALLY_NOTIFICATIONS_CLAIM_LEASE"] = "5s"
 	case "instances-metering":
 		env["TALLY_INSTANCE_REPLICA"] = h.Name
+	case "payments":
+		// Every replica reconciles (there is no election): each second here, so that three
+		// passes race the webhooks and each other; the top-up checks find a credit applied twice.
+		env["TALLY_RECONCILE_INTERVAL"] = "1s"
 	}
 	logFile := filepath.Join(s.cfg.Dir, "logs", key+".log")
 	p, err := localstack.StartProcess(ctx, localstack.ProcessConfig{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 )
 
@@ -133,4 +134,24 @@ func (r *run) unreachable(ctx context.Context, what, addr string) error {
 		return fmt.Errorf("%s (%s) is still reachable after its link went down", what, addr)
 	}
 	return nil
+}
+
+// noteReconciliation counts the reconciliation passes of the scenario (each lists the recent
+// Checkout Sessions at Stripe): every payments replica reconciles, and the top-up checks hold
+// with those passes racing the webhooks and each other.
+func (r *run) noteReconciliation() {
+	r.mu.Lock()
+	from := r.warmStart
+	r.mu.Unlock()
+	passes := 0
+	for _, req := range r.stack.Stripe.Requests() {
+		if req.Method == http.MethodGet && req.Path == "/v1/checkout/sessions" && !req.At.Before(from) {
+			passes++
+		}
+	}
+	if passes == 0 {
+		r.fail(errors.New("no reconciliation pass listed the Checkout Sessions: the race of reconciliations proved nothing"))
+		return
+	}
+	r.note("%d reconciliation passes (every payments replica, each second) raced the webhooks; each credit applied once", passes)
 }
