@@ -158,6 +158,10 @@ FUZZ_TARGETS := \
 	./pkg/textcheck:FuzzText \
 	./pkg/money:FuzzFromProto
 
+.PHONY: scale-test
+scale-test: build $(TEST_TOOLS) ## Replicas on 3 hosts (network namespaces, needs root): host kill, partition (SHORT=1; README: Faults).
+	$(BIN)/tally-chaos -bin $(BIN) -hosts 3 $(if $(SHORT),-short) $(if $(SCENARIOS),-scenarios $(SCENARIOS))
+
 .PHONY: chaos
 chaos: build $(TEST_TOOLS) ## Fault-injection suite on the real binaries (SHORT=1, SCENARIOS=a,b; README: Faults).
 	$(BIN)/tally-chaos -bin $(BIN) $(if $(SHORT),-short) $(if $(SCENARIOS),-scenarios $(SCENARIOS))

@@ -111,7 +111,11 @@ func (r Report) OK() bool {
 
 // Select returns the scenarios of a run: the short suite or the full one, or the named ones.
 func Select(short bool, only []string) ([]Scenario, error) {
-	all := Scenarios()
+	return selectFrom(Scenarios(), short, only)
+}
+
+// selectFrom returns the scenarios of a run from all.
+func selectFrom(all []Scenario, short bool, only []string) ([]Scenario, error) {
 	if len(only) == 0 {
 		var out []Scenario
 		for _, sc := range all {
@@ -144,7 +148,11 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	if out == nil {
 		out = io.Discard
 	}
-	scenarios, err := Select(opts.Short, opts.Only)
+	all := Scenarios()
+	if opts.Stack.Hosts > 0 {
+		all = HostScenarios()
+	}
+	scenarios, err := selectFrom(all, opts.Short, opts.Only)
 	if err != nil {
 		return Report{}, err
 	}

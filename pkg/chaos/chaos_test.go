@@ -38,6 +38,13 @@ func TestShortSuite(t *testing.T) {
 		t.Skip("the fault-injection suite runs the whole platform; skipped with -short")
 	}
 	rep, err := Run(t.Context(), Options{Short: true, Stack: StackConfig{Dir: t.TempDir()}, Out: &testLog{t: t}})
+	requirePassed(t, rep, err)
+}
+
+// requirePassed requires a run whose every scenario found nothing lost, doubled, allowed above
+// the balance or broken, and acknowledged debits.
+func requirePassed(t *testing.T, rep Report, err error) {
+	t.Helper()
 	require.NoError(t, err)
 	require.NotEmpty(t, rep.Results)
 	for _, res := range rep.Results {

@@ -58,6 +58,12 @@ func (r *run) verify(ctx context.Context) (violations, error) {
 			return v, err
 		}
 	}
+	if r.sc.Rentals {
+		if err := r.checkRentals(ctx, &v, seen); err != nil {
+			return v, err
+		}
+		r.noteReconciliation()
+	}
 	return v, nil
 }
 

@@ -280,6 +280,11 @@ func (r *run) faultPhases(ctx context.Context) error {
 // setup grants the debit organizations their credits and registers the mail organizations'
 // admins (a "payment succeeded" email each paid credit).
 func (r *run) setup(ctx context.Context) error {
+	if r.sc.Rentals {
+		if err := r.startRentals(ctx); err != nil {
+			return err
+		}
+	}
 	for _, org := range r.debitOrgs {
 		if err := r.grantOrg(ctx, org, r.grant, ledgerv1.CreditSource_CREDIT_SOURCE_GRANT); err != nil {
 			return err

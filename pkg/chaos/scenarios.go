@@ -40,6 +40,9 @@ type Scenario struct {
 	Payments, Emails bool
 	// TopUps runs the background top-up traffic (with Payments).
 	TopUps bool
+	// Rentals starts rentals metered by instances-metering (hosts topology only), stopped and
+	// checked period by period after the drain.
+	Rentals bool
 	// Orgs, when set, is the number of debit organizations instead of LoadConfig.Orgs.
 	Orgs     func(short bool, load LoadConfig) int
 	Recovery Recovery

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,16 +30,22 @@ import (
 )
 
 // The services the suite runs, in start order (the ledger follows pricing; the gateway dials the
-// others). instances-metering is not part of it: none of the faults is about rentals.
+// others). instances-metering runs only on the hosts topology (hostServiceNames), whose scenarios
+// check the rentals.
 var serviceNames = []string{"pricing", "ledger", "payments", "notifications", "gateway"}
+
+// hostServiceNames are the services every host of the hosts topology runs, in start order: the
+// suite's, and instances-metering (whose scheduler charges rentals).
+var hostServiceNames = append(append([]string{}, serviceNames[:len(serviceNames)-1]...), "instances-metering", "gateway")
 
 // servicePackages are the main packages built for the suite.
 var servicePackages = map[string]string{
-	"pricing":       "./services/pricing/cmd/pricing",
-	"ledger":        "./services/ledger/cmd/ledger",
-	"payments":      "./services/payments/cmd/payments",
-	"notifications": "./services/notifications/cmd/notifications",
-	"gateway":       "./services/gateway/cmd/gateway",
+	"instances-metering": "./services/instances-metering/cmd/instances-metering",
+	"pricing":            "./services/pricing/cmd/pricing",
+	"ledger":             "./services/ledger/cmd/ledger",
+	"payments":           "./services/payments/cmd/payments",
+	"notifications":      "./services/notifications/cmd/notifications",
+	"gateway":            "./services/gateway/cmd/gateway",
 }
 
 // stripeSecretKey is what payments presents to the Stripe API (stripe-mock accepts any test key).
@@ -60,6 +68,10 @@ type StackConfig struct {
 	Logger *slog.Logger
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
+	// Hosts, when positive, runs a replica of every service on each of that many hosts (network
+	// namespaces, see Topology; needs root) instead of one of each on loopback; the suite's
+	// clients spread their calls over the replicas.
+	Hosts int
 }
 
 // Stack is the platform under test: PostgreSQL (fsync on), Redis, stripe-mock behind a fault
@@ -83,6 +95,14 @@ type Stack struct {
 	services map[string]*localstack.Process
 	events   []localstack.ProcessEvent
 	conns    []*grpc.ClientConn
+	// topo is the hosts topology (nil: every service on loopback); hostAddrs[i] are the listen
+	// addresses of host i's replicas; stores the addresses services reach the stores at.
+	topo      *Topology
+	hostAddrs []map[string]string
+	stores    storeAddrs
+	proxies   []*TCPProxy
+	pgHosts   *TCPProxy // the hosts' way to PostgreSQL
+	nextGW    atomic.Uint64
 
 	// Clients of the suite: ledger as ops and as a model backend, payments as ops.
 	LedgerOps     ledgerv1.LedgerServiceClient
@@ -127,14 +147,12 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	if err := s.startStores(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.pickAddrs(); err != nil {
-		return nil, err
-	}
-	for _, name := range serviceNames {
-		s.progress("starting %s on %s", name, s.addrs[name])
-		if err := s.startService(ctx, name, nil); err != nil {
+	if cfg.Hosts > 0 {
+		if err := s.startHosts(ctx); err != nil {
 			return nil, err
 		}
+	} else if err := s.startLoopback(ctx); err != nil {
+		return nil, err
 	}
 	if err := s.dialClients(); err != nil {
 		return nil, err
@@ -190,6 +208,22 @@ func (s *Stack) startStores(ctx context.Context) error {
 	return err
 }
 
+// startLoopback starts one of every service on loopback.
+func (s *Stack) startLoopback(ctx context.Context) error {
+	if err := s.pickAddrs(); err != nil {
+		return err
+	}
+	s.stores = storeAddrs{pg: s.PG.URL(), pgLedger: fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", s.PGProxy.Addr(),
+		localstack.DefaultDatabase), redis: s.Redis.URL(), smtp: s.Mail.SMTPAddr(), stripe: s.Stripe.URL()}
+	for _, name := range serviceNames {
+		s.progress("starting %s on %s", name, s.addrs[name])
+		if err := s.startService(ctx, name, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // pickAddrs gives every service, the ledger's metrics and the payments HTTP server a free port.
 func (s *Stack) pickAddrs() error {
 	for _, name := range append(append([]string{}, serviceNames...), "instances", "ledger-metrics", "payments-http") {
@@ -208,7 +242,7 @@ func Build(ctx context.Context, root, out string) error {
 		return fmt.Errorf("creating %s: %w", out, err)
 	}
 	args := []string{"build", "-o", out + string(filepath.Separator)}
-	for _, name := range serviceNames {
+	for _, name := range hostServiceNames {
 		args = append(args, servicePackages[name])
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
@@ -241,8 +275,14 @@ func findRoot() (string, error) {
 // Addr returns the listen address of a service ("ledger", "payments", ...).
 func (s *Stack) Addr(name string) string { return s.addrs[name] }
 
-// GatewayURL is the base URL of the REST gateway.
-func (s *Stack) GatewayURL() string { return "http://" + s.addrs["gateway"] }
+// GatewayURL is the base URL of the REST gateway; with hosts, each call names the next host's.
+func (s *Stack) GatewayURL() string {
+	if s.topo == nil {
+		return "http://" + s.addrs["gateway"]
+	}
+	addrs := s.ReplicaAddrs("gateway")
+	return "http://" + addrs[int(s.nextGW.Add(1)%uint64(len(addrs)))]
+}
 
 // Service returns the process of a service.
 func (s *Stack) Service(name string) *localstack.Process {
@@ -260,32 +300,32 @@ func (s *Stack) Events() []localstack.ProcessEvent {
 
 // env returns the environment of a service. The platform runs in production mode (TALLY_ENV
 // unset): a real secret, Stripe keys, no development conveniences.
-func (s *Stack) env(name string) map[string]string {
+func (s *Stack) env(name string, addrs map[string]string) map[string]string {
 	e := map[string]string{
-		"DATABASE_URL":             s.PG.URL(),
+		"DATABASE_URL":             s.stores.pg,
 		"TALLY_JWT_SECRET":         s.secret,
 		"TALLY_LOG_LEVEL":          "info",
-		"TALLY_LEDGER_ADDR":        s.addrs["ledger"],
-		"TALLY_PRICING_ADDR":       s.addrs["pricing"],
-		"TALLY_PAYMENTS_ADDR":      s.addrs["payments"],
-		"TALLY_NOTIFICATIONS_ADDR": s.addrs["notifications"],
-		"TALLY_INSTANCES_ADDR":     s.addrs["instances"],
+		"TALLY_LEDGER_ADDR":        addrs["ledger"],
+		"TALLY_PRICING_ADDR":       addrs["pricing"],
+		"TALLY_PAYMENTS_ADDR":      addrs["payments"],
+		"TALLY_NOTIFICATIONS_ADDR": addrs["notifications"],
+		"TALLY_INSTANCES_ADDR":     addrs["instances"],
 	}
 	switch name {
 	case "ledger":
-		e["DATABASE_URL"] = fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", s.PGProxy.Addr(), localstack.DefaultDatabase)
-		e["REDIS_URL"] = s.Redis.URL()
-		e["TALLY_LEDGER_GRPC_ADDR"] = s.addrs["ledger"]
-		e["TALLY_LEDGER_METRICS_ADDR"] = s.addrs["ledger-metrics"]
+		e["DATABASE_URL"] = s.stores.pgLedger
+		e["REDIS_URL"] = s.stores.redis
+		e["TALLY_LEDGER_GRPC_ADDR"] = addrs["ledger"]
+		e["TALLY_LEDGER_METRICS_ADDR"] = addrs["ledger-metrics"]
 	case "pricing":
-		e["TALLY_PRICING_GRPC_ADDR"] = s.addrs["pricing"]
+		e["TALLY_PRICING_GRPC_ADDR"] = addrs["pricing"]
 	case "payments":
-		e["TALLY_PAYMENTS_GRPC_ADDR"] = s.addrs["payments"]
-		e["TALLY_PAYMENTS_HTTP_ADDR"] = s.addrs["payments-http"]
+		e["TALLY_PAYMENTS_GRPC_ADDR"] = addrs["payments"]
+		e["TALLY_PAYMENTS_HTTP_ADDR"] = addrs["payments-http"]
 		e["STRIPE_SECRET_KEY"] = stripeSecretKey
 		e["STRIPE_WEBHOOK_SECRET"] = s.webhook
-		e["TALLY_STRIPE_API_URL"] = s.Stripe.URL()
-		e["TALLY_WEBHOOK_URL"] = s.GatewayURL() + "/v1/webhooks/stripe"
+		e["TALLY_STRIPE_API_URL"] = s.stores.stripe
+		e["TALLY_WEBHOOK_URL"] = "http://" + addrs["gateway"] + "/v1/webhooks/stripe"
 		// The retry worker at the pace payments documents for the fault suite: a credit or a
 		// refund left behind is retried within about a second of its dependency being back.
 		e["TALLY_PAYMENTS_RETRY_INTERVAL"] = "100ms"
@@ -295,15 +335,20 @@ func (s *Stack) env(name string) map[string]string {
 		e["TALLY_PAYMENTS_LEDGER_TIMEOUT"] = "1s"
 		e["TALLY_STRIPE_TIMEOUT"] = "2s"
 	case "notifications":
-		host, port, _ := net.SplitHostPort(s.Mail.SMTPAddr())
-		e["TALLY_NOTIFICATIONS_GRPC_ADDR"] = s.addrs["notifications"]
+		host, port, _ := net.SplitHostPort(s.stores.smtp)
+		e["TALLY_NOTIFICATIONS_GRPC_ADDR"] = addrs["notifications"]
 		e["TALLY_SMTP_HOST"], e["TALLY_SMTP_PORT"], e["TALLY_SMTP_TLS"] = host, port, "none"
 		e["TALLY_SMTP_TIMEOUT"] = "2s"
 		e["TALLY_NOTIFICATIONS_POLL_INTERVAL"] = "200ms"
 		e["TALLY_NOTIFICATIONS_RETRY_BASE"] = "200ms"
 		e["TALLY_NOTIFICATIONS_RETRY_MAX"] = "2s"
+	case "instances-metering":
+		e["TALLY_INSTANCES_GRPC_ADDR"] = addrs["instances"]
+		e["TALLY_INSTANCE_BILLING_PERIOD"] = rentalPeriod.String()
+		e["TALLY_INSTANCE_POLL_INTERVAL"] = "200ms"
+		e["TALLY_INSTANCE_CLAIM_LEASE"] = rentalClaimLease.String()
 	case "gateway":
-		e["TALLY_GATEWAY_HTTP_ADDR"] = s.addrs["gateway"]
+		e["TALLY_GATEWAY_HTTP_ADDR"] = addrs["gateway"]
 	}
 	return e
 }
@@ -311,18 +356,14 @@ func (s *Stack) env(name string) map[string]string {
 // startService starts a service as a supervised process (restarted with backoff when it dies),
 // with extra added to its environment.
 func (s *Stack) startService(ctx context.Context, name string, extra map[string]string) error {
-	env := s.env(name)
+	env := s.env(name, s.addrs)
 	for k, v := range extra {
 		env[k] = v
-	}
-	list := make([]string, 0, len(env))
-	for k, v := range env {
-		list = append(list, k+"="+v)
 	}
 	p, err := localstack.StartProcess(ctx, localstack.ProcessConfig{
 		Name:      name,
 		Path:      filepath.Join(s.binDir, name),
-		Env:       list,
+		Env:       envList(env),
 		ReadyAddr: s.addrs[name],
 		LogFile:   filepath.Join(s.cfg.Dir, "logs", name+".log"),
 		Logger:    s.logger,
@@ -342,6 +383,14 @@ func (s *Stack) startService(ctx context.Context, name string, extra map[string]
 	return nil
 }
 
+func envList(env map[string]string) []string {
+	list := make([]string, 0, len(env))
+	for k, v := range env {
+		list = append(list, k+"="+v)
+	}
+	return list
+}
+
 // ReplaceService stops a service and starts it again with extra added to its environment (nil:
 // the normal one).
 func (s *Stack) ReplaceService(ctx context.Context, name string, extra map[string]string) error {
@@ -359,12 +408,14 @@ func (s *Stack) WaitRunning(ctx context.Context, timeout time.Duration) error {
 	defer t.Stop()
 	for {
 		down := ""
-		for _, name := range serviceNames {
-			if !s.Service(name).Running() {
+		s.mu.Lock()
+		for name, p := range s.services {
+			if !p.Running() {
 				down = name
 				break
 			}
 		}
+		s.mu.Unlock()
 		if down == "" {
 			return nil
 		}
@@ -380,6 +431,9 @@ func (s *Stack) WaitRunning(ctx context.Context, timeout time.Duration) error {
 // Redis and mailpit run and answer, PostgreSQL runs, and every service is up.
 func (s *Stack) Heal(ctx context.Context) error {
 	var errs []error
+	if s.topo != nil {
+		errs = append(errs, s.healHosts(ctx))
+	}
 	s.PGProxy.DelayReplies(nil, 0)
 	errs = append(errs, s.Stripe.SetMode(ProxyPass), s.Redis.Resume(), s.Mail.Resume())
 	if !s.redisRunning() {
@@ -410,24 +464,16 @@ func (s *Stack) dialClients() error {
 	if err != nil {
 		return err
 	}
-	dial := func(addr, token string) (*grpc.ClientConn, error) {
-		conn, err := rpcclient.Dial(addr, token)
-		if err != nil {
-			return nil, err
-		}
-		s.conns = append(s.conns, conn)
-		return conn, nil
-	}
-	conn, err := dial(s.addrs["ledger"], ops)
+	conn, err := s.dial("ledger", ops)
 	if err != nil {
 		return err
 	}
 	s.LedgerOps = ledgerv1.NewLedgerServiceClient(conn)
-	if conn, err = dial(s.addrs["ledger"], backend); err != nil {
+	if conn, err = s.dial("ledger", backend); err != nil {
 		return err
 	}
 	s.LedgerBackend = ledgerv1.NewLedgerServiceClient(conn)
-	if conn, err = dial(s.addrs["payments"], ops); err != nil {
+	if conn, err = s.dial("payments", ops); err != nil {
 		return err
 	}
 	s.PaymentsOps = paymentsv1.NewPaymentsServiceClient(conn)
@@ -450,7 +496,7 @@ func (s *Stack) TokenFor(c auth.Claims, ttl time.Duration) (string, error) {
 
 // MemberPayments returns a payments client acting as a member of org.
 func (s *Stack) MemberPayments(org string) (paymentsv1.PaymentsServiceClient, error) {
-	conn, err := s.memberConn(s.addrs["payments"], org, auth.RoleMember)
+	conn, err := s.memberConn("payments", org, auth.RoleMember)
 	if err != nil {
 		return nil, err
 	}
@@ -459,20 +505,31 @@ func (s *Stack) MemberPayments(org string) (paymentsv1.PaymentsServiceClient, er
 
 // AdminNotifications returns a notifications client acting as the admin of org.
 func (s *Stack) AdminNotifications(org string) (notificationsv1.NotificationsServiceClient, error) {
-	conn, err := s.memberConn(s.addrs["notifications"], org, auth.RoleAdmin)
+	conn, err := s.memberConn("notifications", org, auth.RoleAdmin)
 	if err != nil {
 		return nil, err
 	}
 	return notificationsv1.NewNotificationsServiceClient(conn), nil
 }
 
-func (s *Stack) memberConn(addr, org string, role auth.Role) (*grpc.ClientConn, error) {
+func (s *Stack) memberConn(service, org string, role auth.Role) (*grpc.ClientConn, error) {
 	tok, err := s.Token(auth.Claims{Subject: string(role) + "-" + org, OrgID: org, Email: string(role) + "@" + org + ".test",
 		Name: "Chaos " + string(role), Roles: []auth.Role{role}})
 	if err != nil {
 		return nil, err
 	}
-	conn, err := rpcclient.Dial(addr, tok)
+	return s.dial(service, tok)
+}
+
+// dial connects to a service with token: its one replica, or (hosts) all of them, round-robin.
+func (s *Stack) dial(service, token string) (*grpc.ClientConn, error) {
+	var conn *grpc.ClientConn
+	var err error
+	if s.topo == nil {
+		conn, err = rpcclient.Dial(s.addrs[service], token)
+	} else {
+		conn, err = dialReplicas(s.ReplicaAddrs(service), token)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -493,13 +550,7 @@ func (s *Stack) Stop(ctx context.Context) {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	for i := len(serviceNames) - 1; i >= 0; i-- {
-		if p := s.Service(serviceNames[i]); p != nil {
-			if err := p.Stop(ctx); err != nil {
-				s.logger.Warn("stopping service", "service", serviceNames[i], "err", err)
-			}
-		}
-	}
+	s.stopServices(ctx)
 	if s.DB != nil {
 		s.DB.Close()
 	}
@@ -523,6 +574,32 @@ func (s *Stack) Stop(ctx context.Context) {
 	if s.PG != nil {
 		if err := s.PG.Stop(ctx); err != nil {
 			s.logger.Warn("stopping postgres", "err", err)
+		}
+	}
+	for _, p := range s.proxies {
+		p.Close()
+	}
+	if s.topo != nil {
+		if err := s.topo.Close(ctx); err != nil {
+			s.logger.Warn("removing the hosts topology", "err", err)
+		}
+	}
+}
+
+// stopServices stops every service, in the reverse of the start order.
+func (s *Stack) stopServices(ctx context.Context) {
+	s.mu.Lock()
+	procs := make(map[string]*localstack.Process, len(s.services))
+	maps.Copy(procs, s.services)
+	s.mu.Unlock()
+	for i := len(hostServiceNames) - 1; i >= 0; i-- {
+		for key, p := range procs {
+			if serviceOf(key) != hostServiceNames[i] {
+				continue
+			}
+			if err := p.Stop(ctx); err != nil {
+				s.logger.Warn("stopping service", "service", key, "err", err)
+			}
 		}
 	}
 }

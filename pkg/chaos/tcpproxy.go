@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -22,17 +23,34 @@ type TCPProxy struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	// clients maps the local address of each connection to the target to the client's address.
+	clients map[string]string
 }
 
 // StartTCPProxy listens on a free loopback port and forwards every connection to target.
 func StartTCPProxy(target string) (*TCPProxy, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return StartTCPProxyOn("127.0.0.1:0", target, net.ListenConfig{})
+}
+
+// StartTCPProxyOn listens on addr with lc (its KeepAliveConfig applies to the clients'
+// connections) and forwards every connection to target.
+func StartTCPProxyOn(addr, target string, lc net.ListenConfig) (*TCPProxy, error) {
+	lis, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("tcp proxy: %w", err)
+		return nil, fmt.Errorf("tcp proxy on %s: %w", addr, err)
 	}
-	p := &TCPProxy{lis: lis, target: target, conns: map[net.Conn]struct{}{}}
+	p := &TCPProxy{lis: lis, target: target, conns: map[net.Conn]struct{}{}, clients: map[string]string{}}
 	go p.accept()
 	return p, nil
+}
+
+// Client returns the address of the client whose connection reaches the target from upstream
+// (the proxy's local address toward the target, as the target sees it as its peer).
+func (p *TCPProxy) Client(upstream string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.clients[upstream]
+	return c, ok
 }
 
 // Addr is the proxy's host:port.
@@ -105,6 +123,14 @@ func (p *TCPProxy) forward(client net.Conn) {
 	}
 	defer p.untrack(client)
 	defer p.untrack(up)
+	p.mu.Lock()
+	p.clients[up.LocalAddr().String()] = client.RemoteAddr().String()
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.clients, up.LocalAddr().String())
+		p.mu.Unlock()
+	}()
 	done := make(chan struct{}, 2)
 	go func() {
 		_, _ = io.Copy(up, client)

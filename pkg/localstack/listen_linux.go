@@ -19,7 +19,8 @@ var errNotOurs = errors.New("the port is served by another process")
 func listensOn(pid, port int) (listening, ok bool) {
 	inodes := map[string]bool{}
 	known := false
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+	// The process's own tables: it may run in another network namespace (ip netns exec).
+	for _, table := range []string{fmt.Sprintf("/proc/%d/net/tcp", pid), fmt.Sprintf("/proc/%d/net/tcp6", pid)} {
 		f, err := os.Open(table)
 		if err != nil {
 			continue

@@ -2,7 +2,9 @@
 // starts PostgreSQL (fsync on), Redis, stripe-mock, mailpit and every service as separate
 // processes under .data/chaos/, injects one fault per scenario under concurrent traffic, checks
 // in PostgreSQL that nothing acknowledged was lost or doubled and that no Authorize failed open,
-// and prints a table. It exits 1 when a scenario fails, 2 when the suite cannot run.
+// and prints a table. With -hosts 3 (make scale-test, root needed) it runs a replica of every
+// service on each of three network-namespace hosts and the host scenarios instead (kill, partition).
+// It exits 1 when a scenario fails, 2 when the suite cannot run.
 package main
 
 import (
@@ -31,10 +33,15 @@ func main() {
 	grace := flag.Duration("grace", time.Second, "how long an acknowledged debit may take to reach the cache Authorize reads")
 	rate := flag.Float64("rate", -1, "bound on debits per second (0: unbounded; default: the suite's)")
 	verbose := flag.Bool("v", false, "log the servers' lifecycle")
+	hosts := flag.Int("hosts", 0, "run a replica of every service on each of N hosts (network namespaces; needs root) and the host scenarios (make scale-test)")
 	flag.Parse()
 
 	if *list {
-		for _, sc := range chaos.Scenarios() {
+		scs := chaos.Scenarios()
+		if *hosts > 0 {
+			scs = chaos.HostScenarios()
+		}
+		for _, sc := range scs {
 			mark := " "
 			if sc.Short {
 				mark = "s"
@@ -46,14 +53,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code, err := run(ctx, *short, *only, *dir, *keep, *bin, *grace, *rate, *verbose)
+	code, err := run(ctx, *short, *only, *dir, *keep, *bin, *grace, *rate, *verbose, *hosts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tally-chaos:", err)
 	}
 	os.Exit(code)
 }
 
-func run(ctx context.Context, short bool, only, dir string, keep bool, bin string, grace time.Duration, rate float64, verbose bool) (int, error) {
+func run(ctx context.Context, short bool, only, dir string, keep bool, bin string, grace time.Duration, rate float64, verbose bool, hosts int) (int, error) {
 	if dir == "" {
 		dir = filepath.Join(filepath.Dir(localstack.BinDir()), ".data", "chaos", time.Now().Format("20060102-150405"))
 	}
@@ -68,7 +75,7 @@ func run(ctx context.Context, short bool, only, dir string, keep bool, bin strin
 		}
 	}
 	opts := chaos.Options{Short: short, Only: names, Grace: grace, Out: os.Stdout,
-		Stack: chaos.StackConfig{Dir: dir, BinDir: bin}}
+		Stack: chaos.StackConfig{Dir: dir, BinDir: bin, Hosts: hosts}}
 	if rate >= 0 {
 		load := chaos.DefaultLoad(short)
 		load.DebitRate = rate
