@@ -78,7 +78,8 @@ func TestCacheNeverTakesAnOlderVersion(t *testing.T) {
 	require.NoError(t, err)
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	c := balancecache.New(rdb, balancecache.Config{TTL: time.Hour, Timeout: time.Second})
+	c, err := balancecache.New(rdb, balancecache.Config{TTL: time.Hour, Timeout: time.Second})
+	require.NoError(t, err)
 	newer := balancecache.Entry{Account: ledgerAccount("o", 7, 500), Epoch: 3}
 	older := balancecache.Entry{Account: ledgerAccount("o", 6, 900), Epoch: 4}
 	require.NoError(t, c.Set(t.Context(), newer))

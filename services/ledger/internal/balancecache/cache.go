@@ -49,6 +49,9 @@ type Config struct {
 	// ReadTimeout bounds the reads of Authorize (default 10ms, at most Timeout): a read that
 	// misses it falls back to PostgreSQL, so a stalled Redis costs a call at most this much.
 	ReadTimeout time.Duration
+	// OnNewServer is called, on a cluster, when a read is answered by a server no read was
+	// answered by before (ClientConfig.OnNewServer); required for a *redis.ClusterClient.
+	OnNewServer func()
 }
 
 // Entry is one cached account with the cache epoch it was stamped with.
@@ -62,10 +65,19 @@ type Cache struct {
 	rdb     redis.UniversalClient
 	cfg     Config
 	breaker breaker
+	// servers is set on a cluster: the servers that answered reads (servers.go).
+	servers *servers
 }
 
-// New returns a Cache over rdb.
-func New(rdb redis.UniversalClient, cfg Config) *Cache {
+// New returns a Cache over rdb; over a *redis.ClusterClient it needs cfg.OnNewServer.
+func New(rdb redis.UniversalClient, cfg Config) (*Cache, error) {
+	c := &Cache{rdb: rdb}
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		if cfg.OnNewServer == nil {
+			return nil, errors.New("balancecache: OnNewServer is required on a cluster")
+		}
+		c.servers = &servers{changed: cfg.OnNewServer, seen: map[string]struct{}{}}
+	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = time.Minute
 	}
@@ -76,7 +88,8 @@ func New(rdb redis.UniversalClient, cfg Config) *Cache {
 		cfg.ReadTimeout = 10 * time.Millisecond
 	}
 	cfg.ReadTimeout = min(cfg.ReadTimeout, cfg.Timeout)
-	return &Cache{rdb: rdb, cfg: cfg}
+	c.cfg = cfg
+	return c, nil
 }
 
 // Key is the Redis key of org; the {org} hash tag keeps an org's keys on one cluster slot.
@@ -98,6 +111,9 @@ var fields = []string{"v", "b", "h", "c", "e", "id", "ep"}
 func (c *Cache) GetMany(ctx context.Context, orgIDs []string) ([]Entry, []bool, error) {
 	if !c.breaker.allow() {
 		return nil, nil, ErrUnavailable
+	}
+	if c.servers != nil {
+		return c.getManyChecked(ctx, orgIDs)
 	}
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadTimeout)
