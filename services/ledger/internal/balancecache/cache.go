@@ -67,16 +67,21 @@ type Cache struct {
 	breaker breaker
 	// servers is set on a cluster: the servers that answered reads (servers.go).
 	servers *servers
+	// reload, on a cluster, asks the client to read the cluster's topology again (in the
+	// background, coalesced): go-redis does on a redirect but not when a master stops
+	// answering, and would keep calling it until its periodic reload.
+	reload func()
 }
 
 // New returns a Cache over rdb; over a *redis.ClusterClient it needs cfg.OnNewServer.
 func New(rdb redis.UniversalClient, cfg Config) (*Cache, error) {
 	c := &Cache{rdb: rdb}
-	if _, ok := rdb.(*redis.ClusterClient); ok {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
 		if cfg.OnNewServer == nil {
 			return nil, errors.New("balancecache: OnNewServer is required on a cluster")
 		}
 		c.servers = &servers{changed: cfg.OnNewServer, seen: map[string]struct{}{}}
+		c.reload = func() { cc.ReloadState(context.Background()) }
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = time.Minute
@@ -172,11 +177,11 @@ func (c *Cache) Set(ctx context.Context, entries ...Entry) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	err := c.set(ctx, entries)
+	err := c.set(ctx, entries, false)
 	if err != nil && isNoScript(err) {
-		if err = setIfNewer.Load(ctx, c.rdb).Err(); err == nil {
-			err = c.set(ctx, entries)
-		}
+		// A server new to the script (restarted, a promoted replica): sent in full once, which
+		// loads it there (SCRIPT LOAD would have to reach every node of a cluster).
+		err = c.set(ctx, entries, true)
 	}
 	c.record(parent, err)
 	if err != nil {
@@ -185,7 +190,11 @@ func (c *Cache) Set(ctx context.Context, entries ...Entry) error {
 	return nil
 }
 
-func (c *Cache) set(ctx context.Context, entries []Entry) error {
+func (c *Cache) set(ctx context.Context, entries []Entry, full bool) error {
+	run := setIfNewer.EvalSha
+	if full {
+		run = setIfNewer.Eval
+	}
 	pipe := c.rdb.Pipeline()
 	for _, e := range entries {
 		a := e.Account
@@ -193,7 +202,7 @@ func (c *Cache) set(ctx context.Context, entries []Entry) error {
 		if !a.ExpiresAt.IsZero() {
 			exp = a.ExpiresAt.UnixMicro()
 		}
-		setIfNewer.Run(ctx, pipe, []string{Key(a.OrgID)}, a.Version, int64(a.Balance), int64(a.Held), a.Currency, exp, a.ID, c.cfg.TTL.Milliseconds(), e.Epoch)
+		run(ctx, pipe, []string{Key(a.OrgID)}, a.Version, int64(a.Balance), int64(a.Held), a.Currency, exp, a.ID, c.cfg.TTL.Milliseconds(), e.Epoch)
 	}
 	_, err := pipe.Exec(ctx)
 	if errors.Is(err, redis.Nil) {
@@ -206,6 +215,9 @@ func (c *Cache) set(ctx context.Context, entries []Entry) error {
 func (c *Cache) record(parent context.Context, err error) {
 	// A call its caller gave up on says nothing about Redis, but it may have been the probe.
 	c.breaker.record(err, parent.Err() == nil)
+	if err != nil && c.reload != nil {
+		c.reload()
+	}
 }
 
 func isNoScript(err error) bool {

@@ -48,12 +48,10 @@ func (c *Cache) getManyChecked(ctx context.Context, orgIDs []string) ([]Entry, [
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadTimeout)
 	defer cancel()
-	cmds, err := c.readChecked(ctx, orgIDs)
+	cmds, err := c.readChecked(ctx, orgIDs, false)
 	if err != nil && isNoScript(err) {
-		// A server new to the script (a promoted replica, a restarted one).
-		if err = readChecked.Load(ctx, c.rdb).Err(); err == nil {
-			cmds, err = c.readChecked(ctx, orgIDs)
-		}
+		// A server new to the script (a promoted replica, a restarted one): sent in full once.
+		cmds, err = c.readChecked(ctx, orgIDs, true)
 	}
 	c.record(parent, err)
 	if err != nil {
@@ -76,11 +74,15 @@ func (c *Cache) getManyChecked(ctx context.Context, orgIDs []string) ([]Entry, [
 	return entries, found, nil
 }
 
-func (c *Cache) readChecked(ctx context.Context, orgIDs []string) ([]*redis.Cmd, error) {
+func (c *Cache) readChecked(ctx context.Context, orgIDs []string, full bool) ([]*redis.Cmd, error) {
+	run := readChecked.EvalSha
+	if full {
+		run = readChecked.Eval
+	}
 	pipe := c.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(orgIDs))
 	for i, org := range orgIDs {
-		cmds[i] = readChecked.EvalSha(ctx, pipe, []string{Key(org)})
+		cmds[i] = run(ctx, pipe, []string{Key(org)})
 	}
 	_, err := pipe.Exec(ctx)
 	return cmds, err
