@@ -88,7 +88,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if $svc.database }}
 {{ include "tally.secretEnv" (dict "root" $root "env" "DATABASE_URL" "key" (default $v.postgresql.secretKey $svc.databaseSecretKey) "optional" false) }}
 {{- end }}
-{{- if $svc.redis }}
+{{- if and $svc.redis (eq $v.redis.mode "cluster") }}
+- name: REDIS_URL
+  value: {{ printf "redis+cluster://%s" (join "," $v.redis.clusterNodes) | quote }}
+{{- else if $svc.redis }}
 {{ include "tally.secretEnv" (dict "root" $root "env" "REDIS_URL" "key" $v.redis.secretKey "optional" true) }}
 {{- end }}
 {{- if $svc.grpcPort }}
