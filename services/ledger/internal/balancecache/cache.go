@@ -70,7 +70,7 @@ type Cache struct {
 	// reload, on a cluster, asks the client to read the cluster's topology again (in the
 	// background, coalesced): go-redis does on a redirect but not when a master stops
 	// answering, and would keep calling it until its periodic reload.
-	reload func()
+	reload func(context.Context)
 }
 
 // New returns a Cache over rdb; over a *redis.ClusterClient it needs cfg.OnNewServer.
@@ -81,7 +81,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Cache, error) {
 			return nil, errors.New("balancecache: OnNewServer is required on a cluster")
 		}
 		c.servers = &servers{changed: cfg.OnNewServer, seen: map[string]struct{}{}}
-		c.reload = func() { cc.ReloadState(context.Background()) }
+		c.reload = cc.ReloadState
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = time.Minute
@@ -216,7 +216,7 @@ func (c *Cache) record(parent context.Context, err error) {
 	// A call its caller gave up on says nothing about Redis, but it may have been the probe.
 	c.breaker.record(err, parent.Err() == nil)
 	if err != nil && c.reload != nil {
-		c.reload()
+		c.reload(parent)
 	}
 }
 
