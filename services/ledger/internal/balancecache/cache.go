@@ -117,28 +117,43 @@ func (c *Cache) GetMany(ctx context.Context, orgIDs []string) ([]Entry, []bool, 
 	if !c.breaker.allow() {
 		return nil, nil, ErrUnavailable
 	}
-	if c.servers != nil {
-		return c.getManyChecked(ctx, orgIDs)
-	}
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadTimeout)
 	defer cancel()
-	pipe := c.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(orgIDs))
-	for i, org := range orgIDs {
-		cmds[i] = pipe.HMGet(ctx, Key(org), fields...)
+	var vals [][]any
+	var err error
+	if c.servers != nil {
+		vals, err = c.readChecked(ctx, orgIDs)
+	} else {
+		vals, err = c.read(ctx, orgIDs)
 	}
-	_, err := pipe.Exec(ctx)
 	c.record(parent, err)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading cached balances: %w", err)
 	}
 	entries := make([]Entry, len(orgIDs))
 	found := make([]bool, len(orgIDs))
-	for i, cmd := range cmds {
-		entries[i], found[i] = decode(orgIDs[i], cmd.Val())
+	for i := range vals {
+		entries[i], found[i] = decode(orgIDs[i], vals[i])
 	}
 	return entries, found, nil
+}
+
+// read is GetMany's pipeline on one server: an HMGET per organization.
+func (c *Cache) read(ctx context.Context, orgIDs []string) ([][]any, error) {
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(orgIDs))
+	for i, org := range orgIDs {
+		cmds[i] = pipe.HMGet(ctx, Key(org), fields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	vals := make([][]any, len(cmds))
+	for i, cmd := range cmds {
+		vals[i] = cmd.Val()
+	}
+	return vals, nil
 }
 
 // decode reads an entry; an incomplete or corrupt one counts as a miss.

@@ -60,11 +60,7 @@ func NewClient(cfg ClientConfig) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parsing REDIS_URL: %w", err)
 		}
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout, cfg.Timeout
-		opts.ContextTimeoutEnabled = true
-		opts.MaxRetries = -1
-		opts.DialerRetries = 1
-		opts.PoolSize = 64
+		failFast(cfg.Timeout, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.DialerRetries, &opts.PoolSize)
 		// Reads go to masters only: a replica may lag behind its master (and, sharing its
 		// replication id, would not be told apart by the cache's reads).
 		opts.ReadOnly, opts.RouteByLatency, opts.RouteRandomly = false, false, false
@@ -74,11 +70,7 @@ func NewClient(cfg ClientConfig) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parsing REDIS_URL: %w", err)
 		}
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout, cfg.Timeout
-		opts.ContextTimeoutEnabled = true
-		opts.MaxRetries = -1
-		opts.DialerRetries = 1
-		opts.PoolSize = 64
+		failFast(cfg.Timeout, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.DialerRetries, &opts.PoolSize)
 		w := &serverWatch{changed: cfg.OnNewServer}
 		opts.OnConnect = w.onConnect
 		rdb = redis.NewClient(opts)
@@ -93,6 +85,15 @@ func NewClient(cfg ClientConfig) (redis.UniversalClient, error) {
 		}
 	}
 	return rdb, nil
+}
+
+// failFast sets the options shared by redis.Options and redis.ClusterOptions that make every
+// call fail fast: each dial, read, write and pool wait bounded by timeout (and the context's
+// deadline), no retries, one dial attempt, 64 connections (per node on a cluster).
+func failFast(timeout time.Duration, dial, read, write, pool *time.Duration, ctxTimeout *bool, retries, dialerRetries, poolSize *int) {
+	*dial, *read, *write, *pool = timeout, timeout, timeout, timeout
+	*ctxTimeout = true
+	*retries, *dialerRetries, *poolSize = -1, 1, 64
 }
 
 // parseClusterURL reads redis+cluster://[userinfo@]host:port,host:port[/][?query] as go-redis's

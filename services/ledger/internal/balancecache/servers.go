@@ -9,11 +9,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// readChecked reads an entry (the HMGET of GetMany) and names the server that answered: its
+// readCheckedScript reads an entry (the HMGET of GetMany) and names the server that answered: its
 // run_id (a new one after a restart, perhaps from an older snapshot) and its replication id
 // (a new one whenever a replica is promoted, since it may lag behind the master it replaces).
 // In one script, so the entry comes from the server named.
-var readChecked = redis.NewScript(`
+var readCheckedScript = redis.NewScript(`
 local info = redis.call('INFO', 'server', 'replication')
 local vals = redis.call('HMGET', KEYS[1], 'v', 'b', 'h', 'c', 'e', 'id', 'ep')
 vals[8] = (string.match(info, 'run_id:(%w+)') or '') .. '/' .. (string.match(info, 'master_replid:(%w+)') or '')
@@ -43,41 +43,37 @@ func (s *servers) answered(server string) {
 	s.seen[server] = struct{}{}
 }
 
-// getManyChecked is GetMany on a cluster: each entry is read with the name of its server.
-func (c *Cache) getManyChecked(ctx context.Context, orgIDs []string) ([]Entry, []bool, error) {
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadTimeout)
-	defer cancel()
-	cmds, err := c.readChecked(ctx, orgIDs, false)
+// readChecked is GetMany's pipeline on a cluster: each entry is read with the name of its
+// server, and a new server is reported before the entries are returned.
+func (c *Cache) readChecked(ctx context.Context, orgIDs []string) ([][]any, error) {
+	cmds, err := c.runReadChecked(ctx, orgIDs, false)
 	if err != nil && isNoScript(err) {
 		// A server new to the script (a promoted replica, a restarted one): sent in full once.
-		cmds, err = c.readChecked(ctx, orgIDs, true)
+		cmds, err = c.runReadChecked(ctx, orgIDs, true)
 	}
-	c.record(parent, err)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading cached balances: %w", err)
+		return nil, err
 	}
-	entries := make([]Entry, len(orgIDs))
-	found := make([]bool, len(orgIDs))
+	vals := make([][]any, len(cmds))
 	for i, cmd := range cmds {
-		vals, err := cmd.Slice()
-		if err != nil || len(vals) != len(fields)+1 {
-			return nil, nil, fmt.Errorf("reading cached balances: unexpected reply %v: %w", vals, err)
+		v, err := cmd.Slice()
+		if err != nil || len(v) != len(fields)+1 {
+			return nil, fmt.Errorf("unexpected reply %v: %w", v, err)
 		}
-		server, _ := vals[len(fields)].(string)
+		server, _ := v[len(fields)].(string)
 		if server == "/" {
-			return nil, nil, errors.New("reading cached balances: the server gave no run_id")
+			return nil, errors.New("the server gave no run_id")
 		}
 		c.servers.answered(server)
-		entries[i], found[i] = decode(orgIDs[i], vals[:len(fields)])
+		vals[i] = v[:len(fields)]
 	}
-	return entries, found, nil
+	return vals, nil
 }
 
-func (c *Cache) readChecked(ctx context.Context, orgIDs []string, full bool) ([]*redis.Cmd, error) {
-	run := readChecked.EvalSha
+func (c *Cache) runReadChecked(ctx context.Context, orgIDs []string, full bool) ([]*redis.Cmd, error) {
+	run := readCheckedScript.EvalSha
 	if full {
-		run = readChecked.Eval
+		run = readCheckedScript.Eval
 	}
 	pipe := c.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(orgIDs))
