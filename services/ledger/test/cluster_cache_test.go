@@ -29,6 +29,9 @@ type clusterLedger struct {
 	probe   *probe
 }
 
+//
+// The cluster tests do not run in parallel: six servers and their failovers each would starve
+// the timing of the parallel fault tests on a small machine; run alone, before them, they don't.
 func startClusterCached(t *testing.T, orgs ...string) *clusterLedger {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -81,7 +84,6 @@ func orgsOnMasters(n int) []string {
 // for organizations on every master, each org's entry on its slot's master, and an older
 // version never replaces a newer one there either.
 func TestCluster_CacheServesFromEveryMaster(t *testing.T) {
-	t.Parallel()
 	orgs := orgsOnMasters(12)
 	c := startClusterCached(t, orgs...)
 	masters := map[string]bool{}
@@ -94,14 +96,7 @@ func TestCluster_CacheServesFromEveryMaster(t *testing.T) {
 	var changes atomic.Int64
 	cache, err := balancecache.New(c.probe.rdb, balancecache.Config{TTL: time.Hour, Timeout: time.Second, ReadTimeout: time.Second, OnNewServer: func() { changes.Add(1) }})
 	require.NoError(t, err)
-	newer := balancecache.Entry{Account: ledgerAccount("fresh-org", 7, 500), Epoch: 3}
-	older := balancecache.Entry{Account: ledgerAccount("fresh-org", 6, 900), Epoch: 4}
-	require.NoError(t, cache.Set(t.Context(), newer))
-	require.NoError(t, cache.Set(t.Context(), older))
-	got, ok, err := cache.Get(t.Context(), "fresh-org")
-	require.NoError(t, err)
-	require.True(t, ok)
-	require.Equal(t, newer, got, "an older version never replaces a newer one, whatever its stamp")
+	requireNewerWins(t, cache, c.probe.rdb, "fresh-org")
 	require.Equal(t, int64(1), changes.Load(), "the first read from a server reports it")
 	_, _, err = cache.GetMany(t.Context(), orgs)
 	require.NoError(t, err)
@@ -113,7 +108,6 @@ func TestCluster_CacheServesFromEveryMaster(t *testing.T) {
 // epoch. Authorize must not answer from it: the first read from the promoted replica retires
 // the cache.
 func TestCluster_FailoverToALaggingReplica(t *testing.T) {
-	t.Parallel()
 	orgs := orgsOnMasters(6)
 	c := startClusterCached(t, orgs...)
 	victim := orgs[0]
@@ -178,7 +172,6 @@ return redis.call('RESTORE', KEYS[1], 0, ARGV[1], 'REPLACE')`, []string{key}, cu
 // every acknowledged debit is in the balance, the balance equals the postings, and the cache
 // serves again afterwards.
 func TestCluster_MasterFailoverMidLoad(t *testing.T) {
-	t.Parallel()
 	orgs := orgsOnMasters(6)
 	c := startClusterCached(t, orgs...)
 	const perOrg = 3
