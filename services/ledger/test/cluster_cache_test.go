@@ -29,9 +29,9 @@ type clusterLedger struct {
 	probe   *probe
 }
 
-//
-// The cluster tests do not run in parallel: six servers and their failovers each would starve
-// the timing of the parallel fault tests on a small machine; run alone, before them, they don't.
+// startClusterCached starts a clusterLedger. The cluster tests do not run in parallel: six
+// servers and their failovers each would starve the timing of the parallel fault tests on a
+// small machine; run alone, before them, they don't.
 func startClusterCached(t *testing.T, orgs ...string) *clusterLedger {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
