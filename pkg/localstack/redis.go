@@ -27,6 +27,8 @@ type RedisConfig struct {
 	Bin string
 	// Logger receives lifecycle messages; nil discards them.
 	Logger *slog.Logger
+	// Args are more server arguments (StartRedisCluster's cluster mode).
+	Args []string
 }
 
 // Redis is a private redis-server started by StartRedis.
@@ -65,13 +67,13 @@ func StartRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	proc, err := StartProcess(ctx, ProcessConfig{
 		Name: "redis",
 		Path: bin,
-		Args: []string{
+		Args: append([]string{
 			"--port", strconv.Itoa(port),
 			"--bind", "127.0.0.1",
 			"--save", "",
 			"--appendonly", "no",
 			"--dir", dir,
-		},
+		}, cfg.Args...),
 		ReadyAddr: hostPort(port),
 		LogFile:   logFile,
 		Logger:    cfg.Logger,

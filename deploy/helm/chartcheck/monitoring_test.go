@@ -201,13 +201,30 @@ func TestNoMigrationsIsRefused(t *testing.T) {
 	}
 }
 
-// TestRedisClusterIsRefused: the ledger cannot use a Redis Cluster yet, so the chart refuses
-// redis.mode=cluster instead of handing it a node that answers MOVED.
-func TestRedisClusterIsRefused(t *testing.T) {
+// TestRedisCluster: redis.mode=cluster hands the ledger a redis+cluster:// URL of the nodes,
+// and is refused without nodes.
+func TestRedisCluster(t *testing.T) {
 	_, helm, chart := chartDir(t)
-	_, err := chartcheck.Template(context.Background(), helm, chart, "--set", "redis.mode=cluster")
-	if err == nil || !strings.Contains(err.Error(), "UniversalClient") {
-		t.Fatalf("rendering with redis.mode=cluster: %v, want the chart's refusal", err)
+	objs, err := chartcheck.Template(context.Background(), helm, chart, "--set", "redis.mode=cluster", "--set", "redis.clusterNodes={redis-0.redis:6379,redis-1.redis:6379}")
+	if err != nil {
+		t.Fatalf("rendering with redis.mode=cluster: %v", err)
+	}
+	var urls []string
+	for _, d := range chartcheck.Index(objs).Deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				if e.Name == "REDIS_URL" {
+					urls = append(urls, d.Name+"="+e.Value)
+				}
+			}
+		}
+	}
+	if want := []string{"tally-ledger=redis+cluster://redis-0.redis:6379,redis-1.redis:6379"}; !slices.Equal(urls, want) {
+		t.Errorf("REDIS_URL: %q, want %q", urls, want)
+	}
+	_, err = chartcheck.Template(context.Background(), helm, chart, "--set", "redis.mode=cluster")
+	if err == nil || !strings.Contains(err.Error(), "redis.clusterNodes") {
+		t.Fatalf("rendering with redis.mode=cluster and no nodes: %v, want the chart's refusal", err)
 	}
 }
 

@@ -78,31 +78,9 @@ func TestCacheNeverTakesAnOlderVersion(t *testing.T) {
 	require.NoError(t, err)
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	c := balancecache.New(rdb, balancecache.Config{TTL: time.Hour, Timeout: time.Second})
-	newer := balancecache.Entry{Account: ledgerAccount("o", 7, 500), Epoch: 3}
-	older := balancecache.Entry{Account: ledgerAccount("o", 6, 900), Epoch: 4}
-	require.NoError(t, c.Set(t.Context(), newer))
-	require.NoError(t, c.Set(t.Context(), older))
-	got, ok, err := c.Get(t.Context(), "o")
+	c, err := balancecache.New(rdb, balancecache.Config{TTL: time.Hour, Timeout: time.Second})
 	require.NoError(t, err)
-	require.True(t, ok)
-	require.Equal(t, newer, got, "an older version never replaces a newer one, whatever its stamp")
-
-	// The same version under a newer epoch is a re-stamp of the same state; an older stamp is not.
-	restamped := balancecache.Entry{Account: ledgerAccount("o", 7, 500), Epoch: 5}
-	require.NoError(t, c.Set(t.Context(), restamped))
-	require.NoError(t, c.Set(t.Context(), newer))
-	got, _, err = c.Get(t.Context(), "o")
-	require.NoError(t, err)
-	require.Equal(t, restamped, got)
-
-	// A newer version always lands, even under an older stamp (it retires a stale entry).
-	next := balancecache.Entry{Account: ledgerAccount("o", 8, 100), Epoch: 2}
-	require.NoError(t, c.Set(t.Context(), next))
-	got, _, err = c.Get(t.Context(), "o")
-	require.NoError(t, err)
-	require.Equal(t, next, got)
-	require.LessOrEqual(t, rdb.PTTL(t.Context(), balancecache.Key("o")).Val(), time.Hour, "entries expire")
+	requireNewerWins(t, c, rdb, "o")
 }
 
 func TestWatchEventsResumesWithoutGapOrDuplicate(t *testing.T) {
@@ -163,4 +141,34 @@ func TestWatchEventsResumesWithoutGapOrDuplicate(t *testing.T) {
 	msg, err := stream.Recv()
 	require.NoError(t, err)
 	require.Equal(t, "w1", msg.GetEvent().GetOrgId())
+}
+
+// requireNewerWins checks on c (over rdb) that an entry of org is replaced only by a newer
+// version, or the same version under a newer stamp, and expires.
+func requireNewerWins(t *testing.T, c *balancecache.Cache, rdb redis.UniversalClient, org string) {
+	t.Helper()
+	newer := balancecache.Entry{Account: ledgerAccount(org, 7, 500), Epoch: 3}
+	older := balancecache.Entry{Account: ledgerAccount(org, 6, 900), Epoch: 4}
+	require.NoError(t, c.Set(t.Context(), newer))
+	require.NoError(t, c.Set(t.Context(), older))
+	got, ok, err := c.Get(t.Context(), org)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, newer, got, "an older version never replaces a newer one, whatever its stamp")
+
+	// The same version under a newer epoch is a re-stamp of the same state; an older stamp is not.
+	restamped := balancecache.Entry{Account: ledgerAccount(org, 7, 500), Epoch: 5}
+	require.NoError(t, c.Set(t.Context(), restamped))
+	require.NoError(t, c.Set(t.Context(), newer))
+	got, _, err = c.Get(t.Context(), org)
+	require.NoError(t, err)
+	require.Equal(t, restamped, got)
+
+	// A newer version always lands, even under an older stamp (it retires a stale entry).
+	next := balancecache.Entry{Account: ledgerAccount(org, 8, 100), Epoch: 2}
+	require.NoError(t, c.Set(t.Context(), next))
+	got, _, err = c.Get(t.Context(), org)
+	require.NoError(t, err)
+	require.Equal(t, next, got)
+	require.LessOrEqual(t, rdb.PTTL(t.Context(), balancecache.Key(org)).Val(), time.Hour, "entries expire")
 }

@@ -55,15 +55,20 @@ func startCached(t *testing.T, org string, opts ledgertest.Options) *cachedLedge
 
 // probe looks at the ledger's cache from outside: the Redis entries and PostgreSQL's epoch.
 type probe struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	pool *pgxpool.Pool
 }
 
 func newProbe(t *testing.T, redisURL, dbURL string) *probe {
 	t.Helper()
-	opts, err := redis.ParseURL(redisURL)
-	require.NoError(t, err)
-	rdb := redis.NewClient(opts)
+	var rdb redis.UniversalClient
+	if balancecache.IsClusterURL(redisURL) {
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(strings.TrimPrefix(redisURL, "redis+cluster://"), ",")})
+	} else {
+		opts, err := redis.ParseURL(redisURL)
+		require.NoError(t, err)
+		rdb = redis.NewClient(opts)
+	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	pool, err := pgxpool.New(t.Context(), dbURL)
 	require.NoError(t, err)

@@ -91,7 +91,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - name: TALLY_MIGRATE_ON_START
   value: {{ $v.migrations.migrateOnStart | quote }}
 {{- end }}
-{{- if $svc.redis }}
+{{- if and $svc.redis (eq $v.redis.mode "cluster") }}
+- name: REDIS_URL
+  value: {{ printf "redis+cluster://%s" (join "," $v.redis.clusterNodes) | quote }}
+{{- else if $svc.redis }}
 {{ include "tally.secretEnv" (dict "root" $root "env" "REDIS_URL" "key" $v.redis.secretKey "optional" true) }}
 {{- end }}
 {{- if $svc.grpcPort }}

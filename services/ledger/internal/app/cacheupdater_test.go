@@ -56,7 +56,8 @@ func TestCacheUpdaterFailedWriteInvalidates(t *testing.T) {
 	require.NoError(t, err)
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	cache := balancecache.New(rdb, balancecache.Config{Timeout: time.Second})
+	cache, err := balancecache.New(rdb, balancecache.Config{Timeout: time.Second})
+	require.NoError(t, err)
 
 	var mu sync.Mutex
 	var reasons []string

@@ -49,6 +49,9 @@ type Config struct {
 	// ReadTimeout bounds the reads of Authorize (default 10ms, at most Timeout): a read that
 	// misses it falls back to PostgreSQL, so a stalled Redis costs a call at most this much.
 	ReadTimeout time.Duration
+	// OnNewServer is called, on a cluster, when a read is answered by a server no read was
+	// answered by before (ClientConfig.OnNewServer); required for a *redis.ClusterClient.
+	OnNewServer func()
 }
 
 // Entry is one cached account with the cache epoch it was stamped with.
@@ -62,10 +65,24 @@ type Cache struct {
 	rdb     redis.UniversalClient
 	cfg     Config
 	breaker breaker
+	// servers is set on a cluster: the servers that answered reads (servers.go).
+	servers *servers
+	// reload, on a cluster, asks the client to read the cluster's topology again (in the
+	// background, coalesced): go-redis does on a redirect but not when a master stops
+	// answering, and would keep calling it until its periodic reload.
+	reload func(context.Context)
 }
 
-// New returns a Cache over rdb.
-func New(rdb redis.UniversalClient, cfg Config) *Cache {
+// New returns a Cache over rdb; over a *redis.ClusterClient it needs cfg.OnNewServer.
+func New(rdb redis.UniversalClient, cfg Config) (*Cache, error) {
+	c := &Cache{rdb: rdb}
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		if cfg.OnNewServer == nil {
+			return nil, errors.New("balancecache: OnNewServer is required on a cluster")
+		}
+		c.servers = &servers{changed: cfg.OnNewServer, seen: map[string]struct{}{}}
+		c.reload = cc.ReloadState
+	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = time.Minute
 	}
@@ -76,7 +93,8 @@ func New(rdb redis.UniversalClient, cfg Config) *Cache {
 		cfg.ReadTimeout = 10 * time.Millisecond
 	}
 	cfg.ReadTimeout = min(cfg.ReadTimeout, cfg.Timeout)
-	return &Cache{rdb: rdb, cfg: cfg}
+	c.cfg = cfg
+	return c, nil
 }
 
 // Key is the Redis key of org; the {org} hash tag keeps an org's keys on one cluster slot.
@@ -102,22 +120,40 @@ func (c *Cache) GetMany(ctx context.Context, orgIDs []string) ([]Entry, []bool, 
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadTimeout)
 	defer cancel()
-	pipe := c.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(orgIDs))
-	for i, org := range orgIDs {
-		cmds[i] = pipe.HMGet(ctx, Key(org), fields...)
+	var vals [][]any
+	var err error
+	if c.servers != nil {
+		vals, err = c.readChecked(ctx, orgIDs)
+	} else {
+		vals, err = c.read(ctx, orgIDs)
 	}
-	_, err := pipe.Exec(ctx)
 	c.record(parent, err)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading cached balances: %w", err)
 	}
 	entries := make([]Entry, len(orgIDs))
 	found := make([]bool, len(orgIDs))
-	for i, cmd := range cmds {
-		entries[i], found[i] = decode(orgIDs[i], cmd.Val())
+	for i := range vals {
+		entries[i], found[i] = decode(orgIDs[i], vals[i])
 	}
 	return entries, found, nil
+}
+
+// read is GetMany's pipeline on one server: an HMGET per organization.
+func (c *Cache) read(ctx context.Context, orgIDs []string) ([][]any, error) {
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(orgIDs))
+	for i, org := range orgIDs {
+		cmds[i] = pipe.HMGet(ctx, Key(org), fields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	vals := make([][]any, len(cmds))
+	for i, cmd := range cmds {
+		vals[i] = cmd.Val()
+	}
+	return vals, nil
 }
 
 // decode reads an entry; an incomplete or corrupt one counts as a miss.
@@ -156,11 +192,11 @@ func (c *Cache) Set(ctx context.Context, entries ...Entry) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	err := c.set(ctx, entries)
+	err := c.set(ctx, entries, false)
 	if err != nil && isNoScript(err) {
-		if err = setIfNewer.Load(ctx, c.rdb).Err(); err == nil {
-			err = c.set(ctx, entries)
-		}
+		// A server new to the script (restarted, a promoted replica): sent in full once, which
+		// loads it there (SCRIPT LOAD would have to reach every node of a cluster).
+		err = c.set(ctx, entries, true)
 	}
 	c.record(parent, err)
 	if err != nil {
@@ -169,7 +205,11 @@ func (c *Cache) Set(ctx context.Context, entries ...Entry) error {
 	return nil
 }
 
-func (c *Cache) set(ctx context.Context, entries []Entry) error {
+func (c *Cache) set(ctx context.Context, entries []Entry, full bool) error {
+	run := setIfNewer.EvalSha
+	if full {
+		run = setIfNewer.Eval
+	}
 	pipe := c.rdb.Pipeline()
 	for _, e := range entries {
 		a := e.Account
@@ -177,7 +217,7 @@ func (c *Cache) set(ctx context.Context, entries []Entry) error {
 		if !a.ExpiresAt.IsZero() {
 			exp = a.ExpiresAt.UnixMicro()
 		}
-		setIfNewer.Run(ctx, pipe, []string{Key(a.OrgID)}, a.Version, int64(a.Balance), int64(a.Held), a.Currency, exp, a.ID, c.cfg.TTL.Milliseconds(), e.Epoch)
+		run(ctx, pipe, []string{Key(a.OrgID)}, a.Version, int64(a.Balance), int64(a.Held), a.Currency, exp, a.ID, c.cfg.TTL.Milliseconds(), e.Epoch)
 	}
 	_, err := pipe.Exec(ctx)
 	if errors.Is(err, redis.Nil) {
@@ -190,6 +230,9 @@ func (c *Cache) set(ctx context.Context, entries []Entry) error {
 func (c *Cache) record(parent context.Context, err error) {
 	// A call its caller gave up on says nothing about Redis, but it may have been the probe.
 	c.breaker.record(err, parent.Err() == nil)
+	if err != nil && c.reload != nil {
+		c.reload(parent)
+	}
 }
 
 func isNoScript(err error) bool {

@@ -235,7 +235,11 @@ func newCache(cfg Config, logger *slog.Logger, tel *telemetry.Telemetry, onNewSe
 	if err != nil {
 		return nil, nil, err
 	}
-	cache := balancecache.New(rdb, balancecache.Config{TTL: cfg.BalanceCacheTTL, Timeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisReadTimeout})
+	cache, err := balancecache.New(rdb, balancecache.Config{TTL: cfg.BalanceCacheTTL, Timeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisReadTimeout, OnNewServer: onNewServer})
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, err
+	}
 	return cache, func() { _ = rdb.Close() }, nil
 }
 
