@@ -41,6 +41,9 @@ type RefundInput struct {
 type RefundResult struct {
 	Refund  payment.Refund
 	Payment payment.Payment
+	// Replayed is set when the idempotency key named this refund before the request: its result
+	// is returned (or the refund carried on) rather than a new refund made.
+	Replayed bool
 }
 
 // validateKey checks an idempotency key by the platform's rule (pkg/ids).
@@ -94,12 +97,14 @@ func (a *App) Refund(ctx context.Context, in RefundInput) (RefundResult, error) 
 		}
 		switch {
 		case c.Refund.Status == payment.RefundSucceeded:
-			return RefundResult{Refund: c.Refund, Payment: c.Payment}, nil
+			return RefundResult{Refund: c.Refund, Payment: c.Payment, Replayed: c.Replayed}, nil
 		case c.Refund.Status == payment.RefundFailed:
 			return RefundResult{}, fmt.Errorf("%w: refund %s of this idempotency key was refused by Stripe and refunded nothing",
 				payment.ErrFailedPrecondition, c.Refund.ID)
 		case c.Claimed:
-			return a.carryOutRefund(ctx, c, true)
+			res, err := a.carryOutRefund(ctx, c, true)
+			res.Replayed = c.Replayed
+			return res, err
 		}
 		// Another request carries this refund out: wait until it is done or its lease lapses.
 		wait := min(refundPoll, max(time.Until(c.LeaseUntil), time.Millisecond))

@@ -194,7 +194,8 @@ func (s *Server) UpdateBillingProfile(ctx context.Context, req *paymentsv1.Updat
 // RefundPayment implements PaymentsServiceServer.
 func (s *Server) RefundPayment(ctx context.Context, req *paymentsv1.RefundPaymentRequest) (*paymentsv1.RefundPaymentResponse, error) {
 	return grpcmap.Unary(ctx, req, grpcmap.Actor(refundInput), s.app.Refund, func(res app.RefundResult) *paymentsv1.RefundPaymentResponse {
-		return &paymentsv1.RefundPaymentResponse{Refund: refundToProto(res.Refund), Payment: paymentToProto(res.Payment)}
+		return &paymentsv1.RefundPaymentResponse{Refund: refundToProto(res.Refund), Payment: paymentToProto(res.Payment),
+			Replayed: res.Replayed}
 	})
 }
 
