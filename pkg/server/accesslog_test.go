@@ -86,8 +86,16 @@ func TestAccessLog(t *testing.T) {
 		if tc.token != "" {
 			ctx = auth.OutgoingContext(ctx, tc.token)
 		}
-		_, err := client.ListModelPrices(ctx, &pricingv1.ListModelPricesRequest{})
+		var header metadata.MD
+		_, err := client.ListModelPrices(ctx, &pricingv1.ListModelPricesRequest{}, grpc.Header(&header))
 		require.Equal(t, tc.code, status.Code(err), "%v", err)
+		// The verified kind is answered in the header (the gateway's access log reads it); no
+		// kind when no token was verified.
+		want := []string{tc.caller}
+		if tc.caller == server.CallerAnonymous {
+			want = nil
+		}
+		require.Equal(t, want, header.Get(server.CallerHeader), "case %d", i)
 	}
 	// The line is written when the call ends, before its answer is sent.
 	lines := accessLines(t, logs.String(), server.AccessLogMessage)

@@ -106,8 +106,10 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		if r.addr == "" {
 			continue
 		}
-		// rpcclient forwards each request's id as x-request-id (Limits.Handler put it in the context).
-		conn, err := rpcclient.Dial(r.addr, "", server.ClientMessageLimits(), cfg.Telemetry.DialOption())
+		// rpcclient forwards each request's id as x-request-id (Limits.Handler put it in the context);
+		// the access log names the caller kind the service verified (server.CallerHeader).
+		conn, err := rpcclient.Dial(r.addr, "", server.ClientMessageLimits(), cfg.Telemetry.DialOption(),
+			grpc.WithChainUnaryInterceptor(accesslog.CallerInterceptor))
 		if err != nil {
 			closeAll()
 			return nil, nil, err
