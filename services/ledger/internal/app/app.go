@@ -380,7 +380,7 @@ func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account,
 		return ledger.Account{}, "", "", ctx.Err()
 	case err != nil:
 		a.metrics.redisErrors.WithLabelValues(redisRead).Inc()
-		a.logger.Debug("balance cache unavailable, reading postgres", "err", err)
+		a.logger.DebugContext(ctx, "balance cache unavailable, reading postgres", "err", err)
 		return ledger.Account{}, sourceDB, whyCacheUnavailable, nil
 	case !c.found:
 		return ledger.Account{}, sourceDB, whyMiss, nil
@@ -438,7 +438,7 @@ func (a *App) sweep(ctx context.Context) {
 		case <-t.C:
 		}
 		if err := a.SweepOnce(ctx); err != nil && ctx.Err() == nil {
-			a.logger.Warn("sweep failed", "err", err)
+			a.logger.WarnContext(ctx, "sweep failed", "err", err)
 		}
 	}
 }
@@ -468,7 +468,7 @@ func (a *App) SweepOnce(ctx context.Context) error {
 	}
 	wg.Wait()
 	if n := len(holds) + len(orgs); n > 0 {
-		a.logger.Info("sweep done", "holds_expired", len(holds), "orgs_expired", len(orgs))
+		a.logger.InfoContext(ctx, "sweep done", "holds_expired", len(holds), "orgs_expired", len(orgs))
 	}
 	return errors.Join(errs...)
 }

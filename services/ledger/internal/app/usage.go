@@ -31,9 +31,9 @@ func (a *App) followUsage(ctx context.Context) {
 		case err != nil && ctx.Err() != nil:
 			return
 		case errors.Is(err, ledger.ErrUnavailable):
-			a.logger.Debug("usage update failed, database unavailable", "err", err) // the committer reports outages
+			a.logger.DebugContext(ctx, "usage update failed, database unavailable", "err", err) // the committer reports outages
 		case err != nil:
-			a.logger.Warn("usage update failed", "err", err)
+			a.logger.WarnContext(ctx, "usage update failed", "err", err)
 		case !page.Busy:
 			a.metrics.usageCounted.Add(float64(page.Events))
 			a.metrics.usageCursor.Set(float64(page.LastSeq))
@@ -65,7 +65,7 @@ func (a *App) sampleOutbox(ctx context.Context) {
 		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil:
-			a.logger.Debug("reading the outbox head failed", "err", err)
+			a.logger.DebugContext(ctx, "reading the outbox head failed", "err", err)
 		default:
 			a.metrics.outboxHead.Set(float64(newest))
 			a.metrics.usageLag.Set(float64(max(newest-counted, 0)))

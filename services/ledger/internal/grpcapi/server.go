@@ -137,7 +137,7 @@ func (s *Server) adjust(ctx context.Context, r *ledger.Request) (ledger.Result, 
 	if err != nil {
 		return res, err
 	}
-	s.logger.Info("ledger adjustment", "org_id", r.OrgID, "amount", r.Amount.String(), "reason", r.Reason,
+	s.logger.InfoContext(ctx, "ledger adjustment", "org_id", r.OrgID, "amount", r.Amount.String(), "reason", r.Reason,
 		"actor", r.Actor, "transaction_id", res.Transaction.ID)
 	return res, nil
 }

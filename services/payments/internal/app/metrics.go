@@ -130,7 +130,7 @@ func (a *App) RunReviewSampler(ctx context.Context, interval time.Duration) erro
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			a.logger.Debug("counting open review items failed", "err", err)
+			a.logger.DebugContext(ctx, "counting open review items failed", "err", err)
 		default:
 			a.metrics.reviewsOpen.Set(float64(n))
 		}

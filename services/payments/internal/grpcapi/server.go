@@ -165,7 +165,7 @@ func (s *Server) document(ctx context.Context, orgID, paymentID, refundID string
 	}
 	// The gateway names the download after the document's number (Content-Disposition).
 	if err := grpc.SetHeader(ctx, metadata.Pairs(DocumentNumberHeader, d.Number)); err != nil {
-		s.logger.Warn("document number header not set", "err", err)
+		s.logger.WarnContext(ctx, "document number header not set", "err", err)
 	}
 	return &httpbody.HttpBody{ContentType: "application/pdf", Data: d.PDF}, nil
 }
