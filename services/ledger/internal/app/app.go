@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/ids"
@@ -59,6 +60,9 @@ type Config struct {
 	UsageInterval time.Duration
 	// Now is the business clock (validity, expiry, holds' TTLs, usage windows); time.Now when nil.
 	Now func() time.Time
+	// Tracer gives each commit batch a span linked to its requests' (committer.Config.Tracer);
+	// nil traces none.
+	Tracer trace.Tracer
 	// CreditValidity is how long credits stay valid (default 3 calendar months).
 	CreditValidity config.Period
 	// PlatformShards spreads each platform account over this many rows (default 16).
@@ -159,6 +163,7 @@ func New(cfg Config) (*App, error) {
 		OnCommit:         a.afterCommit,
 		OnUnknownOutcome: onUnknown,
 		Logger:           cfg.Logger,
+		Tracer:           cfg.Tracer,
 	})
 	if err != nil {
 		return nil, err
