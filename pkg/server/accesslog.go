@@ -32,6 +32,11 @@ const (
 // answers no such header over HTTP.
 const CallerHeader = "x-tally-caller"
 
+// CallerRequestHeader is the request metadata with which a caller (the gateway) asks for the
+// CallerHeader answer. Other callers (model backends on the per-call path) do not ask, and pay
+// nothing for it.
+const CallerRequestHeader = "x-tally-want-caller"
+
 // callerHeaders are the CallerHeader metadata of each caller kind, read-only: built once rather
 // than on every call.
 var callerHeaders = func() map[string]metadata.MD {
@@ -123,9 +128,11 @@ func (v recordingVerifier) Verify(ctx context.Context, token string) (auth.Claim
 		if rec, ok := ctx.Value(accessRecordKey{}).(*accessRecord); ok {
 			rec.caller = kind
 		}
-		// One header per call, sent with the answer; fails only once headers are sent. grpc
-		// copies it (metadata.Join), so the shared one of each kind serves every call.
-		_ = grpc.SetHeader(ctx, callerHeaders[kind])
+		// One header per call that asks for it, sent with the answer; fails only once headers
+		// are sent. grpc copies it (metadata.Join), so the shared one of each kind serves every call.
+		if len(metadata.ValueFromIncomingContext(ctx, CallerRequestHeader)) > 0 {
+			_ = grpc.SetHeader(ctx, callerHeaders[kind])
+		}
 	}
 	return c, err
 }

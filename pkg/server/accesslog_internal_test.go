@@ -68,11 +68,15 @@ func BenchmarkCallerHeader(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		v    auth.Verifier
-	}{{"bare", inner}, {"recording", recordingVerifier{Verifier: inner}}} {
+		ask  bool
+	}{{"bare", inner, false}, {"recording, not asked", recordingVerifier{Verifier: inner}, false}, {"recording, asked", recordingVerifier{Verifier: inner}, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			st := &headerStream{}
 			rid := metadata.Pairs(RequestIDHeader, "bench-request") // set before, as requestIDUnary does
 			ctx := grpc.NewContextWithServerTransportStream(b.Context(), st)
+			if bc.ask {
+				ctx = metadata.NewIncomingContext(ctx, metadata.Pairs(CallerRequestHeader, "1"))
+			}
 			ctx = context.WithValue(ctx, accessRecordKey{}, &accessRecord{caller: CallerAnonymous})
 			b.ReportAllocs()
 			for b.Loop() {

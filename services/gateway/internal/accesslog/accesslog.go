@@ -157,6 +157,7 @@ func CallerInterceptor(ctx context.Context, method string, req, reply any, cc *g
 	if !ok {
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
+	ctx = metadata.AppendToOutgoingContext(ctx, server.CallerRequestHeader, "1")
 	var header *metadata.MD
 	for _, o := range opts {
 		if h, ok := o.(grpc.HeaderCallOption); ok && h.HeaderAddr != nil {
