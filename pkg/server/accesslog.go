@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/auth"
@@ -24,6 +25,27 @@ const (
 	// CallerOther is a verified token with none of the platform's roles.
 	CallerOther = "other"
 )
+
+// CallerHeader is the response header metadata in which a service answers the kind of caller
+// (CallerKind) the call's token verified as; absent when no token was verified. The gateway's
+// access log names it (a kind the service verified, not the token's unverified claims) and
+// answers no such header over HTTP.
+const CallerHeader = "x-tally-caller"
+
+// CallerRequestHeader is the request metadata with which a caller (the gateway) asks for the
+// CallerHeader answer. Other callers (model backends on the per-call path) do not ask, and pay
+// nothing for it.
+const CallerRequestHeader = "x-tally-want-caller"
+
+// callerHeaders are the CallerHeader metadata of each caller kind, read-only: built once rather
+// than on every call.
+var callerHeaders = func() map[string]metadata.MD {
+	m := map[string]metadata.MD{}
+	for _, k := range []string{CallerMember, CallerAdmin, CallerOps, CallerService, CallerOther} {
+		m[k] = metadata.MD{CallerHeader: []string{k}}
+	}
+	return m
+}()
 
 // CallerKind names the kind of caller c is, for logs: service, ops, admin, member or other.
 // It never includes the subject, organization or token.
@@ -91,8 +113,9 @@ func (a accessLog) log(ctx context.Context, method string, start time.Time, err 
 	)
 }
 
-// recordingVerifier tells the access log of the call the kind of caller each token it verifies
-// belongs to, also when the policy then refuses the call.
+// recordingVerifier tells the access log of the call, and the caller in the CallerHeader
+// response header, the kind of caller each token it verifies belongs to, also when the policy
+// then refuses the call.
 type recordingVerifier struct {
 	auth.Verifier
 }
@@ -101,8 +124,14 @@ type recordingVerifier struct {
 func (v recordingVerifier) Verify(ctx context.Context, token string) (auth.Claims, error) {
 	c, err := v.Verifier.Verify(ctx, token)
 	if err == nil {
+		kind := CallerKind(c)
 		if rec, ok := ctx.Value(accessRecordKey{}).(*accessRecord); ok {
-			rec.caller = CallerKind(c)
+			rec.caller = kind
+		}
+		// One header per call that asks for it, sent with the answer; fails only once headers
+		// are sent. grpc copies it (metadata.Join), so the shared one of each kind serves every call.
+		if len(metadata.ValueFromIncomingContext(ctx, CallerRequestHeader)) > 0 {
+			_ = grpc.SetHeader(ctx, callerHeaders[kind])
 		}
 	}
 	return c, err

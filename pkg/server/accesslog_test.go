@@ -82,16 +82,29 @@ func TestAccessLog(t *testing.T) {
 	}
 	for i, tc := range cases {
 		rid := "access-" + string(rune('a'+i))
-		ctx := metadata.AppendToOutgoingContext(t.Context(), server.RequestIDHeader, rid)
+		ctx := metadata.AppendToOutgoingContext(t.Context(), server.RequestIDHeader, rid, server.CallerRequestHeader, "1")
 		if tc.token != "" {
 			ctx = auth.OutgoingContext(ctx, tc.token)
 		}
-		_, err := client.ListModelPrices(ctx, &pricingv1.ListModelPricesRequest{})
+		var header metadata.MD
+		_, err := client.ListModelPrices(ctx, &pricingv1.ListModelPricesRequest{}, grpc.Header(&header))
 		require.Equal(t, tc.code, status.Code(err), "%v", err)
+		// The verified kind is answered in the header (the gateway's access log reads it); no
+		// kind when no token was verified.
+		want := []string{tc.caller}
+		if tc.caller == server.CallerAnonymous {
+			want = nil
+		}
+		require.Equal(t, want, header.Get(server.CallerHeader), "case %d", i)
 	}
+	// A caller that does not ask (a model backend) gets no such header.
+	var header metadata.MD
+	_, err = client.ListModelPrices(auth.OutgoingContext(t.Context(), cases[0].token), &pricingv1.ListModelPricesRequest{}, grpc.Header(&header))
+	require.NoError(t, err)
+	require.Empty(t, header.Get(server.CallerHeader), "answered to a caller that did not ask")
 	// The line is written when the call ends, before its answer is sent.
 	lines := accessLines(t, logs.String(), server.AccessLogMessage)
-	require.Len(t, lines, len(cases))
+	require.Len(t, lines, len(cases)+1)
 	for i, tc := range cases {
 		line := lines[i]
 		require.Equal(t, "INFO", line["level"])

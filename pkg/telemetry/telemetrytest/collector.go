@@ -26,6 +26,13 @@ type Span struct {
 	SpanID       string
 	ParentSpanID string
 	Attributes   map[string]string // string-valued attributes
+	Links        []Link            // the spans this one is linked to
+}
+
+// Link names a linked span.
+type Link struct {
+	TraceID string
+	SpanID  string
 }
 
 // Collector receives OTLP trace exports over gRPC.
@@ -75,6 +82,7 @@ func (c *Collector) Export(_ context.Context, req *collectortracepb.ExportTraceS
 					Service: service, Scope: ss.GetScope().GetName(), Name: s.GetName(), Kind: s.GetKind(),
 					TraceID: hex.EncodeToString(s.GetTraceId()), SpanID: hex.EncodeToString(s.GetSpanId()),
 					ParentSpanID: hex.EncodeToString(s.GetParentSpanId()), Attributes: attributes(s.GetAttributes()),
+					Links: links(s.GetLinks()),
 				})
 			}
 		}
@@ -111,4 +119,12 @@ func attributes(kvs []*commonpb.KeyValue) map[string]string {
 		}
 	}
 	return m
+}
+
+func links(ls []*tracepb.Span_Link) []Link {
+	var out []Link
+	for _, l := range ls {
+		out = append(out, Link{TraceID: hex.EncodeToString(l.GetTraceId()), SpanID: hex.EncodeToString(l.GetSpanId())})
+	}
+	return out
 }

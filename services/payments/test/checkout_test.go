@@ -233,6 +233,13 @@ func TestRefunds(t *testing.T) {
 	require.Equal(t, 20*unit, nanos(t, r1.GetRefund().GetCreditsTakenBack()))
 	require.Zero(t, nanos(t, r1.GetRefund().GetCreditsNotRecovered()))
 	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED, r1.GetPayment().GetStatus())
+	require.False(t, r1.GetReplayed())
+	require.Equal(t, 30*unit, nanos(t, e.balance(t, "acme").GetBalance()))
+	// The retry with the same key returns the same refund and says it is a replay.
+	r1again, err := ops.RefundPayment(t.Context(), &paymentsv1.RefundPaymentRequest{PaymentId: cs.GetPaymentId(), Amount: usd(20 * unit), Reason: "customer asked", IdempotencyKey: "refund-4"})
+	require.NoError(t, err)
+	require.True(t, r1again.GetReplayed())
+	require.Equal(t, r1.GetRefund().GetId(), r1again.GetRefund().GetId())
 	require.Equal(t, 30*unit, nanos(t, e.balance(t, "acme").GetBalance()))
 
 	note, err := e.member(t, "acme", false).GetCreditNote(t.Context(), &paymentsv1.GetCreditNoteRequest{OrgId: "acme",

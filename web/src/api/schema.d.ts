@@ -984,6 +984,11 @@ export interface components {
         RefundPaymentResponse: {
             payment?: components["schemas"]["Payment"];
             refund?: components["schemas"]["Refund"];
+            /**
+             * @description True when idempotency_key was seen before and that refund is returned (or carried on) rather
+             *     than a new one (REST: the Idempotent-Replayed: true header).
+             */
+            replayed?: boolean;
         };
         /** @description Rental is the metering of one rented instance. */
         Rental: {

@@ -169,6 +169,17 @@ func (re routingErrors) handler(_ context.Context, _ *runtime.ServeMux, _ runtim
 	server.WriteHTTPError(w, httpStatus, codeOfHTTPStatus(httpStatus), routingMessage(httpStatus))
 }
 
+// ServeHTTP answers a request no route of a hand-written http.ServeMux (the /auth/ routes) takes:
+// 405 with Allow when the path has routes with other methods, 404 otherwise — the same answers as
+// grpc-gateway's router.
+func (re routingErrors) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	httpStatus := http.StatusNotFound
+	if re.routes.allow(r.URL.Path) != "" {
+		httpStatus = http.StatusMethodNotAllowed
+	}
+	re.handler(r.Context(), nil, nil, w, r, httpStatus)
+}
+
 func routingMessage(httpStatus int) string {
 	switch httpStatus {
 	case http.StatusMethodNotAllowed:

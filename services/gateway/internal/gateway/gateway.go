@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 
@@ -83,11 +84,16 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		return nil, nil, errors.New("gateway: logger is required")
 	}
 	restErr := restErrors{limits: cfg.Limits, logger: cfg.Logger}
-	routes, err := newRouteTable(openapi.Spec, map[string][]string{webhookPath: {http.MethodPost}})
+	extra := map[string][]string{webhookPath: {http.MethodPost}}
+	if cfg.SignIn != nil {
+		maps.Copy(extra, signin.Routes())
+	}
+	routes, err := newRouteTable(openapi.Spec, extra)
 	if err != nil {
 		return nil, nil, err
 	}
-	mux := newMux(restErr, routingErrors{routes: routes})
+	routingErr := routingErrors{routes: routes}
+	mux := newMux(restErr, routingErr)
 	conns := map[string]*grpc.ClientConn{}
 	closeAll := func() {
 		for _, c := range conns {
@@ -100,8 +106,10 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 		if r.addr == "" {
 			continue
 		}
-		// rpcclient forwards each request's id as x-request-id (Limits.Handler put it in the context).
-		conn, err := rpcclient.Dial(r.addr, "", server.ClientMessageLimits(), cfg.Telemetry.DialOption())
+		// rpcclient forwards each request's id as x-request-id (Limits.Handler put it in the context);
+		// the access log names the caller kind the service verified (server.CallerHeader).
+		conn, err := rpcclient.Dial(r.addr, "", server.ClientMessageLimits(), cfg.Telemetry.DialOption(),
+			grpc.WithChainUnaryInterceptor(accesslog.CallerInterceptor))
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -124,7 +132,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, func(), error) {
 	rest := withCleanURL(withETag(mux))
 	if cfg.SignIn != nil {
 		rest = cfg.SignIn.Authenticate(rest)
-		cfg.SignIn.Register(root)
+		cfg.SignIn.Register(root, routingErr)
 	}
 	root.Handle("/v1/", rest)
 	fallback := rest

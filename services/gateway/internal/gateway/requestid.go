@@ -32,5 +32,6 @@ func incomingHeader(key string) (string, bool) {
 
 // outgoingHeader answers no header or trailer metadata of a service: the request id is answered
 // by server.HTTPLimits.Handler already (the same value), a PDF's document number travels in
-// Content-Disposition (documents.go) and a replay in Idempotent-Replayed (replayedHeader).
+// Content-Disposition (documents.go), a replay in Idempotent-Replayed (replayedHeader), and the
+// caller kind a service verified (server.CallerHeader) only in the access log.
 func outgoingHeader(string) (string, bool) { return "", false }

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -160,6 +161,41 @@ func TestSignInOutsideDevelopment(t *testing.T) {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
 			resp, raw := b.do(tt.method, gw.URL+tt.path, "")
 			require.Equal(t, tt.want, resp.StatusCode, "%s", raw)
+		})
+	}
+}
+
+// TestSignInWrongMethod: the /auth/ routes answer a method they do not have like every other
+// route of the gateway: 405 in the REST error shape with the route's methods in Allow; an unknown
+// /auth/ path is a 404 in the same shape.
+func TestSignInWrongMethod(t *testing.T) {
+	t.Parallel()
+	srv, _, _ := startDevGateway(t, true)
+	tests := []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{"POST", "/auth/login", http.StatusMethodNotAllowed, "UNIMPLEMENTED", "GET, HEAD"},
+		{"DELETE", "/auth/me", http.StatusMethodNotAllowed, "UNIMPLEMENTED", "GET, HEAD"},
+		{"GET", "/auth/logout", http.StatusMethodNotAllowed, "UNIMPLEMENTED", "POST"},
+		{"PUT", "/auth/dev", http.StatusMethodNotAllowed, "UNIMPLEMENTED", "GET, HEAD, POST"},
+		{"GET", "/auth/nothing-here", http.StatusNotFound, "NOT_FOUND", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, srv.URL+tt.path, nil)
+			require.NoError(t, err)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer func() { _ = resp.Body.Close() }()
+			require.Equal(t, tt.status, resp.StatusCode)
+			require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+			var body map[string]any
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+			require.Equal(t, tt.code, body["code"])
+			require.Equal(t, tt.allow, resp.Header.Get("Allow"))
+			require.NotEmpty(t, resp.Header.Get("X-Request-Id"))
 		})
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -169,4 +171,61 @@ func descends(spans []telemetrytest.Span, s telemetrytest.Span, ancestor string)
 		s = parent
 	}
 	return false
+}
+
+// TestAccessLogCallerKind: the gateway's access log names the caller kind the ledger verified
+// the token as (its x-tally-caller header), also when the policy refused the call; a token the
+// ledger did not accept, however it claims to be, and a request no service answered are
+// anonymous. The header never reaches the HTTP response.
+func TestAccessLogCallerKind(t *testing.T) {
+	t.Parallel()
+	logs := &jsonLogs{}
+	l := ledgertest.Start(t, ledgertest.Options{})
+	h, closeConns, err := gateway.New(t.Context(), gateway.Config{LedgerAddr: l.Addr, Logger: logs.logger()})
+	require.NoError(t, err)
+	t.Cleanup(closeConns)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	forged, err := auth.Mint([]byte("not-the-ledger-secret-but-32-bytes-long"),
+		auth.Claims{Subject: "u9", OrgID: "acme", Roles: []auth.Role{auth.RoleOps}}, time.Hour)
+	require.NoError(t, err)
+	cases := []struct {
+		path, token string
+		status      int
+		caller      string
+	}{
+		{"/v1/orgs/acme/balance", ledgertest.Token(t, auth.Claims{Subject: "u1", OrgID: "acme", Roles: []auth.Role{auth.RoleMember}}), http.StatusOK, server.CallerMember},
+		{"/v1/orgs/other/balance", ledgertest.Token(t, auth.Claims{Subject: "u1", OrgID: "acme", Roles: []auth.Role{auth.RoleMember}}), http.StatusForbidden, server.CallerMember},
+		{"/v1/orgs/acme/balance", ledgertest.OpsToken(t), http.StatusOK, server.CallerOps},
+		{"/v1/orgs/acme/balance", forged, http.StatusUnauthorized, server.CallerAnonymous},
+		{"/v1/orgs/acme/balance", "", http.StatusUnauthorized, server.CallerAnonymous},
+		{"/v1/no-such-route", ledgertest.OpsToken(t), http.StatusNotFound, server.CallerAnonymous},
+	}
+	for i, tc := range cases {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+tc.path, nil)
+		require.NoError(t, err)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		req.Header.Set("X-Request-Id", fmt.Sprintf("caller-%d", i))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, tc.status, resp.StatusCode, "case %d", i)
+		for k := range resp.Header {
+			require.False(t, strings.HasPrefix(k, "Grpc-") || strings.EqualFold(k, server.CallerHeader), "stray header %s", k)
+		}
+	}
+	lines := logs.lines(t, accesslog.Message)
+	byID := map[string]map[string]any{}
+	for _, line := range lines {
+		id, _ := line["request_id"].(string)
+		byID[id] = line
+	}
+	for i, tc := range cases {
+		line, ok := byID[fmt.Sprintf("caller-%d", i)]
+		require.True(t, ok, "no access-log line for case %d: %s", i, logs.String())
+		require.Equal(t, tc.caller, line["caller"], "case %d", i)
+	}
 }

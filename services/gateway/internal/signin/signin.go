@@ -100,17 +100,43 @@ func New(cfg Config) (*Service, error) {
 // Authenticate wraps the REST routes: see session.Authenticator.Handler.
 func (s *Service) Authenticate(next http.Handler) http.Handler { return s.auth.Handler(next) }
 
-// Register adds the /auth/ routes to mux.
-func (s *Service) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /auth/login", s.login)
-	mux.HandleFunc("GET /auth/callback", s.callback)
-	mux.HandleFunc("GET /auth/dev", s.devPage)
-	mux.HandleFunc("POST /auth/dev", s.devSignIn)
-	mux.HandleFunc("GET /auth/me", s.me)
-	mux.HandleFunc("POST /auth/logout", s.logout)
-	mux.HandleFunc("/auth/", func(w http.ResponseWriter, _ *http.Request) {
-		server.WriteHTTPError(w, http.StatusNotFound, codes.NotFound, "no such route")
-	})
+// route is one /auth/ route.
+type route struct {
+	method, path string
+	handler      func(*Service, http.ResponseWriter, *http.Request)
+}
+
+// routes are the /auth/ routes.
+var routes = []route{
+	{http.MethodGet, "/auth/login", (*Service).login},
+	{http.MethodGet, "/auth/callback", (*Service).callback},
+	{http.MethodGet, "/auth/dev", (*Service).devPage},
+	{http.MethodPost, "/auth/dev", (*Service).devSignIn},
+	{http.MethodGet, "/auth/me", (*Service).me},
+	{http.MethodPost, "/auth/logout", (*Service).logout},
+}
+
+// Routes are the methods of each /auth/ route (a GET route answers HEAD too), for the Allow
+// header of the gateway's 405s.
+func Routes() map[string][]string {
+	m := map[string][]string{}
+	for _, r := range routes {
+		m[r.path] = append(m[r.path], r.method)
+		if r.method == http.MethodGet {
+			m[r.path] = append(m[r.path], http.MethodHead)
+		}
+	}
+	return m
+}
+
+// Register adds the /auth/ routes to mux; unrouted answers the /auth/ requests none of them takes
+// (an unknown path, or a known one with another method: the gateway's 404 and 405 with Allow).
+func (s *Service) Register(mux *http.ServeMux, unrouted http.Handler) {
+	for _, r := range routes {
+		h := r.handler
+		mux.HandleFunc(r.method+" "+r.path, func(w http.ResponseWriter, req *http.Request) { h(s, w, req) })
+	}
+	mux.Handle("/auth/", unrouted)
 }
 
 // login starts a sign-in: to the identity provider with a fresh state, nonce and PKCE verifier

@@ -266,7 +266,7 @@ func (m *Meter) Start(ctx context.Context, req StartRequest) (_ rental.Rental, r
 	if err != nil {
 		return rental.Rental{}, false, err
 	}
-	m.logger.Info("rental started", "instance_id", r.InstanceID, "org_id", r.OrgID, "instance_type", r.InstanceType,
+	m.logger.InfoContext(ctx, "rental started", "instance_id", r.InstanceID, "org_id", r.OrgID, "instance_type", r.InstanceType,
 		"hourly_price", r.HourlyPrice.Display(), "currency", r.Currency, "period", r.Period.String())
 	return started, false, nil
 }
@@ -323,7 +323,7 @@ func (m *Meter) completeStart(ctx context.Context, r rental.Rental, c store.Clai
 	}
 	if !recorded[0] {
 		// The lease ran out and another replica took the start over: its record stands.
-		m.logger.Warn("start taken over by another replica", "instance_id", r.InstanceID)
+		m.logger.WarnContext(ctx, "start taken over by another replica", "instance_id", r.InstanceID)
 		cur, err := m.store.Lookup(ctx, r.InstanceID)
 		switch {
 		case errors.Is(err, rental.ErrNotFound):
@@ -434,7 +434,7 @@ func (m *Meter) Stop(ctx context.Context, instanceID string) (rental.Rental, err
 	cancel()
 	if cerr != nil {
 		// The stop stands; the scheduler charges the rest.
-		m.logger.Warn("charging the last periods of a stopped rental failed", "instance_id", r.InstanceID, "err", cerr)
+		m.logger.WarnContext(ctx, "charging the last periods of a stopped rental failed", "instance_id", r.InstanceID, "err", cerr)
 	}
 	rec := m.settle(r, out, cerr, now)
 	recorded, err := m.store.Record(ctx, now, c.Token, []store.Record{rec})
@@ -509,12 +509,12 @@ func (m *Meter) charge(ctx context.Context, r rental.Rental, now time.Time) (ren
 			m.metrics.periods.WithLabelValues(periodAlreadyCharged).Inc()
 			// Charged before, by a transaction that did not commit its record (a crash or a
 			// replica cut off mid-batch) with the other require_funds setting.
-			m.logger.Info("period already charged", "instance_id", r.InstanceID, "period", n)
+			m.logger.InfoContext(ctx, "period already charged", "instance_id", r.InstanceID, "period", n)
 			txID = ""
 		case errors.Is(err, rental.ErrInsufficientCredits) && running:
 			out.Suspended, out.RefusedPeriod = true, n
 			m.metrics.suspensions.WithLabelValues(suspendedForCredits).Inc()
-			m.logger.Info("rental suspended for insufficient credits", "instance_id", r.InstanceID, "org_id", r.OrgID, "period", n)
+			m.logger.InfoContext(ctx, "rental suspended for insufficient credits", "instance_id", r.InstanceID, "org_id", r.OrgID, "period", n)
 			return out, nil
 		default:
 			m.metrics.periods.WithLabelValues(periodFailed).Inc()

@@ -83,7 +83,7 @@ func (m *Meter) sampleRentals(ctx context.Context) error {
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
-			m.logger.Debug("counting rentals by state failed", "err", err)
+			m.logger.DebugContext(ctx, "counting rentals by state failed", "err", err)
 		default:
 			for _, s := range rentalStates {
 				m.metrics.rentals.WithLabelValues(string(s)).Set(float64(counts[s]))

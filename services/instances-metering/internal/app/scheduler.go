@@ -43,14 +43,14 @@ func (m *Meter) schedule(ctx context.Context) {
 		wait := m.cfg.PollInterval
 		err := m.ChargeDueOnce(ctx)
 		if err != nil && ctx.Err() == nil {
-			m.logger.Warn("charging due rentals failed", "err", err)
+			m.logger.WarnContext(ctx, "charging due rentals failed", "err", err)
 		}
 		if ctx.Err() != nil {
 			return
 		}
 		if next, ok, nerr := m.store.NextDue(ctx); nerr != nil {
 			if ctx.Err() == nil {
-				m.logger.Warn("reading the next period boundary failed", "err", nerr)
+				m.logger.WarnContext(ctx, "reading the next period boundary failed", "err", nerr)
 			}
 		} else if ok {
 			until := next.Sub(m.cfg.Now())
@@ -129,7 +129,7 @@ func (m *Meter) chargeBatch(ctx context.Context, now time.Time) (int, error) {
 			out, err := m.charge(cctx, r, now)
 			records[i] = m.settle(r, out, err, now)
 			if err != nil && ctx.Err() == nil && failed.Add(1) == 1 {
-				m.logger.Warn("charging a rental failed; retried at the next pass", "instance_id", r.InstanceID, "err", err)
+				m.logger.WarnContext(ctx, "charging a rental failed; retried at the next pass", "instance_id", r.InstanceID, "err", err)
 			}
 		})
 	}
@@ -148,17 +148,17 @@ func (m *Meter) chargeBatch(ctx context.Context, now time.Time) (int, error) {
 		charged += len(rec.Charges)
 	}
 	if lost > 0 {
-		m.logger.Warn("claims taken over by another replica before their record", "rentals", lost, "batch", len(rs))
+		m.logger.WarnContext(ctx, "claims taken over by another replica before their record", "rentals", lost, "batch", len(rs))
 	}
 	if charged > 0 || lost < len(rs) {
 		signal(m.sequence)
 	}
 	if charged > 0 {
-		m.logger.Debug("charge batch done", "rentals", len(rs), "periods", charged)
+		m.logger.DebugContext(ctx, "charge batch done", "rentals", len(rs), "periods", charged)
 	}
 	if n := failed.Load(); n > 0 {
 		if n > 1 {
-			m.logger.Warn("charging rentals failed; retried at the next pass", "failed", n, "batch", len(rs))
+			m.logger.WarnContext(ctx, "charging rentals failed; retried at the next pass", "failed", n, "batch", len(rs))
 		}
 		return len(rs), fmt.Errorf("%w: %d of %d rentals not charged", errChargesFailed, n, len(rs))
 	}
@@ -180,7 +180,7 @@ func (m *Meter) deliverNotices(ctx context.Context) error {
 			return m.cfg.Notifier.RentalSuspended(ctx, n.OrgID, n.InstanceID, "rental-suspended:"+n.InstanceID, n.Reason)
 		}, noticeBackoff)
 		if err != nil && ctx.Err() == nil {
-			m.logger.Warn("delivering suspension notices failed", "err", err)
+			m.logger.WarnContext(ctx, "delivering suspension notices failed", "err", err)
 		}
 	}))
 }
@@ -198,7 +198,7 @@ func (m *Meter) sequenceEvents(ctx context.Context) {
 	for {
 		n, err := m.store.SequenceEvents(ctx, page)
 		if err != nil && ctx.Err() == nil {
-			m.logger.Warn("sequencing events failed", "err", err)
+			m.logger.WarnContext(ctx, "sequencing events failed", "err", err)
 		}
 		if n > 0 {
 			m.wake.Notify()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/ids"
@@ -60,6 +61,9 @@ type Config struct {
 	UsageInterval time.Duration
 	// Now is the business clock (validity, expiry, holds' TTLs, usage windows); time.Now when nil.
 	Now func() time.Time
+	// Tracer gives each commit batch a span linked to its requests' (committer.Config.Tracer);
+	// nil traces none.
+	Tracer trace.Tracer
 	// CreditValidity is how long credits stay valid (default 3 calendar months).
 	CreditValidity config.Period
 	// PlatformShards spreads each platform account over this many rows (default 16).
@@ -169,6 +173,7 @@ func New(cfg Config) (*App, error) {
 		OnCommit:         a.afterCommit,
 		OnUnknownOutcome: onUnknown,
 		Logger:           cfg.Logger,
+		Tracer:           cfg.Tracer,
 	})
 	if err != nil {
 		return nil, err
@@ -394,7 +399,7 @@ func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account,
 		return ledger.Account{}, "", "", ctx.Err()
 	case err != nil:
 		a.metrics.redisErrors.WithLabelValues(redisRead).Inc()
-		a.logger.Debug("balance cache unavailable, reading postgres", "err", err)
+		a.logger.DebugContext(ctx, "balance cache unavailable, reading postgres", "err", err)
 		return ledger.Account{}, sourceDB, whyCacheUnavailable, nil
 	case !c.found:
 		return ledger.Account{}, sourceDB, whyMiss, nil
@@ -445,7 +450,7 @@ func (a *App) WatchEvents(ctx context.Context, afterSeq int64, orgID string, sen
 func (a *App) sweep(ctx context.Context) error {
 	return loop.Every(ctx, "sweep", a.cfg.SweepInterval, loop.AfterInterval, loop.Passes(func(ctx context.Context) {
 		if err := a.SweepOnce(ctx); err != nil && ctx.Err() == nil {
-			a.logger.Warn("sweep failed", "err", err)
+			a.logger.WarnContext(ctx, "sweep failed", "err", err)
 		}
 	}))
 }
@@ -475,7 +480,7 @@ func (a *App) SweepOnce(ctx context.Context) error {
 	}
 	wg.Wait()
 	if n := len(holds) + len(orgs); n > 0 {
-		a.logger.Info("sweep done", "holds_expired", len(holds), "orgs_expired", len(orgs))
+		a.logger.InfoContext(ctx, "sweep done", "holds_expired", len(holds), "orgs_expired", len(orgs))
 	}
 	return errors.Join(errs...)
 }

@@ -136,13 +136,13 @@ func (u *cacheUpdater) flush(ctx context.Context) bool {
 		case nil:
 			u.metrics.updates.WithLabelValues(updateWritten).Add(float64(len(entries)))
 			if u.failing.Swap(false) {
-				u.logger.Info("balance cache writable again")
+				u.logger.InfoContext(ctx, "balance cache writable again")
 			}
 		default:
 			u.metrics.updates.WithLabelValues(updateFailed).Add(float64(len(entries)))
 			u.metrics.redisErrors.WithLabelValues(redisWrite).Inc()
 			if !u.failing.Swap(true) {
-				u.logger.Warn("balance cache write failed; Authorize reads PostgreSQL for what it may have missed", "err", err)
+				u.logger.WarnContext(ctx, "balance cache write failed; Authorize reads PostgreSQL for what it may have missed", "err", err)
 			}
 			// Invalidated before the states leave "writing", so no replica answers from the older
 			// entries Redis may still hold — also when the write was never sent (breaker open,

@@ -192,7 +192,7 @@ func (k *epochKeeper) beat(ctx context.Context) {
 		// The bump happened in the same statement; counted here, by whoever made it.
 		k.metrics.invalidations.WithLabelValues(reasonReplicaLost).Add(float64(lost))
 		k.metrics.bumps.Inc()
-		k.logger.Warn("ledger replicas lost, balance cache epoch bumped", "replicas", lost, "epoch", epoch)
+		k.logger.WarnContext(ctx, "ledger replicas lost, balance cache epoch bumped", "replicas", lost, "epoch", epoch)
 	}
 	k.observe(epoch, sent)
 }
@@ -202,7 +202,7 @@ func (k *epochKeeper) failed(ctx context.Context, msg string, err error) {
 		return
 	}
 	if !k.failing.Swap(true) {
-		k.logger.Warn(msg+"; Authorize reads PostgreSQL until it succeeds", "err", err)
+		k.logger.WarnContext(ctx, msg+"; Authorize reads PostgreSQL until it succeeds", "err", err)
 	}
 }
 
@@ -219,6 +219,6 @@ func (k *epochKeeper) leave(ctx context.Context) {
 		return
 	}
 	if err := k.store.LeaveCacheEpoch(ctx, k.replica); err != nil {
-		k.logger.Warn("leaving the cache epoch failed", "err", err)
+		k.logger.WarnContext(ctx, "leaving the cache epoch failed", "err", err)
 	}
 }

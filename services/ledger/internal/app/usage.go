@@ -25,9 +25,9 @@ func (a *App) followUsage(ctx context.Context) error {
 		case err != nil && ctx.Err() != nil:
 			return false
 		case errors.Is(err, ledger.ErrUnavailable):
-			a.logger.Debug("usage update failed, database unavailable", "err", err) // the committer reports outages
+			a.logger.DebugContext(ctx, "usage update failed, database unavailable", "err", err) // the committer reports outages
 		case err != nil:
-			a.logger.Warn("usage update failed", "err", err)
+			a.logger.WarnContext(ctx, "usage update failed", "err", err)
 		case !page.Busy:
 			a.metrics.usageCounted.Add(float64(page.Events))
 			a.metrics.usageCursor.Set(float64(page.LastSeq))
@@ -47,7 +47,7 @@ func (a *App) sampleOutbox(ctx context.Context) error {
 		switch {
 		case err != nil && ctx.Err() != nil:
 		case err != nil:
-			a.logger.Debug("reading the outbox head failed", "err", err)
+			a.logger.DebugContext(ctx, "reading the outbox head failed", "err", err)
 		default:
 			a.metrics.outboxHead.Set(float64(newest))
 			a.metrics.usageLag.Set(float64(max(newest-counted, 0)))

@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
 
@@ -44,6 +47,10 @@ type Config struct {
 	// it may have committed without anyone updating the cache.
 	OnUnknownOutcome func()
 	Logger           *slog.Logger
+	// Tracer, when set, gives each batch its own span (the commit runs in a worker, outside
+	// every request's trace), linked to the spans of the requests it carries, each of which is
+	// linked back to it; the batch's SQL spans are its children. Nil traces nothing.
+	Tracer trace.Tracer
 }
 
 // probeEvery spaces the writes let through while the database is down: the others are
@@ -53,6 +60,10 @@ const probeEvery = 100 * time.Millisecond
 type pending struct {
 	req  *ledger.Request
 	done chan ledger.Outcome
+	// span is the submitting request's span (invalid when untraced); batch is the span of the
+	// batch that carried it, set before done is sent.
+	span  trace.SpanContext
+	batch trace.SpanContext
 }
 
 // GroupCommitter is the single write path of the ledger. Writes are spread over the workers by
@@ -98,7 +109,7 @@ func New(cfg Config) (*GroupCommitter, error) {
 // Submit queues req and waits for its batch to commit. If ctx ends first the write may still
 // commit; a retry with the same idempotency key returns its result.
 func (g *GroupCommitter) Submit(ctx context.Context, req *ledger.Request) (ledger.Result, error) {
-	p := &pending{req: req, done: make(chan ledger.Outcome, 1)}
+	p := &pending{req: req, done: make(chan ledger.Outcome, 1), span: trace.SpanContextFromContext(ctx)}
 	select {
 	case <-g.stopped:
 		return ledger.Result{}, ErrClosed
@@ -116,6 +127,9 @@ func (g *GroupCommitter) Submit(ctx context.Context, req *ledger.Request) (ledge
 	}
 	select {
 	case o := <-p.done:
+		if p.batch.IsValid() {
+			trace.SpanFromContext(ctx).AddLink(trace.Link{SpanContext: p.batch})
+		}
 		return o.Result, o.Err
 	case <-ctx.Done():
 		return ledger.Result{}, ctx.Err()
@@ -192,7 +206,7 @@ func (g *GroupCommitter) work(ctx context.Context, queue chan *pending) {
 		}
 		batch = g.fill(queue, batch)
 		// Batches already taken from the queue are finished even during shutdown.
-		g.commit(context.WithoutCancel(ctx), batch)
+		g.commitTraced(context.WithoutCancel(ctx), batch)
 	}
 }
 
@@ -221,6 +235,33 @@ func (g *GroupCommitter) fill(queue chan *pending, batch []*pending) []*pending 
 		}
 	}
 	return batch
+}
+
+// commitTraced commits batch under a span of its own (Config.Tracer) linked to the spans of its
+// requests, when any of them is traced; an untraced batch costs nothing more.
+func (g *GroupCommitter) commitTraced(ctx context.Context, batch []*pending) {
+	if g.cfg.Tracer == nil {
+		g.commit(ctx, batch)
+		return
+	}
+	var links []trace.Link
+	for _, p := range batch {
+		if p.span.IsValid() {
+			links = append(links, trace.Link{SpanContext: p.span})
+		}
+	}
+	if len(links) == 0 {
+		g.commit(ctx, batch)
+		return
+	}
+	ctx, span := g.cfg.Tracer.Start(ctx, "ledger.commit_batch", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithLinks(links...), trace.WithAttributes(attribute.Int("tally.batch.size", len(batch))))
+	defer span.End()
+	sc := span.SpanContext()
+	for _, p := range batch {
+		p.batch = sc
+	}
+	g.commit(ctx, batch)
 }
 
 func (g *GroupCommitter) commit(ctx context.Context, batch []*pending) {

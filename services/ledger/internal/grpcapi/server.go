@@ -137,7 +137,7 @@ func (s *Server) adjust(ctx context.Context, r *ledger.Request) (ledger.Result, 
 	if err != nil {
 		return res, err
 	}
-	s.logger.Info("ledger adjustment", "org_id", r.OrgID, "amount", r.Amount.String(), "reason", r.Reason,
+	s.logger.InfoContext(ctx, "ledger adjustment", "org_id", r.OrgID, "amount", r.Amount.String(), "reason", r.Reason,
 		"actor", r.Actor, "transaction_id", res.Transaction.ID)
 	return res, nil
 }
@@ -208,6 +208,7 @@ func (s *Server) Reserve(ctx context.Context, req *ledgerv1.ReserveRequest) (*le
 		return &ledgerv1.ReserveResponse{
 			Hold:      holdToProto(res.Hold),
 			Available: money.ToProto(res.Account.Available(s.app.Now()), res.Account.Currency),
+			Replayed:  res.Replayed,
 		}
 	})
 }
@@ -215,7 +216,7 @@ func (s *Server) Reserve(ctx context.Context, req *ledgerv1.ReserveRequest) (*le
 // Capture implements LedgerServiceServer.
 func (s *Server) Capture(ctx context.Context, req *ledgerv1.CaptureRequest) (*ledgerv1.CaptureResponse, error) {
 	return grpcmap.Unary(ctx, req, write(captureRequest), s.app.Write, func(res ledger.Result) *ledgerv1.CaptureResponse {
-		resp := &ledgerv1.CaptureResponse{Hold: holdToProto(res.Hold), Transaction: txToProto(res.Transaction)}
+		resp := &ledgerv1.CaptureResponse{Hold: holdToProto(res.Hold), Transaction: txToProto(res.Transaction), Replayed: res.Replayed}
 		if res.Transaction != nil {
 			resp.Balance = balanceAfter(res)
 		} else {

@@ -179,7 +179,11 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	defer closePricing()
-	a, err := app.New(appConfig(cfg, st, cache, watcher, logger, srv))
+	ac := appConfig(cfg, st, cache, watcher, logger, srv)
+	if tel.Enabled() {
+		ac.Tracer = tel.TracerProvider().Tracer("github.com/tallyhq/tally/services/ledger/internal/committer")
+	}
+	a, err := app.New(ac)
 	if err != nil {
 		return err
 	}

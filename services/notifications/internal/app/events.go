@@ -81,7 +81,7 @@ func (f *Follower) Run(ctx context.Context) error {
 	for {
 		held, release, err := f.cfg.Lease.Acquire(ctx)
 		if err == nil {
-			f.cfg.Logger.Info("evaluator lease acquired")
+			f.cfg.Logger.InfoContext(ctx, "evaluator lease acquired")
 			err = f.follow(held)
 			release()
 		}
@@ -89,9 +89,9 @@ func (f *Follower) Run(ctx context.Context) error {
 			return nil
 		}
 		if errors.Is(err, notify.ErrCursorMoved) {
-			f.cfg.Logger.Info("event cursor moved by another evaluator, resuming from it", "err", err)
+			f.cfg.Logger.InfoContext(ctx, "event cursor moved by another evaluator, resuming from it", "err", err)
 		} else {
-			f.cfg.Logger.Warn("event stream interrupted, resuming", "err", err)
+			f.cfg.Logger.WarnContext(ctx, "event stream interrupted, resuming", "err", err)
 		}
 		t := time.NewTimer(f.cfg.RetryDelay)
 		select {
@@ -123,7 +123,7 @@ func (f *Follower) follow(ctx context.Context) error {
 	}
 	events := make(chan received, f.cfg.MaxBatch)
 	go receive(ctx, stream, events)
-	f.cfg.Logger.Info("following ledger events", "after_sequence", cursor)
+	f.cfg.Logger.InfoContext(ctx, "following ledger events", "after_sequence", cursor)
 	for {
 		batch, streamErr, err := f.next(ctx, events)
 		if err != nil {
@@ -138,7 +138,7 @@ func (f *Follower) follow(ctx context.Context) error {
 			f.cfg.Cursor.Set(float64(cursor))
 		}
 		if res.Queued > 0 {
-			f.cfg.Logger.Info("ledger events queued emails", "events", len(batch), "emails", res.Queued, "cursor", cursor)
+			f.cfg.Logger.InfoContext(ctx, "ledger events queued emails", "events", len(batch), "emails", res.Queued, "cursor", cursor)
 			f.cfg.Queued()
 		}
 		if streamErr != nil {

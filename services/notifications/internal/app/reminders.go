@@ -48,12 +48,12 @@ func (r *ExpiryReminders) queueDue(ctx context.Context, now time.Time) {
 		orgs, n, err := r.Store.QueueExpiryReminders(ctx, now, r.Window, page, notify.ExpiryReminders)
 		if err != nil {
 			if ctx.Err() == nil {
-				r.Logger.Warn("queueing expiry reminders failed", "err", err)
+				r.Logger.WarnContext(ctx, "queueing expiry reminders failed", "err", err)
 			}
 			return
 		}
 		if n > 0 {
-			r.Logger.Info("expiry reminders queued", "emails", n)
+			r.Logger.InfoContext(ctx, "expiry reminders queued", "emails", n)
 			if r.Queued != nil {
 				r.Queued()
 			}

@@ -100,13 +100,13 @@ func (s *SendLoop) Run(ctx context.Context) error {
 func (s *SendLoop) work(ctx context.Context) {
 	conn, err := s.cfg.Dial()
 	if err != nil {
-		s.cfg.Logger.Error("smtp client cannot be built", "err", err)
+		s.cfg.Logger.ErrorContext(ctx, "smtp client cannot be built", "err", err)
 		return
 	}
 	for ctx.Err() == nil {
 		sent, err := s.DeliverNext(ctx, conn)
 		if err != nil && ctx.Err() == nil {
-			s.cfg.Logger.Warn("email delivery failed", "err", err)
+			s.cfg.Logger.WarnContext(ctx, "email delivery failed", "err", err)
 		}
 		if sent && err == nil {
 			continue
@@ -142,19 +142,19 @@ func (s *SendLoop) attempt(ctx context.Context, conn MailConn, d notify.Delivery
 	id, permanent, err := conn.Send(ctx, d)
 	a := notify.Attempt{MessageID: id, Err: err}
 	if err == nil {
-		logger.Info("email sent", "message_id", id)
+		logger.InfoContext(ctx, "email sent", "message_id", id)
 		s.count(d.Kind, emailSent)
 		return a
 	}
 	attempts := d.Attempts + 1
 	if permanent || attempts >= s.cfg.MaxAttempts {
 		a.GiveUp = true
-		logger.Error("email delivery abandoned", "err", err, "permanent", permanent)
+		logger.ErrorContext(ctx, "email delivery abandoned", "err", err, "permanent", permanent)
 		s.count(d.Kind, emailFailed)
 		return a
 	}
 	a.RetryAt = s.cfg.Now().Add(Backoff(attempts, s.cfg.RetryBase, s.cfg.RetryMax))
-	logger.Warn("email delivery failed, will retry", "err", err, "retry_at", a.RetryAt)
+	logger.WarnContext(ctx, "email delivery failed, will retry", "err", err, "retry_at", a.RetryAt)
 	s.count(d.Kind, emailRetry)
 	return a
 }

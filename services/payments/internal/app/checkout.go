@@ -68,7 +68,7 @@ func (a *App) createCheckout(ctx context.Context, orgID string, member payment.M
 		// The session carries the payment id in its metadata: its webhook still finds the payment.
 		return payment.Payment{}, err
 	}
-	a.logger.Info("checkout session created", "payment_id", p.ID, "org_id", orgID, "session_id", cs.ID,
+	a.logger.InfoContext(ctx, "checkout session created", "payment_id", p.ID, "org_id", orgID, "session_id", cs.ID,
 		"amount", amount.String(), "mode", string(p.Mode))
 	return p, nil
 }

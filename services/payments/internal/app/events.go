@@ -33,7 +33,7 @@ func (a *App) HandleWebhook(ctx context.Context, payload []byte, signature strin
 		return ev, "", fmt.Errorf("processing event %s (%s): %w", ev.ID, ev.Type, err)
 	}
 	a.metrics.webhook(ev.Type, outcome)
-	a.logger.Info("stripe event handled", "event_id", ev.ID, "type", ev.Type, "outcome", outcome)
+	a.logger.InfoContext(ctx, "stripe event handled", "event_id", ev.ID, "type", ev.Type, "outcome", outcome)
 	return ev, outcome, nil
 }
 
@@ -189,14 +189,14 @@ func (a *App) credit(ctx context.Context, p payment.Payment, res fulfilment, eve
 		res.credited = &c
 		return res, nil
 	case errors.Is(err, payment.ErrRejected):
-		a.logger.Error("ledger refused a paid top-up", "payment_id", p.ID, "session_id", res.facts.SessionID, "err", err)
+		a.logger.ErrorContext(ctx, "ledger refused a paid top-up", "payment_id", p.ID, "session_id", res.facts.SessionID, "err", err)
 		res.refusal = &payment.ReviewItem{Kind: payment.ReviewCreditRefused, StripeEventID: eventID,
 			Detail: fmt.Sprintf("paid session %s was not credited: %v", res.facts.SessionID, err)}
 		return res, nil
 	}
 	failures := p.FulfilAttempts + 1
 	retry := store.Retry{Failures: failures, At: a.now().Add(a.cfg.Backoff.Delay(failures)), Cause: err.Error()}
-	a.logger.Warn("crediting a paid payment failed, retrying later", "payment_id", p.ID, "session_id", res.facts.SessionID,
+	a.logger.WarnContext(ctx, "crediting a paid payment failed, retrying later", "payment_id", p.ID, "session_id", res.facts.SessionID,
 		"failures", failures, "retry_at", retry.At, "err", err)
 	// Recorded even when the caller went away: the worker must not wait for the lease instead.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
@@ -240,7 +240,7 @@ func (a *App) recordFulfilment(ctx context.Context, p payment.Payment, res fulfi
 		return OutcomeDuplicate, nil
 	}
 	if res.credited != nil && p.Credited() {
-		a.logger.Info("payment credited", "payment_id", p.ID, "org_id", p.OrgID, "session_id", sessionID,
+		a.logger.InfoContext(ctx, "payment credited", "payment_id", p.ID, "org_id", p.OrgID, "session_id", sessionID,
 			"amount", p.Amount.String(), "invoice", p.InvoiceNumber, "ledger_tx", p.LedgerTransactionID)
 		a.recordWallet(ctx, p)
 	}
@@ -262,7 +262,7 @@ func (a *App) recordWallet(ctx context.Context, p payment.Payment) {
 		err = a.store.SetPaymentWallet(ctx, p.ID, wallet)
 	}
 	if err != nil {
-		a.logger.Warn("reading the card wallet of a payment failed", "payment_id", p.ID, "payment_intent", p.PaymentIntentID, "err", err)
+		a.logger.WarnContext(ctx, "reading the card wallet of a payment failed", "payment_id", p.ID, "payment_intent", p.PaymentIntentID, "err", err)
 	}
 }
 

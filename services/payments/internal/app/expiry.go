@@ -70,7 +70,7 @@ func (a *App) sweepOne(ctx context.Context, p payment.Payment) (payment.Signal, 
 	switch {
 	case errors.Is(err, payment.ErrRejected):
 		// The processor does not know the session (e.g. test data removed): nobody can pay it.
-		a.logger.Warn("processor does not know an expired checkout session; expiring its payment", "payment_id", p.ID,
+		a.logger.WarnContext(ctx, "processor does not know an expired checkout session; expiring its payment", "payment_id", p.ID,
 			"session_id", p.CheckoutSessionID, "err", err)
 		s = payment.Session{ID: p.CheckoutSessionID, Status: "expired", PaymentID: p.ID, OrgID: p.OrgID}
 	case err != nil:
@@ -84,9 +84,9 @@ func (a *App) sweepOne(ctx context.Context, p payment.Payment) (payment.Signal, 
 		return "", err
 	}
 	if sig == payment.SignalExpired {
-		a.logger.Info("abandoned checkout expired", "payment_id", p.ID, "org_id", p.OrgID, "session_id", p.CheckoutSessionID)
+		a.logger.InfoContext(ctx, "abandoned checkout expired", "payment_id", p.ID, "org_id", p.OrgID, "session_id", p.CheckoutSessionID)
 	} else {
-		a.logger.Warn("expiry sweep found a paid session whose webhook never arrived", "payment_id", p.ID, "session_id", p.CheckoutSessionID)
+		a.logger.WarnContext(ctx, "expiry sweep found a paid session whose webhook never arrived", "payment_id", p.ID, "session_id", p.CheckoutSessionID)
 	}
 	return sig, nil
 }
@@ -99,9 +99,9 @@ func (a *App) RunExpirySweep(ctx context.Context, interval time.Duration) error 
 		switch {
 		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
 		case err != nil:
-			a.logger.Error("expiry sweep failed", "err", err, "checked", rep.Checked, "failed", rep.Failed)
+			a.logger.ErrorContext(ctx, "expiry sweep failed", "err", err, "checked", rep.Checked, "failed", rep.Failed)
 		case rep.Expired > 0 || rep.Paid > 0:
-			a.logger.Info("expiry sweep done", "checked", rep.Checked, "expired", rep.Expired, "paid", rep.Paid, "open", rep.Open)
+			a.logger.InfoContext(ctx, "expiry sweep done", "checked", rep.Checked, "expired", rep.Expired, "paid", rep.Paid, "open", rep.Open)
 		}
 		return false
 	})

@@ -128,7 +128,7 @@ func (a *App) RunReviewSampler(ctx context.Context, interval time.Duration) erro
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
-			a.logger.Debug("counting open review items failed", "err", err)
+			a.logger.DebugContext(ctx, "counting open review items failed", "err", err)
 		default:
 			a.metrics.reviewsOpen.Set(float64(n))
 		}

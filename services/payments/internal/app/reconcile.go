@@ -55,7 +55,7 @@ func (a *App) reconcileSessions(ctx context.Context, rep *ReconcileReport) error
 			if sig == payment.SignalPaid {
 				rep.Fulfilled++
 				a.metrics.fixes.WithLabelValues(fixFulfilled).Inc()
-				a.logger.Warn("reconciliation fulfilled a session whose webhook never arrived", "session_id", s.ID)
+				a.logger.WarnContext(ctx, "reconciliation fulfilled a session whose webhook never arrived", "session_id", s.ID)
 			} else {
 				rep.Expired++
 				a.metrics.fixes.WithLabelValues(fixExpired).Inc()
@@ -76,9 +76,9 @@ func (a *App) RunReconciler(ctx context.Context, interval time.Duration) error {
 		switch {
 		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
 		case err != nil:
-			a.logger.Error("reconciliation failed", "err", err, "listed", rep.Listed, "failed", rep.Failed)
+			a.logger.ErrorContext(ctx, "reconciliation failed", "err", err, "listed", rep.Listed, "failed", rep.Failed)
 		case rep.Fulfilled > 0 || rep.Expired > 0 || rep.Refunds.Busy():
-			a.logger.Info("reconciliation done", "listed", rep.Listed, "fulfilled", rep.Fulfilled, "expired", rep.Expired,
+			a.logger.InfoContext(ctx, "reconciliation done", "listed", rep.Listed, "fulfilled", rep.Fulfilled, "expired", rep.Expired,
 				"refunds_completed", rep.Refunds.RefundsCompleted, "refunds_failed", rep.Refunds.RefundsFailed)
 		}
 		return false

@@ -41,6 +41,9 @@ type RefundInput struct {
 type RefundResult struct {
 	Refund  payment.Refund
 	Payment payment.Payment
+	// Replayed is set when the idempotency key named this refund before the request: its result
+	// is returned (or the refund carried on) rather than a new refund made.
+	Replayed bool
 }
 
 // validateKey checks an idempotency key by the platform's rule (pkg/ids).
@@ -94,17 +97,19 @@ func (a *App) Refund(ctx context.Context, in RefundInput) (RefundResult, error) 
 		}
 		switch {
 		case c.Refund.Status == payment.RefundSucceeded:
-			return RefundResult{Refund: c.Refund, Payment: c.Payment}, nil
+			return RefundResult{Refund: c.Refund, Payment: c.Payment, Replayed: c.Replayed}, nil
 		case c.Refund.Status == payment.RefundFailed:
 			return RefundResult{}, fmt.Errorf("%w: refund %s of this idempotency key was refused by Stripe and refunded nothing",
 				payment.ErrFailedPrecondition, c.Refund.ID)
 		case c.Claimed:
-			return a.carryOutRefund(ctx, c, true)
+			res, err := a.carryOutRefund(ctx, c, true)
+			res.Replayed = c.Replayed
+			return res, err
 		}
 		// Another request carries this refund out: wait until it is done or its lease lapses.
 		wait := min(refundPoll, max(time.Until(c.LeaseUntil), time.Millisecond))
 		if poll == nil {
-			a.logger.Debug("refund in progress elsewhere, waiting for it", "refund_id", c.Refund.ID, "lease_until", c.LeaseUntil)
+			a.logger.DebugContext(ctx, "refund in progress elsewhere, waiting for it", "refund_id", c.Refund.ID, "lease_until", c.LeaseUntil)
 			poll = time.NewTimer(wait)
 			defer poll.Stop()
 		} else {
@@ -196,7 +201,7 @@ func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (
 		}
 	}
 	if notTaken != nil {
-		log.Error("refunded credits could not be taken back", "err", notTaken)
+		log.ErrorContext(ctx, "refunded credits could not be taken back", "err", notTaken)
 		out.Review = &payment.ReviewItem{Kind: payment.ReviewRefundPartial,
 			Detail: fmt.Sprintf("refund %s: %s refunded but the credits could not be taken back: %v", r.ID, r.Amount, notTaken)}
 	}
@@ -212,7 +217,7 @@ func (a *App) refund(ctx context.Context, r payment.Refund, p payment.Payment) (
 	if err != nil {
 		return RefundResult{}, err
 	}
-	log.Info("payment refunded", "amount", r.Amount.String(), "credits_taken_back", r.CreditsTakenBack.Display(),
+	log.InfoContext(ctx, "payment refunded", "amount", r.Amount.String(), "credits_taken_back", r.CreditsTakenBack.Display(),
 		"credits_not_recovered", r.CreditsNotRecovered.Display(), "credit_note", r.CreditNoteNumber)
 	return RefundResult{Refund: r, Payment: p}, nil
 }
@@ -244,7 +249,7 @@ func (a *App) refundMoney(ctx context.Context, r payment.Refund, p payment.Payme
 		case payment.Refused:
 			return "", nil, a.failRefund(ctx, r, fmt.Errorf("%w: Stripe refund %s is %s", payment.ErrRejected, pr.ID, pr.Status))
 		case payment.InFlight:
-			log.Info("refund in flight at Stripe", "stripe_refund_id", pr.ID, "stripe_status", string(pr.Status))
+			log.InfoContext(ctx, "refund in flight at Stripe", "stripe_refund_id", pr.ID, "stripe_status", string(pr.Status))
 			cur, err := a.store.Refund(ctx, r.ID)
 			if err != nil {
 				return "", nil, err
@@ -283,7 +288,7 @@ func (a *App) processorRefund(ctx context.Context, r payment.Refund, p payment.P
 // failRefund marks r failed (the processor refused it: nothing was refunded, nothing is taken
 // back) and returns cause.
 func (a *App) failRefund(ctx context.Context, r payment.Refund, cause error) error {
-	a.logger.Warn("refund refused by Stripe", "refund_id", r.ID, "payment_id", r.PaymentID, "err", cause)
+	a.logger.WarnContext(ctx, "refund refused by Stripe", "refund_id", r.ID, "payment_id", r.PaymentID, "err", cause)
 	if ferr := a.store.FailRefund(ctx, r.ID); ferr != nil {
 		return errors.Join(cause, ferr)
 	}

@@ -66,7 +66,7 @@ func (a *App) retryFulfilments(ctx context.Context, rep *RetryReport) error {
 			rep.Refused++
 		default:
 			rep.Credited++
-			log.Warn("retry worker credited a paid payment", "failures_before", p.FulfilAttempts)
+			log.WarnContext(ctx, "retry worker credited a paid payment", "failures_before", p.FulfilAttempts)
 		}
 	}
 	return errors.Join(errs...)
@@ -106,7 +106,7 @@ func (a *App) resumeRefunds(ctx context.Context, rep *RetryReport, dueOnly bool)
 			errs = append(errs, fmt.Errorf("resuming refund %s: %w", id, err))
 		case res.Refund.Status == payment.RefundSucceeded:
 			rep.RefundsCompleted++
-			a.logger.Warn("retry worker completed a pending refund", "refund_id", id, "payment_id", res.Refund.PaymentID)
+			a.logger.WarnContext(ctx, "retry worker completed a pending refund", "refund_id", id, "payment_id", res.Refund.PaymentID)
 		default:
 			rep.RefundsInFlight++
 		}
@@ -144,10 +144,10 @@ func (a *App) RunRetrier(ctx context.Context, interval time.Duration) error {
 		switch {
 		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
 		case err != nil:
-			a.logger.Warn("retry pass left work for later", "err", err, "credited", rep.Credited, "refunds_completed", rep.RefundsCompleted,
+			a.logger.WarnContext(ctx, "retry pass left work for later", "err", err, "credited", rep.Credited, "refunds_completed", rep.RefundsCompleted,
 				"failed", rep.Failed)
 		case rep.Busy():
-			a.logger.Info("retry pass done", "credited", rep.Credited, "refused", rep.Refused, "refunds_completed", rep.RefundsCompleted,
+			a.logger.InfoContext(ctx, "retry pass done", "credited", rep.Credited, "refused", rep.Refused, "refunds_completed", rep.RefundsCompleted,
 				"refunds_failed", rep.RefundsFailed, "refunds_in_flight", rep.RefundsInFlight)
 		}
 		return rep.Total() >= a.cfg.RetryBatch // more may be due

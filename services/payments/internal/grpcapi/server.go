@@ -165,7 +165,7 @@ func (s *Server) document(ctx context.Context, orgID, paymentID, refundID string
 	}
 	// The gateway names the download after the document's number (Content-Disposition).
 	if err := grpc.SetHeader(ctx, metadata.Pairs(DocumentNumberHeader, d.Number)); err != nil {
-		s.logger.Warn("document number header not set", "err", err)
+		s.logger.WarnContext(ctx, "document number header not set", "err", err)
 	}
 	return &httpbody.HttpBody{ContentType: "application/pdf", Data: d.PDF}, nil
 }
@@ -194,7 +194,8 @@ func (s *Server) UpdateBillingProfile(ctx context.Context, req *paymentsv1.Updat
 // RefundPayment implements PaymentsServiceServer.
 func (s *Server) RefundPayment(ctx context.Context, req *paymentsv1.RefundPaymentRequest) (*paymentsv1.RefundPaymentResponse, error) {
 	return grpcmap.Unary(ctx, req, grpcmap.Actor(refundInput), s.app.Refund, func(res app.RefundResult) *paymentsv1.RefundPaymentResponse {
-		return &paymentsv1.RefundPaymentResponse{Refund: refundToProto(res.Refund), Payment: paymentToProto(res.Payment)}
+		return &paymentsv1.RefundPaymentResponse{Refund: refundToProto(res.Refund), Payment: paymentToProto(res.Payment),
+			Replayed: res.Replayed}
 	})
 }
 

@@ -78,6 +78,8 @@ type RefundClaim struct {
 	Claimed bool
 	// LeaseUntil is, for a pending refund another request works on, when its lease lapses.
 	LeaseUntil time.Time
+	// Replayed is set when the idempotency key already named this refund before the request.
+	Replayed bool
 }
 
 // BeginRefund locks the payment and returns the refund of the request's idempotency key: the
@@ -163,7 +165,7 @@ func (s *Store) repeatRefund(ctx context.Context, tx pgx.Tx, req RefundRequest, 
 	if !prev.SameRequest(req.PaymentID, req.Amount, req.Reason) {
 		return RefundClaim{}, fmt.Errorf("%w: idempotency_key is already used by refund %s with other parameters", payment.ErrAlreadyExists, prev.ID)
 	}
-	c := RefundClaim{Refund: prev, Payment: p}
+	c := RefundClaim{Refund: prev, Payment: p, Replayed: true}
 	if prev.Status != payment.RefundPending {
 		return c, nil
 	}

@@ -96,7 +96,7 @@ func (a *App) Refresh(ctx context.Context) error {
 	}
 	a.current.Store(c)
 	a.wake.Notify()
-	a.cfg.Logger.Info("price catalog loaded", "catalog_version", c.Version())
+	a.cfg.Logger.InfoContext(ctx, "price catalog loaded", "catalog_version", c.Version())
 	return nil
 }
 
@@ -107,10 +107,10 @@ func (a *App) Run(ctx context.Context) error {
 		err := a.Refresh(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
-			a.cfg.Logger.Warn("catalog refresh failed, serving the last catalog", "err", err)
+			a.cfg.Logger.WarnContext(ctx, "catalog refresh failed, serving the last catalog", "err", err)
 			failing = true
 		case err == nil && failing:
-			a.cfg.Logger.Info("catalog refresh recovered")
+			a.cfg.Logger.InfoContext(ctx, "catalog refresh recovered")
 			failing = false
 		}
 	}))
@@ -142,7 +142,7 @@ func (a *App) LoadSeed(ctx context.Context, data []byte, source string) (bool, e
 		return false, fmt.Errorf("loading seed %s: %w", source, err)
 	}
 	if loaded {
-		a.cfg.Logger.Info("seed catalog loaded", "source", source, "models", len(seed.Models), "instance_types", len(seed.Instances))
+		a.cfg.Logger.InfoContext(ctx, "seed catalog loaded", "source", source, "models", len(seed.Models), "instance_types", len(seed.Instances))
 	}
 	return loaded, a.Refresh(ctx)
 }
@@ -186,12 +186,12 @@ func (a *App) SetInstancePrice(ctx context.Context, ch pricing.InstanceChange) (
 
 func (a *App) afterChange(ctx context.Context, version int64, replayed bool, idKey, id, versionID string, audit pricing.Audit) {
 	if !replayed {
-		a.cfg.Logger.Info("price changed", idKey, id, "version_id", versionID, "catalog_version", version,
+		a.cfg.Logger.InfoContext(ctx, "price changed", idKey, id, "version_id", versionID, "catalog_version", version,
 			"actor", audit.Actor, "reason", audit.Reason)
 	}
 	// The change is committed; should this refresh fail, the poll picks it up.
 	if err := a.Refresh(ctx); err != nil {
-		a.cfg.Logger.Warn("catalog refresh after a change failed", "err", err)
+		a.cfg.Logger.WarnContext(ctx, "catalog refresh after a change failed", "err", err)
 	}
 }
 

@@ -1888,9 +1888,11 @@ func (x *ReserveRequest) GetDescription() string {
 }
 
 type ReserveResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hold          *Hold                  `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
-	Available     *money.Money           `protobuf:"bytes,2,opt,name=available,proto3" json:"available,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Hold      *Hold                  `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	Available *money.Money           `protobuf:"bytes,2,opt,name=available,proto3" json:"available,omitempty"`
+	// True when idempotency_key was seen before and the original result is returned unchanged.
+	Replayed      bool `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1937,6 +1939,13 @@ func (x *ReserveResponse) GetAvailable() *money.Money {
 		return x.Available
 	}
 	return nil
+}
+
+func (x *ReserveResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 type CaptureRequest struct {
@@ -2018,10 +2027,12 @@ func (x *CaptureRequest) GetMetadata() map[string]string {
 }
 
 type CaptureResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hold          *Hold                  `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
-	Transaction   *Transaction           `protobuf:"bytes,2,opt,name=transaction,proto3" json:"transaction,omitempty"`
-	Balance       *money.Money           `protobuf:"bytes,3,opt,name=balance,proto3" json:"balance,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Hold        *Hold                  `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	Transaction *Transaction           `protobuf:"bytes,2,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	Balance     *money.Money           `protobuf:"bytes,3,opt,name=balance,proto3" json:"balance,omitempty"`
+	// True when idempotency_key was seen before and the original result is returned unchanged.
+	Replayed      bool `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2075,6 +2086,13 @@ func (x *CaptureResponse) GetBalance() *money.Money {
 		return x.Balance
 	}
 	return nil
+}
+
+func (x *CaptureResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 type ReleaseRequest struct {
@@ -2634,10 +2652,11 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12+\n" +
 	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12'\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12 \n" +
-	"\vdescription\x18\x05 \x01(\tR\vdescription\"n\n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\"\x8a\x01\n" +
 	"\x0fReserveResponse\x12)\n" +
 	"\x04hold\x18\x01 \x01(\v2\x15.tally.ledger.v1.HoldR\x04hold\x120\n" +
-	"\tavailable\x18\x02 \x01(\v2\x12.google.type.MoneyR\tavailable\"\xa8\x02\n" +
+	"\tavailable\x18\x02 \x01(\v2\x12.google.type.MoneyR\tavailable\x12\x1a\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"\xa8\x02\n" +
 	"\x0eCaptureRequest\x12\x17\n" +
 	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12'\n" +
@@ -2646,11 +2665,12 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\bmetadata\x18\x05 \x03(\v2-.tally.ledger.v1.CaptureRequest.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaa\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc6\x01\n" +
 	"\x0fCaptureResponse\x12)\n" +
 	"\x04hold\x18\x01 \x01(\v2\x15.tally.ledger.v1.HoldR\x04hold\x12>\n" +
 	"\vtransaction\x18\x02 \x01(\v2\x1c.tally.ledger.v1.TransactionR\vtransaction\x12,\n" +
-	"\abalance\x18\x03 \x01(\v2\x12.google.type.MoneyR\abalance\")\n" +
+	"\abalance\x18\x03 \x01(\v2\x12.google.type.MoneyR\abalance\x12\x1a\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\")\n" +
 	"\x0eReleaseRequest\x12\x17\n" +
 	"\ahold_id\x18\x01 \x01(\tR\x06holdId\"<\n" +
 	"\x0fReleaseResponse\x12)\n" +

@@ -1522,9 +1522,12 @@ func (x *RefundPaymentRequest) GetIdempotencyKey() string {
 }
 
 type RefundPaymentResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Refund        *Refund                `protobuf:"bytes,1,opt,name=refund,proto3" json:"refund,omitempty"`
-	Payment       *Payment               `protobuf:"bytes,2,opt,name=payment,proto3" json:"payment,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Refund  *Refund                `protobuf:"bytes,1,opt,name=refund,proto3" json:"refund,omitempty"`
+	Payment *Payment               `protobuf:"bytes,2,opt,name=payment,proto3" json:"payment,omitempty"`
+	// True when idempotency_key was seen before and that refund is returned (or carried on) rather
+	// than a new one (REST: the Idempotent-Replayed: true header).
+	Replayed      bool `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1571,6 +1574,13 @@ func (x *RefundPaymentResponse) GetPayment() *Payment {
 		return x.Payment
 	}
 	return nil
+}
+
+func (x *RefundPaymentResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 // ReviewItem is a payment event that needs an ops decision; nothing is voided automatically.
@@ -2015,10 +2025,11 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	"payment_id\x18\x01 \x01(\tR\tpaymentId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12'\n" +
-	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"\x80\x01\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"\x9c\x01\n" +
 	"\x15RefundPaymentResponse\x121\n" +
 	"\x06refund\x18\x01 \x01(\v2\x19.tally.payments.v1.RefundR\x06refund\x124\n" +
-	"\apayment\x18\x02 \x01(\v2\x1a.tally.payments.v1.PaymentR\apayment\"\xdf\x02\n" +
+	"\apayment\x18\x02 \x01(\v2\x1a.tally.payments.v1.PaymentR\apayment\x12\x1a\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"\xdf\x02\n" +
 	"\n" +
 	"ReviewItem\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
