@@ -26,7 +26,7 @@ func (m *Meter) Run(ctx context.Context) error {
 	for _, run := range background {
 		wg.Go(func() {
 			if err := run(ctx); err != nil {
-				m.logger.Error("a background loop did not start", "err", err)
+				m.logger.ErrorContext(ctx, "a background loop did not start", "err", err)
 			}
 		})
 	}

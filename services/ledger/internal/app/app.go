@@ -193,7 +193,7 @@ func (a *App) Run(ctx context.Context) error {
 	for _, background := range []func(context.Context) error{a.sweep, a.followUsage, a.sampleOutbox} {
 		wg.Go(func() {
 			if err := background(ctx); err != nil {
-				a.logger.Error("a background loop did not start", "err", err)
+				a.logger.ErrorContext(ctx, "a background loop did not start", "err", err)
 			}
 		})
 	}
