@@ -98,11 +98,14 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS)
 	}
 	defer conn.Release()
 	// A migration may rewrite a large table and the lock waits for another replica's migrations:
-	// neither is bound by the pool's statement timeout.
-	if _, err := conn.Exec(ctx, "SET statement_timeout = 0"); err != nil {
+	// neither is bound by the pool's statement timeout, nor a slow client's pause between a
+	// migration's statements by its idle-in-transaction timeout (the same value).
+	if _, err := conn.Exec(ctx, "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0"); err != nil {
 		return fmt.Errorf("preparing migrations: %w", err)
 	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "RESET statement_timeout") }()
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "RESET statement_timeout; RESET idle_in_transaction_session_timeout")
+	}()
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext('tally.migrate.' || $1))", schema); err != nil {
 		return fmt.Errorf("locking migrations: %w", err)
 	}

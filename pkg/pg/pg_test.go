@@ -61,6 +61,8 @@ func TestOpenSetsTimeouts(t *testing.T) {
 	var after string
 	require.NoError(t, pool.QueryRow(ctx, "SHOW statement_timeout").Scan(&after))
 	require.Equal(t, "50ms", after, "the migrations' connection gets its timeout back")
+	require.NoError(t, pool.QueryRow(ctx, "SHOW idle_in_transaction_session_timeout").Scan(&after))
+	require.Equal(t, "50ms", after, "and its idle-in-transaction timeout")
 }
 
 func TestIsUnavailable(t *testing.T) {
