@@ -128,3 +128,23 @@ func links(ls []*tracepb.Span_Link) []Link {
 	}
 	return out
 }
+
+// Descends reports whether s is a descendant of the span whose id is ancestor, following the
+// parent links through spans (one trace's).
+func Descends(spans []Span, s Span, ancestor string) bool {
+	byID := make(map[string]Span, len(spans))
+	for _, x := range spans {
+		byID[x.SpanID] = x
+	}
+	for range spans {
+		if s.ParentSpanID == ancestor {
+			return true
+		}
+		parent, ok := byID[s.ParentSpanID]
+		if !ok {
+			return false
+		}
+		s = parent
+	}
+	return false
+}

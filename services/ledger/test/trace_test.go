@@ -48,31 +48,12 @@ func TestDebitTraceLeadsToItsCommit(t *testing.T) {
 	require.Contains(t, batch.Links, telemetrytest.Link{TraceID: debit.TraceID, SpanID: debit.SpanID}, "the batch links the Debit")
 	var sql []string
 	for _, s := range collector.Trace(batch.TraceID) {
-		if strings.Contains(s.Scope, "otelpgx") && s.Attributes["db.query.text"] != "" && descendsFrom(spans, s, batch.SpanID) {
+		if strings.Contains(s.Scope, "otelpgx") && s.Attributes["db.query.text"] != "" && telemetrytest.Descends(spans, s, batch.SpanID) {
 			sql = append(sql, s.Attributes["db.query.text"])
 		}
 	}
 	require.NotEmpty(t, sql, "the batch's SQL spans are under the batch span")
 	require.True(t, containsAny(sql, "COMMIT", "INSERT"), "the commit's writes are among them: %q", sql)
-}
-
-// descendsFrom reports whether s is a descendant of the span ancestor in spans.
-func descendsFrom(spans []telemetrytest.Span, s telemetrytest.Span, ancestor string) bool {
-	byID := make(map[string]telemetrytest.Span, len(spans))
-	for _, x := range spans {
-		byID[x.SpanID] = x
-	}
-	for range spans {
-		if s.ParentSpanID == ancestor {
-			return true
-		}
-		parent, ok := byID[s.ParentSpanID]
-		if !ok {
-			return false
-		}
-		s = parent
-	}
-	return false
 }
 
 func containsAny(queries []string, words ...string) bool {

@@ -113,7 +113,7 @@ func TestTraceSpansGatewayLedgerPostgres(t *testing.T) {
 	}
 	require.NotEmpty(t, queries, "the balance is read from PostgreSQL within the call: %+v", spans)
 	for _, q := range queries {
-		require.True(t, descends(spans, q, ledger.SpanID), "query span %q is not under the ledger's call", q.Name)
+		require.True(t, telemetrytest.Descends(spans, q, ledger.SpanID), "query span %q is not under the ledger's call", q.Name)
 	}
 
 	gw := gatewayLogs.lines(t, accesslog.Message)
@@ -152,25 +152,6 @@ func findSpan(t *testing.T, spans []telemetrytest.Span, service string, kind tra
 	}
 	require.Len(t, found, 1, "%s %s span %q among %+v", service, kind, name, spans)
 	return found[0]
-}
-
-// descends reports whether s is a descendant of the span ancestor in spans.
-func descends(spans []telemetrytest.Span, s telemetrytest.Span, ancestor string) bool {
-	byID := make(map[string]telemetrytest.Span, len(spans))
-	for _, x := range spans {
-		byID[x.SpanID] = x
-	}
-	for range spans {
-		if s.ParentSpanID == ancestor {
-			return true
-		}
-		parent, ok := byID[s.ParentSpanID]
-		if !ok {
-			return false
-		}
-		s = parent
-	}
-	return false
 }
 
 // TestAccessLogCallerKind: the gateway's access log names the caller kind the ledger verified
