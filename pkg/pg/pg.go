@@ -84,6 +84,20 @@ func Open(ctx context.Context, o Options) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// restoreTimeout bounds each statement that puts a migrations connection back as it was.
+const restoreTimeout = 5 * time.Second
+
+// restore runs sql on conn to put it back as it was, within restoreTimeout even when ctx is done
+// (a stopped migrate command still unlocks). A connection it cannot restore is closed, so that
+// the pool never hands out one without its timeouts or still holding the lock.
+func restore(ctx context.Context, conn *pgxpool.Conn, sql string, args ...any) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
+	defer cancel()
+	if _, err := conn.Exec(rctx, sql, args...); err != nil {
+		_ = conn.Conn().Close(rctx)
+	}
+}
+
 // Migrate applies the *.up.sql files of fsys (sorted by name, e.g. 20261125090000_init.up.sql)
 // that schema has not applied yet, each in its own transaction, under an advisory lock so that
 // replicas starting together apply each migration once.
@@ -103,15 +117,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS)
 	if _, err := conn.Exec(ctx, "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0"); err != nil {
 		return fmt.Errorf("preparing migrations: %w", err)
 	}
-	defer func() {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "RESET statement_timeout; RESET idle_in_transaction_session_timeout")
-	}()
+	defer restore(ctx, conn, "RESET statement_timeout; RESET idle_in_transaction_session_timeout")
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext('tally.migrate.' || $1))", schema); err != nil {
 		return fmt.Errorf("locking migrations: %w", err)
 	}
-	defer func() {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext('tally.migrate.' || $1))", schema)
-	}()
+	defer restore(ctx, conn, "SELECT pg_advisory_unlock(hashtext('tally.migrate.' || $1))", schema)
 	setup := fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %[1]s;
 CREATE TABLE IF NOT EXISTS %[1]s.schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`, schema)
 	if _, err := conn.Exec(ctx, setup); err != nil {

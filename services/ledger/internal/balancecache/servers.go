@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -61,7 +62,7 @@ func (c *Cache) readChecked(ctx context.Context, orgIDs []string) ([][]any, erro
 			return nil, fmt.Errorf("unexpected reply %v: %w", v, err)
 		}
 		server, _ := v[len(fields)].(string)
-		if server == "/" {
+		if strings.HasPrefix(server, "/") { // a run_id is what tells a restart from its own snapshot
 			return nil, errors.New("the server gave no run_id")
 		}
 		c.servers.answered(server)
