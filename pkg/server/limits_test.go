@@ -25,6 +25,7 @@ import (
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/config"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/testenv"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -219,49 +220,15 @@ func TestHTTPLimitsTwice(t *testing.T) {
 	require.Equal(t, inner, rec.Header().Get("X-Request-Id"))
 	require.Regexp(t, `^[0-9a-f]{32}$`, inner)
 }
-
-// trickle opens a connection, writes head and then one byte every 20ms until the server closes
-// the connection; it returns what the server sent before closing, and fails the test if the server
-// has not closed it within a generous bound.
-func trickle(t *testing.T, addr, head string) string {
-	t.Helper()
-	conn, err := (&net.Dialer{}).DialContext(t.Context(), "tcp", addr)
-	require.NoError(t, err)
-	defer func() { _ = conn.Close() }()
-	_, err = io.WriteString(conn, head)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				if _, err := conn.Write([]byte("a")); err != nil {
-					return
-				}
-			}
-		}
-	}()
-	require.NoError(t, conn.SetReadDeadline(time.Now().Add(20*time.Second)))
-	got, err := io.ReadAll(conn)
-	var netErr net.Error
-	require.False(t, errors.As(err, &netErr) && netErr.Timeout(), "the server kept the trickling connection open")
-	return string(got)
-}
-
 func TestHTTPLimitsSlowClients(t *testing.T) {
 	t.Parallel()
 	addr := serve(t, server.HTTPLimits{ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 400 * time.Millisecond, WriteTimeout: 5 * time.Second})
 	t.Run("slow body", func(t *testing.T) {
-		got := trickle(t, addr, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+		got := testenv.Trickle(t, addr, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n", 20*time.Second)
 		require.True(t, strings.HasPrefix(got, "HTTP/1.1 408 "), "the handler saw ErrBodyTimeout: %q", got)
 	})
 	t.Run("slow headers", func(t *testing.T) {
-		got := trickle(t, addr, "POST / HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+		got := testenv.Trickle(t, addr, "POST / HTTP/1.1\r\nHost: t\r\nX-Slow: ", 20*time.Second)
 		require.NotContains(t, got, "200 OK")
 	})
 	// The server still answers a prompt client.

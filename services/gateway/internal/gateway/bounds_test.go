@@ -2,9 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +23,7 @@ import (
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/server"
+	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/gateway/internal/gateway"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
@@ -231,7 +230,7 @@ func TestAttack_SlowBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := trickle(t, g.addr, tt.head)
+			got := testenv.Trickle(t, g.addr, tt.head, 30*time.Second)
 			if tt.want == "" {
 				require.NotContains(t, got, "HTTP/1.1 2")
 				return
@@ -253,39 +252,6 @@ func TestAttack_SlowBody(t *testing.T) {
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-}
-
-// trickle writes head on a new connection and then one byte every 20ms until the server hangs
-// up; it returns what the server answered, failing the test when the server keeps the connection
-// open past a generous bound.
-func trickle(t *testing.T, addr, head string) string {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	defer func() { _ = conn.Close() }()
-	_, err = io.WriteString(conn, head)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				if _, err := conn.Write([]byte("a")); err != nil {
-					return
-				}
-			}
-		}
-	}()
-	require.NoError(t, conn.SetReadDeadline(time.Now().Add(30*time.Second)))
-	got, err := io.ReadAll(conn)
-	var netErr net.Error
-	require.False(t, errors.As(err, &netErr) && netErr.Timeout(), "the gateway kept the trickling connection open")
-	return string(got)
 }
 
 // TestAttack_OversizedMessage sends gRPC messages over the servers' limit straight to the ledger:
