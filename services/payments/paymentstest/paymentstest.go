@@ -252,6 +252,11 @@ func (p *Payments) Reconcile(ctx context.Context) (app.ReconcileReport, error) {
 	return p.svc.Reconcile(ctx)
 }
 
+// ReconcileClaimed runs the current period's reconciliation pass if this replica claims it first.
+func (p *Payments) ReconcileClaimed(ctx context.Context, interval time.Duration) (bool, app.ReconcileReport, error) {
+	return p.svc.ReconcileClaimed(ctx, interval)
+}
+
 // RetryPending runs one pass of the retry worker now.
 func (p *Payments) RetryPending(ctx context.Context) (app.RetryReport, error) {
 	return p.svc.RetryPending(ctx)

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +71,8 @@ type Config struct {
 	MaxRequestAmount money.Nanos
 	// ReconcileLookback is how far back reconciliation looks at Checkout Sessions.
 	ReconcileLookback time.Duration
+	// Replica names this replica in the reconciliation passes it claims; empty is host:pid.
+	Replica string
 	// Backoff spaces the retries of fulfilments and refunds that failed on a dependency.
 	Backoff payment.Backoff
 	// Lease is how long a request or the retry worker owns the fulfilment or refund it works on
@@ -125,6 +129,10 @@ func New(cfg Config) (*App, error) {
 	}
 	if cfg.ReconcileLookback <= 0 {
 		cfg.ReconcileLookback = defaultLookbackDays * 24 * time.Hour
+	}
+	if cfg.Replica == "" {
+		host, _ := os.Hostname()
+		cfg.Replica = host + ":" + strconv.Itoa(os.Getpid())
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = DefaultLease

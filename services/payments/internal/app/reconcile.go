@@ -65,22 +65,46 @@ func (a *App) reconcileSessions(ctx context.Context, rep *ReconcileReport) error
 	return errors.Join(errs...)
 }
 
-// RunReconciler reconciles now and then every interval until ctx is done. Failures are logged and
-// retried on the next tick.
+// claimsPerPass is how often within a pass's period every replica tries to claim it: the first
+// try of any replica after the period starts wins, so a pass starts within about a quarter of the
+// interval of its period even when the replica that would have come first is down.
+const claimsPerPass = 4
+
+// RunReconciler runs one reconciliation pass per interval across every replica sharing the
+// database: each replica tries claimsPerPass times an interval to claim the current period's pass
+// (ReconcileClaimed), and only the one whose claim lands first runs it. Failures are logged and
+// the next period retries.
 func (a *App) RunReconciler(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return nil
 	}
-	return loop.Every(ctx, "reconciliation", interval, loop.Now, func(ctx context.Context) bool {
-		rep, err := a.Reconcile(ctx)
+	return loop.Every(ctx, "reconciliation", max(interval/claimsPerPass, time.Millisecond), loop.Now, func(ctx context.Context) bool {
+		ran, rep, err := a.ReconcileClaimed(ctx, interval)
 		switch {
 		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
 		case err != nil:
 			a.logger.ErrorContext(ctx, "reconciliation failed", "err", err, "listed", rep.Listed, "failed", rep.Failed)
-		case rep.Fulfilled > 0 || rep.Expired > 0 || rep.Refunds.Busy():
+		case ran && (rep.Fulfilled > 0 || rep.Expired > 0 || rep.Refunds.Busy()):
 			a.logger.InfoContext(ctx, "reconciliation done", "listed", rep.Listed, "fulfilled", rep.Fulfilled, "expired", rep.Expired,
 				"refunds_completed", rep.Refunds.RefundsCompleted, "refunds_failed", rep.Refunds.RefundsFailed)
 		}
 		return false
 	})
+}
+
+// ReconcileClaimed runs the reconciliation pass of the current period of interval when this
+// replica is the first to claim it, and reports whether it ran. The claim commits before the pass
+// calls Stripe; a replica that dies during its pass leaves it unfinished (the next period's pass
+// does the same work: reconciliation is idempotent).
+func (a *App) ReconcileClaimed(ctx context.Context, interval time.Duration) (bool, ReconcileReport, error) {
+	cctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	period, ok, err := a.store.ClaimReconcilePass(cctx, interval, a.cfg.Replica)
+	cancel()
+	if err != nil || !ok {
+		return false, ReconcileReport{}, err
+	}
+	rep, err := a.Reconcile(ctx)
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer fcancel()
+	return true, rep, errors.Join(err, a.store.FinishReconcilePass(fctx, interval, period, err == nil))
 }

@@ -92,6 +92,9 @@ type Config struct {
 	ExpirySweepInterval time.Duration
 	ReconcileInterval   time.Duration
 	ReconcileLookback   time.Duration
+	// Replica names this replica in the reconciliation passes it claims (one replica runs each
+	// pass); empty is host:pid.
+	Replica string
 	// RetryInterval is how often the retry worker looks for due work (paid payments not credited
 	// yet, pending refunds); RetryBackoff is the wait after a first failed attempt, doubling up to
 	// RetryMaxBackoff. WorkLease is how long a request or a worker owns a fulfilment or refund it
@@ -141,6 +144,7 @@ func Load(e *config.Env) (Config, error) {
 		ExpirySweepInterval: e.Duration("TALLY_PAYMENTS_EXPIRY_SWEEP_INTERVAL", app.DefaultExpirySweepEvery),
 		ReconcileInterval:   e.Duration("TALLY_RECONCILE_INTERVAL", 5*time.Minute),
 		ReconcileLookback:   e.Duration("TALLY_RECONCILE_LOOKBACK", 72*time.Hour),
+		Replica:             e.String("TALLY_PAYMENTS_REPLICA", ""),
 		RetryInterval:       e.Duration("TALLY_PAYMENTS_RETRY_INTERVAL", app.DefaultRetryEvery),
 		RetryBackoff:        e.Duration("TALLY_PAYMENTS_RETRY_BACKOFF", app.DefaultBackoff),
 		RetryMaxBackoff:     e.Duration("TALLY_PAYMENTS_RETRY_MAX_BACKOFF", app.DefaultMaxBackoff),
@@ -435,7 +439,7 @@ func (s *Service) newApp(st *store.Store, ledger app.Ledger, proc payment.Proces
 		Seller:   invoice.Seller{Name: cfg.SellerName, Address: cfg.SellerAddress, TaxID: cfg.SellerTaxID, Email: cfg.SellerEmail},
 		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, TopUpPresets: cfg.TopUpPresets, MaxRequestAmount: cfg.MaxRequestAmount,
 		CheckoutExpiry: cfg.CheckoutExpiry, ValidityMonths: validityMonths(cfg.CreditValidity),
-		ReconcileLookback: cfg.ReconcileLookback, Backoff: payment.Backoff{Base: cfg.RetryBackoff, Max: cfg.RetryMaxBackoff},
+		ReconcileLookback: cfg.ReconcileLookback, Replica: cfg.Replica, Backoff: payment.Backoff{Base: cfg.RetryBackoff, Max: cfg.RetryMaxBackoff},
 		Lease: cfg.WorkLease, Logger: s.logger, Now: cfg.Now, Metrics: s.grpc.Registry(),
 	})
 }
@@ -451,6 +455,11 @@ func validityMonths(p config.Period) int {
 // SweepExpired runs one pass of the expiry sweep now.
 func (s *Service) SweepExpired(ctx context.Context) (app.ExpiryReport, error) {
 	return s.app.SweepExpired(ctx)
+}
+
+// ReconcileClaimed runs the current period's reconciliation pass if this replica claims it first.
+func (s *Service) ReconcileClaimed(ctx context.Context, interval time.Duration) (bool, app.ReconcileReport, error) {
+	return s.app.ReconcileClaimed(ctx, interval)
 }
 
 // Reconcile runs one reconciliation pass now.
