@@ -51,10 +51,14 @@ type PostgresConfig struct {
 // server is daemonised by pg_ctl: it outlives the calling process unless Stop
 // is called, and a later StartPostgres on the same Dir takes it over.
 type Postgres struct {
-	dir    string
-	port   int
-	tools  pgTools
-	logger *slog.Logger
+	dir     string
+	port    int
+	durable bool
+	tools   pgTools
+	logger  *slog.Logger
+	// primaryConnInfo is how a standby (StartStandby) streams from its primary; empty for a
+	// primary. syncStandby is the primary's synchronous_standby_names (SetSynchronousStandby).
+	primaryConnInfo, syncStandby string
 }
 
 // StartPostgres starts (initialising it first if needed) a PostgreSQL
@@ -89,7 +93,7 @@ func startPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	if dir, err = tools.prepareDir(ctx, dir, logger); err != nil {
 		return nil, err
 	}
-	p := &Postgres{dir: dir, tools: tools, logger: logger.With("dir", dir)}
+	p := &Postgres{dir: dir, durable: cfg.Durable, tools: tools, logger: logger.With("dir", dir)}
 
 	initialised, err := p.hasCluster()
 	if err != nil {
@@ -113,7 +117,7 @@ func startPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 		if p.port, err = p.choosePort(cfg.Port); err != nil {
 			return nil, err
 		}
-		if err := p.writeConf(cfg.Durable); err != nil {
+		if err := p.writeConf(); err != nil {
 			return nil, err
 		}
 		err = p.start(ctx)
@@ -336,8 +340,8 @@ func (p *Postgres) choosePort(port int) (int, error) {
 }
 
 // writeConf writes the settings that StartPostgres controls.
-func (p *Postgres) writeConf(durable bool) error {
-	onOff := map[bool]string{true: "on", false: "off"}[durable]
+func (p *Postgres) writeConf() error {
+	onOff := map[bool]string{true: "on", false: "off"}[p.durable]
 	sockets := p.dir
 	if len(sockets)+len("/.s.PGSQL.65535") > maxSocketPath {
 		sockets = "" // TCP only: the socket path would be too long.
@@ -351,6 +355,12 @@ fsync = %s
 synchronous_commit = %s
 full_page_writes = %s
 `, p.port, quoteConf(sockets), onOff, onOff, onOff)
+	if p.primaryConnInfo != "" {
+		conf += "primary_conninfo = " + quoteConf(p.primaryConnInfo) + "\n"
+	}
+	if p.syncStandby != "" {
+		conf += "synchronous_standby_names = " + quoteConf(p.syncStandby) + "\n"
+	}
 	path := filepath.Join(p.dir, postgresConfFile)
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return fmt.Errorf("writing %s: %w", postgresConfFile, err)
