@@ -21,8 +21,10 @@ type RedisConfig struct {
 	// Automatic persistence is disabled: only Save writes dump.rdb there, and
 	// a start loads the dump.rdb it finds there.
 	Dir string
-	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
+	// Port is the TCP port; 0 picks a free one.
 	Port int
+	// Bind is the address the server listens on; empty is 127.0.0.1.
+	Bind string
 	// Bin is the redis-server executable; empty looks it up on PATH.
 	Bin string
 	// Logger receives lifecycle messages; nil discards them.
@@ -33,6 +35,7 @@ type RedisConfig struct {
 
 // Redis is a private redis-server started by StartRedis.
 type Redis struct {
+	host string
 	port int
 	dir  string // empty when RedisConfig.Dir was
 	proc *Process
@@ -52,6 +55,10 @@ func StartRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting redis: %w", err)
 	}
+	host := cfg.Bind
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	dir, logFile := cfg.Dir, ""
 	if dir == "" {
 		dir = os.TempDir()
@@ -69,19 +76,19 @@ func StartRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		Path: bin,
 		Args: append([]string{
 			"--port", strconv.Itoa(port),
-			"--bind", "127.0.0.1",
+			"--bind", host,
 			"--save", "",
 			"--appendonly", "no",
 			"--dir", dir,
 		}, cfg.Args...),
-		ReadyAddr: hostPort(port),
+		ReadyAddr: net.JoinHostPort(host, strconv.Itoa(port)),
 		LogFile:   logFile,
 		Logger:    cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting redis: %w", err)
 	}
-	r := &Redis{port: port, proc: proc}
+	r := &Redis{host: host, port: port, proc: proc}
 	if cfg.Dir != "" {
 		r.dir = dir
 	}
@@ -99,7 +106,7 @@ func (r *Redis) URL() string {
 
 // Addr returns the server's host:port.
 func (r *Redis) Addr() string {
-	return hostPort(r.port)
+	return net.JoinHostPort(r.host, strconv.Itoa(r.port))
 }
 
 // Port returns the server's TCP port.

@@ -20,6 +20,8 @@ type RedisClusterConfig struct {
 	// NodeTimeout is the cluster-node-timeout in milliseconds (default 1000): how long a master
 	// may not answer before its replica takes over.
 	NodeTimeout int
+	// Bind is the address every node listens on and announces; empty is 127.0.0.1.
+	Bind string
 	// Bin is the redis-server executable and CLI redis-cli; empty looks them up on PATH.
 	Bin, CLI string
 	// Logger receives lifecycle messages; nil discards them.
@@ -56,7 +58,7 @@ func StartRedisCluster(ctx context.Context, cfg RedisClusterConfig) (*RedisClust
 			return nil, fmt.Errorf("starting redis cluster: %w", err)
 		}
 		r, err := StartRedis(ctx, RedisConfig{
-			Dir: filepath.Join(cfg.Dir, "node"+strconv.Itoa(i)), Bin: cfg.Bin, Logger: cfg.Logger,
+			Dir: filepath.Join(cfg.Dir, "node"+strconv.Itoa(i)), Bind: cfg.Bind, Bin: cfg.Bin, Logger: cfg.Logger,
 			Args: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 				"--cluster-node-timeout", strconv.Itoa(cfg.NodeTimeout), "--cluster-port", strconv.Itoa(bus),
 				// A replica that never synced cannot take over: sync at once.
@@ -146,13 +148,7 @@ func (c *RedisCluster) WaitHealthy(ctx context.Context) error {
 // servedByRunning checks that n sees the cluster ok, every slot assigned, and every master
 // serving slots running and not failed.
 func (c *RedisCluster) servedByRunning(ctx context.Context, n *Redis, running map[string]bool) error {
-	cli := func(args ...string) (string, error) {
-		out, err := exec.CommandContext(ctx, c.cli, append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(n.Port())}, args...)...).Output()
-		if err != nil {
-			return "", fmt.Errorf("redis-cli %v on %s: %w", args, n.Addr(), err)
-		}
-		return string(out), nil
-	}
+	cli := func(args ...string) (string, error) { return c.Command(ctx, n, args...) }
 	info, err := cli("CLUSTER", "INFO")
 	if err != nil {
 		return err
@@ -183,6 +179,42 @@ func (c *RedisCluster) servedByRunning(ctx context.Context, n *Redis, running ma
 		}
 	}
 	return nil
+}
+
+// Command runs one command on node n with redis-cli and returns its output.
+func (c *RedisCluster) Command(ctx context.Context, n *Redis, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, c.cli, append([]string{"-h", n.host, "-p", strconv.Itoa(n.Port())}, args...)...).Output()
+	if err != nil {
+		return "", fmt.Errorf("redis-cli %v on %s: %w", args, n.Addr(), err)
+	}
+	return string(out), nil
+}
+
+// Masters returns the running nodes that are masters now, with the number of keys each holds.
+func (c *RedisCluster) Masters(ctx context.Context) (map[*Redis]int, error) {
+	out := map[*Redis]int{}
+	for _, n := range c.nodes {
+		if n.Pid() == 0 {
+			continue
+		}
+		role, err := c.Command(ctx, n, "ROLE")
+		if err != nil {
+			return nil, err
+		}
+		if first, _, _ := strings.Cut(role, "\n"); strings.TrimSpace(first) != "master" {
+			continue
+		}
+		size, err := c.Command(ctx, n, "DBSIZE")
+		if err != nil {
+			return nil, err
+		}
+		keys, err := strconv.Atoi(strings.TrimSpace(size))
+		if err != nil {
+			return nil, fmt.Errorf("DBSIZE on %s: %q", n.Addr(), size)
+		}
+		out[n] = keys
+	}
+	return out, nil
 }
 
 // Stop stops every node.

@@ -30,15 +30,24 @@ func TestRedisClusterFailover(t *testing.T) {
 	require.Equal(t, "master", role(first))
 	require.Same(t, first, c.Node(first.Addr()))
 
+	masters, err := c.Masters(ctx)
+	require.NoError(t, err)
+	require.Len(t, masters, 3)
+	require.Contains(t, masters, first)
+
 	require.NoError(t, first.Kill(ctx))
 	require.NoError(t, c.WaitHealthy(ctx), "a replica takes over the killed master's slots")
-	masters := 0
+	promoted := 0
 	for _, n := range c.Nodes()[1:] {
 		if role(n) == "master" {
-			masters++
+			promoted++
 		}
 	}
-	require.Equal(t, 3, masters, "the killed master's replica was promoted")
+	require.Equal(t, 3, promoted, "the killed master's replica was promoted")
+	masters, err = c.Masters(ctx)
+	require.NoError(t, err)
+	require.Len(t, masters, 3)
+	require.NotContains(t, masters, first)
 
 	require.NoError(t, first.Start(ctx))
 	require.Eventually(t, func() bool { return role(first) == "slave" }, time.Minute, 50*time.Millisecond, "the old master rejoins as a replica")
