@@ -87,6 +87,24 @@ type Result struct {
 	CheckoutFailed                         map[string]int
 	Notes                                  []string
 	Duration                               time.Duration
+	// Hosts is what the hosts topology's scenarios add (nil on loopback).
+	Hosts *HostStats
+}
+
+// HostStats is what a scenario of the hosts topology counts beyond the debits.
+type HostStats struct {
+	// EmailsExpected paid credits to subscribed organizations, Emails queued for them, and
+	// EmailsResent of those that reached the mailbox more than once (same Message-ID).
+	EmailsExpected, Emails, EmailsResent int
+	// Passes of reconciliation claimed (one a second across the replicas), PassesListed
+	// listings at Stripe, PassReplicas replicas that ran passes.
+	Passes, PassesListed, PassReplicas int
+	// Rentals checked, and RentalPeriodsDuring the periods charged while the fault lasted.
+	Rentals, RentalPeriodsDuring int
+	// Failover is what took over (the notifications lease, a Redis replica, the standby) and
+	// FailoverTook how long after the fault.
+	Failover     string
+	FailoverTook time.Duration
 }
 
 // OK reports whether the scenario passed.
@@ -219,11 +237,43 @@ func PrintTable(w io.Writer, rep Report) {
 			roundDur(r.AuthorizeP99Before), roundDur(r.AuthorizeP99During), verdict)
 	}
 	_ = tw.Flush()
+	printHostTable(w, rep)
 	if rep.OK() {
 		fmt.Fprintln(w, "chaos: PASS — nothing lost, doubled or allowed above the balance")
 	} else {
 		fmt.Fprintln(w, "chaos: FAIL")
 	}
+}
+
+// printHostTable prints, for the hosts topology, a row per scenario with its emails,
+// reconciliation passes, rentals and failover.
+func printHostTable(w io.Writer, rep Report) {
+	if !slices.ContainsFunc(rep.Results, func(r Result) bool { return r.Hosts != nil }) {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tacked\tlost\tdoubled\tfail-open\temails queued/paid (resent)\treconciliation passes (Stripe lists, replicas)\trental periods during fault\tfailover\trecovery\tresult")
+	for _, r := range rep.Results {
+		h := r.Hosts
+		if h == nil || r.Err != nil {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\tERROR\n", r.Scenario)
+			continue
+		}
+		verdict, recovery, failover := "ok", "-", "-"
+		if !r.OK() {
+			verdict = "FAIL"
+		}
+		if r.Recovery >= 0 {
+			recovery = fmt.Sprintf("%.2fs", r.Recovery.Seconds())
+		}
+		if h.Failover != "" {
+			failover = fmt.Sprintf("%s %.2fs", h.Failover, h.FailoverTook.Seconds())
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d/%d (%d)\t%d (%d, %d)\t%d\t%s\t%s\t%s\n", r.Scenario, r.Acked, r.Lost, r.Doubled, r.FailOpen,
+			h.Emails, h.EmailsExpected, h.EmailsResent, h.Passes, h.PassesListed, h.PassReplicas, h.RentalPeriodsDuring, failover, recovery, verdict)
+	}
+	_ = tw.Flush()
 }
 
 // printDetails prints what a scenario found beyond its row.

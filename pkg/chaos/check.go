@@ -62,7 +62,9 @@ func (r *run) verify(ctx context.Context) (violations, error) {
 		if err := r.checkRentals(ctx, &v, seen); err != nil {
 			return v, err
 		}
-		r.noteReconciliation()
+		if err := r.checkReconciliation(ctx, &v, seen); err != nil {
+			return v, err
+		}
 	}
 	return v, nil
 }
@@ -404,6 +406,9 @@ func (r *run) checkEmails(ctx context.Context, v *violations, seen map[string]in
 		}
 	}
 	r.note("%d paid credits to organizations with a subscriber, %d emails queued", expected, len(emails))
+	r.mu.Lock()
+	r.stats.EmailsExpected, r.stats.Emails, r.stats.EmailsResent = expected, len(emails), resent
+	r.mu.Unlock()
 	if resent > 0 {
 		r.note("%d emails reached the mailbox more than once (SMTP delivery is at least once; same Message-ID)", resent)
 	}

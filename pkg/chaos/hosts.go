@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -62,25 +63,29 @@ func (s *Stack) startHosts(ctx context.Context) error {
 		return err
 	}
 	s.topo = topo
-	expose := func(target string) (string, error) {
+	expose := func(target string) (*TCPProxy, error) {
 		p, err := StartTCPProxyOn(bridgeIP+":0", target, net.ListenConfig{KeepAliveConfig: storeKeepAlive})
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		s.proxies = append(s.proxies, p)
-		if s.pgHosts == nil {
-			s.pgHosts = p
+		return p, nil
+	}
+	// The hosts reach PostgreSQL directly through their proxies (one to the primary's port, one
+	// to the standby's), which know which host each session comes from (LeaseHolder), with a
+	// multi-host URL: whichever is the primary takes the writes, before and after a promotion.
+	for _, pg := range []*localstack.Postgres{s.PG, s.PGStandby} {
+		p, err := expose("127.0.0.1:" + strconv.Itoa(pg.Port()))
+		if err != nil {
+			return err
 		}
-		return p.Addr(), nil
+		s.pgProxies = append(s.pgProxies, p)
 	}
-	// The hosts reach PostgreSQL directly through their proxy, which knows which host each
-	// session comes from (LeaseHolder).
-	pg, err := expose("127.0.0.1:" + strconv.Itoa(s.PG.Port()))
-	if err != nil {
-		return err
-	}
-	redis, err := expose(s.Redis.Addr())
-	if err != nil {
+	// The Redis Cluster listens on the bridge address itself: its nodes announce their addresses
+	// to the clients (redirections, topology), which must reach them as announced.
+	s.progress("starting a Redis Cluster (3 masters, 3 replicas) on %s", bridgeIP)
+	if s.RedisCluster, err = localstack.StartRedisCluster(ctx, localstack.RedisClusterConfig{Dir: filepath.Join(s.cfg.Dir, "redis-cluster"),
+		Bind: bridgeIP, Logger: s.logger}); err != nil {
 		return err
 	}
 	smtp, err := expose(s.Mail.SMTPAddr())
@@ -91,8 +96,8 @@ func (s *Stack) startHosts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pgURL := fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", pg, localstack.DefaultDatabase)
-	s.stores = storeAddrs{pg: pgURL, pgLedger: pgURL, redis: "redis://" + redis + "/0", smtp: smtp, stripe: "http://" + stripe}
+	pgURL := multiHostURL(s.pgProxies[0].Addr(), s.pgProxies[1].Addr())
+	s.stores = storeAddrs{pg: pgURL, pgLedger: pgURL, redis: s.RedisCluster.URL(), smtp: smtp.Addr(), stripe: "http://" + stripe.Addr()}
 	for _, h := range topo.Hosts {
 		addrs := map[string]string{}
 		for name, port := range hostPorts {
@@ -131,9 +136,10 @@ func (s *Stack) startReplica(ctx context.Context, name string, i int) error {
 	case "instances-metering":
 		env["TALLY_INSTANCE_REPLICA"] = h.Name
 	case "payments":
-		// Every replica reconciles (there is no election): each second here, so that three
-		// passes race the webhooks and each other; the top-up checks find a credit applied twice.
-		env["TALLY_RECONCILE_INTERVAL"] = "1s"
+		// One pass a second (reconcileInterval) across the replicas: each claims the current
+		// second's pass, the first claim runs it; the checks count the passes.
+		env["TALLY_RECONCILE_INTERVAL"] = reconcileInterval.String()
+		env["TALLY_PAYMENTS_REPLICA"] = h.Name
 	}
 	logFile := filepath.Join(s.cfg.Dir, "logs", key+".log")
 	p, err := localstack.StartProcess(ctx, localstack.ProcessConfig{
@@ -215,6 +221,60 @@ func (s *Stack) CutHost(ctx context.Context, h Host) error { return s.topo.Cut(c
 // MendHost ends host h's partition.
 func (s *Stack) MendHost(ctx context.Context, h Host) error { return s.topo.Mend(ctx, h) }
 
+// reconcileInterval is the hosts' payments reconciliation interval: one pass a second.
+const reconcileInterval = time.Second
+
+// healRedisCluster starts the cluster's nodes that are down and waits until every slot is served
+// and every replica in sync.
+func (s *Stack) healRedisCluster(ctx context.Context) error {
+	var errs []error
+	for _, n := range s.RedisCluster.Nodes() {
+		errs = append(errs, n.Resume())
+		if n.Pid() == 0 {
+			errs = append(errs, n.Start(ctx))
+		}
+	}
+	errs = append(errs, s.RedisCluster.WaitHealthy(ctx))
+	return errors.Join(errs...)
+}
+
+// PromoteStandby promotes PostgreSQL's standby (pg_ctl promote): it becomes PG, and the suite's
+// pool drops the sessions of the old primary. Heal makes a new standby.
+func (s *Stack) PromoteStandby(ctx context.Context) error {
+	if s.PGStandby == nil {
+		return errors.New("no PostgreSQL standby to promote")
+	}
+	if err := s.PGStandby.Promote(ctx); err != nil {
+		return err
+	}
+	s.pgFailed, s.PG, s.PGStandby = s.PG, s.PGStandby, nil
+	s.DB.Reset()
+	return nil
+}
+
+// rebuildStandby makes a new synchronous standby of the primary in the failed primary's place
+// (its data directory emptied, its port: the hosts' proxies and URLs stay valid), as an operator
+// re-seeds a lost node.
+func (s *Stack) rebuildStandby(ctx context.Context) error {
+	old := s.pgFailed
+	if old == nil {
+		return errors.New("no standby and no failed primary to rebuild one in")
+	}
+	if err := old.StopImmediate(ctx); err != nil {
+		return err
+	}
+	s.progress("rebuilding a synchronous standby in %s (port %d) from the new primary", old.Dir(), old.Port())
+	if err := os.RemoveAll(old.Dir()); err != nil {
+		return fmt.Errorf("emptying the failed primary's data directory: %w", err)
+	}
+	standby, err := localstack.StartStandby(ctx, localstack.StandbyConfig{Dir: old.Dir(), Port: old.Port(), Primary: s.PG, Synchronous: true, Durable: true})
+	if err != nil {
+		return err
+	}
+	s.PGStandby, s.pgFailed = standby, nil
+	return nil
+}
+
 // healHosts brings every link up and every host's processes back.
 func (s *Stack) healHosts(ctx context.Context) error {
 	var errs []error
@@ -243,7 +303,13 @@ func (s *Stack) LeaseHolder(ctx context.Context) (Host, bool, error) {
 	if err != nil {
 		return Host{}, false, fmt.Errorf("reading the evaluator lease: %w", err)
 	}
-	client, ok := s.pgHosts.Client(peer)
+	var client string
+	ok := false
+	for _, p := range s.pgProxies {
+		if client, ok = p.Client(peer); ok {
+			break
+		}
+	}
 	if !ok {
 		// The session's proxy connection just ended: the lease is being released.
 		return Host{}, false, nil

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/tallyhq/tally/pkg/localstack"
 )
 
 // HostScenarios returns the faults of the hosts topology (make scale-test), in the order they
@@ -17,6 +19,13 @@ func HostScenarios() []Scenario {
 			Short: true, Payments: true, TopUps: true, Emails: true, Rentals: true, Inject: injectHostKill},
 		{Name: "host-partition", Fault: "the host holding the notifications lease is cut off (its link down) for 8s, then reconnected",
 			Payments: true, TopUps: true, Emails: true, Rentals: true, Inject: injectHostPartition},
+		{Name: "redis-failover", Fault: "the Redis Cluster master holding the most balance entries is killed (kill -9); its replica takes over; it rejoins as a replica",
+			Payments: true, TopUps: true, Emails: true, Rentals: true, Inject: injectRedisFailover},
+		{Name: "postgres-promotion", Fault: "the PostgreSQL primary crashes (immediate stop); its synchronous standby is promoted (pg_ctl promote) 2s later",
+			Short: true, Payments: true, TopUps: true, Emails: true, Rentals: true, Inject: injectPostgresPromotion},
+		// The ledger's shard move (issue 16: an organization moved between two PostgreSQL shards
+		// under load) joins here as "shard-move", once the ledger routes by shard: its Inject
+		// moves the org (a Stack method over the shard map), the checks above hold per shard.
 	}
 }
 
@@ -54,7 +63,9 @@ func (r *run) failover(ctx context.Context, from Host, at time.Time) error {
 			return err
 		}
 		if ok && h != from {
-			r.note("the notifications lease moved from %s to %s in %.2fs", from.Name, h.Name, time.Since(at).Seconds())
+			took := time.Since(at)
+			r.note("the notifications lease moved from %s to %s in %.2fs", from.Name, h.Name, took.Seconds())
+			r.failedOver("notifications lease", took)
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -136,22 +147,140 @@ func (r *run) unreachable(ctx context.Context, what, addr string) error {
 	return nil
 }
 
-// noteReconciliation counts the reconciliation passes of the scenario (each lists the recent
-// Checkout Sessions at Stripe): every payments replica reconciles, and the top-up checks hold
-// with those passes racing the webhooks and each other.
-func (r *run) noteReconciliation() {
+// promoteAfter is how long the primary stays down before its standby is promoted: a failover
+// manager's health checks failing (Patroni's ttl, here short).
+const promoteAfter = 2 * time.Second
+
+func injectRedisFailover(ctx context.Context, r *run) error {
+	c := r.stack.RedisCluster
+	masters, err := c.Masters(ctx)
+	if err != nil {
+		return err
+	}
+	var victim *localstack.Redis
+	most := -1
+	for n, keys := range masters {
+		if keys > most {
+			victim, most = n, keys
+		}
+	}
+	if victim == nil || most == 0 {
+		return errors.New("no Redis master holds a balance entry")
+	}
+	at := time.Now()
+	if err := victim.Kill(ctx); err != nil {
+		return err
+	}
+	if err := c.WaitHealthy(ctx); err != nil {
+		return fmt.Errorf("the Redis Cluster did not fail over: %w", err)
+	}
+	took := time.Since(at)
+	after, err := c.Masters(ctx)
+	if err != nil {
+		return err
+	}
+	if _, still := after[victim]; still || len(after) != len(masters) {
+		return fmt.Errorf("after the kill of %s the masters are %d, not %d others", victim.Addr(), len(after), len(masters))
+	}
+	r.failedOver("Redis replica promoted", took)
+	r.observe("Redis master %s (%d keys) was killed; its replica serves its slots %.2fs later", victim.Addr(), most, took.Seconds())
+	if err := r.hold(ctx, time.Until(at.Add(faultFor))); err != nil {
+		return err
+	}
+	r.lift()
+	if err := victim.Start(ctx); err != nil {
+		return err
+	}
+	if err := c.WaitHealthy(ctx); err != nil {
+		return err
+	}
+	r.note("the old master %s rejoined as a replica %.2fs after its restart", victim.Addr(), time.Since(r.lifted).Seconds())
+	return nil
+}
+
+func injectPostgresPromotion(ctx context.Context, r *run) error {
+	s := r.stack
+	if s.PGStandby == nil {
+		return errors.New("PostgreSQL has no standby to promote")
+	}
+	// The promise (no acknowledged commit lost) holds only if the standby is synchronous.
+	var state string
+	cctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	err := s.DB.QueryRow(cctx, `SELECT sync_state FROM pg_stat_replication WHERE application_name = $1`, localstack.StandbyName).Scan(&state)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reading the standby's replication state: %w", err)
+	}
+	if state != "sync" {
+		return fmt.Errorf("the standby replicates %s, not sync: acknowledged commits could be lost", state)
+	}
+	if _, err := r.leaseHost(ctx); err != nil {
+		return err
+	}
+	at := time.Now()
+	if err := s.PG.StopImmediate(ctx); err != nil {
+		return err
+	}
+	if s.PG.Running() {
+		return errors.New("the PostgreSQL primary still runs after its immediate stop")
+	}
+	if err := r.hold(ctx, promoteAfter); err != nil {
+		return err
+	}
+	if err := s.PromoteStandby(ctx); err != nil {
+		return err
+	}
+	took := time.Since(at)
+	r.lift()
+	r.failedOver("standby promoted", took)
+	r.observe("the PostgreSQL primary crashed; its synchronous standby was promoted %.2fs later", took.Seconds())
+	// The lease was a session lock on the old primary: a notifications replica takes it again.
+	h, err := r.leaseHost(ctx)
+	if err != nil {
+		r.fail(fmt.Errorf("after the promotion: %w", err))
+	} else {
+		r.note("the notifications lease is held again (by %s) %.2fs after the promotion", h.Name, time.Since(r.lifted).Seconds())
+	}
+	return r.hold(ctx, time.Until(at.Add(faultFor)))
+}
+
+// checkReconciliation checks that the payments replicas ran one reconciliation pass per second
+// between them: every listing of the Checkout Sessions at Stripe (one a pass) belongs to a pass
+// one replica claimed, and every pass recorded done listed them.
+func (r *run) checkReconciliation(ctx context.Context, v *violations, seen map[string]int) error {
 	r.mu.Lock()
 	from := r.warmStart
 	r.mu.Unlock()
-	passes := 0
+	// Stripe's log first: every pass it shows was claimed before.
+	listed := 0
 	for _, req := range r.stack.Stripe.Requests() {
-		if req.Method == http.MethodGet && req.Path == "/v1/checkout/sessions" && !req.At.Before(from) {
-			passes++
+		if req.Method == http.MethodGet && req.Path == "/v1/checkout/sessions" && req.Status == http.StatusOK && !req.At.Before(from) {
+			listed++
 		}
 	}
-	if passes == 0 {
-		r.fail(errors.New("no reconciliation pass listed the Checkout Sessions: the race of reconciliations proved nothing"))
-		return
+	read := time.Now()
+	var claimed, done, replicas int
+	cctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	// A pass claimed up to an interval before the warm-up may list after it.
+	err := r.stack.DB.QueryRow(cctx, `SELECT count(*), count(*) FILTER (WHERE ok AND claimed_at >= $2 AND finished_at < $3),
+		count(DISTINCT replica) FROM payments.reconcile_passes WHERE interval_ms = $4 AND claimed_at >= $1`,
+		from.Add(-reconcileInterval), from, read, reconcileInterval.Milliseconds()).Scan(&claimed, &done, &replicas)
+	if err != nil {
+		return fmt.Errorf("reading the reconciliation passes: %w", err)
 	}
-	r.note("%d reconciliation passes (every payments replica, each second) raced the webhooks; each credit applied once", passes)
+	r.mu.Lock()
+	r.stats.Passes, r.stats.PassesListed, r.stats.PassReplicas = claimed, listed, replicas
+	r.mu.Unlock()
+	switch {
+	case claimed == 0:
+		r.fail(errors.New("no reconciliation pass was claimed: the run-once check proved nothing"))
+	case listed > claimed:
+		v.add(&v.doubled, seen, "reconciliation ran more often than once per pass", "%d listings at Stripe for %d passes claimed", listed, claimed)
+	case done > listed:
+		r.fail(fmt.Errorf("%d reconciliation passes recorded done but only %d listings at Stripe: the count is wrong", done, listed))
+	}
+	r.note("%d reconciliation passes (one a second, claimed by %d replicas between them), %d listings at Stripe; the top-up checks hold",
+		claimed, replicas, listed)
+	return nil
 }

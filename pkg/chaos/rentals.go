@@ -120,6 +120,9 @@ func (r *run) checkRentals(ctx context.Context, v *violations, seen map[string]i
 		r.fail(fmt.Errorf("no rental period was charged during the %.1fs fault", to.Sub(from).Seconds()))
 	}
 	r.note("%d rentals of %s periods checked; %d periods charged during the fault", len(rentals), rentalPeriod, during)
+	r.mu.Lock()
+	r.stats.Rentals, r.stats.RentalPeriodsDuring = len(rentals), during
+	r.mu.Unlock()
 	return nil
 }
 

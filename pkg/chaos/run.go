@@ -69,9 +69,11 @@ type run struct {
 	firstHook   time.Time // first webhook acknowledged after lifted
 	recoveredAt time.Time // the recovery signal of RecoverRefund and RecoverEmail
 	refunds     []*refundCall
-	notes       []string
-	failures    []error
-	observed    bool
+	// stats is what the hosts topology's table shows beyond the debits.
+	stats    HostStats
+	notes    []string
+	failures []error
+	observed bool
 }
 
 // refundCall is one RefundPayment the scenario made.
@@ -85,6 +87,16 @@ func (r *run) note(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+}
+
+// failedOver records what took over from the failed part, and how long after the fault that
+// took (the first one recorded wins).
+func (r *run) failedOver(what string, took time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stats.Failover == "" {
+		r.stats.Failover, r.stats.FailoverTook = what, took
+	}
 }
 
 // observe records that the fault took effect, as seen by how.
@@ -534,6 +546,10 @@ func (r *run) summarize(res *Result, v violations) {
 	}
 	for _, e := range r.failures {
 		res.Failures = append(res.Failures, e.Error())
+	}
+	if r.stack.topo != nil {
+		stats := r.stats
+		res.Hosts = &stats
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,8 +84,14 @@ type Stack struct {
 	secret  string
 	webhook string // STRIPE_WEBHOOK_SECRET
 	addrs   map[string]string
-	PG      *localstack.Postgres
-	Redis   *localstack.Redis
+	// PG is PostgreSQL's primary. With hosts, PGStandby is its synchronous streaming standby
+	// (nil from a promotion until Heal rebuilds one from pgFailed, the crashed primary's place).
+	PG        *localstack.Postgres
+	PGStandby *localstack.Postgres
+	pgFailed  *localstack.Postgres
+	// Redis is the loopback platform's Redis; RedisCluster the hosts' (3 masters, 3 replicas).
+	Redis        *localstack.Redis
+	RedisCluster *localstack.RedisCluster
 	// PGProxy is how the ledger reaches PostgreSQL (replies can be held back there).
 	PGProxy  *TCPProxy
 	Mail     *localstack.Mailpit
@@ -101,7 +108,7 @@ type Stack struct {
 	hostAddrs []map[string]string
 	stores    storeAddrs
 	proxies   []*TCPProxy
-	pgHosts   *TCPProxy // the hosts' way to PostgreSQL
+	pgProxies []*TCPProxy // the hosts' ways to PostgreSQL: to the primary's port, then the standby's
 	nextGW    atomic.Uint64
 
 	// Clients of the suite: ledger as ops and as a model backend, payments as ops.
@@ -178,8 +185,9 @@ func (s *Stack) buildServices(ctx context.Context) error {
 	return Build(ctx, root, s.binDir)
 }
 
-// startStores starts PostgreSQL (fsync on), Redis, stripe-mock behind its fault proxy, mailpit,
-// and the TCP proxy in front of PostgreSQL.
+// startStores starts PostgreSQL (fsync on), Redis (on loopback; the hosts' Redis Cluster starts
+// with the topology), stripe-mock behind its fault proxy, mailpit, and the TCP proxy in front of
+// PostgreSQL. With hosts, PostgreSQL gets a synchronous streaming standby.
 func (s *Stack) startStores(ctx context.Context) error {
 	cfg := s.cfg
 	s.progress("starting PostgreSQL (fsync on), Redis, stripe-mock, mailpit")
@@ -187,7 +195,16 @@ func (s *Stack) startStores(ctx context.Context) error {
 	if s.PG, err = localstack.StartPostgres(ctx, localstack.PostgresConfig{Dir: filepath.Join(cfg.Dir, "pg"), Durable: true, Logger: s.logger}); err != nil {
 		return err
 	}
-	if s.Redis, err = localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.Dir, "redis"), Logger: s.logger}); err != nil {
+	dbURL := s.PG.URL()
+	if cfg.Hosts > 0 {
+		s.progress("starting PostgreSQL's synchronous streaming standby (pg_basebackup of the primary)")
+		if s.PGStandby, err = localstack.StartStandby(ctx, localstack.StandbyConfig{Dir: filepath.Join(cfg.Dir, "pg-standby"), Primary: s.PG,
+			Synchronous: true, Durable: true}); err != nil {
+			return err
+		}
+		// The suite reads whichever of the two is the primary, as the services do.
+		dbURL = multiHostURL("127.0.0.1:"+strconv.Itoa(s.PG.Port()), "127.0.0.1:"+strconv.Itoa(s.PGStandby.Port()))
+	} else if s.Redis, err = localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.Dir, "redis"), Logger: s.logger}); err != nil {
 		return err
 	}
 	if s.stripe, err = localstack.StartStripeMock(ctx, localstack.StripeMockConfig{Bin: filepath.Join(cfg.ToolsDir, "stripe-mock"),
@@ -201,11 +218,17 @@ func (s *Stack) startStores(ctx context.Context) error {
 		Dir: filepath.Join(cfg.Dir, "mailpit"), Logger: s.logger}); err != nil {
 		return err
 	}
-	if s.DB, err = pgxpool.New(ctx, s.PG.URL()); err != nil {
+	if s.DB, err = pgxpool.New(ctx, dbURL); err != nil {
 		return fmt.Errorf("connecting to postgres: %w", err)
 	}
 	s.PGProxy, err = StartTCPProxy("127.0.0.1:" + strconv.Itoa(s.PG.Port()))
 	return err
+}
+
+// multiHostURL is the URL of the tally database on whichever of addrs is the primary: libpq's
+// (and pgx's) multi-host form, target_session_attrs=read-write skipping a standby.
+func multiHostURL(addrs ...string) string {
+	return fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable&target_session_attrs=read-write", strings.Join(addrs, ","), localstack.DefaultDatabase)
 }
 
 // startLoopback starts one of every service on loopback.
@@ -435,12 +458,20 @@ func (s *Stack) Heal(ctx context.Context) error {
 		errs = append(errs, s.healHosts(ctx))
 	}
 	s.PGProxy.DelayReplies(nil, 0)
-	errs = append(errs, s.Stripe.SetMode(ProxyPass), s.Redis.Resume(), s.Mail.Resume())
-	if !s.redisRunning() {
-		errs = append(errs, s.Redis.Start(ctx))
+	errs = append(errs, s.Stripe.SetMode(ProxyPass), s.Mail.Resume())
+	switch {
+	case s.RedisCluster != nil:
+		errs = append(errs, s.healRedisCluster(ctx))
+	case !s.redisRunning():
+		errs = append(errs, s.Redis.Resume(), s.Redis.Start(ctx))
+	default:
+		errs = append(errs, s.Redis.Resume())
 	}
 	if !s.PG.Running() {
 		errs = append(errs, s.PG.Start(ctx))
+	}
+	if s.topo != nil && s.PGStandby == nil {
+		errs = append(errs, s.rebuildStandby(ctx))
 	}
 	errs = append(errs, s.WaitRunning(ctx, time.Minute))
 	return errors.Join(errs...)
@@ -571,8 +602,14 @@ func (s *Stack) Stop(ctx context.Context) {
 		_ = s.Redis.Resume()
 		_ = s.Redis.Stop(ctx)
 	}
-	if s.PG != nil {
-		if err := s.PG.Stop(ctx); err != nil {
+	if s.RedisCluster != nil {
+		_ = s.RedisCluster.Stop(ctx)
+	}
+	for _, pg := range []*localstack.Postgres{s.PG, s.PGStandby, s.pgFailed} {
+		if pg == nil {
+			continue
+		}
+		if err := pg.Stop(ctx); err != nil {
 			s.logger.Warn("stopping postgres", "err", err)
 		}
 	}

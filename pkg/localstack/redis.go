@@ -77,6 +77,9 @@ func StartRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		Args: append([]string{
 			"--port", strconv.Itoa(port),
 			"--bind", host,
+			// Protected mode refuses every client but loopback ones when there is no password:
+			// a server bound elsewhere (a test network's bridge) is meant for those clients.
+			"--protected-mode", map[bool]string{true: "yes", false: "no"}[host == "127.0.0.1"],
 			"--save", "",
 			"--appendonly", "no",
 			"--dir", dir,
