@@ -9,8 +9,9 @@ import (
 )
 
 // TestHostsShort is the short form of make scale-test: a replica of every service on each of
-// three hosts (network namespaces), the notifications lease holder's host killed under load. It
-// needs root for ip netns; without it (or with -short) it is skipped, and says so.
+// three hosts (network namespaces), the notifications lease holder's host killed under load,
+// then the PostgreSQL primary crashed and its synchronous standby promoted. It needs root for ip
+// netns; without it (or with -short) it is skipped, and says so.
 func TestHostsShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the hosts suite runs three replicas of the platform; skipped with -short")

@@ -71,7 +71,8 @@ type StackConfig struct {
 	Progress io.Writer
 	// Hosts, when positive, runs a replica of every service on each of that many hosts (network
 	// namespaces, see Topology; needs root) instead of one of each on loopback; the suite's
-	// clients spread their calls over the replicas.
+	// clients spread their calls over the replicas. The stores are then a Redis Cluster and a
+	// PostgreSQL primary with a synchronous standby.
 	Hosts int
 }
 

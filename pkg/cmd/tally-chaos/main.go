@@ -3,7 +3,8 @@
 // processes under .data/chaos/, injects one fault per scenario under concurrent traffic, checks
 // in PostgreSQL that nothing acknowledged was lost or doubled and that no Authorize failed open,
 // and prints a table. With -hosts 3 (make scale-test, root needed) it runs a replica of every
-// service on each of three network-namespace hosts and the host scenarios instead (kill, partition).
+// service on each of three network-namespace hosts and the host scenarios instead (kill, partition,
+// Redis Cluster failover, PostgreSQL promotion).
 // It exits 1 when a scenario fails, 2 when the suite cannot run.
 package main
 
