@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tallyhq/tally/pkg/localstack"
 )
 
 // The test network of the hosts topology: a bridge in the root namespace and one network
@@ -35,6 +39,30 @@ type Host struct {
 // namespace. It needs root (CAP_NET_ADMIN).
 type Topology struct {
 	Hosts []Host
+	lock  *localstack.FileLock
+}
+
+// topologyLock is held by the process whose topology exists: the names and the subnet are the
+// machine's, so a second run (another test binary, another checkout) waits for the first to end
+// instead of removing its network from under it.
+var topologyLock = filepath.Join(os.TempDir(), "tally-hosts-topology.lock")
+
+// lockTopology takes topologyLock, waiting while another process holds it.
+func lockTopology(ctx context.Context) (*localstack.FileLock, error) {
+	for {
+		l, err := localstack.Lock(topologyLock)
+		if err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, localstack.ErrLocked) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for another hosts topology to end (%w): %w", err, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // hostName is the namespace (and the root-side veth) of host i (1-based).
@@ -45,15 +73,19 @@ func StartTopology(ctx context.Context, n int) (_ *Topology, err error) {
 	if n < 1 || n > 9 {
 		return nil, fmt.Errorf("topology: %d hosts (1 to 9)", n)
 	}
+	lock, err := lockTopology(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &Topology{lock: lock}
+	defer func() {
+		if err != nil {
+			_ = t.Close(context.WithoutCancel(ctx))
+		}
+	}()
 	if err := CleanTopology(ctx); err != nil {
 		return nil, err
 	}
-	t := &Topology{}
-	defer func() {
-		if err != nil {
-			_ = CleanTopology(context.WithoutCancel(ctx))
-		}
-	}()
 	steps := [][]string{
 		{"link", "add", bridgeName, "type", "bridge"},
 		{"addr", "add", bridgeIP + "/24", "dev", bridgeName},
@@ -115,7 +147,14 @@ func CleanTopology(ctx context.Context) error {
 }
 
 // Close deletes the topology.
-func (t *Topology) Close(ctx context.Context) error { return CleanTopology(ctx) }
+func (t *Topology) Close(ctx context.Context) error {
+	err := CleanTopology(ctx)
+	if t.lock != nil {
+		err = errors.Join(err, t.lock.Unlock())
+		t.lock = nil
+	}
+	return err
+}
 
 // Cut takes the host's link down: a partition (nothing passes either way, connections hang).
 func (t *Topology) Cut(ctx context.Context, h Host) error {
