@@ -244,6 +244,10 @@ func injectPostgresPromotion(ctx context.Context, r *run) error {
 	return r.hold(ctx, time.Until(at.Add(faultFor)))
 }
 
+// passSlack is how long before the warm-up a pass may have been claimed and still list at Stripe
+// after it.
+const passSlack = 10 * time.Second
+
 // checkReconciliation checks that the payments replicas ran one reconciliation pass per second
 // between them: every listing of the Checkout Sessions at Stripe (one a pass) belongs to a pass
 // one replica claimed, and every pass recorded done listed them.
@@ -259,13 +263,15 @@ func (r *run) checkReconciliation(ctx context.Context, v *violations, seen map[s
 		}
 	}
 	read := time.Now()
-	var claimed, done, replicas int
+	var claimed, early, done, replicas int
 	cctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	// A pass claimed up to an interval before the warm-up may list after it.
-	err := r.stack.DB.QueryRow(cctx, `SELECT count(*), count(*) FILTER (WHERE ok AND claimed_at >= $2 AND finished_at < $3),
-		count(DISTINCT replica) FROM payments.reconcile_passes WHERE interval_ms = $4 AND claimed_at >= $1`,
-		from.Add(-reconcileInterval), from, read, reconcileInterval.Milliseconds()).Scan(&claimed, &done, &replicas)
+	// A pass claimed shortly before the warm-up may list after it (a loaded machine can take
+	// seconds between a claim and its listing): those count for the check, not in the table.
+	err := r.stack.DB.QueryRow(cctx, `SELECT count(*) FILTER (WHERE claimed_at >= $2), count(*) FILTER (WHERE claimed_at < $2),
+		count(*) FILTER (WHERE ok AND claimed_at >= $2 AND finished_at < $3), count(DISTINCT replica) FILTER (WHERE claimed_at >= $2)
+		FROM payments.reconcile_passes WHERE interval_ms = $4 AND claimed_at >= $1`,
+		from.Add(-passSlack), from, read, reconcileInterval.Milliseconds()).Scan(&claimed, &early, &done, &replicas)
 	if err != nil {
 		return fmt.Errorf("reading the reconciliation passes: %w", err)
 	}
@@ -275,8 +281,9 @@ func (r *run) checkReconciliation(ctx context.Context, v *violations, seen map[s
 	switch {
 	case claimed == 0:
 		r.fail(errors.New("no reconciliation pass was claimed: the run-once check proved nothing"))
-	case listed > claimed:
-		v.add(&v.doubled, seen, "reconciliation ran more often than once per pass", "%d listings at Stripe for %d passes claimed", listed, claimed)
+	case listed > claimed+early:
+		v.add(&v.doubled, seen, "reconciliation ran more often than once per pass", "%d listings at Stripe for %d passes claimed (and %d just before)",
+			listed, claimed, early)
 	case done > listed:
 		r.fail(fmt.Errorf("%d reconciliation passes recorded done but only %d listings at Stripe: the count is wrong", done, listed))
 	}
