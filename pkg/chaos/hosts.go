@@ -252,7 +252,7 @@ func (s *Stack) PromoteStandby(ctx context.Context) error {
 	return nil
 }
 
-// rebuildStandby makes a new synchronous standby of the primary in the failed primary's place
+// rebuildStandby makes a new standby (synchronous unless AsyncStandby) of the primary in the failed primary's place
 // (its data directory emptied, its port: the hosts' proxies and URLs stay valid), as an operator
 // re-seeds a lost node.
 func (s *Stack) rebuildStandby(ctx context.Context) error {
@@ -267,7 +267,8 @@ func (s *Stack) rebuildStandby(ctx context.Context) error {
 	if err := os.RemoveAll(old.Dir()); err != nil {
 		return fmt.Errorf("emptying the failed primary's data directory: %w", err)
 	}
-	standby, err := localstack.StartStandby(ctx, localstack.StandbyConfig{Dir: old.Dir(), Port: old.Port(), Primary: s.PG, Synchronous: true, Durable: true})
+	standby, err := localstack.StartStandby(ctx, localstack.StandbyConfig{Dir: old.Dir(), Port: old.Port(), Primary: s.PG,
+		Synchronous: !s.cfg.AsyncStandby, Durable: true})
 	if err != nil {
 		return err
 	}

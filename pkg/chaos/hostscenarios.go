@@ -211,8 +211,11 @@ func injectPostgresPromotion(ctx context.Context, r *run) error {
 	if err != nil {
 		return fmt.Errorf("reading the standby's replication state: %w", err)
 	}
-	if state != "sync" {
+	switch {
+	case state != "sync" && !s.cfg.AsyncStandby:
 		return fmt.Errorf("the standby replicates %s, not sync: acknowledged commits could be lost", state)
+	case s.cfg.AsyncStandby:
+		r.note("the standby replicates %s (AsyncStandby): commits acknowledged before they reached it are lost by the promotion", state)
 	}
 	if _, err := r.leaseHost(ctx); err != nil {
 		return err

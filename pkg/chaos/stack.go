@@ -74,6 +74,10 @@ type StackConfig struct {
 	// clients spread their calls over the replicas. The stores are then a Redis Cluster and a
 	// PostgreSQL primary with a synchronous standby.
 	Hosts int
+	// AsyncStandby makes the hosts' PostgreSQL standby asynchronous (synchronous_standby_names
+	// empty): the primary acknowledges commits the standby may not have yet, which a promotion
+	// loses. For showing what synchronous commit buys; postgres-promotion then reports losses.
+	AsyncStandby bool
 }
 
 // Stack is the platform under test: PostgreSQL (fsync on), Redis, stripe-mock behind a fault
@@ -198,9 +202,9 @@ func (s *Stack) startStores(ctx context.Context) error {
 	}
 	dbURL := s.PG.URL()
 	if cfg.Hosts > 0 {
-		s.progress("starting PostgreSQL's synchronous streaming standby (pg_basebackup of the primary)")
+		s.progress("starting PostgreSQL's streaming standby (pg_basebackup of the primary; synchronous: %t)", !cfg.AsyncStandby)
 		if s.PGStandby, err = localstack.StartStandby(ctx, localstack.StandbyConfig{Dir: filepath.Join(cfg.Dir, "pg-standby"), Primary: s.PG,
-			Synchronous: true, Durable: true}); err != nil {
+			Synchronous: !cfg.AsyncStandby, Durable: true}); err != nil {
 			return err
 		}
 		// The suite reads whichever of the two is the primary, as the services do.

@@ -34,6 +34,7 @@ func main() {
 	grace := flag.Duration("grace", time.Second, "how long an acknowledged debit may take to reach the cache Authorize reads")
 	rate := flag.Float64("rate", -1, "bound on debits per second (0: unbounded; default: the suite's)")
 	verbose := flag.Bool("v", false, "log the servers' lifecycle")
+	async := flag.Bool("async-standby", false, "with -hosts: an asynchronous PostgreSQL standby (postgres-promotion then shows what it loses)")
 	hosts := flag.Int("hosts", 0, "run a replica of every service on each of N hosts (network namespaces; needs root) and the host scenarios (make scale-test)")
 	flag.Parse()
 
@@ -54,14 +55,15 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code, err := run(ctx, *short, *only, *dir, *keep, *bin, *grace, *rate, *verbose, *hosts)
+	code, err := run(ctx, *short, *only, *dir, *keep, *bin, *grace, *rate, *verbose, *hosts, *async)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tally-chaos:", err)
 	}
 	os.Exit(code)
 }
 
-func run(ctx context.Context, short bool, only, dir string, keep bool, bin string, grace time.Duration, rate float64, verbose bool, hosts int) (int, error) {
+func run(ctx context.Context, short bool, only, dir string, keep bool, bin string, grace time.Duration, rate float64, verbose bool, hosts int,
+	async bool) (int, error) {
 	if dir == "" {
 		dir = filepath.Join(filepath.Dir(localstack.BinDir()), ".data", "chaos", time.Now().Format("20060102-150405"))
 	}
@@ -76,7 +78,7 @@ func run(ctx context.Context, short bool, only, dir string, keep bool, bin strin
 		}
 	}
 	opts := chaos.Options{Short: short, Only: names, Grace: grace, Out: os.Stdout,
-		Stack: chaos.StackConfig{Dir: dir, BinDir: bin, Hosts: hosts}}
+		Stack: chaos.StackConfig{Dir: dir, BinDir: bin, Hosts: hosts, AsyncStandby: async}}
 	if rate >= 0 {
 		load := chaos.DefaultLoad(short)
 		load.DebitRate = rate
