@@ -263,7 +263,7 @@ func (s *Stack) rebuildStandby(ctx context.Context) error {
 	if err := old.StopImmediate(ctx); err != nil {
 		return err
 	}
-	s.progress("rebuilding a synchronous standby in %s (port %d) from the new primary", old.Dir(), old.Port())
+	s.progress("rebuilding a standby in %s (port %d) from the new primary (synchronous: %t)", old.Dir(), old.Port(), !s.cfg.AsyncStandby)
 	if err := os.RemoveAll(old.Dir()); err != nil {
 		return fmt.Errorf("emptying the failed primary's data directory: %w", err)
 	}

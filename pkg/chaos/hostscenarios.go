@@ -215,7 +215,7 @@ func injectPostgresPromotion(ctx context.Context, r *run) error {
 	case state != "sync" && !s.cfg.AsyncStandby:
 		return fmt.Errorf("the standby replicates %s, not sync: acknowledged commits could be lost", state)
 	case s.cfg.AsyncStandby:
-		r.note("the standby replicates %s (AsyncStandby): commits acknowledged before they reached it are lost by the promotion", state)
+		r.note("the standby replicates %s (AsyncStandby): a commit acknowledged before it reached the standby would be lost by the promotion", state)
 	}
 	if _, err := r.leaseHost(ctx); err != nil {
 		return err
