@@ -252,9 +252,9 @@ func (s *Stack) PromoteStandby(ctx context.Context) error {
 	return nil
 }
 
-// rebuildStandby makes a new standby (synchronous unless AsyncStandby) of the primary in the failed primary's place
-// (its data directory emptied, its port: the hosts' proxies and URLs stay valid), as an operator
-// re-seeds a lost node.
+// rebuildStandby makes a new standby of the primary (synchronous unless AsyncStandby) in the
+// failed primary's place (its data directory emptied, its port: the hosts' proxies and URLs stay
+// valid), as an operator re-seeds a lost node.
 func (s *Stack) rebuildStandby(ctx context.Context) error {
 	old := s.pgFailed
 	if old == nil {
