@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,8 @@ type cost struct {
 	debits, rows, indexEntries int64
 	walBytes                   int64
 	benchCPU, pgCPU            float64
+	// tables are the rows inserted, updated and updated without HOT, per table.
+	tables map[string][3]int64
 }
 
 // costMeter reads the counters a cost is the difference of.
@@ -55,6 +58,23 @@ FROM pg_stat_user_tables t WHERE t.schemaname = 'ledger'`
 func (m *costMeter) read(ctx context.Context) (cost, error) {
 	var c cost
 	if err := m.pool.QueryRow(ctx, tableCounts).Scan(&c.debits, &c.rows, &c.indexEntries, &c.walBytes); err != nil {
+		return cost{}, fmt.Errorf("reading table statistics: %w", err)
+	}
+	rows, err := m.pool.Query(ctx, `SELECT relname, n_tup_ins, n_tup_upd, n_tup_upd - n_tup_hot_upd FROM pg_stat_user_tables WHERE schemaname = 'ledger'`)
+	if err != nil {
+		return cost{}, fmt.Errorf("reading table statistics: %w", err)
+	}
+	c.tables = map[string][3]int64{}
+	for rows.Next() {
+		var name string
+		var v [3]int64
+		if err := rows.Scan(&name, &v[0], &v[1], &v[2]); err != nil {
+			rows.Close()
+			return cost{}, fmt.Errorf("reading table statistics: %w", err)
+		}
+		c.tables[name] = v
+	}
+	if err := rows.Err(); err != nil {
 		return cost{}, fmt.Errorf("reading table statistics: %w", err)
 	}
 	self, err := processCPU(os.Getpid())
@@ -100,10 +120,41 @@ func (m *costMeter) stop(ctx context.Context) (cost, error) {
 		}
 	}
 	b := m.before
+	tables := map[string][3]int64{}
+	for name, v := range after.tables {
+		w := b.tables[name]
+		if d := [3]int64{v[0] - w[0], v[1] - w[1], v[2] - w[2]}; d != ([3]int64{}) {
+			tables[name] = d
+		}
+	}
 	return cost{
 		debits: after.debits - b.debits, rows: after.rows - b.rows, indexEntries: after.indexEntries - b.indexEntries,
-		walBytes: cpu.walBytes - b.walBytes, benchCPU: cpu.benchCPU - b.benchCPU, pgCPU: cpu.pgCPU - b.pgCPU,
+		walBytes: cpu.walBytes - b.walBytes, benchCPU: cpu.benchCPU - b.benchCPU, pgCPU: cpu.pgCPU - b.pgCPU, tables: tables,
 	}, nil
+}
+
+// perTable prints the rows each table took per debit: inserted, updated (of which not HOT).
+func (c cost) perTable() string {
+	if c.debits <= 0 {
+		return ""
+	}
+	names := make([]string, 0, len(c.tables))
+	for n := range c.tables {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var sb strings.Builder
+	sb.WriteString("      per debit:")
+	d := float64(c.debits)
+	for _, n := range names {
+		v := c.tables[n]
+		fmt.Fprintf(&sb, " %s +%.3f", n, float64(v[0])/d)
+		if v[1] > 0 {
+			fmt.Fprintf(&sb, " ~%.3f (%.3f not HOT)", float64(v[1])/d, float64(v[2])/d)
+		}
+		sb.WriteString(";")
+	}
+	return sb.String()
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

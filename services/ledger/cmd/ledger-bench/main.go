@@ -56,12 +56,13 @@ func main() {
 	maxBatch := flag.Int("maxbatch", 256, "the ledger's commit batch bound (TALLY_COMMIT_MAX_BATCH)")
 	streams := flag.Int("streams", 8, "DebitStream streams of the stream scenarios")
 	streamBatch := flag.Int("streambatch", 500, "most debits per DebitStream message")
+	tables := flag.Bool("tables", false, "print each debit scenario's rows per debit table by table")
 	flag.Parse()
 	// go-redis logs every failed dial; the ledger reports a Redis outage itself, once.
 	redis.SetLogger(discardRedisLog{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait, *maxBatch, *streams, *streamBatch}); err != nil {
+	if err := run(ctx, benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait, *maxBatch, *streams, *streamBatch, *tables}); err != nil {
 		fmt.Fprintln(os.Stderr, "ledger-bench:", err)
 		os.Exit(1)
 	}
@@ -79,6 +80,7 @@ type benchConfig struct {
 	maxBatch         int
 	streams          int
 	streamBatch      int
+	tables           bool
 }
 
 func run(ctx context.Context, cfg benchConfig) error {
@@ -310,6 +312,11 @@ func (b *bench) runScenarios(ctx context.Context) error {
 			amountDebit = res.OpsPerSec
 		}
 		fmt.Printf("%-36s %12.0f %10s %10s %8.0f%% %s%s\n", sc.name, res.OpsPerSec, loadgen.Round(res.P50), loadgen.Round(res.P99), 100*res.OpsPerSec/ceiling, c, extra)
+		if b.cfg.tables {
+			if line := c.perTable(); line != "" {
+				fmt.Println(line)
+			}
+		}
 	}
 	return nil
 }
