@@ -267,3 +267,16 @@ func (b *bench) measured(ctx context.Context, run func() (loadgen.Result, string
 	c, err := b.meter.stop(ctx)
 	return res, extra, c, err
 }
+
+// setWALCompression sets wal_compression (full-page images compressed in the WAL) and reloads.
+func (m *costMeter) setWALCompression(ctx context.Context, v string) error {
+	if _, err := m.pool.Exec(ctx, "ALTER SYSTEM SET wal_compression = "+quoteLiteral(v)); err != nil {
+		return fmt.Errorf("setting wal_compression: %w", err)
+	}
+	if _, err := m.pool.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("reloading the configuration: %w", err)
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -56,13 +56,15 @@ func main() {
 	maxBatch := flag.Int("maxbatch", 256, "the ledger's commit batch bound (TALLY_COMMIT_MAX_BATCH)")
 	streams := flag.Int("streams", 8, "DebitStream streams of the stream scenarios")
 	streamBatch := flag.Int("streambatch", 500, "most debits per DebitStream message")
+	streamInFlight := flag.Int("streaminflight", 0, "most unacknowledged debits per stream (0: the server's max_in_flight)")
 	tables := flag.Bool("tables", false, "print each debit scenario's rows per debit table by table")
+	walCompression := flag.String("walcompression", "", "PostgreSQL's wal_compression for the run (off, pglz, lz4, zstd; default the server's)")
 	flag.Parse()
 	// go-redis logs every failed dial; the ledger reports a Redis outage itself, once.
 	redis.SetLogger(discardRedisLog{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait, *maxBatch, *streams, *streamBatch, *tables}); err != nil {
+	if err := run(ctx, benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait, *maxBatch, *streams, *streamBatch, *streamInFlight, *tables, *walCompression}); err != nil {
 		fmt.Fprintln(os.Stderr, "ledger-bench:", err)
 		os.Exit(1)
 	}
@@ -80,7 +82,9 @@ type benchConfig struct {
 	maxBatch         int
 	streams          int
 	streamBatch      int
+	streamInFlight   int
 	tables           bool
+	walCompression   string
 }
 
 func run(ctx context.Context, cfg benchConfig) error {
@@ -146,6 +150,11 @@ func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
 	}
 	if b.meter, err = newCostMeter(ctx, stores.PG.URL(), stores.PG.Dir()); err != nil {
 		return nil, err
+	}
+	if cfg.walCompression != "" {
+		if err := b.meter.setWALCompression(ctx, cfg.walCompression); err != nil {
+			return nil, err
+		}
 	}
 	token, err := auth.Mint([]byte(ledgertest.Secret), auth.Claims{Subject: "bench", Roles: []auth.Role{auth.RoleService, auth.RoleOps}}, time.Hour)
 	if err != nil {
@@ -272,9 +281,9 @@ func (b *bench) scenarios(ctx context.Context) []scenario {
 		{"Debit (usage-priced)", func(ctx context.Context, w int, r *rand.Rand) error {
 			return b.debit(fmt.Sprintf("org-%05d", r.IntN(b.cfg.orgs)), "u", b.usage, 0)(ctx, w)
 		}, nil, nil},
-		{name: "DebitStream (10,000 orgs)", run: b.streamScenario(streamLoad{streams: b.cfg.streams, batch: b.cfg.streamBatch,
+		{name: "DebitStream (10,000 orgs)", run: b.streamScenario(streamLoad{streams: b.cfg.streams, batch: b.cfg.streamBatch, inflight: b.cfg.streamInFlight,
 			next: func(r *rand.Rand) string { return fmt.Sprintf("org-%05d", r.IntN(b.cfg.orgs)) }})},
-		{name: "DebitStream (one hot org)", run: b.streamScenario(streamLoad{streams: b.cfg.streams, batch: b.cfg.streamBatch,
+		{name: "DebitStream (one hot org)", run: b.streamScenario(streamLoad{streams: b.cfg.streams, batch: b.cfg.streamBatch, inflight: b.cfg.streamInFlight,
 			next: func(*rand.Rand) string { return "hot" }})},
 		{"Authorize (Redis stopped)", authorize, stopped, nil},
 		{"Debit (10,000 orgs, Redis stopped)", b.amountDebit, stopped, nil},

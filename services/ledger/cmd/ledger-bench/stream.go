@@ -21,6 +21,8 @@ import (
 // acknowledgement arriving.
 type streamLoad struct {
 	streams, batch int
+	// inflight bounds each stream's unacknowledged debits below the server's window (0: none).
+	inflight int
 	// next returns the org and amount of a stream's next debit.
 	next func(r *rand.Rand) string
 }
@@ -95,6 +97,9 @@ func (b *bench) runStream(ctx context.Context, s int, l streamLoad, measuring *a
 	window := int(first.GetMaxInFlight())
 	if window <= 0 {
 		return nil, errors.New("no window in the first response")
+	}
+	if l.inflight > 0 {
+		window = min(window, l.inflight)
 	}
 	// sent[id % window] is when debit id was sent: at most window debits are unacknowledged, and
 	// a slot is reused only after its acknowledgement freed it.

@@ -264,7 +264,8 @@ func (g *GroupCommitter) commitTraced(ctx context.Context, batch []*pending) {
 	}
 	var links []trace.Link
 	for _, p := range batch {
-		if p.span.IsValid() {
+		// A stream's debits share its span: one link for a run of them.
+		if p.span.IsValid() && (len(links) == 0 || !links[len(links)-1].SpanContext.Equal(p.span)) {
 			links = append(links, trace.Link{SpanContext: p.span})
 		}
 	}
