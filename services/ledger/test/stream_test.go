@@ -84,11 +84,11 @@ func TestDebitStreamGivesTheResultsOfUnaryDebit(t *testing.T) {
 
 	acks, err := streamDebits(t, svc, []*ledgerv1.StreamedDebit{
 		streamed(1, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(2 * unit), IdempotencyKey: "s-1", Description: "stream", Metadata: map[string]string{"model": "llm-1"}}),
-		streamed(2, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(unit), IdempotencyKey: "u-1"}),                         // unary's replay
-		streamed(3, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(3 * unit), IdempotencyKey: "u-1"}),                     // same key, other amount
+		streamed(2, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(unit), IdempotencyKey: "u-1"}),                           // unary's replay
+		streamed(3, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(3 * unit), IdempotencyKey: "u-1"}),                       // same key, other amount
 		streamed(4, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(100 * unit), IdempotencyKey: "s-4", RequireFunds: true}), // refused
-		streamed(5, &ledgerv1.DebitRequest{OrgId: "", Amount: usd(unit), IdempotencyKey: "s-5"}),                               // bad input
-		streamed(6, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(-unit), IdempotencyKey: "s-6"}),                        // bad amount
+		streamed(5, &ledgerv1.DebitRequest{OrgId: "", Amount: usd(unit), IdempotencyKey: "s-5"}),                                 // bad input
+		streamed(6, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(-unit), IdempotencyKey: "s-6"}),                          // bad amount
 		streamed(7, nil),
 		streamed(8, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(unit), IdempotencyKey: "s-8"}),
 	}, 3)
