@@ -49,7 +49,7 @@ func main() {
 	conns := flag.Int("conns", 4, "gRPC connections shared by the callers")
 	orgs := flag.Int("orgs", 10_000, "organizations of the spread debit scenario")
 	dataDir := flag.String("data", "", "data directory (default <repo>/.data/bench)")
-	only := flag.String("only", "", "run only the scenarios whose name contains this, or one of these separated by | (the ceiling always runs)")
+	only := flag.String("only", "", "run only the scenarios whose name contains this, or one of these separated by |, =name for exactly that one (the ceiling always runs)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured scenarios to this file")
 	workers := flag.Int("workers", 1, "the ledger's commit workers (TALLY_COMMIT_WORKERS)")
 	maxWait := flag.Duration("maxwait", 0, "the ledger's commit wait (TALLY_COMMIT_MAX_WAIT)")
@@ -489,6 +489,9 @@ func (discardRedisLog) Printf(context.Context, string, ...any) {}
 // |-separated parts.
 func selected(name, only string) bool {
 	for _, part := range strings.Split(only, "|") {
+		if exact, ok := strings.CutPrefix(part, "="); ok && name == exact {
+			return true
+		}
 		if part != "" && strings.Contains(name, part) {
 			return true
 		}
