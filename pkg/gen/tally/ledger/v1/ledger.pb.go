@@ -936,6 +936,317 @@ func (x *DebitResponse) GetReplayed() bool {
 	return false
 }
 
+// DebitStreamRequest carries up to 1,000 debits.
+type DebitStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Debits        []*StreamedDebit       `protobuf:"bytes,1,rep,name=debits,proto3" json:"debits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DebitStreamRequest) Reset() {
+	*x = DebitStreamRequest{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DebitStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DebitStreamRequest) ProtoMessage() {}
+
+func (x *DebitStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DebitStreamRequest.ProtoReflect.Descriptor instead.
+func (*DebitStreamRequest) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DebitStreamRequest) GetDebits() []*StreamedDebit {
+	if x != nil {
+		return x.Debits
+	}
+	return nil
+}
+
+// StreamedDebit is one debit of a stream.
+type StreamedDebit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the client and echoed in the acknowledgement; unique among the stream's
+	// unacknowledged debits (a duplicate is refused with INVALID_ARGUMENT in its acknowledgement).
+	RequestId     uint64        `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Debit         *DebitRequest `protobuf:"bytes,2,opt,name=debit,proto3" json:"debit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamedDebit) Reset() {
+	*x = StreamedDebit{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamedDebit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamedDebit) ProtoMessage() {}
+
+func (x *StreamedDebit) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamedDebit.ProtoReflect.Descriptor instead.
+func (*StreamedDebit) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StreamedDebit) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *StreamedDebit) GetDebit() *DebitRequest {
+	if x != nil {
+		return x.Debit
+	}
+	return nil
+}
+
+// DebitStreamResponse carries acknowledgements; the first response of a stream carries none and
+// says how many debits may be unacknowledged at once.
+type DebitStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Acks  []*DebitAck            `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
+	// Set on the first response only.
+	MaxInFlight   int32 `protobuf:"varint,2,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DebitStreamResponse) Reset() {
+	*x = DebitStreamResponse{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DebitStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DebitStreamResponse) ProtoMessage() {}
+
+func (x *DebitStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DebitStreamResponse.ProtoReflect.Descriptor instead.
+func (*DebitStreamResponse) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DebitStreamResponse) GetAcks() []*DebitAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+func (x *DebitStreamResponse) GetMaxInFlight() int32 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+// DebitAck is the final result of one streamed debit.
+type DebitAck struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*DebitAck_Debit
+	//	*DebitAck_Error
+	Result        isDebitAck_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DebitAck) Reset() {
+	*x = DebitAck{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DebitAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DebitAck) ProtoMessage() {}
+
+func (x *DebitAck) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DebitAck.ProtoReflect.Descriptor instead.
+func (*DebitAck) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DebitAck) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *DebitAck) GetResult() isDebitAck_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *DebitAck) GetDebit() *DebitResponse {
+	if x != nil {
+		if x, ok := x.Result.(*DebitAck_Debit); ok {
+			return x.Debit
+		}
+	}
+	return nil
+}
+
+func (x *DebitAck) GetError() *DebitError {
+	if x != nil {
+		if x, ok := x.Result.(*DebitAck_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isDebitAck_Result interface {
+	isDebitAck_Result()
+}
+
+type DebitAck_Debit struct {
+	// The committed (or replayed) debit, as a unary Debit returns it.
+	Debit *DebitResponse `protobuf:"bytes,2,opt,name=debit,proto3,oneof"`
+}
+
+type DebitAck_Error struct {
+	// The refusal a unary Debit would return as its status.
+	Error *DebitError `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*DebitAck_Debit) isDebitAck_Result() {}
+
+func (*DebitAck_Error) isDebitAck_Result() {}
+
+// DebitError is a refused debit: the gRPC status code a unary Debit would return, its message,
+// and a machine-readable reason (e.g. "INSUFFICIENT_FUNDS") a backend can map for its user.
+type DebitError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A google.rpc.Code value (3 INVALID_ARGUMENT, 6 ALREADY_EXISTS, 9 FAILED_PRECONDITION, 14 UNAVAILABLE...).
+	Code          int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DebitError) Reset() {
+	*x = DebitError{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DebitError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DebitError) ProtoMessage() {}
+
+func (x *DebitError) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DebitError.ProtoReflect.Descriptor instead.
+func (*DebitError) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DebitError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *DebitError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DebitError) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type AdjustRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
@@ -951,7 +1262,7 @@ type AdjustRequest struct {
 
 func (x *AdjustRequest) Reset() {
 	*x = AdjustRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[9]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -963,7 +1274,7 @@ func (x *AdjustRequest) String() string {
 func (*AdjustRequest) ProtoMessage() {}
 
 func (x *AdjustRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[9]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -976,7 +1287,7 @@ func (x *AdjustRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustRequest.ProtoReflect.Descriptor instead.
 func (*AdjustRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{9}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AdjustRequest) GetOrgId() string {
@@ -1020,7 +1331,7 @@ type AdjustResponse struct {
 
 func (x *AdjustResponse) Reset() {
 	*x = AdjustResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[10]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1343,7 @@ func (x *AdjustResponse) String() string {
 func (*AdjustResponse) ProtoMessage() {}
 
 func (x *AdjustResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[10]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1356,7 @@ func (x *AdjustResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustResponse.ProtoReflect.Descriptor instead.
 func (*AdjustResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{10}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AdjustResponse) GetTransaction() *Transaction {
@@ -1083,7 +1394,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[11]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1406,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[11]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1419,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{11}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListTransactionsRequest) GetOrgId() string {
@@ -1150,7 +1461,7 @@ type GetUsageSummaryRequest struct {
 
 func (x *GetUsageSummaryRequest) Reset() {
 	*x = GetUsageSummaryRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1473,7 @@ func (x *GetUsageSummaryRequest) String() string {
 func (*GetUsageSummaryRequest) ProtoMessage() {}
 
 func (x *GetUsageSummaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[12]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1486,7 @@ func (x *GetUsageSummaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageSummaryRequest.ProtoReflect.Descriptor instead.
 func (*GetUsageSummaryRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetUsageSummaryRequest) GetOrgId() string {
@@ -1212,7 +1523,7 @@ type GetUsageSummaryResponse struct {
 
 func (x *GetUsageSummaryResponse) Reset() {
 	*x = GetUsageSummaryResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1535,7 @@ func (x *GetUsageSummaryResponse) String() string {
 func (*GetUsageSummaryResponse) ProtoMessage() {}
 
 func (x *GetUsageSummaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[13]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1548,7 @@ func (x *GetUsageSummaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageSummaryResponse.ProtoReflect.Descriptor instead.
 func (*GetUsageSummaryResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetUsageSummaryResponse) GetOrgId() string {
@@ -1298,7 +1609,7 @@ type UsageDay struct {
 
 func (x *UsageDay) Reset() {
 	*x = UsageDay{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1621,7 @@ func (x *UsageDay) String() string {
 func (*UsageDay) ProtoMessage() {}
 
 func (x *UsageDay) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[14]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1634,7 @@ func (x *UsageDay) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageDay.ProtoReflect.Descriptor instead.
 func (*UsageDay) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UsageDay) GetDay() string {
@@ -1364,7 +1675,7 @@ type UsageItem struct {
 
 func (x *UsageItem) Reset() {
 	*x = UsageItem{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1687,7 @@ func (x *UsageItem) String() string {
 func (*UsageItem) ProtoMessage() {}
 
 func (x *UsageItem) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[15]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1700,7 @@ func (x *UsageItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageItem.ProtoReflect.Descriptor instead.
 func (*UsageItem) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{15}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UsageItem) GetKind() string {
@@ -1430,7 +1741,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1753,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[16]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1766,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{16}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
@@ -1501,7 +1812,7 @@ type Transaction struct {
 
 func (x *Transaction) Reset() {
 	*x = Transaction{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1824,7 @@ func (x *Transaction) String() string {
 func (*Transaction) ProtoMessage() {}
 
 func (x *Transaction) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[17]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1837,7 @@ func (x *Transaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transaction.ProtoReflect.Descriptor instead.
 func (*Transaction) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{17}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Transaction) GetId() string {
@@ -1646,7 +1957,7 @@ type Posting struct {
 
 func (x *Posting) Reset() {
 	*x = Posting{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1969,7 @@ func (x *Posting) String() string {
 func (*Posting) ProtoMessage() {}
 
 func (x *Posting) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[18]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1982,7 @@ func (x *Posting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Posting.ProtoReflect.Descriptor instead.
 func (*Posting) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{18}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Posting) GetAccount() string {
@@ -1700,7 +2011,7 @@ type AuthorizeRequest struct {
 
 func (x *AuthorizeRequest) Reset() {
 	*x = AuthorizeRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +2023,7 @@ func (x *AuthorizeRequest) String() string {
 func (*AuthorizeRequest) ProtoMessage() {}
 
 func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[19]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +2036,7 @@ func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeRequest.ProtoReflect.Descriptor instead.
 func (*AuthorizeRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{19}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AuthorizeRequest) GetOrgId() string {
@@ -1761,7 +2072,7 @@ type AuthorizeResponse struct {
 
 func (x *AuthorizeResponse) Reset() {
 	*x = AuthorizeResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +2084,7 @@ func (x *AuthorizeResponse) String() string {
 func (*AuthorizeResponse) ProtoMessage() {}
 
 func (x *AuthorizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[20]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +2097,7 @@ func (x *AuthorizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeResponse.ProtoReflect.Descriptor instead.
 func (*AuthorizeResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{20}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AuthorizeResponse) GetAllowed() bool {
@@ -1824,7 +2135,7 @@ type ReserveRequest struct {
 
 func (x *ReserveRequest) Reset() {
 	*x = ReserveRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +2147,7 @@ func (x *ReserveRequest) String() string {
 func (*ReserveRequest) ProtoMessage() {}
 
 func (x *ReserveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[21]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +2160,7 @@ func (x *ReserveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveRequest.ProtoReflect.Descriptor instead.
 func (*ReserveRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{21}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReserveRequest) GetOrgId() string {
@@ -1899,7 +2210,7 @@ type ReserveResponse struct {
 
 func (x *ReserveResponse) Reset() {
 	*x = ReserveResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2222,7 @@ func (x *ReserveResponse) String() string {
 func (*ReserveResponse) ProtoMessage() {}
 
 func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[22]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2235,7 @@ func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveResponse.ProtoReflect.Descriptor instead.
 func (*ReserveResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{22}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReserveResponse) GetHold() *Hold {
@@ -1963,7 +2274,7 @@ type CaptureRequest struct {
 
 func (x *CaptureRequest) Reset() {
 	*x = CaptureRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2286,7 @@ func (x *CaptureRequest) String() string {
 func (*CaptureRequest) ProtoMessage() {}
 
 func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[23]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2299,7 @@ func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
 func (*CaptureRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{23}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CaptureRequest) GetHoldId() string {
@@ -2039,7 +2350,7 @@ type CaptureResponse struct {
 
 func (x *CaptureResponse) Reset() {
 	*x = CaptureResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[24]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2051,7 +2362,7 @@ func (x *CaptureResponse) String() string {
 func (*CaptureResponse) ProtoMessage() {}
 
 func (x *CaptureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[24]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2064,7 +2375,7 @@ func (x *CaptureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureResponse.ProtoReflect.Descriptor instead.
 func (*CaptureResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{24}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CaptureResponse) GetHold() *Hold {
@@ -2104,7 +2415,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[25]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2427,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[25]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2440,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{25}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReleaseRequest) GetHoldId() string {
@@ -2148,7 +2459,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[26]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2471,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[26]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2484,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{26}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReleaseResponse) GetHold() *Hold {
@@ -2201,7 +2512,7 @@ type Hold struct {
 
 func (x *Hold) Reset() {
 	*x = Hold{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[27]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2524,7 @@ func (x *Hold) String() string {
 func (*Hold) ProtoMessage() {}
 
 func (x *Hold) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[27]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2537,7 @@ func (x *Hold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hold.ProtoReflect.Descriptor instead.
 func (*Hold) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{27}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Hold) GetId() string {
@@ -2297,7 +2608,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[28]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2620,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[28]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2633,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{28}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WatchEventsRequest) GetAfterSequence() int64 {
@@ -2349,7 +2660,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[29]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2672,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[29]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2685,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{29}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WatchEventsResponse) GetEvent() *BalanceEvent {
@@ -2405,7 +2716,7 @@ type BalanceEvent struct {
 
 func (x *BalanceEvent) Reset() {
 	*x = BalanceEvent{}
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[30]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2728,7 @@ func (x *BalanceEvent) String() string {
 func (*BalanceEvent) ProtoMessage() {}
 
 func (x *BalanceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[30]
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2741,7 @@ func (x *BalanceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BalanceEvent.ProtoReflect.Descriptor instead.
 func (*BalanceEvent) Descriptor() ([]byte, []int) {
-	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{30}
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *BalanceEvent) GetSequence() int64 {
@@ -2577,7 +2888,27 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12,\n" +
 	"\abalance\x18\x02 \x01(\v2\x12.google.type.MoneyR\abalance\x12>\n" +
 	"\vtransaction\x18\x03 \x01(\v2\x1c.tally.ledger.v1.TransactionR\vtransaction\x12\x1a\n" +
-	"\breplayed\x18\x04 \x01(\bR\breplayed\"\x93\x01\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\"L\n" +
+	"\x12DebitStreamRequest\x126\n" +
+	"\x06debits\x18\x01 \x03(\v2\x1e.tally.ledger.v1.StreamedDebitR\x06debits\"c\n" +
+	"\rStreamedDebit\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x123\n" +
+	"\x05debit\x18\x02 \x01(\v2\x1d.tally.ledger.v1.DebitRequestR\x05debit\"h\n" +
+	"\x13DebitStreamResponse\x12-\n" +
+	"\x04acks\x18\x01 \x03(\v2\x19.tally.ledger.v1.DebitAckR\x04acks\x12\"\n" +
+	"\rmax_in_flight\x18\x02 \x01(\x05R\vmaxInFlight\"\xa0\x01\n" +
+	"\bDebitAck\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x126\n" +
+	"\x05debit\x18\x02 \x01(\v2\x1e.tally.ledger.v1.DebitResponseH\x00R\x05debit\x123\n" +
+	"\x05error\x18\x03 \x01(\v2\x1b.tally.ledger.v1.DebitErrorH\x00R\x05errorB\b\n" +
+	"\x06result\"R\n" +
+	"\n" +
+	"DebitError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x93\x01\n" +
 	"\rAdjustRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12\x16\n" +
@@ -2733,12 +3064,13 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x12EVENT_KIND_CAPTURE\x10\x05\x12\x1a\n" +
 	"\x16EVENT_KIND_HOLD_PLACED\x10\x06\x12\x1c\n" +
 	"\x18EVENT_KIND_HOLD_RELEASED\x10\a\x12\x1b\n" +
-	"\x17EVENT_KIND_HOLD_EXPIRED\x10\b2\xf3\b\n" +
+	"\x17EVENT_KIND_HOLD_EXPIRED\x10\b2\xd1\t\n" +
 	"\rLedgerService\x12x\n" +
 	"\n" +
 	"GetBalance\x12\".tally.ledger.v1.GetBalanceRequest\x1a#.tally.ledger.v1.GetBalanceResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/orgs/{org_id}/balance\x12o\n" +
 	"\x06Credit\x12\x1e.tally.ledger.v1.CreditRequest\x1a\x1f.tally.ledger.v1.CreditResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/orgs/{org_id}/credits\x12F\n" +
-	"\x05Debit\x12\x1d.tally.ledger.v1.DebitRequest\x1a\x1e.tally.ledger.v1.DebitResponse\x12s\n" +
+	"\x05Debit\x12\x1d.tally.ledger.v1.DebitRequest\x1a\x1e.tally.ledger.v1.DebitResponse\x12\\\n" +
+	"\vDebitStream\x12#.tally.ledger.v1.DebitStreamRequest\x1a$.tally.ledger.v1.DebitStreamResponse(\x010\x01\x12s\n" +
 	"\x06Adjust\x12\x1e.tally.ledger.v1.AdjustRequest\x1a\x1f.tally.ledger.v1.AdjustResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/orgs/{org_id}/adjustments\x12\x8f\x01\n" +
 	"\x10ListTransactions\x12(.tally.ledger.v1.ListTransactionsRequest\x1a).tally.ledger.v1.ListTransactionsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orgs/{org_id}/transactions\x12\x8d\x01\n" +
 	"\x0fGetUsageSummary\x12'.tally.ledger.v1.GetUsageSummaryRequest\x1a(.tally.ledger.v1.GetUsageSummaryResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/orgs/{org_id}/usage-summary\x12R\n" +
@@ -2761,7 +3093,7 @@ func file_tally_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_ledger_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(TransactionKind)(0),             // 0: tally.ledger.v1.TransactionKind
 	(CreditSource)(0),                // 1: tally.ledger.v1.CreditSource
@@ -2776,129 +3108,141 @@ var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(*PricedUsage)(nil),              // 10: tally.ledger.v1.PricedUsage
 	(*UsageLine)(nil),                // 11: tally.ledger.v1.UsageLine
 	(*DebitResponse)(nil),            // 12: tally.ledger.v1.DebitResponse
-	(*AdjustRequest)(nil),            // 13: tally.ledger.v1.AdjustRequest
-	(*AdjustResponse)(nil),           // 14: tally.ledger.v1.AdjustResponse
-	(*ListTransactionsRequest)(nil),  // 15: tally.ledger.v1.ListTransactionsRequest
-	(*GetUsageSummaryRequest)(nil),   // 16: tally.ledger.v1.GetUsageSummaryRequest
-	(*GetUsageSummaryResponse)(nil),  // 17: tally.ledger.v1.GetUsageSummaryResponse
-	(*UsageDay)(nil),                 // 18: tally.ledger.v1.UsageDay
-	(*UsageItem)(nil),                // 19: tally.ledger.v1.UsageItem
-	(*ListTransactionsResponse)(nil), // 20: tally.ledger.v1.ListTransactionsResponse
-	(*Transaction)(nil),              // 21: tally.ledger.v1.Transaction
-	(*Posting)(nil),                  // 22: tally.ledger.v1.Posting
-	(*AuthorizeRequest)(nil),         // 23: tally.ledger.v1.AuthorizeRequest
-	(*AuthorizeResponse)(nil),        // 24: tally.ledger.v1.AuthorizeResponse
-	(*ReserveRequest)(nil),           // 25: tally.ledger.v1.ReserveRequest
-	(*ReserveResponse)(nil),          // 26: tally.ledger.v1.ReserveResponse
-	(*CaptureRequest)(nil),           // 27: tally.ledger.v1.CaptureRequest
-	(*CaptureResponse)(nil),          // 28: tally.ledger.v1.CaptureResponse
-	(*ReleaseRequest)(nil),           // 29: tally.ledger.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),          // 30: tally.ledger.v1.ReleaseResponse
-	(*Hold)(nil),                     // 31: tally.ledger.v1.Hold
-	(*WatchEventsRequest)(nil),       // 32: tally.ledger.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),      // 33: tally.ledger.v1.WatchEventsResponse
-	(*BalanceEvent)(nil),             // 34: tally.ledger.v1.BalanceEvent
-	nil,                              // 35: tally.ledger.v1.DebitRequest.MetadataEntry
-	nil,                              // 36: tally.ledger.v1.Usage.QuantitiesEntry
-	nil,                              // 37: tally.ledger.v1.Transaction.MetadataEntry
-	nil,                              // 38: tally.ledger.v1.CaptureRequest.MetadataEntry
-	(*money.Money)(nil),              // 39: google.type.Money
-	(*timestamppb.Timestamp)(nil),    // 40: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 41: google.protobuf.Duration
+	(*DebitStreamRequest)(nil),       // 13: tally.ledger.v1.DebitStreamRequest
+	(*StreamedDebit)(nil),            // 14: tally.ledger.v1.StreamedDebit
+	(*DebitStreamResponse)(nil),      // 15: tally.ledger.v1.DebitStreamResponse
+	(*DebitAck)(nil),                 // 16: tally.ledger.v1.DebitAck
+	(*DebitError)(nil),               // 17: tally.ledger.v1.DebitError
+	(*AdjustRequest)(nil),            // 18: tally.ledger.v1.AdjustRequest
+	(*AdjustResponse)(nil),           // 19: tally.ledger.v1.AdjustResponse
+	(*ListTransactionsRequest)(nil),  // 20: tally.ledger.v1.ListTransactionsRequest
+	(*GetUsageSummaryRequest)(nil),   // 21: tally.ledger.v1.GetUsageSummaryRequest
+	(*GetUsageSummaryResponse)(nil),  // 22: tally.ledger.v1.GetUsageSummaryResponse
+	(*UsageDay)(nil),                 // 23: tally.ledger.v1.UsageDay
+	(*UsageItem)(nil),                // 24: tally.ledger.v1.UsageItem
+	(*ListTransactionsResponse)(nil), // 25: tally.ledger.v1.ListTransactionsResponse
+	(*Transaction)(nil),              // 26: tally.ledger.v1.Transaction
+	(*Posting)(nil),                  // 27: tally.ledger.v1.Posting
+	(*AuthorizeRequest)(nil),         // 28: tally.ledger.v1.AuthorizeRequest
+	(*AuthorizeResponse)(nil),        // 29: tally.ledger.v1.AuthorizeResponse
+	(*ReserveRequest)(nil),           // 30: tally.ledger.v1.ReserveRequest
+	(*ReserveResponse)(nil),          // 31: tally.ledger.v1.ReserveResponse
+	(*CaptureRequest)(nil),           // 32: tally.ledger.v1.CaptureRequest
+	(*CaptureResponse)(nil),          // 33: tally.ledger.v1.CaptureResponse
+	(*ReleaseRequest)(nil),           // 34: tally.ledger.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),          // 35: tally.ledger.v1.ReleaseResponse
+	(*Hold)(nil),                     // 36: tally.ledger.v1.Hold
+	(*WatchEventsRequest)(nil),       // 37: tally.ledger.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),      // 38: tally.ledger.v1.WatchEventsResponse
+	(*BalanceEvent)(nil),             // 39: tally.ledger.v1.BalanceEvent
+	nil,                              // 40: tally.ledger.v1.DebitRequest.MetadataEntry
+	nil,                              // 41: tally.ledger.v1.Usage.QuantitiesEntry
+	nil,                              // 42: tally.ledger.v1.Transaction.MetadataEntry
+	nil,                              // 43: tally.ledger.v1.CaptureRequest.MetadataEntry
+	(*money.Money)(nil),              // 44: google.type.Money
+	(*timestamppb.Timestamp)(nil),    // 45: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 46: google.protobuf.Duration
 }
 var file_tally_ledger_v1_ledger_proto_depIdxs = []int32{
-	39, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
-	39, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
-	39, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
-	40, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
-	39, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
+	44, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
+	44, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
+	44, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
+	45, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
 	1,  // 5: tally.ledger.v1.CreditRequest.source:type_name -> tally.ledger.v1.CreditSource
-	21, // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	39, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
-	40, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
-	39, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
-	35, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
+	26, // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	44, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
+	45, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
+	40, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
 	9,  // 11: tally.ledger.v1.DebitRequest.usage:type_name -> tally.ledger.v1.Usage
-	36, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
-	40, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
-	40, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
+	41, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
+	45, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
+	45, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
 	11, // 15: tally.ledger.v1.PricedUsage.lines:type_name -> tally.ledger.v1.UsageLine
-	39, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
-	39, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
-	39, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
-	21, // 19: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	39, // 20: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
-	21, // 21: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	39, // 22: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
-	0,  // 23: tally.ledger.v1.ListTransactionsRequest.kind:type_name -> tally.ledger.v1.TransactionKind
-	18, // 24: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
-	19, // 25: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
-	39, // 26: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
-	19, // 27: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
-	39, // 28: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
-	21, // 29: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
-	0,  // 30: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
-	39, // 31: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
-	39, // 32: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
-	37, // 33: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
-	40, // 34: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
-	22, // 35: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
-	10, // 36: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
-	39, // 37: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
-	39, // 38: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
-	9,  // 39: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
-	39, // 40: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
-	39, // 41: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
-	39, // 42: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
-	41, // 43: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
-	31, // 44: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
-	39, // 45: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
-	39, // 46: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
-	38, // 47: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
-	31, // 48: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
-	21, // 49: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	39, // 50: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
-	31, // 51: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
-	39, // 52: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
-	2,  // 53: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
-	40, // 54: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
-	40, // 55: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	39, // 56: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
-	34, // 57: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
-	3,  // 58: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
-	39, // 59: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
-	39, // 60: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
-	39, // 61: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
-	40, // 62: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
-	40, // 63: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	1,  // 64: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
-	4,  // 65: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
-	6,  // 66: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
-	8,  // 67: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
-	13, // 68: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
-	15, // 69: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
-	16, // 70: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
-	23, // 71: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
-	25, // 72: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
-	27, // 73: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
-	29, // 74: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
-	32, // 75: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
-	5,  // 76: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
-	7,  // 77: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
-	12, // 78: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
-	14, // 79: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
-	20, // 80: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
-	17, // 81: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
-	24, // 82: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
-	26, // 83: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
-	28, // 84: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
-	30, // 85: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
-	33, // 86: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
-	76, // [76:87] is the sub-list for method output_type
-	65, // [65:76] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	44, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
+	44, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
+	44, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
+	26, // 19: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	14, // 20: tally.ledger.v1.DebitStreamRequest.debits:type_name -> tally.ledger.v1.StreamedDebit
+	8,  // 21: tally.ledger.v1.StreamedDebit.debit:type_name -> tally.ledger.v1.DebitRequest
+	16, // 22: tally.ledger.v1.DebitStreamResponse.acks:type_name -> tally.ledger.v1.DebitAck
+	12, // 23: tally.ledger.v1.DebitAck.debit:type_name -> tally.ledger.v1.DebitResponse
+	17, // 24: tally.ledger.v1.DebitAck.error:type_name -> tally.ledger.v1.DebitError
+	44, // 25: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
+	26, // 26: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	44, // 27: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
+	0,  // 28: tally.ledger.v1.ListTransactionsRequest.kind:type_name -> tally.ledger.v1.TransactionKind
+	23, // 29: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
+	24, // 30: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
+	44, // 31: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
+	24, // 32: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
+	44, // 33: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
+	26, // 34: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
+	0,  // 35: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
+	44, // 36: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
+	44, // 37: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
+	42, // 38: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
+	45, // 39: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	27, // 40: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
+	10, // 41: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
+	44, // 42: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
+	44, // 43: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
+	9,  // 44: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
+	44, // 45: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
+	44, // 46: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
+	44, // 47: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
+	46, // 48: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
+	36, // 49: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
+	44, // 50: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
+	44, // 51: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
+	43, // 52: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
+	36, // 53: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
+	26, // 54: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	44, // 55: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
+	36, // 56: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
+	44, // 57: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
+	2,  // 58: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
+	45, // 59: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 60: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	44, // 61: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
+	39, // 62: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
+	3,  // 63: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
+	44, // 64: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
+	44, // 65: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
+	44, // 66: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
+	45, // 67: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 68: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	1,  // 69: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
+	4,  // 70: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
+	6,  // 71: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
+	8,  // 72: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
+	13, // 73: tally.ledger.v1.LedgerService.DebitStream:input_type -> tally.ledger.v1.DebitStreamRequest
+	18, // 74: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
+	20, // 75: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
+	21, // 76: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
+	28, // 77: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
+	30, // 78: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
+	32, // 79: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
+	34, // 80: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
+	37, // 81: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
+	5,  // 82: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
+	7,  // 83: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
+	12, // 84: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
+	15, // 85: tally.ledger.v1.LedgerService.DebitStream:output_type -> tally.ledger.v1.DebitStreamResponse
+	19, // 86: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
+	25, // 87: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
+	22, // 88: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
+	29, // 89: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
+	31, // 90: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
+	33, // 91: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
+	35, // 92: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
+	38, // 93: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
+	82, // [82:94] is the sub-list for method output_type
+	70, // [70:82] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_tally_ledger_v1_ledger_proto_init() }
@@ -2906,13 +3250,17 @@ func file_tally_ledger_v1_ledger_proto_init() {
 	if File_tally_ledger_v1_ledger_proto != nil {
 		return
 	}
+	file_tally_ledger_v1_ledger_proto_msgTypes[12].OneofWrappers = []any{
+		(*DebitAck_Debit)(nil),
+		(*DebitAck_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_ledger_v1_ledger_proto_rawDesc), len(file_tally_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   35,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

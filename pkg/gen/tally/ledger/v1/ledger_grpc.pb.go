@@ -22,6 +22,7 @@ const (
 	LedgerService_GetBalance_FullMethodName       = "/tally.ledger.v1.LedgerService/GetBalance"
 	LedgerService_Credit_FullMethodName           = "/tally.ledger.v1.LedgerService/Credit"
 	LedgerService_Debit_FullMethodName            = "/tally.ledger.v1.LedgerService/Debit"
+	LedgerService_DebitStream_FullMethodName      = "/tally.ledger.v1.LedgerService/DebitStream"
 	LedgerService_Adjust_FullMethodName           = "/tally.ledger.v1.LedgerService/Adjust"
 	LedgerService_ListTransactions_FullMethodName = "/tally.ledger.v1.LedgerService/ListTransactions"
 	LedgerService_GetUsageSummary_FullMethodName  = "/tally.ledger.v1.LedgerService/GetUsageSummary"
@@ -47,6 +48,14 @@ type LedgerServiceClient interface {
 	// Debit records a charge. Usage that already happened is recorded even below zero
 	// unless require_funds is set.
 	Debit(ctx context.Context, in *DebitRequest, opts ...grpc.CallOption) (*DebitResponse, error)
+	// DebitStream is the high-rate path for model-serving backends (pkg/client uses it): the client
+	// sends debits in batches and receives one acknowledgement per debit, sent only after the debit is
+	// durably committed (or refused), in any order, matched by request_id. Each debit gets exactly the
+	// result a unary Debit with the same request would give, replays included; a refused debit is an
+	// acknowledgement carrying its error and never ends the stream. The server bounds how many debits
+	// of one stream may be unacknowledged (max_in_flight of the first response); past that it stops
+	// reading, and HTTP/2 flow control pushes back on the sender.
+	DebitStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DebitStreamRequest, DebitStreamResponse], error)
 	// Adjust is an audited ops correction: a signed amount, a mandatory reason and idempotency key.
 	Adjust(ctx context.Context, in *AdjustRequest, opts ...grpc.CallOption) (*AdjustResponse, error)
 	// ListTransactions lists an organization's transactions, newest first.
@@ -105,6 +114,19 @@ func (c *ledgerServiceClient) Debit(ctx context.Context, in *DebitRequest, opts 
 	}
 	return out, nil
 }
+
+func (c *ledgerServiceClient) DebitStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DebitStreamRequest, DebitStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LedgerService_ServiceDesc.Streams[0], LedgerService_DebitStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DebitStreamRequest, DebitStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LedgerService_DebitStreamClient = grpc.BidiStreamingClient[DebitStreamRequest, DebitStreamResponse]
 
 func (c *ledgerServiceClient) Adjust(ctx context.Context, in *AdjustRequest, opts ...grpc.CallOption) (*AdjustResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -178,7 +200,7 @@ func (c *ledgerServiceClient) Release(ctx context.Context, in *ReleaseRequest, o
 
 func (c *ledgerServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &LedgerService_ServiceDesc.Streams[0], LedgerService_WatchEvents_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &LedgerService_ServiceDesc.Streams[1], LedgerService_WatchEvents_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +232,14 @@ type LedgerServiceServer interface {
 	// Debit records a charge. Usage that already happened is recorded even below zero
 	// unless require_funds is set.
 	Debit(context.Context, *DebitRequest) (*DebitResponse, error)
+	// DebitStream is the high-rate path for model-serving backends (pkg/client uses it): the client
+	// sends debits in batches and receives one acknowledgement per debit, sent only after the debit is
+	// durably committed (or refused), in any order, matched by request_id. Each debit gets exactly the
+	// result a unary Debit with the same request would give, replays included; a refused debit is an
+	// acknowledgement carrying its error and never ends the stream. The server bounds how many debits
+	// of one stream may be unacknowledged (max_in_flight of the first response); past that it stops
+	// reading, and HTTP/2 flow control pushes back on the sender.
+	DebitStream(grpc.BidiStreamingServer[DebitStreamRequest, DebitStreamResponse]) error
 	// Adjust is an audited ops correction: a signed amount, a mandatory reason and idempotency key.
 	Adjust(context.Context, *AdjustRequest) (*AdjustResponse, error)
 	// ListTransactions lists an organization's transactions, newest first.
@@ -247,6 +277,9 @@ func (UnimplementedLedgerServiceServer) Credit(context.Context, *CreditRequest) 
 }
 func (UnimplementedLedgerServiceServer) Debit(context.Context, *DebitRequest) (*DebitResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Debit not implemented")
+}
+func (UnimplementedLedgerServiceServer) DebitStream(grpc.BidiStreamingServer[DebitStreamRequest, DebitStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method DebitStream not implemented")
 }
 func (UnimplementedLedgerServiceServer) Adjust(context.Context, *AdjustRequest) (*AdjustResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Adjust not implemented")
@@ -346,6 +379,13 @@ func _LedgerService_Debit_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _LedgerService_DebitStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(LedgerServiceServer).DebitStream(&grpc.GenericServerStream[DebitStreamRequest, DebitStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LedgerService_DebitStreamServer = grpc.BidiStreamingServer[DebitStreamRequest, DebitStreamResponse]
 
 func _LedgerService_Adjust_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AdjustRequest)
@@ -533,6 +573,12 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "DebitStream",
+			Handler:       _LedgerService_DebitStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "WatchEvents",
 			Handler:       _LedgerService_WatchEvents_Handler,
