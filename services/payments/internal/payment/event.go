@@ -10,6 +10,8 @@ const (
 	EventCheckoutExpired        = "checkout.session.expired"
 	EventChargeRefunded         = "charge.refunded"
 	EventDisputeCreated         = "charge.dispute.created"
+	// EventIntentSucceeded is an off-session auto-recharge charge that succeeded.
+	EventIntentSucceeded = "payment_intent.succeeded"
 )
 
 // Metadata keys set on Checkout Sessions and their payment intents.
@@ -30,6 +32,18 @@ type Event struct {
 	Charge *Charge
 	// Dispute is set for charge.dispute.created.
 	Dispute *Dispute
+	// Intent is set for payment_intent.succeeded.
+	Intent *Intent
+}
+
+// Intent is a Stripe PaymentIntent; auto-recharge's carry the payment id in their metadata.
+type Intent struct {
+	ID             string
+	Status         string
+	AmountReceived int64
+	Currency       string
+	PaymentID      string
+	OrgID          string
 }
 
 // Session is the state of a Checkout Session as Stripe (or the local checkout) reports it.
@@ -45,6 +59,10 @@ type Session struct {
 	PaymentID string
 	OrgID     string
 	Created   time.Time
+	// Mode is "payment" for a top-up, "setup" for a session that saves a card; SetupIntentID is
+	// the latter's SetupIntent.
+	Mode          string
+	SetupIntentID string
 }
 
 // Paid reports whether the session's money was received.
