@@ -16,6 +16,7 @@ import (
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
 )
 
 // Declines in these tests come from the test-mode page's test cards (pm_card_chargeDeclined,
@@ -236,4 +237,58 @@ func TestAutoRechargeSetupAndRulePolicy(t *testing.T) {
 	got, err = e.member(t, org, false).GetAutoRecharge(t.Context(), &paymentsv1.GetAutoRechargeRequest{OrgId: org})
 	require.NoError(t, err)
 	require.Nil(t, got.GetPaymentMethod())
+}
+
+// In Stripe mode (stripe-mock) the card is saved from the completed setup session's SetupIntent
+// and the recharge is a PaymentIntent confirmed off-session. stripe-mock answers with a fixture
+// that is not settled (requires_payment_method), which tally takes as accepted and pending: the
+// recharge stays in flight until payment_intent.succeeded credits it, once.
+func TestAutoRechargeStripeMode(t *testing.T) {
+	t.Parallel()
+	e := startRecharge(t, options{stripe: true, retry: 100 * time.Millisecond})
+	const org = "org-rc-stripe"
+	e.seed(t, org, 60*unit, "seed")
+	admin := e.member(t, org, true)
+	setup, err := admin.CreatePaymentMethodSetup(t.Context(), &paymentsv1.CreatePaymentMethodSetupRequest{OrgId: org})
+	require.NoError(t, err)
+	require.NotEmpty(t, setup.GetSessionId())
+	body, err := stripeevent.EventPayload("evt_setup_1", payment.EventCheckoutCompleted, time.Now(), stripeevent.SessionObject{
+		ID: setup.GetSessionId(), Object: "checkout.session", Status: "complete", PaymentStatus: "no_payment_required", Mode: "setup",
+		SetupIntent: "seti_1", PaymentMethodTypes: []string{"card"}, ClientReferenceID: org, Metadata: map[string]string{payment.MetaOrgID: org},
+	})
+	require.NoError(t, err)
+	e.mustDeliver(t, body, "processed")
+	got, err := admin.GetAutoRecharge(t.Context(), &paymentsv1.GetAutoRechargeRequest{OrgId: org})
+	require.NoError(t, err)
+	require.NotNil(t, got.GetPaymentMethod(), "saved from the SetupIntent")
+	require.False(t, got.GetPaymentMethod().GetTestMode())
+	require.NotEmpty(t, got.GetPaymentMethod().GetLast4())
+
+	e.rule(t, org, 50*unit, 20*unit, 0, 500*unit)
+	debit(t, e.ledgerOps, org, 20*unit, "use")
+	var intentID, paymentID string
+	require.Eventually(t, func() bool {
+		err := e.sql(t, `SELECT id::text, coalesce(payment_intent_id, '') FROM payments.payments WHERE org_id = $1 AND automatic
+AND charge_after IS NULL`, org).Scan(&paymentID, &intentID)
+		return err == nil && intentID != ""
+	}, 30*time.Second, 20*time.Millisecond)
+	got, err = admin.GetAutoRecharge(t.Context(), &paymentsv1.GetAutoRechargeRequest{OrgId: org})
+	require.NoError(t, err)
+	require.True(t, got.GetRule().GetInFlight(), "pending at Stripe")
+
+	for _, outcome := range []string{"processed", "duplicate"} {
+		intent, err := stripeevent.EventPayload("evt_pi_1", payment.EventIntentSucceeded, time.Now(), map[string]any{
+			"id": intentID, "object": "payment_intent", "status": "succeeded", "amount_received": 2000, "currency": "usd",
+			"metadata": map[string]string{payment.MetaPaymentID: paymentID, payment.MetaOrgID: org},
+		})
+		require.NoError(t, err)
+		e.mustDeliver(t, intent, outcome)
+	}
+	e.settled(t, org)
+	auto := e.automatic(t, org)
+	require.Len(t, auto, 1)
+	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED, auto[0].GetStatus())
+	require.False(t, auto[0].GetTestMode())
+	require.NotEmpty(t, auto[0].GetInvoiceNumber())
+	require.Equal(t, 60*unit, nanos(t, e.balance(t, org).GetBalance()), "credited once")
 }

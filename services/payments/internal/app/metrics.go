@@ -23,7 +23,7 @@ const otherType = "other"
 
 // webhookTypes are the event types with their own label value.
 var webhookTypes = []string{payment.EventCheckoutCompleted, payment.EventCheckoutAsyncSucceeded, payment.EventCheckoutAsyncFailed,
-	payment.EventCheckoutExpired, payment.EventChargeRefunded, payment.EventDisputeCreated, payment.EventIntentSucceeded}
+	payment.EventCheckoutExpired, payment.EventChargeRefunded, payment.EventDisputeCreated, payment.EventIntentSucceeded, payment.EventIntentFailed}
 
 // Results of checkout creation.
 const (
@@ -86,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, k := range []string{fixFulfilled, fixExpired} {
 		m.fixes.WithLabelValues(k)
 	}
-	for _, r := range []string{"claimed", string(payment.ChargeSucceeded), string(payment.ChargeDeclined), string(payment.ChargeAuthenticationRequired)} {
+	for _, r := range []string{"claimed", string(payment.ChargeSucceeded), string(payment.ChargeDeclined), string(payment.ChargeAuthenticationRequired), string(payment.ChargePending)} {
 		m.recharges.WithLabelValues(r)
 	}
 	if reg == nil {

@@ -246,7 +246,7 @@ func (a *App) charge(ctx context.Context, p payment.Payment) error {
 			"payment_intent", res.PaymentIntentID)
 	}
 	if res.Status != payment.ChargeSucceeded {
-		return nil // the failure email is due: the retry worker sends it
+		return nil // a failure's email is due (the retry worker sends it); a pending charge waits for its webhook
 	}
 	_, err = a.applySession(ctx, rechargeSession(p, res.PaymentIntentID), payment.SignalPaid, store.EventRecord{})
 	return err
@@ -279,8 +279,9 @@ func rechargeSession(p payment.Payment, intentID string) payment.Session {
 		Currency: p.Amount.Currency, PaymentIntentID: intentID, PaymentMethod: payment.MethodCard, PaymentID: p.ID, OrgID: p.OrgID}
 }
 
-// applyIntent handles payment_intent.succeeded: an automatic payment Stripe reports paid is
-// credited through the same fulfilment path (a charge whose answer was lost, a replica that died).
+// applyIntent handles payment_intent.succeeded and payment_intent.payment_failed of an automatic
+// payment: the answer is recorded (ending a recharge Stripe accepted without settling it), a
+// success is credited through the same fulfilment path, a failure makes its email due.
 func (a *App) applyIntent(ctx context.Context, in payment.Intent, rec store.EventRecord) (string, error) {
 	p, err := a.store.Payment(ctx, in.OrgID, in.PaymentID)
 	if errors.Is(err, payment.ErrNotFound) || err == nil && !p.Automatic {
@@ -289,6 +290,26 @@ func (a *App) applyIntent(ctx context.Context, in payment.Intent, rec store.Even
 	}
 	if err != nil {
 		return "", err
+	}
+	if seen, err := a.store.EventSeen(ctx, rec.ID); err != nil || seen {
+		return OutcomeDuplicate, err
+	}
+	res := payment.ChargeResult{PaymentIntentID: in.ID, Status: payment.ChargeSucceeded}
+	if rec.Type == payment.EventIntentFailed {
+		res.Status, res.Message = payment.ChargeDeclined, in.FailureMessage
+		if in.FailureCode == "authentication_required" {
+			res.Status = payment.ChargeAuthenticationRequired
+		}
+	}
+	now := a.now()
+	if _, _, err := a.store.RecordCharge(ctx, p.ID, store.ChargeRecord{Charge: res, FulfilAt: now.Add(a.cfg.Lease),
+		After: func(r payment.RechargeRule) (payment.RechargeRule, payment.ChargeOutcome) {
+			return payment.AfterCharge(r, res.Status, now)
+		}}); err != nil {
+		return "", err
+	}
+	if res.Status != payment.ChargeSucceeded {
+		return a.recordOnly(ctx, rec, nil)
 	}
 	s := rechargeSession(p, in.ID)
 	s.AmountTotal, s.Currency = in.AmountReceived, in.Currency

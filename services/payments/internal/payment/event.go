@@ -12,6 +12,8 @@ const (
 	EventDisputeCreated         = "charge.dispute.created"
 	// EventIntentSucceeded is an off-session auto-recharge charge that succeeded.
 	EventIntentSucceeded = "payment_intent.succeeded"
+	// EventIntentFailed is an off-session auto-recharge charge that failed after it was accepted.
+	EventIntentFailed = "payment_intent.payment_failed"
 )
 
 // Metadata keys set on Checkout Sessions and their payment intents.
@@ -32,7 +34,7 @@ type Event struct {
 	Charge *Charge
 	// Dispute is set for charge.dispute.created.
 	Dispute *Dispute
-	// Intent is set for payment_intent.succeeded.
+	// Intent is set for payment_intent.succeeded and payment_intent.payment_failed.
 	Intent *Intent
 }
 
@@ -44,6 +46,9 @@ type Intent struct {
 	Currency       string
 	PaymentID      string
 	OrgID          string
+	// FailureCode and FailureMessage are the last_payment_error of a failed one.
+	FailureCode    string
+	FailureMessage string
 }
 
 // Session is the state of a Checkout Session as Stripe (or the local checkout) reports it.

@@ -66,6 +66,9 @@ const (
 	// ChargeAuthenticationRequired is a payment the bank wants the cardholder to authenticate,
 	// which cannot happen off-session.
 	ChargeAuthenticationRequired ChargeStatus = "authentication_required"
+	// ChargePending is a charge the processor accepted without settling it (processing): its
+	// webhook (payment_intent.succeeded or payment_intent.payment_failed) ends the recharge.
+	ChargePending ChargeStatus = "pending"
 )
 
 // ChargeResult is the outcome of an off-session charge.
@@ -257,6 +260,9 @@ type ChargeOutcome struct {
 // AfterCharge is the rule after its in-flight recharge ended with status: a success resets the
 // failures, a failure counts one more and the third in a row disables the rule.
 func AfterCharge(r RechargeRule, status ChargeStatus, now time.Time) (RechargeRule, ChargeOutcome) {
+	if status == ChargePending {
+		return r, ChargeOutcome{}
+	}
 	r.InFlight = ""
 	if status == ChargeSucceeded {
 		r.ConsecutiveFailures = 0

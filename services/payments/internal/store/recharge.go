@@ -321,40 +321,47 @@ func (s *Store) RecordCharge(ctx context.Context, paymentID string, c ChargeReco
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	var due *time.Time
-	var orgID, mode string
-	err = tx.QueryRow(ctx, `SELECT charge_after, org_id, mode FROM payments WHERE id = $1 AND automatic FOR UPDATE`, paymentID).Scan(&due, &orgID, &mode)
+	var orgID string
+	err = tx.QueryRow(ctx, `SELECT charge_after, org_id FROM payments WHERE id = $1 AND automatic FOR UPDATE`, paymentID).Scan(&due, &orgID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.Payment{}, false, fmt.Errorf("automatic payment %s: %w", paymentID, payment.ErrNotFound)
 	}
 	if err != nil {
 		return payment.Payment{}, false, fmt.Errorf("locking payment %s: %w", paymentID, err)
 	}
-	if due == nil {
+	r, err := scanRule(tx.QueryRow(ctx, `SELECT `+ruleColumns+` FROM recharge_rules WHERE org_id = $1 FOR UPDATE`, orgID))
+	if err != nil && !errors.Is(err, payment.ErrNotFound) {
+		return payment.Payment{}, false, err
+	}
+	inFlight := err == nil && r.InFlight == paymentID
+	if due == nil && !inFlight {
+		// Recorded before (a final answer ends the recharge; a pending one clears the charge).
 		p, err = s.Payment(ctx, "", paymentID)
 		return p, false, err
 	}
 	now := s.clock()
 	var outcome payment.ChargeOutcome
-	r, err := scanRule(tx.QueryRow(ctx, `SELECT `+ruleColumns+` FROM recharge_rules WHERE org_id = $1 FOR UPDATE`, orgID))
-	switch {
-	case err == nil && r.InFlight == paymentID:
+	if inFlight {
 		r, outcome = c.After(r)
-		_, err = tx.Exec(ctx, `UPDATE recharge_rules SET in_flight = NULL, consecutive_failures = $2, enabled = $3, disabled_reason = $4,
-disabled_at = $5 WHERE org_id = $1`, orgID, r.ConsecutiveFailures, r.Enabled, r.DisabledReason, nullTime(r.DisabledAt))
+		_, err = tx.Exec(ctx, `UPDATE recharge_rules SET in_flight = $2::uuid, consecutive_failures = $3, enabled = $4, disabled_reason = $5,
+disabled_at = $6 WHERE org_id = $1`, orgID, nullString(r.InFlight), r.ConsecutiveFailures, r.Enabled, r.DisabledReason, nullTime(r.DisabledAt))
 		if err != nil {
 			return payment.Payment{}, false, fmt.Errorf("updating recharge rule: %w", err)
 		}
-	case err != nil && !errors.Is(err, payment.ErrNotFound):
-		return payment.Payment{}, false, err
 	}
-	if c.Charge.Status == payment.ChargeSucceeded {
+	switch c.Charge.Status {
+	case payment.ChargePending:
+		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = coalesce(payment_intent_id, $2), updated_at = $3
+WHERE id = $1`, paymentID, nullString(c.Charge.PaymentIntentID), now)
+	case payment.ChargeSucceeded:
 		// Paid: the credit is due (claim before the call), so that the retry worker credits it
 		// should the caller die before the ledger answers.
 		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = coalesce(payment_intent_id, $2), updated_at = $3,
 fulfil_after = CASE WHEN credited_at IS NULL THEN coalesce(fulfil_after, $4) END WHERE id = $1`,
 			paymentID, nullString(c.Charge.PaymentIntentID), now, c.FulfilAt.UTC())
-	} else {
-		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = $2, updated_at = $3, status = 'failed',
+	default:
+		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = coalesce(payment_intent_id, $2), updated_at = $3,
+status = CASE WHEN credited_at IS NULL THEN 'failed' ELSE status END,
 failure_reason = $4, failure_message = $5, notify_after = $3, failures_in_row = $6, disabled_rule = $7 WHERE id = $1`,
 			paymentID, nullString(c.Charge.PaymentIntentID), now, string(c.Charge.Status), truncate(c.Charge.Message, maxErrorLength),
 			outcome.Failures, outcome.Disabled)

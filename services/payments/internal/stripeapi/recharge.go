@@ -3,7 +3,6 @@ package stripeapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/stripe/stripe-go/v76"
@@ -122,10 +121,12 @@ func (p *Processor) ChargeSaved(ctx context.Context, req payment.ChargeRequest) 
 	switch pi.Status {
 	case stripe.PaymentIntentStatusSucceeded:
 		return payment.ChargeResult{PaymentIntentID: pi.ID, Status: payment.ChargeSucceeded}, nil
-	case stripe.PaymentIntentStatusRequiresAction, stripe.PaymentIntentStatusRequiresPaymentMethod:
+	case stripe.PaymentIntentStatusRequiresAction:
 		return payment.ChargeResult{PaymentIntentID: pi.ID, Status: payment.ChargeAuthenticationRequired,
 			Message: "The bank asks the cardholder to authenticate this payment."}, nil
+	case stripe.PaymentIntentStatusCanceled:
+		return payment.ChargeResult{PaymentIntentID: pi.ID, Status: payment.ChargeDeclined, Message: "The payment was canceled."}, nil
 	}
-	// processing, requires_confirmation, …: asked again later with the same key.
-	return payment.ChargeResult{}, fmt.Errorf("charging the saved card: %w: payment intent %s is %s", payment.ErrUnavailable, pi.ID, pi.Status)
+	// processing (and any state Stripe settles later): its payment_intent webhook ends it.
+	return payment.ChargeResult{PaymentIntentID: pi.ID, Status: payment.ChargePending}, nil
 }

@@ -104,7 +104,9 @@ func checkText(ev payment.Event) error {
 	}
 	if in := ev.Intent; in != nil {
 		ids = append(ids, []struct{ field, v string }{{"data.object.id", in.ID}, {"data.object.status", in.Status},
-			{"data.object.currency", in.Currency}, {"data.object.metadata", in.PaymentID}, {"data.object.metadata", in.OrgID}}...)
+			{"data.object.currency", in.Currency}, {"data.object.metadata", in.PaymentID}, {"data.object.metadata", in.OrgID},
+			{"data.object.last_payment_error.code", in.FailureCode}}...)
+		reason = in.FailureMessage
 	}
 	if c := ev.Charge; c != nil {
 		ids = append(ids, []struct{ field, v string }{{"data.object.id", c.ID}, {"data.object.payment_intent", c.PaymentIntentID},
@@ -195,6 +197,10 @@ type intentObject struct {
 	AmountReceived int64             `json:"amount_received"`
 	Currency       string            `json:"currency"`
 	Metadata       map[string]string `json:"metadata"`
+	LastError      *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"last_payment_error"`
 }
 
 type chargeObject struct {
@@ -232,13 +238,16 @@ func decode(ev stripe.Event) (payment.Event, error) {
 		}
 		s := sessionFromObject(o)
 		out.Session = &s
-	case payment.EventIntentSucceeded:
+	case payment.EventIntentSucceeded, payment.EventIntentFailed:
 		var o intentObject
 		if err := unmarshal(raw, &o); err != nil {
 			return payment.Event{}, err
 		}
 		out.Intent = &payment.Intent{ID: o.ID, Status: o.Status, AmountReceived: o.AmountReceived, Currency: strings.ToUpper(o.Currency),
 			PaymentID: o.Metadata[payment.MetaPaymentID], OrgID: o.Metadata[payment.MetaOrgID]}
+		if o.LastError != nil {
+			out.Intent.FailureCode, out.Intent.FailureMessage = o.LastError.Code, o.LastError.Message
+		}
 	case payment.EventChargeRefunded:
 		var o chargeObject
 		if err := unmarshal(raw, &o); err != nil {
