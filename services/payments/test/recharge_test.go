@@ -292,3 +292,38 @@ AND charge_after IS NULL`, org).Scan(&paymentID, &intentID)
 	require.NotEmpty(t, auto[0].GetInvoiceNumber())
 	require.Equal(t, 60*unit, nanos(t, e.balance(t, org).GetBalance()), "credited once")
 }
+
+// A replica that dies after Stripe charged the card but before recording the answer leaves the
+// payment claimed (charge due, the rule's recharge in flight); a restarted replica's retry worker
+// sends the same charge (key recharge:<payment id>) and records it: neither doubled nor lost.
+func TestAutoRechargeResumedAfterARestartMidRecharge(t *testing.T) {
+	t.Parallel()
+	l := ledgertest.Start(t, ledgertest.Options{})
+	e := startRecharge(t, options{ledger: l, retry: 100 * time.Millisecond})
+	const org = "org-rc-restart"
+	e.seed(t, org, 60*unit, "seed")
+	e.saveCard(t, org, payment.TestCardVisa)
+	e.rule(t, org, 50*unit, 20*unit, 0, 500*unit)
+	debit(t, e.ledgerOps, org, 20*unit, "use")
+	e.settled(t, org)
+	auto := e.automatic(t, org)
+	require.Len(t, auto, 1)
+
+	// The replica stops; the database is put back in the state a crash after the charge leaves.
+	e.stop()
+	var n int64
+	require.NoError(t, e.sql(t, `WITH p AS (UPDATE payments.payments SET charge_after = now() - interval '1 second', fulfil_after = NULL
+WHERE id = $1 RETURNING org_id) UPDATE payments.recharge_rules r SET in_flight = $1::uuid FROM p WHERE r.org_id = p.org_id RETURNING 1`,
+		auto[0].GetId()).Scan(&n))
+	e2 := start(t, options{ledger: l, dbURL: e.dbURL, retry: 100 * time.Millisecond})
+	e2.settled(t, org)
+
+	auto = e2.automatic(t, org)
+	require.Len(t, auto, 1, "the resumed charge is the same payment")
+	require.Equal(t, paymentsv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED, auto[0].GetStatus())
+	require.Equal(t, 60*unit, nanos(t, e2.balance(t, org).GetBalance()), "credited once")
+	got, err := e2.member(t, org, false).GetAutoRecharge(t.Context(), &paymentsv1.GetAutoRechargeRequest{OrgId: org})
+	require.NoError(t, err)
+	require.False(t, got.GetRule().GetInFlight())
+	require.Zero(t, got.GetRule().GetConsecutiveFailures())
+}
