@@ -130,14 +130,30 @@ func injectRechargeRestart(ctx context.Context, r *run) error {
 			return fmt.Errorf("debiting %s: %w", org, err)
 		}
 	}
-	if err := r.killService(ctx, "payments", r.lift); err != nil {
+	// Kill as soon as the first recharge is claimed: the others are claimed or charged as the
+	// process dies, or left to the restarted replica (from the shared cursor).
+	like := "rc-" + r.tag + "-%"
+	deadline := time.Now().Add(30 * time.Second)
+	var claimed, uncharged int
+	for claimed == 0 {
+		var err error
+		if claimed, err = r.count(ctx, `SELECT count(*) FROM payments.payments WHERE automatic AND org_id LIKE $1`, like); err != nil {
+			return err
+		}
+		if claimed == 0 && (time.Now().After(deadline) || !pause(ctx, 5*time.Millisecond)) {
+			return errors.New("no recharge was claimed within 30s of the crossings")
+		}
+	}
+	if err := r.killService(ctx, "payments", func() {
+		uncharged, _ = r.count(context.WithoutCancel(ctx), `SELECT count(*) FROM payments.payments WHERE automatic AND org_id LIKE $1
+AND charge_after IS NOT NULL`, like)
+		claimed, _ = r.count(context.WithoutCancel(ctx), `SELECT count(*) FROM payments.payments WHERE automatic AND org_id LIKE $1`, like)
+		r.lift()
+	}); err != nil {
 		return err
 	}
-	claimed, err := r.count(ctx, `SELECT count(*) FROM payments.payments WHERE automatic AND org_id LIKE $1`, "rc-"+r.tag+"-%")
-	if err != nil {
-		return err
-	}
-	r.observe("payments killed with %d of %d recharges claimed (%d restarts)", claimed, rechargeOrgs, r.stack.Service("payments").Restarts())
+	r.observe("payments killed with %d of %d recharges claimed, %d of them not charged yet, the others in flight at Stripe (%d restarts)",
+		claimed, rechargeOrgs, uncharged, r.stack.Service("payments").Restarts())
 	return nil
 }
 
