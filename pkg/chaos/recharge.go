@@ -174,7 +174,7 @@ WHERE automatic AND org_id = $1 AND charge_after IS NULL ORDER BY id LIMIT 1`, o
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("the recharge of %s was never charged (lost): %v", org, err)
+				return fmt.Errorf("the recharge of %s was never charged (lost): %w", org, err)
 			}
 			if !pause(ctx, 100*time.Millisecond) {
 				return ctx.Err()
