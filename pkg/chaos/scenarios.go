@@ -78,6 +78,7 @@ func Scenarios() []Scenario {
 			Recovery: RecoverEmail, Inject: injectNotificationsKills, After: afterEmails},
 		{Name: "smtp-stall", Fault: "SMTP server paused (SIGSTOP) for 5s", Emails: true, Recovery: RecoverEmail,
 			Inject: injectSMTPStall, After: afterEmails},
+		rechargeRestart,
 	}
 }
 

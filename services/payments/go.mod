@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/tallyhq/tally/pkg v0.0.0
 	github.com/tallyhq/tally/services/ledger v0.0.0
+	github.com/tallyhq/tally/services/notifications v0.0.0
 )
 
 require (
@@ -57,6 +58,7 @@ require (
 	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sync v0.25.0 // indirect
+	github.com/wneessen/go-mail v0.8.1 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261104224025-d1e00e9f33ab // indirect
@@ -65,4 +67,5 @@ require (
 replace (
 	github.com/tallyhq/tally/pkg => ../../pkg
 	github.com/tallyhq/tally/services/ledger => ../ledger
+	github.com/tallyhq/tally/services/notifications => ../notifications
 )

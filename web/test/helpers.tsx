@@ -43,6 +43,7 @@ export function stubFetch(routes: Record<string, Handler>, me: Me = ada): Calls 
     'GET /auth/me': () => json(me),
     [`GET /v1/orgs/${me.orgId}/balance`]: () =>
       json({ orgId: me.orgId, balance: usd('42', 500000000), available: usd('42', 500000000), expiresAt: '2027-03-01T00:00:00Z' }),
+    [`GET /v1/orgs/${me.orgId}/auto-recharge`]: () => json({ rule: { enabled: false, monthSpent: usd('0') } }),
     [`GET /v1/orgs/${me.orgId}/members/me/notification-settings`]: () =>
       json({ settings: { orgId: me.orgId, memberId: me.subject, lowCreditAlertEnabled: false } }),
     ...routes,

@@ -1,6 +1,7 @@
 package test
 
 import (
+	moneypb "google.golang.org/genproto/googleapis/type/money"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -38,6 +39,10 @@ func TestAttack_BadBytes(t *testing.T) {
 			"ListDeliveries": {Token: ledgertest.OpsToken(t), Request: &notificationsv1.ListDeliveriesRequest{OrgId: org, PageSize: 10}},
 			"NotifyRentalSuspended": {Token: ledgertest.ServiceToken(t, "instances-metering"), Request: &notificationsv1.NotifyRentalSuspendedRequest{
 				OrgId: org, InstanceId: "gpu-42", IdempotencyKey: "suspension-1", Reason: "balance exhausted"}},
+			"NotifyRechargeFailed": {Token: ledgertest.ServiceToken(t, "payments"), Request: &notificationsv1.NotifyRechargeFailedRequest{
+				OrgId: org, IdempotencyKey: "recharge:1", Failure: notificationsv1.RechargeFailure_RECHARGE_FAILURE_DECLINED,
+				Amount: &moneypb.Money{CurrencyCode: "USD", Units: 20}, ConsecutiveFailures: 1, Recipients: []string{"admin@acme.test"},
+				Message: "Your card was declined."}},
 		},
 	})
 }

@@ -49,6 +49,11 @@ func TestAttack_BadBytes(t *testing.T) {
 				LegalName: "Acme GmbH", Address: "1 Road\nBerlin", TaxId: "DE123456789", Email: "billing@acme.test"}}},
 			"RefundPayment": {Token: ops, Request: &paymentsv1.RefundPaymentRequest{PaymentId: unknown, Amount: usd(unit), Reason: "customer request", IdempotencyKey: "refund-1"},
 				BaseCode: codes.NotFound},
+			"CreatePaymentMethodSetup": {Token: admin, Request: &paymentsv1.CreatePaymentMethodSetupRequest{OrgId: "acme"}},
+			"RemovePaymentMethod":      {Token: admin, Request: &paymentsv1.RemovePaymentMethodRequest{OrgId: "acme"}},
+			"GetAutoRecharge":          {Token: member, Request: &paymentsv1.GetAutoRechargeRequest{OrgId: "acme"}},
+			"UpdateAutoRecharge": {Token: admin, Request: &paymentsv1.UpdateAutoRechargeRequest{OrgId: "acme", Rule: &paymentsv1.AutoRechargeRule{
+				Threshold: usd(10 * unit), Amount: usd(20 * unit), MonthlyCap: usd(100 * unit)}}},
 			"ListReviewItems":   {Token: ops, Request: &paymentsv1.ListReviewItemsRequest{PageSize: 10}},
 			"ResolveReviewItem": {Token: ops, Request: &paymentsv1.ResolveReviewItemRequest{ReviewItemId: unknown, Resolution: "checked"}, BaseCode: codes.NotFound},
 		},

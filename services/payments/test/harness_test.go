@@ -68,6 +68,8 @@ type options struct {
 	retry time.Duration
 	// now is the business clock; time.Now when nil.
 	now func() time.Time
+	// configure edits the service's configuration last.
+	configure func(*service.Config)
 }
 
 // logRecorder is a slog.Handler that records the messages logged at any level and passes errors
@@ -167,6 +169,9 @@ func start(t *testing.T, o options) *env {
 		Now: o.now,
 		Configure: func(c *service.Config) {
 			c.RetryInterval, c.RetryBackoff, c.RetryMaxBackoff = o.retry, o.retry, 4*o.retry
+			if o.configure != nil {
+				o.configure(c)
+			}
 		},
 	})
 	require.NoError(t, err)

@@ -41,6 +41,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{orgId}/auto-recharge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get auto recharge
+         * @description GetAutoRecharge returns the organization's saved card and auto-recharge rule (members read).
+         */
+        get: operations["PaymentsService_GetAutoRecharge"];
+        /**
+         * Update auto recharge
+         * @description UpdateAutoRecharge replaces the organization's auto-recharge rule (admins and ops): when the
+         *     available balance falls below threshold, the saved card is charged off-session for amount, or
+         *     for enough to reach target_balance, never more than monthly_cap per calendar month (UTC). A
+         *     recharge fires once per fall below the threshold and re-arms when the balance is back at or
+         *     above it; three failed recharges in a row disable the rule. Saving the rule resets the count.
+         */
+        put: operations["PaymentsService_UpdateAutoRecharge"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{orgId}/balance": {
         parameters: {
             query?: never;
@@ -173,6 +201,50 @@ export interface paths {
          */
         put: operations["NotificationsService_UpdateNotificationSettings"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payment-method": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove payment method
+         * @description RemovePaymentMethod forgets the organization's saved card (admins and ops); auto-recharge
+         *     then has nothing to charge and stays off until a card is saved again.
+         */
+        delete: operations["PaymentsService_RemovePaymentMethod"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/payment-method/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create payment method setup
+         * @description CreatePaymentMethodSetup starts saving a card for auto-recharge (admins and ops): Stripe
+         *     Checkout in setup mode (or the local test-mode page, which offers test cards), returning to
+         *     the console's Billing page (/billing?setup=success or /billing?setup=cancelled). The card is
+         *     saved when Stripe reports the session complete, replacing the organization's previous one.
+         */
+        post: operations["PaymentsService_CreatePaymentMethodSetup"];
         delete?: never;
         options?: never;
         head?: never;
@@ -513,6 +585,36 @@ export interface components {
             replayed?: boolean;
             transaction?: components["schemas"]["Transaction"];
         };
+        /** @description AutoRechargeRule is when and how much an organization recharges automatically. */
+        AutoRechargeRule: {
+            /**
+             * @description Exactly one of amount (a fixed recharge) and target_balance (recharge up to it, above the
+             *     threshold) is set to enable the rule.
+             */
+            amount?: components["schemas"]["Money"];
+            /**
+             * Format: int32
+             * @description Output only: failed recharges in a row (three disable the rule), and why the rule was disabled.
+             */
+            consecutiveFailures?: number;
+            disabledReason?: string;
+            /** Format: date-time */
+            disableTime?: string;
+            enabled?: boolean;
+            inFlight?: boolean;
+            /** @description The most automatic recharges may charge per calendar month (UTC); required to enable. */
+            monthlyCap?: components["schemas"]["Money"];
+            /** @description Output only: charged by automatic recharges this calendar month, and whether one is in flight. */
+            monthSpent?: components["schemas"]["Money"];
+            targetBalance?: components["schemas"]["Money"];
+            /** @description Recharge when the available balance falls below this (required to enable, positive). */
+            threshold?: components["schemas"]["Money"];
+            /**
+             * Format: date-time
+             * @description Output only.
+             */
+            updateTime?: string;
+        };
         /** @description BillingProfile holds the customer details printed on invoices. */
         BillingProfile: {
             /** @description Postal address, one line per line. */
@@ -535,6 +637,14 @@ export interface components {
             paymentId?: string;
             sessionId?: string;
             /** @description Where to send the member to pay. */
+            url?: string;
+        };
+        CreatePaymentMethodSetupRequest: {
+            orgId?: string;
+        };
+        CreatePaymentMethodSetupResponse: {
+            sessionId?: string;
+            /** @description Where to send the admin to enter the card. */
             url?: string;
         };
         CreditRequest: {
@@ -575,7 +685,7 @@ export interface components {
              * Format: enum
              * @enum {string}
              */
-            kind?: "EMAIL_KIND_UNSPECIFIED" | "EMAIL_KIND_LOW_CREDIT" | "EMAIL_KIND_CREDITS_EXPIRING" | "EMAIL_KIND_CREDITS_EXPIRED" | "EMAIL_KIND_PAYMENT_SUCCEEDED" | "EMAIL_KIND_RENTAL_SUSPENDED";
+            kind?: "EMAIL_KIND_UNSPECIFIED" | "EMAIL_KIND_LOW_CREDIT" | "EMAIL_KIND_CREDITS_EXPIRING" | "EMAIL_KIND_CREDITS_EXPIRED" | "EMAIL_KIND_PAYMENT_SUCCEEDED" | "EMAIL_KIND_RENTAL_SUSPENDED" | "EMAIL_KIND_RECHARGE_DECLINED" | "EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED";
             lastError?: string;
             /**
              * Format: int64
@@ -612,6 +722,11 @@ export interface components {
             })[];
             /** @description What went wrong, for a developer. */
             message: string;
+        };
+        GetAutoRechargeResponse: {
+            /** @description Unset when no card is saved. */
+            paymentMethod?: components["schemas"]["SavedPaymentMethod"];
+            rule?: components["schemas"]["AutoRechargeRule"];
         };
         GetBalanceResponse: {
             /** @description Balance minus active holds; zero or less once the credits have expired. */
@@ -838,6 +953,8 @@ export interface components {
         /** @description Payment is one top-up. */
         Payment: {
             amount?: components["schemas"]["Money"];
+            /** @description Whether auto-recharge made the payment (charged off-session with the saved card). */
+            automatic?: boolean;
             checkoutSessionId?: string;
             /** Format: date-time */
             createdAt?: string;
@@ -846,6 +963,8 @@ export interface components {
              * @description When the Checkout Session stops being payable; a pending payment becomes EXPIRED after it.
              */
             expiresAt?: string;
+            /** @description Why an automatic payment failed (the card was declined or needs authentication); empty otherwise. */
+            failureReason?: string;
             id?: string;
             /** @description Number of the invoice, once the payment succeeded. */
             invoiceNumber?: string;
@@ -990,6 +1109,7 @@ export interface components {
              */
             replayed?: boolean;
         };
+        RemovePaymentMethodResponse: Record<string, never>;
         /** @description Rental is the metering of one rented instance. */
         Rental: {
             /** @description The billing period of this rental. */
@@ -1052,6 +1172,23 @@ export interface components {
             resolvedBy?: string;
             stripeEventId?: string;
         };
+        /** @description SavedPaymentMethod is the card an organization saved for auto-recharge. */
+        SavedPaymentMethod: {
+            /** @description The card's brand as Stripe names it, e.g. "visa", "mastercard". */
+            brand?: string;
+            /** Format: int32 */
+            expMonth?: number;
+            /** Format: int32 */
+            expYear?: number;
+            /** @description The last four digits of the card number. */
+            last4?: string;
+            /** @description Who saved it, and when. */
+            savedBy?: components["schemas"]["Member"];
+            /** Format: date-time */
+            saveTime?: string;
+            /** @description Whether it was saved on the local test-mode page. */
+            testMode?: boolean;
+        };
         /** @description Transaction is one balanced ledger transaction as seen from the organization. */
         Transaction: {
             /** @description Who asked for it (token subject). */
@@ -1083,6 +1220,9 @@ export interface components {
             pricedUsage?: components["schemas"]["PricedUsage"];
             reason?: string;
             reference?: string;
+        };
+        UpdateAutoRechargeResponse: {
+            rule?: components["schemas"]["AutoRechargeRule"];
         };
         UpdateBillingProfileResponse: {
             profile?: components["schemas"]["BillingProfile"];
@@ -1211,6 +1351,58 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AdjustResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    PaymentsService_GetAutoRecharge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            "4XX": components["responses"]["ClientError"];
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAutoRechargeResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    PaymentsService_UpdateAutoRecharge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AutoRechargeRule"];
+            };
+        };
+        responses: {
+            "4XX": components["responses"]["ClientError"];
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpdateAutoRechargeResponse"];
                 };
             };
             default: components["responses"]["Error"];
@@ -1426,6 +1618,58 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UpdateNotificationSettingsResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    PaymentsService_RemovePaymentMethod: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            "4XX": components["responses"]["ClientError"];
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemovePaymentMethodResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    PaymentsService_CreatePaymentMethodSetup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePaymentMethodSetupRequest"];
+            };
+        };
+        responses: {
+            "4XX": components["responses"]["ClientError"];
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatePaymentMethodSetupResponse"];
                 };
             };
             default: components["responses"]["Error"];

@@ -7,6 +7,7 @@ export const keys = {
   paymentsAll: (org: string) => ['orgs', org, 'payments'] as const,
   payment: (org: string, id: string) => ['orgs', org, 'payment', id] as const,
   billingProfile: (org: string) => ['orgs', org, 'billing-profile'] as const,
+  autoRecharge: (org: string) => ['orgs', org, 'auto-recharge'] as const,
   usageSummary: (org: string, days: number) => ['orgs', org, 'usage-summary', days] as const,
   transactions: (org: string, page: string) => ['orgs', org, 'transactions', page] as const,
   rentals: (org: string, page: string) => ['orgs', org, 'rentals', page] as const,

@@ -17,6 +17,8 @@ import { usePageTokens } from '../components/Pager';
 import { PagedTable } from '../components/PagedList';
 import { FormActions } from '../components/FormActions';
 import { useAddCredits } from '../components/AddCreditsDialog';
+import { AutoRechargeSection } from '../components/AutoRechargeSection';
+import { useAutoRechargeQuery } from '../data/auto-recharge-query';
 import { NoOrganization } from './NoOrganization';
 import { checkoutPayment, pollUntilSettled, pollWhilePending } from './billing-poll';
 
@@ -40,7 +42,9 @@ export function BillingPage() {
         </button>
       </div>
       <CheckoutBanner org={me.orgId} />
+      <SetupBanner org={me.orgId} />
       <Payments org={me.orgId} />
+      <AutoRechargeSection org={me.orgId} canEdit={hasRole(me, 'admin') || hasRole(me, 'ops')} />
       <BillingProfileSection org={me.orgId} canEdit={hasRole(me, 'admin') || hasRole(me, 'ops')} />
     </>
   );
@@ -98,6 +102,47 @@ function CheckoutBanner({ org }: { org: string }) {
   );
 }
 
+/** After saving a card: its webhook may still be on its way, so the section is read again until it shows. */
+function SetupBanner({ org }: { org: string }) {
+  const [params, setParams] = useSearchParams();
+  const outcome = params.get('setup');
+  const query = useAutoRechargeQuery(org);
+  const saved = query.data?.paymentMethod !== undefined;
+  const { refetch } = query;
+  useEffect(() => {
+    if (outcome !== 'success' || saved) return;
+    const t = setInterval(() => void refetch(), 1000);
+    return () => clearInterval(t);
+  }, [outcome, saved, refetch]);
+  if (outcome !== 'success' && outcome !== 'cancelled') return null;
+  const dismiss = () => {
+    params.delete('setup');
+    setParams(params, { replace: true });
+  };
+  let tone = 'info';
+  let text = 'Saving your card… This page updates by itself.';
+  if (outcome === 'cancelled') {
+    tone = 'warn';
+    text = 'No card was saved.';
+  } else if (saved) {
+    tone = 'success';
+    text = 'Card saved. Auto-recharge can use it.';
+  }
+  return (
+    <div className={`banner banner-${tone}`} role="status" aria-live="polite">
+      <p>{text}</p>
+      <button type="button" className="btn btn-quiet" onClick={dismiss}>
+        Dismiss
+      </button>
+    </div>
+  );
+}
+
+const failureText: Record<string, string> = {
+  declined: 'Card declined',
+  authentication_required: 'Card needs authentication',
+};
+
 const PAYMENT_COLUMNS = [
   { label: 'Date' },
   { label: 'Amount', num: true },
@@ -139,7 +184,9 @@ function PaymentRow({ org, payment: p }: { org: string; payment: Payment }) {
         <td className="num">{formatMoney(p.amount)}</td>
         <td>
           <span className={`status status-${(p.status ?? '').toLowerCase()}`}>{labels.paymentStatus(p.status)}</span>
+          {p.automatic && <span className="badge badge-auto">Automatic</span>}
           {p.testMode && <span className="badge">Test mode</span>}
+          {p.failureReason && <div className="small muted">{failureText[p.failureReason] ?? p.failureReason}</div>}
           {p.paymentMethod && <div className="small muted">{paymentMethodText(p)}</div>}
           {p.underReview && <span className="badge badge-warn">Under review</span>}
         </td>

@@ -297,11 +297,12 @@ func requireEveryCombination(t *testing.T, scrapes map[string]map[string]*dto.Me
 	}{
 		{"ledger", "tally_ledger_debits_total", 5},
 		{"ledger", "tally_ledger_credits_total", 12},
-		{"payments", "tally_payments_webhook_events_total", 35},
+		{"payments", "tally_payments_webhook_events_total", 45},
+		{"payments", "tally_payments_recharges_total", 5},
 		{"payments", "tally_payments_checkouts_total", 3},
 		{"instances-metering", "tally_metering_rentals", 4},
 		{"instances-metering", "tally_metering_periods_charged_total", 5},
-		{"notifications", "tally_notifications_email_attempts_total", 15},
+		{"notifications", "tally_notifications_email_attempts_total", 21},
 		{"pricing", "tally_pricing_price_changes_applied_total", 4},
 		{"pricing", "tally_pricing_quotes_total", 2},
 	} {

@@ -22,6 +22,7 @@ type Store interface {
 	UpdateSettings(ctx context.Context, m notify.Member, seed *notify.Balance, change store.SettingsChange) (notify.Settings, *notify.Balance, error)
 	ListDeliveries(ctx context.Context, f notify.DeliveryFilter) ([]notify.Delivery, error)
 	QueueRentalSuspended(ctx context.Context, orgID string, notice func(members []notify.Settings, bal *notify.Balance) []notify.Email) (int, error)
+	QueueEmails(ctx context.Context, emails []notify.Email) (int, error)
 }
 
 // Balances reads an organization's balance from the ledger, for organizations whose events the

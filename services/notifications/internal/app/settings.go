@@ -94,3 +94,15 @@ func (a *App) NotifyRentalSuspended(ctx context.Context, r notify.RentalSuspende
 	}
 	return n, nil
 }
+
+// NotifyRechargeFailed queues the emails of a failed automatic recharge to the admins named.
+func (a *App) NotifyRechargeFailed(ctx context.Context, r notify.RechargeFailed) (int, error) {
+	n, err := a.cfg.Store.QueueEmails(ctx, notify.RechargeFailedEmails(r, a.cfg.Now()))
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		a.cfg.Queued()
+	}
+	return n, nil
+}

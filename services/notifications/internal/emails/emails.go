@@ -71,6 +71,8 @@ type view struct {
 	ExpiresAt     string
 	InstanceID    string
 	Reason        string
+	Failures      int
+	RuleDisabled  bool
 	AddCreditsURL string
 	BillingURL    string
 	SettingsURL   string
@@ -100,6 +102,8 @@ func (r *Renderer) Render(k notify.EmailKind, d notify.EmailData) (Message, erro
 		Amount:        format(abs(d.Amount), d.Currency), // expiries carry negative amounts
 		InstanceID:    d.InstanceID,
 		Reason:        d.Reason,
+		Failures:      d.Failures,
+		RuleDisabled:  d.RuleDisabled,
 		AddCreditsURL: r.AddCreditsURL(),
 		BillingURL:    r.consoleURL + BillingPath,
 		SettingsURL:   r.consoleURL + SettingsPath,

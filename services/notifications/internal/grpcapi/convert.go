@@ -131,11 +131,13 @@ func settingsToProto(s notify.Settings, bal *notify.Balance) *notificationsv1.No
 
 var (
 	kindsToProto = map[notify.EmailKind]notificationsv1.EmailKind{
-		notify.KindLowCredit:        notificationsv1.EmailKind_EMAIL_KIND_LOW_CREDIT,
-		notify.KindCreditsExpiring:  notificationsv1.EmailKind_EMAIL_KIND_CREDITS_EXPIRING,
-		notify.KindCreditsExpired:   notificationsv1.EmailKind_EMAIL_KIND_CREDITS_EXPIRED,
-		notify.KindPaymentSucceeded: notificationsv1.EmailKind_EMAIL_KIND_PAYMENT_SUCCEEDED,
-		notify.KindRentalSuspended:  notificationsv1.EmailKind_EMAIL_KIND_RENTAL_SUSPENDED,
+		notify.KindLowCredit:            notificationsv1.EmailKind_EMAIL_KIND_LOW_CREDIT,
+		notify.KindCreditsExpiring:      notificationsv1.EmailKind_EMAIL_KIND_CREDITS_EXPIRING,
+		notify.KindCreditsExpired:       notificationsv1.EmailKind_EMAIL_KIND_CREDITS_EXPIRED,
+		notify.KindPaymentSucceeded:     notificationsv1.EmailKind_EMAIL_KIND_PAYMENT_SUCCEEDED,
+		notify.KindRentalSuspended:      notificationsv1.EmailKind_EMAIL_KIND_RENTAL_SUSPENDED,
+		notify.KindRechargeDeclined:     notificationsv1.EmailKind_EMAIL_KIND_RECHARGE_DECLINED,
+		notify.KindRechargeAuthRequired: notificationsv1.EmailKind_EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED,
 	}
 	statusToProto = map[notify.DeliveryStatus]notificationsv1.DeliveryStatus{
 		notify.StatusPending: notificationsv1.DeliveryStatus_DELIVERY_STATUS_PENDING,

@@ -7,10 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/mail"
+	"strings"
 
 	"github.com/tallyhq/tally/pkg/auth"
 	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	"github.com/tallyhq/tally/pkg/ids"
+	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/pkg/textcheck"
 	"github.com/tallyhq/tally/services/notifications/internal/app"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
@@ -22,6 +25,7 @@ type App interface {
 	UpdateSettings(ctx context.Context, m notify.Member, edit app.SettingsEdit) (notify.Settings, *notify.Balance, error)
 	ListDeliveries(ctx context.Context, f notify.DeliveryFilter) ([]notify.Delivery, error)
 	NotifyRentalSuspended(ctx context.Context, r notify.RentalSuspended) (int, error)
+	NotifyRechargeFailed(ctx context.Context, r notify.RechargeFailed) (int, error)
 }
 
 var _ App = (*app.App)(nil)
@@ -165,4 +169,54 @@ func validateRentalSuspended(req *notificationsv1.NotifyRentalSuspendedRequest) 
 		return err
 	}
 	return nil
+}
+
+// maxRecipients bounds the admins one failed recharge emails.
+const maxRecipients = 20
+
+// NotifyRechargeFailed implements NotificationsServiceServer.
+func (s *Server) NotifyRechargeFailed(ctx context.Context, req *notificationsv1.NotifyRechargeFailedRequest) (*notificationsv1.NotifyRechargeFailedResponse, error) {
+	r, err := rechargeFailedInput(req)
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.cfg.App.NotifyRechargeFailed(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return &notificationsv1.NotifyRechargeFailedResponse{Queued: int32(n)}, nil
+}
+
+func rechargeFailedInput(req *notificationsv1.NotifyRechargeFailedRequest) (notify.RechargeFailed, error) {
+	if err := ids.OrgID(req.GetOrgId()); err != nil {
+		return notify.RechargeFailed{}, err
+	}
+	if err := ids.IdempotencyKey("idempotency_key", req.GetIdempotencyKey()); err != nil {
+		return notify.RechargeFailed{}, err
+	}
+	if err := textcheck.FreeText("message", req.GetMessage(), maxReasonLength); err != nil {
+		return notify.RechargeFailed{}, err
+	}
+	var auth bool
+	switch req.GetFailure() {
+	case notificationsv1.RechargeFailure_RECHARGE_FAILURE_DECLINED:
+	case notificationsv1.RechargeFailure_RECHARGE_FAILURE_AUTHENTICATION_REQUIRED:
+		auth = true
+	default:
+		return notify.RechargeFailed{}, fmt.Errorf("%w: failure: declined or authentication required", notify.ErrInvalid)
+	}
+	amount, err := money.FromProto(req.GetAmount())
+	if err != nil || amount.Nanos <= 0 || amount.Currency == "" {
+		return notify.RechargeFailed{}, fmt.Errorf("%w: amount: a positive amount with its currency is required", notify.ErrInvalid)
+	}
+	if n := len(req.GetRecipients()); n == 0 || n > maxRecipients {
+		return notify.RechargeFailed{}, fmt.Errorf("%w: recipients: 1 to %d addresses", notify.ErrInvalid, maxRecipients)
+	}
+	for _, to := range req.GetRecipients() {
+		if _, err := mail.ParseAddress(to); err != nil || strings.ContainsAny(to, "<>\r\n") {
+			return notify.RechargeFailed{}, fmt.Errorf("%w: recipients: %s is not an email address", notify.ErrInvalid, textcheck.Quote(to))
+		}
+	}
+	return notify.RechargeFailed{OrgID: req.GetOrgId(), Key: req.GetIdempotencyKey(), AuthRequired: auth, Amount: amount,
+		Failures: int(req.GetConsecutiveFailures()), RuleDisabled: req.GetRuleDisabled(), Message: req.GetMessage(), Recipients: req.GetRecipients()}, nil
 }

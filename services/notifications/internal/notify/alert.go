@@ -1,6 +1,10 @@
 package notify
 
-import "time"
+import (
+	"time"
+
+	"github.com/tallyhq/tally/pkg/money"
+)
 
 // Member identifies a member as their token does.
 type Member struct {
@@ -155,4 +159,34 @@ func eventEmail(k EventKind) EmailKind {
 		return KindCreditsExpired
 	}
 	return ""
+}
+
+// RechargeFailed is a failed automatic recharge reported by the payments service.
+type RechargeFailed struct {
+	OrgID string
+	// Key is the caller's idempotency key; AuthRequired tells a card that needs authentication
+	// from a declined one.
+	Key          string
+	AuthRequired bool
+	Amount       money.Money
+	Failures     int
+	RuleDisabled bool
+	Message      string
+	Recipients   []string
+}
+
+// RechargeFailedEmails returns one email per recipient (the admins payments names); now is
+// when it was reported.
+func RechargeFailedEmails(r RechargeFailed, now time.Time) []Email {
+	kind := KindRechargeDeclined
+	if r.AuthRequired {
+		kind = KindRechargeAuthRequired
+	}
+	data := EmailData{OrgID: r.OrgID, Currency: r.Amount.Currency, Amount: r.Amount.Nanos, Reason: r.Message, OccurredAt: now.UTC(),
+		Failures: r.Failures, RuleDisabled: r.RuleDisabled}
+	emails := make([]Email, 0, len(r.Recipients))
+	for _, to := range r.Recipients {
+		emails = append(emails, Email{IdempotencyKey: RechargeFailedKey(r.OrgID, to, r.Key), Kind: kind, OrgID: r.OrgID, To: to, Data: data})
+	}
+	return emails
 }

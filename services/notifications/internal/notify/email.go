@@ -34,6 +34,10 @@ type EmailData struct {
 	Reason     string      `json:"reason,omitempty"`
 	// TransactionID is the ledger transaction behind a payment or expiry.
 	TransactionID string `json:"transaction_id,omitempty"`
+	// Failures counts a failed recharge's failures in a row; RuleDisabled is set when it
+	// disabled the auto-recharge rule.
+	Failures     int  `json:"failures,omitempty"`
+	RuleDisabled bool `json:"rule_disabled,omitempty"`
 }
 
 // Email is one queued notification email.
@@ -106,6 +110,11 @@ func ExpiringKey(orgID, memberID string, expiresAt time.Time) string {
 // RentalSuspendedKey is the key of a rental-suspended notice.
 func RentalSuspendedKey(orgID, memberID, callerKey string) string {
 	return key(string(KindRentalSuspended), orgID, memberID, callerKey)
+}
+
+// RechargeFailedKey is the key of a failed recharge's email to one recipient.
+func RechargeFailedKey(orgID, to, callerKey string) string {
+	return key("recharge_failed", orgID, to, callerKey)
 }
 
 // MessageID derives the Message-ID header (without angle brackets) from an email id: retries

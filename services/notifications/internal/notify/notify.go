@@ -42,10 +42,15 @@ const (
 	KindCreditsExpired   EmailKind = "credits_expired"
 	KindPaymentSucceeded EmailKind = "payment_succeeded"
 	KindRentalSuspended  EmailKind = "rental_suspended"
+	// KindRechargeDeclined and KindRechargeAuthRequired tell the admins an automatic recharge
+	// failed; they are not opt-in.
+	KindRechargeDeclined     EmailKind = "recharge_declined"
+	KindRechargeAuthRequired EmailKind = "recharge_authentication_required"
 )
 
 // EmailKinds lists every kind, for templates and tests.
-var EmailKinds = []EmailKind{KindLowCredit, KindCreditsExpiring, KindCreditsExpired, KindPaymentSucceeded, KindRentalSuspended}
+var EmailKinds = []EmailKind{KindLowCredit, KindCreditsExpiring, KindCreditsExpired, KindPaymentSucceeded, KindRentalSuspended,
+	KindRechargeDeclined, KindRechargeAuthRequired}
 
 // Evaluate applies the low-credit rule to one observed balance: an armed alert fires when the
 // balance is below the threshold, a fired alert re-arms when the balance is at or above it.
@@ -127,6 +132,7 @@ func (p Preferences) Wants(k EmailKind) bool {
 	case KindRentalSuspended:
 		return p.RentalSuspendedEnabled
 	}
+	// The failed-recharge emails are not opt-in: payments names the admins they go to.
 	return false
 }
 

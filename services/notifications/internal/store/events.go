@@ -222,3 +222,21 @@ func (s *Store) QueueRentalSuspended(ctx context.Context, orgID string, notice f
 	}
 	return n, nil
 }
+
+// QueueEmails queues emails in one transaction (each once per idempotency key) and returns how
+// many were new.
+func (s *Store) QueueEmails(ctx context.Context, emails []notify.Email) (int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	n, err := insertEmails(ctx, tx, emails)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("committing emails: %w", err)
+	}
+	return n, nil
+}

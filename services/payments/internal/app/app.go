@@ -56,7 +56,11 @@ type Config struct {
 	Ledger    Ledger
 	Processor payment.Processor
 	Verifier  Verifier
-	Seller    invoice.Seller
+	// Watcher follows the ledger's events for auto-recharge (nil: no trigger); Notifier emails
+	// the admins about failed recharges (nil: none are sent).
+	Watcher  Watcher
+	Notifier Notifier
+	Seller   invoice.Seller
 	// TopUpMin and TopUpMax bound a top-up, in units of the organization's currency; TopUpPresets
 	// are the amounts the Add Credits dialog suggests, ascending and within them.
 	TopUpMin, TopUpMax money.Nanos

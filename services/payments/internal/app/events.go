@@ -41,6 +41,10 @@ func (a *App) HandleWebhook(ctx context.Context, payload []byte, signature strin
 func (a *App) HandleEvent(ctx context.Context, ev payment.Event) (string, error) {
 	rec := store.EventRecord{ID: ev.ID, Type: ev.Type, Outcome: OutcomeProcessed}
 	switch {
+	case ev.Session != nil && ev.Session.Mode == "setup":
+		return a.applySetup(ctx, *ev.Session, rec)
+	case ev.Intent != nil:
+		return a.applyIntent(ctx, *ev.Intent, rec)
 	case ev.Session != nil:
 		var sig payment.Signal
 		switch ev.Type {
@@ -270,7 +274,12 @@ func (a *App) recordWallet(ctx context.Context, p payment.Payment) {
 // the ledger's idempotency requires.
 func (a *App) creditRequest(p payment.Payment, sessionID string) ledgerclient.Credit {
 	reason := "Top-up via Stripe Checkout"
-	if p.Mode == payment.ModeLocal {
+	switch {
+	case p.Automatic && p.Mode == payment.ModeLocal:
+		reason = "Auto-recharge (test mode)"
+	case p.Automatic:
+		reason = "Auto-recharge with the saved card"
+	case p.Mode == payment.ModeLocal:
 		reason = "Top-up via test-mode checkout"
 	}
 	return ledgerclient.Credit{OrgID: p.OrgID, Amount: p.Amount, IdempotencyKey: CheckoutLedgerKey(sessionID), Reason: reason,
@@ -307,7 +316,12 @@ func reviewDetail(p payment.Payment, kind, ref string) string {
 
 func (a *App) invoiceRender(p payment.Payment, sessionID string) store.Render {
 	method := "Card (Stripe Checkout)"
-	if p.Mode == payment.ModeLocal {
+	switch {
+	case p.Automatic && p.Mode == payment.ModeLocal:
+		method = "Auto-recharge, test-mode card (nothing charged)"
+	case p.Automatic:
+		method = "Saved card, charged automatically (auto-recharge)"
+	case p.Mode == payment.ModeLocal:
 		method = "Test-mode checkout (nothing charged)"
 	}
 	return func(number string, issuedAt time.Time, profile payment.BillingProfile) ([]byte, error) {

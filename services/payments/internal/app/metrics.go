@@ -23,7 +23,7 @@ const otherType = "other"
 
 // webhookTypes are the event types with their own label value.
 var webhookTypes = []string{payment.EventCheckoutCompleted, payment.EventCheckoutAsyncSucceeded, payment.EventCheckoutAsyncFailed,
-	payment.EventCheckoutExpired, payment.EventChargeRefunded, payment.EventDisputeCreated}
+	payment.EventCheckoutExpired, payment.EventChargeRefunded, payment.EventDisputeCreated, payment.EventIntentSucceeded, payment.EventIntentFailed}
 
 // Results of checkout creation.
 const (
@@ -46,6 +46,7 @@ type metrics struct {
 	webhooks    *prometheus.CounterVec
 	checkouts   *prometheus.CounterVec
 	fixes       *prometheus.CounterVec
+	recharges   *prometheus.CounterVec
 	reviewsOpen prometheus.Gauge
 }
 
@@ -65,6 +66,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tally_payments_reconcile_fixes_total",
 			Help: "Sessions reconciliation applied because their webhook never arrived: fulfilled (paid, credited now), expired.",
 		}, []string{"kind"}),
+		recharges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_payments_recharges_total",
+			Help: "Auto-recharges by step: claimed (one per crossing), then succeeded, declined or authentication_required as recorded.",
+		}, []string{"result"}),
 		reviewsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tally_payments_review_items_open",
 			Help: "Review items not resolved yet (sampled).",
@@ -81,10 +86,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, k := range []string{fixFulfilled, fixExpired} {
 		m.fixes.WithLabelValues(k)
 	}
+	for _, r := range []string{"claimed", string(payment.ChargeSucceeded), string(payment.ChargeDeclined), string(payment.ChargeAuthenticationRequired), string(payment.ChargePending)} {
+		m.recharges.WithLabelValues(r)
+	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.webhooks, m.checkouts, m.fixes, m.reviewsOpen} {
+	for _, c := range []prometheus.Collector{m.webhooks, m.checkouts, m.fixes, m.recharges, m.reviewsOpen} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering payments metrics: %w", err)
 		}
@@ -105,6 +113,9 @@ func (m *metrics) webhook(typ, outcome string) {
 	}
 	m.webhooks.WithLabelValues(label, outcome).Inc()
 }
+
+// recharge counts one auto-recharge step.
+func (m *metrics) recharge(result string) { m.recharges.WithLabelValues(result).Inc() }
 
 // checkout counts one CreateCheckout with its error.
 func (m *metrics) checkout(err error) {

@@ -23,11 +23,14 @@ type RetryReport struct {
 	RefundsCompleted, RefundsFailed, RefundsInFlight int
 	// Failed counts the work that failed again on a dependency and waits for its next retry.
 	Failed int
+	// Recharges counts the automatic payments whose charge was resumed; Notices the failure
+	// emails handed to the notifications service.
+	Recharges, Notices int
 }
 
 // Total counts the pieces of work the pass handled.
 func (r RetryReport) Total() int {
-	return r.Credited + r.Refused + r.RefundsCompleted + r.RefundsFailed + r.RefundsInFlight + r.Failed
+	return r.Credited + r.Refused + r.RefundsCompleted + r.RefundsFailed + r.RefundsInFlight + r.Failed + r.Recharges + r.Notices
 }
 
 // Busy reports whether the pass did anything worth logging.
@@ -42,9 +45,11 @@ func (r RetryReport) Busy() bool { return r.Total() > 0 }
 // money and credits move once whoever finishes it.
 func (a *App) RetryPending(ctx context.Context) (RetryReport, error) {
 	var rep RetryReport
+	cerr := a.resumeCharges(ctx, &rep)
 	ferr := a.retryFulfilments(ctx, &rep)
 	rerr := a.resumeRefunds(ctx, &rep, true)
-	return rep, errors.Join(ferr, rerr)
+	nerr := a.sendFailureNotices(ctx, &rep)
+	return rep, errors.Join(cerr, ferr, rerr, nerr)
 }
 
 func (a *App) retryFulfilments(ctx context.Context, rep *RetryReport) error {

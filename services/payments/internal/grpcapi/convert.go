@@ -1,6 +1,8 @@
 package grpcapi
 
 import (
+	moneypb "google.golang.org/genproto/googleapis/type/money"
+
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
 	"github.com/tallyhq/tally/pkg/grpcmap"
 	"github.com/tallyhq/tally/pkg/money"
@@ -39,6 +41,8 @@ func paymentToProto(p payment.Payment) *paymentsv1.Payment {
 		TestMode:          p.Mode == payment.ModeLocal,
 		PaymentWallet:     p.PaymentWallet,
 		ExpiresAt:         grpcmap.Timestamp(p.ExpiresAt),
+		Automatic:         p.Automatic,
+		FailureReason:     string(p.FailureReason),
 	}
 	for _, r := range p.Refunds {
 		out.Refunds = append(out.Refunds, refundToProto(r))
@@ -72,5 +76,30 @@ func reviewToProto(r payment.ReviewItem) *paymentsv1.ReviewItem {
 	return &paymentsv1.ReviewItem{
 		Id: r.ID, PaymentId: r.PaymentID, OrgId: r.OrgID, Kind: r.Kind, Detail: r.Detail, StripeEventId: r.StripeEventID,
 		CreatedAt: grpcmap.Timestamp(r.CreatedAt), ResolvedAt: grpcmap.Timestamp(r.ResolvedAt), ResolvedBy: r.ResolvedBy, Resolution: r.Resolution,
+	}
+}
+
+func methodToProto(m payment.SavedMethod) *paymentsv1.SavedPaymentMethod {
+	return &paymentsv1.SavedPaymentMethod{
+		Brand: m.Brand, Last4: m.Last4, ExpMonth: int32(m.ExpMonth), ExpYear: int32(m.ExpYear),
+		SavedBy:  &paymentsv1.Member{Id: m.SavedBy.ID, Name: m.SavedBy.Name, Email: m.SavedBy.Email},
+		SaveTime: grpcmap.Timestamp(m.SavedAt), TestMode: m.Mode == payment.ModeLocal,
+	}
+}
+
+// amountOrNil is n in currency, or nil when zero (an unset amount of the rule).
+func amountOrNil(n money.Nanos, currency string) *moneypb.Money {
+	if n == 0 {
+		return nil
+	}
+	return money.ToProto(n, currency)
+}
+
+func ruleToProto(r payment.RechargeRule) *paymentsv1.AutoRechargeRule {
+	return &paymentsv1.AutoRechargeRule{
+		Enabled: r.Enabled, Threshold: amountOrNil(r.Threshold, r.Currency), Amount: amountOrNil(r.Amount, r.Currency),
+		TargetBalance: amountOrNil(r.Target, r.Currency), MonthlyCap: amountOrNil(r.MonthlyCap, r.Currency),
+		ConsecutiveFailures: int32(r.ConsecutiveFailures), DisabledReason: r.DisabledReason, DisableTime: grpcmap.Timestamp(r.DisabledAt),
+		MonthSpent: money.ToProto(r.MonthSpent, r.Currency), InFlight: r.InFlight != "", UpdateTime: grpcmap.Timestamp(r.UpdatedAt),
 	}
 }

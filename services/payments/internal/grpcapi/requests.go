@@ -3,6 +3,8 @@ package grpcapi
 import (
 	"fmt"
 
+	moneypb "google.golang.org/genproto/googleapis/type/money"
+
 	"github.com/tallyhq/tally/pkg/fieldviolation"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
 	"github.com/tallyhq/tally/pkg/ids"
@@ -63,4 +65,38 @@ func resolveInput(req *paymentsv1.ResolveReviewItemRequest) error {
 		return err
 	}
 	return app.ValidateReason("resolution", req.GetResolution())
+}
+
+// ruleInput reads an auto-recharge rule: every amount in one currency (empty: the organization's).
+func ruleInput(req *paymentsv1.UpdateAutoRechargeRequest) (payment.RuleSettings, error) {
+	if err := ids.OrgID(req.GetOrgId()); err != nil {
+		return payment.RuleSettings{}, err
+	}
+	in := req.GetRule()
+	if in == nil {
+		return payment.RuleSettings{}, fmt.Errorf("%w: rule is required", payment.ErrInvalid)
+	}
+	out := payment.RuleSettings{Enabled: in.GetEnabled()}
+	for _, f := range []struct {
+		name string
+		m    *moneypb.Money
+		to   *money.Nanos
+	}{{"threshold", in.GetThreshold(), &out.Threshold}, {"amount", in.GetAmount(), &out.Amount},
+		{"target_balance", in.GetTargetBalance(), &out.Target}, {"monthly_cap", in.GetMonthlyCap(), &out.MonthlyCap}} {
+		if f.m == nil {
+			continue
+		}
+		m, err := money.FromProto(f.m)
+		if err != nil {
+			return payment.RuleSettings{}, fmt.Errorf("%w: %w", payment.ErrInvalid, fieldviolation.Wrap(f.name, err))
+		}
+		if m.Currency != "" {
+			if out.Currency != "" && out.Currency != m.Currency {
+				return payment.RuleSettings{}, fmt.Errorf("%w: %s: every amount of the rule must be in one currency", payment.ErrInvalid, f.name)
+			}
+			out.Currency = m.Currency
+		}
+		*f.to = m.Nanos
+	}
+	return out, nil
 }

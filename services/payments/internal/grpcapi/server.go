@@ -221,3 +221,51 @@ func (s *Server) ResolveReviewItem(ctx context.Context, req *paymentsv1.ResolveR
 	}
 	return &paymentsv1.ResolveReviewItemResponse{Item: reviewToProto(it)}, nil
 }
+
+func member(ctx context.Context) payment.Member {
+	c := claims(ctx)
+	return payment.Member{ID: c.Subject, Name: c.Name, Email: c.Email}
+}
+
+// CreatePaymentMethodSetup implements PaymentsServiceServer.
+func (s *Server) CreatePaymentMethodSetup(ctx context.Context, req *paymentsv1.CreatePaymentMethodSetupRequest) (*paymentsv1.CreatePaymentMethodSetupResponse, error) {
+	cs, err := s.app.CreatePaymentMethodSetup(ctx, req.GetOrgId(), member(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &paymentsv1.CreatePaymentMethodSetupResponse{Url: cs.URL, SessionId: cs.ID}, nil
+}
+
+// RemovePaymentMethod implements PaymentsServiceServer.
+func (s *Server) RemovePaymentMethod(ctx context.Context, req *paymentsv1.RemovePaymentMethodRequest) (*paymentsv1.RemovePaymentMethodResponse, error) {
+	if err := s.app.RemovePaymentMethod(ctx, req.GetOrgId()); err != nil {
+		return nil, err
+	}
+	return &paymentsv1.RemovePaymentMethodResponse{}, nil
+}
+
+// GetAutoRecharge implements PaymentsServiceServer.
+func (s *Server) GetAutoRecharge(ctx context.Context, req *paymentsv1.GetAutoRechargeRequest) (*paymentsv1.GetAutoRechargeResponse, error) {
+	ar, err := s.app.GetAutoRecharge(ctx, req.GetOrgId())
+	if err != nil {
+		return nil, err
+	}
+	resp := &paymentsv1.GetAutoRechargeResponse{Rule: ruleToProto(ar.Rule)}
+	if ar.Method != nil {
+		resp.PaymentMethod = methodToProto(*ar.Method)
+	}
+	return resp, nil
+}
+
+// UpdateAutoRecharge implements PaymentsServiceServer.
+func (s *Server) UpdateAutoRecharge(ctx context.Context, req *paymentsv1.UpdateAutoRechargeRequest) (*paymentsv1.UpdateAutoRechargeResponse, error) {
+	in, err := ruleInput(req)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.app.UpdateAutoRecharge(ctx, req.GetOrgId(), member(ctx), in)
+	if err != nil {
+		return nil, err
+	}
+	return &paymentsv1.UpdateAutoRechargeResponse{Rule: ruleToProto(r)}, nil
+}

@@ -34,6 +34,8 @@ type Sessions interface {
 	PaymentBySession(ctx context.Context, sessionID string) (payment.Payment, error)
 	MarkLocalPaid(ctx context.Context, sessionID, method, wallet string) (payment.Payment, error)
 	LocalToReconcile(ctx context.Context, limit int) ([]payment.Payment, error)
+	SetupSession(ctx context.Context, id string) (payment.SetupSession, error)
+	ChooseLocalCard(ctx context.Context, id, method string) (payment.SetupSession, error)
 }
 
 // Config configures a Checkout.
@@ -47,8 +49,12 @@ type Config struct {
 	// SuccessURL may hold {CHECKOUT_SESSION_ID}, replaced by the session id as Stripe does.
 	SuccessURL string
 	CancelURL  string
-	HTTPClient *http.Client
-	Logger     *slog.Logger
+	// SetupSuccessURL and SetupCancelURL are where the setup page returns (SuccessURL and
+	// CancelURL when empty).
+	SetupSuccessURL string
+	SetupCancelURL  string
+	HTTPClient      *http.Client
+	Logger          *slog.Logger
 	// Now is the business clock (session expiry, event times); nil is time.Now. Signatures use
 	// the real time, as the verifier does.
 	Now func() time.Time
@@ -56,8 +62,9 @@ type Config struct {
 
 // Checkout is the local test-mode processor and its page.
 type Checkout struct {
-	cfg  Config
-	page *template.Template
+	cfg       Config
+	page      *template.Template
+	setupPage *template.Template
 }
 
 var _ payment.Processor = (*Checkout)(nil)
@@ -79,7 +86,17 @@ func New(cfg Config) (*Checkout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing checkout page: %w", err)
 	}
-	return &Checkout{cfg: cfg, page: page}, nil
+	setupPage, err := template.New("setup").Parse(setupHTML)
+	if err != nil {
+		return nil, fmt.Errorf("parsing setup page: %w", err)
+	}
+	if cfg.SetupSuccessURL == "" {
+		cfg.SetupSuccessURL = cfg.SuccessURL
+	}
+	if cfg.SetupCancelURL == "" {
+		cfg.SetupCancelURL = cfg.CancelURL
+	}
+	return &Checkout{cfg: cfg, page: page, setupPage: setupPage}, nil
 }
 
 // Mode implements payment.Processor.
@@ -171,6 +188,8 @@ func (c *Checkout) Handler() http.Handler {
 	mux.HandleFunc("POST /checkout/test/{session_id}/cancel", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, c.cfg.CancelURL, http.StatusSeeOther)
 	})
+	mux.HandleFunc("GET /checkout/test/setup/{session_id}", c.showSetup)
+	mux.HandleFunc("POST /checkout/test/setup/{session_id}/save", c.saveSetup)
 	return mux
 }
 

@@ -10,6 +10,10 @@ const (
 	EventCheckoutExpired        = "checkout.session.expired"
 	EventChargeRefunded         = "charge.refunded"
 	EventDisputeCreated         = "charge.dispute.created"
+	// EventIntentSucceeded is an off-session auto-recharge charge that succeeded.
+	EventIntentSucceeded = "payment_intent.succeeded"
+	// EventIntentFailed is an off-session auto-recharge charge that failed after it was accepted.
+	EventIntentFailed = "payment_intent.payment_failed"
 )
 
 // Metadata keys set on Checkout Sessions and their payment intents.
@@ -30,6 +34,21 @@ type Event struct {
 	Charge *Charge
 	// Dispute is set for charge.dispute.created.
 	Dispute *Dispute
+	// Intent is set for payment_intent.succeeded and payment_intent.payment_failed.
+	Intent *Intent
+}
+
+// Intent is a Stripe PaymentIntent; auto-recharge's carry the payment id in their metadata.
+type Intent struct {
+	ID             string
+	Status         string
+	AmountReceived int64
+	Currency       string
+	PaymentID      string
+	OrgID          string
+	// FailureCode and FailureMessage are the last_payment_error of a failed one.
+	FailureCode    string
+	FailureMessage string
 }
 
 // Session is the state of a Checkout Session as Stripe (or the local checkout) reports it.
@@ -45,6 +64,10 @@ type Session struct {
 	PaymentID string
 	OrgID     string
 	Created   time.Time
+	// Mode is "payment" for a top-up, "setup" for a session that saves a card; SetupIntentID is
+	// the latter's SetupIntent.
+	Mode          string
+	SetupIntentID string
 }
 
 // Paid reports whether the session's money was received.

@@ -95,6 +95,11 @@ type Payment struct {
 	FulfilAttempts int
 	// Refunds are the payment's refunds, oldest first, when the query that returned it asked for them.
 	Refunds []Refund
+	// Automatic is a payment auto-recharge made: charged off-session with the saved card, with
+	// the pseudo session id RechargeSessionID(ID). FailureReason is why its charge failed.
+	Automatic      bool
+	FailureReason  ChargeStatus
+	FailureMessage string
 }
 
 // Payment methods and card wallets as Stripe names them.

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/backoff"
 
 	"github.com/tallyhq/tally/pkg/config"
+	notificationsv1 "github.com/tallyhq/tally/pkg/gen/tally/notifications/v1"
 	paymentsv1 "github.com/tallyhq/tally/pkg/gen/tally/payments/v1"
 	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
@@ -28,6 +29,7 @@ import (
 	"github.com/tallyhq/tally/services/payments/internal/grpcapi"
 	"github.com/tallyhq/tally/services/payments/internal/invoice"
 	"github.com/tallyhq/tally/services/payments/internal/localcheckout"
+	"github.com/tallyhq/tally/services/payments/internal/notifyclient"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 	"github.com/tallyhq/tally/services/payments/internal/stripeapi"
@@ -61,6 +63,9 @@ type Config struct {
 	Auth           server.AuthConfig
 	// LedgerAddr is the ledger, called with the service's own identity (service:payments, see Auth).
 	LedgerAddr string
+	// NotificationsAddr is the notifications service, which emails the admins about failed
+	// auto-recharges (TALLY_NOTIFICATIONS_ADDR); empty sends no such email (they stay logged).
+	NotificationsAddr string
 	// TestMode runs checkouts on the local test-mode page (nothing charged) instead of Stripe
 	// Checkout; it excludes StripeSecretKey. Outside test mode StripeSecretKey and
 	// StripeWebhookSecret are required.
@@ -133,6 +138,7 @@ func Load(e *config.Env) (Config, error) {
 		DBMaxConns:          int32(e.Int("TALLY_PAYMENTS_DB_MAX_CONNS", 10)),
 		Auth:                server.LoadAuthConfig(e),
 		LedgerAddr:          e.String("TALLY_LEDGER_ADDR", "localhost:9091"),
+		NotificationsAddr:   e.String("TALLY_NOTIFICATIONS_ADDR", "localhost:9095"),
 		StripeSecretKey:     e.String("STRIPE_SECRET_KEY", ""),
 		StripeWebhookSecret: e.String("STRIPE_WEBHOOK_SECRET", ""),
 		StripeAPIURL:        e.String("TALLY_STRIPE_API_URL", ""),
@@ -259,6 +265,12 @@ func (c Config) SuccessURL() string {
 	return c.ConsoleURL + "/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}"
 }
 
+// SetupSuccessURL and SetupCancelURL are where a setup session returns an admin.
+func (c Config) SetupSuccessURL() string { return c.ConsoleURL + "/billing?setup=success" }
+
+// SetupCancelURL is where a setup session sends an admin who gave up.
+func (c Config) SetupCancelURL() string { return c.ConsoleURL + "/billing?setup=cancelled" }
+
 // CancelURL is where Checkout sends a member who gave up.
 func (c Config) CancelURL() string { return c.ConsoleURL + "/billing?checkout=cancelled" }
 
@@ -362,11 +374,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, err
 	}
+	notifier, err := s.dialNotifications(authn)
+	if err != nil {
+		return nil, err
+	}
 	s.grpc, err = server.New(server.Config{Name: "payments", Logger: logger, Auth: authn, Policy: grpcapi.Policy(), Errors: grpcapi.Errors, Telemetry: s.tel})
 	if err != nil {
 		return nil, err
 	}
-	if s.app, err = s.newApp(st, ledger, proc); err != nil {
+	if s.app, err = s.newApp(st, ledger, proc, notifier); err != nil {
 		return nil, err
 	}
 	api, err := grpcapi.New(s.app, logger)
@@ -405,17 +421,33 @@ func (s *Service) dialLedger(authn *server.Auth) (*ledgerclient.Client, error) {
 	return ledgerclient.New(ledgerclient.Config{Conn: conn, Timeout: s.cfg.LedgerTimeout})
 }
 
+// dialNotifications connects to the notifications service with the service's own identity; nil
+// when no address is configured.
+func (s *Service) dialNotifications(authn *server.Auth) (app.Notifier, error) {
+	if s.cfg.NotificationsAddr == "" {
+		return nil, nil
+	}
+	conn, err := rpcclient.DialSource(s.cfg.NotificationsAddr, authn.Identity(), s.tel.DialOption())
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = conn.Close() })
+	return notifyclient.New(notificationsv1.NewNotificationsServiceClient(conn), s.cfg.LedgerTimeout)
+}
+
 // newProcessor is Stripe, or in test mode the local checkout with the handler of its page.
 func (s *Service) newProcessor(st *store.Store) (payment.Processor, error) {
 	cfg := s.cfg
 	if !cfg.TestMode {
 		return stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIURL: cfg.StripeAPIURL,
-			SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(), Timeout: cfg.StripeTimeout, Logger: s.logger})
+			SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(), SetupSuccessURL: cfg.SetupSuccessURL(), SetupCancelURL: cfg.SetupCancelURL(),
+			Timeout: cfg.StripeTimeout, Logger: s.logger})
 	}
 	// The test-mode page, and the HTTP listener serving it, exist in test mode only: it grants
 	// credits for nothing.
 	local, err := localcheckout.New(localcheckout.Config{Sessions: st, PublicURL: cfg.PublicURL, WebhookURL: cfg.WebhookURL,
-		WebhookSecret: cfg.StripeWebhookSecret, SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(), Logger: s.logger, Now: cfg.Now})
+		WebhookSecret: cfg.StripeWebhookSecret, SuccessURL: cfg.SuccessURL(), CancelURL: cfg.CancelURL(),
+		SetupSuccessURL: cfg.SetupSuccessURL(), SetupCancelURL: cfg.SetupCancelURL(), Logger: s.logger, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -428,14 +460,14 @@ func (s *Service) newProcessor(st *store.Store) (payment.Processor, error) {
 }
 
 // newApp builds the application over its dependencies.
-func (s *Service) newApp(st *store.Store, ledger app.Ledger, proc payment.Processor) (*app.App, error) {
+func (s *Service) newApp(st *store.Store, ledger *ledgerclient.Client, proc payment.Processor, notifier app.Notifier) (*app.App, error) {
 	cfg := s.cfg
 	verifier, err := stripeevent.NewVerifier(cfg.StripeWebhookSecret, cfg.WebhookTolerance)
 	if err != nil {
 		return nil, err
 	}
 	return app.New(app.Config{
-		Store: st, Ledger: ledger, Processor: proc, Verifier: verifier,
+		Store: st, Ledger: ledger, Processor: proc, Verifier: verifier, Watcher: ledger, Notifier: notifier,
 		Seller:   invoice.Seller{Name: cfg.SellerName, Address: cfg.SellerAddress, TaxID: cfg.SellerTaxID, Email: cfg.SellerEmail},
 		TopUpMin: cfg.TopUpMin, TopUpMax: cfg.TopUpMax, TopUpPresets: cfg.TopUpPresets, MaxRequestAmount: cfg.MaxRequestAmount,
 		CheckoutExpiry: cfg.CheckoutExpiry, ValidityMonths: validityMonths(cfg.CreditValidity),
@@ -491,6 +523,7 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 		GRPC: s.grpc, Listener: lis, MetricsAddr: s.cfg.MetricsAddr, HTTP: httpServers, Logger: s.logger,
 		Workers: []server.Worker{
 			{Name: "reconciler", Run: func(ctx context.Context) error { return s.app.RunReconciler(ctx, s.cfg.ReconcileInterval) }},
+			{Name: "recharge trigger", Run: func(ctx context.Context) error { return s.app.RunRechargeTrigger(ctx, time.Second) }},
 			{Name: "retry worker", Run: func(ctx context.Context) error { return s.app.RunRetrier(ctx, s.cfg.RetryInterval) }},
 			{Name: "expiry sweep", Run: func(ctx context.Context) error { return s.app.RunExpirySweep(ctx, s.cfg.ExpirySweepInterval) }},
 			{Name: "review sampler", Run: func(ctx context.Context) error { return s.app.RunReviewSampler(ctx, reviewSampleEvery) }},

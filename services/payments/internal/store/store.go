@@ -54,18 +54,20 @@ p.payment_method, p.awaiting_async, p.local_paid_at, p.credited_at, coalesce(p.l
 p.refunded_nanos, p.expires_at, p.created_at, p.updated_at,
 coalesce((SELECT d.number FROM documents d WHERE d.payment_id = p.id AND d.kind = 'invoice'), ''),
 EXISTS (SELECT 1 FROM review_items r WHERE r.payment_id = p.id AND r.resolved_at IS NULL), p.fulfil_after, p.fulfil_attempts,
-p.payment_wallet`
+p.payment_wallet, p.automatic, p.failure_reason, p.failure_message`
 
 func scanPayment(row pgx.Row) (payment.Payment, error) {
 	var p payment.Payment
 	var mode, status string
 	var amount, refunded int64
 	var localPaid, credited, paid, expires, fulfil *time.Time
+	var failure string
 	err := row.Scan(&p.ID, &p.OrgID, &mode, &amount, &p.AmountMinor, &p.Amount.Currency, &status, &p.Member.ID,
 		&p.Member.Name, &p.Member.Email, &p.CheckoutSessionID, &p.CheckoutURL, &p.PaymentIntentID,
 		&p.PaymentMethod, &p.AwaitingAsync, &localPaid, &credited, &p.LedgerTransactionID, &paid,
 		&refunded, &expires, &p.CreatedAt, &p.UpdatedAt, &p.InvoiceNumber, &p.UnderReview, &fulfil, &p.FulfilAttempts,
-		&p.PaymentWallet)
+		&p.PaymentWallet, &p.Automatic, &failure, &p.FailureMessage)
+	p.FailureReason = payment.ChargeStatus(failure)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.Payment{}, payment.ErrNotFound
 	}

@@ -35,6 +35,10 @@ type Config struct {
 	APIURL     string
 	SuccessURL string
 	CancelURL  string
+	// SetupSuccessURL and SetupCancelURL are where a setup session returns (SuccessURL and
+	// CancelURL when empty).
+	SetupSuccessURL string
+	SetupCancelURL  string
 	// Timeout is the deadline of each call, Stripe-go's own retries included (DefaultTimeout when
 	// zero); a listing gets listPages times as long.
 	Timeout time.Duration
@@ -60,6 +64,12 @@ func New(cfg Config) (*Processor, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.SetupSuccessURL == "" {
+		cfg.SetupSuccessURL = cfg.SuccessURL
+	}
+	if cfg.SetupCancelURL == "" {
+		cfg.SetupCancelURL = cfg.CancelURL
 	}
 	bc := &stripe.BackendConfig{
 		HTTPClient:        &http.Client{Timeout: cfg.Timeout},

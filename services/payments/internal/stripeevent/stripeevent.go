@@ -99,7 +99,14 @@ func checkText(ev payment.Event) error {
 		ids = append(ids, []struct{ field, v string }{{"data.object.id", s.ID}, {"data.object.status", s.Status},
 			{"data.object.payment_status", s.PaymentStatus}, {"data.object.currency", s.Currency},
 			{"data.object.payment_intent", s.PaymentIntentID}, {"data.object.payment_method_types", s.PaymentMethod},
-			{"data.object.metadata", s.PaymentID}, {"data.object.metadata", s.OrgID}}...)
+			{"data.object.metadata", s.PaymentID}, {"data.object.metadata", s.OrgID}, {"data.object.mode", s.Mode},
+			{"data.object.setup_intent", s.SetupIntentID}}...)
+	}
+	if in := ev.Intent; in != nil {
+		ids = append(ids, []struct{ field, v string }{{"data.object.id", in.ID}, {"data.object.status", in.Status},
+			{"data.object.currency", in.Currency}, {"data.object.metadata", in.PaymentID}, {"data.object.metadata", in.OrgID},
+			{"data.object.last_payment_error.code", in.FailureCode}}...)
+		reason = in.FailureMessage
 	}
 	if c := ev.Charge; c != nil {
 		ids = append(ids, []struct{ field, v string }{{"data.object.id", c.ID}, {"data.object.payment_intent", c.PaymentIntentID},
@@ -180,6 +187,20 @@ type sessionObject struct {
 	ClientReferenceID  string            `json:"client_reference_id"`
 	Metadata           map[string]string `json:"metadata"`
 	Created            int64             `json:"created"`
+	Mode               string            `json:"mode"`
+	SetupIntent        expandable        `json:"setup_intent"`
+}
+
+type intentObject struct {
+	ID             string            `json:"id"`
+	Status         string            `json:"status"`
+	AmountReceived int64             `json:"amount_received"`
+	Currency       string            `json:"currency"`
+	Metadata       map[string]string `json:"metadata"`
+	LastError      *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"last_payment_error"`
 }
 
 type chargeObject struct {
@@ -217,6 +238,16 @@ func decode(ev stripe.Event) (payment.Event, error) {
 		}
 		s := sessionFromObject(o)
 		out.Session = &s
+	case payment.EventIntentSucceeded, payment.EventIntentFailed:
+		var o intentObject
+		if err := unmarshal(raw, &o); err != nil {
+			return payment.Event{}, err
+		}
+		out.Intent = &payment.Intent{ID: o.ID, Status: o.Status, AmountReceived: o.AmountReceived, Currency: strings.ToUpper(o.Currency),
+			PaymentID: o.Metadata[payment.MetaPaymentID], OrgID: o.Metadata[payment.MetaOrgID]}
+		if o.LastError != nil {
+			out.Intent.FailureCode, out.Intent.FailureMessage = o.LastError.Code, o.LastError.Message
+		}
 	case payment.EventChargeRefunded:
 		var o chargeObject
 		if err := unmarshal(raw, &o); err != nil {
@@ -259,6 +290,7 @@ func sessionFromObject(o sessionObject) payment.Session {
 		ID: o.ID, Status: o.Status, PaymentStatus: o.PaymentStatus, AmountTotal: o.AmountTotal,
 		Currency: strings.ToUpper(o.Currency), PaymentIntentID: string(o.PaymentIntent), PaymentMethod: method,
 		PaymentID: o.Metadata[payment.MetaPaymentID], OrgID: o.Metadata[payment.MetaOrgID],
+		Mode: o.Mode, SetupIntentID: string(o.SetupIntent),
 	}
 	if s.OrgID == "" {
 		s.OrgID = o.ClientReferenceID
@@ -274,7 +306,10 @@ func SessionFromStripe(cs *stripe.CheckoutSession) payment.Session {
 	o := sessionObject{
 		ID: cs.ID, Status: string(cs.Status), PaymentStatus: string(cs.PaymentStatus), AmountTotal: cs.AmountTotal,
 		Currency: string(cs.Currency), PaymentMethodTypes: cs.PaymentMethodTypes, ClientReferenceID: cs.ClientReferenceID,
-		Metadata: cs.Metadata, Created: cs.Created,
+		Metadata: cs.Metadata, Created: cs.Created, Mode: string(cs.Mode),
+	}
+	if cs.SetupIntent != nil {
+		o.SetupIntent = expandable(cs.SetupIntent.ID)
 	}
 	if cs.PaymentIntent != nil {
 		o.PaymentIntent = expandable(cs.PaymentIntent.ID)
@@ -292,6 +327,7 @@ type SessionObject struct {
 	AmountTotal        int64             `json:"amount_total"`
 	Currency           string            `json:"currency"`
 	PaymentIntent      string            `json:"payment_intent,omitempty"`
+	SetupIntent        string            `json:"setup_intent,omitempty"`
 	PaymentMethodTypes []string          `json:"payment_method_types"`
 	ClientReferenceID  string            `json:"client_reference_id"`
 	Metadata           map[string]string `json:"metadata"`

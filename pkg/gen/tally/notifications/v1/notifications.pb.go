@@ -88,6 +88,10 @@ const (
 	EmailKind_EMAIL_KIND_CREDITS_EXPIRED   EmailKind = 3
 	EmailKind_EMAIL_KIND_PAYMENT_SUCCEEDED EmailKind = 4
 	EmailKind_EMAIL_KIND_RENTAL_SUSPENDED  EmailKind = 5
+	// An automatic recharge was declined (sent to the admins, not opt-in).
+	EmailKind_EMAIL_KIND_RECHARGE_DECLINED EmailKind = 6
+	// An automatic recharge needs the cardholder to authenticate (sent to the admins, not opt-in).
+	EmailKind_EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED EmailKind = 7
 )
 
 // Enum value maps for EmailKind.
@@ -99,14 +103,18 @@ var (
 		3: "EMAIL_KIND_CREDITS_EXPIRED",
 		4: "EMAIL_KIND_PAYMENT_SUCCEEDED",
 		5: "EMAIL_KIND_RENTAL_SUSPENDED",
+		6: "EMAIL_KIND_RECHARGE_DECLINED",
+		7: "EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED",
 	}
 	EmailKind_value = map[string]int32{
-		"EMAIL_KIND_UNSPECIFIED":       0,
-		"EMAIL_KIND_LOW_CREDIT":        1,
-		"EMAIL_KIND_CREDITS_EXPIRING":  2,
-		"EMAIL_KIND_CREDITS_EXPIRED":   3,
-		"EMAIL_KIND_PAYMENT_SUCCEEDED": 4,
-		"EMAIL_KIND_RENTAL_SUSPENDED":  5,
+		"EMAIL_KIND_UNSPECIFIED":                      0,
+		"EMAIL_KIND_LOW_CREDIT":                       1,
+		"EMAIL_KIND_CREDITS_EXPIRING":                 2,
+		"EMAIL_KIND_CREDITS_EXPIRED":                  3,
+		"EMAIL_KIND_PAYMENT_SUCCEEDED":                4,
+		"EMAIL_KIND_RENTAL_SUSPENDED":                 5,
+		"EMAIL_KIND_RECHARGE_DECLINED":                6,
+		"EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED": 7,
 	}
 )
 
@@ -191,6 +199,59 @@ func (x DeliveryStatus) Number() protoreflect.EnumNumber {
 // Deprecated: Use DeliveryStatus.Descriptor instead.
 func (DeliveryStatus) EnumDescriptor() ([]byte, []int) {
 	return file_tally_notifications_v1_notifications_proto_rawDescGZIP(), []int{2}
+}
+
+// RechargeFailure says why an automatic recharge failed.
+type RechargeFailure int32
+
+const (
+	RechargeFailure_RECHARGE_FAILURE_UNSPECIFIED RechargeFailure = 0
+	// The card was declined.
+	RechargeFailure_RECHARGE_FAILURE_DECLINED RechargeFailure = 1
+	// The bank asks the cardholder to authenticate the payment (3-D Secure), which cannot happen
+	// off-session.
+	RechargeFailure_RECHARGE_FAILURE_AUTHENTICATION_REQUIRED RechargeFailure = 2
+)
+
+// Enum value maps for RechargeFailure.
+var (
+	RechargeFailure_name = map[int32]string{
+		0: "RECHARGE_FAILURE_UNSPECIFIED",
+		1: "RECHARGE_FAILURE_DECLINED",
+		2: "RECHARGE_FAILURE_AUTHENTICATION_REQUIRED",
+	}
+	RechargeFailure_value = map[string]int32{
+		"RECHARGE_FAILURE_UNSPECIFIED":             0,
+		"RECHARGE_FAILURE_DECLINED":                1,
+		"RECHARGE_FAILURE_AUTHENTICATION_REQUIRED": 2,
+	}
+)
+
+func (x RechargeFailure) Enum() *RechargeFailure {
+	p := new(RechargeFailure)
+	*p = x
+	return p
+}
+
+func (x RechargeFailure) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RechargeFailure) Descriptor() protoreflect.EnumDescriptor {
+	return file_tally_notifications_v1_notifications_proto_enumTypes[3].Descriptor()
+}
+
+func (RechargeFailure) Type() protoreflect.EnumType {
+	return &file_tally_notifications_v1_notifications_proto_enumTypes[3]
+}
+
+func (x RechargeFailure) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RechargeFailure.Descriptor instead.
+func (RechargeFailure) EnumDescriptor() ([]byte, []int) {
+	return file_tally_notifications_v1_notifications_proto_rawDescGZIP(), []int{3}
 }
 
 // NotificationSettings are one member's choices in one organization.
@@ -956,6 +1017,157 @@ func (x *NotifyRentalSuspendedResponse) GetQueued() int32 {
 	return 0
 }
 
+type NotifyRechargeFailedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// Required: one email per key and recipient (e.g. the payment's id).
+	IdempotencyKey string          `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	Failure        RechargeFailure `protobuf:"varint,3,opt,name=failure,proto3,enum=tally.notifications.v1.RechargeFailure" json:"failure,omitempty"`
+	// The amount that could not be charged.
+	Amount *money.Money `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Failed recharges in a row, this one included.
+	ConsecutiveFailures int32 `protobuf:"varint,5,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	// Whether this failure disabled the rule.
+	RuleDisabled bool `protobuf:"varint,6,opt,name=rule_disabled,json=ruleDisabled,proto3" json:"rule_disabled,omitempty"`
+	// The admins to email (1 to 20 addresses).
+	Recipients []string `protobuf:"bytes,7,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	// Optional: the processor's message, shown in the email.
+	Message       string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyRechargeFailedRequest) Reset() {
+	*x = NotifyRechargeFailedRequest{}
+	mi := &file_tally_notifications_v1_notifications_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyRechargeFailedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyRechargeFailedRequest) ProtoMessage() {}
+
+func (x *NotifyRechargeFailedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_notifications_v1_notifications_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyRechargeFailedRequest.ProtoReflect.Descriptor instead.
+func (*NotifyRechargeFailedRequest) Descriptor() ([]byte, []int) {
+	return file_tally_notifications_v1_notifications_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *NotifyRechargeFailedRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *NotifyRechargeFailedRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *NotifyRechargeFailedRequest) GetFailure() RechargeFailure {
+	if x != nil {
+		return x.Failure
+	}
+	return RechargeFailure_RECHARGE_FAILURE_UNSPECIFIED
+}
+
+func (x *NotifyRechargeFailedRequest) GetAmount() *money.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *NotifyRechargeFailedRequest) GetConsecutiveFailures() int32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+func (x *NotifyRechargeFailedRequest) GetRuleDisabled() bool {
+	if x != nil {
+		return x.RuleDisabled
+	}
+	return false
+}
+
+func (x *NotifyRechargeFailedRequest) GetRecipients() []string {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+func (x *NotifyRechargeFailedRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type NotifyRechargeFailedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Emails queued by this call (0 on a retry).
+	Queued        int32 `protobuf:"varint,1,opt,name=queued,proto3" json:"queued,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyRechargeFailedResponse) Reset() {
+	*x = NotifyRechargeFailedResponse{}
+	mi := &file_tally_notifications_v1_notifications_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyRechargeFailedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyRechargeFailedResponse) ProtoMessage() {}
+
+func (x *NotifyRechargeFailedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_notifications_v1_notifications_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyRechargeFailedResponse.ProtoReflect.Descriptor instead.
+func (*NotifyRechargeFailedResponse) Descriptor() ([]byte, []int) {
+	return file_tally_notifications_v1_notifications_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *NotifyRechargeFailedResponse) GetQueued() int32 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
 var File_tally_notifications_v1_notifications_proto protoreflect.FileDescriptor
 
 const file_tally_notifications_v1_notifications_proto_rawDesc = "" +
@@ -1028,28 +1240,48 @@ const file_tally_notifications_v1_notifications_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"7\n" +
 	"\x1dNotifyRentalSuspendedResponse\x12\x16\n" +
+	"\x06queued\x18\x01 \x01(\x05R\x06queued\"\xde\x02\n" +
+	"\x1bNotifyRechargeFailedRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12'\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12A\n" +
+	"\afailure\x18\x03 \x01(\x0e2'.tally.notifications.v1.RechargeFailureR\afailure\x12*\n" +
+	"\x06amount\x18\x04 \x01(\v2\x12.google.type.MoneyR\x06amount\x121\n" +
+	"\x14consecutive_failures\x18\x05 \x01(\x05R\x13consecutiveFailures\x12#\n" +
+	"\rrule_disabled\x18\x06 \x01(\bR\fruleDisabled\x12\x1e\n" +
+	"\n" +
+	"recipients\x18\a \x03(\tR\n" +
+	"recipients\x12\x18\n" +
+	"\amessage\x18\b \x01(\tR\amessage\"6\n" +
+	"\x1cNotifyRechargeFailedResponse\x12\x16\n" +
 	"\x06queued\x18\x01 \x01(\x05R\x06queued*\x81\x01\n" +
 	"\x13LowCreditAlertState\x12&\n" +
 	"\"LOW_CREDIT_ALERT_STATE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cLOW_CREDIT_ALERT_STATE_ARMED\x10\x01\x12 \n" +
-	"\x1cLOW_CREDIT_ALERT_STATE_FIRED\x10\x02*\xc6\x01\n" +
+	"\x1cLOW_CREDIT_ALERT_STATE_FIRED\x10\x02*\x99\x02\n" +
 	"\tEmailKind\x12\x1a\n" +
 	"\x16EMAIL_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15EMAIL_KIND_LOW_CREDIT\x10\x01\x12\x1f\n" +
 	"\x1bEMAIL_KIND_CREDITS_EXPIRING\x10\x02\x12\x1e\n" +
 	"\x1aEMAIL_KIND_CREDITS_EXPIRED\x10\x03\x12 \n" +
 	"\x1cEMAIL_KIND_PAYMENT_SUCCEEDED\x10\x04\x12\x1f\n" +
-	"\x1bEMAIL_KIND_RENTAL_SUSPENDED\x10\x05*\x84\x01\n" +
+	"\x1bEMAIL_KIND_RENTAL_SUSPENDED\x10\x05\x12 \n" +
+	"\x1cEMAIL_KIND_RECHARGE_DECLINED\x10\x06\x12/\n" +
+	"+EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED\x10\a*\x84\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x18\n" +
 	"\x14DELIVERY_STATUS_SENT\x10\x02\x12\x1a\n" +
-	"\x16DELIVERY_STATUS_FAILED\x10\x032\xec\x05\n" +
+	"\x16DELIVERY_STATUS_FAILED\x10\x03*\x80\x01\n" +
+	"\x0fRechargeFailure\x12 \n" +
+	"\x1cRECHARGE_FAILURE_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19RECHARGE_FAILURE_DECLINED\x10\x01\x12,\n" +
+	"(RECHARGE_FAILURE_AUTHENTICATION_REQUIRED\x10\x022\xf0\x06\n" +
 	"\x14NotificationsService\x12\xcf\x01\n" +
 	"\x17GetNotificationSettings\x126.tally.notifications.v1.GetNotificationSettingsRequest\x1a7.tally.notifications.v1.GetNotificationSettingsResponse\"C\x82\xd3\xe4\x93\x02=\x12;/v1/orgs/{org_id}/members/{member_id}/notification-settings\x12\xe2\x01\n" +
 	"\x1aUpdateNotificationSettings\x129.tally.notifications.v1.UpdateNotificationSettingsRequest\x1a:.tally.notifications.v1.UpdateNotificationSettingsResponse\"M\x82\xd3\xe4\x93\x02G:\bsettings\x1a;/v1/orgs/{org_id}/members/{member_id}/notification-settings\x12\x95\x01\n" +
 	"\x0eListDeliveries\x12-.tally.notifications.v1.ListDeliveriesRequest\x1a..tally.notifications.v1.ListDeliveriesResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/notifications/deliveries\x12\x84\x01\n" +
-	"\x15NotifyRentalSuspended\x124.tally.notifications.v1.NotifyRentalSuspendedRequest\x1a5.tally.notifications.v1.NotifyRentalSuspendedResponseBIZGgithub.com/tallyhq/tally/pkg/gen/tally/notifications/v1;notificationsv1b\x06proto3"
+	"\x15NotifyRentalSuspended\x124.tally.notifications.v1.NotifyRentalSuspendedRequest\x1a5.tally.notifications.v1.NotifyRentalSuspendedResponse\x12\x81\x01\n" +
+	"\x14NotifyRechargeFailed\x123.tally.notifications.v1.NotifyRechargeFailedRequest\x1a4.tally.notifications.v1.NotifyRechargeFailedResponseBIZGgithub.com/tallyhq/tally/pkg/gen/tally/notifications/v1;notificationsv1b\x06proto3"
 
 var (
 	file_tally_notifications_v1_notifications_proto_rawDescOnce sync.Once
@@ -1063,55 +1295,62 @@ func file_tally_notifications_v1_notifications_proto_rawDescGZIP() []byte {
 	return file_tally_notifications_v1_notifications_proto_rawDescData
 }
 
-var file_tally_notifications_v1_notifications_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_tally_notifications_v1_notifications_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_tally_notifications_v1_notifications_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_tally_notifications_v1_notifications_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_tally_notifications_v1_notifications_proto_goTypes = []any{
 	(LowCreditAlertState)(0),                   // 0: tally.notifications.v1.LowCreditAlertState
 	(EmailKind)(0),                             // 1: tally.notifications.v1.EmailKind
 	(DeliveryStatus)(0),                        // 2: tally.notifications.v1.DeliveryStatus
-	(*NotificationSettings)(nil),               // 3: tally.notifications.v1.NotificationSettings
-	(*GetNotificationSettingsRequest)(nil),     // 4: tally.notifications.v1.GetNotificationSettingsRequest
-	(*GetNotificationSettingsResponse)(nil),    // 5: tally.notifications.v1.GetNotificationSettingsResponse
-	(*UpdateNotificationSettingsRequest)(nil),  // 6: tally.notifications.v1.UpdateNotificationSettingsRequest
-	(*UpdateNotificationSettingsResponse)(nil), // 7: tally.notifications.v1.UpdateNotificationSettingsResponse
-	(*Delivery)(nil),                           // 8: tally.notifications.v1.Delivery
-	(*ListDeliveriesRequest)(nil),              // 9: tally.notifications.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),             // 10: tally.notifications.v1.ListDeliveriesResponse
-	(*NotifyRentalSuspendedRequest)(nil),       // 11: tally.notifications.v1.NotifyRentalSuspendedRequest
-	(*NotifyRentalSuspendedResponse)(nil),      // 12: tally.notifications.v1.NotifyRentalSuspendedResponse
-	(*money.Money)(nil),                        // 13: google.type.Money
-	(*timestamppb.Timestamp)(nil),              // 14: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 15: google.protobuf.FieldMask
+	(RechargeFailure)(0),                       // 3: tally.notifications.v1.RechargeFailure
+	(*NotificationSettings)(nil),               // 4: tally.notifications.v1.NotificationSettings
+	(*GetNotificationSettingsRequest)(nil),     // 5: tally.notifications.v1.GetNotificationSettingsRequest
+	(*GetNotificationSettingsResponse)(nil),    // 6: tally.notifications.v1.GetNotificationSettingsResponse
+	(*UpdateNotificationSettingsRequest)(nil),  // 7: tally.notifications.v1.UpdateNotificationSettingsRequest
+	(*UpdateNotificationSettingsResponse)(nil), // 8: tally.notifications.v1.UpdateNotificationSettingsResponse
+	(*Delivery)(nil),                           // 9: tally.notifications.v1.Delivery
+	(*ListDeliveriesRequest)(nil),              // 10: tally.notifications.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),             // 11: tally.notifications.v1.ListDeliveriesResponse
+	(*NotifyRentalSuspendedRequest)(nil),       // 12: tally.notifications.v1.NotifyRentalSuspendedRequest
+	(*NotifyRentalSuspendedResponse)(nil),      // 13: tally.notifications.v1.NotifyRentalSuspendedResponse
+	(*NotifyRechargeFailedRequest)(nil),        // 14: tally.notifications.v1.NotifyRechargeFailedRequest
+	(*NotifyRechargeFailedResponse)(nil),       // 15: tally.notifications.v1.NotifyRechargeFailedResponse
+	(*money.Money)(nil),                        // 16: google.type.Money
+	(*timestamppb.Timestamp)(nil),              // 17: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 18: google.protobuf.FieldMask
 }
 var file_tally_notifications_v1_notifications_proto_depIdxs = []int32{
-	13, // 0: tally.notifications.v1.NotificationSettings.low_credit_threshold:type_name -> google.type.Money
+	16, // 0: tally.notifications.v1.NotificationSettings.low_credit_threshold:type_name -> google.type.Money
 	0,  // 1: tally.notifications.v1.NotificationSettings.low_credit_alert_state:type_name -> tally.notifications.v1.LowCreditAlertState
-	13, // 2: tally.notifications.v1.NotificationSettings.last_known_balance:type_name -> google.type.Money
-	14, // 3: tally.notifications.v1.NotificationSettings.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 4: tally.notifications.v1.GetNotificationSettingsResponse.settings:type_name -> tally.notifications.v1.NotificationSettings
-	3,  // 5: tally.notifications.v1.UpdateNotificationSettingsRequest.settings:type_name -> tally.notifications.v1.NotificationSettings
-	15, // 6: tally.notifications.v1.UpdateNotificationSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 7: tally.notifications.v1.UpdateNotificationSettingsResponse.settings:type_name -> tally.notifications.v1.NotificationSettings
+	16, // 2: tally.notifications.v1.NotificationSettings.last_known_balance:type_name -> google.type.Money
+	17, // 3: tally.notifications.v1.NotificationSettings.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 4: tally.notifications.v1.GetNotificationSettingsResponse.settings:type_name -> tally.notifications.v1.NotificationSettings
+	4,  // 5: tally.notifications.v1.UpdateNotificationSettingsRequest.settings:type_name -> tally.notifications.v1.NotificationSettings
+	18, // 6: tally.notifications.v1.UpdateNotificationSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,  // 7: tally.notifications.v1.UpdateNotificationSettingsResponse.settings:type_name -> tally.notifications.v1.NotificationSettings
 	1,  // 8: tally.notifications.v1.Delivery.kind:type_name -> tally.notifications.v1.EmailKind
 	2,  // 9: tally.notifications.v1.Delivery.status:type_name -> tally.notifications.v1.DeliveryStatus
-	14, // 10: tally.notifications.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
-	14, // 11: tally.notifications.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	14, // 12: tally.notifications.v1.Delivery.sent_time:type_name -> google.protobuf.Timestamp
+	17, // 10: tally.notifications.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
+	17, // 11: tally.notifications.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	17, // 12: tally.notifications.v1.Delivery.sent_time:type_name -> google.protobuf.Timestamp
 	2,  // 13: tally.notifications.v1.ListDeliveriesRequest.status:type_name -> tally.notifications.v1.DeliveryStatus
-	8,  // 14: tally.notifications.v1.ListDeliveriesResponse.deliveries:type_name -> tally.notifications.v1.Delivery
-	4,  // 15: tally.notifications.v1.NotificationsService.GetNotificationSettings:input_type -> tally.notifications.v1.GetNotificationSettingsRequest
-	6,  // 16: tally.notifications.v1.NotificationsService.UpdateNotificationSettings:input_type -> tally.notifications.v1.UpdateNotificationSettingsRequest
-	9,  // 17: tally.notifications.v1.NotificationsService.ListDeliveries:input_type -> tally.notifications.v1.ListDeliveriesRequest
-	11, // 18: tally.notifications.v1.NotificationsService.NotifyRentalSuspended:input_type -> tally.notifications.v1.NotifyRentalSuspendedRequest
-	5,  // 19: tally.notifications.v1.NotificationsService.GetNotificationSettings:output_type -> tally.notifications.v1.GetNotificationSettingsResponse
-	7,  // 20: tally.notifications.v1.NotificationsService.UpdateNotificationSettings:output_type -> tally.notifications.v1.UpdateNotificationSettingsResponse
-	10, // 21: tally.notifications.v1.NotificationsService.ListDeliveries:output_type -> tally.notifications.v1.ListDeliveriesResponse
-	12, // 22: tally.notifications.v1.NotificationsService.NotifyRentalSuspended:output_type -> tally.notifications.v1.NotifyRentalSuspendedResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	9,  // 14: tally.notifications.v1.ListDeliveriesResponse.deliveries:type_name -> tally.notifications.v1.Delivery
+	3,  // 15: tally.notifications.v1.NotifyRechargeFailedRequest.failure:type_name -> tally.notifications.v1.RechargeFailure
+	16, // 16: tally.notifications.v1.NotifyRechargeFailedRequest.amount:type_name -> google.type.Money
+	5,  // 17: tally.notifications.v1.NotificationsService.GetNotificationSettings:input_type -> tally.notifications.v1.GetNotificationSettingsRequest
+	7,  // 18: tally.notifications.v1.NotificationsService.UpdateNotificationSettings:input_type -> tally.notifications.v1.UpdateNotificationSettingsRequest
+	10, // 19: tally.notifications.v1.NotificationsService.ListDeliveries:input_type -> tally.notifications.v1.ListDeliveriesRequest
+	12, // 20: tally.notifications.v1.NotificationsService.NotifyRentalSuspended:input_type -> tally.notifications.v1.NotifyRentalSuspendedRequest
+	14, // 21: tally.notifications.v1.NotificationsService.NotifyRechargeFailed:input_type -> tally.notifications.v1.NotifyRechargeFailedRequest
+	6,  // 22: tally.notifications.v1.NotificationsService.GetNotificationSettings:output_type -> tally.notifications.v1.GetNotificationSettingsResponse
+	8,  // 23: tally.notifications.v1.NotificationsService.UpdateNotificationSettings:output_type -> tally.notifications.v1.UpdateNotificationSettingsResponse
+	11, // 24: tally.notifications.v1.NotificationsService.ListDeliveries:output_type -> tally.notifications.v1.ListDeliveriesResponse
+	13, // 25: tally.notifications.v1.NotificationsService.NotifyRentalSuspended:output_type -> tally.notifications.v1.NotifyRentalSuspendedResponse
+	15, // 26: tally.notifications.v1.NotificationsService.NotifyRechargeFailed:output_type -> tally.notifications.v1.NotifyRechargeFailedResponse
+	22, // [22:27] is the sub-list for method output_type
+	17, // [17:22] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_tally_notifications_v1_notifications_proto_init() }
@@ -1124,8 +1363,8 @@ func file_tally_notifications_v1_notifications_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_notifications_v1_notifications_proto_rawDesc), len(file_tally_notifications_v1_notifications_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   10,
+			NumEnums:      4,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	NotificationsService_UpdateNotificationSettings_FullMethodName = "/tally.notifications.v1.NotificationsService/UpdateNotificationSettings"
 	NotificationsService_ListDeliveries_FullMethodName             = "/tally.notifications.v1.NotificationsService/ListDeliveries"
 	NotificationsService_NotifyRentalSuspended_FullMethodName      = "/tally.notifications.v1.NotificationsService/NotifyRentalSuspended"
+	NotificationsService_NotifyRechargeFailed_FullMethodName       = "/tally.notifications.v1.NotificationsService/NotifyRechargeFailed"
 )
 
 // NotificationsServiceClient is the client API for NotificationsService service.
@@ -51,6 +52,11 @@ type NotificationsServiceClient interface {
 	// suspended for insufficient credits. Called by the instances-metering service (and ops);
 	// idempotent per idempotency_key.
 	NotifyRentalSuspended(ctx context.Context, in *NotifyRentalSuspendedRequest, opts ...grpc.CallOption) (*NotifyRentalSuspendedResponse, error)
+	// NotifyRechargeFailed emails the organization's admins named in the request that an automatic
+	// recharge failed (the card was declined or needs authentication), with a link to fix the card,
+	// and whether the rule is now disabled. Called by the payments service (and ops); idempotent
+	// per idempotency_key and recipient.
+	NotifyRechargeFailed(ctx context.Context, in *NotifyRechargeFailedRequest, opts ...grpc.CallOption) (*NotifyRechargeFailedResponse, error)
 }
 
 type notificationsServiceClient struct {
@@ -101,6 +107,16 @@ func (c *notificationsServiceClient) NotifyRentalSuspended(ctx context.Context, 
 	return out, nil
 }
 
+func (c *notificationsServiceClient) NotifyRechargeFailed(ctx context.Context, in *NotifyRechargeFailedRequest, opts ...grpc.CallOption) (*NotifyRechargeFailedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NotifyRechargeFailedResponse)
+	err := c.cc.Invoke(ctx, NotificationsService_NotifyRechargeFailed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NotificationsServiceServer is the server API for NotificationsService service.
 // All implementations must embed UnimplementedNotificationsServiceServer
 // for forward compatibility.
@@ -127,6 +143,11 @@ type NotificationsServiceServer interface {
 	// suspended for insufficient credits. Called by the instances-metering service (and ops);
 	// idempotent per idempotency_key.
 	NotifyRentalSuspended(context.Context, *NotifyRentalSuspendedRequest) (*NotifyRentalSuspendedResponse, error)
+	// NotifyRechargeFailed emails the organization's admins named in the request that an automatic
+	// recharge failed (the card was declined or needs authentication), with a link to fix the card,
+	// and whether the rule is now disabled. Called by the payments service (and ops); idempotent
+	// per idempotency_key and recipient.
+	NotifyRechargeFailed(context.Context, *NotifyRechargeFailedRequest) (*NotifyRechargeFailedResponse, error)
 	mustEmbedUnimplementedNotificationsServiceServer()
 }
 
@@ -148,6 +169,9 @@ func (UnimplementedNotificationsServiceServer) ListDeliveries(context.Context, *
 }
 func (UnimplementedNotificationsServiceServer) NotifyRentalSuspended(context.Context, *NotifyRentalSuspendedRequest) (*NotifyRentalSuspendedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method NotifyRentalSuspended not implemented")
+}
+func (UnimplementedNotificationsServiceServer) NotifyRechargeFailed(context.Context, *NotifyRechargeFailedRequest) (*NotifyRechargeFailedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method NotifyRechargeFailed not implemented")
 }
 func (UnimplementedNotificationsServiceServer) mustEmbedUnimplementedNotificationsServiceServer() {}
 func (UnimplementedNotificationsServiceServer) testEmbeddedByValue()                              {}
@@ -242,6 +266,24 @@ func _NotificationsService_NotifyRentalSuspended_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NotificationsService_NotifyRechargeFailed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NotifyRechargeFailedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotificationsServiceServer).NotifyRechargeFailed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NotificationsService_NotifyRechargeFailed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotificationsServiceServer).NotifyRechargeFailed(ctx, req.(*NotifyRechargeFailedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NotificationsService_ServiceDesc is the grpc.ServiceDesc for NotificationsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -264,6 +306,10 @@ var NotificationsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "NotifyRentalSuspended",
 			Handler:    _NotificationsService_NotifyRentalSuspended_Handler,
+		},
+		{
+			MethodName: "NotifyRechargeFailed",
+			Handler:    _NotificationsService_NotifyRechargeFailed_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

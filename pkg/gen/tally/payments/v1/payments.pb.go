@@ -236,7 +236,11 @@ type Payment struct {
 	// When the Checkout Session stops being payable; a pending payment becomes EXPIRED after it.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// The refunds of the payment, oldest first, each with its credit note number once issued.
-	Refunds       []*Refund `protobuf:"bytes,16,rep,name=refunds,proto3" json:"refunds,omitempty"`
+	Refunds []*Refund `protobuf:"bytes,16,rep,name=refunds,proto3" json:"refunds,omitempty"`
+	// Whether auto-recharge made the payment (charged off-session with the saved card).
+	Automatic bool `protobuf:"varint,17,opt,name=automatic,proto3" json:"automatic,omitempty"`
+	// Why an automatic payment failed (the card was declined or needs authentication); empty otherwise.
+	FailureReason string `protobuf:"bytes,18,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -381,6 +385,20 @@ func (x *Payment) GetRefunds() []*Refund {
 		return x.Refunds
 	}
 	return nil
+}
+
+func (x *Payment) GetAutomatic() bool {
+	if x != nil {
+		return x.Automatic
+	}
+	return false
+}
+
+func (x *Payment) GetFailureReason() string {
+	if x != nil {
+		return x.FailureReason
+	}
+	return ""
 }
 
 type CreateCheckoutSessionRequest struct {
@@ -1910,6 +1928,605 @@ func (x *ResolveReviewItemResponse) GetItem() *ReviewItem {
 	return nil
 }
 
+type CreatePaymentMethodSetupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePaymentMethodSetupRequest) Reset() {
+	*x = CreatePaymentMethodSetupRequest{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePaymentMethodSetupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePaymentMethodSetupRequest) ProtoMessage() {}
+
+func (x *CreatePaymentMethodSetupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePaymentMethodSetupRequest.ProtoReflect.Descriptor instead.
+func (*CreatePaymentMethodSetupRequest) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CreatePaymentMethodSetupRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+type CreatePaymentMethodSetupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where to send the admin to enter the card.
+	Url           string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	SessionId     string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePaymentMethodSetupResponse) Reset() {
+	*x = CreatePaymentMethodSetupResponse{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePaymentMethodSetupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePaymentMethodSetupResponse) ProtoMessage() {}
+
+func (x *CreatePaymentMethodSetupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePaymentMethodSetupResponse.ProtoReflect.Descriptor instead.
+func (*CreatePaymentMethodSetupResponse) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreatePaymentMethodSetupResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreatePaymentMethodSetupResponse) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type RemovePaymentMethodRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePaymentMethodRequest) Reset() {
+	*x = RemovePaymentMethodRequest{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePaymentMethodRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePaymentMethodRequest) ProtoMessage() {}
+
+func (x *RemovePaymentMethodRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePaymentMethodRequest.ProtoReflect.Descriptor instead.
+func (*RemovePaymentMethodRequest) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RemovePaymentMethodRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+type RemovePaymentMethodResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePaymentMethodResponse) Reset() {
+	*x = RemovePaymentMethodResponse{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePaymentMethodResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePaymentMethodResponse) ProtoMessage() {}
+
+func (x *RemovePaymentMethodResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePaymentMethodResponse.ProtoReflect.Descriptor instead.
+func (*RemovePaymentMethodResponse) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{30}
+}
+
+// SavedPaymentMethod is the card an organization saved for auto-recharge.
+type SavedPaymentMethod struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The card's brand as Stripe names it, e.g. "visa", "mastercard".
+	Brand string `protobuf:"bytes,1,opt,name=brand,proto3" json:"brand,omitempty"`
+	// The last four digits of the card number.
+	Last4    string `protobuf:"bytes,2,opt,name=last4,proto3" json:"last4,omitempty"`
+	ExpMonth int32  `protobuf:"varint,3,opt,name=exp_month,json=expMonth,proto3" json:"exp_month,omitempty"`
+	ExpYear  int32  `protobuf:"varint,4,opt,name=exp_year,json=expYear,proto3" json:"exp_year,omitempty"`
+	// Who saved it, and when.
+	SavedBy  *Member                `protobuf:"bytes,5,opt,name=saved_by,json=savedBy,proto3" json:"saved_by,omitempty"`
+	SaveTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=save_time,json=saveTime,proto3" json:"save_time,omitempty"`
+	// Whether it was saved on the local test-mode page.
+	TestMode      bool `protobuf:"varint,7,opt,name=test_mode,json=testMode,proto3" json:"test_mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SavedPaymentMethod) Reset() {
+	*x = SavedPaymentMethod{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SavedPaymentMethod) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SavedPaymentMethod) ProtoMessage() {}
+
+func (x *SavedPaymentMethod) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SavedPaymentMethod.ProtoReflect.Descriptor instead.
+func (*SavedPaymentMethod) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SavedPaymentMethod) GetBrand() string {
+	if x != nil {
+		return x.Brand
+	}
+	return ""
+}
+
+func (x *SavedPaymentMethod) GetLast4() string {
+	if x != nil {
+		return x.Last4
+	}
+	return ""
+}
+
+func (x *SavedPaymentMethod) GetExpMonth() int32 {
+	if x != nil {
+		return x.ExpMonth
+	}
+	return 0
+}
+
+func (x *SavedPaymentMethod) GetExpYear() int32 {
+	if x != nil {
+		return x.ExpYear
+	}
+	return 0
+}
+
+func (x *SavedPaymentMethod) GetSavedBy() *Member {
+	if x != nil {
+		return x.SavedBy
+	}
+	return nil
+}
+
+func (x *SavedPaymentMethod) GetSaveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SaveTime
+	}
+	return nil
+}
+
+func (x *SavedPaymentMethod) GetTestMode() bool {
+	if x != nil {
+		return x.TestMode
+	}
+	return false
+}
+
+// AutoRechargeRule is when and how much an organization recharges automatically.
+type AutoRechargeRule struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Enabled bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Recharge when the available balance falls below this (required to enable, positive).
+	Threshold *money.Money `protobuf:"bytes,2,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// Exactly one of amount (a fixed recharge) and target_balance (recharge up to it, above the
+	// threshold) is set to enable the rule.
+	Amount        *money.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	TargetBalance *money.Money `protobuf:"bytes,4,opt,name=target_balance,json=targetBalance,proto3" json:"target_balance,omitempty"`
+	// The most automatic recharges may charge per calendar month (UTC); required to enable.
+	MonthlyCap *money.Money `protobuf:"bytes,5,opt,name=monthly_cap,json=monthlyCap,proto3" json:"monthly_cap,omitempty"`
+	// Output only: failed recharges in a row (three disable the rule), and why the rule was disabled.
+	ConsecutiveFailures int32                  `protobuf:"varint,6,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	DisabledReason      string                 `protobuf:"bytes,7,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	DisableTime         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=disable_time,json=disableTime,proto3" json:"disable_time,omitempty"`
+	// Output only: charged by automatic recharges this calendar month, and whether one is in flight.
+	MonthSpent *money.Money `protobuf:"bytes,9,opt,name=month_spent,json=monthSpent,proto3" json:"month_spent,omitempty"`
+	InFlight   bool         `protobuf:"varint,10,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// Output only.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AutoRechargeRule) Reset() {
+	*x = AutoRechargeRule{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AutoRechargeRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AutoRechargeRule) ProtoMessage() {}
+
+func (x *AutoRechargeRule) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AutoRechargeRule.ProtoReflect.Descriptor instead.
+func (*AutoRechargeRule) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AutoRechargeRule) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *AutoRechargeRule) GetThreshold() *money.Money {
+	if x != nil {
+		return x.Threshold
+	}
+	return nil
+}
+
+func (x *AutoRechargeRule) GetAmount() *money.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *AutoRechargeRule) GetTargetBalance() *money.Money {
+	if x != nil {
+		return x.TargetBalance
+	}
+	return nil
+}
+
+func (x *AutoRechargeRule) GetMonthlyCap() *money.Money {
+	if x != nil {
+		return x.MonthlyCap
+	}
+	return nil
+}
+
+func (x *AutoRechargeRule) GetConsecutiveFailures() int32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+func (x *AutoRechargeRule) GetDisabledReason() string {
+	if x != nil {
+		return x.DisabledReason
+	}
+	return ""
+}
+
+func (x *AutoRechargeRule) GetDisableTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DisableTime
+	}
+	return nil
+}
+
+func (x *AutoRechargeRule) GetMonthSpent() *money.Money {
+	if x != nil {
+		return x.MonthSpent
+	}
+	return nil
+}
+
+func (x *AutoRechargeRule) GetInFlight() bool {
+	if x != nil {
+		return x.InFlight
+	}
+	return false
+}
+
+func (x *AutoRechargeRule) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+type GetAutoRechargeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAutoRechargeRequest) Reset() {
+	*x = GetAutoRechargeRequest{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAutoRechargeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAutoRechargeRequest) ProtoMessage() {}
+
+func (x *GetAutoRechargeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAutoRechargeRequest.ProtoReflect.Descriptor instead.
+func (*GetAutoRechargeRequest) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetAutoRechargeRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+type GetAutoRechargeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset when no card is saved.
+	PaymentMethod *SavedPaymentMethod `protobuf:"bytes,1,opt,name=payment_method,json=paymentMethod,proto3" json:"payment_method,omitempty"`
+	Rule          *AutoRechargeRule   `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAutoRechargeResponse) Reset() {
+	*x = GetAutoRechargeResponse{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAutoRechargeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAutoRechargeResponse) ProtoMessage() {}
+
+func (x *GetAutoRechargeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAutoRechargeResponse.ProtoReflect.Descriptor instead.
+func (*GetAutoRechargeResponse) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *GetAutoRechargeResponse) GetPaymentMethod() *SavedPaymentMethod {
+	if x != nil {
+		return x.PaymentMethod
+	}
+	return nil
+}
+
+func (x *GetAutoRechargeResponse) GetRule() *AutoRechargeRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type UpdateAutoRechargeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Rule          *AutoRechargeRule      `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAutoRechargeRequest) Reset() {
+	*x = UpdateAutoRechargeRequest{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAutoRechargeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAutoRechargeRequest) ProtoMessage() {}
+
+func (x *UpdateAutoRechargeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAutoRechargeRequest.ProtoReflect.Descriptor instead.
+func (*UpdateAutoRechargeRequest) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *UpdateAutoRechargeRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *UpdateAutoRechargeRequest) GetRule() *AutoRechargeRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type UpdateAutoRechargeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rule          *AutoRechargeRule      `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAutoRechargeResponse) Reset() {
+	*x = UpdateAutoRechargeResponse{}
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAutoRechargeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAutoRechargeResponse) ProtoMessage() {}
+
+func (x *UpdateAutoRechargeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_payments_v1_payments_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAutoRechargeResponse.ProtoReflect.Descriptor instead.
+func (*UpdateAutoRechargeResponse) Descriptor() ([]byte, []int) {
+	return file_tally_payments_v1_payments_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *UpdateAutoRechargeResponse) GetRule() *AutoRechargeRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
 var File_tally_payments_v1_payments_proto protoreflect.FileDescriptor
 
 const file_tally_payments_v1_payments_proto_rawDesc = "" +
@@ -1918,7 +2535,7 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05email\x18\x03 \x01(\tR\x05email\"\xbe\x05\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\"\x83\x06\n" +
 	"\aPayment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12*\n" +
@@ -1938,7 +2555,9 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	"\x0epayment_wallet\x18\x0e \x01(\tR\rpaymentWallet\x129\n" +
 	"\n" +
 	"expires_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x123\n" +
-	"\arefunds\x18\x10 \x03(\v2\x19.tally.payments.v1.RefundR\arefunds\"a\n" +
+	"\arefunds\x18\x10 \x03(\v2\x19.tally.payments.v1.RefundR\arefunds\x12\x1c\n" +
+	"\tautomatic\x18\x11 \x01(\bR\tautomatic\x12%\n" +
+	"\x0efailure_reason\x18\x12 \x01(\tR\rfailureReason\"a\n" +
 	"\x1cCreateCheckoutSessionRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\"o\n" +
@@ -2063,7 +2682,50 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	"resolution\x18\x02 \x01(\tR\n" +
 	"resolution\"N\n" +
 	"\x19ResolveReviewItemResponse\x121\n" +
-	"\x04item\x18\x01 \x01(\v2\x1d.tally.payments.v1.ReviewItemR\x04item*\xda\x01\n" +
+	"\x04item\x18\x01 \x01(\v2\x1d.tally.payments.v1.ReviewItemR\x04item\"8\n" +
+	"\x1fCreatePaymentMethodSetupRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\"S\n" +
+	" CreatePaymentMethodSetupResponse\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\"3\n" +
+	"\x1aRemovePaymentMethodRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\"\x1d\n" +
+	"\x1bRemovePaymentMethodResponse\"\x84\x02\n" +
+	"\x12SavedPaymentMethod\x12\x14\n" +
+	"\x05brand\x18\x01 \x01(\tR\x05brand\x12\x14\n" +
+	"\x05last4\x18\x02 \x01(\tR\x05last4\x12\x1b\n" +
+	"\texp_month\x18\x03 \x01(\x05R\bexpMonth\x12\x19\n" +
+	"\bexp_year\x18\x04 \x01(\x05R\aexpYear\x124\n" +
+	"\bsaved_by\x18\x05 \x01(\v2\x19.tally.payments.v1.MemberR\asavedBy\x127\n" +
+	"\tsave_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bsaveTime\x12\x1b\n" +
+	"\ttest_mode\x18\a \x01(\bR\btestMode\"\xa4\x04\n" +
+	"\x10AutoRechargeRule\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x120\n" +
+	"\tthreshold\x18\x02 \x01(\v2\x12.google.type.MoneyR\tthreshold\x12*\n" +
+	"\x06amount\x18\x03 \x01(\v2\x12.google.type.MoneyR\x06amount\x129\n" +
+	"\x0etarget_balance\x18\x04 \x01(\v2\x12.google.type.MoneyR\rtargetBalance\x123\n" +
+	"\vmonthly_cap\x18\x05 \x01(\v2\x12.google.type.MoneyR\n" +
+	"monthlyCap\x121\n" +
+	"\x14consecutive_failures\x18\x06 \x01(\x05R\x13consecutiveFailures\x12'\n" +
+	"\x0fdisabled_reason\x18\a \x01(\tR\x0edisabledReason\x12=\n" +
+	"\fdisable_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vdisableTime\x123\n" +
+	"\vmonth_spent\x18\t \x01(\v2\x12.google.type.MoneyR\n" +
+	"monthSpent\x12\x1b\n" +
+	"\tin_flight\x18\n" +
+	" \x01(\bR\binFlight\x12;\n" +
+	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"/\n" +
+	"\x16GetAutoRechargeRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\"\xa0\x01\n" +
+	"\x17GetAutoRechargeResponse\x12L\n" +
+	"\x0epayment_method\x18\x01 \x01(\v2%.tally.payments.v1.SavedPaymentMethodR\rpaymentMethod\x127\n" +
+	"\x04rule\x18\x02 \x01(\v2#.tally.payments.v1.AutoRechargeRuleR\x04rule\"k\n" +
+	"\x19UpdateAutoRechargeRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x127\n" +
+	"\x04rule\x18\x02 \x01(\v2#.tally.payments.v1.AutoRechargeRuleR\x04rule\"U\n" +
+	"\x1aUpdateAutoRechargeResponse\x127\n" +
+	"\x04rule\x18\x01 \x01(\v2#.tally.payments.v1.AutoRechargeRuleR\x04rule*\xda\x01\n" +
 	"\rPaymentStatus\x12\x1e\n" +
 	"\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16PAYMENT_STATUS_PENDING\x10\x01\x12\x1c\n" +
@@ -2076,7 +2738,7 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	"\x19REFUND_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15REFUND_STATUS_PENDING\x10\x01\x12\x1b\n" +
 	"\x17REFUND_STATUS_SUCCEEDED\x10\x02\x12\x18\n" +
-	"\x14REFUND_STATUS_FAILED\x10\x032\x9f\x0e\n" +
+	"\x14REFUND_STATUS_FAILED\x10\x032\xb0\x13\n" +
 	"\x0fPaymentsService\x12\xaa\x01\n" +
 	"\x15CreateCheckoutSession\x12/.tally.payments.v1.CreateCheckoutSessionRequest\x1a0.tally.payments.v1.CreateCheckoutSessionResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/orgs/{org_id}/checkout-sessions\x12\x9d\x01\n" +
 	"\x12GetCheckoutOptions\x12,.tally.payments.v1.GetCheckoutOptionsRequest\x1a-.tally.payments.v1.GetCheckoutOptionsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/orgs/{org_id}/checkout-options\x12t\n" +
@@ -2091,7 +2753,11 @@ const file_tally_payments_v1_payments_proto_rawDesc = "" +
 	"\x14UpdateBillingProfile\x12..tally.payments.v1.UpdateBillingProfileRequest\x1a/.tally.payments.v1.UpdateBillingProfileResponse\"2\x82\xd3\xe4\x93\x02,:\aprofile\x1a!/v1/orgs/{org_id}/billing-profile\x12\x90\x01\n" +
 	"\rRefundPayment\x12'.tally.payments.v1.RefundPaymentRequest\x1a(.tally.payments.v1.RefundPaymentResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/payments/{payment_id}/refunds\x12\x8a\x01\n" +
 	"\x0fListReviewItems\x12).tally.payments.v1.ListReviewItemsRequest\x1a*.tally.payments.v1.ListReviewItemsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/payment-review-items\x12\xac\x01\n" +
-	"\x11ResolveReviewItem\x12+.tally.payments.v1.ResolveReviewItemRequest\x1a,.tally.payments.v1.ResolveReviewItemResponse\"<\x82\xd3\xe4\x93\x026:\x01*\"1/v1/payment-review-items/{review_item_id}/resolveB?Z=github.com/tallyhq/tally/pkg/gen/tally/payments/v1;paymentsv1b\x06proto3"
+	"\x11ResolveReviewItem\x12+.tally.payments.v1.ResolveReviewItemRequest\x1a,.tally.payments.v1.ResolveReviewItemResponse\"<\x82\xd3\xe4\x93\x026:\x01*\"1/v1/payment-review-items/{review_item_id}/resolve\x12\xb6\x01\n" +
+	"\x18CreatePaymentMethodSetup\x122.tally.payments.v1.CreatePaymentMethodSetupRequest\x1a3.tally.payments.v1.CreatePaymentMethodSetupResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/orgs/{org_id}/payment-method/setup\x12\x9e\x01\n" +
+	"\x13RemovePaymentMethod\x12-.tally.payments.v1.RemovePaymentMethodRequest\x1a..tally.payments.v1.RemovePaymentMethodResponse\"(\x82\xd3\xe4\x93\x02\"* /v1/orgs/{org_id}/payment-method\x12\x91\x01\n" +
+	"\x0fGetAutoRecharge\x12).tally.payments.v1.GetAutoRechargeRequest\x1a*.tally.payments.v1.GetAutoRechargeResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/orgs/{org_id}/auto-recharge\x12\xa0\x01\n" +
+	"\x12UpdateAutoRecharge\x12,.tally.payments.v1.UpdateAutoRechargeRequest\x1a-.tally.payments.v1.UpdateAutoRechargeResponse\"-\x82\xd3\xe4\x93\x02':\x04rule\x1a\x1f/v1/orgs/{org_id}/auto-rechargeB?Z=github.com/tallyhq/tally/pkg/gen/tally/payments/v1;paymentsv1b\x06proto3"
 
 var (
 	file_tally_payments_v1_payments_proto_rawDescOnce sync.Once
@@ -2106,102 +2772,133 @@ func file_tally_payments_v1_payments_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_payments_v1_payments_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tally_payments_v1_payments_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_tally_payments_v1_payments_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_tally_payments_v1_payments_proto_goTypes = []any{
-	(PaymentStatus)(0),                    // 0: tally.payments.v1.PaymentStatus
-	(RefundStatus)(0),                     // 1: tally.payments.v1.RefundStatus
-	(*Member)(nil),                        // 2: tally.payments.v1.Member
-	(*Payment)(nil),                       // 3: tally.payments.v1.Payment
-	(*CreateCheckoutSessionRequest)(nil),  // 4: tally.payments.v1.CreateCheckoutSessionRequest
-	(*CreateCheckoutSessionResponse)(nil), // 5: tally.payments.v1.CreateCheckoutSessionResponse
-	(*GetCheckoutOptionsRequest)(nil),     // 6: tally.payments.v1.GetCheckoutOptionsRequest
-	(*GetCheckoutOptionsResponse)(nil),    // 7: tally.payments.v1.GetCheckoutOptionsResponse
-	(*HandleStripeWebhookRequest)(nil),    // 8: tally.payments.v1.HandleStripeWebhookRequest
-	(*HandleStripeWebhookResponse)(nil),   // 9: tally.payments.v1.HandleStripeWebhookResponse
-	(*ListPaymentsRequest)(nil),           // 10: tally.payments.v1.ListPaymentsRequest
-	(*ListPaymentsResponse)(nil),          // 11: tally.payments.v1.ListPaymentsResponse
-	(*GetPaymentRequest)(nil),             // 12: tally.payments.v1.GetPaymentRequest
-	(*GetPaymentResponse)(nil),            // 13: tally.payments.v1.GetPaymentResponse
-	(*GetInvoiceRequest)(nil),             // 14: tally.payments.v1.GetInvoiceRequest
-	(*GetCreditNoteRequest)(nil),          // 15: tally.payments.v1.GetCreditNoteRequest
-	(*BillingProfile)(nil),                // 16: tally.payments.v1.BillingProfile
-	(*GetBillingProfileRequest)(nil),      // 17: tally.payments.v1.GetBillingProfileRequest
-	(*GetBillingProfileResponse)(nil),     // 18: tally.payments.v1.GetBillingProfileResponse
-	(*UpdateBillingProfileRequest)(nil),   // 19: tally.payments.v1.UpdateBillingProfileRequest
-	(*UpdateBillingProfileResponse)(nil),  // 20: tally.payments.v1.UpdateBillingProfileResponse
-	(*Refund)(nil),                        // 21: tally.payments.v1.Refund
-	(*RefundPaymentRequest)(nil),          // 22: tally.payments.v1.RefundPaymentRequest
-	(*RefundPaymentResponse)(nil),         // 23: tally.payments.v1.RefundPaymentResponse
-	(*ReviewItem)(nil),                    // 24: tally.payments.v1.ReviewItem
-	(*ListReviewItemsRequest)(nil),        // 25: tally.payments.v1.ListReviewItemsRequest
-	(*ListReviewItemsResponse)(nil),       // 26: tally.payments.v1.ListReviewItemsResponse
-	(*ResolveReviewItemRequest)(nil),      // 27: tally.payments.v1.ResolveReviewItemRequest
-	(*ResolveReviewItemResponse)(nil),     // 28: tally.payments.v1.ResolveReviewItemResponse
-	(*money.Money)(nil),                   // 29: google.type.Money
-	(*timestamppb.Timestamp)(nil),         // 30: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),             // 31: google.api.HttpBody
+	(PaymentStatus)(0),                       // 0: tally.payments.v1.PaymentStatus
+	(RefundStatus)(0),                        // 1: tally.payments.v1.RefundStatus
+	(*Member)(nil),                           // 2: tally.payments.v1.Member
+	(*Payment)(nil),                          // 3: tally.payments.v1.Payment
+	(*CreateCheckoutSessionRequest)(nil),     // 4: tally.payments.v1.CreateCheckoutSessionRequest
+	(*CreateCheckoutSessionResponse)(nil),    // 5: tally.payments.v1.CreateCheckoutSessionResponse
+	(*GetCheckoutOptionsRequest)(nil),        // 6: tally.payments.v1.GetCheckoutOptionsRequest
+	(*GetCheckoutOptionsResponse)(nil),       // 7: tally.payments.v1.GetCheckoutOptionsResponse
+	(*HandleStripeWebhookRequest)(nil),       // 8: tally.payments.v1.HandleStripeWebhookRequest
+	(*HandleStripeWebhookResponse)(nil),      // 9: tally.payments.v1.HandleStripeWebhookResponse
+	(*ListPaymentsRequest)(nil),              // 10: tally.payments.v1.ListPaymentsRequest
+	(*ListPaymentsResponse)(nil),             // 11: tally.payments.v1.ListPaymentsResponse
+	(*GetPaymentRequest)(nil),                // 12: tally.payments.v1.GetPaymentRequest
+	(*GetPaymentResponse)(nil),               // 13: tally.payments.v1.GetPaymentResponse
+	(*GetInvoiceRequest)(nil),                // 14: tally.payments.v1.GetInvoiceRequest
+	(*GetCreditNoteRequest)(nil),             // 15: tally.payments.v1.GetCreditNoteRequest
+	(*BillingProfile)(nil),                   // 16: tally.payments.v1.BillingProfile
+	(*GetBillingProfileRequest)(nil),         // 17: tally.payments.v1.GetBillingProfileRequest
+	(*GetBillingProfileResponse)(nil),        // 18: tally.payments.v1.GetBillingProfileResponse
+	(*UpdateBillingProfileRequest)(nil),      // 19: tally.payments.v1.UpdateBillingProfileRequest
+	(*UpdateBillingProfileResponse)(nil),     // 20: tally.payments.v1.UpdateBillingProfileResponse
+	(*Refund)(nil),                           // 21: tally.payments.v1.Refund
+	(*RefundPaymentRequest)(nil),             // 22: tally.payments.v1.RefundPaymentRequest
+	(*RefundPaymentResponse)(nil),            // 23: tally.payments.v1.RefundPaymentResponse
+	(*ReviewItem)(nil),                       // 24: tally.payments.v1.ReviewItem
+	(*ListReviewItemsRequest)(nil),           // 25: tally.payments.v1.ListReviewItemsRequest
+	(*ListReviewItemsResponse)(nil),          // 26: tally.payments.v1.ListReviewItemsResponse
+	(*ResolveReviewItemRequest)(nil),         // 27: tally.payments.v1.ResolveReviewItemRequest
+	(*ResolveReviewItemResponse)(nil),        // 28: tally.payments.v1.ResolveReviewItemResponse
+	(*CreatePaymentMethodSetupRequest)(nil),  // 29: tally.payments.v1.CreatePaymentMethodSetupRequest
+	(*CreatePaymentMethodSetupResponse)(nil), // 30: tally.payments.v1.CreatePaymentMethodSetupResponse
+	(*RemovePaymentMethodRequest)(nil),       // 31: tally.payments.v1.RemovePaymentMethodRequest
+	(*RemovePaymentMethodResponse)(nil),      // 32: tally.payments.v1.RemovePaymentMethodResponse
+	(*SavedPaymentMethod)(nil),               // 33: tally.payments.v1.SavedPaymentMethod
+	(*AutoRechargeRule)(nil),                 // 34: tally.payments.v1.AutoRechargeRule
+	(*GetAutoRechargeRequest)(nil),           // 35: tally.payments.v1.GetAutoRechargeRequest
+	(*GetAutoRechargeResponse)(nil),          // 36: tally.payments.v1.GetAutoRechargeResponse
+	(*UpdateAutoRechargeRequest)(nil),        // 37: tally.payments.v1.UpdateAutoRechargeRequest
+	(*UpdateAutoRechargeResponse)(nil),       // 38: tally.payments.v1.UpdateAutoRechargeResponse
+	(*money.Money)(nil),                      // 39: google.type.Money
+	(*timestamppb.Timestamp)(nil),            // 40: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),                // 41: google.api.HttpBody
 }
 var file_tally_payments_v1_payments_proto_depIdxs = []int32{
-	29, // 0: tally.payments.v1.Payment.amount:type_name -> google.type.Money
+	39, // 0: tally.payments.v1.Payment.amount:type_name -> google.type.Money
 	0,  // 1: tally.payments.v1.Payment.status:type_name -> tally.payments.v1.PaymentStatus
 	2,  // 2: tally.payments.v1.Payment.member:type_name -> tally.payments.v1.Member
-	30, // 3: tally.payments.v1.Payment.created_at:type_name -> google.protobuf.Timestamp
-	30, // 4: tally.payments.v1.Payment.paid_at:type_name -> google.protobuf.Timestamp
-	29, // 5: tally.payments.v1.Payment.refunded:type_name -> google.type.Money
-	30, // 6: tally.payments.v1.Payment.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 3: tally.payments.v1.Payment.created_at:type_name -> google.protobuf.Timestamp
+	40, // 4: tally.payments.v1.Payment.paid_at:type_name -> google.protobuf.Timestamp
+	39, // 5: tally.payments.v1.Payment.refunded:type_name -> google.type.Money
+	40, // 6: tally.payments.v1.Payment.expires_at:type_name -> google.protobuf.Timestamp
 	21, // 7: tally.payments.v1.Payment.refunds:type_name -> tally.payments.v1.Refund
-	29, // 8: tally.payments.v1.CreateCheckoutSessionRequest.amount:type_name -> google.type.Money
-	29, // 9: tally.payments.v1.GetCheckoutOptionsResponse.min_amount:type_name -> google.type.Money
-	29, // 10: tally.payments.v1.GetCheckoutOptionsResponse.max_amount:type_name -> google.type.Money
-	29, // 11: tally.payments.v1.GetCheckoutOptionsResponse.presets:type_name -> google.type.Money
+	39, // 8: tally.payments.v1.CreateCheckoutSessionRequest.amount:type_name -> google.type.Money
+	39, // 9: tally.payments.v1.GetCheckoutOptionsResponse.min_amount:type_name -> google.type.Money
+	39, // 10: tally.payments.v1.GetCheckoutOptionsResponse.max_amount:type_name -> google.type.Money
+	39, // 11: tally.payments.v1.GetCheckoutOptionsResponse.presets:type_name -> google.type.Money
 	3,  // 12: tally.payments.v1.ListPaymentsResponse.payments:type_name -> tally.payments.v1.Payment
 	3,  // 13: tally.payments.v1.GetPaymentResponse.payment:type_name -> tally.payments.v1.Payment
 	21, // 14: tally.payments.v1.GetPaymentResponse.refunds:type_name -> tally.payments.v1.Refund
-	30, // 15: tally.payments.v1.BillingProfile.update_time:type_name -> google.protobuf.Timestamp
+	40, // 15: tally.payments.v1.BillingProfile.update_time:type_name -> google.protobuf.Timestamp
 	16, // 16: tally.payments.v1.GetBillingProfileResponse.profile:type_name -> tally.payments.v1.BillingProfile
 	16, // 17: tally.payments.v1.UpdateBillingProfileRequest.profile:type_name -> tally.payments.v1.BillingProfile
 	16, // 18: tally.payments.v1.UpdateBillingProfileResponse.profile:type_name -> tally.payments.v1.BillingProfile
-	29, // 19: tally.payments.v1.Refund.amount:type_name -> google.type.Money
+	39, // 19: tally.payments.v1.Refund.amount:type_name -> google.type.Money
 	1,  // 20: tally.payments.v1.Refund.status:type_name -> tally.payments.v1.RefundStatus
-	29, // 21: tally.payments.v1.Refund.credits_taken_back:type_name -> google.type.Money
-	29, // 22: tally.payments.v1.Refund.credits_not_recovered:type_name -> google.type.Money
-	30, // 23: tally.payments.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
-	29, // 24: tally.payments.v1.RefundPaymentRequest.amount:type_name -> google.type.Money
+	39, // 21: tally.payments.v1.Refund.credits_taken_back:type_name -> google.type.Money
+	39, // 22: tally.payments.v1.Refund.credits_not_recovered:type_name -> google.type.Money
+	40, // 23: tally.payments.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	39, // 24: tally.payments.v1.RefundPaymentRequest.amount:type_name -> google.type.Money
 	21, // 25: tally.payments.v1.RefundPaymentResponse.refund:type_name -> tally.payments.v1.Refund
 	3,  // 26: tally.payments.v1.RefundPaymentResponse.payment:type_name -> tally.payments.v1.Payment
-	30, // 27: tally.payments.v1.ReviewItem.created_at:type_name -> google.protobuf.Timestamp
-	30, // 28: tally.payments.v1.ReviewItem.resolved_at:type_name -> google.protobuf.Timestamp
+	40, // 27: tally.payments.v1.ReviewItem.created_at:type_name -> google.protobuf.Timestamp
+	40, // 28: tally.payments.v1.ReviewItem.resolved_at:type_name -> google.protobuf.Timestamp
 	24, // 29: tally.payments.v1.ListReviewItemsResponse.items:type_name -> tally.payments.v1.ReviewItem
 	24, // 30: tally.payments.v1.ResolveReviewItemResponse.item:type_name -> tally.payments.v1.ReviewItem
-	4,  // 31: tally.payments.v1.PaymentsService.CreateCheckoutSession:input_type -> tally.payments.v1.CreateCheckoutSessionRequest
-	6,  // 32: tally.payments.v1.PaymentsService.GetCheckoutOptions:input_type -> tally.payments.v1.GetCheckoutOptionsRequest
-	8,  // 33: tally.payments.v1.PaymentsService.HandleStripeWebhook:input_type -> tally.payments.v1.HandleStripeWebhookRequest
-	10, // 34: tally.payments.v1.PaymentsService.ListPayments:input_type -> tally.payments.v1.ListPaymentsRequest
-	12, // 35: tally.payments.v1.PaymentsService.GetPayment:input_type -> tally.payments.v1.GetPaymentRequest
-	14, // 36: tally.payments.v1.PaymentsService.GetInvoice:input_type -> tally.payments.v1.GetInvoiceRequest
-	15, // 37: tally.payments.v1.PaymentsService.GetCreditNote:input_type -> tally.payments.v1.GetCreditNoteRequest
-	17, // 38: tally.payments.v1.PaymentsService.GetBillingProfile:input_type -> tally.payments.v1.GetBillingProfileRequest
-	19, // 39: tally.payments.v1.PaymentsService.UpdateBillingProfile:input_type -> tally.payments.v1.UpdateBillingProfileRequest
-	22, // 40: tally.payments.v1.PaymentsService.RefundPayment:input_type -> tally.payments.v1.RefundPaymentRequest
-	25, // 41: tally.payments.v1.PaymentsService.ListReviewItems:input_type -> tally.payments.v1.ListReviewItemsRequest
-	27, // 42: tally.payments.v1.PaymentsService.ResolveReviewItem:input_type -> tally.payments.v1.ResolveReviewItemRequest
-	5,  // 43: tally.payments.v1.PaymentsService.CreateCheckoutSession:output_type -> tally.payments.v1.CreateCheckoutSessionResponse
-	7,  // 44: tally.payments.v1.PaymentsService.GetCheckoutOptions:output_type -> tally.payments.v1.GetCheckoutOptionsResponse
-	9,  // 45: tally.payments.v1.PaymentsService.HandleStripeWebhook:output_type -> tally.payments.v1.HandleStripeWebhookResponse
-	11, // 46: tally.payments.v1.PaymentsService.ListPayments:output_type -> tally.payments.v1.ListPaymentsResponse
-	13, // 47: tally.payments.v1.PaymentsService.GetPayment:output_type -> tally.payments.v1.GetPaymentResponse
-	31, // 48: tally.payments.v1.PaymentsService.GetInvoice:output_type -> google.api.HttpBody
-	31, // 49: tally.payments.v1.PaymentsService.GetCreditNote:output_type -> google.api.HttpBody
-	18, // 50: tally.payments.v1.PaymentsService.GetBillingProfile:output_type -> tally.payments.v1.GetBillingProfileResponse
-	20, // 51: tally.payments.v1.PaymentsService.UpdateBillingProfile:output_type -> tally.payments.v1.UpdateBillingProfileResponse
-	23, // 52: tally.payments.v1.PaymentsService.RefundPayment:output_type -> tally.payments.v1.RefundPaymentResponse
-	26, // 53: tally.payments.v1.PaymentsService.ListReviewItems:output_type -> tally.payments.v1.ListReviewItemsResponse
-	28, // 54: tally.payments.v1.PaymentsService.ResolveReviewItem:output_type -> tally.payments.v1.ResolveReviewItemResponse
-	43, // [43:55] is the sub-list for method output_type
-	31, // [31:43] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	2,  // 31: tally.payments.v1.SavedPaymentMethod.saved_by:type_name -> tally.payments.v1.Member
+	40, // 32: tally.payments.v1.SavedPaymentMethod.save_time:type_name -> google.protobuf.Timestamp
+	39, // 33: tally.payments.v1.AutoRechargeRule.threshold:type_name -> google.type.Money
+	39, // 34: tally.payments.v1.AutoRechargeRule.amount:type_name -> google.type.Money
+	39, // 35: tally.payments.v1.AutoRechargeRule.target_balance:type_name -> google.type.Money
+	39, // 36: tally.payments.v1.AutoRechargeRule.monthly_cap:type_name -> google.type.Money
+	40, // 37: tally.payments.v1.AutoRechargeRule.disable_time:type_name -> google.protobuf.Timestamp
+	39, // 38: tally.payments.v1.AutoRechargeRule.month_spent:type_name -> google.type.Money
+	40, // 39: tally.payments.v1.AutoRechargeRule.update_time:type_name -> google.protobuf.Timestamp
+	33, // 40: tally.payments.v1.GetAutoRechargeResponse.payment_method:type_name -> tally.payments.v1.SavedPaymentMethod
+	34, // 41: tally.payments.v1.GetAutoRechargeResponse.rule:type_name -> tally.payments.v1.AutoRechargeRule
+	34, // 42: tally.payments.v1.UpdateAutoRechargeRequest.rule:type_name -> tally.payments.v1.AutoRechargeRule
+	34, // 43: tally.payments.v1.UpdateAutoRechargeResponse.rule:type_name -> tally.payments.v1.AutoRechargeRule
+	4,  // 44: tally.payments.v1.PaymentsService.CreateCheckoutSession:input_type -> tally.payments.v1.CreateCheckoutSessionRequest
+	6,  // 45: tally.payments.v1.PaymentsService.GetCheckoutOptions:input_type -> tally.payments.v1.GetCheckoutOptionsRequest
+	8,  // 46: tally.payments.v1.PaymentsService.HandleStripeWebhook:input_type -> tally.payments.v1.HandleStripeWebhookRequest
+	10, // 47: tally.payments.v1.PaymentsService.ListPayments:input_type -> tally.payments.v1.ListPaymentsRequest
+	12, // 48: tally.payments.v1.PaymentsService.GetPayment:input_type -> tally.payments.v1.GetPaymentRequest
+	14, // 49: tally.payments.v1.PaymentsService.GetInvoice:input_type -> tally.payments.v1.GetInvoiceRequest
+	15, // 50: tally.payments.v1.PaymentsService.GetCreditNote:input_type -> tally.payments.v1.GetCreditNoteRequest
+	17, // 51: tally.payments.v1.PaymentsService.GetBillingProfile:input_type -> tally.payments.v1.GetBillingProfileRequest
+	19, // 52: tally.payments.v1.PaymentsService.UpdateBillingProfile:input_type -> tally.payments.v1.UpdateBillingProfileRequest
+	22, // 53: tally.payments.v1.PaymentsService.RefundPayment:input_type -> tally.payments.v1.RefundPaymentRequest
+	25, // 54: tally.payments.v1.PaymentsService.ListReviewItems:input_type -> tally.payments.v1.ListReviewItemsRequest
+	27, // 55: tally.payments.v1.PaymentsService.ResolveReviewItem:input_type -> tally.payments.v1.ResolveReviewItemRequest
+	29, // 56: tally.payments.v1.PaymentsService.CreatePaymentMethodSetup:input_type -> tally.payments.v1.CreatePaymentMethodSetupRequest
+	31, // 57: tally.payments.v1.PaymentsService.RemovePaymentMethod:input_type -> tally.payments.v1.RemovePaymentMethodRequest
+	35, // 58: tally.payments.v1.PaymentsService.GetAutoRecharge:input_type -> tally.payments.v1.GetAutoRechargeRequest
+	37, // 59: tally.payments.v1.PaymentsService.UpdateAutoRecharge:input_type -> tally.payments.v1.UpdateAutoRechargeRequest
+	5,  // 60: tally.payments.v1.PaymentsService.CreateCheckoutSession:output_type -> tally.payments.v1.CreateCheckoutSessionResponse
+	7,  // 61: tally.payments.v1.PaymentsService.GetCheckoutOptions:output_type -> tally.payments.v1.GetCheckoutOptionsResponse
+	9,  // 62: tally.payments.v1.PaymentsService.HandleStripeWebhook:output_type -> tally.payments.v1.HandleStripeWebhookResponse
+	11, // 63: tally.payments.v1.PaymentsService.ListPayments:output_type -> tally.payments.v1.ListPaymentsResponse
+	13, // 64: tally.payments.v1.PaymentsService.GetPayment:output_type -> tally.payments.v1.GetPaymentResponse
+	41, // 65: tally.payments.v1.PaymentsService.GetInvoice:output_type -> google.api.HttpBody
+	41, // 66: tally.payments.v1.PaymentsService.GetCreditNote:output_type -> google.api.HttpBody
+	18, // 67: tally.payments.v1.PaymentsService.GetBillingProfile:output_type -> tally.payments.v1.GetBillingProfileResponse
+	20, // 68: tally.payments.v1.PaymentsService.UpdateBillingProfile:output_type -> tally.payments.v1.UpdateBillingProfileResponse
+	23, // 69: tally.payments.v1.PaymentsService.RefundPayment:output_type -> tally.payments.v1.RefundPaymentResponse
+	26, // 70: tally.payments.v1.PaymentsService.ListReviewItems:output_type -> tally.payments.v1.ListReviewItemsResponse
+	28, // 71: tally.payments.v1.PaymentsService.ResolveReviewItem:output_type -> tally.payments.v1.ResolveReviewItemResponse
+	30, // 72: tally.payments.v1.PaymentsService.CreatePaymentMethodSetup:output_type -> tally.payments.v1.CreatePaymentMethodSetupResponse
+	32, // 73: tally.payments.v1.PaymentsService.RemovePaymentMethod:output_type -> tally.payments.v1.RemovePaymentMethodResponse
+	36, // 74: tally.payments.v1.PaymentsService.GetAutoRecharge:output_type -> tally.payments.v1.GetAutoRechargeResponse
+	38, // 75: tally.payments.v1.PaymentsService.UpdateAutoRecharge:output_type -> tally.payments.v1.UpdateAutoRechargeResponse
+	60, // [60:76] is the sub-list for method output_type
+	44, // [44:60] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_tally_payments_v1_payments_proto_init() }
@@ -2215,7 +2912,7 @@ func file_tally_payments_v1_payments_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_payments_v1_payments_proto_rawDesc), len(file_tally_payments_v1_payments_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

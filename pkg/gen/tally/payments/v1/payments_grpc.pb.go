@@ -20,18 +20,22 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PaymentsService_CreateCheckoutSession_FullMethodName = "/tally.payments.v1.PaymentsService/CreateCheckoutSession"
-	PaymentsService_GetCheckoutOptions_FullMethodName    = "/tally.payments.v1.PaymentsService/GetCheckoutOptions"
-	PaymentsService_HandleStripeWebhook_FullMethodName   = "/tally.payments.v1.PaymentsService/HandleStripeWebhook"
-	PaymentsService_ListPayments_FullMethodName          = "/tally.payments.v1.PaymentsService/ListPayments"
-	PaymentsService_GetPayment_FullMethodName            = "/tally.payments.v1.PaymentsService/GetPayment"
-	PaymentsService_GetInvoice_FullMethodName            = "/tally.payments.v1.PaymentsService/GetInvoice"
-	PaymentsService_GetCreditNote_FullMethodName         = "/tally.payments.v1.PaymentsService/GetCreditNote"
-	PaymentsService_GetBillingProfile_FullMethodName     = "/tally.payments.v1.PaymentsService/GetBillingProfile"
-	PaymentsService_UpdateBillingProfile_FullMethodName  = "/tally.payments.v1.PaymentsService/UpdateBillingProfile"
-	PaymentsService_RefundPayment_FullMethodName         = "/tally.payments.v1.PaymentsService/RefundPayment"
-	PaymentsService_ListReviewItems_FullMethodName       = "/tally.payments.v1.PaymentsService/ListReviewItems"
-	PaymentsService_ResolveReviewItem_FullMethodName     = "/tally.payments.v1.PaymentsService/ResolveReviewItem"
+	PaymentsService_CreateCheckoutSession_FullMethodName    = "/tally.payments.v1.PaymentsService/CreateCheckoutSession"
+	PaymentsService_GetCheckoutOptions_FullMethodName       = "/tally.payments.v1.PaymentsService/GetCheckoutOptions"
+	PaymentsService_HandleStripeWebhook_FullMethodName      = "/tally.payments.v1.PaymentsService/HandleStripeWebhook"
+	PaymentsService_ListPayments_FullMethodName             = "/tally.payments.v1.PaymentsService/ListPayments"
+	PaymentsService_GetPayment_FullMethodName               = "/tally.payments.v1.PaymentsService/GetPayment"
+	PaymentsService_GetInvoice_FullMethodName               = "/tally.payments.v1.PaymentsService/GetInvoice"
+	PaymentsService_GetCreditNote_FullMethodName            = "/tally.payments.v1.PaymentsService/GetCreditNote"
+	PaymentsService_GetBillingProfile_FullMethodName        = "/tally.payments.v1.PaymentsService/GetBillingProfile"
+	PaymentsService_UpdateBillingProfile_FullMethodName     = "/tally.payments.v1.PaymentsService/UpdateBillingProfile"
+	PaymentsService_RefundPayment_FullMethodName            = "/tally.payments.v1.PaymentsService/RefundPayment"
+	PaymentsService_ListReviewItems_FullMethodName          = "/tally.payments.v1.PaymentsService/ListReviewItems"
+	PaymentsService_ResolveReviewItem_FullMethodName        = "/tally.payments.v1.PaymentsService/ResolveReviewItem"
+	PaymentsService_CreatePaymentMethodSetup_FullMethodName = "/tally.payments.v1.PaymentsService/CreatePaymentMethodSetup"
+	PaymentsService_RemovePaymentMethod_FullMethodName      = "/tally.payments.v1.PaymentsService/RemovePaymentMethod"
+	PaymentsService_GetAutoRecharge_FullMethodName          = "/tally.payments.v1.PaymentsService/GetAutoRecharge"
+	PaymentsService_UpdateAutoRecharge_FullMethodName       = "/tally.payments.v1.PaymentsService/UpdateAutoRecharge"
 )
 
 // PaymentsServiceClient is the client API for PaymentsService service.
@@ -83,6 +87,22 @@ type PaymentsServiceClient interface {
 	ListReviewItems(ctx context.Context, in *ListReviewItemsRequest, opts ...grpc.CallOption) (*ListReviewItemsResponse, error)
 	// ResolveReviewItem closes a review item with the decision taken. Ops only.
 	ResolveReviewItem(ctx context.Context, in *ResolveReviewItemRequest, opts ...grpc.CallOption) (*ResolveReviewItemResponse, error)
+	// CreatePaymentMethodSetup starts saving a card for auto-recharge (admins and ops): Stripe
+	// Checkout in setup mode (or the local test-mode page, which offers test cards), returning to
+	// the console's Billing page (/billing?setup=success or /billing?setup=cancelled). The card is
+	// saved when Stripe reports the session complete, replacing the organization's previous one.
+	CreatePaymentMethodSetup(ctx context.Context, in *CreatePaymentMethodSetupRequest, opts ...grpc.CallOption) (*CreatePaymentMethodSetupResponse, error)
+	// RemovePaymentMethod forgets the organization's saved card (admins and ops); auto-recharge
+	// then has nothing to charge and stays off until a card is saved again.
+	RemovePaymentMethod(ctx context.Context, in *RemovePaymentMethodRequest, opts ...grpc.CallOption) (*RemovePaymentMethodResponse, error)
+	// GetAutoRecharge returns the organization's saved card and auto-recharge rule (members read).
+	GetAutoRecharge(ctx context.Context, in *GetAutoRechargeRequest, opts ...grpc.CallOption) (*GetAutoRechargeResponse, error)
+	// UpdateAutoRecharge replaces the organization's auto-recharge rule (admins and ops): when the
+	// available balance falls below threshold, the saved card is charged off-session for amount, or
+	// for enough to reach target_balance, never more than monthly_cap per calendar month (UTC). A
+	// recharge fires once per fall below the threshold and re-arms when the balance is back at or
+	// above it; three failed recharges in a row disable the rule. Saving the rule resets the count.
+	UpdateAutoRecharge(ctx context.Context, in *UpdateAutoRechargeRequest, opts ...grpc.CallOption) (*UpdateAutoRechargeResponse, error)
 }
 
 type paymentsServiceClient struct {
@@ -213,6 +233,46 @@ func (c *paymentsServiceClient) ResolveReviewItem(ctx context.Context, in *Resol
 	return out, nil
 }
 
+func (c *paymentsServiceClient) CreatePaymentMethodSetup(ctx context.Context, in *CreatePaymentMethodSetupRequest, opts ...grpc.CallOption) (*CreatePaymentMethodSetupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreatePaymentMethodSetupResponse)
+	err := c.cc.Invoke(ctx, PaymentsService_CreatePaymentMethodSetup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *paymentsServiceClient) RemovePaymentMethod(ctx context.Context, in *RemovePaymentMethodRequest, opts ...grpc.CallOption) (*RemovePaymentMethodResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemovePaymentMethodResponse)
+	err := c.cc.Invoke(ctx, PaymentsService_RemovePaymentMethod_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *paymentsServiceClient) GetAutoRecharge(ctx context.Context, in *GetAutoRechargeRequest, opts ...grpc.CallOption) (*GetAutoRechargeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAutoRechargeResponse)
+	err := c.cc.Invoke(ctx, PaymentsService_GetAutoRecharge_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *paymentsServiceClient) UpdateAutoRecharge(ctx context.Context, in *UpdateAutoRechargeRequest, opts ...grpc.CallOption) (*UpdateAutoRechargeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateAutoRechargeResponse)
+	err := c.cc.Invoke(ctx, PaymentsService_UpdateAutoRecharge_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PaymentsServiceServer is the server API for PaymentsService service.
 // All implementations must embed UnimplementedPaymentsServiceServer
 // for forward compatibility.
@@ -262,6 +322,22 @@ type PaymentsServiceServer interface {
 	ListReviewItems(context.Context, *ListReviewItemsRequest) (*ListReviewItemsResponse, error)
 	// ResolveReviewItem closes a review item with the decision taken. Ops only.
 	ResolveReviewItem(context.Context, *ResolveReviewItemRequest) (*ResolveReviewItemResponse, error)
+	// CreatePaymentMethodSetup starts saving a card for auto-recharge (admins and ops): Stripe
+	// Checkout in setup mode (or the local test-mode page, which offers test cards), returning to
+	// the console's Billing page (/billing?setup=success or /billing?setup=cancelled). The card is
+	// saved when Stripe reports the session complete, replacing the organization's previous one.
+	CreatePaymentMethodSetup(context.Context, *CreatePaymentMethodSetupRequest) (*CreatePaymentMethodSetupResponse, error)
+	// RemovePaymentMethod forgets the organization's saved card (admins and ops); auto-recharge
+	// then has nothing to charge and stays off until a card is saved again.
+	RemovePaymentMethod(context.Context, *RemovePaymentMethodRequest) (*RemovePaymentMethodResponse, error)
+	// GetAutoRecharge returns the organization's saved card and auto-recharge rule (members read).
+	GetAutoRecharge(context.Context, *GetAutoRechargeRequest) (*GetAutoRechargeResponse, error)
+	// UpdateAutoRecharge replaces the organization's auto-recharge rule (admins and ops): when the
+	// available balance falls below threshold, the saved card is charged off-session for amount, or
+	// for enough to reach target_balance, never more than monthly_cap per calendar month (UTC). A
+	// recharge fires once per fall below the threshold and re-arms when the balance is back at or
+	// above it; three failed recharges in a row disable the rule. Saving the rule resets the count.
+	UpdateAutoRecharge(context.Context, *UpdateAutoRechargeRequest) (*UpdateAutoRechargeResponse, error)
 	mustEmbedUnimplementedPaymentsServiceServer()
 }
 
@@ -307,6 +383,18 @@ func (UnimplementedPaymentsServiceServer) ListReviewItems(context.Context, *List
 }
 func (UnimplementedPaymentsServiceServer) ResolveReviewItem(context.Context, *ResolveReviewItemRequest) (*ResolveReviewItemResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResolveReviewItem not implemented")
+}
+func (UnimplementedPaymentsServiceServer) CreatePaymentMethodSetup(context.Context, *CreatePaymentMethodSetupRequest) (*CreatePaymentMethodSetupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePaymentMethodSetup not implemented")
+}
+func (UnimplementedPaymentsServiceServer) RemovePaymentMethod(context.Context, *RemovePaymentMethodRequest) (*RemovePaymentMethodResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemovePaymentMethod not implemented")
+}
+func (UnimplementedPaymentsServiceServer) GetAutoRecharge(context.Context, *GetAutoRechargeRequest) (*GetAutoRechargeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAutoRecharge not implemented")
+}
+func (UnimplementedPaymentsServiceServer) UpdateAutoRecharge(context.Context, *UpdateAutoRechargeRequest) (*UpdateAutoRechargeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateAutoRecharge not implemented")
 }
 func (UnimplementedPaymentsServiceServer) mustEmbedUnimplementedPaymentsServiceServer() {}
 func (UnimplementedPaymentsServiceServer) testEmbeddedByValue()                         {}
@@ -545,6 +633,78 @@ func _PaymentsService_ResolveReviewItem_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PaymentsService_CreatePaymentMethodSetup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePaymentMethodSetupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentsServiceServer).CreatePaymentMethodSetup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PaymentsService_CreatePaymentMethodSetup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentsServiceServer).CreatePaymentMethodSetup(ctx, req.(*CreatePaymentMethodSetupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PaymentsService_RemovePaymentMethod_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemovePaymentMethodRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentsServiceServer).RemovePaymentMethod(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PaymentsService_RemovePaymentMethod_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentsServiceServer).RemovePaymentMethod(ctx, req.(*RemovePaymentMethodRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PaymentsService_GetAutoRecharge_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAutoRechargeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentsServiceServer).GetAutoRecharge(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PaymentsService_GetAutoRecharge_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentsServiceServer).GetAutoRecharge(ctx, req.(*GetAutoRechargeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PaymentsService_UpdateAutoRecharge_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateAutoRechargeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentsServiceServer).UpdateAutoRecharge(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PaymentsService_UpdateAutoRecharge_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentsServiceServer).UpdateAutoRecharge(ctx, req.(*UpdateAutoRechargeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PaymentsService_ServiceDesc is the grpc.ServiceDesc for PaymentsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -599,6 +759,22 @@ var PaymentsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResolveReviewItem",
 			Handler:    _PaymentsService_ResolveReviewItem_Handler,
+		},
+		{
+			MethodName: "CreatePaymentMethodSetup",
+			Handler:    _PaymentsService_CreatePaymentMethodSetup_Handler,
+		},
+		{
+			MethodName: "RemovePaymentMethod",
+			Handler:    _PaymentsService_RemovePaymentMethod_Handler,
+		},
+		{
+			MethodName: "GetAutoRecharge",
+			Handler:    _PaymentsService_GetAutoRecharge_Handler,
+		},
+		{
+			MethodName: "UpdateAutoRecharge",
+			Handler:    _PaymentsService_UpdateAutoRecharge_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
