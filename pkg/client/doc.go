@@ -11,8 +11,9 @@
 // BatchPolicy.MaxSize per message, waiting at most BatchPolicy.Linger for a batch to fill), each
 // call returning when the ledger acknowledges its debit, which it does only after the commit.
 // The client never has more unacknowledged debits on a stream than the ledger's max_in_flight;
-// past that Debit waits (back-pressure), bounded by its context. A ledger without DebitStream
-// (Unimplemented) is called with unary Debit instead.
+// past that Debit waits (back-pressure), bounded by its context. A ledger that refuses the
+// stream for good (Unimplemented, or PermissionDenied from an auth policy that predates it) is
+// called with unary Debit instead, with the same results.
 //
 // Retries: a call or a streamed debit that fails with Unavailable, or with a deadline the client
 // set itself (Config.Timeout per attempt, the ack deadline on a stream), is sent again after an

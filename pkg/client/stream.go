@@ -192,8 +192,11 @@ func (ln *lane) run() {
 		if s.st == nil && reconnectC == nil {
 			st, err := ln.open()
 			switch {
-			case status.Code(err) == codes.Unimplemented:
-				c.logger.Info("ledger has no DebitStream: debits are sent as unary calls")
+			case err != nil && !retryable(status.Code(err)):
+				// Unimplemented (a ledger without the stream), PermissionDenied (one whose auth
+				// policy predates it) or a refusal of our credentials: unary calls give every
+				// debit the ledger's own answer.
+				c.logger.Warn("ledger refused DebitStream: debits are sent as unary calls", "error", err)
 				c.unary.Store(true)
 				s.unaryMode(closing)
 				return
