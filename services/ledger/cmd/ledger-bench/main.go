@@ -53,12 +53,18 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured scenarios to this file")
 	workers := flag.Int("workers", 1, "the ledger's commit workers (TALLY_COMMIT_WORKERS)")
 	maxWait := flag.Duration("maxwait", 0, "the ledger's commit wait (TALLY_COMMIT_MAX_WAIT)")
+	maxBatch := flag.Int("maxbatch", 256, "the ledger's commit batch bound (TALLY_COMMIT_MAX_BATCH)")
+	streams := flag.Int("streams", 8, "DebitStream streams of the stream scenarios")
+	streamBatch := flag.Int("streambatch", 500, "most debits per DebitStream message")
+	streamInFlight := flag.Int("streaminflight", 0, "most unacknowledged debits per stream (0: the server's max_in_flight)")
+	tables := flag.Bool("tables", false, "print each debit scenario's rows per debit table by table")
+	walCompression := flag.String("walcompression", "", "PostgreSQL's wal_compression for the run (off, pglz, lz4, zstd; default the server's)")
 	flag.Parse()
 	// go-redis logs every failed dial; the ledger reports a Redis outage itself, once.
 	redis.SetLogger(discardRedisLog{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait}); err != nil {
+	if err := run(ctx, benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait, *maxBatch, *streams, *streamBatch, *streamInFlight, *tables, *walCompression}); err != nil {
 		fmt.Fprintln(os.Stderr, "ledger-bench:", err)
 		os.Exit(1)
 	}
@@ -73,6 +79,12 @@ type benchConfig struct {
 	cpuProfile       string
 	workers          int
 	maxWait          time.Duration
+	maxBatch         int
+	streams          int
+	streamBatch      int
+	streamInFlight   int
+	tables           bool
+	walCompression   string
 }
 
 func run(ctx context.Context, cfg benchConfig) error {
@@ -86,7 +98,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 	}
 	fmt.Printf("%d callers over %d connections, %s per scenario after %s warm-up, GOMAXPROCS=%d\n",
 		cfg.callers, cfg.conns, cfg.duration, cfg.warmup, runtimeProcs())
-	fmt.Printf("%-36s %12s %10s %10s %9s\n", "scenario", "ops/s", "p50", "p99", "ceiling")
+	fmt.Printf("%-36s %12s %10s %10s %9s%s\n", "scenario", "ops/s", "p50", "p99", "ceiling", costHeader)
 	stopProfile, err := startProfile(cfg.cpuProfile)
 	if err != nil {
 		return err
@@ -114,6 +126,7 @@ type bench struct {
 	ledgerSvc  *ledgertest.Ledger
 	clients    []*grpc.ClientConn
 	metricsURL string
+	meter      *costMeter
 	usage      *ledgerv1.Usage
 	seq        atomic.Int64
 }
@@ -134,6 +147,14 @@ func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
 	addr, err := b.startServices(ctx, logger)
 	if err != nil {
 		return nil, err
+	}
+	if b.meter, err = newCostMeter(ctx, stores.PG.URL(), stores.PG.Dir()); err != nil {
+		return nil, err
+	}
+	if cfg.walCompression != "" {
+		if err := b.meter.setWALCompression(ctx, cfg.walCompression); err != nil {
+			return nil, err
+		}
 	}
 	token, err := auth.Mint([]byte(ledgertest.Secret), auth.Claims{Subject: "bench", Roles: []auth.Role{auth.RoleService, auth.RoleOps}}, time.Hour)
 	if err != nil {
@@ -161,7 +182,7 @@ func (b *bench) startServices(ctx context.Context, logger *slog.Logger) (string,
 	b.ledgerSvc, err = ledgertest.New(ctx, ledgertest.Options{
 		DatabaseURL: b.stores.PG.URL(), RedisURL: b.stores.Redis.URL(), Logger: logger, PricingAddr: b.pricing.Addr,
 		Metrics: true, SweepInterval: time.Second, PlatformShards: 16,
-		CommitMaxBatch: 256, CommitWorkers: b.cfg.workers, CommitMaxWait: b.cfg.maxWait,
+		CommitMaxBatch: b.cfg.maxBatch, CommitWorkers: b.cfg.workers, CommitMaxWait: b.cfg.maxWait,
 		// The production default, not the harness's 20ms: the follower's load is part of the bench.
 		Configure: func(c *service.Config) { c.UsageInterval = 0 },
 	})
@@ -175,6 +196,9 @@ func (b *bench) startServices(ctx context.Context, logger *slog.Logger) (string,
 func (b *bench) stop(ctx context.Context) {
 	for _, c := range b.clients {
 		_ = c.Close()
+	}
+	if b.meter != nil {
+		b.meter.close()
 	}
 	if b.ledgerSvc != nil {
 		_ = b.ledgerSvc.Close()
@@ -214,6 +238,8 @@ type scenario struct {
 	name  string
 	call  loadgen.Call
 	fault *fault
+	// run, when set, measures the scenario instead of call (streams: no call per debit).
+	run func(context.Context) (loadgen.Result, error)
 }
 
 func (b *bench) debit(org, prefix string, usage *ledgerv1.Usage, amount money.Nanos) func(context.Context, int) error {
@@ -248,17 +274,21 @@ func (b *bench) scenarios(ctx context.Context) []scenario {
 		{"no-op gRPC (ceiling)", func(ctx context.Context, w int, _ *rand.Rand) error {
 			_, err := grpc_health_v1.NewHealthClient(b.clients[w%len(b.clients)]).Check(ctx, &grpc_health_v1.HealthCheckRequest{})
 			return err
-		}, nil},
-		{"Authorize", authorize, nil},
-		{"Debit (one hot org)", func(ctx context.Context, w int, _ *rand.Rand) error { return hot(ctx, w) }, nil},
-		{"Debit (10,000 orgs)", b.amountDebit, nil},
+		}, nil, nil},
+		{"Authorize", authorize, nil, nil},
+		{"Debit (one hot org)", func(ctx context.Context, w int, _ *rand.Rand) error { return hot(ctx, w) }, nil, nil},
+		{"Debit (10,000 orgs)", b.amountDebit, nil, nil},
 		{"Debit (usage-priced)", func(ctx context.Context, w int, r *rand.Rand) error {
 			return b.debit(fmt.Sprintf("org-%05d", r.IntN(b.cfg.orgs)), "u", b.usage, 0)(ctx, w)
-		}, nil},
-		{"Authorize (Redis stopped)", authorize, stopped},
-		{"Debit (10,000 orgs, Redis stopped)", b.amountDebit, stopped},
-		{"Authorize (Redis paused)", authorize, paused},
-		{"Debit (10,000 orgs, Redis paused)", b.amountDebit, paused},
+		}, nil, nil},
+		{name: "DebitStream (10,000 orgs)", run: b.streamScenario(streamLoad{streams: b.cfg.streams, batch: b.cfg.streamBatch, inflight: b.cfg.streamInFlight,
+			next: func(r *rand.Rand) string { return fmt.Sprintf("org-%05d", r.IntN(b.cfg.orgs)) }})},
+		{name: "DebitStream (one hot org)", run: b.streamScenario(streamLoad{streams: b.cfg.streams, batch: b.cfg.streamBatch, inflight: b.cfg.streamInFlight,
+			next: func(*rand.Rand) string { return "hot" }})},
+		{"Authorize (Redis stopped)", authorize, stopped, nil},
+		{"Debit (10,000 orgs, Redis stopped)", b.amountDebit, stopped, nil},
+		{"Authorize (Redis paused)", authorize, paused, nil},
+		{"Debit (10,000 orgs, Redis paused)", b.amountDebit, paused, nil},
 	}
 }
 
@@ -269,11 +299,18 @@ func (b *bench) measure(ctx context.Context, call loadgen.Call) (loadgen.Result,
 // runScenarios measures every scenario (or those -only names) and prints one line each.
 func (b *bench) runScenarios(ctx context.Context) error {
 	var ceiling, amountDebit float64
+	// Let the seeding's table statistics settle, so that the first scenario is not charged for them.
+	if err := b.meter.start(ctx); err != nil {
+		return err
+	}
+	if _, err := b.meter.stop(ctx); err != nil {
+		return err
+	}
 	for i, sc := range b.scenarios(ctx) {
 		if i > 0 && b.cfg.only != "" && !strings.Contains(sc.name, b.cfg.only) {
 			continue
 		}
-		res, extra, err := b.runScenario(ctx, sc, amountDebit)
+		res, extra, c, err := b.measured(ctx, func() (loadgen.Result, string, error) { return b.runScenario(ctx, sc, amountDebit) })
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
 		}
@@ -283,7 +320,12 @@ func (b *bench) runScenarios(ctx context.Context) error {
 		if sc.name == "Debit (10,000 orgs)" {
 			amountDebit = res.OpsPerSec
 		}
-		fmt.Printf("%-36s %12.0f %10s %10s %8.0f%%%s\n", sc.name, res.OpsPerSec, loadgen.Round(res.P50), loadgen.Round(res.P99), 100*res.OpsPerSec/ceiling, extra)
+		fmt.Printf("%-36s %12.0f %10s %10s %8.0f%% %s%s\n", sc.name, res.OpsPerSec, loadgen.Round(res.P50), loadgen.Round(res.P99), 100*res.OpsPerSec/ceiling, c, extra)
+		if b.cfg.tables {
+			if line := c.perTable(); line != "" {
+				fmt.Println(line)
+			}
+		}
 	}
 	return nil
 }
@@ -292,6 +334,10 @@ func (b *bench) runScenarios(ctx context.Context) error {
 func (b *bench) runScenario(ctx context.Context, sc scenario, amountDebit float64) (loadgen.Result, string, error) {
 	if sc.fault != nil {
 		return b.runFault(ctx, sc)
+	}
+	if sc.run != nil {
+		res, err := sc.run(ctx)
+		return res, "", err
 	}
 	res, err := b.measure(ctx, sc.call)
 	if err != nil || sc.name != "Debit (usage-priced)" || amountDebit == 0 {

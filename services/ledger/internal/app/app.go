@@ -247,28 +247,58 @@ func (a *App) Write(ctx context.Context, req *ledger.Request) (ledger.Result, er
 }
 
 func (a *App) write(ctx context.Context, req *ledger.Request) (ledger.Result, error) {
-	if req.Usage != nil {
-		if req.Amount != 0 {
-			return ledger.Result{}, fmt.Errorf("%w: send either amount or usage, not both", ledger.ErrInvalid)
-		}
-		m, pricing, err := a.price(req.Usage)
-		if err != nil {
-			return ledger.Result{}, err
-		}
-		req.Amount, req.Currency, req.Pricing = m.Nanos, m.Currency, pricing
-	}
-	if err := req.Validate(); err != nil {
-		return ledger.Result{}, err
-	}
-	if err := req.CheckLimit(a.cfg.MaxRequestAmount); err != nil {
-		return ledger.Result{}, err
-	}
-	if err := req.CheckKeyNamespace(); err != nil {
+	if err := a.prepare(req); err != nil {
 		return ledger.Result{}, err
 	}
 	a.metrics.queueDepth.Inc()
 	defer a.metrics.queueDepth.Dec()
 	return a.committer.Submit(ctx, req)
+}
+
+// prepare prices a usage request and validates req, as every write is before it is queued.
+func (a *App) prepare(req *ledger.Request) error {
+	if req.Usage != nil {
+		if req.Amount != 0 {
+			return fmt.Errorf("%w: send either amount or usage, not both", ledger.ErrInvalid)
+		}
+		m, pricing, err := a.price(req.Usage)
+		if err != nil {
+			return err
+		}
+		req.Amount, req.Currency, req.Pricing = m.Nanos, m.Currency, pricing
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	if err := req.CheckLimit(a.cfg.MaxRequestAmount); err != nil {
+		return err
+	}
+	return req.CheckKeyNamespace()
+}
+
+// WriteAsync is Write without the wait, for streams: req is validated and priced exactly as
+// Write does, then queued on the group committer; done is called once with the result Write
+// would return, after req's batch committed (or with the refusal, at once). done runs on the
+// committer's worker and must not block. WriteAsync itself blocks only while the committer's
+// queue is full, or until ctx ends (done is then called with the context's error).
+func (a *App) WriteAsync(ctx context.Context, req *ledger.Request, done func(ledger.Result, error)) {
+	finish := func(res ledger.Result, err error) {
+		a.metrics.observeWrite(req, res, err)
+		done(res, err)
+	}
+	if err := a.prepare(req); err != nil {
+		finish(ledger.Result{}, err)
+		return
+	}
+	a.metrics.queueDepth.Inc()
+	err := a.committer.Enqueue(ctx, req, func(o ledger.Outcome) {
+		a.metrics.queueDepth.Dec()
+		finish(o.Result, o.Err)
+	})
+	if err != nil {
+		a.metrics.queueDepth.Dec()
+		finish(ledger.Result{}, err)
+	}
 }
 
 // Balance reads an organization's account from PostgreSQL (the source of truth).

@@ -58,8 +58,10 @@ type Config struct {
 const probeEvery = 100 * time.Millisecond
 
 type pending struct {
-	req  *ledger.Request
-	done chan ledger.Outcome
+	req *ledger.Request
+	// done receives the request's outcome, once, from the worker that committed it: it must
+	// not block (Submit's sends on a buffered channel, a stream's appends to its acks).
+	done func(ledger.Outcome)
 	// span is the submitting request's span (invalid when untraced); batch is the span of the
 	// batch that carried it, set before done is sent.
 	span  trace.SpanContext
@@ -109,30 +111,46 @@ func New(cfg Config) (*GroupCommitter, error) {
 // Submit queues req and waits for its batch to commit. If ctx ends first the write may still
 // commit; a retry with the same idempotency key returns its result.
 func (g *GroupCommitter) Submit(ctx context.Context, req *ledger.Request) (ledger.Result, error) {
-	p := &pending{req: req, done: make(chan ledger.Outcome, 1), span: trace.SpanContextFromContext(ctx)}
-	select {
-	case <-g.stopped:
-		return ledger.Result{}, ErrClosed
-	default:
-	}
-	if !g.admit() {
-		return ledger.Result{}, fmt.Errorf("%w: writes are refused until it is back", ledger.ErrUnavailable)
+	ch := make(chan ledger.Outcome, 1)
+	p := &pending{req: req, done: func(o ledger.Outcome) { ch <- o }, span: trace.SpanContextFromContext(ctx)}
+	if err := g.enqueue(ctx, p); err != nil {
+		return ledger.Result{}, err
 	}
 	select {
-	case g.queue(req) <- p:
-	case <-g.stopped:
-		return ledger.Result{}, ErrClosed
-	case <-ctx.Done():
-		return ledger.Result{}, ctx.Err()
-	}
-	select {
-	case o := <-p.done:
+	case o := <-ch:
 		if p.batch.IsValid() {
 			trace.SpanFromContext(ctx).AddLink(trace.Link{SpanContext: p.batch})
 		}
 		return o.Result, o.Err
 	case <-ctx.Done():
 		return ledger.Result{}, ctx.Err()
+	}
+}
+
+// Enqueue queues req without waiting for its commit: done is called once with its outcome,
+// from the committing worker, after the batch committed (or failed), so it must not block. It
+// blocks only while the worker's queue is full (back-pressure); an error return means req was
+// not queued and done is never called.
+func (g *GroupCommitter) Enqueue(ctx context.Context, req *ledger.Request, done func(ledger.Outcome)) error {
+	return g.enqueue(ctx, &pending{req: req, done: done, span: trace.SpanContextFromContext(ctx)})
+}
+
+func (g *GroupCommitter) enqueue(ctx context.Context, p *pending) error {
+	select {
+	case <-g.stopped:
+		return ErrClosed
+	default:
+	}
+	if !g.admit() {
+		return fmt.Errorf("%w: writes are refused until it is back", ledger.ErrUnavailable)
+	}
+	select {
+	case g.queue(p.req) <- p:
+		return nil
+	case <-g.stopped:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -185,7 +203,7 @@ func (g *GroupCommitter) Run(ctx context.Context) error {
 		for {
 			select {
 			case p := <-q:
-				p.done <- ledger.Outcome{Err: ErrClosed}
+				p.done(ledger.Outcome{Err: ErrClosed})
 			default:
 				break drain
 			}
@@ -246,7 +264,8 @@ func (g *GroupCommitter) commitTraced(ctx context.Context, batch []*pending) {
 	}
 	var links []trace.Link
 	for _, p := range batch {
-		if p.span.IsValid() {
+		// A stream's debits share its span: one link for a run of them.
+		if p.span.IsValid() && (len(links) == 0 || !links[len(links)-1].SpanContext.Equal(p.span)) {
 			links = append(links, trace.Link{SpanContext: p.span})
 		}
 	}
@@ -272,7 +291,7 @@ func (g *GroupCommitter) commit(ctx context.Context, batch []*pending) {
 	applied, err := g.apply(ctx, reqs)
 	if errors.Is(err, ledger.ErrUnavailable) {
 		for _, p := range batch {
-			p.done <- ledger.Outcome{Err: fmt.Errorf("applying ledger write: %w", err)}
+			p.done(ledger.Outcome{Err: fmt.Errorf("applying ledger write: %w", err)})
 		}
 		return
 	}
@@ -285,12 +304,12 @@ func (g *GroupCommitter) commit(ctx context.Context, batch []*pending) {
 		return
 	}
 	if err != nil {
-		batch[0].done <- ledger.Outcome{Err: fmt.Errorf("applying ledger write: %w", err)}
+		batch[0].done(ledger.Outcome{Err: fmt.Errorf("applying ledger write: %w", err)})
 		return
 	}
 	g.cfg.OnCommit(ctx, applied)
 	for i, p := range batch {
-		p.done <- applied.Outcomes[i]
+		p.done(applied.Outcomes[i])
 	}
 }
 

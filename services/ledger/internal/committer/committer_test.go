@@ -160,3 +160,40 @@ func TestCommitterCallsOnCommitBeforeAnswering(t *testing.T) {
 	defer mu.Unlock()
 	require.Len(t, got, 1, "OnCommit ran before Submit returned")
 }
+
+// TestEnqueueAnswersEachRequestOnceAfterItsBatch: Enqueue returns at once and calls done once
+// per request, with its own outcome, after the batch carrying it was applied; an outage's error
+// reaches done like Submit's caller.
+func TestEnqueueAnswersEachRequestOnceAfterItsBatch(t *testing.T) {
+	t.Parallel()
+	st := &scriptedStore{script: []error{errData}}
+	gc := start(t, st, time.Minute, nil)
+	const n = 500
+	var mu sync.Mutex
+	got := map[string]int{}
+	var failed atomic.Int32
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := range n {
+		key := fmt.Sprintf("k-%d", i)
+		require.NoError(t, gc.Enqueue(t.Context(), debit(key), func(o ledger.Outcome) {
+			defer wg.Done()
+			if o.Err != nil {
+				require.ErrorIs(t, o.Err, errData)
+				failed.Add(1)
+				return
+			}
+			mu.Lock()
+			got[key]++
+			mu.Unlock()
+		}))
+	}
+	wg.Wait()
+	// The first batch failed as a whole: alone, its request gets the error; with others, each is
+	// retried on its own and commits.
+	require.LessOrEqual(t, failed.Load(), int32(1))
+	require.Len(t, got, n-int(failed.Load()))
+	for k, c := range got {
+		require.Equal(t, 1, c, k)
+	}
+}

@@ -29,6 +29,7 @@ func Policy() auth.Policy {
 		method("GetUsageSummary"):  {Roles: memberRead, OrgScoped: true},
 		method("Credit"):           {Roles: opsOnly, Services: []string{"payments"}},
 		method("Debit"):            {Roles: backends},
+		method("DebitStream"):      {Roles: backends},
 		method("Adjust"):           {Roles: opsOnly, Services: []string{"payments"}},
 		method("Authorize"):        {Roles: backends},
 		method("Reserve"):          {Roles: backends},

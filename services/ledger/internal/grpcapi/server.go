@@ -27,6 +27,8 @@ type Server struct {
 	ledgerv1.UnimplementedLedgerServiceServer
 	app    *app.App
 	logger *slog.Logger
+	// streamInFlight is the window of each DebitStream (DefaultStreamInFlight).
+	streamInFlight int
 }
 
 var _ ledgerv1.LedgerServiceServer = (*Server)(nil)
@@ -36,7 +38,7 @@ func New(a *app.App, logger *slog.Logger) (*Server, error) {
 	if a == nil || logger == nil {
 		return nil, errors.New("grpcapi: app and logger are required")
 	}
-	return &Server{app: a, logger: logger}, nil
+	return &Server{app: a, logger: logger, streamInFlight: DefaultStreamInFlight}, nil
 }
 
 func actor(ctx context.Context) string {
@@ -114,14 +116,17 @@ func (s *Server) Credit(ctx context.Context, req *ledgerv1.CreditRequest) (*ledg
 
 // Debit implements LedgerServiceServer.
 func (s *Server) Debit(ctx context.Context, req *ledgerv1.DebitRequest) (*ledgerv1.DebitResponse, error) {
-	return grpcmap.Unary(ctx, req, write(debitRequest), s.app.Write, func(res ledger.Result) *ledgerv1.DebitResponse {
-		return &ledgerv1.DebitResponse{
-			TransactionId: res.Transaction.ID,
-			Balance:       balanceAfter(res),
-			Transaction:   txToProto(res.Transaction),
-			Replayed:      res.Replayed,
-		}
-	})
+	return grpcmap.Unary(ctx, req, write(debitRequest), s.app.Write, debitResponse)
+}
+
+// debitResponse is the answer to a committed or replayed debit, unary or streamed.
+func debitResponse(res ledger.Result) *ledgerv1.DebitResponse {
+	return &ledgerv1.DebitResponse{
+		TransactionId: res.Transaction.ID,
+		Balance:       balanceAfter(res),
+		Transaction:   txToProto(res.Transaction),
+		Replayed:      res.Replayed,
+	}
 }
 
 // Adjust implements LedgerServiceServer.
