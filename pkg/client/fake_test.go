@@ -203,39 +203,49 @@ func (m *memLedger) DebitStream(st grpc.BidiStreamingServer[ledgerv1.DebitStream
 				break drain
 			}
 		}
-		resp := &ledgerv1.DebitStreamResponse{}
-		for _, d := range batch {
-			if m.unavailableN.Add(-1) >= 0 {
-				m.mu.Lock()
-				m.attempts[d.GetDebit().GetIdempotencyKey()]++
-				m.mu.Unlock()
-				resp.Acks = append(resp.Acks, &ledgerv1.DebitAck{RequestId: d.GetRequestId(),
-					Result: &ledgerv1.DebitAck_Error{Error: &ledgerv1.DebitError{Code: int32(codes.Unavailable), Message: "database unavailable"}}})
-				continue
-			}
-			r, err := m.commit(d.GetDebit())
-			if b := m.breakAfter.Load(); b > 0 && m.debitsOnWire.Add(1) >= b {
-				m.breakAfter.Store(0)
-				return status.Error(codes.Unavailable, "injected crash after commit, before ack")
-			}
-			ack := &ledgerv1.DebitAck{RequestId: d.GetRequestId()}
-			if err != nil {
-				s := status.Convert(err)
-				reason := ""
-				if s.Code() == codes.FailedPrecondition {
-					reason = "INSUFFICIENT_FUNDS"
-				}
-				ack.Result = &ledgerv1.DebitAck_Error{Error: &ledgerv1.DebitError{Code: int32(s.Code()), Message: s.Message(), Reason: reason}}
-			} else {
-				ack.Result = &ledgerv1.DebitAck_Debit{Debit: r}
-			}
-			resp.Acks = append(resp.Acks, ack)
+		resp, err := m.ackBatch(batch)
+		if err != nil {
+			return err
 		}
 		unacked.Add(-int64(len(batch)))
 		if err := st.Send(resp); err != nil {
 			return err
 		}
 	}
+}
+
+// ackBatch commits a batch of streamed debits and returns their acks; an error ends the stream
+// (the injected crash between commit and ack).
+func (m *memLedger) ackBatch(batch []*ledgerv1.StreamedDebit) (*ledgerv1.DebitStreamResponse, error) {
+	resp := &ledgerv1.DebitStreamResponse{}
+	for _, d := range batch {
+		if m.unavailableN.Add(-1) >= 0 {
+			m.mu.Lock()
+			m.attempts[d.GetDebit().GetIdempotencyKey()]++
+			m.mu.Unlock()
+			resp.Acks = append(resp.Acks, &ledgerv1.DebitAck{RequestId: d.GetRequestId(),
+				Result: &ledgerv1.DebitAck_Error{Error: &ledgerv1.DebitError{Code: int32(codes.Unavailable), Message: "database unavailable"}}})
+			continue
+		}
+		r, err := m.commit(d.GetDebit())
+		if b := m.breakAfter.Load(); b > 0 && m.debitsOnWire.Add(1) >= b {
+			m.breakAfter.Store(0)
+			return nil, status.Error(codes.Unavailable, "injected crash after commit, before ack")
+		}
+		ack := &ledgerv1.DebitAck{RequestId: d.GetRequestId()}
+		if err != nil {
+			s := status.Convert(err)
+			reason := ""
+			if s.Code() == codes.FailedPrecondition {
+				reason = "INSUFFICIENT_FUNDS"
+			}
+			ack.Result = &ledgerv1.DebitAck_Error{Error: &ledgerv1.DebitError{Code: int32(s.Code()), Message: s.Message(), Reason: reason}}
+		} else {
+			ack.Result = &ledgerv1.DebitAck_Debit{Debit: r}
+		}
+		resp.Acks = append(resp.Acks, ack)
+	}
+	return resp, nil
 }
 
 func (m *memLedger) Authorize(_ context.Context, req *ledgerv1.AuthorizeRequest) (*ledgerv1.AuthorizeResponse, error) {

@@ -108,7 +108,10 @@ type streamEvent struct {
 	err  error
 }
 
-// open opens a stream and reads its first response (the in-flight bound).
+// open opens a stream and reads its first response (the in-flight bound). The stream lives as
+// long as the Client, not as a caller's request: its context is its own.
+//
+//nolint:contextcheck // the stream outlives every call that uses it; Close ends it
 func (ln *lane) open() (*laneStream, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := ln.c.ledger.DebitStream(ctx)
@@ -179,64 +182,27 @@ func (ln *lane) run() {
 	check := time.NewTicker(max(c.timeout/4, time.Millisecond))
 	defer check.Stop()
 	timer := func(d time.Duration) <-chan time.Time { return time.After(d) }
-	defer func() {
-		if s.st != nil {
-			_ = s.st.stream.CloseSend()
-			s.st.cancel()
-		}
-	}()
+	defer s.end()
 	for {
 		if draining && len(s.inflight) == 0 && len(s.batch) == 0 && len(s.delayed) == 0 && len(ln.queue) == 0 {
 			return
 		}
 		if s.st == nil && reconnectC == nil {
-			st, err := ln.open()
+			opened, unary := s.connect()
 			switch {
-			case err != nil && !retryable(status.Code(err)):
-				// Unimplemented (a ledger without the stream), PermissionDenied (one whose auth
-				// policy predates it) or a refusal of our credentials: unary calls give every
-				// debit the ledger's own answer.
-				c.logger.Warn("ledger refused DebitStream: debits are sent as unary calls", "error", err)
-				c.unary.Store(true)
-				s.unaryMode(closing)
+			case unary:
+				s.unaryMode(c.closing)
 				return
-			case err != nil:
-				s.failures++
-				c.logger.Debug("debit stream open failed", "error", err, "failures", s.failures)
-				s.failOverdue(err)
-				reconnectC = timer(c.backoffFor(s.failures))
+			case opened:
+				delayedC = nil
 			default:
-				if s.failures > 0 || len(s.delayed) > 0 {
-					c.metrics.reconnects.Inc()
-				}
-				s.failures = 0
-				s.st = st
-				c.metrics.resent.Add(float64(len(s.delayed)))
-				s.batch = append(s.delayed, s.batch...)
-				s.delayed, delayedC = nil, nil
-				s.flush()
+				reconnectC = timer(c.backoffFor(s.failures))
 			}
 		}
-		var queueC chan *pending
-		switch {
-		case s.st != nil && len(s.inflight)+len(s.batch) < s.st.window:
-			queueC = ln.queue
-		case s.st == nil && s.failures >= c.retry.MaxAttempts:
-			queueC = ln.queue // the ledger is unreachable: answer newcomers at once
-		}
-		var events chan streamEvent
-		if s.st != nil {
-			events = s.st.events
-		}
+		queueC, events := s.channels()
 		select {
 		case p := <-queueC:
-			if s.st == nil {
-				s.resolve(p, Debited{}, &ledgerclient.Error{Op: "Debit", Code: codes.Unavailable, Msg: "the ledger's DebitStream cannot be opened", Kind: ErrUnavailable})
-				continue
-			}
-			s.accept(p)
-			if len(s.batch) >= c.batch.MaxSize || len(s.inflight)+len(s.batch) >= s.st.window || c.batch.Linger < 0 || draining {
-				s.flush()
+			if s.take(p, draining) {
 				lingerC = nil
 			} else if lingerC == nil {
 				lingerC = timer(c.batch.Linger)
@@ -277,6 +243,76 @@ func (ln *lane) run() {
 			return
 		}
 	}
+}
+
+// channels are what run reads: the queue while the window has room (or while the ledger is
+// unreachable, to answer newcomers at once), and the stream's events.
+func (s *laneState) channels() (queue chan *pending, events chan streamEvent) {
+	switch {
+	case s.st != nil && len(s.inflight)+len(s.batch) < s.st.window:
+		queue = s.ln.queue
+	case s.st == nil && s.failures >= s.ln.c.retry.MaxAttempts:
+		queue = s.ln.queue
+	}
+	if s.st != nil {
+		events = s.st.events
+	}
+	return queue, events
+}
+
+// end closes the stream, if any, when run returns.
+func (s *laneState) end() {
+	if s.st != nil {
+		_ = s.st.stream.CloseSend()
+		s.st.cancel()
+	}
+}
+
+// connect opens a stream and sends what waits for one (opened), or counts the failure; unary
+// says the ledger refused the stream for good.
+func (s *laneState) connect() (opened, unary bool) {
+	c := s.ln.c
+	st, err := s.ln.open()
+	switch {
+	case err != nil && !retryable(status.Code(err)):
+		// Unimplemented (a ledger without the stream), PermissionDenied (one whose auth policy
+		// predates it) or a refusal of our credentials: unary calls give every debit the
+		// ledger's own answer.
+		c.logger.Warn("ledger refused DebitStream: debits are sent as unary calls", "error", err)
+		c.unary.Store(true)
+		return false, true
+	case err != nil:
+		s.failures++
+		c.logger.Debug("debit stream open failed", "error", err, "failures", s.failures)
+		s.failOverdue(err)
+		return false, false
+	}
+	if s.failures > 0 || len(s.delayed) > 0 {
+		c.metrics.reconnects.Inc()
+	}
+	s.failures = 0
+	s.st = st
+	c.metrics.resent.Add(float64(len(s.delayed)))
+	s.batch = append(s.delayed, s.batch...)
+	s.delayed = nil
+	s.flush()
+	return true, false
+}
+
+// take handles a debit from the queue: answered at once when there is no stream, else batched;
+// flushed says the batch was sent (full, window full, no linger, or closing).
+func (s *laneState) take(p *pending, draining bool) (flushed bool) {
+	c := s.ln.c
+	if s.st == nil {
+		s.resolve(p, Debited{}, &ledgerclient.Error{Op: "Debit", Code: codes.Unavailable, Msg: "the ledger's DebitStream cannot be opened", Kind: ErrUnavailable})
+		return true
+	}
+	s.accept(p)
+	if len(s.batch) >= c.batch.MaxSize || len(s.inflight)+len(s.batch) >= s.st.window || c.batch.Linger < 0 || draining {
+		s.flush()
+		return true
+	}
+	return false
 }
 
 // accept adds a queued debit (and whatever else is queued, up to the bounds) to the batch.

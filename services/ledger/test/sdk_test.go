@@ -85,6 +85,34 @@ func countTransactions(t *testing.T, c ledgerv1.LedgerServiceClient, org string)
 	}
 }
 
+// mixOp is one debit of the random mix and the path it takes.
+type mixOp struct {
+	org    string
+	amount money.Nanos
+	key    string
+	via    int // 0 SDK, 1 unary, 2 SDK then unary replay, 3 unary then SDK replay, 4 SDK require_funds too big
+}
+
+// mixOps draws n debits over orgs and returns them with the expected change of each balance and
+// the number of transactions each org gets.
+func mixOps(orgs []string, n int) ([]mixOp, map[string]money.Nanos, map[string]int) {
+	r := rand.New(rand.NewPCG(7, 8)) //nolint:gosec // a test's mix
+	out := make([]mixOp, n)
+	want := map[string]money.Nanos{}
+	txs := map[string]int{}
+	for i := range out {
+		o := mixOp{org: orgs[r.IntN(len(orgs))], amount: money.Nanos(r.Int64N(int64(unit)) + 1), key: fmt.Sprintf("mix-%d", i), via: r.IntN(5)}
+		if o.via == 4 {
+			o.amount = 1000 * unit
+		} else {
+			want[o.org] -= o.amount
+			txs[o.org]++
+		}
+		out[i] = o
+	}
+	return out, want, txs
+}
+
 func TestSDKRandomMixWithUnaryReplays(t *testing.T) {
 	t.Parallel()
 	l := ledgertest.Start(t, ledgertest.Options{})
@@ -95,30 +123,11 @@ func TestSDKRandomMixWithUnaryReplays(t *testing.T) {
 	for _, org := range orgs {
 		credit(t, ops, org, 100*unit, "seed")
 	}
-	r := rand.New(rand.NewPCG(7, 8)) //nolint:gosec // a test's mix
-	type op struct {
-		org    string
-		amount money.Nanos
-		key    string
-		via    int // 0 SDK, 1 unary, 2 SDK then unary replay, 3 unary then SDK replay, 4 SDK require_funds too big
-	}
-	ops1 := make([]op, 400)
-	want := map[string]money.Nanos{}
-	txs := map[string]int{}
-	for i := range ops1 {
-		o := op{org: orgs[r.IntN(len(orgs))], amount: money.Nanos(r.Int64N(int64(unit)) + 1), key: fmt.Sprintf("mix-%d", i), via: r.IntN(5)}
-		if o.via == 4 {
-			o.amount = 1000 * unit
-		} else {
-			want[o.org] -= o.amount
-			txs[o.org]++
-		}
-		ops1[i] = o
-	}
-	sdkDebit := func(o op, requireFunds bool) (client.Debited, error) {
+	ops1, want, txs := mixOps(orgs, 400)
+	sdkDebit := func(o mixOp, requireFunds bool) (client.Debited, error) {
 		return sdk.Debit(t.Context(), client.Debit{OrgID: o.org, Amount: usdMoney(o.amount), IdempotencyKey: o.key, RequireFunds: requireFunds, Description: "call"})
 	}
-	unaryDebit := func(o op) (*ledgerv1.DebitResponse, error) {
+	unaryDebit := func(o mixOp) (*ledgerv1.DebitResponse, error) {
 		return unary.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: o.org, Amount: usd(o.amount), IdempotencyKey: o.key, Description: "call"})
 	}
 	var wg sync.WaitGroup
