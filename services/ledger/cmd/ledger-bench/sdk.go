@@ -27,8 +27,8 @@ const sdkCallers = 4096
 func (b *bench) sdkScenarios() []scenario {
 	spread := func(r *rand.Rand) string { return fmt.Sprintf("org-%05d", r.IntN(b.cfg.orgs)) }
 	return []scenario{
-		{name: "SDK Debit (10,000 orgs)", run: b.sdkDebitScenario(spread)},
-		{name: "SDK Debit (one hot org)", run: b.sdkDebitScenario(func(*rand.Rand) string { return "hot" })},
+		{name: "SDK DebitStream (10,000 orgs)", run: b.sdkDebitScenario(spread)},
+		{name: "SDK DebitStream (one hot org)", run: b.sdkDebitScenario(func(*rand.Rand) string { return "hot" })},
 		{name: "SDK lease Authorize (in-process)", run: b.leaseAuthorizeScenario},
 	}
 }
