@@ -181,6 +181,37 @@ func TestSDKRandomMixWithUnaryReplays(t *testing.T) {
 	requireBalanced(t, l.DatabaseURL)
 }
 
+// TestSDKConcurrentDebitsOnOneHotOrg: 2,000 callers debit one organization at once through one
+// client; the SDK batches them onto its stream and each gets its own committed transaction.
+func TestSDKConcurrentDebitsOnOneHotOrg(t *testing.T) {
+	t.Parallel()
+	l := ledgertest.Start(t, ledgertest.Options{})
+	ops := l.Client(t, ledgertest.OpsToken(t))
+	credit(t, ops, "hot", 1000*unit, "seed")
+	sdk, reg := sdkClientWithMetrics(t, l.Addr)
+	const n = 2000
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			d, err := sdk.Debit(t.Context(), client.Debit{OrgID: "hot", Amount: usdMoney(money.Nanos(i + 1)), IdempotencyKey: fmt.Sprintf("h-%d", i)})
+			require.NoError(t, err)
+			require.Equal(t, money.Nanos(i+1), d.Amount.Nanos)
+			ids[i] = d.TransactionID
+		})
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, id := range ids {
+		require.False(t, seen[id], "one transaction per debit")
+		seen[id] = true
+	}
+	require.Equal(t, 1000*unit-sumNanos(n), nanos(t, balance(t, ops, "hot").GetBalance()))
+	require.Equal(t, n+1, countTransactions(t, ops, "hot"))
+	requireStreamed(t, reg)
+	requireBalanced(t, l.DatabaseURL)
+}
+
 func TestSDKAuthorizeReserveCaptureRelease(t *testing.T) {
 	t.Parallel()
 	l := ledgertest.Start(t, ledgertest.Options{})
