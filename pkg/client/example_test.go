@@ -77,10 +77,12 @@ func ExampleConfig_observability() {
 	}
 	defer func() { _ = c.Close(context.Background()) }()
 	families, _ := reg.Gather()
-	for _, f := range families { // the labelled ones appear with their first call
+	for _, f := range families { // retries and lease events appear with their first one
 		fmt.Println(f.GetName())
 	}
 	// Output:
+	// tally_client_call_duration_seconds
+	// tally_client_calls_total
 	// tally_client_stream_batch_size
 	// tally_client_stream_in_flight
 	// tally_client_stream_reconnects_total
