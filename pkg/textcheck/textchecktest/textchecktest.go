@@ -9,7 +9,9 @@ package textchecktest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -248,7 +250,8 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 func (rawCodec) Name() string { return "proto" }
 
 // Send calls method with a request given as wire bytes and returns the call's error. A
-// server-streaming method succeeds when its first message arrives.
+// server-streaming method succeeds when its first message arrives; a bidirectional one when it
+// ends cleanly after the client closed its side.
 func Send(ctx context.Context, conn grpc.ClientConnInterface, method protoreflect.MethodDescriptor, wire []byte, token string) error {
 	full := "/" + string(method.Parent().FullName()) + "/" + string(method.Name())
 	opts := []grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}
@@ -270,7 +273,19 @@ func Send(ctx context.Context, conn grpc.ClientConnInterface, method protoreflec
 	if err := st.CloseSend(); err != nil {
 		return err
 	}
-	return st.RecvMsg(&emptypb.Empty{})
+	if !method.IsStreamingClient() {
+		return st.RecvMsg(&emptypb.Empty{})
+	}
+	// A bidirectional stream may answer before it reads the request (DebitStream's window): its
+	// outcome is how it ends once the client closed its side.
+	for {
+		if err := st.RecvMsg(&emptypb.Empty{}); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 // Call is how a method of a target is called validly.

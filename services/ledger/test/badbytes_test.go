@@ -57,6 +57,9 @@ func TestAttack_BadBytes(t *testing.T) {
 				Description: "streaming call", Metadata: map[string]string{"request_id": "r-2"}}, BaseCode: codes.NotFound},
 			"Release":     {Token: backend, Request: &ledgerv1.ReleaseRequest{HoldId: uuid.NewString()}, BaseCode: codes.NotFound},
 			"WatchEvents": {Token: ops, Request: &ledgerv1.WatchEventsRequest{OrgId: "acme"}},
+			"DebitStream": {Token: backend, Request: &ledgerv1.DebitStreamRequest{Debits: []*ledgerv1.StreamedDebit{{RequestId: 1,
+				Debit: &ledgerv1.DebitRequest{OrgId: "acme", Amount: usd(unit), IdempotencyKey: "streamed-1",
+					Description: "chat completion", Metadata: map[string]string{"request_id": "r-3"}}}}}},
 		},
 	})
 	requireBalanced(t, l.DatabaseURL)

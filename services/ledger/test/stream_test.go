@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -84,11 +85,11 @@ func TestDebitStreamGivesTheResultsOfUnaryDebit(t *testing.T) {
 
 	acks, err := streamDebits(t, svc, []*ledgerv1.StreamedDebit{
 		streamed(1, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(2 * unit), IdempotencyKey: "s-1", Description: "stream", Metadata: map[string]string{"model": "llm-1"}}),
-		streamed(2, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(unit), IdempotencyKey: "u-1"}),                         // unary's replay
-		streamed(3, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(3 * unit), IdempotencyKey: "u-1"}),                     // same key, other amount
+		streamed(2, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(unit), IdempotencyKey: "u-1"}),                           // unary's replay
+		streamed(3, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(3 * unit), IdempotencyKey: "u-1"}),                       // same key, other amount
 		streamed(4, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(100 * unit), IdempotencyKey: "s-4", RequireFunds: true}), // refused
-		streamed(5, &ledgerv1.DebitRequest{OrgId: "", Amount: usd(unit), IdempotencyKey: "s-5"}),                               // bad input
-		streamed(6, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(-unit), IdempotencyKey: "s-6"}),                        // bad amount
+		streamed(5, &ledgerv1.DebitRequest{OrgId: "", Amount: usd(unit), IdempotencyKey: "s-5"}),                                 // bad input
+		streamed(6, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(-unit), IdempotencyKey: "s-6"}),                          // bad amount
 		streamed(7, nil),
 		streamed(8, &ledgerv1.DebitRequest{OrgId: "s-acme", Amount: usd(unit), IdempotencyKey: "s-8"}),
 	}, 3)
@@ -266,6 +267,58 @@ func TestDebitStreamRandomMixWithUnaryAndReplays(t *testing.T) {
 	wg.Wait()
 	for _, o := range orgs {
 		require.Equal(t, 50*unit-spent[o], nanos(t, balance(t, ops, o).GetBalance()), o)
+	}
+	requireBalanced(t, l.DatabaseURL)
+}
+
+// TestDebitStreamCancelledMidStreamKeepsWhatCommitted: a client that goes away with debits in
+// flight loses their acknowledgements, not their commits; replaying every debit with the same
+// keys on a new stream commits each exactly once.
+func TestDebitStreamCancelledMidStreamKeepsWhatCommitted(t *testing.T) {
+	t.Parallel()
+	l := ledgertest.Start(t, ledgertest.Options{})
+	svc := l.Client(t, ledgertest.ServiceToken(t, "model-backend"))
+	ops := l.Client(t, ledgertest.OpsToken(t))
+	const n = 3000
+	debits := make([]*ledgerv1.StreamedDebit, n)
+	for i := range debits {
+		debits[i] = streamed(uint64(i), &ledgerv1.DebitRequest{OrgId: fmt.Sprintf("cx-%d", i%5), Amount: usd(money.Nanos(i + 1)), IdempotencyKey: fmt.Sprintf("cx-%d", i)})
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	st, err := svc.DebitStream(ctx)
+	require.NoError(t, err)
+	_, err = st.Recv()
+	require.NoError(t, err)
+	for i := 0; i < n; i += 500 {
+		require.NoError(t, st.Send(&ledgerv1.DebitStreamRequest{Debits: debits[i : i+500]}))
+	}
+	first := map[uint64]string{}
+	for len(first) == 0 {
+		resp, err := st.Recv()
+		require.NoError(t, err)
+		for _, a := range resp.GetAcks() {
+			require.NotNil(t, a.GetDebit(), "ack %d: %v", a.GetRequestId(), a.GetError())
+			first[a.GetRequestId()] = a.GetDebit().GetTransactionId()
+		}
+	}
+	cancel() // mid-stream: the rest of the acknowledgements are lost
+
+	acks, err := streamDebits(t, svc, debits, 250)
+	require.NoError(t, err)
+	require.Len(t, acks, n)
+	want := map[string]money.Nanos{}
+	for id, as := range acks {
+		require.Len(t, as, 1)
+		d := as[0].GetDebit()
+		require.NotNil(t, d, "replay of %d: %v", id, as[0].GetError())
+		if tx, ok := first[id]; ok {
+			require.True(t, d.GetReplayed(), "a debit acknowledged before the cancel is a replay")
+			require.Equal(t, tx, d.GetTransactionId())
+		}
+		want[debits[id].GetDebit().GetOrgId()] -= money.Nanos(id + 1)
+	}
+	for org, b := range want {
+		require.Equal(t, b, nanos(t, balance(t, ops, org).GetBalance()), org)
 	}
 	requireBalanced(t, l.DatabaseURL)
 }

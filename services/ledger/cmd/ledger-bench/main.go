@@ -49,7 +49,7 @@ func main() {
 	conns := flag.Int("conns", 4, "gRPC connections shared by the callers")
 	orgs := flag.Int("orgs", 10_000, "organizations of the spread debit scenario")
 	dataDir := flag.String("data", "", "data directory (default <repo>/.data/bench)")
-	only := flag.String("only", "", "run only the scenarios whose name contains this (the ceiling always runs)")
+	only := flag.String("only", "", "run only the scenarios whose name contains this, or one of these separated by |, =name for exactly that one (the ceiling always runs)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured scenarios to this file")
 	workers := flag.Int("workers", 1, "the ledger's commit workers (TALLY_COMMIT_WORKERS)")
 	maxWait := flag.Duration("maxwait", 0, "the ledger's commit wait (TALLY_COMMIT_MAX_WAIT)")
@@ -107,7 +107,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 	if err := b.runScenarios(ctx); err != nil {
 		return err
 	}
-	if cfg.only == "" || strings.Contains("PostgreSQL restart", cfg.only) {
+	if cfg.only == "" || selected("PostgreSQL restart", cfg.only) {
 		back, took, err := postgresRecovery(ctx, b.stores.PG, b.ledger(0), &b.seq)
 		if err != nil {
 			return fmt.Errorf("PostgreSQL restart: %w", err)
@@ -307,7 +307,7 @@ func (b *bench) runScenarios(ctx context.Context) error {
 		return err
 	}
 	for i, sc := range append(b.scenarios(ctx), b.sdkScenarios()...) { // SDK scenarios: sdk.go
-		if i > 0 && b.cfg.only != "" && !strings.Contains(sc.name, b.cfg.only) {
+		if i > 0 && b.cfg.only != "" && !selected(sc.name, b.cfg.only) {
 			continue
 		}
 		res, extra, c, err := b.measured(ctx, func() (loadgen.Result, string, error) { return b.runScenario(ctx, sc, amountDebit) })
@@ -484,3 +484,17 @@ func waitPriceList(ctx context.Context, c ledgerv1.LedgerServiceClient, usage *l
 type discardRedisLog struct{}
 
 func (discardRedisLog) Printf(context.Context, string, ...any) {}
+
+// selected says whether the scenario name is among those of -only: it contains one of its
+// |-separated parts.
+func selected(name, only string) bool {
+	for _, part := range strings.Split(only, "|") {
+		if exact, ok := strings.CutPrefix(part, "="); ok && name == exact {
+			return true
+		}
+		if part != "" && strings.Contains(name, part) {
+			return true
+		}
+	}
+	return false
+}

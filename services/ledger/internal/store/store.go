@@ -279,10 +279,15 @@ func queueKeys(batch *pgx.Batch, refs []ledger.KeyRef, into map[ledger.IdemKey]l
 	for i, r := range refs {
 		orgs[i], keys[i], holds[i] = r.OrgID, r.Key, r.HoldID
 	}
+	// Debits' keys are on their transactions (see the migration debit_keys_on_transactions).
 	batch.Queue(`SELECT k.org_id, k.key, k.operation, k.request_hash, coalesce(k.transaction_id::text, ''), coalesce(k.hold_id::text, '')
 FROM idempotency_keys k
 WHERE (k.org_id, k.key) IN (SELECT u.o, u.k FROM unnest($1::text[], $2::text[]) AS u(o, k) WHERE u.o <> ''
-    UNION ALL SELECT h.org_id, u.k FROM unnest($2::text[], $3::text[]) AS u(k, hid) JOIN holds h ON u.hid <> '' AND h.id = u.hid::uuid)`, orgs, keys, holds).Query(func(rows pgx.Rows) error {
+    UNION ALL SELECT h.org_id, u.k FROM unnest($2::text[], $3::text[]) AS u(k, hid) JOIN holds h ON u.hid <> '' AND h.id = u.hid::uuid)
+UNION ALL
+SELECT t.org_id, t.idempotency_key, 'debit', t.request_hash, t.id::text, ''
+FROM transactions t
+WHERE t.request_hash IS NOT NULL AND (t.org_id, t.idempotency_key) IN (SELECT u.o, u.k FROM unnest($1::text[], $2::text[]) AS u(o, k) WHERE u.o <> '')`, orgs, keys, holds).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var rec ledger.IdempotencyRecord
 			var op string
@@ -443,11 +448,12 @@ func (s *Store) write(ctx context.Context, conn *pgx.Conn, b *ledger.Batch) (sen
 		return false, err
 	}
 	batch := &pgx.Batch{}
-	if len(b.Keys) > 0 {
-		queueInsertKeys(batch, b.Keys)
+	keys, onTx := splitKeys(b.Keys)
+	if len(keys) > 0 {
+		queueInsertKeys(batch, keys)
 	}
 	if len(b.Transactions) > 0 {
-		if err := queueInsertTransactions(batch, b.Transactions, ids); err != nil {
+		if err := queueInsertTransactions(batch, b.Transactions, ids, onTx); err != nil {
 			return false, err
 		}
 	}
@@ -486,6 +492,22 @@ func platformNames(b *ledger.Batch) []string {
 		}
 	}
 	return names
+}
+
+// splitKeys separates the keys of debits, stored on their transaction rows (their request
+// hashes by transaction id), from the others, stored in idempotency_keys.
+func splitKeys(recs []ledger.IdempotencyRecord) (rows []ledger.IdempotencyRecord, onTx map[string][]byte) {
+	for _, k := range recs {
+		if k.Operation == ledger.OpDebit && k.TransactionID != "" && k.HoldID == "" {
+			if onTx == nil {
+				onTx = make(map[string][]byte, len(recs))
+			}
+			onTx[k.TransactionID] = k.RequestHash
+			continue
+		}
+		rows = append(rows, k)
+	}
+	return rows, onTx
 }
 
 func queueInsertKeys(batch *pgx.Batch, recs []ledger.IdempotencyRecord) {
@@ -538,10 +560,15 @@ func newTxColumns(txs []*ledger.Transaction) (txColumns, error) {
 
 // queueInsertTransactions writes the transactions and their postings, and books the postings
 // to platform accounts (ids by name) on those accounts' balances.
-func queueInsertTransactions(batch *pgx.Batch, txs []*ledger.Transaction, ids map[string]int64) error {
+func queueInsertTransactions(batch *pgx.Batch, txs []*ledger.Transaction, ids map[string]int64, hashes map[string][]byte) error {
 	c, err := newTxColumns(txs)
 	if err != nil {
 		return err
+	}
+	// The request hash of a debit's key (nil, NULL, for every other transaction).
+	reqHashes := make([][]byte, len(txs))
+	for i, t := range txs {
+		reqHashes[i] = hashes[t.ID]
 	}
 	var pTx []string
 	var pAcct, pAmt, platAcct, platAmt []int64
@@ -555,11 +582,11 @@ func queueInsertTransactions(batch *pgx.Batch, txs []*ledger.Transaction, ids ma
 			pTx, pAcct, pAmt = append(pTx, t.ID), append(pAcct, p.AccountID), append(pAmt, int64(p.Amount))
 		}
 	}
-	batch.Queue(`INSERT INTO transactions (id, org_id, kind, amount, balance_after, currency, description, metadata, reason, reference, idempotency_key, actor, hold_id, created_at, pricing)
-SELECT id::uuid, o, k, a, ba, c, d, m::jsonb, r, ref, ik, ac, NULLIF(h, '')::uuid, 'epoch'::timestamptz + ca * interval '1 microsecond', NULLIF(p, '')::json
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[])
-  WITH ORDINALITY AS u(id, o, k, a, ba, c, d, m, r, ref, ik, ac, h, ca, p, n)
-ORDER BY u.n`, c.ids, c.orgs, c.kinds, c.amounts, c.after, c.currencies, c.descs, c.metas, c.reasons, c.refs, c.keys, c.actors, c.holdIDs, c.created, c.pricings)
+	batch.Queue(`INSERT INTO transactions (id, org_id, kind, amount, balance_after, currency, description, metadata, reason, reference, idempotency_key, actor, hold_id, created_at, pricing, request_hash)
+SELECT id::uuid, o, k, a, ba, c, d, m::jsonb, r, ref, ik, ac, NULLIF(h, '')::uuid, 'epoch'::timestamptz + ca * interval '1 microsecond', NULLIF(p, '')::json, rh
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::bytea[])
+  WITH ORDINALITY AS u(id, o, k, a, ba, c, d, m, r, ref, ik, ac, h, ca, p, rh, n)
+ORDER BY u.n`, c.ids, c.orgs, c.kinds, c.amounts, c.after, c.currencies, c.descs, c.metas, c.reasons, c.refs, c.keys, c.actors, c.holdIDs, c.created, c.pricings, reqHashes)
 	batch.Queue(`INSERT INTO postings (transaction_id, account_id, amount)
 SELECT t::uuid, a, v FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(t, a, v)`, pTx, pAcct, pAmt)
 	if len(platAcct) > 0 {
