@@ -273,12 +273,30 @@ func TestLeaseNeverDrawsMoreThanItsHolds(t *testing.T) {
 	require.Equal(t, drawn, stats)
 }
 
+func TestLeaseConfigIsValidated(t *testing.T) {
+	t.Parallel()
+	m := newMemLedger()
+	c := newClient(t, m.serve(t), nil)
+	for name, cfg := range map[string]client.LeaseConfig{
+		"no org":                    {HoldAmount: unit},
+		"no amount":                 {OrgID: "acme"},
+		"ttl too short":             {OrgID: "acme", HoldAmount: unit, TTL: time.Second},
+		"refill above the hold":     {OrgID: "acme", HoldAmount: unit, RefillBelow: 2 * unit},
+		"captures too rare for ttl": {OrgID: "acme", HoldAmount: unit, TTL: time.Minute, CaptureInterval: 30 * time.Second},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := c.Lease(t.Context(), cfg)
+			require.Error(t, err)
+		})
+	}
+}
+
 func TestLeaseDebitKeysReplay(t *testing.T) {
 	t.Parallel()
 	m := newMemLedger()
 	m.credit("acme", 10*unit)
 	c := newClient(t, m.serve(t), nil)
-	l, err := c.Lease(t.Context(), client.LeaseConfig{OrgID: "acme", HoldAmount: unit, CaptureInterval: time.Hour})
+	l, err := c.Lease(t.Context(), client.LeaseConfig{OrgID: "acme", HoldAmount: unit, CaptureInterval: time.Hour, TTL: 24 * time.Hour})
 	require.NoError(t, err)
 	d, err := l.Debit("call-1", 100)
 	require.NoError(t, err)
@@ -300,7 +318,7 @@ func TestLeaseCaptureRetriedAfterALostReplyIsNotDoubled(t *testing.T) {
 	m := newMemLedger()
 	m.credit("acme", 10*unit)
 	c := newClient(t, m.serve(t), nil)
-	l, err := c.Lease(t.Context(), client.LeaseConfig{OrgID: "acme", HoldAmount: unit, CaptureInterval: time.Hour})
+	l, err := c.Lease(t.Context(), client.LeaseConfig{OrgID: "acme", HoldAmount: unit, CaptureInterval: time.Hour, TTL: 24 * time.Hour})
 	require.NoError(t, err)
 	_, err = l.Debit("a", 300)
 	require.NoError(t, err)
@@ -317,7 +335,7 @@ func TestLeaseUnreachableLedgerLeavesTheHoldToItsTTL(t *testing.T) {
 	m := newMemLedger()
 	m.credit("acme", 10*unit)
 	c := newClient(t, m.serve(t), func(cfg *client.Config) { cfg.Retry.MaxAttempts = 2 })
-	l, err := c.Lease(t.Context(), client.LeaseConfig{OrgID: "acme", HoldAmount: unit, CaptureInterval: time.Hour})
+	l, err := c.Lease(t.Context(), client.LeaseConfig{OrgID: "acme", HoldAmount: unit, CaptureInterval: time.Hour, TTL: 24 * time.Hour})
 	require.NoError(t, err)
 	_, err = l.Debit("a", 300)
 	require.NoError(t, err)

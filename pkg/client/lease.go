@@ -29,8 +29,8 @@ type LeaseConfig struct {
 	// TTL of each hold (default 1 minute, at least 4 seconds): what a crashed process keeps
 	// held until the ledger's sweep releases it.
 	TTL time.Duration
-	// CaptureInterval is how often what was drawn is captured (default 1s): a crash loses at
-	// most that much traffic, never more than one hold.
+	// CaptureInterval is how often what was drawn is captured (default 1s, at most TTL/8): a
+	// crash loses at most that much traffic, never more than one hold.
 	CaptureInterval time.Duration
 	// Description and Metadata are those of the captures (metadata "model_id" names a model in
 	// the usage summary). Description defaults to "credit lease".
@@ -120,6 +120,10 @@ func (c *Client) Lease(ctx context.Context, cfg LeaseConfig) (*Lease, error) {
 	}
 	if cfg.CaptureInterval < 0 || cfg.RefillBelow < 0 || cfg.RefillBelow > cfg.HoldAmount {
 		return nil, errors.New("client: LeaseConfig.CaptureInterval must be positive and RefillBelow within HoldAmount")
+	}
+	if cfg.CaptureInterval > cfg.TTL/8 {
+		// The lease checks its hold's age once per interval: it must see the quarter-TTL margin.
+		return nil, errors.New("client: LeaseConfig.CaptureInterval must be at most an eighth of TTL")
 	}
 	if cfg.Description == "" {
 		cfg.Description = "credit lease"

@@ -15,7 +15,7 @@ func BenchmarkLeaseAuthorize(b *testing.B) {
 	m := newMemLedger()
 	m.credit("acme", 1_000_000*unit)
 	c := newClient(b, m.serve(b), nil)
-	l, err := c.Lease(b.Context(), client.LeaseConfig{OrgID: "acme", HoldAmount: 1000 * unit, CaptureInterval: time.Hour})
+	l, err := c.Lease(b.Context(), client.LeaseConfig{OrgID: "acme", HoldAmount: 1000 * unit, CaptureInterval: time.Hour, TTL: 24 * time.Hour})
 	require.NoError(b, err)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -34,7 +34,7 @@ func BenchmarkLeaseDebit(b *testing.B) {
 	m := newMemLedger()
 	m.credit("acme", 1_000_000*unit)
 	c := newClient(b, m.serve(b), nil)
-	l, err := c.Lease(b.Context(), client.LeaseConfig{OrgID: "acme", HoldAmount: 100_000 * unit, CaptureInterval: time.Hour})
+	l, err := c.Lease(b.Context(), client.LeaseConfig{OrgID: "acme", HoldAmount: 100_000 * unit, CaptureInterval: time.Hour, TTL: 24 * time.Hour})
 	require.NoError(b, err)
 	keys := make([]string, b.N)
 	for i := range keys {
