@@ -306,7 +306,7 @@ func (b *bench) runScenarios(ctx context.Context) error {
 	if _, err := b.meter.stop(ctx); err != nil {
 		return err
 	}
-	for i, sc := range b.scenarios(ctx) {
+	for i, sc := range append(b.scenarios(ctx), b.sdkScenarios()...) { // SDK scenarios: sdk.go
 		if i > 0 && b.cfg.only != "" && !selected(sc.name, b.cfg.only) {
 			continue
 		}
