@@ -123,7 +123,7 @@ func (c *cli) rootCommand() *cobra.Command {
 	}
 	root.AddCommand(c.balanceCommand(), c.transactionsCommand(), c.grantCommand(), c.adjustCommand(),
 		c.pricesCommand(), c.paymentsCommand(), c.refundCommand(), c.reviewsCommand(), c.deliveriesCommand(),
-		c.rentalsCommand())
+		c.rentalsCommand(), c.moveOrgCommand())
 	return root
 }
 

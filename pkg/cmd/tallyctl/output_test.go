@@ -185,6 +185,8 @@ func TestUsageErrorsSendNothing(t *testing.T) {
 		{"reviews", "resolve", "id"},
 		{"rentals", "start", "i-1", "--org", "acme"},
 		{"deliveries", "--status", "lost"},
+		{"move-org", "acme"},
+		{"move-org", "--to", "b"},
 	} {
 		r := runCtl(t, nil, append(dead, args...)...)
 		require.Equal(t, exitUsage, r.code, "%v: %s", args, r.stderr)

@@ -28,6 +28,7 @@ import (
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/pkg/textcheck/textchecktest"
 	"github.com/tallyhq/tally/services/ledger/internal/service"
+	"github.com/tallyhq/tally/services/ledger/internal/shard"
 )
 
 // Secret signs the tokens of test ledgers.
@@ -39,6 +40,10 @@ type Options struct {
 	// when empty; New needs DatabaseURL and runs without a balance cache when RedisURL is empty.
 	DatabaseURL string
 	RedisURL    string
+	// Shards, when set, is the ledger's TALLY_LEDGER_SHARDS ("a=postgres://… b=postgres://…");
+	// DatabaseURL must then be one of them. ShardMapRefresh is TALLY_LEDGER_SHARD_MAP_REFRESH.
+	Shards          string
+	ShardMapRefresh time.Duration
 	// CreditValidity defaults to 3 calendar months.
 	CreditValidity config.Period
 	// SweepInterval defaults to 100ms.
@@ -175,7 +180,16 @@ func serviceConfig(opts Options) (service.Config, error) {
 	if validity == (config.Period{}) {
 		validity = config.Period{Months: 3}
 	}
+	var shards []shard.Shard
+	if opts.Shards != "" {
+		var err error
+		if shards, err = shard.ParseShards(opts.Shards); err != nil {
+			return service.Config{}, err
+		}
+	}
 	return service.Config{
+		Shards:           shards,
+		ShardMapRefresh:  orDur(opts.ShardMapRefresh, time.Second),
 		DatabaseURL:      opts.DatabaseURL,
 		RedisURL:         opts.RedisURL,
 		Auth:             authCfg,

@@ -60,6 +60,9 @@ func TestAttack_BadBytes(t *testing.T) {
 			"DebitStream": {Token: backend, Request: &ledgerv1.DebitStreamRequest{Debits: []*ledgerv1.StreamedDebit{{RequestId: 1,
 				Debit: &ledgerv1.DebitRequest{OrgId: "acme", Amount: usd(unit), IdempotencyKey: "streamed-1",
 					Description: "chat completion", Metadata: map[string]string{"request_id": "r-3"}}}}}},
+			// One shard: a move to it is refused, having changed nothing.
+			"MoveOrganization": {Token: ops, Request: &ledgerv1.MoveOrganizationRequest{OrgId: "acme", ToShard: "main", IdempotencyKey: "move-1"},
+				BaseCode: codes.InvalidArgument},
 		},
 	})
 	requireBalanced(t, l.DatabaseURL)

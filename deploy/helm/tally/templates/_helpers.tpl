@@ -91,6 +91,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - name: TALLY_MIGRATE_ON_START
   value: {{ $v.migrations.migrateOnStart | quote }}
 {{- end }}
+{{- if $svc.shards }}
+{{- /* The ledger's shards (docs/scaling.md): "main=postgres://… b=postgres://…"; absent: DATABASE_URL alone. */}}
+{{ include "tally.secretEnv" (dict "root" $root "env" "TALLY_LEDGER_SHARDS" "key" "ledger-shards" "optional" true) }}
+{{- end }}
 {{- if and $svc.redis (eq $v.redis.mode "cluster") }}
 - name: REDIS_URL
   value: {{ printf "redis+cluster://%s" (join "," $v.redis.clusterNodes) | quote }}

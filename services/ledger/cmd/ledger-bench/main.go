@@ -59,12 +59,18 @@ func main() {
 	streamInFlight := flag.Int("streaminflight", 0, "most unacknowledged debits per stream (0: the server's max_in_flight)")
 	tables := flag.Bool("tables", false, "print each debit scenario's rows per debit table by table")
 	walCompression := flag.String("walcompression", "", "PostgreSQL's wal_compression for the run (off, pglz, lz4, zstd; default the server's)")
+	shards := flag.Bool("shards", false, "compare durable debits on 1 and 2 ledger shards (shards.go) instead of the scenarios")
 	flag.Parse()
 	// go-redis logs every failed dial; the ledger reports a Redis outage itself, once.
 	redis.SetLogger(discardRedisLog{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait, *maxBatch, *streams, *streamBatch, *streamInFlight, *tables, *walCompression}); err != nil {
+	cfg := benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait, *maxBatch, *streams, *streamBatch, *streamInFlight, *tables, *walCompression}
+	bench := run
+	if *shards {
+		bench = runShardCompare
+	}
+	if err := bench(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "ledger-bench:", err)
 		os.Exit(1)
 	}

@@ -52,6 +52,10 @@ type Config struct {
 	// OnNewServer is called, on a cluster, when a read is answered by a server no read was
 	// answered by before (ClientConfig.OnNewServer); required for a *redis.ClusterClient.
 	OnNewServer func()
+	// Namespace, when set, prefixes the keys: each ledger shard (internal/shard) keeps its
+	// entries apart, since each stamps them with its own PostgreSQL's cache epoch. "" is the
+	// single-shard layout (Key).
+	Namespace string
 }
 
 // Entry is one cached account with the cache epoch it was stamped with.
@@ -100,6 +104,16 @@ func New(rdb redis.UniversalClient, cfg Config) (*Cache, error) {
 // Key is the Redis key of org; the {org} hash tag keeps an org's keys on one cluster slot.
 func Key(orgID string) string { return "tally:ledger:{" + orgID + "}:balance" }
 
+// ShardKey is the Redis key of org in the namespace of a ledger shard.
+func ShardKey(namespace, orgID string) string {
+	if namespace == "" {
+		return Key(orgID)
+	}
+	return "tally:ledger:" + namespace + ":{" + orgID + "}:balance"
+}
+
+func (c *Cache) key(orgID string) string { return ShardKey(c.cfg.Namespace, orgID) }
+
 // Get returns the cached entry of org; ok is false on a miss.
 func (c *Cache) Get(ctx context.Context, orgID string) (e Entry, ok bool, err error) {
 	entries, found, err := c.GetMany(ctx, []string{orgID})
@@ -144,7 +158,7 @@ func (c *Cache) read(ctx context.Context, orgIDs []string) ([][]any, error) {
 	pipe := c.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(orgIDs))
 	for i, org := range orgIDs {
-		cmds[i] = pipe.HMGet(ctx, Key(org), fields...)
+		cmds[i] = pipe.HMGet(ctx, c.key(org), fields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
@@ -217,7 +231,7 @@ func (c *Cache) set(ctx context.Context, entries []Entry, full bool) error {
 		if !a.ExpiresAt.IsZero() {
 			exp = a.ExpiresAt.UnixMicro()
 		}
-		run(ctx, pipe, []string{Key(a.OrgID)}, a.Version, int64(a.Balance), int64(a.Held), a.Currency, exp, a.ID, c.cfg.TTL.Milliseconds(), e.Epoch)
+		run(ctx, pipe, []string{c.key(a.OrgID)}, a.Version, int64(a.Balance), int64(a.Held), a.Currency, exp, a.ID, c.cfg.TTL.Milliseconds(), e.Epoch)
 	}
 	_, err := pipe.Exec(ctx)
 	if errors.Is(err, redis.Nil) {

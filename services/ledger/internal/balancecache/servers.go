@@ -79,7 +79,7 @@ func (c *Cache) runReadChecked(ctx context.Context, orgIDs []string, full bool) 
 	pipe := c.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(orgIDs))
 	for i, org := range orgIDs {
-		cmds[i] = run(ctx, pipe, []string{Key(org)})
+		cmds[i] = run(ctx, pipe, []string{c.key(org)})
 	}
 	_, err := pipe.Exec(ctx)
 	return cmds, err

@@ -25,6 +25,13 @@ var Errors = server.ErrorTable{
 	{Is: app.ErrPricingUnavailable, Code: codes.Unavailable, RetryAfter: time.Second,
 		Message: app.ErrPricingUnavailable.Error() + "; retry"},
 
+	// A residency fence outlasting the router's hops, or a move in flight: the next try finds
+	// the organization on its new shard.
+	{Is: ledger.ErrFrozen, Code: codes.Unavailable, RetryAfter: 100 * time.Millisecond,
+		Message: "the organization is moving between ledger shards; retry (a write with the same idempotency key)"},
+	{Is: ledger.ErrMoved, Code: codes.Unavailable, RetryAfter: 100 * time.Millisecond,
+		Message: "the organization moved to another ledger shard; retry (a write with the same idempotency key)"},
+
 	{Is: ledger.ErrInvalid, Code: codes.InvalidArgument},
 	{Is: ledger.ErrCurrencyMismatch, Code: codes.InvalidArgument},
 	{Is: ledger.ErrOverflow, Code: codes.InvalidArgument},

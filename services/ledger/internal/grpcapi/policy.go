@@ -36,5 +36,6 @@ func Policy() auth.Policy {
 		method("Capture"):          {Roles: backends},
 		method("Release"):          {Roles: backends},
 		method("WatchEvents"):      {Roles: append([]auth.Role{auth.RoleService, auth.RoleOps}, members...), OrgScoped: true},
+		method("MoveOrganization"): {Roles: opsOnly},
 	}
 }

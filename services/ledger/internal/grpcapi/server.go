@@ -20,12 +20,14 @@ import (
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
+	"github.com/tallyhq/tally/services/ledger/internal/shard"
 )
 
 // Server implements LedgerServiceServer.
 type Server struct {
 	ledgerv1.UnimplementedLedgerServiceServer
-	app    *app.App
+	// app routes each call to the app of its organization's shard (the one app with one shard).
+	app    *shard.Router
 	logger *slog.Logger
 	// streamInFlight is the window of each DebitStream (DefaultStreamInFlight).
 	streamInFlight int
@@ -34,7 +36,7 @@ type Server struct {
 var _ ledgerv1.LedgerServiceServer = (*Server)(nil)
 
 // New returns a Server over a.
-func New(a *app.App, logger *slog.Logger) (*Server, error) {
+func New(a *shard.Router, logger *slog.Logger) (*Server, error) {
 	if a == nil || logger == nil {
 		return nil, errors.New("grpcapi: app and logger are required")
 	}
@@ -248,11 +250,27 @@ func (s *Server) WatchEvents(req *ledgerv1.WatchEventsRequest, stream ledgerv1.L
 			return err
 		}
 	}
-	err := s.app.WatchEvents(stream.Context(), req.GetAfterSequence(), req.GetOrgId(), func(e ledger.Event) error {
-		return stream.Send(&ledgerv1.WatchEventsResponse{Event: eventToProto(e)})
+	from := shard.EventsFrom{AfterSeq: req.GetAfterSequence(), Cursor: req.GetAfterCursor()}
+	err := s.app.WatchEvents(stream.Context(), from, req.GetOrgId(), func(e ledger.Event, sh, cursor string) error {
+		ev := eventToProto(e)
+		ev.Shard, ev.Cursor = sh, cursor
+		return stream.Send(&ledgerv1.WatchEventsResponse{Event: ev})
 	})
 	if stream.Context().Err() != nil {
 		return nil // the client went away
 	}
 	return err
+}
+
+// MoveOrganization implements LedgerServiceServer.
+func (s *Server) MoveOrganization(ctx context.Context, req *ledgerv1.MoveOrganizationRequest) (*ledgerv1.MoveOrganizationResponse, error) {
+	res, err := s.app.Move(ctx, req.GetOrgId(), req.GetToShard(), req.GetIdempotencyKey(), actor(ctx))
+	if err != nil {
+		return nil, err
+	}
+	m := res.Move
+	return &ledgerv1.MoveOrganizationResponse{
+		OrgId: m.OrgID, FromShard: m.From, ToShard: m.To, Replayed: res.Replayed,
+		Balance: money.ToProto(m.Amount, m.Currency), Held: money.ToProto(m.Held, m.Currency),
+	}, nil
 }

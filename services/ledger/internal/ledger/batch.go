@@ -106,6 +106,9 @@ func (b *Batch) Apply(req *Request) (Result, error) {
 		}
 		return Result{}, fmt.Errorf("account of %q was not locked", req.OrgID)
 	}
+	if err := acct.Resident(); err != nil {
+		return Result{}, err
+	}
 	b.expireIfDue(acct)
 	if req.IdempotencyKey == "" {
 		return b.apply(acct, req)

@@ -91,6 +91,8 @@ const (
 	HoldCaptured HoldStatus = "captured"
 	HoldReleased HoldStatus = "released"
 	HoldExpired  HoldStatus = "expired"
+	// HoldMoved is a hold left behind on the shard its organization moved away from.
+	HoldMoved HoldStatus = "moved"
 )
 
 // Request is one write asked of the ledger. Amount is in nanos; Currency "" means the
@@ -155,6 +157,10 @@ type Account struct {
 	Held      money.Nanos
 	ExpiresAt time.Time // zero when nothing can expire
 	Version   int64
+	// MovedTo names the shard the organization moved to (its row here is a fence, see
+	// residency.go); Frozen is set while it moves in. Either refuses every write here.
+	MovedTo string
+	Frozen  bool
 }
 
 // Available is the balance that can still be spent: balance minus active holds, where a positive

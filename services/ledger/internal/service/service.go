@@ -9,8 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tallyhq/tally/pkg/catalog"
 	"github.com/tallyhq/tally/pkg/config"
@@ -24,6 +28,7 @@ import (
 	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
 	"github.com/tallyhq/tally/services/ledger/internal/grpcapi"
+	"github.com/tallyhq/tally/services/ledger/internal/shard"
 	"github.com/tallyhq/tally/services/ledger/internal/store"
 	"github.com/tallyhq/tally/services/ledger/migrations"
 )
@@ -32,7 +37,13 @@ import (
 type Config struct {
 	GRPCAddr    string
 	MetricsAddr string
+	// DatabaseURL is the ledger's one PostgreSQL (shard "main") when Shards is empty.
 	DatabaseURL string
+	// Shards spread the ledger by organization over several PostgreSQL clusters
+	// (TALLY_LEDGER_SHARDS; internal/shard); empty: DatabaseURL alone.
+	Shards []shard.Shard
+	// ShardMapRefresh is how often the shard map's overrides are read again (default 1s).
+	ShardMapRefresh time.Duration
 	// SkipMigrations starts without applying the migrations (TALLY_MIGRATE_ON_START=false): the
 	// service then refuses to start unless `<binary> migrate` applied them all.
 	SkipMigrations  bool
@@ -83,7 +94,8 @@ func Load(e *config.Env) (Config, error) {
 	c := Config{
 		GRPCAddr:          e.String("TALLY_LEDGER_GRPC_ADDR", ":9091"),
 		MetricsAddr:       e.String("TALLY_LEDGER_METRICS_ADDR", ""),
-		DatabaseURL:       e.Required("DATABASE_URL"),
+		DatabaseURL:       e.String("DATABASE_URL", ""),
+		ShardMapRefresh:   e.Duration("TALLY_LEDGER_SHARD_MAP_REFRESH", time.Second),
 		SkipMigrations:    !e.Bool("TALLY_MIGRATE_ON_START", true),
 		RedisURL:          e.String("REDIS_URL", ""),
 		Auth:              server.LoadAuthConfig(e),
@@ -108,7 +120,11 @@ func Load(e *config.Env) (Config, error) {
 		ReplicaTimeout:    e.Duration("TALLY_LEDGER_REPLICA_TIMEOUT", 2*time.Second),
 		UsageInterval:     e.Duration("TALLY_LEDGER_USAGE_INTERVAL", 250*time.Millisecond),
 	}
+	shardsVar := e.String("TALLY_LEDGER_SHARDS", "")
 	if err := e.Err(); err != nil {
+		return Config{}, err
+	}
+	if err := c.loadShards(shardsVar); err != nil {
 		return Config{}, err
 	}
 	if !money.IsKnownCurrency(c.DefaultCurrency) {
@@ -121,7 +137,7 @@ func Load(e *config.Env) (Config, error) {
 		{"TALLY_REDIS_READ_TIMEOUT", c.RedisReadTimeout},
 		{"TALLY_BALANCE_CACHE_TTL", c.BalanceCacheTTL}, {"TALLY_BALANCE_CACHE_EPOCH_INTERVAL", c.EpochInterval},
 		{"TALLY_BALANCE_CACHE_EPOCH_MAX_AGE", c.EpochMaxAge}, {"TALLY_LEDGER_REPLICA_TIMEOUT", c.ReplicaTimeout},
-		{"TALLY_LEDGER_USAGE_INTERVAL", c.UsageInterval}} {
+		{"TALLY_LEDGER_USAGE_INTERVAL", c.UsageInterval}, {"TALLY_LEDGER_SHARD_MAP_REFRESH", c.ShardMapRefresh}} {
 		if d.v <= 0 {
 			return Config{}, fmt.Errorf("%s must be positive", d.name)
 		}
@@ -135,10 +151,92 @@ func Load(e *config.Env) (Config, error) {
 	return c, nil
 }
 
-// Migrate applies the service's migrations to the database of cfg and returns: `<binary> migrate`,
-// run before the replicas start when they skip migrating (SkipMigrations).
-func Migrate(ctx context.Context, cfg Config, _ *slog.Logger) error {
-	return pg.MigrateDatabase(ctx, cfg.DatabaseURL, "ledger", migrations.FS)
+// loadShards sets Shards from the value of TALLY_LEDGER_SHARDS. With it, DATABASE_URL may be
+// unset or name one of the shards (a deployment sharing one DATABASE_URL secret); without it,
+// DATABASE_URL is required.
+func (c *Config) loadShards(v string) error {
+	if v == "" {
+		if c.DatabaseURL == "" {
+			return errors.New("DATABASE_URL is required (or TALLY_LEDGER_SHARDS)")
+		}
+		return nil
+	}
+	shards, err := shard.ParseShards(v)
+	if err != nil {
+		return fmt.Errorf("TALLY_LEDGER_SHARDS: %w", err)
+	}
+	if c.DatabaseURL != "" && !slices.ContainsFunc(shards, func(s shard.Shard) bool { return s.URL == c.DatabaseURL }) {
+		return errors.New("DATABASE_URL is none of TALLY_LEDGER_SHARDS: unset it or make it one of them")
+	}
+	c.Shards = shards
+	return nil
+}
+
+// shardList is the ledger's shards: Shards, or DatabaseURL as the one shard "main".
+func (c Config) shardList() []shard.Shard {
+	if len(c.Shards) > 0 {
+		return c.Shards
+	}
+	return []shard.Shard{{Name: shard.Single, URL: c.DatabaseURL}}
+}
+
+// Migrate applies the service's migrations to every shard of cfg and returns: `<binary> migrate`,
+// run before the replicas start when they skip migrating (SkipMigrations). With several shards
+// it then pins every organization the hash would now put elsewhere (shard.Router.PinResidents).
+func Migrate(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	shards := cfg.shardList()
+	for _, sh := range shards {
+		if err := pg.MigrateDatabase(ctx, sh.URL, "ledger", migrations.FS); err != nil {
+			return fmt.Errorf("migrating shard %s: %w", sh.Name, err)
+		}
+	}
+	if len(shards) == 1 {
+		return nil
+	}
+	tel, err := telemetry.Start(ctx, "ledger")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(ctx) }()
+	cfg.SkipMigrations = true
+	apps := map[string]*app.App{}
+	for _, sh := range shards {
+		st, closeDB, err := newStore(ctx, cfg, sh.URL, tel)
+		if err != nil {
+			return fmt.Errorf("shard %s: %w", sh.Name, err)
+		}
+		defer closeDB()
+		a, err := app.New(app.Config{Store: st, Logger: logger})
+		if err != nil {
+			return err
+		}
+		apps[sh.Name] = a
+	}
+	return pinResidents(ctx, shards, apps, cfg, logger)
+}
+
+// pinResidents runs shard.Router.PinResidents over apps.
+func pinResidents(ctx context.Context, shards []shard.Shard, apps map[string]*app.App, cfg Config, logger *slog.Logger) error {
+	r, err := shard.NewRouter(shard.Config{Names: shardNames(shards), Apps: apps, Refresh: cfg.ShardMapRefresh, Logger: logger})
+	if err != nil {
+		return err
+	}
+	n, err := r.PinResidents(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		logger.InfoContext(ctx, "organizations pinned to their shard", "count", n)
+	}
+	return nil
+}
+
+func shardNames(shards []shard.Shard) []string {
+	names := make([]string, len(shards))
+	for i, s := range shards {
+		names[i] = s.Name
+	}
+	return names
 }
 
 // Run serves the ledger on lis until ctx is done, then stops gracefully. The committer stops
@@ -149,11 +247,6 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	defer func() { _ = tel.Shutdown(ctx) }()
-	st, closeDB, err := newStore(ctx, cfg, tel)
-	if err != nil {
-		return err
-	}
-	defer closeDB()
 	authn, err := server.NewAuth(ctx, cfg.Auth, "ledger", logger)
 	if err != nil {
 		return err
@@ -162,38 +255,55 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	// The Redis client reports a new server to the app, which does not exist yet when the
-	// client is made; nothing connects before the app runs, and the app's first act is a bump.
-	var ledgerApp atomic.Pointer[app.App]
-	cache, closeCache, err := newCache(cfg, logger, tel, func() {
-		if a := ledgerApp.Load(); a != nil {
-			a.RedisServerChanged()
+	// The Redis client reports a new server to the apps, which do not exist yet when the
+	// client is made; nothing connects before the apps run, and an app's first act is a bump.
+	var apps atomic.Pointer[map[string]*app.App]
+	onNewServer := func() {
+		if m := apps.Load(); m != nil {
+			for _, a := range *m {
+				a.RedisServerChanged()
+			}
 		}
-	})
+	}
+	rdb, closeRedis, err := newRedis(cfg, logger, tel, onNewServer)
 	if err != nil {
 		return err
 	}
-	defer closeCache()
+	defer closeRedis()
 	watcher, closePricing, err := newPricer(cfg, authn, logger, tel)
 	if err != nil {
 		return err
 	}
 	defer closePricing()
-	ac := appConfig(cfg, st, cache, watcher, logger, srv)
-	if tel.Enabled() {
-		ac.Tracer = tel.TracerProvider().Tracer("github.com/tallyhq/tally/services/ledger/internal/committer")
-	}
-	a, err := app.New(ac)
+	shards := cfg.shardList()
+	multi := len(shards) > 1
+	built, workers, closeDBs, err := newApps(ctx, cfg, shards, appDeps{srv: srv, rdb: rdb, watcher: watcher, logger: logger, tel: tel, onNewServer: onNewServer})
+	defer closeDBs()
 	if err != nil {
 		return err
 	}
-	ledgerApp.Store(a)
-	api, err := grpcapi.New(a, logger)
+	apps.Store(&built)
+	router, err := shard.NewRouter(shard.Config{Names: shardNames(shards), Apps: built, Refresh: cfg.ShardMapRefresh, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if multi {
+		if !cfg.SkipMigrations {
+			if err := pinResidents(ctx, shards, built, cfg, logger); err != nil {
+				return err
+			}
+		}
+		// Serving starts with the overrides read: a fresh replica never routes by the hash alone.
+		if err := router.Refresh(ctx); err != nil {
+			return fmt.Errorf("reading the shard map: %w", err)
+		}
+		workers = append(workers, server.Worker{Name: "shard map", Run: router.Run})
+	}
+	api, err := grpcapi.New(router, logger)
 	if err != nil {
 		return err
 	}
 	ledgerv1.RegisterLedgerServiceServer(srv.GRPC(), api)
-	workers := []server.Worker{{Name: "ledger app", Run: a.Run, AfterServe: true}}
 	if watcher != nil {
 		// Usage debits answer Unavailable until the first price list arrives; the ledger serves
 		// amount debits meanwhile.
@@ -207,13 +317,73 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	return server.Run(ctx, server.RunConfig{GRPC: srv, Listener: lis, MetricsAddr: cfg.MetricsAddr, Workers: workers, Logger: logger})
 }
 
-// newStore opens the ledger's database, migrates it and returns its store.
-func newStore(ctx context.Context, cfg Config, tel *telemetry.Telemetry) (*store.Store, func(), error) {
+// appDeps are what every shard's app shares.
+type appDeps struct {
+	srv         *server.Server
+	rdb         redis.UniversalClient
+	watcher     *catalog.Watcher
+	logger      *slog.Logger
+	tel         *telemetry.Telemetry
+	onNewServer func()
+}
+
+// newApps builds the app of every shard (its own pool, committer, outbox and cache namespace)
+// and the workers that run them; closeDBs closes the pools opened, whatever the error.
+func newApps(ctx context.Context, cfg Config, shards []shard.Shard, d appDeps) (_ map[string]*app.App, _ []server.Worker, closeDBs func(), _ error) {
+	var closers []func()
+	closeDBs = func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	srv, rdb, watcher, logger, tel, onNewServer := d.srv, d.rdb, d.watcher, d.logger, d.tel, d.onNewServer
+	multi := len(shards) > 1
+	built := map[string]*app.App{}
+	var workers []server.Worker
+	for _, sh := range shards {
+		st, closeDB, err := newStore(ctx, cfg, sh.URL, tel)
+		if err != nil {
+			return nil, nil, closeDBs, fmt.Errorf("shard %s: %w", sh.Name, err)
+		}
+		closers = append(closers, closeDB)
+		// With several shards, each keeps its cache entries and metrics apart (a "shard" label).
+		namespace, reg := "", prometheus.Registerer(srv.Registry())
+		if multi {
+			namespace, reg = sh.Name, prometheus.WrapRegistererWith(prometheus.Labels{"shard": sh.Name}, srv.Registry())
+		}
+		cache, err := newCache(cfg, rdb, namespace, onNewServer)
+		if err != nil {
+			return nil, nil, closeDBs, err
+		}
+		ac := appConfig(cfg, st, cache, watcher, logger, srv)
+		ac.Metrics = reg
+		if multi {
+			ac.Logger = logger.With("shard", sh.Name)
+		}
+		if tel.Enabled() {
+			ac.Tracer = tel.TracerProvider().Tracer("github.com/tallyhq/tally/services/ledger/internal/committer")
+		}
+		a, err := app.New(ac)
+		if err != nil {
+			return nil, nil, closeDBs, err
+		}
+		built[sh.Name] = a
+		name := "ledger app"
+		if multi {
+			name += " " + sh.Name
+		}
+		workers = append(workers, server.Worker{Name: name, Run: a.Run, AfterServe: true})
+	}
+	return built, workers, closeDBs, nil
+}
+
+// newStore opens the ledger's database at url (one shard), migrates it and returns its store.
+func newStore(ctx context.Context, cfg Config, url string, tel *telemetry.Telemetry) (*store.Store, func(), error) {
 	dbTimeout := cfg.DBTimeout
 	if dbTimeout <= 0 {
 		dbTimeout = 5 * time.Second
 	}
-	pool, err := pg.Open(ctx, pg.Options{URL: cfg.DatabaseURL, Schema: "ledger", MaxConns: cfg.DBMaxConns, StatementTimeout: dbTimeout, ConnectTimeout: dbTimeout, Tracer: tel.PGTracer()})
+	pool, err := pg.Open(ctx, pg.Options{URL: url, Schema: "ledger", MaxConns: cfg.DBMaxConns, StatementTimeout: dbTimeout, ConnectTimeout: dbTimeout, Tracer: tel.PGTracer()})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -229,8 +399,8 @@ func newStore(ctx context.Context, cfg Config, tel *telemetry.Telemetry) (*store
 	return st, pool.Close, nil
 }
 
-// newCache returns the Redis balance cache, or nil without REDIS_URL.
-func newCache(cfg Config, logger *slog.Logger, tel *telemetry.Telemetry, onNewServer func()) (*balancecache.Cache, func(), error) {
+// newRedis returns the Redis client of the balance cache, or nil without REDIS_URL.
+func newRedis(cfg Config, logger *slog.Logger, tel *telemetry.Telemetry, onNewServer func()) (redis.UniversalClient, func(), error) {
 	if cfg.RedisURL == "" {
 		logger.Warn("REDIS_URL is not set: Authorize reads PostgreSQL on every call")
 		return nil, func() {}, nil
@@ -239,12 +409,17 @@ func newCache(cfg Config, logger *slog.Logger, tel *telemetry.Telemetry, onNewSe
 	if err != nil {
 		return nil, nil, err
 	}
-	cache, err := balancecache.New(rdb, balancecache.Config{TTL: cfg.BalanceCacheTTL, Timeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisReadTimeout, OnNewServer: onNewServer})
-	if err != nil {
-		_ = rdb.Close()
-		return nil, nil, err
+	return rdb, func() { _ = rdb.Close() }, nil
+}
+
+// newCache returns the balance cache of one shard over rdb (keys in namespace), or nil without
+// Redis.
+func newCache(cfg Config, rdb redis.UniversalClient, namespace string, onNewServer func()) (*balancecache.Cache, error) {
+	if rdb == nil {
+		return nil, nil
 	}
-	return cache, func() { _ = rdb.Close() }, nil
+	return balancecache.New(rdb, balancecache.Config{TTL: cfg.BalanceCacheTTL, Timeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisReadTimeout,
+		OnNewServer: onNewServer, Namespace: namespace})
 }
 
 // newPricer returns the follower of the pricing service's price list, or nil without

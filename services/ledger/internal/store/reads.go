@@ -45,7 +45,7 @@ FROM accounts WHERE kind = 'org' AND org_id = ANY($1::text[])`, orgIDs)
 	for rows.Next() {
 		var a ledger.Account
 		var bal, held, expMicros int64
-		if err := rows.Scan(&a.ID, &a.OrgID, &a.Currency, &bal, &held, &expMicros, &a.Version, &epoch); err != nil {
+		if err := rows.Scan(&a.ID, &a.OrgID, &a.Currency, &bal, &held, &expMicros, &a.Version, &a.MovedTo, &a.Frozen, &epoch); err != nil {
 			rows.Close()
 			return nil, nil, 0, fail(parent, fmt.Errorf("scanning account: %w", err))
 		}

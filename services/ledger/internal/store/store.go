@@ -143,12 +143,15 @@ func lockedAccounts(lk *ledger.Locked) []ledger.Account {
 
 // accountColumns reads an organization's account. balance is numeric (platform rows may exceed
 // int64); an organization's row is kept within int64 by a CHECK constraint, so the cast is exact.
-const accountColumns = `id, org_id, currency, balance::bigint, held, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), version`
+// moved_to and frozen are the residency fence (ledger.Account.Resident), read with the lock every
+// write takes anyway.
+const accountColumns = `id, org_id, currency, balance::bigint, held, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), version,
+coalesce(moved_to, ''), frozen`
 
 func scanAccount(row pgx.Row) (ledger.Account, error) {
 	var a ledger.Account
 	var bal, held, expMicros int64
-	if err := row.Scan(&a.ID, &a.OrgID, &a.Currency, &bal, &held, &expMicros, &a.Version); err != nil {
+	if err := row.Scan(&a.ID, &a.OrgID, &a.Currency, &bal, &held, &expMicros, &a.Version, &a.MovedTo, &a.Frozen); err != nil {
 		return ledger.Account{}, err
 	}
 	a.Balance, a.Held = money.Nanos(bal), money.Nanos(held)
@@ -526,6 +529,8 @@ SELECT o, k, op, h, NULLIF(t, '')::uuid, NULLIF(hd, '')::uuid FROM unnest($1::te
 type txColumns struct {
 	ids, orgs, kinds, currencies, descs, metas, reasons, refs, keys, actors, holdIDs, pricings []string
 	amounts, after, created                                                                    []int64
+	// hashes are debits' request hashes (their idempotency keys live on their rows), read by a move.
+	hashes [][]byte
 }
 
 func newTxColumns(txs []*ledger.Transaction) (txColumns, error) {

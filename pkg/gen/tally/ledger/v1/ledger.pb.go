@@ -2601,7 +2601,10 @@ type WatchEventsRequest struct {
 	// Resume after this sequence number; 0 streams from the beginning.
 	AfterSequence int64 `protobuf:"varint,1,opt,name=after_sequence,json=afterSequence,proto3" json:"after_sequence,omitempty"`
 	// Only this organization's events when set. Members must set their own.
-	OrgId         string `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	OrgId string `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// Resume after this cursor (a BalanceEvent's cursor); empty streams from after_sequence. With
+	// several shards, after_sequence must be 0 and the cursor says where each shard resumes.
+	AfterCursor   string `protobuf:"bytes,3,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2646,6 +2649,13 @@ func (x *WatchEventsRequest) GetAfterSequence() int64 {
 func (x *WatchEventsRequest) GetOrgId() string {
 	if x != nil {
 		return x.OrgId
+	}
+	return ""
+}
+
+func (x *WatchEventsRequest) GetAfterCursor() string {
+	if x != nil {
+		return x.AfterCursor
 	}
 	return ""
 }
@@ -2709,7 +2719,12 @@ type BalanceEvent struct {
 	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	HoldId        string                 `protobuf:"bytes,10,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	// On credits: a paid top-up or a grant.
-	CreditSource  CreditSource `protobuf:"varint,11,opt,name=credit_source,json=creditSource,proto3,enum=tally.ledger.v1.CreditSource" json:"credit_source,omitempty"`
+	CreditSource CreditSource `protobuf:"varint,11,opt,name=credit_source,json=creditSource,proto3,enum=tally.ledger.v1.CreditSource" json:"credit_source,omitempty"`
+	// Where to resume after this event (WatchEventsRequest.after_cursor): the position reached on
+	// every shard of the stream. sequence is the event's number on its own shard.
+	Cursor string `protobuf:"bytes,12,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// The ledger shard the event was committed on.
+	Shard         string `protobuf:"bytes,13,opt,name=shard,proto3" json:"shard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2819,6 +2834,168 @@ func (x *BalanceEvent) GetCreditSource() CreditSource {
 		return x.CreditSource
 	}
 	return CreditSource_CREDIT_SOURCE_UNSPECIFIED
+}
+
+func (x *BalanceEvent) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *BalanceEvent) GetShard() string {
+	if x != nil {
+		return x.Shard
+	}
+	return ""
+}
+
+type MoveOrganizationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// The shard to move to (a name of TALLY_LEDGER_SHARDS).
+	ToShard string `protobuf:"bytes,2,opt,name=to_shard,json=toShard,proto3" json:"to_shard,omitempty"`
+	// The move's key: the same key completes or replays the same move.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MoveOrganizationRequest) Reset() {
+	*x = MoveOrganizationRequest{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveOrganizationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveOrganizationRequest) ProtoMessage() {}
+
+func (x *MoveOrganizationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveOrganizationRequest.ProtoReflect.Descriptor instead.
+func (*MoveOrganizationRequest) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *MoveOrganizationRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *MoveOrganizationRequest) GetToShard() string {
+	if x != nil {
+		return x.ToShard
+	}
+	return ""
+}
+
+func (x *MoveOrganizationRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+type MoveOrganizationResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	OrgId     string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	FromShard string                 `protobuf:"bytes,2,opt,name=from_shard,json=fromShard,proto3" json:"from_shard,omitempty"`
+	ToShard   string                 `protobuf:"bytes,3,opt,name=to_shard,json=toShard,proto3" json:"to_shard,omitempty"`
+	// The balance and held amount that moved.
+	Balance *money.Money `protobuf:"bytes,4,opt,name=balance,proto3" json:"balance,omitempty"`
+	Held    *money.Money `protobuf:"bytes,5,opt,name=held,proto3" json:"held,omitempty"`
+	// True when the key's move had already completed.
+	Replayed      bool `protobuf:"varint,6,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveOrganizationResponse) Reset() {
+	*x = MoveOrganizationResponse{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveOrganizationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveOrganizationResponse) ProtoMessage() {}
+
+func (x *MoveOrganizationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveOrganizationResponse.ProtoReflect.Descriptor instead.
+func (*MoveOrganizationResponse) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *MoveOrganizationResponse) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *MoveOrganizationResponse) GetFromShard() string {
+	if x != nil {
+		return x.FromShard
+	}
+	return ""
+}
+
+func (x *MoveOrganizationResponse) GetToShard() string {
+	if x != nil {
+		return x.ToShard
+	}
+	return ""
+}
+
+func (x *MoveOrganizationResponse) GetBalance() *money.Money {
+	if x != nil {
+		return x.Balance
+	}
+	return nil
+}
+
+func (x *MoveOrganizationResponse) GetHeld() *money.Money {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+func (x *MoveOrganizationResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 var File_tally_ledger_v1_ledger_proto protoreflect.FileDescriptor
@@ -3016,12 +3193,13 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12.\n" +
 	"\bcaptured\x18\a \x01(\v2\x12.google.type.MoneyR\bcaptured\x12%\n" +
-	"\x0etransaction_id\x18\b \x01(\tR\rtransactionId\"R\n" +
+	"\x0etransaction_id\x18\b \x01(\tR\rtransactionId\"u\n" +
 	"\x12WatchEventsRequest\x12%\n" +
 	"\x0eafter_sequence\x18\x01 \x01(\x03R\rafterSequence\x12\x15\n" +
-	"\x06org_id\x18\x02 \x01(\tR\x05orgId\"J\n" +
+	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12!\n" +
+	"\fafter_cursor\x18\x03 \x01(\tR\vafterCursor\"J\n" +
 	"\x13WatchEventsResponse\x123\n" +
-	"\x05event\x18\x01 \x01(\v2\x1d.tally.ledger.v1.BalanceEventR\x05event\"\xf9\x03\n" +
+	"\x05event\x18\x01 \x01(\v2\x1d.tally.ledger.v1.BalanceEventR\x05event\"\xa7\x04\n" +
 	"\fBalanceEvent\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12.\n" +
@@ -3036,7 +3214,21 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"occurredAt\x12\x17\n" +
 	"\ahold_id\x18\n" +
 	" \x01(\tR\x06holdId\x12B\n" +
-	"\rcredit_source\x18\v \x01(\x0e2\x1d.tally.ledger.v1.CreditSourceR\fcreditSource*\xc8\x01\n" +
+	"\rcredit_source\x18\v \x01(\x0e2\x1d.tally.ledger.v1.CreditSourceR\fcreditSource\x12\x16\n" +
+	"\x06cursor\x18\f \x01(\tR\x06cursor\x12\x14\n" +
+	"\x05shard\x18\r \x01(\tR\x05shard\"t\n" +
+	"\x17MoveOrganizationRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x19\n" +
+	"\bto_shard\x18\x02 \x01(\tR\atoShard\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"\xdd\x01\n" +
+	"\x18MoveOrganizationResponse\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x1d\n" +
+	"\n" +
+	"from_shard\x18\x02 \x01(\tR\tfromShard\x12\x19\n" +
+	"\bto_shard\x18\x03 \x01(\tR\atoShard\x12,\n" +
+	"\abalance\x18\x04 \x01(\v2\x12.google.type.MoneyR\abalance\x12&\n" +
+	"\x04held\x18\x05 \x01(\v2\x12.google.type.MoneyR\x04held\x12\x1a\n" +
+	"\breplayed\x18\x06 \x01(\bR\breplayed*\xc8\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17TRANSACTION_KIND_CREDIT\x10\x01\x12\x1a\n" +
@@ -3064,7 +3256,8 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x12EVENT_KIND_CAPTURE\x10\x05\x12\x1a\n" +
 	"\x16EVENT_KIND_HOLD_PLACED\x10\x06\x12\x1c\n" +
 	"\x18EVENT_KIND_HOLD_RELEASED\x10\a\x12\x1b\n" +
-	"\x17EVENT_KIND_HOLD_EXPIRED\x10\b2\xd1\t\n" +
+	"\x17EVENT_KIND_HOLD_EXPIRED\x10\b2\xba\n" +
+	"\n" +
 	"\rLedgerService\x12x\n" +
 	"\n" +
 	"GetBalance\x12\".tally.ledger.v1.GetBalanceRequest\x1a#.tally.ledger.v1.GetBalanceResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/orgs/{org_id}/balance\x12o\n" +
@@ -3078,7 +3271,8 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\aReserve\x12\x1f.tally.ledger.v1.ReserveRequest\x1a .tally.ledger.v1.ReserveResponse\x12L\n" +
 	"\aCapture\x12\x1f.tally.ledger.v1.CaptureRequest\x1a .tally.ledger.v1.CaptureResponse\x12L\n" +
 	"\aRelease\x12\x1f.tally.ledger.v1.ReleaseRequest\x1a .tally.ledger.v1.ReleaseResponse\x12Z\n" +
-	"\vWatchEvents\x12#.tally.ledger.v1.WatchEventsRequest\x1a$.tally.ledger.v1.WatchEventsResponse0\x01B;Z9github.com/tallyhq/tally/pkg/gen/tally/ledger/v1;ledgerv1b\x06proto3"
+	"\vWatchEvents\x12#.tally.ledger.v1.WatchEventsRequest\x1a$.tally.ledger.v1.WatchEventsResponse0\x01\x12g\n" +
+	"\x10MoveOrganization\x12(.tally.ledger.v1.MoveOrganizationRequest\x1a).tally.ledger.v1.MoveOrganizationResponseB;Z9github.com/tallyhq/tally/pkg/gen/tally/ledger/v1;ledgerv1b\x06proto3"
 
 var (
 	file_tally_ledger_v1_ledger_proto_rawDescOnce sync.Once
@@ -3093,7 +3287,7 @@ func file_tally_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_ledger_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(TransactionKind)(0),             // 0: tally.ledger.v1.TransactionKind
 	(CreditSource)(0),                // 1: tally.ledger.v1.CreditSource
@@ -3135,114 +3329,120 @@ var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(*WatchEventsRequest)(nil),       // 37: tally.ledger.v1.WatchEventsRequest
 	(*WatchEventsResponse)(nil),      // 38: tally.ledger.v1.WatchEventsResponse
 	(*BalanceEvent)(nil),             // 39: tally.ledger.v1.BalanceEvent
-	nil,                              // 40: tally.ledger.v1.DebitRequest.MetadataEntry
-	nil,                              // 41: tally.ledger.v1.Usage.QuantitiesEntry
-	nil,                              // 42: tally.ledger.v1.Transaction.MetadataEntry
-	nil,                              // 43: tally.ledger.v1.CaptureRequest.MetadataEntry
-	(*money.Money)(nil),              // 44: google.type.Money
-	(*timestamppb.Timestamp)(nil),    // 45: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 46: google.protobuf.Duration
+	(*MoveOrganizationRequest)(nil),  // 40: tally.ledger.v1.MoveOrganizationRequest
+	(*MoveOrganizationResponse)(nil), // 41: tally.ledger.v1.MoveOrganizationResponse
+	nil,                              // 42: tally.ledger.v1.DebitRequest.MetadataEntry
+	nil,                              // 43: tally.ledger.v1.Usage.QuantitiesEntry
+	nil,                              // 44: tally.ledger.v1.Transaction.MetadataEntry
+	nil,                              // 45: tally.ledger.v1.CaptureRequest.MetadataEntry
+	(*money.Money)(nil),              // 46: google.type.Money
+	(*timestamppb.Timestamp)(nil),    // 47: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 48: google.protobuf.Duration
 }
 var file_tally_ledger_v1_ledger_proto_depIdxs = []int32{
-	44, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
-	44, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
-	44, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
-	45, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
-	44, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
+	46, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
+	46, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
+	46, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
+	47, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
+	46, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
 	1,  // 5: tally.ledger.v1.CreditRequest.source:type_name -> tally.ledger.v1.CreditSource
 	26, // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	44, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
-	45, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
-	44, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
-	40, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
+	46, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
+	47, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
+	46, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
+	42, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
 	9,  // 11: tally.ledger.v1.DebitRequest.usage:type_name -> tally.ledger.v1.Usage
-	41, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
-	45, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
-	45, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
+	43, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
+	47, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
+	47, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
 	11, // 15: tally.ledger.v1.PricedUsage.lines:type_name -> tally.ledger.v1.UsageLine
-	44, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
-	44, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
-	44, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
+	46, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
+	46, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
+	46, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
 	26, // 19: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
 	14, // 20: tally.ledger.v1.DebitStreamRequest.debits:type_name -> tally.ledger.v1.StreamedDebit
 	8,  // 21: tally.ledger.v1.StreamedDebit.debit:type_name -> tally.ledger.v1.DebitRequest
 	16, // 22: tally.ledger.v1.DebitStreamResponse.acks:type_name -> tally.ledger.v1.DebitAck
 	12, // 23: tally.ledger.v1.DebitAck.debit:type_name -> tally.ledger.v1.DebitResponse
 	17, // 24: tally.ledger.v1.DebitAck.error:type_name -> tally.ledger.v1.DebitError
-	44, // 25: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
+	46, // 25: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
 	26, // 26: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	44, // 27: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
+	46, // 27: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
 	0,  // 28: tally.ledger.v1.ListTransactionsRequest.kind:type_name -> tally.ledger.v1.TransactionKind
 	23, // 29: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
 	24, // 30: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
-	44, // 31: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
+	46, // 31: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
 	24, // 32: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
-	44, // 33: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
+	46, // 33: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
 	26, // 34: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
 	0,  // 35: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
-	44, // 36: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
-	44, // 37: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
-	42, // 38: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
-	45, // 39: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	46, // 36: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
+	46, // 37: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
+	44, // 38: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
+	47, // 39: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
 	27, // 40: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
 	10, // 41: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
-	44, // 42: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
-	44, // 43: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
+	46, // 42: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
+	46, // 43: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
 	9,  // 44: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
-	44, // 45: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
-	44, // 46: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
-	44, // 47: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
-	46, // 48: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
+	46, // 45: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
+	46, // 46: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
+	46, // 47: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
+	48, // 48: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
 	36, // 49: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
-	44, // 50: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
-	44, // 51: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
-	43, // 52: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
+	46, // 50: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
+	46, // 51: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
+	45, // 52: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
 	36, // 53: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
 	26, // 54: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	44, // 55: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
+	46, // 55: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
 	36, // 56: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
-	44, // 57: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
+	46, // 57: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
 	2,  // 58: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
-	45, // 59: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
-	45, // 60: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	44, // 61: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
+	47, // 59: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
+	47, // 60: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	46, // 61: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
 	39, // 62: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
 	3,  // 63: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
-	44, // 64: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
-	44, // 65: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
-	44, // 66: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
-	45, // 67: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
-	45, // 68: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	46, // 64: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
+	46, // 65: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
+	46, // 66: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
+	47, // 67: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
+	47, // 68: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
 	1,  // 69: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
-	4,  // 70: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
-	6,  // 71: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
-	8,  // 72: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
-	13, // 73: tally.ledger.v1.LedgerService.DebitStream:input_type -> tally.ledger.v1.DebitStreamRequest
-	18, // 74: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
-	20, // 75: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
-	21, // 76: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
-	28, // 77: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
-	30, // 78: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
-	32, // 79: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
-	34, // 80: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
-	37, // 81: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
-	5,  // 82: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
-	7,  // 83: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
-	12, // 84: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
-	15, // 85: tally.ledger.v1.LedgerService.DebitStream:output_type -> tally.ledger.v1.DebitStreamResponse
-	19, // 86: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
-	25, // 87: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
-	22, // 88: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
-	29, // 89: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
-	31, // 90: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
-	33, // 91: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
-	35, // 92: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
-	38, // 93: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
-	82, // [82:94] is the sub-list for method output_type
-	70, // [70:82] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	46, // 70: tally.ledger.v1.MoveOrganizationResponse.balance:type_name -> google.type.Money
+	46, // 71: tally.ledger.v1.MoveOrganizationResponse.held:type_name -> google.type.Money
+	4,  // 72: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
+	6,  // 73: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
+	8,  // 74: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
+	13, // 75: tally.ledger.v1.LedgerService.DebitStream:input_type -> tally.ledger.v1.DebitStreamRequest
+	18, // 76: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
+	20, // 77: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
+	21, // 78: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
+	28, // 79: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
+	30, // 80: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
+	32, // 81: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
+	34, // 82: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
+	37, // 83: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
+	40, // 84: tally.ledger.v1.LedgerService.MoveOrganization:input_type -> tally.ledger.v1.MoveOrganizationRequest
+	5,  // 85: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
+	7,  // 86: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
+	12, // 87: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
+	15, // 88: tally.ledger.v1.LedgerService.DebitStream:output_type -> tally.ledger.v1.DebitStreamResponse
+	19, // 89: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
+	25, // 90: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
+	22, // 91: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
+	29, // 92: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
+	31, // 93: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
+	33, // 94: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
+	35, // 95: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
+	38, // 96: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
+	41, // 97: tally.ledger.v1.LedgerService.MoveOrganization:output_type -> tally.ledger.v1.MoveOrganizationResponse
+	85, // [85:98] is the sub-list for method output_type
+	72, // [72:85] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_tally_ledger_v1_ledger_proto_init() }
@@ -3260,7 +3460,7 @@ func file_tally_ledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_ledger_v1_ledger_proto_rawDesc), len(file_tally_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   40,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

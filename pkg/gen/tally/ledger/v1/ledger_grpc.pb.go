@@ -31,6 +31,7 @@ const (
 	LedgerService_Capture_FullMethodName          = "/tally.ledger.v1.LedgerService/Capture"
 	LedgerService_Release_FullMethodName          = "/tally.ledger.v1.LedgerService/Release"
 	LedgerService_WatchEvents_FullMethodName      = "/tally.ledger.v1.LedgerService/WatchEvents"
+	LedgerService_MoveOrganization_FullMethodName = "/tally.ledger.v1.LedgerService/MoveOrganization"
 )
 
 // LedgerServiceClient is the client API for LedgerService service.
@@ -74,7 +75,13 @@ type LedgerServiceClient interface {
 	// Release ends a hold without charging it. Releasing an ended hold returns its final state.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// WatchEvents streams every balance change in commit order, starting after after_sequence.
+	// With several shards it merges their streams: each shard's events stay in their commit order,
+	// and each event carries the cursor to resume after it (after_cursor).
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	// MoveOrganization moves an organization to another ledger shard (ops only): its balance,
+	// holds, history, idempotency keys and usage, with no entry lost or doubled. Idempotent by key;
+	// the organization's writes are refused as Unavailable (retry) for the moment it moves.
+	MoveOrganization(ctx context.Context, in *MoveOrganizationRequest, opts ...grpc.CallOption) (*MoveOrganizationResponse, error)
 }
 
 type ledgerServiceClient struct {
@@ -217,6 +224,16 @@ func (c *ledgerServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type LedgerService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
 
+func (c *ledgerServiceClient) MoveOrganization(ctx context.Context, in *MoveOrganizationRequest, opts ...grpc.CallOption) (*MoveOrganizationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MoveOrganizationResponse)
+	err := c.cc.Invoke(ctx, LedgerService_MoveOrganization_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LedgerServiceServer is the server API for LedgerService service.
 // All implementations must embed UnimplementedLedgerServiceServer
 // for forward compatibility.
@@ -258,7 +275,13 @@ type LedgerServiceServer interface {
 	// Release ends a hold without charging it. Releasing an ended hold returns its final state.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// WatchEvents streams every balance change in commit order, starting after after_sequence.
+	// With several shards it merges their streams: each shard's events stay in their commit order,
+	// and each event carries the cursor to resume after it (after_cursor).
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	// MoveOrganization moves an organization to another ledger shard (ops only): its balance,
+	// holds, history, idempotency keys and usage, with no entry lost or doubled. Idempotent by key;
+	// the organization's writes are refused as Unavailable (retry) for the moment it moves.
+	MoveOrganization(context.Context, *MoveOrganizationRequest) (*MoveOrganizationResponse, error)
 	mustEmbedUnimplementedLedgerServiceServer()
 }
 
@@ -304,6 +327,9 @@ func (UnimplementedLedgerServiceServer) Release(context.Context, *ReleaseRequest
 }
 func (UnimplementedLedgerServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
+}
+func (UnimplementedLedgerServiceServer) MoveOrganization(context.Context, *MoveOrganizationRequest) (*MoveOrganizationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MoveOrganization not implemented")
 }
 func (UnimplementedLedgerServiceServer) mustEmbedUnimplementedLedgerServiceServer() {}
 func (UnimplementedLedgerServiceServer) testEmbeddedByValue()                       {}
@@ -524,6 +550,24 @@ func _LedgerService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type LedgerService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
 
+func _LedgerService_MoveOrganization_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MoveOrganizationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).MoveOrganization(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_MoveOrganization_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).MoveOrganization(ctx, req.(*MoveOrganizationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LedgerService_ServiceDesc is the grpc.ServiceDesc for LedgerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -570,6 +614,10 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Release",
 			Handler:    _LedgerService_Release_Handler,
+		},
+		{
+			MethodName: "MoveOrganization",
+			Handler:    _LedgerService_MoveOrganization_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
