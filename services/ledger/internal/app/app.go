@@ -287,7 +287,14 @@ type Authorization struct {
 	Currency  string
 	// Amount is what was checked: the amount asked or the price of the usage estimate.
 	Amount money.Nanos
+	// Reason says why Allowed is false: ReasonInsufficientFunds or
+	// ledger.ReasonSpendLimitReached; "" when allowed.
+	Reason string
 }
+
+// ReasonInsufficientFunds is the denial reason of an Authorize whose amount is above the
+// available credits.
+const ReasonInsufficientFunds = "INSUFFICIENT_FUNDS"
 
 // AuthorizeUsage is Authorize for an estimate of usage, priced like a usage debit.
 func (a *App) AuthorizeUsage(ctx context.Context, orgID string, u *ledger.Usage) (Authorization, error) {
@@ -322,8 +329,18 @@ func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, c
 	if currency != "" && acct.Currency != "" && currency != acct.Currency {
 		return Authorization{}, fmt.Errorf("%w: %s account, %s requested", ledger.ErrCurrencyMismatch, acct.Currency, currency)
 	}
-	avail := acct.Available(a.cfg.Now())
-	return Authorization{Allowed: avail >= amount, Available: avail, Currency: acct.Currency, Amount: amount}, nil
+	now := a.cfg.Now()
+	avail := acct.Available(now)
+	res := Authorization{Allowed: true, Available: avail, Currency: acct.Currency, Amount: amount}
+	switch {
+	case avail < amount:
+		res.Allowed, res.Reason = false, ReasonInsufficientFunds
+	case acct.CheckSpend(now, amount) != nil:
+		// The month's spending and the limit come from the same proven-fresh state as the
+		// balance (the entry carries both, and every change of either bumps its version).
+		res.Allowed, res.Reason = false, ledger.ReasonSpendLimitReached
+	}
+	return res, nil
 }
 
 // authorizedAccount returns the account Authorize decides on, and counts where it came from.

@@ -205,6 +205,9 @@ const (
 	EventKind_EVENT_KIND_HOLD_PLACED   EventKind = 6
 	EventKind_EVENT_KIND_HOLD_RELEASED EventKind = 7
 	EventKind_EVENT_KIND_HOLD_EXPIRED  EventKind = 8
+	// The month's charges reached the alert percentage of the spend limit (once per UTC month and
+	// limit); amount is the month's charges, spend_limit the limit.
+	EventKind_EVENT_KIND_SPEND_ALERT EventKind = 9
 )
 
 // Enum value maps for EventKind.
@@ -219,6 +222,7 @@ var (
 		6: "EVENT_KIND_HOLD_PLACED",
 		7: "EVENT_KIND_HOLD_RELEASED",
 		8: "EVENT_KIND_HOLD_EXPIRED",
+		9: "EVENT_KIND_SPEND_ALERT",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED":   0,
@@ -230,6 +234,7 @@ var (
 		"EVENT_KIND_HOLD_PLACED":   6,
 		"EVENT_KIND_HOLD_RELEASED": 7,
 		"EVENT_KIND_HOLD_EXPIRED":  8,
+		"EVENT_KIND_SPEND_ALERT":   9,
 	}
 )
 
@@ -1754,7 +1759,11 @@ type AuthorizeResponse struct {
 	Allowed   bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
 	Available *money.Money           `protobuf:"bytes,2,opt,name=available,proto3" json:"available,omitempty"`
 	// The amount checked: the request's amount or the price of its usage estimate.
-	Amount        *money.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	Amount *money.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Why allowed is false: "INSUFFICIENT_FUNDS" (amount above available) or
+	// "SPEND_LIMIT_REACHED" (the monthly spend limit is reached, or amount would pass it);
+	// empty when allowed.
+	DenialReason  string `protobuf:"bytes,4,opt,name=denial_reason,json=denialReason,proto3" json:"denial_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1808,6 +1817,13 @@ func (x *AuthorizeResponse) GetAmount() *money.Money {
 		return x.Amount
 	}
 	return nil
+}
+
+func (x *AuthorizeResponse) GetDenialReason() string {
+	if x != nil {
+		return x.DenialReason
+	}
+	return ""
 }
 
 type ReserveRequest struct {
@@ -2398,7 +2414,9 @@ type BalanceEvent struct {
 	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	HoldId        string                 `protobuf:"bytes,10,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	// On credits: a paid top-up or a grant.
-	CreditSource  CreditSource `protobuf:"varint,11,opt,name=credit_source,json=creditSource,proto3,enum=tally.ledger.v1.CreditSource" json:"credit_source,omitempty"`
+	CreditSource CreditSource `protobuf:"varint,11,opt,name=credit_source,json=creditSource,proto3,enum=tally.ledger.v1.CreditSource" json:"credit_source,omitempty"`
+	// On spend alerts: the monthly spend limit whose alert fired.
+	SpendLimit    *money.Money `protobuf:"bytes,12,opt,name=spend_limit,json=spendLimit,proto3" json:"spend_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2508,6 +2526,317 @@ func (x *BalanceEvent) GetCreditSource() CreditSource {
 		return x.CreditSource
 	}
 	return CreditSource_CREDIT_SOURCE_UNSPECIFIED
+}
+
+func (x *BalanceEvent) GetSpendLimit() *money.Money {
+	if x != nil {
+		return x.SpendLimit
+	}
+	return nil
+}
+
+type GetSpendLimitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSpendLimitRequest) Reset() {
+	*x = GetSpendLimitRequest{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSpendLimitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSpendLimitRequest) ProtoMessage() {}
+
+func (x *GetSpendLimitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSpendLimitRequest.ProtoReflect.Descriptor instead.
+func (*GetSpendLimitRequest) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetSpendLimitRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+type GetSpendLimitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SpendLimit    *SpendLimitStatus      `protobuf:"bytes,1,opt,name=spend_limit,json=spendLimit,proto3" json:"spend_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSpendLimitResponse) Reset() {
+	*x = GetSpendLimitResponse{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSpendLimitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSpendLimitResponse) ProtoMessage() {}
+
+func (x *GetSpendLimitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSpendLimitResponse.ProtoReflect.Descriptor instead.
+func (*GetSpendLimitResponse) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetSpendLimitResponse) GetSpendLimit() *SpendLimitStatus {
+	if x != nil {
+		return x.SpendLimit
+	}
+	return nil
+}
+
+type SetSpendLimitRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// The cap on the charges (debits and captures) of a UTC calendar month, in the organization's
+	// currency (an empty currency_code means it); zero or unset removes the limit.
+	Limit *money.Money `protobuf:"bytes,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Percentage of the limit (1 to 100) at which the admins get one alert email per month;
+	// 0 sends none.
+	AlertPercent  int32 `protobuf:"varint,3,opt,name=alert_percent,json=alertPercent,proto3" json:"alert_percent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSpendLimitRequest) Reset() {
+	*x = SetSpendLimitRequest{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSpendLimitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSpendLimitRequest) ProtoMessage() {}
+
+func (x *SetSpendLimitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSpendLimitRequest.ProtoReflect.Descriptor instead.
+func (*SetSpendLimitRequest) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *SetSpendLimitRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *SetSpendLimitRequest) GetLimit() *money.Money {
+	if x != nil {
+		return x.Limit
+	}
+	return nil
+}
+
+func (x *SetSpendLimitRequest) GetAlertPercent() int32 {
+	if x != nil {
+		return x.AlertPercent
+	}
+	return 0
+}
+
+type SetSpendLimitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SpendLimit    *SpendLimitStatus      `protobuf:"bytes,1,opt,name=spend_limit,json=spendLimit,proto3" json:"spend_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSpendLimitResponse) Reset() {
+	*x = SetSpendLimitResponse{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSpendLimitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSpendLimitResponse) ProtoMessage() {}
+
+func (x *SetSpendLimitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSpendLimitResponse.ProtoReflect.Descriptor instead.
+func (*SetSpendLimitResponse) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SetSpendLimitResponse) GetSpendLimit() *SpendLimitStatus {
+	if x != nil {
+		return x.SpendLimit
+	}
+	return nil
+}
+
+// SpendLimitStatus is an organization's spend limit and its spending of the current UTC month.
+type SpendLimitStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// Zero when the organization has no limit.
+	Limit        *money.Money `protobuf:"bytes,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	AlertPercent int32        `protobuf:"varint,3,opt,name=alert_percent,json=alertPercent,proto3" json:"alert_percent,omitempty"`
+	// The current UTC calendar month, as YYYY-MM.
+	Month string `protobuf:"bytes,4,opt,name=month,proto3" json:"month,omitempty"`
+	// What debits and captures charged this month.
+	MonthSpend *money.Money `protobuf:"bytes,5,opt,name=month_spend,json=monthSpend,proto3" json:"month_spend,omitempty"`
+	// What the limit still allows this month (zero once reached); zero without a limit.
+	Remaining *money.Money `protobuf:"bytes,6,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// True once the month's charges reached the limit: authorizations and require_funds debits
+	// are refused until the next month or a higher limit.
+	Reached bool `protobuf:"varint,7,opt,name=reached,proto3" json:"reached,omitempty"`
+	// True when this month's alert has fired at the current limit.
+	Alerted       bool `protobuf:"varint,8,opt,name=alerted,proto3" json:"alerted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpendLimitStatus) Reset() {
+	*x = SpendLimitStatus{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpendLimitStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpendLimitStatus) ProtoMessage() {}
+
+func (x *SpendLimitStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpendLimitStatus.ProtoReflect.Descriptor instead.
+func (*SpendLimitStatus) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SpendLimitStatus) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *SpendLimitStatus) GetLimit() *money.Money {
+	if x != nil {
+		return x.Limit
+	}
+	return nil
+}
+
+func (x *SpendLimitStatus) GetAlertPercent() int32 {
+	if x != nil {
+		return x.AlertPercent
+	}
+	return 0
+}
+
+func (x *SpendLimitStatus) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *SpendLimitStatus) GetMonthSpend() *money.Money {
+	if x != nil {
+		return x.MonthSpend
+	}
+	return nil
+}
+
+func (x *SpendLimitStatus) GetRemaining() *money.Money {
+	if x != nil {
+		return x.Remaining
+	}
+	return nil
+}
+
+func (x *SpendLimitStatus) GetReached() bool {
+	if x != nil {
+		return x.Reached
+	}
+	return false
+}
+
+func (x *SpendLimitStatus) GetAlerted() bool {
+	if x != nil {
+		return x.Alerted
+	}
+	return false
 }
 
 var File_tally_ledger_v1_ledger_proto protoreflect.FileDescriptor
@@ -2642,11 +2971,12 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x10AuthorizeRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12,\n" +
-	"\x05usage\x18\x03 \x01(\v2\x16.tally.ledger.v1.UsageR\x05usage\"\x8b\x01\n" +
+	"\x05usage\x18\x03 \x01(\v2\x16.tally.ledger.v1.UsageR\x05usage\"\xb0\x01\n" +
 	"\x11AuthorizeResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x120\n" +
 	"\tavailable\x18\x02 \x01(\v2\x12.google.type.MoneyR\tavailable\x12*\n" +
-	"\x06amount\x18\x03 \x01(\v2\x12.google.type.MoneyR\x06amount\"\xcb\x01\n" +
+	"\x06amount\x18\x03 \x01(\v2\x12.google.type.MoneyR\x06amount\x12#\n" +
+	"\rdenial_reason\x18\x04 \x01(\tR\fdenialReason\"\xcb\x01\n" +
 	"\x0eReserveRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12+\n" +
@@ -2690,7 +3020,7 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x0eafter_sequence\x18\x01 \x01(\x03R\rafterSequence\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\"J\n" +
 	"\x13WatchEventsResponse\x123\n" +
-	"\x05event\x18\x01 \x01(\v2\x1d.tally.ledger.v1.BalanceEventR\x05event\"\xf9\x03\n" +
+	"\x05event\x18\x01 \x01(\v2\x1d.tally.ledger.v1.BalanceEventR\x05event\"\xae\x04\n" +
 	"\fBalanceEvent\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12.\n" +
@@ -2705,7 +3035,31 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"occurredAt\x12\x17\n" +
 	"\ahold_id\x18\n" +
 	" \x01(\tR\x06holdId\x12B\n" +
-	"\rcredit_source\x18\v \x01(\x0e2\x1d.tally.ledger.v1.CreditSourceR\fcreditSource*\xc8\x01\n" +
+	"\rcredit_source\x18\v \x01(\x0e2\x1d.tally.ledger.v1.CreditSourceR\fcreditSource\x123\n" +
+	"\vspend_limit\x18\f \x01(\v2\x12.google.type.MoneyR\n" +
+	"spendLimit\"-\n" +
+	"\x14GetSpendLimitRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\"[\n" +
+	"\x15GetSpendLimitResponse\x12B\n" +
+	"\vspend_limit\x18\x01 \x01(\v2!.tally.ledger.v1.SpendLimitStatusR\n" +
+	"spendLimit\"|\n" +
+	"\x14SetSpendLimitRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12(\n" +
+	"\x05limit\x18\x02 \x01(\v2\x12.google.type.MoneyR\x05limit\x12#\n" +
+	"\ralert_percent\x18\x03 \x01(\x05R\falertPercent\"[\n" +
+	"\x15SetSpendLimitResponse\x12B\n" +
+	"\vspend_limit\x18\x01 \x01(\v2!.tally.ledger.v1.SpendLimitStatusR\n" +
+	"spendLimit\"\xa9\x02\n" +
+	"\x10SpendLimitStatus\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12(\n" +
+	"\x05limit\x18\x02 \x01(\v2\x12.google.type.MoneyR\x05limit\x12#\n" +
+	"\ralert_percent\x18\x03 \x01(\x05R\falertPercent\x12\x14\n" +
+	"\x05month\x18\x04 \x01(\tR\x05month\x123\n" +
+	"\vmonth_spend\x18\x05 \x01(\v2\x12.google.type.MoneyR\n" +
+	"monthSpend\x120\n" +
+	"\tremaining\x18\x06 \x01(\v2\x12.google.type.MoneyR\tremaining\x12\x18\n" +
+	"\areached\x18\a \x01(\bR\areached\x12\x18\n" +
+	"\aalerted\x18\b \x01(\bR\aalerted*\xc8\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17TRANSACTION_KIND_CREDIT\x10\x01\x12\x1a\n" +
@@ -2723,7 +3077,7 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x12HOLD_STATUS_ACTIVE\x10\x01\x12\x18\n" +
 	"\x14HOLD_STATUS_CAPTURED\x10\x02\x12\x18\n" +
 	"\x14HOLD_STATUS_RELEASED\x10\x03\x12\x17\n" +
-	"\x13HOLD_STATUS_EXPIRED\x10\x04*\xf5\x01\n" +
+	"\x13HOLD_STATUS_EXPIRED\x10\x04*\x91\x02\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EVENT_KIND_CREDIT\x10\x01\x12\x14\n" +
@@ -2733,7 +3087,8 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x12EVENT_KIND_CAPTURE\x10\x05\x12\x1a\n" +
 	"\x16EVENT_KIND_HOLD_PLACED\x10\x06\x12\x1c\n" +
 	"\x18EVENT_KIND_HOLD_RELEASED\x10\a\x12\x1b\n" +
-	"\x17EVENT_KIND_HOLD_EXPIRED\x10\b2\xf3\b\n" +
+	"\x17EVENT_KIND_HOLD_EXPIRED\x10\b\x12\x1a\n" +
+	"\x16EVENT_KIND_SPEND_ALERT\x10\t2\x86\v\n" +
 	"\rLedgerService\x12x\n" +
 	"\n" +
 	"GetBalance\x12\".tally.ledger.v1.GetBalanceRequest\x1a#.tally.ledger.v1.GetBalanceResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/orgs/{org_id}/balance\x12o\n" +
@@ -2746,7 +3101,9 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\aReserve\x12\x1f.tally.ledger.v1.ReserveRequest\x1a .tally.ledger.v1.ReserveResponse\x12L\n" +
 	"\aCapture\x12\x1f.tally.ledger.v1.CaptureRequest\x1a .tally.ledger.v1.CaptureResponse\x12L\n" +
 	"\aRelease\x12\x1f.tally.ledger.v1.ReleaseRequest\x1a .tally.ledger.v1.ReleaseResponse\x12Z\n" +
-	"\vWatchEvents\x12#.tally.ledger.v1.WatchEventsRequest\x1a$.tally.ledger.v1.WatchEventsResponse0\x01B;Z9github.com/tallyhq/tally/pkg/gen/tally/ledger/v1;ledgerv1b\x06proto3"
+	"\vWatchEvents\x12#.tally.ledger.v1.WatchEventsRequest\x1a$.tally.ledger.v1.WatchEventsResponse0\x01\x12\x85\x01\n" +
+	"\rGetSpendLimit\x12%.tally.ledger.v1.GetSpendLimitRequest\x1a&.tally.ledger.v1.GetSpendLimitResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/orgs/{org_id}/spend-limit\x12\x88\x01\n" +
+	"\rSetSpendLimit\x12%.tally.ledger.v1.SetSpendLimitRequest\x1a&.tally.ledger.v1.SetSpendLimitResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\x1a\x1d/v1/orgs/{org_id}/spend-limitB;Z9github.com/tallyhq/tally/pkg/gen/tally/ledger/v1;ledgerv1b\x06proto3"
 
 var (
 	file_tally_ledger_v1_ledger_proto_rawDescOnce sync.Once
@@ -2761,7 +3118,7 @@ func file_tally_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_ledger_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(TransactionKind)(0),             // 0: tally.ledger.v1.TransactionKind
 	(CreditSource)(0),                // 1: tally.ledger.v1.CreditSource
@@ -2798,107 +3155,123 @@ var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(*WatchEventsRequest)(nil),       // 32: tally.ledger.v1.WatchEventsRequest
 	(*WatchEventsResponse)(nil),      // 33: tally.ledger.v1.WatchEventsResponse
 	(*BalanceEvent)(nil),             // 34: tally.ledger.v1.BalanceEvent
-	nil,                              // 35: tally.ledger.v1.DebitRequest.MetadataEntry
-	nil,                              // 36: tally.ledger.v1.Usage.QuantitiesEntry
-	nil,                              // 37: tally.ledger.v1.Transaction.MetadataEntry
-	nil,                              // 38: tally.ledger.v1.CaptureRequest.MetadataEntry
-	(*money.Money)(nil),              // 39: google.type.Money
-	(*timestamppb.Timestamp)(nil),    // 40: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 41: google.protobuf.Duration
+	(*GetSpendLimitRequest)(nil),     // 35: tally.ledger.v1.GetSpendLimitRequest
+	(*GetSpendLimitResponse)(nil),    // 36: tally.ledger.v1.GetSpendLimitResponse
+	(*SetSpendLimitRequest)(nil),     // 37: tally.ledger.v1.SetSpendLimitRequest
+	(*SetSpendLimitResponse)(nil),    // 38: tally.ledger.v1.SetSpendLimitResponse
+	(*SpendLimitStatus)(nil),         // 39: tally.ledger.v1.SpendLimitStatus
+	nil,                              // 40: tally.ledger.v1.DebitRequest.MetadataEntry
+	nil,                              // 41: tally.ledger.v1.Usage.QuantitiesEntry
+	nil,                              // 42: tally.ledger.v1.Transaction.MetadataEntry
+	nil,                              // 43: tally.ledger.v1.CaptureRequest.MetadataEntry
+	(*money.Money)(nil),              // 44: google.type.Money
+	(*timestamppb.Timestamp)(nil),    // 45: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 46: google.protobuf.Duration
 }
 var file_tally_ledger_v1_ledger_proto_depIdxs = []int32{
-	39, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
-	39, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
-	39, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
-	40, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
-	39, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
+	44, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
+	44, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
+	44, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
+	45, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
 	1,  // 5: tally.ledger.v1.CreditRequest.source:type_name -> tally.ledger.v1.CreditSource
 	21, // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	39, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
-	40, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
-	39, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
-	35, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
+	44, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
+	45, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
+	40, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
 	9,  // 11: tally.ledger.v1.DebitRequest.usage:type_name -> tally.ledger.v1.Usage
-	36, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
-	40, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
-	40, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
+	41, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
+	45, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
+	45, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
 	11, // 15: tally.ledger.v1.PricedUsage.lines:type_name -> tally.ledger.v1.UsageLine
-	39, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
-	39, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
-	39, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
+	44, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
+	44, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
+	44, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
 	21, // 19: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	39, // 20: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
+	44, // 20: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
 	21, // 21: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	39, // 22: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
+	44, // 22: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
 	0,  // 23: tally.ledger.v1.ListTransactionsRequest.kind:type_name -> tally.ledger.v1.TransactionKind
 	18, // 24: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
 	19, // 25: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
-	39, // 26: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
+	44, // 26: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
 	19, // 27: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
-	39, // 28: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
+	44, // 28: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
 	21, // 29: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
 	0,  // 30: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
-	39, // 31: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
-	39, // 32: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
-	37, // 33: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
-	40, // 34: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	44, // 31: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
+	44, // 32: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
+	42, // 33: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
+	45, // 34: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
 	22, // 35: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
 	10, // 36: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
-	39, // 37: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
-	39, // 38: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
+	44, // 37: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
+	44, // 38: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
 	9,  // 39: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
-	39, // 40: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
-	39, // 41: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
-	39, // 42: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
-	41, // 43: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
+	44, // 40: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
+	44, // 41: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
+	44, // 42: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
+	46, // 43: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
 	31, // 44: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
-	39, // 45: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
-	39, // 46: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
-	38, // 47: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
+	44, // 45: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
+	44, // 46: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
+	43, // 47: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
 	31, // 48: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
 	21, // 49: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	39, // 50: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
+	44, // 50: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
 	31, // 51: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
-	39, // 52: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
+	44, // 52: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
 	2,  // 53: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
-	40, // 54: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
-	40, // 55: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	39, // 56: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
+	45, // 54: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 55: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	44, // 56: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
 	34, // 57: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
 	3,  // 58: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
-	39, // 59: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
-	39, // 60: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
-	39, // 61: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
-	40, // 62: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
-	40, // 63: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	44, // 59: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
+	44, // 60: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
+	44, // 61: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
+	45, // 62: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 63: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
 	1,  // 64: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
-	4,  // 65: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
-	6,  // 66: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
-	8,  // 67: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
-	13, // 68: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
-	15, // 69: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
-	16, // 70: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
-	23, // 71: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
-	25, // 72: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
-	27, // 73: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
-	29, // 74: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
-	32, // 75: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
-	5,  // 76: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
-	7,  // 77: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
-	12, // 78: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
-	14, // 79: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
-	20, // 80: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
-	17, // 81: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
-	24, // 82: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
-	26, // 83: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
-	28, // 84: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
-	30, // 85: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
-	33, // 86: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
-	76, // [76:87] is the sub-list for method output_type
-	65, // [65:76] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	44, // 65: tally.ledger.v1.BalanceEvent.spend_limit:type_name -> google.type.Money
+	39, // 66: tally.ledger.v1.GetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
+	44, // 67: tally.ledger.v1.SetSpendLimitRequest.limit:type_name -> google.type.Money
+	39, // 68: tally.ledger.v1.SetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
+	44, // 69: tally.ledger.v1.SpendLimitStatus.limit:type_name -> google.type.Money
+	44, // 70: tally.ledger.v1.SpendLimitStatus.month_spend:type_name -> google.type.Money
+	44, // 71: tally.ledger.v1.SpendLimitStatus.remaining:type_name -> google.type.Money
+	4,  // 72: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
+	6,  // 73: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
+	8,  // 74: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
+	13, // 75: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
+	15, // 76: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
+	16, // 77: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
+	23, // 78: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
+	25, // 79: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
+	27, // 80: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
+	29, // 81: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
+	32, // 82: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
+	35, // 83: tally.ledger.v1.LedgerService.GetSpendLimit:input_type -> tally.ledger.v1.GetSpendLimitRequest
+	37, // 84: tally.ledger.v1.LedgerService.SetSpendLimit:input_type -> tally.ledger.v1.SetSpendLimitRequest
+	5,  // 85: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
+	7,  // 86: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
+	12, // 87: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
+	14, // 88: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
+	20, // 89: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
+	17, // 90: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
+	24, // 91: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
+	26, // 92: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
+	28, // 93: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
+	30, // 94: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
+	33, // 95: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
+	36, // 96: tally.ledger.v1.LedgerService.GetSpendLimit:output_type -> tally.ledger.v1.GetSpendLimitResponse
+	38, // 97: tally.ledger.v1.LedgerService.SetSpendLimit:output_type -> tally.ledger.v1.SetSpendLimitResponse
+	85, // [85:98] is the sub-list for method output_type
+	72, // [72:85] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_tally_ledger_v1_ledger_proto_init() }
@@ -2912,7 +3285,7 @@ func file_tally_ledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_ledger_v1_ledger_proto_rawDesc), len(file_tally_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   35,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

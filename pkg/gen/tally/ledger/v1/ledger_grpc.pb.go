@@ -30,6 +30,8 @@ const (
 	LedgerService_Capture_FullMethodName          = "/tally.ledger.v1.LedgerService/Capture"
 	LedgerService_Release_FullMethodName          = "/tally.ledger.v1.LedgerService/Release"
 	LedgerService_WatchEvents_FullMethodName      = "/tally.ledger.v1.LedgerService/WatchEvents"
+	LedgerService_GetSpendLimit_FullMethodName    = "/tally.ledger.v1.LedgerService/GetSpendLimit"
+	LedgerService_SetSpendLimit_FullMethodName    = "/tally.ledger.v1.LedgerService/SetSpendLimit"
 )
 
 // LedgerServiceClient is the client API for LedgerService service.
@@ -66,6 +68,14 @@ type LedgerServiceClient interface {
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// WatchEvents streams every balance change in commit order, starting after after_sequence.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	// GetSpendLimit returns the organization's monthly spend limit and what it was charged in the
+	// current UTC calendar month.
+	GetSpendLimit(ctx context.Context, in *GetSpendLimitRequest, opts ...grpc.CallOption) (*GetSpendLimitResponse, error)
+	// SetSpendLimit replaces the organization's monthly spend limit (admins). Once the month's
+	// charges reach it, Authorize answers allowed=false (denial_reason SPEND_LIMIT_REACHED) and
+	// Debit with require_funds and Reserve fail with FailedPrecondition (ErrorInfo reason
+	// SPEND_LIMIT_REACHED); debits for usage that already happened and captures are still recorded.
+	SetSpendLimit(ctx context.Context, in *SetSpendLimitRequest, opts ...grpc.CallOption) (*SetSpendLimitResponse, error)
 }
 
 type ledgerServiceClient struct {
@@ -195,6 +205,26 @@ func (c *ledgerServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type LedgerService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
 
+func (c *ledgerServiceClient) GetSpendLimit(ctx context.Context, in *GetSpendLimitRequest, opts ...grpc.CallOption) (*GetSpendLimitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSpendLimitResponse)
+	err := c.cc.Invoke(ctx, LedgerService_GetSpendLimit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) SetSpendLimit(ctx context.Context, in *SetSpendLimitRequest, opts ...grpc.CallOption) (*SetSpendLimitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetSpendLimitResponse)
+	err := c.cc.Invoke(ctx, LedgerService_SetSpendLimit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LedgerServiceServer is the server API for LedgerService service.
 // All implementations must embed UnimplementedLedgerServiceServer
 // for forward compatibility.
@@ -229,6 +259,14 @@ type LedgerServiceServer interface {
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// WatchEvents streams every balance change in commit order, starting after after_sequence.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	// GetSpendLimit returns the organization's monthly spend limit and what it was charged in the
+	// current UTC calendar month.
+	GetSpendLimit(context.Context, *GetSpendLimitRequest) (*GetSpendLimitResponse, error)
+	// SetSpendLimit replaces the organization's monthly spend limit (admins). Once the month's
+	// charges reach it, Authorize answers allowed=false (denial_reason SPEND_LIMIT_REACHED) and
+	// Debit with require_funds and Reserve fail with FailedPrecondition (ErrorInfo reason
+	// SPEND_LIMIT_REACHED); debits for usage that already happened and captures are still recorded.
+	SetSpendLimit(context.Context, *SetSpendLimitRequest) (*SetSpendLimitResponse, error)
 	mustEmbedUnimplementedLedgerServiceServer()
 }
 
@@ -271,6 +309,12 @@ func (UnimplementedLedgerServiceServer) Release(context.Context, *ReleaseRequest
 }
 func (UnimplementedLedgerServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
+}
+func (UnimplementedLedgerServiceServer) GetSpendLimit(context.Context, *GetSpendLimitRequest) (*GetSpendLimitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSpendLimit not implemented")
+}
+func (UnimplementedLedgerServiceServer) SetSpendLimit(context.Context, *SetSpendLimitRequest) (*SetSpendLimitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetSpendLimit not implemented")
 }
 func (UnimplementedLedgerServiceServer) mustEmbedUnimplementedLedgerServiceServer() {}
 func (UnimplementedLedgerServiceServer) testEmbeddedByValue()                       {}
@@ -484,6 +528,42 @@ func _LedgerService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type LedgerService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
 
+func _LedgerService_GetSpendLimit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSpendLimitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).GetSpendLimit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_GetSpendLimit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).GetSpendLimit(ctx, req.(*GetSpendLimitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_SetSpendLimit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetSpendLimitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).SetSpendLimit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_SetSpendLimit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).SetSpendLimit(ctx, req.(*SetSpendLimitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LedgerService_ServiceDesc is the grpc.ServiceDesc for LedgerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -530,6 +610,14 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Release",
 			Handler:    _LedgerService_Release_Handler,
+		},
+		{
+			MethodName: "GetSpendLimit",
+			Handler:    _LedgerService_GetSpendLimit_Handler,
+		},
+		{
+			MethodName: "SetSpendLimit",
+			Handler:    _LedgerService_SetSpendLimit_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
