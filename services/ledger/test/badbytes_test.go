@@ -55,8 +55,10 @@ func TestAttack_BadBytes(t *testing.T) {
 				Description: "streaming call"}},
 			"Capture": {Token: backend, Request: &ledgerv1.CaptureRequest{HoldId: uuid.NewString(), Amount: usd(unit), IdempotencyKey: "cap-1",
 				Description: "streaming call", Metadata: map[string]string{"request_id": "r-2"}}, BaseCode: codes.NotFound},
-			"Release":     {Token: backend, Request: &ledgerv1.ReleaseRequest{HoldId: uuid.NewString()}, BaseCode: codes.NotFound},
-			"WatchEvents": {Token: ops, Request: &ledgerv1.WatchEventsRequest{OrgId: "acme"}},
+			"Release":       {Token: backend, Request: &ledgerv1.ReleaseRequest{HoldId: uuid.NewString()}, BaseCode: codes.NotFound},
+			"WatchEvents":   {Token: ops, Request: &ledgerv1.WatchEventsRequest{OrgId: "acme"}},
+			"GetSpendLimit": {Token: member, Request: &ledgerv1.GetSpendLimitRequest{OrgId: "acme"}},
+			"SetSpendLimit": {Token: ops, Request: &ledgerv1.SetSpendLimitRequest{OrgId: "acme", Limit: usd(1000 * unit), AlertPercent: 80}},
 		},
 	})
 	requireBalanced(t, l.DatabaseURL)

@@ -299,6 +299,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{orgId}/spend-limit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get spend limit
+         * @description GetSpendLimit returns the organization's monthly spend limit and what it was charged in the
+         *     current UTC calendar month.
+         */
+        get: operations["LedgerService_GetSpendLimit"];
+        /**
+         * Set spend limit
+         * @description SetSpendLimit replaces the organization's monthly spend limit (admins). Once the month's
+         *     charges reach it, Authorize answers allowed=false (denial_reason SPEND_LIMIT_REACHED) and
+         *     Debit with require_funds and Reserve fail with FailedPrecondition (ErrorInfo reason
+         *     SPEND_LIMIT_REACHED); debits for usage that already happened and captures are still recorded.
+         */
+        put: operations["LedgerService_SetSpendLimit"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{orgId}/transactions": {
         parameters: {
             query?: never;
@@ -575,7 +603,7 @@ export interface components {
              * Format: enum
              * @enum {string}
              */
-            kind?: "EMAIL_KIND_UNSPECIFIED" | "EMAIL_KIND_LOW_CREDIT" | "EMAIL_KIND_CREDITS_EXPIRING" | "EMAIL_KIND_CREDITS_EXPIRED" | "EMAIL_KIND_PAYMENT_SUCCEEDED" | "EMAIL_KIND_RENTAL_SUSPENDED";
+            kind?: "EMAIL_KIND_UNSPECIFIED" | "EMAIL_KIND_LOW_CREDIT" | "EMAIL_KIND_CREDITS_EXPIRING" | "EMAIL_KIND_CREDITS_EXPIRED" | "EMAIL_KIND_PAYMENT_SUCCEEDED" | "EMAIL_KIND_RENTAL_SUSPENDED" | "EMAIL_KIND_SPEND_ALERT";
             lastError?: string;
             /**
              * Format: int64
@@ -667,6 +695,9 @@ export interface components {
         };
         GetRentalResponse: {
             rental?: components["schemas"]["Rental"];
+        };
+        GetSpendLimitResponse: {
+            spendLimit?: components["schemas"]["SpendLimitStatus"];
         };
         /**
          * @description GetUsageSummaryResponse is an organization's usage per UTC day and per item. Usage is what
@@ -1051,6 +1082,44 @@ export interface components {
             resolvedAt?: string;
             resolvedBy?: string;
             stripeEventId?: string;
+        };
+        SetSpendLimitRequest: {
+            /**
+             * Format: int32
+             * @description Percentage of the limit (1 to 100) at which the admins get one alert email per month;
+             *     0 sends none.
+             */
+            alertPercent?: number;
+            /**
+             * @description The cap on the charges (debits and captures) of a UTC calendar month, in the organization's
+             *     currency (an empty currency_code means it); zero or unset removes the limit.
+             */
+            limit?: components["schemas"]["Money"];
+            orgId?: string;
+        };
+        SetSpendLimitResponse: {
+            spendLimit?: components["schemas"]["SpendLimitStatus"];
+        };
+        /** @description SpendLimitStatus is an organization's spend limit and its spending of the current UTC month. */
+        SpendLimitStatus: {
+            /** @description True when this month's alert has fired at the current limit. */
+            alerted?: boolean;
+            /** Format: int32 */
+            alertPercent?: number;
+            /** @description Zero when the organization has no limit. */
+            limit?: components["schemas"]["Money"];
+            /** @description The current UTC calendar month, as YYYY-MM. */
+            month?: string;
+            /** @description What debits and captures charged this month. */
+            monthSpend?: components["schemas"]["Money"];
+            orgId?: string;
+            /**
+             * @description True once the month's charges reached the limit: authorizations and require_funds debits
+             *     are refused until the next month or a higher limit.
+             */
+            reached?: boolean;
+            /** @description What the limit still allows this month (zero once reached); zero without a limit. */
+            remaining?: components["schemas"]["Money"];
         };
         /** @description Transaction is one balanced ledger transaction as seen from the organization. */
         Transaction: {
@@ -1584,6 +1653,58 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GetRentalResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    LedgerService_GetSpendLimit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            "4XX": components["responses"]["ClientError"];
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetSpendLimitResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    LedgerService_SetSpendLimit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetSpendLimitRequest"];
+            };
+        };
+        responses: {
+            "4XX": components["responses"]["ClientError"];
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetSpendLimitResponse"];
                 };
             };
             default: components["responses"]["Error"];

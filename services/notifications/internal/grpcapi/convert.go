@@ -136,6 +136,7 @@ var (
 		notify.KindCreditsExpired:   notificationsv1.EmailKind_EMAIL_KIND_CREDITS_EXPIRED,
 		notify.KindPaymentSucceeded: notificationsv1.EmailKind_EMAIL_KIND_PAYMENT_SUCCEEDED,
 		notify.KindRentalSuspended:  notificationsv1.EmailKind_EMAIL_KIND_RENTAL_SUSPENDED,
+		notify.KindSpendAlert:       notificationsv1.EmailKind_EMAIL_KIND_SPEND_ALERT,
 	}
 	statusToProto = map[notify.DeliveryStatus]notificationsv1.DeliveryStatus{
 		notify.StatusPending: notificationsv1.DeliveryStatus_DELIVERY_STATUS_PENDING,

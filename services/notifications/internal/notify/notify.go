@@ -42,10 +42,14 @@ const (
 	KindCreditsExpired   EmailKind = "credits_expired"
 	KindPaymentSucceeded EmailKind = "payment_succeeded"
 	KindRentalSuspended  EmailKind = "rental_suspended"
+	// KindSpendAlert goes to every member with an address when the organization's spending of
+	// the month reaches the alert percentage of the spend limit its admins set: it is the
+	// organization's setting, not a member's opt-in.
+	KindSpendAlert EmailKind = "spend_alert"
 )
 
 // EmailKinds lists every kind, for templates and tests.
-var EmailKinds = []EmailKind{KindLowCredit, KindCreditsExpiring, KindCreditsExpired, KindPaymentSucceeded, KindRentalSuspended}
+var EmailKinds = []EmailKind{KindLowCredit, KindCreditsExpiring, KindCreditsExpired, KindPaymentSucceeded, KindRentalSuspended, KindSpendAlert}
 
 // Evaluate applies the low-credit rule to one observed balance: an armed alert fires when the
 // balance is below the threshold, a fired alert re-arms when the balance is at or above it.
@@ -126,6 +130,8 @@ func (p Preferences) Wants(k EmailKind) bool {
 		return p.PaymentSucceededEnabled
 	case KindRentalSuspended:
 		return p.RentalSuspendedEnabled
+	case KindSpendAlert:
+		return true
 	}
 	return false
 }
@@ -203,6 +209,9 @@ const (
 	// EventGrant is a credit granted by ops rather than paid.
 	EventGrant  EventKind = "grant"
 	EventExpiry EventKind = "expiry"
+	// EventSpendAlert is the ledger's spend alert: once per UTC month and limit (the ledger
+	// decides the crossing in the commit of the charge).
+	EventSpendAlert EventKind = "spend_alert"
 )
 
 // LedgerEvent is one committed balance change read from the ledger's event stream.
@@ -217,6 +226,8 @@ type LedgerEvent struct {
 	Available     money.Nanos
 	ExpiresAt     time.Time // zero when nothing expires
 	OccurredAt    time.Time
+	// SpendLimit is set on spend alerts (Amount is then the month's spending).
+	SpendLimit money.Nanos
 }
 
 // Attempt is the outcome of one delivery attempt of an email.
