@@ -30,3 +30,9 @@ FROM (
     GROUP BY t.org_id
 ) s
 WHERE a.kind = 'org' AND a.org_id = s.org_id AND s.total > 0;
+
+-- Usage per project: debits and captures whose metadata names a "project" are counted a second
+-- time under kind 'project' (the usage summary keeps them apart from the days' totals). Events
+-- the usage follower counted before this migration are not attributed.
+ALTER TABLE usage_daily DROP CONSTRAINT usage_daily_kind_check;
+ALTER TABLE usage_daily ADD CONSTRAINT usage_daily_kind_check CHECK (kind IN ('model', 'instance', 'other', 'project'));

@@ -711,6 +711,12 @@ export interface components {
             /** @description First and last day of the window (UTC), as YYYY-MM-DD; both included. */
             from?: string;
             orgId?: string;
+            /**
+             * @description Per project over the whole window (kind "project", id the project), largest amount first:
+             *     the debits and captures whose metadata names a "project". The same charges are also in
+             *     days and totals under their model or instance type; charges without a project are in none.
+             */
+            projects?: components["schemas"]["UsageItem"][];
             to?: string;
             /** @description Per item over the whole window, largest amount first. */
             totals?: components["schemas"]["UsageItem"][];

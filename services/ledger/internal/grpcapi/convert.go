@@ -145,6 +145,9 @@ func usageSummaryToProto(s ledger.UsageSummary) (*ledgerv1.GetUsageSummaryRespon
 		return nil, err
 	}
 	resp.Totals = totals
+	if resp.Projects, err = usageItemsToProto(s.Projects, s.Currency); err != nil {
+		return nil, err
+	}
 	return resp, nil
 }
 

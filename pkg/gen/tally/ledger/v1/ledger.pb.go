@@ -561,7 +561,8 @@ type DebitRequest struct {
 	IdempotencyKey string       `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Description    string       `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
 	// Free-form; "model_id" (a model) or "instance_type" (a rented instance type) name what was
-	// used in the usage summary (usage-priced debits are counted under their model).
+	// used in the usage summary (usage-priced debits are counted under their model), and
+	// "project" the project it is attributed to (GetUsageSummaryResponse.projects).
 	Metadata map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Refuse with FailedPrecondition instead of going below zero.
 	RequireFunds bool `protobuf:"varint,6,opt,name=require_funds,json=requireFunds,proto3" json:"require_funds,omitempty"`
@@ -1210,7 +1211,11 @@ type GetUsageSummaryResponse struct {
 	// Every day of the window, oldest first.
 	Days []*UsageDay `protobuf:"bytes,5,rep,name=days,proto3" json:"days,omitempty"`
 	// Per item over the whole window, largest amount first.
-	Totals        []*UsageItem `protobuf:"bytes,6,rep,name=totals,proto3" json:"totals,omitempty"`
+	Totals []*UsageItem `protobuf:"bytes,6,rep,name=totals,proto3" json:"totals,omitempty"`
+	// Per project over the whole window (kind "project", id the project), largest amount first:
+	// the debits and captures whose metadata names a "project". The same charges are also in
+	// days and totals under their model or instance type; charges without a project are in none.
+	Projects      []*UsageItem `protobuf:"bytes,7,rep,name=projects,proto3" json:"projects,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1283,6 +1288,13 @@ func (x *GetUsageSummaryResponse) GetDays() []*UsageDay {
 func (x *GetUsageSummaryResponse) GetTotals() []*UsageItem {
 	if x != nil {
 		return x.Totals
+	}
+	return nil
+}
+
+func (x *GetUsageSummaryResponse) GetProjects() []*UsageItem {
+	if x != nil {
+		return x.Projects
 	}
 	return nil
 }
@@ -2924,14 +2936,15 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x04kind\x18\x04 \x01(\x0e2 .tally.ledger.v1.TransactionKindR\x04kind\"C\n" +
 	"\x16GetUsageSummaryRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x12\n" +
-	"\x04days\x18\x02 \x01(\x05R\x04days\"\xdc\x01\n" +
+	"\x04days\x18\x02 \x01(\x05R\x04days\"\x94\x02\n" +
 	"\x17GetUsageSummaryResponse\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12#\n" +
 	"\rcurrency_code\x18\x02 \x01(\tR\fcurrencyCode\x12\x12\n" +
 	"\x04from\x18\x03 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x04 \x01(\tR\x02to\x12-\n" +
 	"\x04days\x18\x05 \x03(\v2\x19.tally.ledger.v1.UsageDayR\x04days\x122\n" +
-	"\x06totals\x18\x06 \x03(\v2\x1a.tally.ledger.v1.UsageItemR\x06totals\"x\n" +
+	"\x06totals\x18\x06 \x03(\v2\x1a.tally.ledger.v1.UsageItemR\x06totals\x126\n" +
+	"\bprojects\x18\a \x03(\v2\x1a.tally.ledger.v1.UsageItemR\bprojects\"x\n" +
 	"\bUsageDay\x12\x10\n" +
 	"\x03day\x18\x01 \x01(\tR\x03day\x12(\n" +
 	"\x05total\x18\x02 \x01(\v2\x12.google.type.MoneyR\x05total\x120\n" +
@@ -3195,83 +3208,84 @@ var file_tally_ledger_v1_ledger_proto_depIdxs = []int32{
 	0,  // 23: tally.ledger.v1.ListTransactionsRequest.kind:type_name -> tally.ledger.v1.TransactionKind
 	18, // 24: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
 	19, // 25: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
-	44, // 26: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
-	19, // 27: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
-	44, // 28: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
-	21, // 29: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
-	0,  // 30: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
-	44, // 31: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
-	44, // 32: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
-	42, // 33: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
-	45, // 34: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
-	22, // 35: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
-	10, // 36: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
-	44, // 37: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
-	44, // 38: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
-	9,  // 39: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
-	44, // 40: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
-	44, // 41: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
-	44, // 42: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
-	46, // 43: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
-	31, // 44: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
-	44, // 45: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
-	44, // 46: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
-	43, // 47: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
-	31, // 48: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
-	21, // 49: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	44, // 50: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
-	31, // 51: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
-	44, // 52: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
-	2,  // 53: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
-	45, // 54: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
-	45, // 55: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	44, // 56: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
-	34, // 57: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
-	3,  // 58: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
-	44, // 59: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
-	44, // 60: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
-	44, // 61: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
-	45, // 62: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
-	45, // 63: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	1,  // 64: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
-	44, // 65: tally.ledger.v1.BalanceEvent.spend_limit:type_name -> google.type.Money
-	39, // 66: tally.ledger.v1.GetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
-	44, // 67: tally.ledger.v1.SetSpendLimitRequest.limit:type_name -> google.type.Money
-	39, // 68: tally.ledger.v1.SetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
-	44, // 69: tally.ledger.v1.SpendLimitStatus.limit:type_name -> google.type.Money
-	44, // 70: tally.ledger.v1.SpendLimitStatus.month_spend:type_name -> google.type.Money
-	44, // 71: tally.ledger.v1.SpendLimitStatus.remaining:type_name -> google.type.Money
-	4,  // 72: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
-	6,  // 73: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
-	8,  // 74: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
-	13, // 75: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
-	15, // 76: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
-	16, // 77: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
-	23, // 78: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
-	25, // 79: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
-	27, // 80: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
-	29, // 81: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
-	32, // 82: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
-	35, // 83: tally.ledger.v1.LedgerService.GetSpendLimit:input_type -> tally.ledger.v1.GetSpendLimitRequest
-	37, // 84: tally.ledger.v1.LedgerService.SetSpendLimit:input_type -> tally.ledger.v1.SetSpendLimitRequest
-	5,  // 85: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
-	7,  // 86: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
-	12, // 87: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
-	14, // 88: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
-	20, // 89: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
-	17, // 90: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
-	24, // 91: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
-	26, // 92: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
-	28, // 93: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
-	30, // 94: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
-	33, // 95: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
-	36, // 96: tally.ledger.v1.LedgerService.GetSpendLimit:output_type -> tally.ledger.v1.GetSpendLimitResponse
-	38, // 97: tally.ledger.v1.LedgerService.SetSpendLimit:output_type -> tally.ledger.v1.SetSpendLimitResponse
-	85, // [85:98] is the sub-list for method output_type
-	72, // [72:85] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	19, // 26: tally.ledger.v1.GetUsageSummaryResponse.projects:type_name -> tally.ledger.v1.UsageItem
+	44, // 27: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
+	19, // 28: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
+	44, // 29: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
+	21, // 30: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
+	0,  // 31: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
+	44, // 32: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
+	44, // 33: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
+	42, // 34: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
+	45, // 35: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	22, // 36: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
+	10, // 37: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
+	44, // 38: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
+	44, // 39: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
+	9,  // 40: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
+	44, // 41: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
+	44, // 42: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
+	44, // 43: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
+	46, // 44: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
+	31, // 45: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
+	44, // 46: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
+	44, // 47: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
+	43, // 48: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
+	31, // 49: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
+	21, // 50: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	44, // 51: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
+	31, // 52: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
+	44, // 53: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
+	2,  // 54: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
+	45, // 55: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 56: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	44, // 57: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
+	34, // 58: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
+	3,  // 59: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
+	44, // 60: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
+	44, // 61: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
+	44, // 62: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
+	45, // 63: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 64: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	1,  // 65: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
+	44, // 66: tally.ledger.v1.BalanceEvent.spend_limit:type_name -> google.type.Money
+	39, // 67: tally.ledger.v1.GetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
+	44, // 68: tally.ledger.v1.SetSpendLimitRequest.limit:type_name -> google.type.Money
+	39, // 69: tally.ledger.v1.SetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
+	44, // 70: tally.ledger.v1.SpendLimitStatus.limit:type_name -> google.type.Money
+	44, // 71: tally.ledger.v1.SpendLimitStatus.month_spend:type_name -> google.type.Money
+	44, // 72: tally.ledger.v1.SpendLimitStatus.remaining:type_name -> google.type.Money
+	4,  // 73: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
+	6,  // 74: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
+	8,  // 75: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
+	13, // 76: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
+	15, // 77: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
+	16, // 78: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
+	23, // 79: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
+	25, // 80: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
+	27, // 81: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
+	29, // 82: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
+	32, // 83: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
+	35, // 84: tally.ledger.v1.LedgerService.GetSpendLimit:input_type -> tally.ledger.v1.GetSpendLimitRequest
+	37, // 85: tally.ledger.v1.LedgerService.SetSpendLimit:input_type -> tally.ledger.v1.SetSpendLimitRequest
+	5,  // 86: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
+	7,  // 87: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
+	12, // 88: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
+	14, // 89: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
+	20, // 90: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
+	17, // 91: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
+	24, // 92: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
+	26, // 93: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
+	28, // 94: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
+	30, // 95: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
+	33, // 96: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
+	36, // 97: tally.ledger.v1.LedgerService.GetSpendLimit:output_type -> tally.ledger.v1.GetSpendLimitResponse
+	38, // 98: tally.ledger.v1.LedgerService.SetSpendLimit:output_type -> tally.ledger.v1.SetSpendLimitResponse
+	86, // [86:99] is the sub-list for method output_type
+	73, // [73:86] is the sub-list for method input_type
+	73, // [73:73] is the sub-list for extension type_name
+	73, // [73:73] is the sub-list for extension extendee
+	0,  // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_tally_ledger_v1_ledger_proto_init() }
