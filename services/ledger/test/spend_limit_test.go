@@ -148,15 +148,25 @@ func TestSpendLimitReachedMidLoad(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, spent+unit, nanos(t, spendLimit(t, member, org).GetMonthSpend()))
 
+	requireLimitChangesApplyAtOnce(t, l, org, spent+unit)
+}
+
+// requireLimitChangesApplyAtOnce raises the limit of org, which spent spent this month, by 10
+// units, spends it, then removes the limit: each change holds for the very next call.
+func requireLimitChangesApplyAtOnce(t *testing.T, l *ledgertest.Ledger, org string, spent money.Nanos) {
+	t.Helper()
+	ops := l.Client(t, ledgertest.OpsToken(t))
+	svc := l.Client(t, ledgertest.ServiceToken(t, "model-backend"))
+	admin := l.Client(t, ledgertest.Token(t, adminClaims(org)))
 	// A higher limit lets calls through again at once (no Authorize from the old limit), and re-arms
 	// the alert, here at 100% of it.
-	st = setSpendLimit(t, admin, org, spent+unit+10*unit, 100)
+	st := setSpendLimit(t, admin, org, spent+10*unit, 100)
 	require.False(t, st.GetReached())
 	require.False(t, st.GetAlerted())
 	a := authorize(t, svc, org, 10*unit)
 	require.True(t, a.GetAllowed(), "reason %q", a.GetDenialReason())
 	require.False(t, authorize(t, svc, org, 10*unit+1).GetAllowed(), "an amount that would pass the limit")
-	_, err = svc.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: org, Amount: usd(10*unit + 1), IdempotencyKey: "too-much", RequireFunds: true})
+	_, err := svc.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: org, Amount: usd(10*unit + 1), IdempotencyKey: "too-much", RequireFunds: true})
 	requireSpendLimitReached(t, err)
 	_, err = svc.Debit(t.Context(), &ledgerv1.DebitRequest{OrgId: org, Amount: usd(10 * unit), IdempotencyKey: "exactly", RequireFunds: true})
 	require.NoError(t, err)
