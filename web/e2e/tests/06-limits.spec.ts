@@ -55,6 +55,10 @@ test.afterEach(async ({}, testInfo) => {
 
 test('30 an administrator sets a monthly spend limit; reached, new calls are refused, usage is still recorded', async () => {
   const stamp = Date.now();
+  // Credits enough that only the limit, not the balance, refuses (ops grants them).
+  await restOK(people.ops, 'POST', '/v1/orgs/acme/credits', {
+    amount: usd(100_000_000_000n), idempotencyKey: `e2e-limits-grant-${stamp}`, reason: 'e2e: spend limit test', source: 'CREDIT_SOURCE_GRANT',
+  });
   const before = await restOK<SpendLimit>(people.grace, 'GET', '/v1/orgs/acme/spend-limit');
   const spent = nanos(before.spendLimit.monthSpend);
   const limit = ((spent / 1_000_000_000n) + 2n) * 1_000_000_000n; // the next whole dollar and one more
