@@ -78,7 +78,7 @@ describe('Settings → Limits', () => {
     renderApp('/settings/notifications');
     const s = await limitsSection();
     await userEvent.type(await s.findByLabelText('Monthly spend limit (USD)'), '250');
-    await userEvent.type(s.getByLabelText('Email the admins at (% of the limit)'), '80');
+    await userEvent.type(s.getByLabelText('Alert email at (% of the limit)'), '80');
     await userEvent.click(s.getByRole('button', { name: 'Save limit' }));
     expect(await s.findByText('Spend limit saved.')).toBeInTheDocument();
     expect(calls.bodies.at(-1)).toEqual({ limit: usd('250'), alertPercent: 80 });
@@ -89,12 +89,12 @@ describe('Settings → Limits', () => {
     const calls = stubFetch({}, grace);
     renderApp('/settings/notifications');
     const s = await limitsSection();
-    await userEvent.type(await s.findByLabelText('Email the admins at (% of the limit)'), '80');
+    await userEvent.type(await s.findByLabelText('Alert email at (% of the limit)'), '80');
     await userEvent.click(s.getByRole('button', { name: 'Save limit' }));
     expect(await s.findByText('Set a limit to get an alert.')).toBeInTheDocument();
     await userEvent.type(s.getByLabelText('Monthly spend limit (USD)'), '1.234');
-    await userEvent.clear(s.getByLabelText('Email the admins at (% of the limit)'));
-    await userEvent.type(s.getByLabelText('Email the admins at (% of the limit)'), '150');
+    await userEvent.clear(s.getByLabelText('Alert email at (% of the limit)'));
+    await userEvent.type(s.getByLabelText('Alert email at (% of the limit)'), '150');
     await userEvent.click(s.getByRole('button', { name: 'Save limit' }));
     expect(await s.findByText('Use at most 2 decimal places.')).toBeInTheDocument();
     expect(s.getByText('Enter a whole percentage from 1 to 100.')).toBeInTheDocument();
@@ -111,7 +111,7 @@ describe('Settings → Limits', () => {
     renderApp('/settings/notifications');
     const s = await limitsSection();
     await userEvent.clear(await s.findByLabelText('Monthly spend limit (USD)'));
-    await userEvent.clear(s.getByLabelText('Email the admins at (% of the limit)'));
+    await userEvent.clear(s.getByLabelText('Alert email at (% of the limit)'));
     await userEvent.click(s.getByRole('button', { name: 'Save limit' }));
     expect(await s.findByText('Spend limit saved.')).toBeInTheDocument();
     expect(calls.bodies.at(-1)).toEqual({ limit: usd('0'), alertPercent: 0 });

@@ -69,7 +69,7 @@ test('30 an administrator sets a monthly spend limit; reached, new calls are ref
   const section = page.locator('section', { has: page.getByRole('heading', { level: 2, name: 'Limits' }) });
   await expect(section.getByTestId('spend-limit')).toHaveText('No limit');
   await section.getByLabel('Monthly spend limit (USD)').fill(String(limit / 1_000_000_000n));
-  await section.getByLabel('Email the admins at (% of the limit)').fill('100');
+  await section.getByLabel('Alert email at (% of the limit)').fill('100');
   await section.getByRole('button', { name: 'Save limit' }).click();
   await expect(section.getByText('Spend limit saved.')).toBeVisible();
   await expect(section.getByTestId('spend-limit')).toHaveText(`$${limit / 1_000_000_000n}.00`);

@@ -157,7 +157,7 @@ function LimitsForm({ org, status }: { org: string; status: SpendLimitStatus }) 
         )}
       </div>
       <div className="field">
-        <label htmlFor={percentId}>Email the admins at (% of the limit)</label>
+        <label htmlFor={percentId}>Alert email at (% of the limit)</label>
         <input
           id={percentId}
           inputMode="numeric"
@@ -174,7 +174,7 @@ function LimitsForm({ org, status }: { org: string; status: SpendLimitStatus }) 
             {percentError}
           </p>
         ) : (
-          <p className="hint">One email per month when spending reaches it. Leave empty for none.</p>
+          <p className="hint">One email per month to your organization's members when spending reaches it. Leave empty for none.</p>
         )}
       </div>
       <FormActions mutation={save} success={save.isSuccess && 'Spend limit saved.'} submit={save.isPending ? 'Saving…' : 'Save limit'} />

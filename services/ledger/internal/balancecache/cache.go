@@ -112,7 +112,7 @@ func (c *Cache) Get(ctx context.Context, orgID string) (e Entry, ok bool, err er
 // fields are an entry's: version, balance, held, currency, expiry, account id, epoch stamp, and
 // the spend limit, the month of the spending (unix seconds) and the spending (Authorize checks
 // the limit from the entry too). An entry written before the spend fields existed lacks them:
-// a miss, not an entry without a limit.
+// a miss, not an entry without a limit. readCheckedScript (servers.go) reads the same list.
 var fields = []string{"v", "b", "h", "c", "e", "id", "ep", "sl", "sm", "sa"}
 
 // GetMany reads the cached entries of orgIDs in one pipeline (one round trip), within the
