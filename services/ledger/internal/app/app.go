@@ -410,6 +410,10 @@ func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account,
 	if _, ok := a.keeper.current(); !ok {
 		return ledger.Account{}, sourceDB, whyEpochUnknown, nil
 	}
+	// Looked up before the read as well as after: a write of this replica that lands in Redis
+	// after the read was answered but before the lookup below leaves neither copy newer than
+	// what the read returned, and the state taken here is the one it would have missed.
+	before, hadBefore := a.updater.lookup(orgID)
 	c, err := a.reader.get(ctx, orgID)
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -425,6 +429,9 @@ func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account,
 	// This replica's own newest state wins over an older entry: it is committed, and Redis may
 	// not have it yet.
 	why := whyFresh
+	if hadBefore && newer(before, e) {
+		e, why = before, whyPending
+	}
 	if p, ok := a.updater.lookup(orgID); ok && newer(p, e) {
 		e, why = p, whyPending
 	}
