@@ -24,6 +24,7 @@ const (
 	EventHoldPlaced   EventKind = "hold_placed"
 	EventHoldReleased EventKind = "hold_released"
 	EventHoldExpired  EventKind = "hold_expired"
+	EventSpendAlert   EventKind = "spend_alert"
 )
 
 var eventKinds = map[ledgerv1.EventKind]EventKind{
@@ -35,6 +36,7 @@ var eventKinds = map[ledgerv1.EventKind]EventKind{
 	ledgerv1.EventKind_EVENT_KIND_HOLD_PLACED:   EventHoldPlaced,
 	ledgerv1.EventKind_EVENT_KIND_HOLD_RELEASED: EventHoldReleased,
 	ledgerv1.EventKind_EVENT_KIND_HOLD_EXPIRED:  EventHoldExpired,
+	ledgerv1.EventKind_EVENT_KIND_SPEND_ALERT:   EventSpendAlert,
 }
 
 // Event is one change of an account, in the ledger's commit order.
@@ -51,6 +53,9 @@ type Event struct {
 	Amount        money.Nanos
 	ExpiresAt     time.Time
 	OccurredAt    time.Time
+	// SpendLimit is set on spend alerts: the monthly limit whose alert fired (Amount is the
+	// month's spending).
+	SpendLimit money.Nanos
 }
 
 // Stream is a Watch in progress.
@@ -109,6 +114,11 @@ func eventOf(p *ledgerv1.BalanceEvent) (Event, error) {
 	}
 	if e.Amount, err = decodeNanos("amount", p.GetAmount(), false, bal.Currency); err != nil {
 		return Event{}, fmt.Errorf("event %d %s", p.GetSequence(), err.Error())
+	}
+	if p.GetSpendLimit() != nil {
+		if e.SpendLimit, err = decodeNanos("spend_limit", p.GetSpendLimit(), false, bal.Currency); err != nil {
+			return Event{}, fmt.Errorf("event %d %s", p.GetSequence(), err.Error())
+		}
 	}
 	return e, nil
 }

@@ -27,6 +27,9 @@ type ErrorRule struct {
 	// callers). Set it to mask the cause. Internal, Unknown and DataLoss are always masked.
 	Message    string
 	RetryAfter time.Duration // > 0 adds google.rpc.RetryInfo
+	// Reason, when set, adds a google.rpc.ErrorInfo with this machine-readable reason
+	// (UPPER_SNAKE_CASE, domain ErrorDomain) that a caller can branch on or show its user.
+	Reason string
 	// Level of the one log line of the call. The zero value (Info) means Debug: a refusal is not
 	// news. Use Warn for outages; Internal, Unknown and DataLoss are logged at Error at least.
 	Level slog.Level
@@ -36,6 +39,9 @@ type ErrorRule struct {
 func (r ErrorRule) matches(err error) bool {
 	return (r.Is != nil && errors.Is(err, r.Is)) || (r.Match != nil && r.Match(err))
 }
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of the reasons of ErrorRule.
+const ErrorDomain = "tally"
 
 // ErrorTable is a service's mapping of its errors: the first matching rule wins, then
 // CommonErrors, then Internal.
@@ -96,6 +102,11 @@ func (r ErrorRule) status(ctx context.Context, err error) (*status.Status, slog.
 	st := status.New(r.Code, msg)
 	if r.Code == codes.InvalidArgument {
 		st = withFieldViolations(st, err)
+	}
+	if r.Reason != "" {
+		if withInfo, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: r.Reason, Domain: ErrorDomain}); derr == nil {
+			st = withInfo
+		}
 	}
 	if r.RetryAfter > 0 {
 		if withRetry, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(r.RetryAfter)}); derr == nil {

@@ -415,3 +415,18 @@ func TestRequestID(t *testing.T) {
 	require.Equal(t, "chain-7", rid)
 	require.Equal(t, "chain-7", <-s.ledger.recorded, "rpcclient forwards the id")
 }
+
+func TestErrorInfoReason(t *testing.T) {
+	t.Parallel()
+	errLimit, errGone := errors.New("limit reached"), errors.New("gone")
+	table := server.ErrorTable{{Is: errLimit, Code: codes.FailedPrecondition, Reason: "LIMIT_REACHED"}, {Is: errGone, Code: codes.NotFound}}
+	st, _ := table.Status(t.Context(), fmt.Errorf("debit: %w", errLimit))
+	require.Equal(t, codes.FailedPrecondition, st.Code())
+	require.Len(t, st.Details(), 1)
+	info, ok := st.Details()[0].(*errdetails.ErrorInfo)
+	require.True(t, ok)
+	require.Equal(t, "LIMIT_REACHED", info.GetReason())
+	require.Equal(t, server.ErrorDomain, info.GetDomain())
+	st, _ = table.Status(t.Context(), errGone)
+	require.Empty(t, st.Details(), "a rule without a reason adds no ErrorInfo")
+}

@@ -46,6 +46,8 @@ export function stubFetch(routes: Record<string, Handler>, me: Me = ada): Calls 
     [`GET /v1/orgs/${me.orgId}/auto-recharge`]: () => json({ rule: { enabled: false, monthSpent: usd('0') } }),
     [`GET /v1/orgs/${me.orgId}/members/me/notification-settings`]: () =>
       json({ settings: { orgId: me.orgId, memberId: me.subject, lowCreditAlertEnabled: false } }),
+    [`GET /v1/orgs/${me.orgId}/spend-limit`]: () =>
+      json({ spendLimit: { orgId: me.orgId, limit: usd('0'), month: '2026-12', monthSpend: usd('0'), remaining: usd('0') } }),
     ...routes,
   };
   const fetchStub = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {

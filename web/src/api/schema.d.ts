@@ -371,6 +371,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{orgId}/spend-limit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get spend limit
+         * @description GetSpendLimit returns the organization's monthly spend limit and what it was charged in the
+         *     current UTC calendar month.
+         */
+        get: operations["LedgerService_GetSpendLimit"];
+        /**
+         * Set spend limit
+         * @description SetSpendLimit replaces the organization's monthly spend limit (admins). Once the month's
+         *     charges reach it, Authorize answers allowed=false (denial_reason SPEND_LIMIT_REACHED) and
+         *     Debit with require_funds and Reserve fail with FailedPrecondition (ErrorInfo reason
+         *     SPEND_LIMIT_REACHED); debits for usage that already happened and captures are still recorded.
+         */
+        put: operations["LedgerService_SetSpendLimit"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{orgId}/transactions": {
         parameters: {
             query?: never;
@@ -685,7 +713,7 @@ export interface components {
              * Format: enum
              * @enum {string}
              */
-            kind?: "EMAIL_KIND_UNSPECIFIED" | "EMAIL_KIND_LOW_CREDIT" | "EMAIL_KIND_CREDITS_EXPIRING" | "EMAIL_KIND_CREDITS_EXPIRED" | "EMAIL_KIND_PAYMENT_SUCCEEDED" | "EMAIL_KIND_RENTAL_SUSPENDED" | "EMAIL_KIND_RECHARGE_DECLINED" | "EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED";
+            kind?: "EMAIL_KIND_UNSPECIFIED" | "EMAIL_KIND_LOW_CREDIT" | "EMAIL_KIND_CREDITS_EXPIRING" | "EMAIL_KIND_CREDITS_EXPIRED" | "EMAIL_KIND_PAYMENT_SUCCEEDED" | "EMAIL_KIND_RENTAL_SUSPENDED" | "EMAIL_KIND_RECHARGE_DECLINED" | "EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED" | "EMAIL_KIND_SPEND_ALERT";
             lastError?: string;
             /**
              * Format: int64
@@ -783,6 +811,9 @@ export interface components {
         GetRentalResponse: {
             rental?: components["schemas"]["Rental"];
         };
+        GetSpendLimitResponse: {
+            spendLimit?: components["schemas"]["SpendLimitStatus"];
+        };
         /**
          * @description GetUsageSummaryResponse is an organization's usage per UTC day and per item. Usage is what
          *     debits and captures charged; credits, refunds, adjustments and expiry are not usage.
@@ -795,6 +826,12 @@ export interface components {
             /** @description First and last day of the window (UTC), as YYYY-MM-DD; both included. */
             from?: string;
             orgId?: string;
+            /**
+             * @description Per project over the whole window (kind "project", id the project), largest amount first:
+             *     the debits and captures whose metadata names a "project". The same charges are also in
+             *     days and totals under their model or instance type; charges without a project are in none.
+             */
+            projects?: components["schemas"]["UsageItem"][];
             to?: string;
             /** @description Per item over the whole window, largest amount first. */
             totals?: components["schemas"]["UsageItem"][];
@@ -1188,6 +1225,44 @@ export interface components {
             saveTime?: string;
             /** @description Whether it was saved on the local test-mode page. */
             testMode?: boolean;
+        };
+        SetSpendLimitRequest: {
+            /**
+             * Format: int32
+             * @description Percentage of the limit (1 to 100) at which the admins get one alert email per month;
+             *     0 sends none.
+             */
+            alertPercent?: number;
+            /**
+             * @description The cap on the charges (debits and captures) of a UTC calendar month, in the organization's
+             *     currency (an empty currency_code means it); zero or unset removes the limit.
+             */
+            limit?: components["schemas"]["Money"];
+            orgId?: string;
+        };
+        SetSpendLimitResponse: {
+            spendLimit?: components["schemas"]["SpendLimitStatus"];
+        };
+        /** @description SpendLimitStatus is an organization's spend limit and its spending of the current UTC month. */
+        SpendLimitStatus: {
+            /** @description True when this month's alert has fired at the current limit. */
+            alerted?: boolean;
+            /** Format: int32 */
+            alertPercent?: number;
+            /** @description Zero when the organization has no limit. */
+            limit?: components["schemas"]["Money"];
+            /** @description The current UTC calendar month, as YYYY-MM. */
+            month?: string;
+            /** @description What debits and captures charged this month. */
+            monthSpend?: components["schemas"]["Money"];
+            orgId?: string;
+            /**
+             * @description True once the month's charges reached the limit: authorizations and require_funds debits
+             *     are refused until the next month or a higher limit.
+             */
+            reached?: boolean;
+            /** @description What the limit still allows this month (zero once reached); zero without a limit. */
+            remaining?: components["schemas"]["Money"];
         };
         /** @description Transaction is one balanced ledger transaction as seen from the organization. */
         Transaction: {
@@ -1828,6 +1903,58 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GetRentalResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    LedgerService_GetSpendLimit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            "4XX": components["responses"]["ClientError"];
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetSpendLimitResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    LedgerService_SetSpendLimit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetSpendLimitRequest"];
+            };
+        };
+        responses: {
+            "4XX": components["responses"]["ClientError"];
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetSpendLimitResponse"];
                 };
             };
             default: components["responses"]["Error"];

@@ -42,3 +42,6 @@ export type CreditRequest = RequestBodyOf<'/v1/orgs/{orgId}/credits', 'post'>;
 export type AdjustRequest = RequestBodyOf<'/v1/orgs/{orgId}/adjustments', 'post'>;
 export type RefundRequest = RequestBodyOf<'/v1/payments/{paymentId}/refunds', 'post'>;
 export type RefundResponse = ResponseOf<'/v1/payments/{paymentId}/refunds', 'post'>;
+export type SpendLimitResponse = ResponseOf<'/v1/orgs/{orgId}/spend-limit', 'get'>;
+export type SpendLimitStatus = NonNullable<SpendLimitResponse['spendLimit']>;
+export type SpendLimitRequest = RequestBodyOf<'/v1/orgs/{orgId}/spend-limit', 'put'>;

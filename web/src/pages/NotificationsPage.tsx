@@ -7,6 +7,7 @@ import type { NotificationSettings } from '../api/types';
 import { formatMoney, parseMoney, toDecimalString } from '../money';
 import { QueryView } from '../components/states';
 import { FormActions } from '../components/FormActions';
+import { LimitsSection } from '../components/LimitsSection';
 import { NoOrganization } from './NoOrganization';
 
 export function NotificationsPage() {
@@ -22,6 +23,7 @@ export function NotificationsPage() {
           {(data) => <NotificationsForm org={me.orgId} settings={data.settings ?? {}} />}
         </QueryView>
       </section>
+      <LimitsSection org={me.orgId} />
     </>
   );
 }

@@ -317,7 +317,14 @@ type Authorization struct {
 	Currency  string
 	// Amount is what was checked: the amount asked or the price of the usage estimate.
 	Amount money.Nanos
+	// Reason says why Allowed is false: ReasonInsufficientFunds or
+	// ledger.ReasonSpendLimitReached; "" when allowed.
+	Reason string
 }
+
+// ReasonInsufficientFunds is the denial reason of an Authorize whose amount is above the
+// available credits.
+const ReasonInsufficientFunds = "INSUFFICIENT_FUNDS"
 
 // AuthorizeUsage is Authorize for an estimate of usage, priced like a usage debit.
 func (a *App) AuthorizeUsage(ctx context.Context, orgID string, u *ledger.Usage) (Authorization, error) {
@@ -352,8 +359,18 @@ func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, c
 	if currency != "" && acct.Currency != "" && currency != acct.Currency {
 		return Authorization{}, fmt.Errorf("%w: %s account, %s requested", ledger.ErrCurrencyMismatch, acct.Currency, currency)
 	}
-	avail := acct.Available(a.cfg.Now())
-	return Authorization{Allowed: avail >= amount, Available: avail, Currency: acct.Currency, Amount: amount}, nil
+	now := a.cfg.Now()
+	avail := acct.Available(now)
+	res := Authorization{Allowed: true, Available: avail, Currency: acct.Currency, Amount: amount}
+	switch {
+	case avail < amount:
+		res.Allowed, res.Reason = false, ReasonInsufficientFunds
+	case acct.CheckSpend(now, amount) != nil:
+		// The month's spending and the limit come from the same proven-fresh state as the
+		// balance (the entry carries both, and every change of either bumps its version).
+		res.Allowed, res.Reason = false, ledger.ReasonSpendLimitReached
+	}
+	return res, nil
 }
 
 // authorizedAccount returns the account Authorize decides on, and counts where it came from.
@@ -423,6 +440,10 @@ func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account,
 	if _, ok := a.keeper.current(); !ok {
 		return ledger.Account{}, sourceDB, whyEpochUnknown, nil
 	}
+	// Looked up before the read as well as after: a write of this replica that lands in Redis
+	// after the read was answered but before the lookup below leaves neither copy newer than
+	// what the read returned, and the state taken here is the one it would have missed.
+	before, hadBefore := a.updater.lookup(orgID)
 	c, err := a.reader.get(ctx, orgID)
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -438,6 +459,9 @@ func (a *App) fromCache(ctx context.Context, orgID string) (acct ledger.Account,
 	// This replica's own newest state wins over an older entry: it is committed, and Redis may
 	// not have it yet.
 	why := whyFresh
+	if hadBefore && newer(before, e) {
+		e, why = before, whyPending
+	}
 	if p, ok := a.updater.lookup(orgID); ok && newer(p, e) {
 		e, why = p, whyPending
 	}

@@ -228,7 +228,7 @@ func (w *writes) observeWrite(req *ledger.Request, res ledger.Result, err error)
 // refusals are the ledger's definitive answers about a request (as opposed to failures: an
 // outage, a shutdown, the caller's deadline, a bug).
 var refusals = []error{ledger.ErrCurrencyMismatch, ledger.ErrIdempotencyConflict, ledger.ErrHoldNotFound,
-	ledger.ErrHoldNotActive, ledger.ErrOverflow, ledger.ErrInvalid}
+	ledger.ErrHoldNotActive, ledger.ErrOverflow, ledger.ErrInvalid, ledger.ErrSpendLimitReached}
 
 func writeResult(res ledger.Result, err error) string {
 	switch {

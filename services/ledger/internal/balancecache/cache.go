@@ -35,7 +35,7 @@ if v and (v > nv or (v == nv and ep >= nep)) then
   redis.call('PEXPIRE', KEYS[1], ARGV[7])
   return 0
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2], 'h', ARGV[3], 'c', ARGV[4], 'e', ARGV[5], 'id', ARGV[6], 'ep', ARGV[8])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2], 'h', ARGV[3], 'c', ARGV[4], 'e', ARGV[5], 'id', ARGV[6], 'ep', ARGV[8], 'sl', ARGV[9], 'sm', ARGV[10], 'sa', ARGV[11])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 return 1
 `)
@@ -123,7 +123,11 @@ func (c *Cache) Get(ctx context.Context, orgID string) (e Entry, ok bool, err er
 	return entries[0], found[0], nil
 }
 
-var fields = []string{"v", "b", "h", "c", "e", "id", "ep"}
+// fields are an entry's: version, balance, held, currency, expiry, account id, epoch stamp, and
+// the spend limit, the month of the spending (unix seconds) and the spending (Authorize checks
+// the limit from the entry too). An entry written before the spend fields existed lacks them:
+// a miss, not an entry without a limit. readCheckedScript (servers.go) reads the same list.
+var fields = []string{"v", "b", "h", "c", "e", "id", "ep", "sl", "sm", "sa"}
 
 // GetMany reads the cached entries of orgIDs in one pipeline (one round trip), within the
 // cache's read timeout.
@@ -175,8 +179,8 @@ func decode(orgID string, vals []any) (Entry, bool) {
 	if len(vals) != len(fields) || vals[0] == nil {
 		return Entry{}, false
 	}
-	var nums [5]int64 // v, b, h, e, id
-	for i, idx := range []int{0, 1, 2, 4, 5} {
+	var nums [8]int64 // v, b, h, e, id, sl, sm, sa
+	for i, idx := range []int{0, 1, 2, 4, 5, 7, 8, 9} {
 		s, _ := vals[idx].(string)
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
@@ -190,6 +194,10 @@ func decode(orgID string, vals []any) (Entry, bool) {
 	a := ledger.Account{ID: nums[4], OrgID: orgID, Version: nums[0], Balance: money.Nanos(nums[1]), Held: money.Nanos(nums[2]), Currency: cur}
 	if nums[3] != 0 {
 		a.ExpiresAt = time.UnixMicro(nums[3]).UTC()
+	}
+	a.Limit.Amount, a.Spend.Amount = money.Nanos(nums[5]), money.Nanos(nums[7])
+	if nums[6] != 0 {
+		a.Spend.Month = time.Unix(nums[6], 0).UTC()
 	}
 	return Entry{Account: a, Epoch: epoch}, true
 }
@@ -231,7 +239,12 @@ func (c *Cache) set(ctx context.Context, entries []Entry, full bool) error {
 		if !a.ExpiresAt.IsZero() {
 			exp = a.ExpiresAt.UnixMicro()
 		}
-		run(ctx, pipe, []string{c.key(a.OrgID)}, a.Version, int64(a.Balance), int64(a.Held), a.Currency, exp, a.ID, c.cfg.TTL.Milliseconds(), e.Epoch)
+		var month int64
+		if !a.Spend.Month.IsZero() {
+			month = a.Spend.Month.Unix()
+		}
+		run(ctx, pipe, []string{c.key(a.OrgID)}, a.Version, int64(a.Balance), int64(a.Held), a.Currency, exp, a.ID, c.cfg.TTL.Milliseconds(), e.Epoch,
+			int64(a.Limit.Amount), month, int64(a.Spend.Amount))
 	}
 	_, err := pipe.Exec(ctx)
 	if errors.Is(err, redis.Nil) {

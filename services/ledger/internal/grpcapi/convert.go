@@ -34,6 +34,7 @@ var eventKinds = map[ledger.EventKind]ledgerv1.EventKind{
 	ledger.EventHoldPlaced:   ledgerv1.EventKind_EVENT_KIND_HOLD_PLACED,
 	ledger.EventHoldReleased: ledgerv1.EventKind_EVENT_KIND_HOLD_RELEASED,
 	ledger.EventHoldExpired:  ledgerv1.EventKind_EVENT_KIND_HOLD_EXPIRED,
+	ledger.EventSpendAlert:   ledgerv1.EventKind_EVENT_KIND_SPEND_ALERT,
 }
 
 var holdStatuses = map[ledger.HoldStatus]ledgerv1.HoldStatus{
@@ -96,7 +97,7 @@ func holdToProto(h *ledger.Hold) *ledgerv1.Hold {
 }
 
 func eventToProto(e ledger.Event) *ledgerv1.BalanceEvent {
-	return &ledgerv1.BalanceEvent{
+	p := &ledgerv1.BalanceEvent{
 		Sequence:      e.Seq,
 		OrgId:         e.OrgID,
 		Kind:          eventKinds[e.Kind],
@@ -109,6 +110,10 @@ func eventToProto(e ledger.Event) *ledgerv1.BalanceEvent {
 		OccurredAt:    grpcmap.Timestamp(e.OccurredAt),
 		CreditSource:  creditSources[e.CreditSource],
 	}
+	if e.Kind == ledger.EventSpendAlert {
+		p.SpendLimit = money.ToProto(e.SpendLimit, e.Currency)
+	}
+	return p
 }
 
 var creditSources = map[ledger.CreditSource]ledgerv1.CreditSource{
@@ -140,6 +145,9 @@ func usageSummaryToProto(s ledger.UsageSummary) (*ledgerv1.GetUsageSummaryRespon
 		return nil, err
 	}
 	resp.Totals = totals
+	if resp.Projects, err = usageItemsToProto(s.Projects, s.Currency); err != nil {
+		return nil, err
+	}
 	return resp, nil
 }
 

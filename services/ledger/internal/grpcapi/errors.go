@@ -36,6 +36,7 @@ var Errors = server.ErrorTable{
 	{Is: ledger.ErrCurrencyMismatch, Code: codes.InvalidArgument},
 	{Is: ledger.ErrOverflow, Code: codes.InvalidArgument},
 	{Is: ledger.ErrInsufficientFunds, Code: codes.FailedPrecondition},
+	{Is: ledger.ErrSpendLimitReached, Code: codes.FailedPrecondition, Reason: ledger.ReasonSpendLimitReached},
 	{Is: ledger.ErrHoldNotActive, Code: codes.FailedPrecondition},
 	{Is: ledger.ErrIdempotencyConflict, Code: codes.AlreadyExists},
 	{Is: ledger.ErrHoldNotFound, Code: codes.NotFound},

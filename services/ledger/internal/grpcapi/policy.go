@@ -37,5 +37,8 @@ func Policy() auth.Policy {
 		method("Release"):          {Roles: backends},
 		method("WatchEvents"):      {Roles: append([]auth.Role{auth.RoleService, auth.RoleOps}, members...), OrgScoped: true},
 		method("MoveOrganization"): {Roles: opsOnly},
+		method("GetSpendLimit"):    {Roles: memberRead, OrgScoped: true},
+		// An organization caps its own spending: its admins, and ops on their behalf.
+		method("SetSpendLimit"): {Roles: []auth.Role{auth.RoleAdmin, auth.RoleOps}, OrgScoped: true},
 	}
 }

@@ -206,7 +206,8 @@ func (s *Server) Authorize(ctx context.Context, req *ledgerv1.AuthorizeRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return &ledgerv1.AuthorizeResponse{Allowed: a.Allowed, Available: money.ToProto(a.Available, a.Currency), Amount: money.ToProto(a.Amount, a.Currency)}, nil
+	return &ledgerv1.AuthorizeResponse{Allowed: a.Allowed, Available: money.ToProto(a.Available, a.Currency), Amount: money.ToProto(a.Amount, a.Currency),
+		DenialReason: a.Reason}, nil
 }
 
 // Reserve implements LedgerServiceServer.

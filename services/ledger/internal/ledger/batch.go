@@ -159,6 +159,11 @@ func (b *Batch) apply(acct *Account, req *Request) (Result, error) {
 		if req.RequireFunds && acct.Available(b.now) < req.Amount {
 			return Result{}, fmt.Errorf("%w: %s available, %s asked", ErrInsufficientFunds, acct.Available(b.now), req.Amount)
 		}
+		if req.RequireFunds {
+			if err := acct.CheckSpend(b.now, req.Amount); err != nil {
+				return Result{}, err
+			}
+		}
 		return b.move(acct, req, TxDebit, EventDebit, -req.Amount, b.platformAccount(PlatformRevenue, acct.Currency), "")
 	case OpAdjust:
 		return b.move(acct, req, TxAdjustment, EventAdjustment, req.Amount, b.platformAccount(PlatformAdjustments, acct.Currency), "")
@@ -245,12 +250,18 @@ func (b *Batch) move(acct *Account, req *Request, kind TxKind, ev EventKind, del
 	}
 	b.Transactions = append(b.Transactions, tx)
 	b.event(acct, ev, tx.ID, holdID, delta)
+	if kind == TxDebit || kind == TxCapture {
+		b.countSpend(acct, -delta)
+	}
 	return Result{Transaction: tx, Account: *acct}, nil
 }
 
 func (b *Batch) reserve(acct *Account, req *Request) (Result, error) {
 	if avail := acct.Available(b.now); avail < req.Amount {
 		return Result{}, fmt.Errorf("%w: %s available, %s asked", ErrInsufficientFunds, avail, req.Amount)
+	}
+	if err := acct.CheckSpend(b.now, req.Amount); err != nil {
+		return Result{}, err
 	}
 	held, err := money.Add(acct.Held, req.Amount)
 	if err != nil {

@@ -161,6 +161,10 @@ type Account struct {
 	// residency.go); Frozen is set while it moves in. Either refuses every write here.
 	MovedTo string
 	Frozen  bool
+	// Limit is the monthly spend limit its admins set and Spend its charges this month
+	// (spend.go), written in the same commit as the balance.
+	Limit SpendLimit
+	Spend Spend
 }
 
 // Available is the balance that can still be spent: balance minus active holds, where a positive
@@ -242,6 +246,8 @@ type Event struct {
 	OccurredAt    time.Time
 	// CreditSource is set on credit events.
 	CreditSource CreditSource
+	// SpendLimit is set on spend alerts: the monthly limit whose alert fired.
+	SpendLimit money.Nanos
 }
 
 // Result is what a write returns: the transaction and/or hold it made and the account after it.

@@ -16,6 +16,10 @@ const (
 	UsageModel    UsageKind = "model"
 	UsageInstance UsageKind = "instance"
 	UsageOther    UsageKind = "other"
+	// UsageProject attributes a charge to the project its metadata names (MetaProject), besides
+	// its model, instance type or "other": project rows are a second view of the same charges,
+	// never added to the days' totals.
+	UsageProject UsageKind = "project"
 )
 
 // Metadata keys of debits and captures that name what was used. Usage-priced debits name their
@@ -24,6 +28,8 @@ const (
 const (
 	MetaModelID      = "model_id"
 	MetaInstanceType = "instance_type"
+	// MetaProject names the project (of the organization) a debit or capture is for.
+	MetaProject = "project"
 )
 
 // Usage summary windows, in days.
@@ -50,6 +56,7 @@ type UsageSource struct {
 	PricingModel string // PricedUsage.ModelID of a usage-priced debit
 	MetaModel    string
 	MetaInstance string
+	MetaProject  string
 }
 
 // UsageOf classifies a transaction for the usage summary: debits and captures are usage (of the
@@ -102,16 +109,23 @@ func AggregateUsage(sources []UsageSource) []UsageDelta {
 		if !ok {
 			continue
 		}
-		k := UsageKey{OrgID: s.OrgID, Day: UTCDay(s.CreatedAt), Item: item, Currency: s.Currency}
-		d := byKey[k]
-		if d == nil {
-			d = &UsageDelta{Key: k, Amount: new(big.Int)}
-			byKey[k] = d
-			out = append(out, d)
+		items := [2]UsageItem{item}
+		n := 1
+		if s.MetaProject != "" {
+			items[1], n = UsageItem{UsageProject, s.MetaProject}, 2
 		}
-		// The transaction amount is the signed change of the balance: a charge is negative.
-		d.Amount.Sub(d.Amount, amount.SetInt64(s.Amount))
-		d.Count++
+		for _, it := range items[:n] {
+			k := UsageKey{OrgID: s.OrgID, Day: UTCDay(s.CreatedAt), Item: it, Currency: s.Currency}
+			d := byKey[k]
+			if d == nil {
+				d = &UsageDelta{Key: k, Amount: new(big.Int)}
+				byKey[k] = d
+				out = append(out, d)
+			}
+			// The transaction amount is the signed change of the balance: a charge is negative.
+			d.Amount.Sub(d.Amount, amount.SetInt64(s.Amount))
+			d.Count++
+		}
 	}
 	slices.SortFunc(out, func(a, b *UsageDelta) int {
 		return cmp.Or(cmp.Compare(a.Key.OrgID, b.Key.OrgID), a.Key.Day.Compare(b.Key.Day),
@@ -173,6 +187,9 @@ type UsageSummary struct {
 	Window   UsageWindow
 	Days     []UsageDay
 	Totals   []UsageAmount
+	// Projects are the window's charges per project (debits and captures with the metadata
+	// MetaProject), largest first; charges without a project are in none.
+	Projects []UsageAmount
 }
 
 // SummarizeUsage lays rows out over every day of the window, oldest first (days without rows
@@ -186,9 +203,20 @@ func SummarizeUsage(orgID, currency string, w UsageWindow, rows []UsageRow) Usag
 		index[day] = i
 	}
 	totals := map[UsageItem]*UsageAmount{}
+	projects := map[UsageItem]*UsageAmount{}
 	for _, r := range rows {
 		i, ok := index[UTCDay(r.Day)]
 		if !ok {
+			continue
+		}
+		if r.Item.Kind == UsageProject {
+			p := projects[r.Item]
+			if p == nil {
+				p = &UsageAmount{Item: r.Item, Amount: new(big.Int)}
+				projects[r.Item] = p
+			}
+			p.Amount.Add(p.Amount, r.Amount)
+			p.Count += r.Count
 			continue
 		}
 		d := &s.Days[i]
@@ -209,6 +237,10 @@ func SummarizeUsage(orgID, currency string, w UsageWindow, rows []UsageRow) Usag
 		s.Totals = append(s.Totals, *t)
 	}
 	sortUsage(s.Totals)
+	for _, p := range projects {
+		s.Projects = append(s.Projects, *p)
+	}
+	sortUsage(s.Projects)
 	return s
 }
 

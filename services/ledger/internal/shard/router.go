@@ -228,6 +228,21 @@ func (r *Router) Balance(ctx context.Context, org string) (ledger.Account, error
 	})
 }
 
+// SpendLimit is app.SpendLimit on org's shard.
+func (r *Router) SpendLimit(ctx context.Context, org string) (app.SpendLimitState, error) {
+	return r.appOf(org).SpendLimit(ctx, org)
+}
+
+// SetSpendLimit is app.SetSpendLimit on org's shard, following a residency fence.
+func (r *Router) SetSpendLimit(ctx context.Context, org string, limit ledger.SpendLimit, currency string) (app.SpendLimitState, error) {
+	if r.one != nil {
+		return r.one.SetSpendLimit(ctx, org, limit, currency)
+	}
+	return follow(r, org, func(a *app.App) (app.SpendLimitState, error) {
+		return a.SetSpendLimit(ctx, org, limit, currency)
+	})
+}
+
 // Authorize is app.Authorize on org's shard (never an extra round trip: the map is in memory).
 func (r *Router) Authorize(ctx context.Context, org string, amount money.Nanos, currency string) (app.Authorization, error) {
 	return r.authorize(ctx, org, func(a *app.App) (app.Authorization, error) { return a.Authorize(ctx, org, amount, currency) })

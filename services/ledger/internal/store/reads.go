@@ -43,13 +43,11 @@ FROM accounts WHERE kind = 'org' AND org_id = ANY($1::text[])`, orgIDs)
 	}
 	byOrg := make(map[string]ledger.Account, len(orgIDs))
 	for rows.Next() {
-		var a ledger.Account
-		var bal, held, expMicros int64
-		if err := rows.Scan(&a.ID, &a.OrgID, &a.Currency, &bal, &held, &expMicros, &a.Version, &a.MovedTo, &a.Frozen, &epoch); err != nil {
+		a, err := scanAccount(rows, &epoch)
+		if err != nil {
 			rows.Close()
 			return nil, nil, 0, fail(parent, fmt.Errorf("scanning account: %w", err))
 		}
-		a.Balance, a.Held, a.ExpiresAt = money.Nanos(bal), money.Nanos(held), fromMicros(expMicros)
 		byOrg[a.OrgID] = a
 	}
 	if err := rows.Err(); err != nil {
@@ -168,7 +166,7 @@ func (s *Store) Events(parent context.Context, afterSeq int64, orgID string, lim
 func (s *Store) events(ctx context.Context, afterSeq int64, orgID string, limit int) ([]ledger.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT seq, org_id, kind, coalesce(transaction_id::text, ''), coalesce(hold_id::text, ''), amount, balance, available,
 currency, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), (extract(epoch from occurred_at) * 1000000)::bigint,
-coalesce(credit_source, '')
+coalesce(credit_source, ''), coalesce(spend_limit, 0)
 FROM events WHERE seq > $1 AND ($2 = '' OR org_id = $2) ORDER BY seq LIMIT $3`, afterSeq, orgID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading events: %w", err)
@@ -176,8 +174,9 @@ FROM events WHERE seq > $1 AND ($2 = '' OR org_id = $2) ORDER BY seq LIMIT $3`, 
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Event, error) {
 		var e ledger.Event
 		var kind, source string
-		var amount, bal, avail, exp, occ int64
-		err := r.Scan(&e.Seq, &e.OrgID, &kind, &e.TransactionID, &e.HoldID, &amount, &bal, &avail, &e.Currency, &exp, &occ, &source)
+		var amount, bal, avail, exp, occ, limit int64
+		err := r.Scan(&e.Seq, &e.OrgID, &kind, &e.TransactionID, &e.HoldID, &amount, &bal, &avail, &e.Currency, &exp, &occ, &source, &limit)
+		e.SpendLimit = money.Nanos(limit)
 		e.CreditSource = ledger.CreditSource(source)
 		e.Kind, e.Amount, e.Balance, e.Available = ledger.EventKind(kind), money.Nanos(amount), money.Nanos(bal), money.Nanos(avail)
 		e.ExpiresAt, e.OccurredAt = fromMicros(exp), fromMicros(occ)

@@ -215,7 +215,20 @@ func (s *Store) MoveIn(parent context.Context, m ledger.Move, src *Store, actor 
 	if err := s.copyRest(parent, tx, src, m.OrgID); err != nil {
 		return fail(parent, err)
 	}
+	// The spend limit and the month's spending move with the organization (the source's row
+	// keeps them as they were when it moved out: its writes were refused since).
+	srcAcct, _, err := src.Account(parent, m.OrgID)
+	if err != nil {
+		return err
+	}
+	var spendMonth int64
+	if !srcAcct.Spend.Month.IsZero() {
+		spendMonth = srcAcct.Spend.Month.Unix()
+	}
 	batch := &pgx.Batch{}
+	batch.Queue(`UPDATE accounts SET spend_limit = $2, spend_alert_percent = $3, month_spend = $5, spend_alerted = $6,
+    spend_month = CASE WHEN $4::bigint = 0 THEN NULL ELSE 'epoch'::date + ($4::bigint / 86400)::int END WHERE id = $1`,
+		acct.ID, int64(srcAcct.Limit.Amount), srcAcct.Limit.AlertPercent, spendMonth, int64(srcAcct.Spend.Amount), srcAcct.Spend.Alerted)
 	batch.Queue(`UPDATE accounts SET balance = $2::bigint, held = $3, version = version + 1, frozen = false, moved_to = NULL,
     expires_at = CASE WHEN $4::bigint = 0 THEN NULL ELSE 'epoch'::timestamptz + $4 * interval '1 microsecond' END WHERE id = $1`,
 		acct.ID, int64(m.Amount), int64(m.Held), toMicros(m.ExpiresAt))

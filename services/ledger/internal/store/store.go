@@ -146,16 +146,20 @@ func lockedAccounts(lk *ledger.Locked) []ledger.Account {
 // moved_to and frozen are the residency fence (ledger.Account.Resident), read with the lock every
 // write takes anyway.
 const accountColumns = `id, org_id, currency, balance::bigint, held, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), version,
-coalesce(moved_to, ''), frozen`
+coalesce(moved_to, ''), frozen, ` + spendColumns
 
-func scanAccount(row pgx.Row) (ledger.Account, error) {
+// scanAccount reads accountColumns, then extra.
+func scanAccount(row pgx.Row, extra ...any) (ledger.Account, error) {
 	var a ledger.Account
 	var bal, held, expMicros int64
-	if err := row.Scan(&a.ID, &a.OrgID, &a.Currency, &bal, &held, &expMicros, &a.Version, &a.MovedTo, &a.Frozen); err != nil {
+	var sp spendRow
+	dest := append([]any{&a.ID, &a.OrgID, &a.Currency, &bal, &held, &expMicros, &a.Version, &a.MovedTo, &a.Frozen}, sp.dest()...)
+	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return ledger.Account{}, err
 	}
 	a.Balance, a.Held = money.Nanos(bal), money.Nanos(held)
 	a.ExpiresAt = fromMicros(expMicros)
+	sp.into(&a)
 	return a, nil
 }
 
@@ -638,10 +642,12 @@ func queueUpdateAccounts(batch *pgx.Batch, b *ledger.Batch) {
 		ids, bals, helds = append(ids, a.ID), append(bals, int64(a.Balance)), append(helds, int64(a.Held))
 		exps, versions = append(exps, toMicros(a.ExpiresAt)), append(versions, a.Version)
 	}
+	sp := newSpendColumns(b)
 	batch.Queue(`UPDATE accounts SET balance = u.b, held = u.h, version = u.v,
-    expires_at = CASE WHEN u.e = 0 THEN NULL ELSE 'epoch'::timestamptz + u.e * interval '1 microsecond' END
-FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(id, b, h, e, v) WHERE accounts.id = u.id`,
-		ids, bals, helds, exps, versions)
+    expires_at = CASE WHEN u.e = 0 THEN NULL ELSE 'epoch'::timestamptz + u.e * interval '1 microsecond' END,
+    `+spendAssignments+`
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::boolean[]) AS u(id, b, h, e, v, sm, ms, sa) WHERE accounts.id = u.id`,
+		ids, bals, helds, exps, versions, sp.months, sp.amounts, sp.alerted)
 }
 
 func queueInsertEvents(batch *pgx.Batch, events []ledger.Event) {
@@ -653,11 +659,11 @@ func queueInsertEvents(batch *pgx.Batch, events []ledger.Event) {
 		amounts[i], bals[i], avails[i], exps[i], occurred[i] = int64(e.Amount), int64(e.Balance), int64(e.Available), toMicros(e.ExpiresAt), toMicros(e.OccurredAt)
 	}
 	batch.Queue(`WITH s AS (UPDATE event_sequence SET last = last + $1 WHERE id = 1 RETURNING last)
-INSERT INTO events (seq, org_id, kind, transaction_id, hold_id, amount, balance, available, currency, expires_at, occurred_at, credit_source)
+INSERT INTO events (seq, org_id, kind, transaction_id, hold_id, amount, balance, available, currency, expires_at, occurred_at, credit_source, spend_limit)
 SELECT s.last - $1 + u.n, u.o, u.k, NULLIF(u.t, '')::uuid, NULLIF(u.h, '')::uuid, u.a, u.b, u.av, u.c,
     CASE WHEN u.e = 0 THEN NULL ELSE 'epoch'::timestamptz + u.e * interval '1 microsecond' END,
-    'epoch'::timestamptz + u.oc * interval '1 microsecond', NULLIF(u.src, '')
-FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::text[])
-  WITH ORDINALITY AS u(o, k, t, h, a, b, av, c, e, oc, src, n)`,
-		int64(n), orgs, kinds, txIDs, holdIDs, amounts, bals, avails, currencies, exps, occurred, sources)
+    'epoch'::timestamptz + u.oc * interval '1 microsecond', NULLIF(u.src, ''), NULLIF(u.sl, 0)
+FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[])
+  WITH ORDINALITY AS u(o, k, t, h, a, b, av, c, e, oc, src, sl, n)`,
+		int64(n), orgs, kinds, txIDs, holdIDs, amounts, bals, avails, currencies, exps, occurred, sources, eventSpendLimits(events))
 }

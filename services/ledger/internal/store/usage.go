@@ -49,7 +49,8 @@ func (s *Store) UpdateUsage(parent context.Context, limit int, aggregate func([]
 	// newest sequence visible here is committed: no later commit can take a lower number.
 	rows, err := tx.Query(ctx, `SELECT e.seq, e.org_id, coalesce(t.kind, ''), coalesce(t.amount, 0), coalesce(t.currency, e.currency),
 coalesce(t.created_at, e.occurred_at), coalesce(t.pricing->>'model_id', ''),
-coalesce(t.metadata->>'`+ledger.MetaModelID+`', ''), coalesce(t.metadata->>'`+ledger.MetaInstanceType+`', '')
+coalesce(t.metadata->>'`+ledger.MetaModelID+`', ''), coalesce(t.metadata->>'`+ledger.MetaInstanceType+`', ''),
+coalesce(t.metadata->>'`+ledger.MetaProject+`', '')
 FROM (SELECT seq, org_id, kind, transaction_id, currency, occurred_at FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) e
 LEFT JOIN transactions t ON t.id = e.transaction_id AND e.kind IN ('debit', 'capture')
 ORDER BY e.seq`, cursor, limit)
@@ -59,7 +60,7 @@ ORDER BY e.seq`, cursor, limit)
 	sources, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.UsageSource, error) {
 		var u ledger.UsageSource
 		var kind string
-		err := r.Scan(&u.Seq, &u.OrgID, &kind, &u.Amount, &u.Currency, &u.CreatedAt, &u.PricingModel, &u.MetaModel, &u.MetaInstance)
+		err := r.Scan(&u.Seq, &u.OrgID, &kind, &u.Amount, &u.Currency, &u.CreatedAt, &u.PricingModel, &u.MetaModel, &u.MetaInstance, &u.MetaProject)
 		u.TxKind = ledger.TxKind(kind)
 		return u, err
 	})

@@ -60,5 +60,6 @@ func EventOf(e ledgerclient.Event) notify.LedgerEvent {
 	return notify.LedgerEvent{
 		Seq: e.Seq, OrgID: e.OrgID, Kind: kind, TransactionID: e.TransactionID, Currency: e.Currency,
 		Amount: e.Amount, Balance: e.Balance, Available: e.Available, ExpiresAt: e.ExpiresAt, OccurredAt: e.OccurredAt,
+		SpendLimit: e.SpendLimit,
 	}
 }

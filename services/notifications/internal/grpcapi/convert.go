@@ -138,6 +138,7 @@ var (
 		notify.KindRentalSuspended:      notificationsv1.EmailKind_EMAIL_KIND_RENTAL_SUSPENDED,
 		notify.KindRechargeDeclined:     notificationsv1.EmailKind_EMAIL_KIND_RECHARGE_DECLINED,
 		notify.KindRechargeAuthRequired: notificationsv1.EmailKind_EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED,
+		notify.KindSpendAlert:           notificationsv1.EmailKind_EMAIL_KIND_SPEND_ALERT,
 	}
 	statusToProto = map[notify.DeliveryStatus]notificationsv1.DeliveryStatus{
 		notify.StatusPending: notificationsv1.DeliveryStatus_DELIVERY_STATUS_PENDING,

@@ -52,6 +52,7 @@ func ApplyEvents(members []Settings, events []LedgerEvent) (changed []Settings, 
 				Data: EmailData{
 					OrgID: ev.OrgID, Currency: ev.Currency, Balance: ev.Balance, Amount: ev.Amount, ExpiresAt: ev.ExpiresAt,
 					OccurredAt: ev.OccurredAt, TransactionID: ev.TransactionID,
+					Threshold: ev.SpendLimit, // a spend alert's limit
 				},
 				LedgerSeq: ev.Seq,
 			})
@@ -157,6 +158,8 @@ func eventEmail(k EventKind) EmailKind {
 		return KindPaymentSucceeded
 	case EventExpiry:
 		return KindCreditsExpired
+	case EventSpendAlert:
+		return KindSpendAlert
 	}
 	return ""
 }

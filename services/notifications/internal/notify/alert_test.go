@@ -198,3 +198,24 @@ func TestExpiryAndRentalEmailsGoToOptedInMembersWithAnAddress(t *testing.T) {
 	require.Len(t, notices, 1)
 	require.Equal(t, notify.RentalSuspendedKey("acme", "alice", "k"), notices[0].IdempotencyKey)
 }
+
+// TestSpendAlertEmails: the ledger's spend alert becomes one email per member with an address,
+// keyed by the event, so a replayed event queues nothing new.
+func TestSpendAlertEmails(t *testing.T) {
+	t.Parallel()
+	off := alice()
+	off.LowCreditEnabled = false
+	noEmail := alice()
+	noEmail.MemberID, noEmail.AccountEmail = "nobody", ""
+	alert := notify.LedgerEvent{Seq: 7, OrgID: "acme", Kind: notify.EventSpendAlert, Currency: "USD", Balance: 900, Amount: 80, SpendLimit: 100}
+	_, emails := notify.ApplyEvents([]notify.Settings{off, noEmail}, []notify.LedgerEvent{alert})
+	require.Len(t, emails, 1)
+	e := emails[0]
+	require.Equal(t, notify.KindSpendAlert, e.Kind)
+	require.Equal(t, "alice@example.com", e.To)
+	require.Equal(t, money.Nanos(80), e.Data.Amount)
+	require.Equal(t, money.Nanos(100), e.Data.Threshold)
+	require.Equal(t, int64(7), e.LedgerSeq)
+	_, again := notify.ApplyEvents([]notify.Settings{off}, []notify.LedgerEvent{alert})
+	require.Equal(t, e.IdempotencyKey, again[0].IdempotencyKey)
+}

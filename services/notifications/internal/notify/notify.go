@@ -46,11 +46,15 @@ const (
 	// failed; they are not opt-in.
 	KindRechargeDeclined     EmailKind = "recharge_declined"
 	KindRechargeAuthRequired EmailKind = "recharge_authentication_required"
+	// KindSpendAlert goes to every member with an address when the organization's spending of
+	// the month reaches the alert percentage of the spend limit its admins set: it is the
+	// organization's setting, not a member's opt-in.
+	KindSpendAlert EmailKind = "spend_alert"
 )
 
 // EmailKinds lists every kind, for templates and tests.
 var EmailKinds = []EmailKind{KindLowCredit, KindCreditsExpiring, KindCreditsExpired, KindPaymentSucceeded, KindRentalSuspended,
-	KindRechargeDeclined, KindRechargeAuthRequired}
+	KindRechargeDeclined, KindRechargeAuthRequired, KindSpendAlert}
 
 // Evaluate applies the low-credit rule to one observed balance: an armed alert fires when the
 // balance is below the threshold, a fired alert re-arms when the balance is at or above it.
@@ -131,6 +135,8 @@ func (p Preferences) Wants(k EmailKind) bool {
 		return p.PaymentSucceededEnabled
 	case KindRentalSuspended:
 		return p.RentalSuspendedEnabled
+	case KindSpendAlert:
+		return true
 	}
 	// The failed-recharge emails are not opt-in: payments names the admins they go to.
 	return false
@@ -209,6 +215,9 @@ const (
 	// EventGrant is a credit granted by ops rather than paid.
 	EventGrant  EventKind = "grant"
 	EventExpiry EventKind = "expiry"
+	// EventSpendAlert is the ledger's spend alert: once per UTC month and limit (the ledger
+	// decides the crossing in the commit of the charge).
+	EventSpendAlert EventKind = "spend_alert"
 )
 
 // LedgerEvent is one committed balance change read from the ledger's event stream.
@@ -223,6 +232,8 @@ type LedgerEvent struct {
 	Available     money.Nanos
 	ExpiresAt     time.Time // zero when nothing expires
 	OccurredAt    time.Time
+	// SpendLimit is set on spend alerts (Amount is then the month's spending).
+	SpendLimit money.Nanos
 }
 
 // Attempt is the outcome of one delivery attempt of an email.

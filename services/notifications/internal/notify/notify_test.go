@@ -134,6 +134,13 @@ func TestDefaultPreferences(t *testing.T) {
 	t.Parallel()
 	admin, member := notify.DefaultPreferences(true), notify.DefaultPreferences(false)
 	for _, k := range notify.EmailKinds {
+		if k == notify.KindSpendAlert {
+			// The organization's admins chose it by setting the limit: every member gets it.
+			require.True(t, member.Wants(k))
+			require.True(t, admin.Wants(k))
+			require.True(t, notify.Preferences{}.Wants(k))
+			continue
+		}
 		optIn := k != notify.KindRechargeDeclined && k != notify.KindRechargeAuthRequired
 		require.False(t, member.Wants(k), "member %s", k)
 		require.Equal(t, optIn && k != notify.KindLowCredit, admin.Wants(k), "admin %s", k)

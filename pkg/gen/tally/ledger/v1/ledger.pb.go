@@ -205,6 +205,9 @@ const (
 	EventKind_EVENT_KIND_HOLD_PLACED   EventKind = 6
 	EventKind_EVENT_KIND_HOLD_RELEASED EventKind = 7
 	EventKind_EVENT_KIND_HOLD_EXPIRED  EventKind = 8
+	// The month's charges reached the alert percentage of the spend limit (once per UTC month and
+	// limit); amount is the month's charges, spend_limit the limit.
+	EventKind_EVENT_KIND_SPEND_ALERT EventKind = 9
 )
 
 // Enum value maps for EventKind.
@@ -219,6 +222,7 @@ var (
 		6: "EVENT_KIND_HOLD_PLACED",
 		7: "EVENT_KIND_HOLD_RELEASED",
 		8: "EVENT_KIND_HOLD_EXPIRED",
+		9: "EVENT_KIND_SPEND_ALERT",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED":   0,
@@ -230,6 +234,7 @@ var (
 		"EVENT_KIND_HOLD_PLACED":   6,
 		"EVENT_KIND_HOLD_RELEASED": 7,
 		"EVENT_KIND_HOLD_EXPIRED":  8,
+		"EVENT_KIND_SPEND_ALERT":   9,
 	}
 )
 
@@ -556,7 +561,8 @@ type DebitRequest struct {
 	IdempotencyKey string       `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Description    string       `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
 	// Free-form; "model_id" (a model) or "instance_type" (a rented instance type) name what was
-	// used in the usage summary (usage-priced debits are counted under their model).
+	// used in the usage summary (usage-priced debits are counted under their model), and
+	// "project" the project it is attributed to (GetUsageSummaryResponse.projects).
 	Metadata map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Refuse with FailedPrecondition instead of going below zero.
 	RequireFunds bool `protobuf:"varint,6,opt,name=require_funds,json=requireFunds,proto3" json:"require_funds,omitempty"`
@@ -1516,7 +1522,11 @@ type GetUsageSummaryResponse struct {
 	// Every day of the window, oldest first.
 	Days []*UsageDay `protobuf:"bytes,5,rep,name=days,proto3" json:"days,omitempty"`
 	// Per item over the whole window, largest amount first.
-	Totals        []*UsageItem `protobuf:"bytes,6,rep,name=totals,proto3" json:"totals,omitempty"`
+	Totals []*UsageItem `protobuf:"bytes,6,rep,name=totals,proto3" json:"totals,omitempty"`
+	// Per project over the whole window (kind "project", id the project), largest amount first:
+	// the debits and captures whose metadata names a "project". The same charges are also in
+	// days and totals under their model or instance type; charges without a project are in none.
+	Projects      []*UsageItem `protobuf:"bytes,7,rep,name=projects,proto3" json:"projects,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1589,6 +1599,13 @@ func (x *GetUsageSummaryResponse) GetDays() []*UsageDay {
 func (x *GetUsageSummaryResponse) GetTotals() []*UsageItem {
 	if x != nil {
 		return x.Totals
+	}
+	return nil
+}
+
+func (x *GetUsageSummaryResponse) GetProjects() []*UsageItem {
+	if x != nil {
+		return x.Projects
 	}
 	return nil
 }
@@ -2065,7 +2082,11 @@ type AuthorizeResponse struct {
 	Allowed   bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
 	Available *money.Money           `protobuf:"bytes,2,opt,name=available,proto3" json:"available,omitempty"`
 	// The amount checked: the request's amount or the price of its usage estimate.
-	Amount        *money.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	Amount *money.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Why allowed is false: "INSUFFICIENT_FUNDS" (amount above available) or
+	// "SPEND_LIMIT_REACHED" (the monthly spend limit is reached, or amount would pass it);
+	// empty when allowed.
+	DenialReason  string `protobuf:"bytes,4,opt,name=denial_reason,json=denialReason,proto3" json:"denial_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2119,6 +2140,13 @@ func (x *AuthorizeResponse) GetAmount() *money.Money {
 		return x.Amount
 	}
 	return nil
+}
+
+func (x *AuthorizeResponse) GetDenialReason() string {
+	if x != nil {
+		return x.DenialReason
+	}
+	return ""
 }
 
 type ReserveRequest struct {
@@ -2724,7 +2752,9 @@ type BalanceEvent struct {
 	// every shard of the stream. sequence is the event's number on its own shard.
 	Cursor string `protobuf:"bytes,12,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// The ledger shard the event was committed on.
-	Shard         string `protobuf:"bytes,13,opt,name=shard,proto3" json:"shard,omitempty"`
+	Shard string `protobuf:"bytes,13,opt,name=shard,proto3" json:"shard,omitempty"`
+	// On spend alerts: the monthly spend limit whose alert fired.
+	SpendLimit    *money.Money `protobuf:"bytes,14,opt,name=spend_limit,json=spendLimit,proto3" json:"spend_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2848,6 +2878,13 @@ func (x *BalanceEvent) GetShard() string {
 		return x.Shard
 	}
 	return ""
+}
+
+func (x *BalanceEvent) GetSpendLimit() *money.Money {
+	if x != nil {
+		return x.SpendLimit
+	}
+	return nil
 }
 
 type MoveOrganizationRequest struct {
@@ -2998,6 +3035,310 @@ func (x *MoveOrganizationResponse) GetReplayed() bool {
 	return false
 }
 
+type GetSpendLimitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSpendLimitRequest) Reset() {
+	*x = GetSpendLimitRequest{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSpendLimitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSpendLimitRequest) ProtoMessage() {}
+
+func (x *GetSpendLimitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSpendLimitRequest.ProtoReflect.Descriptor instead.
+func (*GetSpendLimitRequest) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *GetSpendLimitRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+type GetSpendLimitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SpendLimit    *SpendLimitStatus      `protobuf:"bytes,1,opt,name=spend_limit,json=spendLimit,proto3" json:"spend_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSpendLimitResponse) Reset() {
+	*x = GetSpendLimitResponse{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSpendLimitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSpendLimitResponse) ProtoMessage() {}
+
+func (x *GetSpendLimitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSpendLimitResponse.ProtoReflect.Descriptor instead.
+func (*GetSpendLimitResponse) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GetSpendLimitResponse) GetSpendLimit() *SpendLimitStatus {
+	if x != nil {
+		return x.SpendLimit
+	}
+	return nil
+}
+
+type SetSpendLimitRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// The cap on the charges (debits and captures) of a UTC calendar month, in the organization's
+	// currency (an empty currency_code means it); zero or unset removes the limit.
+	Limit *money.Money `protobuf:"bytes,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Percentage of the limit (1 to 100) at which the admins get one alert email per month;
+	// 0 sends none.
+	AlertPercent  int32 `protobuf:"varint,3,opt,name=alert_percent,json=alertPercent,proto3" json:"alert_percent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSpendLimitRequest) Reset() {
+	*x = SetSpendLimitRequest{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSpendLimitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSpendLimitRequest) ProtoMessage() {}
+
+func (x *SetSpendLimitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSpendLimitRequest.ProtoReflect.Descriptor instead.
+func (*SetSpendLimitRequest) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SetSpendLimitRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *SetSpendLimitRequest) GetLimit() *money.Money {
+	if x != nil {
+		return x.Limit
+	}
+	return nil
+}
+
+func (x *SetSpendLimitRequest) GetAlertPercent() int32 {
+	if x != nil {
+		return x.AlertPercent
+	}
+	return 0
+}
+
+type SetSpendLimitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SpendLimit    *SpendLimitStatus      `protobuf:"bytes,1,opt,name=spend_limit,json=spendLimit,proto3" json:"spend_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSpendLimitResponse) Reset() {
+	*x = SetSpendLimitResponse{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSpendLimitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSpendLimitResponse) ProtoMessage() {}
+
+func (x *SetSpendLimitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSpendLimitResponse.ProtoReflect.Descriptor instead.
+func (*SetSpendLimitResponse) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SetSpendLimitResponse) GetSpendLimit() *SpendLimitStatus {
+	if x != nil {
+		return x.SpendLimit
+	}
+	return nil
+}
+
+// SpendLimitStatus is an organization's spend limit and its spending of the current UTC month.
+type SpendLimitStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// Zero when the organization has no limit.
+	Limit        *money.Money `protobuf:"bytes,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	AlertPercent int32        `protobuf:"varint,3,opt,name=alert_percent,json=alertPercent,proto3" json:"alert_percent,omitempty"`
+	// The current UTC calendar month, as YYYY-MM.
+	Month string `protobuf:"bytes,4,opt,name=month,proto3" json:"month,omitempty"`
+	// What debits and captures charged this month.
+	MonthSpend *money.Money `protobuf:"bytes,5,opt,name=month_spend,json=monthSpend,proto3" json:"month_spend,omitempty"`
+	// What the limit still allows this month (zero once reached); zero without a limit.
+	Remaining *money.Money `protobuf:"bytes,6,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// True once the month's charges reached the limit: authorizations and require_funds debits
+	// are refused until the next month or a higher limit.
+	Reached bool `protobuf:"varint,7,opt,name=reached,proto3" json:"reached,omitempty"`
+	// True when this month's alert has fired at the current limit.
+	Alerted       bool `protobuf:"varint,8,opt,name=alerted,proto3" json:"alerted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpendLimitStatus) Reset() {
+	*x = SpendLimitStatus{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpendLimitStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpendLimitStatus) ProtoMessage() {}
+
+func (x *SpendLimitStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpendLimitStatus.ProtoReflect.Descriptor instead.
+func (*SpendLimitStatus) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SpendLimitStatus) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *SpendLimitStatus) GetLimit() *money.Money {
+	if x != nil {
+		return x.Limit
+	}
+	return nil
+}
+
+func (x *SpendLimitStatus) GetAlertPercent() int32 {
+	if x != nil {
+		return x.AlertPercent
+	}
+	return 0
+}
+
+func (x *SpendLimitStatus) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *SpendLimitStatus) GetMonthSpend() *money.Money {
+	if x != nil {
+		return x.MonthSpend
+	}
+	return nil
+}
+
+func (x *SpendLimitStatus) GetRemaining() *money.Money {
+	if x != nil {
+		return x.Remaining
+	}
+	return nil
+}
+
+func (x *SpendLimitStatus) GetReached() bool {
+	if x != nil {
+		return x.Reached
+	}
+	return false
+}
+
+func (x *SpendLimitStatus) GetAlerted() bool {
+	if x != nil {
+		return x.Alerted
+	}
+	return false
+}
+
 var File_tally_ledger_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
@@ -3103,14 +3444,15 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x04kind\x18\x04 \x01(\x0e2 .tally.ledger.v1.TransactionKindR\x04kind\"C\n" +
 	"\x16GetUsageSummaryRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x12\n" +
-	"\x04days\x18\x02 \x01(\x05R\x04days\"\xdc\x01\n" +
+	"\x04days\x18\x02 \x01(\x05R\x04days\"\x94\x02\n" +
 	"\x17GetUsageSummaryResponse\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12#\n" +
 	"\rcurrency_code\x18\x02 \x01(\tR\fcurrencyCode\x12\x12\n" +
 	"\x04from\x18\x03 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x04 \x01(\tR\x02to\x12-\n" +
 	"\x04days\x18\x05 \x03(\v2\x19.tally.ledger.v1.UsageDayR\x04days\x122\n" +
-	"\x06totals\x18\x06 \x03(\v2\x1a.tally.ledger.v1.UsageItemR\x06totals\"x\n" +
+	"\x06totals\x18\x06 \x03(\v2\x1a.tally.ledger.v1.UsageItemR\x06totals\x126\n" +
+	"\bprojects\x18\a \x03(\v2\x1a.tally.ledger.v1.UsageItemR\bprojects\"x\n" +
 	"\bUsageDay\x12\x10\n" +
 	"\x03day\x18\x01 \x01(\tR\x03day\x12(\n" +
 	"\x05total\x18\x02 \x01(\v2\x12.google.type.MoneyR\x05total\x120\n" +
@@ -3150,11 +3492,12 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x10AuthorizeRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12,\n" +
-	"\x05usage\x18\x03 \x01(\v2\x16.tally.ledger.v1.UsageR\x05usage\"\x8b\x01\n" +
+	"\x05usage\x18\x03 \x01(\v2\x16.tally.ledger.v1.UsageR\x05usage\"\xb0\x01\n" +
 	"\x11AuthorizeResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x120\n" +
 	"\tavailable\x18\x02 \x01(\v2\x12.google.type.MoneyR\tavailable\x12*\n" +
-	"\x06amount\x18\x03 \x01(\v2\x12.google.type.MoneyR\x06amount\"\xcb\x01\n" +
+	"\x06amount\x18\x03 \x01(\v2\x12.google.type.MoneyR\x06amount\x12#\n" +
+	"\rdenial_reason\x18\x04 \x01(\tR\fdenialReason\"\xcb\x01\n" +
 	"\x0eReserveRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12+\n" +
@@ -3199,7 +3542,7 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12!\n" +
 	"\fafter_cursor\x18\x03 \x01(\tR\vafterCursor\"J\n" +
 	"\x13WatchEventsResponse\x123\n" +
-	"\x05event\x18\x01 \x01(\v2\x1d.tally.ledger.v1.BalanceEventR\x05event\"\xa7\x04\n" +
+	"\x05event\x18\x01 \x01(\v2\x1d.tally.ledger.v1.BalanceEventR\x05event\"\xdc\x04\n" +
 	"\fBalanceEvent\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12.\n" +
@@ -3216,7 +3559,9 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	" \x01(\tR\x06holdId\x12B\n" +
 	"\rcredit_source\x18\v \x01(\x0e2\x1d.tally.ledger.v1.CreditSourceR\fcreditSource\x12\x16\n" +
 	"\x06cursor\x18\f \x01(\tR\x06cursor\x12\x14\n" +
-	"\x05shard\x18\r \x01(\tR\x05shard\"t\n" +
+	"\x05shard\x18\r \x01(\tR\x05shard\x123\n" +
+	"\vspend_limit\x18\x0e \x01(\v2\x12.google.type.MoneyR\n" +
+	"spendLimit\"t\n" +
 	"\x17MoveOrganizationRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x19\n" +
 	"\bto_shard\x18\x02 \x01(\tR\atoShard\x12'\n" +
@@ -3228,7 +3573,29 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\bto_shard\x18\x03 \x01(\tR\atoShard\x12,\n" +
 	"\abalance\x18\x04 \x01(\v2\x12.google.type.MoneyR\abalance\x12&\n" +
 	"\x04held\x18\x05 \x01(\v2\x12.google.type.MoneyR\x04held\x12\x1a\n" +
-	"\breplayed\x18\x06 \x01(\bR\breplayed*\xc8\x01\n" +
+	"\breplayed\x18\x06 \x01(\bR\breplayed\"-\n" +
+	"\x14GetSpendLimitRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\"[\n" +
+	"\x15GetSpendLimitResponse\x12B\n" +
+	"\vspend_limit\x18\x01 \x01(\v2!.tally.ledger.v1.SpendLimitStatusR\n" +
+	"spendLimit\"|\n" +
+	"\x14SetSpendLimitRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12(\n" +
+	"\x05limit\x18\x02 \x01(\v2\x12.google.type.MoneyR\x05limit\x12#\n" +
+	"\ralert_percent\x18\x03 \x01(\x05R\falertPercent\"[\n" +
+	"\x15SetSpendLimitResponse\x12B\n" +
+	"\vspend_limit\x18\x01 \x01(\v2!.tally.ledger.v1.SpendLimitStatusR\n" +
+	"spendLimit\"\xa9\x02\n" +
+	"\x10SpendLimitStatus\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12(\n" +
+	"\x05limit\x18\x02 \x01(\v2\x12.google.type.MoneyR\x05limit\x12#\n" +
+	"\ralert_percent\x18\x03 \x01(\x05R\falertPercent\x12\x14\n" +
+	"\x05month\x18\x04 \x01(\tR\x05month\x123\n" +
+	"\vmonth_spend\x18\x05 \x01(\v2\x12.google.type.MoneyR\n" +
+	"monthSpend\x120\n" +
+	"\tremaining\x18\x06 \x01(\v2\x12.google.type.MoneyR\tremaining\x12\x18\n" +
+	"\areached\x18\a \x01(\bR\areached\x12\x18\n" +
+	"\aalerted\x18\b \x01(\bR\aalerted*\xc8\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17TRANSACTION_KIND_CREDIT\x10\x01\x12\x1a\n" +
@@ -3246,7 +3613,7 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x12HOLD_STATUS_ACTIVE\x10\x01\x12\x18\n" +
 	"\x14HOLD_STATUS_CAPTURED\x10\x02\x12\x18\n" +
 	"\x14HOLD_STATUS_RELEASED\x10\x03\x12\x17\n" +
-	"\x13HOLD_STATUS_EXPIRED\x10\x04*\xf5\x01\n" +
+	"\x13HOLD_STATUS_EXPIRED\x10\x04*\x91\x02\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EVENT_KIND_CREDIT\x10\x01\x12\x14\n" +
@@ -3256,8 +3623,8 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x12EVENT_KIND_CAPTURE\x10\x05\x12\x1a\n" +
 	"\x16EVENT_KIND_HOLD_PLACED\x10\x06\x12\x1c\n" +
 	"\x18EVENT_KIND_HOLD_RELEASED\x10\a\x12\x1b\n" +
-	"\x17EVENT_KIND_HOLD_EXPIRED\x10\b2\xba\n" +
-	"\n" +
+	"\x17EVENT_KIND_HOLD_EXPIRED\x10\b\x12\x1a\n" +
+	"\x16EVENT_KIND_SPEND_ALERT\x10\t2\xcd\f\n" +
 	"\rLedgerService\x12x\n" +
 	"\n" +
 	"GetBalance\x12\".tally.ledger.v1.GetBalanceRequest\x1a#.tally.ledger.v1.GetBalanceResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/orgs/{org_id}/balance\x12o\n" +
@@ -3272,7 +3639,9 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\aCapture\x12\x1f.tally.ledger.v1.CaptureRequest\x1a .tally.ledger.v1.CaptureResponse\x12L\n" +
 	"\aRelease\x12\x1f.tally.ledger.v1.ReleaseRequest\x1a .tally.ledger.v1.ReleaseResponse\x12Z\n" +
 	"\vWatchEvents\x12#.tally.ledger.v1.WatchEventsRequest\x1a$.tally.ledger.v1.WatchEventsResponse0\x01\x12g\n" +
-	"\x10MoveOrganization\x12(.tally.ledger.v1.MoveOrganizationRequest\x1a).tally.ledger.v1.MoveOrganizationResponseB;Z9github.com/tallyhq/tally/pkg/gen/tally/ledger/v1;ledgerv1b\x06proto3"
+	"\x10MoveOrganization\x12(.tally.ledger.v1.MoveOrganizationRequest\x1a).tally.ledger.v1.MoveOrganizationResponse\x12\x85\x01\n" +
+	"\rGetSpendLimit\x12%.tally.ledger.v1.GetSpendLimitRequest\x1a&.tally.ledger.v1.GetSpendLimitResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/orgs/{org_id}/spend-limit\x12\x88\x01\n" +
+	"\rSetSpendLimit\x12%.tally.ledger.v1.SetSpendLimitRequest\x1a&.tally.ledger.v1.SetSpendLimitResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\x1a\x1d/v1/orgs/{org_id}/spend-limitB;Z9github.com/tallyhq/tally/pkg/gen/tally/ledger/v1;ledgerv1b\x06proto3"
 
 var (
 	file_tally_ledger_v1_ledger_proto_rawDescOnce sync.Once
@@ -3287,7 +3656,7 @@ func file_tally_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_ledger_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(TransactionKind)(0),             // 0: tally.ledger.v1.TransactionKind
 	(CreditSource)(0),                // 1: tally.ledger.v1.CreditSource
@@ -3331,118 +3700,135 @@ var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(*BalanceEvent)(nil),             // 39: tally.ledger.v1.BalanceEvent
 	(*MoveOrganizationRequest)(nil),  // 40: tally.ledger.v1.MoveOrganizationRequest
 	(*MoveOrganizationResponse)(nil), // 41: tally.ledger.v1.MoveOrganizationResponse
-	nil,                              // 42: tally.ledger.v1.DebitRequest.MetadataEntry
-	nil,                              // 43: tally.ledger.v1.Usage.QuantitiesEntry
-	nil,                              // 44: tally.ledger.v1.Transaction.MetadataEntry
-	nil,                              // 45: tally.ledger.v1.CaptureRequest.MetadataEntry
-	(*money.Money)(nil),              // 46: google.type.Money
-	(*timestamppb.Timestamp)(nil),    // 47: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 48: google.protobuf.Duration
+	(*GetSpendLimitRequest)(nil),     // 42: tally.ledger.v1.GetSpendLimitRequest
+	(*GetSpendLimitResponse)(nil),    // 43: tally.ledger.v1.GetSpendLimitResponse
+	(*SetSpendLimitRequest)(nil),     // 44: tally.ledger.v1.SetSpendLimitRequest
+	(*SetSpendLimitResponse)(nil),    // 45: tally.ledger.v1.SetSpendLimitResponse
+	(*SpendLimitStatus)(nil),         // 46: tally.ledger.v1.SpendLimitStatus
+	nil,                              // 47: tally.ledger.v1.DebitRequest.MetadataEntry
+	nil,                              // 48: tally.ledger.v1.Usage.QuantitiesEntry
+	nil,                              // 49: tally.ledger.v1.Transaction.MetadataEntry
+	nil,                              // 50: tally.ledger.v1.CaptureRequest.MetadataEntry
+	(*money.Money)(nil),              // 51: google.type.Money
+	(*timestamppb.Timestamp)(nil),    // 52: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 53: google.protobuf.Duration
 }
 var file_tally_ledger_v1_ledger_proto_depIdxs = []int32{
-	46, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
-	46, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
-	46, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
-	47, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
-	46, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
+	51, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
+	51, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
+	51, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
+	52, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
+	51, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
 	1,  // 5: tally.ledger.v1.CreditRequest.source:type_name -> tally.ledger.v1.CreditSource
 	26, // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	46, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
-	47, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
-	46, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
-	42, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
+	51, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
+	52, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
+	51, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
+	47, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
 	9,  // 11: tally.ledger.v1.DebitRequest.usage:type_name -> tally.ledger.v1.Usage
-	43, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
-	47, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
-	47, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
+	48, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
+	52, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
+	52, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
 	11, // 15: tally.ledger.v1.PricedUsage.lines:type_name -> tally.ledger.v1.UsageLine
-	46, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
-	46, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
-	46, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
+	51, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
+	51, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
+	51, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
 	26, // 19: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
 	14, // 20: tally.ledger.v1.DebitStreamRequest.debits:type_name -> tally.ledger.v1.StreamedDebit
 	8,  // 21: tally.ledger.v1.StreamedDebit.debit:type_name -> tally.ledger.v1.DebitRequest
 	16, // 22: tally.ledger.v1.DebitStreamResponse.acks:type_name -> tally.ledger.v1.DebitAck
 	12, // 23: tally.ledger.v1.DebitAck.debit:type_name -> tally.ledger.v1.DebitResponse
 	17, // 24: tally.ledger.v1.DebitAck.error:type_name -> tally.ledger.v1.DebitError
-	46, // 25: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
+	51, // 25: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
 	26, // 26: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	46, // 27: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
+	51, // 27: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
 	0,  // 28: tally.ledger.v1.ListTransactionsRequest.kind:type_name -> tally.ledger.v1.TransactionKind
 	23, // 29: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
 	24, // 30: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
-	46, // 31: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
-	24, // 32: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
-	46, // 33: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
-	26, // 34: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
-	0,  // 35: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
-	46, // 36: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
-	46, // 37: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
-	44, // 38: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
-	47, // 39: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
-	27, // 40: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
-	10, // 41: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
-	46, // 42: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
-	46, // 43: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
-	9,  // 44: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
-	46, // 45: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
-	46, // 46: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
-	46, // 47: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
-	48, // 48: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
-	36, // 49: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
-	46, // 50: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
-	46, // 51: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
-	45, // 52: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
-	36, // 53: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
-	26, // 54: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	46, // 55: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
-	36, // 56: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
-	46, // 57: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
-	2,  // 58: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
-	47, // 59: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
-	47, // 60: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	46, // 61: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
-	39, // 62: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
-	3,  // 63: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
-	46, // 64: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
-	46, // 65: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
-	46, // 66: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
-	47, // 67: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
-	47, // 68: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	1,  // 69: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
-	46, // 70: tally.ledger.v1.MoveOrganizationResponse.balance:type_name -> google.type.Money
-	46, // 71: tally.ledger.v1.MoveOrganizationResponse.held:type_name -> google.type.Money
-	4,  // 72: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
-	6,  // 73: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
-	8,  // 74: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
-	13, // 75: tally.ledger.v1.LedgerService.DebitStream:input_type -> tally.ledger.v1.DebitStreamRequest
-	18, // 76: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
-	20, // 77: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
-	21, // 78: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
-	28, // 79: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
-	30, // 80: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
-	32, // 81: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
-	34, // 82: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
-	37, // 83: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
-	40, // 84: tally.ledger.v1.LedgerService.MoveOrganization:input_type -> tally.ledger.v1.MoveOrganizationRequest
-	5,  // 85: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
-	7,  // 86: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
-	12, // 87: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
-	15, // 88: tally.ledger.v1.LedgerService.DebitStream:output_type -> tally.ledger.v1.DebitStreamResponse
-	19, // 89: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
-	25, // 90: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
-	22, // 91: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
-	29, // 92: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
-	31, // 93: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
-	33, // 94: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
-	35, // 95: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
-	38, // 96: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
-	41, // 97: tally.ledger.v1.LedgerService.MoveOrganization:output_type -> tally.ledger.v1.MoveOrganizationResponse
-	85, // [85:98] is the sub-list for method output_type
-	72, // [72:85] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	24, // 31: tally.ledger.v1.GetUsageSummaryResponse.projects:type_name -> tally.ledger.v1.UsageItem
+	51, // 32: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
+	24, // 33: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
+	51, // 34: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
+	26, // 35: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
+	0,  // 36: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
+	51, // 37: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
+	51, // 38: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
+	49, // 39: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
+	52, // 40: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	27, // 41: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
+	10, // 42: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
+	51, // 43: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
+	51, // 44: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
+	9,  // 45: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
+	51, // 46: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
+	51, // 47: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
+	51, // 48: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
+	53, // 49: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
+	36, // 50: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
+	51, // 51: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
+	51, // 52: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
+	50, // 53: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
+	36, // 54: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
+	26, // 55: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	51, // 56: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
+	36, // 57: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
+	51, // 58: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
+	2,  // 59: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
+	52, // 60: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
+	52, // 61: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	51, // 62: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
+	39, // 63: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
+	3,  // 64: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
+	51, // 65: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
+	51, // 66: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
+	51, // 67: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
+	52, // 68: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
+	52, // 69: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	1,  // 70: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
+	51, // 71: tally.ledger.v1.BalanceEvent.spend_limit:type_name -> google.type.Money
+	51, // 72: tally.ledger.v1.MoveOrganizationResponse.balance:type_name -> google.type.Money
+	51, // 73: tally.ledger.v1.MoveOrganizationResponse.held:type_name -> google.type.Money
+	46, // 74: tally.ledger.v1.GetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
+	51, // 75: tally.ledger.v1.SetSpendLimitRequest.limit:type_name -> google.type.Money
+	46, // 76: tally.ledger.v1.SetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
+	51, // 77: tally.ledger.v1.SpendLimitStatus.limit:type_name -> google.type.Money
+	51, // 78: tally.ledger.v1.SpendLimitStatus.month_spend:type_name -> google.type.Money
+	51, // 79: tally.ledger.v1.SpendLimitStatus.remaining:type_name -> google.type.Money
+	4,  // 80: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
+	6,  // 81: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
+	8,  // 82: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
+	13, // 83: tally.ledger.v1.LedgerService.DebitStream:input_type -> tally.ledger.v1.DebitStreamRequest
+	18, // 84: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
+	20, // 85: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
+	21, // 86: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
+	28, // 87: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
+	30, // 88: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
+	32, // 89: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
+	34, // 90: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
+	37, // 91: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
+	40, // 92: tally.ledger.v1.LedgerService.MoveOrganization:input_type -> tally.ledger.v1.MoveOrganizationRequest
+	42, // 93: tally.ledger.v1.LedgerService.GetSpendLimit:input_type -> tally.ledger.v1.GetSpendLimitRequest
+	44, // 94: tally.ledger.v1.LedgerService.SetSpendLimit:input_type -> tally.ledger.v1.SetSpendLimitRequest
+	5,  // 95: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
+	7,  // 96: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
+	12, // 97: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
+	15, // 98: tally.ledger.v1.LedgerService.DebitStream:output_type -> tally.ledger.v1.DebitStreamResponse
+	19, // 99: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
+	25, // 100: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
+	22, // 101: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
+	29, // 102: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
+	31, // 103: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
+	33, // 104: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
+	35, // 105: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
+	38, // 106: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
+	41, // 107: tally.ledger.v1.LedgerService.MoveOrganization:output_type -> tally.ledger.v1.MoveOrganizationResponse
+	43, // 108: tally.ledger.v1.LedgerService.GetSpendLimit:output_type -> tally.ledger.v1.GetSpendLimitResponse
+	45, // 109: tally.ledger.v1.LedgerService.SetSpendLimit:output_type -> tally.ledger.v1.SetSpendLimitResponse
+	95, // [95:110] is the sub-list for method output_type
+	80, // [80:95] is the sub-list for method input_type
+	80, // [80:80] is the sub-list for extension type_name
+	80, // [80:80] is the sub-list for extension extendee
+	0,  // [0:80] is the sub-list for field type_name
 }
 
 func init() { file_tally_ledger_v1_ledger_proto_init() }
@@ -3460,7 +3846,7 @@ func file_tally_ledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_ledger_v1_ledger_proto_rawDesc), len(file_tally_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   42,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

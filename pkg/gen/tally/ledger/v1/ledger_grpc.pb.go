@@ -32,6 +32,8 @@ const (
 	LedgerService_Release_FullMethodName          = "/tally.ledger.v1.LedgerService/Release"
 	LedgerService_WatchEvents_FullMethodName      = "/tally.ledger.v1.LedgerService/WatchEvents"
 	LedgerService_MoveOrganization_FullMethodName = "/tally.ledger.v1.LedgerService/MoveOrganization"
+	LedgerService_GetSpendLimit_FullMethodName    = "/tally.ledger.v1.LedgerService/GetSpendLimit"
+	LedgerService_SetSpendLimit_FullMethodName    = "/tally.ledger.v1.LedgerService/SetSpendLimit"
 )
 
 // LedgerServiceClient is the client API for LedgerService service.
@@ -82,6 +84,14 @@ type LedgerServiceClient interface {
 	// holds, history, idempotency keys and usage, with no entry lost or doubled. Idempotent by key;
 	// the organization's writes are refused as Unavailable (retry) for the moment it moves.
 	MoveOrganization(ctx context.Context, in *MoveOrganizationRequest, opts ...grpc.CallOption) (*MoveOrganizationResponse, error)
+	// GetSpendLimit returns the organization's monthly spend limit and what it was charged in the
+	// current UTC calendar month.
+	GetSpendLimit(ctx context.Context, in *GetSpendLimitRequest, opts ...grpc.CallOption) (*GetSpendLimitResponse, error)
+	// SetSpendLimit replaces the organization's monthly spend limit (admins). Once the month's
+	// charges reach it, Authorize answers allowed=false (denial_reason SPEND_LIMIT_REACHED) and
+	// Debit with require_funds and Reserve fail with FailedPrecondition (ErrorInfo reason
+	// SPEND_LIMIT_REACHED); debits for usage that already happened and captures are still recorded.
+	SetSpendLimit(ctx context.Context, in *SetSpendLimitRequest, opts ...grpc.CallOption) (*SetSpendLimitResponse, error)
 }
 
 type ledgerServiceClient struct {
@@ -234,6 +244,26 @@ func (c *ledgerServiceClient) MoveOrganization(ctx context.Context, in *MoveOrga
 	return out, nil
 }
 
+func (c *ledgerServiceClient) GetSpendLimit(ctx context.Context, in *GetSpendLimitRequest, opts ...grpc.CallOption) (*GetSpendLimitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSpendLimitResponse)
+	err := c.cc.Invoke(ctx, LedgerService_GetSpendLimit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) SetSpendLimit(ctx context.Context, in *SetSpendLimitRequest, opts ...grpc.CallOption) (*SetSpendLimitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetSpendLimitResponse)
+	err := c.cc.Invoke(ctx, LedgerService_SetSpendLimit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LedgerServiceServer is the server API for LedgerService service.
 // All implementations must embed UnimplementedLedgerServiceServer
 // for forward compatibility.
@@ -282,6 +312,14 @@ type LedgerServiceServer interface {
 	// holds, history, idempotency keys and usage, with no entry lost or doubled. Idempotent by key;
 	// the organization's writes are refused as Unavailable (retry) for the moment it moves.
 	MoveOrganization(context.Context, *MoveOrganizationRequest) (*MoveOrganizationResponse, error)
+	// GetSpendLimit returns the organization's monthly spend limit and what it was charged in the
+	// current UTC calendar month.
+	GetSpendLimit(context.Context, *GetSpendLimitRequest) (*GetSpendLimitResponse, error)
+	// SetSpendLimit replaces the organization's monthly spend limit (admins). Once the month's
+	// charges reach it, Authorize answers allowed=false (denial_reason SPEND_LIMIT_REACHED) and
+	// Debit with require_funds and Reserve fail with FailedPrecondition (ErrorInfo reason
+	// SPEND_LIMIT_REACHED); debits for usage that already happened and captures are still recorded.
+	SetSpendLimit(context.Context, *SetSpendLimitRequest) (*SetSpendLimitResponse, error)
 	mustEmbedUnimplementedLedgerServiceServer()
 }
 
@@ -330,6 +368,12 @@ func (UnimplementedLedgerServiceServer) WatchEvents(*WatchEventsRequest, grpc.Se
 }
 func (UnimplementedLedgerServiceServer) MoveOrganization(context.Context, *MoveOrganizationRequest) (*MoveOrganizationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MoveOrganization not implemented")
+}
+func (UnimplementedLedgerServiceServer) GetSpendLimit(context.Context, *GetSpendLimitRequest) (*GetSpendLimitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSpendLimit not implemented")
+}
+func (UnimplementedLedgerServiceServer) SetSpendLimit(context.Context, *SetSpendLimitRequest) (*SetSpendLimitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetSpendLimit not implemented")
 }
 func (UnimplementedLedgerServiceServer) mustEmbedUnimplementedLedgerServiceServer() {}
 func (UnimplementedLedgerServiceServer) testEmbeddedByValue()                       {}
@@ -568,6 +612,42 @@ func _LedgerService_MoveOrganization_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LedgerService_GetSpendLimit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSpendLimitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).GetSpendLimit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_GetSpendLimit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).GetSpendLimit(ctx, req.(*GetSpendLimitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_SetSpendLimit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetSpendLimitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).SetSpendLimit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_SetSpendLimit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).SetSpendLimit(ctx, req.(*SetSpendLimitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LedgerService_ServiceDesc is the grpc.ServiceDesc for LedgerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -618,6 +698,14 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MoveOrganization",
 			Handler:    _LedgerService_MoveOrganization_Handler,
+		},
+		{
+			MethodName: "GetSpendLimit",
+			Handler:    _LedgerService_GetSpendLimit_Handler,
+		},
+		{
+			MethodName: "SetSpendLimit",
+			Handler:    _LedgerService_SetSpendLimit_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

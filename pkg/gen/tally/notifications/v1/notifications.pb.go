@@ -92,19 +92,23 @@ const (
 	EmailKind_EMAIL_KIND_RECHARGE_DECLINED EmailKind = 6
 	// An automatic recharge needs the cardholder to authenticate (sent to the admins, not opt-in).
 	EmailKind_EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED EmailKind = 7
+	// The organization's spending of the month reached the alert percentage of its spend limit
+	// (10: the numbers below are left to the auto-recharge emails).
+	EmailKind_EMAIL_KIND_SPEND_ALERT EmailKind = 10
 )
 
 // Enum value maps for EmailKind.
 var (
 	EmailKind_name = map[int32]string{
-		0: "EMAIL_KIND_UNSPECIFIED",
-		1: "EMAIL_KIND_LOW_CREDIT",
-		2: "EMAIL_KIND_CREDITS_EXPIRING",
-		3: "EMAIL_KIND_CREDITS_EXPIRED",
-		4: "EMAIL_KIND_PAYMENT_SUCCEEDED",
-		5: "EMAIL_KIND_RENTAL_SUSPENDED",
-		6: "EMAIL_KIND_RECHARGE_DECLINED",
-		7: "EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED",
+		0:  "EMAIL_KIND_UNSPECIFIED",
+		1:  "EMAIL_KIND_LOW_CREDIT",
+		2:  "EMAIL_KIND_CREDITS_EXPIRING",
+		3:  "EMAIL_KIND_CREDITS_EXPIRED",
+		4:  "EMAIL_KIND_PAYMENT_SUCCEEDED",
+		5:  "EMAIL_KIND_RENTAL_SUSPENDED",
+		6:  "EMAIL_KIND_RECHARGE_DECLINED",
+		7:  "EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED",
+		10: "EMAIL_KIND_SPEND_ALERT",
 	}
 	EmailKind_value = map[string]int32{
 		"EMAIL_KIND_UNSPECIFIED":                      0,
@@ -115,6 +119,7 @@ var (
 		"EMAIL_KIND_RENTAL_SUSPENDED":                 5,
 		"EMAIL_KIND_RECHARGE_DECLINED":                6,
 		"EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED": 7,
+		"EMAIL_KIND_SPEND_ALERT":                      10,
 	}
 )
 
@@ -1257,7 +1262,7 @@ const file_tally_notifications_v1_notifications_proto_rawDesc = "" +
 	"\x13LowCreditAlertState\x12&\n" +
 	"\"LOW_CREDIT_ALERT_STATE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cLOW_CREDIT_ALERT_STATE_ARMED\x10\x01\x12 \n" +
-	"\x1cLOW_CREDIT_ALERT_STATE_FIRED\x10\x02*\x99\x02\n" +
+	"\x1cLOW_CREDIT_ALERT_STATE_FIRED\x10\x02*\xb5\x02\n" +
 	"\tEmailKind\x12\x1a\n" +
 	"\x16EMAIL_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15EMAIL_KIND_LOW_CREDIT\x10\x01\x12\x1f\n" +
@@ -1266,7 +1271,9 @@ const file_tally_notifications_v1_notifications_proto_rawDesc = "" +
 	"\x1cEMAIL_KIND_PAYMENT_SUCCEEDED\x10\x04\x12\x1f\n" +
 	"\x1bEMAIL_KIND_RENTAL_SUSPENDED\x10\x05\x12 \n" +
 	"\x1cEMAIL_KIND_RECHARGE_DECLINED\x10\x06\x12/\n" +
-	"+EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED\x10\a*\x84\x01\n" +
+	"+EMAIL_KIND_RECHARGE_AUTHENTICATION_REQUIRED\x10\a\x12\x1a\n" +
+	"\x16EMAIL_KIND_SPEND_ALERT\x10\n" +
+	"*\x84\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x18\n" +
