@@ -146,6 +146,7 @@ var reasons = []struct {
 	is     error
 	reason string
 }{
+	{ledger.ErrSpendLimitReached, ledger.ReasonSpendLimitReached},
 	{ledger.ErrInsufficientFunds, "INSUFFICIENT_FUNDS"},
 	{ledger.ErrIdempotencyConflict, "IDEMPOTENCY_KEY_REUSED"},
 	{ledger.ErrCurrencyMismatch, "CURRENCY_MISMATCH"},
