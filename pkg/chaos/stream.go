@@ -119,6 +119,42 @@ func (c *streamClient) run(ctx context.Context, stop <-chan struct{}) error {
 	}
 }
 
+// streamKeys are a stream's unacknowledged request ids and their idempotency keys.
+type streamKeys struct {
+	mu sync.Mutex
+	m  map[uint64]string
+}
+
+// receiveAcks records the stream's acknowledgements until it ends (its error goes to recvErr),
+// freeing a window slot for each.
+func (c *streamClient) receiveAcks(st ledgerv1.LedgerService_DebitStreamClient, keys *streamKeys, slots <-chan struct{}, recvErr chan<- error) {
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			recvErr <- err
+			return
+		}
+		for _, a := range resp.GetAcks() {
+			keys.mu.Lock()
+			key := keys.m[a.GetRequestId()]
+			delete(keys.m, a.GetRequestId())
+			keys.mu.Unlock()
+			if e := a.GetError(); e != nil {
+				// No debit of this load may be refused (no require_funds, unique keys): an
+				// outage code is retried with the same key, anything else is a failure.
+				if e.GetReason() != "DATABASE_UNAVAILABLE" && e.GetReason() != "SHUTTING_DOWN" {
+					c.r.fail(fmt.Errorf("streamed debit %s refused: %s (%s)", key, e.GetMessage(), e.GetReason()))
+				}
+			} else {
+				c.mu.Lock()
+				c.sent[key].tx = a.GetDebit().GetTransactionId()
+				c.mu.Unlock()
+			}
+			<-slots
+		}
+	}
+}
+
 // stream runs one stream: the unacknowledged debits first, then new ones until stop (after
 // which it sends nothing new and ends once its debits are acknowledged).
 func (c *streamClient) stream(ctx context.Context, stop <-chan struct{}) error {
@@ -137,36 +173,9 @@ func (c *streamClient) stream(ctx context.Context, stop <-chan struct{}) error {
 	c.mu.Unlock()
 	window := max(1, int(first.GetMaxInFlight()))
 	slots := make(chan struct{}, window)
-	var keysMu sync.Mutex
-	keys := map[uint64]string{} // request id -> key, this stream's
+	keys := &streamKeys{m: map[uint64]string{}}
 	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			resp, err := st.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			for _, a := range resp.GetAcks() {
-				keysMu.Lock()
-				key := keys[a.GetRequestId()]
-				delete(keys, a.GetRequestId())
-				keysMu.Unlock()
-				if e := a.GetError(); e != nil {
-					// No debit of this load may be refused (no require_funds, unique keys): an
-					// outage code is retried with the same key, anything else is a failure.
-					if e.GetReason() != "DATABASE_UNAVAILABLE" && e.GetReason() != "SHUTTING_DOWN" {
-						c.r.fail(fmt.Errorf("streamed debit %s refused: %s (%s)", key, e.GetMessage(), e.GetReason()))
-					}
-				} else {
-					c.mu.Lock()
-					c.sent[key].tx = a.GetDebit().GetTransactionId()
-					c.mu.Unlock()
-				}
-				<-slots
-			}
-		}
-	}()
+	go c.receiveAcks(st, keys, slots, recvErr)
 	var id uint64
 	send := func(batch []string) error {
 		msg := &ledgerv1.DebitStreamRequest{}
@@ -178,9 +187,9 @@ func (c *streamClient) stream(ctx context.Context, stop <-chan struct{}) error {
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			keysMu.Lock()
-			keys[id] = k
-			keysMu.Unlock()
+			keys.mu.Lock()
+			keys.m[id] = k
+			keys.mu.Unlock()
 			msg.Debits = append(msg.Debits, c.request(id, k))
 			id++
 		}

@@ -48,7 +48,9 @@ func streamDebits(t testing.TB, c ledgerv1.LedgerServiceClient, debits []*ledger
 			return acks, nil
 		}
 		if err != nil {
-			<-sendErr
+			if sErr := <-sendErr; sErr != nil && !errors.Is(sErr, io.EOF) {
+				t.Logf("sending ended too: %v", sErr) // the receive error says why the stream ended
+			}
 			return acks, err
 		}
 		require.Zero(t, resp.GetMaxInFlight(), "only the first response says the window")
