@@ -302,7 +302,7 @@ func requireEveryCombination(t *testing.T, scrapes map[string]map[string]*dto.Me
 		{"payments", "tally_payments_checkouts_total", 3},
 		{"instances-metering", "tally_metering_rentals", 4},
 		{"instances-metering", "tally_metering_periods_charged_total", 5},
-		{"notifications", "tally_notifications_email_attempts_total", 21},
+		{"notifications", "tally_notifications_email_attempts_total", 24},
 		{"pricing", "tally_pricing_price_changes_applied_total", 4},
 		{"pricing", "tally_pricing_quotes_total", 2},
 	} {
