@@ -29,7 +29,7 @@ interface Payment {
   invoiceNumber?: string;
 }
 
-test('30 an administrator saves a card and sets auto-recharge; usage below the threshold recharges once, marked Automatic', async () => {
+test('23 an administrator saves a card and sets auto-recharge; usage below the threshold recharges once, marked Automatic', async () => {
   c = await openConsole();
   const page = c.page;
   await signIn(page, 'Grace Hopper');
@@ -58,7 +58,7 @@ test('30 an administrator saves a card and sets auto-recharge; usage below the t
   await section.getByRole('button', { name: 'Save auto-recharge' }).click();
   await expect(section.getByRole('status')).toContainText('Auto-recharge saved.');
   await expectAccessible(page, 'the auto-recharge section');
-  await shot(page, '30-auto-recharge');
+  await shot(page, '23-auto-recharge');
 
   const known = new Set((await restOK<{ payments: Payment[] }>(people.ada, 'GET', '/v1/orgs/acme/payments')).payments.map((p) => p.id));
   await debitUsage('acme', 'whisper-large-v3', { audio_seconds: '60' }, `e2e-recharge-${Date.now()}`);
@@ -74,5 +74,5 @@ test('30 an administrator saves a card and sets auto-recharge; usage below the t
   await expect(row.getByRole('link', { name: 'Download invoice' })).toBeVisible();
   const list = await restOK<{ payments: Payment[] }>(people.ada, 'GET', '/v1/orgs/acme/payments');
   expect(list.payments.filter((p) => p.automatic && !known.has(p.id)), 'one recharge for one crossing').toHaveLength(1);
-  await shot(page, '30-automatic-payment');
+  await shot(page, '23-automatic-payment');
 });

@@ -53,7 +53,7 @@ test.afterEach(async ({}, testInfo) => {
   await restOK(people.grace, 'PUT', '/v1/orgs/acme/spend-limit', { limit: usd(0n), alertPercent: 0 });
 });
 
-test('30 an administrator sets a monthly spend limit; reached, new calls are refused, usage is still recorded', async () => {
+test('24 an administrator sets a monthly spend limit; reached, new calls are refused, usage is still recorded', async () => {
   const stamp = Date.now();
   // Credits enough that only the limit, not the balance, refuses (ops grants them).
   await restOK(people.ops, 'POST', '/v1/orgs/acme/credits', {
@@ -74,7 +74,7 @@ test('30 an administrator sets a monthly spend limit; reached, new calls are ref
   await expect(section.getByText('Spend limit saved.')).toBeVisible();
   await expect(section.getByTestId('spend-limit')).toHaveText(`$${limit / 1_000_000_000n}.00`);
   await expectAccessible(page, 'the Limits section', 'main');
-  await shot(page, '30-limits-set');
+  await shot(page, '24-limits-set');
 
   // The model backend charges exactly what remains: the limit is reached.
   const remaining = limit - spent;
@@ -95,7 +95,7 @@ test('30 an administrator sets a monthly spend limit; reached, new calls are ref
   await expect(section.getByRole('alert')).toContainText('The monthly spend limit is reached');
   expect(nanos((await restOK<SpendLimit>(people.grace, 'GET', '/v1/orgs/acme/spend-limit')).spendLimit.monthSpend)).toBe(limit + 1n);
   await expectAccessible(page, 'the reached limit', 'main');
-  await shot(page, '30-limits-reached');
+  await shot(page, '24-limits-reached');
 
   // The alert (100% of the limit) reaches the administrator once.
   await poll('the spend alert email', 30_000, async () => {
@@ -111,5 +111,5 @@ test('30 an administrator sets a monthly spend limit; reached, new calls are ref
   await expect(memberSection.getByTestId('spend-limit')).toHaveText(`$${limit / 1_000_000_000n}.00`);
   await expect(memberSection.getByText('Only admins of your organization can change the spend limit.')).toBeVisible();
   await expect(memberSection.getByRole('button', { name: 'Save limit' })).toHaveCount(0);
-  await shot(c.page, '30-limits-member');
+  await shot(c.page, '24-limits-member');
 });
