@@ -24,11 +24,16 @@ import (
 // client's own mechanics (batching, windows, reconnects, fallbacks, leases) that need a server
 // misbehaving on cue. The invariant tests run against the real ledger, in
 // services/ledger/test/sdk_test.go.
+//
+// The embedded UnimplementedLedgerServiceServer is grpc-go's required forward-compatibility base,
+// not unfinished work: memLedger implements every RPC the SDK calls (issue 17 built them all).
+// noStream answers DebitStream with Unimplemented on purpose: it is how a ledger older than
+// DebitStream answers, and the SDK's unary fallback (issue 17) is tested against it.
 type memLedger struct {
 	ledgerv1.UnimplementedLedgerServiceServer
 
 	maxInFlight int32
-	noStream    bool // DebitStream answers Unimplemented
+	noStream    bool // DebitStream answers Unimplemented, as a ledger without DebitStream does
 
 	mu       sync.Mutex
 	balance  map[string]money.Nanos

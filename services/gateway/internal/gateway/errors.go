@@ -204,7 +204,8 @@ func refuseOversizedBody(ctx context.Context, _ http.ResponseWriter, _ proto.Mes
 // codeOfHTTPStatus is the gRPC code written in the body of an error the gateway answers itself.
 // A method a route does not have is codes.Unimplemented ("UNIMPLEMENTED"), gRPC's code for
 // exactly that; the HTTP status stays 405 with Allow, not the 501 grpc-gateway would derive. This
-// is the finished answer issue 15 asked for (REST errors: 405 with Allow), not a stand-in.
+// is the finished answer issue 15 asked for (REST errors: 405 with Allow), not a stand-in: no
+// open issue will replace it.
 func codeOfHTTPStatus(httpStatus int) codes.Code {
 	switch httpStatus {
 	case http.StatusBadRequest:
