@@ -126,14 +126,23 @@ func follow[T any](r *Router, org string, call func(*app.App) (T, error)) (T, er
 	s := r.m.Load().Shard(org)
 	for hop := 0; ; hop++ {
 		v, err := call(r.apps[s])
-		var moved *ledger.MovedError
-		if hop+1 < maxHops && errors.As(err, &moved) && r.apps[moved.Shard] != nil {
-			r.learn(org, moved.Shard)
-			s = moved.Shard
+		if to, ok := r.fencedTo(err, hop); ok {
+			r.learn(org, to)
+			s = to
 			continue
 		}
 		return v, err
 	}
+}
+
+// fencedTo is the shard a residency fence in err names, when the call at this hop may still
+// follow it there.
+func (r *Router) fencedTo(err error, hop int) (string, bool) {
+	var moved *ledger.MovedError
+	if hop+1 < maxHops && errors.As(err, &moved) && r.apps[moved.Shard] != nil {
+		return moved.Shard, true
+	}
+	return "", false
 }
 
 // Write applies one request on its organization's shard; a request naming a hold goes to the
@@ -170,11 +179,10 @@ func (r *Router) WriteAsync(ctx context.Context, req *ledger.Request, done func(
 func (r *Router) writeAsyncOn(ctx context.Context, s string, req *ledger.Request, hop int, done func(ledger.Result, error)) {
 	c := *req // the app prices usage into its request: every attempt starts from the caller's
 	r.apps[s].WriteAsync(ctx, &c, func(res ledger.Result, err error) {
-		var moved *ledger.MovedError
-		if hop+1 < maxHops && errors.As(err, &moved) && r.apps[moved.Shard] != nil {
-			r.learn(req.OrgID, moved.Shard)
+		if to, ok := r.fencedTo(err, hop); ok {
+			r.learn(req.OrgID, to)
 			// done runs on the committer's worker, which must not block on another queue.
-			go r.writeAsyncOn(ctx, moved.Shard, req, hop+1, done)
+			go r.writeAsyncOn(ctx, to, req, hop+1, done)
 			return
 		}
 		done(res, err)
