@@ -214,6 +214,27 @@ func TestWatch(t *testing.T) {
 	require.ErrorIs(t, err, ledgerclient.ErrUnavailable, "a watch that ends is an outage")
 }
 
+func TestWatchFromCursor(t *testing.T) {
+	t.Parallel()
+	f := ledgerclienttest.Start(t)
+	c := f.Client(t, ledgerclient.Config{})
+	f.Set(ledgerclienttest.Handlers{Watch: func(r *ledgerv1.WatchEventsRequest, s ledgerv1.LedgerService_WatchEventsServer) error {
+		if r.GetAfterCursor() != "a:3,b:9" || r.GetAfterSequence() != 0 {
+			return status.Errorf(codes.InvalidArgument, "after %q/%d", r.GetAfterCursor(), r.GetAfterSequence())
+		}
+		return s.Send(&ledgerv1.WatchEventsResponse{Event: &ledgerv1.BalanceEvent{
+			Sequence: 10, OrgId: "acme", Kind: ledgerv1.EventKind_EVENT_KIND_DEBIT, Amount: money.ToProto(1, "USD"),
+			Balance: money.ToProto(2, "USD"), Shard: "b", Cursor: "a:3,b:10",
+		}})
+	}})
+	s, err := c.WatchFrom(t.Context(), "a:3,b:9")
+	require.NoError(t, err)
+	e, err := s.Recv()
+	require.NoError(t, err)
+	require.Equal(t, ledgerclient.Event{Seq: 10, OrgID: "acme", Kind: ledgerclient.EventDebit, Currency: "USD",
+		Balance: 2, Amount: 1, Shard: "b", Cursor: "a:3,b:10"}, e)
+}
+
 func TestTimeoutIsUnavailable(t *testing.T) {
 	t.Parallel()
 	f := ledgerclienttest.Start(t)

@@ -56,6 +56,10 @@ type Event struct {
 	// SpendLimit is set on spend alerts: the monthly limit whose alert fired (Amount is the
 	// month's spending).
 	SpendLimit money.Nanos
+	// Shard is the ledger shard the event was committed on; Seq is its number there. Cursor is
+	// where to resume after this event (WatchFrom): the position reached on every shard.
+	Shard  string
+	Cursor string
 }
 
 // Stream is a Watch in progress.
@@ -68,6 +72,17 @@ type Stream struct {
 // or the stream fails. It has no deadline of its own.
 func (c *Client) Watch(ctx context.Context, after int64) (*Stream, error) {
 	s, err := c.c.WatchEvents(ctx, &ledgerv1.WatchEventsRequest{AfterSequence: after})
+	if err != nil {
+		return nil, classify(ctx, "watching events", err)
+	}
+	return &Stream{ctx: ctx, stream: s}, nil
+}
+
+// WatchFrom streams every event after cursor (an Event's Cursor; empty: from the beginning of
+// every shard) until ctx ends or the stream fails. A sharded ledger is only watched this way:
+// it refuses Watch's single sequence number. It has no deadline of its own.
+func (c *Client) WatchFrom(ctx context.Context, cursor string) (*Stream, error) {
+	s, err := c.c.WatchEvents(ctx, &ledgerv1.WatchEventsRequest{AfterCursor: cursor})
 	if err != nil {
 		return nil, classify(ctx, "watching events", err)
 	}
@@ -105,6 +120,7 @@ func eventOf(p *ledgerv1.BalanceEvent) (Event, error) {
 		Grant:         p.GetKind() == ledgerv1.EventKind_EVENT_KIND_CREDIT && p.GetCreditSource() == ledgerv1.CreditSource_CREDIT_SOURCE_GRANT,
 		TransactionID: p.GetTransactionId(), HoldID: p.GetHoldId(), Currency: bal.Currency, Balance: bal.Nanos,
 		ExpiresAt: timeOf(p.GetExpiresAt()), OccurredAt: timeOf(p.GetOccurredAt()),
+		Shard: p.GetShard(), Cursor: p.GetCursor(),
 	}
 	if e.Kind == "" {
 		e.Kind = EventKind(p.GetKind().String())
