@@ -105,6 +105,8 @@ type HostStats struct {
 	// FailoverTook how long after the fault.
 	Failover     string
 	FailoverTook time.Duration
+	// Moves are how long each MoveOrganization of shard-move took.
+	Moves []time.Duration
 }
 
 // OK reports whether the scenario passed.
@@ -269,6 +271,9 @@ func printHostTable(w io.Writer, rep Report) {
 		}
 		if h.Failover != "" {
 			failover = fmt.Sprintf("%s %.2fs", h.Failover, h.FailoverTook.Seconds())
+		}
+		if len(h.Moves) > 0 {
+			failover = fmt.Sprintf("%d moves, longest %.2fs", len(h.Moves), slices.Max(h.Moves).Seconds())
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d/%d (%d)\t%d (%d, %d)\t%d\t%s\t%s\t%s\n", r.Scenario, r.Acked, r.Lost, r.Doubled, r.FailOpen,
 			h.Emails, h.EmailsExpected, h.EmailsResent, h.Passes, h.PassesListed, h.PassReplicas, h.RentalPeriodsDuring, failover, recovery, verdict)

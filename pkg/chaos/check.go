@@ -69,10 +69,21 @@ func (r *run) verify(ctx context.Context) (violations, error) {
 	return v, nil
 }
 
-// checkLedgerInvariants checks the whole ledger: every transaction balanced and posted, the
-// postings sum to zero, every stored balance equals its postings, every organization's balance
-// equals its transactions, no key used twice.
+// checkLedgerInvariants checks the whole ledger, shard by shard: every transaction balanced and
+// posted, the postings sum to zero, every stored balance equals its postings, every
+// organization's balance equals its transactions, no key used twice. A shard an organization
+// moved away from keeps its history and the move-out adjustment (they sum to the zero balance
+// its fenced row keeps), so every shard is whole on its own; across shards, checkResidency.
 func (r *run) checkLedgerInvariants(ctx context.Context, v *violations, seen map[string]int) error {
+	for _, sh := range r.stack.ledgerShards() {
+		if err := r.checkShardInvariants(ctx, v, seen, sh); err != nil {
+			return err
+		}
+	}
+	return r.checkResidency(ctx, v, seen)
+}
+
+func (r *run) checkShardInvariants(ctx context.Context, v *violations, seen map[string]int, sh ledgerShard) error {
 	checks := []struct {
 		label, query string
 		kind         *int
@@ -90,12 +101,58 @@ func (r *run) checkLedgerInvariants(ctx context.Context, v *violations, seen map
 			GROUP BY org_id, idempotency_key HAVING count(*) > 1) d`, &v.doubled},
 	}
 	for _, c := range checks {
-		n, err := r.count(ctx, c.query)
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		var n int
+		err := sh.db.QueryRow(cctx, c.query).Scan(&n)
+		cancel()
 		if err != nil {
-			return fmt.Errorf("checking %s: %w", c.label, err)
+			return fmt.Errorf("checking %s on shard %s: %w", c.label, sh.name, err)
 		}
 		for range n {
-			v.add(c.kind, seen, c.label, "found in the ledger")
+			v.add(c.kind, seen, c.label, "found on ledger shard %s", sh.name)
+		}
+	}
+	return nil
+}
+
+// checkResidency checks that every organization of the run lives on exactly one shard (its
+// account there neither moved away nor frozen), as the shard map and the fences agree.
+func (r *run) checkResidency(ctx context.Context, v *violations, seen map[string]int) error {
+	shards := r.stack.ledgerShards()
+	if len(shards) < 2 {
+		return nil
+	}
+	homes := map[string]int{}
+	for _, sh := range shards {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		rows, err := sh.db.Query(cctx, `SELECT org_id, moved_to IS NULL AND NOT frozen FROM ledger.accounts
+			WHERE kind = 'org' AND (org_id LIKE $1 OR org_id LIKE $2)`, r.tag+"-%", "rent-"+r.tag+"-%")
+		if err != nil {
+			cancel()
+			return fmt.Errorf("reading the residency on shard %s: %w", sh.name, err)
+		}
+		for rows.Next() {
+			var org string
+			var resident bool
+			if err := rows.Scan(&org, &resident); err != nil {
+				rows.Close()
+				cancel()
+				return fmt.Errorf("reading the residency on shard %s: %w", sh.name, err)
+			}
+			homes[org] += 0
+			if resident {
+				homes[org]++
+			}
+		}
+		rows.Close()
+		cancel()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading the residency on shard %s: %w", sh.name, err)
+		}
+	}
+	for org, n := range homes {
+		if n != 1 {
+			v.add(&v.broken, seen, "organization not resident on exactly one shard", "%s resident on %d shards", org, n)
 		}
 	}
 	return nil
@@ -111,12 +168,30 @@ func (r *run) count(ctx context.Context, query string, args ...any) (int, error)
 	return n, nil
 }
 
-// ledgerTransactions returns the transactions of the scenario's organizations.
+// ledgerTransactions returns the transactions of the scenario's organizations, each read from the
+// shard the organization lives on at the end: a move copies the history (same ids) to its target,
+// and the copy left on the source is not counted a second time. A move's own adjustments (out of
+// the source, into the target) cancel out and are no traffic of the suite: they are left out.
 func (r *run) ledgerTransactions(ctx context.Context) ([]ledgerTx, error) {
+	var out []ledgerTx
+	for _, sh := range r.stack.ledgerShards() {
+		txs, err := r.shardTransactions(ctx, sh)
+		if err != nil {
+			return nil, fmt.Errorf("shard %s: %w", sh.name, err)
+		}
+		out = append(out, txs...)
+	}
+	return out, nil
+}
+
+// shardTransactions returns the transactions of the scenario's organizations resident on sh.
+func (r *run) shardTransactions(ctx context.Context, sh ledgerShard) ([]ledgerTx, error) {
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	rows, err := r.stack.DB.Query(cctx, `SELECT id::text, org_id, kind, amount, idempotency_key, created_at
-		FROM ledger.transactions WHERE org_id LIKE $1`, r.tag+"-%")
+	rows, err := sh.db.Query(cctx, `SELECT t.id::text, t.org_id, t.kind, t.amount, t.idempotency_key, t.created_at
+		FROM ledger.transactions t JOIN ledger.accounts a ON a.kind = 'org' AND a.org_id = t.org_id
+		WHERE t.org_id LIKE $1 AND a.moved_to IS NULL AND NOT a.frozen
+		AND NOT (t.kind = 'adjustment' AND t.reason = 'shard move' AND t.idempotency_key LIKE 'shard-move:%')`, r.tag+"-%")
 	if err != nil {
 		return nil, fmt.Errorf("reading the transactions: %w", err)
 	}
@@ -196,10 +271,7 @@ func (r *run) checkBalances(ctx context.Context, v *violations, seen map[string]
 	}
 	r.rec.mu.Unlock()
 	for _, org := range r.debitOrgs {
-		cctx, cancel := context.WithTimeout(ctx, queryTimeout)
-		var balance int64
-		err := r.stack.DB.QueryRow(cctx, `SELECT balance::bigint FROM ledger.accounts WHERE kind = 'org' AND org_id = $1`, org).Scan(&balance)
-		cancel()
+		_, balance, _, err := r.stack.residentShard(ctx, org)
 		if err != nil {
 			return fmt.Errorf("reading the balance of %s: %w", org, err)
 		}
@@ -355,7 +427,8 @@ func (r *run) checkRefunds(ctx context.Context, v *violations, seen map[string]i
 // checkEmails checks the "payment succeeded" emails of the mail organizations: one per paid
 // credit, none left pending, each sent one in mailpit.
 func (r *run) checkEmails(ctx context.Context, v *violations, seen map[string]int) error {
-	expected, err := r.count(ctx, `SELECT count(*) FROM ledger.events WHERE org_id LIKE $1 AND kind = 'credit' AND credit_source = 'payment_clearing'`,
+	// A move writes no event: each paid credit's event is on the shard it was credited on.
+	expected, err := r.countShards(ctx, `SELECT count(*) FROM ledger.events WHERE org_id LIKE $1 AND kind = 'credit' AND credit_source = 'payment_clearing'`,
 		r.tag+"-m%")
 	if err != nil {
 		return fmt.Errorf("counting paid credits: %w", err)

@@ -23,6 +23,8 @@ import (
 // through a proxy in the root namespace.
 type storeAddrs struct {
 	pg, pgLedger, redis, smtp, stripe string
+	// ledgerShards is the ledger's TALLY_LEDGER_SHARDS once it is sharded (hosts: main and b).
+	ledgerShards string
 }
 
 // hostPorts are the listen ports of every replica (each host has its own address, so every host
@@ -98,6 +100,9 @@ func (s *Stack) startHosts(ctx context.Context) error {
 	}
 	pgURL := multiHostURL(s.pgProxies[0].Addr(), s.pgProxies[1].Addr())
 	s.stores = storeAddrs{pg: pgURL, pgLedger: pgURL, redis: s.RedisCluster.URL(), smtp: smtp.Addr(), stripe: "http://" + stripe.Addr()}
+	if err := s.exposeShardB(expose); err != nil {
+		return err
+	}
 	for _, h := range topo.Hosts {
 		addrs := map[string]string{}
 		for name, port := range hostPorts {

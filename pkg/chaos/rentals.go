@@ -174,10 +174,15 @@ func (r *run) checkRental(ctx context.Context, client instancesv1.InstanceMeteri
 }
 
 // rentalCharges returns the ledger's charges of a rental by period, and their total.
+// An organization that moved is read on the shard it lives on: it holds the whole history.
 func (r *run) rentalCharges(ctx context.Context, org, id string) (map[string]int, int64, error) {
+	sh, _, _, err := r.stack.residentShard(ctx, org)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the charges of %s: %w", id, err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	rows, err := r.stack.DB.Query(cctx, `SELECT idempotency_key, -amount FROM ledger.transactions WHERE org_id = $1 AND kind = 'debit'`, org)
+	rows, err := sh.db.Query(cctx, `SELECT idempotency_key, -amount FROM ledger.transactions WHERE org_id = $1 AND kind = 'debit'`, org)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the charges of %s: %w", id, err)
 	}

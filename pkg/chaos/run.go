@@ -185,6 +185,12 @@ func execute(ctx context.Context, stack *Stack, sc Scenario, tag string, short b
 		members: map[string]paymentsv1.PaymentsServiceClient{}}
 	res := Result{Scenario: sc.Name, Fault: sc.Fault}
 	r.nameOrgs()
+	if sc.Sharded {
+		if err := stack.ShardLedger(ctx); err != nil {
+			res.Err = fmt.Errorf("sharding the ledger: %w", err)
+			return res
+		}
+	}
 	if err := r.setup(ctx); err != nil {
 		res.Err = fmt.Errorf("setup: %w", err)
 		return res
@@ -335,7 +341,7 @@ func (r *run) waitEmails(ctx context.Context, deadline time.Time) error {
 		if err != nil {
 			return fmt.Errorf("reading the emails: %w", err)
 		}
-		paid, err := r.count(ctx, `SELECT count(*) FROM ledger.events WHERE org_id LIKE $1 AND kind = 'credit' AND credit_source = 'payment_clearing'`, r.tag+"-m%")
+		paid, err := r.countShards(ctx, `SELECT count(*) FROM ledger.events WHERE org_id LIKE $1 AND kind = 'credit' AND credit_source = 'payment_clearing'`, r.tag+"-m%")
 		if err != nil {
 			return fmt.Errorf("reading the events: %w", err)
 		}
@@ -360,14 +366,11 @@ func (r *run) quietProbes(ctx context.Context) error {
 		return ctx.Err()
 	}
 	read := func(org string) (int64, error) {
-		cctx, cancel := context.WithTimeout(ctx, queryTimeout)
-		defer cancel()
-		var avail int64
-		err := r.stack.DB.QueryRow(cctx, `SELECT (balance - held)::bigint FROM ledger.accounts WHERE kind = 'org' AND org_id = $1`, org).Scan(&avail)
+		_, balance, held, err := r.stack.residentShard(ctx, org)
 		if err != nil {
 			return 0, fmt.Errorf("reading %s: %w", org, err)
 		}
-		return avail, nil
+		return balance - held, nil
 	}
 	refusedAffordable := 0
 	for round := range 2 {

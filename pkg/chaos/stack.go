@@ -94,6 +94,11 @@ type Stack struct {
 	PG        *localstack.Postgres
 	PGStandby *localstack.Postgres
 	pgFailed  *localstack.Postgres
+	// PGShardB is the hosts' second PostgreSQL cluster, the ledger's shard b (no standby), and
+	// ShardB the suite's pool on it; ledgerSharded says the ledger replicas run on both shards.
+	PGShardB      *localstack.Postgres
+	ShardB        *pgxpool.Pool
+	ledgerSharded bool
 	// Redis is the loopback platform's Redis; RedisCluster the hosts' (3 masters, 3 replicas).
 	Redis        *localstack.Redis
 	RedisCluster *localstack.RedisCluster
@@ -209,6 +214,9 @@ func (s *Stack) startStores(ctx context.Context) error {
 		}
 		// The suite reads whichever of the two is the primary, as the services do.
 		dbURL = multiHostURL("127.0.0.1:"+strconv.Itoa(s.PG.Port()), "127.0.0.1:"+strconv.Itoa(s.PGStandby.Port()))
+		if err := s.startShardB(ctx); err != nil {
+			return err
+		}
 	} else if s.Redis, err = localstack.StartRedis(ctx, localstack.RedisConfig{Dir: filepath.Join(cfg.Dir, "redis"), Logger: s.logger}); err != nil {
 		return err
 	}
@@ -342,6 +350,10 @@ func (s *Stack) env(name string, addrs map[string]string) map[string]string {
 	switch name {
 	case "ledger":
 		e["DATABASE_URL"] = s.stores.pgLedger
+		if s.ledgerSharded {
+			e["TALLY_LEDGER_SHARDS"] = s.stores.ledgerShards
+			e["TALLY_LEDGER_SHARD_MAP_REFRESH"] = shardMapRefresh.String()
+		}
 		e["REDIS_URL"] = s.stores.redis
 		e["TALLY_LEDGER_GRPC_ADDR"] = addrs["ledger"]
 		e["TALLY_LEDGER_METRICS_ADDR"] = addrs["ledger-metrics"]
@@ -475,6 +487,9 @@ func (s *Stack) Heal(ctx context.Context) error {
 	if !s.PG.Running() {
 		errs = append(errs, s.PG.Start(ctx))
 	}
+	if s.PGShardB != nil && !s.PGShardB.Running() {
+		errs = append(errs, s.PGShardB.Start(ctx))
+	}
 	if s.topo != nil && s.PGStandby == nil {
 		errs = append(errs, s.rebuildStandby(ctx))
 	}
@@ -590,6 +605,9 @@ func (s *Stack) Stop(ctx context.Context) {
 	if s.DB != nil {
 		s.DB.Close()
 	}
+	if s.ShardB != nil {
+		s.ShardB.Close()
+	}
 	if s.PGProxy != nil {
 		s.PGProxy.Close()
 	}
@@ -610,7 +628,7 @@ func (s *Stack) Stop(ctx context.Context) {
 	if s.RedisCluster != nil {
 		_ = s.RedisCluster.Stop(ctx)
 	}
-	for _, pg := range []*localstack.Postgres{s.PG, s.PGStandby, s.pgFailed} {
+	for _, pg := range []*localstack.Postgres{s.PG, s.PGStandby, s.pgFailed, s.PGShardB} {
 		if pg == nil {
 			continue
 		}
