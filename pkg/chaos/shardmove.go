@@ -71,6 +71,9 @@ func injectShardMove(ctx context.Context, r *run) error {
 		}
 	}
 	r.observe("%d organizations moved off their shard through %s's ledger replica under load: %v", len(orgs), via.Name, home)
+	if age := time.Since(s.shardedAt); age < shardMapRefresh {
+		r.note("the other hosts' replicas last read the shard map %.0fs before (refresh %s): their writes to the moved organizations met the fence", age.Seconds(), shardMapRefresh)
+	}
 	if err := r.hold(ctx, movedFor); err != nil {
 		return err
 	}

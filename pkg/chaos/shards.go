@@ -61,7 +61,7 @@ func (s *Stack) exposeShardB(expose func(string) (*TCPProxy, error)) error {
 		return err
 	}
 	s.stores.ledgerShards = shardMain + "=" + s.stores.pgLedger + " " + shardB + "=" + multiHostURL(p.Addr())
-	s.ledgerSharded = consumersFollowCursors
+	s.ledgerSharded, s.shardedAt = consumersFollowCursors, time.Now()
 	return nil
 }
 
@@ -90,7 +90,7 @@ func (s *Stack) ShardLedger(ctx context.Context) error {
 			return err
 		}
 	}
-	s.ledgerSharded = true
+	s.ledgerSharded, s.shardedAt = true, time.Now()
 	for i := range s.topo.Hosts {
 		if err := s.startReplica(ctx, "ledger", i); err != nil {
 			return err
@@ -126,16 +126,30 @@ func (s *Stack) residentShard(ctx context.Context, org string) (ledgerShard, int
 
 // countShards sums a count over every ledger shard.
 func (r *run) countShards(ctx context.Context, query string, args ...any) (int, error) {
-	total := 0
+	n, err := r.sumShards(ctx, query, args...)
+	return int(n), err
+}
+
+// sumShards sums an integer query over every ledger shard.
+func (r *run) sumShards(ctx context.Context, query string, args ...any) (int64, error) {
+	var total int64
 	for _, sh := range r.stack.ledgerShards() {
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		var n int
-		err := sh.db.QueryRow(cctx, query, args...).Scan(&n)
-		cancel()
+		n, err := shardInt(ctx, sh, query, args...)
 		if err != nil {
-			return 0, fmt.Errorf("shard %s: %w", sh.name, err)
+			return 0, err
 		}
-		total += n
+		total += int64(n)
 	}
 	return total, nil
+}
+
+// shardInt runs a query returning one integer on sh.
+func shardInt(ctx context.Context, sh ledgerShard, query string, args ...any) (int, error) {
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var n int64
+	if err := sh.db.QueryRow(cctx, query, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("shard %s: %w", sh.name, err)
+	}
+	return int(n), nil
 }

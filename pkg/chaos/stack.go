@@ -99,6 +99,7 @@ type Stack struct {
 	PGShardB      *localstack.Postgres
 	ShardB        *pgxpool.Pool
 	ledgerSharded bool
+	shardedAt     time.Time // when the ledger replicas started on both shards (read the map)
 	// Redis is the loopback platform's Redis; RedisCluster the hosts' (3 masters, 3 replicas).
 	Redis        *localstack.Redis
 	RedisCluster *localstack.RedisCluster
