@@ -99,6 +99,22 @@ func (s *Stack) ShardLedger(ctx context.Context) error {
 	return nil
 }
 
+// shard switches the ledger to both shards for a Sharded scenario, and leaves the emails of a
+// scenario on a sharded ledger unchecked until notifications follows it by cursor
+// (consumersFollowCursors).
+func (r *run) shard(ctx context.Context) error {
+	if r.sc.Sharded {
+		if err := r.stack.ShardLedger(ctx); err != nil {
+			return fmt.Errorf("sharding the ledger: %w", err)
+		}
+	}
+	if r.sc.Emails && r.stack.ledgerSharded && !consumersFollowCursors {
+		r.sc.Emails = false
+		r.note("emails unchecked: the ledger runs on two shards and notifications still resumes by after_sequence (consumersFollowCursors)")
+	}
+	return nil
+}
+
 // residentShard returns the shard org's account lives on (neither moved away nor frozen), with
 // its balance and held amount; an organization resident on no shard, or on two, is an error.
 func (s *Stack) residentShard(ctx context.Context, org string) (ledgerShard, int64, int64, error) {
