@@ -159,7 +159,7 @@ FUZZ_TARGETS := \
 	./pkg/money:FuzzFromProto
 
 .PHONY: scale-test
-scale-test: build $(TEST_TOOLS) ## Replicas on 3 hosts (network namespaces, needs root): host kill, partition, Redis failover, PostgreSQL promotion (SHORT=1; README: Faults).
+scale-test: build $(TEST_TOOLS) ## Replicas on 3 hosts (network namespaces, needs root): host kill, partition, Redis failover, PostgreSQL promotion, ledger shard move (SHORT=1; README: Faults).
 	$(BIN)/tally-chaos -bin $(BIN) -hosts 3 $(if $(SHORT),-short) $(if $(SCENARIOS),-scenarios $(SCENARIOS))
 
 .PHONY: chaos
