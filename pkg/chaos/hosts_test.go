@@ -10,7 +10,8 @@ import (
 
 // TestHostsShort is the short form of make scale-test: a replica of every service on each of
 // three hosts (network namespaces), the notifications lease holder's host killed under load,
-// then the PostgreSQL primary crashed and its synchronous standby promoted. It needs root for ip
+// then the PostgreSQL primary crashed and its synchronous standby promoted, then organizations
+// moved between the ledger's two shards and back. It needs root for ip
 // netns; without it (or with -short) it is skipped, and says so.
 func TestHostsShort(t *testing.T) {
 	if testing.Short() {
@@ -64,4 +65,20 @@ func TestTopologyCleansUp(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, string(out), bridgeName)
 	require.NotContains(t, string(out), hostPrefix)
+}
+
+// TestShardedScenariosLast checks the order of the host scenarios: a Sharded one leaves the
+// ledger on two shards, so until every consumer follows it by cursor, none after it may expect
+// one shard (their emails would go unchecked without anyone asking for it).
+func TestShardedScenariosLast(t *testing.T) {
+	for _, short := range []bool{false, true} {
+		scs, err := selectFrom(HostScenarios(), short, nil)
+		require.NoError(t, err)
+		sharded := false
+		for _, sc := range scs {
+			require.False(t, sharded && !sc.Sharded && !consumersFollowCursors, "%s runs after a sharded scenario (short %t)", sc.Name, short)
+			sharded = sharded || sc.Sharded
+		}
+		require.True(t, sharded, "no host scenario moves an organization between shards (short %t)", short)
+	}
 }
