@@ -7,10 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
@@ -149,22 +147,7 @@ func (c *Checkout) deliverSetup(ctx context.Context, ss payment.SetupSession) er
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.WebhookURL, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("building webhook request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("Stripe-Signature", stripeevent.Sign(body, c.cfg.WebhookSecret, time.Now()))
-	resp, err := c.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("posting webhook: %w", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook endpoint answered %s: %s", resp.Status, bytes.TrimSpace(msg))
-	}
-	return nil
+	return c.post(ctx, body)
 }
 
 // setupHTML is the test-mode page that saves a card: one real radio button per test card.

@@ -282,15 +282,7 @@ UPDATE payments p SET charge_after = $3 FROM due WHERE p.id = due.id RETURNING p
 	if err != nil {
 		return nil, fmt.Errorf("claiming due charges: %w", err)
 	}
-	out := make([]payment.Payment, 0, len(ids))
-	for _, id := range ids {
-		p, err := s.Payment(ctx, "", id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return s.paymentsByID(ctx, ids)
 }
 
 // RetryCharge moves a charge that failed on a dependency to at.
