@@ -95,7 +95,7 @@ func (e *env) settled(t *testing.T, org string) {
 		if err := e.sql(t, `SELECT coalesce(max(seq), 0) FROM ledger.events`).Scan(&last); err != nil {
 			return false
 		}
-		if err := e.sql(t, `SELECT coalesce((SELECT seq FROM payments.recharge_cursor), 0)`).Scan(&cursor); err != nil {
+		if err := e.sql(t, `SELECT coalesce((SELECT seq FROM payments.recharge_cursors WHERE shard = 'main'), 0)`).Scan(&cursor); err != nil {
 			return false
 		}
 		if err := e.sql(t, `SELECT EXISTS (SELECT 1 FROM payments.payments WHERE org_id = $1 AND automatic AND

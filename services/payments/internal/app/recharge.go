@@ -7,18 +7,10 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/ids"
-	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
-
-// Watcher follows the ledger's balance events (pkg/ledgerclient).
-type Watcher interface {
-	Watch(ctx context.Context, after int64) (*ledgerclient.Stream, error)
-}
-
-var _ Watcher = (*ledgerclient.Client)(nil)
 
 // RechargeFailure is the email owed to an organization's admins for a failed automatic payment.
 type RechargeFailure struct {
@@ -184,31 +176,9 @@ func (a *App) UpdateAutoRecharge(ctx context.Context, orgID string, by payment.M
 	if err != nil {
 		return payment.RechargeRule{}, err
 	}
+	a.rules.changed(orgID)
 	a.logger.InfoContext(ctx, "auto-recharge rule saved", "org_id", orgID, "enabled", r.Enabled, "by", by.ID)
 	return rule, nil
-}
-
-// ObserveBalance applies one ledger event to its organization's rule: the claim of a recharge,
-// exactly once per fall below the threshold whichever replica sees the event first (the rule's row
-// lock and its last sequence), then the charge, outside the claim's transaction.
-func (a *App) ObserveBalance(ctx context.Context, ev ledgerclient.Event) error {
-	decide := func(r payment.RechargeRule, hasMethod bool) payment.RechargeDecision {
-		if ev.Currency != r.Currency {
-			return payment.RechargeDecision{Action: payment.RechargeNone}
-		}
-		return payment.DecideRecharge(r, hasMethod, ev.Seq, ev.Available, a.cfg.TopUpMin)
-	}
-	p, ok, err := a.store.ApplyBalance(ctx, ev.OrgID, ev.Seq, decide, a.now().Add(a.cfg.Lease))
-	if err != nil || !ok {
-		return err
-	}
-	a.logger.InfoContext(ctx, "auto-recharge claimed", "org_id", p.OrgID, "payment_id", p.ID, "amount", p.Amount.String(), "seq", ev.Seq)
-	a.metrics.recharge("claimed")
-	if err := a.charge(ctx, p); err != nil {
-		// Claimed: the retry worker sends the same charge again after the backoff.
-		a.logger.WarnContext(ctx, "auto-recharge left for the retry worker", "payment_id", p.ID, "err", err)
-	}
-	return nil
 }
 
 // charge charges a claimed automatic payment's card with the key "recharge:<payment id>" and
@@ -368,56 +338,4 @@ func (a *App) sendFailureNotices(ctx context.Context, rep *RetryReport) error {
 		rep.Notices++
 	}
 	return errors.Join(errs...)
-}
-
-// RunRechargeTrigger follows the ledger's events from the shared cursor until ctx is done and
-// applies each to its organization's rule; a broken stream is opened again after retry. Every
-// replica runs it: the rule's row lock and last sequence make one of them claim each crossing.
-func (a *App) RunRechargeTrigger(ctx context.Context, retry time.Duration) error {
-	if a.cfg.Watcher == nil {
-		return nil
-	}
-	for ctx.Err() == nil {
-		err := a.followEvents(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		a.logger.WarnContext(ctx, "auto-recharge trigger lost the ledger's events, reconnecting", "err", err)
-		t := time.NewTimer(retry)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-	}
-	return nil
-}
-
-func (a *App) followEvents(ctx context.Context) error {
-	cctx, cancel := context.WithTimeout(ctx, recordTimeout)
-	after, err := a.store.RechargeCursor(cctx)
-	cancel()
-	if err != nil {
-		return err
-	}
-	sctx, stop := context.WithCancel(ctx)
-	defer stop()
-	stream, err := a.cfg.Watcher.Watch(sctx, after)
-	if err != nil {
-		return err
-	}
-	for {
-		ev, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		// A failed claim wrote nothing: the event is read again from the cursor (an event
-		// applied before is no-op, whichever replica applied it).
-		if err := a.ObserveBalance(ctx, ev); err != nil {
-			return fmt.Errorf("applying event %d: %w", ev.Seq, err)
-		}
-		if err := a.store.AdvanceRechargeCursor(ctx, ev.Seq); err != nil {
-			return err
-		}
-	}
 }

@@ -131,7 +131,7 @@ func (s *Store) DeleteMethod(ctx context.Context, orgID string) error {
 	return nil
 }
 
-const ruleColumns = `org_id, enabled, currency, threshold_nanos, amount_nanos, target_nanos, monthly_cap_nanos, state, last_seq,
+const ruleColumns = `org_id, enabled, currency, threshold_nanos, amount_nanos, target_nanos, monthly_cap_nanos, state,
 coalesce(in_flight::text, ''), consecutive_failures, disabled_reason, disabled_at, updated_by, updated_by_email, updated_at`
 
 func scanRule(row pgx.Row) (payment.RechargeRule, error) {
@@ -139,7 +139,7 @@ func scanRule(row pgx.Row) (payment.RechargeRule, error) {
 	var threshold, amount, target, limit int64
 	var state string
 	var disabled *time.Time
-	err := row.Scan(&r.OrgID, &r.Enabled, &r.Currency, &threshold, &amount, &target, &limit, &state, &r.LastSeq, &r.InFlight,
+	err := row.Scan(&r.OrgID, &r.Enabled, &r.Currency, &threshold, &amount, &target, &limit, &state, &r.InFlight,
 		&r.ConsecutiveFailures, &r.DisabledReason, &disabled, &r.UpdatedBy.ID, &r.UpdatedBy.Email, &r.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.RechargeRule{}, payment.ErrNotFound
@@ -195,77 +195,149 @@ disabled_reason = '', disabled_at = NULL`,
 }
 
 // RechargeDecide decides what one observed balance does to a locked rule: it is given the rule
-// (with this month's spend) and whether a card is saved.
+// (with this month's spend and the last sequence applied of the event's shard) and whether a card
+// is saved.
 type RechargeDecide func(r payment.RechargeRule, hasMethod bool) payment.RechargeDecision
 
-// ApplyBalance applies an observed balance of ledger event seq to the organization's rule under
+// BalanceEvent names a ledger event: its organization, and its sequence on its shard.
+type BalanceEvent struct {
+	OrgID string
+	Shard string
+	Seq   int64
+}
+
+// Claim is what ApplyBalance did.
+type Claim struct {
+	// Found is false when the organization has no rule.
+	Found bool
+	// State is the rule's state after the event.
+	State payment.RuleState
+	// Payment is the automatic payment to charge when Fired.
+	Payment payment.Payment
+	Fired   bool
+}
+
+// ApplyBalance applies an observed balance of ledger event ev to the organization's rule under
 // its row lock: the claim of a recharge. When decide fires, the automatic payment is inserted
 // (due to be charged at once, the charge leased until chargeLease) and the rule marked fired with
-// it in flight, in the same transaction, before any call to the processor. It returns the payment
-// to charge (ok false when none).
-func (s *Store) ApplyBalance(ctx context.Context, orgID string, seq int64, decide RechargeDecide, chargeLease time.Time) (p payment.Payment, ok bool, err error) {
+// it in flight, in the same transaction, before any call to the processor. Events not newer than
+// the last one applied of their shard change nothing (decide sees that sequence as LastSeq).
+func (s *Store) ApplyBalance(ctx context.Context, ev BalanceEvent, decide RechargeDecide, chargeLease time.Time) (Claim, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return payment.Payment{}, false, fmt.Errorf("beginning transaction: %w", err)
+		return Claim{}, fmt.Errorf("beginning transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	r, err := scanRule(tx.QueryRow(ctx, `SELECT `+ruleColumns+` FROM recharge_rules WHERE org_id = $1 FOR UPDATE`, orgID))
+	r, m, hasMethod, err := s.lockRule(ctx, tx, ev)
 	if errors.Is(err, payment.ErrNotFound) {
-		return payment.Payment{}, false, nil
+		return Claim{}, nil
 	}
 	if err != nil {
-		return payment.Payment{}, false, err
-	}
-	now := s.clock()
-	if r.MonthSpent, err = monthSpent(ctx, tx, orgID, now); err != nil {
-		return payment.Payment{}, false, err
-	}
-	m, err := scanMethod(tx.QueryRow(ctx, `SELECT `+methodColumns+` FROM payment_methods WHERE org_id = $1`, orgID))
-	hasMethod := err == nil
-	if err != nil && !errors.Is(err, payment.ErrNotFound) {
-		return payment.Payment{}, false, err
+		return Claim{}, err
 	}
 	d := decide(r, hasMethod)
+	c := Claim{Found: true, State: r.State}
 	var inFlight *string
-	state := r.State
 	switch d.Action {
 	case payment.RechargeNone:
-		return payment.Payment{}, false, nil
+		return c, nil
 	case payment.RechargeRearm:
-		state = payment.RuleArmed
+		c.State = payment.RuleArmed
 	case payment.RechargeCapped:
-		state = payment.RuleFired
+		c.State = payment.RuleFired
 	case payment.RechargeFire:
-		amount := money.Money{Nanos: d.Amount, Currency: r.Currency}
-		minor, err := payment.ToMinor(amount)
-		if err != nil {
-			return payment.Payment{}, false, err
+		if c.Payment, err = s.insertRecharge(ctx, tx, r, m, d.Amount, chargeLease); err != nil {
+			return Claim{}, err
 		}
-		p = payment.Payment{ID: NewID(), OrgID: orgID, Mode: m.Mode, Amount: amount, AmountMinor: minor, Automatic: true,
-			Member: payment.Member{ID: "auto-recharge", Name: "Auto-recharge", Email: r.UpdatedBy.Email}}
-		_, err = tx.Exec(ctx, `INSERT INTO payments (id, org_id, mode, amount_nanos, amount_minor, currency, status, member_id, member_name,
-member_email, checkout_session_id, payment_method, automatic, charge_after, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, 'card', true, $11, $12, $12)`,
-			p.ID, orgID, string(p.Mode), int64(amount.Nanos), minor, amount.Currency, p.Member.ID, p.Member.Name, p.Member.Email,
-			payment.RechargeSessionID(p.ID), chargeLease.UTC(), now)
-		if err != nil {
-			return payment.Payment{}, false, fmt.Errorf("inserting automatic payment: %w", err)
-		}
-		state, inFlight, ok = payment.RuleFired, &p.ID, true
+		c.State, inFlight, c.Fired = payment.RuleFired, &c.Payment.ID, true
 	}
-	_, err = tx.Exec(ctx, `UPDATE recharge_rules SET state = $2, last_seq = $3, in_flight = coalesce($4::uuid, in_flight) WHERE org_id = $1`,
-		orgID, string(state), seq, inFlight)
+	_, err = tx.Exec(ctx, `UPDATE recharge_rules SET state = $2, in_flight = coalesce($3::uuid, in_flight) WHERE org_id = $1`,
+		ev.OrgID, string(c.State), inFlight)
 	if err != nil {
-		return payment.Payment{}, false, fmt.Errorf("updating recharge rule: %w", err)
+		return Claim{}, fmt.Errorf("updating recharge rule: %w", err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO recharge_rule_seqs (org_id, shard, seq) VALUES ($1, $2, $3)
+ON CONFLICT (org_id, shard) DO UPDATE SET seq = greatest(recharge_rule_seqs.seq, excluded.seq)`, ev.OrgID, ev.Shard, ev.Seq)
+	if err != nil {
+		return Claim{}, fmt.Errorf("recording the event applied to recharge rule: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return payment.Payment{}, false, fmt.Errorf("committing recharge claim: %w", err)
+		return Claim{}, fmt.Errorf("committing recharge claim: %w", err)
 	}
-	if !ok {
-		return payment.Payment{}, false, nil
+	if c.Fired {
+		c.Payment, err = s.Payment(ctx, "", c.Payment.ID)
 	}
-	p, err = s.Payment(ctx, "", p.ID)
-	return p, err == nil, err
+	return c, err
+}
+
+// lockRule locks the organization's rule and reads what deciding on ev needs: the last sequence
+// applied of ev's shard, and, only when the rule could fire, this month's spend and the card.
+func (s *Store) lockRule(ctx context.Context, tx pgx.Tx, ev BalanceEvent) (r payment.RechargeRule, m payment.SavedMethod, hasMethod bool, err error) {
+	r, err = scanRule(tx.QueryRow(ctx, `SELECT `+ruleColumns+` FROM recharge_rules WHERE org_id = $1 FOR UPDATE`, ev.OrgID))
+	if err != nil {
+		return r, m, false, err
+	}
+	err = tx.QueryRow(ctx, `SELECT coalesce((SELECT seq FROM recharge_rule_seqs WHERE org_id = $1 AND shard = $2), 0)`,
+		ev.OrgID, ev.Shard).Scan(&r.LastSeq)
+	if err != nil {
+		return r, m, false, fmt.Errorf("reading the last event applied to recharge rule: %w", err)
+	}
+	if ev.Seq <= r.LastSeq || !r.Enabled || r.State != payment.RuleArmed || r.InFlight != "" {
+		return r, m, false, nil // it cannot fire: neither the spend nor the card matters
+	}
+	if r.MonthSpent, err = monthSpent(ctx, tx, ev.OrgID, s.clock()); err != nil {
+		return r, m, false, err
+	}
+	m, err = scanMethod(tx.QueryRow(ctx, `SELECT `+methodColumns+` FROM payment_methods WHERE org_id = $1`, ev.OrgID))
+	if errors.Is(err, payment.ErrNotFound) {
+		return r, m, false, nil
+	}
+	return r, m, err == nil, err
+}
+
+// insertRecharge inserts the automatic payment of a recharge the rule fired.
+func (s *Store) insertRecharge(ctx context.Context, tx pgx.Tx, r payment.RechargeRule, m payment.SavedMethod, n money.Nanos,
+	chargeLease time.Time) (payment.Payment, error) {
+	amount := money.Money{Nanos: n, Currency: r.Currency}
+	minor, err := payment.ToMinor(amount)
+	if err != nil {
+		return payment.Payment{}, err
+	}
+	p := payment.Payment{ID: NewID(), OrgID: r.OrgID, Mode: m.Mode, Amount: amount, AmountMinor: minor, Automatic: true,
+		Member: payment.Member{ID: "auto-recharge", Name: "Auto-recharge", Email: r.UpdatedBy.Email}}
+	_, err = tx.Exec(ctx, `INSERT INTO payments (id, org_id, mode, amount_nanos, amount_minor, currency, status, member_id, member_name,
+member_email, checkout_session_id, payment_method, automatic, charge_after, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, 'card', true, $11, $12, $12)`,
+		p.ID, r.OrgID, string(p.Mode), int64(amount.Nanos), minor, amount.Currency, p.Member.ID, p.Member.Name, p.Member.Email,
+		payment.RechargeSessionID(p.ID), chargeLease.UTC(), s.clock())
+	if err != nil {
+		return payment.Payment{}, fmt.Errorf("inserting automatic payment: %w", err)
+	}
+	return p, nil
+}
+
+// EnabledRules returns what the recharge trigger keeps in memory of every enabled rule, by organization.
+func (s *Store) EnabledRules(ctx context.Context) (map[string]payment.RuleTrigger, error) {
+	rows, err := s.pool.Query(ctx, `SELECT org_id, currency, threshold_nanos, updated_at FROM recharge_rules WHERE enabled`)
+	if err != nil {
+		return nil, fmt.Errorf("listing enabled recharge rules: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]payment.RuleTrigger{}
+	for rows.Next() {
+		var org string
+		var t payment.RuleTrigger
+		var threshold int64
+		if err := rows.Scan(&org, &t.Currency, &threshold, &t.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("listing enabled recharge rules: %w", err)
+		}
+		t.Threshold = money.Nanos(threshold)
+		out[org] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing enabled recharge rules: %w", err)
+	}
+	return out, nil
 }
 
 // ClaimCharges claims up to limit automatic payments whose charge is due (a replica died or a
@@ -428,23 +500,36 @@ func (s *Store) FailureNotified(ctx context.Context, paymentID string) error {
 	return nil
 }
 
-// RechargeCursor returns the ledger event sequence the recharge trigger resumes after (0: none).
-func (s *Store) RechargeCursor(ctx context.Context) (int64, error) {
-	var seq int64
-	err := s.pool.QueryRow(ctx, `SELECT seq FROM recharge_cursor WHERE id = 1`).Scan(&seq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
+// RechargeCursor returns the ledger position the recharge trigger resumes after ("": the beginning).
+func (s *Store) RechargeCursor(ctx context.Context) (string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT shard, seq FROM recharge_cursors`)
 	if err != nil {
-		return 0, fmt.Errorf("reading recharge cursor: %w", err)
+		return "", fmt.Errorf("reading recharge cursor: %w", err)
 	}
-	return seq, nil
+	defer rows.Close()
+	c := payment.LedgerCursor{}
+	for rows.Next() {
+		var shard string
+		var seq int64
+		if err := rows.Scan(&shard, &seq); err != nil {
+			return "", fmt.Errorf("reading recharge cursor: %w", err)
+		}
+		c[shard] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("reading recharge cursor: %w", err)
+	}
+	return c.String(), nil
 }
 
-// AdvanceRechargeCursor moves the cursor forward to seq (never back: replicas share it).
-func (s *Store) AdvanceRechargeCursor(ctx context.Context, seq int64) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO recharge_cursor (id, seq) VALUES (1, $1)
-ON CONFLICT (id) DO UPDATE SET seq = greatest(recharge_cursor.seq, $1)`, seq)
+// AdvanceRechargeCursor moves the cursor forward to c, shard by shard (never back: replicas share it).
+func (s *Store) AdvanceRechargeCursor(ctx context.Context, c payment.LedgerCursor) error {
+	shards, seqs := make([]string, 0, len(c)), make([]int64, 0, len(c))
+	for shard, seq := range c {
+		shards, seqs = append(shards, shard), append(seqs, seq)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO recharge_cursors (shard, seq) SELECT * FROM unnest($1::text[], $2::bigint[])
+ON CONFLICT (shard) DO UPDATE SET seq = greatest(recharge_cursors.seq, excluded.seq)`, shards, seqs)
 	if err != nil {
 		return fmt.Errorf("advancing recharge cursor: %w", err)
 	}
