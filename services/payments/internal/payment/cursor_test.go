@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tallyhq/tally/pkg/money"
 )
 
 func TestParseLedgerCursor(t *testing.T) {
@@ -32,6 +34,33 @@ func TestParseLedgerCursor(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, tt.out, c.String())
+		})
+	}
+}
+
+func TestMayChange(t *testing.T) {
+	t.Parallel()
+	r := RuleTrigger{Currency: "USD", Threshold: 50}
+	tests := []struct {
+		name      string
+		state     RuleState
+		known     bool
+		currency  string
+		available int64
+		want      bool
+	}{
+		{"unknown state below", RuleArmed, false, "USD", 10, true},
+		{"unknown state above", RuleFired, false, "USD", 90, true},
+		{"armed below fires", RuleArmed, true, "USD", 49, true},
+		{"armed above stays", RuleArmed, true, "USD", 50, false},
+		{"fired above re-arms", RuleFired, true, "USD", 50, true},
+		{"fired below stays", RuleFired, true, "USD", 10, false},
+		{"another currency", RuleArmed, false, "EUR", 10, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, MayChange(r, tt.state, tt.known, tt.currency, money.Nanos(tt.available)))
 		})
 	}
 }
