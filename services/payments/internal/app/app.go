@@ -63,6 +63,10 @@ type Config struct {
 	// RuleRefresh is how often the recharge trigger reloads the enabled rules it keeps in memory
 	// (a rule saved on another replica is seen within it); DefaultRuleRefresh when zero.
 	RuleRefresh time.Duration
+	// PendingChargeCheck is how long a charge the processor left pending (processing) waits for
+	// its webhook before the retry worker looks its PaymentIntent up; DefaultPendingChargeCheck
+	// when zero.
+	PendingChargeCheck time.Duration
 	// TriggerBatch bounds the ledger events the trigger applies between two advances of its
 	// cursor; DefaultTriggerBatch when zero.
 	TriggerBatch int
@@ -106,7 +110,10 @@ const (
 	DefaultRetryEvery   = 5 * time.Second
 	DefaultRuleRefresh  = 30 * time.Second
 	DefaultTriggerBatch = 256
-	defaultLookbackDays = 3
+	// DefaultPendingChargeCheck leaves Stripe's webhook (sent within seconds, retried for days)
+	// time to come first.
+	DefaultPendingChargeCheck = 15 * time.Minute
+	defaultLookbackDays       = 3
 )
 
 // App is the payments application.
@@ -165,6 +172,9 @@ func New(cfg Config) (*App, error) {
 	}
 	if cfg.RuleRefresh <= 0 {
 		cfg.RuleRefresh = DefaultRuleRefresh
+	}
+	if cfg.PendingChargeCheck <= 0 {
+		cfg.PendingChargeCheck = DefaultPendingChargeCheck
 	}
 	if cfg.TriggerBatch <= 0 {
 		cfg.TriggerBatch = DefaultTriggerBatch

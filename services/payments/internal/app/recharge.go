@@ -54,10 +54,20 @@ func (a *App) CreatePaymentMethodSetup(ctx context.Context, orgID string, member
 	if err != nil {
 		return payment.CreatedSession{}, err
 	}
-	expires := a.now().Add(setupExpiry).UTC().Truncate(time.Second)
-	cs, err := rc.CreateSetup(ctx, payment.SetupRequest{SessionID: store.NewID(), OrgID: orgID, Member: member, ExpiresAt: expires})
+	customer, err := a.store.Customer(ctx, orgID, a.proc.Mode())
 	if err != nil {
 		return payment.CreatedSession{}, err
+	}
+	expires := a.now().Add(setupExpiry).UTC().Truncate(time.Second)
+	cs, err := rc.CreateSetup(ctx, payment.SetupRequest{SessionID: store.NewID(), OrgID: orgID, Member: member, ExpiresAt: expires,
+		CustomerID: customer})
+	if err != nil {
+		return payment.CreatedSession{}, err
+	}
+	if customer == "" && cs.CustomerID != "" {
+		if err := a.store.KeepCustomer(ctx, orgID, a.proc.Mode(), cs.CustomerID); err != nil {
+			return payment.CreatedSession{}, err
+		}
 	}
 	if err := a.store.InsertSetupSession(ctx, payment.SetupSession{ID: cs.ID, OrgID: orgID, Mode: a.proc.Mode(), Member: member,
 		URL: cs.URL, ExpiresAt: expires}); err != nil {
@@ -68,8 +78,9 @@ func (a *App) CreatePaymentMethodSetup(ctx context.Context, orgID string, member
 }
 
 // applySetup saves the card of a completed setup session (checkout.session.completed in setup
-// mode): the processor is asked for the card outside any transaction, then the card and the
-// event are recorded; a redelivery saves nothing twice.
+// mode), or expires an abandoned one (checkout.session.expired): the processor is asked for the
+// card outside any transaction, then the card and the event are recorded; a redelivery saves
+// nothing twice.
 func (a *App) applySetup(ctx context.Context, s payment.Session, rec store.EventRecord) (string, error) {
 	ss, err := a.store.SetupSession(ctx, s.ID)
 	if errors.Is(err, payment.ErrNotFound) {
@@ -82,25 +93,49 @@ func (a *App) applySetup(ctx context.Context, s payment.Session, rec store.Event
 	if seen, err := a.store.EventSeen(ctx, rec.ID); err != nil || seen {
 		return OutcomeDuplicate, err
 	}
-	rc, err := a.recharger()
-	if err != nil || s.Status != "complete" {
-		rec.Outcome = OutcomeIgnored
-		return a.recordOnly(ctx, rec, nil)
-	}
-	m, done, err := rc.SetupMethod(ctx, ss, s.SetupIntentID)
-	if err != nil {
-		return "", err
-	}
-	if done {
-		saved, err := a.store.SaveMethod(ctx, m)
-		if err != nil {
+	switch s.Status {
+	case "complete":
+		if err := a.saveSetup(ctx, ss, s.SetupIntentID); err != nil {
 			return "", err
 		}
-		if saved {
-			a.logger.InfoContext(ctx, "payment method saved", "org_id", ss.OrgID, "session_id", ss.ID, "brand", m.Brand, "last4", m.Last4)
+	case "expired":
+		if err := a.expireSetup(ctx, ss); err != nil {
+			return "", err
 		}
+	default:
+		rec.Outcome = OutcomeIgnored
 	}
 	return a.recordOnly(ctx, rec, nil)
+}
+
+// saveSetup saves the card a completed setup session saved at the processor (a session that
+// expired first saves none).
+func (a *App) saveSetup(ctx context.Context, ss payment.SetupSession, setupIntentID string) error {
+	rc, ok := a.proc.(payment.Recharger)
+	if !ok {
+		return nil // a processor that saves no cards has no card to record
+	}
+	m, done, err := rc.SetupMethod(ctx, ss, setupIntentID)
+	if err != nil || !done {
+		return err
+	}
+	saved, err := a.store.SaveMethod(ctx, m)
+	if err != nil {
+		return err
+	}
+	if saved {
+		a.logger.InfoContext(ctx, "payment method saved", "org_id", ss.OrgID, "session_id", ss.ID, "brand", m.Brand, "last4", m.Last4)
+	}
+	return nil
+}
+
+// expireSetup marks an abandoned setup session expired.
+func (a *App) expireSetup(ctx context.Context, ss payment.SetupSession) error {
+	expired, err := a.store.ExpireSetup(ctx, ss.ID)
+	if expired {
+		a.logger.InfoContext(ctx, "abandoned setup session expired", "org_id", ss.OrgID, "session_id", ss.ID)
+	}
+	return err
 }
 
 // RemovePaymentMethod forgets the organization's saved card.
@@ -202,8 +237,16 @@ func (a *App) charge(ctx context.Context, p payment.Payment) error {
 		}
 		return err
 	}
+	return a.settleCharge(ctx, p, res)
+}
+
+// settleCharge records the processor's answer to an automatic payment's charge (a pending one is
+// looked up again after Config.PendingChargeCheck, should its webhook not come) and credits a
+// success through the fulfilment path every top-up takes.
+func (a *App) settleCharge(ctx context.Context, p payment.Payment, res payment.ChargeResult) error {
 	now := a.now()
 	p, recorded, err := a.store.RecordCharge(ctx, p.ID, store.ChargeRecord{Charge: res, FulfilAt: now.Add(a.cfg.Lease),
+		CheckAt: now.Add(a.cfg.PendingChargeCheck),
 		After: func(r payment.RechargeRule) (payment.RechargeRule, payment.ChargeOutcome) {
 			return payment.AfterCharge(r, res.Status, now)
 		}})
@@ -220,6 +263,50 @@ func (a *App) charge(ctx context.Context, p payment.Payment) error {
 	}
 	_, err = a.applySession(ctx, rechargeSession(p, res.PaymentIntentID), payment.SignalPaid, store.EventRecord{})
 	return err
+}
+
+// checkPendingCharges looks up at the processor the charges it left pending (processing) whose
+// webhook never settled them, outside any transaction, and settles each from the PaymentIntent's
+// real status: a success is credited, a failure fails the payment (its email due), a charge
+// still pending is looked at again after Config.PendingChargeCheck.
+func (a *App) checkPendingCharges(ctx context.Context, rep *RetryReport) error {
+	cctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	due, err := a.store.ClaimPendingCharges(cctx, a.cfg.RetryBatch, a.cfg.Lease)
+	cancel()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range due {
+		if err := a.checkPendingCharge(ctx, p); err != nil {
+			rep.Failed++
+			errs = append(errs, fmt.Errorf("checking the pending charge of automatic payment %s: %w", p.ID, err))
+			continue
+		}
+		rep.PendingChecked++
+	}
+	return errors.Join(errs...)
+}
+
+func (a *App) checkPendingCharge(ctx context.Context, p payment.Payment) error {
+	ctx, cancel := context.WithTimeout(ctx, a.workTimeout())
+	defer cancel()
+	rc, err := a.recharger()
+	if err != nil {
+		return err
+	}
+	m, err := a.store.PaymentMethod(ctx, p.OrgID)
+	if err != nil && !errors.Is(err, payment.ErrNotFound) {
+		return err
+	}
+	res, err := rc.ChargeStatus(ctx, payment.ChargeRequest{PaymentID: p.ID, OrgID: p.OrgID, Method: m, AmountMinor: p.AmountMinor,
+		Currency: p.Amount.Currency}, p.PaymentIntentID)
+	if err != nil {
+		return err
+	}
+	a.logger.WarnContext(ctx, "auto-recharge pending past its check, settled from the processor", "payment_id", p.ID, "org_id", p.OrgID,
+		"payment_intent", p.PaymentIntentID, "status", string(res.Status))
+	return a.settleCharge(ctx, p, res)
 }
 
 // chargeOnce asks the processor for the charge; a card removed meanwhile is a decline.

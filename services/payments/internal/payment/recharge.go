@@ -35,6 +35,8 @@ type SetupSession struct {
 	CompletedAt time.Time
 	ExpiresAt   time.Time
 	CreatedAt   time.Time
+	// ExpiredAt is when the session was found abandoned past its expiry (zero while open).
+	ExpiredAt time.Time
 }
 
 // SetupRequest asks a processor for a setup session.
@@ -43,6 +45,9 @@ type SetupRequest struct {
 	OrgID     string
 	Member    Member
 	ExpiresAt time.Time
+	// CustomerID is the organization's processor customer ("": none yet, the processor creates
+	// one and answers it in CreatedSession.CustomerID).
+	CustomerID string
 }
 
 // ChargeRequest asks a processor to charge a saved card off-session, with the idempotency key
@@ -90,6 +95,10 @@ type Recharger interface {
 	// that status, not an error. Errors wrap ErrUnavailable (worth retrying with the same key) or
 	// ErrRejected.
 	ChargeSaved(ctx context.Context, req ChargeRequest) (ChargeResult, error)
+	// ChargeStatus is where the charge of req, PaymentIntent intentID, stands now: succeeded,
+	// failed (declined, canceled, authentication required) or still pending. Errors are those of
+	// ChargeSaved.
+	ChargeStatus(ctx context.Context, req ChargeRequest, intentID string) (ChargeResult, error)
 }
 
 // Test cards of the test-mode page, named as Stripe names its test payment methods: the first

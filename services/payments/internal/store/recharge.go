@@ -23,21 +23,22 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, ss.ID, ss.OrgID, string(ss.Mode), 
 	return nil
 }
 
-const setupColumns = `id, org_id, mode, member_id, member_name, member_email, url, local_method, completed_at, expires_at, created_at`
+const setupColumns = `id, org_id, mode, member_id, member_name, member_email, url, local_method, completed_at, expires_at, created_at,
+expired_at`
 
 func scanSetup(row pgx.Row) (payment.SetupSession, error) {
 	var ss payment.SetupSession
 	var mode string
-	var completed *time.Time
+	var completed, expired *time.Time
 	err := row.Scan(&ss.ID, &ss.OrgID, &mode, &ss.Member.ID, &ss.Member.Name, &ss.Member.Email, &ss.URL, &ss.LocalMethod, &completed,
-		&ss.ExpiresAt, &ss.CreatedAt)
+		&ss.ExpiresAt, &ss.CreatedAt, &expired)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.SetupSession{}, payment.ErrNotFound
 	}
 	if err != nil {
 		return payment.SetupSession{}, fmt.Errorf("scanning setup session: %w", err)
 	}
-	ss.Mode, ss.CompletedAt = payment.Mode(mode), deref(completed)
+	ss.Mode, ss.CompletedAt, ss.ExpiredAt = payment.Mode(mode), deref(completed), deref(expired)
 	return ss, nil
 }
 
@@ -54,7 +55,7 @@ func (s *Store) SetupSession(ctx context.Context, id string) (payment.SetupSessi
 // setup session (the first choice stays); ErrFailedPrecondition when it can no longer be chosen.
 func (s *Store) ChooseLocalCard(ctx context.Context, id, method string) (payment.SetupSession, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE setup_sessions SET local_method = $2 WHERE id = $1 AND mode = 'local' AND local_method = ''
-AND completed_at IS NULL AND expires_at > $3`, id, method, s.clock())
+AND completed_at IS NULL AND expired_at IS NULL AND expires_at > $3`, id, method, s.clock())
 	if err != nil {
 		return payment.SetupSession{}, fmt.Errorf("choosing a test card: %w", err)
 	}
@@ -68,8 +69,64 @@ AND completed_at IS NULL AND expires_at > $3`, id, method, s.clock())
 	return ss, nil
 }
 
+// SetupsPastExpiry lists up to limit open setup sessions of mode whose expiry is before before.
+func (s *Store) SetupsPastExpiry(ctx context.Context, mode payment.Mode, before time.Time, limit int) ([]payment.SetupSession, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+setupColumns+` FROM setup_sessions WHERE mode = $1 AND completed_at IS NULL
+AND expired_at IS NULL AND expires_at < $2 ORDER BY expires_at LIMIT $3`, string(mode), before.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing expired setup sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []payment.SetupSession
+	for rows.Next() {
+		ss, err := scanSetup(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing expired setup sessions: %w", err)
+	}
+	return out, nil
+}
+
+// ExpireSetup marks an open setup session expired: it can save no card any more. expired is
+// false when it was completed or expired before.
+func (s *Store) ExpireSetup(ctx context.Context, id string) (expired bool, err error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE setup_sessions SET expired_at = $2 WHERE id = $1 AND completed_at IS NULL AND expired_at IS NULL`,
+		id, s.clock())
+	if err != nil {
+		return false, fmt.Errorf("expiring setup session %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Customer returns the organization's processor customer of mode ("" when none yet).
+func (s *Store) Customer(ctx context.Context, orgID string, mode payment.Mode) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT customer_id FROM processor_customers WHERE org_id = $1 AND mode = $2`, orgID, string(mode)).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the customer of organization %s: %w", orgID, err)
+	}
+	return id, nil
+}
+
+// KeepCustomer records the organization's processor customer of mode unless one is recorded.
+func (s *Store) KeepCustomer(ctx context.Context, orgID string, mode payment.Mode, customerID string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO processor_customers (org_id, mode, customer_id, created_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (org_id, mode) DO NOTHING`, orgID, string(mode), customerID, s.clock())
+	if err != nil {
+		return fmt.Errorf("recording the customer of organization %s: %w", orgID, err)
+	}
+	return nil
+}
+
 // SaveMethod completes setup session sessionID with the card it saved, replacing the
-// organization's card, once: saved is false when the session was completed before.
+// organization's card, once: saved is false when the session was completed or expired before.
 func (s *Store) SaveMethod(ctx context.Context, m payment.SavedMethod) (saved bool, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -77,7 +134,8 @@ func (s *Store) SaveMethod(ctx context.Context, m payment.SavedMethod) (saved bo
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	now := s.clock()
-	tag, err := tx.Exec(ctx, `UPDATE setup_sessions SET completed_at = $2 WHERE id = $1 AND org_id = $3 AND completed_at IS NULL`,
+	tag, err := tx.Exec(ctx, `UPDATE setup_sessions SET completed_at = $2 WHERE id = $1 AND org_id = $3 AND completed_at IS NULL
+AND expired_at IS NULL`,
 		m.SetupSessionID, now, m.OrgID)
 	if err != nil {
 		return false, fmt.Errorf("completing setup session: %w", err)
@@ -357,6 +415,24 @@ UPDATE payments p SET charge_after = $3 FROM due WHERE p.id = due.id RETURNING p
 	return s.paymentsByID(ctx, ids)
 }
 
+// ClaimPendingCharges claims up to limit automatic payments whose charge the processor left
+// pending (processing) past their check time with no webhook settling them, moving each ahead by
+// lease, and returns them.
+func (s *Store) ClaimPendingCharges(ctx context.Context, limit int, lease time.Duration) ([]payment.Payment, error) {
+	now := s.clock()
+	rows, err := s.pool.Query(ctx, `WITH due AS (
+SELECT id FROM payments WHERE check_after <= $1 ORDER BY check_after LIMIT $2 FOR UPDATE SKIP LOCKED)
+UPDATE payments p SET check_after = $3 FROM due WHERE p.id = due.id RETURNING p.id`, now, limit, now.Add(lease))
+	if err != nil {
+		return nil, fmt.Errorf("claiming pending charges: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("claiming pending charges: %w", err)
+	}
+	return s.paymentsByID(ctx, ids)
+}
+
 // RetryCharge moves a charge that failed on a dependency to at.
 func (s *Store) RetryCharge(ctx context.Context, paymentID string, at time.Time) error {
 	_, err := s.pool.Exec(ctx, `UPDATE payments SET charge_after = $2 WHERE id = $1 AND charge_after IS NOT NULL`, paymentID, at.UTC())
@@ -373,6 +449,9 @@ type ChargeRecord struct {
 	After func(r payment.RechargeRule) (payment.RechargeRule, payment.ChargeOutcome)
 	// FulfilAt is when the retry worker credits a successful charge nobody credited.
 	FulfilAt time.Time
+	// CheckAt is when the retry worker looks a pending charge up at the processor, should its
+	// webhook not have settled it.
+	CheckAt time.Time
 }
 
 // RecordCharge records the answer to an automatic payment's charge once, under the payment's
@@ -415,17 +494,17 @@ disabled_at = $6 WHERE org_id = $1`, orgID, nullString(r.InFlight), r.Consecutiv
 	}
 	switch c.Charge.Status {
 	case payment.ChargePending:
-		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = coalesce(payment_intent_id, $2), updated_at = $3
-WHERE id = $1`, paymentID, nullString(c.Charge.PaymentIntentID), now)
+		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = coalesce(payment_intent_id, $2), updated_at = $3,
+check_after = $4 WHERE id = $1`, paymentID, nullString(c.Charge.PaymentIntentID), now, nullTime(c.CheckAt))
 	case payment.ChargeSucceeded:
 		// Paid: the credit is due (claim before the call), so that the retry worker credits it
 		// should the caller die before the ledger answers.
 		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = coalesce(payment_intent_id, $2), updated_at = $3,
-fulfil_after = CASE WHEN credited_at IS NULL THEN coalesce(fulfil_after, $4) END WHERE id = $1`,
+check_after = NULL, fulfil_after = CASE WHEN credited_at IS NULL THEN coalesce(fulfil_after, $4) END WHERE id = $1`,
 			paymentID, nullString(c.Charge.PaymentIntentID), now, c.FulfilAt.UTC())
 	default:
 		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = coalesce(payment_intent_id, $2), updated_at = $3,
-status = CASE WHEN credited_at IS NULL THEN 'failed' ELSE status END,
+check_after = NULL, status = CASE WHEN credited_at IS NULL THEN 'failed' ELSE status END,
 failure_reason = $4, failure_message = $5, notify_after = $3, failures_in_row = $6, disabled_rule = $7 WHERE id = $1`,
 			paymentID, nullString(c.Charge.PaymentIntentID), now, string(c.Charge.Status), truncate(c.Charge.Message, maxErrorLength),
 			outcome.Failures, outcome.Disabled)
