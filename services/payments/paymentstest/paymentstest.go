@@ -247,6 +247,11 @@ func (p *Payments) SweepExpired(ctx context.Context) (app.ExpiryReport, error) {
 	return p.svc.SweepExpired(ctx)
 }
 
+// SweepExpiredSetups runs one pass of the setup sessions' expiry sweep now.
+func (p *Payments) SweepExpiredSetups(ctx context.Context) (app.SetupExpiryReport, error) {
+	return p.svc.SweepExpiredSetups(ctx)
+}
+
 // Reconcile runs one reconciliation pass now.
 func (p *Payments) Reconcile(ctx context.Context) (app.ReconcileReport, error) {
 	return p.svc.Reconcile(ctx)

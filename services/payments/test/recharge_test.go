@@ -16,6 +16,7 @@ import (
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
+	"github.com/tallyhq/tally/services/payments/internal/service"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
 )
 
@@ -95,7 +96,7 @@ func (e *env) settled(t *testing.T, org string) {
 		if err := e.sql(t, `SELECT coalesce(max(seq), 0) FROM ledger.events`).Scan(&last); err != nil {
 			return false
 		}
-		if err := e.sql(t, `SELECT coalesce((SELECT seq FROM payments.recharge_cursor), 0)`).Scan(&cursor); err != nil {
+		if err := e.sql(t, `SELECT coalesce((SELECT seq FROM payments.recharge_cursors WHERE shard = 'main'), 0)`).Scan(&cursor); err != nil {
 			return false
 		}
 		if err := e.sql(t, `SELECT EXISTS (SELECT 1 FROM payments.payments WHERE org_id = $1 AND automatic AND
@@ -121,8 +122,11 @@ func TestAutoRechargeFiresOnceWhenConcurrentDebitsCrossFromTwoReplicas(t *testin
 	t.Parallel()
 	l1 := ledgertest.Start(t, ledgertest.Options{})
 	l2 := ledgertest.Start(t, ledgertest.Options{DatabaseURL: l1.DatabaseURL, RedisURL: l1.RedisURL})
-	e1 := start(t, options{ledger: l1, dbURL: l1.DatabaseURL, retry: 100 * time.Millisecond})
-	e2 := start(t, options{ledger: l2, dbURL: e1.dbURL, retry: 100 * time.Millisecond})
+	// Both triggers reload the rules at once (the rule is saved on e2 only), so that both race
+	// for every crossing.
+	refresh := func(c *service.Config) { c.RechargeRuleRefresh = 10 * time.Millisecond }
+	e1 := start(t, options{ledger: l1, dbURL: l1.DatabaseURL, retry: 100 * time.Millisecond, configure: refresh})
+	e2 := start(t, options{ledger: l2, dbURL: e1.dbURL, retry: 100 * time.Millisecond, configure: refresh})
 	const org = "org-rc-once"
 	e1.seed(t, org, 100*unit, "seed")
 	e1.saveCard(t, org, payment.TestCardVisa)

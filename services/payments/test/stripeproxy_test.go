@@ -35,6 +35,11 @@ type stripeProxy struct {
 	refundStatus string
 	// refundReads counts GET /v1/refunds/{id}.
 	refundReads int
+	// customers counts POST /v1/customers; intentReads GET /v1/payment_intents/{id}.
+	customers, intentReads int
+	// intentStatus, when set, replaces the status of the PaymentIntents read back (GET), as one
+	// Stripe settled after answering processing would show.
+	intentStatus string
 }
 
 func startStripeProxy(t *testing.T) *stripeProxy {
@@ -50,6 +55,7 @@ func startStripeProxy(t *testing.T) *stripeProxy {
 			p.refundReads++
 			p.mu.Unlock()
 		}
+		p.countCustomersAndIntents(r)
 		if r.Method == http.MethodPost && r.URL.Path == "/v1/refunds" {
 			p.mu.Lock()
 			p.refundKeys = append(p.refundKeys, r.Header.Get("Idempotency-Key"))
@@ -81,12 +87,29 @@ func startStripeProxy(t *testing.T) *stripeProxy {
 	return p
 }
 
-// rewriteRefund applies refundStatus to a refund in a response.
+func (p *stripeProxy) countCustomersAndIntents(r *http.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/customers":
+		p.customers++
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/payment_intents/"):
+		p.intentReads++
+	}
+}
+
+// rewriteRefund applies refundStatus to a refund in a response, and intentStatus to a
+// PaymentIntent read back.
 func (p *stripeProxy) rewriteRefund(resp *http.Response) error {
 	p.mu.Lock()
-	st := p.refundStatus
+	st, kind := p.refundStatus, "refund"
+	if resp.Request.Method == http.MethodGet && strings.HasPrefix(resp.Request.URL.Path, "/v1/payment_intents/") {
+		st, kind = p.intentStatus, "payment_intent"
+	} else if !strings.HasPrefix(resp.Request.URL.Path, "/v1/refunds") {
+		st = ""
+	}
 	p.mu.Unlock()
-	if st == "" || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Request.URL.Path, "/v1/refunds") {
+	if st == "" || resp.StatusCode != http.StatusOK {
 		return nil
 	}
 	body, err := io.ReadAll(resp.Body)
@@ -98,7 +121,7 @@ func (p *stripeProxy) rewriteRefund(resp *http.Response) error {
 	if err := json.Unmarshal(body, &obj); err != nil {
 		return err
 	}
-	if obj["object"] == "refund" {
+	if obj["object"] == kind {
 		obj["status"] = st
 		if body, err = json.Marshal(obj); err != nil {
 			return err
@@ -153,4 +176,18 @@ func (p *stripeProxy) failNextRefunds(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.failRefunds = n
+}
+
+// setIntentStatus makes Stripe report the PaymentIntents read back with status st.
+func (p *stripeProxy) setIntentStatus(st string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.intentStatus = st
+}
+
+// counts returns how many customers were created and PaymentIntents read so far.
+func (p *stripeProxy) counts() (customers, intentReads int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.customers, p.intentReads
 }

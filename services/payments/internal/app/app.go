@@ -60,7 +60,17 @@ type Config struct {
 	// the admins about failed recharges (nil: none are sent).
 	Watcher  Watcher
 	Notifier Notifier
-	Seller   invoice.Seller
+	// RuleRefresh is how often the recharge trigger reloads the enabled rules it keeps in memory
+	// (a rule saved on another replica is seen within it); DefaultRuleRefresh when zero.
+	RuleRefresh time.Duration
+	// PendingChargeCheck is how long a charge the processor left pending (processing) waits for
+	// its webhook before the retry worker looks its PaymentIntent up; DefaultPendingChargeCheck
+	// when zero.
+	PendingChargeCheck time.Duration
+	// TriggerBatch bounds the ledger events the trigger applies between two advances of its
+	// cursor; DefaultTriggerBatch when zero.
+	TriggerBatch int
+	Seller       invoice.Seller
 	// TopUpMin and TopUpMax bound a top-up, in units of the organization's currency; TopUpPresets
 	// are the amounts the Add Credits dialog suggests, ascending and within them.
 	TopUpMin, TopUpMax money.Nanos
@@ -98,7 +108,12 @@ const (
 	DefaultMaxBackoff   = 5 * time.Minute
 	DefaultRetryBatch   = 20
 	DefaultRetryEvery   = 5 * time.Second
-	defaultLookbackDays = 3
+	DefaultRuleRefresh  = 30 * time.Second
+	DefaultTriggerBatch = 256
+	// DefaultPendingChargeCheck leaves Stripe's webhook (sent within seconds, retried for days)
+	// time to come first.
+	DefaultPendingChargeCheck = 15 * time.Minute
+	defaultLookbackDays       = 3
 )
 
 // App is the payments application.
@@ -109,6 +124,8 @@ type App struct {
 	proc    payment.Processor
 	logger  *slog.Logger
 	metrics *metrics
+	// rules is the recharge trigger's memory of the enabled rules.
+	rules *triggerRules
 }
 
 // New returns an App.
@@ -153,11 +170,21 @@ func New(cfg Config) (*App, error) {
 	if cfg.RetryBatch <= 0 {
 		cfg.RetryBatch = DefaultRetryBatch
 	}
+	if cfg.RuleRefresh <= 0 {
+		cfg.RuleRefresh = DefaultRuleRefresh
+	}
+	if cfg.PendingChargeCheck <= 0 {
+		cfg.PendingChargeCheck = DefaultPendingChargeCheck
+	}
+	if cfg.TriggerBatch <= 0 {
+		cfg.TriggerBatch = DefaultTriggerBatch
+	}
 	m, err := newMetrics(cfg.Metrics)
 	if err != nil {
 		return nil, err
 	}
-	return &App{cfg: cfg, store: cfg.Store, ledger: cfg.Ledger, proc: cfg.Processor, logger: cfg.Logger, metrics: m}, nil
+	return &App{cfg: cfg, store: cfg.Store, ledger: cfg.Ledger, proc: cfg.Processor, logger: cfg.Logger, metrics: m,
+		rules: newTriggerRules()}, nil
 }
 
 // now is the business clock.

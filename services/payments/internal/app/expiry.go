@@ -96,6 +96,10 @@ func (a *App) sweepOne(ctx context.Context, p payment.Payment) (payment.Signal, 
 func (a *App) RunExpirySweep(ctx context.Context, interval time.Duration) error {
 	return loop.Every(ctx, "expiry sweep", interval, loop.Now, func(ctx context.Context) bool {
 		rep, err := a.SweepExpired(ctx)
+		srep, serr := a.SweepExpiredSetups(ctx)
+		if ctx.Err() == nil && serr != nil {
+			a.logger.ErrorContext(ctx, "setup expiry sweep failed", "err", serr, "checked", srep.Checked, "failed", srep.Failed)
+		}
 		switch {
 		case ctx.Err() != nil: // stopping: the pass was cut short, nothing to report
 		case err != nil:
@@ -105,4 +109,71 @@ func (a *App) RunExpirySweep(ctx context.Context, interval time.Duration) error 
 		}
 		return false
 	})
+}
+
+// SetupExpiryReport says what one sweep of the setup sessions did: of the Checked ones past
+// their expiry, Expired were abandoned, Saved had saved a card whose webhook never came, Open
+// are still open at the processor; Failed could not be read or settled.
+type SetupExpiryReport struct {
+	Checked, Expired, Saved, Open, Failed int
+}
+
+// SweepExpiredSetups settles the open setup sessions of the processor's mode past their expiry
+// (plus a grace for the webhook), as SweepExpired does checkouts: Stripe's session (read outside
+// any transaction) says whether it expired or saved a card; a test-mode session saved one when a
+// card was chosen on its page.
+func (a *App) SweepExpiredSetups(ctx context.Context) (SetupExpiryReport, error) {
+	var rep SetupExpiryReport
+	lctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	due, err := a.store.SetupsPastExpiry(lctx, a.proc.Mode(), a.now().Add(-expiryGrace), a.cfg.RetryBatch)
+	cancel()
+	if err != nil {
+		return rep, err
+	}
+	var errs []error
+	for _, ss := range due {
+		rep.Checked++
+		status, err := a.sweepSetup(ctx, ss)
+		switch {
+		case err != nil:
+			rep.Failed++
+			errs = append(errs, fmt.Errorf("sweeping setup session %s: %w", ss.ID, err))
+		case status == "expired":
+			rep.Expired++
+		case status == "complete":
+			rep.Saved++
+		default:
+			rep.Open++
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// sweepSetup settles one setup session past its expiry; it returns the session's status.
+func (a *App) sweepSetup(ctx context.Context, ss payment.SetupSession) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.workTimeout())
+	defer cancel()
+	s := payment.Session{ID: ss.ID, Status: "expired"}
+	if ss.Mode == payment.ModeLocal {
+		if ss.LocalMethod != "" {
+			s.Status = "complete"
+		}
+	} else {
+		var err error
+		s, err = a.proc.Session(ctx, ss.ID)
+		switch {
+		case errors.Is(err, payment.ErrRejected):
+			s = payment.Session{ID: ss.ID, Status: "expired"} // unknown to the processor: nobody can complete it
+		case err != nil:
+			return "", err
+		}
+	}
+	switch s.Status {
+	case "complete":
+		a.logger.WarnContext(ctx, "expiry sweep found a completed setup session whose webhook never arrived", "session_id", ss.ID)
+		return s.Status, a.saveSetup(ctx, ss, s.SetupIntentID)
+	case "expired":
+		return s.Status, a.expireSetup(ctx, ss)
+	}
+	return s.Status, nil
 }

@@ -7,18 +7,10 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/pkg/ids"
-	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/store"
 )
-
-// Watcher follows the ledger's balance events (pkg/ledgerclient).
-type Watcher interface {
-	Watch(ctx context.Context, after int64) (*ledgerclient.Stream, error)
-}
-
-var _ Watcher = (*ledgerclient.Client)(nil)
 
 // RechargeFailure is the email owed to an organization's admins for a failed automatic payment.
 type RechargeFailure struct {
@@ -62,10 +54,20 @@ func (a *App) CreatePaymentMethodSetup(ctx context.Context, orgID string, member
 	if err != nil {
 		return payment.CreatedSession{}, err
 	}
-	expires := a.now().Add(setupExpiry).UTC().Truncate(time.Second)
-	cs, err := rc.CreateSetup(ctx, payment.SetupRequest{SessionID: store.NewID(), OrgID: orgID, Member: member, ExpiresAt: expires})
+	customer, err := a.store.Customer(ctx, orgID, a.proc.Mode())
 	if err != nil {
 		return payment.CreatedSession{}, err
+	}
+	expires := a.now().Add(setupExpiry).UTC().Truncate(time.Second)
+	cs, err := rc.CreateSetup(ctx, payment.SetupRequest{SessionID: store.NewID(), OrgID: orgID, Member: member, ExpiresAt: expires,
+		CustomerID: customer})
+	if err != nil {
+		return payment.CreatedSession{}, err
+	}
+	if customer == "" && cs.CustomerID != "" {
+		if err := a.store.KeepCustomer(ctx, orgID, a.proc.Mode(), cs.CustomerID); err != nil {
+			return payment.CreatedSession{}, err
+		}
 	}
 	if err := a.store.InsertSetupSession(ctx, payment.SetupSession{ID: cs.ID, OrgID: orgID, Mode: a.proc.Mode(), Member: member,
 		URL: cs.URL, ExpiresAt: expires}); err != nil {
@@ -76,8 +78,9 @@ func (a *App) CreatePaymentMethodSetup(ctx context.Context, orgID string, member
 }
 
 // applySetup saves the card of a completed setup session (checkout.session.completed in setup
-// mode): the processor is asked for the card outside any transaction, then the card and the
-// event are recorded; a redelivery saves nothing twice.
+// mode), or expires an abandoned one (checkout.session.expired): the processor is asked for the
+// card outside any transaction, then the card and the event are recorded; a redelivery saves
+// nothing twice.
 func (a *App) applySetup(ctx context.Context, s payment.Session, rec store.EventRecord) (string, error) {
 	ss, err := a.store.SetupSession(ctx, s.ID)
 	if errors.Is(err, payment.ErrNotFound) {
@@ -90,25 +93,49 @@ func (a *App) applySetup(ctx context.Context, s payment.Session, rec store.Event
 	if seen, err := a.store.EventSeen(ctx, rec.ID); err != nil || seen {
 		return OutcomeDuplicate, err
 	}
-	rc, err := a.recharger()
-	if err != nil || s.Status != "complete" {
-		rec.Outcome = OutcomeIgnored
-		return a.recordOnly(ctx, rec, nil)
-	}
-	m, done, err := rc.SetupMethod(ctx, ss, s.SetupIntentID)
-	if err != nil {
-		return "", err
-	}
-	if done {
-		saved, err := a.store.SaveMethod(ctx, m)
-		if err != nil {
+	switch s.Status {
+	case "complete":
+		if err := a.saveSetup(ctx, ss, s.SetupIntentID); err != nil {
 			return "", err
 		}
-		if saved {
-			a.logger.InfoContext(ctx, "payment method saved", "org_id", ss.OrgID, "session_id", ss.ID, "brand", m.Brand, "last4", m.Last4)
+	case "expired":
+		if err := a.expireSetup(ctx, ss); err != nil {
+			return "", err
 		}
+	default:
+		rec.Outcome = OutcomeIgnored
 	}
 	return a.recordOnly(ctx, rec, nil)
+}
+
+// saveSetup saves the card a completed setup session saved at the processor (a session that
+// expired first saves none).
+func (a *App) saveSetup(ctx context.Context, ss payment.SetupSession, setupIntentID string) error {
+	rc, ok := a.proc.(payment.Recharger)
+	if !ok {
+		return nil // a processor that saves no cards has no card to record
+	}
+	m, done, err := rc.SetupMethod(ctx, ss, setupIntentID)
+	if err != nil || !done {
+		return err
+	}
+	saved, err := a.store.SaveMethod(ctx, m)
+	if err != nil {
+		return err
+	}
+	if saved {
+		a.logger.InfoContext(ctx, "payment method saved", "org_id", ss.OrgID, "session_id", ss.ID, "brand", m.Brand, "last4", m.Last4)
+	}
+	return nil
+}
+
+// expireSetup marks an abandoned setup session expired.
+func (a *App) expireSetup(ctx context.Context, ss payment.SetupSession) error {
+	expired, err := a.store.ExpireSetup(ctx, ss.ID)
+	if expired {
+		a.logger.InfoContext(ctx, "abandoned setup session expired", "org_id", ss.OrgID, "session_id", ss.ID)
+	}
+	return err
 }
 
 // RemovePaymentMethod forgets the organization's saved card.
@@ -184,31 +211,9 @@ func (a *App) UpdateAutoRecharge(ctx context.Context, orgID string, by payment.M
 	if err != nil {
 		return payment.RechargeRule{}, err
 	}
+	a.rules.changed(orgID)
 	a.logger.InfoContext(ctx, "auto-recharge rule saved", "org_id", orgID, "enabled", r.Enabled, "by", by.ID)
 	return rule, nil
-}
-
-// ObserveBalance applies one ledger event to its organization's rule: the claim of a recharge,
-// exactly once per fall below the threshold whichever replica sees the event first (the rule's row
-// lock and its last sequence), then the charge, outside the claim's transaction.
-func (a *App) ObserveBalance(ctx context.Context, ev ledgerclient.Event) error {
-	decide := func(r payment.RechargeRule, hasMethod bool) payment.RechargeDecision {
-		if ev.Currency != r.Currency {
-			return payment.RechargeDecision{Action: payment.RechargeNone}
-		}
-		return payment.DecideRecharge(r, hasMethod, ev.Seq, ev.Available, a.cfg.TopUpMin)
-	}
-	p, ok, err := a.store.ApplyBalance(ctx, ev.OrgID, ev.Seq, decide, a.now().Add(a.cfg.Lease))
-	if err != nil || !ok {
-		return err
-	}
-	a.logger.InfoContext(ctx, "auto-recharge claimed", "org_id", p.OrgID, "payment_id", p.ID, "amount", p.Amount.String(), "seq", ev.Seq)
-	a.metrics.recharge("claimed")
-	if err := a.charge(ctx, p); err != nil {
-		// Claimed: the retry worker sends the same charge again after the backoff.
-		a.logger.WarnContext(ctx, "auto-recharge left for the retry worker", "payment_id", p.ID, "err", err)
-	}
-	return nil
 }
 
 // charge charges a claimed automatic payment's card with the key "recharge:<payment id>" and
@@ -232,8 +237,16 @@ func (a *App) charge(ctx context.Context, p payment.Payment) error {
 		}
 		return err
 	}
+	return a.settleCharge(ctx, p, res)
+}
+
+// settleCharge records the processor's answer to an automatic payment's charge (a pending one is
+// looked up again after Config.PendingChargeCheck, should its webhook not come) and credits a
+// success through the fulfilment path every top-up takes.
+func (a *App) settleCharge(ctx context.Context, p payment.Payment, res payment.ChargeResult) error {
 	now := a.now()
 	p, recorded, err := a.store.RecordCharge(ctx, p.ID, store.ChargeRecord{Charge: res, FulfilAt: now.Add(a.cfg.Lease),
+		CheckAt: now.Add(a.cfg.PendingChargeCheck),
 		After: func(r payment.RechargeRule) (payment.RechargeRule, payment.ChargeOutcome) {
 			return payment.AfterCharge(r, res.Status, now)
 		}})
@@ -250,6 +263,50 @@ func (a *App) charge(ctx context.Context, p payment.Payment) error {
 	}
 	_, err = a.applySession(ctx, rechargeSession(p, res.PaymentIntentID), payment.SignalPaid, store.EventRecord{})
 	return err
+}
+
+// checkPendingCharges looks up at the processor the charges it left pending (processing) whose
+// webhook never settled them, outside any transaction, and settles each from the PaymentIntent's
+// real status: a success is credited, a failure fails the payment (its email due), a charge
+// still pending is looked at again after Config.PendingChargeCheck.
+func (a *App) checkPendingCharges(ctx context.Context, rep *RetryReport) error {
+	cctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	due, err := a.store.ClaimPendingCharges(cctx, a.cfg.RetryBatch, a.cfg.Lease)
+	cancel()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range due {
+		if err := a.checkPendingCharge(ctx, p); err != nil {
+			rep.Failed++
+			errs = append(errs, fmt.Errorf("checking the pending charge of automatic payment %s: %w", p.ID, err))
+			continue
+		}
+		rep.PendingChecked++
+	}
+	return errors.Join(errs...)
+}
+
+func (a *App) checkPendingCharge(ctx context.Context, p payment.Payment) error {
+	ctx, cancel := context.WithTimeout(ctx, a.workTimeout())
+	defer cancel()
+	rc, err := a.recharger()
+	if err != nil {
+		return err
+	}
+	m, err := a.store.PaymentMethod(ctx, p.OrgID)
+	if err != nil && !errors.Is(err, payment.ErrNotFound) {
+		return err
+	}
+	res, err := rc.ChargeStatus(ctx, payment.ChargeRequest{PaymentID: p.ID, OrgID: p.OrgID, Method: m, AmountMinor: p.AmountMinor,
+		Currency: p.Amount.Currency}, p.PaymentIntentID)
+	if err != nil {
+		return err
+	}
+	a.logger.WarnContext(ctx, "auto-recharge pending past its check, settled from the processor", "payment_id", p.ID, "org_id", p.OrgID,
+		"payment_intent", p.PaymentIntentID, "status", string(res.Status))
+	return a.settleCharge(ctx, p, res)
 }
 
 // chargeOnce asks the processor for the charge; a card removed meanwhile is a decline.
@@ -368,56 +425,4 @@ func (a *App) sendFailureNotices(ctx context.Context, rep *RetryReport) error {
 		rep.Notices++
 	}
 	return errors.Join(errs...)
-}
-
-// RunRechargeTrigger follows the ledger's events from the shared cursor until ctx is done and
-// applies each to its organization's rule; a broken stream is opened again after retry. Every
-// replica runs it: the rule's row lock and last sequence make one of them claim each crossing.
-func (a *App) RunRechargeTrigger(ctx context.Context, retry time.Duration) error {
-	if a.cfg.Watcher == nil {
-		return nil
-	}
-	for ctx.Err() == nil {
-		err := a.followEvents(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		a.logger.WarnContext(ctx, "auto-recharge trigger lost the ledger's events, reconnecting", "err", err)
-		t := time.NewTimer(retry)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-	}
-	return nil
-}
-
-func (a *App) followEvents(ctx context.Context) error {
-	cctx, cancel := context.WithTimeout(ctx, recordTimeout)
-	after, err := a.store.RechargeCursor(cctx)
-	cancel()
-	if err != nil {
-		return err
-	}
-	sctx, stop := context.WithCancel(ctx)
-	defer stop()
-	stream, err := a.cfg.Watcher.Watch(sctx, after)
-	if err != nil {
-		return err
-	}
-	for {
-		ev, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		// A failed claim wrote nothing: the event is read again from the cursor (an event
-		// applied before is no-op, whichever replica applied it).
-		if err := a.ObserveBalance(ctx, ev); err != nil {
-			return fmt.Errorf("applying event %d: %w", ev.Seq, err)
-		}
-		if err := a.store.AdvanceRechargeCursor(ctx, ev.Seq); err != nil {
-			return err
-		}
-	}
 }

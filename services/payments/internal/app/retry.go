@@ -26,11 +26,13 @@ type RetryReport struct {
 	// Recharges counts the automatic payments whose charge was resumed; Notices the failure
 	// emails handed to the notifications service.
 	Recharges, Notices int
+	// PendingChecked counts the charges left pending (processing) whose PaymentIntent was looked up.
+	PendingChecked int
 }
 
 // Total counts the pieces of work the pass handled.
 func (r RetryReport) Total() int {
-	return r.Credited + r.Refused + r.RefundsCompleted + r.RefundsFailed + r.RefundsInFlight + r.Failed + r.Recharges + r.Notices
+	return r.Credited + r.Refused + r.RefundsCompleted + r.RefundsFailed + r.RefundsInFlight + r.Failed + r.Recharges + r.Notices + r.PendingChecked
 }
 
 // Busy reports whether the pass did anything worth logging.
@@ -46,10 +48,11 @@ func (r RetryReport) Busy() bool { return r.Total() > 0 }
 func (a *App) RetryPending(ctx context.Context) (RetryReport, error) {
 	var rep RetryReport
 	cerr := a.resumeCharges(ctx, &rep)
+	perr := a.checkPendingCharges(ctx, &rep)
 	ferr := a.retryFulfilments(ctx, &rep)
 	rerr := a.resumeRefunds(ctx, &rep, true)
 	nerr := a.sendFailureNotices(ctx, &rep)
-	return rep, errors.Join(cerr, ferr, rerr, nerr)
+	return rep, errors.Join(cerr, perr, ferr, rerr, nerr)
 }
 
 func (a *App) retryFulfilments(ctx context.Context, rep *RetryReport) error {

@@ -314,6 +314,11 @@ func (c *Checkout) deliver(ctx context.Context, p payment.Payment) error {
 	if err != nil {
 		return err
 	}
+	return c.post(ctx, body)
+}
+
+// post delivers a signed event payload to the webhook endpoint, as Stripe would.
+func (c *Checkout) post(ctx context.Context, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.WebhookURL, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("building webhook request: %w", err)

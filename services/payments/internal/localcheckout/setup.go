@@ -2,15 +2,14 @@ package localcheckout
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/tallyhq/tally/services/payments/internal/payment"
 	"github.com/tallyhq/tally/services/payments/internal/stripeevent"
@@ -54,7 +53,8 @@ func (c *Checkout) CreateSetup(_ context.Context, req payment.SetupRequest) (pay
 		return payment.CreatedSession{}, fmt.Errorf("generating setup session id: %w", err)
 	}
 	id := "cs_test_local_setup_" + hex.EncodeToString(b)
-	return payment.CreatedSession{ID: id, URL: c.cfg.PublicURL + "/checkout/test/setup/" + id, ExpiresAt: req.ExpiresAt}, nil
+	return payment.CreatedSession{ID: id, URL: c.cfg.PublicURL + "/checkout/test/setup/" + id, ExpiresAt: req.ExpiresAt,
+		CustomerID: cmp.Or(req.CustomerID, "cus_test_local_"+req.OrgID)}, nil
 }
 
 // SetupMethod implements payment.Recharger from the card chosen on the page.
@@ -77,6 +77,12 @@ func (c *Checkout) ChargeSaved(_ context.Context, req payment.ChargeRequest) (pa
 	return payment.ChargeResult{PaymentIntentID: "pi_test_local_recharge_" + req.PaymentID, Status: card.Status, Message: card.Message}, nil
 }
 
+// ChargeStatus implements payment.Recharger: a test card's charge never stays pending; its status
+// is what ChargeSaved answered.
+func (c *Checkout) ChargeStatus(ctx context.Context, req payment.ChargeRequest, _ string) (payment.ChargeResult, error) {
+	return c.ChargeSaved(ctx, req)
+}
+
 type setupData struct {
 	S         payment.SetupSession
 	SaveURL   string
@@ -95,7 +101,7 @@ func (c *Checkout) showSetup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := setupData{S: ss, SaveURL: "/checkout/test/setup/" + id + "/save", CancelURL: c.cfg.SetupCancelURL,
-		Open: ss.CompletedAt.IsZero() && ss.LocalMethod == "" && c.cfg.Now().Before(ss.ExpiresAt), Cards: testCards}
+		Open: ss.CompletedAt.IsZero() && ss.ExpiredAt.IsZero() && ss.LocalMethod == "" && c.cfg.Now().Before(ss.ExpiresAt), Cards: testCards}
 	var buf bytes.Buffer
 	if err := c.setupPage.Execute(&buf, data); err != nil {
 		c.fail(w, err, "rendering page", http.StatusInternalServerError)
@@ -149,22 +155,7 @@ func (c *Checkout) deliverSetup(ctx context.Context, ss payment.SetupSession) er
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.WebhookURL, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("building webhook request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("Stripe-Signature", stripeevent.Sign(body, c.cfg.WebhookSecret, time.Now()))
-	resp, err := c.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("posting webhook: %w", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook endpoint answered %s: %s", resp.Status, bytes.TrimSpace(msg))
-	}
-	return nil
+	return c.post(ctx, body)
 }
 
 // setupHTML is the test-mode page that saves a card: one real radio button per test card.

@@ -40,6 +40,8 @@ type CreatedSession struct {
 	ID        string
 	URL       string
 	ExpiresAt time.Time
+	// CustomerID is the processor customer a setup session saves the card on.
+	CustomerID string
 }
 
 // RefundRequest asks a processor to refund part of a

@@ -35,6 +35,8 @@ type SetupSession struct {
 	CompletedAt time.Time
 	ExpiresAt   time.Time
 	CreatedAt   time.Time
+	// ExpiredAt is when the session was found abandoned past its expiry (zero while open).
+	ExpiredAt time.Time
 }
 
 // SetupRequest asks a processor for a setup session.
@@ -43,6 +45,9 @@ type SetupRequest struct {
 	OrgID     string
 	Member    Member
 	ExpiresAt time.Time
+	// CustomerID is the organization's processor customer ("": none yet, the processor creates
+	// one and answers it in CreatedSession.CustomerID).
+	CustomerID string
 }
 
 // ChargeRequest asks a processor to charge a saved card off-session, with the idempotency key
@@ -90,6 +95,10 @@ type Recharger interface {
 	// that status, not an error. Errors wrap ErrUnavailable (worth retrying with the same key) or
 	// ErrRejected.
 	ChargeSaved(ctx context.Context, req ChargeRequest) (ChargeResult, error)
+	// ChargeStatus is where the charge of req, PaymentIntent intentID, stands now: succeeded,
+	// failed (declined, canceled, authentication required) or still pending. Errors are those of
+	// ChargeSaved.
+	ChargeStatus(ctx context.Context, req ChargeRequest, intentID string) (ChargeResult, error)
 }
 
 // Test cards of the test-mode page, named as Stripe names its test payment methods: the first
@@ -122,7 +131,9 @@ type RechargeRule struct {
 	Amount, Target money.Nanos
 	MonthlyCap     money.Nanos
 	State          RuleState
-	LastSeq        int64
+	// LastSeq is the last ledger event sequence applied to the rule, of the shard of the event
+	// being decided on.
+	LastSeq int64
 	// InFlight is the automatic payment being charged ("" when none).
 	InFlight            string
 	ConsecutiveFailures int
@@ -132,6 +143,28 @@ type RechargeRule struct {
 	UpdatedAt           time.Time
 	// MonthSpent is what this calendar month's automatic payments charged or are charging.
 	MonthSpent money.Nanos
+}
+
+// RuleTrigger is what the recharge trigger keeps in memory of an enabled rule: enough to pass
+// over, without the database, the events that cannot change it.
+type RuleTrigger struct {
+	Currency  string
+	Threshold money.Nanos
+	UpdatedAt time.Time
+}
+
+// MayChange reports whether an observed available balance may change an enabled rule whose state
+// this trigger saw last (known false: not seen since the trigger's watch began or the rule
+// changed). Only an event below the threshold fires (or caps) an armed rule and only one at or
+// above it re-arms a fired one: an armed rule above it, or a fired one below it, stays as it is.
+func MayChange(t RuleTrigger, state RuleState, known bool, currency string, available money.Nanos) bool {
+	if currency != t.Currency {
+		return false
+	}
+	if !known {
+		return true
+	}
+	return (available < t.Threshold) == (state == RuleArmed)
 }
 
 // RuleSettings are the admin-settable fields of a rule.

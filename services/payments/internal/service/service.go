@@ -95,6 +95,13 @@ type Config struct {
 	// ExpirySweepInterval is how often abandoned checkouts past their expiry are settled; zero is
 	// app.DefaultExpirySweepEvery.
 	ExpirySweepInterval time.Duration
+	// PendingChargeCheck is how long an automatic charge Stripe left processing waits for its
+	// webhook before its PaymentIntent is looked up (TALLY_PAYMENTS_PENDING_CHARGE_CHECK); zero is
+	// app.DefaultPendingChargeCheck.
+	PendingChargeCheck time.Duration
+	// RechargeRuleRefresh is how often the recharge trigger reloads the enabled rules
+	// (TALLY_PAYMENTS_RECHARGE_RULE_REFRESH); zero is app.DefaultRuleRefresh.
+	RechargeRuleRefresh time.Duration
 	ReconcileInterval   time.Duration
 	ReconcileLookback   time.Duration
 	// Replica names this replica in the reconciliation passes it claims (one replica runs each
@@ -148,6 +155,8 @@ func Load(e *config.Env) (Config, error) {
 		CheckoutExpiry:      e.Duration("TALLY_CHECKOUT_EXPIRY", payment.DefaultCheckoutExpiry),
 		CreditValidity:      e.Period("TALLY_CREDIT_VALIDITY", config.Period{Months: 3}),
 		ExpirySweepInterval: e.Duration("TALLY_PAYMENTS_EXPIRY_SWEEP_INTERVAL", app.DefaultExpirySweepEvery),
+		PendingChargeCheck:  e.Duration("TALLY_PAYMENTS_PENDING_CHARGE_CHECK", app.DefaultPendingChargeCheck),
+		RechargeRuleRefresh: e.Duration("TALLY_PAYMENTS_RECHARGE_RULE_REFRESH", app.DefaultRuleRefresh),
 		ReconcileInterval:   e.Duration("TALLY_RECONCILE_INTERVAL", 5*time.Minute),
 		ReconcileLookback:   e.Duration("TALLY_RECONCILE_LOOKBACK", 72*time.Hour),
 		Replica:             e.String("TALLY_PAYMENTS_REPLICA", ""),
@@ -238,6 +247,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("TALLY_TOPUP_PRESETS: %w", payment.CheckPresets(c.TopUpPresets, c.TopUpMin, c.TopUpMax))
 	case c.CheckoutExpiry != 0 && payment.CheckCheckoutExpiry(c.CheckoutExpiry) != nil:
 		return fmt.Errorf("TALLY_CHECKOUT_EXPIRY: %w", payment.CheckCheckoutExpiry(c.CheckoutExpiry))
+	case c.PendingChargeCheck < 0 || c.RechargeRuleRefresh < 0:
+		return errors.New("TALLY_PAYMENTS_PENDING_CHARGE_CHECK and TALLY_PAYMENTS_RECHARGE_RULE_REFRESH must not be negative")
 	case c.ExpirySweepInterval < 0:
 		return errors.New("TALLY_PAYMENTS_EXPIRY_SWEEP_INTERVAL must be positive: abandoned checkouts must not stay pending")
 	case c.ConsoleURL == "":
@@ -473,6 +484,7 @@ func (s *Service) newApp(st *store.Store, ledger *ledgerclient.Client, proc paym
 		CheckoutExpiry: cfg.CheckoutExpiry, ValidityMonths: validityMonths(cfg.CreditValidity),
 		ReconcileLookback: cfg.ReconcileLookback, Replica: cfg.Replica, Backoff: payment.Backoff{Base: cfg.RetryBackoff, Max: cfg.RetryMaxBackoff},
 		Lease: cfg.WorkLease, Logger: s.logger, Now: cfg.Now, Metrics: s.grpc.Registry(),
+		PendingChargeCheck: cfg.PendingChargeCheck, RuleRefresh: cfg.RechargeRuleRefresh,
 	})
 }
 
@@ -487,6 +499,11 @@ func validityMonths(p config.Period) int {
 // SweepExpired runs one pass of the expiry sweep now.
 func (s *Service) SweepExpired(ctx context.Context) (app.ExpiryReport, error) {
 	return s.app.SweepExpired(ctx)
+}
+
+// SweepExpiredSetups runs one sweep of the setup sessions past their expiry.
+func (s *Service) SweepExpiredSetups(ctx context.Context) (app.SetupExpiryReport, error) {
+	return s.app.SweepExpiredSetups(ctx)
 }
 
 // ReconcileClaimed runs the current period's reconciliation pass if this replica claims it first.

@@ -23,21 +23,22 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, ss.ID, ss.OrgID, string(ss.Mode), 
 	return nil
 }
 
-const setupColumns = `id, org_id, mode, member_id, member_name, member_email, url, local_method, completed_at, expires_at, created_at`
+const setupColumns = `id, org_id, mode, member_id, member_name, member_email, url, local_method, completed_at, expires_at, created_at,
+expired_at`
 
 func scanSetup(row pgx.Row) (payment.SetupSession, error) {
 	var ss payment.SetupSession
 	var mode string
-	var completed *time.Time
+	var completed, expired *time.Time
 	err := row.Scan(&ss.ID, &ss.OrgID, &mode, &ss.Member.ID, &ss.Member.Name, &ss.Member.Email, &ss.URL, &ss.LocalMethod, &completed,
-		&ss.ExpiresAt, &ss.CreatedAt)
+		&ss.ExpiresAt, &ss.CreatedAt, &expired)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.SetupSession{}, payment.ErrNotFound
 	}
 	if err != nil {
 		return payment.SetupSession{}, fmt.Errorf("scanning setup session: %w", err)
 	}
-	ss.Mode, ss.CompletedAt = payment.Mode(mode), deref(completed)
+	ss.Mode, ss.CompletedAt, ss.ExpiredAt = payment.Mode(mode), deref(completed), deref(expired)
 	return ss, nil
 }
 
@@ -54,7 +55,7 @@ func (s *Store) SetupSession(ctx context.Context, id string) (payment.SetupSessi
 // setup session (the first choice stays); ErrFailedPrecondition when it can no longer be chosen.
 func (s *Store) ChooseLocalCard(ctx context.Context, id, method string) (payment.SetupSession, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE setup_sessions SET local_method = $2 WHERE id = $1 AND mode = 'local' AND local_method = ''
-AND completed_at IS NULL AND expires_at > $3`, id, method, s.clock())
+AND completed_at IS NULL AND expired_at IS NULL AND expires_at > $3`, id, method, s.clock())
 	if err != nil {
 		return payment.SetupSession{}, fmt.Errorf("choosing a test card: %w", err)
 	}
@@ -68,8 +69,64 @@ AND completed_at IS NULL AND expires_at > $3`, id, method, s.clock())
 	return ss, nil
 }
 
+// SetupsPastExpiry lists up to limit open setup sessions of mode whose expiry is before before.
+func (s *Store) SetupsPastExpiry(ctx context.Context, mode payment.Mode, before time.Time, limit int) ([]payment.SetupSession, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+setupColumns+` FROM setup_sessions WHERE mode = $1 AND completed_at IS NULL
+AND expired_at IS NULL AND expires_at < $2 ORDER BY expires_at LIMIT $3`, string(mode), before.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing expired setup sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []payment.SetupSession
+	for rows.Next() {
+		ss, err := scanSetup(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing expired setup sessions: %w", err)
+	}
+	return out, nil
+}
+
+// ExpireSetup marks an open setup session expired: it can save no card any more. expired is
+// false when it was completed or expired before.
+func (s *Store) ExpireSetup(ctx context.Context, id string) (expired bool, err error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE setup_sessions SET expired_at = $2 WHERE id = $1 AND completed_at IS NULL AND expired_at IS NULL`,
+		id, s.clock())
+	if err != nil {
+		return false, fmt.Errorf("expiring setup session %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Customer returns the organization's processor customer of mode ("" when none yet).
+func (s *Store) Customer(ctx context.Context, orgID string, mode payment.Mode) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT customer_id FROM processor_customers WHERE org_id = $1 AND mode = $2`, orgID, string(mode)).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the customer of organization %s: %w", orgID, err)
+	}
+	return id, nil
+}
+
+// KeepCustomer records the organization's processor customer of mode unless one is recorded.
+func (s *Store) KeepCustomer(ctx context.Context, orgID string, mode payment.Mode, customerID string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO processor_customers (org_id, mode, customer_id, created_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (org_id, mode) DO NOTHING`, orgID, string(mode), customerID, s.clock())
+	if err != nil {
+		return fmt.Errorf("recording the customer of organization %s: %w", orgID, err)
+	}
+	return nil
+}
+
 // SaveMethod completes setup session sessionID with the card it saved, replacing the
-// organization's card, once: saved is false when the session was completed before.
+// organization's card, once: saved is false when the session was completed or expired before.
 func (s *Store) SaveMethod(ctx context.Context, m payment.SavedMethod) (saved bool, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -77,7 +134,8 @@ func (s *Store) SaveMethod(ctx context.Context, m payment.SavedMethod) (saved bo
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	now := s.clock()
-	tag, err := tx.Exec(ctx, `UPDATE setup_sessions SET completed_at = $2 WHERE id = $1 AND org_id = $3 AND completed_at IS NULL`,
+	tag, err := tx.Exec(ctx, `UPDATE setup_sessions SET completed_at = $2 WHERE id = $1 AND org_id = $3 AND completed_at IS NULL
+AND expired_at IS NULL`,
 		m.SetupSessionID, now, m.OrgID)
 	if err != nil {
 		return false, fmt.Errorf("completing setup session: %w", err)
@@ -131,7 +189,7 @@ func (s *Store) DeleteMethod(ctx context.Context, orgID string) error {
 	return nil
 }
 
-const ruleColumns = `org_id, enabled, currency, threshold_nanos, amount_nanos, target_nanos, monthly_cap_nanos, state, last_seq,
+const ruleColumns = `org_id, enabled, currency, threshold_nanos, amount_nanos, target_nanos, monthly_cap_nanos, state,
 coalesce(in_flight::text, ''), consecutive_failures, disabled_reason, disabled_at, updated_by, updated_by_email, updated_at`
 
 func scanRule(row pgx.Row) (payment.RechargeRule, error) {
@@ -139,7 +197,7 @@ func scanRule(row pgx.Row) (payment.RechargeRule, error) {
 	var threshold, amount, target, limit int64
 	var state string
 	var disabled *time.Time
-	err := row.Scan(&r.OrgID, &r.Enabled, &r.Currency, &threshold, &amount, &target, &limit, &state, &r.LastSeq, &r.InFlight,
+	err := row.Scan(&r.OrgID, &r.Enabled, &r.Currency, &threshold, &amount, &target, &limit, &state, &r.InFlight,
 		&r.ConsecutiveFailures, &r.DisabledReason, &disabled, &r.UpdatedBy.ID, &r.UpdatedBy.Email, &r.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.RechargeRule{}, payment.ErrNotFound
@@ -195,77 +253,149 @@ disabled_reason = '', disabled_at = NULL`,
 }
 
 // RechargeDecide decides what one observed balance does to a locked rule: it is given the rule
-// (with this month's spend) and whether a card is saved.
+// (with this month's spend and the last sequence applied of the event's shard) and whether a card
+// is saved.
 type RechargeDecide func(r payment.RechargeRule, hasMethod bool) payment.RechargeDecision
 
-// ApplyBalance applies an observed balance of ledger event seq to the organization's rule under
+// BalanceEvent names a ledger event: its organization, and its sequence on its shard.
+type BalanceEvent struct {
+	OrgID string
+	Shard string
+	Seq   int64
+}
+
+// Claim is what ApplyBalance did.
+type Claim struct {
+	// Found is false when the organization has no rule.
+	Found bool
+	// State is the rule's state after the event.
+	State payment.RuleState
+	// Payment is the automatic payment to charge when Fired.
+	Payment payment.Payment
+	Fired   bool
+}
+
+// ApplyBalance applies an observed balance of ledger event ev to the organization's rule under
 // its row lock: the claim of a recharge. When decide fires, the automatic payment is inserted
 // (due to be charged at once, the charge leased until chargeLease) and the rule marked fired with
-// it in flight, in the same transaction, before any call to the processor. It returns the payment
-// to charge (ok false when none).
-func (s *Store) ApplyBalance(ctx context.Context, orgID string, seq int64, decide RechargeDecide, chargeLease time.Time) (p payment.Payment, ok bool, err error) {
+// it in flight, in the same transaction, before any call to the processor. Events not newer than
+// the last one applied of their shard change nothing (decide sees that sequence as LastSeq).
+func (s *Store) ApplyBalance(ctx context.Context, ev BalanceEvent, decide RechargeDecide, chargeLease time.Time) (Claim, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return payment.Payment{}, false, fmt.Errorf("beginning transaction: %w", err)
+		return Claim{}, fmt.Errorf("beginning transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	r, err := scanRule(tx.QueryRow(ctx, `SELECT `+ruleColumns+` FROM recharge_rules WHERE org_id = $1 FOR UPDATE`, orgID))
+	r, m, hasMethod, err := s.lockRule(ctx, tx, ev)
 	if errors.Is(err, payment.ErrNotFound) {
-		return payment.Payment{}, false, nil
+		return Claim{}, nil
 	}
 	if err != nil {
-		return payment.Payment{}, false, err
-	}
-	now := s.clock()
-	if r.MonthSpent, err = monthSpent(ctx, tx, orgID, now); err != nil {
-		return payment.Payment{}, false, err
-	}
-	m, err := scanMethod(tx.QueryRow(ctx, `SELECT `+methodColumns+` FROM payment_methods WHERE org_id = $1`, orgID))
-	hasMethod := err == nil
-	if err != nil && !errors.Is(err, payment.ErrNotFound) {
-		return payment.Payment{}, false, err
+		return Claim{}, err
 	}
 	d := decide(r, hasMethod)
+	c := Claim{Found: true, State: r.State}
 	var inFlight *string
-	state := r.State
 	switch d.Action {
 	case payment.RechargeNone:
-		return payment.Payment{}, false, nil
+		return c, nil
 	case payment.RechargeRearm:
-		state = payment.RuleArmed
+		c.State = payment.RuleArmed
 	case payment.RechargeCapped:
-		state = payment.RuleFired
+		c.State = payment.RuleFired
 	case payment.RechargeFire:
-		amount := money.Money{Nanos: d.Amount, Currency: r.Currency}
-		minor, err := payment.ToMinor(amount)
-		if err != nil {
-			return payment.Payment{}, false, err
+		if c.Payment, err = s.insertRecharge(ctx, tx, r, m, d.Amount, chargeLease); err != nil {
+			return Claim{}, err
 		}
-		p = payment.Payment{ID: NewID(), OrgID: orgID, Mode: m.Mode, Amount: amount, AmountMinor: minor, Automatic: true,
-			Member: payment.Member{ID: "auto-recharge", Name: "Auto-recharge", Email: r.UpdatedBy.Email}}
-		_, err = tx.Exec(ctx, `INSERT INTO payments (id, org_id, mode, amount_nanos, amount_minor, currency, status, member_id, member_name,
-member_email, checkout_session_id, payment_method, automatic, charge_after, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, 'card', true, $11, $12, $12)`,
-			p.ID, orgID, string(p.Mode), int64(amount.Nanos), minor, amount.Currency, p.Member.ID, p.Member.Name, p.Member.Email,
-			payment.RechargeSessionID(p.ID), chargeLease.UTC(), now)
-		if err != nil {
-			return payment.Payment{}, false, fmt.Errorf("inserting automatic payment: %w", err)
-		}
-		state, inFlight, ok = payment.RuleFired, &p.ID, true
+		c.State, inFlight, c.Fired = payment.RuleFired, &c.Payment.ID, true
 	}
-	_, err = tx.Exec(ctx, `UPDATE recharge_rules SET state = $2, last_seq = $3, in_flight = coalesce($4::uuid, in_flight) WHERE org_id = $1`,
-		orgID, string(state), seq, inFlight)
+	_, err = tx.Exec(ctx, `UPDATE recharge_rules SET state = $2, in_flight = coalesce($3::uuid, in_flight) WHERE org_id = $1`,
+		ev.OrgID, string(c.State), inFlight)
 	if err != nil {
-		return payment.Payment{}, false, fmt.Errorf("updating recharge rule: %w", err)
+		return Claim{}, fmt.Errorf("updating recharge rule: %w", err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO recharge_rule_seqs (org_id, shard, seq) VALUES ($1, $2, $3)
+ON CONFLICT (org_id, shard) DO UPDATE SET seq = greatest(recharge_rule_seqs.seq, excluded.seq)`, ev.OrgID, ev.Shard, ev.Seq)
+	if err != nil {
+		return Claim{}, fmt.Errorf("recording the event applied to recharge rule: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return payment.Payment{}, false, fmt.Errorf("committing recharge claim: %w", err)
+		return Claim{}, fmt.Errorf("committing recharge claim: %w", err)
 	}
-	if !ok {
-		return payment.Payment{}, false, nil
+	if c.Fired {
+		c.Payment, err = s.Payment(ctx, "", c.Payment.ID)
 	}
-	p, err = s.Payment(ctx, "", p.ID)
-	return p, err == nil, err
+	return c, err
+}
+
+// lockRule locks the organization's rule and reads what deciding on ev needs: the last sequence
+// applied of ev's shard, and, only when the rule could fire, this month's spend and the card.
+func (s *Store) lockRule(ctx context.Context, tx pgx.Tx, ev BalanceEvent) (r payment.RechargeRule, m payment.SavedMethod, hasMethod bool, err error) {
+	r, err = scanRule(tx.QueryRow(ctx, `SELECT `+ruleColumns+` FROM recharge_rules WHERE org_id = $1 FOR UPDATE`, ev.OrgID))
+	if err != nil {
+		return r, m, false, err
+	}
+	err = tx.QueryRow(ctx, `SELECT coalesce((SELECT seq FROM recharge_rule_seqs WHERE org_id = $1 AND shard = $2), 0)`,
+		ev.OrgID, ev.Shard).Scan(&r.LastSeq)
+	if err != nil {
+		return r, m, false, fmt.Errorf("reading the last event applied to recharge rule: %w", err)
+	}
+	if ev.Seq <= r.LastSeq || !r.Enabled || r.State != payment.RuleArmed || r.InFlight != "" {
+		return r, m, false, nil // it cannot fire: neither the spend nor the card matters
+	}
+	if r.MonthSpent, err = monthSpent(ctx, tx, ev.OrgID, s.clock()); err != nil {
+		return r, m, false, err
+	}
+	m, err = scanMethod(tx.QueryRow(ctx, `SELECT `+methodColumns+` FROM payment_methods WHERE org_id = $1`, ev.OrgID))
+	if errors.Is(err, payment.ErrNotFound) {
+		return r, m, false, nil
+	}
+	return r, m, err == nil, err
+}
+
+// insertRecharge inserts the automatic payment of a recharge the rule fired.
+func (s *Store) insertRecharge(ctx context.Context, tx pgx.Tx, r payment.RechargeRule, m payment.SavedMethod, n money.Nanos,
+	chargeLease time.Time) (payment.Payment, error) {
+	amount := money.Money{Nanos: n, Currency: r.Currency}
+	minor, err := payment.ToMinor(amount)
+	if err != nil {
+		return payment.Payment{}, err
+	}
+	p := payment.Payment{ID: NewID(), OrgID: r.OrgID, Mode: m.Mode, Amount: amount, AmountMinor: minor, Automatic: true,
+		Member: payment.Member{ID: "auto-recharge", Name: "Auto-recharge", Email: r.UpdatedBy.Email}}
+	_, err = tx.Exec(ctx, `INSERT INTO payments (id, org_id, mode, amount_nanos, amount_minor, currency, status, member_id, member_name,
+member_email, checkout_session_id, payment_method, automatic, charge_after, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, 'card', true, $11, $12, $12)`,
+		p.ID, r.OrgID, string(p.Mode), int64(amount.Nanos), minor, amount.Currency, p.Member.ID, p.Member.Name, p.Member.Email,
+		payment.RechargeSessionID(p.ID), chargeLease.UTC(), s.clock())
+	if err != nil {
+		return payment.Payment{}, fmt.Errorf("inserting automatic payment: %w", err)
+	}
+	return p, nil
+}
+
+// EnabledRules returns what the recharge trigger keeps in memory of every enabled rule, by organization.
+func (s *Store) EnabledRules(ctx context.Context) (map[string]payment.RuleTrigger, error) {
+	rows, err := s.pool.Query(ctx, `SELECT org_id, currency, threshold_nanos, updated_at FROM recharge_rules WHERE enabled`)
+	if err != nil {
+		return nil, fmt.Errorf("listing enabled recharge rules: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]payment.RuleTrigger{}
+	for rows.Next() {
+		var org string
+		var t payment.RuleTrigger
+		var threshold int64
+		if err := rows.Scan(&org, &t.Currency, &threshold, &t.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("listing enabled recharge rules: %w", err)
+		}
+		t.Threshold = money.Nanos(threshold)
+		out[org] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing enabled recharge rules: %w", err)
+	}
+	return out, nil
 }
 
 // ClaimCharges claims up to limit automatic payments whose charge is due (a replica died or a
@@ -282,15 +412,25 @@ UPDATE payments p SET charge_after = $3 FROM due WHERE p.id = due.id RETURNING p
 	if err != nil {
 		return nil, fmt.Errorf("claiming due charges: %w", err)
 	}
-	out := make([]payment.Payment, 0, len(ids))
-	for _, id := range ids {
-		p, err := s.Payment(ctx, "", id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
+	return s.paymentsByID(ctx, ids)
+}
+
+// ClaimPendingCharges claims up to limit automatic payments whose charge the processor left
+// pending (processing) past their check time with no webhook settling them, moving each ahead by
+// lease, and returns them.
+func (s *Store) ClaimPendingCharges(ctx context.Context, limit int, lease time.Duration) ([]payment.Payment, error) {
+	now := s.clock()
+	rows, err := s.pool.Query(ctx, `WITH due AS (
+SELECT id FROM payments WHERE check_after <= $1 ORDER BY check_after LIMIT $2 FOR UPDATE SKIP LOCKED)
+UPDATE payments p SET check_after = $3 FROM due WHERE p.id = due.id RETURNING p.id`, now, limit, now.Add(lease))
+	if err != nil {
+		return nil, fmt.Errorf("claiming pending charges: %w", err)
 	}
-	return out, nil
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("claiming pending charges: %w", err)
+	}
+	return s.paymentsByID(ctx, ids)
 }
 
 // RetryCharge moves a charge that failed on a dependency to at.
@@ -309,6 +449,9 @@ type ChargeRecord struct {
 	After func(r payment.RechargeRule) (payment.RechargeRule, payment.ChargeOutcome)
 	// FulfilAt is when the retry worker credits a successful charge nobody credited.
 	FulfilAt time.Time
+	// CheckAt is when the retry worker looks a pending charge up at the processor, should its
+	// webhook not have settled it.
+	CheckAt time.Time
 }
 
 // RecordCharge records the answer to an automatic payment's charge once, under the payment's
@@ -351,17 +494,17 @@ disabled_at = $6 WHERE org_id = $1`, orgID, nullString(r.InFlight), r.Consecutiv
 	}
 	switch c.Charge.Status {
 	case payment.ChargePending:
-		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = coalesce(payment_intent_id, $2), updated_at = $3
-WHERE id = $1`, paymentID, nullString(c.Charge.PaymentIntentID), now)
+		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = coalesce(payment_intent_id, $2), updated_at = $3,
+check_after = $4 WHERE id = $1`, paymentID, nullString(c.Charge.PaymentIntentID), now, nullTime(c.CheckAt))
 	case payment.ChargeSucceeded:
 		// Paid: the credit is due (claim before the call), so that the retry worker credits it
 		// should the caller die before the ledger answers.
 		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = coalesce(payment_intent_id, $2), updated_at = $3,
-fulfil_after = CASE WHEN credited_at IS NULL THEN coalesce(fulfil_after, $4) END WHERE id = $1`,
+check_after = NULL, fulfil_after = CASE WHEN credited_at IS NULL THEN coalesce(fulfil_after, $4) END WHERE id = $1`,
 			paymentID, nullString(c.Charge.PaymentIntentID), now, c.FulfilAt.UTC())
 	default:
 		_, err = tx.Exec(ctx, `UPDATE payments SET charge_after = NULL, payment_intent_id = coalesce(payment_intent_id, $2), updated_at = $3,
-status = CASE WHEN credited_at IS NULL THEN 'failed' ELSE status END,
+check_after = NULL, status = CASE WHEN credited_at IS NULL THEN 'failed' ELSE status END,
 failure_reason = $4, failure_message = $5, notify_after = $3, failures_in_row = $6, disabled_rule = $7 WHERE id = $1`,
 			paymentID, nullString(c.Charge.PaymentIntentID), now, string(c.Charge.Status), truncate(c.Charge.Message, maxErrorLength),
 			outcome.Failures, outcome.Disabled)
@@ -436,23 +579,36 @@ func (s *Store) FailureNotified(ctx context.Context, paymentID string) error {
 	return nil
 }
 
-// RechargeCursor returns the ledger event sequence the recharge trigger resumes after (0: none).
-func (s *Store) RechargeCursor(ctx context.Context) (int64, error) {
-	var seq int64
-	err := s.pool.QueryRow(ctx, `SELECT seq FROM recharge_cursor WHERE id = 1`).Scan(&seq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
+// RechargeCursor returns the ledger position the recharge trigger resumes after ("": the beginning).
+func (s *Store) RechargeCursor(ctx context.Context) (string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT shard, seq FROM recharge_cursors`)
 	if err != nil {
-		return 0, fmt.Errorf("reading recharge cursor: %w", err)
+		return "", fmt.Errorf("reading recharge cursor: %w", err)
 	}
-	return seq, nil
+	defer rows.Close()
+	c := payment.LedgerCursor{}
+	for rows.Next() {
+		var shard string
+		var seq int64
+		if err := rows.Scan(&shard, &seq); err != nil {
+			return "", fmt.Errorf("reading recharge cursor: %w", err)
+		}
+		c[shard] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("reading recharge cursor: %w", err)
+	}
+	return c.String(), nil
 }
 
-// AdvanceRechargeCursor moves the cursor forward to seq (never back: replicas share it).
-func (s *Store) AdvanceRechargeCursor(ctx context.Context, seq int64) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO recharge_cursor (id, seq) VALUES (1, $1)
-ON CONFLICT (id) DO UPDATE SET seq = greatest(recharge_cursor.seq, $1)`, seq)
+// AdvanceRechargeCursor moves the cursor forward to c, shard by shard (never back: replicas share it).
+func (s *Store) AdvanceRechargeCursor(ctx context.Context, c payment.LedgerCursor) error {
+	shards, seqs := make([]string, 0, len(c)), make([]int64, 0, len(c))
+	for shard, seq := range c {
+		shards, seqs = append(shards, shard), append(seqs, seq)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO recharge_cursors (shard, seq) SELECT * FROM unnest($1::text[], $2::bigint[])
+ON CONFLICT (shard) DO UPDATE SET seq = greatest(recharge_cursors.seq, excluded.seq)`, shards, seqs)
 	if err != nil {
 		return fmt.Errorf("advancing recharge cursor: %w", err)
 	}

@@ -63,6 +63,11 @@ UPDATE payments p SET fulfil_after = $3 FROM due WHERE p.id = due.id RETURNING p
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claiming due fulfilments: %w", err)
 	}
+	return s.paymentsByID(ctx, ids)
+}
+
+// paymentsByID loads the payments of ids, in that order.
+func (s *Store) paymentsByID(ctx context.Context, ids []string) ([]payment.Payment, error) {
 	out := make([]payment.Payment, 0, len(ids))
 	for _, id := range ids {
 		p, err := s.Payment(ctx, "", id)

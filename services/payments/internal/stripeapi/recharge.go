@@ -1,6 +1,7 @@
 package stripeapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strings"
@@ -12,27 +13,23 @@ import (
 
 var _ payment.Recharger = (*Processor)(nil)
 
-// CreateSetup implements payment.Recharger: a Stripe Customer for the organization, then a
-// Checkout Session in setup mode that saves a card on it for off-session use.
+// CreateSetup implements payment.Recharger: a Checkout Session in setup mode that saves a card
+// for off-session use on the organization's Stripe Customer, created first when it has none.
 func (p *Processor) CreateSetup(ctx context.Context, req payment.SetupRequest) (payment.CreatedSession, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	meta := map[string]string{payment.MetaOrgID: req.OrgID, payment.MetaMemberID: req.Member.ID}
-	cp := &stripe.CustomerParams{Description: stripe.String("tally organization " + req.OrgID)}
-	if req.Member.Email != "" {
-		cp.Email = stripe.String(req.Member.Email)
-	}
-	cp.Metadata = meta
-	cp.Context = ctx
-	cp.SetIdempotencyKey("customer:" + req.SessionID)
-	cus, err := p.api.Customers.New(cp)
-	if err != nil {
-		return payment.CreatedSession{}, classify("creating customer", err)
+	customer := req.CustomerID
+	if customer == "" {
+		var err error
+		if customer, err = p.createCustomer(ctx, req.OrgID); err != nil {
+			return payment.CreatedSession{}, err
+		}
 	}
 	params := &stripe.CheckoutSessionParams{
 		Mode:               stripe.String(string(stripe.CheckoutSessionModeSetup)),
 		PaymentMethodTypes: stripe.StringSlice([]string{"card"}),
-		Customer:           stripe.String(cus.ID),
+		Customer:           stripe.String(customer),
 		ClientReferenceID:  stripe.String(req.OrgID),
 		SuccessURL:         stripe.String(p.cfg.SetupSuccessURL),
 		CancelURL:          stripe.String(p.cfg.SetupCancelURL),
@@ -48,7 +45,21 @@ func (p *Processor) CreateSetup(ctx context.Context, req payment.SetupRequest) (
 	if err != nil {
 		return payment.CreatedSession{}, classify("creating setup session", err)
 	}
-	return payment.CreatedSession{ID: cs.ID, URL: cs.URL, ExpiresAt: req.ExpiresAt}, nil
+	return payment.CreatedSession{ID: cs.ID, URL: cs.URL, ExpiresAt: req.ExpiresAt, CustomerID: customer}, nil
+}
+
+// createCustomer creates the organization's Stripe Customer. Its idempotency key and parameters
+// depend on the organization alone, so that setups opened together (or retried) share one.
+func (p *Processor) createCustomer(ctx context.Context, orgID string) (string, error) {
+	cp := &stripe.CustomerParams{Description: stripe.String("tally organization " + orgID)}
+	cp.Metadata = map[string]string{payment.MetaOrgID: orgID}
+	cp.Context = ctx
+	cp.SetIdempotencyKey("customer:" + orgID)
+	cus, err := p.api.Customers.New(cp)
+	if err != nil {
+		return "", classify("creating customer", err)
+	}
+	return cus.ID, nil
 }
 
 // SetupMethod implements payment.Recharger: the card of the SetupIntent the session completed.
@@ -118,15 +129,45 @@ func (p *Processor) ChargeSaved(ctx context.Context, req payment.ChargeRequest) 
 		}
 		return payment.ChargeResult{}, classify("charging the saved card", err)
 	}
+	return intentResult(pi, false), nil
+}
+
+// ChargeStatus implements payment.Recharger: the PaymentIntent read back from Stripe.
+func (p *Processor) ChargeStatus(ctx context.Context, _ payment.ChargeRequest, intentID string) (payment.ChargeResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	params := &stripe.PaymentIntentParams{}
+	params.Context = ctx
+	pi, err := p.api.PaymentIntents.Get(intentID, params)
+	if err != nil {
+		return payment.ChargeResult{}, classify("reading payment intent", err)
+	}
+	return intentResult(pi, true), nil
+}
+
+// intentResult is what a PaymentIntent's status says of an off-session charge. Right after the
+// confirmation, requires_payment_method is still being settled (pending); read back later
+// (settled), it is the failure of the attempt, with its last payment error.
+func intentResult(pi *stripe.PaymentIntent, settled bool) payment.ChargeResult {
+	res := payment.ChargeResult{PaymentIntentID: pi.ID, Status: payment.ChargePending}
 	switch pi.Status {
 	case stripe.PaymentIntentStatusSucceeded:
-		return payment.ChargeResult{PaymentIntentID: pi.ID, Status: payment.ChargeSucceeded}, nil
+		res.Status = payment.ChargeSucceeded
 	case stripe.PaymentIntentStatusRequiresAction:
-		return payment.ChargeResult{PaymentIntentID: pi.ID, Status: payment.ChargeAuthenticationRequired,
-			Message: "The bank asks the cardholder to authenticate this payment."}, nil
+		res.Status, res.Message = payment.ChargeAuthenticationRequired, "The bank asks the cardholder to authenticate this payment."
 	case stripe.PaymentIntentStatusCanceled:
-		return payment.ChargeResult{PaymentIntentID: pi.ID, Status: payment.ChargeDeclined, Message: "The payment was canceled."}, nil
+		res.Status, res.Message = payment.ChargeDeclined, "The payment was canceled."
+	case stripe.PaymentIntentStatusRequiresPaymentMethod:
+		if settled {
+			res.Status, res.Message = payment.ChargeDeclined, "The card was declined."
+			if e := pi.LastPaymentError; e != nil {
+				res.Message = cmp.Or(e.Msg, res.Message)
+				if e.Code == stripe.ErrorCodeAuthenticationRequired {
+					res.Status = payment.ChargeAuthenticationRequired
+				}
+			}
+		}
 	}
 	// processing (and any state Stripe settles later): its payment_intent webhook ends it.
-	return payment.ChargeResult{PaymentIntentID: pi.ID, Status: payment.ChargePending}, nil
+	return res
 }
