@@ -579,8 +579,7 @@ func queueInsertTransactions(batch *pgx.Batch, txs []*ledger.Transaction, ids ma
 	for i, t := range txs {
 		reqHashes[i] = hashes[t.ID]
 	}
-	var pTx []string
-	var pAcct, pAmt, platAcct, platAmt []int64
+	var platAcct, platAmt []int64
 	for _, t := range txs {
 		for j := range t.Postings {
 			p := &t.Postings[j]
@@ -588,16 +587,20 @@ func queueInsertTransactions(batch *pgx.Batch, txs []*ledger.Transaction, ids ma
 				p.AccountID = ids[p.Account]
 				platAcct, platAmt = append(platAcct, p.AccountID), append(platAmt, int64(p.Amount))
 			}
-			pTx, pAcct, pAmt = append(pTx, t.ID), append(pAcct, p.AccountID), append(pAmt, int64(p.Amount))
 		}
+	}
+	posts, err := batchPostings(txs)
+	if err != nil {
+		return err
 	}
 	batch.Queue(`INSERT INTO transactions (id, org_id, kind, amount, balance_after, currency, description, metadata, reason, reference, idempotency_key, actor, hold_id, created_at, pricing, request_hash)
 SELECT id::uuid, o, k, a, ba, c, d, m::jsonb, r, ref, ik, ac, NULLIF(h, '')::uuid, 'epoch'::timestamptz + ca * interval '1 microsecond', NULLIF(p, '')::json, rh
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::bytea[])
   WITH ORDINALITY AS u(id, o, k, a, ba, c, d, m, r, ref, ik, ac, h, ca, p, rh, n)
 ORDER BY u.n`, c.ids, c.orgs, c.kinds, c.amounts, c.after, c.currencies, c.descs, c.metas, c.reasons, c.refs, c.keys, c.actors, c.holdIDs, c.created, c.pricings, reqHashes)
-	batch.Queue(`INSERT INTO postings (transaction_id, account_id, amount)
-SELECT t::uuid, a, v FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(t, a, v)`, pTx, pAcct, pAmt)
+	batch.Queue(`INSERT INTO postings (transaction_id, account_id, amount, entry_id)
+SELECT t::uuid, a, v, NULLIF(e, '')::uuid FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS u(t, a, v, e)`,
+		posts.txs, posts.accounts, posts.amount, posts.entries)
 	if len(platAcct) > 0 {
 		// Summed in SQL as numeric, exactly: a batch's postings to one platform row may add up
 		// beyond int64, and so may the row's balance (see the migration that made it numeric).
