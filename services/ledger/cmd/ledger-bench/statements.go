@@ -32,13 +32,8 @@ func enableStatements(ctx context.Context, pg *localstack.Postgres) error {
 		return fmt.Errorf("enabling pg_stat_statements: %w", err)
 	}
 	defer pool.Close()
-	for _, q := range []string{
-		"ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'",
-		"ALTER SYSTEM SET pg_stat_statements.track = 'all'",
-	} {
-		if _, err := pool.Exec(ctx, q); err != nil {
-			return fmt.Errorf("enabling pg_stat_statements: %w", err)
-		}
+	if _, err := pool.Exec(ctx, "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"); err != nil {
+		return fmt.Errorf("enabling pg_stat_statements: %w", err)
 	}
 	pool.Close()
 	if err := pg.Restart(ctx); err != nil {
@@ -49,8 +44,15 @@ func enableStatements(ctx context.Context, pg *localstack.Postgres) error {
 		return fmt.Errorf("enabling pg_stat_statements: %w", err)
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
-		return fmt.Errorf("enabling pg_stat_statements: %w", err)
+	// Its settings exist once the library is loaded.
+	for _, q := range []string{
+		"CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+		"ALTER SYSTEM SET pg_stat_statements.track = 'all'",
+		"SELECT pg_reload_conf()",
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			return fmt.Errorf("enabling pg_stat_statements: %w", err)
+		}
 	}
 	return nil
 }
