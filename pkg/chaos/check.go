@@ -88,7 +88,9 @@ func (r *run) checkShardInvariants(ctx context.Context, v *violations, seen map[
 		label, query string
 		kind         *int
 	}{
-		{"unbalanced transaction", `SELECT count(*) FROM (SELECT transaction_id FROM ledger.postings GROUP BY transaction_id HAVING sum(amount) <> 0) x`, &v.broken},
+		{"unbalanced transaction", `SELECT count(*) FROM (SELECT coalesce(entry_id, transaction_id) FROM ledger.postings GROUP BY coalesce(entry_id, transaction_id) HAVING sum(amount) <> 0) x`, &v.broken},
+		{"journal entry without its platform posting", `SELECT count(DISTINCT p.entry_id) FROM ledger.postings p
+			WHERE p.entry_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger.postings q WHERE q.transaction_id = p.entry_id)`, &v.broken},
 		{"transaction without postings", `SELECT count(*) FROM ledger.transactions t WHERE NOT EXISTS (SELECT 1 FROM ledger.postings p WHERE p.transaction_id = t.id)`, &v.broken},
 		{"postings do not sum to zero", `SELECT CASE WHEN coalesce(sum(amount), 0) = 0 THEN 0 ELSE 1 END FROM ledger.postings`, &v.broken},
 		{"stored balance differs from its postings", `SELECT count(*) FROM ledger.accounts a

@@ -60,8 +60,12 @@ GROUP BY a.id HAVING a.balance <> coalesce(sum(p.amount), 0)) x`).Scan(&bad))
 	var total, unbalancedTx int64
 	require.NoError(t, pool.QueryRow(ctx, `SELECT coalesce(sum(amount), 0)::bigint FROM ledger.postings`).Scan(&total))
 	require.Zero(t, total, "all postings must sum to zero")
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT transaction_id FROM ledger.postings GROUP BY transaction_id HAVING sum(amount) <> 0) x`).Scan(&unbalancedTx))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT coalesce(entry_id, transaction_id) FROM ledger.postings GROUP BY coalesce(entry_id, transaction_id) HAVING sum(amount) <> 0) x`).Scan(&unbalancedTx))
 	require.Zero(t, unbalancedTx)
+	var lost int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM ledger.postings p WHERE p.entry_id IS NOT NULL
+AND NOT EXISTS (SELECT 1 FROM ledger.postings q WHERE q.transaction_id = p.entry_id)`).Scan(&lost))
+	require.Zero(t, lost, "postings whose journal entry has no platform posting")
 	var orphan int64
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM ledger.transactions t WHERE NOT EXISTS (SELECT 1 FROM ledger.postings p WHERE p.transaction_id = t.id)`).Scan(&orphan))
 	require.Zero(t, orphan, "transactions without postings")

@@ -25,6 +25,8 @@ type cost struct {
 	benchCPU, pgCPU            float64
 	// tables are the rows inserted, updated and updated without HOT, per table.
 	tables map[string][3]int64
+	// top are the statements that took the most execution time (statements.go).
+	top []statementCost
 }
 
 // costMeter reads the counters a cost is the difference of.
@@ -93,6 +95,9 @@ func (m *costMeter) read(ctx context.Context) (cost, error) {
 
 // start reads the counters before a scenario.
 func (m *costMeter) start(ctx context.Context) error {
+	if err := m.resetStatements(ctx); err != nil {
+		return err
+	}
 	c, err := m.read(ctx)
 	m.before = c
 	return err
@@ -102,6 +107,10 @@ func (m *costMeter) start(ctx context.Context) error {
 // about once a second while busy, and within 10s once idle.
 func (m *costMeter) stop(ctx context.Context) (cost, error) {
 	after, err := m.read(ctx)
+	if err != nil {
+		return cost{}, err
+	}
+	top, err := m.readStatements(ctx)
 	if err != nil {
 		return cost{}, err
 	}
@@ -130,7 +139,7 @@ func (m *costMeter) stop(ctx context.Context) (cost, error) {
 	}
 	return cost{
 		debits: after.debits - b.debits, rows: after.rows - b.rows, indexEntries: after.indexEntries - b.indexEntries,
-		walBytes: cpu.walBytes - b.walBytes, benchCPU: cpu.benchCPU - b.benchCPU, pgCPU: cpu.pgCPU - b.pgCPU, tables: tables,
+		walBytes: cpu.walBytes - b.walBytes, benchCPU: cpu.benchCPU - b.benchCPU, pgCPU: cpu.pgCPU - b.pgCPU, tables: tables, top: top,
 	}, nil
 }
 

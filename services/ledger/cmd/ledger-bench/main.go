@@ -150,6 +150,9 @@ func startBench(ctx context.Context, cfg benchConfig) (_ *bench, err error) {
 			b.stop(ctx)
 		}
 	}()
+	if err := enableStatements(ctx, stores.PG); err != nil {
+		return nil, err
+	}
 	addr, err := b.startServices(ctx, logger)
 	if err != nil {
 		return nil, err
@@ -331,6 +334,9 @@ func (b *bench) runScenarios(ctx context.Context) error {
 			if line := c.perTable(); line != "" {
 				fmt.Println(line)
 			}
+		}
+		if line := c.statements(); line != "" {
+			fmt.Println(line)
 		}
 	}
 	return nil

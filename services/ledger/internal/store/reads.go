@@ -134,25 +134,48 @@ FROM transactions t `+where, args...)
 	for _, t := range txs {
 		ids = append(ids, t.ID)
 	}
-	prow, err := q.Query(ctx, `SELECT p.transaction_id::text, p.account_id, a.name, p.amount FROM postings p JOIN accounts a ON a.id = p.account_id
+	entries, err := loadPostings(ctx, q, byID, ids)
+	if err != nil {
+		return nil, err
+	}
+	if err := loadCounterLegs(ctx, q, byID, entries); err != nil {
+		return nil, err
+	}
+	return txs, nil
+}
+
+// loadPostings adds the postings of the transactions ids to them (byID) and returns the journal
+// entries of those whose counter-leg is shared with their batch (entries.go), by transaction id.
+func loadPostings(ctx context.Context, q querier, byID map[string]*ledger.Transaction, ids []string) (map[string]string, error) {
+	prow, err := q.Query(ctx, `SELECT p.transaction_id::text, p.account_id, a.name, p.amount, coalesce(p.entry_id::text, '') FROM postings p JOIN accounts a ON a.id = p.account_id
 WHERE p.transaction_id = ANY($1::text[]::uuid[]) ORDER BY p.transaction_id, p.amount`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("listing postings: %w", err)
 	}
 	defer prow.Close()
+	var entries map[string]string
 	for prow.Next() {
-		var txID string
+		var txID, entry string
 		var p ledger.Posting
 		var amount int64
-		if err := prow.Scan(&txID, &p.AccountID, &p.Account, &amount); err != nil {
+		if err := prow.Scan(&txID, &p.AccountID, &p.Account, &amount, &entry); err != nil {
 			return nil, fmt.Errorf("scanning posting: %w", err)
 		}
 		p.Amount = money.Nanos(amount)
 		if t := byID[txID]; t != nil {
 			t.Postings = append(t.Postings, p)
 		}
+		if entry != "" {
+			if entries == nil {
+				entries = map[string]string{}
+			}
+			entries[txID] = entry
+		}
 	}
-	return txs, prow.Err()
+	if err := prow.Err(); err != nil {
+		return nil, fmt.Errorf("listing postings: %w", err)
+	}
+	return entries, nil
 }
 
 // Events returns up to limit outbox events after seq, in sequence order, optionally of one org.

@@ -287,14 +287,22 @@ func queueKeys(batch *pgx.Batch, refs []ledger.KeyRef, into map[ledger.IdemKey]l
 		orgs[i], keys[i], holds[i] = r.OrgID, r.Key, r.HoldID
 	}
 	// Debits' keys are on their transactions (see the migration debit_keys_on_transactions).
-	batch.Queue(`SELECT k.org_id, k.key, k.operation, k.request_hash, coalesce(k.transaction_id::text, ''), coalesce(k.hold_id::text, '')
-FROM idempotency_keys k
-WHERE (k.org_id, k.key) IN (SELECT u.o, u.k FROM unnest($1::text[], $2::text[]) AS u(o, k) WHERE u.o <> ''
-    UNION ALL SELECT h.org_id, u.k FROM unnest($2::text[], $3::text[]) AS u(k, hid) JOIN holds h ON u.hid <> '' AND h.id = u.hid::uuid)
+	// Each key is looked up by itself (LATERAL ... LIMIT 1: at most one row per key, the unique
+	// indexes say so): written as "(org, key) IN (...)", the planner, misled by the partial
+	// index's statistics, walked the whole of transactions_debit_key on every batch, a cost that
+	// grew with the table (pg_stat_statements: most of PostgreSQL's time per debit).
+	batch.Queue(`WITH wanted AS (
+    SELECT DISTINCT w.o, w.k FROM (
+        SELECT u.o, u.k FROM unnest($1::text[], $2::text[]) AS u(o, k) WHERE u.o <> ''
+        UNION ALL SELECT h.org_id, u.k FROM unnest($2::text[], $3::text[]) AS u(k, hid) JOIN holds h ON u.hid <> '' AND h.id = u.hid::uuid
+    ) w
+)
+SELECT k.org_id, k.key, k.operation, k.request_hash, coalesce(k.transaction_id::text, ''), coalesce(k.hold_id::text, '')
+FROM wanted w CROSS JOIN LATERAL (SELECT * FROM idempotency_keys k WHERE k.org_id = w.o AND k.key = w.k LIMIT 1) k
 UNION ALL
 SELECT t.org_id, t.idempotency_key, 'debit', t.request_hash, t.id::text, ''
-FROM transactions t
-WHERE t.request_hash IS NOT NULL AND (t.org_id, t.idempotency_key) IN (SELECT u.o, u.k FROM unnest($1::text[], $2::text[]) AS u(o, k) WHERE u.o <> '')`, orgs, keys, holds).Query(func(rows pgx.Rows) error {
+FROM wanted w CROSS JOIN LATERAL (SELECT * FROM transactions t WHERE t.org_id = w.o AND t.idempotency_key = w.k AND t.request_hash IS NOT NULL LIMIT 1) t`,
+		orgs, keys, holds).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var rec ledger.IdempotencyRecord
 			var op string
@@ -579,8 +587,7 @@ func queueInsertTransactions(batch *pgx.Batch, txs []*ledger.Transaction, ids ma
 	for i, t := range txs {
 		reqHashes[i] = hashes[t.ID]
 	}
-	var pTx []string
-	var pAcct, pAmt, platAcct, platAmt []int64
+	var platAcct, platAmt []int64
 	for _, t := range txs {
 		for j := range t.Postings {
 			p := &t.Postings[j]
@@ -588,16 +595,20 @@ func queueInsertTransactions(batch *pgx.Batch, txs []*ledger.Transaction, ids ma
 				p.AccountID = ids[p.Account]
 				platAcct, platAmt = append(platAcct, p.AccountID), append(platAmt, int64(p.Amount))
 			}
-			pTx, pAcct, pAmt = append(pTx, t.ID), append(pAcct, p.AccountID), append(pAmt, int64(p.Amount))
 		}
+	}
+	posts, err := batchPostings(txs)
+	if err != nil {
+		return err
 	}
 	batch.Queue(`INSERT INTO transactions (id, org_id, kind, amount, balance_after, currency, description, metadata, reason, reference, idempotency_key, actor, hold_id, created_at, pricing, request_hash)
 SELECT id::uuid, o, k, a, ba, c, d, m::jsonb, r, ref, ik, ac, NULLIF(h, '')::uuid, 'epoch'::timestamptz + ca * interval '1 microsecond', NULLIF(p, '')::json, rh
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::bytea[])
   WITH ORDINALITY AS u(id, o, k, a, ba, c, d, m, r, ref, ik, ac, h, ca, p, rh, n)
 ORDER BY u.n`, c.ids, c.orgs, c.kinds, c.amounts, c.after, c.currencies, c.descs, c.metas, c.reasons, c.refs, c.keys, c.actors, c.holdIDs, c.created, c.pricings, reqHashes)
-	batch.Queue(`INSERT INTO postings (transaction_id, account_id, amount)
-SELECT t::uuid, a, v FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(t, a, v)`, pTx, pAcct, pAmt)
+	batch.Queue(`INSERT INTO postings (transaction_id, account_id, amount, entry_id)
+SELECT t::uuid, a, v, NULLIF(e, '')::uuid FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS u(t, a, v, e)`,
+		posts.txs, posts.accounts, posts.amount, posts.entries)
 	if len(platAcct) > 0 {
 		// Summed in SQL as numeric, exactly: a batch's postings to one platform row may add up
 		// beyond int64, and so may the row's balance (see the migration that made it numeric).
