@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -19,6 +20,17 @@ func setProjectLimit(t testing.TB, c ledgerv1.LedgerServiceClient, org, project 
 	r, err := c.SetProjectLimit(t.Context(), &ledgerv1.SetProjectLimitRequest{OrgId: org, Project: project, Limit: usd(limit)})
 	require.NoError(t, err)
 	return r.GetProjectLimit()
+}
+
+func errorInfo(t testing.TB, err error) *errdetails.ErrorInfo {
+	t.Helper()
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info
+		}
+	}
+	t.Fatalf("no ErrorInfo in %v", err)
+	return nil
 }
 
 func projectDebit(org, project, key string, n money.Nanos, requireFunds bool) *ledgerv1.DebitRequest {
@@ -62,6 +74,7 @@ func TestProjectLimitRefusesOnlyItsProject(t *testing.T) {
 		}
 		requireSpendLimitReached(t, err)
 		require.Contains(t, status.Convert(err).Message(), `project "alpha"`)
+		require.Equal(t, map[string]string{"project": "alpha"}, errorInfo(t, err).GetMetadata())
 	}
 	require.Equal(t, 10, accepted, "the project's limit is never passed by require_funds debits")
 

@@ -100,7 +100,7 @@ type LedgerServiceClient interface {
 	// SetProjectLimit sets or removes (zero) the monthly limit of one project (admins). Once the
 	// project's charges of the month reach it, Authorize with that project answers allowed=false
 	// (denial_reason SPEND_LIMIT_REACHED) and Debit with require_funds and that project fails with
-	// FailedPrecondition (ErrorInfo reason SPEND_LIMIT_REACHED, the message naming the project);
+	// FailedPrecondition (ErrorInfo reason SPEND_LIMIT_REACHED with metadata "project": the project);
 	// debits for usage that already happened are still recorded. A project's charges are counted
 	// from when its limit is set, starting from the usage summary's count of the month.
 	SetProjectLimit(ctx context.Context, in *SetProjectLimitRequest, opts ...grpc.CallOption) (*SetProjectLimitResponse, error)
@@ -358,7 +358,7 @@ type LedgerServiceServer interface {
 	// SetProjectLimit sets or removes (zero) the monthly limit of one project (admins). Once the
 	// project's charges of the month reach it, Authorize with that project answers allowed=false
 	// (denial_reason SPEND_LIMIT_REACHED) and Debit with require_funds and that project fails with
-	// FailedPrecondition (ErrorInfo reason SPEND_LIMIT_REACHED, the message naming the project);
+	// FailedPrecondition (ErrorInfo reason SPEND_LIMIT_REACHED with metadata "project": the project);
 	// debits for usage that already happened are still recorded. A project's charges are counted
 	// from when its limit is set, starting from the usage summary's count of the month.
 	SetProjectLimit(context.Context, *SetProjectLimitRequest) (*SetProjectLimitResponse, error)
