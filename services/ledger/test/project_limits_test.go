@@ -109,3 +109,29 @@ func TestProjectLimitRefusesOnlyItsProject(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, list.GetProjectLimits())
 }
+
+// A project's limit and its charges of the month move with the organization to another shard.
+func TestProjectLimitMovesWithTheOrganization(t *testing.T) {
+	t.Parallel()
+	urls, shards := twoShards(t)
+	l := ledgertest.Start(t, ledgertest.Options{DatabaseURL: urls["a"], Shards: shards})
+	ops := l.Client(t, ledgertest.OpsToken(t))
+	svc := l.Client(t, ledgertest.ServiceToken(t, "model-backend"))
+	org := orgOnShard(t, "projmove", "a")
+	admin := l.Client(t, ledgertest.Token(t, adminClaims(org)))
+	credit(t, ops, org, 100*unit, "seed")
+	setProjectLimit(t, admin, org, "alpha", 5*unit)
+	_, err := svc.Debit(t.Context(), projectDebit(org, "alpha", "before-move", 3*unit, true))
+	require.NoError(t, err)
+
+	_, err = ops.MoveOrganization(t.Context(), &ledgerv1.MoveOrganizationRequest{OrgId: org, ToShard: "b", IdempotencyKey: "move-1"})
+	require.NoError(t, err)
+	list, err := admin.ListProjectLimits(t.Context(), &ledgerv1.ListProjectLimitsRequest{OrgId: org})
+	require.NoError(t, err)
+	require.Len(t, list.GetProjectLimits(), 1)
+	require.Equal(t, 3*unit, nanos(t, list.GetProjectLimits()[0].GetMonthSpend()))
+	_, err = svc.Debit(t.Context(), projectDebit(org, "alpha", "after-move", 3*unit, true))
+	requireSpendLimitReached(t, err)
+	_, err = svc.Debit(t.Context(), projectDebit(org, "alpha", "after-move-2", 2*unit, true))
+	require.NoError(t, err)
+}

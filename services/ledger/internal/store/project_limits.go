@@ -143,3 +143,28 @@ ON CONFLICT (org_id, project) DO UPDATE SET monthly_limit = EXCLUDED.monthly_lim
 	}
 	return nil
 }
+
+// copyProjectLimits replaces org's project limits here with those of src, in a move's
+// transaction (the source's rows are as they were when the organization moved out: its writes
+// were refused since).
+func (s *Store) copyProjectLimits(ctx context.Context, tx pgx.Tx, src *Store, org string) error {
+	ps, err := src.ProjectLimits(ctx, org)
+	if err != nil {
+		return err
+	}
+	var projects []string
+	var limits, months, spends []int64
+	for _, p := range ps {
+		projects, limits = append(projects, p.Project), append(limits, int64(p.Amount))
+		months, spends = append(months, p.Spend.Month.Unix()), append(spends, int64(p.Spend.Amount))
+	}
+	batch := &pgx.Batch{}
+	batch.Queue(`DELETE FROM project_limits WHERE org_id = $1`, org)
+	batch.Queue(`INSERT INTO project_limits (org_id, project, monthly_limit, spend_month, month_spend)
+SELECT $1, p, l, 'epoch'::date + (m / 86400)::int, s FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(p, l, m, s)`,
+		org, projects, limits, months, spends)
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("copying project limits: %w", err)
+	}
+	return nil
+}
