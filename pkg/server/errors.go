@@ -30,6 +30,9 @@ type ErrorRule struct {
 	// Reason, when set, adds a google.rpc.ErrorInfo with this machine-readable reason
 	// (UPPER_SNAKE_CASE, domain ErrorDomain) that a caller can branch on or show its user.
 	Reason string
+	// Metadata, when set with Reason, returns the ErrorInfo's metadata for err (e.g. which
+	// project's limit refused it); nil adds none.
+	Metadata func(error) map[string]string
 	// Level of the one log line of the call. The zero value (Info) means Debug: a refusal is not
 	// news. Use Warn for outages; Internal, Unknown and DataLoss are logged at Error at least.
 	Level slog.Level
@@ -104,7 +107,11 @@ func (r ErrorRule) status(ctx context.Context, err error) (*status.Status, slog.
 		st = withFieldViolations(st, err)
 	}
 	if r.Reason != "" {
-		if withInfo, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: r.Reason, Domain: ErrorDomain}); derr == nil {
+		info := &errdetails.ErrorInfo{Reason: r.Reason, Domain: ErrorDomain}
+		if r.Metadata != nil {
+			info.Metadata = r.Metadata(err)
+		}
+		if withInfo, derr := st.WithDetails(info); derr == nil {
 			st = withInfo
 		}
 	}

@@ -18,6 +18,15 @@ describe('Header', () => {
     await waitFor(() => expect(assign).toHaveBeenCalledWith(`/auth/login?return_to=${encodeURIComponent('/')}`));
   });
 
+  it('reads the notification settings on every page, so the notifications service knows each member and admin early', async () => {
+    const calls = stubFetch(quiet);
+    renderApp('/usage');
+    await screen.findByRole('button', { name: /^Balance/ });
+    await waitFor(() =>
+      expect(calls.requests.some((r) => new URL(r.url).pathname === '/v1/orgs/acme/members/me/notification-settings')).toBe(true),
+    );
+  });
+
   it('shows the organization, the member and the balance with its expiry in a menu button', async () => {
     stubFetch(quiet);
     renderApp('/usage');

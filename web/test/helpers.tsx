@@ -48,6 +48,7 @@ export function stubFetch(routes: Record<string, Handler>, me: Me = ada): Calls 
       json({ settings: { orgId: me.orgId, memberId: me.subject, lowCreditAlertEnabled: false } }),
     [`GET /v1/orgs/${me.orgId}/spend-limit`]: () =>
       json({ spendLimit: { orgId: me.orgId, limit: usd('0'), month: '2026-12', monthSpend: usd('0'), remaining: usd('0') } }),
+    [`GET /v1/orgs/${me.orgId}/project-limits`]: () => json({ month: '2026-12', projectLimits: [] }),
     ...routes,
   };
   const fetchStub = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {

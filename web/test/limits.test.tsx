@@ -117,3 +117,76 @@ describe('Settings → Limits', () => {
     expect(calls.bodies.at(-1)).toEqual({ limit: usd('0'), alertPercent: 0 });
   });
 });
+
+describe('Settings → Limits → Per-project limits', () => {
+  const projects = {
+    month: '2026-12',
+    projectLimits: [
+      { project: 'chatbot', limit: usd('50'), monthSpend: usd('50'), remaining: usd('0'), reached: true },
+      { project: 'search', limit: usd('20'), monthSpend: usd('5'), remaining: usd('15'), reached: false },
+    ],
+  };
+  it('shows a member each project against its limit, read-only', async () => {
+    stubFetch({ 'GET /v1/orgs/acme/project-limits': () => json(projects) });
+    renderApp('/settings/notifications');
+    const s = await limitsSection();
+    const table = await s.findByRole('table', { name: 'Project limits' });
+    const chatbot = within(table).getByTestId('project-limit-chatbot');
+    expect(chatbot).toHaveTextContent('$50.00');
+    expect(chatbot).toHaveTextContent('Limit reached');
+    expect(within(table).getByTestId('project-limit-search')).toHaveTextContent('$15.00');
+    expect(s.getByText('Only admins of your organization can change project limits.')).toBeInTheDocument();
+    expect(s.queryByRole('button', { name: /Remove/ })).toBeNull();
+  });
+  it('shows when no project has a limit', async () => {
+    stubFetch({});
+    renderApp('/settings/notifications');
+    const s = await limitsSection();
+    expect(await s.findByTestId('no-project-limits')).toHaveTextContent('No project has a limit.');
+  });
+  it('lets an admin set and remove a project limit', async () => {
+    let rows = [...projects.projectLimits];
+    const calls = stubFetch(
+      {
+        'GET /v1/orgs/acme/project-limits': () => json({ month: '2026-12', projectLimits: rows }),
+        'PUT /v1/orgs/acme/project-limits/batch-jobs': async (req) => {
+          const body = (await req.json()) as { limit: { units: string; nanos: number; currencyCode: string } };
+          const row = { project: 'batch-jobs', limit: body.limit, monthSpend: usd('0'), remaining: body.limit, reached: false };
+          rows = [...rows, row];
+          return json({ projectLimit: row });
+        },
+        'PUT /v1/orgs/acme/project-limits/search': () => {
+          rows = rows.filter((r) => r.project !== 'search');
+          return json({ projectLimit: { project: 'search', limit: usd('0') } });
+        },
+      },
+      grace,
+    );
+    renderApp('/settings/notifications');
+    const s = await limitsSection();
+    await userEvent.type(await s.findByLabelText('Project'), 'batch-jobs');
+    await userEvent.type(s.getByLabelText('Project monthly limit (USD)'), '12.50');
+    await userEvent.click(s.getByRole('button', { name: 'Save project limit' }));
+    expect(await s.findByText('Limit of batch-jobs saved.')).toBeInTheDocument();
+    expect(calls.bodies.at(-1)).toEqual({ limit: usd('12', 500000000) });
+    expect(await s.findByTestId('project-limit-batch-jobs')).toHaveTextContent('$12.50');
+
+    await userEvent.click(s.getByRole('button', { name: 'Remove the limit of search' }));
+    await within(s.getByRole('table', { name: 'Project limits' })).findByTestId('project-limit-batch-jobs');
+    expect(calls.bodies.at(-1)).toEqual({ limit: usd('0') });
+    await expect.poll(() => s.queryByTestId('project-limit-search')).toBeNull();
+  });
+  it('validates the project form before saving', async () => {
+    const calls = stubFetch({}, grace);
+    renderApp('/settings/notifications');
+    const s = await limitsSection();
+    await userEvent.click(await s.findByRole('button', { name: 'Save project limit' }));
+    expect(await s.findByText('Enter the project tag.')).toBeInTheDocument();
+    expect(s.getByText('Enter a monthly limit.')).toBeInTheDocument();
+    await userEvent.type(s.getByLabelText('Project'), 'x');
+    await userEvent.type(s.getByLabelText('Project monthly limit (USD)'), '0');
+    await userEvent.click(s.getByRole('button', { name: 'Save project limit' }));
+    expect(await s.findByText('Enter a limit above zero (remove a limit with its Remove button).')).toBeInTheDocument();
+    expect(calls.requests.filter((r) => r.method === 'PUT')).toHaveLength(0);
+  });
+});

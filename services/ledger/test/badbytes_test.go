@@ -63,8 +63,10 @@ func TestAttack_BadBytes(t *testing.T) {
 			// One shard: a move to it is refused, having changed nothing.
 			"MoveOrganization": {Token: ops, Request: &ledgerv1.MoveOrganizationRequest{OrgId: "acme", ToShard: "main", IdempotencyKey: "move-1"},
 				BaseCode: codes.InvalidArgument},
-			"GetSpendLimit": {Token: member, Request: &ledgerv1.GetSpendLimitRequest{OrgId: "acme"}},
-			"SetSpendLimit": {Token: ops, Request: &ledgerv1.SetSpendLimitRequest{OrgId: "acme", Limit: usd(1000 * unit), AlertPercent: 80}},
+			"GetSpendLimit":     {Token: member, Request: &ledgerv1.GetSpendLimitRequest{OrgId: "acme"}},
+			"SetSpendLimit":     {Token: ops, Request: &ledgerv1.SetSpendLimitRequest{OrgId: "acme", Limit: usd(1000 * unit), AlertPercent: 80}},
+			"ListProjectLimits": {Token: member, Request: &ledgerv1.ListProjectLimitsRequest{OrgId: "acme"}},
+			"SetProjectLimit":   {Token: ops, Request: &ledgerv1.SetProjectLimitRequest{OrgId: "acme", Project: "alpha", Limit: usd(10 * unit)}},
 		},
 	})
 	requireBalanced(t, l.DatabaseURL)

@@ -2,7 +2,8 @@
 // the cap, the model backend's Authorize is refused with SPEND_LIMIT_REACHED and a require_funds
 // Debit fails, while usage that already happened is still recorded; the alert email arrives; a
 // member reads the limit without being able to change it. The limit is removed at the end, so the
-// other tests' organization spends freely again.
+// other tests' organization spends freely again. Then a per-project limit: reached, only that
+// project's calls are refused (the refusal names it), and the administrator removes it.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -51,7 +52,11 @@ test.afterEach(async ({}, testInfo) => {
   await c?.close();
   c = undefined;
   await restOK(people.grace, 'PUT', '/v1/orgs/acme/spend-limit', { limit: usd(0n), alertPercent: 0 });
+  if (project !== '') await restOK(people.grace, 'PUT', `/v1/orgs/acme/project-limits/${project}`, { limit: usd(0n) });
+  project = '';
 });
+
+let project = '';
 
 test('24 an administrator sets a monthly spend limit; reached, new calls are refused, usage is still recorded', async () => {
   const stamp = Date.now();
@@ -112,4 +117,50 @@ test('24 an administrator sets a monthly spend limit; reached, new calls are ref
   await expect(memberSection.getByText('Only admins of your organization can change the spend limit.')).toBeVisible();
   await expect(memberSection.getByRole('button', { name: 'Save limit' })).toHaveCount(0);
   await shot(c.page, '24-limits-member');
+});
+
+test('25 an administrator caps one project; reached, only its calls are refused', async () => {
+  const stamp = Date.now();
+  project = `e2e-${stamp}`;
+  await restOK(people.ops, 'POST', '/v1/orgs/acme/credits', {
+    amount: usd(10_000_000_000n), idempotencyKey: `e2e-project-grant-${stamp}`, reason: 'e2e: project limit test', source: 'CREDIT_SOURCE_GRANT',
+  });
+  c = await openConsole();
+  const page = c.page;
+  await signIn(page, 'Grace Hopper', '/settings/notifications');
+  const section = page.locator('section', { has: page.getByRole('heading', { level: 2, name: 'Limits' }) });
+  await section.getByLabel('Project', { exact: true }).fill(project);
+  await section.getByLabel('Project monthly limit (USD)').fill('2');
+  await section.getByRole('button', { name: 'Save project limit' }).click();
+  await expect(section.getByText(`Limit of ${project} saved.`)).toBeVisible();
+  const row = section.getByTestId(`project-limit-${project}`);
+  await expect(row).toContainText('$2.00');
+  await expectAccessible(page, 'the project limits', 'main');
+  await shot(page, '25-project-limit-set');
+
+  const tagged = (key: string, n: bigint, requireFunds: boolean, p = project) =>
+    backend('Debit', { orgId: 'acme', amount: usd(n), idempotencyKey: `e2e-project-${key}-${stamp}`, requireFunds, metadata: { project: p } });
+  const fill = await tagged('fill', 2_000_000_000n, true);
+  expect(fill.ok, fill.out).toBe(true);
+  const auth = await backend('Authorize', { orgId: 'acme', amount: usd(1_000_000_000n), project });
+  expect(auth.ok, auth.out).toBe(true);
+  expect(JSON.parse(auth.out)).toMatchObject({ denialReason: 'SPEND_LIMIT_REACHED' });
+  const other = await backend('Authorize', { orgId: 'acme', amount: usd(1_000_000_000n), project: `${project}-other` });
+  expect(JSON.parse(other.out).allowed, other.out).toBe(true);
+  const refused = await tagged('refused', 1_000_000_000n, true);
+  expect(refused.ok).toBe(false);
+  expect(refused.out).toContain('SPEND_LIMIT_REACHED');
+  expect(refused.out).toContain(project);
+  const otherDebit = await tagged('other', 1_000_000_000n, true, `${project}-other`);
+  expect(otherDebit.ok, otherDebit.out).toBe(true);
+  const usage = await tagged('usage', 1_000_000_000n, false);
+  expect(usage.ok, usage.out).toBe(true);
+
+  await page.reload();
+  await expect(row).toContainText('Limit reached');
+  await expect(row).toContainText('$3.00');
+  await shot(page, '25-project-limit-reached');
+  await section.getByRole('button', { name: `Remove the limit of ${project}` }).click();
+  await expect(row).toHaveCount(0);
+  project = '';
 });

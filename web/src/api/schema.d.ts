@@ -331,6 +331,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{orgId}/project-limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List project limits
+         * @description ListProjectLimits returns the organization's per-project monthly limits, with what each
+         *     project (the "project" metadata of debits and captures) was charged in the current UTC month.
+         */
+        get: operations["LedgerService_ListProjectLimits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/project-limits/{project}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set project limit
+         * @description SetProjectLimit sets or removes (zero) the monthly limit of one project (admins). Once the
+         *     project's charges of the month reach it, Authorize with that project answers allowed=false
+         *     (denial_reason SPEND_LIMIT_REACHED) and Debit with require_funds and that project fails with
+         *     FailedPrecondition (ErrorInfo reason SPEND_LIMIT_REACHED with metadata "project": the project);
+         *     debits for usage that already happened are still recorded. A project's charges are counted
+         *     from when its limit is set, starting from the usage summary's count of the month.
+         */
+        put: operations["LedgerService_SetProjectLimit"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{orgId}/rentals": {
         parameters: {
             query?: never;
@@ -890,6 +936,12 @@ export interface components {
             nextPageToken?: string;
             payments?: components["schemas"]["Payment"][];
         };
+        ListProjectLimitsResponse: {
+            /** @description The current UTC calendar month, as YYYY-MM. */
+            month?: string;
+            /** @description By project. */
+            projectLimits?: components["schemas"]["ProjectLimitStatus"][];
+        };
         ListRentalsResponse: {
             nextPageToken?: string;
             rentals?: components["schemas"]["Rental"][];
@@ -1062,6 +1114,17 @@ export interface components {
             /** @description The price version the charge was priced with. */
             priceVersionId?: string;
         };
+        /** @description ProjectLimitStatus is one project's monthly limit and its charges of the current UTC month. */
+        ProjectLimitStatus: {
+            limit?: components["schemas"]["Money"];
+            /** @description What debits and captures of the project charged this month. */
+            monthSpend?: components["schemas"]["Money"];
+            project?: string;
+            /** @description True once the project's charges of the month reached its limit. */
+            reached?: boolean;
+            /** @description What the limit still allows this month (zero once reached). */
+            remaining?: components["schemas"]["Money"];
+        };
         /** @description QuoteLine is the charge of one dimension of a quote. */
         QuoteLine: {
             /**
@@ -1225,6 +1288,20 @@ export interface components {
             saveTime?: string;
             /** @description Whether it was saved on the local test-mode page. */
             testMode?: boolean;
+        };
+        SetProjectLimitRequest: {
+            /**
+             * @description The cap on the project's charges of a UTC calendar month, in the organization's currency
+             *     (an empty currency_code means it); zero or unset removes the limit.
+             */
+            limit?: components["schemas"]["Money"];
+            orgId?: string;
+            /** @description The project tag (1 to 128 bytes), as debits carry it in their "project" metadata. */
+            project?: string;
+        };
+        SetProjectLimitResponse: {
+            /** @description The project's limit as set; limit zero when it was removed. */
+            projectLimit?: components["schemas"]["ProjectLimitStatus"];
         };
         SetSpendLimitRequest: {
             /**
@@ -1849,6 +1926,60 @@ export interface operations {
                 };
                 content: {
                     "application/pdf": string;
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    LedgerService_ListProjectLimits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            "4XX": components["responses"]["ClientError"];
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListProjectLimitsResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    LedgerService_SetProjectLimit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgId: string;
+                /** @description The project tag (1 to 128 bytes), as debits carry it in their "project" metadata. */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetProjectLimitRequest"];
+            };
+        };
+        responses: {
+            "4XX": components["responses"]["ClientError"];
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetProjectLimitResponse"];
                 };
             };
             default: components["responses"]["Error"];

@@ -45,3 +45,6 @@ export type RefundResponse = ResponseOf<'/v1/payments/{paymentId}/refunds', 'pos
 export type SpendLimitResponse = ResponseOf<'/v1/orgs/{orgId}/spend-limit', 'get'>;
 export type SpendLimitStatus = NonNullable<SpendLimitResponse['spendLimit']>;
 export type SpendLimitRequest = RequestBodyOf<'/v1/orgs/{orgId}/spend-limit', 'put'>;
+export type ProjectLimitsResponse = ResponseOf<'/v1/orgs/{orgId}/project-limits', 'get'>;
+export type ProjectLimitStatus = NonNullable<ProjectLimitsResponse['projectLimits']>[number];
+export type ProjectLimitRequest = RequestBodyOf<'/v1/orgs/{orgId}/project-limits/{project}', 'put'>;

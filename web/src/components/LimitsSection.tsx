@@ -7,8 +7,9 @@ import type { SpendLimitStatus } from '../api/types';
 import { formatMoney, isZero, parseMoney, toDecimalString, toNanos, type Money } from '../money';
 import { QueryView } from './states';
 import { FormActions } from './FormActions';
+import { ProjectLimits } from './ProjectLimits';
 
-/** Settings → Limits: the organization's monthly spend limit (admins edit, members read). */
+/** Settings → Limits: the organization's monthly spend limit and the per-project limits (admins edit, members read). */
 export function LimitsSection({ org }: { org: string }) {
   const query = useSpendLimitQuery(org);
   return (
@@ -20,7 +21,15 @@ export function LimitsSection({ org }: { org: string }) {
         happened is still charged.
       </p>
       <QueryView query={query} label="Loading spend limit…">
-        {(data) => <Limits org={org} status={data.spendLimit ?? {}} />}
+        {(data) => (
+          <>
+            <Limits org={org} status={data.spendLimit ?? {}} />
+            <ProjectLimits
+              org={org}
+              currency={data.spendLimit?.limit?.currencyCode || data.spendLimit?.monthSpend?.currencyCode || 'USD'}
+            />
+          </>
+        )}
       </QueryView>
     </section>
   );

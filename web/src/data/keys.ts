@@ -13,6 +13,7 @@ export const keys = {
   rentals: (org: string, page: string) => ['orgs', org, 'rentals', page] as const,
   notificationSettings: (org: string) => ['orgs', org, 'notification-settings', 'me'] as const,
   spendLimit: (org: string) => ['orgs', org, 'spend-limit'] as const,
+  projectLimits: (org: string) => ['orgs', org, 'project-limits'] as const,
   modelPrices: ['pricing', 'models'] as const,
   instancePrices: ['pricing', 'instances'] as const,
   reviewItems: (includeResolved: boolean, page: string) => ['ops', 'review-items', includeResolved, page] as const,

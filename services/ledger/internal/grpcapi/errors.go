@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"errors"
 	"log/slog"
 	"time"
 
@@ -36,8 +37,18 @@ var Errors = server.ErrorTable{
 	{Is: ledger.ErrCurrencyMismatch, Code: codes.InvalidArgument},
 	{Is: ledger.ErrOverflow, Code: codes.InvalidArgument},
 	{Is: ledger.ErrInsufficientFunds, Code: codes.FailedPrecondition},
-	{Is: ledger.ErrSpendLimitReached, Code: codes.FailedPrecondition, Reason: ledger.ReasonSpendLimitReached},
+	{Is: ledger.ErrSpendLimitReached, Code: codes.FailedPrecondition, Reason: ledger.ReasonSpendLimitReached, Metadata: limitedProject},
 	{Is: ledger.ErrHoldNotActive, Code: codes.FailedPrecondition},
 	{Is: ledger.ErrIdempotencyConflict, Code: codes.AlreadyExists},
 	{Is: ledger.ErrHoldNotFound, Code: codes.NotFound},
+}
+
+// limitedProject names the project whose own limit refused a charge (ErrorInfo metadata
+// "project"); nil for the organization's limit.
+func limitedProject(err error) map[string]string {
+	var pe *ledger.ProjectLimitError
+	if errors.As(err, &pe) {
+		return map[string]string{"project": pe.Project}
+	}
+	return nil
 }

@@ -39,6 +39,8 @@ func Policy() auth.Policy {
 		method("MoveOrganization"): {Roles: opsOnly},
 		method("GetSpendLimit"):    {Roles: memberRead, OrgScoped: true},
 		// An organization caps its own spending: its admins, and ops on their behalf.
-		method("SetSpendLimit"): {Roles: []auth.Role{auth.RoleAdmin, auth.RoleOps}, OrgScoped: true},
+		method("SetSpendLimit"):     {Roles: []auth.Role{auth.RoleAdmin, auth.RoleOps}, OrgScoped: true},
+		method("ListProjectLimits"): {Roles: memberRead, OrgScoped: true},
+		method("SetProjectLimit"):   {Roles: []auth.Role{auth.RoleAdmin, auth.RoleOps}, OrgScoped: true},
 	}
 }

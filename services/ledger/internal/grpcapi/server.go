@@ -203,6 +203,9 @@ func (s *Server) Authorize(ctx context.Context, req *ledgerv1.AuthorizeRequest) 
 		}
 		a, err = s.app.Authorize(ctx, req.GetOrgId(), amt.Nanos, amt.Currency)
 	}
+	if err == nil {
+		a, err = s.app.AuthorizeProject(ctx, req.GetOrgId(), req.GetProject(), a)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -163,6 +163,9 @@ func (b *Batch) apply(acct *Account, req *Request) (Result, error) {
 			if err := acct.CheckSpend(b.now, req.Amount); err != nil {
 				return Result{}, err
 			}
+			if err := acct.CheckProjectSpend(b.now, req.Metadata, req.Amount); err != nil {
+				return Result{}, err
+			}
 		}
 		return b.move(acct, req, TxDebit, EventDebit, -req.Amount, b.platformAccount(PlatformRevenue, acct.Currency), "")
 	case OpAdjust:
@@ -252,6 +255,7 @@ func (b *Batch) move(acct *Account, req *Request, kind TxKind, ev EventKind, del
 	b.event(acct, ev, tx.ID, holdID, delta)
 	if kind == TxDebit || kind == TxCapture {
 		b.countSpend(acct, -delta)
+		acct.countProjectSpend(b.now, req.Metadata, -delta)
 	}
 	return Result{Transaction: tx, Account: *acct}, nil
 }

@@ -165,6 +165,9 @@ type Account struct {
 	// (spend.go), written in the same commit as the balance.
 	Limit SpendLimit
 	Spend Spend
+	// Projects are the per-project monthly limits (project_limits.go), read under the account's
+	// lock and written by the batch that counts a charge of one of them; nil when none is set.
+	Projects map[string]*ProjectLimit
 }
 
 // Available is the balance that can still be spent: balance minus active holds, where a positive

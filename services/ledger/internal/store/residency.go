@@ -215,6 +215,9 @@ func (s *Store) MoveIn(parent context.Context, m ledger.Move, src *Store, actor 
 	if err := s.copyRest(parent, tx, src, m.OrgID); err != nil {
 		return fail(parent, err)
 	}
+	if err := s.copyProjectLimits(parent, tx, src, m.OrgID); err != nil {
+		return fail(parent, err)
+	}
 	// The spend limit and the month's spending move with the organization (the source's row
 	// keeps them as they were when it moved out: its writes were refused since).
 	srcAcct, _, err := src.Account(parent, m.OrgID)

@@ -199,6 +199,7 @@ func (s *Store) lock(ctx context.Context, conn *pgx.Conn, ls ledger.LockSet) (*l
 		return nil
 	})
 	s.queueLockAccounts(batch, ls.Orgs, holdIDs, lk.Accounts)
+	queueReadProjectLimits(batch, ls.Orgs, holdIDs, lk.Accounts)
 	if len(holdIDs) > 0 {
 		queueLockHolds(batch, holdIDs, lk.Holds)
 	}
@@ -481,6 +482,7 @@ func (s *Store) write(ctx context.Context, conn *pgx.Conn, b *ledger.Batch) (sen
 	}
 	if len(b.Touched) > 0 {
 		queueUpdateAccounts(batch, b)
+		queueUpdateProjectSpend(batch, b)
 	}
 	if len(b.Events) > 0 {
 		// Last statement before commit: the event_sequence row lock is held only until commit,

@@ -23,6 +23,7 @@ type Store interface {
 	ListDeliveries(ctx context.Context, f notify.DeliveryFilter) ([]notify.Delivery, error)
 	QueueRentalSuspended(ctx context.Context, orgID string, notice func(members []notify.Settings, bal *notify.Balance) []notify.Email) (int, error)
 	QueueEmails(ctx context.Context, emails []notify.Email) (int, error)
+	DirectoryMembers(ctx context.Context, orgID string, addresses []string) ([]notify.KnownMember, error)
 }
 
 // Balances reads an organization's balance from the ledger, for organizations whose events the

@@ -95,9 +95,15 @@ func (a *App) NotifyRentalSuspended(ctx context.Context, r notify.RentalSuspende
 	return n, nil
 }
 
-// NotifyRechargeFailed queues the emails of a failed automatic recharge to the admins named.
+// NotifyRechargeFailed queues the emails of a failed automatic recharge to the organization's
+// known admins and the recipients payments names (notify.RechargeFailedEmails) and returns how
+// many were new (0 on a retry).
 func (a *App) NotifyRechargeFailed(ctx context.Context, r notify.RechargeFailed) (int, error) {
-	n, err := a.cfg.Store.QueueEmails(ctx, notify.RechargeFailedEmails(r, a.cfg.Now()))
+	known, err := a.cfg.Store.DirectoryMembers(ctx, r.OrgID, r.Recipients)
+	if err != nil {
+		return 0, err
+	}
+	n, err := a.cfg.Store.QueueEmails(ctx, notify.RechargeFailedEmails(r, known, a.cfg.Now()))
 	if err != nil {
 		return 0, err
 	}

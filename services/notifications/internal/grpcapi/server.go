@@ -78,7 +78,7 @@ func caller(ctx context.Context, orgID, memberID string, othersAllowed bool) (no
 		return notify.Member{}, err
 	}
 	if isMember && c.OrgID == orgID && memberID == c.Subject {
-		return notify.Member{OrgID: orgID, MemberID: memberID, IsAdmin: c.Has(auth.RoleAdmin), AccountEmail: c.Email}, nil
+		return notify.Member{OrgID: orgID, MemberID: memberID, IsAdmin: c.Has(auth.RoleAdmin), AccountEmail: c.Email, Name: c.Name}, nil
 	}
 	if othersAllowed && c.Has(auth.RoleOps) {
 		return notify.Member{OrgID: orgID, MemberID: memberID}, nil
@@ -171,7 +171,8 @@ func validateRentalSuspended(req *notificationsv1.NotifyRentalSuspendedRequest) 
 	return nil
 }
 
-// maxRecipients bounds the admins one failed recharge emails.
+// maxRecipients bounds the recipients payments names for one failed recharge (the directory's
+// admins are added to them).
 const maxRecipients = 20
 
 // NotifyRechargeFailed implements NotificationsServiceServer.

@@ -12,6 +12,8 @@ type Member struct {
 	MemberID     string
 	IsAdmin      bool
 	AccountEmail string
+	// Name is the token's display name, recorded in the organization's member directory.
+	Name string
 }
 
 // ApplyEvents is the low-credit rule over one organization's ledger events, in sequence order:
@@ -178,18 +180,41 @@ type RechargeFailed struct {
 	Recipients   []string
 }
 
-// RechargeFailedEmails returns one email per recipient (the admins payments names); now is
-// when it was reported.
-func RechargeFailedEmails(r RechargeFailed, now time.Time) []Email {
+// RechargeFailedEmails returns the emails of a failed recharge: one to every admin the directory
+// knows (known, as DirectoryMembers returns it) and one to each recipient payments names (the
+// members who saved the rule and the card) who is not in the directory; a recipient the
+// directory knows as a member who is no admin (e.g. a demoted admin) gets none. Each address is
+// emailed once. An admin's email is keyed by their member id and an outside recipient's by the
+// address, so a retried report queues nothing new. now is when it was reported.
+func RechargeFailedEmails(r RechargeFailed, known []KnownMember, now time.Time) []Email {
 	kind := KindRechargeDeclined
 	if r.AuthRequired {
 		kind = KindRechargeAuthRequired
 	}
 	data := EmailData{OrgID: r.OrgID, Currency: r.Amount.Currency, Amount: r.Amount.Nanos, Reason: r.Message, OccurredAt: now.UTC(),
 		Failures: r.Failures, RuleDisabled: r.RuleDisabled}
-	emails := make([]Email, 0, len(r.Recipients))
+	byAccount := make(map[string]bool, len(known)) // account email → known
+	for _, m := range known {
+		byAccount[foldAddress(m.AccountEmail)] = true
+	}
+	seen := map[string]bool{}
+	var emails []Email
+	add := func(to, memberID, idempotencyKey string) {
+		if to == "" || seen[foldAddress(to)] {
+			return
+		}
+		seen[foldAddress(to)] = true
+		emails = append(emails, Email{IdempotencyKey: idempotencyKey, Kind: kind, OrgID: r.OrgID, MemberID: memberID, To: to, Data: data})
+	}
+	for _, m := range known {
+		if m.IsAdmin {
+			add(m.Email(), m.MemberID, RechargeFailedMemberKey(r.OrgID, m.MemberID, r.Key))
+		}
+	}
 	for _, to := range r.Recipients {
-		emails = append(emails, Email{IdempotencyKey: RechargeFailedKey(r.OrgID, to, r.Key), Kind: kind, OrgID: r.OrgID, To: to, Data: data})
+		if !byAccount[foldAddress(to)] {
+			add(to, "", RechargeFailedKey(r.OrgID, to, r.Key))
+		}
 	}
 	return emails
 }

@@ -117,6 +117,11 @@ func RechargeFailedKey(orgID, to, callerKey string) string {
 	return key("recharge_failed", orgID, to, callerKey)
 }
 
+// RechargeFailedMemberKey is the key of a failed recharge's email to one admin of the directory.
+func RechargeFailedMemberKey(orgID, memberID, callerKey string) string {
+	return key("recharge_failed_member", orgID, memberID, callerKey)
+}
+
 // MessageID derives the Message-ID header (without angle brackets) from an email id: retries
 // of one email carry the same Message-ID, so receivers can drop duplicates.
 func MessageID(emailID, domain string) string {

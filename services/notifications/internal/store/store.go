@@ -83,15 +83,25 @@ func (s *Store) OrgBalance(ctx context.Context, orgID string) (*notify.Balance, 
 	return b, nil
 }
 
+// seenRefresh is how stale a member's last_seen_at may get before a call refreshes it: the
+// directory's "last seen" is that coarse, and a member calling more often writes nothing.
+const seenRefresh = "1 hour"
+
+// maxNameBytes bounds the display name recorded from a token.
+const maxNameBytes = 200
+
 // register records m with the default preferences when first seen and refreshes their token
-// email and role otherwise.
+// email, name and role (and, at most every seenRefresh, when they were last seen) otherwise; a
+// call that changes none of them writes nothing.
 func register(ctx context.Context, tx pgx.Tx, m notify.Member) error {
 	d := notify.DefaultPreferences(m.IsAdmin)
-	_, err := tx.Exec(ctx, `INSERT INTO member_settings (org_id, member_id, is_admin, account_email, credits_expiring_enabled,
-credits_expired_enabled, payment_succeeded_enabled, rental_suspended_enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-ON CONFLICT (org_id, member_id) DO UPDATE SET account_email = EXCLUDED.account_email, is_admin = EXCLUDED.is_admin
-WHERE member_settings.account_email IS DISTINCT FROM EXCLUDED.account_email OR member_settings.is_admin IS DISTINCT FROM EXCLUDED.is_admin`,
-		m.OrgID, m.MemberID, m.IsAdmin, m.AccountEmail, d.CreditsExpiringEnabled, d.CreditsExpiredEnabled, d.PaymentSucceededEnabled, d.RentalSuspendedEnabled)
+	_, err := tx.Exec(ctx, `INSERT INTO member_settings (org_id, member_id, is_admin, account_email, member_name, credits_expiring_enabled,
+credits_expired_enabled, payment_succeeded_enabled, rental_suspended_enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (org_id, member_id) DO UPDATE SET account_email = EXCLUDED.account_email, is_admin = EXCLUDED.is_admin,
+member_name = EXCLUDED.member_name, last_seen_at = now()
+WHERE member_settings.account_email IS DISTINCT FROM EXCLUDED.account_email OR member_settings.is_admin IS DISTINCT FROM EXCLUDED.is_admin
+OR member_settings.member_name IS DISTINCT FROM EXCLUDED.member_name OR member_settings.last_seen_at < now() - interval '`+seenRefresh+`'`,
+		m.OrgID, m.MemberID, m.IsAdmin, m.AccountEmail, truncate(m.Name, maxNameBytes), d.CreditsExpiringEnabled, d.CreditsExpiredEnabled, d.PaymentSucceededEnabled, d.RentalSuspendedEnabled)
 	if err != nil {
 		return fmt.Errorf("registering member: %w", err)
 	}

@@ -2020,8 +2020,11 @@ type AuthorizeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
 	// The expected charge; or leave unset and send an estimate of the usage.
-	Amount        *money.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
-	Usage         *Usage       `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
+	Amount *money.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	Usage  *Usage       `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
+	// Optional: the project the call is for (the "project" metadata its debit will carry); the
+	// project's monthly limit is checked too.
+	Project       string `protobuf:"bytes,4,opt,name=project,proto3" json:"project,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2075,6 +2078,13 @@ func (x *AuthorizeRequest) GetUsage() *Usage {
 		return x.Usage
 	}
 	return nil
+}
+
+func (x *AuthorizeRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
 }
 
 type AuthorizeResponse struct {
@@ -3339,6 +3349,292 @@ func (x *SpendLimitStatus) GetAlerted() bool {
 	return false
 }
 
+type ListProjectLimitsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProjectLimitsRequest) Reset() {
+	*x = ListProjectLimitsRequest{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProjectLimitsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProjectLimitsRequest) ProtoMessage() {}
+
+func (x *ListProjectLimitsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProjectLimitsRequest.ProtoReflect.Descriptor instead.
+func (*ListProjectLimitsRequest) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListProjectLimitsRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+type ListProjectLimitsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The current UTC calendar month, as YYYY-MM.
+	Month string `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	// By project.
+	ProjectLimits []*ProjectLimitStatus `protobuf:"bytes,2,rep,name=project_limits,json=projectLimits,proto3" json:"project_limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProjectLimitsResponse) Reset() {
+	*x = ListProjectLimitsResponse{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProjectLimitsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProjectLimitsResponse) ProtoMessage() {}
+
+func (x *ListProjectLimitsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProjectLimitsResponse.ProtoReflect.Descriptor instead.
+func (*ListProjectLimitsResponse) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListProjectLimitsResponse) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *ListProjectLimitsResponse) GetProjectLimits() []*ProjectLimitStatus {
+	if x != nil {
+		return x.ProjectLimits
+	}
+	return nil
+}
+
+type SetProjectLimitRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// The project tag (1 to 128 bytes), as debits carry it in their "project" metadata.
+	Project string `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	// The cap on the project's charges of a UTC calendar month, in the organization's currency
+	// (an empty currency_code means it); zero or unset removes the limit.
+	Limit         *money.Money `protobuf:"bytes,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetProjectLimitRequest) Reset() {
+	*x = SetProjectLimitRequest{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetProjectLimitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetProjectLimitRequest) ProtoMessage() {}
+
+func (x *SetProjectLimitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetProjectLimitRequest.ProtoReflect.Descriptor instead.
+func (*SetProjectLimitRequest) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *SetProjectLimitRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *SetProjectLimitRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *SetProjectLimitRequest) GetLimit() *money.Money {
+	if x != nil {
+		return x.Limit
+	}
+	return nil
+}
+
+type SetProjectLimitResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The project's limit as set; limit zero when it was removed.
+	ProjectLimit  *ProjectLimitStatus `protobuf:"bytes,1,opt,name=project_limit,json=projectLimit,proto3" json:"project_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetProjectLimitResponse) Reset() {
+	*x = SetProjectLimitResponse{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetProjectLimitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetProjectLimitResponse) ProtoMessage() {}
+
+func (x *SetProjectLimitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetProjectLimitResponse.ProtoReflect.Descriptor instead.
+func (*SetProjectLimitResponse) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *SetProjectLimitResponse) GetProjectLimit() *ProjectLimitStatus {
+	if x != nil {
+		return x.ProjectLimit
+	}
+	return nil
+}
+
+// ProjectLimitStatus is one project's monthly limit and its charges of the current UTC month.
+type ProjectLimitStatus struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Project string                 `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	Limit   *money.Money           `protobuf:"bytes,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// What debits and captures of the project charged this month.
+	MonthSpend *money.Money `protobuf:"bytes,3,opt,name=month_spend,json=monthSpend,proto3" json:"month_spend,omitempty"`
+	// What the limit still allows this month (zero once reached).
+	Remaining *money.Money `protobuf:"bytes,4,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// True once the project's charges of the month reached its limit.
+	Reached       bool `protobuf:"varint,5,opt,name=reached,proto3" json:"reached,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProjectLimitStatus) Reset() {
+	*x = ProjectLimitStatus{}
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProjectLimitStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProjectLimitStatus) ProtoMessage() {}
+
+func (x *ProjectLimitStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_ledger_v1_ledger_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProjectLimitStatus.ProtoReflect.Descriptor instead.
+func (*ProjectLimitStatus) Descriptor() ([]byte, []int) {
+	return file_tally_ledger_v1_ledger_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ProjectLimitStatus) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *ProjectLimitStatus) GetLimit() *money.Money {
+	if x != nil {
+		return x.Limit
+	}
+	return nil
+}
+
+func (x *ProjectLimitStatus) GetMonthSpend() *money.Money {
+	if x != nil {
+		return x.MonthSpend
+	}
+	return nil
+}
+
+func (x *ProjectLimitStatus) GetRemaining() *money.Money {
+	if x != nil {
+		return x.Remaining
+	}
+	return nil
+}
+
+func (x *ProjectLimitStatus) GetReached() bool {
+	if x != nil {
+		return x.Reached
+	}
+	return false
+}
+
 var File_tally_ledger_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
@@ -3488,11 +3784,12 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"O\n" +
 	"\aPosting\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12*\n" +
-	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\"\x83\x01\n" +
+	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\"\x9d\x01\n" +
 	"\x10AuthorizeRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12,\n" +
-	"\x05usage\x18\x03 \x01(\v2\x16.tally.ledger.v1.UsageR\x05usage\"\xb0\x01\n" +
+	"\x05usage\x18\x03 \x01(\v2\x16.tally.ledger.v1.UsageR\x05usage\x12\x18\n" +
+	"\aproject\x18\x04 \x01(\tR\aproject\"\xb0\x01\n" +
 	"\x11AuthorizeResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x120\n" +
 	"\tavailable\x18\x02 \x01(\v2\x12.google.type.MoneyR\tavailable\x12*\n" +
@@ -3595,7 +3892,25 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"monthSpend\x120\n" +
 	"\tremaining\x18\x06 \x01(\v2\x12.google.type.MoneyR\tremaining\x12\x18\n" +
 	"\areached\x18\a \x01(\bR\areached\x12\x18\n" +
-	"\aalerted\x18\b \x01(\bR\aalerted*\xc8\x01\n" +
+	"\aalerted\x18\b \x01(\bR\aalerted\"1\n" +
+	"\x18ListProjectLimitsRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\"}\n" +
+	"\x19ListProjectLimitsResponse\x12\x14\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\x12J\n" +
+	"\x0eproject_limits\x18\x02 \x03(\v2#.tally.ledger.v1.ProjectLimitStatusR\rprojectLimits\"s\n" +
+	"\x16SetProjectLimitRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x18\n" +
+	"\aproject\x18\x02 \x01(\tR\aproject\x12(\n" +
+	"\x05limit\x18\x03 \x01(\v2\x12.google.type.MoneyR\x05limit\"c\n" +
+	"\x17SetProjectLimitResponse\x12H\n" +
+	"\rproject_limit\x18\x01 \x01(\v2#.tally.ledger.v1.ProjectLimitStatusR\fprojectLimit\"\xd9\x01\n" +
+	"\x12ProjectLimitStatus\x12\x18\n" +
+	"\aproject\x18\x01 \x01(\tR\aproject\x12(\n" +
+	"\x05limit\x18\x02 \x01(\v2\x12.google.type.MoneyR\x05limit\x123\n" +
+	"\vmonth_spend\x18\x03 \x01(\v2\x12.google.type.MoneyR\n" +
+	"monthSpend\x120\n" +
+	"\tremaining\x18\x04 \x01(\v2\x12.google.type.MoneyR\tremaining\x12\x18\n" +
+	"\areached\x18\x05 \x01(\bR\areached*\xc8\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17TRANSACTION_KIND_CREDIT\x10\x01\x12\x1a\n" +
@@ -3624,7 +3939,7 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x16EVENT_KIND_HOLD_PLACED\x10\x06\x12\x1c\n" +
 	"\x18EVENT_KIND_HOLD_RELEASED\x10\a\x12\x1b\n" +
 	"\x17EVENT_KIND_HOLD_EXPIRED\x10\b\x12\x1a\n" +
-	"\x16EVENT_KIND_SPEND_ALERT\x10\t2\xcd\f\n" +
+	"\x16EVENT_KIND_SPEND_ALERT\x10\t2\x82\x0f\n" +
 	"\rLedgerService\x12x\n" +
 	"\n" +
 	"GetBalance\x12\".tally.ledger.v1.GetBalanceRequest\x1a#.tally.ledger.v1.GetBalanceResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/orgs/{org_id}/balance\x12o\n" +
@@ -3641,7 +3956,9 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\vWatchEvents\x12#.tally.ledger.v1.WatchEventsRequest\x1a$.tally.ledger.v1.WatchEventsResponse0\x01\x12g\n" +
 	"\x10MoveOrganization\x12(.tally.ledger.v1.MoveOrganizationRequest\x1a).tally.ledger.v1.MoveOrganizationResponse\x12\x85\x01\n" +
 	"\rGetSpendLimit\x12%.tally.ledger.v1.GetSpendLimitRequest\x1a&.tally.ledger.v1.GetSpendLimitResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/orgs/{org_id}/spend-limit\x12\x88\x01\n" +
-	"\rSetSpendLimit\x12%.tally.ledger.v1.SetSpendLimitRequest\x1a&.tally.ledger.v1.SetSpendLimitResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\x1a\x1d/v1/orgs/{org_id}/spend-limitB;Z9github.com/tallyhq/tally/pkg/gen/tally/ledger/v1;ledgerv1b\x06proto3"
+	"\rSetSpendLimit\x12%.tally.ledger.v1.SetSpendLimitRequest\x1a&.tally.ledger.v1.SetSpendLimitResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\x1a\x1d/v1/orgs/{org_id}/spend-limit\x12\x94\x01\n" +
+	"\x11ListProjectLimits\x12).tally.ledger.v1.ListProjectLimitsRequest\x1a*.tally.ledger.v1.ListProjectLimitsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/orgs/{org_id}/project-limits\x12\x9b\x01\n" +
+	"\x0fSetProjectLimit\x12'.tally.ledger.v1.SetProjectLimitRequest\x1a(.tally.ledger.v1.SetProjectLimitResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\x1a*/v1/orgs/{org_id}/project-limits/{project}B;Z9github.com/tallyhq/tally/pkg/gen/tally/ledger/v1;ledgerv1b\x06proto3"
 
 var (
 	file_tally_ledger_v1_ledger_proto_rawDescOnce sync.Once
@@ -3656,179 +3973,194 @@ func file_tally_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_ledger_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_tally_ledger_v1_ledger_proto_goTypes = []any{
-	(TransactionKind)(0),             // 0: tally.ledger.v1.TransactionKind
-	(CreditSource)(0),                // 1: tally.ledger.v1.CreditSource
-	(HoldStatus)(0),                  // 2: tally.ledger.v1.HoldStatus
-	(EventKind)(0),                   // 3: tally.ledger.v1.EventKind
-	(*GetBalanceRequest)(nil),        // 4: tally.ledger.v1.GetBalanceRequest
-	(*GetBalanceResponse)(nil),       // 5: tally.ledger.v1.GetBalanceResponse
-	(*CreditRequest)(nil),            // 6: tally.ledger.v1.CreditRequest
-	(*CreditResponse)(nil),           // 7: tally.ledger.v1.CreditResponse
-	(*DebitRequest)(nil),             // 8: tally.ledger.v1.DebitRequest
-	(*Usage)(nil),                    // 9: tally.ledger.v1.Usage
-	(*PricedUsage)(nil),              // 10: tally.ledger.v1.PricedUsage
-	(*UsageLine)(nil),                // 11: tally.ledger.v1.UsageLine
-	(*DebitResponse)(nil),            // 12: tally.ledger.v1.DebitResponse
-	(*DebitStreamRequest)(nil),       // 13: tally.ledger.v1.DebitStreamRequest
-	(*StreamedDebit)(nil),            // 14: tally.ledger.v1.StreamedDebit
-	(*DebitStreamResponse)(nil),      // 15: tally.ledger.v1.DebitStreamResponse
-	(*DebitAck)(nil),                 // 16: tally.ledger.v1.DebitAck
-	(*DebitError)(nil),               // 17: tally.ledger.v1.DebitError
-	(*AdjustRequest)(nil),            // 18: tally.ledger.v1.AdjustRequest
-	(*AdjustResponse)(nil),           // 19: tally.ledger.v1.AdjustResponse
-	(*ListTransactionsRequest)(nil),  // 20: tally.ledger.v1.ListTransactionsRequest
-	(*GetUsageSummaryRequest)(nil),   // 21: tally.ledger.v1.GetUsageSummaryRequest
-	(*GetUsageSummaryResponse)(nil),  // 22: tally.ledger.v1.GetUsageSummaryResponse
-	(*UsageDay)(nil),                 // 23: tally.ledger.v1.UsageDay
-	(*UsageItem)(nil),                // 24: tally.ledger.v1.UsageItem
-	(*ListTransactionsResponse)(nil), // 25: tally.ledger.v1.ListTransactionsResponse
-	(*Transaction)(nil),              // 26: tally.ledger.v1.Transaction
-	(*Posting)(nil),                  // 27: tally.ledger.v1.Posting
-	(*AuthorizeRequest)(nil),         // 28: tally.ledger.v1.AuthorizeRequest
-	(*AuthorizeResponse)(nil),        // 29: tally.ledger.v1.AuthorizeResponse
-	(*ReserveRequest)(nil),           // 30: tally.ledger.v1.ReserveRequest
-	(*ReserveResponse)(nil),          // 31: tally.ledger.v1.ReserveResponse
-	(*CaptureRequest)(nil),           // 32: tally.ledger.v1.CaptureRequest
-	(*CaptureResponse)(nil),          // 33: tally.ledger.v1.CaptureResponse
-	(*ReleaseRequest)(nil),           // 34: tally.ledger.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),          // 35: tally.ledger.v1.ReleaseResponse
-	(*Hold)(nil),                     // 36: tally.ledger.v1.Hold
-	(*WatchEventsRequest)(nil),       // 37: tally.ledger.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),      // 38: tally.ledger.v1.WatchEventsResponse
-	(*BalanceEvent)(nil),             // 39: tally.ledger.v1.BalanceEvent
-	(*MoveOrganizationRequest)(nil),  // 40: tally.ledger.v1.MoveOrganizationRequest
-	(*MoveOrganizationResponse)(nil), // 41: tally.ledger.v1.MoveOrganizationResponse
-	(*GetSpendLimitRequest)(nil),     // 42: tally.ledger.v1.GetSpendLimitRequest
-	(*GetSpendLimitResponse)(nil),    // 43: tally.ledger.v1.GetSpendLimitResponse
-	(*SetSpendLimitRequest)(nil),     // 44: tally.ledger.v1.SetSpendLimitRequest
-	(*SetSpendLimitResponse)(nil),    // 45: tally.ledger.v1.SetSpendLimitResponse
-	(*SpendLimitStatus)(nil),         // 46: tally.ledger.v1.SpendLimitStatus
-	nil,                              // 47: tally.ledger.v1.DebitRequest.MetadataEntry
-	nil,                              // 48: tally.ledger.v1.Usage.QuantitiesEntry
-	nil,                              // 49: tally.ledger.v1.Transaction.MetadataEntry
-	nil,                              // 50: tally.ledger.v1.CaptureRequest.MetadataEntry
-	(*money.Money)(nil),              // 51: google.type.Money
-	(*timestamppb.Timestamp)(nil),    // 52: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 53: google.protobuf.Duration
+	(TransactionKind)(0),              // 0: tally.ledger.v1.TransactionKind
+	(CreditSource)(0),                 // 1: tally.ledger.v1.CreditSource
+	(HoldStatus)(0),                   // 2: tally.ledger.v1.HoldStatus
+	(EventKind)(0),                    // 3: tally.ledger.v1.EventKind
+	(*GetBalanceRequest)(nil),         // 4: tally.ledger.v1.GetBalanceRequest
+	(*GetBalanceResponse)(nil),        // 5: tally.ledger.v1.GetBalanceResponse
+	(*CreditRequest)(nil),             // 6: tally.ledger.v1.CreditRequest
+	(*CreditResponse)(nil),            // 7: tally.ledger.v1.CreditResponse
+	(*DebitRequest)(nil),              // 8: tally.ledger.v1.DebitRequest
+	(*Usage)(nil),                     // 9: tally.ledger.v1.Usage
+	(*PricedUsage)(nil),               // 10: tally.ledger.v1.PricedUsage
+	(*UsageLine)(nil),                 // 11: tally.ledger.v1.UsageLine
+	(*DebitResponse)(nil),             // 12: tally.ledger.v1.DebitResponse
+	(*DebitStreamRequest)(nil),        // 13: tally.ledger.v1.DebitStreamRequest
+	(*StreamedDebit)(nil),             // 14: tally.ledger.v1.StreamedDebit
+	(*DebitStreamResponse)(nil),       // 15: tally.ledger.v1.DebitStreamResponse
+	(*DebitAck)(nil),                  // 16: tally.ledger.v1.DebitAck
+	(*DebitError)(nil),                // 17: tally.ledger.v1.DebitError
+	(*AdjustRequest)(nil),             // 18: tally.ledger.v1.AdjustRequest
+	(*AdjustResponse)(nil),            // 19: tally.ledger.v1.AdjustResponse
+	(*ListTransactionsRequest)(nil),   // 20: tally.ledger.v1.ListTransactionsRequest
+	(*GetUsageSummaryRequest)(nil),    // 21: tally.ledger.v1.GetUsageSummaryRequest
+	(*GetUsageSummaryResponse)(nil),   // 22: tally.ledger.v1.GetUsageSummaryResponse
+	(*UsageDay)(nil),                  // 23: tally.ledger.v1.UsageDay
+	(*UsageItem)(nil),                 // 24: tally.ledger.v1.UsageItem
+	(*ListTransactionsResponse)(nil),  // 25: tally.ledger.v1.ListTransactionsResponse
+	(*Transaction)(nil),               // 26: tally.ledger.v1.Transaction
+	(*Posting)(nil),                   // 27: tally.ledger.v1.Posting
+	(*AuthorizeRequest)(nil),          // 28: tally.ledger.v1.AuthorizeRequest
+	(*AuthorizeResponse)(nil),         // 29: tally.ledger.v1.AuthorizeResponse
+	(*ReserveRequest)(nil),            // 30: tally.ledger.v1.ReserveRequest
+	(*ReserveResponse)(nil),           // 31: tally.ledger.v1.ReserveResponse
+	(*CaptureRequest)(nil),            // 32: tally.ledger.v1.CaptureRequest
+	(*CaptureResponse)(nil),           // 33: tally.ledger.v1.CaptureResponse
+	(*ReleaseRequest)(nil),            // 34: tally.ledger.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),           // 35: tally.ledger.v1.ReleaseResponse
+	(*Hold)(nil),                      // 36: tally.ledger.v1.Hold
+	(*WatchEventsRequest)(nil),        // 37: tally.ledger.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),       // 38: tally.ledger.v1.WatchEventsResponse
+	(*BalanceEvent)(nil),              // 39: tally.ledger.v1.BalanceEvent
+	(*MoveOrganizationRequest)(nil),   // 40: tally.ledger.v1.MoveOrganizationRequest
+	(*MoveOrganizationResponse)(nil),  // 41: tally.ledger.v1.MoveOrganizationResponse
+	(*GetSpendLimitRequest)(nil),      // 42: tally.ledger.v1.GetSpendLimitRequest
+	(*GetSpendLimitResponse)(nil),     // 43: tally.ledger.v1.GetSpendLimitResponse
+	(*SetSpendLimitRequest)(nil),      // 44: tally.ledger.v1.SetSpendLimitRequest
+	(*SetSpendLimitResponse)(nil),     // 45: tally.ledger.v1.SetSpendLimitResponse
+	(*SpendLimitStatus)(nil),          // 46: tally.ledger.v1.SpendLimitStatus
+	(*ListProjectLimitsRequest)(nil),  // 47: tally.ledger.v1.ListProjectLimitsRequest
+	(*ListProjectLimitsResponse)(nil), // 48: tally.ledger.v1.ListProjectLimitsResponse
+	(*SetProjectLimitRequest)(nil),    // 49: tally.ledger.v1.SetProjectLimitRequest
+	(*SetProjectLimitResponse)(nil),   // 50: tally.ledger.v1.SetProjectLimitResponse
+	(*ProjectLimitStatus)(nil),        // 51: tally.ledger.v1.ProjectLimitStatus
+	nil,                               // 52: tally.ledger.v1.DebitRequest.MetadataEntry
+	nil,                               // 53: tally.ledger.v1.Usage.QuantitiesEntry
+	nil,                               // 54: tally.ledger.v1.Transaction.MetadataEntry
+	nil,                               // 55: tally.ledger.v1.CaptureRequest.MetadataEntry
+	(*money.Money)(nil),               // 56: google.type.Money
+	(*timestamppb.Timestamp)(nil),     // 57: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 58: google.protobuf.Duration
 }
 var file_tally_ledger_v1_ledger_proto_depIdxs = []int32{
-	51, // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
-	51, // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
-	51, // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
-	52, // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
-	51, // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
-	1,  // 5: tally.ledger.v1.CreditRequest.source:type_name -> tally.ledger.v1.CreditSource
-	26, // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	51, // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
-	52, // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
-	51, // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
-	47, // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
-	9,  // 11: tally.ledger.v1.DebitRequest.usage:type_name -> tally.ledger.v1.Usage
-	48, // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
-	52, // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
-	52, // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
-	11, // 15: tally.ledger.v1.PricedUsage.lines:type_name -> tally.ledger.v1.UsageLine
-	51, // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
-	51, // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
-	51, // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
-	26, // 19: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	14, // 20: tally.ledger.v1.DebitStreamRequest.debits:type_name -> tally.ledger.v1.StreamedDebit
-	8,  // 21: tally.ledger.v1.StreamedDebit.debit:type_name -> tally.ledger.v1.DebitRequest
-	16, // 22: tally.ledger.v1.DebitStreamResponse.acks:type_name -> tally.ledger.v1.DebitAck
-	12, // 23: tally.ledger.v1.DebitAck.debit:type_name -> tally.ledger.v1.DebitResponse
-	17, // 24: tally.ledger.v1.DebitAck.error:type_name -> tally.ledger.v1.DebitError
-	51, // 25: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
-	26, // 26: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	51, // 27: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
-	0,  // 28: tally.ledger.v1.ListTransactionsRequest.kind:type_name -> tally.ledger.v1.TransactionKind
-	23, // 29: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
-	24, // 30: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
-	24, // 31: tally.ledger.v1.GetUsageSummaryResponse.projects:type_name -> tally.ledger.v1.UsageItem
-	51, // 32: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
-	24, // 33: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
-	51, // 34: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
-	26, // 35: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
-	0,  // 36: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
-	51, // 37: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
-	51, // 38: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
-	49, // 39: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
-	52, // 40: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
-	27, // 41: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
-	10, // 42: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
-	51, // 43: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
-	51, // 44: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
-	9,  // 45: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
-	51, // 46: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
-	51, // 47: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
-	51, // 48: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
-	53, // 49: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
-	36, // 50: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
-	51, // 51: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
-	51, // 52: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
-	50, // 53: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
-	36, // 54: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
-	26, // 55: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	51, // 56: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
-	36, // 57: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
-	51, // 58: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
-	2,  // 59: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
-	52, // 60: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
-	52, // 61: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	51, // 62: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
-	39, // 63: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
-	3,  // 64: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
-	51, // 65: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
-	51, // 66: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
-	51, // 67: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
-	52, // 68: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
-	52, // 69: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	1,  // 70: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
-	51, // 71: tally.ledger.v1.BalanceEvent.spend_limit:type_name -> google.type.Money
-	51, // 72: tally.ledger.v1.MoveOrganizationResponse.balance:type_name -> google.type.Money
-	51, // 73: tally.ledger.v1.MoveOrganizationResponse.held:type_name -> google.type.Money
-	46, // 74: tally.ledger.v1.GetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
-	51, // 75: tally.ledger.v1.SetSpendLimitRequest.limit:type_name -> google.type.Money
-	46, // 76: tally.ledger.v1.SetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
-	51, // 77: tally.ledger.v1.SpendLimitStatus.limit:type_name -> google.type.Money
-	51, // 78: tally.ledger.v1.SpendLimitStatus.month_spend:type_name -> google.type.Money
-	51, // 79: tally.ledger.v1.SpendLimitStatus.remaining:type_name -> google.type.Money
-	4,  // 80: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
-	6,  // 81: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
-	8,  // 82: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
-	13, // 83: tally.ledger.v1.LedgerService.DebitStream:input_type -> tally.ledger.v1.DebitStreamRequest
-	18, // 84: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
-	20, // 85: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
-	21, // 86: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
-	28, // 87: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
-	30, // 88: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
-	32, // 89: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
-	34, // 90: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
-	37, // 91: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
-	40, // 92: tally.ledger.v1.LedgerService.MoveOrganization:input_type -> tally.ledger.v1.MoveOrganizationRequest
-	42, // 93: tally.ledger.v1.LedgerService.GetSpendLimit:input_type -> tally.ledger.v1.GetSpendLimitRequest
-	44, // 94: tally.ledger.v1.LedgerService.SetSpendLimit:input_type -> tally.ledger.v1.SetSpendLimitRequest
-	5,  // 95: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
-	7,  // 96: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
-	12, // 97: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
-	15, // 98: tally.ledger.v1.LedgerService.DebitStream:output_type -> tally.ledger.v1.DebitStreamResponse
-	19, // 99: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
-	25, // 100: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
-	22, // 101: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
-	29, // 102: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
-	31, // 103: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
-	33, // 104: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
-	35, // 105: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
-	38, // 106: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
-	41, // 107: tally.ledger.v1.LedgerService.MoveOrganization:output_type -> tally.ledger.v1.MoveOrganizationResponse
-	43, // 108: tally.ledger.v1.LedgerService.GetSpendLimit:output_type -> tally.ledger.v1.GetSpendLimitResponse
-	45, // 109: tally.ledger.v1.LedgerService.SetSpendLimit:output_type -> tally.ledger.v1.SetSpendLimitResponse
-	95, // [95:110] is the sub-list for method output_type
-	80, // [80:95] is the sub-list for method input_type
-	80, // [80:80] is the sub-list for extension type_name
-	80, // [80:80] is the sub-list for extension extendee
-	0,  // [0:80] is the sub-list for field type_name
+	56,  // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
+	56,  // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
+	56,  // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
+	57,  // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
+	56,  // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
+	1,   // 5: tally.ledger.v1.CreditRequest.source:type_name -> tally.ledger.v1.CreditSource
+	26,  // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	56,  // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
+	57,  // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
+	56,  // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
+	52,  // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
+	9,   // 11: tally.ledger.v1.DebitRequest.usage:type_name -> tally.ledger.v1.Usage
+	53,  // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
+	57,  // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
+	57,  // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
+	11,  // 15: tally.ledger.v1.PricedUsage.lines:type_name -> tally.ledger.v1.UsageLine
+	56,  // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
+	56,  // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
+	56,  // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
+	26,  // 19: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	14,  // 20: tally.ledger.v1.DebitStreamRequest.debits:type_name -> tally.ledger.v1.StreamedDebit
+	8,   // 21: tally.ledger.v1.StreamedDebit.debit:type_name -> tally.ledger.v1.DebitRequest
+	16,  // 22: tally.ledger.v1.DebitStreamResponse.acks:type_name -> tally.ledger.v1.DebitAck
+	12,  // 23: tally.ledger.v1.DebitAck.debit:type_name -> tally.ledger.v1.DebitResponse
+	17,  // 24: tally.ledger.v1.DebitAck.error:type_name -> tally.ledger.v1.DebitError
+	56,  // 25: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
+	26,  // 26: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	56,  // 27: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
+	0,   // 28: tally.ledger.v1.ListTransactionsRequest.kind:type_name -> tally.ledger.v1.TransactionKind
+	23,  // 29: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
+	24,  // 30: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
+	24,  // 31: tally.ledger.v1.GetUsageSummaryResponse.projects:type_name -> tally.ledger.v1.UsageItem
+	56,  // 32: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
+	24,  // 33: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
+	56,  // 34: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
+	26,  // 35: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
+	0,   // 36: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
+	56,  // 37: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
+	56,  // 38: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
+	54,  // 39: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
+	57,  // 40: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	27,  // 41: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
+	10,  // 42: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
+	56,  // 43: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
+	56,  // 44: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
+	9,   // 45: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
+	56,  // 46: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
+	56,  // 47: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
+	56,  // 48: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
+	58,  // 49: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
+	36,  // 50: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
+	56,  // 51: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
+	56,  // 52: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
+	55,  // 53: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
+	36,  // 54: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
+	26,  // 55: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	56,  // 56: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
+	36,  // 57: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
+	56,  // 58: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
+	2,   // 59: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
+	57,  // 60: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
+	57,  // 61: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	56,  // 62: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
+	39,  // 63: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
+	3,   // 64: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
+	56,  // 65: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
+	56,  // 66: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
+	56,  // 67: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
+	57,  // 68: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
+	57,  // 69: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	1,   // 70: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
+	56,  // 71: tally.ledger.v1.BalanceEvent.spend_limit:type_name -> google.type.Money
+	56,  // 72: tally.ledger.v1.MoveOrganizationResponse.balance:type_name -> google.type.Money
+	56,  // 73: tally.ledger.v1.MoveOrganizationResponse.held:type_name -> google.type.Money
+	46,  // 74: tally.ledger.v1.GetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
+	56,  // 75: tally.ledger.v1.SetSpendLimitRequest.limit:type_name -> google.type.Money
+	46,  // 76: tally.ledger.v1.SetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
+	56,  // 77: tally.ledger.v1.SpendLimitStatus.limit:type_name -> google.type.Money
+	56,  // 78: tally.ledger.v1.SpendLimitStatus.month_spend:type_name -> google.type.Money
+	56,  // 79: tally.ledger.v1.SpendLimitStatus.remaining:type_name -> google.type.Money
+	51,  // 80: tally.ledger.v1.ListProjectLimitsResponse.project_limits:type_name -> tally.ledger.v1.ProjectLimitStatus
+	56,  // 81: tally.ledger.v1.SetProjectLimitRequest.limit:type_name -> google.type.Money
+	51,  // 82: tally.ledger.v1.SetProjectLimitResponse.project_limit:type_name -> tally.ledger.v1.ProjectLimitStatus
+	56,  // 83: tally.ledger.v1.ProjectLimitStatus.limit:type_name -> google.type.Money
+	56,  // 84: tally.ledger.v1.ProjectLimitStatus.month_spend:type_name -> google.type.Money
+	56,  // 85: tally.ledger.v1.ProjectLimitStatus.remaining:type_name -> google.type.Money
+	4,   // 86: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
+	6,   // 87: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
+	8,   // 88: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
+	13,  // 89: tally.ledger.v1.LedgerService.DebitStream:input_type -> tally.ledger.v1.DebitStreamRequest
+	18,  // 90: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
+	20,  // 91: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
+	21,  // 92: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
+	28,  // 93: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
+	30,  // 94: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
+	32,  // 95: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
+	34,  // 96: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
+	37,  // 97: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
+	40,  // 98: tally.ledger.v1.LedgerService.MoveOrganization:input_type -> tally.ledger.v1.MoveOrganizationRequest
+	42,  // 99: tally.ledger.v1.LedgerService.GetSpendLimit:input_type -> tally.ledger.v1.GetSpendLimitRequest
+	44,  // 100: tally.ledger.v1.LedgerService.SetSpendLimit:input_type -> tally.ledger.v1.SetSpendLimitRequest
+	47,  // 101: tally.ledger.v1.LedgerService.ListProjectLimits:input_type -> tally.ledger.v1.ListProjectLimitsRequest
+	49,  // 102: tally.ledger.v1.LedgerService.SetProjectLimit:input_type -> tally.ledger.v1.SetProjectLimitRequest
+	5,   // 103: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
+	7,   // 104: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
+	12,  // 105: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
+	15,  // 106: tally.ledger.v1.LedgerService.DebitStream:output_type -> tally.ledger.v1.DebitStreamResponse
+	19,  // 107: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
+	25,  // 108: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
+	22,  // 109: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
+	29,  // 110: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
+	31,  // 111: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
+	33,  // 112: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
+	35,  // 113: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
+	38,  // 114: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
+	41,  // 115: tally.ledger.v1.LedgerService.MoveOrganization:output_type -> tally.ledger.v1.MoveOrganizationResponse
+	43,  // 116: tally.ledger.v1.LedgerService.GetSpendLimit:output_type -> tally.ledger.v1.GetSpendLimitResponse
+	45,  // 117: tally.ledger.v1.LedgerService.SetSpendLimit:output_type -> tally.ledger.v1.SetSpendLimitResponse
+	48,  // 118: tally.ledger.v1.LedgerService.ListProjectLimits:output_type -> tally.ledger.v1.ListProjectLimitsResponse
+	50,  // 119: tally.ledger.v1.LedgerService.SetProjectLimit:output_type -> tally.ledger.v1.SetProjectLimitResponse
+	103, // [103:120] is the sub-list for method output_type
+	86,  // [86:103] is the sub-list for method input_type
+	86,  // [86:86] is the sub-list for extension type_name
+	86,  // [86:86] is the sub-list for extension extendee
+	0,   // [0:86] is the sub-list for field type_name
 }
 
 func init() { file_tally_ledger_v1_ledger_proto_init() }
@@ -3846,7 +4178,7 @@ func file_tally_ledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_ledger_v1_ledger_proto_rawDesc), len(file_tally_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   47,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,21 +19,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LedgerService_GetBalance_FullMethodName       = "/tally.ledger.v1.LedgerService/GetBalance"
-	LedgerService_Credit_FullMethodName           = "/tally.ledger.v1.LedgerService/Credit"
-	LedgerService_Debit_FullMethodName            = "/tally.ledger.v1.LedgerService/Debit"
-	LedgerService_DebitStream_FullMethodName      = "/tally.ledger.v1.LedgerService/DebitStream"
-	LedgerService_Adjust_FullMethodName           = "/tally.ledger.v1.LedgerService/Adjust"
-	LedgerService_ListTransactions_FullMethodName = "/tally.ledger.v1.LedgerService/ListTransactions"
-	LedgerService_GetUsageSummary_FullMethodName  = "/tally.ledger.v1.LedgerService/GetUsageSummary"
-	LedgerService_Authorize_FullMethodName        = "/tally.ledger.v1.LedgerService/Authorize"
-	LedgerService_Reserve_FullMethodName          = "/tally.ledger.v1.LedgerService/Reserve"
-	LedgerService_Capture_FullMethodName          = "/tally.ledger.v1.LedgerService/Capture"
-	LedgerService_Release_FullMethodName          = "/tally.ledger.v1.LedgerService/Release"
-	LedgerService_WatchEvents_FullMethodName      = "/tally.ledger.v1.LedgerService/WatchEvents"
-	LedgerService_MoveOrganization_FullMethodName = "/tally.ledger.v1.LedgerService/MoveOrganization"
-	LedgerService_GetSpendLimit_FullMethodName    = "/tally.ledger.v1.LedgerService/GetSpendLimit"
-	LedgerService_SetSpendLimit_FullMethodName    = "/tally.ledger.v1.LedgerService/SetSpendLimit"
+	LedgerService_GetBalance_FullMethodName        = "/tally.ledger.v1.LedgerService/GetBalance"
+	LedgerService_Credit_FullMethodName            = "/tally.ledger.v1.LedgerService/Credit"
+	LedgerService_Debit_FullMethodName             = "/tally.ledger.v1.LedgerService/Debit"
+	LedgerService_DebitStream_FullMethodName       = "/tally.ledger.v1.LedgerService/DebitStream"
+	LedgerService_Adjust_FullMethodName            = "/tally.ledger.v1.LedgerService/Adjust"
+	LedgerService_ListTransactions_FullMethodName  = "/tally.ledger.v1.LedgerService/ListTransactions"
+	LedgerService_GetUsageSummary_FullMethodName   = "/tally.ledger.v1.LedgerService/GetUsageSummary"
+	LedgerService_Authorize_FullMethodName         = "/tally.ledger.v1.LedgerService/Authorize"
+	LedgerService_Reserve_FullMethodName           = "/tally.ledger.v1.LedgerService/Reserve"
+	LedgerService_Capture_FullMethodName           = "/tally.ledger.v1.LedgerService/Capture"
+	LedgerService_Release_FullMethodName           = "/tally.ledger.v1.LedgerService/Release"
+	LedgerService_WatchEvents_FullMethodName       = "/tally.ledger.v1.LedgerService/WatchEvents"
+	LedgerService_MoveOrganization_FullMethodName  = "/tally.ledger.v1.LedgerService/MoveOrganization"
+	LedgerService_GetSpendLimit_FullMethodName     = "/tally.ledger.v1.LedgerService/GetSpendLimit"
+	LedgerService_SetSpendLimit_FullMethodName     = "/tally.ledger.v1.LedgerService/SetSpendLimit"
+	LedgerService_ListProjectLimits_FullMethodName = "/tally.ledger.v1.LedgerService/ListProjectLimits"
+	LedgerService_SetProjectLimit_FullMethodName   = "/tally.ledger.v1.LedgerService/SetProjectLimit"
 )
 
 // LedgerServiceClient is the client API for LedgerService service.
@@ -92,6 +94,16 @@ type LedgerServiceClient interface {
 	// Debit with require_funds and Reserve fail with FailedPrecondition (ErrorInfo reason
 	// SPEND_LIMIT_REACHED); debits for usage that already happened and captures are still recorded.
 	SetSpendLimit(ctx context.Context, in *SetSpendLimitRequest, opts ...grpc.CallOption) (*SetSpendLimitResponse, error)
+	// ListProjectLimits returns the organization's per-project monthly limits, with what each
+	// project (the "project" metadata of debits and captures) was charged in the current UTC month.
+	ListProjectLimits(ctx context.Context, in *ListProjectLimitsRequest, opts ...grpc.CallOption) (*ListProjectLimitsResponse, error)
+	// SetProjectLimit sets or removes (zero) the monthly limit of one project (admins). Once the
+	// project's charges of the month reach it, Authorize with that project answers allowed=false
+	// (denial_reason SPEND_LIMIT_REACHED) and Debit with require_funds and that project fails with
+	// FailedPrecondition (ErrorInfo reason SPEND_LIMIT_REACHED with metadata "project": the project);
+	// debits for usage that already happened are still recorded. A project's charges are counted
+	// from when its limit is set, starting from the usage summary's count of the month.
+	SetProjectLimit(ctx context.Context, in *SetProjectLimitRequest, opts ...grpc.CallOption) (*SetProjectLimitResponse, error)
 }
 
 type ledgerServiceClient struct {
@@ -264,6 +276,26 @@ func (c *ledgerServiceClient) SetSpendLimit(ctx context.Context, in *SetSpendLim
 	return out, nil
 }
 
+func (c *ledgerServiceClient) ListProjectLimits(ctx context.Context, in *ListProjectLimitsRequest, opts ...grpc.CallOption) (*ListProjectLimitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListProjectLimitsResponse)
+	err := c.cc.Invoke(ctx, LedgerService_ListProjectLimits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) SetProjectLimit(ctx context.Context, in *SetProjectLimitRequest, opts ...grpc.CallOption) (*SetProjectLimitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetProjectLimitResponse)
+	err := c.cc.Invoke(ctx, LedgerService_SetProjectLimit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LedgerServiceServer is the server API for LedgerService service.
 // All implementations must embed UnimplementedLedgerServiceServer
 // for forward compatibility.
@@ -320,6 +352,16 @@ type LedgerServiceServer interface {
 	// Debit with require_funds and Reserve fail with FailedPrecondition (ErrorInfo reason
 	// SPEND_LIMIT_REACHED); debits for usage that already happened and captures are still recorded.
 	SetSpendLimit(context.Context, *SetSpendLimitRequest) (*SetSpendLimitResponse, error)
+	// ListProjectLimits returns the organization's per-project monthly limits, with what each
+	// project (the "project" metadata of debits and captures) was charged in the current UTC month.
+	ListProjectLimits(context.Context, *ListProjectLimitsRequest) (*ListProjectLimitsResponse, error)
+	// SetProjectLimit sets or removes (zero) the monthly limit of one project (admins). Once the
+	// project's charges of the month reach it, Authorize with that project answers allowed=false
+	// (denial_reason SPEND_LIMIT_REACHED) and Debit with require_funds and that project fails with
+	// FailedPrecondition (ErrorInfo reason SPEND_LIMIT_REACHED with metadata "project": the project);
+	// debits for usage that already happened are still recorded. A project's charges are counted
+	// from when its limit is set, starting from the usage summary's count of the month.
+	SetProjectLimit(context.Context, *SetProjectLimitRequest) (*SetProjectLimitResponse, error)
 	mustEmbedUnimplementedLedgerServiceServer()
 }
 
@@ -374,6 +416,12 @@ func (UnimplementedLedgerServiceServer) GetSpendLimit(context.Context, *GetSpend
 }
 func (UnimplementedLedgerServiceServer) SetSpendLimit(context.Context, *SetSpendLimitRequest) (*SetSpendLimitResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetSpendLimit not implemented")
+}
+func (UnimplementedLedgerServiceServer) ListProjectLimits(context.Context, *ListProjectLimitsRequest) (*ListProjectLimitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListProjectLimits not implemented")
+}
+func (UnimplementedLedgerServiceServer) SetProjectLimit(context.Context, *SetProjectLimitRequest) (*SetProjectLimitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetProjectLimit not implemented")
 }
 func (UnimplementedLedgerServiceServer) mustEmbedUnimplementedLedgerServiceServer() {}
 func (UnimplementedLedgerServiceServer) testEmbeddedByValue()                       {}
@@ -648,6 +696,42 @@ func _LedgerService_SetSpendLimit_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LedgerService_ListProjectLimits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListProjectLimitsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).ListProjectLimits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_ListProjectLimits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).ListProjectLimits(ctx, req.(*ListProjectLimitsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_SetProjectLimit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetProjectLimitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).SetProjectLimit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_SetProjectLimit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).SetProjectLimit(ctx, req.(*SetProjectLimitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LedgerService_ServiceDesc is the grpc.ServiceDesc for LedgerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -706,6 +790,14 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetSpendLimit",
 			Handler:    _LedgerService_SetSpendLimit_Handler,
+		},
+		{
+			MethodName: "ListProjectLimits",
+			Handler:    _LedgerService_ListProjectLimits_Handler,
+		},
+		{
+			MethodName: "SetProjectLimit",
+			Handler:    _LedgerService_SetProjectLimit_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1034,7 +1034,8 @@ type NotifyRechargeFailedRequest struct {
 	ConsecutiveFailures int32 `protobuf:"varint,5,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
 	// Whether this failure disabled the rule.
 	RuleDisabled bool `protobuf:"varint,6,opt,name=rule_disabled,json=ruleDisabled,proto3" json:"rule_disabled,omitempty"`
-	// The admins to email (1 to 20 addresses).
+	// The members who saved the rule and the card (1 to 20 addresses); emailed unless the
+	// directory knows them as members who are not admins. The directory's admins are added.
 	Recipients []string `protobuf:"bytes,7,rep,name=recipients,proto3" json:"recipients,omitempty"`
 	// Optional: the processor's message, shown in the email.
 	Message       string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`

@@ -52,10 +52,12 @@ type NotificationsServiceClient interface {
 	// suspended for insufficient credits. Called by the instances-metering service (and ops);
 	// idempotent per idempotency_key.
 	NotifyRentalSuspended(ctx context.Context, in *NotifyRentalSuspendedRequest, opts ...grpc.CallOption) (*NotifyRentalSuspendedResponse, error)
-	// NotifyRechargeFailed emails the organization's admins named in the request that an automatic
-	// recharge failed (the card was declined or needs authentication), with a link to fix the card,
-	// and whether the rule is now disabled. Called by the payments service (and ops); idempotent
-	// per idempotency_key and recipient.
+	// NotifyRechargeFailed emails the organization's admins that an automatic recharge failed (the
+	// card was declined or needs authentication), with a link to fix the card, and whether the rule
+	// is now disabled: every admin the service knows (its member directory: the members who called
+	// it, with the role of their latest token) and the recipients named in the request that the
+	// directory does not know, each address once. Called by the payments service (and ops);
+	// idempotent per idempotency_key and recipient.
 	NotifyRechargeFailed(ctx context.Context, in *NotifyRechargeFailedRequest, opts ...grpc.CallOption) (*NotifyRechargeFailedResponse, error)
 }
 
@@ -143,10 +145,12 @@ type NotificationsServiceServer interface {
 	// suspended for insufficient credits. Called by the instances-metering service (and ops);
 	// idempotent per idempotency_key.
 	NotifyRentalSuspended(context.Context, *NotifyRentalSuspendedRequest) (*NotifyRentalSuspendedResponse, error)
-	// NotifyRechargeFailed emails the organization's admins named in the request that an automatic
-	// recharge failed (the card was declined or needs authentication), with a link to fix the card,
-	// and whether the rule is now disabled. Called by the payments service (and ops); idempotent
-	// per idempotency_key and recipient.
+	// NotifyRechargeFailed emails the organization's admins that an automatic recharge failed (the
+	// card was declined or needs authentication), with a link to fix the card, and whether the rule
+	// is now disabled: every admin the service knows (its member directory: the members who called
+	// it, with the role of their latest token) and the recipients named in the request that the
+	// directory does not know, each address once. Called by the payments service (and ops);
+	// idempotent per idempotency_key and recipient.
 	NotifyRechargeFailed(context.Context, *NotifyRechargeFailedRequest) (*NotifyRechargeFailedResponse, error)
 	mustEmbedUnimplementedNotificationsServiceServer()
 }

@@ -1,0 +1,55 @@
+package grpcapi
+
+import (
+	"context"
+	"fmt"
+
+	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
+	"github.com/tallyhq/tally/pkg/money"
+	"github.com/tallyhq/tally/services/ledger/internal/app"
+	"github.com/tallyhq/tally/services/ledger/internal/ledger"
+)
+
+// ListProjectLimits implements LedgerServiceServer.
+func (s *Server) ListProjectLimits(ctx context.Context, req *ledgerv1.ListProjectLimitsRequest) (*ledgerv1.ListProjectLimitsResponse, error) {
+	month, ps, err := s.app.ProjectLimits(ctx, req.GetOrgId())
+	if err != nil {
+		return nil, err
+	}
+	resp := &ledgerv1.ListProjectLimitsResponse{Month: month.Format("2006-01")}
+	for _, p := range ps {
+		resp.ProjectLimits = append(resp.ProjectLimits, projectLimitToProto(p))
+	}
+	return resp, nil
+}
+
+// SetProjectLimit implements LedgerServiceServer.
+func (s *Server) SetProjectLimit(ctx context.Context, req *ledgerv1.SetProjectLimitRequest) (*ledgerv1.SetProjectLimitResponse, error) {
+	var limit money.Money
+	if req.GetLimit() != nil {
+		var err error
+		if limit, err = amount(req.GetLimit(), false); err != nil {
+			return nil, err
+		}
+	}
+	if limit.Nanos < 0 {
+		return nil, fmt.Errorf("%w: limit: must not be negative (zero removes the limit)", ledger.ErrInvalid)
+	}
+	st, err := s.app.SetProjectLimit(ctx, req.GetOrgId(), req.GetProject(), limit.Nanos, limit.Currency)
+	if err != nil {
+		return nil, err
+	}
+	s.logger.InfoContext(ctx, "project limit set", "org_id", req.GetOrgId(), "project", req.GetProject(), "limit", st.Limit.String(), "actor", actor(ctx))
+	return &ledgerv1.SetProjectLimitResponse{ProjectLimit: projectLimitToProto(st)}, nil
+}
+
+func projectLimitToProto(p app.ProjectLimitState) *ledgerv1.ProjectLimitStatus {
+	remaining := max(p.Limit-p.Spent, 0)
+	return &ledgerv1.ProjectLimitStatus{
+		Project:    p.Project,
+		Limit:      money.ToProto(p.Limit, p.Currency),
+		MonthSpend: money.ToProto(p.Spent, p.Currency),
+		Remaining:  money.ToProto(remaining, p.Currency),
+		Reached:    p.Limit > 0 && p.Spent >= p.Limit,
+	}
+}
