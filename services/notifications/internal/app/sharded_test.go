@@ -181,3 +181,41 @@ func TestShardedLedgerOneAlertPerCrossing(t *testing.T) {
 	require.NoError(t, s.pool.QueryRow(t.Context(), `SELECT last_shard FROM org_balances WHERE org_id = $1`, moved).Scan(&shard))
 	require.Equal(t, "b", shard)
 }
+
+// A position stored before cursors existed (a bare sequence of the one-shard ledger) resumes
+// with after_sequence from exactly there: the events after it are applied once, the ones before
+// it not again, and the stored position becomes the one shard's cursor.
+func TestBareSequenceResumesOnceThenStoresTheCursor(t *testing.T) {
+	l := ledgertest.Start(t, ledgertest.Options{})
+	ops := l.Client(t, ledgertest.OpsToken(t))
+	pool, err := pg.Connect(t.Context(), l.DatabaseURL, "notifications", 5)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	require.NoError(t, pg.Migrate(t.Context(), pool, "notifications", migrations.FS))
+	st, err := store.New(pool)
+	require.NoError(t, err)
+	for i, units := range []int64{100, 5, 7} {
+		_, err := ops.Credit(t.Context(), &ledgerv1.CreditRequest{OrgId: "legacy", Amount: money.ToProto(money.Nanos(units)*money.NanosPerUnit, "USD"), IdempotencyKey: fmt.Sprint("c", i)})
+		require.NoError(t, err)
+	}
+	var first int64
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT min(seq) FROM ledger.events`).Scan(&first))
+	// As the migration leaves a pre-cursor position: the first event was applied.
+	_, err = pool.Exec(t.Context(), `UPDATE event_cursors SET position = $1`, fmt.Sprint(first))
+	require.NoError(t, err)
+
+	s := &shardedStack{ledger: ledger(t, l), st: st, pool: pool}
+	s.follow(t)
+	require.Eventually(t, func() bool {
+		cur, err := st.Cursor(t.Context())
+		return err == nil && cur == fmt.Sprintf("main:%d", first+2)
+	}, time.Minute, 20*time.Millisecond)
+	bal, err := st.OrgBalance(t.Context(), "legacy")
+	require.NoError(t, err)
+	require.Equal(t, money.Nanos(112*money.NanosPerUnit), bal.Balance)
+	require.Equal(t, "main", func() string {
+		var shard string
+		require.NoError(t, pool.QueryRow(t.Context(), `SELECT last_shard FROM org_balances WHERE org_id = 'legacy'`).Scan(&shard))
+		return shard
+	}())
+}
