@@ -59,3 +59,14 @@ func requirePassed(t *testing.T, rep Report, err error) {
 		})
 	}
 }
+
+// An email claimed by a killed notifications replica must become claimable again, and be sent,
+// within the wait for the emails: the lease the suite sets (not the service's 2m default) bounds
+// it, and the service refuses a lease under twice the SMTP timeout.
+func TestEmailWaitCoversTheClaimLease(t *testing.T) {
+	require.GreaterOrEqual(t, emailClaimLease, 2*emailSMTPTimeout)
+	require.Greater(t, emailSettleBound, emailClaimLease+emailRetryMax)
+	for _, short := range []bool{true, false} {
+		require.LessOrEqual(t, emailSettleBound, DefaultTiming(short).Drain, "the drain covers the bound (short %v)", short)
+	}
+}

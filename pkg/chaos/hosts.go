@@ -137,7 +137,6 @@ func (s *Stack) startReplica(ctx context.Context, name string, i int) error {
 	switch name {
 	case "notifications":
 		env["TALLY_NOTIFICATIONS_LEASE_INTERVAL"] = "500ms"
-		env["TALLY_NOTIFICATIONS_CLAIM_LEASE"] = "5s"
 	case "instances-metering":
 		env["TALLY_INSTANCE_REPLICA"] = h.Name
 	case "payments":

@@ -263,7 +263,7 @@ func (r *run) traffic(ctx context.Context) error {
 	others.Wait()
 	r.hooks.Wait()
 	if sc.Emails && err == nil {
-		err = r.waitEmails(ctx, time.Now().Add(timing.Drain))
+		err = r.waitEmails(ctx, time.Now().Add(max(timing.Drain, emailSettleBound)))
 	}
 	if sc.After != nil && err == nil {
 		err = sc.After(ctx, r)
@@ -326,6 +326,22 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	return nil
 }
+
+// The notifications settings of the suite. A replica killed (SIGKILL) between claiming an
+// email and recording its attempt leaves it pending and claimed until emailClaimLease ends (the
+// default lease is 2m, longer than the drain: such an email was still pending when the wait
+// ended); only then may a live sender claim it again, within a poll, and a failed attempt waits
+// at most emailRetryMax before the next. The lease must be at least twice the SMTP timeout.
+const (
+	emailSMTPTimeout  = 2 * time.Second
+	emailClaimLease   = 2*emailSMTPTimeout + time.Second
+	emailPollInterval = 200 * time.Millisecond
+	emailRetryMax     = 2 * time.Second
+	// emailSettleBound is how long an email may take to be sent after the last fault: its
+	// lease running out, a poll, a failed attempt (its SMTP timeout) and a retry after the
+	// longest backoff, sent in a second poll and attempt.
+	emailSettleBound = emailClaimLease + 2*(emailPollInterval+emailSMTPTimeout) + emailRetryMax
+)
 
 // waitEmails waits until the mail organizations' emails are all sent or given up, or until
 // deadline (the check then counts what is still pending as lost).

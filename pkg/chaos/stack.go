@@ -379,10 +379,11 @@ func (s *Stack) env(name string, addrs map[string]string) map[string]string {
 		host, port, _ := net.SplitHostPort(s.stores.smtp)
 		e["TALLY_NOTIFICATIONS_GRPC_ADDR"] = addrs["notifications"]
 		e["TALLY_SMTP_HOST"], e["TALLY_SMTP_PORT"], e["TALLY_SMTP_TLS"] = host, port, "none"
-		e["TALLY_SMTP_TIMEOUT"] = "2s"
-		e["TALLY_NOTIFICATIONS_POLL_INTERVAL"] = "200ms"
+		e["TALLY_SMTP_TIMEOUT"] = emailSMTPTimeout.String()
+		e["TALLY_NOTIFICATIONS_POLL_INTERVAL"] = emailPollInterval.String()
 		e["TALLY_NOTIFICATIONS_RETRY_BASE"] = "200ms"
-		e["TALLY_NOTIFICATIONS_RETRY_MAX"] = "2s"
+		e["TALLY_NOTIFICATIONS_RETRY_MAX"] = emailRetryMax.String()
+		e["TALLY_NOTIFICATIONS_CLAIM_LEASE"] = emailClaimLease.String()
 	case "instances-metering":
 		e["TALLY_INSTANCES_GRPC_ADDR"] = addrs["instances"]
 		e["TALLY_INSTANCE_BILLING_PERIOD"] = rentalPeriod.String()

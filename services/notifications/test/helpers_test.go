@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -194,17 +195,18 @@ func waitMessages(t *testing.T, m mailbox, addr string, n int) {
 func (s *stack) settle(t *testing.T) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		var last, cursor, pending int64
+		var last, pending int64
+		var cursor string
 		if err := s.db.QueryRow(t.Context(), `SELECT coalesce(max(seq), 0) FROM ledger.events`).Scan(&last); err != nil {
 			return false
 		}
-		if err := s.db.QueryRow(t.Context(), `SELECT seq FROM notifications.event_cursors WHERE name = 'ledger'`).Scan(&cursor); err != nil {
+		if err := s.db.QueryRow(t.Context(), `SELECT position FROM notifications.event_cursors WHERE name = 'ledger'`).Scan(&cursor); err != nil {
 			return false
 		}
 		if err := s.db.QueryRow(t.Context(), `SELECT count(*) FROM notifications.emails WHERE status = 'pending'`).Scan(&pending); err != nil {
 			return false
 		}
-		return cursor == last && pending == 0
+		return (cursor == fmt.Sprintf("main:%d", last) || last == 0 && cursor == "") && pending == 0
 	}, waitFor, tick, "service did not settle")
 	// An email is recorded sent once the SMTP server accepted it; wait until mailpit lists every
 	// one of them, so that counting messages afterwards also proves that nothing more arrives.

@@ -15,14 +15,15 @@ import (
 
 // EventStore is the state the follower reads and advances.
 type EventStore interface {
-	Cursor(ctx context.Context) (int64, error)
-	UpdateOrgMembers(ctx context.Context, from int64, events []notify.LedgerEvent, change store.MembersChange) (store.ApplyResult, error)
+	Cursor(ctx context.Context) (string, error)
+	UpdateOrgMembers(ctx context.Context, from string, events []notify.LedgerEvent, change store.MembersChange) (store.ApplyResult, error)
 }
 
 // Events is the ledger's stream of committed balance events.
 type Events interface {
-	// Watch streams the events after the sequence after, until ctx ends.
-	Watch(ctx context.Context, after int64) (EventStream, error)
+	// Watch streams the events after the position from (a cursor; see Ledger.Watch), until ctx
+	// ends.
+	Watch(ctx context.Context, from string) (EventStream, error)
 }
 
 // EventStream yields events in sequence order; an undecodable event is an error.
@@ -48,7 +49,7 @@ type FollowerConfig struct {
 	RetryDelay time.Duration
 	// Queued is called after a batch queued emails (to wake the sender); optional.
 	Queued func()
-	// Cursor exports the last applied sequence; optional.
+	// Cursor exports the sequence of the last applied event (on its shard); optional.
 	Cursor prometheus.Gauge
 }
 
@@ -123,7 +124,7 @@ func (f *Follower) follow(ctx context.Context) error {
 	}
 	events := make(chan received, f.cfg.MaxBatch)
 	go receive(ctx, stream, events)
-	f.cfg.Logger.InfoContext(ctx, "following ledger events", "after_sequence", cursor)
+	f.cfg.Logger.InfoContext(ctx, "following ledger events", "after", cursor)
 	for {
 		batch, streamErr, err := f.next(ctx, events)
 		if err != nil {
@@ -135,7 +136,7 @@ func (f *Follower) follow(ctx context.Context) error {
 		}
 		cursor = res.Cursor
 		if f.cfg.Cursor != nil {
-			f.cfg.Cursor.Set(float64(cursor))
+			f.cfg.Cursor.Set(float64(batch[len(batch)-1].Seq))
 		}
 		if res.Queued > 0 {
 			f.cfg.Logger.InfoContext(ctx, "ledger events queued emails", "events", len(batch), "emails", res.Queued, "cursor", cursor)

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -93,7 +94,7 @@ func TestConcurrentEvaluatorsWithoutLeaseQueueOneAlertPerCrossing(t *testing.T) 
 	require.NoError(t, pool.QueryRow(t.Context(), `SELECT max(seq) FROM ledger.events`).Scan(&last))
 	require.Eventually(t, func() bool {
 		cur, err := st.Cursor(t.Context())
-		return err == nil && cur == last
+		return err == nil && cur == fmt.Sprintf("main:%d", last)
 	}, time.Minute, 20*time.Millisecond)
 
 	var alerts int

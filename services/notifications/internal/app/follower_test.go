@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -29,13 +30,14 @@ func TestFollowerStopsBeforeAMalformedEvent(t *testing.T) {
 		watches.Add(1)
 		event := func(seq int64, m *ledgerv1.BalanceEvent) *ledgerv1.WatchEventsResponse {
 			m.Sequence, m.OrgId, m.Kind = seq, "acme", ledgerv1.EventKind_EVENT_KIND_DEBIT
+			m.Shard, m.Cursor = "main", fmt.Sprintf("main:%d", seq)
 			return &ledgerv1.WatchEventsResponse{Event: m}
 		}
 		for i, m := range []*ledgerv1.BalanceEvent{
 			{Balance: money.ToProto(90*money.NanosPerUnit, "USD")},
 			{Balance: ledgerclienttest.MalformedMoney()},
 		} {
-			if seq := int64(i + 1); seq > r.GetAfterSequence() {
+			if seq := int64(i + 1); fmt.Sprintf("main:%d", seq) > r.GetAfterCursor() {
 				if err := s.Send(event(seq, m)); err != nil {
 					return err
 				}
@@ -64,7 +66,7 @@ func TestFollowerStopsBeforeAMalformedEvent(t *testing.T) {
 	require.Eventually(t, func() bool { return watches.Load() >= 3 }, 30*time.Second, 10*time.Millisecond, "the follower resumes")
 	cur, err := st.Cursor(t.Context())
 	require.NoError(t, err)
-	require.Equal(t, int64(1), cur, "applied up to the event before the malformed one")
+	require.Equal(t, "main:1", cur, "applied up to the event before the malformed one")
 	bal, err := st.OrgBalance(t.Context(), "acme")
 	require.NoError(t, err)
 	require.Equal(t, money.Nanos(90*money.NanosPerUnit), bal.Balance)

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/tallyhq/tally/pkg/ledgerclient"
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
@@ -30,13 +31,30 @@ func (l Ledger) Balance(ctx context.Context, orgID string) (notify.Balance, erro
 	return notify.Balance{OrgID: b.OrgID, Currency: b.Currency, Balance: b.Balance, Available: b.Available, ExpiresAt: b.ExpiresAt}, nil
 }
 
-// Watch implements Events.
-func (l Ledger) Watch(ctx context.Context, after int64) (EventStream, error) {
-	s, err := l.Client.Watch(ctx, after)
+// Watch implements Events. A bare sequence ("42", stored before the ledger had cursors) is a
+// position of the one-shard ledger of the time and is resumed with after_sequence: a one-shard
+// ledger answers it from exactly there, whatever its shard is named, and every event it sends
+// carries the cursor the follower stores next, so the bare form is read once at most. A sharded
+// ledger refuses after_sequence (InvalidArgument): the follower then retries and logs rather than
+// guess which shard the number belonged to. Any other position is a cursor for WatchFrom.
+func (l Ledger) Watch(ctx context.Context, from string) (EventStream, error) {
+	var s *ledgerclient.Stream
+	var err error
+	if seq, bare := bareSequence(from); bare {
+		s, err = l.Client.Watch(ctx, seq)
+	} else {
+		s, err = l.Client.WatchFrom(ctx, from)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return ledgerStream{s}, nil
+}
+
+// bareSequence reports whether pos is a sequence alone, and returns it.
+func bareSequence(pos string) (int64, bool) {
+	seq, err := strconv.ParseInt(pos, 10, 64)
+	return seq, err == nil && seq > 0
 }
 
 type ledgerStream struct {
@@ -58,7 +76,7 @@ func EventOf(e ledgerclient.Event) notify.LedgerEvent {
 		kind = notify.EventGrant // free credits from ops: no "payment succeeded" email
 	}
 	return notify.LedgerEvent{
-		Seq: e.Seq, OrgID: e.OrgID, Kind: kind, TransactionID: e.TransactionID, Currency: e.Currency,
+		Shard: e.Shard, Seq: e.Seq, Cursor: e.Cursor, OrgID: e.OrgID, Kind: kind, TransactionID: e.TransactionID, Currency: e.Currency,
 		Amount: e.Amount, Balance: e.Balance, Available: e.Available, ExpiresAt: e.ExpiresAt, OccurredAt: e.OccurredAt,
 		SpendLimit: e.SpendLimit,
 	}

@@ -46,7 +46,7 @@ func ApplyEvents(members []Settings, events []LedgerEvent) (changed []Settings, 
 				continue
 			}
 			emails = append(emails, Email{
-				IdempotencyKey: EventKey(kind, ev.OrgID, m.MemberID, ev.Seq),
+				IdempotencyKey: EventKey(kind, ev.OrgID, m.MemberID, ev.Shard, ev.Seq),
 				Kind:           kind,
 				OrgID:          ev.OrgID,
 				MemberID:       m.MemberID,

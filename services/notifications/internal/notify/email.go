@@ -97,9 +97,10 @@ func LowCreditKey(orgID, memberID string, generation int64) string {
 	return key(string(KindLowCredit), orgID, memberID, strconv.FormatInt(generation, 10))
 }
 
-// EventKey is the key of an email caused by the ledger event seq.
-func EventKey(kind EmailKind, orgID, memberID string, seq int64) string {
-	return key(string(kind), orgID, memberID, strconv.FormatInt(seq, 10))
+// EventKey is the key of an email caused by the ledger event seq of shard: sequences are per
+// shard, so the shard is part of the key.
+func EventKey(kind EmailKind, orgID, memberID, shard string, seq int64) string {
+	return key(string(kind), orgID, memberID, shard+":"+strconv.FormatInt(seq, 10))
 }
 
 // ExpiringKey is the key of the reminder of an expiry date.

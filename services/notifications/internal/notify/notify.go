@@ -222,7 +222,11 @@ const (
 
 // LedgerEvent is one committed balance change read from the ledger's event stream.
 type LedgerEvent struct {
+	// Shard is the ledger shard the event was committed on and Seq its number there: sequences
+	// are per shard. Cursor is the stream position to resume after it.
+	Shard         string
 	Seq           int64
+	Cursor        string
 	OrgID         string
 	Kind          EventKind
 	TransactionID string

@@ -12,19 +12,21 @@ import (
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
 )
 
-// Cursor returns the sequence of the last ledger event applied.
-func (s *Store) Cursor(ctx context.Context) (int64, error) {
-	var seq int64
-	if err := s.pool.QueryRow(ctx, `SELECT seq FROM event_cursors WHERE name = $1`, LedgerCursor).Scan(&seq); err != nil {
-		return 0, fmt.Errorf("reading event cursor: %w", err)
+// Cursor returns the position after the last ledger event applied: the cursor of that event
+// ("main:42", "a:3,b:9"), a bare sequence of the one-shard ledger stored before cursors existed
+// ("42"), or "" for the start of the stream.
+func (s *Store) Cursor(ctx context.Context) (string, error) {
+	var pos string
+	if err := s.pool.QueryRow(ctx, `SELECT position FROM event_cursors WHERE name = $1`, LedgerCursor).Scan(&pos); err != nil {
+		return "", fmt.Errorf("reading event cursor: %w", err)
 	}
-	return seq, nil
+	return pos, nil
 }
 
 // ApplyResult says what one UpdateOrgMembers call did.
 type ApplyResult struct {
-	// Cursor is the sequence of the last event applied.
-	Cursor int64
+	// Cursor is the cursor of the last event applied.
+	Cursor string
 	// Queued counts the emails queued.
 	Queued int
 }
@@ -40,7 +42,7 @@ type MembersChange func(members []notify.Settings, events []notify.LedgerEvent) 
 // cursor. The cursor row is locked first and must still be at from, so two followers never
 // apply the same events: the second gets notify.ErrCursorMoved and must resume from the stored
 // cursor. Alert states are written with conditional updates as well.
-func (s *Store) UpdateOrgMembers(ctx context.Context, from int64, events []notify.LedgerEvent, change MembersChange) (ApplyResult, error) {
+func (s *Store) UpdateOrgMembers(ctx context.Context, from string, events []notify.LedgerEvent, change MembersChange) (ApplyResult, error) {
 	if len(events) == 0 {
 		return ApplyResult{Cursor: from}, nil
 	}
@@ -49,22 +51,18 @@ func (s *Store) UpdateOrgMembers(ctx context.Context, from int64, events []notif
 		return ApplyResult{}, fmt.Errorf("beginning transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	var cur int64
-	if err := tx.QueryRow(ctx, `SELECT seq FROM event_cursors WHERE name = $1 FOR UPDATE`, LedgerCursor).Scan(&cur); err != nil {
+	var cur string
+	if err := tx.QueryRow(ctx, `SELECT position FROM event_cursors WHERE name = $1 FOR UPDATE`, LedgerCursor).Scan(&cur); err != nil {
 		return ApplyResult{}, fmt.Errorf("locking event cursor: %w", err)
 	}
 	if cur != from {
-		return ApplyResult{}, fmt.Errorf("%w: expected %d, found %d", notify.ErrCursorMoved, from, cur)
+		return ApplyResult{}, fmt.Errorf("%w: expected %q, found %q", notify.ErrCursorMoved, from, cur)
 	}
-	byOrg := map[string][]notify.LedgerEvent{}
-	last := from
-	for _, e := range events {
-		if e.Seq <= last {
-			return ApplyResult{}, fmt.Errorf("event %d does not follow %d", e.Seq, last)
-		}
-		last = e.Seq
-		byOrg[e.OrgID] = append(byOrg[e.OrgID], e)
+	byOrg, err := groupByOrg(events)
+	if err != nil {
+		return ApplyResult{}, err
 	}
+	last := events[len(events)-1].Cursor
 	orgs := make([]string, 0, len(byOrg))
 	for org := range byOrg {
 		orgs = append(orgs, org)
@@ -82,12 +80,12 @@ func (s *Store) UpdateOrgMembers(ctx context.Context, from int64, events []notif
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	tag, err := tx.Exec(ctx, `UPDATE event_cursors SET seq = $2, updated_at = now() WHERE name = $1 AND seq = $3`, LedgerCursor, last, from)
+	tag, err := tx.Exec(ctx, `UPDATE event_cursors SET position = $2, updated_at = now() WHERE name = $1 AND position = $3`, LedgerCursor, last, from)
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("advancing event cursor: %w", err)
 	}
 	if tag.RowsAffected() != 1 {
-		return ApplyResult{}, fmt.Errorf("%w: cursor no longer at %d", notify.ErrCursorMoved, from)
+		return ApplyResult{}, fmt.Errorf("%w: cursor no longer at %q", notify.ErrCursorMoved, from)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return ApplyResult{}, fmt.Errorf("committing events: %w", err)
@@ -95,14 +93,66 @@ func (s *Store) UpdateOrgMembers(ctx context.Context, from int64, events []notif
 	return ApplyResult{Cursor: last, Queued: n}, nil
 }
 
+// groupByOrg checks that every event carries its cursor and that each shard's sequences
+// increase (sequences are per shard: two shards' numbers are unrelated), and groups the events
+// by organization, each in stream order.
+func groupByOrg(events []notify.LedgerEvent) (map[string][]notify.LedgerEvent, error) {
+	byOrg := map[string][]notify.LedgerEvent{}
+	last := map[string]int64{}
+	for _, e := range events {
+		if e.Cursor == "" {
+			return nil, fmt.Errorf("event %s:%d carries no cursor", e.Shard, e.Seq)
+		}
+		if prev, ok := last[e.Shard]; ok && e.Seq <= prev {
+			return nil, fmt.Errorf("event %s:%d does not follow %d", e.Shard, e.Seq, prev)
+		}
+		last[e.Shard] = e.Seq
+		byOrg[e.OrgID] = append(byOrg[e.OrgID], e)
+	}
+	return byOrg, nil
+}
+
+// newEvents drops the events of org already applied: those of the shard of the organization's
+// last applied event (its last_shard and last_seq, locked) numbered at or below it. The stream
+// cursor already prevents redelivery; this is the per-organization guard, per shard because
+// sequences are. An event from another shard is the organization's after a move (the ledger
+// freezes the organization while it moves, writes nothing on the source after the move-out and
+// nothing on the target before the move-in) and is taken in stream order; the alert rule is
+// state-based (each event's balance is absolute, the alert state and generation are stored),
+// so exactly one email per crossing does not depend on comparing sequences of two shards.
+func newEvents(ctx context.Context, tx pgx.Tx, org string, events []notify.LedgerEvent) ([]notify.LedgerEvent, error) {
+	var shard string
+	var seq int64
+	err := tx.QueryRow(ctx, `SELECT last_shard, last_seq FROM org_balances WHERE org_id = $1 FOR UPDATE`, org).Scan(&shard, &seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return events, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("locking balance of %s: %w", org, err)
+	}
+	fresh := events[:0:0]
+	for _, e := range events {
+		if e.Shard == shard && e.Seq <= seq && seq > 0 {
+			continue
+		}
+		fresh = append(fresh, e)
+	}
+	return fresh, nil
+}
+
 // updateOrg stores one organization's latest balance, applies change to its members and
 // returns the emails to queue.
 func updateOrg(ctx context.Context, tx pgx.Tx, org string, events []notify.LedgerEvent, change MembersChange) ([]notify.Email, error) {
+	events, err := newEvents(ctx, tx, org, events)
+	if err != nil || len(events) == 0 {
+		return nil, err
+	}
 	e := events[len(events)-1]
-	if _, err := tx.Exec(ctx, `INSERT INTO org_balances (org_id, currency, balance, available, expires_at, last_seq)
-VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id) DO UPDATE SET currency = EXCLUDED.currency, balance = EXCLUDED.balance,
-available = EXCLUDED.available, expires_at = EXCLUDED.expires_at, last_seq = EXCLUDED.last_seq, updated_at = now()`,
-		org, e.Currency, int64(e.Balance), int64(e.Available), nullTime(e.ExpiresAt), e.Seq); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO org_balances (org_id, currency, balance, available, expires_at, last_seq, last_shard)
+VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id) DO UPDATE SET currency = EXCLUDED.currency, balance = EXCLUDED.balance,
+available = EXCLUDED.available, expires_at = EXCLUDED.expires_at, last_seq = EXCLUDED.last_seq, last_shard = EXCLUDED.last_shard,
+updated_at = now()`,
+		org, e.Currency, int64(e.Balance), int64(e.Available), nullTime(e.ExpiresAt), e.Seq, e.Shard); err != nil {
 		return nil, fmt.Errorf("storing balance of %s: %w", org, err)
 	}
 	rows, err := tx.Query(ctx, `SELECT `+settingsColumns+` FROM member_settings WHERE org_id = $1 ORDER BY member_id FOR UPDATE`, org)
