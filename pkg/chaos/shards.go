@@ -16,10 +16,10 @@ import (
 
 // consumersFollowCursors says whether every consumer of the ledger's events (notifications, the
 // payments recharge trigger) resumes WatchEvents by after_cursor. A ledger of more than one shard
-// refuses after_sequence, so until they all do, the hosts topology starts its ledger on shard main
-// alone and only the scenarios marked Sharded switch it to both shards (their emails unchecked).
-// TODO(issue 16): set true once the after_cursor branches of notifications and payments are merged.
-const consumersFollowCursors = false
+// refuses after_sequence: with it false, the hosts topology would start its ledger on shard main
+// alone and only the scenarios marked Sharded would switch it to both shards (their emails
+// unchecked). Both consumers follow cursors, so every scenario runs on both shards.
+const consumersFollowCursors = true
 
 // Shard names of the hosts topology's ledger: main is the primary with its synchronous standby
 // (the one postgres-promotion promotes); b is a second private cluster, without a standby.
