@@ -83,12 +83,13 @@ func (l *sdkLoad) killOne(ctx context.Context) (int, error) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	// kill ends the incarnation on a failed wait; its exit status tells nothing more.
+	kill := func() error { _ = cmd.Process.Kill(); return <-exited }
 	deadline := time.Now().Add(time.Minute)
 	for {
 		st, err := sdkjournal.Read(l.journal)
 		if err != nil {
-			_ = cmd.Process.Kill()
-			<-exited
+			_ = kill()
 			return 0, err
 		}
 		if st.AckLines-before.AckLines >= sdkAcksBeforeKill {
@@ -100,15 +101,16 @@ func (l *sdkLoad) killOne(ctx context.Context) (int, error) {
 		default:
 		}
 		if time.Now().After(deadline) || !pause(ctx, 20*time.Millisecond) {
-			_ = cmd.Process.Kill()
-			<-exited
+			_ = kill()
 			return 0, fmt.Errorf("%s made %d acknowledgements in a minute, want %d; see %s", sdkLoadBinary, st.AckLines-before.AckLines, sdkAcksBeforeKill, l.log)
 		}
 	}
 	if err := cmd.Process.Kill(); err != nil {
 		return 0, fmt.Errorf("killing %s: %w", sdkLoadBinary, err)
 	}
-	<-exited
+	if err := <-exited; err == nil {
+		return 0, fmt.Errorf("%s exited on its own at its kill; see %s", sdkLoadBinary, l.log)
+	}
 	after, err := sdkjournal.Read(l.journal)
 	if err != nil {
 		return 0, err
