@@ -316,10 +316,16 @@ func (b *bench) runScenarios(ctx context.Context) error {
 		if i > 0 && b.cfg.only != "" && !selected(sc.name, b.cfg.only) {
 			continue
 		}
+		var calls atomic.Int64
+		if sc.call != nil && sc.fault == nil {
+			call := sc.call
+			sc.call = func(ctx context.Context, w int, r *rand.Rand) error { calls.Add(1); return call(ctx, w, r) }
+		}
 		res, extra, c, err := b.measured(ctx, func() (loadgen.Result, string, error) { return b.runScenario(ctx, sc, amountDebit) })
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
 		}
+		c.calls = calls.Load()
 		if i == 0 {
 			ceiling = res.OpsPerSec
 		}
