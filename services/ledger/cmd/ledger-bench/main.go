@@ -350,7 +350,7 @@ func (b *bench) countCalls(ctx context.Context, sc *scenario) (func(c *cost, ext
 	if sc.call == nil || sc.fault != nil {
 		return func(_ *cost, extra string) (string, error) { return extra, nil }, nil
 	}
-	before, err := redisCommands(ctx, b.stores.Redis.URL())
+	before, err := readRedisStats(ctx, b.stores.Redis.URL())
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +358,7 @@ func (b *bench) countCalls(ctx context.Context, sc *scenario) (func(c *cost, ext
 	call := sc.call
 	sc.call = func(ctx context.Context, w int, r *rand.Rand) error { calls.Add(1); return call(ctx, w, r) }
 	return func(c *cost, extra string) (string, error) {
-		after, err := redisCommands(ctx, b.stores.Redis.URL())
+		after, err := readRedisStats(ctx, b.stores.Redis.URL())
 		if err != nil {
 			return extra, err
 		}
@@ -366,7 +366,8 @@ func (b *bench) countCalls(ctx context.Context, sc *scenario) (func(c *cost, ext
 		if c.calls == 0 {
 			return extra, nil
 		}
-		return extra + fmt.Sprintf("   %.3f Redis commands/call", float64(after-before)/float64(c.calls)), nil
+		n := float64(c.calls)
+		return extra + fmt.Sprintf("   Redis per call: %.3f commands, %.3f round trips", float64(after.commands-before.commands)/n, float64(after.reads-before.reads)/n), nil
 	}, nil
 }
 
