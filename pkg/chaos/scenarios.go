@@ -64,6 +64,7 @@ func Scenarios() []Scenario {
 		{Name: "ledger-kill", Fault: "ledger kill -9 under load, repeatedly (4 times short, 6 full), commits acknowledged 150ms late, each organization untouched after its kill",
 			Short: true, Orgs: ledgerKillOrgs, Inject: injectLedgerKills},
 		{Name: "ledger-kill-stream", Fault: "ledger kill -9 twice under DebitStream streams; the clients replay their unacknowledged debits with the same keys", Inject: injectLedgerKillMidStream},
+		{Name: "sdk-kill", Fault: "a model backend debiting through pkg/client killed with SIGKILL mid-stream twice; restarted, it resends its unacknowledged debits with the same keys", Inject: injectSDKKill},
 		{Name: "redis-kill", Fault: "Redis killed for 5s, back empty", Inject: injectRedisKill},
 		{Name: "redis-pause", Fault: "Redis paused (SIGSTOP) for 5s", Inject: injectRedisPause},
 		{Name: "redis-snapshot", Fault: "Redis restored from an older snapshot (SAVE, more writes, kill, old dump.rdb back)", Short: true, Inject: injectRedisSnapshot},

@@ -282,6 +282,7 @@ func Build(ctx context.Context, root, out string) error {
 	for _, name := range hostServiceNames {
 		args = append(args, servicePackages[name])
 	}
+	args = append(args, "./pkg/cmd/"+sdkLoadBinary) // the sdk-kill scenario's model backend
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")

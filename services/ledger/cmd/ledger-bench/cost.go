@@ -23,6 +23,9 @@ type cost struct {
 	debits, rows, indexEntries int64
 	walBytes                   int64
 	benchCPU, pgCPU            float64
+	// calls counts the calls of a scenario without debits, warm-up included (its bench CPU is
+	// printed per call: server and load generator together, in one process).
+	calls int64
 	// tables are the rows inserted, updated and updated without HOT, per table.
 	tables map[string][3]int64
 	// top are the statements that took the most execution time (statements.go).
@@ -181,7 +184,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // String prints a cost per debit (and CPU per 1,000 debits); "-" when nothing was debited.
 func (c cost) String() string {
 	if c.debits <= 0 {
-		return fmt.Sprintf("%7s %7s %8s %8s %8s", "-", "-", "-", "-", "-")
+		cpu := "-"
+		if c.calls > 0 {
+			cpu = fmt.Sprintf("%.1fµs/call", 1e6*c.benchCPU/float64(c.calls))
+		}
+		return fmt.Sprintf("%7s %7s %8s %8s %8s", "-", "-", "-", cpu, "-")
 	}
 	d := float64(c.debits)
 	return fmt.Sprintf("%7.2f %7.2f %8.0f %8.3f %8.3f", float64(c.rows)/d, float64(c.indexEntries)/d, float64(c.walBytes)/d,

@@ -319,9 +319,16 @@ func (b *bench) runScenarios(ctx context.Context) error {
 		if i > 0 && b.cfg.only != "" && !selected(sc.name, b.cfg.only) {
 			continue
 		}
+		counted, err := b.countCalls(ctx, &sc)
+		if err != nil {
+			return err
+		}
 		res, extra, c, err := b.measured(ctx, func() (loadgen.Result, string, error) { return b.runScenario(ctx, sc, amountDebit) })
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
+		}
+		if extra, err = counted(&c, extra); err != nil {
+			return err
 		}
 		if i == 0 {
 			ceiling = res.OpsPerSec
@@ -340,6 +347,34 @@ func (b *bench) runScenarios(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// countCalls counts the calls of a scenario made of calls (no fault, no run of its own) and the
+// commands Redis processes meanwhile; the returned func puts the count into c and appends the
+// Redis commands per call to the scenario's extra.
+func (b *bench) countCalls(ctx context.Context, sc *scenario) (func(c *cost, extra string) (string, error), error) {
+	if sc.call == nil || sc.fault != nil {
+		return func(_ *cost, extra string) (string, error) { return extra, nil }, nil
+	}
+	before, err := readRedisStats(ctx, b.stores.Redis.URL())
+	if err != nil {
+		return nil, err
+	}
+	var calls atomic.Int64
+	call := sc.call
+	sc.call = func(ctx context.Context, w int, r *rand.Rand) error { calls.Add(1); return call(ctx, w, r) }
+	return func(c *cost, extra string) (string, error) {
+		after, err := readRedisStats(ctx, b.stores.Redis.URL())
+		if err != nil {
+			return extra, err
+		}
+		c.calls = calls.Load()
+		if c.calls == 0 {
+			return extra, nil
+		}
+		n := float64(c.calls)
+		return extra + fmt.Sprintf("   Redis per call: %.3f commands, %.3f round trips", float64(after.commands-before.commands)/n, float64(after.reads-before.reads)/n), nil
+	}, nil
 }
 
 // runScenario measures one scenario; extra is the comparison printed after it.

@@ -399,10 +399,14 @@ func (a *App) authorizedAccount(ctx context.Context, orgID string) (ledger.Accou
 	return r.acct, nil
 }
 
-// Batches of Authorize reads (see batchReader).
+// Batches of Authorize reads (see batchReader). One pipeline to Redis in flight at a time: the
+// calls arriving meanwhile make up the next one. With two, each pipeline carried about one
+// call (0.91 Redis commands per Authorize under 64 callers), so every call paid a round trip's
+// syscalls in the ledger and in Redis; one in flight costs a call at most one more round trip
+// (~0.1 ms on loopback) of waiting.
 const (
 	cacheReadBatch   = 128
-	cacheReadWorkers = 2
+	cacheReadWorkers = 1
 	dbReadBatch      = 128
 	dbReadWorkers    = 4
 )

@@ -63,19 +63,38 @@ func (r *batchReader[T]) run(ctx context.Context) {
 	wg.Wait()
 }
 
+// serve reads each organization of the batch once, however many of its calls wait on it (a hot
+// organization's concurrent Authorize calls share one HMGET): every read of a batch is sent in
+// the same round trip, after every call of the batch arrived, so one answers them all alike.
 func (r *batchReader[T]) serve(batch []batchRead[T]) {
-	orgs := make([]string, len(batch))
-	for i, b := range batch {
-		orgs[i] = b.org
-	}
+	orgs, at := distinctOrgs(batch)
 	vals, err := r.fetch(context.WithoutCancel(batch[0].ctx), orgs)
 	for i, b := range batch {
 		if err != nil {
 			b.reply <- batchReply[T]{err: err}
 			continue
 		}
-		b.reply <- batchReply[T]{val: vals[i]}
+		b.reply <- batchReply[T]{val: vals[at[i]]}
 	}
+}
+
+// distinctOrgs returns the batch's organizations without repeats, and where each call's is.
+func distinctOrgs[T any](batch []batchRead[T]) (orgs []string, at []int) {
+	at = make([]int, len(batch))
+	if len(batch) == 1 {
+		return []string{batch[0].org}, at
+	}
+	index := make(map[string]int, len(batch))
+	for i, b := range batch {
+		j, ok := index[b.org]
+		if !ok {
+			j = len(orgs)
+			index[b.org] = j
+			orgs = append(orgs, b.org)
+		}
+		at[i] = j
+	}
+	return orgs, at
 }
 
 // get reads org through the next batch.
