@@ -14,15 +14,10 @@ func TestParseLedgerCursor(t *testing.T) {
 		in, out string
 		ok      bool
 	}{
-		{"", "", true},
-		{"main:42", "main:42", true},
+		// The text form itself is pkg/eventcursor's (tested there); here: a bad one is ErrInvalid.
 		{"b:9,a:3", "a:3,b:9", true},
-		{"a:0", "a:0", true},
 		{"42", "", false},
-		{"a:-1", "", false},
-		{":3", "", false},
 		{"a:1,a:2", "", false},
-		{"a:x", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
