@@ -300,3 +300,23 @@ func RowCounts(dbURL string) func(t testing.TB) map[string]int64 {
 		return c
 	}
 }
+
+// TwoShards starts two private PostgreSQL clusters for a ledger sharded in two ("a", "b") and
+// returns their URLs by shard name and the TALLY_LEDGER_SHARDS value naming them (Options.Shards;
+// shard a holds the directory).
+func TwoShards(t testing.TB) (urls map[string]string, shardsVar string) {
+	t.Helper()
+	urls = map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, n := range []string{"a", "b"} {
+		wg.Go(func() {
+			u := testenv.PrivatePostgres(t).URL()
+			mu.Lock()
+			defer mu.Unlock()
+			urls[n] = u
+		})
+	}
+	wg.Wait()
+	return urls, "a=" + urls["a"] + " b=" + urls["b"]
+}

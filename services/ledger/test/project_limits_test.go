@@ -113,7 +113,7 @@ func TestProjectLimitRefusesOnlyItsProject(t *testing.T) {
 // A project's limit and its charges of the month move with the organization to another shard.
 func TestProjectLimitMovesWithTheOrganization(t *testing.T) {
 	t.Parallel()
-	urls, shards := twoShards(t)
+	urls, shards := ledgertest.TwoShards(t)
 	l := ledgertest.Start(t, ledgertest.Options{DatabaseURL: urls["a"], Shards: shards})
 	ops := l.Client(t, ledgertest.OpsToken(t))
 	svc := l.Client(t, ledgertest.ServiceToken(t, "model-backend"))

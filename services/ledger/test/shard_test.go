@@ -21,25 +21,6 @@ import (
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
 
-// twoShards starts two private PostgreSQL clusters and returns their ledger databases' URLs, by
-// shard name, and the TALLY_LEDGER_SHARDS value naming them.
-func twoShards(t *testing.T) (urls map[string]string, shardsVar string) {
-	t.Helper()
-	urls = map[string]string{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, n := range []string{"a", "b"} {
-		wg.Go(func() {
-			pg := testenv.PrivatePostgres(t)
-			mu.Lock()
-			defer mu.Unlock()
-			urls[n] = pg.URL()
-		})
-	}
-	wg.Wait()
-	return urls, "a=" + urls["a"] + " b=" + urls["b"]
-}
-
 func shardPool(t *testing.T, url string) *pgxpool.Pool {
 	t.Helper()
 	pool, err := pgxpool.New(context.WithoutCancel(t.Context()), url)
@@ -90,7 +71,7 @@ WHERE a.kind = 'org' AND a.balance <> coalesce(x.s, 0)`).Scan(&bad))
 // and every balance is exact.
 func TestShardsKeepBalancesExactPerShard(t *testing.T) {
 	t.Parallel()
-	urls, shards := twoShards(t)
+	urls, shards := ledgertest.TwoShards(t)
 	l := ledgertest.Start(t, ledgertest.Options{DatabaseURL: urls["a"], Shards: shards})
 	c := l.Client(t, ledgertest.OpsToken(t))
 	m, err := shard.NewMap([]string{"a", "b"}, nil)
@@ -136,7 +117,7 @@ func TestShardsKeepBalancesExactPerShard(t *testing.T) {
 // the history and usage followed it, and every shard's books and the sum over shards balance.
 func TestOrgMovesBetweenShardsUnderConcurrentDebits(t *testing.T) {
 	t.Parallel()
-	urls, shards := twoShards(t)
+	urls, shards := ledgertest.TwoShards(t)
 	redisURL := testenv.RedisURL(t)
 	mover := ledgertest.Start(t, ledgertest.Options{DatabaseURL: urls["a"], RedisURL: redisURL, Shards: shards})
 	stale := ledgertest.Start(t, ledgertest.Options{DatabaseURL: urls["a"], RedisURL: redisURL, Shards: shards, ShardMapRefresh: time.Hour})
@@ -288,7 +269,7 @@ func requireMovesBack(t *testing.T, ops, c ledgerv1.LedgerServiceClient, urls ma
 // of every shard once, none it had.
 func TestWatchEventsAcrossShardsResumesFromCursor(t *testing.T) {
 	t.Parallel()
-	urls, shards := twoShards(t)
+	urls, shards := ledgertest.TwoShards(t)
 	l := ledgertest.Start(t, ledgertest.Options{DatabaseURL: urls["a"], Shards: shards})
 	c := l.Client(t, ledgertest.OpsToken(t))
 	orgA, orgB := orgOnShard(t, "w", "a"), orgOnShard(t, "w", "b")

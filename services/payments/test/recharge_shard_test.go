@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -62,19 +61,8 @@ func TestRechargeCursorMigrationKeepsTheStoredSequence(t *testing.T) {
 // returns it with the shards' database URLs.
 func shardedLedger(t *testing.T) (*ledgertest.Ledger, map[string]string) {
 	t.Helper()
-	urls := map[string]string{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, n := range []string{"a", "b"} {
-		wg.Go(func() {
-			url := testenv.PrivatePostgres(t).URL()
-			mu.Lock()
-			defer mu.Unlock()
-			urls[n] = url
-		})
-	}
-	wg.Wait()
-	l := ledgertest.Start(t, ledgertest.Options{DatabaseURL: urls["a"], Shards: "a=" + urls["a"] + " b=" + urls["b"]})
+	urls, shards := ledgertest.TwoShards(t)
+	l := ledgertest.Start(t, ledgertest.Options{DatabaseURL: urls["a"], Shards: shards})
 	return l, urls
 }
 

@@ -35,19 +35,8 @@ type shardedStack struct {
 
 func startSharded(t *testing.T) *shardedStack {
 	t.Helper()
-	urls := map[string]string{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, n := range []string{"a", "b"} {
-		wg.Go(func() {
-			u := testenv.PrivatePostgres(t).URL()
-			mu.Lock()
-			defer mu.Unlock()
-			urls[n] = u
-		})
-	}
-	wg.Wait()
-	l := ledgertest.Start(t, ledgertest.Options{DatabaseURL: urls["a"], Shards: "a=" + urls["a"] + " b=" + urls["b"]})
+	urls, shards := ledgertest.TwoShards(t)
+	l := ledgertest.Start(t, ledgertest.Options{DatabaseURL: urls["a"], Shards: shards})
 	s := &shardedStack{ops: l.Client(t, ledgertest.OpsToken(t)), ledger: ledger(t, l), shards: map[string]*pgxpool.Pool{}}
 	for n, u := range urls {
 		p, err := pgxpool.New(context.WithoutCancel(t.Context()), u)
