@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	moneypb "google.golang.org/genproto/googleapis/type/money"
+
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
@@ -21,15 +23,9 @@ func (s *Server) GetSpendLimit(ctx context.Context, req *ledgerv1.GetSpendLimitR
 
 // SetSpendLimit implements LedgerServiceServer.
 func (s *Server) SetSpendLimit(ctx context.Context, req *ledgerv1.SetSpendLimitRequest) (*ledgerv1.SetSpendLimitResponse, error) {
-	var limit money.Money
-	if req.GetLimit() != nil {
-		var err error
-		if limit, err = amount(req.GetLimit(), false); err != nil {
-			return nil, err
-		}
-	}
-	if limit.Nanos < 0 {
-		return nil, fmt.Errorf("%w: limit: must not be negative (zero removes the limit)", ledger.ErrInvalid)
+	limit, err := limitOf(req.GetLimit())
+	if err != nil {
+		return nil, err
 	}
 	st, err := s.app.SetSpendLimit(ctx, req.GetOrgId(), ledger.SpendLimit{Amount: limit.Nanos, AlertPercent: req.GetAlertPercent()}, limit.Currency)
 	if err != nil {
@@ -55,4 +51,20 @@ func spendLimitToProto(orgID string, st app.SpendLimitState) *ledgerv1.SpendLimi
 		Reached:      limited && st.Spent >= st.Limit.Amount,
 		Alerted:      st.Alerted,
 	}
+}
+
+// limitOf reads a spend limit's amount (absent: zero, which removes the limit); a negative one
+// is refused.
+func limitOf(m *moneypb.Money) (money.Money, error) {
+	if m == nil {
+		return money.Money{}, nil
+	}
+	limit, err := amount(m, false)
+	if err != nil {
+		return money.Money{}, err
+	}
+	if limit.Nanos < 0 {
+		return money.Money{}, fmt.Errorf("%w: limit: must not be negative (zero removes the limit)", ledger.ErrInvalid)
+	}
+	return limit, nil
 }

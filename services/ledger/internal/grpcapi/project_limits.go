@@ -2,12 +2,10 @@ package grpcapi
 
 import (
 	"context"
-	"fmt"
 
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
-	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 )
 
 // ListProjectLimits implements LedgerServiceServer.
@@ -25,15 +23,9 @@ func (s *Server) ListProjectLimits(ctx context.Context, req *ledgerv1.ListProjec
 
 // SetProjectLimit implements LedgerServiceServer.
 func (s *Server) SetProjectLimit(ctx context.Context, req *ledgerv1.SetProjectLimitRequest) (*ledgerv1.SetProjectLimitResponse, error) {
-	var limit money.Money
-	if req.GetLimit() != nil {
-		var err error
-		if limit, err = amount(req.GetLimit(), false); err != nil {
-			return nil, err
-		}
-	}
-	if limit.Nanos < 0 {
-		return nil, fmt.Errorf("%w: limit: must not be negative (zero removes the limit)", ledger.ErrInvalid)
+	limit, err := limitOf(req.GetLimit())
+	if err != nil {
+		return nil, err
 	}
 	st, err := s.app.SetProjectLimit(ctx, req.GetOrgId(), req.GetProject(), limit.Nanos, limit.Currency)
 	if err != nil {

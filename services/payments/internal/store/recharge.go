@@ -401,34 +401,31 @@ func (s *Store) EnabledRules(ctx context.Context) (map[string]payment.RuleTrigge
 // ClaimCharges claims up to limit automatic payments whose charge is due (a replica died or a
 // processor call failed mid-recharge), moving each ahead by lease, and returns them.
 func (s *Store) ClaimCharges(ctx context.Context, limit int, lease time.Duration) ([]payment.Payment, error) {
-	now := s.clock()
-	rows, err := s.pool.Query(ctx, `WITH due AS (
+	return s.claimPayments(ctx, "claiming due charges", `WITH due AS (
 SELECT id FROM payments WHERE charge_after <= $1 ORDER BY charge_after LIMIT $2 FOR UPDATE SKIP LOCKED)
-UPDATE payments p SET charge_after = $3 FROM due WHERE p.id = due.id RETURNING p.id`, now, limit, now.Add(lease))
-	if err != nil {
-		return nil, fmt.Errorf("claiming due charges: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("claiming due charges: %w", err)
-	}
-	return s.paymentsByID(ctx, ids)
+UPDATE payments p SET charge_after = $3 FROM due WHERE p.id = due.id RETURNING p.id`, limit, lease)
 }
 
 // ClaimPendingCharges claims up to limit automatic payments whose charge the processor left
 // pending (processing) past their check time with no webhook settling them, moving each ahead by
 // lease, and returns them.
 func (s *Store) ClaimPendingCharges(ctx context.Context, limit int, lease time.Duration) ([]payment.Payment, error) {
-	now := s.clock()
-	rows, err := s.pool.Query(ctx, `WITH due AS (
+	return s.claimPayments(ctx, "claiming pending charges", `WITH due AS (
 SELECT id FROM payments WHERE check_after <= $1 ORDER BY check_after LIMIT $2 FOR UPDATE SKIP LOCKED)
-UPDATE payments p SET check_after = $3 FROM due WHERE p.id = due.id RETURNING p.id`, now, limit, now.Add(lease))
+UPDATE payments p SET check_after = $3 FROM due WHERE p.id = due.id RETURNING p.id`, limit, lease)
+}
+
+// claimPayments runs claim (due before $1, at most $2, moved ahead to $3 = now + lease) and
+// returns the payments it claimed; op names it in errors.
+func (s *Store) claimPayments(ctx context.Context, op, claim string, limit int, lease time.Duration) ([]payment.Payment, error) {
+	now := s.clock()
+	rows, err := s.pool.Query(ctx, claim, now, limit, now.Add(lease))
 	if err != nil {
-		return nil, fmt.Errorf("claiming pending charges: %w", err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("claiming pending charges: %w", err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return s.paymentsByID(ctx, ids)
 }
