@@ -19,12 +19,7 @@ type KnownMember struct {
 }
 
 // Email returns the address emails go to: the override, else the account email.
-func (m KnownMember) Email() string {
-	if m.EmailOverride != "" {
-		return m.EmailOverride
-	}
-	return m.AccountEmail
-}
+func (m KnownMember) Email() string { return addressOf(m.EmailOverride, m.AccountEmail) }
 
 // foldAddress is the form in which two email addresses compare equal: case-insensitive, as
 // the providers behind the tokens treat them.

@@ -115,11 +115,14 @@ type Settings struct {
 }
 
 // Email returns the address emails go to: the override, else the account email.
-func (s Settings) Email() string {
-	if s.EmailOverride != "" {
-		return s.EmailOverride
+func (s Settings) Email() string { return addressOf(s.EmailOverride, s.AccountEmail) }
+
+// addressOf is where a member's emails go: the override they set, else their account email.
+func addressOf(override, account string) string {
+	if override != "" {
+		return override
 	}
-	return s.AccountEmail
+	return account
 }
 
 // Wants reports whether the member opted in to emails of kind k.
