@@ -1,4 +1,4 @@
-import { useId, useState, type FormEvent } from 'react';
+import { useState, type FormEvent } from 'react';
 import { hasRole } from '../auth/me';
 import { useMe } from '../auth/session';
 import { useSpendLimitQuery } from '../data/spend-limit-query';
@@ -8,6 +8,7 @@ import { formatMoney, isZero, parseMoney, toDecimalString, toNanos, type Money }
 import { QueryView } from './states';
 import { FormActions } from './FormActions';
 import { ProjectLimits } from './ProjectLimits';
+import { TextField } from './TextField';
 
 /** Settings → Limits: the organization's monthly spend limit and the per-project limits (admins edit, members read). */
 export function LimitsSection({ org }: { org: string }) {
@@ -113,10 +114,6 @@ function LimitsForm({ org, status }: { org: string; status: SpendLimitStatus }) 
   const [percent, setPercent] = useState(status.alertPercent ? String(status.alertPercent) : '');
   const [limitError, setLimitError] = useState('');
   const [percentError, setPercentError] = useState('');
-  const limitId = useId();
-  const limitErrId = useId();
-  const percentId = useId();
-  const percentErrId = useId();
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -144,48 +141,28 @@ function LimitsForm({ org, status }: { org: string; status: SpendLimitStatus }) 
 
   return (
     <form className="stack" onSubmit={submit} noValidate aria-label="Spend limit">
-      <div className="field">
-        <label htmlFor={limitId}>Monthly spend limit ({currency})</label>
-        <input
-          id={limitId}
-          inputMode="decimal"
-          value={limit}
-          onChange={(e) => {
-            save.reset();
-            setLimit(e.target.value);
-          }}
-          aria-invalid={limitError !== ''}
-          aria-describedby={limitError !== '' ? limitErrId : undefined}
-        />
-        {limitError !== '' ? (
-          <p id={limitErrId} className="field-error" role="alert">
-            {limitError}
-          </p>
-        ) : (
-          <p className="hint">Leave empty for no limit.</p>
-        )}
-      </div>
-      <div className="field">
-        <label htmlFor={percentId}>Alert email at (% of the limit)</label>
-        <input
-          id={percentId}
-          inputMode="numeric"
-          value={percent}
-          onChange={(e) => {
-            save.reset();
-            setPercent(e.target.value);
-          }}
-          aria-invalid={percentError !== ''}
-          aria-describedby={percentError !== '' ? percentErrId : undefined}
-        />
-        {percentError !== '' ? (
-          <p id={percentErrId} className="field-error" role="alert">
-            {percentError}
-          </p>
-        ) : (
-          <p className="hint">One email per month to your organization's members when spending reaches it. Leave empty for none.</p>
-        )}
-      </div>
+      <TextField
+        label={`Monthly spend limit (${currency})`}
+        value={limit}
+        onChange={(v) => {
+          save.reset();
+          setLimit(v);
+        }}
+        error={limitError}
+        inputMode="decimal"
+        hint="Leave empty for no limit."
+      />
+      <TextField
+        label="Alert email at (% of the limit)"
+        value={percent}
+        onChange={(v) => {
+          save.reset();
+          setPercent(v);
+        }}
+        error={percentError}
+        inputMode="numeric"
+        hint="One email per month to your organization's members when spending reaches it. Leave empty for none."
+      />
       <FormActions mutation={save} success={save.isSuccess && 'Spend limit saved.'} submit={save.isPending ? 'Saving…' : 'Save limit'} />
     </form>
   );

@@ -1,4 +1,4 @@
-import { useId, useState, type FormEvent } from 'react';
+import { useState, type FormEvent } from 'react';
 import { hasRole } from '../auth/me';
 import { useMe } from '../auth/session';
 import { useProjectLimitsQuery } from '../data/project-limits-query';
@@ -7,6 +7,7 @@ import type { ProjectLimitStatus } from '../api/types';
 import { formatMoney, isZero, parseMoney, type Money } from '../money';
 import { QueryView } from './states';
 import { FormActions } from './FormActions';
+import { TextField } from './TextField';
 
 /** Settings → Limits → Per-project limits: a monthly cap per project tag of the debits. */
 export function ProjectLimits({ org, currency }: { org: string; currency: string }) {
@@ -88,10 +89,6 @@ function ProjectLimitForm({ org, currency }: { org: string; currency: string }) 
   const [limit, setLimit] = useState('');
   const [projectError, setProjectError] = useState('');
   const [limitError, setLimitError] = useState('');
-  const projectId = useId();
-  const limitId = useId();
-  const projectErrId = useId();
-  const limitErrId = useId();
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -113,45 +110,26 @@ function ProjectLimitForm({ org, currency }: { org: string; currency: string }) 
 
   return (
     <form className="stack form-narrow" onSubmit={submit} noValidate aria-label="Project limit">
-      <div className="field">
-        <label htmlFor={projectId}>Project</label>
-        <input
-          id={projectId}
-          value={project}
-          onChange={(e) => {
-            save.reset();
-            setProject(e.target.value);
-          }}
-          aria-invalid={projectError !== ''}
-          aria-describedby={projectError !== '' ? projectErrId : undefined}
-        />
-        {projectError !== '' ? (
-          <p id={projectErrId} className="field-error" role="alert">
-            {projectError}
-          </p>
-        ) : (
-          <p className="hint">The "project" tag your calls carry.</p>
-        )}
-      </div>
-      <div className="field">
-        <label htmlFor={limitId}>Project monthly limit ({currency})</label>
-        <input
-          id={limitId}
-          inputMode="decimal"
-          value={limit}
-          onChange={(e) => {
-            save.reset();
-            setLimit(e.target.value);
-          }}
-          aria-invalid={limitError !== ''}
-          aria-describedby={limitError !== '' ? limitErrId : undefined}
-        />
-        {limitError !== '' && (
-          <p id={limitErrId} className="field-error" role="alert">
-            {limitError}
-          </p>
-        )}
-      </div>
+      <TextField
+        label="Project"
+        value={project}
+        onChange={(v) => {
+          save.reset();
+          setProject(v);
+        }}
+        error={projectError}
+        hint={'The "project" tag your calls carry.'}
+      />
+      <TextField
+        label={`Project monthly limit (${currency})`}
+        value={limit}
+        onChange={(v) => {
+          save.reset();
+          setLimit(v);
+        }}
+        error={limitError}
+        inputMode="decimal"
+      />
       <FormActions
         mutation={save}
         success={save.isSuccess && save.data?.projectLimit?.project && `Limit of ${save.data.projectLimit.project} saved.`}
