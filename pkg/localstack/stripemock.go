@@ -38,6 +38,27 @@ func StartStripeMock(ctx context.Context, cfg StripeMockConfig) (*StripeMock, er
 	if err := waitForFile(ctx, bin, binaryWait); err != nil {
 		return nil, fmt.Errorf("starting stripe-mock: %w", err)
 	}
+	// Free ports are picked before stripe-mock binds them, so another process can take one in
+	// between (its "bind: address already in use"): then it starts again on new ones.
+	attempts := 1
+	if cfg.HTTPPort == 0 {
+		attempts = freePortAttempts
+	}
+	var err error
+	for range attempts {
+		var sm *StripeMock
+		if sm, err = startStripeMockOnce(ctx, cfg, bin); err == nil || ctx.Err() != nil {
+			return sm, err
+		}
+	}
+	return nil, err
+}
+
+// freePortAttempts bounds how often a server on free ports is started again when a port was
+// taken between picking and binding it.
+const freePortAttempts = 3
+
+func startStripeMockOnce(ctx context.Context, cfg StripeMockConfig, bin string) (*StripeMock, error) {
 	port, err := portOrFree(cfg.HTTPPort)
 	if err != nil {
 		return nil, fmt.Errorf("starting stripe-mock: %w", err)
