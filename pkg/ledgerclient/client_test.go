@@ -19,9 +19,9 @@ import (
 )
 
 // TestClassifyCodes covers every code a ledger can answer. Unimplemented is a real answer, not a
-// gap in the client and not a stand-in for later work (issue 14 settled the one client's
-// classification): a ledger of an older version during a rolling deploy does not know the RPC
-// yet, which is an outage to retry, like Unavailable. No open issue will change it.
+// gap in the client: a ledger of an older version during a rolling deploy does not know the RPC
+// yet (issue 17, open, adds RPCs such as DebitStream that meet exactly that), which is an outage
+// to retry, like Unavailable. The classification is complete; issue 17 leaves it as it is.
 func TestClassifyCodes(t *testing.T) {
 	t.Parallel()
 	for code, want := range map[codes.Code]error{
