@@ -23,10 +23,8 @@ func HostScenarios() []Scenario {
 			Payments: true, TopUps: true, Emails: true, Rentals: true, Inject: injectRedisFailover},
 		{Name: "postgres-promotion", Fault: "the PostgreSQL primary crashes (immediate stop); its synchronous standby is promoted (pg_ctl promote) 2s later",
 			Short: true, Payments: true, TopUps: true, Emails: true, Rentals: true, Inject: injectPostgresPromotion},
-		// Last: it leaves the ledger on two shards. Its emails (and those of every scenario on
-		// a sharded ledger) are checked once consumersFollowCursors is true (shards.go).
 		{Name: "shard-move", Fault: "the busiest organizations (debits, top-ups, a rental) move to the other ledger shard through one host's replica, the other hosts' maps stale, and back 3s later",
-			Short: true, Sharded: true, Payments: true, TopUps: true, Emails: true, Rentals: true, Inject: injectShardMove},
+			Short: true, Payments: true, TopUps: true, Emails: true, Rentals: true, Inject: injectShardMove},
 	}
 }
 

@@ -184,10 +184,6 @@ func execute(ctx context.Context, stack *Stack, sc Scenario, tag string, short b
 	r := &run{stack: stack, sc: sc, tag: tag, short: short, load: load, timing: timing, grace: grace, rec: newRecorder(), grant: grant,
 		members: map[string]paymentsv1.PaymentsServiceClient{}}
 	res := Result{Scenario: sc.Name, Fault: sc.Fault}
-	if err := r.shard(ctx); err != nil {
-		res.Err = err
-		return res
-	}
 	r.nameOrgs()
 	if err := r.setup(ctx); err != nil {
 		res.Err = fmt.Errorf("setup: %w", err)

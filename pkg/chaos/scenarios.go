@@ -43,9 +43,6 @@ type Scenario struct {
 	// Rentals starts rentals metered by instances-metering (hosts topology only), stopped and
 	// checked period by period after the drain.
 	Rentals bool
-	// Sharded runs the scenario with the ledger on two shards (hosts topology only): the
-	// ledger replicas switch to both before the setup, and stay so.
-	Sharded bool
 	// Orgs, when set, is the number of debit organizations instead of LoadConfig.Orgs.
 	Orgs     func(short bool, load LoadConfig) int
 	Recovery Recovery

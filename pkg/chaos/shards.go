@@ -14,13 +14,6 @@ import (
 	"github.com/tallyhq/tally/pkg/localstack"
 )
 
-// consumersFollowCursors says whether every consumer of the ledger's events (notifications, the
-// payments recharge trigger) resumes WatchEvents by after_cursor. A ledger of more than one shard
-// refuses after_sequence: with it false, the hosts topology would start its ledger on shard main
-// alone and only the scenarios marked Sharded would switch it to both shards (their emails
-// unchecked). Both consumers follow cursors, so every scenario runs on both shards.
-const consumersFollowCursors = true
-
 // Shard names of the hosts topology's ledger: main is the primary with its synchronous standby
 // (the one postgres-promotion promotes); b is a second private cluster, without a standby.
 const (
@@ -61,58 +54,18 @@ func (s *Stack) exposeShardB(expose func(string) (*TCPProxy, error)) error {
 		return err
 	}
 	s.stores.ledgerShards = shardMain + "=" + s.stores.pgLedger + " " + shardB + "=" + multiHostURL(p.Addr())
-	s.ledgerSharded, s.shardedAt = consumersFollowCursors, time.Now()
+	s.ledgerSharded, s.shardedAt = true, time.Now()
 	return nil
 }
 
-// ledgerShards returns the shards the ledger runs on: main (the suite's DB) and, once sharded, b.
+// ledgerShards returns the shards the ledger runs on: main (the suite's DB) and, in the hosts
+// topology, b.
 func (s *Stack) ledgerShards() []ledgerShard {
 	out := []ledgerShard{{name: shardMain, db: s.DB}}
 	if s.ledgerSharded {
 		out = append(out, ledgerShard{name: shardB, db: s.ShardB})
 	}
 	return out
-}
-
-// ShardLedger restarts every host's ledger replica on both shards (TALLY_LEDGER_SHARDS): the
-// first to start migrates shard b and pins every organization already written to main there.
-// Without load: run before a scenario's setup. A no-op when the ledger is sharded already.
-func (s *Stack) ShardLedger(ctx context.Context) error {
-	if s.ledgerSharded {
-		return nil
-	}
-	if s.topo == nil || s.PGShardB == nil {
-		return errors.New("the ledger has a second shard only in the hosts topology")
-	}
-	s.progress("restarting the ledger replicas on shards %s and %s", shardMain, shardB)
-	for _, h := range s.topo.Hosts {
-		if err := s.Replica("ledger", h).Stop(ctx); err != nil {
-			return err
-		}
-	}
-	s.ledgerSharded, s.shardedAt = true, time.Now()
-	for i := range s.topo.Hosts {
-		if err := s.startReplica(ctx, "ledger", i); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// shard switches the ledger to both shards for a Sharded scenario, and leaves the emails of a
-// scenario on a sharded ledger unchecked until notifications follows it by cursor
-// (consumersFollowCursors).
-func (r *run) shard(ctx context.Context) error {
-	if r.sc.Sharded {
-		if err := r.stack.ShardLedger(ctx); err != nil {
-			return fmt.Errorf("sharding the ledger: %w", err)
-		}
-	}
-	if r.sc.Emails && r.stack.ledgerSharded && !consumersFollowCursors {
-		r.sc.Emails = false
-		r.note("emails unchecked: the ledger runs on two shards and notifications still resumes by after_sequence (consumersFollowCursors)")
-	}
-	return nil
 }
 
 // residentShard returns the shard org's account lives on (neither moved away nor frozen), with
