@@ -5,8 +5,8 @@
 // p99.
 //
 // The million charges are bulk-inserted in SQL into the ledger's transactions and outbox (as one
-// ledger batch would write them, one event per transaction, sequence numbers taken under the
-// event_sequence lock) without their postings: the Debit path at ~1,500/s would take 11 minutes
+// ledger batch would write them, one event per transaction, sequence numbers derived from the
+// transaction's id by event_seq_base) without their postings: the Debit path at ~1,500/s would take 11 minutes
 // to write them, and the summary never reads postings. The follower that counts them is the real
 // one, and its catch-up rate is printed. A few thousand more debits then go through the real
 // Debit RPC, and the summary must count both.
@@ -252,7 +252,7 @@ func timeCalls(n int, call func() error) (p50, p99 time.Duration, err error) {
 // bulkInsert writes n charges of org in one transaction, spread over the last 30 UTC days: a third
 // usage-priced (pricing.model_id), a third rental periods (metadata instance_type), the rest
 // captures and debits naming a model in metadata or nothing; and one outbox event each, numbered
-// under the event_sequence lock like a ledger batch.
+// like a ledger batch's (event_seq_base: at most 2^20 - 1 events in one transaction).
 func bulkInsert(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -282,10 +282,8 @@ SELECT g AS n, gen_random_uuid() AS id,
 FROM generate_series(1, $1::int) AS g`, []any{n, span}},
 		{`INSERT INTO ledger.transactions (id, org_id, kind, amount, balance_after, currency, description, metadata, idempotency_key, actor, created_at, pricing)
 SELECT id, $1, kind, amount, 0, 'USD', 'bulk charge', metadata, 'bulk-' || n, 'usage-bench', created_at, pricing FROM bulk ORDER BY n`, []any{org}},
-		{`WITH s AS (SELECT last FROM ledger.event_sequence WHERE id = 1 FOR UPDATE)
-INSERT INTO ledger.events (seq, org_id, kind, transaction_id, amount, balance, available, currency, occurred_at)
-SELECT s.last + b.n, $1, b.kind, b.id, b.amount, 0, 0, 'USD', b.created_at FROM s, bulk b`, []any{org}},
-		{`UPDATE ledger.event_sequence SET last = last + $1 WHERE id = 1`, []any{n}},
+		{`INSERT INTO ledger.events (seq, org_id, kind, transaction_id, amount, balance, available, currency, occurred_at)
+SELECT s.base + b.n, $1, b.kind, b.id, b.amount, 0, 0, 'USD', b.created_at FROM (SELECT ledger.event_seq_base($2) AS base) s, bulk b`, []any{org, n}},
 	} {
 		if _, err := tx.Exec(ctx, st.sql, st.args...); err != nil {
 			return fmt.Errorf("bulk insert: %w", err)
@@ -303,7 +301,7 @@ func waitCounted(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) e
 	for {
 		var counted, newest int64
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := pool.QueryRow(qctx, `SELECT (SELECT last_seq FROM ledger.usage_cursor), (SELECT last FROM ledger.event_sequence)`).Scan(&counted, &newest)
+		err := pool.QueryRow(qctx, `SELECT (SELECT last_seq FROM ledger.usage_cursor), (SELECT coalesce(max(seq), 0) FROM ledger.events)`).Scan(&counted, &newest)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("reading the usage cursor: %w", err)
@@ -312,7 +310,7 @@ func waitCounted(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) e
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the usage follower counted up to %d of %d events in %s", counted, newest, limit)
+			return fmt.Errorf("the usage follower counted up to seq %d of %d in %s", counted, newest, limit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -178,7 +178,7 @@ func newWrites() writes {
 		}),
 		usageLag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tally_ledger_usage_lag_events",
-			Help: "Outbox events not yet counted in the daily usage table (outbox head - usage cursor).",
+			Help: "Committed outbox events not yet counted in the daily usage table (a count, at most 100,000: event sequences are not dense).",
 		}),
 	}
 	for _, r := range []string{resultCommitted, resultReplayed, resultInsufficientFunds, resultRefused, resultFailed} {

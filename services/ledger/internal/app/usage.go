@@ -43,14 +43,14 @@ const outboxSampleEvery = time.Second
 // is done: one small read every outboxSampleEvery, off every request path.
 func (a *App) sampleOutbox(ctx context.Context) error {
 	return loop.Every(ctx, "outbox sampler", outboxSampleEvery, loop.Now, loop.Passes(func(ctx context.Context) {
-		counted, newest, err := a.store.UsageCursor(ctx)
+		o, err := a.store.UsageCursor(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
 		case err != nil:
 			a.logger.DebugContext(ctx, "reading the outbox head failed", "err", err)
 		default:
-			a.metrics.outboxHead.Set(float64(newest))
-			a.metrics.usageLag.Set(float64(max(newest-counted, 0)))
+			a.metrics.outboxHead.Set(float64(o.Head))
+			a.metrics.usageLag.Set(float64(o.Uncounted))
 		}
 	}))
 }

@@ -178,7 +178,10 @@ WHERE p.transaction_id = ANY($1::text[]::uuid[]) ORDER BY p.transaction_id, p.am
 	return entries, nil
 }
 
-// Events returns up to limit outbox events after seq, in sequence order, optionally of one org.
+// Events returns up to limit outbox events after seq, in sequence order, optionally of one org:
+// only events below the horizon (seqHorizon), so a reader resuming after the last one it got
+// never misses one committed later. An event waits there until every transaction that took
+// its id before the event's own has ended.
 func (s *Store) Events(parent context.Context, afterSeq int64, orgID string, limit int) ([]ledger.Event, error) {
 	ctx, cancel := s.deadline(parent)
 	defer cancel()
@@ -190,7 +193,7 @@ func (s *Store) events(ctx context.Context, afterSeq int64, orgID string, limit 
 	rows, err := s.pool.Query(ctx, `SELECT seq, org_id, kind, coalesce(transaction_id::text, ''), coalesce(hold_id::text, ''), amount, balance, available,
 currency, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), (extract(epoch from occurred_at) * 1000000)::bigint,
 coalesce(credit_source, ''), coalesce(spend_limit, 0)
-FROM events WHERE seq > $1 AND ($2 = '' OR org_id = $2) ORDER BY seq LIMIT $3`, afterSeq, orgID, limit)
+FROM events WHERE seq > $1 AND seq < `+seqHorizon+` AND ($2 = '' OR org_id = $2) ORDER BY seq LIMIT $3`, afterSeq, orgID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading events: %w", err)
 	}

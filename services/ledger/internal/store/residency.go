@@ -161,11 +161,11 @@ VALUES ($1, $2, 'adjustment', $3, $4, $5, $6, 'shard move', $7, $8, now())`, id,
 
 // UsageCounted reports whether this shard's usage follower has counted its outbox up to seq.
 func (s *Store) UsageCounted(parent context.Context, seq int64) (bool, error) {
-	counted, _, err := s.UsageCursor(parent)
+	o, err := s.UsageCursor(parent)
 	if err != nil {
 		return false, err
 	}
-	return counted >= seq, nil
+	return o.Counted >= seq, nil
 }
 
 // movePage is the number of transactions copied per statement by MoveIn.

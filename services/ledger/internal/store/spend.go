@@ -107,7 +107,9 @@ func (s *Store) UpdateSpendLimit(parent context.Context, orgID, currency string,
 	batch.Queue(`UPDATE accounts SET spend_limit = $2, spend_alert_percent = $3, spend_alerted = $4, version = $5 WHERE id = $1`,
 		acct.ID, int64(acct.Limit.Amount), acct.Limit.AlertPercent, acct.Spend.Alerted, acct.Version)
 	if alert != nil {
-		queueInsertEvents(batch, []ledger.Event{*alert})
+		if err := queueInsertEvents(batch, []ledger.Event{*alert}); err != nil {
+			return ledger.Account{}, 0, err
+		}
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return ledger.Account{}, 0, fail(parent, fmt.Errorf("writing the spend limit: %w", err))

@@ -485,9 +485,9 @@ func (s *Store) write(ctx context.Context, conn *pgx.Conn, b *ledger.Batch) (sen
 		queueUpdateProjectSpend(batch, b)
 	}
 	if len(b.Events) > 0 {
-		// Last statement before commit: the event_sequence row lock is held only until commit,
-		// so sequence numbers are handed out in commit order.
-		queueInsertEvents(batch, b.Events)
+		if err := queueInsertEvents(batch, b.Events); err != nil {
+			return false, err
+		}
 	}
 	batch.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
@@ -663,20 +663,37 @@ FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]
 		ids, bals, helds, exps, versions, sp.months, sp.amounts, sp.alerted)
 }
 
-func queueInsertEvents(batch *pgx.Batch, events []ledger.Event) {
+// MaxEventsPerTx bounds the outbox events of one transaction: an event's seq is its
+// transaction's id times 2^20 plus its ordinal in the transaction (see the migration
+// 20261224000010_xid_event_seqs), so a batch never writes more.
+const MaxEventsPerTx = 1<<20 - 1
+
+// queueInsertEvents writes events with seqs derived from the transaction's id, taking no lock:
+// batches of several workers commit concurrently, and readers keep to the horizon (seqHorizon).
+func queueInsertEvents(batch *pgx.Batch, events []ledger.Event) error {
 	n := len(events)
+	if n > MaxEventsPerTx {
+		return fmt.Errorf("a batch of %d events: one transaction writes at most %d", n, MaxEventsPerTx)
+	}
 	orgs, kinds, txIDs, holdIDs, currencies, sources := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	amounts, bals, avails, exps, occurred := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, e := range events {
 		orgs[i], kinds[i], txIDs[i], holdIDs[i], currencies[i], sources[i] = e.OrgID, string(e.Kind), e.TransactionID, e.HoldID, e.Currency, string(e.CreditSource)
 		amounts[i], bals[i], avails[i], exps[i], occurred[i] = int64(e.Amount), int64(e.Balance), int64(e.Available), toMicros(e.ExpiresAt), toMicros(e.OccurredAt)
 	}
-	batch.Queue(`WITH s AS (UPDATE event_sequence SET last = last + $1 WHERE id = 1 RETURNING last)
-INSERT INTO events (seq, org_id, kind, transaction_id, hold_id, amount, balance, available, currency, expires_at, occurred_at, credit_source, spend_limit)
-SELECT s.last - $1 + u.n, u.o, u.k, NULLIF(u.t, '')::uuid, NULLIF(u.h, '')::uuid, u.a, u.b, u.av, u.c,
+	batch.Queue(`INSERT INTO events (seq, org_id, kind, transaction_id, hold_id, amount, balance, available, currency, expires_at, occurred_at, credit_source, spend_limit)
+SELECT s.base + u.n, u.o, u.k, NULLIF(u.t, '')::uuid, NULLIF(u.h, '')::uuid, u.a, u.b, u.av, u.c,
     CASE WHEN u.e = 0 THEN NULL ELSE 'epoch'::timestamptz + u.e * interval '1 microsecond' END,
     'epoch'::timestamptz + u.oc * interval '1 microsecond', NULLIF(u.src, ''), NULLIF(u.sl, 0)
-FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[])
+FROM (SELECT event_seq_base($1) AS base) s, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[])
   WITH ORDINALITY AS u(o, k, t, h, a, b, av, c, e, oc, src, sl, n)`,
 		int64(n), orgs, kinds, txIDs, holdIDs, amounts, bals, avails, currencies, exps, occurred, sources, eventSpendLimits(events))
+	return nil
 }
+
+// seqHorizon is the bound below which every event is final, in a statement reading events: the
+// xmin of the statement's own snapshot, times 2^20. Every transaction with a lower xid has
+// ended, so its events are visible now or never will be, and every transaction yet to write
+// gets a higher xid: a reader returning only events below it, in seq order, never passes one
+// that becomes visible later.
+const seqHorizon = `(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint * 1048576)`

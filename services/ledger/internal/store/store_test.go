@@ -158,10 +158,15 @@ func TestOrgBalanceStaysInt64InTheDatabase(t *testing.T) {
 // apply runs reqs as one batch, the way the ledger's app does (app.Batches): locked by the
 // store, decided by ledger.Decide, on platform shard 0, valid for 3 months.
 func apply(ctx context.Context, st *store.Store, reqs []*ledger.Request) (ledger.Applied, error) {
+	return applyOnShard(ctx, st, reqs, 0)
+}
+
+// applyOnShard is apply posting to the platform rows of shard.
+func applyOnShard(ctx context.Context, st *store.Store, reqs []*ledger.Request, shard int) (ledger.Applied, error) {
 	cfg := ledger.BatchConfig{
 		Now:             time.Now().UTC().Truncate(time.Microsecond),
 		Validity:        config.Period{Months: 3},
-		PlatformAccount: func(kind, currency string) string { return ledger.PlatformAccountName(kind, currency, 0) },
+		PlatformAccount: func(kind, currency string) string { return ledger.PlatformAccountName(kind, currency, shard) },
 		NewID:           func() string { return uuid.Must(uuid.NewV7()).String() },
 	}
 	var outcomes []ledger.Outcome

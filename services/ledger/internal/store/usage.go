@@ -45,13 +45,13 @@ func (s *Store) UpdateUsage(parent context.Context, limit int, aggregate func([]
 	if err != nil {
 		return UsagePage{}, fail(parent, fmt.Errorf("locking the usage cursor: %w", err))
 	}
-	// Events are numbered in commit order (see the events insert), so everything up to the
-	// newest sequence visible here is committed: no later commit can take a lower number.
+	// Only events below the horizon (seqHorizon): none committed later can take a lower seq, so
+	// the cursor never passes an event still to be counted.
 	rows, err := tx.Query(ctx, `SELECT e.seq, e.org_id, coalesce(t.kind, ''), coalesce(t.amount, 0), coalesce(t.currency, e.currency),
 coalesce(t.created_at, e.occurred_at), coalesce(t.pricing->>'model_id', ''),
 coalesce(t.metadata->>'`+ledger.MetaModelID+`', ''), coalesce(t.metadata->>'`+ledger.MetaInstanceType+`', ''),
 coalesce(t.metadata->>'`+ledger.MetaProject+`', '')
-FROM (SELECT seq, org_id, kind, transaction_id, currency, occurred_at FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) e
+FROM (SELECT seq, org_id, kind, transaction_id, currency, occurred_at FROM events WHERE seq > $1 AND seq < `+seqHorizon+` ORDER BY seq LIMIT $2) e
 LEFT JOIN transactions t ON t.id = e.transaction_id AND e.kind IN ('debit', 'capture')
 ORDER BY e.seq`, cursor, limit)
 	if err != nil {
@@ -100,16 +100,35 @@ ON CONFLICT (org_id, day, kind, item_id, currency) DO UPDATE SET amount = u.amou
 	return UsagePage{Events: len(sources), Rows: len(deltas), LastSeq: last}, nil
 }
 
-// UsageCursor returns the last outbox sequence counted in the daily usage table and the newest
-// sequence of the outbox.
-func (s *Store) UsageCursor(parent context.Context) (counted, newest int64, err error) {
+// OutboxState is where the outbox and its usage follower stand.
+type OutboxState struct {
+	// Counted is the usage cursor: the seq of the last event counted in the daily usage table.
+	Counted int64
+	// Head is the seq of the newest committed event (0: none yet).
+	Head int64
+	// Uncounted is the number of committed events after Counted (those the follower has still
+	// to count, or cannot yet: above the horizon), up to MaxUncounted.
+	Uncounted int64
+}
+
+// MaxUncounted bounds OutboxState.Uncounted, so reading it stays a short index scan however far
+// the follower is behind (ten times the lag the TallyLedgerUsageLagging alert fires at).
+const MaxUncounted = 100_000
+
+// UsageCursor returns where the outbox and its usage follower stand. Seqs are not dense (see
+// seqHorizon), so the follower's lag is a count of events, not a difference of seqs.
+func (s *Store) UsageCursor(parent context.Context) (OutboxState, error) {
 	ctx, cancel := s.deadline(parent)
 	defer cancel()
-	err = s.pool.QueryRow(ctx, `SELECT (SELECT last_seq FROM usage_cursor WHERE id = 1), (SELECT last FROM event_sequence WHERE id = 1)`).Scan(&counted, &newest)
+	var o OutboxState
+	err := s.pool.QueryRow(ctx, `WITH c AS (SELECT last_seq FROM usage_cursor WHERE id = 1)
+SELECT c.last_seq, (SELECT coalesce(max(seq), 0) FROM events),
+    (SELECT count(*) FROM (SELECT 1 FROM events WHERE seq > c.last_seq LIMIT $1) u)
+FROM c`, MaxUncounted).Scan(&o.Counted, &o.Head, &o.Uncounted)
 	if err != nil {
-		return 0, 0, fail(parent, fmt.Errorf("reading the usage cursor: %w", err))
+		return OutboxState{}, fail(parent, fmt.Errorf("reading the usage cursor: %w", err))
 	}
-	return counted, newest, nil
+	return o, nil
 }
 
 // UsageRows reads an organization's daily usage rows in currency from one day to another (both
