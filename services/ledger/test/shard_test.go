@@ -309,14 +309,15 @@ func TestWatchEventsAcrossShardsResumesFromCursor(t *testing.T) {
 	rest, _ := recv(t.Context(), s2, 30-13)
 
 	all := map[seen]bool{}
-	last := map[string]int64{}
+	last, count := map[string]int64{}, map[string]int{}
 	for _, e := range append(first, rest...) {
 		require.False(t, all[e], "event %v delivered twice", e)
 		all[e] = true
 		require.Greater(t, e.seq, last[e.shard], "each shard's events in order")
 		last[e.shard] = e.seq
+		count[e.shard]++
 	}
-	require.Equal(t, map[string]int64{"a": 15, "b": 15}, last, "every event of both shards, none missing")
+	require.Equal(t, map[string]int{"a": 15, "b": 15}, count, "every event of both shards, none missing")
 
 	// after_sequence resumes one shard only.
 	bad, err := c.WatchEvents(t.Context(), &ledgerv1.WatchEventsRequest{AfterSequence: 3})

@@ -117,7 +117,7 @@ func waitUsageCounted(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		var counted, newest int64
-		err := pool.QueryRow(t.Context(), `SELECT (SELECT last_seq FROM ledger.usage_cursor), (SELECT last FROM ledger.event_sequence)`).Scan(&counted, &newest)
+		err := pool.QueryRow(t.Context(), `SELECT (SELECT last_seq FROM ledger.usage_cursor), (SELECT coalesce(max(seq), 0) FROM ledger.events)`).Scan(&counted, &newest)
 		return err == nil && counted == newest
 	}, 30*time.Second, 5*time.Millisecond, "the usage follower never caught up with the outbox")
 }
