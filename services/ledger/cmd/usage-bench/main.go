@@ -153,8 +153,11 @@ func (b *bench) load(ctx context.Context, debits, viaRPC int) error {
 	}
 	fmt.Printf("bulk-inserting %d debits and captures of %s over 30 days (5 models, 4 instance types, other)…\n", debits, org)
 	began := time.Now()
-	if err := bulkInsert(ctx, b.pool, debits); err != nil {
-		return err
+	// One transaction per million: a transaction writes at most store.MaxEventsPerTx events.
+	for from := 1; from <= debits; from += bulkChunk {
+		if err := bulkInsert(ctx, b.pool, from, min(bulkChunk, debits-from+1)); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("inserted in %s\n", time.Since(began).Round(time.Millisecond))
 	began = time.Now()
@@ -249,11 +252,15 @@ func timeCalls(n int, call func() error) (p50, p99 time.Duration, err error) {
 	return p50, p99, nil
 }
 
-// bulkInsert writes n charges of org in one transaction, spread over the last 30 UTC days: a third
-// usage-priced (pricing.model_id), a third rental periods (metadata instance_type), the rest
-// captures and debits naming a model in metadata or nothing; and one outbox event each, numbered
-// like a ledger batch's (event_seq_base: at most 2^20 - 1 events in one transaction).
-func bulkInsert(ctx context.Context, pool *pgxpool.Pool, n int) error {
+// bulkChunk is the most charges bulkInsert writes in one transaction (below store.MaxEventsPerTx).
+const bulkChunk = 1_000_000
+
+// bulkInsert writes n charges of org, numbered from from, in one transaction, spread over the
+// last 30 UTC days: a third usage-priced (pricing.model_id), a third rental periods (metadata
+// instance_type), the rest captures and debits naming a model in metadata or nothing; and one
+// outbox event each, numbered like a ledger batch's (event_seq_base: at most 2^20 - 1 events in
+// one transaction).
+func bulkInsert(ctx context.Context, pool *pgxpool.Pool, from, n int) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	tx, err := pool.Begin(ctx)
@@ -279,11 +286,11 @@ SELECT g AS n, gen_random_uuid() AS id,
   CASE WHEN g % 3 = 1 THEN jsonb_build_object('instance_type', 'gpu-' || (g % 4), 'instance_id', 'i-' || (g % 50))
        WHEN g % 6 = 2 THEN jsonb_build_object('model_id', 'mistral-7b')
        ELSE '{}'::jsonb END AS metadata
-FROM generate_series(1, $1::int) AS g`, []any{n, span}},
+FROM generate_series($3::int, $3::int + $1::int - 1) AS g`, []any{n, span, from}},
 		{`INSERT INTO ledger.transactions (id, org_id, kind, amount, balance_after, currency, description, metadata, idempotency_key, actor, created_at, pricing)
 SELECT id, $1, kind, amount, 0, 'USD', 'bulk charge', metadata, 'bulk-' || n, 'usage-bench', created_at, pricing FROM bulk ORDER BY n`, []any{org}},
 		{`INSERT INTO ledger.events (seq, org_id, kind, transaction_id, amount, balance, available, currency, occurred_at)
-SELECT s.base + b.n, $1, b.kind, b.id, b.amount, 0, 0, 'USD', b.created_at FROM (SELECT ledger.event_seq_base($2) AS base) s, bulk b`, []any{org, n}},
+SELECT s.base + b.n - $3 + 1, $1, b.kind, b.id, b.amount, 0, 0, 'USD', b.created_at FROM (SELECT ledger.event_seq_base($2) AS base) s, bulk b`, []any{org, n, from}},
 	} {
 		if _, err := tx.Exec(ctx, st.sql, st.args...); err != nil {
 			return fmt.Errorf("bulk insert: %w", err)
