@@ -258,7 +258,10 @@ CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT ON events DEFERRABLE INITIALL
 	runCtx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)
 	go func() { ran <- gc.Run(runCtx) }()
-	defer func() { stop(); <-ran }()
+	defer func() {
+		stop()
+		require.NoError(t, <-ran)
+	}()
 
 	slowDone := make(chan error, 1)
 	go func() {
