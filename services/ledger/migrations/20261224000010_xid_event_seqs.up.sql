@@ -2,31 +2,40 @@
 --
 -- Until now every batch ended with UPDATE event_sequence ... RETURNING last, whose row lock was
 -- held until COMMIT: sequence order was commit order, and every commit worker of every replica
--- waited for the one before it to commit. From here on an event's seq is derived from the top
--- transaction id of the transaction that writes it:
+-- waited for the one before it to commit. From here on an event's seq is derived from a
+-- transaction id taken by the statement that writes the events:
 --
---     seq = xid * 2^20 + n,   n = 1 … 2^20 - 1, distinct within the transaction
+--     seq = x * 2^20 + n,   n = 1 … 2^20 - 1, the event's ordinal in the statement
 --
--- (event_seq_base below hands out n, across every statement of the transaction). Two writers
--- take no common lock, so their batches commit concurrently. Seq order is no longer commit
--- order: a transaction that took its xid earlier may commit later. Readers (store.Events,
--- store.UpdateUsage) therefore return only events below the horizon
+-- where x is a fresh xid (event_seq_base below takes one in a subtransaction it rolls back),
+-- newer than the writing transaction's own xid. Two writers take no common lock, so their
+-- batches commit concurrently. Seq order is no longer commit order, so readers (store.Events,
+-- store.UpdateUsage) return only events below the horizon
 --
 --     pg_snapshot_xmin(pg_current_snapshot()) * 2^20
 --
--- of their own statement's snapshot: every transaction with a lower xid has ended (its events
--- are visible or never will be), and every later one gets a higher xid. A cursor never passes
--- an event that becomes visible afterwards, the stream stays gap-free and resumable in seq
--- order, and existing cursors stay valid: the dense seqs written so far are below every xid-
--- derived seq (asserted below).
+-- of their own statement's snapshot: every transaction whose xid is lower has ended, an open
+-- transaction's events carry an x above its own xid (so at or above the horizon), and every
+-- later statement takes a higher x. A cursor never passes an event that becomes visible
+-- afterwards; the stream stays gap-free, resumable and in seq order; existing cursors stay
+-- valid, the dense seqs written so far being below every xid-derived seq (asserted below).
 --
--- The cost: an event is delivered only once every transaction of the cluster that took its
--- xid before the event's transaction has ended, whatever it writes and in whichever database
--- or schema (xids are cluster-wide). Short write transactions delay delivery by their own
--- length. A long one, such as a shard move (MoveIn copies an organization's history in one
--- transaction), a migration, or a session idle in a transaction, holds back every event
--- committed after it started until it ends (the pools' idle_in_transaction_session_timeout
--- bounds the last). Read-only transactions (no xid) delay nothing.
+-- Why a fresh xid and not the writing transaction's own (pg_current_xact_id()): a batch takes
+-- its xid when it locks its first account, and may then wait for the lock of another account,
+-- held by a batch that took its xid later and commits first. With its own xid the waiting batch's
+-- events would sort before those of the batch it waited for, though they come after it in that
+-- organization's history (its balance): one organization's events would be reordered. x is taken
+-- in the events insert, the batch's last statement, while the batch holds every lock it takes, so
+-- any batch it waited for has committed, with a lower x: each organization's events stay in their
+-- commit order.
+--
+-- The cost: an event is delivered only once every transaction of the cluster that took its xid
+-- before the event's x has ended, whatever it writes and in whichever database or schema (xids
+-- are cluster-wide). Short write transactions delay delivery by their own length. A long one,
+-- such as a shard move (MoveIn copies an organization's history in one transaction), a
+-- migration, or a session idle in a transaction, holds back every event committed after it
+-- started until it ends (the pools' idle_in_transaction_session_timeout bounds the last).
+-- Read-only transactions (no xid) delay nothing. Each events insert also uses one more xid.
 --
 -- xid8 is 64-bit (epoch and xid, never wraps), so seqs fit bigint while the cluster has used
 -- fewer than 2^43 transaction ids.
@@ -38,21 +47,34 @@ BEGIN
     END IF;
 END $$;
 
--- event_seq_base(n) returns the base b of the next n events of the calling transaction: they
--- take the seqs b + 1 … b + n. A transaction writing events in several statements gets distinct
--- seqs, each statement's above the last (the previous ones are visible to it). More than
--- 2^20 - 1 events in one transaction are refused.
+-- event_xid_probe is where event_seq_base takes a fresh xid: a row it inserts in a subtransaction
+-- and rolls back (unlogged: nothing of it is worth WAL).
+CREATE UNLOGGED TABLE event_xid_probe (x int);
+
+-- event_seq_base(n) returns the base b of the next n events of the calling statement: they take
+-- the seqs b + 1 … b + n, b = x * 2^20 for a fresh xid x (see the top of this file). More than
+-- 2^20 - 1 events in one call are refused.
 CREATE FUNCTION event_seq_base(n bigint) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    first bigint := pg_current_xact_id()::text::bigint * 1048576;
-    used  bigint;
+    top bigint := pg_current_xact_id()::text::bigint;
+    x   bigint;
 BEGIN
-    SELECT coalesce(max(seq) - first, 0) INTO used FROM events WHERE seq > first AND seq < first + 1048576;
-    IF used + n >= 1048576 THEN
-        RAISE EXCEPTION 'a transaction may write at most 1048575 events, this one % more after %', n, used
+    IF n >= 1048576 THEN
+        RAISE EXCEPTION 'one statement may write at most 1048575 events, not %', n
             USING ERRCODE = 'program_limit_exceeded';
     END IF;
-    RETURN first + used;
+    BEGIN
+        INSERT INTO event_xid_probe VALUES (0) RETURNING xmin::text::bigint INTO x;
+        RAISE EXCEPTION USING ERRCODE = 'TLX01';
+    EXCEPTION WHEN SQLSTATE 'TLX01' THEN
+        -- rolled back; x, the subtransaction's 32-bit xid, is kept
+    END;
+    -- Widened with the epoch of the transaction's own xid, which x follows by less than 2^31.
+    x := (top >> 32 << 32) | x;
+    IF x < top THEN
+        x := x + 4294967296;
+    END IF;
+    RETURN x * 1048576;
 END $$;
 
 -- event_sequence keeps the last dense seq handed out, and refuses every further update: a

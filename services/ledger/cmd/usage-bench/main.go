@@ -153,7 +153,7 @@ func (b *bench) load(ctx context.Context, debits, viaRPC int) error {
 	}
 	fmt.Printf("bulk-inserting %d debits and captures of %s over 30 days (5 models, 4 instance types, other)…\n", debits, org)
 	began := time.Now()
-	// One transaction per million: a transaction writes at most store.MaxEventsPerTx events.
+	// One transaction per million: one insert writes at most 2^20 - 1 events (event_seq_base).
 	for from := 1; from <= debits; from += bulkChunk {
 		if err := bulkInsert(ctx, b.pool, from, min(bulkChunk, debits-from+1)); err != nil {
 			return err
@@ -252,14 +252,14 @@ func timeCalls(n int, call func() error) (p50, p99 time.Duration, err error) {
 	return p50, p99, nil
 }
 
-// bulkChunk is the most charges bulkInsert writes in one transaction (below store.MaxEventsPerTx).
+// bulkChunk is the most charges bulkInsert writes in one transaction (one events insert).
 const bulkChunk = 1_000_000
 
 // bulkInsert writes n charges of org, numbered from from, in one transaction, spread over the
 // last 30 UTC days: a third usage-priced (pricing.model_id), a third rental periods (metadata
 // instance_type), the rest captures and debits naming a model in metadata or nothing; and one
 // outbox event each, numbered like a ledger batch's (event_seq_base: at most 2^20 - 1 events in
-// one transaction).
+// one insert).
 func bulkInsert(ctx context.Context, pool *pgxpool.Pool, from, n int) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()

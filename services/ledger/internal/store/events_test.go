@@ -67,8 +67,9 @@ func readEvents(ctx context.Context, t *testing.T, st *store.Store, after int64,
 // TestEventCursorNeverPassesAnOpenWriter: writer A takes its transaction id and writes events
 // without committing; writer B, later, writes and commits. Nothing past the cursor is
 // delivered while A is open (with seqs from a plain sequence read in seq order, B's events
-// would be, and the cursor would skip A's once they commit); once A ends, A's events come and
-// then B's, each once, in seq order, A's second statement's after its first.
+// would be, and the cursor would skip A's once they commit); once A ends, every event comes
+// once, in seq order: A's first insert's before B's (A's xid is lower), its second insert's,
+// written after B committed, after them.
 func TestEventCursorNeverPassesAnOpenWriter(t *testing.T) {
 	t.Parallel()
 	st, pool := newStore(t)
@@ -97,12 +98,13 @@ func TestEventCursorNeverPassesAnOpenWriter(t *testing.T) {
 	require.NoError(t, store.InsertEvents(ctx, a, eventsOf("a", 3, 1)), "a second statement of A")
 	require.NoError(t, a.Commit(ctx))
 	got, _ := readEvents(ctx, t, st, 0, 5)
-	require.Equal(t, []string{"a:1", "a:2", "a:3", "b:1", "b:2"}, got)
+	require.Equal(t, []string{"a:1", "a:2", "b:1", "b:2", "a:3"}, got)
 }
 
-// TestEventSeqBaseRefusesTooManyEventsInATransaction: the seqs of one transaction are its xid
-// times 2^20 plus an ordinal below 2^20, across all its statements.
-func TestEventSeqBaseRefusesTooManyEventsInATransaction(t *testing.T) {
+// TestEventSeqBase: each insert numbers its events from a fresh xid, newer than its
+// transaction's own and than the previous insert's, times 2^20; more than 2^20 - 1 events in one
+// insert are refused.
+func TestEventSeqBase(t *testing.T) {
 	t.Parallel()
 	_, pool := newStore(t)
 	tests := []struct {
@@ -111,10 +113,9 @@ func TestEventSeqBaseRefusesTooManyEventsInATransaction(t *testing.T) {
 		asked   int64
 		refused bool
 	}{
-		{name: "the most in one statement", asked: store.MaxEventsPerTx},
-		{name: "one more", asked: store.MaxEventsPerTx + 1, refused: true},
-		{name: "the rest after a first statement", written: 2, asked: store.MaxEventsPerTx - 2},
-		{name: "one more than the rest", written: 2, asked: store.MaxEventsPerTx - 1, refused: true},
+		{name: "the most in one insert", asked: store.MaxEventsPerInsert},
+		{name: "one more", asked: store.MaxEventsPerInsert + 1, refused: true},
+		{name: "after a first insert", written: 2, asked: store.MaxEventsPerInsert},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,11 +123,15 @@ func TestEventSeqBaseRefusesTooManyEventsInATransaction(t *testing.T) {
 			tx, err := pool.Begin(ctx)
 			require.NoError(t, err)
 			defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+			var top int64
+			require.NoError(t, tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&top))
+			floor := top << 20
 			if tt.written > 0 {
 				require.NoError(t, store.InsertEvents(ctx, tx, eventsOf("a", 1, tt.written)))
+				require.NoError(t, tx.QueryRow(ctx, `SELECT max(seq) FROM events`).Scan(&floor))
 			}
-			var base, xid int64
-			err = tx.QueryRow(ctx, `SELECT event_seq_base($1), pg_current_xact_id()::text::bigint`, tt.asked).Scan(&base, &xid)
+			var base int64
+			err = tx.QueryRow(ctx, `SELECT event_seq_base($1)`, tt.asked).Scan(&base)
 			if tt.refused {
 				var pgErr *pgconn.PgError
 				require.ErrorAs(t, err, &pgErr)
@@ -134,9 +139,43 @@ func TestEventSeqBaseRefusesTooManyEventsInATransaction(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, xid<<20+int64(tt.written), base)
+			require.Zero(t, base%(1<<20), "a fresh xid times 2^20")
+			require.Greater(t, base, floor, "above the transaction's own xid and its earlier events")
+			var probes int
+			require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM event_xid_probe`).Scan(&probes))
+			require.Zero(t, probes, "the probe row is rolled back")
 		})
 	}
+}
+
+// TestEventsOfAnOrganizationInCommitOrder: batch B takes its xid first (locking one account) and
+// then waits for the lock of org x's account, held by batch A, which took its xid later and
+// commits first. B's event of x comes after A's in x's history (its balance follows A's), so it
+// must come after it in the stream too: numbered from B's own, older xid it would come first.
+func TestEventsOfAnOrganizationInCommitOrder(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	ctx := t.Context()
+	b, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = b.Rollback(context.WithoutCancel(ctx)) }()
+	var xidB int64
+	require.NoError(t, b.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&xidB), "B's first lock")
+
+	a, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = a.Rollback(context.WithoutCancel(ctx)) }()
+	var xidA int64
+	require.NoError(t, a.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&xidA))
+	require.Greater(t, xidA, xidB)
+	require.NoError(t, store.InsertEvents(ctx, a, eventsOf("x", 1, 1)))
+	require.NoError(t, a.Commit(ctx))
+	// B, granted x's lock once A committed, writes x's next event.
+	require.NoError(t, store.InsertEvents(ctx, b, eventsOf("x", 2, 1)))
+	require.NoError(t, b.Commit(ctx))
+
+	got, _ := readEvents(ctx, t, st, 0, 2)
+	require.Equal(t, []string{"x:1", "x:2"}, got, "x's events in its commit order")
 }
 
 // TestDenseSeqsBeforeTheMigrationStayFirst: events numbered by event_sequence before the

@@ -663,17 +663,19 @@ FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]
 		ids, bals, helds, exps, versions, sp.months, sp.amounts, sp.alerted)
 }
 
-// MaxEventsPerTx bounds the outbox events of one transaction: an event's seq is its
-// transaction's id times 2^20 plus its ordinal in the transaction (see the migration
-// 20261224000010_xid_event_seqs), so a batch never writes more.
-const MaxEventsPerTx = 1<<20 - 1
+// MaxEventsPerInsert bounds the outbox events of one insert: an event's seq is a fresh
+// transaction id, taken by the insert, times 2^20 plus its ordinal in the insert (see the
+// migration 20261224000010_xid_event_seqs), so a batch never writes more.
+const MaxEventsPerInsert = 1<<20 - 1
 
-// queueInsertEvents writes events with seqs derived from the transaction's id, taking no lock:
-// batches of several workers commit concurrently, and readers keep to the horizon (seqHorizon).
+// queueInsertEvents writes events with seqs derived from a transaction id the insert takes while
+// the batch holds all its locks, taking no lock of its own: batches of several workers commit
+// concurrently, each organization's events stay in its commit order, and readers keep to the
+// horizon (seqHorizon).
 func queueInsertEvents(batch *pgx.Batch, events []ledger.Event) error {
 	n := len(events)
-	if n > MaxEventsPerTx {
-		return fmt.Errorf("a batch of %d events: one transaction writes at most %d", n, MaxEventsPerTx)
+	if n > MaxEventsPerInsert {
+		return fmt.Errorf("a batch of %d events: one insert writes at most %d", n, MaxEventsPerInsert)
 	}
 	orgs, kinds, txIDs, holdIDs, currencies, sources := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	amounts, bals, avails, exps, occurred := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
@@ -693,7 +695,7 @@ FROM (SELECT event_seq_base($1) AS base) s, unnest($2::text[], $3::text[], $4::t
 
 // seqHorizon is the bound below which every event is final, in a statement reading events: the
 // xmin of the statement's own snapshot, times 2^20. Every transaction with a lower xid has
-// ended, so its events are visible now or never will be, and every transaction yet to write
-// gets a higher xid: a reader returning only events below it, in seq order, never passes one
-// that becomes visible later.
+// ended, so its events are visible now or never will be; an open transaction's events are
+// numbered from an xid above its own, and every insert yet to come takes a higher one: a reader
+// returning only events below it, in seq order, never passes one that becomes visible later.
 const seqHorizon = `(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint * 1048576)`
