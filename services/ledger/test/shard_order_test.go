@@ -74,16 +74,24 @@ func TestWatchEventsKeepAnOrganizationsOrderAcrossAMove(t *testing.T) {
 	gate.open()
 
 	var got []string
+	var last *ledgerv1.BalanceEvent
 	for len(got) < 2 {
 		e, ok := <-events
 		require.True(t, ok, "the watch ended")
 		require.NotEqual(t, ledgerv1.EventKind_EVENT_KIND_UNSPECIFIED, e.GetKind(), "the move's marker is not sent")
 		got = append(got, e.GetShard()+" "+strconv.FormatInt(int64(nanos(t, e.GetBalance())), 10))
+		last = e
 	}
 	require.Equal(t, []string{"a 110", "b 111"}, got, "the last event on a before the first on b")
 	waitUntil(t, func() bool {
 		v, ok := scrape(t, watcher.MetricsURL, `tally_ledger_watch_held_streams{shard="b"}`)
 		return ok && v == 0
+	})
+	// b's head, for the consumers' lag in time, is its newest event sent to watchers.
+	at := float64(last.GetOccurredAt().AsTime().UnixMicro()) / 1e6
+	waitUntil(t, func() bool {
+		v, ok := scrape(t, watcher.MetricsURL, `tally_ledger_outbox_head_timestamp_seconds{shard="b"}`)
+		return ok && v > at-0.001 && v < at+0.001
 	})
 	require.Equal(t, money.Nanos(111), nanos(t, balance(t, ops, org).GetBalance()))
 }
