@@ -96,26 +96,87 @@ func TestWatchEventsKeepAnOrganizationsOrderAcrossAMove(t *testing.T) {
 	require.Equal(t, money.Nanos(111), nanos(t, balance(t, ops, org).GetBalance()))
 }
 
+// While the old shard is down the merged stream goes on with the other shard, up to a move of
+// an organization out of the one that is down: there the other shard's stream waits (fails
+// closed, tally_ledger_watch_held_streams) until the old shard answers again and its last event
+// of the organization has been delivered.
+func TestWatchEventsWaitForADownOldShardAtAMove(t *testing.T) {
+	t.Parallel()
+	urls, shards := ledgertest.TwoShards(t)
+	gate := startGate(t, hostOf(t, urls["a"]))
+	viaGate := withHost(t, urls["a"], gate.addr)
+	writer := ledgertest.Start(t, ledgertest.Options{DatabaseURL: urls["a"], Shards: shards})
+	watcher := ledgertest.Start(t, ledgertest.Options{DatabaseURL: viaGate, Shards: "a=" + viaGate + " b=" + urls["b"],
+		Metrics: true, UsageInterval: time.Hour, SweepInterval: time.Hour})
+	ops := writer.Client(t, ledgertest.OpsToken(t))
+	moved, other := orgOnShard(t, "down", "a"), orgOnShard(t, "down", "b")
+
+	stream, err := watcher.Client(t, ledgertest.OpsToken(t)).WatchEvents(t.Context(), &ledgerv1.WatchEventsRequest{})
+	require.NoError(t, err)
+	events := make(chan *ledgerv1.BalanceEvent, 16)
+	go func() {
+		defer close(events)
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			events <- r.GetEvent()
+		}
+	}()
+	next := func() string {
+		e, ok := <-events
+		require.True(t, ok, "the watch ended")
+		return e.GetOrgId() + "@" + e.GetShard() + " " + strconv.FormatInt(int64(nanos(t, e.GetBalance())), 10)
+	}
+	credit(t, ops, moved, 100, "c-1")
+	require.Equal(t, moved+"@a 100", next())
+
+	gate.cut()
+	credit(t, ops, other, 5, "o-1")
+	require.Equal(t, other+"@b 5", next(), "the other shard goes on while a is down")
+	credit(t, ops, moved, 10, "c-2") // the moved organization's last event on a
+	_, err = ops.MoveOrganization(t.Context(), &ledgerv1.MoveOrganizationRequest{OrgId: moved, ToShard: "b", IdempotencyKey: "move-1"})
+	require.NoError(t, err)
+	credit(t, ops, moved, 1, "c-3")
+	waitUntil(t, func() bool {
+		select {
+		case e := <-events:
+			require.Failf(t, "an event arrived past the move while shard a was down", "%s@%s", e.GetOrgId(), e.GetShard())
+		default:
+		}
+		v, ok := scrape(t, watcher.MetricsURL, `tally_ledger_watch_held_streams{shard="b"}`)
+		return ok && v == 1
+	})
+	gate.mend()
+	require.Equal(t, moved+"@a 110", next(), "a's last event of the organization first")
+	require.Equal(t, moved+"@b 111", next())
+}
+
 // gate is a TCP proxy on loopback that, while shut, holds back every reply of the server (the
-// client's requests still reach it), as a link that stopped delivering would.
+// client's requests still reach it), as a link that stopped delivering would; while cut, it
+// drops every connection and refuses new ones, as a server that is down would.
 type gate struct {
 	addr string
 	mu   sync.Mutex
-	// opened is closed while the gate is open.
+	// opened is closed while the gate is open (not shut).
 	opened chan struct{}
+	down   bool
+	conns  map[net.Conn]struct{}
 }
 
 func startGate(t *testing.T, target string) *gate {
 	t.Helper()
 	lis, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	g := &gate{addr: lis.Addr().String(), opened: make(chan struct{})}
+	g := &gate{addr: lis.Addr().String(), opened: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	close(g.opened)
 	var conns sync.WaitGroup
 	done := make(chan struct{})
 	t.Cleanup(func() {
 		close(done)
 		_ = lis.Close()
+		g.drop()
 		conns.Wait()
 	})
 	go func() {
@@ -130,19 +191,47 @@ func startGate(t *testing.T, target string) *gate {
 	return g
 }
 
+// track adds c to the live connections; false (and c closed) while the gate is cut.
+func (g *gate) track(c net.Conn) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.down {
+		_ = c.Close()
+		return false
+	}
+	g.conns[c] = struct{}{}
+	return true
+}
+
+func (g *gate) untrack(c net.Conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.conns, c)
+	_ = c.Close()
+}
+
+func (g *gate) drop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for c := range g.conns {
+		_ = c.Close()
+	}
+}
+
 // forward joins client to a new connection to target until either side closes or done.
 func (g *gate) forward(client net.Conn, target string, done <-chan struct{}) {
-	defer client.Close()
+	if !g.track(client) {
+		return
+	}
+	defer g.untrack(client)
 	server, err := (&net.Dialer{}).Dial("tcp", target)
 	if err != nil {
 		return
 	}
-	defer server.Close()
-	go func() {
-		<-done
-		_ = client.Close()
-		_ = server.Close()
-	}()
+	if !g.track(server) {
+		return
+	}
+	defer g.untrack(server)
 	go func() {
 		_, _ = io.Copy(server, client)
 		_ = server.Close()
@@ -184,6 +273,23 @@ func (g *gate) open() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	close(g.opened)
+}
+
+// cut drops every connection and refuses new ones until mend.
+func (g *gate) cut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.down = true
+	for c := range g.conns {
+		_ = c.Close()
+	}
+}
+
+// mend accepts connections again.
+func (g *gate) mend() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.down = false
 }
 
 func hostOf(t *testing.T, raw string) string {

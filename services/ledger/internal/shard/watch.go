@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -26,8 +27,9 @@ type EventsFrom struct {
 // last event there (the move's LastEvent), so an organization's events reach the watcher in the
 // order they happened even when the source's stream lags. Markers are not sent. What is held is
 // one event per shard: the target's stream stops reading (its other organizations wait too,
-// since each shard's order is kept); while the source cannot be read, the target's events behind
-// the marker wait with it (tally_ledger_watch_held_streams).
+// since each shard's order is kept). A shard that cannot be read (an outage) does not end the
+// watch: the others go on and its events resume once it answers again; a target's stream held
+// for it waits as long, failing closed (tally_ledger_watch_held_streams).
 func (r *Router) WatchEvents(ctx context.Context, from EventsFrom, org string, send func(e ledger.Event, shard, cursor string) error) error {
 	pos, err := ledger.ParseCursor(from.Cursor)
 	if err != nil {
@@ -72,25 +74,7 @@ func (r *Router) watchMerged(ctx context.Context, pos ledger.Cursor, org string,
 	defer wg.Wait()
 	for _, n := range r.names {
 		after := pos[n]
-		wg.Go(func() {
-			err := r.apps[n].WatchEvents(ctx, after, org, func(e ledger.Event) error {
-				if e.Kind == ledger.EventMovedIn {
-					if err := r.awaitMoveOut(ctx, n, e.Seq, passed); err != nil {
-						return err
-					}
-				}
-				select {
-				case items <- shardEvent{n, e}:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			})
-			if err == nil {
-				err = fmt.Errorf("the event stream of shard %s ended", n)
-			}
-			cancel(fmt.Errorf("shard %s: %w", n, err))
-		})
+		wg.Go(func() { cancel(fmt.Errorf("shard %s: %w", n, r.followShard(ctx, n, after, org, items, passed))) })
 	}
 	for {
 		select {
@@ -108,6 +92,48 @@ func (r *Router) watchMerged(ctx context.Context, pos ledger.Cursor, org string,
 				}
 			}
 			passed.set(it.shard, it.e.Seq)
+		}
+	}
+}
+
+// shardRetry is the pause before a shard's stream is read again after it failed.
+const shardRetry = time.Second
+
+// followShard puts shard's events after after (of org when set) on items, in order, until ctx
+// is done or an error other than an outage. While the shard cannot be read the merged stream
+// goes on with the others: this shard's events resume where they stopped once it can again (a
+// target's stream held at a marker waits for them, see awaitMoveOut).
+func (r *Router) followShard(ctx context.Context, shard string, after int64, org string, items chan<- shardEvent, passed *delivered) error {
+	for {
+		err := r.apps[shard].WatchEvents(ctx, after, org, func(e ledger.Event) error {
+			if e.Kind == ledger.EventMovedIn {
+				if err := r.awaitMoveOut(ctx, shard, e.Seq, passed); err != nil {
+					return err
+				}
+			}
+			select {
+			case items <- shardEvent{shard, e}:
+				after = e.Seq
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err == nil:
+			return errors.New("its event stream ended")
+		case !errors.Is(err, ledger.ErrUnavailable):
+			return err
+		}
+		r.cfg.Logger.WarnContext(ctx, "reading a shard's events failed, the others go on", "shard", shard, "after", after, "err", err)
+		t := time.NewTimer(shardRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
 		}
 	}
 }
