@@ -30,7 +30,7 @@ func TestAppliedIsPerShard(t *testing.T) {
 	}{
 		{"one shard", [][]notify.LedgerEvent{{ev("main", 3, 0), ev("main", 9, time.Second)}},
 			map[string]want{"main": {9, t0.Add(time.Second)}}},
-		{"two shards interleaved", [][]notify.LedgerEvent{{ev("a", 40, 0), ev("b", 7, time.Second), ev("a", 52, 2 * time.Second)}},
+		{"two shards interleaved", [][]notify.LedgerEvent{{ev("a", 40, 0), ev("b", 7, time.Second), ev("a", 52, 2*time.Second)}},
 			map[string]want{"a": {52, t0.Add(2 * time.Second)}, "b": {7, t0.Add(time.Second)}}},
 		{"a later batch without a shard keeps its series", [][]notify.LedgerEvent{{ev("a", 1, 0), ev("b", 5, time.Second)}, {ev("a", 8, time.Minute)}},
 			map[string]want{"a": {8, t0.Add(time.Minute)}, "b": {5, t0.Add(time.Second)}}},
