@@ -137,7 +137,11 @@ type writes struct {
 	queueDepth  prometheus.Gauge
 	redisErrors *prometheus.CounterVec
 	outboxHead  prometheus.Gauge
-	usageLag    prometheus.Gauge
+	// outboxHeadTime is when the newest event a watcher is sent occurred: the consumers' lag
+	// alerts compare it with the occurrence of the last event they applied (lag in time: the
+	// sequences have gaps).
+	outboxHeadTime prometheus.Gauge
+	usageLag       prometheus.Gauge
 }
 
 func newWrites() writes {
@@ -176,6 +180,10 @@ func newWrites() writes {
 			Name: "tally_ledger_outbox_head",
 			Help: "The newest event (outbox) sequence committed, as this replica last read it.",
 		}),
+		outboxHeadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tally_ledger_outbox_head_timestamp_seconds",
+			Help: "When the newest outbox event sent to watchers (not a move's marker) occurred, in Unix seconds, as this replica last read it; 0 before the first.",
+		}),
 		usageLag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tally_ledger_usage_lag_events",
 			Help: "Committed outbox events not yet counted in the daily usage table (a count, at most 100,000: event sequences are not dense).",
@@ -196,7 +204,7 @@ func newWrites() writes {
 }
 
 func (w *writes) collectors() []prometheus.Collector {
-	return []prometheus.Collector{w.debits, w.credits, w.amount, w.batchSize, w.commit, w.queueDepth, w.redisErrors, w.outboxHead, w.usageLag}
+	return []prometheus.Collector{w.debits, w.credits, w.amount, w.batchSize, w.commit, w.queueDepth, w.redisErrors, w.outboxHead, w.outboxHeadTime, w.usageLag}
 }
 
 // observeWrite counts one API write of req with its result.

@@ -49,7 +49,17 @@ func (a *App) MoveIn(ctx context.Context, m ledger.Move, src *App, actor string)
 		case <-t.C:
 		}
 	}
-	return a.store.MoveIn(ctx, m, src.store, actor)
+	if err := a.store.MoveIn(ctx, m, src.store, ledger.MovedInEvent(m, a.cfg.Now()), actor); err != nil {
+		return err
+	}
+	a.wake.Notify() // the marker: this replica's watchers of this shard see it at once
+	return nil
+}
+
+// MoveMarker returns the move whose move-in committed the marker event seq on this shard
+// (store.MoveMarker).
+func (a *App) MoveMarker(ctx context.Context, seq int64) (ledger.Move, bool, error) {
+	return a.store.MoveMarker(ctx, seq)
 }
 
 // HoldOrg returns the organization of hold id when the hold is on this shard.

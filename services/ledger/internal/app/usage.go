@@ -39,8 +39,9 @@ func (a *App) followUsage(ctx context.Context) error {
 // outboxSampleEvery is how often the outbox head and the usage follower's lag are read.
 const outboxSampleEvery = time.Second
 
-// sampleOutbox keeps tally_ledger_outbox_head and tally_ledger_usage_lag_events current until ctx
-// is done: one small read every outboxSampleEvery, off every request path.
+// sampleOutbox keeps tally_ledger_outbox_head, tally_ledger_outbox_head_timestamp_seconds and
+// tally_ledger_usage_lag_events current until ctx is done: two small reads every
+// outboxSampleEvery, off every request path.
 func (a *App) sampleOutbox(ctx context.Context) error {
 	return loop.Every(ctx, "outbox sampler", outboxSampleEvery, loop.Now, loop.Passes(func(ctx context.Context) {
 		o, err := a.store.UsageCursor(ctx)
@@ -51,6 +52,14 @@ func (a *App) sampleOutbox(ctx context.Context) error {
 		default:
 			a.metrics.outboxHead.Set(float64(o.Head))
 			a.metrics.usageLag.Set(float64(o.Uncounted))
+		}
+		at, err := a.store.NewestEventTime(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+		case err != nil:
+			a.logger.DebugContext(ctx, "reading the newest event's time failed", "err", err)
+		case !at.IsZero():
+			a.metrics.outboxHeadTime.Set(float64(at.UnixMicro()) / 1e6)
 		}
 	}))
 }

@@ -46,3 +46,18 @@ type Move struct {
 	// LastEvent is the organization's newest outbox event on the source when it moved out.
 	LastEvent int64
 }
+
+// EventMovedIn is the outbox event a move-in commits on the target: the marker of where, in the
+// target's event order, the organization's events there begin. It is internal to the ledger —
+// the merged WatchEvents stream holds the target's events behind it until the source's stream has
+// passed the move's LastEvent (internal/shard), and never sends it to a watcher.
+const EventMovedIn EventKind = "moved_in"
+
+// MovedInEvent is the marker event of m's move-in, committed at at: the organization's balance
+// and available amount as they arrive.
+func MovedInEvent(m Move, at time.Time) Event {
+	return Event{
+		OrgID: m.OrgID, Kind: EventMovedIn, Balance: m.Amount, Available: m.Amount - m.Held,
+		Currency: m.Currency, ExpiresAt: m.ExpiresAt, OccurredAt: at,
+	}
+}

@@ -283,7 +283,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		return err
 	}
 	apps.Store(&built)
-	router, err := shard.NewRouter(shard.Config{Names: shardNames(shards), Apps: built, Refresh: cfg.ShardMapRefresh, Logger: logger})
+	router, err := shard.NewRouter(shard.Config{Names: shardNames(shards), Apps: built, Refresh: cfg.ShardMapRefresh, Logger: logger, Metrics: srv.Registry()})
 	if err != nil {
 		return err
 	}

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tallyhq/tally/pkg/loop"
 	"github.com/tallyhq/tally/pkg/money"
@@ -35,6 +36,9 @@ type Config struct {
 	// teaches the router at once.
 	Refresh time.Duration
 	Logger  *slog.Logger
+	// Metrics registers tally_ledger_watch_held_streams; optional (a router built only to
+	// migrate has none).
+	Metrics prometheus.Registerer
 }
 
 // Router serves the ledger's use cases over its shards: each call goes to the app of the shard
@@ -47,6 +51,8 @@ type Router struct {
 	m     atomic.Pointer[Map]
 	// one is the app when there is a single shard.
 	one *app.App
+	// held counts the WatchEvents streams held at a move's marker, by shard (watch.go).
+	held *prometheus.GaugeVec
 }
 
 // NewRouter returns the router of cfg, its map without overrides until Refresh.
@@ -66,7 +72,11 @@ func NewRouter(cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Router{cfg: cfg, names: cfg.Names, apps: cfg.Apps, dir: cfg.Apps[cfg.Names[0]]}
+	held, err := watchMetrics(cfg.Metrics, cfg.Names)
+	if err != nil {
+		return nil, err
+	}
+	r := &Router{cfg: cfg, names: cfg.Names, apps: cfg.Apps, dir: cfg.Apps[cfg.Names[0]], held: held}
 	if len(cfg.Names) == 1 {
 		r.one = r.dir
 	}
@@ -296,78 +306,4 @@ func (r *Router) appOf(org string) *app.App {
 		return r.one
 	}
 	return r.apps[r.m.Load().Shard(org)]
-}
-
-// EventsFrom is where a watch starts: after a cursor, or (one shard only) after a sequence.
-type EventsFrom struct {
-	AfterSeq int64
-	Cursor   string
-}
-
-// WatchEvents calls send with every event after from (of org when set), each with its shard and
-// the cursor to resume after it, until ctx is done or send fails. With several shards it merges
-// them: every shard's events in its commit order, the shards interleaved as they commit.
-func (r *Router) WatchEvents(ctx context.Context, from EventsFrom, org string, send func(e ledger.Event, shard, cursor string) error) error {
-	pos, err := ledger.ParseCursor(from.Cursor)
-	if err != nil {
-		return err
-	}
-	for n := range pos {
-		if r.apps[n] == nil {
-			return fmt.Errorf("%w: after_cursor names unknown shard %q", ledger.ErrInvalid, n)
-		}
-	}
-	if from.AfterSeq != 0 {
-		if r.one == nil || from.Cursor != "" {
-			return fmt.Errorf("%w: after_sequence resumes a single shard; send after_cursor", ledger.ErrInvalid)
-		}
-		pos[r.names[0]] = from.AfterSeq
-	}
-	if r.one != nil {
-		name := r.names[0]
-		return r.one.WatchEvents(ctx, pos[name], org, func(e ledger.Event) error {
-			return send(e, name, name+":"+strconv.FormatInt(e.Seq, 10))
-		})
-	}
-	type item struct {
-		shard string
-		e     ledger.Event
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	items := make(chan item)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for _, n := range r.names {
-		after := pos[n]
-		wg.Go(func() {
-			err := r.apps[n].WatchEvents(ctx, after, org, func(e ledger.Event) error {
-				select {
-				case items <- item{n, e}:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			})
-			if err == nil {
-				err = fmt.Errorf("the event stream of shard %s ended", n)
-			}
-			cancel(fmt.Errorf("shard %s: %w", n, err))
-		})
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
-				return err
-			}
-			return ctx.Err()
-		case it := <-items:
-			pos[it.shard] = it.e.Seq
-			if err := send(it.e, it.shard, pos.String()); err != nil {
-				cancel(err)
-				return err
-			}
-		}
-	}
 }

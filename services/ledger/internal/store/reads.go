@@ -210,6 +210,20 @@ FROM events WHERE seq > $1 AND seq < `+seqHorizon+` AND ($2 = '' OR org_id = $2)
 	})
 }
 
+// NewestEventTime returns when the newest event a watcher is sent occurred (a move's marker is
+// not one; zero when there is none): one step down the primary key from the head.
+func (s *Store) NewestEventTime(parent context.Context) (time.Time, error) {
+	ctx, cancel := s.deadline(parent)
+	defer cancel()
+	var us int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT (extract(epoch from occurred_at) * 1000000)::bigint FROM events
+WHERE kind <> $1 ORDER BY seq DESC LIMIT 1), 0)`, string(ledger.EventMovedIn)).Scan(&us)
+	if err != nil {
+		return time.Time{}, fail(parent, fmt.Errorf("reading the newest event: %w", err))
+	}
+	return fromMicros(us), nil
+}
+
 // DueHolds lists active holds whose TTL has passed.
 func (s *Store) DueHolds(parent context.Context, now time.Time, limit int) ([]string, error) {
 	return s.ids(parent, "listing due holds", `SELECT id::text FROM holds WHERE status = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`, now, limit)

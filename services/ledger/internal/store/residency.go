@@ -26,8 +26,11 @@ import (
 //     source, its balance comes from shard_transfer (an adjustment, expiry preserved) and the
 //     row is unfrozen.
 //
-// No outbox event is written by a move: the organization's balance is the same before and after,
-// so nothing that follows the events (emails, the usage summary, caches) has anything to do.
+// The move-in writes one outbox event, the marker (ledger.EventMovedIn), and records its sequence
+// on its 'in' row (marker_seq) beside the source's last_event: the merged event stream holds the
+// target's events at the marker until the source's stream has passed last_event (internal/shard),
+// and sends no marker on. Nothing else is written to the outbox: the organization's balance is
+// the same before and after, so nothing that follows the events has anything to do.
 
 // transferAccount names the shard_transfer platform account of currency (one row: moves are rare).
 func transferAccount(currency string) string {
@@ -159,6 +162,22 @@ VALUES ($1, $2, 'adjustment', $3, $4, $5, $6, 'shard move', $7, $8, now())`, id,
 	return nil
 }
 
+// MoveMarker returns the move whose move-in committed the marker event seq on this shard (found
+// false for any other event, and for the moves recorded before markers existed). The move's key
+// is not read.
+func (s *Store) MoveMarker(parent context.Context, seq int64) (ledger.Move, bool, error) {
+	ctx, cancel := s.deadline(parent)
+	defer cancel()
+	m, err := scanMove(s.pool.QueryRow(ctx, `SELECT `+moveColumns+` FROM shard_moves WHERE direction = 'in' AND marker_seq = $1`, seq), "")
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ledger.Move{}, false, nil
+	}
+	if err != nil {
+		return ledger.Move{}, false, fail(parent, fmt.Errorf("reading the move of marker %d: %w", seq, err))
+	}
+	return m, true, nil
+}
+
 // UsageCounted reports whether this shard's usage follower has counted its outbox up to seq.
 func (s *Store) UsageCounted(parent context.Context, seq int64) (bool, error) {
 	o, err := s.UsageCursor(parent)
@@ -174,8 +193,9 @@ const movePage = 5000
 // MoveIn copies m's organization from src (the source shard, where m is recorded out and the
 // organization is fenced, so nothing of it changes any more) into this shard and unfreezes it
 // here, in one transaction; run again with the same key it does nothing. The source's usage
-// follower must have counted m.LastEvent (UsageCounted), so its usage rows are complete.
-func (s *Store) MoveIn(parent context.Context, m ledger.Move, src *Store, actor string) error {
+// follower must have counted m.LastEvent (UsageCounted), so its usage rows are complete. marker
+// is the move-in's outbox event (ledger.MovedInEvent), committed with it.
+func (s *Store) MoveIn(parent context.Context, m ledger.Move, src *Store, marker ledger.Event, actor string) error {
 	tx, err := s.pool.Begin(parent)
 	if err != nil {
 		return fail(parent, fmt.Errorf("beginning move in: %w", err))
@@ -236,9 +256,13 @@ func (s *Store) MoveIn(parent context.Context, m ledger.Move, src *Store, actor 
     expires_at = CASE WHEN $4::bigint = 0 THEN NULL ELSE 'epoch'::timestamptz + $4 * interval '1 microsecond' END WHERE id = $1`,
 		acct.ID, int64(m.Amount), int64(m.Held), toMicros(m.ExpiresAt))
 	batch.Queue(`UPDATE cache_epoch SET epoch = epoch + 1 WHERE id = 1`)
-	batch.Queue(`INSERT INTO shard_moves (move_key, direction, org_id, from_shard, to_shard, currency, amount, held, expires_at, last_event)
-VALUES ($1, 'in', $2, $3, $4, $5, $6, $7, CASE WHEN $8::bigint = 0 THEN NULL ELSE 'epoch'::timestamptz + $8 * interval '1 microsecond' END, $9)`,
-		m.Key, m.OrgID, m.From, m.To, m.Currency, int64(m.Amount), int64(m.Held), toMicros(m.ExpiresAt), m.LastEvent)
+	queueInsertEvents(batch, []ledger.Event{marker})
+	// The marker is the organization's newest event here: it was frozen since before this
+	// transaction, so no other of its events can be in flight.
+	batch.Queue(`INSERT INTO shard_moves (move_key, direction, org_id, from_shard, to_shard, currency, amount, held, expires_at, last_event, marker_seq)
+VALUES ($1, 'in', $2, $3, $4, $5, $6, $7, CASE WHEN $8::bigint = 0 THEN NULL ELSE 'epoch'::timestamptz + $8 * interval '1 microsecond' END, $9,
+    (SELECT max(seq) FROM events WHERE org_id = $2 AND kind = $10))`,
+		m.Key, m.OrgID, m.From, m.To, m.Currency, int64(m.Amount), int64(m.Held), toMicros(m.ExpiresAt), m.LastEvent, string(ledger.EventMovedIn))
 	if err := tx.SendBatch(parent, batch).Close(); err != nil {
 		return fail(parent, fmt.Errorf("moving %s in: %w", m.OrgID, err))
 	}

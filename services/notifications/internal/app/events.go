@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/tallyhq/tally/services/notifications/internal/notify"
 	"github.com/tallyhq/tally/services/notifications/internal/store"
 )
@@ -49,8 +47,8 @@ type FollowerConfig struct {
 	RetryDelay time.Duration
 	// Queued is called after a batch queued emails (to wake the sender); optional.
 	Queued func()
-	// Cursor exports the sequence of the last applied event (on its shard); optional.
-	Cursor prometheus.Gauge
+	// Applied exports how far the stream is applied, per shard; optional.
+	Applied *Applied
 }
 
 // Follower follows the ledger's balance events from the cursor stored in PostgreSQL and turns
@@ -135,9 +133,7 @@ func (f *Follower) follow(ctx context.Context) error {
 			return err
 		}
 		cursor = res.Cursor
-		if f.cfg.Cursor != nil {
-			f.cfg.Cursor.Set(float64(batch[len(batch)-1].Seq))
-		}
+		f.cfg.Applied.observe(batch)
 		if res.Queued > 0 {
 			f.cfg.Logger.InfoContext(ctx, "ledger events queued emails", "events", len(batch), "emails", res.Queued, "cursor", cursor)
 			f.cfg.Queued()

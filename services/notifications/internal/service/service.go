@@ -226,7 +226,7 @@ func newWorkers(cfg Config, st *store.Store, pool *pgxpool.Pool, ledger app.Ledg
 	if err != nil {
 		return workers{}, err
 	}
-	attempts, cursor := metrics.EmailAttempts, metrics.LedgerCursor
+	attempts, applied := metrics.EmailAttempts, metrics.Applied
 	w := workers{wake: func() {}}
 	if cfg.SendWorkers > 0 {
 		send, err := newSendLoop(cfg, st, attempts, logger.With("component", "sender"))
@@ -244,7 +244,7 @@ func newWorkers(cfg Config, st *store.Store, pool *pgxpool.Pool, ledger app.Ledg
 	}
 	follower, err := app.NewFollower(app.FollowerConfig{
 		Ledger: ledger, Store: st, Lease: lease, Logger: logger.With("component", "evaluator"),
-		MaxBatch: cfg.EventBatch, RetryDelay: time.Second, Queued: w.wake, Cursor: cursor,
+		MaxBatch: cfg.EventBatch, RetryDelay: time.Second, Queued: w.wake, Applied: applied,
 	})
 	if err != nil {
 		return workers{}, err
