@@ -256,7 +256,9 @@ func (s *Store) MoveIn(parent context.Context, m ledger.Move, src *Store, marker
     expires_at = CASE WHEN $4::bigint = 0 THEN NULL ELSE 'epoch'::timestamptz + $4 * interval '1 microsecond' END WHERE id = $1`,
 		acct.ID, int64(m.Amount), int64(m.Held), toMicros(m.ExpiresAt))
 	batch.Queue(`UPDATE cache_epoch SET epoch = epoch + 1 WHERE id = 1`)
-	queueInsertEvents(batch, []ledger.Event{marker})
+	if err := queueInsertEvents(batch, []ledger.Event{marker}); err != nil {
+		return fail(parent, fmt.Errorf("moving %s in: %w", m.OrgID, err))
+	}
 	// The marker is the organization's newest event here: it was frozen since before this
 	// transaction, so no other of its events can be in flight.
 	batch.Queue(`INSERT INTO shard_moves (move_key, direction, org_id, from_shard, to_shard, currency, amount, held, expires_at, last_event, marker_seq)
