@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -132,10 +133,10 @@ func TestReserveProjectLimitUnderConcurrentDebits(t *testing.T) {
 	defer pool.Close()
 	rows, err := pool.Query(ctx, `SELECT kind FROM ledger.events WHERE org_id = $1 AND kind IN ('debit', 'hold_placed') ORDER BY seq`, org)
 	require.NoError(t, err)
+	kinds, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
 	debits, placed := 0, 0
-	for rows.Next() {
-		var kind string
-		require.NoError(t, rows.Scan(&kind))
+	for _, kind := range kinds {
 		switch kind {
 		case "debit":
 			debits++
@@ -144,7 +145,6 @@ func TestReserveProjectLimitUnderConcurrentDebits(t *testing.T) {
 			placed++
 		}
 	}
-	require.NoError(t, rows.Err())
 	require.Equal(t, 10, debits)
 	require.Equal(t, holds, placed)
 	_, err = svc.Reserve(t.Context(), projectReserve(org, "alpha", "after", unit))
