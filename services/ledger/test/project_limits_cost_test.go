@@ -14,6 +14,7 @@ import (
 	"github.com/tallyhq/tally/pkg/pg"
 	"github.com/tallyhq/tally/pkg/testenv"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
+	"github.com/tallyhq/tally/services/ledger/internal/balancecache"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 	"github.com/tallyhq/tally/services/ledger/internal/store"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
@@ -126,6 +127,23 @@ func TestAuthorizeProjectAnsweredFromTheCache(t *testing.T) {
 	setProjectLimit(t, admin, org, "alpha", 11*unit)
 	cases[0].allowed = true
 	t.Run("after raising the limit", check)
+
+	// An entry without the project limits (as a ledger replica that does not cache them writes
+	// it) still answers Authorize without a project, and makes one naming a project read
+	// PostgreSQL: never an answer from limits the entry may not hold.
+	p := newProbe(t, l.RedisURL, l.DatabaseURL)
+	require.NoError(t, p.rdb.HSet(t.Context(), balancecache.Key(org), "pl", "").Err())
+	unknown := func() float64 {
+		return metric(t, l.MetricsURL, "tally_ledger_authorize_source_total", `reason="projects_unknown",source="db"`)
+	}
+	reads, before, cached := stmts.projectLimitReads(t), unknown(), fromCache()
+	require.True(t, authz("", 90*unit).GetAllowed())
+	require.Equal(t, cached+1, fromCache())
+	r := authz("alpha", 2*unit)
+	require.False(t, r.GetAllowed())
+	require.Equal(t, "SPEND_LIMIT_REACHED", r.GetDenialReason())
+	require.Equal(t, before+1, unknown())
+	require.Greater(t, stmts.projectLimitReads(t), reads, "read from PostgreSQL")
 }
 
 // TestBatchReadsProjectLimitsOnlyWhenSet: a batch of organizations without project limits runs
