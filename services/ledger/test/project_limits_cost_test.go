@@ -163,18 +163,7 @@ func TestBatchReadsProjectLimitsOnlyWhenSet(t *testing.T) {
 	pool, err := pg.Connect(t.Context(), l.DatabaseURL, "ledger", 4)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	st, err := store.New(pool, store.Config{}) // another replica's store: it saw no limit set
-	require.NoError(t, err)
-	batches, err := app.NewBatches(app.BatchesConfig{Store: st})
-	require.NoError(t, err)
-	debit := func(o, project, key string, n money.Nanos) *ledger.Request {
-		r := debitReq(o, n, key)
-		r.RequireFunds = true
-		if project != "" {
-			r.Metadata = map[string]string{ledger.MetaProject: project}
-		}
-		return r
-	}
+	batches := storeBatches(t, pool) // another replica's store: it saw no limit set
 	apply := func(t *testing.T, reqs ...*ledger.Request) []error {
 		t.Helper()
 		applied, err := batches.Apply(t.Context(), reqs)
@@ -217,11 +206,8 @@ func TestBatchReadsProjectLimitsOnlyWhenSet(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, res.Outcomes[0].Err)
 		hold := res.Outcomes[0].Result.Hold.ID
-		fresh, err := store.New(pool, store.Config{}) // knows nothing of the organization
-		require.NoError(t, err)
-		fb, err := app.NewBatches(app.BatchesConfig{Store: fresh})
-		require.NoError(t, err)
-		res, err = fb.Apply(t.Context(), []*ledger.Request{{Op: ledger.OpCapture, HoldID: hold, Amount: 5 * unit, IdempotencyKey: "cap",
+		// Through a store that knows nothing of the organization.
+		res, err = storeBatches(t, pool).Apply(t.Context(), []*ledger.Request{{Op: ledger.OpCapture, HoldID: hold, Amount: 5 * unit, IdempotencyKey: "cap",
 			Actor: "test", Metadata: map[string]string{ledger.MetaProject: "alpha"}}})
 		require.NoError(t, err)
 		require.NoError(t, res.Outcomes[0].Err)
@@ -239,6 +225,26 @@ func TestBatchReadsProjectLimitsOnlyWhenSet(t *testing.T) {
 		require.NoError(t, errs[0])
 		require.Equal(t, before, stmts.projectLimitReads(t), "no statement reads project_limits")
 	})
+}
+
+// storeBatches writes batches through a store of its own over pool, as another replica does.
+func storeBatches(t *testing.T, pool *pgxpool.Pool) *app.Batches {
+	t.Helper()
+	st, err := store.New(pool, store.Config{})
+	require.NoError(t, err)
+	batches, err := app.NewBatches(app.BatchesConfig{Store: st})
+	require.NoError(t, err)
+	return batches
+}
+
+// debit is a require_funds debit of project ("" for none).
+func debit(org, project, key string, n money.Nanos) *ledger.Request {
+	r := debitReq(org, n, key)
+	r.RequireFunds = true
+	if project != "" {
+		r.Metadata = map[string]string{ledger.MetaProject: project}
+	}
+	return r
 }
 
 func requireProjectLimitError(t *testing.T, err error, project string) {
