@@ -327,7 +327,7 @@ type Authorization struct {
 const ReasonInsufficientFunds = "INSUFFICIENT_FUNDS"
 
 // AuthorizeUsage is Authorize for an estimate of usage, priced like a usage debit.
-func (a *App) AuthorizeUsage(ctx context.Context, orgID string, u *ledger.Usage) (Authorization, error) {
+func (a *App) AuthorizeUsage(ctx context.Context, orgID, project string, u *ledger.Usage) (Authorization, error) {
 	m, _, err := a.price(u)
 	if err != nil {
 		return Authorization{}, err
@@ -335,16 +335,21 @@ func (a *App) AuthorizeUsage(ctx context.Context, orgID string, u *ledger.Usage)
 	if err := a.cfg.MaxRequestAmount.Check("the priced usage estimate", m.Nanos); err != nil {
 		return Authorization{}, fmt.Errorf("%w: %w", ledger.ErrInvalid, err)
 	}
-	return a.Authorize(ctx, orgID, m.Nanos, m.Currency)
+	return a.Authorize(ctx, orgID, project, m.Nanos, m.Currency)
 }
 
-// Authorize says whether org can afford amount now. It answers from the Redis cache only with
-// an entry it can prove fresh (see freshness.go), else from PostgreSQL (rebuilding the entry):
-// it never answers from a value older than what PostgreSQL held when the entry was checked, but
-// for the writes in flight.
-func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, currency string) (Authorization, error) {
+// Authorize says whether org can afford amount now, for project when it is set (the "project"
+// metadata its debit will carry: that project's monthly limit is checked too). It answers from
+// the Redis cache only with an entry it can prove fresh (see freshness.go) that holds what it
+// checks — the project limits too when a project is named — else from PostgreSQL (rebuilding
+// the entry): it never answers from a value older than what PostgreSQL held when the entry was
+// checked, but for the writes in flight.
+func (a *App) Authorize(ctx context.Context, orgID, project string, amount money.Nanos, currency string) (Authorization, error) {
 	if err := ledger.Invalid(ids.OrgID(orgID)); err != nil {
 		return Authorization{}, err
+	}
+	if len(project) > ledger.MaxProjectLength {
+		return Authorization{}, fmt.Errorf("%w: project: at most %d bytes", ledger.ErrInvalid, ledger.MaxProjectLength)
 	}
 	if amount < 0 {
 		return Authorization{}, fmt.Errorf("%w: amount must not be negative", ledger.ErrInvalid)
@@ -352,7 +357,7 @@ func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, c
 	if err := a.cfg.MaxRequestAmount.Check("amount", amount); err != nil {
 		return Authorization{}, fmt.Errorf("%w: %w", ledger.ErrInvalid, err)
 	}
-	acct, err := a.authorizedAccount(ctx, orgID)
+	acct, err := a.authorizedAccount(ctx, orgID, project != "")
 	if err != nil {
 		return Authorization{}, err
 	}
@@ -369,17 +374,24 @@ func (a *App) Authorize(ctx context.Context, orgID string, amount money.Nanos, c
 		// The month's spending and the limit come from the same proven-fresh state as the
 		// balance (the entry carries both, and every change of either bumps its version).
 		res.Allowed, res.Reason = false, ledger.ReasonSpendLimitReached
+	case project != "" && acct.CheckProjectSpend(now, map[string]string{ledger.MetaProject: project}, amount) != nil:
+		// So do the project limits: a state without all of them is never used for a project.
+		res.Allowed, res.Reason = false, ledger.ReasonSpendLimitReached
 	}
 	return res, nil
 }
 
-// authorizedAccount returns the account Authorize decides on, and counts where it came from.
-func (a *App) authorizedAccount(ctx context.Context, orgID string) (ledger.Account, error) {
+// authorizedAccount returns the account Authorize decides on, and counts where it came from;
+// with projects, one holding all its project limits.
+func (a *App) authorizedAccount(ctx context.Context, orgID string, projects bool) (ledger.Account, error) {
 	why := whyNoCache
 	if a.cache != nil {
 		acct, source, reason, err := a.fromCache(ctx, orgID)
 		if err != nil {
 			return ledger.Account{}, err
+		}
+		if source == sourceCache && projects && !acct.ProjectsComplete() {
+			source, reason = sourceDB, whyProjectsUnknown
 		}
 		if source == sourceCache {
 			a.metrics.authorize.WithLabelValues(sourceCache, reason).Inc()

@@ -24,6 +24,7 @@ const (
 	whyCacheUnavailable = "cache_unavailable" // Redis failed, timed out, or its breaker is open
 	whyMiss             = "miss"              // no entry
 	whyStale            = "stale"             // an entry stamped with another epoch
+	whyProjectsUnknown  = "projects_unknown"  // a project named, and the fresh entry lacks the project limits
 )
 
 // Results of cache updates (bounded label values).
@@ -104,7 +105,7 @@ func newMetrics(reg prometheus.Registerer, queued func() float64) (*metrics, err
 		}),
 	}
 	for _, l := range [][2]string{{sourceCache, whyFresh}, {sourceCache, whyPending}, {sourceDB, whyNoCache}, {sourceDB, whyEpochUnknown},
-		{sourceDB, whyCacheUnavailable}, {sourceDB, whyMiss}, {sourceDB, whyStale}} {
+		{sourceDB, whyCacheUnavailable}, {sourceDB, whyMiss}, {sourceDB, whyStale}, {sourceDB, whyProjectsUnknown}} {
 		m.authorize.WithLabelValues(l[0], l[1])
 	}
 	for _, r := range []string{reasonStart, reasonRedisServer, reasonWriteFailed, reasonQueueFull, reasonCommitUnknown, reasonReplicaLost, reasonShutdownFailed} {

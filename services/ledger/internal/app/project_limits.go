@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -42,7 +43,8 @@ func (a *App) ProjectLimits(ctx context.Context, orgID string) (time.Time, []Pro
 
 // SetProjectLimit sets (limit > 0) or removes (0) the monthly limit of one project, in currency
 // ("" for the organization's). The batch reads the limits under the account's lock, so the next
-// debit of the project decides with it.
+// debit of the project decides with it; so does the next Authorize (the balance cache carries
+// the project limits).
 func (a *App) SetProjectLimit(ctx context.Context, orgID, project string, limit money.Nanos, currency string) (ProjectLimitState, error) {
 	if err := ledger.Invalid(ids.OrgID(orgID)); err != nil {
 		return ProjectLimitState{}, err
@@ -54,45 +56,21 @@ func (a *App) SetProjectLimit(ctx context.Context, orgID, project string, limit 
 		return ProjectLimitState{}, fmt.Errorf("%w: %w", ledger.ErrInvalid, err)
 	}
 	now := a.cfg.Now()
-	cur, err := a.store.SetProjectLimit(ctx, orgID, project, limit, currency, now)
+	acct, epoch, err := a.store.SetProjectLimit(ctx, orgID, project, limit, currency, now)
+	if errors.Is(err, ledger.ErrOutcomeUnknown) && a.keeper != nil {
+		a.keeper.invalidate(reasonCommitUnknown)
+	}
 	if err != nil {
 		return ProjectLimitState{}, err
 	}
-	st := ProjectLimitState{Project: project, Currency: cur}
-	if limit == 0 {
-		return st, nil
+	// Queued for the balance cache like any commit (the account's version changed with its
+	// project limits), so no Authorize answers from the old limits once this returns.
+	if a.updater != nil {
+		a.updater.submit(epoch, true, acct)
 	}
-	_, all, err := a.ProjectLimits(ctx, orgID)
-	if err != nil {
-		return ProjectLimitState{}, err
+	st := ProjectLimitState{Project: project, Currency: acct.Currency}
+	if p, ok := acct.Projects[project]; ok {
+		st.Limit, st.Spent = p.Amount, p.MonthSpend(now)
 	}
-	for _, p := range all {
-		if p.Project == project {
-			return p, nil
-		}
-	}
-	return ProjectLimitState{}, fmt.Errorf("project limit of %q not found after it was set", project)
-}
-
-// AuthorizeProject adds the project's monthly limit to an Authorize answer: an allowed amount
-// that the project's limit does not allow is refused with ledger.ReasonSpendLimitReached. The
-// project limits are read from PostgreSQL (the balance cache does not carry them).
-func (a *App) AuthorizeProject(ctx context.Context, orgID, project string, res Authorization) (Authorization, error) {
-	if project == "" || !res.Allowed {
-		return res, nil
-	}
-	if len(project) > ledger.MaxProjectLength {
-		return Authorization{}, fmt.Errorf("%w: project: at most %d bytes", ledger.ErrInvalid, ledger.MaxProjectLength)
-	}
-	ps, err := a.store.ProjectLimits(ctx, orgID)
-	if err != nil {
-		return Authorization{}, err
-	}
-	now := a.cfg.Now()
-	for _, p := range ps {
-		if p.Project == project && p.Check(now, res.Amount, res.Currency) != nil {
-			res.Allowed, res.Reason = false, ledger.ReasonSpendLimitReached
-		}
-	}
-	return res, nil
+	return st, nil
 }

@@ -35,7 +35,7 @@ if v and (v > nv or (v == nv and ep >= nep)) then
   redis.call('PEXPIRE', KEYS[1], ARGV[7])
   return 0
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2], 'h', ARGV[3], 'c', ARGV[4], 'e', ARGV[5], 'id', ARGV[6], 'ep', ARGV[8], 'sl', ARGV[9], 'sm', ARGV[10], 'sa', ARGV[11])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2], 'h', ARGV[3], 'c', ARGV[4], 'e', ARGV[5], 'id', ARGV[6], 'ep', ARGV[8], 'sl', ARGV[9], 'sm', ARGV[10], 'sa', ARGV[11], 'pl', ARGV[12])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 return 1
 `)
@@ -63,6 +63,11 @@ type Entry struct {
 	Account ledger.Account
 	Epoch   int64
 }
+
+// ProjectsKnown says whether the entry holds all the account's project limits (with their
+// charges of the month), so that Authorize may check a project's limit from it. An entry of a
+// state read without them, or written by a ledger that did not cache them, holds none.
+func (e Entry) ProjectsKnown() bool { return e.Account.ProjectsComplete() }
 
 // Cache is the Redis balance cache.
 type Cache struct {
@@ -125,9 +130,10 @@ func (c *Cache) Get(ctx context.Context, orgID string) (e Entry, ok bool, err er
 
 // fields are an entry's: version, balance, held, currency, expiry, account id, epoch stamp, and
 // the spend limit, the month of the spending (unix seconds) and the spending (Authorize checks
-// the limit from the entry too). An entry written before the spend fields existed lacks them:
-// a miss, not an entry without a limit. readCheckedScript (servers.go) reads the same list.
-var fields = []string{"v", "b", "h", "c", "e", "id", "ep", "sl", "sm", "sa"}
+// the limit from the entry too), and the project limits (projectsField). An entry written
+// before the spend fields existed lacks them: a miss, not an entry without a limit.
+// readCheckedScript (servers.go) reads the same list.
+var fields = []string{"v", "b", "h", "c", "e", "id", "ep", "sl", "sm", "sa", "pl"}
 
 // GetMany reads the cached entries of orgIDs in one pipeline (one round trip), within the
 // cache's read timeout.
@@ -199,6 +205,8 @@ func decode(orgID string, vals []any) (Entry, bool) {
 	if nums[6] != 0 {
 		a.Spend.Month = time.Unix(nums[6], 0).UTC()
 	}
+	pl, _ := vals[10].(string)
+	a.Projects, a.ProjectLimitCount = decodeProjects(pl, a.Version)
 	return Entry{Account: a, Epoch: epoch}, true
 }
 
@@ -244,7 +252,7 @@ func (c *Cache) set(ctx context.Context, entries []Entry, full bool) error {
 			month = a.Spend.Month.Unix()
 		}
 		run(ctx, pipe, []string{c.key(a.OrgID)}, a.Version, int64(a.Balance), int64(a.Held), a.Currency, exp, a.ID, c.cfg.TTL.Milliseconds(), e.Epoch,
-			int64(a.Limit.Amount), month, int64(a.Spend.Amount))
+			int64(a.Limit.Amount), month, int64(a.Spend.Amount), encodeProjects(a))
 	}
 	_, err := pipe.Exec(ctx)
 	if errors.Is(err, redis.Nil) {

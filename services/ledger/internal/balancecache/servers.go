@@ -16,8 +16,8 @@ import (
 // In one script, so the entry comes from the server named.
 var readCheckedScript = redis.NewScript(`
 local info = redis.call('INFO', 'server', 'replication')
-local vals = redis.call('HMGET', KEYS[1], 'v', 'b', 'h', 'c', 'e', 'id', 'ep', 'sl', 'sm', 'sa')
-vals[11] = (string.match(info, 'run_id:(%w+)') or '') .. '/' .. (string.match(info, 'master_replid:(%w+)') or '')
+local vals = redis.call('HMGET', KEYS[1], 'v', 'b', 'h', 'c', 'e', 'id', 'ep', 'sl', 'sm', 'sa', 'pl')
+vals[12] = (string.match(info, 'run_id:(%w+)') or '') .. '/' .. (string.match(info, 'master_replid:(%w+)') or '')
 return vals
 `)
 

@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tallyhq/tally/pkg/server"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
@@ -49,6 +51,17 @@ func limitedProject(err error) map[string]string {
 	var pe *ledger.ProjectLimitError
 	if errors.As(err, &pe) {
 		return map[string]string{"project": pe.Project}
+	}
+	return nil
+}
+
+// errorInfoMetadata is the metadata of st's ErrorInfo (nil without one): what a streamed
+// debit's acknowledgement carries of the status a unary Debit would return.
+func errorInfoMetadata(st *status.Status) map[string]string {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetMetadata()
+		}
 	}
 	return nil
 }

@@ -79,10 +79,15 @@ func reserveRequest(req *ledgerv1.ReserveRequest, actor string) (*ledger.Request
 		}
 		ttl = req.GetTtl().AsDuration()
 	}
-	return &ledger.Request{
+	r := &ledger.Request{
 		Op: ledger.OpReserve, OrgID: req.GetOrgId(), Amount: amt.Nanos, Currency: amt.Currency, TTL: ttl,
 		IdempotencyKey: req.GetIdempotencyKey(), Description: req.GetDescription(), Actor: actor,
-	}, nil
+	}
+	if p := req.GetProject(); p != "" {
+		// The batch checks a project's limit from a request's "project" metadata.
+		r.Metadata = map[string]string{ledger.MetaProject: p}
+	}
+	return r, nil
 }
 
 func captureRequest(req *ledgerv1.CaptureRequest, actor string) (*ledger.Request, error) {

@@ -195,16 +195,13 @@ func (s *Server) Authorize(ctx context.Context, req *ledgerv1.AuthorizeRequest) 
 		if uerr != nil {
 			return nil, uerr
 		}
-		a, err = s.app.AuthorizeUsage(ctx, req.GetOrgId(), u)
+		a, err = s.app.AuthorizeUsage(ctx, req.GetOrgId(), req.GetProject(), u)
 	} else {
 		amt, aerr := amount(req.GetAmount(), false)
 		if aerr != nil {
 			return nil, aerr
 		}
-		a, err = s.app.Authorize(ctx, req.GetOrgId(), amt.Nanos, amt.Currency)
-	}
-	if err == nil {
-		a, err = s.app.AuthorizeProject(ctx, req.GetOrgId(), req.GetProject(), a)
+		a, err = s.app.Authorize(ctx, req.GetOrgId(), req.GetProject(), amt.Nanos, amt.Currency)
 	}
 	if err != nil {
 		return nil, err

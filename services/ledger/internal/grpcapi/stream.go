@@ -138,6 +138,7 @@ func (s *Server) errorAck(ctx context.Context, id uint64, owns bool, err error) 
 	}
 	return streamAck{owns: owns, ack: &ledgerv1.DebitAck{RequestId: id, Result: &ledgerv1.DebitAck_Error{Error: &ledgerv1.DebitError{
 		Code: int32(st.Code()), Message: st.Message(), Reason: reason(err, st.Code()), //nolint:gosec // gRPC codes are small
+		Metadata: errorInfoMetadata(st),
 	}}}}
 }
 

@@ -267,6 +267,11 @@ func (b *Batch) reserve(acct *Account, req *Request) (Result, error) {
 	if err := acct.CheckSpend(b.now, req.Amount); err != nil {
 		return Result{}, err
 	}
+	// The project's limit, like the organization's: checked against the month's charges, and
+	// the hold not counted (its capture is).
+	if err := acct.CheckProjectSpend(b.now, req.Metadata, req.Amount); err != nil {
+		return Result{}, err
+	}
 	held, err := money.Add(acct.Held, req.Amount)
 	if err != nil {
 		return Result{}, ErrOverflow

@@ -61,6 +61,12 @@ func (p ProjectLimit) Check(now time.Time, amount money.Nanos, currency string) 
 		ErrSpendLimitReached, p.Project, p.MonthSpend(now).Display(), p.Amount.Display(), currency, amount.Display())}
 }
 
+// ProjectsComplete says whether Projects holds every project limit of the account, so that a
+// project missing from it has no limit (a state read without them proves nothing about them).
+func (a Account) ProjectsComplete() bool {
+	return len(a.Projects) == a.ProjectLimitCount
+}
+
 // CheckProjectSpend refuses amount when the metadata names a project whose limit does not allow
 // it; a charge without a project, or of a project without a limit, passes.
 func (a Account) CheckProjectSpend(now time.Time, metadata map[string]string, amount money.Nanos) error {

@@ -168,6 +168,10 @@ type Account struct {
 	// Projects are the per-project monthly limits (project_limits.go), read under the account's
 	// lock and written by the batch that counts a charge of one of them; nil when none is set.
 	Projects map[string]*ProjectLimit
+	// ProjectLimitCount is how many projects have a limit (kept on the account row with them):
+	// Projects holds them all when ProjectsComplete. A state known to lack them (a cache entry
+	// that does not carry them) has -1.
+	ProjectLimitCount int
 }
 
 // Available is the balance that can still be spent: balance minus active holds, where a positive

@@ -22,8 +22,3 @@ func (r *Router) SetProjectLimit(ctx context.Context, org, project string, limit
 		return a.SetProjectLimit(ctx, org, project, limit, currency)
 	})
 }
-
-// AuthorizeProject is app.AuthorizeProject on org's shard.
-func (r *Router) AuthorizeProject(ctx context.Context, org, project string, res app.Authorization) (app.Authorization, error) {
-	return r.appOf(org).AuthorizeProject(ctx, org, project, res)
-}

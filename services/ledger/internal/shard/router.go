@@ -262,13 +262,13 @@ func (r *Router) SetSpendLimit(ctx context.Context, org string, limit ledger.Spe
 }
 
 // Authorize is app.Authorize on org's shard (never an extra round trip: the map is in memory).
-func (r *Router) Authorize(ctx context.Context, org string, amount money.Nanos, currency string) (app.Authorization, error) {
-	return r.authorize(ctx, org, func(a *app.App) (app.Authorization, error) { return a.Authorize(ctx, org, amount, currency) })
+func (r *Router) Authorize(ctx context.Context, org, project string, amount money.Nanos, currency string) (app.Authorization, error) {
+	return r.authorize(ctx, org, func(a *app.App) (app.Authorization, error) { return a.Authorize(ctx, org, project, amount, currency) })
 }
 
 // AuthorizeUsage is app.AuthorizeUsage on org's shard.
-func (r *Router) AuthorizeUsage(ctx context.Context, org string, u *ledger.Usage) (app.Authorization, error) {
-	return r.authorize(ctx, org, func(a *app.App) (app.Authorization, error) { return a.AuthorizeUsage(ctx, org, u) })
+func (r *Router) AuthorizeUsage(ctx context.Context, org, project string, u *ledger.Usage) (app.Authorization, error) {
+	return r.authorize(ctx, org, func(a *app.App) (app.Authorization, error) { return a.AuthorizeUsage(ctx, org, project, u) })
 }
 
 // authorize runs call on org's shard. A refusal there, with several shards, is checked against

@@ -36,14 +36,22 @@ func (s *Store) Account(ctx context.Context, orgID string) (acct ledger.Account,
 func (s *Store) AccountsForCache(parent context.Context, orgIDs []string) (accts []ledger.Account, found []bool, epoch int64, err error) {
 	ctx, cancel := s.deadline(parent)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+accountColumns+`, (SELECT epoch FROM cache_epoch WHERE id = 1)
+	// The project limits are read in the same statement (one snapshot with the account and the
+	// epoch), only for the accounts that have some.
+	rows, err := s.pool.Query(ctx, `SELECT `+accountColumns+`, (SELECT epoch FROM cache_epoch WHERE id = 1),
+    CASE WHEN project_limit_count > 0 THEN (SELECT json_agg(json_build_object('p', p.project, 'l', p.monthly_limit,
+        'm', extract(epoch from p.spend_month)::bigint, 's', p.month_spend)) FROM project_limits p WHERE p.org_id = accounts.org_id) END
 FROM accounts WHERE kind = 'org' AND org_id = ANY($1::text[])`, orgIDs)
 	if err != nil {
 		return nil, nil, 0, fail(parent, fmt.Errorf("reading accounts: %w", err))
 	}
 	byOrg := make(map[string]ledger.Account, len(orgIDs))
 	for rows.Next() {
-		a, err := scanAccount(rows, &epoch)
+		var projects []byte
+		a, err := scanAccount(rows, &epoch, &projects)
+		if err == nil {
+			a.Projects, err = decodeProjectLimits(projects)
+		}
 		if err != nil {
 			rows.Close()
 			return nil, nil, 0, fail(parent, fmt.Errorf("scanning account: %w", err))

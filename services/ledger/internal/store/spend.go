@@ -99,6 +99,10 @@ func (s *Store) UpdateSpendLimit(parent context.Context, orgID, currency string,
 	if err := acct.Resident(); err != nil {
 		return ledger.Account{}, 0, err // moved away (the router follows) or moving in
 	}
+	// The account goes to the balance cache with all it holds, its project limits included.
+	if err := readLateProjectLimits(ctx, tx, nil, map[string]*ledger.Account{acct.OrgID: &acct}); err != nil {
+		return ledger.Account{}, 0, fail(parent, err)
+	}
 	alert, changed, err := change(&acct)
 	if err != nil || !changed {
 		return acct, epoch, err

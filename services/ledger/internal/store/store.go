@@ -38,6 +38,9 @@ type Store struct {
 	// knownOrgs remembers organizations whose account exists (accounts are never deleted), so
 	// batches skip the account insert for them.
 	knownOrgs sync.Map
+	// projectOrgs remembers the organizations last seen with project limits, so a batch reads
+	// their limits in its locking round trip (a hint: the count read under lock decides).
+	projectOrgs sync.Map
 }
 
 // New returns a Store over pool, whose search_path is the ledger schema.
@@ -144,16 +147,17 @@ func lockedAccounts(lk *ledger.Locked) []ledger.Account {
 // accountColumns reads an organization's account. balance is numeric (platform rows may exceed
 // int64); an organization's row is kept within int64 by a CHECK constraint, so the cast is exact.
 // moved_to and frozen are the residency fence (ledger.Account.Resident), read with the lock every
-// write takes anyway.
+// write takes anyway; so is project_limit_count, which says whether project_limits has rows to
+// read for the account.
 const accountColumns = `id, org_id, currency, balance::bigint, held, coalesce((extract(epoch from expires_at) * 1000000)::bigint, 0), version,
-coalesce(moved_to, ''), frozen, ` + spendColumns
+coalesce(moved_to, ''), frozen, project_limit_count, ` + spendColumns
 
 // scanAccount reads accountColumns, then extra.
 func scanAccount(row pgx.Row, extra ...any) (ledger.Account, error) {
 	var a ledger.Account
 	var bal, held, expMicros int64
 	var sp spendRow
-	dest := append([]any{&a.ID, &a.OrgID, &a.Currency, &bal, &held, &expMicros, &a.Version, &a.MovedTo, &a.Frozen}, sp.dest()...)
+	dest := append([]any{&a.ID, &a.OrgID, &a.Currency, &bal, &held, &expMicros, &a.Version, &a.MovedTo, &a.Frozen, &a.ProjectLimitCount}, sp.dest()...)
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return ledger.Account{}, err
 	}
@@ -199,7 +203,12 @@ func (s *Store) lock(ctx context.Context, conn *pgx.Conn, ls ledger.LockSet) (*l
 		return nil
 	})
 	s.queueLockAccounts(batch, ls.Orgs, holdIDs, lk.Accounts)
-	queueReadProjectLimits(batch, ls.Orgs, holdIDs, lk.Accounts)
+	// The project limits of the organizations known to have some are read in the same round
+	// trip, after the lock; a batch of organizations without any runs no statement for them.
+	read := s.limitedOrgs(ls.Orgs)
+	if len(read) > 0 {
+		queueReadProjectLimits(batch, read, lk.Accounts)
+	}
 	if len(holdIDs) > 0 {
 		queueLockHolds(batch, holdIDs, lk.Holds)
 	}
@@ -214,6 +223,9 @@ func (s *Store) lock(ctx context.Context, conn *pgx.Conn, ls ledger.LockSet) (*l
 		if err := loadReplays(ctx, conn, lk.Existing, replays.txs, replays.holds); err != nil {
 			return nil, 0, err
 		}
+	}
+	if err := readLateProjectLimits(ctx, conn, read, lk.Accounts); err != nil {
+		return nil, 0, err
 	}
 	return lk, epoch, nil
 }
@@ -259,6 +271,7 @@ ORDER BY id FOR UPDATE`, orgs, holdIDs).Query(func(rows pgx.Rows) error {
 			}
 			into[a.OrgID] = &a
 			s.knownOrgs.Store(a.OrgID, struct{}{})
+			s.rememberProjectLimits(a)
 		}
 		return rows.Err()
 	})

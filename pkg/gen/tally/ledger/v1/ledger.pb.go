@@ -1195,9 +1195,12 @@ func (*DebitAck_Error) isDebitAck_Result() {}
 type DebitError struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A google.rpc.Code value (3 INVALID_ARGUMENT, 6 ALREADY_EXISTS, 9 FAILED_PRECONDITION, 14 UNAVAILABLE...).
-	Code          int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Code    int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Reason  string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The google.rpc.ErrorInfo metadata a unary Debit's status carries (e.g. "project": the
+	// project whose limit refused the debit); empty when it carries none.
+	Metadata      map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1251,6 +1254,13 @@ func (x *DebitError) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *DebitError) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
 }
 
 type AdjustRequest struct {
@@ -2167,8 +2177,13 @@ type ReserveRequest struct {
 	Ttl            *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	IdempotencyKey string               `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Description    string               `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Optional: the project the hold is for (the "project" metadata its capture will carry). The
+	// project's monthly limit is checked like a require_funds debit's: a reservation it does not
+	// allow is refused with FAILED_PRECONDITION, reason SPEND_LIMIT_REACHED (ErrorInfo metadata
+	// "project"). Like the organization's limit, a hold is not counted as spending; its capture is.
+	Project       string `protobuf:"bytes,6,opt,name=project,proto3" json:"project,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReserveRequest) Reset() {
@@ -2232,6 +2247,13 @@ func (x *ReserveRequest) GetIdempotencyKey() string {
 func (x *ReserveRequest) GetDescription() string {
 	if x != nil {
 		return x.Description
+	}
+	return ""
+}
+
+func (x *ReserveRequest) GetProject() string {
+	if x != nil {
+		return x.Project
 	}
 	return ""
 }
@@ -3717,12 +3739,16 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x126\n" +
 	"\x05debit\x18\x02 \x01(\v2\x1e.tally.ledger.v1.DebitResponseH\x00R\x05debit\x123\n" +
 	"\x05error\x18\x03 \x01(\v2\x1b.tally.ledger.v1.DebitErrorH\x00R\x05errorB\b\n" +
-	"\x06result\"R\n" +
+	"\x06result\"\xd6\x01\n" +
 	"\n" +
 	"DebitError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x93\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12E\n" +
+	"\bmetadata\x18\x04 \x03(\v2).tally.ledger.v1.DebitError.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x01\n" +
 	"\rAdjustRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12\x16\n" +
@@ -3794,13 +3820,14 @@ const file_tally_ledger_v1_ledger_proto_rawDesc = "" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x120\n" +
 	"\tavailable\x18\x02 \x01(\v2\x12.google.type.MoneyR\tavailable\x12*\n" +
 	"\x06amount\x18\x03 \x01(\v2\x12.google.type.MoneyR\x06amount\x12#\n" +
-	"\rdenial_reason\x18\x04 \x01(\tR\fdenialReason\"\xcb\x01\n" +
+	"\rdenial_reason\x18\x04 \x01(\tR\fdenialReason\"\xe5\x01\n" +
 	"\x0eReserveRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12*\n" +
 	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyR\x06amount\x12+\n" +
 	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12'\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12 \n" +
-	"\vdescription\x18\x05 \x01(\tR\vdescription\"\x8a\x01\n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12\x18\n" +
+	"\aproject\x18\x06 \x01(\tR\aproject\"\x8a\x01\n" +
 	"\x0fReserveResponse\x12)\n" +
 	"\x04hold\x18\x01 \x01(\v2\x15.tally.ledger.v1.HoldR\x04hold\x120\n" +
 	"\tavailable\x18\x02 \x01(\v2\x12.google.type.MoneyR\tavailable\x12\x1a\n" +
@@ -3973,7 +4000,7 @@ func file_tally_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_ledger_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_tally_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(TransactionKind)(0),              // 0: tally.ledger.v1.TransactionKind
 	(CreditSource)(0),                 // 1: tally.ledger.v1.CreditSource
@@ -4029,138 +4056,140 @@ var file_tally_ledger_v1_ledger_proto_goTypes = []any{
 	(*ProjectLimitStatus)(nil),        // 51: tally.ledger.v1.ProjectLimitStatus
 	nil,                               // 52: tally.ledger.v1.DebitRequest.MetadataEntry
 	nil,                               // 53: tally.ledger.v1.Usage.QuantitiesEntry
-	nil,                               // 54: tally.ledger.v1.Transaction.MetadataEntry
-	nil,                               // 55: tally.ledger.v1.CaptureRequest.MetadataEntry
-	(*money.Money)(nil),               // 56: google.type.Money
-	(*timestamppb.Timestamp)(nil),     // 57: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 58: google.protobuf.Duration
+	nil,                               // 54: tally.ledger.v1.DebitError.MetadataEntry
+	nil,                               // 55: tally.ledger.v1.Transaction.MetadataEntry
+	nil,                               // 56: tally.ledger.v1.CaptureRequest.MetadataEntry
+	(*money.Money)(nil),               // 57: google.type.Money
+	(*timestamppb.Timestamp)(nil),     // 58: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 59: google.protobuf.Duration
 }
 var file_tally_ledger_v1_ledger_proto_depIdxs = []int32{
-	56,  // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
-	56,  // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
-	56,  // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
-	57,  // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
-	56,  // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
+	57,  // 0: tally.ledger.v1.GetBalanceResponse.balance:type_name -> google.type.Money
+	57,  // 1: tally.ledger.v1.GetBalanceResponse.available:type_name -> google.type.Money
+	57,  // 2: tally.ledger.v1.GetBalanceResponse.held:type_name -> google.type.Money
+	58,  // 3: tally.ledger.v1.GetBalanceResponse.expires_at:type_name -> google.protobuf.Timestamp
+	57,  // 4: tally.ledger.v1.CreditRequest.amount:type_name -> google.type.Money
 	1,   // 5: tally.ledger.v1.CreditRequest.source:type_name -> tally.ledger.v1.CreditSource
 	26,  // 6: tally.ledger.v1.CreditResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	56,  // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
-	57,  // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
-	56,  // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
+	57,  // 7: tally.ledger.v1.CreditResponse.balance:type_name -> google.type.Money
+	58,  // 8: tally.ledger.v1.CreditResponse.expires_at:type_name -> google.protobuf.Timestamp
+	57,  // 9: tally.ledger.v1.DebitRequest.amount:type_name -> google.type.Money
 	52,  // 10: tally.ledger.v1.DebitRequest.metadata:type_name -> tally.ledger.v1.DebitRequest.MetadataEntry
 	9,   // 11: tally.ledger.v1.DebitRequest.usage:type_name -> tally.ledger.v1.Usage
 	53,  // 12: tally.ledger.v1.Usage.quantities:type_name -> tally.ledger.v1.Usage.QuantitiesEntry
-	57,  // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
-	57,  // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
+	58,  // 13: tally.ledger.v1.Usage.occurred_at:type_name -> google.protobuf.Timestamp
+	58,  // 14: tally.ledger.v1.PricedUsage.occurred_at:type_name -> google.protobuf.Timestamp
 	11,  // 15: tally.ledger.v1.PricedUsage.lines:type_name -> tally.ledger.v1.UsageLine
-	56,  // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
-	56,  // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
-	56,  // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
+	57,  // 16: tally.ledger.v1.UsageLine.unit_price:type_name -> google.type.Money
+	57,  // 17: tally.ledger.v1.UsageLine.amount:type_name -> google.type.Money
+	57,  // 18: tally.ledger.v1.DebitResponse.balance:type_name -> google.type.Money
 	26,  // 19: tally.ledger.v1.DebitResponse.transaction:type_name -> tally.ledger.v1.Transaction
 	14,  // 20: tally.ledger.v1.DebitStreamRequest.debits:type_name -> tally.ledger.v1.StreamedDebit
 	8,   // 21: tally.ledger.v1.StreamedDebit.debit:type_name -> tally.ledger.v1.DebitRequest
 	16,  // 22: tally.ledger.v1.DebitStreamResponse.acks:type_name -> tally.ledger.v1.DebitAck
 	12,  // 23: tally.ledger.v1.DebitAck.debit:type_name -> tally.ledger.v1.DebitResponse
 	17,  // 24: tally.ledger.v1.DebitAck.error:type_name -> tally.ledger.v1.DebitError
-	56,  // 25: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
-	26,  // 26: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	56,  // 27: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
-	0,   // 28: tally.ledger.v1.ListTransactionsRequest.kind:type_name -> tally.ledger.v1.TransactionKind
-	23,  // 29: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
-	24,  // 30: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
-	24,  // 31: tally.ledger.v1.GetUsageSummaryResponse.projects:type_name -> tally.ledger.v1.UsageItem
-	56,  // 32: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
-	24,  // 33: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
-	56,  // 34: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
-	26,  // 35: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
-	0,   // 36: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
-	56,  // 37: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
-	56,  // 38: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
-	54,  // 39: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
-	57,  // 40: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
-	27,  // 41: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
-	10,  // 42: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
-	56,  // 43: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
-	56,  // 44: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
-	9,   // 45: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
-	56,  // 46: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
-	56,  // 47: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
-	56,  // 48: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
-	58,  // 49: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
-	36,  // 50: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
-	56,  // 51: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
-	56,  // 52: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
-	55,  // 53: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
-	36,  // 54: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
-	26,  // 55: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
-	56,  // 56: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
-	36,  // 57: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
-	56,  // 58: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
-	2,   // 59: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
-	57,  // 60: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
-	57,  // 61: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	56,  // 62: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
-	39,  // 63: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
-	3,   // 64: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
-	56,  // 65: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
-	56,  // 66: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
-	56,  // 67: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
-	57,  // 68: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
-	57,  // 69: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	1,   // 70: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
-	56,  // 71: tally.ledger.v1.BalanceEvent.spend_limit:type_name -> google.type.Money
-	56,  // 72: tally.ledger.v1.MoveOrganizationResponse.balance:type_name -> google.type.Money
-	56,  // 73: tally.ledger.v1.MoveOrganizationResponse.held:type_name -> google.type.Money
-	46,  // 74: tally.ledger.v1.GetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
-	56,  // 75: tally.ledger.v1.SetSpendLimitRequest.limit:type_name -> google.type.Money
-	46,  // 76: tally.ledger.v1.SetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
-	56,  // 77: tally.ledger.v1.SpendLimitStatus.limit:type_name -> google.type.Money
-	56,  // 78: tally.ledger.v1.SpendLimitStatus.month_spend:type_name -> google.type.Money
-	56,  // 79: tally.ledger.v1.SpendLimitStatus.remaining:type_name -> google.type.Money
-	51,  // 80: tally.ledger.v1.ListProjectLimitsResponse.project_limits:type_name -> tally.ledger.v1.ProjectLimitStatus
-	56,  // 81: tally.ledger.v1.SetProjectLimitRequest.limit:type_name -> google.type.Money
-	51,  // 82: tally.ledger.v1.SetProjectLimitResponse.project_limit:type_name -> tally.ledger.v1.ProjectLimitStatus
-	56,  // 83: tally.ledger.v1.ProjectLimitStatus.limit:type_name -> google.type.Money
-	56,  // 84: tally.ledger.v1.ProjectLimitStatus.month_spend:type_name -> google.type.Money
-	56,  // 85: tally.ledger.v1.ProjectLimitStatus.remaining:type_name -> google.type.Money
-	4,   // 86: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
-	6,   // 87: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
-	8,   // 88: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
-	13,  // 89: tally.ledger.v1.LedgerService.DebitStream:input_type -> tally.ledger.v1.DebitStreamRequest
-	18,  // 90: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
-	20,  // 91: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
-	21,  // 92: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
-	28,  // 93: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
-	30,  // 94: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
-	32,  // 95: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
-	34,  // 96: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
-	37,  // 97: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
-	40,  // 98: tally.ledger.v1.LedgerService.MoveOrganization:input_type -> tally.ledger.v1.MoveOrganizationRequest
-	42,  // 99: tally.ledger.v1.LedgerService.GetSpendLimit:input_type -> tally.ledger.v1.GetSpendLimitRequest
-	44,  // 100: tally.ledger.v1.LedgerService.SetSpendLimit:input_type -> tally.ledger.v1.SetSpendLimitRequest
-	47,  // 101: tally.ledger.v1.LedgerService.ListProjectLimits:input_type -> tally.ledger.v1.ListProjectLimitsRequest
-	49,  // 102: tally.ledger.v1.LedgerService.SetProjectLimit:input_type -> tally.ledger.v1.SetProjectLimitRequest
-	5,   // 103: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
-	7,   // 104: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
-	12,  // 105: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
-	15,  // 106: tally.ledger.v1.LedgerService.DebitStream:output_type -> tally.ledger.v1.DebitStreamResponse
-	19,  // 107: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
-	25,  // 108: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
-	22,  // 109: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
-	29,  // 110: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
-	31,  // 111: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
-	33,  // 112: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
-	35,  // 113: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
-	38,  // 114: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
-	41,  // 115: tally.ledger.v1.LedgerService.MoveOrganization:output_type -> tally.ledger.v1.MoveOrganizationResponse
-	43,  // 116: tally.ledger.v1.LedgerService.GetSpendLimit:output_type -> tally.ledger.v1.GetSpendLimitResponse
-	45,  // 117: tally.ledger.v1.LedgerService.SetSpendLimit:output_type -> tally.ledger.v1.SetSpendLimitResponse
-	48,  // 118: tally.ledger.v1.LedgerService.ListProjectLimits:output_type -> tally.ledger.v1.ListProjectLimitsResponse
-	50,  // 119: tally.ledger.v1.LedgerService.SetProjectLimit:output_type -> tally.ledger.v1.SetProjectLimitResponse
-	103, // [103:120] is the sub-list for method output_type
-	86,  // [86:103] is the sub-list for method input_type
-	86,  // [86:86] is the sub-list for extension type_name
-	86,  // [86:86] is the sub-list for extension extendee
-	0,   // [0:86] is the sub-list for field type_name
+	54,  // 25: tally.ledger.v1.DebitError.metadata:type_name -> tally.ledger.v1.DebitError.MetadataEntry
+	57,  // 26: tally.ledger.v1.AdjustRequest.amount:type_name -> google.type.Money
+	26,  // 27: tally.ledger.v1.AdjustResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	57,  // 28: tally.ledger.v1.AdjustResponse.balance:type_name -> google.type.Money
+	0,   // 29: tally.ledger.v1.ListTransactionsRequest.kind:type_name -> tally.ledger.v1.TransactionKind
+	23,  // 30: tally.ledger.v1.GetUsageSummaryResponse.days:type_name -> tally.ledger.v1.UsageDay
+	24,  // 31: tally.ledger.v1.GetUsageSummaryResponse.totals:type_name -> tally.ledger.v1.UsageItem
+	24,  // 32: tally.ledger.v1.GetUsageSummaryResponse.projects:type_name -> tally.ledger.v1.UsageItem
+	57,  // 33: tally.ledger.v1.UsageDay.total:type_name -> google.type.Money
+	24,  // 34: tally.ledger.v1.UsageDay.items:type_name -> tally.ledger.v1.UsageItem
+	57,  // 35: tally.ledger.v1.UsageItem.amount:type_name -> google.type.Money
+	26,  // 36: tally.ledger.v1.ListTransactionsResponse.transactions:type_name -> tally.ledger.v1.Transaction
+	0,   // 37: tally.ledger.v1.Transaction.kind:type_name -> tally.ledger.v1.TransactionKind
+	57,  // 38: tally.ledger.v1.Transaction.amount:type_name -> google.type.Money
+	57,  // 39: tally.ledger.v1.Transaction.balance_after:type_name -> google.type.Money
+	55,  // 40: tally.ledger.v1.Transaction.metadata:type_name -> tally.ledger.v1.Transaction.MetadataEntry
+	58,  // 41: tally.ledger.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	27,  // 42: tally.ledger.v1.Transaction.postings:type_name -> tally.ledger.v1.Posting
+	10,  // 43: tally.ledger.v1.Transaction.priced_usage:type_name -> tally.ledger.v1.PricedUsage
+	57,  // 44: tally.ledger.v1.Posting.amount:type_name -> google.type.Money
+	57,  // 45: tally.ledger.v1.AuthorizeRequest.amount:type_name -> google.type.Money
+	9,   // 46: tally.ledger.v1.AuthorizeRequest.usage:type_name -> tally.ledger.v1.Usage
+	57,  // 47: tally.ledger.v1.AuthorizeResponse.available:type_name -> google.type.Money
+	57,  // 48: tally.ledger.v1.AuthorizeResponse.amount:type_name -> google.type.Money
+	57,  // 49: tally.ledger.v1.ReserveRequest.amount:type_name -> google.type.Money
+	59,  // 50: tally.ledger.v1.ReserveRequest.ttl:type_name -> google.protobuf.Duration
+	36,  // 51: tally.ledger.v1.ReserveResponse.hold:type_name -> tally.ledger.v1.Hold
+	57,  // 52: tally.ledger.v1.ReserveResponse.available:type_name -> google.type.Money
+	57,  // 53: tally.ledger.v1.CaptureRequest.amount:type_name -> google.type.Money
+	56,  // 54: tally.ledger.v1.CaptureRequest.metadata:type_name -> tally.ledger.v1.CaptureRequest.MetadataEntry
+	36,  // 55: tally.ledger.v1.CaptureResponse.hold:type_name -> tally.ledger.v1.Hold
+	26,  // 56: tally.ledger.v1.CaptureResponse.transaction:type_name -> tally.ledger.v1.Transaction
+	57,  // 57: tally.ledger.v1.CaptureResponse.balance:type_name -> google.type.Money
+	36,  // 58: tally.ledger.v1.ReleaseResponse.hold:type_name -> tally.ledger.v1.Hold
+	57,  // 59: tally.ledger.v1.Hold.amount:type_name -> google.type.Money
+	2,   // 60: tally.ledger.v1.Hold.status:type_name -> tally.ledger.v1.HoldStatus
+	58,  // 61: tally.ledger.v1.Hold.expires_at:type_name -> google.protobuf.Timestamp
+	58,  // 62: tally.ledger.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	57,  // 63: tally.ledger.v1.Hold.captured:type_name -> google.type.Money
+	39,  // 64: tally.ledger.v1.WatchEventsResponse.event:type_name -> tally.ledger.v1.BalanceEvent
+	3,   // 65: tally.ledger.v1.BalanceEvent.kind:type_name -> tally.ledger.v1.EventKind
+	57,  // 66: tally.ledger.v1.BalanceEvent.amount:type_name -> google.type.Money
+	57,  // 67: tally.ledger.v1.BalanceEvent.balance:type_name -> google.type.Money
+	57,  // 68: tally.ledger.v1.BalanceEvent.available:type_name -> google.type.Money
+	58,  // 69: tally.ledger.v1.BalanceEvent.expires_at:type_name -> google.protobuf.Timestamp
+	58,  // 70: tally.ledger.v1.BalanceEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	1,   // 71: tally.ledger.v1.BalanceEvent.credit_source:type_name -> tally.ledger.v1.CreditSource
+	57,  // 72: tally.ledger.v1.BalanceEvent.spend_limit:type_name -> google.type.Money
+	57,  // 73: tally.ledger.v1.MoveOrganizationResponse.balance:type_name -> google.type.Money
+	57,  // 74: tally.ledger.v1.MoveOrganizationResponse.held:type_name -> google.type.Money
+	46,  // 75: tally.ledger.v1.GetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
+	57,  // 76: tally.ledger.v1.SetSpendLimitRequest.limit:type_name -> google.type.Money
+	46,  // 77: tally.ledger.v1.SetSpendLimitResponse.spend_limit:type_name -> tally.ledger.v1.SpendLimitStatus
+	57,  // 78: tally.ledger.v1.SpendLimitStatus.limit:type_name -> google.type.Money
+	57,  // 79: tally.ledger.v1.SpendLimitStatus.month_spend:type_name -> google.type.Money
+	57,  // 80: tally.ledger.v1.SpendLimitStatus.remaining:type_name -> google.type.Money
+	51,  // 81: tally.ledger.v1.ListProjectLimitsResponse.project_limits:type_name -> tally.ledger.v1.ProjectLimitStatus
+	57,  // 82: tally.ledger.v1.SetProjectLimitRequest.limit:type_name -> google.type.Money
+	51,  // 83: tally.ledger.v1.SetProjectLimitResponse.project_limit:type_name -> tally.ledger.v1.ProjectLimitStatus
+	57,  // 84: tally.ledger.v1.ProjectLimitStatus.limit:type_name -> google.type.Money
+	57,  // 85: tally.ledger.v1.ProjectLimitStatus.month_spend:type_name -> google.type.Money
+	57,  // 86: tally.ledger.v1.ProjectLimitStatus.remaining:type_name -> google.type.Money
+	4,   // 87: tally.ledger.v1.LedgerService.GetBalance:input_type -> tally.ledger.v1.GetBalanceRequest
+	6,   // 88: tally.ledger.v1.LedgerService.Credit:input_type -> tally.ledger.v1.CreditRequest
+	8,   // 89: tally.ledger.v1.LedgerService.Debit:input_type -> tally.ledger.v1.DebitRequest
+	13,  // 90: tally.ledger.v1.LedgerService.DebitStream:input_type -> tally.ledger.v1.DebitStreamRequest
+	18,  // 91: tally.ledger.v1.LedgerService.Adjust:input_type -> tally.ledger.v1.AdjustRequest
+	20,  // 92: tally.ledger.v1.LedgerService.ListTransactions:input_type -> tally.ledger.v1.ListTransactionsRequest
+	21,  // 93: tally.ledger.v1.LedgerService.GetUsageSummary:input_type -> tally.ledger.v1.GetUsageSummaryRequest
+	28,  // 94: tally.ledger.v1.LedgerService.Authorize:input_type -> tally.ledger.v1.AuthorizeRequest
+	30,  // 95: tally.ledger.v1.LedgerService.Reserve:input_type -> tally.ledger.v1.ReserveRequest
+	32,  // 96: tally.ledger.v1.LedgerService.Capture:input_type -> tally.ledger.v1.CaptureRequest
+	34,  // 97: tally.ledger.v1.LedgerService.Release:input_type -> tally.ledger.v1.ReleaseRequest
+	37,  // 98: tally.ledger.v1.LedgerService.WatchEvents:input_type -> tally.ledger.v1.WatchEventsRequest
+	40,  // 99: tally.ledger.v1.LedgerService.MoveOrganization:input_type -> tally.ledger.v1.MoveOrganizationRequest
+	42,  // 100: tally.ledger.v1.LedgerService.GetSpendLimit:input_type -> tally.ledger.v1.GetSpendLimitRequest
+	44,  // 101: tally.ledger.v1.LedgerService.SetSpendLimit:input_type -> tally.ledger.v1.SetSpendLimitRequest
+	47,  // 102: tally.ledger.v1.LedgerService.ListProjectLimits:input_type -> tally.ledger.v1.ListProjectLimitsRequest
+	49,  // 103: tally.ledger.v1.LedgerService.SetProjectLimit:input_type -> tally.ledger.v1.SetProjectLimitRequest
+	5,   // 104: tally.ledger.v1.LedgerService.GetBalance:output_type -> tally.ledger.v1.GetBalanceResponse
+	7,   // 105: tally.ledger.v1.LedgerService.Credit:output_type -> tally.ledger.v1.CreditResponse
+	12,  // 106: tally.ledger.v1.LedgerService.Debit:output_type -> tally.ledger.v1.DebitResponse
+	15,  // 107: tally.ledger.v1.LedgerService.DebitStream:output_type -> tally.ledger.v1.DebitStreamResponse
+	19,  // 108: tally.ledger.v1.LedgerService.Adjust:output_type -> tally.ledger.v1.AdjustResponse
+	25,  // 109: tally.ledger.v1.LedgerService.ListTransactions:output_type -> tally.ledger.v1.ListTransactionsResponse
+	22,  // 110: tally.ledger.v1.LedgerService.GetUsageSummary:output_type -> tally.ledger.v1.GetUsageSummaryResponse
+	29,  // 111: tally.ledger.v1.LedgerService.Authorize:output_type -> tally.ledger.v1.AuthorizeResponse
+	31,  // 112: tally.ledger.v1.LedgerService.Reserve:output_type -> tally.ledger.v1.ReserveResponse
+	33,  // 113: tally.ledger.v1.LedgerService.Capture:output_type -> tally.ledger.v1.CaptureResponse
+	35,  // 114: tally.ledger.v1.LedgerService.Release:output_type -> tally.ledger.v1.ReleaseResponse
+	38,  // 115: tally.ledger.v1.LedgerService.WatchEvents:output_type -> tally.ledger.v1.WatchEventsResponse
+	41,  // 116: tally.ledger.v1.LedgerService.MoveOrganization:output_type -> tally.ledger.v1.MoveOrganizationResponse
+	43,  // 117: tally.ledger.v1.LedgerService.GetSpendLimit:output_type -> tally.ledger.v1.GetSpendLimitResponse
+	45,  // 118: tally.ledger.v1.LedgerService.SetSpendLimit:output_type -> tally.ledger.v1.SetSpendLimitResponse
+	48,  // 119: tally.ledger.v1.LedgerService.ListProjectLimits:output_type -> tally.ledger.v1.ListProjectLimitsResponse
+	50,  // 120: tally.ledger.v1.LedgerService.SetProjectLimit:output_type -> tally.ledger.v1.SetProjectLimitResponse
+	104, // [104:121] is the sub-list for method output_type
+	87,  // [87:104] is the sub-list for method input_type
+	87,  // [87:87] is the sub-list for extension type_name
+	87,  // [87:87] is the sub-list for extension extendee
+	0,   // [0:87] is the sub-list for field type_name
 }
 
 func init() { file_tally_ledger_v1_ledger_proto_init() }
@@ -4178,7 +4207,7 @@ func file_tally_ledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_ledger_v1_ledger_proto_rawDesc), len(file_tally_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   52,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
