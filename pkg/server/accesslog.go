@@ -76,8 +76,8 @@ type accessRecordKey struct{}
 // DefaultAccessLogSlow is AccessLogSampling.Slow when unset.
 const DefaultAccessLogSlow = 100 * time.Millisecond
 
-// AccessLogSampling thins the access log of a service's hottest methods, whose one line per call
-// would cost more CPU than some calls themselves. Of their calls that end OK within Slow, the
+// AccessLogSampling thins the access log of a service's hottest methods, where one line per call
+// is a measurable share of the call's own CPU. Of their calls that end OK within Slow, the
 // first and then one in Every is logged, with the attribute sample_every=Every (the line stands
 // for Every such calls); each failed or slow call is logged, and so is every call of the other
 // methods. The zero value logs every call.
