@@ -42,6 +42,9 @@ func invalid(field, format string, args ...any) error {
 
 // fromText turns a textcheck error into an *Error of this package.
 func fromText(err error) error {
+	if err == nil {
+		return nil // before te, which escapes: no allocation per valid id
+	}
 	var te *textcheck.Error
 	if errors.As(err, &te) {
 		return &Error{Field: te.Field, Problem: te.Problem}

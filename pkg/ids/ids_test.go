@@ -79,6 +79,23 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 }
 
+// TestValidIDsDoNotAllocate requires the checks every write makes (its organization and
+// idempotency key) to allocate nothing when the value is valid: they run on every debit.
+func TestValidIDsDoNotAllocate(t *testing.T) {
+	cases := []struct {
+		name  string
+		check func() error
+	}{
+		{"org id", func() error { return ids.OrgID("org-00042") }},
+		{"idempotency key", func() error { return ids.IdempotencyKey("idempotency_key", "h-123456") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Zero(t, testing.AllocsPerRun(100, func() { require.NoError(t, tc.check()) }))
+		})
+	}
+}
+
 func TestUUID(t *testing.T) {
 	t.Parallel()
 	const want = "0f8fad5b-d9cb-469f-a165-70867728950e"

@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -71,11 +73,64 @@ type accessRecord struct {
 
 type accessRecordKey struct{}
 
+// DefaultAccessLogSlow is AccessLogSampling.Slow when unset.
+const DefaultAccessLogSlow = 100 * time.Millisecond
+
+// AccessLogSampling thins the access log of a service's hottest methods, where one line per call
+// is a measurable share of the call's own CPU. Of their calls that end OK within Slow, the
+// first and then one in Every is logged, with the attribute sample_every=Every (the line stands
+// for Every such calls); each failed or slow call is logged, and so is every call of the other
+// methods. The zero value logs every call.
+type AccessLogSampling struct {
+	// Methods are the full method names sampled (ledgerv1.LedgerService_Debit_FullMethodName).
+	Methods []string
+	// Every is how many fast successful calls of a method one line stands for; 0 and 1 log each.
+	Every uint64
+	// Slow is the duration from which a call is always logged (default DefaultAccessLogSlow).
+	Slow time.Duration
+}
+
+// accessSampler decides which calls of the sampled methods the access log writes.
+type accessSampler struct {
+	every uint64
+	slow  time.Duration
+	// calls counts the fast successful calls of each sampled method; read-only map.
+	calls map[string]*atomic.Uint64
+}
+
+func newAccessSampler(c AccessLogSampling) *accessSampler {
+	if c.Every <= 1 || len(c.Methods) == 0 {
+		return nil
+	}
+	if c.Slow <= 0 {
+		c.Slow = DefaultAccessLogSlow
+	}
+	s := &accessSampler{every: c.Every, slow: c.Slow, calls: make(map[string]*atomic.Uint64, len(c.Methods))}
+	for _, m := range c.Methods {
+		s.calls[m] = new(atomic.Uint64)
+	}
+	return s
+}
+
+// sample says whether the call of method that ended with code after took is logged, and the
+// sample_every its line carries (0: none, the line stands for this call alone).
+func (s *accessSampler) sample(method string, code codes.Code, took time.Duration) (logged bool, every uint64) {
+	if s == nil || code != codes.OK || took >= s.slow {
+		return true, 0
+	}
+	n, ok := s.calls[method]
+	if !ok {
+		return true, 0
+	}
+	return (n.Add(1)-1)%s.every == 0, s.every
+}
+
 // accessLog writes one line per call, after it ends: method, code, duration, caller kind and
 // request id (and, through the logger's handler, the trace id). Health checks and reflection
-// are logged at Debug; every other call at Info.
+// are logged at Debug; every other call at Info. sampler, when set, thins the hot methods' lines.
 type accessLog struct {
-	logger *slog.Logger
+	logger  *slog.Logger
+	sampler *accessSampler
 }
 
 func (a accessLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -104,13 +159,24 @@ func (a accessLog) log(ctx context.Context, method string, start time.Time, err 
 	if !a.logger.Enabled(ctx, level) {
 		return
 	}
-	a.logger.LogAttrs(ctx, level, AccessLogMessage,
+	code, took := status.Code(err), time.Since(start)
+	logged, every := a.sampler.sample(method, code, took)
+	if !logged {
+		return
+	}
+	attrs := [6]slog.Attr{
 		slog.String("method", method),
-		slog.String("code", status.Code(err).String()),
-		slog.Duration("duration", time.Since(start)),
+		slog.String("code", code.String()),
+		slog.Duration("duration", took),
 		slog.String("caller", rec.caller),
 		slog.String("request_id", RequestID(ctx)),
-	)
+	}
+	n := 5
+	if every > 0 {
+		attrs[n] = slog.Uint64("sample_every", every)
+		n++
+	}
+	a.logger.LogAttrs(ctx, level, AccessLogMessage, attrs[:n]...)
 }
 
 // recordingVerifier tells the access log of the call, and the caller in the CallerHeader

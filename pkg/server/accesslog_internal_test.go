@@ -5,8 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/tallyhq/tally/pkg/auth"
@@ -82,6 +85,65 @@ func BenchmarkCallerHeader(b *testing.B) {
 			for b.Loop() {
 				st.header = rid
 				_, _ = bc.v.Verify(ctx, "token")
+			}
+		})
+	}
+}
+
+// TestAccessSampler is the sampled access log's decision, call by call: of a sampled method's
+// OK calls under Slow the first and then every Every-th is logged, carrying sample_every; a
+// failed or slow call and every call of another method is logged alone.
+func TestAccessSampler(t *testing.T) {
+	t.Parallel()
+	const hot, other = "/tally.ledger.v1.LedgerService/Authorize", "/tally.ledger.v1.LedgerService/Credit"
+	type call struct {
+		method string
+		code   codes.Code
+		took   time.Duration
+		logged bool
+		every  uint64
+	}
+	fast, slow := time.Millisecond, 250*time.Millisecond
+	cases := []struct {
+		name     string
+		sampling AccessLogSampling
+		calls    []call
+	}{
+		{"zero value logs every call", AccessLogSampling{}, []call{
+			{hot, codes.OK, fast, true, 0}, {hot, codes.OK, fast, true, 0}, {other, codes.OK, fast, true, 0},
+		}},
+		{"every 1 logs every call", AccessLogSampling{Methods: []string{hot}, Every: 1}, []call{
+			{hot, codes.OK, fast, true, 0}, {hot, codes.OK, fast, true, 0},
+		}},
+		{"one fast OK call in three", AccessLogSampling{Methods: []string{hot}, Every: 3}, []call{
+			{hot, codes.OK, fast, true, 3}, {hot, codes.OK, fast, false, 0}, {hot, codes.OK, fast, false, 0},
+			{hot, codes.OK, fast, true, 3}, {hot, codes.OK, fast, false, 0},
+		}},
+		{"failed calls are always logged and not counted", AccessLogSampling{Methods: []string{hot}, Every: 3}, []call{
+			{hot, codes.OK, fast, true, 3}, {hot, codes.Unavailable, fast, true, 0}, {hot, codes.InvalidArgument, fast, true, 0},
+			{hot, codes.Internal, fast, true, 0}, {hot, codes.OK, fast, false, 0}, {hot, codes.OK, fast, false, 0}, {hot, codes.OK, fast, true, 3},
+		}},
+		{"slow calls are always logged (default Slow)", AccessLogSampling{Methods: []string{hot}, Every: 3}, []call{
+			{hot, codes.OK, fast, true, 3}, {hot, codes.OK, slow, true, 0}, {hot, codes.OK, DefaultAccessLogSlow, true, 0},
+			{hot, codes.OK, DefaultAccessLogSlow - 1, false, 0},
+		}},
+		{"Slow set", AccessLogSampling{Methods: []string{hot}, Every: 3, Slow: 5 * time.Millisecond}, []call{
+			{hot, codes.OK, fast, true, 3}, {hot, codes.OK, 5 * time.Millisecond, true, 0}, {hot, codes.OK, fast, false, 0},
+		}},
+		{"other methods are not sampled", AccessLogSampling{Methods: []string{hot}, Every: 3}, []call{
+			{other, codes.OK, fast, true, 0}, {other, codes.OK, fast, true, 0}, {other, codes.OK, fast, true, 0},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newAccessSampler(tc.sampling)
+			for i, c := range tc.calls {
+				logged, every := s.sample(c.method, c.code, c.took)
+				require.Equal(t, c.logged, logged, "call %d logged", i)
+				if logged {
+					require.Equal(t, c.every, every, "call %d sample_every", i)
+				}
 			}
 		})
 	}

@@ -162,3 +162,56 @@ func TestTracedCall(t *testing.T) {
 	require.Equal(t, srv.TraceID, lines[0]["trace_id"])
 	require.Equal(t, srv.SpanID, lines[0]["span_id"])
 }
+
+// TestSampledAccessLog calls a server whose access log samples ListModelPrices, over gRPC, and
+// requires the lines the sampling promises: one OK call in Every (marked sample_every), every
+// refused call, and every call once each is slow.
+func TestSampledAccessLog(t *testing.T) {
+	t.Parallel()
+	v, err := auth.NewHS256Verifier([]byte(accessSecret))
+	require.NoError(t, err)
+	member := mint(t, auth.Claims{Subject: "u1", OrgID: "org-1", Roles: []auth.Role{auth.RoleMember}})
+	method := pricingv1.PricingService_ListModelPrices_FullMethodName
+	// line is a logged line's code and sample_every (0: absent).
+	type line struct {
+		code  codes.Code
+		every float64
+	}
+	cases := []struct {
+		name string
+		slow time.Duration
+		want []line // in order
+	}{
+		{"fast calls sampled, refusals logged", 0, []line{{codes.OK, 3}, {codes.Unauthenticated, 0}, {codes.OK, 3}, {codes.Unauthenticated, 0}}},
+		{"slow calls all logged", time.Nanosecond, []line{{codes.OK, 0}, {codes.OK, 0}, {codes.OK, 0}, {codes.Unauthenticated, 0}, {codes.OK, 0}, {codes.OK, 0}, {codes.OK, 0}, {codes.Unauthenticated, 0}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			logs := &testenv.Buffer{}
+			logger := slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(logs, nil)))
+			s := serveAdmittedPricing(t, server.Config{Name: "sampled-test", Logger: logger, Verifier: v,
+				AccessLog: server.AccessLogSampling{Methods: []string{method}, Every: 3, Slow: tc.slow}})
+			client := pricingv1.NewPricingServiceClient(s.conn)
+			// Twice: three OK calls (the first logged) and one without a token.
+			for range 2 {
+				for range 3 {
+					_, err := client.ListModelPrices(auth.OutgoingContext(t.Context(), member), &pricingv1.ListModelPricesRequest{})
+					require.NoError(t, err)
+				}
+				_, err := client.ListModelPrices(t.Context(), &pricingv1.ListModelPricesRequest{})
+				require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+			}
+			lines := accessLines(t, logs.String(), server.AccessLogMessage)
+			require.Len(t, lines, len(tc.want))
+			for i, w := range tc.want {
+				require.Equal(t, w.code.String(), lines[i]["code"], "line %d", i)
+				if w.every == 0 {
+					require.NotContains(t, lines[i], "sample_every", "line %d", i)
+				} else {
+					require.Equal(t, w.every, lines[i]["sample_every"], "line %d", i)
+				}
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -188,56 +189,85 @@ func checkRequest(m proto.Message) error {
 		}
 		return invalidArgument(&textcheck.Error{Field: path, Problem: "is not valid UTF-8"})
 	}
-	if err := checkFields(r, "", 0); err != nil {
+	if err := checkFields(r, 0); err != nil {
 		return invalidArgument(err)
 	}
 	return nil
 }
 
-func checkFields(m protoreflect.Message, prefix string, depth int) error {
-	var err error
+// checkFields checks every field of m. A refusal names its field from m down ("usage.model_id",
+// "dimensions[1].unit", "metadata key"); the names are built only then, as the error returns up
+// through the fields that hold it: requests that pass (nearly all) build no strings.
+func checkFields(m protoreflect.Message, depth int) *textcheck.Error {
+	var err *textcheck.Error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		name := string(fd.Name())
-		if prefix != "" {
-			name = prefix + "." + name
-		}
 		switch {
 		case fd.IsMap():
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
 				if fd.MapKey().Kind() == protoreflect.StringKind {
-					err = textcheck.Printable(name+" key", k.String())
+					if err = asTextError(textcheck.Printable("", k.String())); err != nil {
+						err.Field = string(fd.Name()) + " key"
+						return false
+					}
 				}
-				if err == nil {
-					err = checkValue(fd.MapValue(), mv, name+" value", depth)
+				if err = checkValue(fd.MapValue(), mv, depth); err != nil {
+					err.Field = within(string(fd.Name())+" value", err.Field)
 				}
 				return err == nil
 			})
 		case fd.IsList():
 			l := v.List()
 			for i := 0; i < l.Len() && err == nil; i++ {
-				err = checkValue(fd, l.Get(i), fmt.Sprintf("%s[%d]", name, i), depth)
+				if err = checkValue(fd, l.Get(i), depth); err != nil {
+					err.Field = within(fmt.Sprintf("%s[%d]", fd.Name(), i), err.Field)
+				}
 			}
 		default:
-			err = checkValue(fd, v, name, depth)
+			if err = checkValue(fd, v, depth); err != nil {
+				err.Field = within(string(fd.Name()), err.Field)
+			}
 		}
 		return err == nil
 	})
 	return err
 }
 
-func checkValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, name string, depth int) error {
+// within names a field (of a refusal) inside the value named name: name itself for the
+// value's own refusal (field "").
+func within(name, field string) string {
+	if field == "" {
+		return name
+	}
+	return name + "." + field
+}
+
+// asTextError is err as the *textcheck.Error every textcheck check returns, nil for none.
+func asTextError(err error) *textcheck.Error {
+	if err == nil {
+		return nil
+	}
+	var te *textcheck.Error
+	if errors.As(err, &te) {
+		return te
+	}
+	return &textcheck.Error{Problem: err.Error()}
+}
+
+// checkValue checks one value of fd; a refusal's Field is its path below the value ("" for
+// the value itself), which the caller completes.
+func checkValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, depth int) *textcheck.Error {
 	switch fd.Kind() {
 	case protoreflect.StringKind:
-		return textcheck.Printable(name, v.String())
+		return asTextError(textcheck.Printable("", v.String()))
 	case protoreflect.EnumKind:
 		if fd.Enum().Values().ByNumber(v.Enum()) == nil {
-			return &textcheck.Error{Field: name, Problem: fmt.Sprintf("is not a known value (%d)", v.Enum())}
+			return &textcheck.Error{Problem: fmt.Sprintf("is not a known value (%d)", v.Enum())}
 		}
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		if depth >= maxRequestDepth {
-			return &textcheck.Error{Field: name, Problem: "is nested too deeply"}
+			return &textcheck.Error{Problem: "is nested too deeply"}
 		}
-		return checkFields(v.Message(), name, depth+1)
+		return checkFields(v.Message(), depth+1)
 	}
 	return nil
 }

@@ -261,3 +261,16 @@ func FuzzRequestCodec(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheckRequest is the floor check of every request (every message of a stream) on a
+// valid debit: nested message and map included, it builds no field names (12 allocations when it
+// did, 8 since).
+func BenchmarkCheckRequest(b *testing.B) {
+	req := &ledgerv1.DebitRequest{OrgId: "org-1", IdempotencyKey: "k-1", Description: "call",
+		Amount: &moneypb.Money{CurrencyCode: "USD", Units: 1}, Metadata: map[string]string{"model": "llama"}}
+	require.NoError(b, checkRequest(req))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = checkRequest(req)
+	}
+}

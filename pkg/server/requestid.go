@@ -34,10 +34,9 @@ func Logger(ctx context.Context, base *slog.Logger) *slog.Logger {
 // incomingRequestID returns ctx carrying the caller's request id or a new one.
 func incomingRequestID(ctx context.Context) (context.Context, string) {
 	var id string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(RequestIDHeader); len(v) == 1 {
-			id = v[0]
-		}
+	// ValueFromIncomingContext, not FromIncomingContext: that copies all the call's metadata.
+	if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) == 1 {
+		id = v[0]
 	}
 	ctx = requestid.With(ctx, id)
 	return ctx, requestid.From(ctx)

@@ -52,6 +52,21 @@ type Config struct {
 	// Telemetry traces every call (a span per call, child of the caller's traceparent); nil
 	// traces nothing. The caller flushes it (Telemetry.Shutdown) after Serve returns.
 	Telemetry *telemetry.Telemetry
+	// AccessLog thins the access log of the service's hottest methods; the zero value logs
+	// every call.
+	AccessLog AccessLogSampling
+}
+
+// minStreamWorkers is the least number of goroutines a server keeps to run calls on.
+const minStreamWorkers = 256
+
+// streamWorkers is how many goroutines a server keeps to run calls on. A reused worker keeps its
+// grown stack; a call finding every worker busy runs on a new goroutine, whose stack is grown
+// (copied) again on every call: with 8 per core, 64 callers' Authorize calls spent a third of
+// the handler's CPU in runtime.copystack. Calls in flight, not cores, set how many are busy (a
+// debit waits for its group commit), hence the floor; an idle worker costs its stack, a few KiB.
+func streamWorkers() uint32 {
+	return uint32(max(minStreamWorkers, 16*runtime.GOMAXPROCS(0))) //nolint:gosec // GOMAXPROCS is small and positive
 }
 
 // Server is a gRPC server with the platform's interceptors, health and reflection.
@@ -90,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	m := newMetrics(reg, cfg.Name)
 	errs := errorMapper{table: cfg.Errors, logger: cfg.Logger}
-	access := accessLog{logger: cfg.Logger}
+	access := accessLog{logger: cfg.Logger, sampler: newAccessSampler(cfg.AccessLog)}
 	verifier := recordingVerifier{Verifier: cfg.Verifier} // tells the access log the caller's kind
 	s := &Server{
 		name:            cfg.Name,
@@ -102,9 +117,8 @@ func New(cfg Config) (*Server, error) {
 		streams:         newStreamStop(),
 	}
 	s.grpc = grpc.NewServer(append(append(grpcLimitOptions(), cfg.Telemetry.GRPCServerOptions()...),
-		// Reused stream workers keep their grown stacks: no stack copying on every call.
-		grpc.NumStreamWorkers(uint32(8*runtime.GOMAXPROCS(0))), //nolint:gosec // GOMAXPROCS is small and positive
-		grpc.ForceServerCodecV2(newRequestCodec()),             // see requestcheck.go
+		grpc.NumStreamWorkers(streamWorkers()),
+		grpc.ForceServerCodecV2(newRequestCodec()), // see requestcheck.go
 		grpc.ChainUnaryInterceptor(
 			requestIDUnary, // first: a panic's answer and log line carry the id too
 			access.unary,   // outside recover and errors: it logs the code the caller gets

@@ -408,12 +408,15 @@ func (b *Batch) touch(orgID string) {
 }
 
 // RequestHash fingerprints the parameters of a request, so a reused idempotency key with other
-// parameters is told apart from a retry.
+// parameters is told apart from a retry. The fingerprint is stored with the key: its input, each
+// string as its big-endian uint32 length and bytes, numbers as big-endian int64, must never
+// change. It is built in one buffer and hashed once (every debit computes one).
 func RequestHash(r *Request) []byte {
-	h := sha256.New()
+	var stack [512]byte
+	b := stack[:0]
 	field := func(s string) {
-		_ = binary.Write(h, binary.BigEndian, uint32(len(s)))
-		h.Write([]byte(s))
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s))) //nolint:gosec // strings are bounded far below 4 GiB
+		b = append(b, s...)
 	}
 	field(string(r.Op))
 	field(r.OrgID)
@@ -422,7 +425,7 @@ func RequestHash(r *Request) []byte {
 		// price change is still the same call.
 		field("usage")
 		field(r.Usage.ModelID)
-		_ = binary.Write(h, binary.BigEndian, r.Usage.OccurredAt.UnixNano())
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Usage.OccurredAt.UnixNano())) //nolint:gosec // the two's complement bytes, as binary.Write wrote them
 		units := make([]string, 0, len(r.Usage.Quantities))
 		for u := range r.Usage.Quantities {
 			units = append(units, u)
@@ -433,7 +436,7 @@ func RequestHash(r *Request) []byte {
 			field(r.Usage.Quantities[u])
 		}
 	} else {
-		_ = binary.Write(h, binary.BigEndian, int64(r.Amount))
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Amount)) //nolint:gosec // the two's complement bytes, as binary.Write wrote them
 		field(r.Currency)
 	}
 	field(r.Description)
@@ -441,20 +444,23 @@ func RequestHash(r *Request) []byte {
 	field(r.Reference)
 	field(string(r.Source))
 	field(r.HoldID)
-	_ = binary.Write(h, binary.BigEndian, int64(r.TTL))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.TTL)) //nolint:gosec // the two's complement bytes, as binary.Write wrote them
 	if r.RequireFunds {
-		h.Write([]byte{1})
+		b = append(b, 1)
 	} else {
-		h.Write([]byte{0})
+		b = append(b, 0)
 	}
-	keys := make([]string, 0, len(r.Metadata))
-	for k := range r.Metadata {
-		keys = append(keys, k)
+	if len(r.Metadata) > 0 {
+		keys := make([]string, 0, len(r.Metadata))
+		for k := range r.Metadata {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			field(k)
+			field(r.Metadata[k])
+		}
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		field(k)
-		field(r.Metadata[k])
-	}
-	return h.Sum(nil)
+	sum := sha256.Sum256(b)
+	return sum[:]
 }

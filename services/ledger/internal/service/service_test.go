@@ -35,13 +35,14 @@ func TestLoadFaultSettings(t *testing.T) {
 		require.Equal(t, 100*time.Millisecond, c.EpochInterval)
 		require.Equal(t, 250*time.Millisecond, c.EpochMaxAge)
 		require.Equal(t, 2*time.Second, c.ReplicaTimeout)
+		require.Equal(t, 100, c.AccessLogSample)
 	})
 	t.Run("set", func(t *testing.T) {
 		t.Parallel()
 		c, err := service.Load(config.FromMap(base(map[string]string{
 			"TALLY_LEDGER_DB_TIMEOUT": "2s", "TALLY_COMMIT_RETRY_FOR": "10s", "TALLY_REDIS_TIMEOUT": "20ms",
 			"TALLY_BALANCE_CACHE_TTL": "5m", "TALLY_BALANCE_CACHE_QUEUE": "100", "TALLY_BALANCE_CACHE_EPOCH_INTERVAL": "50ms",
-			"TALLY_BALANCE_CACHE_EPOCH_MAX_AGE": "120ms", "TALLY_LEDGER_REPLICA_TIMEOUT": "1s",
+			"TALLY_BALANCE_CACHE_EPOCH_MAX_AGE": "120ms", "TALLY_LEDGER_REPLICA_TIMEOUT": "1s", "TALLY_LEDGER_ACCESS_LOG_SAMPLE": "1",
 		})))
 		require.NoError(t, err)
 		require.Equal(t, 2*time.Second, c.DBTimeout)
@@ -52,6 +53,7 @@ func TestLoadFaultSettings(t *testing.T) {
 		require.Equal(t, 50*time.Millisecond, c.EpochInterval)
 		require.Equal(t, 120*time.Millisecond, c.EpochMaxAge)
 		require.Equal(t, time.Second, c.ReplicaTimeout)
+		require.Equal(t, 1, c.AccessLogSample)
 	})
 	for _, tc := range []struct {
 		name string
@@ -64,6 +66,7 @@ func TestLoadFaultSettings(t *testing.T) {
 		{"reading kept shorter than it is refreshed", map[string]string{"TALLY_BALANCE_CACHE_EPOCH_MAX_AGE": "50ms"}, "TALLY_BALANCE_CACHE_EPOCH_MAX_AGE"},
 		{"replica timeout within a reading's age", map[string]string{"TALLY_LEDGER_REPLICA_TIMEOUT": "200ms"}, "TALLY_LEDGER_REPLICA_TIMEOUT"},
 		{"not a duration", map[string]string{"TALLY_LEDGER_DB_TIMEOUT": "soon"}, "TALLY_LEDGER_DB_TIMEOUT"},
+		{"no access-log sampling below one", map[string]string{"TALLY_LEDGER_ACCESS_LOG_SAMPLE": "0"}, "TALLY_LEDGER_ACCESS_LOG_SAMPLE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

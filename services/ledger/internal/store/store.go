@@ -569,15 +569,12 @@ func newTxColumns(txs []*ledger.Transaction) (txColumns, error) {
 		amounts: make([]int64, n), after: make([]int64, n), created: make([]int64, n),
 	}
 	for i, t := range txs {
-		meta, err := json.Marshal(t.Metadata)
+		meta, err := encodeMetadata(t.Metadata)
 		if err != nil {
-			return txColumns{}, fmt.Errorf("encoding metadata: %w", err)
-		}
-		if t.Metadata == nil {
-			meta = []byte("{}")
+			return txColumns{}, err
 		}
 		c.ids[i], c.orgs[i], c.kinds[i], c.currencies[i] = t.ID, t.OrgID, string(t.Kind), t.Currency
-		c.descs[i], c.metas[i], c.reasons[i], c.refs[i], c.keys[i], c.actors[i], c.holdIDs[i] = t.Description, string(meta), t.Reason, t.Reference, t.IdempotencyKey, t.Actor, t.HoldID
+		c.descs[i], c.metas[i], c.reasons[i], c.refs[i], c.keys[i], c.actors[i], c.holdIDs[i] = t.Description, meta, t.Reason, t.Reference, t.IdempotencyKey, t.Actor, t.HoldID
 		c.amounts[i], c.after[i], c.created[i] = int64(t.Amount), int64(t.BalanceAfter), toMicros(t.CreatedAt)
 		if t.Pricing != nil {
 			p, err := json.Marshal(t.Pricing)
@@ -588,6 +585,19 @@ func newTxColumns(txs []*ledger.Transaction) (txColumns, error) {
 		}
 	}
 	return c, nil
+}
+
+// encodeMetadata is a transaction's metadata as JSON, "{}" when it has none: most debits carry
+// none, and then json.Marshal's reflection is skipped.
+func encodeMetadata(m map[string]string) (string, error) {
+	if len(m) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("encoding metadata: %w", err)
+	}
+	return string(b), nil
 }
 
 // queueInsertTransactions writes the transactions and their postings, and books the postings
