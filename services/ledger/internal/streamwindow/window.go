@@ -36,8 +36,9 @@ type Config struct {
 	Min int
 	// Max is the ceiling of the total window (default 32,768).
 	Max int
-	// StreamMin is the floor of one stream's share (default 64), so every stream can still
-	// send a batch whatever the number of streams.
+	// StreamMin is the floor of one stream's share (default 16), so every stream can still
+	// send a batch whatever the number of streams; kept small, so that many streams cannot
+	// take the total far past the window (the committer batches across streams anyway).
 	StreamMin int
 	// Interval is how often the window is resized (default 4 × Target).
 	Interval time.Duration
@@ -48,7 +49,7 @@ const (
 	DefaultTarget    = 25 * time.Millisecond
 	DefaultMin       = 512
 	DefaultMax       = 32_768
-	DefaultStreamMin = 64
+	DefaultStreamMin = 16
 )
 
 func (c *Config) defaults() error {
