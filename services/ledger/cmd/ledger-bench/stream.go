@@ -106,91 +106,108 @@ type streamStats struct {
 	windowChanges int
 }
 
+// benchStream is one stream of runStream: its window, the debits it has unacknowledged and
+// when each was sent, and what it measured.
+type benchStream struct {
+	l         streamLoad
+	measuring *atomic.Bool
+	mu        sync.Mutex
+	window    int
+	inflight  int
+	freed     chan struct{}
+	// sent[id % streamRing] is when debit id was sent: fewer than streamRing debits are ever
+	// unacknowledged, so a slot is reused only after its acknowledgement arrived.
+	sent  []atomic.Int64
+	stats streamStats
+}
+
+// capped is the window a grant allows, within -streaminflight and the ring.
+func (bs *benchStream) capped(granted int32) int {
+	w := min(int(granted), streamRing)
+	if bs.l.inflight > 0 {
+		w = min(w, bs.l.inflight)
+	}
+	return w
+}
+
+// receive reads acknowledgements until the stream ends, freeing their slots and following the
+// window; it returns why the stream ended.
+func (bs *benchStream) receive(st ledgerv1.LedgerService_DebitStreamClient) error {
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		for _, a := range resp.GetAcks() {
+			if e := a.GetError(); e != nil {
+				return fmt.Errorf("debit refused: %s (%s)", e.GetMessage(), e.GetReason())
+			}
+			if bs.measuring.Load() {
+				bs.stats.lat = append(bs.stats.lat, time.Duration(now.UnixNano()-bs.sent[a.GetRequestId()%streamRing].Load()))
+			}
+		}
+		bs.mu.Lock()
+		bs.inflight -= len(resp.GetAcks())
+		if g := resp.GetMaxInFlight(); g > 0 {
+			bs.window = bs.capped(g)
+			bs.stats.windowChanges++
+		}
+		bs.mu.Unlock()
+		select {
+		case bs.freed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// room takes every free slot of the window, up to the batch (0 when the window is full, or
+// shrank below what is unacknowledged).
+func (bs *benchStream) room() int {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	n := min(bs.window-bs.inflight, bs.l.batch)
+	if n > 0 {
+		bs.inflight += n
+		if bs.measuring.Load() {
+			bs.stats.inflightSum += int64(bs.inflight)
+			bs.stats.windowSum += int64(bs.window)
+			bs.stats.sends++
+		}
+	}
+	return max(n, 0)
+}
+
 // runStream runs one stream until ctx ends, as pkg/client does: it keeps the window the ledger
 // grants full (capped by l.inflight), following every new max_in_flight, and returns what it
 // measured while measuring.
 func (b *bench) runStream(ctx context.Context, s int, l streamLoad, measuring *atomic.Bool) (streamStats, error) {
-	var stats streamStats
 	st, err := b.ledger(s).DebitStream(ctx)
 	if err != nil {
-		return stats, err
+		return streamStats{}, err
 	}
 	first, err := st.Recv()
 	if err != nil {
-		return stats, err
+		return streamStats{}, err
 	}
 	if first.GetMaxInFlight() <= 0 {
-		return stats, errors.New("no window in the first response")
+		return streamStats{}, errors.New("no window in the first response")
 	}
-	capped := func(granted int32) int {
-		w := min(int(granted), streamRing)
-		if l.inflight > 0 {
-			w = min(w, l.inflight)
-		}
-		return w
-	}
-	var (
-		mu       sync.Mutex
-		window   = capped(first.GetMaxInFlight())
-		inflight int
-		freed    = make(chan struct{}, 1)
-	)
-	// sent[id % streamRing] is when debit id was sent: fewer than streamRing debits are ever
-	// unacknowledged, so a slot is reused only after its acknowledgement arrived.
-	sent := make([]atomic.Int64, streamRing)
+	bs := &benchStream{l: l, measuring: measuring, freed: make(chan struct{}, 1), sent: make([]atomic.Int64, streamRing)}
+	bs.window = bs.capped(first.GetMaxInFlight())
 	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			resp, err := st.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			now := time.Now()
-			for _, a := range resp.GetAcks() {
-				if e := a.GetError(); e != nil {
-					recvErr <- fmt.Errorf("debit refused: %s (%s)", e.GetMessage(), e.GetReason())
-					return
-				}
-				if measuring.Load() {
-					stats.lat = append(stats.lat, time.Duration(now.UnixNano()-sent[a.GetRequestId()%streamRing].Load()))
-				}
-			}
-			mu.Lock()
-			inflight -= len(resp.GetAcks())
-			if g := resp.GetMaxInFlight(); g > 0 {
-				window = capped(g)
-				stats.windowChanges++
-			}
-			mu.Unlock()
-			select {
-			case freed <- struct{}{}:
-			default:
-			}
-		}
-	}()
+	go func() { recvErr <- bs.receive(st) }()
 	r := rand.New(rand.NewPCG(uint64(s), 7)) //nolint:gosec // load shape, not security
 	var id uint64
 	amount := money.ToProto(2500, "USD")
 	for ctx.Err() == nil {
-		// Take every free slot of the window, up to the batch; wait when there is none.
-		mu.Lock()
-		n := min(window-inflight, l.batch)
-		if n > 0 {
-			inflight += n
-			if measuring.Load() {
-				stats.inflightSum += int64(inflight)
-				stats.windowSum += int64(window)
-				stats.sends++
-			}
-		}
-		mu.Unlock()
-		if n <= 0 {
+		n := bs.room()
+		if n == 0 {
 			select {
-			case <-freed:
+			case <-bs.freed:
 			case <-ctx.Done():
 			case err := <-recvErr:
-				return stats, err
+				return bs.stats, err
 			}
 			continue
 		}
@@ -200,7 +217,7 @@ func (b *bench) runStream(ctx context.Context, s int, l streamLoad, measuring *a
 			msg.Debits[i] = &ledgerv1.StreamedDebit{RequestId: id, Debit: &ledgerv1.DebitRequest{
 				OrgId: l.next(r), Amount: amount, IdempotencyKey: fmt.Sprintf("st-%d", b.seq.Add(1)), Description: "bench call",
 			}}
-			sent[id%streamRing].Store(now.UnixNano())
+			bs.sent[id%streamRing].Store(now.UnixNano())
 			id++
 		}
 		if err := st.Send(msg); err != nil {
@@ -208,10 +225,10 @@ func (b *bench) runStream(ctx context.Context, s int, l streamLoad, measuring *a
 		}
 	}
 	_ = st.CloseSend()
-	// The receiver ends with the stream (the context is done); stats.lat is its own until then.
+	// The receiver ends with the stream (the context is done); bs.stats.lat is its own until then.
 	err = <-recvErr
 	if errors.Is(err, io.EOF) || ctx.Err() != nil {
 		err = nil
 	}
-	return stats, err
+	return bs.stats, err
 }
