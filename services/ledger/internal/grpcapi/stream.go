@@ -202,14 +202,20 @@ func newDebitStream(w *streamwindow.Window) *debitStream {
 }
 
 // acquire takes room in the window for one debit, waiting while the window is full (the grant
-// is read again on every wait: it may have grown or shrunk meanwhile).
+// is read again on every wait: it may have grown or shrunk meanwhile). A debit that fills the
+// window tells the Window its streams are held back by it: a client that follows the window
+// never sends past it, so the server would otherwise never see one wait.
 func (d *debitStream) acquire(ctx context.Context) error {
 	for {
 		grant := d.window.Grant()
 		d.mu.Lock()
 		if d.outstanding < grant {
 			d.outstanding++
+			full := d.outstanding >= grant
 			d.mu.Unlock()
+			if full {
+				d.window.Limited()
+			}
 			return nil
 		}
 		d.mu.Unlock()
