@@ -53,7 +53,6 @@ func streamDebits(t testing.TB, c ledgerv1.LedgerServiceClient, debits []*ledger
 			}
 			return acks, err
 		}
-		require.GreaterOrEqual(t, resp.GetMaxInFlight(), int32(0), "a later response says the window only when it changed")
 		for _, a := range resp.GetAcks() {
 			acks[a.GetRequestId()] = append(acks[a.GetRequestId()], a)
 		}
