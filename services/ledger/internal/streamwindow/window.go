@@ -28,8 +28,8 @@ import (
 // Config sizes a Window. Zero values take the defaults below.
 type Config struct {
 	// Target is the mean time from a debit's receipt to its acknowledgement the window aims
-	// at (default 25 ms: the acknowledgement's p99, network and client included, stays under
-	// 50 ms).
+	// at (default 25 ms: half the 50 ms p99 aimed at for an acknowledgement, network and
+	// client included). When one commit batch alone takes longer, the window stays at Min.
 	Target time.Duration
 	// Min is the floor of the total window (default 512: two of the committer's default
 	// batches, so one can fill while the other commits).
