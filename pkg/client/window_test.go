@@ -1,12 +1,14 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -120,4 +122,21 @@ func TestStreamNeverExceedsTheWindowTheLedgerGrants(t *testing.T) {
 	require.Empty(t, w.violations)
 	// The script reads until each window is full: the client did fill every window it had.
 	require.Equal(t, map[int32]int{8: 8, 4: 4, 16: 16}, w.maxUnacked)
+}
+
+// TestALoneDebitIsNotHeldForTheLinger: with nothing in flight no acknowledgement can come to
+// flush a batch, so a lone debit is sent at once, whatever the linger (an hour here: a debit
+// held for it fails on the test's deadline instead).
+func TestALoneDebitIsNotHeldForTheLinger(t *testing.T) {
+	t.Parallel()
+	m := newMemLedger()
+	m.credit("acme", 100*unit)
+	c := newClient(t, m.serve(t), func(cfg *client.Config) { cfg.Batch.Linger = time.Hour })
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		d, err := c.Debit(ctx, client.Debit{OrgID: "acme", Amount: usdAmount(1), IdempotencyKey: fmt.Sprintf("lone-%d", i)})
+		cancel()
+		require.NoError(t, err, "debit %d", i)
+		require.NotEmpty(t, d.TransactionID)
+	}
 }
