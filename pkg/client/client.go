@@ -77,12 +77,14 @@ type BatchPolicy struct {
 	Disabled bool
 	// MaxSize is the most debits per stream message (default 500, at most 1,000).
 	MaxSize int
-	// Linger is how long a batch waits to fill once it has a debit (default 500µs; 0 takes the
-	// default, a negative value sends at once what is queued).
+	// Linger is how long a batch waits to fill once it has a debit while others are in flight
+	// (default 500µs; 0 takes the default, a negative value sends at once what is queued). With
+	// nothing in flight a batch is sent at once.
 	Linger time.Duration
 	// Streams is the number of DebitStreams (default 1), spread over the resolved addresses.
 	Streams int
-	// MaxInFlight caps the unacknowledged debits per stream below the ledger's max_in_flight.
+	// MaxInFlight caps the unacknowledged debits per stream below the ledger's max_in_flight
+	// (which the ledger resizes during the stream; the client follows it).
 	MaxInFlight int
 	// QueueSize is how many debits may wait for room in a stream before Debit blocks (default
 	// 4 × the in-flight bound).

@@ -8,10 +8,12 @@
 // background).
 //
 // Debits are batched: concurrent Debit calls are sent together on a DebitStream (up to
-// BatchPolicy.MaxSize per message, waiting at most BatchPolicy.Linger for a batch to fill), each
-// call returning when the ledger acknowledges its debit, which it does only after the commit.
-// The client never has more unacknowledged debits on a stream than the ledger's max_in_flight;
-// past that Debit waits (back-pressure), bounded by its context. A ledger that refuses the
+// BatchPolicy.MaxSize per message, waiting at most BatchPolicy.Linger for a batch to fill, and
+// not at all when nothing is in flight), each call returning when the ledger acknowledges its
+// debit, which it does only after the commit. The client never has more unacknowledged debits on
+// a stream than the ledger's current max_in_flight, which the ledger resizes during the stream
+// from its commit latency (so that acknowledgements come within its target); past that Debit
+// waits (back-pressure), bounded by its context. A ledger that refuses the
 // stream for good (Unimplemented, or PermissionDenied from an auth policy that predates it) is
 // called with unary Debit instead, with the same results.
 //

@@ -105,10 +105,13 @@ type laneStream struct {
 
 type streamEvent struct {
 	acks []*ledgerv1.DebitAck
-	err  error
+	// window is the ledger's new max_in_flight, 0 when unchanged.
+	window int
+	err    error
 }
 
-// open opens a stream and reads its first response (the in-flight bound). The stream lives as
+// open opens a stream and reads its first response (the in-flight bound, which later responses
+// may change: the ledger sizes it from its commit latency). The stream lives as
 // long as the Client, not as a caller's request: its context is its own.
 //
 //nolint:contextcheck // the stream outlives every call that uses it; Close ends it
@@ -128,12 +131,9 @@ func (ln *lane) open() (*laneStream, error) {
 		cancel()
 		return nil, err
 	}
-	window := int(first.GetMaxInFlight())
-	if window <= 0 {
+	window := ln.window(int(first.GetMaxInFlight()))
+	if window == 0 {
 		window = defaultMaxInFlight
-	}
-	if ln.c.batch.MaxInFlight > 0 {
-		window = min(window, ln.c.batch.MaxInFlight)
 	}
 	ls := &laneStream{stream: st, cancel: cancel, events: make(chan streamEvent, 16), window: window}
 	if len(first.GetAcks()) > 0 { // not expected on a first response; never drop acks
@@ -144,7 +144,7 @@ func (ln *lane) open() (*laneStream, error) {
 			resp, err := st.Recv()
 			ev := streamEvent{err: err}
 			if err == nil {
-				ev.acks = resp.GetAcks()
+				ev.acks, ev.window = resp.GetAcks(), ln.window(int(resp.GetMaxInFlight()))
 			}
 			select {
 			case ls.events <- ev:
@@ -157,6 +157,18 @@ func (ln *lane) open() (*laneStream, error) {
 		}
 	}()
 	return ls, nil
+}
+
+// window is the stream's bound for the ledger's max_in_flight granted (0 when it says none):
+// the grant, capped by BatchPolicy.MaxInFlight.
+func (ln *lane) window(granted int) int {
+	if granted <= 0 {
+		return 0
+	}
+	if ln.c.batch.MaxInFlight > 0 {
+		return min(granted, ln.c.batch.MaxInFlight)
+	}
+	return granted
 }
 
 // laneState is run's state, owned by its goroutine.
@@ -215,6 +227,9 @@ func (ln *lane) run() {
 				s.broken(ev.err)
 				reconnectC = timer(c.backoffFor(1))
 				continue
+			}
+			if ev.window > 0 {
+				s.st.window = ev.window // a smaller window holds back sends until acks bring it below
 			}
 			retryAfter := s.acked(ev.acks)
 			if retryAfter > 0 && delayedC == nil {
@@ -300,7 +315,9 @@ func (s *laneState) connect() (opened, unary bool) {
 }
 
 // take handles a debit from the queue: answered at once when there is no stream, else batched;
-// flushed says the batch was sent (full, window full, no linger, or closing).
+// flushed says the batch was sent (full, window full, nothing in flight, no linger, or closing).
+// With nothing in flight no acknowledgement can come to flush it, so a lone debit is not held
+// for the linger; with debits in flight the batch fills until the linger or an acknowledgement.
 func (s *laneState) take(p *pending, draining bool) (flushed bool) {
 	c := s.ln.c
 	if s.st == nil {
@@ -308,7 +325,7 @@ func (s *laneState) take(p *pending, draining bool) (flushed bool) {
 		return true
 	}
 	s.accept(p)
-	if len(s.batch) >= c.batch.MaxSize || len(s.inflight)+len(s.batch) >= s.st.window || c.batch.Linger < 0 || draining {
+	if len(s.batch) >= c.batch.MaxSize || len(s.inflight)+len(s.batch) >= s.st.window || len(s.inflight) == 0 || c.batch.Linger < 0 || draining {
 		s.flush()
 		return true
 	}

@@ -53,7 +53,6 @@ func streamDebits(t testing.TB, c ledgerv1.LedgerServiceClient, debits []*ledger
 			}
 			return acks, err
 		}
-		require.Zero(t, resp.GetMaxInFlight(), "only the first response says the window")
 		for _, a := range resp.GetAcks() {
 			acks[a.GetRequestId()] = append(acks[a.GetRequestId()], a)
 		}

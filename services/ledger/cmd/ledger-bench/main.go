@@ -56,7 +56,9 @@ func main() {
 	maxBatch := flag.Int("maxbatch", 256, "the ledger's commit batch bound (TALLY_COMMIT_MAX_BATCH)")
 	streams := flag.Int("streams", 8, "DebitStream streams of the stream scenarios")
 	streamBatch := flag.Int("streambatch", 500, "most debits per DebitStream message")
-	streamInFlight := flag.Int("streaminflight", 0, "most unacknowledged debits per stream (0: the server's max_in_flight)")
+	streamInFlight := flag.Int("streaminflight", 0, "cap on the unacknowledged debits per stream (0: the window the ledger grants, as pkg/client follows it)")
+	ackTarget := flag.Duration("acktarget", 0, "the ledger's stream acknowledgement target (TALLY_STREAM_ACK_TARGET, 0: its default)")
+	sdkCallers := flag.Int("sdkcallers", 512, "concurrent Debit calls of the SDK scenarios (a backend's requests waiting for their debit's ack)")
 	tables := flag.Bool("tables", false, "print each debit scenario's rows per debit table by table")
 	walCompression := flag.String("walcompression", "", "PostgreSQL's wal_compression for the run (off, pglz, lz4, zstd; default the server's)")
 	shards := flag.Bool("shards", false, "compare durable debits on 1 and 2 ledger shards (shards.go) instead of the scenarios")
@@ -65,7 +67,7 @@ func main() {
 	redis.SetLogger(discardRedisLog{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait, *maxBatch, *streams, *streamBatch, *streamInFlight, *tables, *walCompression}
+	cfg := benchConfig{*duration, *warmup, *callers, *conns, *orgs, *dataDir, *only, *cpuProfile, *workers, *maxWait, *maxBatch, *streams, *streamBatch, *streamInFlight, *ackTarget, *sdkCallers, *tables, *walCompression}
 	bench := run
 	if *shards {
 		bench = runShardCompare
@@ -89,6 +91,8 @@ type benchConfig struct {
 	streams          int
 	streamBatch      int
 	streamInFlight   int
+	ackTarget        time.Duration
+	sdkCallers       int
 	tables           bool
 	walCompression   string
 }
@@ -193,7 +197,7 @@ func (b *bench) startServices(ctx context.Context, logger *slog.Logger) (string,
 		Metrics: true, SweepInterval: time.Second, PlatformShards: 16,
 		CommitMaxBatch: b.cfg.maxBatch, CommitWorkers: b.cfg.workers, CommitMaxWait: b.cfg.maxWait,
 		// The production default, not the harness's 20ms: the follower's load is part of the bench.
-		Configure: func(c *service.Config) { c.UsageInterval = 0 },
+		Configure: func(c *service.Config) { c.UsageInterval, c.StreamAckTarget = 0, b.cfg.ackTarget },
 	})
 	if err != nil {
 		return "", err
@@ -248,7 +252,7 @@ type scenario struct {
 	call  loadgen.Call
 	fault *fault
 	// run, when set, measures the scenario instead of call (streams: no call per debit).
-	run func(context.Context) (loadgen.Result, error)
+	run func(context.Context) (loadgen.Result, string, error)
 }
 
 func (b *bench) debit(org, prefix string, usage *ledgerv1.Usage, amount money.Nanos) func(context.Context, int) error {
@@ -383,8 +387,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario, amountDebit float6
 		return b.runFault(ctx, sc)
 	}
 	if sc.run != nil {
-		res, err := sc.run(ctx)
-		return res, "", err
+		return sc.run(ctx)
 	}
 	res, err := b.measure(ctx, sc.call)
 	if err != nil || sc.name != "Debit (usage-priced)" || amountDebit == 0 {

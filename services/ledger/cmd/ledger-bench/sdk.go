@@ -10,17 +10,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/tallyhq/tally/pkg/auth"
 	"github.com/tallyhq/tally/pkg/client"
 	"github.com/tallyhq/tally/pkg/loadgen"
 	"github.com/tallyhq/tally/pkg/money"
 	"github.com/tallyhq/tally/services/ledger/ledgertest"
 )
-
-// sdkCallers is how many goroutines call the SDK's Debit at once in the SDK scenarios: each
-// waits for its own durable ack, as a model server's requests do, so throughput is callers over
-// ack latency and the SDK's batching has to gather them onto the streams.
-const sdkCallers = 4096
 
 // sdkScenarios measure pkg/client against the ledger: blocking Debit calls batched by the SDK
 // onto DebitStream (10,000 orgs, one hot org), and a credit lease's local Authorize.
@@ -29,41 +27,93 @@ func (b *bench) sdkScenarios() []scenario {
 	return []scenario{
 		{name: "SDK DebitStream (10,000 orgs)", run: b.sdkDebitScenario(spread)},
 		{name: "SDK DebitStream (one hot org)", run: b.sdkDebitScenario(func(*rand.Rand) string { return "hot" })},
-		{name: "SDK lease Authorize (in-process)", run: b.leaseAuthorizeScenario},
+		{name: "SDK lease Authorize (in-process)", run: func(ctx context.Context) (loadgen.Result, string, error) {
+			res, err := b.leaseAuthorizeScenario(ctx)
+			return res, "", err
+		}},
 	}
 }
 
-// sdkClient is a pkg/client Client of the bench's ledger with the bench's streams and batches.
-func (b *bench) sdkClient() (*client.Client, error) {
+// sdkClient is a pkg/client Client of the bench's ledger with the bench's streams and batches
+// (the SDK's defaults otherwise: 500 µs linger, the ledger's window); reg receives its metrics.
+func (b *bench) sdkClient(reg prometheus.Registerer) (*client.Client, error) {
 	token, err := auth.Mint([]byte(ledgertest.Secret), auth.Claims{Subject: "service:bench-sdk", Roles: []auth.Role{auth.RoleService}}, time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	return client.New(client.Config{Target: b.ledgerSvc.Addr, Token: token, Timeout: 10 * time.Second,
+	return client.New(client.Config{Target: b.ledgerSvc.Addr, Token: token, Timeout: 10 * time.Second, Registerer: reg,
 		Batch: client.BatchPolicy{Streams: b.cfg.streams, MaxSize: b.cfg.streamBatch, MaxInFlight: b.cfg.streamInFlight}})
 }
 
-// sdkDebitScenario measures sdkCallers goroutines each calling Debit in a closed loop; a
-// debit's latency is the Debit call's, queueing in the SDK included.
-func (b *bench) sdkDebitScenario(org func(*rand.Rand) string) func(context.Context) (loadgen.Result, error) {
-	return func(ctx context.Context) (loadgen.Result, error) {
-		c, err := b.sdkClient()
+// sdkDebitScenario measures -sdkcallers goroutines each calling Debit in a closed loop, as a
+// model server's requests each wait for their own durable ack (-sdkcallers is the requests in
+// flight across the backend's processes); a debit's latency is the Debit call's, queueing in the
+// SDK included, so its mean is at least the callers over the throughput (Little's law). Its extra
+// says the SDK's debits in flight on the streams (sampled) and its mean batch.
+func (b *bench) sdkDebitScenario(org func(*rand.Rand) string) func(context.Context) (loadgen.Result, string, error) {
+	return func(ctx context.Context) (loadgen.Result, string, error) {
+		reg := prometheus.NewRegistry()
+		c, err := b.sdkClient(reg)
 		if err != nil {
-			return loadgen.Result{}, err
+			return loadgen.Result{}, "", err
 		}
 		defer func() { _ = c.Close(context.WithoutCancel(ctx)) }()
 		amount := money.Money{Nanos: 2500, Currency: "USD"}
-		return closedLoop(ctx, sdkCallers, b.cfg.warmup, b.cfg.duration, func(ctx context.Context, r *rand.Rand) error {
+		sampleCtx, stopSampling := context.WithCancel(ctx)
+		inflight := make(chan float64, 1)
+		go func() { inflight <- sampleInFlight(sampleCtx, reg, b.cfg.warmup) }()
+		res, err := closedLoop(ctx, b.cfg.sdkCallers, b.cfg.warmup, b.cfg.duration, func(ctx context.Context, r *rand.Rand) error {
 			_, err := c.Debit(ctx, client.Debit{OrgID: org(r), Amount: amount, IdempotencyKey: fmt.Sprintf("sdk-%d", b.seq.Add(1)), Description: "bench call"})
 			return err
 		})
+		stopSampling()
+		mean := <-inflight
+		batch := gathered(reg, "tally_client_stream_batch_size", func(m *dto.Metric) float64 {
+			return m.GetHistogram().GetSampleSum() / max(float64(m.GetHistogram().GetSampleCount()), 1)
+		})
+		return res, fmt.Sprintf("   %d callers; in flight per stream: %.0f (%d streams, the ledger's window), mean batch %.0f",
+			b.cfg.sdkCallers, mean/float64(b.cfg.streams), b.cfg.streams, batch), err
 	}
+}
+
+// sampleInFlight returns the mean of the SDK's tally_client_stream_in_flight, sampled every
+// 10 ms after warmup until ctx ends.
+func sampleInFlight(ctx context.Context, reg *prometheus.Registry, warmup time.Duration) float64 {
+	if sleepCtx(ctx, warmup) != nil {
+		return 0
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var sum, n float64
+	for {
+		select {
+		case <-ctx.Done():
+			return sum / max(n, 1)
+		case <-tick.C:
+			sum += gathered(reg, "tally_client_stream_in_flight", func(m *dto.Metric) float64 { return m.GetGauge().GetValue() })
+			n++
+		}
+	}
+}
+
+// gathered is value of the first metric of the family name in reg (0 when there is none).
+func gathered(reg *prometheus.Registry, name string, value func(*dto.Metric) float64) float64 {
+	families, err := reg.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) > 0 {
+			return value(f.GetMetric()[0])
+		}
+	}
+	return 0
 }
 
 // leaseAuthorizeScenario measures a lease's Authorize from GOMAXPROCS goroutines: no round
 // trip, so no per-call latency list (one call in 1,024 is timed for p50/p99).
 func (b *bench) leaseAuthorizeScenario(ctx context.Context) (loadgen.Result, error) {
-	c, err := b.sdkClient()
+	c, err := b.sdkClient(nil)
 	if err != nil {
 		return loadgen.Result{}, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
 	"github.com/tallyhq/tally/services/ledger/internal/shard"
+	"github.com/tallyhq/tally/services/ledger/internal/streamwindow"
 )
 
 // Server implements LedgerServiceServer.
@@ -29,18 +30,23 @@ type Server struct {
 	// app routes each call to the app of its organization's shard (the one app with one shard).
 	app    *shard.Router
 	logger *slog.Logger
-	// streamInFlight is the window of each DebitStream (DefaultStreamInFlight).
-	streamInFlight int
+	// window sizes the DebitStreams' windows from the commit latency.
+	window *streamwindow.Window
 }
 
 var _ ledgerv1.LedgerServiceServer = (*Server)(nil)
 
-// New returns a Server over a.
-func New(a *shard.Router, logger *slog.Logger) (*Server, error) {
+// New returns a Server over a; streams sizes the DebitStream windows (zero values: the
+// streamwindow defaults).
+func New(a *shard.Router, logger *slog.Logger, streams streamwindow.Config) (*Server, error) {
 	if a == nil || logger == nil {
 		return nil, errors.New("grpcapi: app and logger are required")
 	}
-	return &Server{app: a, logger: logger, streamInFlight: DefaultStreamInFlight}, nil
+	w, err := streamwindow.New(streams)
+	if err != nil {
+		return nil, fmt.Errorf("grpcapi: %w", err)
+	}
+	return &Server{app: a, logger: logger, window: w}, nil
 }
 
 func actor(ctx context.Context) string {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc/codes"
@@ -16,15 +17,13 @@ import (
 	ledgerv1 "github.com/tallyhq/tally/pkg/gen/tally/ledger/v1"
 	"github.com/tallyhq/tally/services/ledger/internal/app"
 	"github.com/tallyhq/tally/services/ledger/internal/ledger"
+	"github.com/tallyhq/tally/services/ledger/internal/streamwindow"
 )
 
 const (
 	// MaxStreamedDebits bounds the debits of one DebitStreamRequest; a message with more ends
 	// the stream with InvalidArgument (the client broke the protocol, not one debit).
 	MaxStreamedDebits = 1000
-	// DefaultStreamInFlight is how many debits of one stream may be unacknowledged at once (the
-	// max_in_flight of the first response). Past it the server stops reading the stream.
-	DefaultStreamInFlight = 4096
 	// maxAckBytes bounds the acknowledgements coalesced into one response, well under the
 	// server's message limit (an acknowledgement echoes its debit's transaction, metadata
 	// included).
@@ -37,25 +36,33 @@ const (
 // come; a refused debit is an acknowledgement carrying the status a unary Debit would return.
 //
 // Two goroutines share the stream: the handler's sends acknowledgements, a receiver reads
-// debits and queues them. The window (max_in_flight slots, a slot freed once its
-// acknowledgement is sent) bounds everything the stream holds: the receiver stops reading when
-// it is full, and HTTP/2 flow control pushes back on the client. When the client closes its
-// side, the handler ends once every debit received is acknowledged. When the stream ends any
-// other way, debits already queued still commit (their acknowledgements are lost; the client
-// replays them with the same keys).
+// debits and queues them. The stream's window (its share of the server's streamwindow.Window,
+// a slot freed once its acknowledgement is sent) bounds everything the stream holds: the
+// receiver stops reading when it is full, and HTTP/2 flow control pushes back on the client.
+// The window follows the measured commit latency; the first response says it, and a later
+// response says it again whenever it changed (max_in_flight). When the client closes its side,
+// the handler ends once every debit received is acknowledged. When the stream ends any other
+// way, debits already queued still commit (their acknowledgements are lost; the client replays
+// them with the same keys).
 func (s *Server) DebitStream(stream ledgerv1.LedgerService_DebitStreamServer) error {
 	ctx := stream.Context()
-	window := s.streamInFlight
-	if err := stream.Send(&ledgerv1.DebitStreamResponse{MaxInFlight: int32(window)}); err != nil { //nolint:gosec // a small constant
+	leave := s.window.Join()
+	defer leave()
+	ds := newDebitStream(s.window)
+	advertised := s.window.Grant()
+	if err := stream.Send(&ledgerv1.DebitStreamResponse{MaxInFlight: int32(advertised)}); err != nil { //nolint:gosec // bounded by streamwindow's Max
 		return err
 	}
-	ds := newDebitStream(window)
 	recvDone := make(chan error, 1)
 	go func() { recvDone <- s.receiveDebits(ctx, stream, ds) }()
 	for {
 		acks, finished := ds.take(ctx, recvDone)
 		if len(acks) > 0 {
-			if err := s.sendAcks(stream, acks); err != nil {
+			grant := 0
+			if g := s.window.Grant(); g != advertised {
+				grant, advertised = g, g
+			}
+			if err := s.sendAcks(stream, acks, grant); err != nil {
 				return err
 			}
 			ds.release(acks)
@@ -85,6 +92,7 @@ func (s *Server) receiveDebits(ctx context.Context, stream ledgerv1.LedgerServic
 			if err := ds.acquire(ctx); err != nil {
 				return err
 			}
+			received := time.Now()
 			id := d.GetRequestId()
 			if !ds.claim(id) {
 				ds.ack(s.errorAck(ctx, id, false, fmt.Errorf("%w: request_id %d is already unacknowledged in this stream", ledger.ErrInvalid, id)))
@@ -100,6 +108,7 @@ func (s *Server) receiveDebits(ctx context.Context, stream ledgerv1.LedgerServic
 				continue
 			}
 			s.app.WriteAsync(ctx, req, func(res ledger.Result, err error) {
+				s.window.Acked(received, time.Now(), 1)
 				if err != nil {
 					ds.ack(s.errorAck(ctx, id, true, err))
 					return
@@ -110,9 +119,10 @@ func (s *Server) receiveDebits(ctx context.Context, stream ledgerv1.LedgerServic
 	}
 }
 
-// sendAcks sends acks in as few responses as the size bound allows.
-func (s *Server) sendAcks(stream ledgerv1.LedgerService_DebitStreamServer, acks []streamAck) error {
-	resp := &ledgerv1.DebitStreamResponse{}
+// sendAcks sends acks in as few responses as the size bound allows; grant, when not zero, is the
+// stream's new window, said by the first of them.
+func (s *Server) sendAcks(stream ledgerv1.LedgerService_DebitStreamServer, acks []streamAck, grant int) error {
+	resp := &ledgerv1.DebitStreamResponse{MaxInFlight: int32(grant)} //nolint:gosec // bounded by streamwindow's Max
 	size := 0
 	for _, a := range acks {
 		n := proto.Size(a.ack)
@@ -173,10 +183,12 @@ type streamAck struct {
 	ack  *ledgerv1.DebitAck
 }
 
-// debitStream is what one DebitStream holds: its window, its unacknowledged request ids and
-// the acknowledgements not yet sent, all bounded by the window.
+// debitStream is what one DebitStream holds: its unacknowledged request ids and the
+// acknowledgements not yet sent, all bounded by its window.
 type debitStream struct {
-	slots chan struct{}
+	window *streamwindow.Window
+	// freed is signalled when acknowledgements sent free room in the window.
+	freed chan struct{}
 	ready chan struct{}
 	mu    sync.Mutex
 	ids   map[uint64]struct{}
@@ -186,21 +198,35 @@ type debitStream struct {
 	recvErr     error
 }
 
-func newDebitStream(window int) *debitStream {
-	return &debitStream{slots: make(chan struct{}, window), ready: make(chan struct{}, 1), ids: make(map[uint64]struct{}, window)}
+func newDebitStream(w *streamwindow.Window) *debitStream {
+	return &debitStream{window: w, freed: make(chan struct{}, 1), ready: make(chan struct{}, 1), ids: map[uint64]struct{}{}}
 }
 
-// acquire takes a slot of the window for one debit, waiting while the window is full.
+// acquire takes room in the window for one debit, waiting while the window is full (the grant
+// is read again on every wait: it may have grown or shrunk meanwhile). A debit that fills the
+// window tells the Window its streams are held back by it: a client that follows the window
+// never sends past it, so the server would otherwise never see one wait.
 func (d *debitStream) acquire(ctx context.Context) error {
-	select {
-	case d.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		grant := d.window.Grant()
+		d.mu.Lock()
+		if d.outstanding < grant {
+			d.outstanding++
+			full := d.outstanding >= grant
+			d.mu.Unlock()
+			if full {
+				d.window.Limited()
+			}
+			return nil
+		}
+		d.mu.Unlock()
+		d.window.Limited()
+		select {
+		case <-d.freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	d.mu.Lock()
-	d.outstanding++
-	d.mu.Unlock()
-	return nil
 }
 
 // claim records id as unacknowledged; false when it already is.
@@ -268,7 +294,8 @@ func (d *debitStream) release(acks []streamAck) {
 	}
 	d.outstanding -= len(acks)
 	d.mu.Unlock()
-	for range acks {
-		<-d.slots
+	select {
+	case d.freed <- struct{}{}:
+	default:
 	}
 }

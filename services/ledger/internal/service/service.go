@@ -30,6 +30,7 @@ import (
 	"github.com/tallyhq/tally/services/ledger/internal/grpcapi"
 	"github.com/tallyhq/tally/services/ledger/internal/shard"
 	"github.com/tallyhq/tally/services/ledger/internal/store"
+	"github.com/tallyhq/tally/services/ledger/internal/streamwindow"
 	"github.com/tallyhq/tally/services/ledger/migrations"
 )
 
@@ -87,6 +88,9 @@ type Config struct {
 	// server.DefaultAccessLogSlow one access-log line stands for (TALLY_LEDGER_ACCESS_LOG_SAMPLE,
 	// default 100; 1 logs every call; failed and slow calls are always logged).
 	AccessLogSample int
+	// StreamAckTarget is the mean receipt-to-acknowledgement time the DebitStream windows aim
+	// at (TALLY_STREAM_ACK_TARGET, default 25ms; internal/streamwindow).
+	StreamAckTarget time.Duration
 	// Now is the business clock (credit validity and expiry, holds' TTLs, available balances,
 	// usage windows and prices in force); time.Now when nil. Timeouts, retries, breakers and the
 	// cache's freshness proof stay on real time.
@@ -124,6 +128,7 @@ func Load(e *config.Env) (Config, error) {
 		ReplicaTimeout:    e.Duration("TALLY_LEDGER_REPLICA_TIMEOUT", 2*time.Second),
 		UsageInterval:     e.Duration("TALLY_LEDGER_USAGE_INTERVAL", 250*time.Millisecond),
 		AccessLogSample:   e.Int("TALLY_LEDGER_ACCESS_LOG_SAMPLE", defaultAccessLogSample),
+		StreamAckTarget:   e.Duration("TALLY_STREAM_ACK_TARGET", streamwindow.DefaultTarget),
 	}
 	shardsVar := e.String("TALLY_LEDGER_SHARDS", "")
 	if err := e.Err(); err != nil {
@@ -142,7 +147,8 @@ func Load(e *config.Env) (Config, error) {
 		{"TALLY_REDIS_READ_TIMEOUT", c.RedisReadTimeout},
 		{"TALLY_BALANCE_CACHE_TTL", c.BalanceCacheTTL}, {"TALLY_BALANCE_CACHE_EPOCH_INTERVAL", c.EpochInterval},
 		{"TALLY_BALANCE_CACHE_EPOCH_MAX_AGE", c.EpochMaxAge}, {"TALLY_LEDGER_REPLICA_TIMEOUT", c.ReplicaTimeout},
-		{"TALLY_LEDGER_USAGE_INTERVAL", c.UsageInterval}, {"TALLY_LEDGER_SHARD_MAP_REFRESH", c.ShardMapRefresh}} {
+		{"TALLY_LEDGER_USAGE_INTERVAL", c.UsageInterval}, {"TALLY_LEDGER_SHARD_MAP_REFRESH", c.ShardMapRefresh},
+		{"TALLY_STREAM_ACK_TARGET", c.StreamAckTarget}} {
 		if d.v <= 0 {
 			return Config{}, fmt.Errorf("%s must be positive", d.name)
 		}
@@ -325,7 +331,9 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		}
 		workers = append(workers, server.Worker{Name: "shard map", Run: router.Run})
 	}
-	api, err := grpcapi.New(router, logger)
+	// The streams' total window never drops below two commit batches: one fills while the
+	// other commits.
+	api, err := grpcapi.New(router, logger, streamwindow.Config{Target: cfg.StreamAckTarget, Min: 2 * cfg.CommitMaxBatch})
 	if err != nil {
 		return err
 	}

@@ -1047,7 +1047,10 @@ func (x *StreamedDebit) GetDebit() *DebitRequest {
 type DebitStreamResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Acks  []*DebitAck            `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
-	// Set on the first response only.
+	// How many debits of the stream may be unacknowledged from now on: set on the first response,
+	// and on a later one when the server changed it (0: unchanged). It applies once the
+	// acknowledgements of its response are counted; a client above a smaller bound sends nothing
+	// until acknowledgements bring it below.
 	MaxInFlight   int32 `protobuf:"varint,2,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -58,8 +58,10 @@ type LedgerServiceClient interface {
 	// durably committed (or refused), in any order, matched by request_id. Each debit gets exactly the
 	// result a unary Debit with the same request would give, replays included; a refused debit is an
 	// acknowledgement carrying its error and never ends the stream. The server bounds how many debits
-	// of one stream may be unacknowledged (max_in_flight of the first response); past that it stops
-	// reading, and HTTP/2 flow control pushes back on the sender.
+	// of one stream may be unacknowledged (max_in_flight of the first response, and of any later
+	// response that changes it: the server sizes it from its commit rate and latency, to keep the
+	// wait for an acknowledgement short); past that it stops reading, and HTTP/2 flow control pushes
+	// back on the sender. A client sends nothing while it has max_in_flight debits unacknowledged.
 	DebitStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DebitStreamRequest, DebitStreamResponse], error)
 	// Adjust is an audited ops correction: a signed amount, a mandatory reason and idempotency key.
 	Adjust(ctx context.Context, in *AdjustRequest, opts ...grpc.CallOption) (*AdjustResponse, error)
@@ -316,8 +318,10 @@ type LedgerServiceServer interface {
 	// durably committed (or refused), in any order, matched by request_id. Each debit gets exactly the
 	// result a unary Debit with the same request would give, replays included; a refused debit is an
 	// acknowledgement carrying its error and never ends the stream. The server bounds how many debits
-	// of one stream may be unacknowledged (max_in_flight of the first response); past that it stops
-	// reading, and HTTP/2 flow control pushes back on the sender.
+	// of one stream may be unacknowledged (max_in_flight of the first response, and of any later
+	// response that changes it: the server sizes it from its commit rate and latency, to keep the
+	// wait for an acknowledgement short); past that it stops reading, and HTTP/2 flow control pushes
+	// back on the sender. A client sends nothing while it has max_in_flight debits unacknowledged.
 	DebitStream(grpc.BidiStreamingServer[DebitStreamRequest, DebitStreamResponse]) error
 	// Adjust is an audited ops correction: a signed amount, a mandatory reason and idempotency key.
 	Adjust(context.Context, *AdjustRequest) (*AdjustResponse, error)
