@@ -125,8 +125,14 @@ func (s *SendLoop) work(ctx context.Context) {
 // reports false when nothing was due. A claimed email is sent to the end even when ctx ends
 // meanwhile (the SMTP timeout bounds each command), and the attempt is recorded even then: the
 // server may have the email.
+//
+// The claim itself is not cut short by ctx either: a shutdown arriving while the claim's UPDATE
+// runs would leave a claim committed on the server that no worker sends, pending until its lease
+// (2 min by default) runs out.
 func (s *SendLoop) DeliverNext(ctx context.Context, conn MailConn) (bool, error) {
-	claimed, ok, err := s.cfg.Outbox.ClaimEmail(ctx, s.cfg.Now(), store.EmailClaim{Owner: s.cfg.Replica, Lease: s.cfg.ClaimLease})
+	cctx, cancelClaim := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	claimed, ok, err := s.cfg.Outbox.ClaimEmail(cctx, s.cfg.Now(), store.EmailClaim{Owner: s.cfg.Replica, Lease: s.cfg.ClaimLease})
+	cancelClaim()
 	if err != nil || !ok {
 		return false, err
 	}
@@ -135,6 +141,9 @@ func (s *SendLoop) DeliverNext(ctx context.Context, conn MailConn) (bool, error)
 	defer cancel()
 	return true, s.cfg.Outbox.RecordAttempt(wctx, claimed, a)
 }
+
+// claimTimeout bounds a claim, which shutdown does not cancel (DeliverNext).
+const claimTimeout = 10 * time.Second
 
 // attempt makes one attempt at sending d and says what to do next.
 func (s *SendLoop) attempt(ctx context.Context, conn MailConn, d notify.Delivery) notify.Attempt {
