@@ -10,6 +10,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -146,6 +147,24 @@ func TestEventSeqBase(t *testing.T) {
 			require.Zero(t, probes, "the probe row is rolled back")
 		})
 	}
+}
+
+// TestEventSeqBaseOutsideTheLedgerSchema: a session whose search_path is not the ledger's (ops'
+// psql, usage-bench) can call the schema-qualified function.
+func TestEventSeqBaseOutsideTheLedgerSchema(t *testing.T) {
+	t.Parallel()
+	_, pool := newStore(t)
+	ctx := t.Context()
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var schema string
+	require.NoError(t, tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema))
+	_, err = tx.Exec(ctx, `SET LOCAL search_path TO public`)
+	require.NoError(t, err)
+	var base int64
+	require.NoError(t, tx.QueryRow(ctx, `SELECT `+pgx.Identifier{schema}.Sanitize()+`.event_seq_base(1)`).Scan(&base))
+	require.Positive(t, base)
 }
 
 // TestEventsOfAnOrganizationInCommitOrder: batch B takes its xid first (locking one account) and
