@@ -62,15 +62,7 @@ func TestWatchEventsKeepAnOrganizationsOrderAcrossAMove(t *testing.T) {
 	require.NoError(t, err)
 	credit(t, ops, org, 1, "c-3") // its first on b
 	// The watch either delivers b's credit now (the bug) or holds b's stream at the move.
-	waitUntil(t, func() bool {
-		select {
-		case e := <-events:
-			require.Failf(t, "an event arrived while shard a could not be read", "shard %s, balance %s", e.GetShard(), e.GetBalance())
-		default:
-		}
-		v, ok := scrape(t, watcher.MetricsURL, `tally_ledger_watch_held_streams{shard="b"}`)
-		return ok && v == 1
-	})
+	requireHeldAtMove(t, watcher, events, "an event arrived while shard a could not be read")
 	gate.open()
 
 	var got []string
@@ -139,15 +131,7 @@ func TestWatchEventsWaitForADownOldShardAtAMove(t *testing.T) {
 	_, err = ops.MoveOrganization(t.Context(), &ledgerv1.MoveOrganizationRequest{OrgId: moved, ToShard: "b", IdempotencyKey: "move-1"})
 	require.NoError(t, err)
 	credit(t, ops, moved, 1, "c-3")
-	waitUntil(t, func() bool {
-		select {
-		case e := <-events:
-			require.Failf(t, "an event arrived past the move while shard a was down", "%s@%s", e.GetOrgId(), e.GetShard())
-		default:
-		}
-		v, ok := scrape(t, watcher.MetricsURL, `tally_ledger_watch_held_streams{shard="b"}`)
-		return ok && v == 1
-	})
+	requireHeldAtMove(t, watcher, events, "an event arrived past the move while shard a was down")
 	gate.mend()
 	require.Equal(t, moved+"@a 110", next(), "a's last event of the organization first")
 	require.Equal(t, moved+"@b 111", next())
@@ -329,4 +313,19 @@ func scrape(t *testing.T, metricsURL, series string) (float64, bool) {
 	}
 	require.NoError(t, sc.Err())
 	return 0, false
+}
+
+// requireHeldAtMove waits until watcher reports shard b's stream held at a move's marker, and
+// fails if any event arrives meanwhile.
+func requireHeldAtMove(t *testing.T, watcher *ledgertest.Ledger, events <-chan *ledgerv1.BalanceEvent, failure string) {
+	t.Helper()
+	waitUntil(t, func() bool {
+		select {
+		case e := <-events:
+			require.Failf(t, failure, "%s@%s, balance %s", e.GetOrgId(), e.GetShard(), e.GetBalance())
+		default:
+		}
+		v, ok := scrape(t, watcher.MetricsURL, `tally_ledger_watch_held_streams{shard="b"}`)
+		return ok && v == 1
+	})
 }
