@@ -26,8 +26,8 @@ import (
 // services/ledger/test/sdk_test.go.
 //
 // The embedded UnimplementedLedgerServiceServer is grpc-go's required forward-compatibility base,
-// not unfinished work: memLedger implements every RPC the SDK calls (issue 17, open, built them
-// all; what it still owes is speed, not RPCs). noStream answers DebitStream with Unimplemented on
+// not unfinished work: memLedger implements every RPC the SDK calls (issue 17 built them all).
+// noStream answers DebitStream with Unimplemented on
 // purpose: it is how a ledger older than DebitStream answers, and the SDK's unary fallback
 // (issue 17) is tested against it.
 type memLedger struct {

@@ -20,8 +20,8 @@ import (
 
 // TestClassifyCodes covers every code a ledger can answer. Unimplemented is a real answer, not a
 // gap in the client: a ledger of an older version during a rolling deploy does not know the RPC
-// yet (issue 17, open, adds RPCs such as DebitStream that meet exactly that), which is an outage
-// to retry, like Unavailable. The classification is complete; issue 17 leaves it as it is.
+// yet (issue 17 added RPCs such as DebitStream, which meet exactly that), which is an outage to
+// retry, like Unavailable. The classification is complete.
 func TestClassifyCodes(t *testing.T) {
 	t.Parallel()
 	for code, want := range map[codes.Code]error{
