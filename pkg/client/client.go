@@ -272,6 +272,9 @@ type AuthorizeRequest struct {
 	OrgID  string
 	Amount money.Money
 	Usage  *Usage
+	// Project, when set, also checks the project's monthly spend limit (as a debit's "project"
+	// metadata names it).
+	Project string
 }
 
 // Authorization is the answer of Authorize.
@@ -284,7 +287,7 @@ type Authorization struct {
 
 // Authorize checks the organization's available amount (the ledger's Redis path).
 func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest) (Authorization, error) {
-	req := &ledgerv1.AuthorizeRequest{OrgId: r.OrgID, Usage: r.Usage.proto()}
+	req := &ledgerv1.AuthorizeRequest{OrgId: r.OrgID, Usage: r.Usage.proto(), Project: r.Project}
 	if r.Usage == nil {
 		req.Amount = r.Amount.Proto()
 	}
@@ -393,6 +396,9 @@ type ReserveRequest struct {
 	TTL            time.Duration
 	IdempotencyKey string
 	Description    string
+	// Project, when set, refuses the hold over the project's monthly spend limit, like a
+	// require_funds debit of that project (the hold itself is not counted as spending).
+	Project string
 }
 
 // HoldStatus is the life cycle of a hold.
@@ -440,7 +446,7 @@ type Reserved struct {
 
 // Reserve places a hold on available credits for a long or streaming call.
 func (c *Client) Reserve(ctx context.Context, r ReserveRequest) (Reserved, error) {
-	req := &ledgerv1.ReserveRequest{OrgId: r.OrgID, Amount: r.Amount.Proto(), IdempotencyKey: r.IdempotencyKey, Description: r.Description}
+	req := &ledgerv1.ReserveRequest{OrgId: r.OrgID, Amount: r.Amount.Proto(), IdempotencyKey: r.IdempotencyKey, Description: r.Description, Project: r.Project}
 	if r.TTL != 0 {
 		req.Ttl = durationpb.New(r.TTL)
 	}

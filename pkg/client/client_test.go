@@ -112,6 +112,7 @@ func TestStreamRetriesUnavailableAcksButNeverADefinitiveAnswer(t *testing.T) {
 	require.ErrorIs(t, err, client.ErrFailedPrecondition)
 	require.ErrorIs(t, err, client.ErrRefused)
 	require.Equal(t, "INSUFFICIENT_FUNDS", client.Reason(err))
+	require.Equal(t, map[string]string{"org_id": "acme"}, client.ErrorMetadata(err), "the refusal's details, as a unary status's ErrorInfo")
 	require.Equal(t, 1, m.tries("too-much"), "a refusal is final")
 
 	_, err = c.Debit(t.Context(), client.Debit{OrgID: "acme", Amount: usdAmount(2 * unit), IdempotencyKey: "flaky"})

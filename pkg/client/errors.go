@@ -28,10 +28,12 @@ func classify(method string, err error) error {
 	return ledgerclient.Classify(method, err)
 }
 
-// reasonError carries the machine-readable reason of a streamed refusal.
+// reasonError carries the machine-readable reason of a streamed refusal and its details (the
+// ErrorInfo metadata a unary Debit's status would carry).
 type reasonError struct {
-	err    error
-	reason string
+	err      error
+	reason   string
+	metadata map[string]string
 }
 
 func (e *reasonError) Error() string { return e.err.Error() + " [" + e.reason + "]" }
@@ -47,15 +49,26 @@ func Reason(err error) string {
 	return ""
 }
 
+// ErrorMetadata returns the details the ledger gave with a streamed debit's refusal (e.g. the
+// "project" whose spend limit was reached), or nil when there are none.
+func ErrorMetadata(err error) map[string]string {
+	var r *reasonError
+	if errors.As(err, &r) {
+		return r.metadata
+	}
+	return nil
+}
+
 // ackError turns the refusal of a streamed debit into the error a unary Debit would give.
 func ackError(e interface {
 	GetCode() int32
 	GetMessage() string
 	GetReason() string
+	GetMetadata() map[string]string
 }) error {
 	err := classify("Debit", status.Error(codes.Code(e.GetCode()), e.GetMessage())) //nolint:gosec // a google.rpc.Code
-	if e.GetReason() != "" {
-		return &reasonError{err: err, reason: e.GetReason()}
+	if e.GetReason() != "" || len(e.GetMetadata()) > 0 {
+		return &reasonError{err: err, reason: e.GetReason(), metadata: e.GetMetadata()}
 	}
 	return err
 }

@@ -245,7 +245,11 @@ func (m *memLedger) ackBatch(batch []*ledgerv1.StreamedDebit) (*ledgerv1.DebitSt
 			if s.Code() == codes.FailedPrecondition {
 				reason = "INSUFFICIENT_FUNDS"
 			}
-			ack.Result = &ledgerv1.DebitAck_Error{Error: &ledgerv1.DebitError{Code: int32(s.Code()), Message: s.Message(), Reason: reason}}
+			var details map[string]string
+			if reason != "" {
+				details = map[string]string{"org_id": d.GetDebit().GetOrgId()}
+			}
+			ack.Result = &ledgerv1.DebitAck_Error{Error: &ledgerv1.DebitError{Code: int32(s.Code()), Message: s.Message(), Reason: reason, Metadata: details}}
 		} else {
 			ack.Result = &ledgerv1.DebitAck_Debit{Debit: r}
 		}
