@@ -44,6 +44,23 @@ type Redis struct {
 // StartRedis starts a redis-server without persistence on 127.0.0.1 and
 // waits until it answers PING.
 func StartRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
+	// A free port is picked before redis-server binds it, so another process can take it in
+	// between ("bind: address already in use"): then it starts again on a new one.
+	attempts := 1
+	if cfg.Port == 0 {
+		attempts = freePortAttempts
+	}
+	var err error
+	for range attempts {
+		var r *Redis
+		if r, err = startRedisOnce(ctx, cfg); err == nil || ctx.Err() != nil {
+			return r, err
+		}
+	}
+	return nil, err
+}
+
+func startRedisOnce(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	bin := cfg.Bin
 	if bin == "" {
 		var err error

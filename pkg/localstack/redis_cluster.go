@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -35,6 +36,36 @@ type RedisCluster struct {
 	cli   string
 }
 
+// startClusterNode starts one node on free ports (its client port and its bus port). Ports are
+// picked before redis-server binds them, so another process can take one in between ("bind:
+// address already in use"): the node then starts again on new ones, in a clean directory (a
+// nodes.conf written before the bus port failed must not name it).
+func startClusterNode(ctx context.Context, cfg RedisClusterConfig, dir string) (*Redis, error) {
+	var err error
+	for range freePortAttempts {
+		// The bus port is chosen too: port+10000, the default, may be taken or out of range.
+		var bus int
+		if bus, err = FreePort(); err != nil {
+			return nil, err
+		}
+		var r *Redis
+		r, err = StartRedis(ctx, RedisConfig{
+			Dir: dir, Bind: cfg.Bind, Bin: cfg.Bin, Logger: cfg.Logger,
+			Args: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+				"--cluster-node-timeout", strconv.Itoa(cfg.NodeTimeout), "--cluster-port", strconv.Itoa(bus),
+				// A replica that never synced cannot take over: sync at once.
+				"--repl-diskless-sync-delay", "0"},
+		})
+		if err == nil || ctx.Err() != nil {
+			return r, err
+		}
+		if rmErr := os.RemoveAll(dir); rmErr != nil {
+			return nil, errors.Join(err, rmErr)
+		}
+	}
+	return nil, err
+}
+
 // StartRedisCluster starts Masters×(1+Replicas) redis-servers in cluster mode on free ports,
 // joins them with `redis-cli --cluster create` and waits until every slot is served.
 func StartRedisCluster(ctx context.Context, cfg RedisClusterConfig) (*RedisCluster, error) {
@@ -51,19 +82,7 @@ func StartRedisCluster(ctx context.Context, cfg RedisClusterConfig) (*RedisClust
 	}
 	c := &RedisCluster{cli: cli}
 	for i := range cfg.Masters * (1 + cfg.Replicas) {
-		// The bus port is chosen too: port+10000, the default, may be taken or out of range.
-		bus, err := FreePort()
-		if err != nil {
-			_ = c.Stop(context.Background())
-			return nil, fmt.Errorf("starting redis cluster: %w", err)
-		}
-		r, err := StartRedis(ctx, RedisConfig{
-			Dir: filepath.Join(cfg.Dir, "node"+strconv.Itoa(i)), Bind: cfg.Bind, Bin: cfg.Bin, Logger: cfg.Logger,
-			Args: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-				"--cluster-node-timeout", strconv.Itoa(cfg.NodeTimeout), "--cluster-port", strconv.Itoa(bus),
-				// A replica that never synced cannot take over: sync at once.
-				"--repl-diskless-sync-delay", "0"},
-		})
+		r, err := startClusterNode(ctx, cfg, filepath.Join(cfg.Dir, "node"+strconv.Itoa(i)))
 		if err != nil {
 			_ = c.Stop(context.Background())
 			return nil, fmt.Errorf("starting redis cluster: %w", err)
