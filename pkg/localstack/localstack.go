@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,8 +32,28 @@ const pollInterval = 50 * time.Millisecond
 // the caller's context has no earlier deadline.
 const defaultReadyTimeout = 60 * time.Second
 
-// FreePort returns a TCP port on 127.0.0.1 that was free when it was checked.
+// FreePort returns a TCP port that was free on every interface when it was checked. It is
+// picked below the kernel's ephemeral range (net.ipv4.ip_local_port_range): a port the kernel
+// hands out itself could be given, between the check and the server's bind, to any process's
+// outgoing connection as its local port (seen as "bind: address already in use" in CI); ports
+// below that range only ever go to a process that binds them by number. When the range leaves
+// no room below it, the kernel picks.
 func FreePort() (int, error) {
+	lo, hi := belowEphemeralRange()
+	for range 64 {
+		if hi <= lo {
+			break
+		}
+		port := lo + rand.IntN(hi-lo) //nolint:gosec // spreading test ports, not a secret
+		l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+		if err != nil {
+			continue // in use: try another
+		}
+		if err := l.Close(); err != nil {
+			return 0, fmt.Errorf("releasing free port %d: %w", port, err)
+		}
+		return port, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port: %w", err)
@@ -42,6 +63,21 @@ func FreePort() (int, error) {
 		return 0, fmt.Errorf("releasing free port %d: %w", port, err)
 	}
 	return port, nil
+}
+
+// belowEphemeralRange returns the ports [lo, hi) FreePort picks from: from 20000 up to the
+// kernel's ephemeral range (or none when it cannot be read or starts lower).
+func belowEphemeralRange() (lo, hi int) {
+	const floor = 20000
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	var first, last int
+	if _, err := fmt.Sscan(string(b), &first, &last); err != nil || first <= floor {
+		return 0, 0
+	}
+	return floor, first
 }
 
 // BinDir returns the directory holding the project's tool binaries (mailpit,
