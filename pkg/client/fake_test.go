@@ -150,7 +150,7 @@ func (m *memLedger) Debit(_ context.Context, req *ledgerv1.DebitRequest) (*ledge
 
 func (m *memLedger) DebitStream(st grpc.BidiStreamingServer[ledgerv1.DebitStreamRequest, ledgerv1.DebitStreamResponse]) error {
 	if m.noStream {
-		return status.Error(codes.Unimplemented, "method DebitStream not implemented")
+		return status.Error(codes.Unimplemented, "unknown method DebitStream for service tally.ledger.v1.LedgerService")
 	}
 	m.streamsOpened.Add(1)
 	if err := st.Send(&ledgerv1.DebitStreamResponse{MaxInFlight: m.maxInFlight}); err != nil {
